@@ -1,0 +1,96 @@
+// The one interface every backend implements (linux/, userspace/, windows/). The ABI layer talks to
+// backends only through these types; it knows nothing of kernels.
+
+export type BackendName = 'linux' | 'userspace' | 'windows';
+
+export interface ProgramInfo {
+  name: string;
+  /** ELF section, e.g. 'tp/sched/sched_process_exec' */
+  section: string;
+  /** enum bpf_prog_type */
+  type: number;
+}
+
+export interface MapInfo {
+  name: string;
+  /** enum bpf_map_type */
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  fd: number;
+  /** bytes a lookup writes (per-CPU maps: round_up(valueSize, 8) * possible CPUs) */
+  opValueSize: number;
+}
+
+export interface LoadOptions {
+  /** shown in logs and used as libbpf's object name */
+  objectName: string;
+  /** show libbpf debug output and the verifier log */
+  verbose: boolean;
+  /** cgroup directories an explicit attach target may name (resolved, absolute) */
+  allowCgroup: readonly string[];
+  /** where diagnostics go (stderr of the host) */
+  log: (line: string) => void;
+}
+
+/** A source of records (ring buffer or perf buffer) that the ABI layer drains into the guest. */
+export interface RecordSource {
+  /**
+   * Wait up to timeoutMs for records (or for the run to be stopped) and copy whole records into `out`
+   * as [u32 size][u32 0][data padded to 8]. Returns the record count, 0 on timeout, -EINTR when stopped,
+   * -ENOBUFS when the next record alone is larger than `out` (see pendingSize), or -errno.
+   */
+  poll(timeoutMs: number, out: ArrayBuffer): number;
+  pendingSize(): number;
+  /** records the kernel reported lost (perf buffers) */
+  lost(): number;
+  close(): void;
+}
+
+export interface LoadedObject {
+  readonly programs: readonly ProgramInfo[];
+  readonly maps: readonly MapInfo[];
+  /** attach a program by its section, or to an explicit target; throws BackendError */
+  attach(program: string, target: string | undefined): void;
+  /** one map operation, key/value in `mem` (already bounds-checked); 0 or -errno, never throws */
+  mapOperate(cmd: number, fd: number, mem: ArrayBuffer, keyOff: number, valOff: number, flags: number): number;
+  /** open a reader on a ring buffer / perf event array map of this object; throws BackendError */
+  openRecords(fd: number): RecordSource;
+  /** detach every link and free everything; idempotent */
+  close(): void;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** open + load (with CO-RE) an ELF object; throws BackendError naming the program and errno */
+  load(object: Uint8Array, opts: LoadOptions): LoadedObject;
+  /** an eventfd that, once written, makes every blocking poll of this backend return -EINTR (-1: none) */
+  wakeFd(): number;
+  /** release what the backend holds (its wake fd); objects are closed by their owners first */
+  dispose(): void;
+}
+
+export const MAP_TYPE = {
+  HASH: 1,
+  ARRAY: 2,
+  PROG_ARRAY: 3,
+  PERF_EVENT_ARRAY: 4,
+  PERCPU_HASH: 5,
+  PERCPU_ARRAY: 6,
+  LRU_HASH: 9,
+  LRU_PERCPU_HASH: 10,
+  PERCPU_CGROUP_STORAGE: 21,
+  QUEUE: 22,
+  STACK: 23,
+  RINGBUF: 27,
+} as const;
+
+export function isPerCpuMap(type: number): boolean {
+  return (
+    type === MAP_TYPE.PERCPU_HASH ||
+    type === MAP_TYPE.PERCPU_ARRAY ||
+    type === MAP_TYPE.LRU_PERCPU_HASH ||
+    type === MAP_TYPE.PERCPU_CGROUP_STORAGE
+  );
+}

@@ -1,0 +1,194 @@
+// How a program is attached on Linux: by its section (libbpf auto-attach), or to an explicit target
+// the guest named (interface, cgroup directory inside the allow-list, binary:function, perf event).
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { BackendError } from '../../src/errors.js';
+import type { NativeAddon } from './native.js';
+import { nativeCall } from './errors.js';
+
+export const PROG_TYPE = {
+  SOCKET_FILTER: 1,
+  KPROBE: 2,
+  SCHED_CLS: 3,
+  TRACEPOINT: 5,
+  XDP: 6,
+  PERF_EVENT: 7,
+  CGROUP_SKB: 8,
+  CGROUP_SOCK: 9,
+  SOCK_OPS: 13,
+  CGROUP_DEVICE: 15,
+  RAW_TRACEPOINT: 17,
+  CGROUP_SOCK_ADDR: 18,
+  CGROUP_SYSCTL: 23,
+  CGROUP_SOCKOPT: 25,
+  TRACING: 26,
+  EXT: 28,
+  LSM: 29,
+} as const;
+
+const CGROUP_TYPES = new Set<number>([
+  PROG_TYPE.CGROUP_SKB,
+  PROG_TYPE.CGROUP_SOCK,
+  PROG_TYPE.SOCK_OPS,
+  PROG_TYPE.CGROUP_DEVICE,
+  PROG_TYPE.CGROUP_SOCK_ADDR,
+  PROG_TYPE.CGROUP_SYSCTL,
+  PROG_TYPE.CGROUP_SOCKOPT,
+]);
+
+const ENODEV = 19;
+const EACCES = 13;
+const EOPNOTSUPP = 95;
+const ENOENT = 2;
+const PERF_TYPE_SOFTWARE = 1;
+const PERF_COUNT_SW_CPU_CLOCK = 0;
+
+export interface AttachRequest {
+  obj: number;
+  program: string;
+  section: string;
+  type: number;
+  target: string | undefined;
+  allowCgroup: readonly string[];
+}
+
+/** Returns the link ids created (perf_event programs get one per CPU). Throws BackendError. */
+export function attachProgram(native: NativeAddon, req: AttachRequest): number[] {
+  const { obj, program, type, target } = req;
+  const what = `program '${program}' (${req.section})`;
+  if (type === PROG_TYPE.XDP || type === PROG_TYPE.SCHED_CLS) {
+    if (type === PROG_TYPE.SCHED_CLS) {
+      throw new BackendError(`${what}: tc programs are not attachable through wasm_bpf yet`, EOPNOTSUPP);
+    }
+    if (!target) {
+      throw new BackendError(`${what} needs a network interface`, EOPNOTSUPP, '', 'call bpf_program__set_attach_target(prog, 0, "IFNAME") before attaching');
+    }
+    return [nativeCall(() => native.attachXdp(obj, program, interfaceIndex(native, target, what), 0), what)];
+  }
+  if (CGROUP_TYPES.has(type)) {
+    if (!target) {
+      throw new BackendError(`${what} needs a cgroup directory`, EOPNOTSUPP, '', 'call bpf_program__set_attach_target(prog, 0, "/sys/fs/cgroup/...") before attaching');
+    }
+    const dir = confineCgroup(target, req.allowCgroup, what);
+    const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      return [nativeCall(() => native.attachCgroup(obj, program, fd), what)];
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  if (type === PROG_TYPE.SOCKET_FILTER) {
+    const ifindex = target ? interfaceIndex(native, target, what) : 0;
+    const sock = nativeCall(() => native.openPacketSocket(ifindex), `${what}: opening a packet socket`);
+    try {
+      return [nativeCall(() => native.attachSocket(obj, program, sock), what)];
+    } catch (err) {
+      native.closeFd(sock);
+      throw err;
+    }
+  }
+  if (type === PROG_TYPE.PERF_EVENT) {
+    return attachPerfEvent(native, obj, program, target, what);
+  }
+  if (type === PROG_TYPE.KPROBE && /^uret?probe/.test(req.section) && target) {
+    const m = /^(.+):([^:+]+)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(target);
+    if (!m) throw new BackendError(`${what}: uprobe target '${target}' is not BINARY:FUNCTION[+OFFSET]`, 22);
+    const [, binary, func, off] = m;
+    if (!fs.existsSync(binary!)) throw new BackendError(`${what}: uprobe target binary ${binary} does not exist`, ENOENT);
+    const retprobe = req.section.startsWith('uretprobe');
+    return [nativeCall(() => native.attachUprobe(obj, program, retprobe, -1, binary!, func!, off ? Number(off) : 0), what)];
+  }
+  return [nativeCall(() => native.attachAuto(obj, program), what, sectionHint(req.section))];
+}
+
+function interfaceIndex(native: NativeAddon, name: string, what: string): number {
+  const idx = native.ifIndex(name);
+  if (idx <= 0) {
+    throw new BackendError(`${what}: no network interface named '${name}' in this network namespace`, ENODEV, '', 'list interfaces with `ip link`');
+  }
+  return idx;
+}
+
+/** The target must resolve inside one of the allowed cgroup directories: no arbitrary host path. */
+export function confineCgroup(target: string, allow: readonly string[], what: string): string {
+  if (!path.isAbsolute(target)) {
+    throw new BackendError(`${what}: cgroup path '${target}' must be absolute`, EACCES);
+  }
+  let real: string;
+  try {
+    real = fs.realpathSync(target);
+  } catch {
+    throw new BackendError(`${what}: cgroup directory ${target} does not exist`, ENOENT);
+  }
+  const ok = allow.some((root) => real === root || real.startsWith(root.endsWith('/') ? root : `${root}/`));
+  if (!ok) {
+    throw new BackendError(
+      `${what}: cgroup path ${target} is outside the allowed cgroup directories (${allow.join(', ') || 'none'})`,
+      EACCES,
+      '',
+      'allow it with --allow-cgroup PATH',
+    );
+  }
+  return real;
+}
+
+function onlineCpus(): number[] {
+  try {
+    const spec = fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+    const cpus: number[] = [];
+    for (const part of spec.split(',')) {
+      const [a, b] = part.split('-').map(Number);
+      for (let c = a!; c <= (b ?? a!); c++) cpus.push(c);
+    }
+    return cpus;
+  } catch {
+    return os.cpus().map((_, i) => i);
+  }
+}
+
+/** target: '' = cpu-clock at 99 Hz on every CPU; 'freq=N' or 'period=N' change the rate */
+function attachPerfEvent(native: NativeAddon, obj: number, program: string, target: string | undefined, what: string): number[] {
+  let freq = true;
+  let value = 99;
+  if (target) {
+    const m = /^(freq|period)=(\d+)$/.exec(target);
+    if (!m) throw new BackendError(`${what}: perf_event target '${target}' is not freq=N or period=N`, 22);
+    freq = m[1] === 'freq';
+    value = Number(m[2]);
+  }
+  const links: number[] = [];
+  try {
+    for (const cpu of onlineCpus()) {
+      const pfd = nativeCall(() => native.perfEventOpen(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK, freq, value, -1, cpu), `${what}: perf_event_open on CPU ${cpu}`);
+      try {
+        links.push(nativeCall(() => native.attachPerfEvent(obj, program, pfd), what));
+      } finally {
+        native.closeFd(pfd);
+      }
+    }
+  } catch (err) {
+    for (const l of links) native.detach(l);
+    throw err;
+  }
+  return links;
+}
+
+function sectionHint(section: string): (errno: number) => string | undefined {
+  return (errno) => {
+    if (/^k(ret)?probe/.test(section) && !kprobesAvailable()) {
+      return 'kprobe attach needs a kernel built with CONFIG_KPROBES; this one has no kprobe PMU (/sys/bus/event_source/devices/kprobe) and no kprobe_events: run it on a kernel with kprobes, or use a tracepoint';
+    }
+    if (/^(tp|tracepoint)\//.test(section) && errno === ENOENT && !fs.existsSync('/sys/kernel/tracing/events')) {
+      return 'tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing';
+    }
+    if (/^uret?probe/.test(section) && !section.includes(':')) {
+      return 'a uprobe section without BINARY:FUNCTION needs a target: bpf_program__set_attach_target(prog, 0, "/path/to/binary:function")';
+    }
+    return undefined;
+  };
+}
+
+export function kprobesAvailable(): boolean {
+  return fs.existsSync('/sys/bus/event_source/devices/kprobe') || fs.existsSync('/sys/kernel/tracing/kprobe_events') || fs.existsSync('/sys/kernel/debug/tracing/kprobe_events');
+}

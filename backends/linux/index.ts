@@ -1,0 +1,194 @@
+// The Linux kernel backend: libbpf through the native addon.
+import fs from 'node:fs';
+import os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
+import { isPerCpuMap, MAP_TYPE } from '../backend.js';
+import { BackendError } from '../../src/errors.js';
+import { loadNative, type NativeAddon } from './native.js';
+import { attachProgram, PROG_TYPE } from './attach.js';
+import { nativeCall, toBackendError } from './errors.js';
+import { explainLoadFailure } from './explain.js';
+
+const PERF_BUFFER_PAGES = 64;
+
+export class LinuxBackend implements Backend {
+  readonly name = 'linux' as const;
+  private readonly native: NativeAddon;
+  private wake = -1;
+
+  constructor(native?: NativeAddon) {
+    this.native = native ?? loadNative();
+  }
+
+  wakeFd(): number {
+    if (this.wake < 0) this.wake = this.native.eventFd();
+    return this.wake;
+  }
+
+  dispose(): void {
+    if (this.wake >= 0) this.native.closeFd(this.wake);
+    this.wake = -1;
+  }
+
+  load(bytes: Uint8Array, opts: LoadOptions): LoadedObject {
+    const native = this.native;
+    const flushLog = (): string => {
+      const text = native.takeLog();
+      if (opts.verbose && text) opts.log(text.trimEnd());
+      return text;
+    };
+    const obj = nativeCall(
+      () => native.open(bytes, opts.objectName, { logLevel: opts.verbose ? 2 : 0 }),
+      `opening the eBPF object failed`,
+    );
+    flushLog();
+    try {
+      const programs: ProgramInfo[] = native.programs(obj).map((p) => ({ name: p.name, section: p.section, type: p.type }));
+      const premaps = native.maps(obj);
+      if (premaps.some((m) => m.type === MAP_TYPE.RINGBUF) && !kernelAtLeast(5, 8)) {
+        throw new BackendError(
+          `the object uses a BPF ring buffer, which needs Linux 5.8; this kernel is ${os.release()}`,
+          95,
+          '',
+          'run it on Linux 5.8 or newer (the ringbuf -> perf buffer compat pass is not in this build yet)',
+        );
+      }
+      try {
+        native.load(obj);
+      } catch (err) {
+        throw explainLoadFailure(err, programs);
+      }
+      flushLog();
+      const ncpu = native.numPossibleCpus();
+      const maps: MapInfo[] = native.maps(obj).map((m) => ({
+        ...m,
+        opValueSize: isPerCpuMap(m.type) ? ((m.valueSize + 7) & ~7) * ncpu : m.valueSize,
+      }));
+      return new LinuxObject(native, obj, programs, maps, opts, () => this.wakeFd());
+    } catch (err) {
+      native.close(obj);
+      native.takeLog();
+      throw err;
+    }
+  }
+}
+
+class LinuxObject implements LoadedObject {
+  private readonly links: number[] = [];
+  private readonly sources = new Set<LinuxRecordSource>();
+  private closed = false;
+
+  constructor(
+    private readonly native: NativeAddon,
+    private readonly obj: number,
+    readonly programs: readonly ProgramInfo[],
+    readonly maps: readonly MapInfo[],
+    private readonly opts: LoadOptions,
+    private readonly wakeFd: () => number,
+  ) {}
+
+  attach(program: string, target: string | undefined): void {
+    if (this.closed) throw new BackendError('the object is closed', 9);
+    const info = this.programs.find((p) => p.name === program);
+    if (!info) {
+      throw new BackendError(
+        `no program named '${program}' in the object (programs: ${this.programs.map((p) => p.name).join(', ') || 'none'})`,
+        2,
+      );
+    }
+    if (info.type === PROG_TYPE.TRACEPOINT) ensureTracefs(this.opts);
+    try {
+      this.links.push(
+        ...attachProgram(this.native, {
+          obj: this.obj,
+          program,
+          section: info.section,
+          type: info.type,
+          target,
+          allowCgroup: this.opts.allowCgroup,
+        }),
+      );
+    } finally {
+      const log = this.native.takeLog();
+      if (this.opts.verbose && log) this.opts.log(log.trimEnd());
+    }
+  }
+
+  mapOperate(cmd: number, fd: number, mem: ArrayBuffer, keyOff: number, valOff: number, flags: number): number {
+    return this.native.mapOp(cmd, fd, mem, keyOff, valOff, flags);
+  }
+
+  openRecords(fd: number): RecordSource {
+    const info = this.maps.find((m) => m.fd === fd);
+    if (!info) throw new BackendError(`map fd ${fd} does not belong to this object`, 9);
+    const native = this.native;
+    let id: number;
+    try {
+      id =
+        info.type === MAP_TYPE.RINGBUF
+          ? native.ringbufOpen(fd)
+          : info.type === MAP_TYPE.PERF_EVENT_ARRAY
+            ? native.perfbufOpen(fd, PERF_BUFFER_PAGES)
+            : -1;
+    } catch (err) {
+      throw toBackendError(err, `opening a reader on map '${info.name}'`);
+    }
+    if (id < 0) throw new BackendError(`map '${info.name}' is neither a ring buffer nor a perf event array`, 22);
+    const src = new LinuxRecordSource(native, id, this.wakeFd(), () => this.sources.delete(src));
+    this.sources.add(src);
+    return src;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.sources]) s.close();
+    // native.close destroys every link of the object, then the object itself
+    this.native.close(this.obj);
+    this.links.length = 0;
+  }
+}
+
+class LinuxRecordSource implements RecordSource {
+  private open = true;
+  constructor(
+    private readonly native: NativeAddon,
+    private readonly id: number,
+    private readonly wakeFd: number,
+    private readonly onClose: () => void,
+  ) {}
+  poll(timeoutMs: number, out: ArrayBuffer): number {
+    return this.native.bufferPoll(this.id, timeoutMs, this.wakeFd, out);
+  }
+  pendingSize(): number {
+    return this.native.bufferPendingSize(this.id);
+  }
+  lost(): number {
+    return this.native.bufferLost(this.id);
+  }
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.native.bufferClose(this.id);
+    this.onClose();
+  }
+}
+
+export function kernelAtLeast(major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(os.release());
+  if (!m) return true;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > major || (a === major && b >= minor);
+}
+
+let tracefsChecked = false;
+/** tracepoint attach needs tracefs; mount it when missing and we are root (as bpftool/bcc users expect) */
+function ensureTracefs(opts: LoadOptions): void {
+  if (tracefsChecked) return;
+  tracefsChecked = true;
+  if (fs.existsSync('/sys/kernel/tracing/events') || fs.existsSync('/sys/kernel/debug/tracing/events')) return;
+  if (process.getuid?.() !== 0) return;
+  const r = spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing'], { encoding: 'utf8' });
+  if (opts.verbose) opts.log(r.status === 0 ? 'wasm-bpf: mounted tracefs on /sys/kernel/tracing' : `wasm-bpf: could not mount tracefs: ${r.stderr.trim()}`);
+}

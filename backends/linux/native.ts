@@ -1,0 +1,133 @@
+// The contract of the native addon (native/, node-addon-api + cmake-js, linking Debian's libbpf).
+// Everything here is thin: one call, one libbpf or kernel operation. Decisions live in TypeScript.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import fs from 'node:fs';
+
+/** Thrown by every native function that fails: a plain Error with these extra fields. */
+export interface NativeErrorFields {
+  /** positive errno (EPERM = 1, ...) */
+  errno: number;
+  /** 'EPERM', 'EINVAL', ... */
+  code: string;
+  /** the libbpf operation that failed, e.g. 'bpf_object__load' */
+  op: string;
+  /** libbpf's log captured during the call (includes the verifier log on a load failure) */
+  log: string;
+}
+
+export interface NativeProgramInfo {
+  name: string;
+  section: string;
+  /** enum bpf_prog_type */
+  type: number;
+  /** enum bpf_attach_type */
+  expectedAttachType: number;
+}
+
+export interface NativeMapInfo {
+  name: string;
+  /** enum bpf_map_type */
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  /** -1 before load */
+  fd: number;
+}
+
+export interface NativeOpenOptions {
+  /** libbpf btf_custom_path (vmlinux BTF used for CO-RE) */
+  btfCustomPath?: string;
+  /** 0 = capture warnings only, 1 = info, 2 = debug */
+  logLevel?: number;
+  /** per-program verifier log level passed to the kernel (0 = off; libbpf retries with 1 on failure) */
+  kernelLogLevel?: number;
+}
+
+export interface NativeAddon {
+  /** bpf_object__open_mem. Returns an object id (> 0). */
+  open(bytes: Uint8Array, objectName: string, opts: NativeOpenOptions): number;
+  programs(obj: number): NativeProgramInfo[];
+  maps(obj: number): NativeMapInfo[];
+  /** bpf_map__set_type + related (before load), e.g. ringbuf -> perf event array */
+  setMapType(obj: number, mapName: string, type: number, keySize: number, valueSize: number, maxEntries: number): void;
+  /** bpf_object__load */
+  load(obj: number): void;
+  /** detach every link of the object, then bpf_object__close. Idempotent. */
+  close(obj: number): void;
+
+  /** bpf_program__attach (auto attach by section name). Returns a link id (> 0). */
+  attachAuto(obj: number, prog: string): number;
+  attachXdp(obj: number, prog: string, ifindex: number, flags: number): number;
+  attachCgroup(obj: number, prog: string, cgroupFd: number): number;
+  /** funcName '' means: offset is an absolute file offset */
+  attachUprobe(obj: number, prog: string, retprobe: boolean, pid: number, binaryPath: string, funcName: string, offset: number): number;
+  attachPerfEvent(obj: number, prog: string, perfFd: number): number;
+  /** setsockopt(SO_ATTACH_BPF) on sockFd; the link owns sockFd and closes it on detach */
+  attachSocket(obj: number, prog: string, sockFd: number): number;
+  /** destroy one link */
+  detach(link: number): void;
+
+  /** perf_event_open(attr{type, config, sample_period or sample_freq}, pid, cpu, -1, CLOEXEC) */
+  perfEventOpen(type: number, config: number, freq: boolean, periodOrFreq: number, pid: number, cpu: number): number;
+  /** socket(AF_PACKET, SOCK_RAW|SOCK_NONBLOCK|SOCK_CLOEXEC, htons(ETH_P_ALL)), bound to ifindex when > 0 */
+  openPacketSocket(ifindex: number): number;
+  /** if_nametoindex; 0 when no such interface */
+  ifIndex(name: string): number;
+  /** eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK) */
+  eventFd(): number;
+  closeFd(fd: number): void;
+  numPossibleCpus(): number;
+
+  /**
+   * One bpf() syscall on a map; keys and values live in `mem` (the guest memory) at the given offsets,
+   * already bounds-checked by the caller. keyOff -1 passes NULL (GET_NEXT_KEY's first key, queue maps).
+   * cmd: 1 LOOKUP_ELEM (valOff = value), 2 UPDATE_ELEM (valOff = value), 3 DELETE_ELEM,
+   * 4 GET_NEXT_KEY (valOff = next key). Returns 0 or -errno; never throws.
+   */
+  mapOp(cmd: number, fd: number, mem: ArrayBuffer, keyOff: number, valOff: number, flags: number): number;
+
+  /** ring_buffer__new on a BPF_MAP_TYPE_RINGBUF fd. Returns a buffer id. */
+  ringbufOpen(mapFd: number): number;
+  /** perf_buffer__new on a BPF_MAP_TYPE_PERF_EVENT_ARRAY fd. Returns a buffer id. */
+  perfbufOpen(mapFd: number, pageCount: number): number;
+  /**
+   * Wait up to timeoutMs (0 = don't wait, -1 = forever) for records or for wakeFd to become readable,
+   * then copy whole records into `out` as [u32 size][u32 reserved][size bytes, padded to 8] ...
+   * Returns the number of records written (0 on timeout), -EINTR if wakeFd is readable (its counter is
+   * left as is), -ENOBUFS if the next record alone does not fit `out` (see bufferPendingSize), or -errno.
+   * Records consumed from the kernel that do not fit are kept natively and delivered first next time;
+   * none is ever dropped.
+   */
+  bufferPoll(buf: number, timeoutMs: number, wakeFd: number, out: ArrayBuffer): number;
+  /** size of the next pending record (0 if none) */
+  bufferPendingSize(buf: number): number;
+  /** perf buffer samples the kernel reported lost so far */
+  bufferLost(buf: number): number;
+  bufferClose(buf: number): void;
+
+  /** libbpf's log captured since the last call on this thread (all levels up to logLevel) */
+  takeLog(): string;
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads native/build/Release/wasm_bpf_native.node (built by `npm install`). */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // works from the TypeScript source tree and from dist/
+  const candidates = [
+    path.resolve(here, '../../native/build/Release/wasm_bpf_native.node'),
+    path.resolve(here, '../../../native/build/Release/wasm_bpf_native.node'),
+  ];
+  const file = candidates.find((c) => fs.existsSync(c));
+  if (!file) {
+    throw new Error(`native addon not built (looked for ${candidates.join(', ')}): run \`npm install\``);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(file) as NativeAddon;
+  return cached;
+}

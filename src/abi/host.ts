@@ -1,0 +1,443 @@
+// The six `wasm_bpf` host functions (and TinyGo's `callback-wrapper` poll), exactly as in the
+// wasm-bpf ABI. Every guest pointer and length is checked here; backends receive offsets that are
+// known to be inside guest memory. Knows nothing of kernels: it talks to a Backend.
+import type { Backend, LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
+import { MAP_TYPE } from '../../backends/backend.js';
+import { BackendError, Interrupted, ModuleError, errorMessage } from '../errors.js';
+import type { FuncType, ModuleShape, ValType } from '../wasm/imports.js';
+import { formatFuncType } from '../wasm/imports.js';
+import { EBADF, EFAULT, EINTR, EINVAL, ENOBUFS, ENOENT, errnoName } from './errno.js';
+import { GuestMemory, ptr64 } from './memory.js';
+import type { StopSignal } from '../runtime/stop.js';
+
+export const WASM_BPF_MODULE = 'wasm_bpf';
+
+const CMD_LOOKUP = 1;
+const CMD_UPDATE = 2;
+const CMD_DELETE = 3;
+const CMD_NEXT_KEY = 4;
+
+export interface HostOptions {
+  backend: Backend;
+  /** used as the libbpf object name of every object the guest loads */
+  objectName: string;
+  verbose: boolean;
+  allowCgroup: readonly string[];
+  /** TinyGo: import module carrying the table-less poll, and the callback the host calls */
+  wrapperModule: string;
+  callbackExport: string;
+  stop: StopSignal;
+  /** diagnostics (host stderr) */
+  log: (line: string) => void;
+}
+
+type GuestCallback = (ctx: number, data: number, size: number) => number;
+
+interface MapEntry {
+  obj: LoadedObject;
+  info: MapInfo;
+  handle: number;
+}
+
+interface BufferState {
+  src: RecordSource;
+  out: ArrayBuffer;
+  u8: Uint8Array;
+  u32: Uint32Array;
+  /** byte position of the next undelivered record in `out` and how many remain */
+  pos: number;
+  remaining: number;
+  truncated: number;
+}
+
+const INITIAL_OUT = 256 * 1024;
+
+const EXPECTED: Record<string, { params: Array<ValType | 'ptr'>; results: ValType[] }> = {
+  wasm_load_bpf_object: { params: ['i32', 'i32'], results: ['i64'] },
+  wasm_attach_bpf_program: { params: ['i64', 'i32', 'i32'], results: ['i32'] },
+  wasm_bpf_buffer_poll: { params: ['i64', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'], results: ['i32'] },
+  wasm_bpf_map_fd_by_name: { params: ['i64', 'i32'], results: ['i32'] },
+  wasm_bpf_map_operate: { params: ['i32', 'i32', 'ptr', 'ptr', 'ptr', 'i64'], results: ['i32'] },
+  wasm_close_bpf_object: { params: ['i64'], results: ['i32'] },
+};
+const EXPECTED_WRAPPER: Record<string, { params: ValType[]; results: ValType[] }> = {
+  wasm_bpf_buffer_poll: { params: ['i64', 'i32', 'i32', 'i32', 'i32', 'i32'], results: ['i32'] },
+};
+
+function sameSignature(actual: FuncType, params: Array<ValType | 'ptr'>, results: ValType[]): boolean {
+  if (actual.params.length !== params.length || actual.results.length !== results.length) return false;
+  for (let i = 0; i < params.length; i++) {
+    const want = params[i];
+    const got = actual.params[i];
+    if (want === 'ptr' ? got !== 'i32' && got !== 'i64' : got !== want) return false;
+  }
+  return actual.results.every((r, i) => r === results[i]);
+}
+
+function describe(params: Array<ValType | 'ptr'>, results: ValType[]): string {
+  return formatFuncType({ params: params.map((p) => (p === 'ptr' ? 'i32' : p)), results });
+}
+
+/** The host side of one guest instance: its objects, maps and buffers. */
+export class WasmBpfHost {
+  private readonly objects = new Map<number, LoadedObject>();
+  private readonly maps = new Map<number, MapEntry>();
+  private readonly buffers = new Map<number, BufferState>();
+  private readonly callbacks = new Map<number, GuestCallback>();
+  private nextHandle = 1;
+  private mem: GuestMemory | undefined;
+  private table: WebAssembly.Table | undefined;
+  private goCallback: GuestCallback | undefined;
+
+  constructor(private readonly opts: HostOptions) {}
+
+  /** Checks the module's wasm_bpf / wrapper imports and returns the import objects for them. */
+  imports(shape: ModuleShape): Record<string, Record<string, (...args: never[]) => unknown>> {
+    const result: Record<string, Record<string, (...args: never[]) => unknown>> = {};
+    const { wrapperModule } = this.opts;
+    for (const imp of shape.imports) {
+      if (imp.module !== WASM_BPF_MODULE && imp.module !== wrapperModule) continue;
+      const table = imp.module === WASM_BPF_MODULE ? EXPECTED : EXPECTED_WRAPPER;
+      const want = table[imp.name];
+      const where = `${imp.module}.${imp.name}`;
+      if (!want) {
+        throw new ModuleError(
+          'WASM_IMPORT',
+          `the module imports ${where}, which this runtime does not provide (${imp.module} provides: ${Object.keys(table).join(', ')})`,
+        );
+      }
+      if (imp.kind !== 'func' || !imp.type || !sameSignature(imp.type, want.params, want.results)) {
+        const got = imp.type ? formatFuncType(imp.type) : imp.kind;
+        throw new ModuleError(
+          'WASM_IMPORT',
+          `import ${where} has type ${got}, expected ${describe(want.params, want.results)}` +
+            (imp.name === 'wasm_bpf_map_operate' ? ' (the three pointers may each be i32 or i64)' : ''),
+        );
+      }
+      const mod = (result[imp.module] ??= {});
+      if (imp.module === WASM_BPF_MODULE) {
+        mod[imp.name] =
+          imp.name === 'wasm_bpf_map_operate' && imp.type.params.slice(2, 5).some((p) => p === 'i64')
+            ? this.mapOperateWide
+            : this.fns[imp.name as keyof WasmBpfHost['fns']];
+      } else {
+        mod[imp.name] = this.wrapperPoll;
+      }
+    }
+    return result;
+  }
+
+  /** Call after instantiation: gives the host the guest's memory, table and TinyGo callback. */
+  bind(instance: WebAssembly.Instance): void {
+    const { memory, __indirect_function_table: table } = instance.exports;
+    if (!(memory instanceof WebAssembly.Memory)) {
+      throw new ModuleError('WASM_EXPORT', 'the module does not export its memory as "memory"');
+    }
+    this.mem = new GuestMemory(memory);
+    if (table instanceof WebAssembly.Table) this.table = table;
+    const cb = instance.exports[this.opts.callbackExport];
+    if (typeof cb === 'function') this.goCallback = cb as GuestCallback;
+  }
+
+  /** Closes every object the guest left open (detaching every link). */
+  closeAll(): void {
+    for (const handle of [...this.objects.keys()]) this.closeObject(handle);
+  }
+
+  get openObjectCount(): number {
+    return this.objects.size;
+  }
+
+  private get memory(): GuestMemory {
+    if (!this.mem) throw new Error('wasm_bpf host used before bind()');
+    return this.mem;
+  }
+
+  private report(err: unknown, what: string): number {
+    if (err instanceof Interrupted) throw err;
+    if (err instanceof BackendError) {
+      this.opts.log(`wasm-bpf: ${what}: ${err.message}`);
+      if (err.hint) this.opts.log(`wasm-bpf: hint: ${err.hint}`);
+      if (this.opts.verbose && err.log) this.opts.log(err.log.trimEnd());
+      else if (err.log && !this.opts.verbose) this.opts.log('wasm-bpf: (run with --verbose for the libbpf and verifier log)');
+      return -(err.errno || EINVAL);
+    }
+    this.opts.log(`wasm-bpf: ${what}: ${errorMessage(err)}`);
+    return -EINVAL;
+  }
+
+  private debug(line: string): void {
+    if (this.opts.verbose) this.opts.log(`wasm-bpf: ${line}`);
+  }
+
+  private object(handle: bigint): [number, LoadedObject] | undefined {
+    if (handle <= 0n || handle > 0x7fffffffn) return undefined;
+    const h = Number(handle);
+    const obj = this.objects.get(h);
+    return obj ? [h, obj] : undefined;
+  }
+
+  private closeObject(handle: number): boolean {
+    const obj = this.objects.get(handle);
+    if (!obj) return false;
+    for (const [fd, entry] of this.maps) {
+      if (entry.handle !== handle) continue;
+      const buf = this.buffers.get(fd);
+      if (buf) {
+        buf.src.close();
+        this.buffers.delete(fd);
+      }
+      this.maps.delete(fd);
+    }
+    this.objects.delete(handle);
+    obj.close();
+    return true;
+  }
+
+  // ---- the six functions ------------------------------------------------------------------------
+
+  private readonly fns = {
+    wasm_load_bpf_object: (objPtr: number, objLen: number): bigint => {
+      const bytes = this.memory.copyOut(objPtr >>> 0, objLen);
+      if (!bytes) {
+        this.opts.log(`wasm-bpf: wasm_load_bpf_object: object [${objPtr >>> 0}, +${objLen}) is outside guest memory`);
+        return 0n;
+      }
+      try {
+        const obj = this.opts.backend.load(bytes, {
+          objectName: this.opts.objectName,
+          verbose: this.opts.verbose,
+          allowCgroup: this.opts.allowCgroup,
+          log: this.opts.log,
+        });
+        const handle = this.nextHandle++;
+        this.objects.set(handle, obj);
+        for (const info of obj.maps) if (info.fd >= 0) this.maps.set(info.fd, { obj, info, handle });
+        this.debug(`loaded object ${handle}: ${obj.programs.length} programs, ${obj.maps.length} maps`);
+        return BigInt(handle);
+      } catch (err) {
+        this.report(err, 'loading the eBPF object failed');
+        return 0n;
+      }
+    },
+
+    wasm_attach_bpf_program: (handle: bigint, namePtr: number, targetPtr: number): number => {
+      const found = this.object(handle);
+      if (!found) return -EINVAL;
+      const name = this.memory.cstring(namePtr >>> 0);
+      if (name === undefined) return -EFAULT;
+      let target: string | undefined;
+      if (targetPtr !== 0) {
+        target = this.memory.cstring(targetPtr >>> 0);
+        if (target === undefined) return -EFAULT;
+        if (target === '') target = undefined;
+      }
+      try {
+        found[1].attach(name, target);
+        this.debug(`attached ${name}${target ? ` to ${target}` : ''}`);
+        return 0;
+      } catch (err) {
+        return this.report(err, `attaching program '${name}'${target ? ` to '${target}'` : ''} failed`);
+      }
+    },
+
+    wasm_bpf_buffer_poll: (
+      handle: bigint,
+      fd: number,
+      sampleFunc: number,
+      ctx: number,
+      data: number,
+      maxSize: number,
+      timeoutMs: number,
+    ): number => {
+      if (!this.object(handle)) return -EINVAL;
+      const fn = this.tableFunction(sampleFunc);
+      if (!fn) return -EINVAL;
+      return this.poll(fd, fn, ctx, data, maxSize, timeoutMs);
+    },
+
+    wasm_bpf_map_fd_by_name: (handle: bigint, namePtr: number): number => {
+      const found = this.object(handle);
+      if (!found) return -EINVAL;
+      const name = this.memory.cstring(namePtr >>> 0);
+      if (name === undefined) return -EFAULT;
+      const maps = found[1].maps;
+      // libbpf names internal maps "<obj prefix>.rodata"; guests ask for ".rodata"
+      const info =
+        maps.find((m) => m.name === name) ?? (name.startsWith('.') ? maps.find((m) => m.name.endsWith(name)) : undefined);
+      if (!info) {
+        this.debug(`no map named '${name}' in object ${handle} (maps: ${maps.map((m) => m.name).join(', ')})`);
+        return -ENOENT;
+      }
+      return info.fd;
+    },
+
+    wasm_bpf_map_operate: (fd: number, cmd: number, keyPtr: number, valuePtr: number, nextPtr: number, flags: bigint): number =>
+      this.mapOperate(fd, cmd, keyPtr >>> 0, valuePtr >>> 0, nextPtr >>> 0, flags),
+
+    wasm_close_bpf_object: (handle: bigint): number => {
+      const found = this.object(handle);
+      if (!found) return -EINVAL;
+      try {
+        this.closeObject(found[0]);
+        this.debug(`closed object ${found[0]}`);
+        return 0;
+      } catch (err) {
+        return this.report(err, 'closing the eBPF object failed');
+      }
+    },
+  };
+
+  /** map_operate for guests whose SDK declares the pointers as i64 (each may be either width) */
+  private readonly mapOperateWide = (
+    fd: number,
+    cmd: number,
+    keyPtr: number | bigint,
+    valuePtr: number | bigint,
+    nextPtr: number | bigint,
+    flags: bigint,
+  ): number => {
+    const k = typeof keyPtr === 'bigint' ? ptr64(keyPtr) : keyPtr >>> 0;
+    const v = typeof valuePtr === 'bigint' ? ptr64(valuePtr) : valuePtr >>> 0;
+    const n = typeof nextPtr === 'bigint' ? ptr64(nextPtr) : nextPtr >>> 0;
+    if (k < 0 || v < 0 || n < 0) return -EFAULT;
+    return this.mapOperate(fd, cmd, k, v, n, flags);
+  };
+
+  private readonly wrapperPoll = (
+    handle: bigint,
+    fd: number,
+    ctx: number,
+    data: number,
+    maxSize: number,
+    timeoutMs: number,
+  ): number => {
+    if (!this.object(handle)) return -EINVAL;
+    const fn = this.goCallback;
+    if (!fn) {
+      this.opts.log(`wasm-bpf: the module imports ${this.opts.wrapperModule}.wasm_bpf_buffer_poll but exports no function "${this.opts.callbackExport}" (set it with -c/--callback-export-name)`);
+      return -EINVAL;
+    }
+    return this.poll(fd, fn, ctx, data, maxSize, timeoutMs);
+  };
+
+  // ---- map operations: one backend call, one syscall ------------------------------------------------
+
+  private mapOperate(fd: number, cmd: number, key: number, value: number, next: number, flags: bigint): number {
+    const entry = this.maps.get(fd);
+    if (!entry) return -EBADF;
+    const buf = this.memory.buffer;
+    const len = buf.byteLength;
+    const { keySize, opValueSize } = entry.info;
+    const keyOff = keySize === 0 ? -1 : key;
+    if (keySize !== 0 && key + keySize > len) return -EFAULT;
+    const f = flags <= 0xffffffffn && flags >= 0n ? Number(flags) : -1;
+    if (f < 0) return -EINVAL;
+    switch (cmd) {
+      case CMD_LOOKUP:
+      case CMD_UPDATE:
+        if (value + opValueSize > len) return -EFAULT;
+        return entry.obj.mapOperate(cmd, fd, buf, keyOff, value, f);
+      case CMD_DELETE:
+        return entry.obj.mapOperate(cmd, fd, buf, keyOff, -1, f);
+      case CMD_NEXT_KEY:
+        if (next + keySize > len) return -EFAULT;
+        return entry.obj.mapOperate(cmd, fd, buf, key === 0 ? -1 : keyOff, next, f);
+      default:
+        return -EINVAL;
+    }
+  }
+
+  // ---- record buffers ---------------------------------------------------------------------------------
+
+  private tableFunction(index: number): GuestCallback | undefined {
+    let fn = this.callbacks.get(index);
+    if (fn) return fn;
+    const table = this.table;
+    if (!table) {
+      this.opts.log('wasm-bpf: wasm_bpf_buffer_poll: the module exports no __indirect_function_table (link with --export-table)');
+      return undefined;
+    }
+    if (index < 0 || index >= table.length) {
+      this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: callback index ${index} is outside the function table (${table.length} entries)`);
+      return undefined;
+    }
+    const f: unknown = table.get(index);
+    if (typeof f !== 'function') {
+      this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: table entry ${index} is not a function`);
+      return undefined;
+    }
+    fn = f as GuestCallback;
+    this.callbacks.set(index, fn);
+    return fn;
+  }
+
+  private buffer(fd: number): BufferState | number {
+    const existing = this.buffers.get(fd);
+    if (existing) return existing;
+    const entry = this.maps.get(fd);
+    if (!entry) return -EBADF;
+    if (entry.info.type !== MAP_TYPE.RINGBUF && entry.info.type !== MAP_TYPE.PERF_EVENT_ARRAY) {
+      this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: map '${entry.info.name}' (fd ${fd}) is neither a ring buffer nor a perf event array`);
+      return -EINVAL;
+    }
+    let src: RecordSource;
+    try {
+      src = entry.obj.openRecords(fd);
+    } catch (err) {
+      return this.report(err, `opening the record buffer of map '${entry.info.name}' failed`);
+    }
+    const out = new ArrayBuffer(INITIAL_OUT);
+    const st: BufferState = { src, out, u8: new Uint8Array(out), u32: new Uint32Array(out), pos: 0, remaining: 0, truncated: 0 };
+    this.buffers.set(fd, st);
+    return st;
+  }
+
+  private poll(fd: number, fn: GuestCallback, ctx: number, data: number, maxSize: number, timeoutMs: number): number {
+    const mem = this.memory;
+    const dataOff = data >>> 0;
+    if (maxSize < 0 || !mem.inRange(dataOff, maxSize)) return -EFAULT;
+    const st = this.buffer(fd);
+    if (typeof st === 'number') return st;
+    if (st.remaining === 0) {
+      if (this.opts.stop.stopped) throw new Interrupted();
+      let n = st.src.poll(timeoutMs, st.out);
+      while (n === -ENOBUFS) {
+        const need = st.src.pendingSize() + 8;
+        let size = st.out.byteLength;
+        while (size < need) size *= 2;
+        st.out = new ArrayBuffer(size);
+        st.u8 = new Uint8Array(st.out);
+        st.u32 = new Uint32Array(st.out);
+        n = st.src.poll(0, st.out);
+      }
+      if (n === -EINTR) throw new Interrupted();
+      if (n < 0) {
+        this.debug(`poll of fd ${fd} failed: ${errnoName(n)}`);
+        return n;
+      }
+      st.pos = 0;
+      st.remaining = n;
+    }
+    let delivered = 0;
+    const { u8, u32 } = st;
+    while (st.remaining > 0) {
+      const size = u32[st.pos >>> 2]!;
+      const start = st.pos + 8;
+      let copied = size;
+      if (size > maxSize) {
+        copied = maxSize;
+        if (st.truncated++ === 0) {
+          this.opts.log(`wasm-bpf: warning: a record of ${size} bytes from map fd ${fd} was truncated to the guest buffer's ${maxSize} bytes (further truncations are counted silently)`);
+        }
+      }
+      mem.u8.set(u8.subarray(start, start + copied), dataOff);
+      st.pos = start + ((size + 7) & ~7);
+      st.remaining--;
+      delivered++;
+      const r = fn(ctx, dataOff, copied);
+      if (r < 0) return r;
+    }
+    return delivered;
+  }
+}

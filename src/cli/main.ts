@@ -1,0 +1,55 @@
+// wasm-bpf command line: dispatches to one file per command.
+import process from 'node:process';
+
+const USAGE = `wasm-bpf: run eBPF applications packaged as WebAssembly modules
+
+Usage:
+  wasm-bpf run [options] <module.wasm> [args...]   run a module (see \`wasm-bpf run --help\`)
+  wasm-bpf <module.wasm> [args...]                 shorthand for \`run\`
+  wasm-bpf gen skeleton <x.bpf.o> [-n NAME]        write a C guest skeleton header to stdout
+
+Options:
+  -h, --help       show this help
+  --version        print the version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    case '--version':
+      process.stdout.write('wasm-bpf 0.1.0\n');
+      return 0;
+    case 'gen': {
+      const { genCommand } = await import('./gen.js');
+      return genCommand(rest);
+    }
+    case 'run': {
+      const { runCommand } = await import('./run.js');
+      return runCommand(rest);
+    }
+    default: {
+      if (cmd.startsWith('-') || cmd.endsWith('.wasm')) {
+        const { runCommand } = await import('./run.js');
+        return runCommand(argv);
+      }
+      process.stderr.write(`wasm-bpf: unknown command '${cmd}'\n\n${USAGE}`);
+      return 2;
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`wasm-bpf: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,172 @@
+// `wasm-bpf run [options] <module.wasm> [args...]`
+import fs from 'node:fs';
+import path from 'node:path';
+import { Runtime } from '../runtime/runtime.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
+import { errorMessage, WasmBpfError } from '../errors.js';
+
+export const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...]
+       wasm-bpf [options] <module.wasm> [args...]
+
+Runs a Wasm+WASI module that loads eBPF programs through the wasm_bpf host functions.
+Arguments after the module go to the guest as argv[1..]. Ctrl-C (or SIGTERM) detaches every
+program, closes every map and exits with 130 (143). Otherwise the exit code is the guest's.
+
+Options:
+  --env K=V                     set an environment variable for the guest (repeatable; none by default)
+  --dir HOST[:GUEST]            give the guest a host directory (repeatable; none by default)
+  --allow-cgroup PATH           a cgroup v2 directory (and its children) that cgroup/sockops programs may
+                                attach to (repeatable; default: every cgroup2 mount)
+  --backend auto|linux|userspace|windows
+                                force a backend (default auto)
+  -m, --wrapper-module-name N   TinyGo callback import module (default callback-wrapper)
+  -c, --callback-export-name N  TinyGo callback export (default go-callback)
+  -v, --verbose                 show libbpf output and verifier logs
+  -h, --help                    show this help
+`;
+
+interface Parsed {
+  module: string;
+  args: string[];
+  env: Record<string, string>;
+  preopens: Record<string, string>;
+  allowCgroup: string[];
+  backend: BackendChoice;
+  verbose: boolean;
+  wrapperModule: string;
+  callbackExport: string;
+}
+
+function usageError(msg: string): never {
+  throw new WasmBpfError('USAGE', msg);
+}
+
+export function parseRunArgs(argv: string[]): Parsed | 'help' {
+  const p: Parsed = {
+    module: '',
+    args: [],
+    env: {},
+    preopens: {},
+    allowCgroup: [],
+    backend: 'auto',
+    verbose: false,
+    wrapperModule: 'callback-wrapper',
+    callbackExport: 'go-callback',
+  };
+  let i = 0;
+  const value = (flag: string): string => {
+    const v = argv[++i];
+    if (v === undefined) usageError(`${flag} needs a value`);
+    return v;
+  };
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') break;
+    const eq = a.indexOf('=');
+    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    const val = (): string => inline ?? value(flag);
+    switch (flag) {
+      case '-h':
+      case '--help':
+        return 'help';
+      case '-v':
+      case '--verbose':
+        p.verbose = true;
+        break;
+      case '--env': {
+        const kv = val();
+        const k = kv.indexOf('=');
+        if (k <= 0) usageError(`--env expects K=V, got '${kv}'`);
+        p.env[kv.slice(0, k)] = kv.slice(k + 1);
+        break;
+      }
+      case '--dir': {
+        const spec = val();
+        const c = spec.indexOf(':');
+        const host = c >= 0 ? spec.slice(0, c) : spec;
+        const guest = c >= 0 ? spec.slice(c + 1) : spec;
+        if (!fs.existsSync(host) || !fs.statSync(host).isDirectory()) usageError(`--dir ${spec}: ${host} is not a directory`);
+        p.preopens[guest] = path.resolve(host);
+        break;
+      }
+      case '--allow-cgroup': {
+        const dir = val();
+        if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) usageError(`--allow-cgroup ${dir}: not a directory`);
+        p.allowCgroup.push(fs.realpathSync(dir));
+        break;
+      }
+      case '--backend': {
+        const b = val();
+        if (!BACKEND_CHOICES.includes(b as BackendChoice)) usageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`);
+        p.backend = b as BackendChoice;
+        break;
+      }
+      case '-m':
+      case '--wrapper-module-name':
+        p.wrapperModule = val();
+        break;
+      case '-c':
+      case '--callback-export-name':
+        p.callbackExport = val();
+        break;
+      default:
+        usageError(`unknown option ${a} (see wasm-bpf run --help)`);
+    }
+  }
+  const module = argv[i];
+  if (module === undefined) usageError('no module given (see wasm-bpf run --help)');
+  p.module = module;
+  p.args = argv.slice(i + 1);
+  if (p.allowCgroup.length === 0) p.allowCgroup = cgroup2Mounts();
+  return p;
+}
+
+/** every cgroup2 mount point of this mount namespace */
+export function cgroup2Mounts(): string[] {
+  try {
+    return fs
+      .readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' '))
+      .filter((f) => f[2] === 'cgroup2' && f[1])
+      .map((f) => f[1]!.replace(/\\040/g, ' '));
+  } catch {
+    return [];
+  }
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  let parsed: Parsed | 'help';
+  try {
+    parsed = parseRunArgs(argv);
+  } catch (err) {
+    process.stderr.write(`wasm-bpf: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  if (parsed === 'help') {
+    process.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  const runtime = new Runtime();
+  try {
+    const { exitCode } = await runtime.run({
+      module: parsed.module,
+      args: parsed.args,
+      env: parsed.env,
+      preopens: parsed.preopens,
+      verbose: parsed.verbose,
+      allowCgroup: parsed.allowCgroup,
+      wrapperModule: parsed.wrapperModule,
+      callbackExport: parsed.callbackExport,
+      backend: parsed.backend,
+    });
+    return exitCode;
+  } catch (err) {
+    process.stderr.write(`wasm-bpf: ${errorMessage(err)}\n`);
+    return 1;
+  }
+}

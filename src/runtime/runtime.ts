@@ -1,0 +1,130 @@
+// Runtime: runs one guest module in a worker thread and owns its lifecycle. SIGINT/SIGTERM stop the
+// guest (its blocking polls and sleeps wake at once), every kernel object is closed, and the run
+// ends within a second even if the guest spins without calling the host.
+import { Worker } from 'node:worker_threads';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StopSignal } from './stop.js';
+import type { WorkerInput, WorkerMessage } from './protocol.js';
+import type { BackendChoice } from '../select/backend.js';
+import { WasmBpfError } from '../errors.js';
+
+export interface RunOptions {
+  /** module bytes, or a path to read them from */
+  module: Uint8Array | string;
+  /** argv[1..] of the guest */
+  args?: string[];
+  /** argv[0] of the guest (default: the module's file name) */
+  argv0?: string;
+  env?: Record<string, string>;
+  /** guest path -> host path */
+  preopens?: Record<string, string>;
+  verbose?: boolean;
+  allowCgroup?: string[];
+  wrapperModule?: string;
+  callbackExport?: string;
+  backend?: BackendChoice;
+  /** stop the guest on these signals (default SIGINT and SIGTERM) */
+  handleSignals?: boolean;
+  /** how long to wait for a stopped guest to unwind before terminating its thread */
+  graceMs?: number;
+}
+
+export interface RunResult {
+  /** the guest's exit code (proc_exit), 128+signal when stopped by a signal */
+  exitCode: number;
+}
+
+const SIGNALS: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 2, SIGTERM: 15 };
+
+function workerUrl(): URL {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const js = path.join(here, 'worker.js');
+  return new URL(`file://${fs.existsSync(js) ? js : path.join(here, 'worker.ts')}`);
+}
+
+export class Runtime {
+  private worker: Worker | undefined;
+  private readonly stopSignal = new StopSignal();
+  private wakeFd = -1;
+
+  /** Ask a running guest to stop (as on SIGINT). */
+  stop(signal = 2): void {
+    this.stopSignal.request(signal, this.wakeFd);
+  }
+
+  async run(opts: RunOptions): Promise<RunResult> {
+    const bytes = typeof opts.module === 'string' ? readModule(opts.module) : opts.module;
+    const name = typeof opts.module === 'string' ? path.basename(opts.module) : 'module.wasm';
+    const input: WorkerInput = {
+      bytes,
+      args: [opts.argv0 ?? name, ...(opts.args ?? [])],
+      env: opts.env ?? {},
+      preopens: opts.preopens ?? {},
+      objectName: name.replace(/\.wasm$/, '').replace(/[^A-Za-z0-9_]/g, '_').slice(0, 15) || 'guest',
+      verbose: opts.verbose ?? false,
+      allowCgroup: opts.allowCgroup ?? [],
+      wrapperModule: opts.wrapperModule ?? 'callback-wrapper',
+      callbackExport: opts.callbackExport ?? 'go-callback',
+      backend: opts.backend ?? 'auto',
+      stop: this.stopSignal.shared,
+    };
+    const worker = new Worker(workerUrl(), { workerData: input, stdout: false, stderr: false });
+    this.worker = worker;
+    const graceMs = opts.graceMs ?? 900;
+    let forced: NodeJS.Timeout | undefined;
+    const onSignal = (sig: 'SIGINT' | 'SIGTERM'): void => {
+      this.stop(SIGNALS[sig]);
+      forced ??= setTimeout(() => void worker.terminate(), graceMs);
+    };
+    const onInt = (): void => onSignal('SIGINT');
+    const onTerm = (): void => onSignal('SIGTERM');
+    if (opts.handleSignals !== false) {
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+    }
+    try {
+      return await new Promise<RunResult>((resolve, reject) => {
+        let settled = false;
+        worker.on('message', (m: WorkerMessage) => {
+          if (m.type === 'wakefd') {
+            this.wakeFd = m.fd;
+            if (this.stopSignal.stopped) StopSignal.wake(m.fd);
+          } else if (m.type === 'exit') {
+            settled = true;
+            resolve({ exitCode: m.code });
+          } else {
+            settled = true;
+            reject(new WasmBpfError(m.code as WasmBpfError['code'], m.message));
+          }
+        });
+        worker.on('error', (err) => {
+          settled = true;
+          reject(err);
+        });
+        worker.on('exit', () => {
+          if (settled) return;
+          const sig = this.stopSignal.stopped;
+          if (sig) resolve({ exitCode: 128 + sig });
+          else reject(new WasmBpfError('GUEST_TRAP', 'the guest thread ended unexpectedly'));
+        });
+      });
+    } finally {
+      if (forced) clearTimeout(forced);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      this.worker = undefined;
+      await worker.terminate();
+    }
+  }
+}
+
+function readModule(file: string): Uint8Array {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new WasmBpfError('NOT_FOUND', `cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+}

@@ -1,0 +1,89 @@
+// The guest's thread: compiles and instantiates the module with WASI and the wasm_bpf host, runs
+// _start, and closes every kernel object the guest left open, however the run ends.
+import './quiet.js';
+import { parentPort, workerData } from 'node:worker_threads';
+import process from 'node:process';
+import fs from 'node:fs';
+import { errorMessage, Interrupted, ModuleError, WasmBpfError } from '../errors.js';
+import { readModuleShape } from '../wasm/imports.js';
+import { WasmBpfHost } from '../abi/host.js';
+import { GuestWasi } from './wasi.js';
+import { StopSignal } from './stop.js';
+import type { WorkerInput, WorkerMessage } from './protocol.js';
+import { createBackend } from '../select/backend.js';
+
+const input = workerData as WorkerInput;
+const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
+const log = (line: string): void => {
+  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost
+  fs.writeSync(2, line.endsWith('\n') ? line : `${line}\n`);
+};
+
+async function run(): Promise<number> {
+  const stop = new StopSignal(input.stop);
+  const bytes = input.bytes;
+  const shape = readModuleShape(bytes);
+  const exportNames = new Set(shape.exports.map((e) => e.name));
+  if (!exportNames.has('_start')) {
+    throw new ModuleError('WASM_EXPORT', 'the module exports no _start function (is it a WASI command module?)');
+  }
+  if (!exportNames.has('memory')) throw new ModuleError('WASM_EXPORT', 'the module exports no memory');
+  for (const imp of shape.imports) {
+    if (imp.module !== 'wasi_snapshot_preview1' && imp.module !== 'wasm_bpf' && imp.module !== input.wrapperModule) {
+      throw new ModuleError(
+        'WASM_IMPORT',
+        `the module imports ${imp.module}.${imp.name}; this runtime provides wasi_snapshot_preview1, wasm_bpf and ${input.wrapperModule}`,
+      );
+    }
+  }
+
+  const backend = await createBackend(input.backend);
+  const wakeFd = backend.wakeFd();
+  post({ type: 'wakefd', fd: wakeFd });
+
+  const host = new WasmBpfHost({
+    backend,
+    objectName: input.objectName,
+    verbose: input.verbose,
+    allowCgroup: input.allowCgroup,
+    wrapperModule: input.wrapperModule,
+    callbackExport: input.callbackExport,
+    stop,
+    log,
+  });
+  const wasi = new GuestWasi({ args: input.args, env: input.env, preopens: input.preopens, stop });
+  const importObject: WebAssembly.Imports = { wasi_snapshot_preview1: wasi.imports, ...host.imports(shape) };
+
+  let instance: WebAssembly.Instance;
+  try {
+    const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    instance = await WebAssembly.instantiate(module, importObject);
+  } catch (err) {
+    throw new ModuleError(err instanceof WebAssembly.LinkError ? 'WASM_IMPORT' : 'WASM_MALFORMED', `cannot instantiate the module: ${errorMessage(err)}`, { cause: err });
+  }
+  host.bind(instance);
+  try {
+    return wasi.start(instance);
+  } catch (err) {
+    if (err instanceof Interrupted) return 128 + (stop.stopped || 2);
+    if (err instanceof WebAssembly.RuntimeError) {
+      log(`wasm-bpf: the guest trapped: ${err.message}`);
+      if (input.verbose && err.stack) log(err.stack);
+      return 134;
+    }
+    throw err;
+  } finally {
+    const open = host.openObjectCount;
+    host.closeAll();
+    if (open && input.verbose) log(`wasm-bpf: closed ${open} object(s) the guest left open`);
+    backend.dispose();
+  }
+}
+
+run().then(
+  (code) => post({ type: 'exit', code }),
+  (err: unknown) => {
+    const code = err instanceof WasmBpfError ? err.code : 'ERROR';
+    post({ type: 'error', code, message: errorMessage(err) });
+  },
+);

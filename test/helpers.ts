@@ -1,0 +1,156 @@
+// Test helpers: build fixtures with the project's toolchain, run the CLI, watch kernel objects.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const BUILD = path.join(ROOT, 'test', 'build');
+export const CLI = path.join(ROOT, 'bin', 'wasm-bpf.js');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+export const GUEST_INCLUDE = path.join(ROOT, 'src', 'guest');
+
+fs.mkdirSync(BUILD, { recursive: true });
+
+function newer(out: string, ...inputs: string[]): boolean {
+  if (!fs.existsSync(out)) return false;
+  const t = fs.statSync(out).mtimeMs;
+  return inputs.every((i) => fs.statSync(i).mtimeMs <= t);
+}
+
+export function buildBpf(src: string, out: string, defines: string[] = ['-D__TARGET_ARCH_x86']): string {
+  if (!newer(out, src)) {
+    execFileSync('clang-16', ['-g', '-O2', '-target', 'bpf', ...defines, '-I', `/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`, '-I', path.join(ROOT, 'matrix', 'build'), '-c', src, '-o', out]);
+  }
+  return out;
+}
+
+/** writes a C header holding the bytes of `file` as `name[]` and `name_len` */
+export function embed(file: string, name: string, out: string): string {
+  if (!newer(out, file)) {
+    const bytes = fs.readFileSync(file);
+    const rows: string[] = [];
+    for (let i = 0; i < bytes.length; i += 16) rows.push(Array.from(bytes.subarray(i, i + 16), (b) => `0x${b.toString(16).padStart(2, '0')}`).join(','));
+    fs.writeFileSync(out, `static unsigned char ${name}[] __attribute__((aligned(8))) = {\n${rows.join(',\n')}\n};\nstatic unsigned int ${name}_len = ${bytes.length};\n`);
+  }
+  return out;
+}
+
+export function buildGuest(src: string, out: string, extra: string[] = [], deps: string[] = []): string {
+  if (!newer(out, src, path.join(GUEST_INCLUDE, 'libbpf-wasm.h'), ...deps)) {
+    execFileSync('clang-16', [
+      '--target=wasm32-wasi', '--sysroot=/usr', '-O2', '-I', GUEST_INCLUDE, '-I', BUILD, src, '-o', out,
+      '-Wl,--allow-undefined,--export-table', '-Wl,--strip-debug', ...extra,
+    ]);
+  }
+  return out;
+}
+
+/** the ABI test guest (test/fixtures/abi.c) with probe.bpf.o embedded */
+export function abiGuest(): string {
+  const obj = buildBpf(path.join(FIXTURES, 'probe.bpf.c'), path.join(BUILD, 'probe.bpf.o'));
+  const hdr = embed(obj, 'probe_obj', path.join(BUILD, 'probe_obj.h'));
+  return buildGuest(path.join(FIXTURES, 'abi.c'), path.join(BUILD, 'abi.wasm'), [], [hdr]);
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { timeout?: number; env?: NodeJS.ProcessEnv } = {}): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 60_000,
+    env: opts.env ?? process.env,
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `key=value` pairs from lines like `a=1 b=2` */
+export function kv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    for (const m of line.matchAll(/([A-Za-z0-9_]+)=(\S*)/g)) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+export class Running {
+  stdout = '';
+  stderr = '';
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  constructor(readonly child: ChildProcess) {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    this.exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  }
+  /** resolves with the first stdout line matching re; rejects on timeout or exit */
+  async waitFor(re: RegExp, ms = 20_000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const line = this.stdout.split('\n').find((l) => re.test(l));
+      if (line !== undefined) return line;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before ${re}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  lines(re: RegExp): string[] {
+    return this.stdout.split('\n').filter((l) => re.test(l));
+  }
+  /** SIGINT, then wait for exit */
+  async interrupt(signal: NodeJS.Signals = 'SIGINT'): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+    const t0 = Date.now();
+    this.child.kill(signal);
+    const r = await this.exited;
+    return { ...r, ms: Date.now() - t0 };
+  }
+}
+
+export function startCli(args: string[], opts: { stdio?: 'pipe' } = {}): Running {
+  void opts;
+  return new Running(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+export interface KernelIds {
+  progs: Set<number>;
+  maps: Set<number>;
+  links: Set<number>;
+}
+
+function ids(kind: 'prog' | 'map' | 'link'): Set<number> {
+  const out = execFileSync('bpftool', ['-j', kind, 'show'], { encoding: 'utf8' });
+  const list = JSON.parse(out || '[]') as Array<{ id: number }>;
+  return new Set(list.map((x) => x.id));
+}
+
+/** every BPF program, map and link id in the kernel now */
+export function kernelIds(): KernelIds {
+  return { progs: ids('prog'), maps: ids('map'), links: ids('link') };
+}
+
+/** ids present now that were not in `before` */
+export function leakedSince(before: KernelIds): { progs: number[]; maps: number[]; links: number[] } {
+  const now = kernelIds();
+  const diff = (a: Set<number>, b: Set<number>): number[] => [...a].filter((x) => !b.has(x));
+  return { progs: diff(now.progs, before.progs), maps: diff(now.maps, before.maps), links: diff(now.links, before.links) };
+}
+
+/** waits until no object created since `before` remains (the kernel frees them asynchronously) */
+export async function settledLeaks(before: KernelIds, ms = 3000): Promise<{ progs: number[]; maps: number[]; links: number[] }> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const l = leakedSince(before);
+    if ((l.progs.length === 0 && l.maps.length === 0 && l.links.length === 0) || Date.now() > deadline) return l;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function ensureMounts(): void {
+  if (!fs.existsSync('/sys/kernel/tracing/events')) spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']);
+}
