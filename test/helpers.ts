@@ -78,13 +78,21 @@ export function kv(text: string): Record<string, string> {
   return out;
 }
 
+const running = new Set<ChildProcess>();
+// a failed test must not leave a guest (and its kernel objects) behind
+process.on('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
 export class Running {
   stdout = '';
   stderr = '';
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   constructor(readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    running.add(child);
+    child.on('close', () => running.delete(child));
     this.exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   }
   /** resolves with the first stdout line matching re; rejects on timeout or exit */

@@ -1,0 +1,147 @@
+// The wasm_bpf ABI on the real kernel: bounds checks, names, maps, buffers, traps, leaks.
+import t from 'tap';
+import { abiGuest, ensureMounts, kernelIds, kv, runCli, settledLeaks, startCli } from './helpers.js';
+
+ensureMounts();
+const before = kernelIds();
+const wasm = abiGuest();
+
+/** getppid() syscalls from this process: the tracepoint the fixture's program watches */
+function getppids(n: number): void {
+  for (let i = 0; i < n; i++) void process.ppid;
+}
+
+t.test('out-of-range pointers and lengths give -EFAULT / handle 0, never a crash', async (t) => {
+  const r = runCli([wasm, 'oob']);
+  t.equal(r.code, 0, r.stderr);
+  const v = kv(r.stdout);
+  for (const k of ['load_oob', 'load_len_oob', 'load_neg_len']) t.equal(v[k], '0', k);
+  for (const k of ['attach_name_oob', 'attach_target_oob', 'fd_name_oob', 'op_key_oob', 'op_value_oob', 'op_next_oob', 'op64_oob', 'poll_data_oob', 'poll_size_oob']) {
+    t.equal(v[k], '-14', `${k} is -EFAULT`);
+  }
+  t.equal(v['op_bad_fd'], '-9', 'a fd that is not one of our maps is -EBADF');
+  t.equal(v['op_bad_cmd'], '-22');
+  for (const k of ['attach_bad_handle', 'fd_bad_handle', 'poll_bad_handle', 'close_bad_handle', 'close_again', 'poll_bad_func', 'poll_not_buffer']) {
+    t.equal(v[k], '-22', `${k} is -EINVAL`);
+  }
+  t.equal(v['close'], '0');
+  t.equal(v['alive'], '1', 'the guest carried on after every bad call');
+  t.match(r.stderr, /outside guest memory/);
+  t.match(r.stderr, /callback index 100000 is outside the function table/);
+});
+
+t.test('malformed ELF bytes: load returns 0 with a clear error', async (t) => {
+  const r = runCli([wasm, 'garbage']);
+  t.equal(r.code, 0);
+  const v = kv(r.stdout);
+  t.equal(v['load_garbage'], '0');
+  t.equal(v['load_truncated'], '0');
+  t.equal(v['alive'], '1');
+  t.match(r.stderr, /opening the eBPF object failed/);
+});
+
+t.test('unknown names, missing interface, cgroup outside the allow-list', async (t) => {
+  const r = runCli([wasm, 'names', '/sys/fs/cgroup/unified/../../../../etc']);
+  t.equal(r.code, 0, r.stderr);
+  const v = kv(r.stdout);
+  t.equal(v['attach_unknown'], '-2');
+  t.match(r.stderr, /no program named 'no_such_prog' in the object \(programs: on_getppid, xdp_pass, sockops_prog, sock_prog\)/);
+  t.equal(v['map_unknown'], '-2');
+  t.equal(v['attach_xdp_missing_if'], '-19');
+  t.match(r.stderr, /no network interface named 'nosuchif0'/);
+  t.equal(v['attach_xdp_no_target'], '-95');
+  t.equal(v['attach_cgroup_outside'], '-13');
+  t.match(r.stderr, /cgroup path \/etc is outside the allowed cgroup directories/);
+  t.equal(v['attach_cgroup_dotdot'], '-13', 'a path that escapes the allow-list through .. is refused');
+  t.equal(v['rodata_fd'], '1', '.rodata resolves to libbpf\'s internal map');
+});
+
+t.test('map operations: lookup/update/delete/get_next_key with flags, i32 and i64 pointers, per-CPU sizes', async (t) => {
+  const r = runCli([wasm, 'maps']);
+  t.equal(r.code, 0, r.stderr);
+  const lines = r.stdout;
+  t.match(lines, /lookup_missing=-2/);
+  t.match(lines, /^update=0$/m);
+  t.match(lines, /update_noexist_again=-17/);
+  t.match(lines, /update_exist_missing=-2/);
+  t.match(lines, /^lookup=0 value=42$/m);
+  t.match(lines, /^update64=0$/m);
+  t.match(lines, /^lookup64=0 value=43$/m);
+  t.match(lines, /^first_key=0 key=1$/m);
+  t.match(lines, /next_key_end=-2/);
+  t.match(lines, /^delete=0$/m);
+  t.match(lines, /delete_again=-2/);
+  t.match(lines, /percpu_lookup=0/);
+  t.match(lines, /percpu_lookup_edge=-14/, 'a per-CPU value is CPUs x value size: the edge of memory is too small');
+});
+
+async function pollScenario(t: Tap.Test, scenario: string, want: number, extra: string[] = []): Promise<Record<string, string>> {
+  const run = startCli([wasm, scenario, String(want), ...extra]);
+  await run.waitFor(/^# ready/);
+  const deadline = Date.now() + 15_000;
+  while (run.child.exitCode === null && Date.now() < deadline) {
+    getppids(5);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const { code } = await run.exited;
+  t.equal(code, 0, run.stderr);
+  return kv(run.stdout);
+}
+
+t.test('ring buffer: every record, in order, two buffers of one object', async (t) => {
+  const v = await pollScenario(t, 'poll', 50);
+  t.equal(v['attach'], '0');
+  t.ok(Number(v['seen']) >= 50, `seen ${v['seen']}`);
+  t.equal(v['order_ok'], '1', 'sequence numbers strictly increase');
+  t.equal(v['last_size'], '24', 'the callback gets the record size');
+  t.ok(Number(v['seen2']) >= 50, `the second ring buffer delivered too (${v['seen2']})`);
+});
+
+t.test('perf buffer: records delivered through the same poll', async (t) => {
+  const v = await pollScenario(t, 'poll', 20, ['pb']);
+  t.ok(Number(v['seen']) >= 20, `seen ${v['seen']}`);
+  // perf samples carry the kernel's 8-byte alignment padding (24 bytes of data -> 28), as with libbpf
+  t.ok(Number(v['last_size']) >= 24 && Number(v['last_size']) <= 32, `size ${v['last_size']}`);
+});
+
+t.test('TinyGo callback-wrapper: the host calls the go-callback export', async (t) => {
+  const v = await pollScenario(t, 'poll-wrapper', 10);
+  t.ok(Number(v['seen']) >= 10);
+  t.equal(v['order_ok'], '1');
+});
+
+t.test('a record larger than the guest buffer is truncated, and the callback gets the copied size', async (t) => {
+  const run = startCli([wasm, 'poll-small', '5']);
+  await run.waitFor(/^# ready/);
+  while (run.child.exitCode === null) {
+    getppids(5);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await run.exited;
+  t.equal(kv(run.stdout)['last_size'], '4');
+  t.match(run.stderr, /a record of 24 bytes .* was truncated to the guest buffer's 4 bytes/);
+});
+
+t.test('a guest that traps inside a callback: clear error, objects closed, host exits normally', async (t) => {
+  const run = startCli([wasm, 'poll-trap', '1']);
+  await run.waitFor(/^# ready/);
+  while (run.child.exitCode === null) {
+    getppids(5);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const { code, signal } = await run.exited;
+  t.equal(signal, null, 'not killed by a signal');
+  t.equal(code, 134);
+  t.match(run.stderr, /the guest trapped: unreachable/);
+});
+
+t.test('objects the guest leaves open are closed by the host', async (t) => {
+  const r = runCli([wasm, 'leave-open']);
+  t.equal(r.code, 3, 'the guest exit code is the process exit code');
+  t.match(r.stdout, /attach=0/);
+});
+
+t.test('no program, map or link created by these tests is left in the kernel', async (t) => {
+  const leaked = await settledLeaks(before);
+  t.same(leaked, { progs: [], maps: [], links: [] });
+});

@@ -1,0 +1,85 @@
+// The run command's surface: help, arguments, env, exit codes, and modules it must refuse clearly.
+import t from 'tap';
+import fs from 'node:fs';
+import path from 'node:path';
+import { abiGuest, BUILD, buildGuest, FIXTURES, runCli } from './helpers.js';
+
+const wasm = abiGuest();
+const bad = (name: string, extra: string[] = []): string =>
+  buildGuest(path.join(FIXTURES, 'bad', `${name}.c`), path.join(BUILD, `bad_${name}.wasm`), extra);
+
+t.test('--help for the tool and for run', async (t) => {
+  const a = runCli(['--help']);
+  t.equal(a.code, 0);
+  t.match(a.stdout, /wasm-bpf run \[options\] <module.wasm>/);
+  const b = runCli(['run', '--help']);
+  t.equal(b.code, 0);
+  t.match(b.stdout, /--allow-cgroup PATH/);
+  t.match(b.stdout, /--wrapper-module-name/);
+});
+
+t.test('usage errors exit 2 with a message', async (t) => {
+  t.equal(runCli([]).code, 2);
+  const r = runCli(['run', '--frobnicate', wasm]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /unknown option --frobnicate/);
+  const e = runCli(['run', '--env', 'NOEQUALS', wasm]);
+  t.equal(e.code, 2);
+  t.match(e.stderr, /--env expects K=V/);
+  const n = runCli(['run']);
+  t.equal(n.code, 2);
+  t.match(n.stderr, /no module given/);
+});
+
+t.test('argv, env and the guest exit code; the shorthand form', async (t) => {
+  const r = runCli(['run', '--env', 'GREETING=hello world', wasm, 'args', 'x', 'y z']);
+  t.equal(r.code, 7, 'exit code is the guest\'s proc_exit code');
+  t.match(r.stdout, /^argv\[0\]=abi.wasm$/m);
+  t.match(r.stdout, /^argv\[1\]=args$/m);
+  t.match(r.stdout, /^argv\[3\]=y z$/m);
+  t.match(r.stdout, /^env=hello world$/m);
+  const s = runCli([wasm, 'args']);
+  t.equal(s.code, 7);
+  t.match(s.stdout, /^env=\(unset\)$/m, 'no host environment leaks into the guest');
+  t.notMatch(s.stderr, /ExperimentalWarning/, 'no Node warnings on stderr');
+});
+
+t.test('a file that does not exist', async (t) => {
+  const r = runCli(['run', '/nonexistent/app.wasm']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /cannot read \/nonexistent\/app.wasm: no such file/);
+});
+
+t.test('a file that is not Wasm, and a truncated module', async (t) => {
+  const txt = path.join(BUILD, 'not-wasm.wasm');
+  fs.writeFileSync(txt, 'hello, I am text\n');
+  const r = runCli(['run', txt]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /not a WebAssembly module/);
+  const cut = path.join(BUILD, 'truncated.wasm');
+  fs.writeFileSync(cut, fs.readFileSync(wasm).subarray(0, 300));
+  const c = runCli(['run', cut]);
+  t.equal(c.code, 1);
+  t.match(c.stderr, /malformed Wasm module|cannot instantiate/);
+});
+
+t.test('a module without _start', async (t) => {
+  const r = runCli(['run', bad('reactor', ['-mexec-model=reactor'])]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /exports no _start/);
+});
+
+t.test('an import with a wrong signature is named, with the expected type', async (t) => {
+  const r = runCli(['run', bad('wrong_sig')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /import wasm_bpf\.wasm_load_bpf_object has type \(i32\) -> i32, expected \(i32, i32\) -> i64/);
+});
+
+t.test('an unknown wasm_bpf import and an unknown import module', async (t) => {
+  const r = runCli(['run', bad('unknown_import')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /imports wasm_bpf\.wasm_frobnicate, which this runtime does not provide/);
+  const o = runCli(['run', bad('other_module')]);
+  t.equal(o.code, 1);
+  t.match(o.stderr, /imports env\.host_thing; this runtime provides wasi_snapshot_preview1, wasm_bpf and callback-wrapper/);
+});

@@ -1,0 +1,516 @@
+// Tests of the native addon (native/, contract: backends/linux/native.ts) on the real kernel.
+// Builds tiny eBPF objects with clang-16 at test time; needs root (bpf(), tracefs, AF_PACKET).
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { loadNative, type NativeErrorFields } from '../backends/linux/native.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const addonFile = path.resolve(here, '../native/build/Release/wasm_bpf_native.node');
+
+// enum values from <linux/bpf.h>
+const BPF_PROG_TYPE_SOCKET_FILTER = 1;
+const BPF_PROG_TYPE_TRACEPOINT = 5;
+const BPF_MAP_TYPE_HASH = 1;
+const BPF_MAP_TYPE_ARRAY = 2;
+const BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4;
+const BPF_MAP_TYPE_RINGBUF = 27;
+const LOOKUP = 1;
+const UPDATE = 2;
+const DELETE = 3;
+const GET_NEXT_KEY = 4;
+const BPF_ANY = 0;
+const BPF_NOEXIST = 1;
+const BPF_EXIST = 2;
+const ENOENT = 2;
+const EINTR = 4;
+const EBADF = 9;
+const EEXIST = 17;
+const EINVAL = 22;
+const ENOBUFS = 105;
+
+const OBJ_SRC = String.raw`
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64); __type(key, __u32); __type(value, __u64); } hmap SEC(".maps");
+/* ctl[0] = tgid to report, ctl[1] = sequence counter, ctl[2] = mode (1: every third record is big) */
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 4); __type(key, __u32); __type(value, __u64); } ctl SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } rb SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY); __uint(key_size, 4); __uint(value_size, 4); } pb SEC(".maps");
+
+struct small { __u32 pid; __u32 seq; };
+struct big { __u32 pid; __u32 seq; __u8 fill[40]; };
+
+SEC("tp/syscalls/sys_enter_getppid")
+int wbn_tp_getppid(void *ctx)
+{
+	__u32 k0 = 0, k1 = 1, k2 = 2;
+	__u64 *want = bpf_map_lookup_elem(&ctl, &k0);
+	__u64 *seqp = bpf_map_lookup_elem(&ctl, &k1);
+	__u64 *mode = bpf_map_lookup_elem(&ctl, &k2);
+	if (!want || !seqp || !mode)
+		return 0;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (*want != pid)
+		return 0;
+	__u32 seq = *seqp;
+	*seqp = seq + 1;
+	if (*mode == 1 && seq % 3 == 2) {
+		struct big b = { .pid = pid, .seq = seq };
+		__builtin_memset(b.fill, 0xab, sizeof(b.fill));
+		bpf_ringbuf_output(&rb, &b, sizeof(b), 0);
+		bpf_perf_event_output(ctx, &pb, BPF_F_CURRENT_CPU, &b, sizeof(b));
+	} else {
+		struct small s = { .pid = pid, .seq = seq };
+		bpf_ringbuf_output(&rb, &s, sizeof(s), 0);
+		bpf_perf_event_output(ctx, &pb, BPF_F_CURRENT_CPU, &s, sizeof(s));
+	}
+	return 0;
+}
+
+SEC("socket")
+int wbn_sock(struct __sk_buff *skb)
+{
+	return 0;
+}
+`;
+
+// dereferences a scalar: the verifier must reject it
+const BAD_SRC = String.raw`
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("socket")
+int wbn_bad(struct __sk_buff *skb)
+{
+	int *p = (int *)(long)skb->len;
+	return *p;
+}
+`;
+
+type NativeError = Error & NativeErrorFields;
+
+function caught(fn: () => unknown): NativeError {
+  try {
+    fn();
+  } catch (e) {
+    return e as NativeError;
+  }
+  throw new Error('expected an exception');
+}
+
+const native = loadNative();
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-native-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function compile(name: string, src: string): Uint8Array {
+  const c = path.join(dir, `${name}.bpf.c`);
+  const o = path.join(dir, `${name}.bpf.o`);
+  fs.writeFileSync(c, src);
+  // <linux/bpf.h> needs <asm/types.h>, which Debian keeps in the multiarch include directory
+  const multiarch = execFileSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).trim() || `${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
+  try {
+    execFileSync('clang-16', ['-g', '-O2', '-target', 'bpf', `-I/usr/include/${multiarch}`, '-c', c, '-o', o], { stdio: 'pipe' });
+  } catch (e) {
+    const err = e as { stderr?: Buffer };
+    throw new Error(`clang-16 failed on ${name}.bpf.c:\n${err.stderr?.toString() ?? String(e)}`);
+  }
+  return new Uint8Array(fs.readFileSync(o));
+}
+
+function ensureTracefs(): void {
+  const p = '/sys/kernel/tracing';
+  let empty = true;
+  try {
+    empty = fs.readdirSync(p).length === 0;
+  } catch {
+    empty = true;
+  }
+  if (empty) execFileSync('mount', ['-t', 'tracefs', 'nodev', p], { stdio: 'pipe' });
+}
+
+/** number of loaded kernel programs with that name */
+function progCount(name: string): number {
+  const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const list = JSON.parse(out || '[]') as Array<{ name?: string }>;
+  return list.filter((p) => p.name === name).length;
+}
+
+async function eventually(cond: () => boolean, ms = 3000): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (cond()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** decodes the [u32 size][u32 0][bytes, padded to 8] records bufferPoll wrote */
+function records(out: ArrayBuffer, n: number): Uint8Array[] {
+  const dv = new DataView(out);
+  const recs: Uint8Array[] = [];
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    const size = dv.getUint32(off, true);
+    if (dv.getUint32(off + 4, true) !== 0) throw new Error('reserved header word not 0');
+    recs.push(new Uint8Array(out.slice(off + 8, off + 8 + size)));
+    off += 8 + ((size + 7) & ~7);
+  }
+  return recs;
+}
+
+function pidSeq(rec: Uint8Array): { pid: number; seq: number } {
+  const dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
+  return { pid: dv.getUint32(0, true), seq: dv.getUint32(4, true) };
+}
+
+/** getppid() from this process: Node's process.ppid getter performs the syscall every time */
+function trigger(n: number): void {
+  for (let i = 0; i < n; i++) void process.ppid;
+}
+
+// guest memory, as the runtime uses it: key at 0, value at 16
+const memory = new WebAssembly.Memory({ initial: 1 });
+const mem = memory.buffer;
+const dv = new DataView(mem);
+const KEY = 0;
+const VAL = 16;
+
+function setCtl(fd: number, key: number, value: number): void {
+  dv.setUint32(KEY, key, true);
+  dv.setBigUint64(VAL, BigInt(value), true);
+  const r = native.mapOp(UPDATE, fd, mem, KEY, VAL, BPF_ANY);
+  if (r !== 0) throw new Error(`ctl update failed: ${r}`);
+}
+
+ensureTracefs();
+const objBytes = compile('wbn', OBJ_SRC);
+const badBytes = compile('wbn_bad', BAD_SRC);
+
+let obj = 0;
+const fds: Record<string, number> = {};
+
+t.test('open, programs, maps before load', async (t) => {
+  obj = native.open(objBytes, 'wbn', { logLevel: 0 });
+  t.ok(Number.isInteger(obj) && obj > 0, 'object id > 0');
+  const progs = native.programs(obj);
+  const tp = progs.find((p) => p.name === 'wbn_tp_getppid');
+  const sock = progs.find((p) => p.name === 'wbn_sock');
+  t.match(tp, { section: 'tp/syscalls/sys_enter_getppid', type: BPF_PROG_TYPE_TRACEPOINT });
+  t.match(sock, { section: 'socket', type: BPF_PROG_TYPE_SOCKET_FILTER });
+  t.equal(typeof tp?.expectedAttachType, 'number');
+  const maps = native.maps(obj);
+  t.match(maps.find((m) => m.name === 'hmap'), { type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 8, maxEntries: 64, fd: -1 });
+  t.match(maps.find((m) => m.name === 'ctl'), { type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 4, fd: -1 });
+  t.match(maps.find((m) => m.name === 'rb'), { type: BPF_MAP_TYPE_RINGBUF, maxEntries: 256 * 1024, fd: -1 });
+  t.match(maps.find((m) => m.name === 'pb'), { type: BPF_MAP_TYPE_PERF_EVENT_ARRAY, keySize: 4, valueSize: 4, fd: -1 });
+});
+
+t.test('load', async (t) => {
+  const before = progCount('wbn_tp_getppid');
+  native.load(obj);
+  for (const m of native.maps(obj)) {
+    t.ok(m.fd >= 0, `${m.name} has an fd after load`);
+    fds[m.name] = m.fd;
+  }
+  t.equal(progCount('wbn_tp_getppid'), before + 1, 'program is in the kernel');
+  native.takeLog();
+});
+
+t.test('mapOp on a hash map and an array map', async (t) => {
+  const fd = fds.hmap!;
+  dv.setUint32(KEY, 1, true);
+  dv.setBigUint64(VAL, 42n, true);
+  t.equal(native.mapOp(UPDATE, fd, mem, KEY, VAL, BPF_ANY), 0, 'update BPF_ANY');
+  t.equal(native.mapOp(UPDATE, fd, mem, KEY, VAL, BPF_NOEXIST), -EEXIST, 'BPF_NOEXIST on an existing key');
+  dv.setUint32(KEY, 2, true);
+  t.equal(native.mapOp(UPDATE, fd, mem, KEY, VAL, BPF_EXIST), -ENOENT, 'BPF_EXIST on a missing key');
+  t.equal(native.mapOp(LOOKUP, fd, mem, KEY, VAL, 0), -ENOENT, 'lookup of a missing key');
+  dv.setUint32(KEY, 1, true);
+  dv.setBigUint64(VAL, 0n, true);
+  t.equal(native.mapOp(LOOKUP, fd, mem, KEY, VAL, 0), 0, 'lookup');
+  t.equal(dv.getBigUint64(VAL, true), 42n, 'value read into guest memory');
+  // GET_NEXT_KEY: NULL key gives the first key; the next key goes to valOff
+  dv.setUint32(32, 0xffffffff, true);
+  t.equal(native.mapOp(GET_NEXT_KEY, fd, mem, -1, 32, 0), 0, 'first key');
+  t.equal(dv.getUint32(32, true), 1);
+  t.equal(native.mapOp(GET_NEXT_KEY, fd, mem, 32, 36, 0), -ENOENT, 'no key after the last');
+  t.equal(native.mapOp(DELETE, fd, mem, KEY, -1, 0), 0, 'delete');
+  t.equal(native.mapOp(DELETE, fd, mem, KEY, -1, 0), -ENOENT, 'delete again');
+  t.equal(native.mapOp(GET_NEXT_KEY, fd, mem, -1, 32, 0), -ENOENT, 'empty map has no first key');
+
+  const afd = fds.ctl!;
+  dv.setUint32(KEY, 3, true);
+  dv.setBigUint64(VAL, 7n, true);
+  t.equal(native.mapOp(LOOKUP, afd, mem, KEY, VAL, 0), 0, 'array lookup');
+  t.equal(dv.getBigUint64(VAL, true), 0n, 'array slots start zeroed');
+  t.equal(native.mapOp(DELETE, afd, mem, KEY, -1, 0), -EINVAL, 'array elements cannot be deleted');
+  dv.setUint32(KEY, 4, true);
+  t.equal(native.mapOp(UPDATE, afd, mem, KEY, VAL, BPF_ANY), -7 /* E2BIG */, 'index past max_entries');
+
+  t.equal(native.mapOp(LOOKUP, 999999, mem, KEY, VAL, 0), -EBADF, 'bad fd gives -EBADF');
+  t.equal(native.mapOp(99, fd, mem, KEY, VAL, 0), -EINVAL, 'unknown command gives -EINVAL');
+  t.equal(native.mapOp(LOOKUP, fd, 'nope' as unknown as ArrayBuffer, KEY, VAL, 0), -EINVAL, 'never throws');
+});
+
+let tpLink = 0;
+
+t.test('attachAuto a tracepoint, ring buffer records', async (t) => {
+  setCtl(fds.ctl!, 0, process.pid);
+  setCtl(fds.ctl!, 1, 0);
+  setCtl(fds.ctl!, 2, 0);
+  tpLink = native.attachAuto(obj, 'wbn_tp_getppid');
+  t.ok(tpLink > 0, 'link id > 0');
+  const buf = native.ringbufOpen(fds.rb!);
+  t.ok(buf > 0, 'buffer id > 0');
+  const out = new ArrayBuffer(4096);
+  t.equal(native.bufferPoll(buf, 0, -1, out), 0, 'nothing yet');
+  trigger(3);
+  const n = native.bufferPoll(buf, 1000, -1, out);
+  t.equal(n, 3, 'three records');
+  const recs = records(out, n).map(pidSeq);
+  t.same(recs, [0, 1, 2].map((seq) => ({ pid: process.pid, seq })), 'pid and sequence');
+  t.equal(native.bufferPendingSize(buf), 0);
+  t.equal(native.bufferLost(buf), 0);
+  // timeout
+  const t0 = Date.now();
+  t.equal(native.bufferPoll(buf, 150, -1, out), 0, 'times out with 0');
+  t.ok(Date.now() - t0 >= 140, 'waited for the timeout');
+  native.bufferClose(buf);
+  native.bufferClose(buf); // idempotent
+  t.equal(native.bufferPoll(buf, 0, -1, out), -EBADF, 'closed buffer gives -EBADF');
+});
+
+t.test('ring buffer: tiny out buffer, pending records, -ENOBUFS, order kept', async (t) => {
+  setCtl(fds.ctl!, 1, 0);
+  setCtl(fds.ctl!, 2, 1); // every third record is 48 bytes (needs 56 bytes of out)
+  const buf = native.ringbufOpen(fds.rb!);
+  const N = 30;
+  trigger(N);
+  const seqs: number[] = [];
+  const small = new ArrayBuffer(32); // two 8-byte records (16 bytes each) fit, a big one never does
+  const large = new ArrayBuffer(64);
+  let enobufs = 0;
+  for (let guard = 0; guard < 200 && seqs.length < N; guard++) {
+    const n = native.bufferPoll(buf, 0, -1, small);
+    if (n === -ENOBUFS) {
+      enobufs++;
+      t.equal(native.bufferPendingSize(buf), 48, 'pending size is the record size');
+      const m = native.bufferPoll(buf, 0, -1, large);
+      t.equal(m, 1, 'the big record alone');
+      const [rec] = records(large, 1);
+      t.equal(rec!.length, 48);
+      t.ok(rec!.subarray(8).every((b) => b === 0xab), 'payload intact');
+      seqs.push(pidSeq(rec!).seq);
+      continue;
+    }
+    t.ok(n >= 0, `poll result ${n}`);
+    for (const rec of records(small, n)) {
+      t.equal(rec.length, 8);
+      seqs.push(pidSeq(rec).seq);
+    }
+  }
+  t.same(seqs, Array.from({ length: N }, (_, i) => i), 'every record, in order');
+  t.equal(enobufs, N / 3, 'one -ENOBUFS per big record');
+  t.equal(native.bufferPoll(buf, 0, -1, large), 0, 'drained');
+  native.bufferClose(buf);
+});
+
+t.test('perf buffer: records, pending with a tiny out buffer, lost counter', async (t) => {
+  setCtl(fds.ctl!, 1, 0);
+  setCtl(fds.ctl!, 2, 0);
+  const buf = native.perfbufOpen(fds.pb!, 8);
+  t.ok(buf > 0);
+  const N = 12;
+  trigger(N);
+  const out = new ArrayBuffer(24); // one perf record (8 + 12 bytes of raw sample, padded: 24) per poll
+  const seqs: number[] = [];
+  for (let guard = 0; guard < 100 && seqs.length < N; guard++) {
+    const n = native.bufferPoll(buf, 200, -1, out);
+    t.ok(n >= 0, `poll result ${n}`);
+    for (const rec of records(out, n)) {
+      t.ok(rec.length >= 8);
+      const { pid, seq } = pidSeq(rec);
+      t.equal(pid, process.pid);
+      seqs.push(seq);
+    }
+  }
+  // per-CPU buffers: the order across CPUs is not defined, completeness is
+  t.same([...seqs].sort((a, b) => a - b), Array.from({ length: N }, (_, i) => i), 'every record once');
+  t.equal(native.bufferLost(buf), 0, 'nothing lost');
+  t.equal(native.bufferPendingSize(buf), 0);
+  native.bufferClose(buf);
+});
+
+t.test('bufferPoll returns -EINTR promptly when the wake fd is written from another thread', async (t) => {
+  const buf = native.ringbufOpen(fds.rb!);
+  const efd = native.eventFd();
+  t.ok(efd >= 0);
+  const out = new ArrayBuffer(256);
+  // the earlier tests' records are still in the ring: drain them
+  for (let i = 0; i < 100 && native.bufferPoll(buf, 0, -1, out) > 0; i++);
+  t.equal(native.bufferPoll(buf, 0, efd, out), 0, 'not woken yet');
+  const w = new Worker(
+    `const fs = require('fs');
+     const { parentPort, workerData } = require('worker_threads');
+     parentPort.postMessage('ready');
+     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+     const b = Buffer.alloc(8); b.writeBigUInt64LE(1n);
+     fs.writeSync(workerData.fd, b);`,
+    { eval: true, workerData: { fd: efd } },
+  );
+  await new Promise((r) => w.once('message', r));
+  const t0 = Date.now();
+  const r = native.bufferPoll(buf, 10000, efd, out); // blocks this thread
+  const dt = Date.now() - t0;
+  t.equal(r, -EINTR, 'woken');
+  t.ok(dt >= 50 && dt < 3000, `blocked, then woken promptly (${dt} ms)`);
+  await new Promise((r) => w.once('exit', r));
+  t.equal(native.bufferPoll(buf, 0, efd, out), -EINTR, 'the eventfd counter is left as is');
+  const cnt = Buffer.alloc(8);
+  fs.readSync(efd, cnt);
+  t.equal(cnt.readBigUInt64LE(), 1n);
+  t.equal(native.bufferPoll(buf, 0, efd, out), 0, 'not woken once the caller read the counter');
+  native.closeFd(efd);
+  native.bufferClose(buf);
+});
+
+t.test('the addon works in a worker thread at the same time; worker exit cleans up', async (t) => {
+  const before = progCount('wbn_sock');
+  setCtl(fds.ctl!, 0, 0); // stop producing records
+  const buf = native.ringbufOpen(fds.rb!);
+  for (let i = 0; i < 100 && native.bufferPoll(buf, 0, -1, new ArrayBuffer(4096)) > 0; i++);
+  const efd = native.eventFd();
+  const w = new Worker(
+    `const fs = require('fs');
+     const { parentPort, workerData } = require('worker_threads');
+     const n = require(workerData.addon);
+     const obj = n.open(workerData.bytes, 'wbn_worker', {});
+     n.load(obj);
+     const kept = n.open(workerData.bytes, 'wbn_worker2', {});
+     n.load(kept); // left open on purpose: the env cleanup hook must close it
+     const mem = new WebAssembly.Memory({ initial: 1 }).buffer;
+     const hfd = n.maps(obj).find((m) => m.name === 'hmap').fd;
+     new DataView(mem).setUint32(0, 5, true);
+     const upd = n.mapOp(2, hfd, mem, 0, 16, 0);
+     const look = n.mapOp(1, hfd, mem, 0, 16, 0);
+     const cpus = n.numPossibleCpus();
+     n.close(obj);
+     parentPort.postMessage({ obj, kept, upd, look, cpus });
+     const b = Buffer.alloc(8); b.writeBigUInt64LE(1n);
+     fs.writeSync(workerData.efd, b);
+     setTimeout(() => {}, 200);`,
+    { eval: true, workerData: { addon: addonFile, bytes: objBytes, efd } },
+  );
+  const msg = new Promise<{ obj: number; kept: number; upd: number; look: number; cpus: number }>((r) =>
+    w.once('message', r),
+  );
+  // Block the main thread in native code while the worker uses the addon.
+  const r = native.bufferPoll(buf, 20000, efd, new ArrayBuffer(64));
+  t.equal(r, -EINTR, 'main thread woken by the worker');
+  const m = await msg;
+  t.ok(m.obj > 0 && m.kept > 0 && m.obj !== obj && m.kept !== m.obj, 'process-unique ids');
+  t.equal(m.upd, 0);
+  t.equal(m.look, 0);
+  t.equal(m.cpus, native.numPossibleCpus());
+  t.ok(native.programs(m.kept).length === 2, 'ids are usable from another thread');
+  await new Promise((r) => w.once('exit', r));
+  t.ok(await eventually(() => progCount('wbn_sock') === before), 'objects the worker left open were closed');
+  t.equal(caught(() => native.programs(m.kept)).code, 'EBADF', 'its id is gone');
+  native.closeFd(efd);
+  native.bufferClose(buf);
+});
+
+t.test('attach errors', async (t) => {
+  const e = caught(() => native.attachAuto(obj, 'no_such_prog'));
+  t.equal(e.errno, ENOENT);
+  t.equal(e.code, 'ENOENT');
+  t.match(e.message, /no_such_prog/);
+  t.equal(typeof e.op, 'string');
+  t.equal(typeof e.log, 'string');
+  const e2 = caught(() => native.attachAuto(obj, 'wbn_sock'));
+  t.ok(e2.errno > 0, `socket filters have no auto attach: ${e2.message}`);
+  t.equal(e2.op, 'bpf_program__attach');
+  const e3 = caught(() => native.programs(123456789));
+  t.equal(e3.code, 'EBADF');
+});
+
+t.test('attachSocket owns the socket; detach closes it', async (t) => {
+  const lo = native.ifIndex('lo');
+  t.ok(lo > 0, 'lo exists');
+  t.equal(native.ifIndex('no-such-if0'), 0);
+  const sock = native.openPacketSocket(lo);
+  t.ok(sock >= 0);
+  const link = native.attachSocket(obj, 'wbn_sock', sock);
+  t.ok(link > 0);
+  native.detach(link);
+  t.equal(caught(() => native.closeFd(sock)).code, 'EBADF', 'the socket was closed by detach');
+  native.detach(link); // unknown link: no-op
+});
+
+t.test('load failure: errno, code, op and the verifier log', async (t) => {
+  native.takeLog();
+  const bad = native.open(badBytes, 'wbn_bad', {});
+  const e = caught(() => native.load(bad));
+  t.ok(e instanceof Error);
+  t.ok(e.errno > 0, `errno ${e.errno}`);
+  t.equal(e.code, 'EACCES');
+  t.equal(e.op, 'bpf_object__load');
+  t.match(e.message, /^bpf_object__load: .*Permission denied \(EACCES\)$/);
+  t.match(e.log, /invalid mem access|R\d+ invalid/, 'the verifier log is in error.log');
+  t.match(native.takeLog(), /BEGIN PROG LOAD LOG/, 'takeLog has it too');
+  t.equal(native.takeLog(), '', 'takeLog clears');
+  native.close(bad);
+});
+
+t.test('open logLevel 2 captures libbpf debug output', async (t) => {
+  native.takeLog();
+  const o = native.open(objBytes, 'wbn_dbg', { logLevel: 2 });
+  t.match(native.takeLog(), /libbpf: /);
+  const o2 = native.open(objBytes, 'wbn_quiet', {});
+  t.equal(native.takeLog(), '', 'warnings only by default');
+  native.close(o);
+  native.close(o2);
+  const e = caught(() => native.open(new Uint8Array([1, 2, 3, 4]), 'junk', {}));
+  t.ok(e.errno > 0);
+  t.equal(e.op, 'bpf_object__open_mem');
+});
+
+t.test('setMapType before load', async (t) => {
+  const o = native.open(objBytes, 'wbn_set', {});
+  native.setMapType(o, 'rb', BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 0);
+  t.match(native.maps(o).find((m) => m.name === 'rb'), { type: BPF_MAP_TYPE_PERF_EVENT_ARRAY, keySize: 4, valueSize: 4 });
+  native.setMapType(o, 'hmap', -1, -1, -1, 128);
+  t.match(native.maps(o).find((m) => m.name === 'hmap'), { type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 8, maxEntries: 128 });
+  t.equal(caught(() => native.setMapType(o, 'nope', 1, 4, 4, 1)).code, 'ENOENT');
+  native.close(o);
+});
+
+t.test('perfEventOpen and eventFd/closeFd', async (t) => {
+  // PERF_TYPE_SOFTWARE / PERF_COUNT_SW_CPU_CLOCK on CPU 0, all processes
+  const pfd = native.perfEventOpen(1, 0, true, 1, -1, 0);
+  t.ok(pfd >= 0);
+  native.closeFd(pfd);
+  t.ok(native.numPossibleCpus() >= 1);
+});
+
+t.test('close detaches everything and is idempotent', async (t) => {
+  t.equal(progCount('wbn_tp_getppid') >= 1, true);
+  const before = progCount('wbn_tp_getppid');
+  native.close(obj);
+  t.ok(await eventually(() => progCount('wbn_tp_getppid') === before - 1), 'program gone from the kernel');
+  native.close(obj);
+  native.close(obj);
+  t.equal(caught(() => native.programs(obj)).code, 'EBADF');
+  native.detach(tpLink); // destroyed by close: no-op
+  t.equal(native.mapOp(LOOKUP, 999999, mem, KEY, VAL, 0), -EBADF);
+});

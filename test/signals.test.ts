@@ -1,0 +1,54 @@
+// Ctrl-C and SIGTERM: prompt exit while the guest blocks in a poll, a sleep or a busy loop; every
+// kernel object closed; no output line lost when stdout is a pipe or a file.
+import t from 'tap';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { abiGuest, BUILD, buildGuest, CLI, FIXTURES, kernelIds, Running, settledLeaks, startCli } from './helpers.js';
+
+const wasm = abiGuest();
+const before = kernelIds();
+
+for (const [mode, sig, code] of [
+  ['poll', 'SIGINT', 130],
+  ['sleep', 'SIGINT', 130],
+  ['poll', 'SIGTERM', 143],
+] as const) {
+  t.test(`${sig} while the guest blocks in a ${mode}: exit ${code} within 1 s, output kept`, async (t) => {
+    const run = startCli([wasm, 'block', mode]);
+    await run.waitFor(/^# ready/);
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await run.interrupt(sig);
+    t.equal(r.code, code);
+    t.ok(r.ms < 1000, `exited in ${r.ms} ms`);
+    for (let i = 0; i < 5; i++) t.match(run.stdout, new RegExp(`^line ${i}$`, 'm'));
+    t.notMatch(run.stdout, /not reached/);
+  });
+}
+
+t.test('stdout to a file: every line written before Ctrl-C is there', async (t) => {
+  const file = path.join(BUILD, 'signals-out.txt');
+  const fd = fs.openSync(file, 'w');
+  const child = spawn(process.execPath, [CLI, wasm, 'block'], { stdio: ['ignore', fd, 'pipe'] });
+  fs.closeSync(fd);
+  const run = new Running(child);
+  const deadline = Date.now() + 20_000;
+  while (!fs.readFileSync(file, 'utf8').includes('# ready') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const r = await run.interrupt('SIGINT');
+  t.equal(r.code, 130);
+  const out = fs.readFileSync(file, 'utf8');
+  t.equal(out, 'load=1\nline 0\nline 1\nline 2\nline 3\nline 4\n# ready\n');
+});
+
+t.test('a guest spinning without host calls is stopped within 1 s', async (t) => {
+  const spin = buildGuest(path.join(FIXTURES, 'bad', 'spin.c'), path.join(BUILD, 'spin.wasm'));
+  const run = startCli([spin]);
+  await run.waitFor(/^# spinning/);
+  const r = await run.interrupt('SIGINT');
+  t.equal(r.code, 130);
+  t.ok(r.ms < 1500, `exited in ${r.ms} ms`);
+});
+
+t.test('nothing left in the kernel', async (t) => {
+  t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });
+});
