@@ -1,6 +1,8 @@
 // The wasm_bpf ABI on the real kernel: bounds checks, names, maps, buffers, traps, leaks.
 import t from 'tap';
-import { abiGuest, ensureMounts, kernelIds, kv, runCli, settledLeaks, startCli } from './helpers.js';
+import path from 'node:path';
+import fs from 'node:fs';
+import { abiGuest, BUILD, buildBpf, FIXTURES, ensureMounts, kernelIds, kv, runCli, settledLeaks, startCli } from './helpers.js';
 
 ensureMounts();
 const before = kernelIds();
@@ -37,7 +39,7 @@ t.test('malformed ELF bytes: load returns 0 with a clear error', async (t) => {
   t.equal(v['load_garbage'], '0');
   t.equal(v['load_truncated'], '0');
   t.equal(v['alive'], '1');
-  t.match(r.stderr, /opening the eBPF object failed/);
+  t.match(r.stderr, /libbpf cannot open the object/);
 });
 
 t.test('unknown names, missing interface, cgroup outside the allow-list', async (t) => {
@@ -139,6 +141,34 @@ t.test('objects the guest leaves open are closed by the host', async (t) => {
   const r = runCli([wasm, 'leave-open']);
   t.equal(r.code, 3, 'the guest exit code is the process exit code');
   t.match(r.stdout, /attach=0/);
+});
+
+t.test('objects loaded from a preopened directory: verifier rejection, trampolines, non-BPF ELF', async (t) => {
+  const reject = buildBpf(path.join(FIXTURES, 'reject.bpf.c'), path.join(BUILD, 'reject.bpf.o'));
+  const fentry = buildBpf(path.join(FIXTURES, 'fentry.bpf.c'), path.join(BUILD, 'fentry.bpf.o'));
+  fs.copyFileSync('/bin/true', path.join(BUILD, 'x86.o'));
+  const dir = ['--dir', `${BUILD}:/objs`];
+
+  const r = runCli([...dir, wasm, 'file', '/objs/reject.bpf.o', 'bad_read']);
+  t.equal(kv(r.stdout)['load'], '0', 'a verifier rejection returns handle 0');
+  t.match(r.stderr, /refused to load program 'bad_read' \(tp\/syscalls\/sys_enter_getppid\): Permission denied \(EACCES\)/);
+  t.notMatch(r.stderr, /invalid access to map value/, 'no verifier log without --verbose');
+  t.match(r.stderr, /--verbose/);
+  const v = runCli(['--verbose', ...dir, wasm, 'file', '/objs/reject.bpf.o', 'bad_read']);
+  t.match(v.stderr, /invalid access to map value/, '--verbose shows the verifier log');
+
+  const f = runCli([...dir, wasm, 'file', '/objs/fentry.bpf.o', 'on_unlink']);
+  t.equal(kv(f.stdout)['load'], '0');
+  t.match(f.stderr, /refused to load program 'on_unlink' \(fentry\/do_unlinkat\): Operation not permitted \(EPERM\)/);
+  t.match(f.stderr, /hint: this kernel refuses BPF trampoline programs/);
+
+  const x = runCli([...dir, wasm, 'file', '/objs/x86.o']);
+  t.equal(kv(x.stdout)['load'], '0', 'an ELF that is not eBPF is refused');
+  t.match(x.stderr, /cannot open the object .*not a valid eBPF ELF object/);
+
+  const n = runCli([wasm, 'file', '/objs/reject.bpf.o']);
+  t.equal(n.code, 1, 'without --dir the guest sees no host files');
+  t.match(n.stdout, /open_error=/);
 });
 
 t.test('no program, map or link created by these tests is left in the kernel', async (t) => {

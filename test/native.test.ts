@@ -80,6 +80,35 @@ int wbn_sock(struct __sk_buff *skb)
 {
 	return 0;
 }
+
+SEC("xdp")
+int wbn_xdp(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+SEC("cgroup_skb/egress")
+int wbn_cg(struct __sk_buff *skb)
+{
+	return 1;
+}
+
+/* counts calls in ctl[3] */
+SEC("uprobe")
+int wbn_up(void *ctx)
+{
+	__u32 k3 = 3;
+	__u64 *n = bpf_map_lookup_elem(&ctl, &k3);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	return 0;
+}
+
+SEC("perf_event")
+int wbn_pe(void *ctx)
+{
+	return 0;
+}
 `;
 
 // dereferences a scalar: the verifier must reject it
@@ -143,6 +172,13 @@ function progCount(name: string): number {
   const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const list = JSON.parse(out || '[]') as Array<{ name?: string }>;
   return list.filter((p) => p.name === name).length;
+}
+
+/** whether an XDP program is attached to lo */
+function xdpOn(): boolean {
+  const out = execFileSync('bpftool', ['-j', 'net', 'show', 'dev', 'lo'], { encoding: 'utf8' });
+  const net = JSON.parse(out) as Array<{ xdp?: unknown[] }>;
+  return (net[0]?.xdp ?? []).length > 0;
 }
 
 async function eventually(cond: () => boolean, ms = 3000): Promise<boolean> {
@@ -422,7 +458,7 @@ t.test('the addon works in a worker thread at the same time; worker exit cleans 
   t.equal(m.upd, 0);
   t.equal(m.look, 0);
   t.equal(m.cpus, native.numPossibleCpus());
-  t.ok(native.programs(m.kept).length === 2, 'ids are usable from another thread');
+  t.equal(native.programs(m.kept).length, 6, 'ids are usable from another thread');
   await new Promise((r) => w.once('exit', r));
   t.ok(await eventually(() => progCount('wbn_sock') === before), 'objects the worker left open were closed');
   t.equal(caught(() => native.programs(m.kept)).code, 'EBADF', 'its id is gone');
@@ -442,6 +478,65 @@ t.test('attach errors', async (t) => {
   t.equal(e2.op, 'bpf_program__attach');
   const e3 = caught(() => native.programs(123456789));
   t.equal(e3.code, 'EBADF');
+});
+
+t.test('attachXdp with and without flags', async (t) => {
+  const lo = native.ifIndex('lo');
+  t.equal(xdpOn(), false, 'nothing attached to lo');
+  const link = native.attachXdp(obj, 'wbn_xdp', lo, 0); // bpf_link
+  t.ok(link > 0);
+  t.equal(xdpOn(), true, 'attached (link)');
+  native.detach(link);
+  t.equal(xdpOn(), false, 'detached');
+  const XDP_FLAGS_SKB_MODE = 2;
+  const link2 = native.attachXdp(obj, 'wbn_xdp', lo, XDP_FLAGS_SKB_MODE); // netlink, pseudo link
+  t.ok(link2 > 0);
+  t.equal(xdpOn(), true, 'attached (netlink, SKB mode)');
+  native.detach(link2);
+  t.equal(xdpOn(), false, 'detached');
+});
+
+t.test('attachCgroup', async (t) => {
+  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  const cg2 = mounts.find((m) => m[2] === 'cgroup2')?.[1];
+  if (!cg2) {
+    t.skip('no cgroup2 mount');
+    return;
+  }
+  const cfd = fs.openSync(cg2, 'r');
+  const link = native.attachCgroup(obj, 'wbn_cg', cfd);
+  t.ok(link > 0);
+  native.detach(link);
+  fs.closeSync(cfd);
+});
+
+t.test('attachUprobe on libc getppid fires', async (t) => {
+  const libc = ['/lib/x86_64-linux-gnu/libc.so.6', '/lib/aarch64-linux-gnu/libc.so.6', '/usr/lib64/libc.so.6', '/lib64/libc.so.6'].find((p) => fs.existsSync(p));
+  if (!libc) {
+    t.skip('libc not found');
+    return;
+  }
+  setCtl(fds.ctl!, 3, 0);
+  const link = native.attachUprobe(obj, 'wbn_up', false, process.pid, libc, 'getppid', 0);
+  t.ok(link > 0);
+  trigger(5);
+  dv.setUint32(KEY, 3, true);
+  t.equal(native.mapOp(LOOKUP, fds.ctl!, mem, KEY, VAL, 0), 0);
+  t.ok(dv.getBigUint64(VAL, true) >= 5n, `uprobe hits: ${dv.getBigUint64(VAL, true)}`);
+  native.detach(link);
+  const e = caught(() => native.attachUprobe(obj, 'wbn_up', true, -1, '/no/such/binary', 'f', 0));
+  t.ok(e.errno > 0, e.message);
+  t.equal(e.op, 'bpf_program__attach_uprobe_opts');
+});
+
+t.test('attachPerfEvent', async (t) => {
+  // PERF_TYPE_SOFTWARE / PERF_COUNT_SW_CPU_CLOCK, every 1 ms, CPU 0, all processes
+  const pfd = native.perfEventOpen(1, 0, false, 1_000_000, -1, 0);
+  t.ok(pfd >= 0);
+  const link = native.attachPerfEvent(obj, 'wbn_pe', pfd);
+  t.ok(link > 0);
+  native.detach(link); // libbpf's perf link closes the perf event fd
+  t.equal(caught(() => native.closeFd(pfd)).code, 'EBADF', 'perf fd owned by the link');
 });
 
 t.test('attachSocket owns the socket; detach closes it', async (t) => {
@@ -506,8 +601,15 @@ t.test('perfEventOpen and eventFd/closeFd', async (t) => {
 t.test('close detaches everything and is idempotent', async (t) => {
   t.equal(progCount('wbn_tp_getppid') >= 1, true);
   const before = progCount('wbn_tp_getppid');
+  const xdpLink = native.attachXdp(obj, 'wbn_xdp', native.ifIndex('lo'), 2 /* XDP_FLAGS_SKB_MODE */);
+  const sock = native.openPacketSocket(0);
+  native.attachSocket(obj, 'wbn_sock', sock);
+  t.equal(xdpOn(), true);
   native.close(obj);
   t.ok(await eventually(() => progCount('wbn_tp_getppid') === before - 1), 'program gone from the kernel');
+  t.equal(xdpOn(), false, 'the netlink XDP attachment was removed');
+  t.equal(caught(() => native.closeFd(sock)).code, 'EBADF', 'the socket link closed its socket');
+  native.detach(xdpLink); // destroyed by close: no-op
   native.close(obj);
   native.close(obj);
   t.equal(caught(() => native.programs(obj)).code, 'EBADF');

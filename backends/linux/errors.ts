@@ -6,10 +6,28 @@ export function isNativeError(err: unknown): err is Error & NativeErrorFields {
   return err instanceof Error && typeof (err as Partial<NativeErrorFields>).errno === 'number';
 }
 
+// libbpf's own error numbers (LIBBPF_ERRNO__*), which strerror does not know
+const LIBBPF_ERRORS: Record<number, string> = {
+  4000: 'something wrong in libelf',
+  4001: 'not a valid eBPF ELF object',
+  4002: "the 'version' section is invalid",
+  4003: 'the object was built for the other byte order',
+  4004: 'internal libbpf error',
+  4005: 'relocation failed',
+  4006: 'load failed',
+  4007: 'the kernel verifier blocked the program',
+  4008: 'the program is too big',
+  4009: 'incorrect kernel version',
+  4010: 'the kernel does not support this program type',
+};
+
 export function toBackendError(err: unknown, what: string, hint?: (errno: number) => string | undefined): BackendError {
   if (err instanceof BackendError) return err;
   if (isNativeError(err)) {
-    return new BackendError(`${what}: ${err.message}`, err.errno, err.log ?? '', hint?.(err.errno), { cause: err });
+    const libbpf = LIBBPF_ERRORS[err.errno];
+    const message = libbpf ? `${err.op}: ${libbpf}` : err.message;
+    // guests get a kernel errno: libbpf's private numbers become EINVAL
+    return new BackendError(`${what}: ${message}`, libbpf ? 22 : err.errno, err.log ?? '', hint?.(err.errno), { cause: err });
   }
   return new BackendError(`${what}: ${err instanceof Error ? err.message : String(err)}`, 22, '', undefined, { cause: err });
 }

@@ -24,6 +24,8 @@ export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[
   const m = /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(log) ?? /prog '([^']+)'/.exec(log);
   const prog = m ? programs.find((p) => p.name === m[1]) : undefined;
   const who = prog ? `program '${prog.name}' (${prog.section})` : 'the object';
+  // the native message is "op: detail: Strerror (CODE)": keep the reason
+  const reason = err.message.split(': ').pop() ?? err.message;
   let hint: string | undefined;
   if (prog && (prog.type === PROG_TYPE.TRACING || prog.type === PROG_TYPE.LSM || prog.type === PROG_TYPE.EXT) && err.errno === EPERM) {
     const lsms = activeLsms();
@@ -38,5 +40,5 @@ export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[
   } else if (/relocat|CO-RE/i.test(log)) {
     hint = 'a CO-RE relocation failed: the program reads a kernel type or field this kernel lacks (run with --verbose)';
   }
-  return new BackendError(`loading ${who} failed: ${err.message}`, err.errno, log, hint, { cause: err });
+  return new BackendError(`the kernel refused to load ${who}: ${reason}`, err.errno, log, hint, { cause: err });
 }

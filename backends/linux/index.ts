@@ -40,7 +40,7 @@ export class LinuxBackend implements Backend {
     };
     const obj = nativeCall(
       () => native.open(bytes, opts.objectName, { logLevel: opts.verbose ? 2 : 0 }),
-      `opening the eBPF object failed`,
+      `libbpf cannot open the object (${bytes.length} bytes)`,
     );
     flushLog();
     try {

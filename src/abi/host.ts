@@ -159,7 +159,7 @@ export class WasmBpfHost {
       this.opts.log(`wasm-bpf: ${what}: ${err.message}`);
       if (err.hint) this.opts.log(`wasm-bpf: hint: ${err.hint}`);
       if (this.opts.verbose && err.log) this.opts.log(err.log.trimEnd());
-      else if (err.log && !this.opts.verbose) this.opts.log('wasm-bpf: (run with --verbose for the libbpf and verifier log)');
+      else if (err.log && !err.hint?.includes('--verbose')) this.opts.log('wasm-bpf: (run with --verbose for the libbpf and verifier log)');
       return -(err.errno || EINVAL);
     }
     this.opts.log(`wasm-bpf: ${what}: ${errorMessage(err)}`);
@@ -216,7 +216,7 @@ export class WasmBpfHost {
         this.debug(`loaded object ${handle}: ${obj.programs.length} programs, ${obj.maps.length} maps`);
         return BigInt(handle);
       } catch (err) {
-        this.report(err, 'loading the eBPF object failed');
+        this.report(err, 'wasm_load_bpf_object');
         return 0n;
       }
     },
