@@ -47,7 +47,7 @@ t.test('unknown names, missing interface, cgroup outside the allow-list', async 
   t.equal(r.code, 0, r.stderr);
   const v = kv(r.stdout);
   t.equal(v['attach_unknown'], '-2');
-  t.match(r.stderr, /no program named 'no_such_prog' in the object \(programs: on_getppid, xdp_pass, sockops_prog, sock_prog\)/);
+  t.match(r.stderr, /no program named 'no_such_prog' in the object \(programs: on_getppid, xdp_pass, sockops_prog, sock_prog, on_tick, on_raw\)/);
   t.equal(v['map_unknown'], '-2');
   t.equal(v['attach_xdp_missing_if'], '-19');
   t.match(r.stderr, /no network interface named 'nosuchif0'/);
@@ -169,6 +169,29 @@ t.test('objects loaded from a preopened directory: verifier rejection, trampolin
   const n = runCli([wasm, 'file', '/objs/reject.bpf.o']);
   t.equal(n.code, 1, 'without --dir the guest sees no host files');
   t.match(n.stdout, /open_error=/);
+});
+
+t.test('attach paths: perf_event, socket filter, sockops on an allowed cgroup, xdp, raw_tp', async (t) => {
+  const dir = ['--dir', `${BUILD}:/objs`];
+  const cases: Array<[string, string]> = [
+    ['on_tick', ''],
+    ['on_tick', 'freq=49'],
+    ['sock_prog', 'lo'],
+    ['sock_prog', ''],
+    ['sockops_prog', '/sys/fs/cgroup/unified'],
+    ['xdp_pass', 'lo'],
+    ['on_raw', ''],
+    ['on_getppid', ''],
+  ];
+  for (const [prog, target] of cases) {
+    const r = runCli([...dir, wasm, 'file', '/objs/probe.bpf.o', prog, target]);
+    const v = kv(r.stdout);
+    t.equal(v['load'] !== '0' && v['attach'], '0', `${prog} ${target || '(by section)'}: ${r.stderr.trim()}`);
+    t.equal(v['close'], '0');
+  }
+  const bad = runCli([...dir, wasm, 'file', '/objs/probe.bpf.o', 'on_tick', 'freq=abc']);
+  t.equal(kv(bad.stdout)['attach'], '-22');
+  t.match(bad.stderr, /perf_event target 'freq=abc' is not freq=N or period=N/);
 });
 
 t.test('no program, map or link created by these tests is left in the kernel', async (t) => {

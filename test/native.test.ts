@@ -496,28 +496,27 @@ t.test('attachXdp with and without flags', async (t) => {
   t.equal(xdpOn(), false, 'detached');
 });
 
-t.test('attachCgroup', async (t) => {
-  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
-  const cg2 = mounts.find((m) => m[2] === 'cgroup2')?.[1];
-  if (!cg2) {
-    t.skip('no cgroup2 mount');
-    return;
-  }
-  const cfd = fs.openSync(cg2, 'r');
+const cg2 = fs
+  .readFileSync('/proc/mounts', 'utf8')
+  .split('\n')
+  .map((l) => l.split(' '))
+  .find((m) => m[2] === 'cgroup2')?.[1];
+
+t.test('attachCgroup', { skip: cg2 ? false : 'no cgroup2 mount' }, async (t) => {
+  const cfd = fs.openSync(cg2!, 'r');
   const link = native.attachCgroup(obj, 'wbn_cg', cfd);
   t.ok(link > 0);
   native.detach(link);
   fs.closeSync(cfd);
 });
 
-t.test('attachUprobe on libc getppid fires', async (t) => {
-  const libc = ['/lib/x86_64-linux-gnu/libc.so.6', '/lib/aarch64-linux-gnu/libc.so.6', '/usr/lib64/libc.so.6', '/lib64/libc.so.6'].find((p) => fs.existsSync(p));
-  if (!libc) {
-    t.skip('libc not found');
-    return;
-  }
+const libc = ['/lib/x86_64-linux-gnu/libc.so.6', '/lib/aarch64-linux-gnu/libc.so.6', '/usr/lib64/libc.so.6', '/lib64/libc.so.6'].find(
+  (p) => fs.existsSync(p),
+);
+
+t.test('attachUprobe on libc getppid fires', { skip: libc ? false : 'libc not found' }, async (t) => {
   setCtl(fds.ctl!, 3, 0);
-  const link = native.attachUprobe(obj, 'wbn_up', false, process.pid, libc, 'getppid', 0);
+  const link = native.attachUprobe(obj, 'wbn_up', false, process.pid, libc!, 'getppid', 0);
   t.ok(link > 0);
   trigger(5);
   dv.setUint32(KEY, 3, true);
