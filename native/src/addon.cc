@@ -1,0 +1,88 @@
+// Registration of the wasm-bpf native addon (contract: backends/linux/native.ts, NativeAddon).
+#include <napi.h>
+
+#include "log.h"
+#include "registry.h"
+
+namespace wbn {
+// object.cc
+Napi::Value Open(const Napi::CallbackInfo&);
+Napi::Value Programs(const Napi::CallbackInfo&);
+Napi::Value Maps(const Napi::CallbackInfo&);
+Napi::Value SetMapType(const Napi::CallbackInfo&);
+Napi::Value Load(const Napi::CallbackInfo&);
+Napi::Value Close(const Napi::CallbackInfo&);
+// attach.cc
+Napi::Value AttachAuto(const Napi::CallbackInfo&);
+Napi::Value AttachXdp(const Napi::CallbackInfo&);
+Napi::Value AttachCgroup(const Napi::CallbackInfo&);
+Napi::Value AttachUprobe(const Napi::CallbackInfo&);
+Napi::Value AttachPerfEvent(const Napi::CallbackInfo&);
+Napi::Value AttachSocket(const Napi::CallbackInfo&);
+Napi::Value Detach(const Napi::CallbackInfo&);
+// sys.cc
+Napi::Value PerfEventOpen(const Napi::CallbackInfo&);
+Napi::Value OpenPacketSocket(const Napi::CallbackInfo&);
+Napi::Value IfIndex(const Napi::CallbackInfo&);
+Napi::Value EventFd(const Napi::CallbackInfo&);
+Napi::Value CloseFd(const Napi::CallbackInfo&);
+Napi::Value NumPossibleCpus(const Napi::CallbackInfo&);
+Napi::Value TakeLogFn(const Napi::CallbackInfo&);
+// maps.cc (raw N-API, hot path)
+napi_value MapOp(napi_env, napi_callback_info);
+// buffer.cc
+Napi::Value RingbufOpen(const Napi::CallbackInfo&);
+Napi::Value PerfbufOpen(const Napi::CallbackInfo&);
+napi_value BufferPoll(napi_env, napi_callback_info);  // raw N-API
+Napi::Value BufferPendingSize(const Napi::CallbackInfo&);
+Napi::Value BufferLost(const Napi::CallbackInfo&);
+Napi::Value BufferClose(const Napi::CallbackInfo&);
+
+namespace {
+
+void SetRaw(Napi::Env env, Napi::Object exports, const char* name, napi_callback cb) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn));
+  exports.Set(name, Napi::Value(env, fn));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InstallLibbpfPrint();
+  InitEnv(env);
+  auto set = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  set("open", Open);
+  set("programs", Programs);
+  set("maps", Maps);
+  set("setMapType", SetMapType);
+  set("load", Load);
+  set("close", Close);
+  set("attachAuto", AttachAuto);
+  set("attachXdp", AttachXdp);
+  set("attachCgroup", AttachCgroup);
+  set("attachUprobe", AttachUprobe);
+  set("attachPerfEvent", AttachPerfEvent);
+  set("attachSocket", AttachSocket);
+  set("detach", Detach);
+  set("perfEventOpen", PerfEventOpen);
+  set("openPacketSocket", OpenPacketSocket);
+  set("ifIndex", IfIndex);
+  set("eventFd", EventFd);
+  set("closeFd", CloseFd);
+  set("numPossibleCpus", NumPossibleCpus);
+  SetRaw(env, exports, "mapOp", MapOp);
+  set("ringbufOpen", RingbufOpen);
+  set("perfbufOpen", PerfbufOpen);
+  SetRaw(env, exports, "bufferPoll", BufferPoll);
+  set("bufferPendingSize", BufferPendingSize);
+  set("bufferLost", BufferLost);
+  set("bufferClose", BufferClose);
+  set("takeLog", TakeLogFn);
+  return exports;
+}
+
+}  // namespace
+}  // namespace wbn
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return wbn::Init(env, exports); }
+
+NODE_API_MODULE(wasm_bpf_native, InitAddon)

@@ -1,0 +1,237 @@
+// ringbufOpen / perfbufOpen / bufferPoll / bufferPendingSize / bufferLost / bufferClose
+//
+// Records are copied by libbpf's sample callback straight into the caller's `out` buffer as
+// [u32 size][u32 0][size bytes, zero-padded to 8]. A record that does not fit goes, in order, to a
+// native pending queue that the next poll delivers first; nothing is dropped or reordered.
+// For ring buffers the callback then stops the consume loop (the record is already consumed, so it
+// is the only one queued; the rest stays in the kernel ring). Perf buffers cannot be stopped, so
+// every record after the first one that did not fit is queued too (order!).
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <poll.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+#include "errors.h"
+#include "log.h"
+#include "registry.h"
+#include "util.h"
+
+namespace wbn {
+
+namespace {
+
+constexpr int kStop = -ENOSPC;  // returned by the ring buffer callback to end ring_buffer__consume
+
+inline size_t RecordSpace(size_t size) { return 8 + ((size + 7) & ~size_t(7)); }
+
+inline bool WriteRecord(Buf* b, const void* data, size_t size) {
+  size_t need = RecordSpace(size);
+  if (b->cap - b->off < need) return false;
+  uint8_t* p = b->out + b->off;
+  uint32_t hdr[2] = {static_cast<uint32_t>(size), 0};
+  memcpy(p, hdr, sizeof hdr);
+  memcpy(p + 8, data, size);
+  size_t pad = need - 8 - size;
+  if (pad) memset(p + 8 + size, 0, pad);
+  b->off += need;
+  b->count++;
+  return true;
+}
+
+inline void Queue(Buf* b, const void* data, size_t size) {
+  const uint8_t* d = static_cast<const uint8_t*>(data);
+  b->pending.emplace_back(d, d + size);
+}
+
+int RingSample(void* ctx, void* data, size_t size) {
+  Buf* b = static_cast<Buf*>(ctx);
+  if (!b->full && WriteRecord(b, data, size)) return 0;
+  b->full = true;
+  Queue(b, data, size);
+  return kStop;
+}
+
+void PerfSample(void* ctx, int /*cpu*/, void* data, __u32 size) {
+  Buf* b = static_cast<Buf*>(ctx);
+  if (!b->full && WriteRecord(b, data, size)) return;
+  b->full = true;
+  Queue(b, data, size);
+}
+
+void PerfLost(void* ctx, int /*cpu*/, __u64 cnt) {
+  static_cast<Buf*>(ctx)->lost.fetch_add(cnt, std::memory_order_relaxed);
+}
+
+/** drains what the kernel has (no syscall); 0 or -errno */
+inline int Consume(Buf* b) {
+  if (b->rb) {
+    int r = ring_buffer__consume(b->rb);
+    return (r < 0 && !b->full) ? r : 0;  // with `full` set, r is our kStop
+  }
+  int r = perf_buffer__consume(b->pb);
+  return r < 0 ? r : 0;
+}
+
+inline int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+constexpr int kNothing = INT32_MIN;
+
+/** after a consume: the poll result, or kNothing */
+inline int Outcome(Buf* b, int err) {
+  if (b->count > 0) return b->count;
+  if (!b->pending.empty()) return -ENOBUFS;  // the next record alone is larger than out
+  if (err < 0) return err;
+  return kNothing;
+}
+
+int PollLocked(Buf* b, int timeoutMs, int wakeFd) {
+  // 1. records left over from an earlier call come first
+  while (!b->pending.empty()) {
+    const auto& rec = b->pending.front();
+    if (!WriteRecord(b, rec.data(), rec.size())) {
+      b->full = true;
+      return b->count > 0 ? b->count : -ENOBUFS;
+    }
+    b->pending.pop_front();
+  }
+  // 2. whatever is already in the kernel buffer: no syscall, no wait
+  int r = Outcome(b, Consume(b));
+  if (r != kNothing) return r;
+  // 3. wait for data or for the wake fd
+  pollfd fds[2] = {{b->waitFd, POLLIN, 0}, {wakeFd, POLLIN, 0}};
+  nfds_t nfds = wakeFd >= 0 ? 2 : 1;
+  int64_t deadline = timeoutMs > 0 ? NowMs() + timeoutMs : 0;
+  int wait = timeoutMs < 0 ? -1 : timeoutMs;
+  for (;;) {
+    int n = poll(fds, nfds, wait);
+    if (n < 0 && errno != EINTR) return -errno;
+    if (n > 0) {
+      if (nfds == 2 && fds[1].revents) {
+        if (fds[1].revents & POLLNVAL) return -EBADF;
+        return -EINTR;  // woken; the eventfd counter is left for the caller
+      }
+      if (fds[0].revents & POLLNVAL) return -EBADF;
+      if (fds[0].revents) {
+        r = Outcome(b, Consume(b));
+        if (r != kNothing) return r;
+      }
+    }
+    // timeout, signal, or readiness without a record (e.g. discarded ring buffer records)
+    if (timeoutMs == 0) return 0;
+    if (timeoutMs > 0) {
+      int64_t left = deadline - NowMs();
+      if (left <= 0) return 0;
+      wait = static_cast<int>(left);
+    }
+  }
+}
+
+inline napi_value Int(napi_env env, int32_t v) {
+  napi_value r;
+  napi_create_int32(env, v, &r);
+  return r;
+}
+
+}  // namespace
+
+Napi::Value RingbufOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t mapFd = ArgInt(info, 0, "mapFd");
+  auto b = std::make_shared<Buf>();
+  b->envId = EnvId(env);
+  LogScope scope(LIBBPF_WARN);
+  errno = 0;
+  b->rb = ring_buffer__new(mapFd, RingSample, b.get(), nullptr);
+  if (!b->rb) ThrowErrno(env, "ring_buffer__new", errno ? errno : EINVAL, "map fd " + std::to_string(mapFd), scope.Captured());
+  // Wait on the map fd itself (ringbuf_map_poll: readable while data is available): one level of
+  // wakeup instead of a nested epoll. Our dup keeps the map alive as long as the buffer.
+  b->waitFd = fcntl(mapFd, F_DUPFD_CLOEXEC, 3);
+  if (b->waitFd < 0) ThrowErrno(env, "fcntl(F_DUPFD_CLOEXEC)", errno, "map fd " + std::to_string(mapFd));
+  b->ownsWaitFd = true;
+  return Napi::Number::New(env, gBufs.Add(std::move(b)));
+}
+
+Napi::Value PerfbufOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t mapFd = ArgInt(info, 0, "mapFd");
+  int32_t pageCount = ArgInt(info, 1, "pageCount");
+  auto b = std::make_shared<Buf>();
+  b->envId = EnvId(env);
+  LogScope scope(LIBBPF_WARN);
+  errno = 0;
+  b->pb = perf_buffer__new(mapFd, pageCount < 0 ? 0 : static_cast<size_t>(pageCount), PerfSample, PerfLost, b.get(), nullptr);
+  if (!b->pb) ThrowErrno(env, "perf_buffer__new", errno ? errno : EINVAL, "map fd " + std::to_string(mapFd), scope.Captured());
+  b->waitFd = perf_buffer__epoll_fd(b->pb);
+  return Napi::Number::New(env, gBufs.Add(std::move(b)));
+}
+
+// Raw N-API: called in a loop by the event pump. Returns a count or -errno; never throws.
+napi_value BufferPoll(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 4) return Int(env, -EINVAL);
+  int32_t id, timeoutMs, wakeFd;
+  if (napi_get_value_int32(env, argv[0], &id) != napi_ok || napi_get_value_int32(env, argv[1], &timeoutMs) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &wakeFd) != napi_ok)
+    return Int(env, -EINVAL);
+  void* data = nullptr;
+  size_t len = 0;
+  if (napi_get_arraybuffer_info(env, argv[3], &data, &len) != napi_ok) {
+    bool isView = false;
+    napi_value ab;
+    size_t off;
+    if (napi_is_dataview(env, argv[3], &isView) == napi_ok && isView) {
+      if (napi_get_dataview_info(env, argv[3], &len, &data, &ab, &off) != napi_ok) return Int(env, -EINVAL);
+    } else if (napi_is_typedarray(env, argv[3], &isView) == napi_ok && isView) {
+      napi_typedarray_type t;
+      if (napi_get_typedarray_info(env, argv[3], &t, &len, &data, &ab, &off) != napi_ok || t != napi_uint8_array)
+        return Int(env, -EINVAL);
+    } else {
+      return Int(env, -EINVAL);
+    }
+  }
+  auto b = gBufs.Get(id);
+  if (!b) return Int(env, -EBADF);
+  int r;
+  {
+    std::lock_guard<std::mutex> g(b->mu);
+    b->out = static_cast<uint8_t*>(data);
+    b->cap = data ? len : 0;
+    b->off = 0;
+    b->count = 0;
+    b->full = false;
+    r = PollLocked(b.get(), timeoutMs, wakeFd);
+    b->out = nullptr;
+    b->cap = 0;
+  }
+  return Int(env, r);
+}
+
+Napi::Value BufferPendingSize(const Napi::CallbackInfo& info) {
+  auto b = RequireBuf(info.Env(), ArgInt(info, 0, "buf"), "bufferPendingSize");
+  std::lock_guard<std::mutex> g(b->mu);
+  return Napi::Number::New(info.Env(), b->pending.empty() ? 0.0 : static_cast<double>(b->pending.front().size()));
+}
+
+Napi::Value BufferLost(const Napi::CallbackInfo& info) {
+  auto b = RequireBuf(info.Env(), ArgInt(info, 0, "buf"), "bufferLost");
+  return Napi::Number::New(info.Env(), static_cast<double>(b->lost.load(std::memory_order_relaxed)));
+}
+
+Napi::Value BufferClose(const Napi::CallbackInfo& info) {
+  // unknown / already closed: no-op. Freed (ring_buffer__free / perf_buffer__free, pending queue)
+  // as soon as no poll on another thread is using it.
+  gBufs.Remove(ArgInt(info, 0, "buf"));
+  return info.Env().Undefined();
+}
+
+}  // namespace wbn
