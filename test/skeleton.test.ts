@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import process from 'node:process';
 import { genCommand } from '../src/cli/gen.js';
 import { checkSkeletonName, generateSkeleton, SkeletonError, skeletonName } from '../src/guest/skeleton.js';
+import { BtfError } from '../src/object/btf.js';
 import { ElfError, findElfObjects, parseElf } from '../src/object/elf.js';
 
 const GUEST_INCLUDE = new URL('../src/guest', import.meta.url).pathname;
@@ -349,6 +350,42 @@ t.test('generateSkeleton rejects what is not an eBPF object', async (t) => {
   execFileSync('clang-16', ['-c', join(dir, 'host.c'), '-o', host]);
   t.throws(() => generateSkeleton(new Uint8Array(readFileSync(host))), { name: 'SkeletonError', message: /EM_BPF/ });
   t.throws(() => generateSkeleton(new Uint8Array(0), 'bad name'), SkeletonError);
+});
+
+t.test('fuzz: damaged objects only ever throw ElfError, BtfError or SkeletonError', async (t) => {
+  const obj = new Uint8Array(readFileSync(compileBpf('fuzz', BOOTSTRAP_SRC)));
+  const elf = parseElf(obj);
+  const btf = elf.section('.BTF')!;
+  const symtab = elf.sections.find((s) => s.name === '.symtab')!;
+  // Flip bytes where the skeleton generator looks: headers, .BTF, .symtab.
+  const regions: [number, number][] = [[0, 64], [btf.offset, btf.size], [symtab.offset, symtab.size], [obj.length - 64 * elf.sections.length, 64 * elf.sections.length]];
+  let seed = 0x1234567;
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  let ok = 0;
+  let rejected = 0;
+  for (let iter = 0; iter < 600; iter++) {
+    const b = new Uint8Array(obj);
+    for (let k = 1 + rand(3); k > 0; k--) {
+      const [start, len] = regions[rand(regions.length)]!;
+      b[start + rand(len)] = rand(256);
+    }
+    try {
+      generateSkeleton(b, 'fuzz_bpf');
+      ok++;
+    } catch (e) {
+      rejected++;
+      if (!(e instanceof ElfError || e instanceof BtfError || e instanceof SkeletonError)) {
+        t.fail(`iteration ${iter}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+      }
+    }
+  }
+  t.comment(`fuzz: ${ok} generated, ${rejected} rejected`);
+  t.ok(ok > 0 && rejected > 0);
 });
 
 /** Runs genCommand capturing what it writes. */

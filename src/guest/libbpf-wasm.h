@@ -161,6 +161,12 @@ static inline int bpf_object__load_skeleton(struct bpf_object_skeleton *s)
 	for (int i = 0; i < s->map_cnt; i++) {
 		struct bpf_map *m = *s->maps[i].map;
 		m->fd = wasm_bpf_map_fd_by_name(obj->handle, m->name);
+		/* .rodata/.data are patched inside the embedded ELF before load; .bss has no file bytes,
+		 * so what the guest wrote to skel->bss before load is copied into the map now */
+		if (m->fd >= 0 && s->maps[i].mmaped && *s->maps[i].mmaped && !strncmp(m->name, ".bss", 4)) {
+			__u32 zero = 0;
+			wasm_bpf_map_operate(m->fd, BPF_MAP_UPDATE_ELEM, &zero, *s->maps[i].mmaped, NULL, 0);
+		}
 	}
 	return 0;
 }
@@ -213,9 +219,9 @@ static inline void bpf_object__destroy_skeleton(struct bpf_object_skeleton *s)
 	struct bpf_object *obj = s->obj ? *s->obj : NULL;
 	if (obj && obj->handle)
 		wasm_close_bpf_object(obj->handle);
-	for (int i = 0; i < s->map_cnt; i++)
+	for (int i = 0; s->maps && i < s->map_cnt; i++)
 		free(*s->maps[i].map);
-	for (int i = 0; i < s->prog_cnt; i++) {
+	for (int i = 0; s->progs && i < s->prog_cnt; i++) {
 		free(*s->progs[i].prog);
 		if (s->progs[i].link)
 			free(*s->progs[i].link);
