@@ -91,7 +91,7 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
   if (type === PROG_TYPE.PERF_EVENT) {
     return attachPerfEvent(native, obj, program, target, what);
   }
-  if (type === PROG_TYPE.KPROBE && /^uret?probe/.test(req.section) && target) {
+  if (type === PROG_TYPE.KPROBE && /^u(ret)?probe/.test(req.section) && target) {
     const m = /^(.+):([^:+]+)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(target);
     if (!m) throw new BackendError(`${what}: uprobe target '${target}' is not BINARY:FUNCTION[+OFFSET]`, 22);
     const [, binary, func, off] = m;
@@ -182,7 +182,7 @@ function sectionHint(section: string): (errno: number) => string | undefined {
     if (/^(tp|tracepoint)\//.test(section) && errno === ENOENT && !fs.existsSync('/sys/kernel/tracing/events')) {
       return 'tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing';
     }
-    if (/^uret?probe/.test(section) && !section.includes(':')) {
+    if (/^u(ret)?probe/.test(section) && !section.includes(':')) {
       return 'a uprobe section without BINARY:FUNCTION needs a target: bpf_program__set_attach_target(prog, 0, "/path/to/binary:function")';
     }
     return undefined;

@@ -1,5 +1,7 @@
 // Explains a failed bpf_object__load: which program, which errno, and what would make it work.
 import fs from 'node:fs';
+import os from 'node:os';
+import zlib from 'node:zlib';
 import { BackendError } from '../../src/errors.js';
 import type { ProgramInfo } from '../backend.js';
 import { isNativeError } from './errors.js';
@@ -9,12 +11,24 @@ const EPERM = 1;
 const EACCES = 13;
 const EINVAL = 22;
 
-function activeLsms(): string[] | undefined {
+/** the active LSMs: securityfs when mounted, else the boot command line's lsm=, else CONFIG_LSM */
+function activeLsms(): string | undefined {
   try {
-    return fs.readFileSync('/sys/kernel/security/lsm', 'utf8').trim().split(',');
+    return `active: ${fs.readFileSync('/sys/kernel/security/lsm', 'utf8').trim()}`;
   } catch {
-    return undefined;
+    // securityfs not mounted
   }
+  try {
+    const m = /(?:^|\s)lsm=(\S+)/.exec(fs.readFileSync('/proc/cmdline', 'utf8'));
+    if (m) return `lsm= on the kernel command line: ${m[1]}`;
+    const boot = `/boot/config-${os.release()}`;
+    const config = fs.existsSync(boot) ? fs.readFileSync(boot, 'utf8') : zlib.gunzipSync(fs.readFileSync('/proc/config.gz')).toString('utf8');
+    const c = /^CONFIG_LSM="([^"]*)"/m.exec(config);
+    if (c) return `CONFIG_LSM: ${c[1]}`;
+  } catch {
+    // no config either
+  }
+  return undefined;
 }
 
 export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[]): BackendError {
@@ -32,7 +46,7 @@ export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[
     hint =
       'this kernel refuses BPF trampoline programs (fentry/fexit/fmod_ret/lsm) with EPERM even for root, so no such program can load here; ' +
       'run it on a kernel with BPF trampolines enabled' +
-      (prog.type === PROG_TYPE.LSM ? ` and 'bpf' in the active LSM list (now: ${lsms ? lsms.join(',') : 'unknown'})` : '');
+      (prog.type === PROG_TYPE.LSM ? ` and 'bpf' in the active LSM list (${lsms ?? 'LSM list unknown'})` : '');
   } else if (err.errno === EPERM || err.errno === EACCES) {
     hint = err.errno === EPERM && process.getuid?.() !== 0
       ? 'loading eBPF needs root or CAP_BPF + CAP_PERFMON (and CAP_SYS_ADMIN for some program types)'

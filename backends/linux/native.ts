@@ -110,6 +110,30 @@ export interface NativeAddon {
 
   /** libbpf's log captured since the last call on this thread (all levels up to logLevel) */
   takeLog(): string;
+
+  // Feature probes (native/src/probe.cc, used by src/probe/). Never throw for a kernel refusal; every fd
+  // they open is closed before they return.
+  /** BPF_PROG_LOAD of `insns`, then (if loaded and `link` given) one BPF_LINK_CREATE. err/linkErr: 0 or -errno. */
+  probeLoad(req: NativeProbeLoad): { err: number; linkErr: number; log: string };
+  /** BPF_MAP_CREATE with the parameters the type needs: 0 or -errno (STRUCT_OPS: -524 means the type exists) */
+  probeMapType(type: number): number;
+  /** perf_event_open (disabled) then close: 0 or -errno; name non-empty = kprobe/uprobe PMU (config1 = name, config2 = offset) */
+  probePerfEvent(type: number, config: number, name: string, offset: number, retprobe: boolean, pid: number, cpu: number): number;
+  /** lsm_list_modules(2) (Linux 6.8+): LSM ids, or -errno */
+  lsmListModules(): number[] | number;
+}
+
+export interface NativeProbeLoad {
+  progType: number;
+  expectedAttachType?: number;
+  attachBtfId?: number;
+  insns: Uint8Array;
+  license?: string;
+  progFlags?: number;
+  kernVersion?: number;
+  logLevel?: number;
+  /** kind 1: kprobe_multi with no addresses; 2: uprobe_multi on "/" (libbpf's probe shapes) */
+  link?: { attachType: number; target: number; kind?: 0 | 1 | 2 };
 }
 
 let cached: NativeAddon | undefined;

@@ -7,6 +7,7 @@ Usage:
   wasm-bpf run [options] <module.wasm> [args...]   run a module (see \`wasm-bpf run --help\`)
   wasm-bpf <module.wasm> [args...]                 shorthand for \`run\`
   wasm-bpf gen skeleton <x.bpf.o> [-n NAME]        write a C guest skeleton header to stdout
+  wasm-bpf probe [--json] [--full] [--root DIR]    what eBPF can do on this host (see \`wasm-bpf probe --help\`)
 
 Options:
   -h, --help       show this help
@@ -28,6 +29,10 @@ async function main(argv: string[]): Promise<number> {
     case 'gen': {
       const { genCommand } = await import('./gen.js');
       return genCommand(rest);
+    }
+    case 'probe': {
+      const { probeCommand } = await import('./probe.js');
+      return probeCommand(rest);
     }
     case 'run': {
       const { runCommand } = await import('./run.js');

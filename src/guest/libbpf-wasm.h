@@ -62,6 +62,37 @@ int wasm_close_bpf_object(uint64_t obj);
 #define BPF_F_LOCK 4
 #endif
 
+/* The host returns Linux errno numbers (-ENOENT = -2, ...); the guest's libc (wasi-libc) numbers
+ * errno differently. The wrappers below translate, so `err == -ENOENT` and strerror(-err) work. */
+static inline int libbpf_wasm__errno(int r)
+{
+	if (r >= 0)
+		return r;
+	switch (-r) {
+	case 1: return -EPERM;
+	case 2: return -ENOENT;
+	case 3: return -ESRCH;
+	case 4: return -EINTR;
+	case 5: return -EIO;
+	case 7: return -E2BIG;
+	case 9: return -EBADF;
+	case 11: return -EAGAIN;
+	case 12: return -ENOMEM;
+	case 13: return -EACCES;
+	case 14: return -EFAULT;
+	case 16: return -EBUSY;
+	case 17: return -EEXIST;
+	case 19: return -ENODEV;
+	case 22: return -EINVAL;
+	case 24: return -EMFILE;
+	case 28: return -ENOSPC;
+	case 95: return -EOPNOTSUPP;
+	case 105: return -ENOBUFS;
+	case 524: return -ENOTSUP;
+	default: return -EINVAL;
+	}
+}
+
 /* ---- objects, maps, programs ------------------------------------------------------------- */
 struct bpf_object {
 	uint64_t handle; /* 0 until loaded */
@@ -160,7 +191,7 @@ static inline int bpf_object__load_skeleton(struct bpf_object_skeleton *s)
 		return -EINVAL;
 	for (int i = 0; i < s->map_cnt; i++) {
 		struct bpf_map *m = *s->maps[i].map;
-		m->fd = wasm_bpf_map_fd_by_name(obj->handle, m->name);
+		m->fd = libbpf_wasm__errno(wasm_bpf_map_fd_by_name(obj->handle, m->name));
 		/* .rodata/.data are patched inside the embedded ELF before load; .bss has no file bytes,
 		 * so what the guest wrote to skel->bss before load is copied into the map now */
 		if (m->fd >= 0 && s->maps[i].mmaped && *s->maps[i].mmaped && !strncmp(m->name, ".bss", 4)) {
@@ -181,8 +212,8 @@ static inline int bpf_program__set_attach_target(struct bpf_program *prog, int a
 
 static inline struct bpf_link *bpf_program__attach(struct bpf_program *prog)
 {
-	int err = wasm_attach_bpf_program(prog->obj->handle, prog->name,
-	                                  prog->attach_target ? prog->attach_target : "");
+	int err = libbpf_wasm__errno(wasm_attach_bpf_program(prog->obj->handle, prog->name,
+	                                                     prog->attach_target ? prog->attach_target : ""));
 	if (err < 0) {
 		errno = -err;
 		return NULL;
@@ -250,7 +281,7 @@ static inline const char *bpf_program__name(const struct bpf_program *prog)
 /* Look a map up by name after load (useful without a skeleton). */
 static inline int bpf_object__map_fd_by_name(const struct bpf_object *obj, const char *name)
 {
-	return wasm_bpf_map_fd_by_name(obj->handle, name);
+	return libbpf_wasm__errno(wasm_bpf_map_fd_by_name(obj->handle, name));
 }
 
 /* Load an ELF object held in memory without a skeleton: returns 0 and fills obj, or -errno. */
@@ -265,27 +296,27 @@ static inline int bpf_object__load_mem(struct bpf_object *obj, void *data, size_
 /* ---- map operations (one host call each) --------------------------------------------------- */
 static inline int bpf_map_lookup_elem(int fd, const void *key, void *value)
 {
-	return wasm_bpf_map_operate(fd, BPF_MAP_LOOKUP_ELEM, key, value, NULL, 0);
+	return libbpf_wasm__errno(wasm_bpf_map_operate(fd, BPF_MAP_LOOKUP_ELEM, key, value, NULL, 0));
 }
 
 static inline int bpf_map_lookup_elem_flags(int fd, const void *key, void *value, __u64 flags)
 {
-	return wasm_bpf_map_operate(fd, BPF_MAP_LOOKUP_ELEM, key, value, NULL, flags);
+	return libbpf_wasm__errno(wasm_bpf_map_operate(fd, BPF_MAP_LOOKUP_ELEM, key, value, NULL, flags));
 }
 
 static inline int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags)
 {
-	return wasm_bpf_map_operate(fd, BPF_MAP_UPDATE_ELEM, key, (void *)value, NULL, flags);
+	return libbpf_wasm__errno(wasm_bpf_map_operate(fd, BPF_MAP_UPDATE_ELEM, key, (void *)value, NULL, flags));
 }
 
 static inline int bpf_map_delete_elem(int fd, const void *key)
 {
-	return wasm_bpf_map_operate(fd, BPF_MAP_DELETE_ELEM, key, NULL, NULL, 0);
+	return libbpf_wasm__errno(wasm_bpf_map_operate(fd, BPF_MAP_DELETE_ELEM, key, NULL, NULL, 0));
 }
 
 static inline int bpf_map_get_next_key(int fd, const void *key, void *next_key)
 {
-	return wasm_bpf_map_operate(fd, BPF_MAP_GET_NEXT_KEY, key, NULL, next_key, 0);
+	return libbpf_wasm__errno(wasm_bpf_map_operate(fd, BPF_MAP_GET_NEXT_KEY, key, NULL, next_key, 0));
 }
 
 /* ---- ring buffer / perf buffer --------------------------------------------------------------- */
@@ -327,9 +358,9 @@ static inline int bpf_buffer__open(struct bpf_buffer *b, bpf_buffer_sample_fn fn
 /* Returns the number of records handled, 0 on timeout, or -errno. */
 static inline int bpf_buffer__poll(struct bpf_buffer *b, int timeout_ms)
 {
-	return wasm_bpf_buffer_poll(b->events->obj->handle, b->events->fd,
-	                            (int32_t)(uintptr_t)b->fn, (uint32_t)(uintptr_t)b->ctx, b->buf,
-	                            b->buf_sz, timeout_ms);
+	return libbpf_wasm__errno(wasm_bpf_buffer_poll(b->events->obj->handle, b->events->fd,
+	                                               (int32_t)(uintptr_t)b->fn, (uint32_t)(uintptr_t)b->ctx,
+	                                               b->buf, b->buf_sz, timeout_ms));
 }
 
 static inline void bpf_buffer__free(struct bpf_buffer *b)

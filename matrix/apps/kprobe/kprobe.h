@@ -1,0 +1,17 @@
+/* kprobe.h: the record kprobe.bpf.c sends on entry to / return from do_unlinkat(). */
+#ifndef KPROBE_H
+#define KPROBE_H
+
+#define MAX_FILENAME_LEN 256
+
+struct event {
+	__s64 ret;   /* the result (return) */
+	__s32 pid;
+	__u8 is_ret;
+	__u8 pad[3];
+	char filename[MAX_FILENAME_LEN]; /* entry */
+};
+
+_Static_assert(sizeof(struct event) == 272, "struct event layout");
+
+#endif

@@ -1,0 +1,93 @@
+// `wasm-bpf probe [--json] [--full] [--no-cache] [--root DIR] [--btf FILE]`: what eBPF can do on this host.
+import fs from 'node:fs';
+import process from 'node:process';
+import { cachedProbeResult } from '../probe/index.js';
+import { formatReport, useColor } from '../probe/format.js';
+
+const USAGE = `Usage: wasm-bpf probe [options]
+
+Reports what eBPF can do on this host: system, privileges, kernel config, BTF, program and map types,
+attach mechanisms (decided by trying), features and backends. Every check answers yes / no / unknown
+with its reason. The report is cached per boot (kernel release + boot id + uid + capabilities).
+
+Options:
+  --json          print the report as JSON (schema: src/probe/README.md; "schemaVersion": 1)
+  --full          also probe every helper from every program type (slower)
+  --no-cache      probe again instead of using the cached report (the cache is rewritten)
+  --root DIR      read /proc, /sys, /boot, /etc under DIR and uname from DIR/uname.json (fixture mode:
+                  nothing is tried; answers come from files and the kernel version)
+  --btf FILE      use FILE as vmlinux BTF (as libbpf's btf_custom_path)
+  -h, --help      show this help
+
+Colours are used when stdout is a terminal and NO_COLOR is not set.
+`;
+
+class UsageError extends Error {}
+
+interface ProbeArgs {
+  json: boolean;
+  full: boolean;
+  noCache: boolean;
+  root?: string;
+  btf?: string;
+}
+
+function parseArgs(argv: string[]): ProbeArgs | 'help' {
+  const out: ProbeArgs = { json: false, full: false, noCache: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (opt: string): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`option ${opt} needs a value`);
+      return v;
+    };
+    if (a === '-h' || a === '--help') return 'help';
+    else if (a === '--json') out.json = true;
+    else if (a === '--full') out.full = true;
+    else if (a === '--no-cache') out.noCache = true;
+    else if (a === '--root') out.root = value(a);
+    else if (a.startsWith('--root=')) out.root = a.slice(7);
+    else if (a === '--btf') out.btf = value(a);
+    else if (a.startsWith('--btf=')) out.btf = a.slice(6);
+    else throw new UsageError(`unexpected argument '${a}'`);
+  }
+  return out;
+}
+
+export function probeCommand(argv: string[]): number {
+  let args: ProbeArgs | 'help';
+  try {
+    args = parseArgs(argv);
+    if (args !== 'help' && args.root !== undefined) {
+      if (!fs.existsSync(args.root) || !fs.statSync(args.root).isDirectory()) throw new UsageError(`--root ${args.root}: not a directory`);
+      if (!fs.existsSync(`${args.root}/uname.json`)) throw new UsageError(`--root ${args.root}: no uname.json (see src/probe/README.md)`);
+    }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`wasm-bpf probe: ${e.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const res = cachedProbeResult({
+    ...(args.root !== undefined ? { root: args.root } : {}),
+    ...(args.btf !== undefined ? { btfPath: args.btf } : {}),
+    full: args.full,
+    noCache: args.noCache,
+  });
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(res.report, null, 2)}\n`);
+  } else {
+    const note = res.hit ? `cached ${res.report.generatedAt}; --no-cache to probe again` : undefined;
+    process.stdout.write(
+      formatReport(res.report, {
+        color: useColor(process.stdout),
+        width: process.stdout.columns ?? 100,
+        ...(note ? { note } : {}),
+      }),
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,50 @@
+// Which backends can run here, and why not: linux (bpf() usable with the current privileges), userspace
+// (not implemented in this build), windows (eBPF for Windows' ebpfapi.dll on a Windows host).
+import type { BackendCheck, BackendName, Check, Feature } from './types.js';
+import type { SystemView } from './system.js';
+
+/** Backends this build implements (src/select/backend.ts). */
+export const BUILT_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['linux']);
+
+/** Where eBPF for Windows installs ebpfapi.dll (paths of the viewed system; '/X' = the system drive's X). */
+export const EBPFAPI_PATHS = ['/Windows/System32/ebpfapi.dll', '/Program Files/ebpf-for-windows/ebpfapi.dll'];
+
+function combine(name: BackendName, host: Check): BackendCheck {
+  const built = BUILT_BACKENDS.has(name);
+  if (!built) {
+    return {
+      state: 'no',
+      reason: `not implemented in this build${host.state === 'yes' ? ` (the host would support it: ${host.reason})` : ` (host: ${host.reason})`}`,
+      method: host.method,
+      host,
+      built,
+    };
+  }
+  return { ...host, host, built };
+}
+
+export function backends(sys: SystemView, platform: string, bpfSyscall: Feature): Record<BackendName, BackendCheck> {
+  const linuxHost: Check =
+    platform !== 'linux'
+      ? { state: 'no', reason: `needs Linux; this is ${platform}`, method: 'inferred' }
+      : {
+          state: bpfSyscall.state,
+          reason: bpfSyscall.reason,
+          method: bpfSyscall.method,
+          ...(bpfSyscall.fix ? { fix: bpfSyscall.fix } : {}),
+          ...(bpfSyscall.errno ? { errno: bpfSyscall.errno } : {}),
+        };
+  let winHost: Check;
+  if (platform !== 'win32') winHost = { state: 'no', reason: `needs Windows with eBPF for Windows; this is ${platform}`, method: 'inferred' };
+  else {
+    const dll = EBPFAPI_PATHS.find((p) => sys.exists(p));
+    winHost = dll
+      ? { state: 'yes', reason: `eBPF for Windows: ${dll}`, method: 'file' }
+      : { state: 'no', reason: `eBPF for Windows is not installed (no ebpfapi.dll in ${EBPFAPI_PATHS.join(', ')})`, method: 'file', fix: 'install eBPF for Windows' };
+  }
+  return {
+    linux: combine('linux', linuxHost),
+    userspace: combine('userspace', { state: 'yes', reason: 'needs no kernel support', method: 'inferred' }),
+    windows: combine('windows', winHost),
+  };
+}

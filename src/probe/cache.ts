@@ -1,0 +1,88 @@
+// The per-boot cache of the report. Key: kernel release + boot id (a reboot or another kernel invalidates it),
+// plus uid and effective capabilities (answers depend on privileges), the report schema, --full and --btf.
+// Location: /var/cache/wasm-bpf when root, else $XDG_CACHE_HOME/wasm-bpf (~/.cache/wasm-bpf).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SCHEMA_VERSION, type Report } from './types.js';
+import { readText, type SystemView } from './system.js';
+import { parseStatus } from './caps.js';
+
+export interface CacheKey {
+  schemaVersion: number;
+  release: string;
+  bootId: string;
+  uid: number | null;
+  capEff: string | null;
+  full: boolean;
+  btfPath: string | null;
+}
+
+interface CacheFile {
+  key: CacheKey;
+  report: Report;
+}
+
+/** The key for this system now, or undefined when the boot id cannot be read (then nothing is cached). */
+export function currentKey(sys: SystemView, opts: { full?: boolean; btfPath?: string }): CacheKey | undefined {
+  const boot = readText(sys, '/proc/sys/kernel/random/boot_id');
+  if ('error' in boot) return undefined;
+  const st = readText(sys, '/proc/self/status');
+  const status = 'text' in st ? parseStatus(st.text) : { uid: null, capEff: null };
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    release: sys.uname().release,
+    bootId: boot.text.trim(),
+    uid: status.uid ?? sys.uid(),
+    capEff: status.capEff === null ? null : status.capEff.toString(16),
+    full: opts.full === true,
+    btfPath: opts.btfPath ?? null,
+  };
+}
+
+export function defaultCacheDir(uid: number | null): string {
+  if (uid === 0) return '/var/cache/wasm-bpf';
+  const xdg = process.env['XDG_CACHE_HOME'];
+  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'wasm-bpf');
+  return path.join(os.homedir(), '.cache', 'wasm-bpf');
+}
+
+export function cacheFile(dir: string, key: CacheKey): string {
+  return path.join(dir, `probe-${key.uid ?? 'x'}${key.full ? '-full' : ''}.json`);
+}
+
+function sameKey(a: CacheKey, b: CacheKey): boolean {
+  return (Object.keys(a) as Array<keyof CacheKey>).every((k) => a[k] === b[k]) && Object.keys(b).length === Object.keys(a).length;
+}
+
+/** The cached report if the file exists, parses and carries exactly this key; undefined otherwise. */
+export function readCache(file: string, key: CacheKey): Report | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<CacheFile>;
+    if (!parsed || typeof parsed !== 'object' || !parsed.key || !parsed.report) return undefined;
+    if (!sameKey(parsed.key, key)) return undefined;
+    if (parsed.report.schemaVersion !== SCHEMA_VERSION) return undefined;
+    return parsed.report;
+  } catch {
+    return undefined; // torn or foreign file: probe again and overwrite
+  }
+}
+
+/** Writes atomically (temp file + rename). Returns an error message instead of throwing. */
+export function writeCache(file: string, key: CacheKey, report: Report): string | undefined {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify({ key, report } satisfies CacheFile), { mode: 0o644 });
+    fs.renameSync(tmp, file);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}

@@ -1,0 +1,116 @@
+// Building answers: a Feature from a probe's errno, or inferred from the kernel version and config when
+// nothing can be tried. Every answer carries its reason and, for a refusal, the version that would do.
+import os from 'node:os';
+import type { Check, Feature, KernelVersion, State } from './types.js';
+import type { Kconfig } from './kconfig.js';
+import { atLeast } from './kernel.js';
+
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(os.constants.errno).map(([name, n]) => [n, name]),
+);
+ERRNO_NAMES[524] = 'ENOTSUPP'; // kernel-internal, returned by bpf()
+ERRNO_NAMES[95] = 'EOPNOTSUPP';
+
+export function errnoName(err: number): string {
+  return ERRNO_NAMES[Math.abs(err)] ?? `E${Math.abs(err)}`;
+}
+
+export const EPERM = 1;
+export const ENOENT = 2;
+export const ESRCH = 3;
+export const EBADF = 9;
+export const EACCES = 13;
+export const ENODEV = 19;
+export const EINVAL = 22;
+export const E2BIG = 7;
+export const ENOSYS = 38;
+export const EOPNOTSUPP = 95;
+export const ENOTSUPP = 524;
+
+/** What every decision needs to know about the host. */
+export interface Ctx {
+  kernel: KernelVersion;
+  kc: Kconfig;
+  arch: string;
+  platform: string;
+  /** uid 0 / CAP_SYS_ADMIN / CAP_BPF */
+  privileged: boolean;
+  uid: number | null;
+  /** fixture mode: nothing can be tried */
+  fixture: boolean;
+}
+
+export function feature(state: State, reason: string, since: string, extra: Partial<Check> = {}): Feature {
+  return { state, reason, since, method: extra.method ?? 'probe', ...extra };
+}
+
+export function sinceFor(def: { since: string; sinceArch?: Record<string, string> }, arch: string): string {
+  return def.sinceArch?.[arch] ?? def.since;
+}
+
+/** 'needs Linux 5.8+ (this is 5.4.0)' when the kernel is too old, else undefined */
+export function tooOld(ctx: Ctx, since: string): string | undefined {
+  if (atLeast(ctx.kernel, since) === false) return `needs Linux ${since}+ (this is ${ctx.kernel.version ?? ctx.kernel.release})`;
+  return undefined;
+}
+
+/** the first required kconfig option that is off, if the config is known */
+export function kconfigOff(ctx: Ctx, options: readonly string[] | undefined): string | undefined {
+  for (const o of options ?? []) if (ctx.kc.on(o) === false) return o;
+  return undefined;
+}
+
+/**
+ * No probe possible: decide from the kernel version and config. 'no' when too old or an option is off;
+ * otherwise `whenPossible` ('yes' for types whose presence follows from the version; 'unknown' for things only
+ * a load can tell).
+ */
+export function infer(
+  ctx: Ctx,
+  def: { since: string; sinceArch?: Record<string, string>; kconfig?: readonly string[] },
+  whenPossible: State,
+  why: string,
+): Feature {
+  const since = sinceFor(def, ctx.arch);
+  const old = tooOld(ctx, since);
+  if (old) return feature('no', `${old}; inferred from kernel version`, since, { method: 'inferred', fix: `a Linux ${since}+ kernel` });
+  const off = kconfigOff(ctx, def.kconfig);
+  if (off) return feature('no', `${off} is not set; inferred from kernel config`, since, { method: 'inferred', fix: `a kernel built with ${off}=y` });
+  if (ctx.kernel.code === 0) return feature('unknown', `kernel version unknown; ${why}`, since, { method: 'none' });
+  if (whenPossible === 'yes') {
+    return feature('yes', `inferred from kernel version ${ctx.kernel.version}${def.kconfig?.length && ctx.kc.section.status === 'found' ? ' and kernel config' : ''} (${why})`, since, { method: 'inferred' });
+  }
+  return feature(whenPossible, why, since, { method: 'none' });
+}
+
+/**
+ * A probe's errno as an answer: 0 -> yes; EPERM/EACCES while unprivileged -> unknown (this user may not try);
+ * EPERM while privileged -> no (the kernel refuses even root); anything else -> no, naming the errno and,
+ * when the kernel is older than `since`, the version that would do.
+ */
+export function fromErrno(ctx: Ctx, err: number, since: string, yes: string, what: string, extra: { log?: string } = {}): Feature {
+  if (err === 0) return feature('yes', yes, since);
+  const name = errnoName(err);
+  const e = Math.abs(err);
+  if ((e === EPERM || e === EACCES) && !ctx.privileged) {
+    return feature('unknown', `${what} not permitted for uid ${ctx.uid ?? '?'} (${name})`, since, {
+      errno: name,
+      fix: 'run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)',
+    });
+  }
+  const old = tooOld(ctx, since);
+  const logLine = extra.log ? firstLogLine(extra.log) : '';
+  let reason = `${what} refused with ${name}${e === EPERM ? ' even with full privileges' : ''}`;
+  if (logLine) reason += `: ${logLine}`;
+  else if (e === EPERM) reason += ' (empty verifier log)';
+  if (old) reason += `; ${old}`;
+  return feature('no', reason, since, { errno: name, ...(old ? { fix: `a Linux ${since}+ kernel` } : {}) });
+}
+
+export function firstLogLine(log: string): string {
+  return log.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('processed ') && !/^\d+: /.test(l) && !l.startsWith('func#')) ?? '';
+}
+
+export function notProbed(since: string, why = 'not probed: fixture'): Feature {
+  return feature('unknown', why, since, { method: 'none' });
+}

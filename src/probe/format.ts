@@ -1,0 +1,150 @@
+// Human output of a report: sections, aligned columns, the reason on every line that is not 'yes'.
+// Colours only when asked (the CLI asks when stdout is a TTY and NO_COLOR is unset or empty).
+import type { Check, Feature, Report, State, SysctlValue } from './types.js';
+import { ATTACH_DEFS, FEATURE_DEFS } from './tables.js';
+
+export interface FormatOptions {
+  color: boolean;
+  /** terminal width for wrapped lists */
+  width?: number;
+  /** e.g. 'cached 2026-11-22T10:00:00Z' */
+  note?: string;
+}
+
+const CODES = { bold: [1, 22], dim: [2, 22], red: [31, 39], green: [32, 39], yellow: [33, 39], cyan: [36, 39] } as const;
+type Style = keyof typeof CODES;
+
+export function useColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  const noColor = env['NO_COLOR'];
+  if (noColor !== undefined && noColor !== '') return false;
+  return stream.isTTY === true;
+}
+
+export function formatReport(r: Report, opts: FormatOptions): string {
+  const paint = (s: string, style: Style): string => (opts.color ? `\x1b[${CODES[style][0]}m${s}\x1b[${CODES[style][1]}m` : s);
+  const stateWord = (s: State): string => paint(s.padEnd(7), s === 'yes' ? 'green' : s === 'no' ? 'red' : 'yellow');
+  const width = opts.width ?? 100;
+  const out: string[] = [];
+  const head = (title: string, extra = ''): void => {
+    out.push('');
+    out.push(paint(title, 'bold') + (extra ? `  ${paint(extra, 'dim')}` : ''));
+  };
+  const kv = (k: string, v: string, w = 26): void => {
+    out.push(`  ${k.padEnd(w)} ${v}`);
+  };
+  const check = (k: string, c: Check & { since?: string }, yesText: string | undefined, w = 16): void => {
+    let line = `  ${k.padEnd(w)} ${stateWord(c.state)} `;
+    if (c.state === 'yes') line += yesText ?? c.reason;
+    else {
+      line += c.reason;
+      if (c.fix) line += paint(`  → ${c.fix}`, 'cyan');
+    }
+    out.push(line.trimEnd());
+  };
+  const sysctl = (v: SysctlValue): string => (v.value === null ? paint(`unknown (${v.meaning})`, 'yellow') : `${v.value}${v.meaning ? ` (${v.meaning})` : ''}`);
+
+  const s = r.system;
+  const distro = s.distro.id ? `${s.distro.prettyName ?? s.distro.id}` : 'unknown distro';
+  out.push(
+    paint('wasm-bpf probe', 'bold') +
+      ` — ${s.platform === 'linux' ? 'Linux' : s.platform} ${s.kernel.release} ${s.arch.normalized}, ${distro}` +
+      paint(`  [${r.mode}${r.mode === 'fixture' ? `: ${r.root}` : ''}, ${r.durationMs} ms${opts.note ? `, ${opts.note}` : ''}]`, 'dim'),
+  );
+
+  head('System');
+  kv('platform', s.platform);
+  kv('distro', s.distro.id ? `${s.distro.id} ${s.distro.versionId ?? '?'}${s.distro.codename ? ` (${s.distro.codename})` : ''}` : paint(`unknown (${s.distro.reason})`, 'yellow'));
+  kv('arch', `${s.arch.machine}${s.arch.machine !== s.arch.normalized ? ` (${s.arch.normalized})` : ''}`);
+  kv('kernel', `${s.kernel.release}${s.kernel.version ? ` (version ${s.kernel.version}, code ${s.kernel.code})` : ''}`);
+  if (s.bootId) kv('boot id', s.bootId);
+
+  const p = r.privileges;
+  head('Privileges');
+  kv('uid', p.uid === null ? 'unknown' : String(p.uid));
+  const caps = Object.entries(p.capabilities.has)
+    .map(([c, v]) => `${c} ${v === null ? paint('?', 'yellow') : v ? paint('yes', 'green') : paint('no', 'red')}`)
+    .join('  ');
+  kv('capabilities', `${caps}${p.capabilities.effective ? paint(`  (CapEff ${p.capabilities.effective})`, 'dim') : ''}`);
+  if (p.capabilities.note) kv('', paint(p.capabilities.note, 'dim'));
+  kv('unprivileged_bpf_disabled', sysctl(p.unprivilegedBpfDisabled));
+  kv('bpf_jit_enable', sysctl(p.jit.enable));
+  kv('bpf_jit_harden', sysctl(p.jit.harden));
+  kv('bpf_jit_kallsyms', sysctl(p.jit.kallsyms));
+  kv('bpf_jit_limit', sysctl(p.jit.limit));
+  kv('perf_event_paranoid', sysctl(p.perfEventParanoid));
+  kv('lockdown', p.lockdown.mode !== null ? `${p.lockdown.mode}${p.lockdown.source !== 'securityfs' ? paint(` (${p.lockdown.reason})`, 'dim') : ''}` : paint(`unknown (${p.lockdown.reason})`, 'yellow'));
+  kv('active LSMs', p.lsms.active ? `${p.lsms.active.join(',')}${p.lsms.state !== 'yes' ? paint(` (${p.lsms.reason})`, 'yellow') : paint(` (${p.lsms.reason})`, 'dim')}` : paint(`unknown (${p.lsms.reason})`, 'yellow'));
+
+  const k = r.kconfig;
+  head('Kernel config', k.status === 'found' ? k.path ?? '' : '');
+  if (k.status !== 'found') {
+    check('config', k, undefined);
+  } else {
+    const entries = Object.entries(k.options);
+    const colW = Math.max(...entries.map(([n]) => n.length)) + 2;
+    const cell = (n: string, v: string | null): string => {
+      const val = v === null ? 'not found' : v;
+      const shown = val === 'n' ? paint('n', 'red') : val === 'y' || val === 'm' ? paint(val, 'green') : val;
+      return `${n.padEnd(colW)}${shown}${' '.repeat(Math.max(1, 8 - val.length))}`;
+    };
+    const perLine = Math.max(1, Math.floor((width - 2) / (colW + 8)));
+    for (let i = 0; i < entries.length; i += perLine) {
+      out.push(`  ${entries.slice(i, i + perLine).map(([n, v]) => cell(n, v)).join('').trimEnd()}`);
+    }
+  }
+
+  head('BTF');
+  check('vmlinux', r.btf.vmlinux, r.btf.vmlinux.reason);
+  check('modules', r.btf.modules, r.btf.modules.reason);
+  if (r.btf.btfhubPath) kv('BTFHub cache', r.btf.btfhubPath, 16);
+
+  const table = (title: string, entries: Record<string, Feature>): void => {
+    const yes = Object.entries(entries).filter(([, f]) => f.state === 'yes');
+    const inferred = yes.some(([, f]) => f.method === 'inferred');
+    head(title, `${yes.length}/${Object.keys(entries).length} available${inferred ? ' (inferred from the kernel version)' : ''}`);
+    if (yes.length) {
+      let line = '  ';
+      for (const [n] of yes) {
+        if (line.length + n.length + 1 > width) {
+          out.push(line.trimEnd());
+          line = '  ';
+        }
+        line += `${paint(n, 'green')} `;
+      }
+      out.push(line.trimEnd());
+    }
+    const w = Math.max(16, ...Object.keys(entries).map((n) => n.length));
+    for (const [n, f] of Object.entries(entries)) if (f.state !== 'yes') check(n, f, undefined, w);
+  };
+  table('Program types', r.progTypes);
+  table('Map types', r.mapTypes);
+
+  const list = (title: string, entries: Record<string, Feature>, what: Record<string, { what: string }>): void => {
+    head(title);
+    const w = Math.max(...Object.keys(entries).map((n) => n.length));
+    for (const [n, f] of Object.entries(entries)) {
+      check(n, { ...f, reason: f.state === 'yes' ? f.reason : `${f.reason}${f.state === 'no' && !f.reason.includes('needs Linux') ? paint(` [${what[n]?.what ?? n}; Linux ${f.since}+]`, 'dim') : ''}` }, f.reason, w);
+    }
+  };
+  list('Attach mechanisms', r.attach, ATTACH_DEFS);
+  list('Features', r.features, FEATURE_DEFS);
+
+  if (r.helpers) {
+    head('Helpers', 'per program type');
+    for (const [prog, table2] of Object.entries(r.helpers)) {
+      const all = Object.entries(table2);
+      const yes = all.filter(([, c]) => c.state === 'yes').length;
+      const unk = all.filter(([, c]) => c.state === 'unknown');
+      if (unk.length === all.length) {
+        out.push(`  ${prog.padEnd(24)} ${stateWord('unknown')} ${all[0]?.[1].reason ?? ''}`);
+        continue;
+      }
+      out.push(`  ${prog.padEnd(24)} ${yes}/${all.length} helpers`);
+    }
+  }
+
+  head('Backends');
+  for (const [n, b] of Object.entries(r.backends)) check(n, b, b.reason, 10);
+  out.push('');
+  return out.join('\n');
+}

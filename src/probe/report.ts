@@ -1,0 +1,95 @@
+// Assembles the Report (types.ts) from the sections. Never throws for what it finds on the system: every
+// unreadable or malformed input becomes an 'unknown' / 'no' with its reason.
+import { SCHEMA_VERSION, type Report, type SystemSection } from './types.js';
+import type { SystemView } from './system.js';
+import { readDistro } from './osrelease.js';
+import { normalizeArch, readKernel } from './kernel.js';
+import { readKconfig } from './kconfig.js';
+import { readPrivileges } from './caps.js';
+import { btfhubPath, readBtf } from './btf.js';
+import { makeRun } from './run.js';
+import { helpers, mapTypes, progTypes } from './progmap.js';
+import { attachMechanisms, features } from './attach.js';
+import { backends } from './backends.js';
+import { readText } from './system.js';
+
+export interface BuildOptions {
+  /** probe helpers per program type (slow) */
+  full?: boolean;
+  /** an explicit vmlinux BTF file */
+  btfPath?: string;
+  /** cache directory (the BTFHub location is derived from it) */
+  cacheDir?: string;
+  /** why there are no live probes when sys.live is undefined (default: fixture) */
+  noProbeReason?: string;
+}
+
+export function buildReport(sys: SystemView, opts: BuildOptions = {}): Report {
+  const t0 = performance.now();
+  const u = sys.uname();
+  const platform = u.platform;
+  const kernel = readKernel(sys, u);
+  const arch = normalizeArch(u.machine);
+  const distro = readDistro(sys, platform);
+  const boot = platform === 'linux' ? readText(sys, '/proc/sys/kernel/random/boot_id') : { error: 'n/a' };
+  const system: SystemSection = {
+    platform,
+    distro,
+    arch: { machine: u.machine, normalized: arch },
+    kernel,
+    bootId: 'text' in boot ? boot.text.trim() : null,
+  };
+  const kc = readKconfig(sys, u.release);
+  const privileges = readPrivileges(sys, kc, kernel);
+  const hub = btfhubPath(opts.cacheDir, distro.id, distro.versionId, arch, u.release);
+  const btf =
+    platform === 'linux'
+      ? readBtf(sys, u.release, kc, { hubPath: hub, ...(opts.btfPath ? { customPath: opts.btfPath } : {}) })
+      : {
+          section: {
+            vmlinux: { source: 'none' as const, path: null, malformed: false, searched: [], state: 'no' as const, reason: `not a Linux host (${platform})`, method: 'inferred' as const },
+            modules: { count: 0, state: 'no' as const, reason: `not a Linux host (${platform})`, method: 'inferred' as const },
+            btfhubPath: null,
+          },
+          bytes: undefined,
+        };
+  const run = makeRun({
+    sys,
+    live: platform === 'linux' ? sys.live : undefined,
+    noProbe: sys.live ? '' : (opts.noProbeReason ?? 'not probed: fixture'),
+    kernel,
+    kc,
+    arch,
+    platform,
+    privileged: privileges.privileged,
+    uid: privileges.uid,
+    fixture: sys.mode === 'fixture',
+    btf: btf.section,
+    btfBytes: btf.bytes,
+    activeLsms: privileges.lsms.active,
+  });
+  const prog = progTypes(run);
+  const maps = mapTypes(run);
+  const attach = attachMechanisms(run);
+  const feats = features(run);
+  const report: Report = {
+    schemaVersion: SCHEMA_VERSION,
+    generatedAt: new Date().toISOString(),
+    durationMs: 0,
+    mode: sys.mode,
+    root: sys.root,
+    full: opts.full === true,
+    system,
+    privileges,
+    kconfig: kc.section,
+    btf: btf.section,
+    progTypes: prog,
+    mapTypes: maps,
+    attach,
+    features: feats,
+    backends: backends(sys, platform, feats.bpf_syscall),
+  };
+  if (opts.full) report.helpers = helpers(run, prog);
+  report.durationMs = Math.round((performance.now() - t0) * 10) / 10;
+  return report;
+}
