@@ -75,6 +75,8 @@ t.test('map operations: lookup/update/delete/get_next_key with flags, i32 and i6
   t.match(lines, /delete_again=-2/);
   t.match(lines, /percpu_lookup=0/);
   t.match(lines, /percpu_lookup_edge=-14/, 'a per-CPU value is CPUs x value size: the edge of memory is too small');
+  t.match(lines, /libc_enoent=1/, 'libbpf-wasm.h translates -ENOENT to the guest libc\'s number');
+  t.match(lines, /libc_eexist=1/);
 });
 
 async function pollScenario(t: Tap.Test, scenario: string, want: number, extra: string[] = []): Promise<Record<string, string>> {
