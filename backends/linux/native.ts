@@ -117,10 +117,33 @@ export interface NativeAddon {
   probeLoad(req: NativeProbeLoad): { err: number; linkErr: number; log: string };
   /** BPF_MAP_CREATE with the parameters the type needs: 0 or -errno (STRUCT_OPS: -524 means the type exists) */
   probeMapType(type: number): number;
-  /** perf_event_open (disabled) then close: 0 or -errno; name non-empty = kprobe/uprobe PMU (config1 = name, config2 = offset) */
-  probePerfEvent(type: number, config: number, name: string, offset: number, retprobe: boolean, pid: number, cpu: number): number;
+  /**
+   * perf_event_open (disabled) of each event on a background thread, in order, then close (closing waits
+   * for RCU grace periods). Returns a batch id for probePerfEventsWait. name non-empty = kprobe/uprobe PMU
+   * target (config1 = name, config2 = offset).
+   */
+  probePerfEventsStart(specs: NativePerfSpec[]): number;
+  /** waits for the opens of a batch: 0 or -errno per event */
+  probePerfEventsWait(batch: number): number[];
   /** lsm_list_modules(2) (Linux 6.8+): LSM ids, or -errno */
   lsmListModules(): number[] | number;
+
+  // native/src/testrun.cc (the userspace VM's kernel differential tests)
+  /**
+   * BPF_PROG_LOAD of raw instructions (license GPL) as `progType`, one BPF_PROG_TEST_RUN with `data`
+   * as data_in (repeat times), then close. Throws the errno Error (load failures carry the verifier log).
+   */
+  progTestRun(insns: Uint8Array, progType: number, data: Uint8Array | undefined, repeat: number): { retval: number; durationNs: number; dataOut: Uint8Array };
+}
+
+export interface NativePerfSpec {
+  type: number;
+  config: number;
+  name?: string;
+  offset?: number;
+  retprobe?: boolean;
+  pid: number;
+  cpu: number;
 }
 
 export interface NativeProbeLoad {

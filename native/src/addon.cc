@@ -4,6 +4,12 @@
 #include "log.h"
 #include "registry.h"
 
+// probe.cc is compiled as part of this translation unit until native/CMakeLists.txt lists it
+// (then remove this line).
+#include "probe.cc"
+// testrun.cc likewise (the userspace VM's kernel differential tests)
+#include "testrun.cc"
+
 namespace wbn {
 // object.cc
 Napi::Value Open(const Napi::CallbackInfo&);
@@ -37,6 +43,14 @@ napi_value BufferPoll(napi_env, napi_callback_info);  // raw N-API
 Napi::Value BufferPendingSize(const Napi::CallbackInfo&);
 Napi::Value BufferLost(const Napi::CallbackInfo&);
 Napi::Value BufferClose(const Napi::CallbackInfo&);
+// probe.cc (feature probes for src/probe/)
+Napi::Value ProbeLoad(const Napi::CallbackInfo&);
+Napi::Value ProbeMapType(const Napi::CallbackInfo&);
+Napi::Value ProbePerfEventsStart(const Napi::CallbackInfo&);
+Napi::Value ProbePerfEventsWait(const Napi::CallbackInfo&);
+Napi::Value LsmListModules(const Napi::CallbackInfo&);
+// testrun.cc (BPF_PROG_TEST_RUN of raw instructions)
+Napi::Value ProgTestRun(const Napi::CallbackInfo&);
 
 namespace {
 
@@ -77,6 +91,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("bufferLost", BufferLost);
   set("bufferClose", BufferClose);
   set("takeLog", TakeLogFn);
+  set("probeLoad", ProbeLoad);
+  set("probeMapType", ProbeMapType);
+  set("probePerfEventsStart", ProbePerfEventsStart);
+  set("probePerfEventsWait", ProbePerfEventsWait);
+  set("lsmListModules", LsmListModules);
+  set("progTestRun", ProgTestRun);
   return exports;
 }
 

@@ -1,5 +1,6 @@
 // `wasm-bpf probe [--json] [--full] [--no-cache] [--root DIR] [--btf FILE]`: what eBPF can do on this host.
 import fs from 'node:fs';
+import path from 'node:path';
 import process from 'node:process';
 import { cachedProbeResult } from '../probe/index.js';
 import { formatReport, useColor } from '../probe/format.js';
@@ -73,7 +74,8 @@ export function probeCommand(argv: string[]): number {
   }
   const res = cachedProbeResult({
     ...(args.root !== undefined ? { root: args.root } : {}),
-    ...(args.btf !== undefined ? { btfPath: args.btf } : {}),
+    // live: relative to the current directory; with --root: a path inside the tree
+    ...(args.btf !== undefined ? { btfPath: args.root === undefined ? path.resolve(args.btf) : args.btf } : {}),
     full: args.full,
     noCache: args.noCache,
   });

@@ -1,22 +1,17 @@
 // Attach mechanisms and features, decided by trying on this host (perf_event_open on the kprobe/uprobe PMU,
 // a tracepoint and the CPU clock; loads; BPF_LINK_CREATE shapes), or from files and versions when nothing
 // can be tried (fixture mode).
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { AttachName, Feature, FeatureName } from './types.js';
 import { ATTACH, ATTACH_DEFS, FEATURE_DEFS, PROG_TYPES, type MechDef } from './tables.js';
 import { BOUNDED_LOOP, ISA_V2, ISA_V3, ISA_V4, RETURN_0, callHelper } from './insns.js';
-import { EBADF, EINVAL, ENODEV, EOPNOTSUPP, errnoName, feature, firstLogLine, fromErrno, infer, kconfigOff, sinceFor, tooOld } from './features.js';
+import { EBADF, EINVAL, ENODEV, EOPNOTSUPP, errnoName, feature, fromErrno, infer, kconfigOff, sinceFor, tooOld } from './features.js';
 import { load, memo, type Run } from './run.js';
 import { mapType, progType, socketFilter } from './progmap.js';
 import { fentry, fexit, lsm, structOps, tpBtf } from './trampoline.js';
 import { readText } from './system.js';
+import { KPROBE_SYMBOL } from './perf.js';
 import { mountedFs } from './caps.js';
 
-const PERF_TYPE_SOFTWARE = 1;
-const PERF_TYPE_TRACEPOINT = 2;
-const PERF_COUNT_SW_CPU_CLOCK = 0;
 const HELPER_GET_ATTACH_COOKIE = 174;
 
 const prog = (run: Run, name: string): Feature => progType(run, PROG_TYPES.find((p) => p.name === name)!);
@@ -44,29 +39,13 @@ function viaProg(run: Run, def: MechDef, progName: string, extra?: () => Feature
   return { ...p, since, reason: p.method === 'probe' ? `${progName} programs load` : p.reason };
 }
 
-function pmuType(run: Run, name: string): number | undefined {
-  const r = readText(run.sys, `/sys/bus/event_source/devices/${name}/type`);
-  if ('error' in r) return undefined;
-  const n = Number.parseInt(r.text.trim(), 10);
-  return Number.isInteger(n) ? n : undefined;
-}
-
-/** the tracefs directory: the tracefs mount, or the classic locations if they hold events */
-function tracefs(run: Run): string | undefined {
-  const m = mountedFs(run.sys, 'tracefs');
-  if (m) return m;
-  for (const p of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) if (run.sys.exists(`${p}/events`)) return p;
-  return undefined;
-}
-
 function kprobe(run: Run): Feature {
   const def = ATTACH_DEFS.kprobe;
   const since = def.since;
   if (run.platform !== 'linux') return precheck(run, def)!;
-  const pmu = pmuType(run, 'kprobe');
-  const tfs = tracefs(run);
-  const legacy = tfs !== undefined && run.sys.exists(`${tfs}/kprobe_events`);
-  if (pmu === undefined && !legacy) {
+  const pc = run.perf;
+  const legacy = pc.tracefs !== undefined && run.sys.exists(`${pc.tracefs}/kprobe_events`);
+  if (pc.kprobePmu === undefined && !legacy) {
     const why = run.kc.on('CONFIG_KPROBES') === false ? 'CONFIG_KPROBES is not set: ' : '';
     return feature('no', `${why}no kprobe PMU (/sys/bus/event_source/devices/kprobe) and no kprobe_events in tracefs`, since, {
       method: 'file',
@@ -75,21 +54,12 @@ function kprobe(run: Run): Feature {
   }
   const pre = precheck(run, def);
   if (pre) return pre;
-  if (!run.live) return feature('yes', `${pmu !== undefined ? 'kprobe PMU' : 'kprobe_events'} present (not tried: ${run.noProbe})`, since, { method: 'file' });
+  if (!run.live) return feature('yes', `${pc.kprobePmu !== undefined ? 'kprobe PMU' : 'kprobe_events'} present (${run.noProbe})`, since, { method: 'file' });
   const p = prog(run, 'kprobe');
   if (p.state !== 'yes') return { ...p, since, reason: `kprobe programs: ${p.reason}` };
-  if (pmu === undefined) return feature('yes', `kprobe programs load; attach through ${tfs}/kprobe_events (no kprobe PMU)`, since);
-  const sym = 'bpf_fentry_test1';
-  const err = run.live.perfEvent(pmu, 0, sym, 0, false, -1, 0);
-  return fromErrno(run, err, since, `kprobe PMU: perf_event_open on ${sym} works`, `perf_event_open(kprobe ${sym})`);
-}
-
-/** a few bytes in a private temp file: a uprobe target no process has mapped, so nothing is patched */
-function uprobeTarget(): { file: string; cleanup: () => void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-probe-'));
-  const file = path.join(dir, 'target');
-  fs.writeFileSync(file, Buffer.alloc(64, 0x90));
-  return { file, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  const err = pc.result('kprobe');
+  if (err === undefined) return feature('yes', `kprobe programs load; attach through ${pc.tracefs}/kprobe_events (no kprobe PMU)`, since);
+  return fromErrno(run, err, since, `kprobe PMU: perf_event_open on ${KPROBE_SYMBOL} works`, `perf_event_open(kprobe ${KPROBE_SYMBOL})`);
 }
 
 function uprobe(run: Run): Feature {
@@ -97,31 +67,21 @@ function uprobe(run: Run): Feature {
   const since = def.since;
   const pre = precheck(run, def);
   if (pre) return pre;
-  const pmu = pmuType(run, 'uprobe');
-  const tfs = tracefs(run);
-  const legacy = tfs !== undefined && run.sys.exists(`${tfs}/uprobe_events`);
-  if (pmu === undefined && !legacy) {
+  const pc = run.perf;
+  const legacy = pc.tracefs !== undefined && run.sys.exists(`${pc.tracefs}/uprobe_events`);
+  if (pc.uprobePmu === undefined && !legacy) {
     return feature('no', 'no uprobe PMU (/sys/bus/event_source/devices/uprobe) and no uprobe_events in tracefs', since, {
       method: 'file',
       fix: 'a kernel built with CONFIG_UPROBE_EVENTS=y',
     });
   }
-  if (!run.live) return feature('yes', `${pmu !== undefined ? 'uprobe PMU' : 'uprobe_events'} present (not tried: ${run.noProbe})`, since, { method: 'file' });
+  if (!run.live) return feature('yes', `${pc.uprobePmu !== undefined ? 'uprobe PMU' : 'uprobe_events'} present (${run.noProbe})`, since, { method: 'file' });
   const p = prog(run, 'kprobe');
   if (p.state !== 'yes') return { ...p, since, reason: `kprobe-type programs: ${p.reason}` };
-  if (pmu === undefined) return feature('yes', `kprobe-type programs load; attach through ${tfs}/uprobe_events (no uprobe PMU)`, since);
-  let t: { file: string; cleanup: () => void };
-  try {
-    t = uprobeTarget();
-  } catch (err) {
-    return feature('unknown', `cannot create a uprobe target file: ${err instanceof Error ? err.message : String(err)}`, since);
-  }
-  try {
-    const err = run.live.perfEvent(pmu, 0, t.file, 0, false, -1, 0);
-    return fromErrno(run, err, since, 'uprobe PMU: perf_event_open works', 'perf_event_open(uprobe)');
-  } finally {
-    t.cleanup();
-  }
+  if (pc.uprobePmu === undefined) return feature('yes', `kprobe-type programs load; attach through ${pc.tracefs}/uprobe_events (no uprobe PMU)`, since);
+  const err = pc.result('uprobe');
+  if (err === undefined) return feature('unknown', 'uprobe PMU present but not tried (no temporary file for a target)', since, { method: 'file' });
+  return fromErrno(run, err, since, 'uprobe PMU: perf_event_open works', 'perf_event_open(uprobe)');
 }
 
 function tracepoint(run: Run): Feature {
@@ -129,35 +89,25 @@ function tracepoint(run: Run): Feature {
   const since = def.since;
   const pre = precheck(run, def);
   if (pre) return pre;
-  const tfs = tracefs(run);
-  if (!tfs) {
+  const pc = run.perf;
+  if (!pc.tracefs) {
     return feature('no', 'tracefs is not mounted (neither /sys/kernel/tracing nor /sys/kernel/debug/tracing has events)', since, {
       method: 'file',
       fix: 'mount -t tracefs nodev /sys/kernel/tracing',
     });
   }
-  if (!run.live) return feature('yes', `tracefs at ${tfs} (not tried: ${run.noProbe})`, since, { method: 'file' });
+  if (!run.live) return feature('yes', `tracefs at ${pc.tracefs} (${run.noProbe})`, since, { method: 'file' });
   const p = prog(run, 'tracepoint');
   if (p.state !== 'yes') return { ...p, since, reason: `tracepoint programs: ${p.reason}` };
-  let id: number | undefined;
-  let lastErr = '';
-  for (const ev of ['syscalls/sys_enter_getpid', 'sched/sched_process_exec', 'sched/sched_switch']) {
-    const r = readText(run.sys, `${tfs}/events/${ev}/id`);
-    if ('text' in r) {
-      id = Number.parseInt(r.text.trim(), 10);
-      break;
-    }
-    lastErr = `${tfs}/events/${ev}/id: ${r.error}`;
-  }
-  if (id === undefined || !Number.isInteger(id)) {
-    const denied = /EACCES|EPERM/.test(lastErr);
-    return feature(denied && !run.privileged ? 'unknown' : 'no', `cannot read a tracepoint id (${lastErr})`, since, {
+  if ('error' in pc.tracepoint) {
+    const denied = /EACCES|EPERM/.test(pc.tracepoint.error);
+    return feature(denied && !run.fullyPrivileged ? 'unknown' : 'no', pc.tracepoint.error, since, {
       method: 'file',
       ...(denied ? { errno: 'EACCES', fix: 'run as root, or make tracefs event ids readable' } : {}),
     });
   }
-  const err = run.live.perfEvent(PERF_TYPE_TRACEPOINT, id, '', 0, false, 0, -1);
-  return fromErrno(run, err, since, `tracefs at ${tfs}; perf_event_open on a tracepoint works`, 'perf_event_open(tracepoint)');
+  const err = pc.result('tracepoint') ?? -EINVAL;
+  return fromErrno(run, err, since, `tracefs at ${pc.tracefs}; perf_event_open on ${pc.tracepoint.event} works`, `perf_event_open(tracepoint ${pc.tracepoint.event})`);
 }
 
 function cgroup(run: Run): Feature {
@@ -180,8 +130,8 @@ function cgroup(run: Run): Feature {
 
 function perfEvent(run: Run): Feature {
   return viaProg(run, ATTACH_DEFS.perf_event, 'perf_event', () => {
-    if (!run.live) return undefined;
-    const err = run.live.perfEvent(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK, '', 0, false, -1, 0);
+    const err = run.live ? run.perf.result('cpu_clock') : undefined;
+    if (err === undefined) return undefined;
     return fromErrno(run, err, ATTACH_DEFS.perf_event.since, 'perf_event programs load; perf_event_open(cpu-clock, cpu 0) works', 'perf_event_open(cpu-clock)');
   });
 }
@@ -283,7 +233,13 @@ export function features(run: Run): Record<FeatureName, Feature> {
       run.platform !== 'linux'
         ? feature('no', `not a Linux host (${run.platform})`, F.bpf_syscall.since, { method: 'inferred' })
         : run.live
-          ? { ...sf, since: F.bpf_syscall.since, reason: sf.state === 'yes' ? `bpf() works for uid ${run.uid ?? '?'}` : sf.reason }
+          ? {
+              ...sf,
+              since: F.bpf_syscall.since,
+              // this process cannot use bpf(): decided, even though the kernel's abilities stay unknown
+              state: sf.state === 'unknown' && sf.errno ? 'no' : sf.state,
+              reason: sf.state === 'yes' ? `bpf() works for uid ${run.uid ?? '?'}` : sf.reason,
+            }
           : bpfInferred(run),
     bpf_link: linkProbe(
       run, F.bpf_link, 'bpf_link',
@@ -333,4 +289,3 @@ function bpfInferred(run: Run): Feature {
   return feature('unknown', `unprivileged user (${run.noProbe})`, since, { method: 'none' });
 }
 
-export { firstLogLine };

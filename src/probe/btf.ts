@@ -216,15 +216,25 @@ export function btfhubPath(cacheDir: string | undefined, distro: string | null, 
   return path.posix.join(cacheDir.split(path.sep).join('/'), 'btfhub', distro, versionId, arch, `${release}.btf`);
 }
 
-/** The BTF section of the report, plus the raw vmlinux BTF bytes (for the live probes' type ids). */
+export interface KernelBtf {
+  /** the running kernel's own BTF (sysfs): the type ids fentry/lsm/tp_btf/struct_ops loads must name */
+  bytes: Buffer | undefined;
+  /** why there is none */
+  reason: string;
+}
+
+/**
+ * The BTF section of the report, plus the kernel's own BTF for the live probes' type ids (a custom or
+ * BTFHub file serves CO-RE only: BPF trampolines need the BTF the kernel itself carries).
+ */
 export function readBtf(
   sys: SystemView,
   release: string,
   kc: Kconfig,
   opts: BtfOptions & { hubPath: string | null },
-): { section: BtfSection; bytes: Buffer | undefined } {
+): { section: BtfSection; kernel: KernelBtf } {
   const searched: BtfCandidate[] = [];
-  let bytes: Buffer | undefined;
+  let sysfs: Inspected | undefined;
   const usable = (c: Inspected): boolean => c.status === 'raw' || c.status === 'elf';
   const record = (c: Inspected): Inspected => {
     searched.push({ path: c.path, status: c.status, ...(c.detail ? { detail: c.detail } : {}) });
@@ -243,10 +253,7 @@ export function readBtf(
   let firstBad: Inspected | undefined;
   if (opts.customPath) {
     const c = record(inspect(sys, opts.customPath));
-    if (usable(c)) {
-      vmlinux = pick('custom', c);
-      bytes = c.bytes;
-    }
+    if (usable(c)) vmlinux = pick('custom', c);
     else {
       vmlinux = {
         source: 'custom', path: c.path, malformed: c.status === 'malformed' || c.status === 'elf-no-btf', searched,
@@ -262,9 +269,9 @@ export function readBtf(
     ];
     for (const [source, p] of candidates) {
       const c = record(inspect(sys, p));
+      if (source === 'sysfs') sysfs = c;
       if (usable(c)) {
         vmlinux = pick(source, c);
-        bytes = c.bytes;
         break;
       }
       if (c.status !== 'absent') firstBad ??= c;
@@ -296,7 +303,19 @@ export function readBtf(
           ? { count, state: 'yes', reason: 'CONFIG_DEBUG_INFO_BTF_MODULES=y (no module loaded now)', method: 'file' }
           : { count, state: 'no', reason: cfg === false ? 'CONFIG_DEBUG_INFO_BTF_MODULES is not set' : 'no module BTF in /sys/kernel/btf', method: 'file' };
   } catch (err) {
-    modules = { count, state: 'no', reason: `/sys/kernel/btf: ${errCode(err)}`, method: 'file' };
+    const code = errCode(err);
+    modules = { count, state: 'no', reason: code === 'ENOENT' ? 'no module BTF (no /sys/kernel/btf)' : `/sys/kernel/btf: ${code}`, method: 'file' };
   }
-  return { section: { vmlinux, modules, btfhubPath: opts.hubPath }, bytes };
+  sysfs ??= inspect(sys, SYSFS_VMLINUX);
+  const kernel: KernelBtf =
+    sysfs.status === 'raw' && sysfs.bytes
+      ? { bytes: sysfs.bytes, reason: SYSFS_VMLINUX }
+      : {
+          bytes: undefined,
+          reason:
+            sysfs.status === 'absent'
+              ? `the kernel has no BTF of its own (no ${SYSFS_VMLINUX}${kc.on('CONFIG_DEBUG_INFO_BTF') === false ? ': CONFIG_DEBUG_INFO_BTF is not set' : ''})`
+              : `${SYSFS_VMLINUX} is ${sysfs.status}${sysfs.detail ? ` (${sysfs.detail})` : ''}`,
+        };
+  return { section: { vmlinux, modules, btfhubPath: opts.hubPath }, kernel };
 }

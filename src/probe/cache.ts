@@ -1,12 +1,13 @@
 // The per-boot cache of the report. Key: kernel release + boot id (a reboot or another kernel invalidates it),
 // plus uid and effective capabilities (answers depend on privileges), the report schema, --full and --btf.
-// Location: /var/cache/wasm-bpf when root, else $XDG_CACHE_HOME/wasm-bpf (~/.cache/wasm-bpf).
+// Location: $WASM_BPF_CACHE_DIR if set, else /var/cache/wasm-bpf when root, else $XDG_CACHE_HOME/wasm-bpf
+// (~/.cache/wasm-bpf).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SCHEMA_VERSION, type Report } from './types.js';
 import { readText, type SystemView } from './system.js';
-import { parseStatus } from './caps.js';
+import { parseStatus } from './procstatus.js';
 
 export interface CacheKey {
   schemaVersion: number;
@@ -41,6 +42,8 @@ export function currentKey(sys: SystemView, opts: { full?: boolean; btfPath?: st
 }
 
 export function defaultCacheDir(uid: number | null): string {
+  const forced = process.env['WASM_BPF_CACHE_DIR'];
+  if (forced && path.isAbsolute(forced)) return forced;
   if (uid === 0) return '/var/cache/wasm-bpf';
   const xdg = process.env['XDG_CACHE_HOME'];
   if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'wasm-bpf');

@@ -5,6 +5,9 @@ import type { Kconfig } from './kconfig.js';
 import { atLeast } from './kernel.js';
 import type { KernelVersion } from './types.js';
 import { readText, type SystemView } from './system.js';
+import { parseStatus } from './procstatus.js';
+
+export { parseStatus, type ProcStatus } from './procstatus.js';
 
 export const CAP_BITS: Record<CapName, number> = {
   CAP_NET_ADMIN: 12,
@@ -18,23 +21,6 @@ const LSM_IDS: Record<number, string> = {
   100: 'capability', 101: 'selinux', 102: 'smack', 103: 'tomoyo', 104: 'apparmor', 105: 'yama', 106: 'loadpin',
   107: 'safesetid', 108: 'lockdown', 109: 'bpf', 110: 'landlock', 111: 'ima', 112: 'evm', 113: 'ipe',
 };
-
-export interface ProcStatus {
-  uid: number | null;
-  capEff: bigint | null;
-}
-
-export function parseStatus(text: string): ProcStatus {
-  let uid: number | null = null;
-  let capEff: bigint | null = null;
-  for (const line of text.split('\n')) {
-    const u = /^Uid:\s+(\d+)\s+(\d+)/.exec(line);
-    if (u) uid = Number(u[2]); // effective uid
-    const c = /^CapEff:\s+([0-9a-fA-F]{1,16})\s*$/.exec(line);
-    if (c) capEff = BigInt(`0x${c[1]}`);
-  }
-  return { uid, capEff };
-}
 
 export function hasCap(capEff: bigint | null, cap: CapName): boolean | null {
   if (capEff === null) return null;
@@ -115,16 +101,38 @@ function lsms(sys: SystemView, kc: Kconfig): PrivilegesSection['lsms'] {
   return { active: null, source: null, state: 'unknown', reason: why, method: 'none', fix: 'mount -t securityfs securityfs /sys/kernel/security' };
 }
 
-export function readPrivileges(sys: SystemView, kc: Kconfig, kernel: KernelVersion): PrivilegesSection {
+function notLinux(platform: string): PrivilegesSection {
+  const na: SysctlValue = { value: null, meaning: `n/a on ${platform}` };
+  const why = `not a Linux host (${platform})`;
+  return {
+    uid: null,
+    privileged: false,
+    fullyPrivileged: false,
+    capabilities: { effective: null, has: { CAP_BPF: null, CAP_PERFMON: null, CAP_SYS_ADMIN: null, CAP_NET_ADMIN: null }, note: why },
+    unprivilegedBpfDisabled: na,
+    jit: { enable: na, harden: na, kallsyms: na, limit: na },
+    perfEventParanoid: na,
+    lockdown: { mode: null, source: null, state: 'unknown', reason: why, method: 'none' },
+    lsms: { active: null, source: null, state: 'unknown', reason: why, method: 'none' },
+  };
+}
+
+export function readPrivileges(sys: SystemView, kc: Kconfig, kernel: KernelVersion, platform = 'linux'): PrivilegesSection {
+  if (platform !== 'linux') return notLinux(platform);
   const st = readText(sys, '/proc/self/status');
   const status = 'text' in st ? parseStatus(st.text) : { uid: null, capEff: null };
   const uid = status.uid ?? sys.uid();
   const has = Object.fromEntries((Object.keys(CAP_BITS) as CapName[]).map((c) => [c, hasCap(status.capEff, c)])) as Record<CapName, boolean | null>;
   const capsSplit = atLeast(kernel, '5.8');
   const privileged = uid === 0 || has.CAP_SYS_ADMIN === true || (capsSplit !== false && has.CAP_BPF === true);
+  const fullyPrivileged =
+    status.capEff === null
+      ? uid === 0
+      : has.CAP_SYS_ADMIN === true && (capsSplit === false || (has.CAP_BPF === true && has.CAP_PERFMON === true));
   return {
     uid,
     privileged,
+    fullyPrivileged,
     capabilities: {
       effective: status.capEff === null ? null : status.capEff.toString(16).padStart(16, '0'),
       has,

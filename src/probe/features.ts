@@ -35,6 +35,10 @@ export interface Ctx {
   platform: string;
   /** uid 0 / CAP_SYS_ADMIN / CAP_BPF */
   privileged: boolean;
+  /** CAP_SYS_ADMIN (+ CAP_BPF and CAP_PERFMON from 5.8): an EPERM then is the kernel's refusal, not ours */
+  fullyPrivileged: boolean;
+  /** e.g. 'has CAP_BPF, lacks CAP_SYS_ADMIN' */
+  privNote: string;
   uid: number | null;
   /** fixture mode: nothing can be tried */
   fixture: boolean;
@@ -84,16 +88,16 @@ export function infer(
 }
 
 /**
- * A probe's errno as an answer: 0 -> yes; EPERM/EACCES while unprivileged -> unknown (this user may not try);
- * EPERM while privileged -> no (the kernel refuses even root); anything else -> no, naming the errno and,
+ * A probe's errno as an answer: 0 -> yes; EPERM/EACCES without full privileges -> unknown (this user may not
+ * try); EPERM with CAP_SYS_ADMIN+CAP_BPF+CAP_PERFMON -> no (the kernel refuses even root); anything else -> no, naming the errno and,
  * when the kernel is older than `since`, the version that would do.
  */
 export function fromErrno(ctx: Ctx, err: number, since: string, yes: string, what: string, extra: { log?: string } = {}): Feature {
   if (err === 0) return feature('yes', yes, since);
   const name = errnoName(err);
   const e = Math.abs(err);
-  if ((e === EPERM || e === EACCES) && !ctx.privileged) {
-    return feature('unknown', `${what} not permitted for uid ${ctx.uid ?? '?'} (${name})`, since, {
+  if ((e === EPERM || e === EACCES) && !ctx.fullyPrivileged) {
+    return feature('unknown', `${what} not permitted for uid ${ctx.uid ?? '?'} (${name}${ctx.privNote ? `; ${ctx.privNote}` : ''})`, since, {
       errno: name,
       fix: 'run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)',
     });

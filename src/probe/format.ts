@@ -76,21 +76,25 @@ export function formatReport(r: Report, opts: FormatOptions): string {
   kv('active LSMs', p.lsms.active ? `${p.lsms.active.join(',')}${p.lsms.state !== 'yes' ? paint(` (${p.lsms.reason})`, 'yellow') : paint(` (${p.lsms.reason})`, 'dim')}` : paint(`unknown (${p.lsms.reason})`, 'yellow'));
 
   const k = r.kconfig;
-  head('Kernel config', k.status === 'found' ? k.path ?? '' : '');
+  head('Kernel config', k.status === 'found' ? `${k.path ?? ''} (CONFIG_ omitted)` : '');
   if (k.status !== 'found') {
     check('config', k, undefined);
   } else {
-    const entries = Object.entries(k.options);
-    const colW = Math.max(...entries.map(([n]) => n.length)) + 2;
-    const cell = (n: string, v: string | null): string => {
+    const entries = Object.entries(k.options).map(([n, v]): [string, string | null] => [n.replace(/^CONFIG_/, ''), v]);
+    const shown = (v: string | null): string => {
       const val = v === null ? 'not found' : v;
-      const shown = val === 'n' ? paint('n', 'red') : val === 'y' || val === 'm' ? paint(val, 'green') : val;
-      return `${n.padEnd(colW)}${shown}${' '.repeat(Math.max(1, 8 - val.length))}`;
+      return val === 'n' ? paint('n', 'red') : val === 'y' || val === 'm' ? paint(val, 'green') : val;
     };
-    const perLine = Math.max(1, Math.floor((width - 2) / (colW + 8)));
-    for (let i = 0; i < entries.length; i += perLine) {
-      out.push(`  ${entries.slice(i, i + perLine).map(([n, v]) => cell(n, v)).join('').trimEnd()}`);
+    const short = entries.filter(([, v]) => (v ?? '').length <= 6);
+    const long = entries.filter(([, v]) => (v ?? '').length > 6);
+    const nameW = Math.max(...entries.map(([n]) => n.length)) + 1;
+    const cellW = nameW + 7;
+    const perLine = Math.max(1, Math.floor((Math.max(width, 80) - 2) / cellW));
+    for (let i = 0; i < short.length; i += perLine) {
+      const cells = short.slice(i, i + perLine).map(([n, v]) => `${n.padEnd(nameW)}${shown(v)}${' '.repeat(7 - (v ?? '').length)}`);
+      out.push(`  ${cells.join('').trimEnd()}`);
     }
+    for (const [n, v] of long) out.push(`  ${n.padEnd(nameW)}${shown(v)}`);
   }
 
   head('BTF');
@@ -99,6 +103,12 @@ export function formatReport(r: Report, opts: FormatOptions): string {
   if (r.btf.btfhubPath) kv('BTFHub cache', r.btf.btfhubPath, 16);
 
   const table = (title: string, entries: Record<string, Feature>): void => {
+    const all = Object.values(entries);
+    if (all.length > 1 && all.every((f) => f.state !== 'yes' && f.reason === all[0]!.reason)) {
+      head(title);
+      check('(all)', all[0]!, undefined);
+      return;
+    }
     const yes = Object.entries(entries).filter(([, f]) => f.state === 'yes');
     const inferred = yes.some(([, f]) => f.method === 'inferred');
     head(title, `${yes.length}/${Object.keys(entries).length} available${inferred ? ' (inferred from the kernel version)' : ''}`);
@@ -120,6 +130,12 @@ export function formatReport(r: Report, opts: FormatOptions): string {
   table('Map types', r.mapTypes);
 
   const list = (title: string, entries: Record<string, Feature>, what: Record<string, { what: string }>): void => {
+    const all = Object.values(entries);
+    if (all.length > 1 && all.every((f) => f.state !== 'yes' && f.reason === all[0]!.reason)) {
+      head(title);
+      check('(all)', all[0]!, undefined);
+      return;
+    }
     head(title);
     const w = Math.max(...Object.keys(entries).map((n) => n.length));
     for (const [n, f] of Object.entries(entries)) {

@@ -7,7 +7,19 @@ import { cacheFile, currentKey, defaultCacheDir, readCache, writeCache } from '.
 import type { Report } from './types.js';
 
 export * from './types.js';
-export { requirementsMet, selectBackend, needsForProgram, needsForMap, type Need, type Missing, type Requirements } from './require.js';
+export {
+  answer,
+  describeNeed,
+  requirementsMet,
+  selectBackend,
+  needsForProgram,
+  needsForMap,
+  type Need,
+  type Missing,
+  type Requirements,
+  type BackendDecision,
+} from './require.js';
+export { readCachedReport, hostReport } from './fast.js';
 export { fixtureSystem, hostSystem, type SystemView, type LiveProbes } from './system.js';
 export { countingProbes } from './live.js';
 
@@ -47,7 +59,8 @@ function buildOpts(opts: ProbeOptions, sys: SystemView, noProbeReason?: string):
   return {
     ...(opts.full ? { full: true } : {}),
     ...(opts.btfPath ? { btfPath: opts.btfPath } : {}),
-    cacheDir: opts.cacheDir ?? defaultCacheDir(sys.uid()),
+    // the cache (and the BTFHub files in it) belong to the host running wasm-bpf, also in fixture mode
+    cacheDir: opts.cacheDir ?? defaultCacheDir(typeof process.getuid === 'function' ? process.getuid() : null),
     ...(noProbeReason ?? sys.liveError ? { noProbeReason: noProbeReason ?? sys.liveError } : {}),
   };
 }

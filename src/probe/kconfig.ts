@@ -69,7 +69,11 @@ function options(all: Map<string, string>, found: boolean): Record<string, Kconf
   return Object.fromEntries(KCONFIG_OPTIONS.map((o) => [o, found ? all.get(o) ?? 'n' : null]));
 }
 
-export function readKconfig(sys: SystemView, release: string): Kconfig {
+export function readKconfig(sys: SystemView, release: string, platform = 'linux'): Kconfig {
+  if (platform !== 'linux') {
+    const empty = new Map<string, string>();
+    return make({ status: 'not-found', path: null, state: 'unknown', reason: `not a Linux host (${platform})`, method: 'none', options: options(empty, false) }, empty);
+  }
   const candidates = [`/boot/config-${release}`, '/proc/config.gz'];
   const problems: string[] = [];
   let firstBad: { status: 'unreadable' | 'malformed'; path: string; reason: string } | undefined;
@@ -80,7 +84,7 @@ export function readKconfig(sys: SystemView, release: string): Kconfig {
     } catch (err) {
       const code = errCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-      problems.push(`${p}: ${code}`);
+      problems.push(`cannot read ${p}: ${code}`);
       firstBad ??= { status: 'unreadable', path: p, reason: `cannot read ${p}: ${code}` };
       continue;
     }
@@ -90,7 +94,7 @@ export function readKconfig(sys: SystemView, release: string): Kconfig {
         text = zlib.gunzipSync(bytes).toString('utf8');
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
-        problems.push(`${p}: ${why}`);
+        problems.push(`${p} is not valid gzip (${why})`);
         firstBad ??= { status: 'malformed', path: p, reason: `${p} is not valid gzip (${why})` };
         continue;
       }
@@ -99,7 +103,7 @@ export function readKconfig(sys: SystemView, release: string): Kconfig {
     }
     const all = parseKconfig(text);
     if (!all.has('CONFIG_BPF') && all.size < 10) {
-      problems.push(`${p}: no kernel config options`);
+      problems.push(`${p} holds no kernel config options`);
       firstBad ??= { status: 'malformed', path: p, reason: `${p} holds no kernel config options` };
       continue;
     }

@@ -11,7 +11,11 @@ export function nativeProbes(): { live: LiveProbes } | { error: string } {
       live: {
         load: (req) => n.probeLoad(req),
         mapType: (type) => n.probeMapType(type),
-        perfEvent: (type, config, name, offset, retprobe, pid, cpu) => n.probePerfEvent(type, config, name, offset, retprobe, pid, cpu),
+        perfEvents: (specs) => {
+          const batch = n.probePerfEventsStart(specs);
+          let res: number[] | undefined;
+          return () => (res ??= n.probePerfEventsWait(batch));
+        },
         lsmListModules: () => n.lsmListModules(),
       },
     };
@@ -26,7 +30,7 @@ export function countingProbes(inner: LiveProbes): { live: LiveProbes; calls: ()
   const live: LiveProbes = {
     load: (req) => (calls++, inner.load(req)),
     mapType: (t) => (calls++, inner.mapType(t)),
-    perfEvent: (...a) => (calls++, inner.perfEvent(...a)),
+    perfEvents: (specs) => (calls++, inner.perfEvents(specs)),
     lsmListModules: () => (calls++, inner.lsmListModules()),
   };
   return { live, calls: () => calls };

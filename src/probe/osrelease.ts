@@ -29,7 +29,7 @@ export function readDistro(sys: SystemView, platform: string): DistroInfo {
   if (platform !== 'linux') {
     return { ...none, state: 'unknown', reason: `no os-release on ${platform}`, method: 'none' };
   }
-  let errs: string[] = [];
+  const errs: string[] = [];
   for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
     const r = readText(sys, p);
     if ('error' in r) {

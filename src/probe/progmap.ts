@@ -2,12 +2,13 @@
 // (raw bpf(), errno kept); tracing/ext/lsm/struct_ops by real loads against BTF (trampoline.ts). Without live
 // probes: inferred from the kernel version and config.
 import type { Check, Feature, HelperTable } from './types.js';
-import { MAP_TYPES, PROG_TYPES, type ProgTypeDef } from './tables.js';
+import { ATTACH, MAP_TYPES, PROG_TYPES, type ProgTypeDef } from './tables.js';
 import { RETURN_0, callHelper } from './insns.js';
 import { EPERM, feature, fromErrno, infer } from './features.js';
 import { load, memo, type Run } from './run.js';
 import { ext, fentry, lsm, structOps, tpBtf } from './trampoline.js';
 import { HELPER_NAMES } from './helper-names.js';
+import { readText } from './system.js';
 
 type Typed = Feature & { id: number };
 
@@ -24,7 +25,13 @@ export function socketFilter(run: Run): Feature {
     if (nl) return nl;
     if (!run.live) return infer(run, def, 'yes', run.noProbe);
     const r = load(run, run.live, { progType: def.id, insns: RETURN_0 });
-    return fromErrno(run, r.err, def.since, 'loaded', 'BPF_PROG_LOAD');
+    const f = fromErrno(run, r.err, def.since, 'loaded', 'BPF_PROG_LOAD');
+    if (f.state === 'unknown' && f.errno) {
+      const u = readText(run.sys, '/proc/sys/kernel/unprivileged_bpf_disabled');
+      const sysctl = 'text' in u ? `, unprivileged_bpf_disabled=${u.text.trim()}` : '';
+      return { ...f, reason: `bpf() not permitted for uid ${run.uid ?? '?'} (${f.errno}${run.privNote ? `; ${run.privNote}` : ''}${sysctl})` };
+    }
+    return f;
   });
 }
 
@@ -39,11 +46,12 @@ export function progType(run: Run, def: ProgTypeDef): Typed {
   if (nl) return { ...nl, id: def.id };
   if (def.id === 1) return { ...socketFilter(run), id: def.id };
   if (!run.live) {
-    if (def.special) {
+    const base = infer(run, def, 'yes', run.noProbe);
+    if (def.special && base.state !== 'no') {
       const s = special(run, def);
       return { ...s, since: def.since, id: def.id };
     }
-    return { ...infer(run, def, 'yes', run.noProbe), id: def.id };
+    return { ...base, id: def.id };
   }
   const blocked = bpfBlocked(run);
   if (blocked) return { ...blocked, since: def.since, id: def.id };
@@ -120,7 +128,14 @@ function helperNames(run: Run): string[] {
   return [...HELPER_NAMES];
 }
 
-const NO_HELPER = /invalid func |unknown func |program of this type does not support helper|helper call might sleep in a non-sleepable prog/;
+function tracingTarget(run: Run): { expectedAttachType: number; attachBtfId: number } | undefined {
+  if (tpBtf(run).state !== 'yes') return undefined;
+  const ids = run.btfIds();
+  const hit = 'error' in ids ? undefined : ids.get('TYPEDEF:btf_trace_sched_switch');
+  return hit ? { expectedAttachType: ATTACH.TRACE_RAW_TP, attachBtfId: hit.id } : undefined;
+}
+
+const NO_HELPER = /invalid func |unknown func |program of this type (?:does not support|cannot use) helper|helper call might sleep in a non-sleepable prog/;
 
 /** --full: every helper from every program type that loads here */
 export function helpers(run: Run, types: Record<string, Typed>): Record<string, HelperTable> {
@@ -130,8 +145,10 @@ export function helpers(run: Run, types: Record<string, Typed>): Record<string, 
     const t = types[def.name]!;
     const table: HelperTable = {};
     let skip: Check | undefined;
+    // tracing programs are probed as tp_btf on sched_switch (no trampoline needed)
+    const tpTarget = def.special === 'tracing' ? tracingTarget(run) : undefined;
     if (t.state !== 'yes') skip = { state: 'unknown', reason: `program type ${def.name}: ${t.state} (${t.reason})`, method: 'none' };
-    else if (def.special) skip = { state: 'unknown', reason: 'not probed: this program type needs an attach target', method: 'none' };
+    else if (def.special && !tpTarget) skip = { state: 'unknown', reason: 'not probed: this program type needs an attach target', method: 'none' };
     else if (!run.live) skip = { state: 'unknown', reason: run.noProbe, method: 'none' };
     for (let id = 1; id < names.length; id++) {
       const name = names[id];
@@ -145,6 +162,7 @@ export function helpers(run: Run, types: Record<string, Typed>): Record<string, 
         insns: callHelper(id),
         ...(def.expectedAttachType !== undefined ? { expectedAttachType: def.expectedAttachType } : {}),
         ...(def.progFlags !== undefined ? { progFlags: def.progFlags } : {}),
+        ...(tpTarget ?? {}),
         logLevel: 1,
       });
       if (r.err === 0) table[name] = { state: 'yes', reason: 'loaded', method: 'probe' };
@@ -152,7 +170,7 @@ export function helpers(run: Run, types: Record<string, Typed>): Record<string, 
         const m = NO_HELPER.exec(r.log);
         if (m) table[name] = { state: 'no', reason: m[0].trim(), method: 'probe' };
         else if (Math.abs(r.err) === EPERM && !run.privileged) table[name] = { state: 'unknown', reason: 'EPERM', method: 'probe', errno: 'EPERM' };
-        else table[name] = { state: 'yes', reason: 'known to the verifier for this type (the probe call itself was rejected)', method: 'probe' };
+        else table[name] = { state: 'yes', reason: 'allowed (call rejected only for its arguments)', method: 'probe' };
       }
     }
     out[def.name] = table;

@@ -8,6 +8,7 @@ import { readKconfig } from './kconfig.js';
 import { readPrivileges } from './caps.js';
 import { btfhubPath, readBtf } from './btf.js';
 import { makeRun } from './run.js';
+import { startPerfChecks } from './perf.js';
 import { helpers, mapTypes, progTypes } from './progmap.js';
 import { attachMechanisms, features } from './attach.js';
 import { backends } from './backends.js';
@@ -24,10 +25,21 @@ export interface BuildOptions {
   noProbeReason?: string;
 }
 
+/** which of the capabilities that bpf() checks this process lacks ('' when none) */
+function privNote(p: Report['privileges']): string {
+  const lacks = (['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN'] as const).filter((c) => p.capabilities.has[c] === false);
+  const has = (['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN'] as const).filter((c) => p.capabilities.has[c] === true);
+  if (lacks.length === 0) return '';
+  return has.length ? `has ${has.join(', ')}; lacks ${lacks.join(', ')}` : `no ${lacks.join(', ')}`;
+}
+
 export function buildReport(sys: SystemView, opts: BuildOptions = {}): Report {
   const t0 = performance.now();
   const u = sys.uname();
   const platform = u.platform;
+  const live = platform === 'linux' ? sys.live : undefined;
+  // started first: the perf_event_open checks run in the background while the rest is probed
+  const perf = startPerfChecks(sys, live, platform);
   const kernel = readKernel(sys, u);
   const arch = normalizeArch(u.machine);
   const distro = readDistro(sys, platform);
@@ -39,8 +51,8 @@ export function buildReport(sys: SystemView, opts: BuildOptions = {}): Report {
     kernel,
     bootId: 'text' in boot ? boot.text.trim() : null,
   };
-  const kc = readKconfig(sys, u.release);
-  const privileges = readPrivileges(sys, kc, kernel);
+  const kc = readKconfig(sys, u.release, platform);
+  const privileges = readPrivileges(sys, kc, kernel, platform);
   const hub = btfhubPath(opts.cacheDir, distro.id, distro.versionId, arch, u.release);
   const btf =
     platform === 'linux'
@@ -51,27 +63,38 @@ export function buildReport(sys: SystemView, opts: BuildOptions = {}): Report {
             modules: { count: 0, state: 'no' as const, reason: `not a Linux host (${platform})`, method: 'inferred' as const },
             btfhubPath: null,
           },
-          bytes: undefined,
+          kernel: { bytes: undefined, reason: `not a Linux host (${platform})` },
         };
   const run = makeRun({
+    perf,
     sys,
-    live: platform === 'linux' ? sys.live : undefined,
+    live,
     noProbe: sys.live ? '' : (opts.noProbeReason ?? 'not probed: fixture'),
     kernel,
     kc,
     arch,
     platform,
     privileged: privileges.privileged,
+    fullyPrivileged: privileges.fullyPrivileged,
+    privNote: privNote(privileges),
     uid: privileges.uid,
     fixture: sys.mode === 'fixture',
     btf: btf.section,
-    btfBytes: btf.bytes,
+    kernelBtf: btf.kernel,
     activeLsms: privileges.lsms.active,
   });
-  const prog = progTypes(run);
-  const maps = mapTypes(run);
-  const attach = attachMechanisms(run);
-  const feats = features(run);
+  let prog: Report['progTypes'];
+  let maps: Report['mapTypes'];
+  let attach: Report['attach'];
+  let feats: Report['features'];
+  try {
+    prog = progTypes(run);
+    maps = mapTypes(run);
+    attach = attachMechanisms(run);
+    feats = features(run);
+  } finally {
+    perf.finish();
+  }
   const report: Report = {
     schemaVersion: SCHEMA_VERSION,
     generatedAt: new Date().toISOString(),

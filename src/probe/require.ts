@@ -101,8 +101,16 @@ export function answer(report: Report, n: Need): (Check & { since?: string }) {
   }
 }
 
+/** prog/map types by name, so that 27 and 'ringbuf' are the same need */
+function normalize(n: Need): Need {
+  if (n.kind === 'prog') return { kind: 'prog', type: progName(n.type) ?? n.type };
+  if (n.kind === 'map') return { kind: 'map', type: mapName(n.type) ?? n.type };
+  if (n.kind === 'helper') return { kind: 'helper', prog: progName(n.prog) ?? n.prog, helper: n.helper };
+  return n;
+}
+
 function sameNeed(a: Need, b: Need): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
 }
 
 /** Whether `report` meets every need; for each that it does not: why, what would fix it, and a usable fallback. */

@@ -3,7 +3,8 @@
 import type { BtfSection, Feature } from './types.js';
 import type { LiveProbes, LoadRequest, SystemView } from './system.js';
 import type { Ctx } from './features.js';
-import { scanBtf, type ScanHit, type ScanKind } from './btf.js';
+import { scanBtf, type KernelBtf, type ScanHit, type ScanKind } from './btf.js';
+import type { PerfChecks } from './perf.js';
 
 /** The BTF types the live probes attach to. */
 export const BTF_QUERIES: ReadonlyArray<{ kind: ScanKind; name: string }> = [
@@ -21,12 +22,14 @@ export interface Run extends Ctx {
   /** why nothing is tried when `live` is undefined */
   noProbe: string;
   btf: BtfSection;
-  btfBytes: Buffer | undefined;
+  /** the running kernel's own BTF (sysfs), or why there is none */
+  kernelBtf: KernelBtf;
   activeLsms: string[] | null;
   memo: Map<string, Feature>;
+  /** the perf_event_open checks, started when the run began */
+  perf: PerfChecks;
   /** vmlinux BTF hits by `KIND:name`, or the reason there are none */
   btfIds(): Map<string, ScanHit> | { error: string };
-  /** count of live probe calls (diagnostics) */
 }
 
 export function makeRun(base: Omit<Run, 'memo' | 'btfIds'>): Run {
@@ -36,10 +39,11 @@ export function makeRun(base: Omit<Run, 'memo' | 'btfIds'>): Run {
     memo: new Map(),
     btfIds() {
       if (!ids) {
-        if (!base.btfBytes) ids = { error: 'no vmlinux BTF' };
+        const bytes = base.kernelBtf.bytes;
+        if (!bytes) ids = { error: base.kernelBtf.reason };
         else {
           try {
-            ids = scanBtf(base.btfBytes, BTF_QUERIES);
+            ids = scanBtf(bytes, BTF_QUERIES);
           } catch (err) {
             ids = { error: `vmlinux BTF unreadable: ${err instanceof Error ? err.message : String(err)}` };
           }

@@ -42,13 +42,27 @@ export interface LoadRequest {
   link?: { attachType: number; target: number; kind?: 0 | 1 | 2 };
 }
 
+/** One perf event to try: type/config as perf_event_attr; name+offset for a kprobe/uprobe PMU target. */
+export interface PerfSpec {
+  type: number;
+  config: number;
+  name?: string;
+  offset?: number;
+  retprobe?: boolean;
+  pid: number;
+  cpu: number;
+}
+
 /** The live syscall probes (absent in fixture mode). Every call closes what it opens. */
 export interface LiveProbes {
   load(req: LoadRequest): LoadResult;
   /** BPF_MAP_CREATE for that type: 0 or -errno */
   mapType(type: number): number;
-  /** perf_event_open of one event, closed at once: 0 or -errno. name non-empty: kprobe/uprobe PMU target. */
-  perfEvent(type: number, config: number, name: string, offset: number, retprobe: boolean, pid: number, cpu: number): number;
+  /**
+   * Starts perf_event_open of each event in the background (they are closed afterwards, which is slow);
+   * the returned function waits for the opens and gives 0 or -errno per event.
+   */
+  perfEvents(specs: PerfSpec[]): () => number[];
   /** lsm_list_modules(2): LSM ids, or -errno */
   lsmListModules(): number[] | number;
 }

@@ -25,7 +25,7 @@ export interface ProgTypeDef {
   name: string;
   id: number;
   since: string;
-  /** any of these must be y/m (empty: none) */
+  /** each must be y/m (when the config is known) */
   kconfig?: string[];
   expectedAttachType?: number;
   progFlags?: number;

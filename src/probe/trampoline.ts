@@ -25,10 +25,10 @@ function btfTarget(run: Run, keys: string[]): { id: number; name: string; member
 /** no live probe: version/kconfig/BTF say 'no', or 'unknown' (only a load can tell) */
 function noLive(run: Run, def: { since: string; sinceArch?: Record<string, string>; kconfig?: string[] }): Feature {
   const since = sinceFor(def, run.arch);
-  if (run.btf.vmlinux.state !== 'yes') {
+  if (!run.kernelBtf.bytes) {
     const f = infer(run, def, 'unknown', run.noProbe);
     if (f.state === 'no') return f;
-    return feature('no', `needs vmlinux BTF: ${run.btf.vmlinux.reason}`, since, { method: 'inferred', fix: run.btf.vmlinux.fix ?? 'a kernel with CONFIG_DEBUG_INFO_BTF=y' });
+    return feature('no', `needs the kernel's own BTF: ${run.kernelBtf.reason}`, since, { method: 'file', fix: 'a kernel built with CONFIG_DEBUG_INFO_BTF=y' });
   }
   return infer(run, def, 'unknown', run.noProbe);
 }
@@ -42,7 +42,7 @@ function trampolineLoad(run: Run, key: 'fentry' | 'fexit' | 'tp_btf', attachType
       key === 'tp_btf'
         ? btfTarget(run, ['TYPEDEF:btf_trace_sched_switch'])
         : btfTarget(run, ['FUNC:bpf_fentry_test1', 'FUNC:do_unlinkat']);
-    if ('error' in target) return feature('no', target.error, since, { method: 'file', fix: run.btf.vmlinux.fix ?? '' });
+    if ('error' in target) return feature('no', target.error, since, { method: 'file', ...(run.kernelBtf.bytes ? {} : { fix: 'a kernel built with CONFIG_DEBUG_INFO_BTF=y' }) });
     const r = load(run, run.live, { progType: TRACING, expectedAttachType: attachType, attachBtfId: target.id, insns: RETURN_0, logLevel: 1 });
     const what = `loading a ${key} program on ${target.name} (BTF id ${target.id})`;
     return fromErrno(run, r.err, since, `loaded on ${target.name}`, what, { log: r.log });

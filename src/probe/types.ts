@@ -82,8 +82,10 @@ export interface SysctlValue {
 
 export interface PrivilegesSection {
   uid: number | null;
-  /** whether this process may use bpf() for every program type: uid 0, CAP_SYS_ADMIN or CAP_BPF */
+  /** whether this process may use bpf() at all: uid 0, CAP_SYS_ADMIN or CAP_BPF */
   privileged: boolean;
+  /** CAP_SYS_ADMIN, plus CAP_BPF and CAP_PERFMON from Linux 5.8: a refusal (EPERM) is then the kernel's, not a missing privilege */
+  fullyPrivileged: boolean;
   capabilities: {
     /** CapEff from /proc/self/status as hex, null when unreadable */
     effective: string | null;

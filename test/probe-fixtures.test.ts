@@ -1,0 +1,306 @@
+// The prober against fixture trees of other systems (test/fixtures/probe-systems/*): the report each gives
+// and the routing decisions made from it; bad input (malformed config.gz, os-release, BTF, uname.json).
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { FIXTURES, runCli } from './helpers.js';
+import { probe, requirementsMet, selectBackend, needsForProgram, needsForMap, type Report } from '../src/probe/index.js';
+import { parseKconfig } from '../src/probe/kconfig.js';
+import { parseOsRelease } from '../src/probe/osrelease.js';
+
+const SYSTEMS = path.join(FIXTURES, 'probe-systems');
+const UBUNTU = path.join(SYSTEMS, 'ubuntu-20.04-arm64');
+const DEBIAN = path.join(SYSTEMS, 'debian-11-x86_64');
+const WINDOWS = path.join(SYSTEMS, 'windows-11-x64');
+
+/** a writable copy of a fixture tree */
+function copyOf(t: Tap.Test, src: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-probe-fixture-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.cpSync(src, dir, { recursive: true });
+  return dir;
+}
+
+t.test('ubuntu 20.04 arm64, kernel 5.4, no BTF', async (t) => {
+  const r = probe({ root: UBUNTU });
+  t.equal(r.mode, 'fixture');
+  t.equal(r.system.platform, 'linux');
+  t.same([r.system.distro.id, r.system.distro.versionId, r.system.distro.codename], ['ubuntu', '20.04', 'focal']);
+  t.same(r.system.arch, { machine: 'aarch64', normalized: 'arm64' });
+  t.equal(r.system.kernel.release, '5.4.0-42-generic');
+  t.equal(r.system.kernel.version, '5.4.44', 'from /proc/version_signature');
+  t.equal(r.system.kernel.code, (5 << 16) + (4 << 8) + 44);
+
+  t.equal(r.privileges.uid, 0);
+  t.equal(r.privileges.capabilities.has.CAP_SYS_ADMIN, true);
+  t.equal(r.privileges.capabilities.has.CAP_BPF, false, 'no CAP_BPF bit before 5.8');
+  t.match(r.privileges.capabilities.note, /before Linux 5\.8/);
+  t.equal(r.privileges.lockdown.mode, 'none');
+  t.same(r.privileges.lsms.active, ['capability', 'lockdown', 'yama', 'apparmor']);
+
+  t.equal(r.kconfig.status, 'found');
+  t.equal(r.kconfig.path, '/boot/config-5.4.0-42-generic');
+  t.equal(r.kconfig.options['CONFIG_KPROBES'], 'y');
+  t.equal(r.kconfig.options['CONFIG_DEBUG_INFO_BTF'], 'n');
+  t.equal(r.kconfig.options['CONFIG_FPROBE'], 'n', 'absent from the file: off');
+
+  t.equal(r.btf.vmlinux.source, 'none');
+  t.equal(r.btf.vmlinux.state, 'no');
+  t.equal(r.btf.vmlinux.malformed, false);
+  t.match(r.btf.vmlinux.reason, /CONFIG_DEBUG_INFO_BTF is not set/);
+  t.equal(r.btf.vmlinux.searched[0]?.path, '/sys/kernel/btf/vmlinux');
+  t.equal(r.btf.vmlinux.searched.length, 9, 'sysfs + libbpf\'s 7 disk paths + the BTFHub cache');
+  t.match(r.btf.vmlinux.searched[8]?.path ?? '', /btfhub\/ubuntu\/20\.04\/arm64\/5\.4\.0-42-generic\.btf$/);
+
+  const ring = r.mapTypes['ringbuf']!;
+  t.equal(ring.state, 'no');
+  t.equal(ring.since, '5.8');
+  t.equal(ring.method, 'inferred');
+  t.match(ring.reason, /needs Linux 5\.8\+ \(this is 5\.4\.44\)/);
+  t.equal(r.mapTypes['perf_event_array']?.state, 'yes');
+  t.equal(r.mapTypes['hash']?.method, 'inferred');
+  t.match(r.mapTypes['hash']?.reason ?? '', /inferred from kernel version/);
+  t.equal(r.progTypes['kprobe']?.state, 'yes');
+  t.equal(r.progTypes['lsm']?.state, 'no');
+  t.equal(r.attach.kprobe.state, 'yes', 'kprobe PMU present');
+  t.equal(r.attach.fentry.state, 'no');
+  t.equal(r.attach.fentry.since, '6.0', 'BPF trampolines reached arm64 in 6.0');
+  t.equal(r.attach.tracepoint.state, 'yes');
+  t.equal(r.attach.cgroup.state, 'yes');
+  t.match(r.attach.cgroup.reason, /\/sys\/fs\/cgroup\/unified/);
+  t.equal(r.features.bpf_link.state, 'no');
+  t.equal(r.features.bounded_loops.state, 'yes');
+  t.equal(r.features.isa_v4.state, 'no');
+  t.equal(r.features.btf_vmlinux.state, 'no');
+  t.equal(r.backends.linux.state, 'yes');
+
+  // routing
+  const ringNeed = requirementsMet(r, needsForMap(27));
+  t.equal(ringNeed.ok, false);
+  t.equal(ringNeed.missing[0]?.what, 'map type ringbuf');
+  t.match(ringNeed.missing[0]?.reason ?? '', /needs Linux 5\.8\+/);
+  t.same(ringNeed.missing[0]?.fallback, { kind: 'map', type: 'perf_event_array' }, 'a compat pass could use a perf buffer');
+  t.ok(requirementsMet(r, [...needsForProgram('kprobe/do_unlinkat'), ...needsForMap(4)]).ok, 'kprobe + perf buffer: fine');
+  const fentry = requirementsMet(r, needsForProgram('fentry/do_unlinkat'));
+  t.notOk(fentry.ok);
+  t.same(fentry.missing.map((m) => m.what), ['program type tracing', 'attach mechanism fentry', 'feature btf_vmlinux']);
+  t.same(fentry.missing[1]?.fallback, { kind: 'attach', mech: 'kprobe' });
+  t.ok(requirementsMet(r, [{ kind: 'kernel', min: '5.4' }]).ok);
+  t.equal(requirementsMet(r, [{ kind: 'kernel', min: '5.8' }]).missing[0]?.fix, 'a Linux 5.8+ kernel');
+  t.equal(selectBackend(r, needsForProgram('tp/sched/sched_process_exec')).backend, 'linux');
+  const d = selectBackend(r, [...needsForProgram('tp/sched/sched_process_exec'), ...needsForMap(27)]);
+  t.equal(d.backend, null);
+  t.match(d.reasons.join('\n'), /linux: missing map type ringbuf/);
+  t.match(d.reasons.join('\n'), /userspace: not implemented in this build/);
+});
+
+t.test('debian 11 x86_64, kernel 5.10, BTF', async (t) => {
+  const r = probe({ root: DEBIAN });
+  t.same([r.system.distro.id, r.system.distro.versionId, r.system.distro.codename], ['debian', '11', 'bullseye']);
+  t.equal(r.system.distro.reason, '/usr/lib/os-release', 'os-release fallback');
+  t.equal(r.system.kernel.version, '5.10.197', 'from Debian\'s uname -v, not the release 5.10.0');
+  t.equal(r.kconfig.path, '/proc/config.gz');
+  t.equal(r.kconfig.options['CONFIG_BPF_LSM'], 'y');
+  t.equal(r.btf.vmlinux.source, 'sysfs');
+  t.equal(r.btf.vmlinux.state, 'yes');
+  t.equal(r.btf.vmlinux.searched[0]?.status, 'raw');
+  t.equal(r.btf.modules.state, 'yes');
+  t.equal(r.mapTypes['ringbuf']?.state, 'yes');
+  t.equal(r.mapTypes['ringbuf']?.method, 'inferred');
+  t.equal(r.mapTypes['task_storage']?.state, 'no');
+  t.equal(r.progTypes['sk_lookup']?.state, 'yes');
+  t.equal(r.progTypes['syscall']?.state, 'no');
+  // only a load can tell about trampolines: unknown, not guessed
+  for (const m of ['fentry', 'fexit', 'tp_btf', 'struct_ops'] as const) {
+    t.equal(r.attach[m].state, 'unknown', m);
+    t.equal(r.attach[m].reason, 'not probed: fixture');
+  }
+  t.equal(r.attach.lsm.state, 'no', 'bpf is not an active LSM on this system');
+  t.match(r.attach.lsm.reason, /bpf is not an active LSM/);
+  t.match(r.attach.lsm.fix ?? '', /lsm=/);
+  t.equal(r.attach.kprobe_multi.state, 'no');
+  t.equal(r.features.ringbuf.state, 'yes');
+  t.equal(r.features.perf_link.state, 'no');
+  t.equal(r.features.bpf_cookie.state, 'no');
+
+  t.ok(requirementsMet(r, [...needsForProgram('tp/sched/sched_process_exec'), ...needsForMap(27)]).ok, 'ringbuf + tracepoint: fine');
+  const fe = requirementsMet(r, needsForProgram('fentry/do_unlinkat'));
+  t.notOk(fe.ok);
+  t.same(fe.missing.map((m) => [m.what, m.state]), [['program type tracing', 'unknown'], ['attach mechanism fentry', 'unknown']]);
+  t.match(fe.missing[0]?.fix ?? '', /probe/);
+  t.equal(selectBackend(r, needsForProgram('xdp')).backend, 'linux');
+  t.equal(selectBackend(r, needsForProgram('xdp'), 'windows').backend, null);
+});
+
+t.test('a windows host', async (t) => {
+  const r = probe({ root: WINDOWS });
+  t.equal(r.system.platform, 'win32');
+  t.equal(r.system.distro.id, null);
+  t.equal(r.system.kernel.code, 0);
+  t.equal(r.kconfig.status, 'not-found');
+  t.equal(r.btf.vmlinux.state, 'no');
+  t.equal(r.backends.linux.state, 'no');
+  t.match(r.backends.linux.reason, /needs Linux; this is win32/);
+  t.equal(r.backends.windows.host.state, 'yes', 'eBPF for Windows is installed');
+  t.match(r.backends.windows.host.reason, /ebpfapi\.dll/);
+  t.equal(r.backends.windows.built, false);
+  t.equal(r.backends.windows.state, 'no', 'but this build has no windows backend');
+  for (const f of Object.values(r.progTypes)) t.equal(f.state, 'no');
+  t.equal(r.attach.xdp.state, 'no');
+  const d = selectBackend(r, needsForProgram('xdp'));
+  t.equal(d.backend, null);
+  t.match(d.reasons.join('\n'), /windows: not implemented in this build \(the host would support it/);
+
+  const noDll = copyOf(t, WINDOWS);
+  fs.rmSync(path.join(noDll, 'Windows/System32/ebpfapi.dll'));
+  const r2 = probe({ root: noDll });
+  t.equal(r2.backends.windows.host.state, 'no');
+  t.match(r2.backends.windows.host.reason, /not installed/);
+});
+
+t.test('an unprivileged user on debian 11: the linux backend is out', async (t) => {
+  const dir = copyOf(t, DEBIAN);
+  fs.writeFileSync(path.join(dir, 'proc/self/status'), 'Name:\tnode\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\n');
+  const r = probe({ root: dir });
+  t.equal(r.privileges.uid, 1000);
+  t.equal(r.privileges.privileged, false);
+  t.equal(r.features.bpf_syscall.state, 'no');
+  t.match(r.features.bpf_syscall.reason, /unprivileged_bpf_disabled=2/);
+  t.equal(r.backends.linux.state, 'no');
+  const d = selectBackend(r, needsForProgram('xdp'));
+  t.equal(d.backend, null);
+  t.match(d.reasons[0] ?? '', /^linux: .*unprivileged/);
+});
+
+t.test('bad input: config.gz', async (t) => {
+  const dir = copyOf(t, DEBIAN);
+  const gz = path.join(dir, 'proc/config.gz');
+
+  fs.writeFileSync(gz, Buffer.from('this is not gzip at all'));
+  let r = probe({ root: dir });
+  t.equal(r.kconfig.status, 'malformed');
+  t.equal(r.kconfig.state, 'unknown');
+  t.match(r.kconfig.reason, /not valid gzip/);
+  t.equal(r.kconfig.options['CONFIG_BPF'], null, 'options unknown, not "off"');
+  t.equal(r.mapTypes['ringbuf']?.state, 'yes', 'decisions fall back to the kernel version');
+
+  // a truncated gzip stream
+  fs.writeFileSync(gz, zlib.gzipSync(Buffer.from('CONFIG_BPF=y\n'.repeat(100))).subarray(0, 30));
+  r = probe({ root: dir });
+  t.equal(r.kconfig.status, 'malformed');
+
+  // valid gzip, no config inside
+  fs.writeFileSync(gz, zlib.gzipSync(Buffer.from('hello\nworld\n')));
+  r = probe({ root: dir });
+  t.equal(r.kconfig.status, 'malformed');
+  t.match(r.kconfig.reason, /no kernel config options/);
+
+  // unreadable (a directory where the file should be)
+  fs.rmSync(gz);
+  fs.mkdirSync(gz);
+  r = probe({ root: dir });
+  t.equal(r.kconfig.status, 'unreadable');
+  t.match(r.kconfig.reason, /EISDIR/);
+
+  // absent everywhere: "not found", distinct from off
+  fs.rmSync(gz, { recursive: true });
+  r = probe({ root: dir });
+  t.equal(r.kconfig.status, 'not-found');
+  t.equal(r.kconfig.options['CONFIG_KPROBES'], null);
+});
+
+t.test('bad input: os-release', async (t) => {
+  const dir = copyOf(t, DEBIAN);
+  const f = path.join(dir, 'usr/lib/os-release');
+  fs.writeFileSync(f, Buffer.from([0xff, 0xfe, 0x00, 0x41, 0x0a, 0x01, 0x02, 0x80]));
+  let r = probe({ root: dir });
+  t.equal(r.system.distro.state, 'unknown');
+  t.equal(r.system.distro.id, null);
+  t.match(r.system.distro.reason, /malformed/);
+  t.equal(r.mapTypes['ringbuf']?.state, 'yes', 'the rest of the report stands');
+
+  fs.writeFileSync(f, 'ID=$(rm -rf /)\nVERSION_ID="11"\n');
+  r = probe({ root: dir });
+  t.equal(r.system.distro.id, null, 'shell syntax is not a value');
+
+  fs.rmSync(f);
+  r = probe({ root: dir });
+  t.equal(r.system.distro.state, 'unknown');
+  t.match(r.system.distro.reason, /no os-release/);
+
+  t.same(parseOsRelease('ID=ubuntu\nVERSION_ID="20.04"\nNAME=\'Ubuntu\'\n# comment\nbogus line\n'), { ID: 'ubuntu', VERSION_ID: '20.04', NAME: 'Ubuntu' });
+});
+
+t.test('bad input: BTF', async (t) => {
+  const dir = copyOf(t, DEBIAN);
+  const f = path.join(dir, 'sys/kernel/btf/vmlinux');
+  fs.writeFileSync(f, Buffer.from('not BTF, just text that is long enough for a header\n'));
+  let r = probe({ root: dir });
+  t.equal(r.btf.vmlinux.state, 'no');
+  t.equal(r.btf.vmlinux.malformed, true, 'BTF malformed');
+  t.equal(r.btf.vmlinux.searched[0]?.status, 'malformed');
+  t.match(r.btf.vmlinux.reason, /bad magic/);
+  t.equal(r.features.btf_vmlinux.state, 'no');
+  t.equal(r.attach.fentry.state, 'no', 'no usable BTF: no trampolines');
+  t.match(r.attach.fentry.reason, /needs the kernel's own BTF/);
+
+  // right magic, section lengths past the end
+  const good = fs.readFileSync(path.join(DEBIAN, 'sys/kernel/btf/vmlinux'));
+  fs.writeFileSync(f, good.subarray(0, 40));
+  r = probe({ root: dir });
+  t.equal(r.btf.vmlinux.malformed, true);
+  t.match(r.btf.vmlinux.reason, /extends past the end/);
+
+  // a good file on one of libbpf's disk paths is used when sysfs is bad
+  fs.mkdirSync(path.join(dir, 'boot'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'boot/vmlinux-5.10.0-26-amd64'), good);
+  r = probe({ root: dir });
+  t.equal(r.btf.vmlinux.source, 'disk');
+  t.equal(r.btf.vmlinux.path, '/boot/vmlinux-5.10.0-26-amd64');
+
+  // a custom path wins
+  const custom = path.join(dir, 'custom.btf');
+  fs.writeFileSync(custom, good);
+  r = probe({ root: dir, btfPath: '/custom.btf' });
+  t.equal(r.btf.vmlinux.source, 'custom');
+  t.equal(r.btf.vmlinux.state, 'yes');
+});
+
+t.test('bad input: uname.json and --root on the CLI', async (t) => {
+  const dir = copyOf(t, UBUNTU);
+  fs.writeFileSync(path.join(dir, 'uname.json'), '{"sysname": 1}');
+  t.throws(() => probe({ root: dir }), /uname\.json needs string fields/);
+
+  const ok = runCli(['probe', '--root', UBUNTU, '--json']);
+  t.equal(ok.code, 0, ok.stderr);
+  const j = JSON.parse(ok.stdout) as Report;
+  t.equal(j.mode, 'fixture');
+  t.equal(j.mapTypes['ringbuf']?.state, 'no');
+  const human = runCli(['probe', '--root', WINDOWS]);
+  t.equal(human.code, 0);
+  t.match(human.stdout, /windows +no +not implemented in this build/);
+  const missing = runCli(['probe', '--root', '/nonexistent-dir']);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /not a directory/);
+  const noUname = runCli(['probe', '--root', os.tmpdir()]);
+  t.equal(noUname.code, 2);
+  t.match(noUname.stderr, /no uname\.json/);
+});
+
+t.test('kconfig parsing', async (t) => {
+  const m = parseKconfig('CONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D="x,y"\nCONFIG_E=250\ngarbage\n');
+  t.same(Object.fromEntries(m), { CONFIG_A: 'y', CONFIG_B: 'm', CONFIG_C: 'n', CONFIG_D: 'x,y', CONFIG_E: '250' });
+});
+
+t.test('program sections -> needs', async (t) => {
+  t.same(needsForProgram('kprobe/do_unlinkat'), [{ kind: 'prog', type: 'kprobe' }, { kind: 'attach', mech: 'kprobe' }]);
+  t.same(needsForProgram('uretprobe//lib/libc.so.6:malloc'), [{ kind: 'prog', type: 'kprobe' }, { kind: 'attach', mech: 'uprobe' }]);
+  t.same(needsForProgram('tp/syscalls/sys_enter_openat', 5), [{ kind: 'prog', type: 5 }, { kind: 'attach', mech: 'tracepoint' }], 'type 5 is tracepoint: not repeated');
+  t.same(needsForProgram('lsm/file_open'), [{ kind: 'prog', type: 'lsm' }, { kind: 'attach', mech: 'lsm' }, { kind: 'feature', name: 'btf_vmlinux' }]);
+  t.same(needsForProgram('cgroup/connect4'), [{ kind: 'prog', type: 'cgroup_sock_addr' }, { kind: 'attach', mech: 'cgroup' }]);
+  t.same(needsForProgram('cgroup/getsockopt'), [{ kind: 'prog', type: 'cgroup_sockopt' }, { kind: 'attach', mech: 'cgroup' }]);
+  t.same(needsForProgram('sockops'), [{ kind: 'prog', type: 'sock_ops' }, { kind: 'attach', mech: 'cgroup' }]);
+  t.same(needsForProgram('.text'), []);
+});
