@@ -159,10 +159,13 @@ t.test('objects loaded from a preopened directory: verifier rejection, trampolin
   const v = runCli(['--verbose', ...dir, wasm, 'file', '/objs/reject.bpf.o', 'bad_read']);
   t.match(v.stderr, /invalid access to map value/, '--verbose shows the verifier log');
 
-  const f = runCli([...dir, wasm, 'file', '/objs/fentry.bpf.o', 'on_unlink']);
-  t.equal(kv(f.stdout)['load'], '0');
+  const f = runCli(['--backend', 'linux', ...dir, wasm, 'file', '/objs/fentry.bpf.o', 'on_unlink']);
+  t.equal(kv(f.stdout)['load'], '0', 'forced onto the kernel, the load fails and is explained');
   t.match(f.stderr, /refused to load program 'on_unlink' \(fentry\/do_unlinkat\): Operation not permitted \(EPERM\)/);
   t.match(f.stderr, /hint: this kernel refuses BPF trampoline programs/);
+  const sel = runCli([...dir, wasm, 'file', '/objs/fentry.bpf.o', 'on_unlink']);
+  t.equal(kv(sel.stdout)['load'], '0', 'routed by the probe: refused before any load');
+  t.match(sel.stderr, /no backend on this host can run the object:\n  - program 'on_unlink' \(fentry\/do_unlinkat\) needs /);
 
   const x = runCli([...dir, wasm, 'file', '/objs/x86.o']);
   t.equal(kv(x.stdout)['load'], '0', 'an ELF that is not eBPF is refused');

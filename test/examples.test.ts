@@ -188,15 +188,21 @@ t.test('xdp: packets over a veth pair between two network namespaces the test cr
 t.test('lsm: cannot load on this kernel, and the run says why', async (t) => {
   const r = spawnSync(process.execPath, [CLI, 'run', path.join(BUILD, 'lsm.wasm')], { encoding: 'utf8', timeout: 20_000 });
   t.equal(r.status, 1);
-  t.match(r.stderr, /refused to load program 'lsm_bprm_check' \(lsm\/bprm_check_security\): Operation not permitted \(EPERM\)/);
-  t.match(r.stderr, /hint: this kernel refuses BPF trampoline programs/);
+  t.match(r.stderr, /no backend on this host can run the object:\n  - program 'lsm_bprm_check' \(lsm\/bprm_check_security\) needs program type lsm \(Linux 5\.7\+\): loading an lsm program .* refused with EPERM/);
+  const forced = spawnSync(process.execPath, [CLI, 'run', '--backend', 'linux', path.join(BUILD, 'lsm.wasm')], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(forced.status, 1);
+  t.match(forced.stderr, /refused to load program 'lsm_bprm_check' \(lsm\/bprm_check_security\): Operation not permitted \(EPERM\)/);
+  t.match(forced.stderr, /hint: this kernel refuses BPF trampoline programs/);
 });
 
 t.test('kprobe: cannot attach on this kernel, and the run says why', async (t) => {
   const r = spawnSync(process.execPath, [CLI, 'run', path.join(BUILD, 'kprobe.wasm')], { encoding: 'utf8', timeout: 20_000 });
   t.equal(r.status, 1);
-  t.match(r.stderr, /attaching program 'do_unlinkat' failed/);
-  t.match(r.stderr, /hint: kprobe attach needs a kernel built with CONFIG_KPROBES/);
+  t.match(r.stderr, /program 'do_unlinkat' \(kprobe\/do_unlinkat\) needs attach mechanism kprobe .*CONFIG_KPROBES is not set/);
+  const forced = spawnSync(process.execPath, [CLI, 'run', '--backend', 'linux', path.join(BUILD, 'kprobe.wasm')], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(forced.status, 1);
+  t.match(forced.stderr, /attaching program 'do_unlinkat' failed/);
+  t.match(forced.stderr, /hint: kprobe attach needs a kernel built with CONFIG_KPROBES/);
 });
 
 t.test('no program, map or link is left in the kernel', async (t) => {

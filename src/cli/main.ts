@@ -7,6 +7,7 @@ Usage:
   wasm-bpf run [options] <module.wasm> [args...]   run a module (see \`wasm-bpf run --help\`)
   wasm-bpf <module.wasm> [args...]                 shorthand for \`run\`
   wasm-bpf gen skeleton <x.bpf.o> [-n NAME]        write a C guest skeleton header to stdout
+  wasm-bpf vm run|asm|disasm ...                   the userspace eBPF VM (see \`wasm-bpf vm --help\`)
   wasm-bpf probe [--json] [--full] [--root DIR]    what eBPF can do on this host (see \`wasm-bpf probe --help\`)
 
 Options:
@@ -37,6 +38,10 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       const { runCommand } = await import('./run.js');
       return runCommand(rest);
+    }
+    case 'vm': {
+      const { vmCommand } = await import('./vm.js');
+      return vmCommand(rest);
     }
     default: {
       if (cmd.startsWith('-') || cmd.endsWith('.wasm')) {

@@ -13,7 +13,7 @@
 // to the undefined label "exit" goes to the last exit instruction (a bpf_conformance convention).
 // `.quad 0x<16 hex>` emits one raw slot (little-endian value), `.bytes 0x.. 0x..` raw trailing bytes.
 
-import { ALU_OP, ATOMIC, CLS, JMP_OP, MODE, OP_LDDW, SIZE, SRC_X, encode, type Insn } from './isa.js';
+import { ALU_OP, ATOMIC, CLS, JMP_OP, MODE, OP_LDDW, SIZE, SRC_X, disasmOne, encode, rawText, type Insn } from './isa.js';
 
 export class AsmError extends Error {
   constructor(readonly line: number, message: string) {
@@ -347,4 +347,33 @@ export function assemble(text: string): Uint8Array {
   slots.forEach((s, k) => out.set(s, k * 8));
   out.set(trailing, slots.length * 8);
   return out;
+}
+
+/**
+ * One instruction per line. A slot whose text would not assemble back to the very same bytes (unused
+ * fields set, bad encodings) is shown as `.quad 0x...`, so that asm(disassemble(b)) == b for any b.
+ */
+export function disassemble(bytes: Uint8Array): string {
+  const n = bytes.length >> 3;
+  const out: string[] = [];
+  for (let pc = 0; pc < n; pc++) {
+    let t = disasmOne(bytes, pc);
+    const slots = t.startsWith('lddw') ? 2 : 1;
+    if (!t.startsWith('.quad')) {
+      let same = false;
+      try {
+        const b = assemble(t);
+        same = b.length === slots * 8 && b.every((x, k) => x === bytes[pc * 8 + k]);
+      } catch {
+        same = false;
+      }
+      if (!same) t = rawText(bytes, pc);
+      else pc += slots - 1;
+    }
+    out.push(t);
+  }
+  if (bytes.length % 8 !== 0) {
+    out.push(`.bytes ${Array.from(bytes.subarray(n * 8), (b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ')}`);
+  }
+  return out.join('\n') + (out.length > 0 ? '\n' : '');
 }

@@ -190,19 +190,3 @@ export function disasmOne(bytes: Uint8Array, pc: number): string {
   }
   return raw();
 }
-
-/** whole program, one instruction per line (lddw takes one line for its two slots) */
-export function disasmAll(bytes: Uint8Array): string {
-  const n = bytes.length >> 3;
-  const out: string[] = [];
-  for (let pc = 0; pc < n; pc++) {
-    const t = disasmOne(bytes, pc);
-    out.push(t);
-    if (bytes[pc * 8] === OP_LDDW && !t.startsWith('.quad')) pc++;
-  }
-  if (bytes.length % 8 !== 0) {
-    // trailing partial slot: keep the bytes visible
-    out.push(`.bytes ${Array.from(bytes.subarray(n * 8), (b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ')}`);
-  }
-  return out.join('\n') + (out.length > 0 ? '\n' : '');
-}

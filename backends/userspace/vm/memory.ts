@@ -14,6 +14,8 @@ import {
 } from './api.js';
 
 const PAGE = 65536;
+/** unmapped bytes after every region, so that small overruns fault instead of reaching a neighbour */
+export const GUARD = 64;
 export const STACK_BASE = NULL_GUARD;
 export const STACK_SIZE = STACK_FRAME_SIZE * MAX_CALL_DEPTH;
 export const STACK_TOP = STACK_BASE + STACK_SIZE;
@@ -76,7 +78,7 @@ export class Memory implements VmMemory {
     if (!Number.isInteger(size) || size < 0) throw new RangeError(`bad region size ${size}`);
     const align = opts.align ?? 8;
     if (align <= 0 || (align & (align - 1)) !== 0) throw new RangeError(`bad alignment ${align}`);
-    const span = Math.max(8, Math.ceil(size / 8) * 8);
+    const span = Math.max(8, Math.ceil(size / 8) * 8) + GUARD;
     let addr: number | undefined;
     const bucket = this.free_.get(span);
     if (bucket !== undefined && align <= 8) {
@@ -97,7 +99,8 @@ export class Memory implements VmMemory {
       this.brk = end;
     }
     const r = new RegionImpl(addr, size, opts.kind, opts.name ?? opts.kind, opts.writable ?? true, span);
-    if (opts.zero !== false) this.bytes().fill(0, addr, addr + span);
+    this.bytes().fill(0, addr + size, addr + span);
+    if (opts.zero !== false) this.bytes().fill(0, addr, addr + size);
     // insert sorted
     let lo = 0;
     let hi = this.list.length;
@@ -145,6 +148,14 @@ export class Memory implements VmMemory {
     return addr + len <= r.addr + r.size ? r : undefined;
   }
 
+  /** the region holding addr or ending less than GUARD bytes before it (for messages) */
+  nearBelow(addr: number): Region | undefined {
+    const k = this.indexOf(addr);
+    if (k < 0) return undefined;
+    const r = this.list[k]!;
+    return addr < r.addr + r.size + GUARD ? r : undefined;
+  }
+
   find(addr: number | bigint, len: number): Region | undefined {
     const a = typeof addr === 'bigint' ? (addr >= 0n && addr < 1n << 53n ? Number(addr) : -1) : addr;
     if (!(a >= 0) || !Number.isInteger(a)) return undefined;
@@ -178,12 +189,14 @@ export class Memory implements VmMemory {
 }
 
 /** message for a program access that failed */
-export function accessFault(mem: Memory, addrLo: number, addrHi: number, width: number, write: boolean): string {
+export function accessFault(mem: Memory, addrLo: number, addrHi: number, width: number, write: boolean, stackLo: number): string {
   const a = (BigInt(addrHi >>> 0) << 32n) | BigInt(addrLo >>> 0);
   const r = addrHi === 0 ? mem.findNum(addrLo >>> 0, width) : undefined;
-  const near = addrHi === 0 ? mem.find(addrLo >>> 0, 1) : undefined;
+  const near = addrHi === 0 ? mem.nearBelow(addrLo >>> 0) : undefined;
   let what = 'out of bounds';
-  if (r !== undefined && write && !r.writable) what = `into read-only ${r.kind} region '${r.name}'`;
+  if (near === mem.stack && addrLo >>> 0 < stackLo) {
+    what = `below the current stack frame (frames in use: 0x${stackLo.toString(16)}..0x${STACK_TOP.toString(16)})`;
+  } else if (r !== undefined && write && !r.writable) what = `into read-only ${r.kind} region '${r.name}'`;
   else if (near !== undefined) what = `past the end of ${near.kind} region '${near.name}' (0x${near.addr.toString(16)}, ${near.size} bytes)`;
   else if (a < BigInt(NULL_GUARD)) what = 'out of bounds (NULL page)';
   return `${write ? 'store' : 'load'} of ${width} bytes at 0x${a.toString(16)} ${what}`;

@@ -53,8 +53,13 @@ export class LoadedProgram implements VmProgram {
   /** lddw values */
   readonly kLo: Int32Array;
   readonly kHi: Int32Array;
-  /** instructions charged on arrival at a leader (0: not a leader) */
+  /**
+   * Instructions charged on arrival at a leader (0: not a leader). Negative at loop headers (targets of
+   * backward jumps): charge -cost, then check the budget. The budget is also checked at every exit.
+   */
   readonly cost: Int32Array;
+  /** 1 where some jump (not call) lands */
+  readonly jumpTarget: Uint8Array;
   /** resolved helpers by call slot */
   readonly helpers: (Helper | undefined)[];
   /** function entry slots: 0 first, then call targets and code_addr targets, ascending */
@@ -331,6 +336,17 @@ export class LoadedProgram implements VmProgram {
       if (this.kind[pc] !== K.LDDW2) count++;
     }
     if (start >= 0) this.cost[start] = count;
+    this.jumpTarget = new Uint8Array(n);
+    for (const t of jumpTargets) this.jumpTarget[t] = 1;
+    // loop headers: targets of backward jumps
+    for (let pc = 0; pc < n; pc++) {
+      if (this.kind[pc] === K.LDDW2) continue;
+      const op = this.op[pc]!;
+      const c = op & 7;
+      if ((c !== CLS.JMP && c !== CLS.JMP32) || (op & 0xf0) === JMP_OP.CALL || (op & 0xf0) === JMP_OP.EXIT) continue;
+      const t = pc + 1 + (c === CLS.JMP32 && (op & 0xf0) === JMP_OP.JA ? this.imm[pc]! : this.off[pc]!);
+      if (t <= pc && this.cost[t]! > 0) this.cost[t] = -this.cost[t]!;
+    }
     this.jitKey = `${this.hash}|${constants.join(',')}|${this.helperIds.join(',')}|${env.tailCall !== undefined ? 't' : ''}`;
   }
 

@@ -45,7 +45,7 @@ export function callHelper(p: LoadedProgram, pc: number, h: Helper, id: number, 
   call.pc = pc;
   let r: unknown;
   try {
-    r = h(r1, r2, r3, r4, r5, call);
+    r = h(BigInt.asUintN(64, r1), BigInt.asUintN(64, r2), BigInt.asUintN(64, r3), BigInt.asUintN(64, r4), BigInt.asUintN(64, r5), call);
   } catch (e) {
     if (e instanceof VmError || e instanceof PacketExit) throw e;
     throw new VmError('helper', `helper ${id} failed: ${e instanceof Error ? e.message : String(e)}`, { pc, insn: p.text(pc), program: p.name }, { cause: e });
@@ -67,4 +67,14 @@ export function tailTarget(p: LoadedProgram, pc: number, st: RunState, map: bigi
   }
   st.tailCalls++;
   return lp;
+}
+
+/** callx of something that is not an address-taken function: a helper id, or a 'call' fault */
+export function callxHelper(p: LoadedProgram, pc: number, v: bigint, st: RunState, r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint): bigint {
+  const u = BigInt.asUintN(64, v);
+  const h = u <= 0x7fffffffn ? p.env.helper(Number(u)) : undefined;
+  if (h === undefined) {
+    throw new VmError('call', `callx to 0x${u.toString(16)}: neither a function nor a known helper`, { pc, insn: p.text(pc), program: p.name });
+  }
+  return callHelper(p, pc, h, Number(u), st, r1, r2, r3, r4, r5);
 }

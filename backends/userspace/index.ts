@@ -1,0 +1,517 @@
+// The userspace backend: eBPF objects run in the TypeScript VM (./vm) instead of the kernel.
+//
+// load(): src/object/loader.ts reads and links the object, src/object/core.ts applies CO-RE against a
+// target BTF (the object's own by default, see UserspaceBackendOptions.coreTarget), every map becomes a
+// userspace map (./maps) whose values live in the object's VM memory, and every program is validated
+// and resolved by vm.load() against an environment whose helpers are ./helpers.ts. The ABI layer then
+// reaches maps through mapOperate() and ring/perf buffers through openRecords(), exactly as with the
+// kernel. Programs run when something calls UserspaceObject.run() (tests, later: live attach).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
+import { MAP_TYPE } from '../backend.js';
+import { BackendError } from '../../src/errors.js';
+import { type Btf, BtfError, parseBtf } from '../../src/object/btf.js';
+import { applyCoreRelocations, CoreError } from '../../src/object/core.js';
+import { type BpfObject, type BpfProgram, insn as I, loadObject, ObjectError, OP_CALL, OP_LDDW } from '../../src/object/loader.js';
+import { vm, VmError, type Engine, type Helper, type RunResult, type VmEnvironment, type VmMemory, type VmProgram } from './vm/index.js';
+import { buildHelpers, type CurrentTask, helperName, HELPER, type RunContext } from './helpers.js';
+import {
+  createMap,
+  E,
+  MapCreateError,
+  mapTypeName,
+  PerfEventArrayMap,
+  ProgArrayMap,
+  RingBufMap,
+  type UserMap,
+} from './maps/index.js';
+
+export type { CurrentTask } from './helpers.js';
+
+export interface UserspaceBackendOptions {
+  /** "possible CPUs" of per-CPU maps and perf buffers (default: this machine's CPU count) */
+  ncpus?: number;
+  /** largest storage one map may take, in bytes (default 64 MiB); larger maps fail to load with E2BIG */
+  maxMapBytes?: number;
+  /** VM memory per object, in 64 KiB pages (default 16384 = 1 GiB) */
+  maxMemoryPages?: number;
+  /**
+   * BTF that CO-RE relocations resolve against: 'local' (default: the object's own BTF, so the layouts
+   * the program was compiled with; what a userspace run whose contexts the backend builds wants),
+   * 'vmlinux' (/sys/kernel/btf/vmlinux: layouts of the running kernel), or any parsed Btf.
+   */
+  coreTarget?: 'local' | 'vmlinux' | Btf;
+  /** VM engine for runs (default 'jit') */
+  engine?: Engine;
+  /** instruction budget per run (default: the VM's) */
+  budget?: number;
+  /**
+   * The run's StopSignal shared buffer (src/runtime/stop.ts): blocking polls wait on it and return
+   * -EINTR once it is set. Without it a poll waits at most its timeout (never forever: no program can
+   * produce records while the guest's thread is blocked).
+   */
+  stop?: SharedArrayBuffer;
+  /** bpf_trace_printk output (default: kept in UserspaceObject.traceLines only) */
+  trace?: (text: string) => void;
+  /** perf_event_array: bytes of records per CPU buffer (default 64 pages, as the linux backend) */
+  perfBytesPerCpu?: number;
+  /** the task runs pretend to be in (default: this process) */
+  task?: CurrentTask;
+  /** CLOCK_MONOTONIC in ns (default process.hrtime.bigint) */
+  clock?: () => bigint;
+}
+
+export interface RunOptions {
+  /** the current task for this run (default: the backend's) */
+  task?: CurrentTask;
+  /** the CPU this run is on (default 0; < ncpus) */
+  cpu?: number;
+  engine?: Engine;
+  budget?: number;
+  /** r1..r5; default r1 = address of the ctx copy, r2 = its length */
+  args?: readonly bigint[];
+}
+
+const DEFAULT_MAX_MAP_BYTES = 64 * 1024 * 1024;
+/** opaque map handles: far above any VM address, so a program dereferencing one faults */
+const HANDLE_BASE = 1n << 40n;
+/** fds of userspace maps and programs: unique in the process, not real file descriptors */
+let nextFd = 1 << 20;
+
+let vmlinuxBtf: Btf | undefined;
+function hostVmlinux(): Btf {
+  if (!vmlinuxBtf) {
+    const path = '/sys/kernel/btf/vmlinux';
+    if (!fs.existsSync(path)) throw new BackendError(`CO-RE target 'vmlinux' needs ${path}, which this system lacks`, E.ENOENT);
+    vmlinuxBtf = parseBtf(new Uint8Array(fs.readFileSync(path)));
+  }
+  return vmlinuxBtf;
+}
+
+function defaultTask(): CurrentTask {
+  return {
+    pid: process.pid,
+    tgid: process.pid,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    comm: (process.title || 'node').slice(0, 15),
+  };
+}
+
+export class UserspaceBackend implements Backend {
+  readonly name = 'userspace' as const;
+  readonly ncpus: number;
+  private readonly stopFlag: Int32Array | undefined;
+  private readonly objects = new Set<UserspaceObject>();
+
+  constructor(readonly options: UserspaceBackendOptions = {}) {
+    this.ncpus = Math.max(1, options.ncpus ?? os.cpus().length);
+    this.stopFlag = options.stop ? new Int32Array(options.stop, 0, 1) : undefined;
+  }
+
+  /** no eventfd: blocking polls wait on the stop flag (UserspaceBackendOptions.stop) instead */
+  wakeFd(): number {
+    return -1;
+  }
+
+  dispose(): void {
+    for (const o of [...this.objects]) o.close();
+  }
+
+  load(bytes: Uint8Array, opts?: LoadOptions): UserspaceObject {
+    const what = opts?.objectName ? `object '${opts.objectName}'` : 'the eBPF object';
+    let obj: BpfObject;
+    try {
+      obj = loadObject(bytes);
+    } catch (e) {
+      if (e instanceof ObjectError) throw new BackendError(`cannot load ${what}: ${e.message}`, e.code === 'OBJECT_UNSUPPORTED' ? E.EOPNOTSUPP : E.EINVAL, '', undefined, { cause: e });
+      throw e;
+    }
+    if (obj.programs.length === 0 && obj.maps.length === 0) throw new BackendError(`${what} has neither programs nor maps`, E.EINVAL);
+    if (obj.coreRelocs.length > 0) {
+      const t = this.options.coreTarget ?? 'local';
+      try {
+        const target = t === 'local' ? obj.btf! : t === 'vmlinux' ? hostVmlinux() : t;
+        applyCoreRelocations(obj, target);
+      } catch (e) {
+        if (e instanceof CoreError || e instanceof BtfError) throw new BackendError(`CO-RE relocation of ${what} failed: ${e.message}`, E.EINVAL, '', undefined, { cause: e });
+        throw e;
+      }
+    }
+    const objects = this.objects;
+    const o: UserspaceObject = new UserspaceObject(this, obj, this.stopFlag, function (this: void, self: UserspaceObject) {
+      objects.delete(self);
+    });
+    objects.add(o);
+    return o;
+  }
+}
+
+interface MapEntry {
+  map: UserMap;
+  info: MapInfo;
+  handle: bigint;
+}
+
+interface ProgEntry {
+  info: ProgramInfo;
+  source: BpfProgram;
+  fd: number;
+  vm: VmProgram;
+}
+
+export class UserspaceObject implements LoadedObject {
+  readonly programs: ProgramInfo[] = [];
+  readonly maps: MapInfo[] = [];
+  /** bpf_trace_printk output of every run, in order */
+  readonly traceLines: string[] = [];
+  readonly memory: VmMemory;
+  readonly object: BpfObject;
+  private readonly byFd = new Map<number, MapEntry>();
+  private readonly byHandle = new Map<bigint, UserMap>();
+  private readonly mapList: MapEntry[] = [];
+  private readonly progs = new Map<string, ProgEntry>();
+  private readonly progsByFd = new Map<number, ProgEntry>();
+  private readonly sources = new Set<UserspaceRecordSource>();
+  private readonly ringbufs: RingBufMap[] = [];
+  private readonly helpers: Map<number, Helper>;
+  private runCtx: RunContext;
+  private closed = false;
+  private running = false;
+
+  constructor(
+    private readonly backend: UserspaceBackend,
+    obj: BpfObject,
+    private readonly stopFlag: Int32Array | undefined,
+    private readonly onClose: (self: UserspaceObject) => void,
+  ) {
+    this.object = obj;
+    const bopts = backend.options;
+    this.memory = vm.createMemory({ maximumPages: bopts.maxMemoryPages ?? 16384 });
+    this.runCtx = { task: bopts.task ?? defaultTask(), cpu: 0, taskAddr: 0 };
+    const clock = bopts.clock ?? ((): bigint => process.hrtime.bigint());
+    this.helpers = buildHelpers({
+      mapByHandle: (h) => this.byHandle.get(h),
+      ringbufs: () => this.ringbufs,
+      run: () => this.runCtx,
+      trace: (text) => {
+        this.traceLines.push(text);
+        bopts.trace?.(text);
+      },
+      now: clock,
+      poisonInfo: (call) => `program '${call.program.name}' insn ${call.pc}`,
+    });
+    try {
+      this.createMaps();
+      this.loadPrograms();
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  // ---- load ---------------------------------------------------------------------------------------------
+
+  private createMaps(): void {
+    const ncpus = this.backend.ncpus;
+    const env = {
+      memory: this.memory,
+      ncpus,
+      cpu: () => this.runCtx.cpu,
+      maxMapBytes: this.backend.options.maxMapBytes ?? DEFAULT_MAX_MAP_BYTES,
+    };
+    for (const def of this.object.maps) {
+      const isPerf = def.type === MAP_TYPE.PERF_EVENT_ARRAY;
+      const spec = {
+        name: def.name,
+        type: def.type,
+        // libbpf fills these for perf event arrays
+        keySize: isPerf && def.keySize === 0 ? 4 : def.keySize,
+        valueSize: isPerf && def.valueSize === 0 ? 4 : def.valueSize,
+        maxEntries: isPerf && def.maxEntries === 0 ? ncpus : def.maxEntries,
+        flags: def.flags,
+      };
+      let map: UserMap;
+      try {
+        map = createMap<ProgEntry>(spec, env, {
+          initial: def.initial,
+          perfBytesPerCpu: this.backend.options.perfBytesPerCpu,
+          progByFd: (fd) => {
+            const p = this.progsByFd.get(fd);
+            return p ? { fd, program: p } : undefined;
+          },
+        });
+      } catch (e) {
+        if (e instanceof MapCreateError) throw new BackendError(`cannot create map '${def.name}' (${mapTypeName(def.type)}): ${e.message}`, e.errno, '', undefined, { cause: e });
+        throw e;
+      }
+      // libbpf freezes .rodata after load: the syscall side can no longer write it
+      if (def.kind === 'data' && def.readonly) map.frozen = true;
+      if (map instanceof RingBufMap) this.ringbufs.push(map);
+      const fd = nextFd++;
+      const info: MapInfo = { name: def.name, type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize, maxEntries: spec.maxEntries, fd, opValueSize: map.opValueSize };
+      const handle = HANDLE_BASE + BigInt(fd);
+      const entry: MapEntry = { map, info, handle };
+      this.mapList.push(entry);
+      this.byFd.set(fd, entry);
+      this.byHandle.set(handle, map);
+      this.maps.push(info);
+    }
+  }
+
+  private environment(): VmEnvironment {
+    const list = this.mapList;
+    return {
+      memory: this.memory,
+      helper: (id) => this.helpers.get(id),
+      mapByFd: (fd) => this.byFd.get(fd)?.handle,
+      mapValue: (fd) => {
+        const a = this.byFd.get(fd)?.map.directValue();
+        return a === undefined ? undefined : BigInt(a);
+      },
+      mapByIndex: (i) => list[i]?.handle,
+      mapValueByIndex: (i) => {
+        const a = list[i]?.map.directValue();
+        return a === undefined ? undefined : BigInt(a);
+      },
+      tailCall: (handle, index) => {
+        const m = this.byHandle.get(handle);
+        return m instanceof ProgArrayMap ? (m.slot(index) as ProgEntry | undefined)?.vm : undefined;
+      },
+    };
+  }
+
+  private loadPrograms(): void {
+    const env = this.environment();
+    for (const p of this.object.programs) {
+      const where = `program '${p.name}' (${p.section})`;
+      const ext = p.externRelocs[0];
+      if (ext) {
+        throw new BackendError(
+          `${where} uses the extern ${ext.kind === 'kconfig' ? 'Kconfig value' : ext.via === 'call' ? 'kernel function (kfunc)' : 'kernel symbol'} '${ext.name}', which the userspace backend cannot provide`,
+          E.EOPNOTSUPP,
+        );
+      }
+      // unknown helpers, named (the VM would refuse them too, by number)
+      for (let i = 0; i < p.insns.length / 8; i++) {
+        const op = I.code(p.insns, i);
+        if (op === OP_LDDW) {
+          i++;
+          continue;
+        }
+        if (op !== OP_CALL || I.src(p.insns, i) !== 0) continue;
+        const id = I.imm(p.insns, i);
+        if (id !== HELPER.tail_call && !this.helpers.has(id)) {
+          throw new BackendError(`${where} calls ${helperName(id)} at insn ${i}, which the userspace backend does not implement`, E.EINVAL);
+        }
+      }
+      let loaded: VmProgram;
+      try {
+        loaded = vm.load(p.insns, { name: p.name, env });
+      } catch (e) {
+        if (e instanceof VmError) throw new BackendError(`${where} was refused by the userspace VM: ${e.message}`, E.EINVAL, '', undefined, { cause: e });
+        throw e;
+      }
+      const fd = nextFd++;
+      const info: ProgramInfo = { name: p.name, section: p.section, type: p.type };
+      const entry: ProgEntry = { info, source: p, fd, vm: loaded };
+      this.programs.push(info);
+      this.progs.set(p.name, entry);
+      this.progsByFd.set(fd, entry);
+    }
+    // prog_array `values = { [i] = &prog }` initializers
+    for (const def of this.object.maps) {
+      if (def.initSlots.length === 0) continue;
+      const m = this.mapList[def.index]!.map;
+      if (!(m instanceof ProgArrayMap)) {
+        throw new BackendError(`map '${def.name}' (${mapTypeName(def.type)}): initial values are only supported for prog arrays`, E.EOPNOTSUPP);
+      }
+      for (const s of def.initSlots) {
+        const p = this.progs.get(s.target);
+        if (!p) throw new BackendError(`map '${def.name}' slot ${s.slot} names '${s.target}', which is not a program of the object`, E.EINVAL);
+        m.set(s.slot, { fd: p.fd, program: p });
+      }
+    }
+  }
+
+  // ---- LoadedObject ---------------------------------------------------------------------------------------
+
+  attach(program: string, target: string | undefined): void {
+    if (this.closed) throw new BackendError('the object is closed', E.EBADF);
+    const p = this.progs.get(program);
+    if (!p) {
+      throw new BackendError(`no program named '${program}' in the object (programs: ${this.programs.map((x) => x.name).join(', ') || 'none'})`, E.ENOENT);
+    }
+    throw new BackendError(
+      `attaching program '${program}' (${p.info.section}${target ? `, target '${target}'` : ''}) is not supported by the userspace backend yet: attaching userspace programs to live processes (uprobes, syscalls) comes with a later issue`,
+      E.EOPNOTSUPP,
+      '',
+      'use --backend linux to run it in the kernel',
+    );
+  }
+
+  mapOperate(cmd: number, fd: number, mem: ArrayBuffer, keyOff: number, valOff: number, flags: number): number {
+    const entry = this.closed ? undefined : this.byFd.get(fd);
+    if (!entry) return -E.EBADF;
+    const { map, info } = entry;
+    const len = mem.byteLength;
+    const view = (off: number, n: number): Uint8Array | undefined => (off < 0 ? undefined : off + n <= len ? new Uint8Array(mem, off, n) : undefined);
+    if (keyOff >= 0 && keyOff + info.keySize > len) return -E.EFAULT;
+    const key = view(keyOff, info.keySize);
+    try {
+      switch (cmd) {
+        case 1: {
+          const out = view(valOff, map.opValueSize);
+          if (!out) return -E.EFAULT;
+          return map.sysLookup(key, out, flags);
+        }
+        case 2: {
+          const value = view(valOff, map.opValueSize);
+          if (!value) return -E.EFAULT;
+          return map.sysUpdate(key, value, flags);
+        }
+        case 3:
+          return map.sysDelete(key, flags);
+        case 4: {
+          const out = view(valOff, info.keySize);
+          if (!out && info.keySize > 0) return -E.EFAULT;
+          return map.sysNextKey(key, out ?? new Uint8Array(0), flags);
+        }
+        case 21: {
+          const out = view(valOff, map.opValueSize);
+          if (!out) return -E.EFAULT;
+          return map.sysLookupAndDelete(key, out, flags);
+        }
+        default:
+          return -E.EINVAL;
+      }
+    } catch {
+      return -E.EINVAL;
+    }
+  }
+
+  openRecords(fd: number): RecordSource {
+    if (this.closed) throw new BackendError('the object is closed', E.EBADF);
+    const entry = this.byFd.get(fd);
+    if (!entry) throw new BackendError(`map fd ${fd} does not belong to this object`, E.EBADF);
+    const m = entry.map;
+    if (!(m instanceof RingBufMap) && !(m instanceof PerfEventArrayMap)) {
+      throw new BackendError(`map '${entry.info.name}' is neither a ring buffer nor a perf event array`, E.EINVAL);
+    }
+    if (m instanceof PerfEventArrayMap) m.openReaders();
+    const src = new UserspaceRecordSource(m, this.stopFlag, () => this.sources.delete(src));
+    this.sources.add(src);
+    return src;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.sources]) s.close();
+    for (const e of this.mapList) e.map.close();
+    this.byFd.clear();
+    this.byHandle.clear();
+    this.onClose(this);
+  }
+
+  // ---- beyond LoadedObject: runs, and access for tests ---------------------------------------------------
+
+  /** the userspace map behind a name */
+  map(name: string): UserMap | undefined {
+    return this.mapList.find((e) => e.info.name === name)?.map;
+  }
+
+  /** the program's fd (what a prog_array update takes) */
+  programFd(name: string): number | undefined {
+    return this.progs.get(name)?.fd;
+  }
+
+  /** the loaded VM program (for disassembly, compile timing) */
+  vmProgram(name: string): VmProgram | undefined {
+    return this.progs.get(name)?.vm;
+  }
+
+  /**
+   * Runs a program once with `ctx` copied into VM memory (r1 = its address; the copy is written back
+   * into `ctx` after the run). Returns r0 and the instruction count; throws VmError on a fault (the
+   * message names the instruction) and BackendError for a bad program name / closed object.
+   */
+  run(program: string, ctx?: Uint8Array, opts: RunOptions = {}): RunResult {
+    if (this.closed) throw new BackendError('the object is closed', E.EBADF);
+    const p = this.progs.get(program);
+    if (!p) throw new BackendError(`no program named '${program}' in the object`, E.ENOENT);
+    if (this.running) throw new BackendError('a run of this object is already in progress (runs do not nest)', E.EBUSY);
+    const cpu = opts.cpu ?? 0;
+    if (!(cpu >= 0 && cpu < this.backend.ncpus)) throw new BackendError(`cpu ${cpu} is out of range (ncpus ${this.backend.ncpus})`, E.EINVAL);
+    const task = opts.task ?? this.backend.options.task ?? this.runCtx.task;
+    let taskRegion;
+    this.running = true;
+    try {
+      const ts = task.taskStruct;
+      const size = ts === undefined ? 0 : ts instanceof Uint8Array ? ts.length : ts.size;
+      if (ts !== undefined && size > 0) {
+        taskRegion = this.memory.alloc(size, { kind: 'other', name: 'task_struct', writable: false });
+        const image = ts instanceof Uint8Array ? ts : ts.build(taskRegion.addr);
+        this.memory.bytes().set(image.subarray(0, size), taskRegion.addr);
+      }
+      this.runCtx = { task, cpu, taskAddr: taskRegion?.addr ?? 0 };
+      return vm.execute(p.vm, ctx, {
+        engine: opts.engine ?? this.backend.options.engine,
+        budget: opts.budget ?? this.backend.options.budget,
+        inputKind: 'ctx',
+        args: opts.args,
+      });
+    } finally {
+      for (const e of this.mapList) e.map.afterRun();
+      if (taskRegion) this.memory.free(taskRegion);
+      this.running = false;
+    }
+  }
+}
+
+class UserspaceRecordSource implements RecordSource {
+  private open = true;
+  private readonly idle: Int32Array;
+
+  constructor(
+    private readonly map: RingBufMap | PerfEventArrayMap,
+    private readonly stopFlag: Int32Array | undefined,
+    private readonly onClose: () => void,
+  ) {
+    this.idle = new Int32Array(new SharedArrayBuffer(4));
+  }
+
+  poll(timeoutMs: number, out: ArrayBuffer): number {
+    if (!this.open) return -E.EBADF;
+    const n = this.map.drain(out);
+    if (n !== 0) return n;
+    if (this.stopFlag && Atomics.load(this.stopFlag, 0) !== 0) return -4; // EINTR
+    if (timeoutMs === 0) return 0;
+    if (this.stopFlag) {
+      // nothing in this thread can produce records while we wait: sleep until the timeout or a stop
+      const r = Atomics.wait(this.stopFlag, 0, 0, timeoutMs < 0 ? Infinity : timeoutMs);
+      if (r !== 'timed-out' && Atomics.load(this.stopFlag, 0) !== 0) return -4;
+    } else if (timeoutMs > 0) {
+      Atomics.wait(this.idle, 0, 0, timeoutMs);
+    }
+    return this.map.drain(out);
+  }
+
+  pendingSize(): number {
+    return this.map.pendingSize();
+  }
+
+  lost(): number {
+    return this.map instanceof PerfEventArrayMap ? this.map.lost() : 0;
+  }
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    if (this.map instanceof PerfEventArrayMap) this.map.closeReaders();
+    this.onClose();
+  }
+}
+

@@ -1,0 +1,75 @@
+// The userspace map factory: one class per family (hash.ts, array.ts, ringbuf.ts, perf.ts, queue.ts,
+// prog_array.ts), created from a map definition with the kernel's creation checks.
+
+import { MAP_TYPES } from '../../../src/object/loader.js';
+import { ArrayMap } from './array.js';
+import { E, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
+import { HashMap } from './hash.js';
+import { PerfEventArrayMap } from './perf.js';
+import { type ProgRef, ProgArrayMap } from './prog_array.js';
+import { QueueStackMap } from './queue.js';
+import { RingBufMap } from './ringbuf.js';
+
+export * from './common.js';
+export { ArrayMap, HashMap, PerfEventArrayMap, ProgArrayMap, QueueStackMap, RingBufMap, type ProgRef };
+
+export const USERSPACE_MAP_TYPES = {
+  HASH: 1,
+  ARRAY: 2,
+  PROG_ARRAY: 3,
+  PERF_EVENT_ARRAY: 4,
+  PERCPU_HASH: 5,
+  PERCPU_ARRAY: 6,
+  LRU_HASH: 9,
+  LRU_PERCPU_HASH: 10,
+  QUEUE: 22,
+  STACK: 23,
+  RINGBUF: 27,
+} as const;
+
+export interface CreateMapOptions<P> {
+  /** initial value of element 0 (global-data maps) */
+  initial?: Uint8Array;
+  /** perf_event_array: bytes of records each CPU's buffer holds */
+  perfBytesPerCpu?: number;
+  /** prog_array: program fd -> program */
+  progByFd?: (fd: number) => ProgRef<P> | undefined;
+}
+
+export function mapTypeName(type: number): string {
+  return MAP_TYPES[type] ?? `type ${type}`;
+}
+
+/** Creates a userspace map; throws MapCreateError (errno + sentence) as map creation would fail. */
+export function createMap<P = unknown>(spec: MapSpec, env: MapEnv, opts: CreateMapOptions<P> = {}): UserMap {
+  const T = USERSPACE_MAP_TYPES;
+  switch (spec.type) {
+    case T.HASH:
+      return new HashMap(spec, env, { percpu: false, lru: false });
+    case T.PERCPU_HASH:
+      return new HashMap(spec, env, { percpu: true, lru: false });
+    case T.LRU_HASH:
+      return new HashMap(spec, env, { percpu: false, lru: true });
+    case T.LRU_PERCPU_HASH:
+      return new HashMap(spec, env, { percpu: true, lru: true });
+    case T.ARRAY:
+      return new ArrayMap(spec, env, { percpu: false, initial: opts.initial });
+    case T.PERCPU_ARRAY:
+      return new ArrayMap(spec, env, { percpu: true });
+    case T.RINGBUF:
+      return new RingBufMap(spec, env);
+    case T.PERF_EVENT_ARRAY:
+      return new PerfEventArrayMap(spec, env, opts.perfBytesPerCpu ?? 64 * 4096);
+    case T.QUEUE:
+      return new QueueStackMap(spec, env, { lifo: false });
+    case T.STACK:
+      return new QueueStackMap(spec, env, { lifo: true });
+    case T.PROG_ARRAY:
+      return new ProgArrayMap<P>(spec, env, opts.progByFd ?? (() => undefined));
+    default:
+      throw new MapCreateError(
+        `map '${spec.name}' is a ${mapTypeName(spec.type)} map, which the userspace backend does not implement (it has: ${Object.values(T).map(mapTypeName).join(', ')})`,
+        E.EOPNOTSUPP,
+      );
+  }
+}
