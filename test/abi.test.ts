@@ -58,8 +58,8 @@ t.test('unknown names, missing interface, cgroup outside the allow-list', async 
   t.equal(v['rodata_fd'], '1', '.rodata resolves to libbpf\'s internal map');
 });
 
-t.test('map operations: lookup/update/delete/get_next_key with flags, i32 and i64 pointers, per-CPU sizes', async (t) => {
-  const r = runCli([wasm, 'maps']);
+for (const backend of ['linux', 'userspace']) t.test(`map operations (${backend} backend): lookup/update/delete/get_next_key with flags, i32 and i64 pointers, per-CPU sizes`, async (t) => {
+  const r = runCli(['--backend', backend, wasm, 'maps']);
   t.equal(r.code, 0, r.stderr);
   const lines = r.stdout;
   t.match(lines, /lookup_missing=-2/);

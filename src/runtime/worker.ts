@@ -37,7 +37,7 @@ async function run(): Promise<number> {
     }
   }
 
-  const backend = await createBackend(input.backend, input.verbose ? log : undefined);
+  const backend = await createBackend(input.backend, input.verbose ? log : undefined, input.stop);
   const wakeFd = backend.wakeFd();
   post({ type: 'wakefd', fd: wakeFd });
 

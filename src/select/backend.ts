@@ -69,9 +69,14 @@ export class Selector implements Backend {
   }
 }
 
-export async function createBackend(choice: BackendChoice, log?: (line: string) => void): Promise<Backend> {
-  if (choice === 'userspace' || choice === 'windows') {
-    throw new WasmBpfError('UNSUPPORTED', `the ${choice} backend is not available in this build yet; use --backend linux`);
+export async function createBackend(choice: BackendChoice, log?: (line: string) => void, stop?: SharedArrayBuffer): Promise<Backend> {
+  if (choice === 'windows') {
+    throw new WasmBpfError('UNSUPPORTED', 'the windows backend is not available in this build yet; use --backend linux');
+  }
+  if (choice === 'userspace') {
+    // the userspace eBPF runtime: loads, maps and buffers work; attaching to live processes does not yet
+    const { UserspaceBackend } = await import('../../backends/userspace/index.js');
+    return new UserspaceBackend(stop ? { stop } : {});
   }
   const [linux, report, loader] = await Promise.all([
     linuxBackend(),
