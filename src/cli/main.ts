@@ -8,6 +8,7 @@ Usage:
   wasm-bpf <module.wasm> [args...]                 shorthand for \`run\`
   wasm-bpf gen skeleton <x.bpf.o> [-n NAME]        write a C guest skeleton header to stdout
   wasm-bpf vm run|asm|disasm ...                   the userspace eBPF VM (see \`wasm-bpf vm --help\`)
+  wasm-bpf check [--json] <app.wasm|x.bpf.o>       which backend would run each eBPF object, and what is missing
   wasm-bpf probe [--json] [--full] [--root DIR]    what eBPF can do on this host (see \`wasm-bpf probe --help\`)
 
 Options:
@@ -38,6 +39,10 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       const { runCommand } = await import('./run.js');
       return runCommand(rest);
+    }
+    case 'check': {
+      const { checkCommand } = await import('./check.js');
+      return checkCommand(rest);
     }
     case 'vm': {
       const { vmCommand } = await import('./vm.js');

@@ -1,0 +1,102 @@
+// `wasm-bpf check <app.wasm|x.bpf.o>`: the selector's plan for every eBPF object, nothing attached.
+import fs from 'node:fs';
+import { findElfObjects } from '../object/elf.js';
+import { loadObject } from '../object/loader.js';
+import { hostReport } from '../probe/fast.js';
+import { planObject, refusal, type Plan } from '../select/plan.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
+import { describeNeed } from '../probe/require.js';
+import { errorMessage } from '../errors.js';
+
+const USAGE = `Usage: wasm-bpf check [--json] [--backend NAME] <app.wasm | x.bpf.o>
+
+Prints, for every eBPF object (a .bpf.o, or each object embedded in a .wasm module), its programs and
+maps, what each needs that this host lacks, and the backend that would run it. Nothing is loaded.
+Exit code: 0 when every object can run here, 1 when one cannot, 2 on bad input.
+`;
+
+interface ObjectPlan {
+  offset: number;
+  size: number;
+  programs: Array<{ name: string; section: string }>;
+  maps: Array<{ name: string; type: number }>;
+  plan?: Plan;
+  error?: string;
+}
+
+export async function checkCommand(argv: string[]): Promise<number> {
+  let json = false;
+  let choice: BackendChoice = 'auto';
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE);
+      return 0;
+    } else if (a === '--json') json = true;
+    else if (a === '--backend') {
+      const b = argv[++i];
+      if (!b || !BACKEND_CHOICES.includes(b as BackendChoice)) {
+        process.stderr.write(`wasm-bpf check: --backend must be one of ${BACKEND_CHOICES.join(', ')}\n`);
+        return 2;
+      }
+      choice = b as BackendChoice;
+    } else if (a.startsWith('-')) {
+      process.stderr.write(`wasm-bpf check: unknown option ${a}\n${USAGE}`);
+      return 2;
+    } else file = a;
+  }
+  if (!file) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    process.stderr.write(`wasm-bpf check: cannot read ${file}: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  const isElf = bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+  const spans = isElf ? [{ offset: 0, size: bytes.length }] : findElfObjects(bytes);
+  if (spans.length === 0) {
+    process.stderr.write(`wasm-bpf check: ${file} holds no eBPF ELF object\n`);
+    return 2;
+  }
+  const report = await hostReport();
+  const objects: ObjectPlan[] = spans.map(({ offset, size }) => {
+    try {
+      const obj = loadObject(bytes.subarray(offset, offset + size));
+      return {
+        offset,
+        size,
+        programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
+        maps: obj.maps.map((m) => ({ name: m.name, type: m.type })),
+        plan: planObject(report, obj, choice),
+      };
+    } catch (err) {
+      return { offset, size, programs: [], maps: [], error: errorMessage(err) };
+    }
+  });
+  const runnable = objects.every((o) => o.plan && o.plan.backend !== null);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ file, kernel: report.system.kernel.release, runnable, objects }, null, 2)}\n`);
+    return runnable ? 0 : 1;
+  }
+  const out: string[] = [`${file}: ${objects.length} eBPF object(s); host ${report.system.kernel.release} ${report.system.arch.normalized}`];
+  objects.forEach((o, i) => {
+    out.push('', `object ${i + 1} (bytes ${o.offset}..${o.offset + o.size})`);
+    if (o.error) {
+      out.push(`  cannot read it: ${o.error}`);
+      return;
+    }
+    out.push(`  programs: ${o.programs.map((p) => `${p.name} (${p.section})`).join(', ') || 'none'}`);
+    out.push(`  maps:     ${o.maps.map((m) => m.name).join(', ') || 'none'}`);
+    const plan = o.plan!;
+    for (const u of plan.uncertain) out.push(`  ? ${u.subject}: ${describeNeed(u.missing.need)} unknown (${u.missing.reason})`);
+    if (plan.backend) out.push(`  plan: ${plan.backend} backend (${plan.reasons.join('; ')})`);
+    else out.push(`  plan: refused: ${refusal(plan).replace(/\n/g, '\n  ')}`);
+  });
+  process.stdout.write(`${out.join('\n')}\n`);
+  return runnable ? 0 : 1;
+}

@@ -1,0 +1,59 @@
+// The selector: `wasm-bpf check` on this host, and routing decisions against other systems' reports.
+import t from 'tap';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BUILD, FIXTURES, ROOT, runCli } from './helpers.js';
+import { probe } from '../src/probe/index.js';
+import { loadObject } from '../src/object/loader.js';
+import { planObject, refusal } from '../src/select/plan.js';
+
+const M = path.join(ROOT, 'matrix', 'build');
+const systems = path.join(FIXTURES, 'probe-systems');
+
+t.test('check: an object this host runs, and one it cannot (kprobe)', async (t) => {
+  const ok = runCli(['check', path.join(M, 'bootstrap.wasm')]);
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(ok.stdout, /programs: handle_exec \(tp\/sched\/sched_process_exec\), handle_exit \(tp\/sched\/sched_process_exit\)/);
+  t.match(ok.stdout, /plan: linux backend/);
+  const no = runCli(['check', path.join(M, 'kprobe.wasm')]);
+  t.equal(no.code, 1);
+  t.match(no.stdout, /program 'do_unlinkat' \(kprobe\/do_unlinkat\) needs attach mechanism kprobe .*CONFIG_KPROBES is not set/);
+  const forced = runCli(['check', '--backend', 'linux', path.join(M, 'kprobe.bpf.o')]);
+  t.equal(forced.code, 0, '--backend forces the choice');
+  t.match(forced.stdout, /plan: linux backend \(--backend linux: chosen by the user\)/);
+});
+
+t.test('check --json', async (t) => {
+  const r = runCli(['check', '--json', path.join(M, 'lsm.wasm')]);
+  t.equal(r.code, 1);
+  const j = JSON.parse(r.stdout) as { runnable: boolean; objects: Array<{ programs: Array<{ name: string }>; plan: { backend: string | null; blocking: unknown[] } }> };
+  t.equal(j.runnable, false);
+  t.equal(j.objects.length, 1);
+  t.equal(j.objects[0]!.programs[0]!.name, 'lsm_bprm_check');
+  t.equal(j.objects[0]!.plan.backend, null);
+  t.ok(j.objects[0]!.plan.blocking.length >= 1);
+});
+
+t.test('check: bad input', async (t) => {
+  const junk = path.join(BUILD, 'check-junk.bin');
+  fs.writeFileSync(junk, 'no objects in here');
+  const r = runCli(['check', junk]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /holds no eBPF ELF object/);
+  t.equal(runCli(['check', '/nonexistent.wasm']).code, 2);
+  t.equal(runCli(['check', '--frob']).code, 2);
+});
+
+t.test('routing on other systems: 5.4 arm64 without ringbuf, Debian 11, Windows', async (t) => {
+  const bootstrap = loadObject(fs.readFileSync(path.join(M, 'bootstrap.bpf.o')));
+  const ubuntu = planObject(probe({ root: path.join(systems, 'ubuntu-20.04-arm64') }), bootstrap);
+  t.equal(ubuntu.backend, null, 'bootstrap needs a ring buffer: Linux 5.8');
+  t.match(refusal(ubuntu), /map 'rb' \(ringbuf\) needs map type ringbuf \(Linux 5\.8\+\)/);
+  const execve = loadObject(fs.readFileSync(path.join(M, 'execve.bpf.o')));
+  const onUbuntuPerf = planObject(probe({ root: path.join(systems, 'ubuntu-20.04-arm64') }), execve);
+  t.not(onUbuntuPerf.blocking.some((b) => /perf_event_array/.test(b.subject)), true, 'a perf buffer is fine on 5.4');
+  const debian = planObject(probe({ root: path.join(systems, 'debian-11-x86_64') }), bootstrap);
+  t.equal(debian.blocking.length, 0, 'Debian 11 (5.10) has what bootstrap needs');
+  const windows = planObject(probe({ root: path.join(systems, 'windows-11-x64') }), bootstrap);
+  t.equal(windows.backend, null, 'no linux backend on Windows');
+});
