@@ -660,11 +660,18 @@ export function isDataSection(sec: ElfSection): boolean {
   return sec.type === SHT.NOBITS && is('.bss');
 }
 
+/** the largest .data/.rodata/.bss section loaded as a map (the kernel caps array values far lower) */
+const MAX_DATA_SECTION = 256 << 20;
+
 function dataMaps(elf: ElfFile, btf: Btf | undefined, first: number): BpfMap[] {
   const out: BpfMap[] = [];
   for (const sec of elf.sections) {
     if (!isDataSection(sec)) continue;
     const ro = sec.name === '.rodata' || sec.name.startsWith('.rodata.');
+    // a .bss has no file bytes, so nothing else bounds its size: refuse what no kernel would map
+    if (sec.size > MAX_DATA_SECTION) {
+      throw new ObjectError(`section ${sec.name} is ${sec.size} bytes, more than the ${MAX_DATA_SECTION} a global-data map may hold`);
+    }
     const initial = new Uint8Array(sec.size);
     if (sec.type !== SHT.NOBITS) initial.set(sec.data());
     const ds = btf?.find(sec.name, 'DATASEC');
