@@ -4,7 +4,11 @@
 // rewrites bench/RESULTS.md and bench/results.json.
 //
 //   node --import=tsx bench/run.ts [--quick] [--reps N] [--only map,drain,steady,empty,startup,micro]
-//                                  [--no-write] [--cli OTHER/bin/wasm-bpf.js]
+//                                  [--no-write] [--cli OTHER/bin/wasm-bpf.js] [--nice -10] [--render]
+//
+// --render rewrites RESULTS.md from results.json and ANALYSIS.md (after editing the analysis) without measuring.
+// --nice N renices the runner, and so every process it starts, for the run: on a machine shared with other
+// people's builds and tests it keeps their bursts from landing in one side's runs (both sides get it).
 //   npm run bench                  (the same, compiled: node dist/bench/run.js)
 //
 // Needs root (BPF), clang-16, gcc, libbpf-dev, llvm-strip-16, bpftool, wasi-libc, and the native addon
@@ -54,10 +58,14 @@ interface Options {
   startupReps: number;
   only: Set<Part>;
   write: boolean;
+  /** nice value for the runner and (inherited) every benchmark process; 0 = unchanged */
+  nice: number;
+  /** only re-render RESULTS.md from results.json (+ ANALYSIS.md), measure nothing */
+  render: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, reps: 5, startupReps: 11, only: new Set(ALL), write: true };
+  const o: Options = { quick: false, reps: 5, startupReps: 11, only: new Set(ALL), write: true, nice: 0, render: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') {
@@ -74,10 +82,15 @@ function parseOptions(argv: string[]): Options {
     } else if (a === '--cli') {
       CLI = path.resolve(argv[++i] ?? '');
       if (!fs.existsSync(CLI)) throw new Error(`--cli: no ${CLI}`);
+    } else if (a === '--nice') {
+      o.nice = Number(argv[++i]);
+      if (!Number.isInteger(o.nice) || o.nice < -20 || o.nice > 19) throw new Error('--nice takes -20..19');
+    } else if (a === '--render') {
+      o.render = true;
     } else if (a === '--no-write') {
       o.write = false;
     } else if (a === '-h' || a === '--help') {
-      process.stdout.write(`usage: run.ts [--quick] [--reps N] [--only ${ALL.join(',')}] [--no-write] [--cli bin/wasm-bpf.js]\n`);
+      process.stdout.write(`usage: run.ts [--quick] [--reps N] [--only ${ALL.join(',')}] [--no-write] [--cli bin/wasm-bpf.js] [--nice N] [--render]\n`);
       process.exit(0);
     } else {
       throw new Error(`unknown option ${a}`);
@@ -554,10 +567,14 @@ async function startupBreakdown(o: Options, boot: Bootstrap): Promise<StartupDet
     ['worker: runtime modules (host, wasi, imports, errors, ...)', 'worker_start', 'worker_modules'],
     ['worker: backend modules (backends/linux/*)', 'worker_modules', 'backend_modules'],
     ['native addon dlopen (+ libbpf, libelf, libz)', 'backend_modules', 'addon_load'],
-    ['module shape check + host/WASI setup', 'addon_load', 'host_setup'],
+    ["selector: the prober's report (src/probe/fast.ts hostReport, cached per boot)", 'addon_load', 'probe_report'],
+    ["selector: the ELF loader's modules (src/object/loader.ts)", 'probe_report', 'loader_modules'],
+    ['module shape check + host/WASI setup', 'loader_modules', 'host_setup'],
     ['WebAssembly.compile', 'host_setup', 'compile'],
     ['WebAssembly.instantiate', 'compile', 'instantiate'],
-    ['guest start until wasm_load_bpf_object (libc init, skeleton open, copy of the object)', 'instantiate', 'open:start'],
+    ['guest start until the selector plans the object (libc init, skeleton open, copy of the object)', 'instantiate', 'plan:start'],
+    ["selector: JS ELF + BTF parse of the object and the plan", 'plan:start', 'plan:end'],
+    ['plan -> bpf_object__open_mem', 'plan:end', 'open:start'],
     ['bpf_object__open_mem (ELF + BTF parsing)', 'open:start', 'open:end'],
     ['between open and load (programs(), maps())', 'open:end', 'load:start'],
     ['bpf_object__load (feature probes, vmlinux BTF + CO-RE, maps, verifier)', 'load:start', 'load:end'],
@@ -620,9 +637,13 @@ function bundleExperiment(runs: number): StartupDetail['bundleImportMs'] {
   const rel = (p: string): string => path.relative(dir, path.join(RT_DIST, p)).split(path.sep).join('/');
   const mods = ['src/runtime/quiet.js', 'src/errors.js', 'src/wasm/imports.js', 'src/abi/host.js', 'src/runtime/wasi.js', 'src/runtime/stop.js', 'src/select/backend.js', 'backends/linux/index.js'];
   fs.writeFileSync(shim, mods.map((m, i) => `import * as m${i} from './${rel(m)}';`).join('\n') + `\nexport const all = [${mods.map((_, i) => `m${i}`).join(',')}];\n`);
-  const bundle = path.join(dir, 'worker-bundle.mjs');
-  const r = spawnSync(esbuild, [shim, '--bundle', '--platform=node', '--format=esm', `--outfile=${bundle}`, '--log-level=error'], { encoding: 'utf8' });
+  // --splitting keeps what the runtime imports dynamically (prober, ELF loader, userspace backend) in
+  // separate chunks, as the ESM files are: only the static graph is loaded, in both cases
+  const outDir = path.join(dir, 'split');
+  fs.rmSync(outDir, { recursive: true, force: true });
+  const r = spawnSync(esbuild, [shim, '--bundle', '--splitting', '--platform=node', '--format=esm', `--outdir=${outDir}`, '--log-level=error'], { encoding: 'utf8' });
   if (r.status !== 0) return null;
+  const bundle = path.join(outDir, 'entry.js');
   const timeImport = (file: string): number => {
     const code = `const t=performance.now();await import(${JSON.stringify(`file://${file}`)});console.log(performance.now()-t);`;
     const x = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', cwd: ROOT });
@@ -656,7 +677,7 @@ interface Report {
   bootstrapFrom: string;
   cli: string;
   durationS: number;
-  options: { quick: boolean; reps: number; startupReps: number };
+  options: { quick: boolean; reps: number; startupReps: number; nice: number };
   summaries: Summary[];
   micro: Record<string, number> | null;
   startup: StartupDetail | null;
@@ -702,7 +723,7 @@ function markdown(r: Report): string {
   L.push(`- kernel ${m['kernel']}, ${m['os']}; ${m['cpu']}; ${m['memory']}; load average at the end ${m['load']} (shared, noisy VM)`);
   L.push(`- Node ${m['node']}, libbpf ${m['libbpf']}, ${m['clang']}; wasm-bpf commit ${m['commit']}`);
   L.push(`- wasm side: \`${path.relative(ROOT, r.cli)}\``);
-  L.push(`- ${r.options.reps} runs of each side (${r.options.startupReps} for start-up), native and wasm alternating; bootstrap from ${r.bootstrapFrom}${r.options.quick ? '; **--quick run: smaller sizes, fewer runs**' : ''}`);
+  L.push(`- ${r.options.reps} runs of each side (${r.options.startupReps} for start-up), native and wasm alternating; bootstrap from ${r.bootstrapFrom}${r.options.nice ? `; all benchmark processes at nice ${r.options.nice}` : ''}${r.options.quick ? '; **--quick run: smaller sizes, fewer runs**' : ''}`);
   L.push('');
   L.push('## Results');
   L.push('');
@@ -772,7 +793,7 @@ function markdown(r: Report): string {
     const n = s.nativeLibbpf;
     L.push(`- native libbpf, same bootstrap.bpf.o (bench/src/loadphases.c): open ${fmt(n['open_ms'] ?? NaN)} ms, load ${fmt(n['load_ms'] ?? NaN)} ms, attach ${fmt(n['attach_ms'] ?? NaN)} ms, ring buffer ${fmt(n['ringbuf_ms'] ?? NaN)} ms, total ${fmt(n['total_ms'] ?? NaN)} ms`);
     if (s.bundleImportMs) {
-      L.push(`- the worker's module graph imported as today's ESM files: median ${fmt(median(s.bundleImportMs.esm))} ms; as one esbuild bundle: median ${fmt(median(s.bundleImportMs.bundled))} ms`);
+      L.push(`- the worker's module graph imported as today's ESM files: median ${fmt(median(s.bundleImportMs.esm))} ms; as an esbuild bundle (code-split at the dynamic imports, like the files): median ${fmt(median(s.bundleImportMs.bundled))} ms`);
     }
     L.push('');
   }
@@ -793,7 +814,14 @@ function markdown(r: Report): string {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
+  if (o.render) {
+    const report = JSON.parse(fs.readFileSync(path.join(BENCH, 'results.json'), 'utf8')) as Report;
+    fs.writeFileSync(path.join(BENCH, 'RESULTS.md'), `${markdown(report)}\n${analysisSection(report)}`);
+    log('rewrote bench/RESULTS.md from bench/results.json');
+    return;
+  }
   if (process.getuid?.() !== 0) log('warning: not root: loading BPF objects will probably fail');
+  if (o.nice !== 0) os.setPriority(o.nice);
   const t0 = performance.now();
   log('building ...');
   const boot = build();
@@ -837,7 +865,7 @@ async function main(): Promise<void> {
     bootstrapFrom: boot.from,
     cli: CLI,
     durationS: (performance.now() - t0) / 1000,
-    options: { quick: o.quick, reps: o.reps, startupReps: o.startupReps },
+    options: { quick: o.quick, reps: o.reps, startupReps: o.startupReps, nice: o.nice },
     summaries,
     micro,
     startup,

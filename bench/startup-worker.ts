@@ -16,14 +16,21 @@ async function run(): Promise<void> {
   const { WasmBpfHost } = await import('../src/abi/host.js');
   const { GuestWasi } = await import('../src/runtime/wasi.js');
   const { StopSignal } = await import('../src/runtime/stop.js');
-  await import('../src/select/backend.js');
+  const { Selector } = await import('../src/select/backend.js');
   await import('../src/errors.js');
   mark('worker_modules');
+  // src/select/backend.ts createBackend('auto'), step by step: the linux backend's modules, the prober's
+  // report (cached per boot; a miss probes the kernel), the ELF loader the selector plans with
   const { LinuxBackend } = await import('../backends/linux/index.js');
   const { loadNative } = await import('../backends/linux/native.js');
   mark('backend_modules');
   const native = loadNative();
   mark('addon_load');
+  const { hostReport } = await import('../src/probe/fast.js');
+  const report = await hostReport();
+  mark('probe_report');
+  const loader = await import('../src/object/loader.js');
+  mark('loader_modules');
   const shape = readModuleShape(input.bytes);
   mark('module_shape');
 
@@ -53,7 +60,19 @@ async function run(): Promise<void> {
       };
     },
   });
-  const backend = new LinuxBackend(timed);
+  const linux = new LinuxBackend(timed);
+  let planned = false;
+  const backend = new Selector(linux, report, 'auto', (bytes) => {
+    // the selector's ELF + BTF parse of each object before libbpf sees it
+    const first = !planned;
+    planned = true;
+    if (first) mark('plan:start');
+    try {
+      return loader.loadObject(bytes);
+    } finally {
+      if (first) mark('plan:end');
+    }
+  });
   const stop = new StopSignal();
   backend.wakeFd();
   const host = new WasmBpfHost({

@@ -67,7 +67,7 @@ export type VmErrorKind =
   | 'unsupported'
   /** a load or store outside every region it may touch, or a store into a read-only region */
   | 'memory'
-  /** the instruction budget ran out */
+  /** the instruction budget ran out (see RunOptions.budget) */
   | 'budget'
   /** a bpf-to-bpf call (or callx) past MAX_CALL_DEPTH frames */
   | 'stack'
@@ -156,7 +156,7 @@ export interface VmMemory {
   /**
    * Checked access for helpers: the offset of [addr, addr + len) in bytes() when it lies inside one
    * live region (writable when `write`); otherwise throws VmError('memory'). len 0 is allowed anywhere
-   * (returns the address clamped to a number, or 0).
+   * (returns the address clamped to a number, or 0). Helpers see the whole stack area (all frames).
    */
   check(addr: bigint | number, len: number, write: boolean): number;
   /** checked read: a copy of [addr, addr + len) */
@@ -260,7 +260,11 @@ export interface VmProgram {
 export interface RunOptions {
   /** default 'jit' */
   engine?: Engine;
-  /** instructions the run may execute, tail-called programs included (default DEFAULT_BUDGET) */
+  /**
+   * Instructions the run may execute, tail-called programs included (default DEFAULT_BUDGET). Counted
+   * per basic block; checked at every loop header (target of a backward jump) and at every exit, so a
+   * run stops with VmError('budget') at most one loop-free path after the count passes the budget.
+   */
   budget?: number;
   /**
    * initial r1..r5 (u64 bits). When omitted and `input` is given: r1 = address of the input's copy,

@@ -8,15 +8,14 @@ import { accessFault, STACK_TOP, type Memory } from './memory.js';
 import { CODE_BASE, K, type LoadedProgram } from './program.js';
 import { budgetError, callHelper, callxHelper, PacketExit, tailTarget, type RunState } from './state.js';
 
-const TWO32 = 4294967296;
 const RES = new Int32Array(2);
 
 /** 64-bit address value (hi:lo) + off as a memory offset, or -1 when outside [0, 2^32) */
 function ea(lo: number, hi: number, off: number): number {
   const a = (lo >>> 0) + off;
-  if (hi === 0) return a >= 0 && a < TWO32 ? a : -1;
-  if (hi === -1) return a >= TWO32 ? a - TWO32 : -1;
-  if (hi === 1) return a < 0 ? a + TWO32 : -1;
+  if (hi === 0) return a >= 0 && a < 4294967296 ? a : -1;
+  if (hi === -1) return a >= 4294967296 ? a - 4294967296 : -1;
+  if (hi === 1) return a < 0 ? a + 4294967296 : -1;
   return -1;
 }
 
@@ -146,10 +145,10 @@ function packetLoad(mem: Memory, st: RunState, off: number, w: number): number {
 /** checked effective address of a load */
 function rd(L: Int32Array, H: Int32Array, s: number, off: number, w: number, C: Cache, mem: Memory, p: LoadedProgram, pc: number, stackLo: number): number {
   const a = ea(L[s]!, H[s]!, off);
-  const st = a - stackLo;
-  if (st >= 0 && st <= STACK_TOP - stackLo - w) return a;
   const d = a - C[0]!;
   if (d >= 0 && d < C[1]!) return a;
+  const st = a - stackLo;
+  if (st >= 0 && st <= C[4]! - stackLo - w) return a;
   slow(mem, C, p, pc, L[s]!, H[s]!, off, a, w, false, stackLo);
   return a;
 }
@@ -157,10 +156,10 @@ function rd(L: Int32Array, H: Int32Array, s: number, off: number, w: number, C: 
 /** checked effective address of a store */
 function wr(L: Int32Array, H: Int32Array, s: number, off: number, w: number, C: Cache, mem: Memory, p: LoadedProgram, pc: number, stackLo: number): number {
   const a = ea(L[s]!, H[s]!, off);
-  const st = a - stackLo;
-  if (st >= 0 && st <= STACK_TOP - stackLo - w) return a;
   const d = a - C[2]!;
   if (d >= 0 && d < C[3]!) return a;
+  const st = a - stackLo;
+  if (st >= 0 && st <= C[4]! - stackLo - w) return a;
   slow(mem, C, p, pc, L[s]!, H[s]!, off, a, w, true, stackLo);
   return a;
 }
@@ -181,16 +180,16 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
   L[10] = STACK_TOP - depth * STACK_FRAME_SIZE;
   /** lowest stack address this frame may touch: its own frame and its callers' */
   let stackLo = L[10]! - STACK_FRAME_SIZE;
-  const OP = p.op;
-  const DST = p.dst;
-  const SRC = p.src;
+  const W = p.word;
   const OFF = p.off;
   const IMM = p.imm;
   const KIND = p.kind;
   const COST = p.cost;
   const mem = p.memory;
   let dv = mem.view();
-  const C: Cache = new Float64Array(4);
+  // region cache: read lo, read limit, write lo, write limit; [4] = the stack top
+  const C: Cache = new Float64Array(5);
+  C[4] = STACK_TOP;
   // saved caller state per frame: r1..r9 lo/hi, return pc
   const frames = new Int32Array(MAX_CALL_DEPTH * 19);
   let sp = 0;
@@ -198,8 +197,9 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
   let pc = 0;
 
   for (;;) {
-    const cost = COST[pc]!;
-    if (cost !== 0) {
+    const word = W[pc]!;
+    if (word & 0x10000) {
+      const cost = COST[pc]!;
       if (cost > 0) budget -= cost;
       else {
         // a loop header: the budget is checked here (and at exits)
@@ -210,15 +210,16 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         }
       }
     }
-    const o = OP[pc]!;
-    const d = DST[pc]!;
+    const o = word & 0xff;
+    const d = (word >> 8) & 0xf;
+    const s = (word >> 12) & 0xf;
     switch (o) {
       // ---- ALU64, K ----
       case 0x07: {
         const i = IMM[pc]!;
-        const s = (L[d]! >>> 0) + (i >>> 0);
-        L[d] = s | 0;
-        H[d] = (H[d]! + (i >> 31) + (s >= TWO32 ? 1 : 0)) | 0;
+        const sum = (L[d]! >>> 0) + (i >>> 0);
+        L[d] = sum | 0;
+        H[d] = (H[d]! + (i >> 31) + (sum >= 4294967296 ? 1 : 0)) | 0;
         break;
       }
       case 0x17: {
@@ -308,14 +309,12 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
       }
       // ---- ALU64, X ----
       case 0x0f: {
-        const s = SRC[pc]!;
         const sum = (L[d]! >>> 0) + (L[s]! >>> 0);
         L[d] = sum | 0;
-        H[d] = (H[d]! + H[s]! + (sum >= TWO32 ? 1 : 0)) | 0;
+        H[d] = (H[d]! + H[s]! + (sum >= 4294967296 ? 1 : 0)) | 0;
         break;
       }
       case 0x1f: {
-        const s = SRC[pc]!;
         const a = L[d]! >>> 0;
         const b = L[s]! >>> 0;
         L[d] = (a - b) | 0;
@@ -323,52 +322,45 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0x2f: {
-        const s = SRC[pc]!;
         mul64(L[d]!, H[d]!, L[s]!, H[s]!);
         L[d] = RES[0]!;
         H[d] = RES[1]!;
         break;
       }
       case 0x3f: {
-        const s = SRC[pc]!;
         div64(L[d]!, H[d]!, L[s]!, H[s]!, OFF[pc] === 1);
         L[d] = RES[0]!;
         H[d] = RES[1]!;
         break;
       }
       case 0x4f: {
-        const s = SRC[pc]!;
         L[d] = L[d]! | L[s]!;
         H[d] = H[d]! | H[s]!;
         break;
       }
       case 0x5f: {
-        const s = SRC[pc]!;
         L[d] = L[d]! & L[s]!;
         H[d] = H[d]! & H[s]!;
         break;
       }
       case 0x6f:
-        shl64(L, H, d, L[SRC[pc]!]! & 63);
+        shl64(L, H, d, L[s]! & 63);
         break;
       case 0x7f:
-        shr64(L, H, d, L[SRC[pc]!]! & 63);
+        shr64(L, H, d, L[s]! & 63);
         break;
       case 0x9f: {
-        const s = SRC[pc]!;
         mod64(L[d]!, H[d]!, L[s]!, H[s]!, OFF[pc] === 1);
         L[d] = RES[0]!;
         H[d] = RES[1]!;
         break;
       }
       case 0xaf: {
-        const s = SRC[pc]!;
         L[d] = L[d]! ^ L[s]!;
         H[d] = H[d]! ^ H[s]!;
         break;
       }
       case 0xbf: {
-        const s = SRC[pc]!;
         const off = OFF[pc]!;
         if (off === 0) {
           L[d] = L[s]!;
@@ -389,7 +381,7 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0xcf:
-        sar64(L, H, d, L[SRC[pc]!]! & 63);
+        sar64(L, H, d, L[s]! & 63);
         break;
 
       // ---- ALU32, K ----
@@ -456,54 +448,54 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
       }
       // ---- ALU32, X ----
       case 0x0c:
-        L[d] = (L[d]! + L[SRC[pc]!]!) | 0;
+        L[d] = (L[d]! + L[s]!) | 0;
         H[d] = 0;
         break;
       case 0x1c:
-        L[d] = (L[d]! - L[SRC[pc]!]!) | 0;
+        L[d] = (L[d]! - L[s]!) | 0;
         H[d] = 0;
         break;
       case 0x2c:
-        L[d] = Math.imul(L[d]!, L[SRC[pc]!]!);
+        L[d] = Math.imul(L[d]!, L[s]!);
         H[d] = 0;
         break;
       case 0x3c:
-        L[d] = div32(L[d]!, L[SRC[pc]!]!, OFF[pc] === 1);
+        L[d] = div32(L[d]!, L[s]!, OFF[pc] === 1);
         H[d] = 0;
         break;
       case 0x4c:
-        L[d] = L[d]! | L[SRC[pc]!]!;
+        L[d] = L[d]! | L[s]!;
         H[d] = 0;
         break;
       case 0x5c:
-        L[d] = L[d]! & L[SRC[pc]!]!;
+        L[d] = L[d]! & L[s]!;
         H[d] = 0;
         break;
       case 0x6c:
-        L[d] = L[d]! << L[SRC[pc]!]!;
+        L[d] = L[d]! << L[s]!;
         H[d] = 0;
         break;
       case 0x7c:
-        L[d] = L[d]! >>> L[SRC[pc]!]!;
+        L[d] = L[d]! >>> L[s]!;
         H[d] = 0;
         break;
       case 0x9c:
-        L[d] = mod32(L[d]!, L[SRC[pc]!]!, OFF[pc] === 1);
+        L[d] = mod32(L[d]!, L[s]!, OFF[pc] === 1);
         H[d] = 0;
         break;
       case 0xac:
-        L[d] = L[d]! ^ L[SRC[pc]!]!;
+        L[d] = L[d]! ^ L[s]!;
         H[d] = 0;
         break;
       case 0xbc: {
         const off = OFF[pc]!;
-        const v = L[SRC[pc]!]!;
+        const v = L[s]!;
         L[d] = off === 8 ? (v << 24) >> 24 : off === 16 ? (v << 16) >> 16 : v;
         H[d] = 0;
         break;
       }
       case 0xcc:
-        L[d] = L[d]! >> L[SRC[pc]!]!;
+        L[d] = L[d]! >> L[s]!;
         H[d] = 0;
         break;
       case 0xdc: {
@@ -536,7 +528,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0x1d: {
-        const s = SRC[pc]!;
         if (L[d] === L[s] && H[d] === H[s]) pc += OFF[pc]!;
         break;
       }
@@ -546,7 +537,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0x5d: {
-        const s = SRC[pc]!;
         if (L[d] !== L[s] || H[d] !== H[s]) pc += OFF[pc]!;
         break;
       }
@@ -556,7 +546,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0x4d: {
-        const s = SRC[pc]!;
         if ((L[d]! & L[s]!) !== 0 || (H[d]! & H[s]!) !== 0) pc += OFF[pc]!;
         break;
       }
@@ -566,7 +555,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0x2d: {
-        const s = SRC[pc]!;
         if (ugt(H[d]!, L[d]!, H[s]!, L[s]!)) pc += OFF[pc]!;
         break;
       }
@@ -576,7 +564,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0x3d: {
-        const s = SRC[pc]!;
         if (uge(H[d]!, L[d]!, H[s]!, L[s]!)) pc += OFF[pc]!;
         break;
       }
@@ -586,7 +573,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0xad: {
-        const s = SRC[pc]!;
         if (ugt(H[s]!, L[s]!, H[d]!, L[d]!)) pc += OFF[pc]!;
         break;
       }
@@ -596,7 +582,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0xbd: {
-        const s = SRC[pc]!;
         if (uge(H[s]!, L[s]!, H[d]!, L[d]!)) pc += OFF[pc]!;
         break;
       }
@@ -606,7 +591,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0x6d: {
-        const s = SRC[pc]!;
         if (sgt(H[d]!, L[d]!, H[s]!, L[s]!)) pc += OFF[pc]!;
         break;
       }
@@ -616,7 +600,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0x7d: {
-        const s = SRC[pc]!;
         if (sge(H[d]!, L[d]!, H[s]!, L[s]!)) pc += OFF[pc]!;
         break;
       }
@@ -626,7 +609,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0xcd: {
-        const s = SRC[pc]!;
         if (sgt(H[s]!, L[s]!, H[d]!, L[d]!)) pc += OFF[pc]!;
         break;
       }
@@ -636,7 +618,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         break;
       }
       case 0xdd: {
-        const s = SRC[pc]!;
         if (sge(H[s]!, L[s]!, H[d]!, L[d]!)) pc += OFF[pc]!;
         break;
       }
@@ -645,67 +626,67 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
         if (L[d] === IMM[pc]) pc += OFF[pc]!;
         break;
       case 0x1e:
-        if (L[d] === L[SRC[pc]!]) pc += OFF[pc]!;
+        if (L[d] === L[s]) pc += OFF[pc]!;
         break;
       case 0x56:
         if (L[d] !== IMM[pc]) pc += OFF[pc]!;
         break;
       case 0x5e:
-        if (L[d] !== L[SRC[pc]!]) pc += OFF[pc]!;
+        if (L[d] !== L[s]) pc += OFF[pc]!;
         break;
       case 0x46:
         if ((L[d]! & IMM[pc]!) !== 0) pc += OFF[pc]!;
         break;
       case 0x4e:
-        if ((L[d]! & L[SRC[pc]!]!) !== 0) pc += OFF[pc]!;
+        if ((L[d]! & L[s]!) !== 0) pc += OFF[pc]!;
         break;
       case 0x26:
         if (L[d]! >>> 0 > IMM[pc]! >>> 0) pc += OFF[pc]!;
         break;
       case 0x2e:
-        if (L[d]! >>> 0 > L[SRC[pc]!]! >>> 0) pc += OFF[pc]!;
+        if (L[d]! >>> 0 > L[s]! >>> 0) pc += OFF[pc]!;
         break;
       case 0x36:
         if (L[d]! >>> 0 >= IMM[pc]! >>> 0) pc += OFF[pc]!;
         break;
       case 0x3e:
-        if (L[d]! >>> 0 >= L[SRC[pc]!]! >>> 0) pc += OFF[pc]!;
+        if (L[d]! >>> 0 >= L[s]! >>> 0) pc += OFF[pc]!;
         break;
       case 0xa6:
         if (L[d]! >>> 0 < IMM[pc]! >>> 0) pc += OFF[pc]!;
         break;
       case 0xae:
-        if (L[d]! >>> 0 < L[SRC[pc]!]! >>> 0) pc += OFF[pc]!;
+        if (L[d]! >>> 0 < L[s]! >>> 0) pc += OFF[pc]!;
         break;
       case 0xb6:
         if (L[d]! >>> 0 <= IMM[pc]! >>> 0) pc += OFF[pc]!;
         break;
       case 0xbe:
-        if (L[d]! >>> 0 <= L[SRC[pc]!]! >>> 0) pc += OFF[pc]!;
+        if (L[d]! >>> 0 <= L[s]! >>> 0) pc += OFF[pc]!;
         break;
       case 0x66:
         if (L[d]! > IMM[pc]!) pc += OFF[pc]!;
         break;
       case 0x6e:
-        if (L[d]! > L[SRC[pc]!]!) pc += OFF[pc]!;
+        if (L[d]! > L[s]!) pc += OFF[pc]!;
         break;
       case 0x76:
         if (L[d]! >= IMM[pc]!) pc += OFF[pc]!;
         break;
       case 0x7e:
-        if (L[d]! >= L[SRC[pc]!]!) pc += OFF[pc]!;
+        if (L[d]! >= L[s]!) pc += OFF[pc]!;
         break;
       case 0xc6:
         if (L[d]! < IMM[pc]!) pc += OFF[pc]!;
         break;
       case 0xce:
-        if (L[d]! < L[SRC[pc]!]!) pc += OFF[pc]!;
+        if (L[d]! < L[s]!) pc += OFF[pc]!;
         break;
       case 0xd6:
         if (L[d]! <= IMM[pc]!) pc += OFF[pc]!;
         break;
       case 0xde:
-        if (L[d]! <= L[SRC[pc]!]!) pc += OFF[pc]!;
+        if (L[d]! <= L[s]!) pc += OFF[pc]!;
         break;
 
       // ---- calls and exit ----
@@ -839,7 +820,7 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
       case 0x50: {
         st.budget = budget; // a packet exit ends the run here
         const w = o & 0x10 ? 1 : o & 0x08 ? 2 : 4;
-        const off = (o & 0x40 ? (L[SRC[pc]!]! + IMM[pc]!) | 0 : IMM[pc]!);
+        const off = (o & 0x40 ? (L[s]! + IMM[pc]!) | 0 : IMM[pc]!);
         L[0] = packetLoad(mem, st, off, w);
         H[0] = 0;
         break;
@@ -847,45 +828,45 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
 
       // ---- LDX ----
       case 0x61: {
-        const a = rd(L, H, SRC[pc]!, OFF[pc]!, 4, C, mem, p, pc, stackLo);
+        const a = rd(L, H, s, OFF[pc]!, 4, C, mem, p, pc, stackLo);
         L[d] = dv.getInt32(a, true);
         H[d] = 0;
         break;
       }
       case 0x69: {
-        const a = rd(L, H, SRC[pc]!, OFF[pc]!, 2, C, mem, p, pc, stackLo);
+        const a = rd(L, H, s, OFF[pc]!, 2, C, mem, p, pc, stackLo);
         L[d] = dv.getUint16(a, true);
         H[d] = 0;
         break;
       }
       case 0x71: {
-        const a = rd(L, H, SRC[pc]!, OFF[pc]!, 1, C, mem, p, pc, stackLo);
+        const a = rd(L, H, s, OFF[pc]!, 1, C, mem, p, pc, stackLo);
         L[d] = dv.getUint8(a);
         H[d] = 0;
         break;
       }
       case 0x79: {
-        const a = rd(L, H, SRC[pc]!, OFF[pc]!, 8, C, mem, p, pc, stackLo);
+        const a = rd(L, H, s, OFF[pc]!, 8, C, mem, p, pc, stackLo);
         L[d] = dv.getInt32(a, true);
         H[d] = dv.getInt32(a + 4, true);
         break;
       }
       case 0x81: {
-        const a = rd(L, H, SRC[pc]!, OFF[pc]!, 4, C, mem, p, pc, stackLo);
+        const a = rd(L, H, s, OFF[pc]!, 4, C, mem, p, pc, stackLo);
         const v = dv.getInt32(a, true);
         L[d] = v;
         H[d] = v >> 31;
         break;
       }
       case 0x89: {
-        const a = rd(L, H, SRC[pc]!, OFF[pc]!, 2, C, mem, p, pc, stackLo);
+        const a = rd(L, H, s, OFF[pc]!, 2, C, mem, p, pc, stackLo);
         const v = dv.getInt16(a, true);
         L[d] = v;
         H[d] = v >> 31;
         break;
       }
       case 0x91: {
-        const a = rd(L, H, SRC[pc]!, OFF[pc]!, 1, C, mem, p, pc, stackLo);
+        const a = rd(L, H, s, OFF[pc]!, 1, C, mem, p, pc, stackLo);
         const v = dv.getInt8(a);
         L[d] = v;
         H[d] = v >> 31;
@@ -910,17 +891,16 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
       }
       // ---- STX ----
       case 0x63:
-        dv.setInt32(wr(L, H, d, OFF[pc]!, 4, C, mem, p, pc, stackLo), L[SRC[pc]!]!, true);
+        dv.setInt32(wr(L, H, d, OFF[pc]!, 4, C, mem, p, pc, stackLo), L[s]!, true);
         break;
       case 0x6b:
-        dv.setInt16(wr(L, H, d, OFF[pc]!, 2, C, mem, p, pc, stackLo), L[SRC[pc]!]!, true);
+        dv.setInt16(wr(L, H, d, OFF[pc]!, 2, C, mem, p, pc, stackLo), L[s]!, true);
         break;
       case 0x73:
-        dv.setInt8(wr(L, H, d, OFF[pc]!, 1, C, mem, p, pc, stackLo), L[SRC[pc]!]!);
+        dv.setInt8(wr(L, H, d, OFF[pc]!, 1, C, mem, p, pc, stackLo), L[s]!);
         break;
       case 0x7b: {
         const a = wr(L, H, d, OFF[pc]!, 8, C, mem, p, pc, stackLo);
-        const s = SRC[pc]!;
         dv.setInt32(a, L[s]!, true);
         dv.setInt32(a + 4, H[s]!, true);
         break;
@@ -928,7 +908,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
       // ---- atomics ----
       case 0xc3: {
         const a = wr(L, H, d, OFF[pc]!, 4, C, mem, p, pc, stackLo);
-        const s = SRC[pc]!;
         const op = IMM[pc]!;
         const old = dv.getInt32(a, true);
         const v = L[s]!;
@@ -964,7 +943,6 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
       }
       case 0xdb: {
         const a = wr(L, H, d, OFF[pc]!, 8, C, mem, p, pc, stackLo);
-        const s = SRC[pc]!;
         const op = IMM[pc]!;
         const ol = dv.getInt32(a, true);
         const oh = dv.getInt32(a + 4, true);
@@ -985,7 +963,7 @@ export function interpret(p: LoadedProgram, args: readonly bigint[], depth0: num
           case 0x00: {
             const sum = (ol >>> 0) + (vl >>> 0);
             nl = sum | 0;
-            nh = (oh + vh + (sum >= TWO32 ? 1 : 0)) | 0;
+            nh = (oh + vh + (sum >= 4294967296 ? 1 : 0)) | 0;
             break;
           }
           case 0x40:

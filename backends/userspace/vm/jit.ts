@@ -3,21 +3,24 @@
 // * Each eBPF function (the entry and every bpf-to-bpf call / code_addr target) becomes one Wasm
 //   function (r1..r5, depth) -> r0 over the code reachable from its entry; r0..r10 are i64 locals, so
 //   r6..r9 survive calls for free. Code reachable from two entries is compiled into both.
-// * Control flow: the function's basic blocks (the program's leaders, shared with the interpreter) in
-//   address order inside nested Wasm blocks; a forward jump is a direct `br` out to the target's block,
-//   a backward jump sets a label local and branches to a loop whose head dispatches with br_table.
+// * Control flow: basic blocks are the program's leaders (shared with the interpreter). Reducible
+//   functions are laid out in a loop-contiguous reverse postorder: a Wasm `loop` per natural loop, a
+//   Wasm `block` per forward branch target, branches straight to them; short side-effect-free blocks
+//   skipped by a conditional jump become selects. Irreducible functions use a br_table dispatcher.
 // * Memory: the VmMemory's WebAssembly.Memory is imported. Every access is checked: r10-relative
-//   accesses inside the current frame need no check, others test a one-region cache (separate for loads
-//   and stores, two globals each) and the stack range inline, then call a slow path that looks the
-//   region up (and refills the cache) or throws the fault naming the instruction.
-// * Budget: an i64 local charged at every block entry (the same leaders the interpreter charges at),
-//   synced with a global around calls.
+//   accesses inside the current frame need no check; others test a one-region cache in locals (one for
+//   loads, one for stores) and on a miss binary-search the region table VmMemory mirrors into linear
+//   memory, inline, faulting through an import that never returns. No returning call sits on the memory
+//   path, so V8 keeps the registers in registers; branch hints mark the cold sides.
+// * Budget: an i64 local charged at every block entry and checked at loop headers and exits (the same
+//   points as the interpreter), synced with a global around calls.
 // * Helpers, tail calls, callx of helper ids and legacy packet loads are imported JS functions.
 // Modules are cached by program hash + resolved constants; instances per loaded program.
 
+import v8 from 'node:v8';
 import { MAX_CALL_DEPTH, STACK_FRAME_SIZE, VmError } from './api.js';
 import { ALU_OP, CLS, JMP_OP, MODE, OP_LDDW } from './isa.js';
-import { accessFault, STACK_TOP, type Memory } from './memory.js';
+import { accessFault, REGION_STACK, REGION_WRITABLE, STACK_TOP, TABLE_INFO, type Memory } from './memory.js';
 import { CODE_BASE, K, type LoadedProgram } from './program.js';
 import { budgetError, callHelper, callxHelper, PacketExit, tailTarget, type RunState } from './state.js';
 import { buildModule, Bytes, OP, T, type FuncType } from './wasm.js';
@@ -34,42 +37,33 @@ const L_B = 14;
 const L_LABEL = 15;
 const L_A = 16;
 const L_FP = 17;
-const L_SLO = 18;
-const L_SLEN = 19;
-const L_RLO = 20;
-const L_RLIM = 21;
-const L_WLO = 22;
-const L_WLIM = 23;
-const L_SAVE = 24;
-const L_C = 25;
+const L_RLO = 18;
+const L_RLIM = 19;
+const L_WLO = 20;
+const L_WLIM = 21;
+const L_SAVE = 22;
+const L_C = 23;
+const L_I0 = 24;
+const L_I1 = 25;
+const L_I2 = 26;
 const REG = [L_R0, 0, 1, 2, 3, 4, L_R6, L_R6 + 1, L_R6 + 2, L_R6 + 3, L_R10];
 
 // globals
 const G_BUDGET = 0;
-const G_RLO = 1;
-const G_RLIM = 2;
-const G_WLO = 3;
-const G_WLIM = 4;
-const G_TC = 5;
+const G_TC = 1;
 
 // imported functions
 const F_FAULT_BUDGET = 0;
 const F_FAULT_STACK = 1;
-const F_SLOW_R = 2;
-const F_SLOW_W = 3;
-const F_TAIL = 4;
-const F_CALLX = 5;
-const F_LDABS = 6;
-const F_HELPERS = 7;
+const F_FAULT_MEM = 2;
+const F_TAIL = 3;
+const F_CALLX = 4;
+const F_LDABS = 5;
 
 interface JitExports {
   run: (r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint, depth: number) => bigint;
   budget: WebAssembly.Global;
-  rlim: WebAssembly.Global;
-  wlim: WebAssembly.Global;
   tc: WebAssembly.Global;
-  rlo: WebAssembly.Global;
-  wlo: WebAssembly.Global;
 }
 
 interface Compiled {
@@ -80,6 +74,12 @@ interface Compiled {
   dispatched: number;
 }
 
+// Branch hints (which sides of the checks are cold) let V8 keep slow paths and their spills out of the
+// hot code. Node 20's V8 reads them only behind this flag; it affects only modules that carry hints.
+// Set WASM_BPF_VM_NO_BRANCH_HINTS=1 to leave V8's flags alone.
+if (process.env.WASM_BPF_VM_NO_BRANCH_HINTS === undefined && /^1[0-2]\./.test(process.versions.v8)) {
+  v8.setFlagsFromString('--experimental-wasm-branch-hinting');
+}
 const moduleCache = new Map<string, Compiled>();
 const MODULE_CACHE_MAX = 256;
 
@@ -93,23 +93,13 @@ class JitInstance {
     const mem = p.memory;
     const self = this;
     const state = (): RunState => self.st!;
-    const slow = (write: boolean) => (addr: bigint, w: number, pc: number, depth: number): number => {
+    // a load or store no live region allows (the compiled code looked the table up itself): throw
+    const faultMem = (addr: bigint, info: number, pc: number, depth: number): void => {
       const a = BigInt.asUintN(64, addr);
-      const r = a < 1n << 32n ? mem.findNum(Number(a), w) : undefined;
+      const w = info & 0xf;
+      const write = (info & 0x10) !== 0;
       const stackLo = STACK_TOP - (depth + 1) * STACK_FRAME_SIZE;
-      if (r === undefined || (write && !r.writable) || (r === mem.stack && Number(a) < stackLo)) {
-        throw new VmError('memory', accessFault(mem, Number(a & 0xffffffffn), Number(a >> 32n) | 0, w, write, stackLo), { pc, insn: p.text(pc), program: p.name });
-      }
-      if (r === mem.stack) return Number(a);
-      const ex = self.ex;
-      if (write) {
-        ex.wlo.value = BigInt(r.addr);
-        ex.wlim.value = BigInt(r.size >= 8 ? r.size - 7 : 0);
-      } else {
-        ex.rlo.value = BigInt(r.addr);
-        ex.rlim.value = BigInt(r.size >= 8 ? r.size - 7 : 0);
-      }
-      return Number(a);
+      throw new VmError('memory', accessFault(mem, Number(a & 0xffffffffn), Number(a >> 32n) | 0, w, write, stackLo), { pc, insn: p.text(pc), program: p.name });
     };
     const h: Record<string, WebAssembly.ImportValue> = {
       fault_budget: (pc: number): void => {
@@ -118,8 +108,7 @@ class JitInstance {
       fault_stack: (pc: number): void => {
         throw new VmError('stack', `call depth exceeds ${MAX_CALL_DEPTH} frames`, { pc, insn: p.text(pc), program: p.name });
       },
-      slow_r: slow(false),
-      slow_w: slow(true),
+      fault_mem: faultMem,
       tail: (r1: bigint, r2: bigint, r3: bigint, pc: number, depth: number): bigint => {
         const st = state();
         const t = tailTarget(p, pc, st, r2, r3);
@@ -158,8 +147,6 @@ class JitInstance {
     this.st = st;
     const ex = this.ex;
     ex.budget.value = BigInt(st.budget);
-    ex.rlim.value = 0n;
-    ex.wlim.value = 0n;
     ex.tc.value = 0;
     try {
       const r0 = ex.run(args[0] ?? 0n, args[1] ?? 0n, args[2] ?? 0n, args[3] ?? 0n, args[4] ?? 0n, depth);
@@ -255,7 +242,7 @@ function successors(p: LoadedProgram, pc: number): number[] {
 function generate(p: LoadedProgram): Uint8Array<ArrayBuffer> {
   const types = new Types();
   const tFault = types.get([T.i32], []);
-  const tSlow = types.get([T.i64, T.i32, T.i32, T.i32], [T.i32]);
+  const tFaultMem = types.get([T.i64, T.i32, T.i32, T.i32], []);
   const tTail = types.get([T.i64, T.i64, T.i64, T.i32, T.i32], [T.i64]);
   const tCallx = types.get([T.i64, T.i64, T.i64, T.i64, T.i64, T.i64, T.i32], [T.i64]);
   const tLdabs = types.get([T.i32, T.i32, T.i32], [T.i64]);
@@ -264,8 +251,7 @@ function generate(p: LoadedProgram): Uint8Array<ArrayBuffer> {
   const funcImports = [
     { module: 'h', name: 'fault_budget', type: tFault },
     { module: 'h', name: 'fault_stack', type: tFault },
-    { module: 'h', name: 'slow_r', type: tSlow },
-    { module: 'h', name: 'slow_w', type: tSlow },
+    { module: 'h', name: 'fault_mem', type: tFaultMem },
     { module: 'h', name: 'tail', type: tTail },
     { module: 'h', name: 'callx', type: tCallx },
     { module: 'h', name: 'ldabs', type: tLdabs },
@@ -278,17 +264,16 @@ function generate(p: LoadedProgram): Uint8Array<ArrayBuffer> {
   const firstFunc = funcImports.length;
   const funcIndex = new Map<number, number>();
   p.functions.forEach((f, k) => funcIndex.set(f, firstFunc + k));
-  void F_HELPERS;
 
   const funcs = p.functions.map((entry) => ({
     type: tFunc,
+    ...genFunction(p, entry, funcIndex, helperIndex),
     locals: [
       [9, T.i64],
       [3, T.i32],
-      [7, T.i64],
-      [1, T.i32],
+      [5, T.i64],
+      [4, T.i32],
     ] as [number, number][],
-    body: genFunction(p, entry, funcIndex, helperIndex),
   }));
   return buildModule({
     types: types.list,
@@ -296,20 +281,12 @@ function generate(p: LoadedProgram): Uint8Array<ArrayBuffer> {
     memoryImport: { module: 'm', name: 'mem' },
     globals: [
       { type: T.i64, init: 0n },
-      { type: T.i64, init: 0n },
-      { type: T.i64, init: 0n },
-      { type: T.i64, init: 0n },
-      { type: T.i64, init: 0n },
       { type: T.i32, init: 0 },
     ],
     funcs,
     exports: [
       { name: 'run', kind: 'func', index: firstFunc },
       { name: 'budget', kind: 'global', index: G_BUDGET },
-      { name: 'rlo', kind: 'global', index: G_RLO },
-      { name: 'rlim', kind: 'global', index: G_RLIM },
-      { name: 'wlo', kind: 'global', index: G_WLO },
-      { name: 'wlim', kind: 'global', index: G_WLIM },
       { name: 'tc', kind: 'global', index: G_TC },
     ],
   });
@@ -336,7 +313,7 @@ const ALU32: Record<number, number> = {
   [ALU_OP.ARSH]: OP.i32_shr_s,
 };
 
-function genFunction(p: LoadedProgram, entry: number, funcIndex: Map<number, number>, helperIndex: Map<number, number>): Uint8Array<ArrayBuffer> {
+function genFunction(p: LoadedProgram, entry: number, funcIndex: Map<number, number>, helperIndex: Map<number, number>): { body: Uint8Array<ArrayBuffer>; hints: [number, number][] } {
   const n = p.length;
   // reachable code
   const seen = new Uint8Array(n);
@@ -383,12 +360,13 @@ function genFunction(p: LoadedProgram, entry: number, funcIndex: Map<number, num
   const entryBlock = blockOf.get(entry)!;
   if (!structured(p, g, nb, starts, ends, entryBlock, jumpTo, blockOf)) {
     g.b = new Bytes();
-    g.ctl = [];
+    g.hints = [];
+    g.ctl = new Ctl();
     g.prologue();
     dispatch(p, g, nb, starts, ends, entryBlock, blockOf);
     stats.dispatched++;
   }
-  return g.b.out().slice();
+  return { body: g.b.out().slice(), hints: g.hints };
 }
 
 /** how the last generated module's functions were laid out */
@@ -410,107 +388,296 @@ function pure(p: LoadedProgram, pc: number): boolean {
 }
 
 /**
- * Structured control flow (reducible functions): a Wasm loop per loop header (spanning to its last back
- * edge), a Wasm block per forward target (opened at the function start or at the header of the innermost
- * loop holding the target), branches straight to them. Short side-effect-free blocks skipped by a
- * conditional jump become selects. Returns false when the function does not fit (irreducible flow).
+ * Structured control flow for reducible functions (what compilers emit). Blocks are laid out in a
+ * loop-contiguous reverse postorder: every loop (natural loop of a back edge whose target dominates its
+ * source) is one Wasm `loop` headed by its header; every block reached by a forward branch gets a Wasm
+ * `block` that ends just before it, opened at the function start or inside the innermost loop holding
+ * it. Branches go straight to those labels. A short side-effect-free block that a conditional jump skips
+ * (a "triangle") is executed under a select instead of branched around. Returns false for irreducible
+ * control flow (then the caller uses the dispatcher).
  */
 function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends: number[], entryBlock: number, jumpTo: (k: number) => number, blockOf: Map<number, number>): boolean {
-  if (entryBlock !== 0) return false;
-  const loops = new Map<number, number>(); // header -> last block
-  const fwd = new Map<number, number[]>(); // target -> sources
+  // ---- CFG on blocks: taken (-1: none) and fallthrough (-1: none) successors
+  const taken = new Int32Array(nb).fill(-1);
+  const fall = new Int32Array(nb).fill(-1);
+  const cond = new Uint8Array(nb);
   for (let k = 0; k < nb; k++) {
+    let pc = ends[k]! - 1;
+    if (p.kind[pc] === K.LDDW2) pc--;
+    const op = p.op[pc]!;
+    const c = op & 7;
+    const isJmp = c === CLS.JMP || c === CLS.JMP32;
+    const code = op & 0xf0;
+    if (isJmp && code === JMP_OP.EXIT) continue;
+    if (isJmp && code === JMP_OP.JA) {
+      taken[k] = jumpTo(k);
+      continue;
+    }
     const t = jumpTo(k);
-    if (t < 0) continue;
-    if (t <= k) loops.set(t, Math.max(loops.get(t) ?? t, k));
-    else if (t !== k + 1) {
-      let l = fwd.get(t);
-      if (l === undefined) fwd.set(t, (l = []));
-      l.push(k);
+    if (t >= 0) {
+      taken[k] = t;
+      cond[k] = 1;
+    }
+    const next = blockOf.get(ends[k]!);
+    if (next !== undefined) fall[k] = next;
+  }
+  // ---- triangles: k --cond--> c, k --fall--> m, m pure and only reached from k, m --fall--> c
+  const preds = new Int32Array(nb);
+  for (let k = 0; k < nb; k++) {
+    if (taken[k] >= 0) preds[taken[k]!]++;
+    if (fall[k] >= 0) preds[fall[k]!]++;
+  }
+  const absorbed = new Uint8Array(nb);
+  const select = new Int32Array(nb).fill(-1); // k -> the absorbed block
+  for (let k = 0; k < nb; k++) {
+    if (!cond[k] || absorbed[k]) continue;
+    const m = fall[k]!;
+    const c = taken[k]!;
+    if (m < 0 || m === c || absorbed[m] || m === entryBlock || preds[m] !== 1 || taken[m] !== -1 || fall[m] !== c) continue;
+    const s = starts[m]!;
+    if (p.cost[s]! < 0 || Math.abs(p.cost[s]!) > 6 || p.functions.includes(s)) continue;
+    let ok = true;
+    for (let pc = s; pc < ends[m]! && ok; pc++) if (p.kind[pc] !== K.LDDW2 && !pure(p, pc)) ok = false;
+    if (!ok) continue;
+    absorbed[m] = 1;
+    select[k] = m;
+  }
+  const succ = (k: number): number[] => {
+    const out: number[] = [];
+    if (select[k] >= 0) {
+      out.push(taken[k]!);
+      return out;
+    }
+    if (taken[k] >= 0) out.push(taken[k]!);
+    if (fall[k] >= 0 && fall[k] !== taken[k]) out.push(fall[k]!);
+    return out;
+  };
+
+  // ---- reverse postorder from the entry (iterative DFS)
+  const rpoIndex = new Int32Array(nb).fill(-1);
+  const post: number[] = [];
+  {
+    const visited = new Uint8Array(nb);
+    const stack: [number, number][] = [[entryBlock, 0]];
+    visited[entryBlock] = 1;
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const ss = succ(top[0]);
+      if (top[1] < ss.length) {
+        const nx = ss[top[1]++]!;
+        if (!visited[nx]) {
+          visited[nx] = 1;
+          stack.push([nx, 0]);
+        }
+      } else {
+        post.push(top[0]);
+        stack.pop();
+      }
     }
   }
-  // nest the loops properly: a loop that starts inside another must end inside it too, so the outer
-  // one is stretched (headers from last to first: the inner ends are final when an outer one is done)
-  const hs = [...loops.keys()].sort((a, b) => a - b);
-  for (let i = hs.length - 1; i >= 0; i--) {
-    let end = loops.get(hs[i]!)!;
-    for (let j = i + 1; j < hs.length && hs[j]! <= end; j++) end = Math.max(end, loops.get(hs[j]!)!);
-    loops.set(hs[i]!, end);
-  }
-  const innermost = (t: number): number => {
-    let best = -1;
-    for (const h of hs) if (h < t && t <= loops.get(h)! && h > best) best = h;
-    return best;
+  const rpo = post.reverse();
+  rpo.forEach((k, i) => (rpoIndex[k] = i));
+  const predList: number[][] = Array.from({ length: nb }, () => []);
+  for (const k of rpo) for (const x of succ(k)) predList[x]!.push(k);
+
+  // ---- dominators (Cooper, Harvey, Kennedy), on RPO indices
+  const idom = new Int32Array(nb).fill(-1);
+  idom[entryBlock] = entryBlock;
+  const intersect = (a: number, b: number): number => {
+    while (a !== b) {
+      while (rpoIndex[a]! > rpoIndex[b]!) a = idom[a]!;
+      while (rpoIndex[b]! > rpoIndex[a]!) b = idom[b]!;
+    }
+    return a;
   };
-  const openAt = new Map<number, number[]>(); // position (-1: function start) -> targets to open there
-  for (const [t, srcs] of fwd) {
-    const at = innermost(t);
-    if (srcs.some((s) => s < at)) return false; // a jump into the middle of a loop
-    let l = openAt.get(at);
-    if (l === undefined) openAt.set(at, (l = []));
-    l.push(t);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const k of rpo) {
+      if (k === entryBlock) continue;
+      let d = -1;
+      for (const q of predList[k]!) if (idom[q] !== -1) d = d === -1 ? q : intersect(q, d);
+      if (d !== idom[k]) {
+        idom[k] = d;
+        changed = true;
+      }
+    }
   }
-  // triangles: block k ends with a conditional jump to k + 2 over a short pure block k + 1
-  const absorbed = new Uint8Array(nb);
-  const select = new Uint8Array(nb);
-  for (let k = 0; k + 2 < nb; k++) {
-    if (absorbed[k] || jumpTo(k) !== k + 2) continue;
-    const lp = ends[k]! - 1;
-    const op = p.op[lp]!;
-    if ((op & 0xf0) === JMP_OP.JA) continue;
-    const s = starts[k + 1]!;
-    const e = ends[k + 1]!;
-    if (e !== starts[k + 2] || p.jumpTarget[s] || p.cost[s]! < 0 || p.functions.includes(s) || Math.abs(p.cost[s]!) > 6) continue;
-    let ok = true;
-    for (let pc = s; pc < e && ok; pc++) if (p.kind[pc] !== K.LDDW2 && !pure(p, pc)) ok = false;
-    if (!ok) continue;
-    select[k] = 1;
-    absorbed[k + 1] = 1;
+  const dominates = (a: number, b: number): boolean => {
+    for (let x = b; ; x = idom[x]!) {
+      if (x === a) return true;
+      if (x === entryBlock) return false;
+    }
+  };
+
+  // ---- natural loops
+  const loopOf = new Int32Array(nb).fill(-1); // innermost loop header containing the block (a header: itself)
+  const headers: number[] = [];
+  const backSrc = new Map<number, number[]>();
+  for (const u of rpo) {
+    for (const v of succ(u)) {
+      if (rpoIndex[v]! <= rpoIndex[u]!) {
+        if (!dominates(v, u)) return false; // irreducible
+        let l = backSrc.get(v);
+        if (l === undefined) {
+          backSrc.set(v, (l = []));
+          headers.push(v);
+        }
+        l.push(u);
+      }
+    }
+  }
+  // bodies, outer loops first (lower RPO index of header = outer or earlier), inner ones overwrite
+  headers.sort((a, b) => rpoIndex[a]! - rpoIndex[b]!);
+  const parentLoop = new Map<number, number>();
+  const members = new Map<number, number[]>();
+  for (const h of headers) {
+    const body = new Set<number>([h]);
+    const work = [...backSrc.get(h)!];
+    while (work.length > 0) {
+      const x = work.pop()!;
+      if (body.has(x)) continue;
+      body.add(x);
+      for (const q of predList[x]!) if (!body.has(q)) work.push(q);
+    }
+    parentLoop.set(h, loopOf[h]!);
+    for (const x of body) loopOf[x] = h;
+    members.set(h, [...body].sort((a, b) => rpoIndex[a]! - rpoIndex[b]!));
   }
 
+  // ---- loop-contiguous order
+  const order: number[] = [];
+  const placed = new Uint8Array(nb);
+  const childOf = (region: number, x: number): number => {
+    // the loop directly inside `region` that holds x (-1: x belongs to region itself)
+    let l = loopOf[x]!;
+    if (l === region) return -1;
+    for (;;) {
+      const par = parentLoop.get(l)!;
+      if (par === region) return l;
+      if (par === -1) return l;
+      l = par;
+    }
+  };
+  const place = (region: number): void => {
+    const list = region === -1 ? rpo : members.get(region)!;
+    for (const x of list) {
+      if (placed[x]) continue;
+      if (region !== -1 && x === region) {
+        placed[x] = 1;
+        order.push(x);
+        continue;
+      }
+      const c = childOf(region, x);
+      if (c === -1) {
+        placed[x] = 1;
+        order.push(x);
+      } else place(c);
+    }
+  };
+  place(-1);
+  const pos = new Int32Array(nb).fill(-1);
+  order.forEach((k, i) => (pos[k] = i));
+  const lastPos = new Map<number, number>();
+  for (const h of headers) lastPos.set(h, Math.max(...members.get(h)!.map((x) => pos[x]!)));
+  for (const h of headers) {
+    // contiguity check (guaranteed by construction; be safe)
+    if (lastPos.get(h)! - pos[h]! + 1 !== members.get(h)!.length) return false;
+  }
+
+  // ---- which forward targets need a Wasm block, and where it opens
+  const needBlock = new Set<number>();
+  for (let i = 0; i < order.length; i++) {
+    const k = order[i]!;
+    const edges: [number, boolean][] = []; // target, conditional
+    if (select[k] >= 0) edges.push([taken[k]!, false]);
+    else if (cond[k]) edges.push([taken[k]!, true], [fall[k]!, false]);
+    else if (taken[k] >= 0) edges.push([taken[k]!, false]);
+    else if (fall[k] >= 0) edges.push([fall[k]!, false]);
+    for (const [x, conditional] of edges) {
+      if (x >= 0 && pos[x]! > i && (conditional || pos[x] !== i + 1)) needBlock.add(x);
+    }
+  }
+  const enclosing = (x: number): number => {
+    // innermost loop strictly containing x (for a header: its parent loop)
+    const l = loopOf[x]!;
+    if (l === -1) return -1;
+    if (l === x) return parentLoop.get(x)!;
+    return l;
+  };
+  const openAt = new Map<number, number[]>(); // position of a loop header (-1: function start) -> targets
+  for (const x of needBlock) {
+    const l = enclosing(x);
+    const at = l === -1 ? -1 : pos[l]!;
+    let list = openAt.get(at);
+    if (list === undefined) openAt.set(at, (list = []));
+    list.push(x);
+  }
+
+  // ---- emit
   const b = g.b;
   const ctl = g.ctl;
   const openBlocks = (at: number): void => {
-    const ts = (openAt.get(at) ?? []).sort((a, c) => c - a);
-    for (const t of ts) {
+    const xs = (openAt.get(at) ?? []).sort((a, c) => pos[c]! - pos[a]!);
+    for (const x of xs) {
       b.byte(OP.block).byte(T.void);
-      ctl.push(`b${t}`);
+      ctl.push(`b${x}`);
     }
   };
+  g.blockOfPc = (pc: number) => blockOf.get(pc)!;
+  g.jumpLabel = () => '';
   openBlocks(-1);
-  for (let k = 0; k < nb; k++) {
-    while (ctl.length > 0 && ctl[ctl.length - 1] === `b${k}`) {
+  for (let i = 0; i < order.length; i++) {
+    const k = order[i]!;
+    while (ctl.top() === `b${k}`) {
       b.byte(OP.end);
       ctl.pop();
     }
-    if (ctl.includes(`b${k}`)) return false; // improperly nested (should not happen)
-    if (loops.has(k)) {
+    if (ctl.has(`b${k}`)) return false;
+    if (backSrc.has(k)) {
       b.byte(OP.loop).byte(T.void);
       ctl.push(`l${k}`);
     }
-    openBlocks(k);
-    if (absorbed[k]) continue;
+    if (backSrc.has(k)) openBlocks(i);
+    // branch to block x from position i
+    const goTo = (x: number, conditional: boolean): void => {
+      if (!conditional && pos[x] === i + 1) return;
+      const label = pos[x]! > i ? `b${x}` : `l${x}`;
+      b.byte(conditional ? OP.br_if : OP.br).u32(ctl.depth(label));
+    };
     const s = starts[k]!;
     const e = ends[k]!;
-    if (select[k]) {
-      // block k up to its jump, the jump's condition into C, then block k+1 predicated on !C
-      g.charge(s, p.cost[s]!);
-      const jpc = ends[k]! - 1;
-      for (let pc = s; pc < jpc; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
-      g.condition(jpc);
+    g.charge(s, p.cost[s]!);
+    let last = e - 1;
+    if (p.kind[last] === K.LDDW2) last--;
+    const lastOp = p.op[last]!;
+    const lc = lastOp & 7;
+    const jumpLast = (lc === CLS.JMP || lc === CLS.JMP32) && (lastOp & 0xf0) !== JMP_OP.CALL && (lastOp & 0xf0) !== JMP_OP.EXIT;
+    const bodyEnd = jumpLast ? last : e;
+    for (let pc = s; pc < bodyEnd; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
+    if (select[k] >= 0) {
+      const m = select[k]!;
+      g.condition(last);
       b.byte(OP.local_set).u32(L_C);
-      const s1 = starts[k + 1]!;
+      const s1 = starts[m]!;
       g.chargeUnless(p.cost[s1]!);
-      for (let pc = s1; pc < ends[k + 1]!; pc++) if (p.kind[pc] !== K.LDDW2) g.predicated(pc);
-    } else {
-      g.jumpLabel = (t: number, back: boolean) => (back ? `l${t}` : `b${t}`);
-      g.blockIndex = k;
-      g.blockOfPc = (pc: number) => blockOf.get(pc)!;
-      emitBlock(p, g, s, e);
+      for (let pc = s1; pc < ends[m]!; pc++) if (p.kind[pc] !== K.LDDW2) g.predicated(pc);
+      goTo(taken[k]!, false);
+    } else if (cond[k]) {
+      g.condition(last);
+      goTo(taken[k]!, true);
+      if (fall[k]! >= 0) goTo(fall[k]!, false);
+    } else if (jumpLast && taken[k] >= 0) {
+      goTo(taken[k]!, false);
+    } else if (jumpLast) {
+      // a conditional jump with offset 0: both ways to the next instruction
+      if (fall[k]! >= 0) goTo(fall[k]!, false);
+    } else if (fall[k]! >= 0) {
+      goTo(fall[k]!, false);
     }
+    // close the loops that end here (innermost first)
     for (;;) {
-      const top = ctl[ctl.length - 1];
-      if (top === undefined || !top.startsWith('l') || loops.get(Number(top.slice(1))) !== k) break;
+      const top = ctl.top();
+      if (top === undefined || !top.startsWith('l') || lastPos.get(Number(top.slice(1))) !== i) break;
       b.byte(OP.end);
       ctl.pop();
     }
@@ -547,10 +714,43 @@ function dispatch(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends: 
   b.byte(OP.unreachable);
 }
 
+/** the open Wasm control constructs, innermost last, with O(1) label depth */
+class Ctl {
+  private stack: string[] = [];
+  private pos = new Map<string, number>();
+  get length(): number {
+    return this.stack.length;
+  }
+  top(): string | undefined {
+    return this.stack[this.stack.length - 1];
+  }
+  push(label: string): void {
+    this.pos.set(label, this.stack.length);
+    this.stack.push(label);
+  }
+  pop(): void {
+    const l = this.stack.pop();
+    if (l !== undefined && this.pos.get(l) === this.stack.length) this.pos.delete(l);
+  }
+  has(label: string): boolean {
+    return this.pos.has(label);
+  }
+  depth(label: string): number {
+    const i = this.pos.get(label);
+    if (i === undefined) throw new Error(`jit: no open label ${label}`);
+    return this.stack.length - 1 - i;
+  }
+}
+
 class Gen {
   b = new Bytes();
-  /** open control constructs, innermost last: b<k> blocks, l<k> loops, 'dispatch', 'if' */
-  ctl: string[] = [];
+  /** branch hints: [offset of the if/br_if in the body, 1 likely taken / 0 unlikely] */
+  hints: [number, number][] = [];
+  hintIf(likely: boolean): void {
+    this.hints.push([this.b.len, likely ? 1 : 0]);
+  }
+  /** open control constructs: b<k> blocks, l<k> loops, 'dispatch', 'if' */
+  ctl = new Ctl();
   blockIndex = 0;
   jumpLabel: (t: number, back: boolean) => string = () => '';
   blockOfPc: (pc: number) => number = () => -1;
@@ -579,18 +779,8 @@ class Gen {
     b.byte(OP.i64_const).s64(BigInt(STACK_TOP));
     b.byte(OP.local_get).u32(P_DEPTH).byte(OP.i64_extend_i32_u).byte(OP.i64_const).s64(BigInt(STACK_FRAME_SIZE)).byte(OP.i64_mul);
     b.byte(OP.i64_sub).byte(OP.local_tee).u32(L_R10).byte(OP.i32_wrap_i64).byte(OP.i32_const).s32(STACK_FRAME_SIZE).byte(OP.i32_sub).byte(OP.local_set).u32(L_FP);
-    b.byte(OP.local_get).u32(L_R10).byte(OP.i64_const).s64(BigInt(STACK_FRAME_SIZE)).byte(OP.i64_sub).byte(OP.local_tee).u32(L_SLO);
-    b.byte(OP.i64_const).s64(BigInt(STACK_TOP)).byte(OP.local_get).u32(L_SLO).byte(OP.i64_sub).byte(OP.local_set).u32(L_SLEN);
     b.byte(OP.global_get).u32(G_BUDGET).byte(OP.local_set).u32(L_B);
-    this.loadCaches();
-  }
-
-  loadCaches(): void {
-    const b = this.b;
-    b.byte(OP.global_get).u32(G_RLO).byte(OP.local_set).u32(L_RLO);
-    b.byte(OP.global_get).u32(G_RLIM).byte(OP.local_set).u32(L_RLIM);
-    b.byte(OP.global_get).u32(G_WLO).byte(OP.local_set).u32(L_WLO);
-    b.byte(OP.global_get).u32(G_WLIM).byte(OP.local_set).u32(L_WLIM);
+    // the region caches (L_RLO/L_RLIM, L_WLO/L_WLIM) start empty: locals are zero
   }
 
   /** block entry: charge its instructions; at a loop header (cost < 0) also check the budget */
@@ -615,10 +805,12 @@ class Gen {
     const b = this.b;
     b.byte(OP.local_get).u32(L_B);
     this.i64(0);
-    b.byte(OP.i64_lt_s).byte(OP.if).byte(T.void);
+    b.byte(OP.i64_lt_s);
+    this.hintIf(false);
+    b.byte(OP.if).byte(T.void);
     b.byte(OP.local_get).u32(L_B).byte(OP.global_set).u32(G_BUDGET);
     this.i32(pc);
-    b.byte(OP.call).u32(F_FAULT_BUDGET);
+    b.byte(OP.call).u32(F_FAULT_BUDGET).byte(OP.unreachable);
     b.byte(OP.end);
   }
 
@@ -641,19 +833,17 @@ class Gen {
   reloadBudget(): void {
     this.b.byte(OP.global_get).u32(G_BUDGET).byte(OP.local_set).u32(L_B);
   }
-  /** after a helper: it may have freed regions */
+  /** after a call: a helper may have freed the cached regions */
   resetCaches(): void {
     const b = this.b;
     this.i64(0);
-    b.byte(OP.local_tee).u32(L_RLIM).byte(OP.global_set).u32(G_RLIM);
+    b.byte(OP.local_set).u32(L_RLIM);
     this.i64(0);
-    b.byte(OP.local_tee).u32(L_WLIM).byte(OP.global_set).u32(G_WLIM);
+    b.byte(OP.local_set).u32(L_WLIM);
   }
 
   depth(label: string): number {
-    const i = this.ctl.lastIndexOf(label);
-    if (i < 0) throw new Error(`jit: no open label ${label}`);
-    return this.ctl.length - 1 - i;
+    return this.ctl.depth(label);
   }
 
   /** branch to the block starting at pc t (conditionally: with the condition on the stack) */
@@ -685,35 +875,122 @@ class Gen {
   addr(reg: number, off: number, w: number, write: boolean, pc: number): number {
     const b = this.b;
     if (reg === 10 && off >= -STACK_FRAME_SIZE && off <= -w) {
+      // inside the current frame: no check
       b.byte(OP.local_get).u32(L_FP);
       return off + STACK_FRAME_SIZE;
     }
+    const LO = write ? L_WLO : L_RLO;
+    const LIM = write ? L_WLIM : L_RLIM;
     this.get(reg);
     if (off !== 0) {
       this.i64(off);
       b.byte(OP.i64_add);
     }
     b.byte(OP.local_tee).u32(L_T0);
-    // the region this kind of access hit last (locals; refreshed by the slow path)
-    b.byte(OP.local_get).u32(write ? L_WLO : L_RLO).byte(OP.i64_sub).byte(OP.local_get).u32(write ? L_WLIM : L_RLIM).byte(OP.i64_lt_u);
+    // fast path: the region this kind of access hit last in this function
+    b.byte(OP.local_get).u32(LO).byte(OP.i64_sub).byte(OP.local_get).u32(LIM).byte(OP.i64_lt_u);
+    this.hintIf(true);
     b.byte(OP.if).byte(T.i32);
     b.byte(OP.local_get).u32(L_T0).byte(OP.i32_wrap_i64);
     b.byte(OP.else);
-    // the stack: this frame and its callers' ([r10 - 512, STACK_TOP))
-    b.byte(OP.local_get).u32(L_T0).byte(OP.local_get).u32(L_SLO).byte(OP.i64_sub);
-    b.byte(OP.local_get).u32(L_SLEN);
-    this.i64(w - 1);
-    b.byte(OP.i64_sub).byte(OP.i64_lt_u).byte(OP.if).byte(T.i32);
+    this.lookup(w, write, pc, LO, LIM);
     b.byte(OP.local_get).u32(L_T0).byte(OP.i32_wrap_i64);
-    b.byte(OP.else);
+    b.byte(OP.end);
+    return 0;
+  }
+
+  /** call the memory fault import for the address in T0 (never returns) */
+  memFault(w: number, write: boolean, pc: number): void {
+    const b = this.b;
     b.byte(OP.local_get).u32(L_T0);
-    this.i32(w);
+    this.i32(w | (write ? 0x10 : 0));
     this.i32(pc);
     b.byte(OP.local_get).u32(P_DEPTH);
-    b.byte(OP.call).u32(write ? F_SLOW_W : F_SLOW_R);
-    this.loadCaches();
+    b.byte(OP.call).u32(F_FAULT_MEM).byte(OP.unreachable);
+  }
+
+  /**
+   * Slow path, inline (no returning call, so nothing needs spilling around it): binary search of the
+   * region table in linear memory for the region holding [T0, T0 + w); fault unless found (and writable
+   * for a store; for the stack, not below the current frame); else cache it in LO/LIM.
+   */
+  lookup(w: number, write: boolean, pc: number, LO: number, LIM: number): void {
+    const b = this.b;
+    const faultIf = (): void => {
+      this.hintIf(false);
+      b.byte(OP.if).byte(T.void);
+      this.memFault(w, write, pc);
+      b.byte(OP.end);
+    };
+    // above 4 GiB: nothing there
+    b.byte(OP.local_get).u32(L_T0);
+    this.i64(0xffffffff);
+    b.byte(OP.i64_gt_u);
+    faultIf();
+    b.byte(OP.local_get).u32(L_T0).byte(OP.i32_wrap_i64).byte(OP.local_set).u32(L_A);
+    // I0 = number of entries with start <= a (binary search), I1 = hi
+    this.i32(0);
+    b.byte(OP.local_set).u32(L_I0);
+    this.i32(TABLE_INFO);
+    b.byte(OP.i32_load).u32(2).u32(0).byte(OP.local_set).u32(L_I1);
+    b.byte(OP.block).byte(T.void).byte(OP.loop).byte(T.void);
+    b.byte(OP.local_get).u32(L_I0).byte(OP.local_get).u32(L_I1).byte(OP.i32_ge_u).byte(OP.br_if).u32(1);
+    b.byte(OP.local_get).u32(L_I0).byte(OP.local_get).u32(L_I1).byte(OP.i32_add);
+    this.i32(1);
+    b.byte(OP.i32_shr_u).byte(OP.local_set).u32(L_I2);
+    this.i32(TABLE_INFO);
+    b.byte(OP.i32_load).u32(2).u32(4).byte(OP.local_get).u32(L_I2);
+    this.i32(4);
+    b.byte(OP.i32_shl).byte(OP.i32_add).byte(OP.i32_load).u32(2).u32(0);
+    b.byte(OP.local_get).u32(L_A).byte(OP.i32_le_u);
+    b.byte(OP.if).byte(T.void);
+    b.byte(OP.local_get).u32(L_I2);
+    this.i32(1);
+    b.byte(OP.i32_add).byte(OP.local_set).u32(L_I0);
+    b.byte(OP.else);
+    b.byte(OP.local_get).u32(L_I2).byte(OP.local_set).u32(L_I1);
+    b.byte(OP.end);
+    b.byte(OP.br).u32(0);
     b.byte(OP.end).byte(OP.end);
-    return 0;
+    // no region starts at or below a
+    b.byte(OP.local_get).u32(L_I0).byte(OP.i32_eqz);
+    faultIf();
+    // I2 = address of the entry
+    this.i32(TABLE_INFO);
+    b.byte(OP.i32_load).u32(2).u32(4).byte(OP.local_get).u32(L_I0);
+    this.i32(1);
+    b.byte(OP.i32_sub);
+    this.i32(4);
+    b.byte(OP.i32_shl).byte(OP.i32_add).byte(OP.local_set).u32(L_I2);
+    // a + w > end: outside (or straddling the end)
+    b.byte(OP.local_get).u32(L_T0);
+    this.i64(w);
+    b.byte(OP.i64_add).byte(OP.local_get).u32(L_I2).byte(OP.i32_load).u32(2).u32(4).byte(OP.i64_extend_i32_u).byte(OP.i64_gt_u);
+    faultIf();
+    if (write) {
+      b.byte(OP.local_get).u32(L_I2).byte(OP.i32_load).u32(2).u32(8);
+      this.i32(REGION_WRITABLE);
+      b.byte(OP.i32_and).byte(OP.i32_eqz);
+      faultIf();
+    }
+    // the stack: only this frame and its callers' ([r10 - 512, top)); cache that window
+    b.byte(OP.local_get).u32(L_I2).byte(OP.i32_load).u32(2).u32(8);
+    this.i32(REGION_STACK);
+    b.byte(OP.i32_and).byte(OP.if).byte(T.void);
+    b.byte(OP.local_get).u32(L_A).byte(OP.local_get).u32(L_FP).byte(OP.i32_lt_u);
+    faultIf();
+    b.byte(OP.local_get).u32(L_FP).byte(OP.i64_extend_i32_u).byte(OP.local_set).u32(LO);
+    b.byte(OP.else);
+    b.byte(OP.local_get).u32(L_I2).byte(OP.i32_load).u32(2).u32(0).byte(OP.i64_extend_i32_u).byte(OP.local_set).u32(LO);
+    b.byte(OP.end);
+    // LIM = size - 7 when the region holds 8 bytes or more, else 0 (then every access looks it up)
+    b.byte(OP.local_get).u32(L_I2).byte(OP.i32_load).u32(2).u32(4).byte(OP.i64_extend_i32_u).byte(OP.local_get).u32(LO).byte(OP.i64_sub).byte(OP.local_tee).u32(L_T1);
+    this.i64(8);
+    b.byte(OP.i64_lt_u).byte(OP.if).byte(T.i64);
+    this.i64(0);
+    b.byte(OP.else).byte(OP.local_get).u32(L_T1);
+    this.i64(7);
+    b.byte(OP.i64_sub).byte(OP.end).byte(OP.local_set).u32(LIM);
   }
 
   memarg(align: number, offset: number): void {
@@ -1149,7 +1426,7 @@ class Gen {
     this.i32(MAX_CALL_DEPTH - 1);
     b.byte(OP.i32_ge_u).byte(OP.if).byte(T.void);
     this.i32(pc);
-    b.byte(OP.call).u32(F_FAULT_STACK);
+    b.byte(OP.call).u32(F_FAULT_STACK).byte(OP.unreachable);
     b.byte(OP.end);
     this.flushBudget();
     for (let r = 1; r <= 5; r++) this.get(r);
@@ -1159,7 +1436,7 @@ class Gen {
     b.byte(OP.call).u32(this.funcIndex.get(target)!);
     this.set(0);
     this.reloadBudget();
-    this.loadCaches(); // the callee's slow paths and helpers moved them
+    this.resetCaches(); // the callee may have called helpers
   }
 
   call(pc: number, op: number): void {

@@ -14,6 +14,14 @@ import {
 } from './api.js';
 
 const PAGE = 65536;
+/**
+ * The region table, mirrored into linear memory for the compiled code's inline lookups: at TABLE_INFO
+ * (inside the never-mapped NULL page) u32 count, u32 address of the entries; each entry is 16 bytes:
+ * u32 start, u32 end, u32 flags (REGION_WRITABLE | REGION_STACK), u32 0; sorted by start.
+ */
+export const TABLE_INFO = 0x100;
+export const REGION_WRITABLE = 1;
+export const REGION_STACK = 2;
 /** unmapped bytes after every region, so that small overruns fault instead of reaching a neighbour */
 export const GUARD = 64;
 export const STACK_BASE = NULL_GUARD;
@@ -57,6 +65,55 @@ export class Memory implements VmMemory {
     this.stack = this.alloc(STACK_SIZE, { kind: 'stack', name: 'stack' });
   }
 
+  private tableAddr = 0;
+  private tableCap = 0;
+
+  /** keep the linear-memory copy of the region table in step: entry k inserted (+1) or removed (-1) */
+  private syncTable(k: number, change: 1 | -1): void {
+    const n = this.list.length;
+    if (n > this.tableCap) {
+      const cap = Math.max(64, this.tableCap * 2, n);
+      // raw space from the bump allocator: never a region, so programs cannot touch it
+      const addr = Math.ceil(this.brk / 16) * 16;
+      const end = addr + cap * 16;
+      this.ensure(end);
+      this.brk = end;
+      this.tableAddr = addr;
+      this.tableCap = cap;
+      this.writeEntries(0, n);
+    } else {
+      const u32 = new Uint32Array(this.wasm.buffer, this.tableAddr, this.tableCap * 4);
+      if (change === 1) {
+        u32.copyWithin((k + 1) * 4, k * 4, (n - 1) * 4);
+        this.writeEntries(k, k + 1);
+      } else u32.copyWithin(k * 4, (k + 1) * 4, (n + 1) * 4);
+    }
+    const dv = this.view();
+    dv.setUint32(TABLE_INFO, n, true);
+    dv.setUint32(TABLE_INFO + 4, this.tableAddr, true);
+  }
+
+  private writeEntries(from: number, to: number): void {
+    const u32 = new Uint32Array(this.wasm.buffer, this.tableAddr, this.tableCap * 4);
+    for (let k = from; k < to; k++) {
+      const r = this.list[k]!;
+      u32[k * 4] = r.addr;
+      u32[k * 4 + 1] = r.addr + r.size;
+      u32[k * 4 + 2] = (r.writable ? REGION_WRITABLE : 0) | (r.kind === 'stack' ? REGION_STACK : 0);
+      u32[k * 4 + 3] = 0;
+    }
+  }
+
+  private ensure(end: number): void {
+    if (end > this.maxPages * PAGE) throw new RangeError('VM memory exhausted');
+    const have = this.wasm.buffer.byteLength;
+    if (end > have) {
+      const need = Math.ceil((end - have) / PAGE);
+      const cur = have / PAGE;
+      this.wasm.grow(Math.min(this.maxPages - cur, Math.max(need, cur)));
+    }
+  }
+
   private refresh(): void {
     if (this.u8.buffer !== this.wasm.buffer) {
       this.u8 = new Uint8Array(this.wasm.buffer);
@@ -89,13 +146,7 @@ export class Memory implements VmMemory {
       addr = Math.ceil(this.brk / align) * align;
       const end = addr + span;
       if (end > this.maxPages * PAGE) throw new RangeError(`VM memory exhausted (${size} bytes requested)`);
-      const have = this.wasm.buffer.byteLength;
-      if (end > have) {
-        const need = Math.ceil((end - have) / PAGE);
-        const cur = have / PAGE;
-        const grow = Math.min(this.maxPages - cur, Math.max(need, cur));
-        this.wasm.grow(grow);
-      }
+      this.ensure(end);
       this.brk = end;
     }
     const r = new RegionImpl(addr, size, opts.kind, opts.name ?? opts.kind, opts.writable ?? true, span);
@@ -110,6 +161,7 @@ export class Memory implements VmMemory {
       else hi = mid;
     }
     this.list.splice(lo, 0, r);
+    this.syncTable(lo, 1);
     return r;
   }
 
@@ -117,7 +169,10 @@ export class Memory implements VmMemory {
     if (!(region instanceof RegionImpl) || !region.live) return;
     if (region === this.stack) throw new Error('the stack region cannot be freed');
     const k = this.indexOf(region.addr);
-    if (k >= 0 && this.list[k] === region) this.list.splice(k, 1);
+    if (k >= 0 && this.list[k] === region) {
+      this.list.splice(k, 1);
+      this.syncTable(k, -1);
+    }
     region.live = false;
     let b = this.free_.get(region.span);
     if (b === undefined) this.free_.set(region.span, (b = []));

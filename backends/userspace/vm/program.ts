@@ -19,6 +19,8 @@ import { Memory } from './memory.js';
 /** address value of a function for callx: CODE_BASE + 8 * its first slot (lddw src 4 yields this) */
 export const CODE_BASE = 0xc0de_0000_0000_0000n;
 export const MAX_INSNS = 1_000_000;
+/** bit of LoadedProgram.word set at basic-block leaders (cost[pc] != 0) */
+export const LEADER = 0x10000;
 
 /** decoded op kinds of the flat representation (what the engines switch on) */
 export const K = {
@@ -46,6 +48,8 @@ export class LoadedProgram implements VmProgram {
   readonly op: Uint8Array;
   readonly dst: Uint8Array;
   readonly src: Uint8Array;
+  /** op | dst << 8 | src << 12 | LEADER at leaders: what the interpreter fetches */
+  readonly word: Int32Array;
   readonly off: Int16Array;
   readonly imm: Int32Array;
   /** K.* per slot */
@@ -336,6 +340,8 @@ export class LoadedProgram implements VmProgram {
       if (this.kind[pc] !== K.LDDW2) count++;
     }
     if (start >= 0) this.cost[start] = count;
+    this.word = new Int32Array(n);
+    for (let pc = 0; pc < n; pc++) this.word[pc] = this.op[pc]! | (this.dst[pc]! << 8) | (this.src[pc]! << 12) | (this.cost[pc] !== 0 ? LEADER : 0);
     this.jumpTarget = new Uint8Array(n);
     for (const t of jumpTargets) this.jumpTarget[t] = 1;
     // loop headers: targets of backward jumps

@@ -108,7 +108,7 @@ export interface ModuleSpec {
   /** defined globals: type, mutable, initial (i64 as bigint, i32 as number) */
   globals: { type: number; init: bigint | number }[];
   /** defined functions: type index, locals (count, type) and body (without the final end) */
-  funcs: { type: number; locals: [number, number][]; body: Uint8Array }[];
+  funcs: { type: number; locals: [number, number][]; body: Uint8Array; hints?: [number, number][] }[];
   exports: { name: string; kind: 'func' | 'global'; index: number }[];
 }
 
@@ -145,13 +145,27 @@ export function buildModule(m: ModuleSpec): Uint8Array<ArrayBuffer> {
   const exps = new Bytes().u32(m.exports.length);
   for (const e of m.exports) exps.str(e.name).byte(e.kind === 'func' ? 0 : 3).u32(e.index);
   section(out, 7, exps);
-  const code = new Bytes().u32(m.funcs.length);
-  for (const f of m.funcs) {
+  const bodies = m.funcs.map((f) => {
     const body = new Bytes().u32(f.locals.length);
     for (const [n, t] of f.locals) body.u32(n).byte(t);
+    const localsLen = body.len;
     body.bytes(f.body).byte(OP.end);
-    code.u32(body.len).bytes(body.out());
+    return { body, localsLen };
+  });
+  // branch hints (custom section "metadata.code.branch_hint", before the code section): offsets from
+  // the start of the function body (its locals declarations included)
+  const hinted = m.funcs.map((f, k) => ({ k, hints: f.hints ?? [] })).filter((x) => x.hints.length > 0);
+  if (hinted.length > 0) {
+    const hs = new Bytes().str('metadata.code.branch_hint').u32(hinted.length);
+    const firstDefined = m.funcImports.length;
+    for (const { k, hints } of hinted) {
+      hs.u32(firstDefined + k).u32(hints.length);
+      for (const [off, v] of hints) hs.u32(off + bodies[k]!.localsLen).u32(1).byte(v);
+    }
+    out.byte(0).u32(hs.len).bytes(hs.out());
   }
+  const code = new Bytes().u32(m.funcs.length);
+  for (const { body } of bodies) code.u32(body.len).bytes(body.out());
   section(out, 10, code);
   return out.out().slice();
 }
