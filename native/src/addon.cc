@@ -4,11 +4,6 @@
 #include "log.h"
 #include "registry.h"
 
-// probe.cc is compiled as part of this translation unit until native/CMakeLists.txt lists it
-// (then remove this line).
-#include "probe.cc"
-// testrun.cc likewise (the userspace VM's kernel differential tests)
-#include "testrun.cc"
 
 namespace wbn {
 // object.cc
