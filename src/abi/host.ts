@@ -331,7 +331,7 @@ export class WasmBpfHost {
     const { keySize, opValueSize } = entry.info;
     const keyOff = keySize === 0 ? -1 : key;
     if (keySize !== 0 && key + keySize > len) return -EFAULT;
-    const f = flags <= 0xffffffffn && flags >= 0n ? Number(flags) : -1;
+    const f = flags === 0n ? 0 : flags <= 0xffffffffn && flags >= 0n ? Number(flags) : -1;
     if (f < 0) return -EINVAL;
     switch (cmd) {
       case CMD_LOOKUP:
@@ -431,7 +431,22 @@ export class WasmBpfHost {
           this.opts.log(`wasm-bpf: warning: a record of ${size} bytes from map fd ${fd} was truncated to the guest buffer's ${maxSize} bytes (further truncations are counted silently)`);
         }
       }
-      mem.u8.set(u8.subarray(start, start + copied), dataOff);
+      if (copied <= 128) {
+        // small records (the common case): copying words beats allocating a subarray view per record
+        let i = 0;
+        if ((dataOff & 3) === 0) {
+          const d32 = mem.u32;
+          const words = copied >>> 2;
+          const s0 = start >>> 2;
+          const d0 = dataOff >>> 2;
+          for (; i < words; i++) d32[d0 + i] = u32[s0 + i]!;
+          i <<= 2;
+        }
+        const dst = mem.u8;
+        for (; i < copied; i++) dst[dataOff + i] = u8[start + i]!;
+      } else {
+        mem.u8.set(u8.subarray(start, start + copied), dataOff);
+      }
       st.pos = start + ((size + 7) & ~7);
       st.remaining--;
       delivered++;

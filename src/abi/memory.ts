@@ -4,25 +4,36 @@
 export class GuestMemory {
   private buf: ArrayBuffer;
   private u8view: Uint8Array;
+  private u32view: Uint32Array;
 
   constructor(readonly memory: WebAssembly.Memory) {
     this.buf = memory.buffer;
     this.u8view = new Uint8Array(this.buf);
+    this.u32view = new Uint32Array(this.buf);
   }
 
-  /** the current buffer (refreshed after memory.grow) */
+  /** the current buffer. memory.grow detaches the old one (byteLength 0): only then re-read it, as
+   * reading `memory.buffer` costs more than the rest of a map operation's glue */
   get buffer(): ArrayBuffer {
-    const b = this.memory.buffer;
-    if (b !== this.buf) {
-      this.buf = b;
-      this.u8view = new Uint8Array(b);
-    }
-    return b;
+    if (this.buf.byteLength === 0) this.refresh();
+    return this.buf;
   }
 
   get u8(): Uint8Array {
-    if (this.memory.buffer !== this.buf) void this.buffer;
+    if (this.buf.byteLength === 0) this.refresh();
     return this.u8view;
+  }
+
+  /** 32-bit view (index = byte offset / 4) */
+  get u32(): Uint32Array {
+    if (this.buf.byteLength === 0) this.refresh();
+    return this.u32view;
+  }
+
+  private refresh(): void {
+    this.buf = this.memory.buffer;
+    this.u8view = new Uint8Array(this.buf);
+    this.u32view = new Uint32Array(this.buf);
   }
 
   /** true when [ptr, ptr+len) lies inside guest memory (ptr, len already unsigned numbers) */
