@@ -32,6 +32,11 @@ export interface LoadOptions {
   allowCgroup: readonly string[];
   /** where diagnostics go (stderr of the host) */
   log: (line: string) => void;
+  /** called with the object's programs and maps once parsed, before the load; throwing refuses it */
+  beforeLoad?: (shape: {
+    programs: ReadonlyArray<{ name: string; section: string; type: number }>;
+    maps: ReadonlyArray<{ name: string; type: number }>;
+  }) => void;
 }
 
 /** A source of records (ring buffer or perf buffer) that the ABI layer drains into the guest. */

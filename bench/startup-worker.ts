@@ -20,7 +20,7 @@ async function run(): Promise<void> {
   await import('../src/errors.js');
   mark('worker_modules');
   // src/select/backend.ts createBackend('auto'), step by step: the linux backend's modules, the prober's
-  // report (cached per boot; a miss probes the kernel), the ELF loader the selector plans with
+  // report (cached per boot; a miss probes the kernel)
   const { LinuxBackend } = await import('../backends/linux/index.js');
   const { loadNative } = await import('../backends/linux/native.js');
   mark('backend_modules');
@@ -29,8 +29,6 @@ async function run(): Promise<void> {
   const { hostReport } = await import('../src/probe/fast.js');
   const report = await hostReport();
   mark('probe_report');
-  const loader = await import('../src/object/loader.js');
-  mark('loader_modules');
   const shape = readModuleShape(input.bytes);
   mark('module_shape');
 
@@ -61,18 +59,8 @@ async function run(): Promise<void> {
     },
   });
   const linux = new LinuxBackend(timed);
-  let planned = false;
-  const backend = new Selector(linux, report, 'auto', (bytes) => {
-    // the selector's ELF + BTF parse of each object before libbpf sees it
-    const first = !planned;
-    planned = true;
-    if (first) mark('plan:start');
-    try {
-      return loader.loadObject(bytes);
-    } finally {
-      if (first) mark('plan:end');
-    }
-  });
+  // the selector plans from libbpf's own parse (beforeLoad), so it adds no parse of its own
+  const backend = new Selector(linux, report, 'auto');
   const stop = new StopSignal();
   backend.wakeFd();
   const host = new WasmBpfHost({

@@ -1,7 +1,7 @@
 // The Linux kernel backend: libbpf through the native addon.
 import fs from 'node:fs';
 import os from 'node:os';
-import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import { isPerCpuMap, MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
@@ -46,6 +46,8 @@ export class LinuxBackend implements Backend {
     try {
       const programs: ProgramInfo[] = native.programs(obj).map((p) => ({ name: p.name, section: p.section, type: p.type }));
       const premaps = native.maps(obj);
+      // the selector decides from libbpf's own parse, before anything reaches the kernel
+      opts.beforeLoad?.({ programs, maps: premaps });
       if (premaps.some((m) => m.type === MAP_TYPE.RINGBUF) && !kernelAtLeast(5, 8)) {
         throw new BackendError(
           `the object uses a BPF ring buffer, which needs Linux 5.8; this kernel is ${os.release()}`,
@@ -189,6 +191,8 @@ function ensureTracefs(opts: LoadOptions): void {
   tracefsChecked = true;
   if (fs.existsSync('/sys/kernel/tracing/events') || fs.existsSync('/sys/kernel/debug/tracing/events')) return;
   if (process.getuid?.() !== 0) return;
+  // loaded only here: node:child_process costs start-up time every run would pay
+  const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   const r = spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing'], { encoding: 'utf8' });
   if (opts.verbose) opts.log(r.status === 0 ? 'wasm-bpf: mounted tracefs on /sys/kernel/tracing' : `wasm-bpf: could not mount tracefs: ${r.stderr.trim()}`);
 }

@@ -3,7 +3,7 @@
 import type { Backend, BackendName, LoadedObject, LoadOptions } from '../../backends/backend.js';
 import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
-import { planObject, refusal, type ObjectShape, type Plan } from './plan.js';
+import { planObject, refusal, type ObjectShape } from './plan.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
@@ -19,45 +19,31 @@ async function linuxBackend(): Promise<Backend> {
   return new LinuxBackend();
 }
 
-/** The object's programs and maps as the ELF loader reads them (no kernel involved). */
-export async function objectShape(bytes: Uint8Array): Promise<ObjectShape> {
-  const { loadObject } = await import('../object/loader.js');
-  return loadObject(bytes);
-}
 
-/** Routes each load to a backend the plan allows; refuses with every missing capability named. */
+/** Routes each load to a backend the plan allows; refuses with every missing capability named.
+ * The plan is made from libbpf's own parse of the object (after open, before load): no second parse. */
 export class Selector implements Backend {
   readonly name: BackendName = 'linux';
   constructor(
     private readonly linux: Backend,
     private readonly report: Report | undefined,
     private readonly choice: BackendChoice,
-    private readonly shapeOf: (bytes: Uint8Array) => ObjectShape,
   ) {}
 
-  plan(bytes: Uint8Array, log?: (line: string) => void): Plan | undefined {
-    if (!this.report) return undefined;
-    let shape: ObjectShape;
-    try {
-      shape = this.shapeOf(bytes);
-    } catch (err) {
-      // the ELF loader is stricter than libbpf in places: let the backend have its say
-      log?.(`wasm-bpf: selector: cannot read the object (${errorMessage(err)}); trying the linux backend`);
-      return undefined;
-    }
-    return planObject(this.report, shape, this.choice);
-  }
-
   load(bytes: Uint8Array, opts: LoadOptions): LoadedObject {
-    const plan = this.plan(bytes, opts.verbose ? opts.log : undefined);
-    if (plan && opts.verbose) for (const r of plan.reasons) opts.log(`wasm-bpf: selector: ${r}`);
-    if (plan && plan.backend === null) {
-      throw new BackendError(refusal(plan), EOPNOTSUPP);
-    }
-    if (plan && plan.backend !== null && plan.backend !== 'linux') {
-      throw new BackendError(`the ${plan.backend} backend is not available in this build yet`, EOPNOTSUPP, '', 'use --backend linux');
-    }
-    return this.linux.load(bytes, opts);
+    const report = this.report;
+    if (!report) return this.linux.load(bytes, opts);
+    return this.linux.load(bytes, {
+      ...opts,
+      beforeLoad: (shape: ObjectShape) => {
+        const plan = planObject(report, shape, this.choice);
+        if (opts.verbose) for (const r of plan.reasons) opts.log(`wasm-bpf: selector: ${r}`);
+        if (plan.backend === null) throw new BackendError(refusal(plan), EOPNOTSUPP);
+        if (plan.backend !== 'linux') {
+          throw new BackendError(`the ${plan.backend} backend is not available in this build yet`, EOPNOTSUPP, '', 'use --backend linux');
+        }
+      },
+    });
   }
 
   wakeFd(): number {
@@ -78,7 +64,7 @@ export async function createBackend(choice: BackendChoice, log?: (line: string) 
     const { UserspaceBackend } = await import('../../backends/userspace/index.js');
     return new UserspaceBackend(stop ? { stop } : {});
   }
-  const [linux, report, loader] = await Promise.all([
+  const [linux, report] = await Promise.all([
     linuxBackend(),
     choice === 'auto'
       ? import('../probe/fast.js').then((m) => m.hostReport()).catch((err: unknown) => {
@@ -86,7 +72,6 @@ export async function createBackend(choice: BackendChoice, log?: (line: string) 
           return undefined;
         })
       : Promise.resolve(undefined),
-    import('../object/loader.js'),
   ]);
-  return new Selector(linux, report, choice, (bytes) => loader.loadObject(bytes));
+  return new Selector(linux, report, choice);
 }
