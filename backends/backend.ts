@@ -36,8 +36,14 @@ export interface LoadOptions {
   beforeLoad?: (shape: {
     programs: ReadonlyArray<{ name: string; section: string; type: number }>;
     maps: ReadonlyArray<{ name: string; type: number }>;
-  }) => void;
+  }) => void | LoadDecision;
 }
+
+/** What beforeLoad may ask of the backend: compat passes to apply before the load (e.g. 'ringbuf->perf'). */
+export interface LoadDecision {
+  compat?: readonly CompatStep[];
+}
+export type CompatStep = 'ringbuf->perf';
 
 /** A source of records (ring buffer or perf buffer) that the ABI layer drains into the guest. */
 export interface RecordSource {

@@ -9,16 +9,26 @@ import { loadNative, type NativeAddon } from './native.js';
 import { attachProgram, PROG_TYPE } from './attach.js';
 import { nativeCall, toBackendError } from './errors.js';
 import { explainLoadFailure } from './explain.js';
+import { openWithRingbufCompat } from '../../compat/ringbuf/index.js';
+import { ptregsForHost } from '../../compat/ptregs/index.js';
 
 const PERF_BUFFER_PAGES = 64;
+
+/** vmlinux BTF for CO-RE when the kernel has none (BTFHub, compat/btfhub): libbpf's btf_custom_path */
+let defaultBtfCustomPath: string | undefined;
+export function setDefaultBtfCustomPath(p: string | undefined): void {
+  defaultBtfCustomPath = p;
+}
 
 export class LinuxBackend implements Backend {
   readonly name = 'linux' as const;
   private readonly native: NativeAddon;
   private wake = -1;
+  private readonly btfCustomPath: string | undefined;
 
-  constructor(native?: NativeAddon) {
+  constructor(native?: NativeAddon, opts: { btfCustomPath?: string } = {}) {
     this.native = native ?? loadNative();
+    this.btfCustomPath = opts.btfCustomPath ?? defaultBtfCustomPath;
   }
 
   wakeFd(): number {
@@ -38,28 +48,47 @@ export class LinuxBackend implements Backend {
       if (opts.verbose && text) opts.log(text.trimEnd());
       return text;
     };
-    const obj = nativeCall(
-      () => native.open(bytes, opts.objectName, { logLevel: opts.verbose ? 2 : 0 }),
+    // compat/ptregs (issue #5.2): remap pt_regs reads of an object built for another arch before libbpf sees it
+    bytes = ptregsForHost(bytes, opts.verbose ? opts.log : undefined);
+    const openOpts = {
+      logLevel: opts.verbose ? 2 : 0,
+      ...(this.btfCustomPath ? { btfCustomPath: this.btfCustomPath } : {}),
+    };
+    let obj = nativeCall(
+      () => native.open(bytes, opts.objectName, openOpts),
       `libbpf cannot open the object (${bytes.length} bytes)`,
     );
     flushLog();
+    let scratchFd = -1;
     try {
       const programs: ProgramInfo[] = native.programs(obj).map((p) => ({ name: p.name, section: p.section, type: p.type }));
       const premaps = native.maps(obj);
       // the selector decides from libbpf's own parse, before anything reaches the kernel
-      opts.beforeLoad?.({ programs, maps: premaps });
-      if (premaps.some((m) => m.type === MAP_TYPE.RINGBUF) && !kernelAtLeast(5, 8)) {
+      const decision = opts.beforeLoad?.({ programs, maps: premaps });
+      if (decision && decision.compat?.includes('ringbuf->perf')) {
+        // compat/ringbuf: reopen the rewritten object (ring buffers become perf event arrays)
+        native.close(obj);
+        obj = -1;
+        const c = nativeCall(() => openWithRingbufCompat(native, bytes, opts.objectName, openOpts), 'the ringbuf -> perf buffer compat pass failed');
+        obj = c.obj;
+        scratchFd = c.scratchFd;
+        flushLog();
+        if (opts.verbose) for (const n of c.notes) opts.log(`wasm-bpf: compat ringbuf->perf: ${n}`);
+      } else if (premaps.some((m) => m.type === MAP_TYPE.RINGBUF) && !kernelAtLeast(5, 8)) {
         throw new BackendError(
           `the object uses a BPF ring buffer, which needs Linux 5.8; this kernel is ${os.release()}`,
           95,
           '',
-          'run it on Linux 5.8 or newer (the ringbuf -> perf buffer compat pass is not in this build yet)',
+          'run it on Linux 5.8 or newer, or with --backend auto (the selector then applies the ringbuf -> perf buffer compat pass)',
         );
       }
       try {
         native.load(obj);
       } catch (err) {
         throw explainLoadFailure(err, programs);
+      } finally {
+        if (scratchFd >= 0) native.closeFd(scratchFd);
+        scratchFd = -1;
       }
       flushLog();
       const ncpu = native.numPossibleCpus();
@@ -69,7 +98,8 @@ export class LinuxBackend implements Backend {
       }));
       return new LinuxObject(native, obj, programs, maps, opts, () => this.wakeFd());
     } catch (err) {
-      native.close(obj);
+      if (scratchFd >= 0) native.closeFd(scratchFd);
+      if (obj >= 0) native.close(obj);
       native.takeLog();
       throw err;
     }

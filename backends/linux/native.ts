@@ -133,6 +133,9 @@ export interface NativeAddon {
    * BPF_PROG_LOAD of raw instructions (license GPL) as `progType`, one BPF_PROG_TEST_RUN with `data`
    * as data_in (repeat times), then close. Throws the errno Error (load failures carry the verifier log).
    */
+  /** bpf_map_create (native/src/compat.cc): a map the caller owns (closeFd it), e.g. the ringbuf compat pass's scratch map */
+  mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number;
+
   progTestRun(insns: Uint8Array, progType: number, data: Uint8Array | undefined, repeat: number): { retval: number; durationNs: number; dataOut: Uint8Array };
 }
 

@@ -46,6 +46,8 @@ Napi::Value ProbePerfEventsWait(const Napi::CallbackInfo&);
 Napi::Value LsmListModules(const Napi::CallbackInfo&);
 // testrun.cc (BPF_PROG_TEST_RUN of raw instructions)
 Napi::Value ProgTestRun(const Napi::CallbackInfo&);
+// compat.cc (compat passes)
+Napi::Value MapCreate(const Napi::CallbackInfo&);
 
 namespace {
 
@@ -92,6 +94,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("probePerfEventsWait", ProbePerfEventsWait);
   set("lsmListModules", LsmListModules);
   set("progTestRun", ProgTestRun);
+  set("mapCreate", MapCreate);
   return exports;
 }
 

@@ -7,8 +7,9 @@ import { planObject, refusal, type Plan } from '../select/plan.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { describeNeed } from '../probe/require.js';
 import { errorMessage } from '../errors.js';
+import { assumeMissing } from './probe.js';
 
-const USAGE = `Usage: wasm-bpf check [--json] [--backend NAME] <app.wasm | x.bpf.o>
+const USAGE = `Usage: wasm-bpf check [--json] [--backend NAME] [--assume-missing FEATURE] <app.wasm | x.bpf.o>
 
 Prints, for every eBPF object (a .bpf.o, or each object embedded in a .wasm module), its programs and
 maps, what each needs that this host lacks, and the backend that would run it. Nothing is loaded.
@@ -41,6 +42,13 @@ export async function checkCommand(argv: string[]): Promise<number> {
         return 2;
       }
       choice = b as BackendChoice;
+    } else if (a === '--assume-missing') {
+      try {
+        assumeMissing(argv[++i] ?? '');
+      } catch (err) {
+        process.stderr.write(`wasm-bpf check: ${errorMessage(err)}\n`);
+        return 2;
+      }
     } else if (a.startsWith('-')) {
       process.stderr.write(`wasm-bpf check: unknown option ${a}\n${USAGE}`);
       return 2;

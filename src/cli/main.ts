@@ -10,6 +10,7 @@ Usage:
   wasm-bpf vm run|asm|disasm ...                   the userspace eBPF VM (see \`wasm-bpf vm --help\`)
   wasm-bpf check [--json] <app.wasm|x.bpf.o>       which backend would run each eBPF object, and what is missing
   wasm-bpf probe [--json] [--full] [--root DIR]    what eBPF can do on this host (see \`wasm-bpf probe --help\`)
+  wasm-bpf btf path|fetch|clear                    vmlinux BTF for CO-RE: the kernel's own, or BTFHub's (cached)
 
 Options:
   -h, --help       show this help
@@ -43,6 +44,10 @@ async function main(argv: string[]): Promise<number> {
     case 'check': {
       const { checkCommand } = await import('./check.js');
       return checkCommand(rest);
+    }
+    case 'btf': {
+      const { btfCommand } = await import('./btf.js');
+      return btfCommand(rest);
     }
     case 'vm': {
       const { vmCommand } = await import('./vm.js');

@@ -1,5 +1,6 @@
 // `wasm-bpf probe [--json] [--full] [--no-cache] [--root DIR] [--btf FILE]`: what eBPF can do on this host.
 import fs from 'node:fs';
+import { addAssumedMissing, isKnownFeature } from '../probe/assume.js';
 import path from 'node:path';
 import process from 'node:process';
 import { cachedProbeResult } from '../probe/index.js';
@@ -18,12 +19,22 @@ Options:
   --root DIR      read /proc, /sys, /boot, /etc under DIR and uname from DIR/uname.json (fixture mode:
                   nothing is tried; answers come from files and the kernel version)
   --btf FILE      use FILE as vmlinux BTF (as libbpf's btf_custom_path)
+  --assume-missing FEATURE
+                  report FEATURE (e.g. ringbuf) as absent (repeatable; also $WASM_BPF_ASSUME_MISSING)
   -h, --help      show this help
 
 Colours are used when stdout is a terminal and NO_COLOR is not set.
 `;
 
 class UsageError extends Error {}
+
+/** --assume-missing for probe and check: validated, then carried by the environment variable */
+export function assumeMissing(list: string): void {
+  const names = list.split(',').filter(Boolean);
+  const bad = names.find((n) => !isKnownFeature(n));
+  if (bad !== undefined || names.length === 0) throw new UsageError(`--assume-missing ${bad ?? ''}: not a feature the prober knows (e.g. ringbuf)`);
+  addAssumedMissing(names);
+}
 
 interface ProbeArgs {
   json: boolean;
@@ -50,6 +61,7 @@ function parseArgs(argv: string[]): ProbeArgs | 'help' {
     else if (a.startsWith('--root=')) out.root = a.slice(7);
     else if (a === '--btf') out.btf = value(a);
     else if (a.startsWith('--btf=')) out.btf = a.slice(6);
+    else if (a === '--assume-missing') assumeMissing(value(a));
     else throw new UsageError(`unexpected argument '${a}'`);
   }
   return out;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Runtime } from '../runtime/runtime.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { errorMessage, WasmBpfError } from '../errors.js';
+import { addAssumedMissing, isKnownFeature } from '../probe/assume.js';
 
 export const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...]
        wasm-bpf [options] <module.wasm> [args...]
@@ -19,8 +20,13 @@ Options:
                                 attach to (repeatable; default: every cgroup2 mount)
   --backend auto|linux|userspace|windows
                                 force a backend (default auto)
+  --btfhub-mirror URL           when the kernel has no vmlinux BTF, fetch it from this btfhub-archive
+                                mirror (default $WASM_BPF_BTFHUB_MIRROR, else the public archive)
+  --btfhub-archive DIR          ... or read it from this local btfhub-archive tree (air-gapped)
   -m, --wrapper-module-name N   TinyGo callback import module (default callback-wrapper)
   -c, --callback-export-name N  TinyGo callback export (default go-callback)
+  --assume-missing FEATURE      make the prober report FEATURE (e.g. ringbuf) as absent, so that its
+                                fallback (compat pass) runs (repeatable; also $WASM_BPF_ASSUME_MISSING)
   -v, --verbose                 show libbpf output and verifier logs
   -h, --help                    show this help
 `;
@@ -35,6 +41,8 @@ interface Parsed {
   verbose: boolean;
   wrapperModule: string;
   callbackExport: string;
+  btfhubMirror?: string;
+  btfhubArchive?: string;
 }
 
 function usageError(msg: string): never {
@@ -105,6 +113,25 @@ export function parseRunArgs(argv: string[]): Parsed | 'help' {
         p.backend = b as BackendChoice;
         break;
       }
+      case '--btfhub-mirror': {
+        const u = val();
+        if (!/^https?:\/\//.test(u)) usageError(`--btfhub-mirror expects an http(s) URL, got '${u}'`);
+        p.btfhubMirror = u;
+        break;
+      }
+      case '--btfhub-archive': {
+        const dir = val();
+        if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) usageError(`--btfhub-archive ${dir}: not a directory`);
+        p.btfhubArchive = path.resolve(dir);
+        break;
+      }
+      case '--assume-missing': {
+        const names = val().split(',').filter(Boolean);
+        const bad = names.find((n) => !isKnownFeature(n));
+        if (bad !== undefined || names.length === 0) usageError(`--assume-missing ${bad ?? ''}: not a map type, program type, attach mechanism or feature the prober knows (e.g. ringbuf)`);
+        addAssumedMissing(names);
+        break;
+      }
       case '-m':
       case '--wrapper-module-name':
         p.wrapperModule = val();
@@ -163,6 +190,9 @@ export async function runCommand(argv: string[]): Promise<number> {
       wrapperModule: parsed.wrapperModule,
       callbackExport: parsed.callbackExport,
       backend: parsed.backend,
+      ...(parsed.btfhubMirror !== undefined || parsed.btfhubArchive !== undefined
+        ? { btfhub: { ...(parsed.btfhubMirror !== undefined ? { mirror: parsed.btfhubMirror } : {}), ...(parsed.btfhubArchive !== undefined ? { archive: parsed.btfhubArchive } : {}) } }
+        : {}),
     });
     return exitCode;
   } catch (err) {

@@ -3,6 +3,7 @@
 import { cacheFile, currentKey, defaultCacheDir, readCache } from './cache.js';
 import { hostSystem } from './system.js';
 import type { Report } from './types.js';
+import { applyAssumedMissing } from './assume.js';
 
 /** The cached report for this host if it is still valid (same boot, kernel, uid, capabilities), else undefined. */
 export function readCachedReport(opts: { cacheDir?: string; full?: boolean } = {}): Report | undefined {
@@ -15,7 +16,8 @@ export function readCachedReport(opts: { cacheDir?: string; full?: boolean } = {
 /** The report: from the cache when valid, otherwise probed now (and cached). */
 export async function hostReport(opts: { cacheDir?: string; full?: boolean } = {}): Promise<Report> {
   const hit = readCachedReport(opts);
-  if (hit) return hit;
+  // --assume-missing / WASM_BPF_ASSUME_MISSING (applied to the copy handed out, never cached)
+  if (hit) return applyAssumedMissing(hit);
   const { cachedProbeResult } = await import('./index.js');
   return cachedProbeResult(opts).report;
 }

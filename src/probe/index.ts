@@ -5,6 +5,7 @@ import { fixtureSystem, hostSystem, type SystemView } from './system.js';
 import { nativeProbes } from './live.js';
 import { cacheFile, currentKey, defaultCacheDir, readCache, writeCache } from './cache.js';
 import type { Report } from './types.js';
+import { applyAssumedMissing } from './assume.js';
 
 export * from './types.js';
 export {
@@ -20,6 +21,7 @@ export {
   type BackendDecision,
 } from './require.js';
 export { readCachedReport, hostReport } from './fast.js';
+export { applyAssumedMissing, assumedMissing, addAssumedMissing, ASSUME_MISSING_ENV } from './assume.js';
 export { fixtureSystem, hostSystem, type SystemView, type LiveProbes } from './system.js';
 export { countingProbes } from './live.js';
 
@@ -93,12 +95,12 @@ export function cachedProbeResult(opts: ProbeOptions & { noCache?: boolean } = {
   const file = key ? cacheFile(dir, key) : undefined;
   if (file && key && !opts.noCache) {
     const cached = readCache(file, key);
-    if (cached) return { report: cached, hit: true, file };
+    if (cached) return { report: applyAssumedMissing(cached), hit: true, file };
   }
   const report = buildReport(sys, buildOpts({ ...opts, cacheDir: dir }, sys, noProbeReason));
-  if (!file || !key) return { report, hit: false, file: undefined };
+  if (!file || !key) return { report: applyAssumedMissing(report), hit: false, file: undefined };
   const writeError = writeCache(file, key, report);
-  return { report, hit: false, file, ...(writeError ? { writeError } : {}) };
+  return { report: applyAssumedMissing(report), hit: false, file, ...(writeError ? { writeError } : {}) };
 }
 
 /** The report, from the per-boot cache when valid (what the runtime's selector calls). */

@@ -12,6 +12,8 @@ export interface WorkerInput {
   wrapperModule: string;
   callbackExport: string;
   backend: BackendChoice;
+  /** vmlinux BTF for libbpf's CO-RE (btf_custom_path) when the kernel has none (BTFHub) */
+  btfCustomPath?: string;
   /** StopSignal's shared flag */
   stop: SharedArrayBuffer;
 }

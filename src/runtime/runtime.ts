@@ -25,6 +25,14 @@ export interface RunOptions {
   wrapperModule?: string;
   callbackExport?: string;
   backend?: BackendChoice;
+  /** vmlinux BTF for libbpf's CO-RE (btf_custom_path); default: the kernel's own, else BTFHub (compat/btfhub) */
+  btfCustomPath?: string;
+  /**
+   * Where BTFHub BTF comes from when the kernel has none: a btfhub-archive mirror URL or a local archive
+   * tree (default: $WASM_BPF_BTFHUB_MIRROR / $WASM_BPF_BTFHUB_ARCHIVE, else the public archive). With
+   * either set, a failed fetch fails the run; with the default it is only a warning. false: never fetch.
+   */
+  btfhub?: { mirror?: string; archive?: string } | false;
   /** stop the guest on these signals (default SIGINT and SIGTERM) */
   handleSignals?: boolean;
   /** how long to wait for a stopped guest to unwind before terminating its thread */
@@ -70,6 +78,8 @@ export class Runtime {
       backend: opts.backend ?? 'auto',
       stop: this.stopSignal.shared,
     };
+    const btf = opts.btfCustomPath ?? (await hubBtf(opts));
+    if (btf) input.btfCustomPath = btf;
     const worker = new Worker(workerUrl(), { workerData: input, stdout: false, stderr: false });
     this.worker = worker;
     const graceMs = opts.graceMs ?? 900;
@@ -117,6 +127,38 @@ export class Runtime {
       this.worker = undefined;
       await worker.terminate();
     }
+  }
+}
+
+/** fast path: the kernel's own vmlinux BTF in sysfs (a regular file with at least a header) */
+function sysfsBtf(): boolean {
+  try {
+    const st = fs.statSync('/sys/kernel/btf/vmlinux');
+    return st.isFile() && st.size >= 24;
+  } catch {
+    return false;
+  }
+}
+
+/** The BTFHub file to use when the kernel carries no vmlinux BTF (see compat/btfhub/README.md). */
+async function hubBtf(opts: RunOptions): Promise<string | undefined> {
+  const backend = opts.backend ?? 'auto';
+  if (opts.btfhub === false || process.platform !== 'linux' || backend === 'userspace' || backend === 'windows' || sysfsBtf()) return undefined;
+  const { resolveBtf, ttyProgress, ENV_ARCHIVE, ENV_MIRROR } = await import('../../compat/btfhub/index.js');
+  const hub = opts.btfhub ?? {};
+  const explicit = hub.mirror !== undefined || hub.archive !== undefined || !!process.env[ENV_MIRROR] || !!process.env[ENV_ARCHIVE];
+  try {
+    const r = await resolveBtf({ mirror: hub.mirror, archive: hub.archive, progress: ttyProgress() });
+    if (r.source === 'kernel') return undefined;
+    if (opts.verbose || r.source === 'fetched') {
+      process.stderr.write(`wasm-bpf: this kernel has no vmlinux BTF; using BTFHub's ${r.path}${r.source === 'fetched' ? ` (fetched from ${r.from})` : ''}\n`);
+    }
+    return r.path;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (explicit) throw new WasmBpfError('NOT_FOUND', msg);
+    process.stderr.write(`wasm-bpf: warning: ${msg}; CO-RE objects will not load (set a mirror with --btfhub-mirror URL or --btfhub-archive DIR)\n`);
+    return undefined;
   }
 }
 

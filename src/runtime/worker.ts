@@ -37,6 +37,10 @@ async function run(): Promise<number> {
     }
   }
 
+  if (input.btfCustomPath && input.backend !== 'userspace') {
+    (await import('../../backends/linux/index.js')).setDefaultBtfCustomPath(input.btfCustomPath);
+    if (input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
+  }
   const backend = await createBackend(input.backend, input.verbose ? log : undefined, input.stop);
   const wakeFd = backend.wakeFd();
   post({ type: 'wakefd', fd: wakeFd });

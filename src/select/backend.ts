@@ -42,6 +42,7 @@ export class Selector implements Backend {
         if (plan.backend !== 'linux') {
           throw new BackendError(`the ${plan.backend} backend is not available in this build yet`, EOPNOTSUPP, '', 'use --backend linux');
         }
+        return plan.compat?.length ? { compat: plan.compat } : undefined;
       },
     });
   }

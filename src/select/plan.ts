@@ -1,6 +1,6 @@
 // The selector's decision for one eBPF object: what its programs and maps need, whether this host
 // (the prober's report) has it, and which backend runs it. Pure data in, data out.
-import type { BackendName } from '../../backends/backend.js';
+import type { BackendName, CompatStep } from '../../backends/backend.js';
 import type { Report } from '../probe/types.js';
 import { describeNeed, needsForMap, needsForProgram, requirementsMet, type Missing } from '../probe/require.js';
 import { MAP_TYPES } from '../probe/tables.js';
@@ -26,6 +26,17 @@ export interface Plan {
   uncertain: Shortfall[];
   /** one line per decision, for `check` and --verbose */
   reasons: string[];
+  /** compat passes the backend applies before the load (each removes the shortfalls it substitutes) */
+  compat?: CompatStep[];
+}
+
+export type { CompatStep };
+
+/** the shortfalls a compat pass this build implements can substitute: ringbuf maps, when perf event arrays exist */
+function compatFor(s: Shortfall): CompatStep | undefined {
+  const { need, fallback } = s.missing;
+  if (need.kind === 'map' && (need.type === 'ringbuf' || need.type === 27) && fallback?.kind === 'map') return 'ringbuf->perf';
+  return undefined;
 }
 
 function mapTypeName(type: number): string {
@@ -50,9 +61,18 @@ export function planObject(report: Report, shape: ObjectShape, choice: 'auto' | 
     collect(`map '${m.name}' (${mapTypeName(m.type)})`, needsForMap(m.type));
   }
   const reasons: string[] = [];
+  const compat: CompatStep[] = [];
+  for (const b of [...blocking]) {
+    const step = compatFor(b);
+    if (!step || (choice !== 'auto' && choice !== 'linux')) continue;
+    blocking.splice(blocking.indexOf(b), 1);
+    if (!compat.includes(step)) compat.push(step);
+    reasons.push(`compat ${step}: ${b.subject}: ${b.missing.reason}; ring buffers become perf event arrays and bpf_ringbuf_* calls bpf_perf_event_output`);
+  }
+  const withCompat = compat.length ? { compat } : {};
   if (choice !== 'auto') {
     reasons.push(`--backend ${choice}: chosen by the user`);
-    return { backend: choice, blocking, uncertain, reasons };
+    return { backend: choice, blocking, uncertain, reasons, ...withCompat };
   }
   if (report.backends.linux.state !== 'yes') {
     reasons.push(`linux: ${report.backends.linux.reason}`);
@@ -60,7 +80,7 @@ export function planObject(report: Report, shape: ObjectShape, choice: 'auto' | 
   }
   if (blocking.length === 0) {
     reasons.push(`linux: this kernel has everything the object needs${uncertain.length ? ` (${uncertain.length} need(s) unknown, tried anyway)` : ''}`);
-    return { backend: 'linux', blocking, uncertain, reasons };
+    return { backend: 'linux', blocking, uncertain, reasons, ...withCompat };
   }
   reasons.push(`linux: ${blocking.length} need(s) missing`);
   if (report.backends.userspace.state !== 'yes') reasons.push(`userspace: ${report.backends.userspace.reason}`);

@@ -1,0 +1,44 @@
+// `--assume-missing FEATURE` / WASM_BPF_ASSUME_MISSING=ringbuf[,feature...]: make the report say a feature
+// is absent, so that the fallback paths (compat passes) run on a kernel that has everything. Applied to the
+// report handed out, never to the cached one.
+import type { Report } from './types.js';
+import { ATTACH_DEFS, FEATURE_DEFS, MAP_TYPES, PROG_TYPES } from './tables.js';
+
+export const ASSUME_MISSING_ENV = 'WASM_BPF_ASSUME_MISSING';
+
+/** the names from the environment variable (comma or space separated) */
+export function assumedMissing(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env[ASSUME_MISSING_ENV] ?? '').split(/[\s,]+/).filter(Boolean);
+}
+
+/** whether the prober reports something under this name (a map type, program type, attach mechanism or feature) */
+export function isKnownFeature(name: string): boolean {
+  return MAP_TYPES.some((m) => m.name === name) || PROG_TYPES.some((p) => p.name === name) || name in ATTACH_DEFS || name in FEATURE_DEFS;
+}
+
+/** adds names to the environment variable (what the CLI's --assume-missing does) */
+export function addAssumedMissing(names: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
+  const all = [...new Set([...assumedMissing(env), ...names])];
+  if (all.length) env[ASSUME_MISSING_ENV] = all.join(',');
+}
+
+/**
+ * A copy of `report` where each name (a map type, program type, attach mechanism or feature, e.g. 'ringbuf')
+ * is 'no'. Throws for a name the report does not know.
+ */
+export function applyAssumedMissing(report: Report, names: readonly string[] = assumedMissing()): Report {
+  if (names.length === 0) return report;
+  const r: Report = { ...report, mapTypes: { ...report.mapTypes }, progTypes: { ...report.progTypes }, attach: { ...report.attach }, features: { ...report.features } };
+  const reason = 'assumed missing (--assume-missing)';
+  for (const name of names) {
+    let hit = false;
+    for (const table of [r.mapTypes, r.progTypes, r.attach, r.features] as Array<Record<string, { state: string; reason: string; method: string }>>) {
+      const f = table[name];
+      if (!f) continue;
+      table[name] = { ...f, state: 'no', reason, method: 'none', fix: `drop --assume-missing ${name} (and ${ASSUME_MISSING_ENV})` } as typeof f;
+      hit = true;
+    }
+    if (!hit) throw new Error(`--assume-missing ${name}: not a map type, program type, attach mechanism or feature the prober knows`);
+  }
+  return r;
+}

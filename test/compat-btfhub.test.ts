@@ -1,0 +1,276 @@
+// BTFHub (compat/btfhub): naming quirks, fetch + unpack + validate + atomic cache from a loopback mirror,
+// the 404 / corrupt / offline failures, `wasm-bpf btf`, and the real thing: a CO-RE example run in a
+// private mount namespace whose /sys/kernel/btf/vmlinux is /dev/null, its BTF served by a loopback
+// btfhub-archive mirror built from this kernel's own BTF.
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { CLI, ROOT, Running } from './helpers.js';
+import { fetchBtf, hubArch, hubDistro, hubTarget, resolveBtf, BtfhubError, type HubTarget } from '../compat/btfhub/index.js';
+import type { SystemView } from '../src/probe/system.js';
+
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-btfhub-'));
+t.teardown(() => fs.rmSync(TMP, { recursive: true, force: true }));
+const RELEASE = os.release();
+const HAVE_BTF = fs.existsSync('/sys/kernel/btf/vmlinux');
+
+t.test('distro and arch naming quirks of btfhub-archive', async (t) => {
+  t.same(hubDistro('ubuntu', '20.04'), { id: 'ubuntu', version: '20.04' });
+  t.same(hubDistro('centos', '7.9.2009'), { id: 'centos', version: '7' });
+  t.same(hubDistro('centos', '8'), { id: 'centos', version: '8' });
+  t.same(hubDistro('rhel', '8.6'), { id: 'rhel', version: '8' });
+  t.same(hubDistro('ol', '7.9'), { id: 'ol', version: '7' });
+  t.same(hubDistro('amzn', '2'), { id: 'amzn', version: '2' });
+  t.same(hubDistro('amzn', '2018.03'), { id: 'amzn', version: '2018' });
+  t.same(hubDistro('debian', '12'), { id: 'debian', version: '12' });
+  t.same(hubDistro('fedora', '34'), { id: 'fedora', version: '34' });
+  t.same(hubDistro('sles', '15.3'), { id: 'sles', version: '15.3' });
+  t.same(hubDistro('opensuse-leap', '15.3'), { id: 'opensuse-leap', version: '15.3' });
+  t.equal(hubArch('x86_64'), 'x86_64');
+  t.equal(hubArch('aarch64'), 'arm64');
+  t.equal(hubArch('riscv64'), null);
+});
+
+function fakeSystem(files: Record<string, string>, machine = 'x86_64', release = '3.10.0-1160.el7.x86_64'): SystemView {
+  const get = (p: string): Buffer => {
+    const v = files[p];
+    if (v === undefined) throw Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' });
+    return Buffer.from(v);
+  };
+  return {
+    mode: 'fixture',
+    root: '/',
+    readFile: get,
+    readHead: (p, n, off = 0) => get(p).subarray(off, off + n),
+    exists: (p) => p in files,
+    readdir: () => [],
+    uname: () => ({ sysname: 'Linux', release, version: '#1 SMP', machine, platform: 'linux' }),
+    uid: () => 0,
+    env: () => undefined,
+  };
+}
+
+t.test('target: URL path from the archive names, cache path from os-release (the prober\'s btfhubPath)', async (t) => {
+  const sys = fakeSystem({ '/etc/os-release': 'ID="centos"\nVERSION_ID="7.9.2009"\n' });
+  const tg = hubTarget(sys, '/c');
+  t.equal(tg.relPath, 'centos/7/x86_64/3.10.0-1160.el7.x86_64.btf.tar.xz');
+  t.equal(tg.cachePath, '/c/btfhub/centos/7.9.2009/x86_64/3.10.0-1160.el7.x86_64.btf');
+  const arm = hubTarget(fakeSystem({ '/etc/os-release': 'ID=ubuntu\nVERSION_ID="20.04"\n' }, 'aarch64', '5.4.0-42-generic'), '/c');
+  t.equal(arm.relPath, 'ubuntu/20.04/arm64/5.4.0-42-generic.btf.tar.xz');
+  t.throws(() => hubTarget(fakeSystem({ '/etc/os-release': 'ID=arch\n' }), '/c'), /VERSION_ID/);
+  t.throws(() => hubTarget(fakeSystem({ '/etc/os-release': 'ID=ubuntu\nVERSION_ID=20.04\n' }, 'riscv64'), '/c'), /riscv64/);
+  // a kernel without BTF, nothing cached, fetch disabled: says what was looked at
+  await t.rejects(resolveBtf({ sys, cacheDir: path.join(TMP, 'none'), fetch: false }), /no vmlinux BTF .*btfhub\/centos\/7\.9\.2009/);
+});
+
+// ---- a loopback btfhub-archive mirror -------------------------------------------------------------
+
+const target: HubTarget = hubTarget(undefined, path.join(TMP, 'unused'));
+const ARCHIVE = path.join(TMP, 'archive');
+const GOOD = path.join(ARCHIVE, ...target.relPath.split('/'));
+const NOTBTF = path.join(TMP, 'notbtf.btf.tar.xz');
+
+function makeTarXz(out: string, member: string, bytes: Buffer): void {
+  const dir = fs.mkdtempSync(path.join(TMP, 'pack-'));
+  fs.writeFileSync(path.join(dir, member), bytes);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  execFileSync('tar', ['-C', dir, '-cJf', out, member]);
+  fs.rmSync(dir, { recursive: true });
+}
+
+if (HAVE_BTF) makeTarXz(GOOD, `${RELEASE}.btf`, fs.readFileSync('/sys/kernel/btf/vmlinux'));
+makeTarXz(NOTBTF, `${RELEASE}.btf`, Buffer.from('this is not BTF at all, just some text\n'.repeat(4)));
+
+const requests: string[] = [];
+const server = http.createServer((req, res) => {
+  const url = req.url ?? '/';
+  requests.push(url);
+  const [, mode, ...rest] = url.split('/');
+  const rel = rest.join('/');
+  if (rel !== target.relPath) {
+    res.writeHead(404).end('not found');
+    return;
+  }
+  if (mode === 'ok' && fs.existsSync(GOOD)) {
+    const body = fs.readFileSync(GOOD);
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  } else if (mode === 'redirect') {
+    res.writeHead(302, { location: `/ok/${rel}` }).end();
+  } else if (mode === 'corrupt') {
+    res.writeHead(200).end(Buffer.from('\xfd7zXZ\x00garbage garbage garbage', 'latin1'));
+  } else if (mode === 'notbtf') {
+    res.writeHead(200).end(fs.readFileSync(NOTBTF));
+  } else res.writeHead(404).end('not found');
+});
+const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+t.teardown(() => server.close());
+const BASE = `http://127.0.0.1:${port}`;
+// a port nothing listens on
+const closedPort = await new Promise<number>((r) => {
+  const s = http.createServer();
+  s.listen(0, '127.0.0.1', () => {
+    const p = (s.address() as AddressInfo).port;
+    s.close(() => r(p));
+  });
+});
+
+function cacheFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    if (!fs.existsSync(d)) return;
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else out.push(path.relative(dir, path.join(d, e.name)));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+t.test('fetch from a mirror: unpacked, validated and cached atomically', { skip: !HAVE_BTF && 'no /sys/kernel/btf/vmlinux to build an archive from' }, async (t) => {
+  const dir = path.join(TMP, 'c1');
+  const tg = hubTarget(undefined, dir);
+  const n = requests.length;
+  const r = await fetchBtf(tg, { mirror: `${BASE}/redirect` });
+  t.equal(r.path, tg.cachePath);
+  t.equal(r.from, `${BASE}/redirect/${tg.relPath}`);
+  t.same(requests.slice(n), [`/redirect/${tg.relPath}`, `/ok/${tg.relPath}`], 'the redirect was followed');
+  t.ok(fs.readFileSync(tg.cachePath).equals(fs.readFileSync('/sys/kernel/btf/vmlinux')), 'the cached file is the BTF that was served');
+  t.same(cacheFiles(dir), [path.relative(dir, tg.cachePath)], 'no temporary file left behind');
+  // from a local archive tree
+  const dir2 = path.join(TMP, 'c2');
+  const r2 = await fetchBtf(hubTarget(undefined, dir2), { archive: ARCHIVE });
+  t.equal(r2.from, GOOD);
+  t.ok(fs.existsSync(r2.path));
+});
+
+t.test('404, corrupt archive, not BTF, offline: clear errors, nothing cached', async (t) => {
+  const dir = path.join(TMP, 'c3');
+  const tg = hubTarget(undefined, dir);
+  await t.rejects(fetchBtf(tg, { mirror: `${BASE}/missing` }), new RegExp(`${BASE}/missing/${tg.relPath.replace(/\./g, '\\.')}: HTTP 404`));
+  await t.rejects(fetchBtf(tg, { mirror: `${BASE}/corrupt` }), new RegExp(`cannot unpack ${BASE}/corrupt/.*: xz: `));
+  await t.rejects(fetchBtf(tg, { mirror: `${BASE}/notbtf` }), /is not BTF \(bad magic/);
+  const off = fetchBtf(tg, { mirror: `http://127.0.0.1:${closedPort}` });
+  await t.rejects(off, new RegExp(`http://127\\.0\\.0\\.1:${closedPort}/.*ECONNREFUSED`));
+  await t.rejects(fetchBtf(tg, { archive: path.join(TMP, 'empty-archive') }), /not in the BTFHub archive/);
+  await off.catch((e: unknown) => t.ok(e instanceof BtfhubError));
+  t.same(cacheFiles(dir), [], 'nothing cached, no temporary file left');
+});
+
+/** runs the CLI asynchronously (the mirror lives in this process) */
+function cli(args: string[], env: NodeJS.ProcessEnv, ns = false): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const argv = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = ns
+    ? spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec ${argv}`], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = new Running(child);
+  return run.exited.then(({ code }) => ({ code, stdout: run.stdout, stderr: run.stderr }));
+}
+
+t.test('wasm-bpf btf path | fetch | clear', { skip: !HAVE_BTF && 'no kernel BTF' }, async (t) => {
+  const dir = path.join(TMP, 'c4');
+  const env = { ...process.env, WASM_BPF_CACHE_DIR: dir };
+  const tg = hubTarget(undefined, dir);
+  let r = await cli(['btf', 'path', '--json', '--btfhub-mirror', `${BASE}/ok`], env);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as Record<string, unknown>;
+  t.equal(j['source'], 'sysfs');
+  t.equal(j['btfhubPath'], tg.cachePath);
+  t.equal(j['fetchFrom'], `${BASE}/ok/${tg.relPath}`);
+  t.equal(j['cached'], false);
+  r = await cli(['btf', 'fetch', '--btfhub-mirror', `${BASE}/missing`], env);
+  t.equal(r.code, 1);
+  t.match(r.stderr, `${BASE}/missing/${tg.relPath}: HTTP 404`);
+  r = await cli(['btf', 'fetch', '--btfhub-mirror', `${BASE}/ok`], env);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout.trim(), tg.cachePath);
+  r = await cli(['btf', 'path', '--json'], env);
+  t.equal((JSON.parse(r.stdout) as Record<string, unknown>)['cached'], true);
+  r = await cli(['btf', 'clear'], env);
+  t.equal(r.code, 0);
+  t.notOk(fs.existsSync(tg.cachePath));
+  r = await cli(['btf', 'frobnicate'], env);
+  t.equal(r.code, 2);
+  r = await cli(['run', '--btfhub-mirror', 'ftp://x', 'a.wasm'], env);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /--btfhub-mirror expects an http\(s\) URL/);
+});
+
+// ---- the real thing: no vmlinux BTF for libbpf, BTF from the loopback mirror ----------------------
+
+const canNs = HAVE_BTF && process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'true']).status === 0 && fs.existsSync(path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm'));
+
+t.test('bootstrap (CO-RE) in a mount namespace without vmlinux BTF, BTF from the mirror', { skip: !canNs && 'needs root, unshare, kernel BTF and matrix/build' }, async (t) => {
+  const dir = path.join(TMP, 'c5');
+  const env = { ...process.env, WASM_BPF_CACHE_DIR: dir };
+  // first, in the namespace libbpf really finds no BTF: without a mirror the run fails
+  const probe = await cli(['btf', 'path', '--json'], env, true);
+  t.equal((JSON.parse(probe.stdout) as Record<string, unknown>)['source'], 'none', 'no kernel BTF inside the namespace');
+
+  const before = requests.length;
+  const argv = [process.execPath, CLI, 'run', '--btfhub-mirror', `${BASE}/ok`, path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm')];
+  const run = new Running(
+    spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec ${argv.join(' ')}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
+  await run.waitFor(/^# bootstrap/, 60_000);
+  t.ok(requests.slice(before).includes(`/ok/${target.relPath}`), 'the archive was fetched from the mirror');
+  t.match(run.stderr, /no vmlinux BTF; using BTFHub's .*fetched from http:\/\/127\.0\.0\.1/);
+  const tg = hubTarget(undefined, dir);
+  t.ok(fs.existsSync(tg.cachePath), 'cached');
+  let pid = 0;
+  const deadline = Date.now() + 15_000;
+  while (!run.lines(new RegExp(`^EXEC pid=${pid} `)).length) {
+    if (Date.now() > deadline || run.child.exitCode !== null) break;
+    pid = spawnSync('/bin/sh', ['-c', 'exit 3']).pid ?? 0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.match(run.lines(new RegExp(`^EXEC pid=${pid} `))[0] ?? `no EXEC line\n${run.stdout.slice(-2000)}\n${run.stderr}`, /filename=\/bin\/sh$/);
+  const exit = await run.interrupt('SIGINT');
+  t.equal(exit.code, 130);
+
+  // a second run uses the cache: no request
+  const n = requests.length;
+  const again = new Running(
+    spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec ${argv.join(' ')}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
+  await again.waitFor(/^# bootstrap/, 60_000);
+  t.equal(requests.length, n, 'no download when cached');
+  t.equal((await again.interrupt('SIGINT')).code, 130);
+
+  // air-gapped: a local archive tree, fresh cache
+  const env2 = { ...process.env, WASM_BPF_CACHE_DIR: path.join(TMP, 'c7') };
+  const argv2 = [process.execPath, CLI, 'run', '--btfhub-archive', ARCHIVE, path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm')];
+  const gapped = new Running(
+    spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec ${argv2.join(' ')}`], { env: env2, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
+  await gapped.waitFor(/^# bootstrap/, 60_000);
+  t.match(gapped.stderr, `fetched from ${GOOD}`);
+  t.equal(requests.length, n, 'no request to the mirror');
+  t.equal((await gapped.interrupt('SIGINT')).code, 130);
+});
+
+t.test('run without vmlinux BTF: 404, corrupt, offline exit 1 naming the URL; nothing cached', { skip: !canNs && 'needs root, unshare, kernel BTF and matrix/build' }, async (t) => {
+  const dir = path.join(TMP, 'c6');
+  const env = { ...process.env, WASM_BPF_CACHE_DIR: dir };
+  const wasm = path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm');
+  const tg = hubTarget(undefined, dir);
+  let r = await cli(['run', '--btfhub-mirror', `${BASE}/missing`, wasm], env, true);
+  t.equal(r.code, 1);
+  t.match(r.stderr, `${BASE}/missing/${tg.relPath}: HTTP 404`);
+  t.match(r.stderr, 'no vmlinux BTF');
+  r = await cli(['run', '--btfhub-mirror', `${BASE}/corrupt`, wasm], env, true);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /cannot unpack/);
+  r = await cli(['run', '--btfhub-mirror', `${BASE}/notbtf`, wasm], env, true);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /not BTF/);
+  r = await cli(['run', '--btfhub-mirror', `http://127.0.0.1:${closedPort}`, wasm], env, true);
+  t.equal(r.code, 1);
+  t.match(r.stderr, `http://127.0.0.1:${closedPort}/${tg.relPath}: ECONNREFUSED`);
+  t.notOk(r.stdout.includes('# bootstrap'), 'nothing loaded');
+  t.same(cacheFiles(path.join(dir, 'btfhub')), [], 'nothing cached');
+});
