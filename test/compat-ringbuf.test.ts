@@ -39,14 +39,24 @@ async function until(run: Running, re: RegExp, fn: () => void | Promise<void>, m
   }
 }
 
-/** the types of the maps named `name` created since `since` (bpftool) */
-function newMapTypes(since: KernelIds, name: string): string[] {
+/** the types of the maps named `name` that process `pid` holds (its fds' fdinfo, names from bpftool):
+ * other processes' maps, e.g. of a test run elsewhere on the machine, cannot be mistaken for ours */
+function newMapTypes(since: KernelIds, name: string, pid: number): string[] {
+  const held = new Set<number>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      const m = /^map_id:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (m) held.add(Number(m[1]));
+    } catch {
+      // the fd closed meanwhile
+    }
+  }
   const list = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show'], { encoding: 'utf8' }) || '[]') as Array<{ id: number; name?: string; type: string }>;
-  return list.filter((m) => !since.maps.has(m.id) && m.name === name).map((m) => m.type);
+  return list.filter((m) => !since.maps.has(m.id) && held.has(m.id) && m.name === name).map((m) => m.type);
 }
 
 async function checkMode(t: Tap.Test, run: Running, mode: Mode, since: KernelIds): Promise<void> {
-  const types = newMapTypes(since, 'rb');
+  const types = newMapTypes(since, 'rb', run.child.pid!);
   t.ok(types.length >= 1, `a map 'rb' exists (${types.join(', ')})`);
   if (mode === 'compat') {
     t.ok(types.every((x) => x === 'perf_event_array'), 'the ring buffer is a perf_event_array');
