@@ -59,3 +59,15 @@ t.test('routing on other systems: 5.4 arm64 without ringbuf, Debian 11, Windows'
   const windows = planObject(probe({ root: path.join(systems, 'windows-11-x64') }), bootstrap);
   t.equal(windows.backend, null, 'no linux backend on Windows');
 });
+
+t.test('probe shows the compat steps a plan would apply, and why', async (t) => {
+  const here = runCli(['probe', '--no-cache']);
+  t.equal(here.code, 0, here.stderr);
+  t.match(here.stdout, /ringbuf->perf +no +not needed: the kernel has BPF ring buffers/);
+  t.match(here.stdout, /btfhub +no +not needed: vmlinux BTF from sysfs/);
+  const assumed = runCli(['probe', '--assume-missing', 'ringbuf']);
+  t.match(assumed.stdout, /ringbuf->perf +applies +ring buffers are missing \(assumed missing/);
+  const old = runCli(['probe', '--json', '--root', path.join(systems, 'ubuntu-20.04-arm64')]);
+  const j = JSON.parse(old.stdout) as { compat: Array<{ step: string; applies: boolean }> };
+  t.same(j.compat.map((c) => [c.step, c.applies]), [['ringbuf->perf', true], ['btfhub', true], ['ptregs', true]], 'a 5.4 kernel without BTF: both fallbacks');
+});

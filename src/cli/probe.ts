@@ -1,6 +1,7 @@
 // `wasm-bpf probe [--json] [--full] [--no-cache] [--root DIR] [--btf FILE]`: what eBPF can do on this host.
 import fs from 'node:fs';
 import { addAssumedMissing, isKnownFeature } from '../probe/assume.js';
+import { compatSteps, type CompatStep } from '../select/compat.js';
 import path from 'node:path';
 import process from 'node:process';
 import { cachedProbeResult } from '../probe/index.js';
@@ -67,6 +68,13 @@ function parseArgs(argv: string[]): ProbeArgs | 'help' {
   return out;
 }
 
+/** the "Compat" section: which compat passes runs on this host would apply, and why */
+function formatCompat(steps: CompatStep[]): string {
+  const lines = ['Compat (applied by the selector when an object needs it)'];
+  for (const c of steps) lines.push(`  ${c.step.padEnd(14)} ${(c.applies ? 'applies' : 'no').padEnd(8)} ${c.why}`);
+  return `${lines.join('\n')}\n\n`;
+}
+
 export function probeCommand(argv: string[]): number {
   let args: ProbeArgs | 'help';
   try {
@@ -91,8 +99,10 @@ export function probeCommand(argv: string[]): number {
     full: args.full,
     noCache: args.noCache,
   });
+  const compat = compatSteps(res.report);
   if (args.json) {
-    process.stdout.write(`${JSON.stringify(res.report, null, 2)}\n`);
+    // `compat` is derived from the report (src/select/compat.ts): an addition to schema version 1
+    process.stdout.write(`${JSON.stringify({ ...res.report, compat }, null, 2)}\n`);
   } else {
     const note = res.hit ? `cached ${res.report.generatedAt}; --no-cache to probe again` : undefined;
     process.stdout.write(
@@ -100,7 +110,7 @@ export function probeCommand(argv: string[]): number {
         color: useColor(process.stdout),
         width: process.stdout.columns ?? 100,
         ...(note ? { note } : {}),
-      }),
+      }) + formatCompat(compat),
     );
   }
   return 0;
