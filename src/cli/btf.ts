@@ -12,10 +12,14 @@ import {
   ttyProgress,
   ENV_ARCHIVE,
 } from '../../compat/btfhub/index.js';
+import { minimizeBtf } from '../../compat/btfhub/minimize.js';
+import { parseBtf } from '../object/btf.js';
+import { loadObject } from '../object/loader.js';
 
 const USAGE = `Usage: wasm-bpf btf path [--json] [--btfhub-mirror URL | --btfhub-archive DIR]
        wasm-bpf btf fetch [--force] [--btfhub-mirror URL | --btfhub-archive DIR]
        wasm-bpf btf clear
+       wasm-bpf btf minimize OBJ.bpf.o... [-o OUT] [--btf VMLINUX]
 
 Where libbpf's vmlinux BTF comes from on this host, and the BTFHub cache used when the kernel has none.
 
@@ -24,12 +28,18 @@ Where libbpf's vmlinux BTF comes from on this host, and the BTFHub cache used wh
   fetch   fetch this kernel's BTF from BTFHub into the cache (even if the kernel has its own: --force
           refetches an already cached file), validate it and print its path
   clear   remove the BTFHub cache
+  minimize
+          write a reduced BTF holding only what the objects' CO-RE relocations resolve to in VMLINUX (as
+          bpftool gen min_core_btf does), e.g. to ship with a package or as a btfhub-archive file; to
+          OUT, else stdout
 
 Options:
   --btfhub-mirror URL   a btfhub-archive mirror (default $WASM_BPF_BTFHUB_MIRROR, else the public archive
                         https://github.com/aquasecurity/btfhub-archive/raw/main)
   --btfhub-archive DIR  a local btfhub-archive tree (default $WASM_BPF_BTFHUB_ARCHIVE)
   --json                (path) machine-readable output
+  -o, --output OUT      (minimize) output file
+  --btf VMLINUX         (minimize) source BTF (default /sys/kernel/btf/vmlinux)
   -h, --help            show this help
 
 The cache is <cache dir>/btfhub/<ID>/<VERSION_ID>/<arch>/<release>.btf; <cache dir> is $WASM_BPF_CACHE_DIR,
@@ -39,18 +49,21 @@ else /var/cache/wasm-bpf for root, else $XDG_CACHE_HOME/wasm-bpf.
 class UsageError extends Error {}
 
 interface Args {
-  sub: 'path' | 'fetch' | 'clear';
+  sub: 'path' | 'fetch' | 'clear' | 'minimize';
   json: boolean;
   force: boolean;
   mirror?: string;
   archive?: string;
+  inputs: string[];
+  output?: string;
+  btf?: string;
 }
 
 function parse(argv: string[]): Args | 'help' {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '-h' || sub === '--help' || sub === 'help') return 'help';
-  if (sub !== 'path' && sub !== 'fetch' && sub !== 'clear') throw new UsageError(`unknown btf command '${sub}'`);
-  const out: Args = { sub, json: false, force: false };
+  if (sub !== 'path' && sub !== 'fetch' && sub !== 'clear' && sub !== 'minimize') throw new UsageError(`unknown btf command '${sub}'`);
+  const out: Args = { sub, json: false, force: false, inputs: [] };
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     const eq = a.indexOf('=');
@@ -64,16 +77,21 @@ function parse(argv: string[]): Args | 'help' {
     if (flag === '-h' || flag === '--help') return 'help';
     else if (flag === '--json' && sub === 'path') out.json = true;
     else if (flag === '--force' && sub === 'fetch') out.force = true;
-    else if (flag === '--btfhub-mirror' && sub !== 'clear') {
+    else if ((flag === '-o' || flag === '--output') && sub === 'minimize') out.output = val();
+    else if (flag === '--btf' && sub === 'minimize') out.btf = val();
+    else if (sub === 'minimize' && !a.startsWith('-')) out.inputs.push(a);
+    else if (flag === '--btfhub-mirror' && sub !== 'clear' && sub !== 'minimize') {
       const u = val();
       if (!/^https?:\/\//.test(u)) throw new UsageError(`--btfhub-mirror expects an http(s) URL, got '${u}'`);
       out.mirror = u;
-    } else if (flag === '--btfhub-archive' && sub !== 'clear') {
+    } else if (flag === '--btfhub-archive' && sub !== 'clear' && sub !== 'minimize') {
       const d = val();
       if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new UsageError(`--btfhub-archive ${d}: not a directory`);
       out.archive = path.resolve(d);
     } else throw new UsageError(`unexpected argument '${a}'`);
   }
+  if (sub === 'minimize' && out.inputs.length === 0) throw new UsageError('minimize needs at least one BPF object');
+  if (sub === 'minimize' && out.output === undefined && process.stdout.isTTY) throw new UsageError('minimize writes binary BTF: give -o OUT (or redirect stdout)');
   if (out.mirror !== undefined && out.archive !== undefined) throw new UsageError('give --btfhub-mirror or --btfhub-archive, not both');
   return out;
 }
@@ -99,6 +117,7 @@ export async function btfCommand(argv: string[]): Promise<number> {
       process.stdout.write(`removed ${dir}\n`);
       return 0;
     }
+    if (args.sub === 'minimize') return minimize(args);
     if (args.sub === 'fetch') {
       const target = hubTarget();
       if (!args.force && cachedBtf(target)) {
@@ -140,4 +159,31 @@ export async function btfCommand(argv: string[]): Promise<number> {
     process.stderr.write(`wasm-bpf btf ${args.sub}: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
+}
+
+function minimize(args: Args): number {
+  const src = args.btf ?? '/sys/kernel/btf/vmlinux';
+  let source;
+  try {
+    source = parseBtf(fs.readFileSync(src));
+  } catch (err) {
+    throw new Error(`${src}: cannot read BTF: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const objects = args.inputs.map((f) => {
+    try {
+      return loadObject(fs.readFileSync(f));
+    } catch (err) {
+      throw new Error(`${f}: not a usable BPF object: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
+  const { bytes, stats } = minimizeBtf(source, objects);
+  if (args.output !== undefined) {
+    const tmp = `${args.output}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, args.output);
+  } else process.stdout.write(bytes);
+  process.stderr.write(
+    `wasm-bpf: ${stats.relocations} CO-RE relocation(s) (${stats.unmatched} without a match in ${src}): ${stats.types} types, ${stats.bytes} bytes${args.output !== undefined ? ` -> ${args.output}` : ''}\n`,
+  );
+  return 0;
 }

@@ -10,7 +10,7 @@ Usage:
   wasm-bpf vm run|asm|disasm ...                   the userspace eBPF VM (see \`wasm-bpf vm --help\`)
   wasm-bpf check [--json] <app.wasm|x.bpf.o>       which backend would run each eBPF object, and what is missing
   wasm-bpf probe [--json] [--full] [--root DIR]    what eBPF can do on this host (see \`wasm-bpf probe --help\`)
-  wasm-bpf btf path|fetch|clear                    vmlinux BTF for CO-RE: the kernel's own, or BTFHub's (cached)
+  wasm-bpf btf path|fetch|clear|minimize                    vmlinux BTF for CO-RE: the kernel's own, or BTFHub's (cached)
 
 Options:
   -h, --help       show this help
