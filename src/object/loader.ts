@@ -98,16 +98,6 @@ export const PROG_TYPE = {
   TRACING: 26, STRUCT_OPS: 27, EXT: 28, LSM: 29, SK_LOOKUP: 30, SYSCALL: 31, NETFILTER: 32,
 } as const;
 
-/** enum bpf_map_type (the ones this project names) */
-export const MAP_TYPES: Readonly<Record<number, string>> = {
-  0: 'unspec', 1: 'hash', 2: 'array', 3: 'prog_array', 4: 'perf_event_array', 5: 'percpu_hash', 6: 'percpu_array',
-  7: 'stack_trace', 8: 'cgroup_array', 9: 'lru_hash', 10: 'lru_percpu_hash', 11: 'lpm_trie', 12: 'array_of_maps',
-  13: 'hash_of_maps', 14: 'devmap', 15: 'sockmap', 16: 'cpumap', 17: 'xskmap', 18: 'sockhash', 19: 'cgroup_storage',
-  20: 'reuseport_sockarray', 21: 'percpu_cgroup_storage', 22: 'queue', 23: 'stack', 24: 'sk_storage',
-  25: 'devmap_hash', 26: 'struct_ops', 27: 'ringbuf', 28: 'inode_storage', 29: 'task_storage', 30: 'bloom_filter',
-  31: 'user_ringbuf', 32: 'cgrp_storage',
-};
-
 /** BPF_F_RDONLY_PROG: programs may not write the map (libbpf sets it on .rodata) */
 export const BPF_F_RDONLY_PROG = 0x80;
 

@@ -113,6 +113,11 @@ export const MAP_TYPES: readonly MapTypeDef[] = [
   { name: 'arena', id: 33, since: '6.9', kconfig: ['CONFIG_MMU'] },
 ];
 
+/** a map type's bpftool name ('ringbuf'), or 'type N' for one this table does not know */
+export function mapTypeName(type: number): string {
+  return MAP_TYPES.find((m) => m.id === type)?.name ?? `type ${type}`;
+}
+
 export interface MechDef {
   since: string;
   /** a different `since` on some architectures (BPF trampolines reached arm64 in 6.0) */

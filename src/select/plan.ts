@@ -3,7 +3,7 @@
 import type { BackendName, CompatStep } from '../../backends/backend.js';
 import type { Report } from '../probe/types.js';
 import { describeNeed, needsForMap, needsForProgram, requirementsMet, type Missing } from '../probe/require.js';
-import { MAP_TYPES } from '../probe/tables.js';
+import { mapTypeName } from '../probe/tables.js';
 
 /** What the selector reads of an object (the ELF loader's view and libbpf's view both fit). */
 export interface ObjectShape {
@@ -37,10 +37,6 @@ function compatFor(s: Shortfall): CompatStep | undefined {
   const { need, fallback } = s.missing;
   if (need.kind === 'map' && (need.type === 'ringbuf' || need.type === 27) && fallback?.kind === 'map') return 'ringbuf->perf';
   return undefined;
-}
-
-function mapTypeName(type: number): string {
-  return MAP_TYPES.find((m) => m.id === type)?.name ?? `type ${type}`;
 }
 
 /** Decides where an object runs. `choice` other than 'auto' is obeyed whatever the report says. */

@@ -1,7 +1,7 @@
 // The userspace map factory: one class per family (hash.ts, array.ts, ringbuf.ts, perf.ts, queue.ts,
 // prog_array.ts), created from a map definition with the kernel's creation checks.
 
-import { MAP_TYPES } from '../../../src/object/loader.js';
+import { mapTypeName } from '../../../src/probe/tables.js';
 import { ArrayMap } from './array.js';
 import { E, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
 import { HashMap } from './hash.js';
@@ -36,9 +36,7 @@ export interface CreateMapOptions<P> {
   progByFd?: (fd: number) => ProgRef<P> | undefined;
 }
 
-export function mapTypeName(type: number): string {
-  return MAP_TYPES[type] ?? `type ${type}`;
-}
+export { mapTypeName };
 
 /** Creates a userspace map; throws MapCreateError (errno + sentence) as map creation would fail. */
 export function createMap<P = unknown>(spec: MapSpec, env: MapEnv, opts: CreateMapOptions<P> = {}): UserMap {
