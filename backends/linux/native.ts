@@ -153,10 +153,12 @@ export interface NativeProbeLoad {
   progType: number;
   expectedAttachType?: number;
   attachBtfId?: number;
+  /** struct bpf_insn[] as bytes (little-endian) */
   insns: Uint8Array;
   license?: string;
   progFlags?: number;
   kernVersion?: number;
+  /** 0: no verifier log, 1: log */
   logLevel?: number;
   /** kind 1: kprobe_multi with no addresses; 2: uprobe_multi on "/" (libbpf's probe shapes) */
   link?: { attachType: number; target: number; kind?: 0 | 1 | 2 };

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { NativeProbeLoad } from '../../backends/linux/native.js';
 
 export interface Uname {
   /** 'Linux', 'Windows_NT', ... */
@@ -27,20 +28,8 @@ export interface LoadResult {
   log: string;
 }
 
-export interface LoadRequest {
-  progType: number;
-  expectedAttachType?: number;
-  attachBtfId?: number;
-  /** struct bpf_insn[] as bytes (little-endian) */
-  insns: Uint8Array;
-  license?: string;
-  progFlags?: number;
-  kernVersion?: number;
-  /** 0: no verifier log, 1: log */
-  logLevel?: number;
-  /** after a successful load: BPF_LINK_CREATE(prog, target, attachType); kind 1 = kprobe_multi, 2 = uprobe_multi shapes */
-  link?: { attachType: number; target: number; kind?: 0 | 1 | 2 };
-}
+/** a raw BPF_PROG_LOAD the prober tries (the addon's probeLoad argument) */
+export type LoadRequest = NativeProbeLoad;
 
 /** One perf event to try: type/config as perf_event_attr; name+offset for a kprobe/uprobe PMU target. */
 export interface PerfSpec {
