@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { loadObject } from '../src/object/loader.js';
 import { rewriteRingbuf, usesRingbufHelpers } from '../compat/ringbuf/index.js';
-import { CLI, ROOT, Running, abiGuest, ensureMounts, kernelIds, kv, settledLeaks, type KernelIds } from './helpers.js';
+import { CLI, ROOT, Running, abiGuest, ensureMounts, kernelIds, kv, settledLeaks, type KernelIds, until } from './helpers.js';
 
 const BUILD = path.join(ROOT, 'matrix', 'build');
 ensureMounts();
@@ -24,19 +24,6 @@ function app(name: string, mode: Mode, args: string[] = []): Running {
   const env = { ...process.env };
   delete env.WASM_BPF_ASSUME_MISSING;
   return new Running(spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env }));
-}
-
-async function until(run: Running, re: RegExp, fn: () => void | Promise<void>, ms = 15_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const hit = run.lines(re)[0];
-    if (hit) return hit;
-    if (Date.now() > deadline || run.child.exitCode !== null) {
-      throw new Error(`no line matching ${re}\nstdout:\n${run.stdout.slice(-3000)}\nstderr:\n${run.stderr.slice(-5000)}`);
-    }
-    await fn();
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** the types of the maps named `name` that process `pid` holds (its fds' fdinfo, names from bpftool):

@@ -6,7 +6,7 @@ import net from 'node:net';
 import dgram from 'node:dgram';
 import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { CLI, ROOT, Running, ensureMounts, kernelIds, settledLeaks } from './helpers.js';
+import { CLI, ROOT, Running, ensureMounts, kernelIds, settledLeaks, until } from './helpers.js';
 
 const BUILD = path.join(ROOT, 'matrix', 'build');
 ensureMounts();
@@ -18,20 +18,6 @@ function app(name: string, args: string[] = [], ns?: string): Running {
     ? spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Running(child);
-}
-
-/** runs fn repeatedly until the app printed a line matching re */
-async function until(run: Running, re: RegExp, fn: () => void | Promise<void>, ms = 15_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const hit = run.lines(re)[0];
-    if (hit) return hit;
-    if (Date.now() > deadline || run.child.exitCode !== null) {
-      throw new Error(`no line matching ${re}\nstdout:\n${run.stdout.slice(-3000)}\nstderr:\n${run.stderr}`);
-    }
-    await fn();
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function stop(t: Tap.Test, run: Running): Promise<void> {

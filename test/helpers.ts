@@ -120,6 +120,20 @@ export class Running {
   }
 }
 
+/** runs fn (which causes events) repeatedly until the app printed a line matching re */
+export async function until(run: Running, re: RegExp, fn: () => void | Promise<void>, ms = 15_000): Promise<string> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const hit = run.lines(re)[0];
+    if (hit) return hit;
+    if (Date.now() > deadline || run.child.exitCode !== null) {
+      throw new Error(`no line matching ${re}\nstdout:\n${run.stdout.slice(-3000)}\nstderr:\n${run.stderr.slice(-5000)}`);
+    }
+    await fn();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export function startCli(args: string[], opts: { stdio?: 'pipe' } = {}): Running {
   void opts;
   return new Running(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
