@@ -1,7 +1,5 @@
 // Explains a failed bpf_object__load: which program, which errno, and what would make it work.
-import fs from 'node:fs';
-import os from 'node:os';
-import zlib from 'node:zlib';
+import { readCachedReport } from '../../src/probe/fast.js';
 import { BackendError } from '../../src/errors.js';
 import type { ProgramInfo } from '../backend.js';
 import { isNativeError } from './errors.js';
@@ -11,24 +9,15 @@ const EPERM = 1;
 const EACCES = 13;
 const EINVAL = 22;
 
-/** the active LSMs: securityfs when mounted, else the boot command line's lsm=, else CONFIG_LSM */
-function activeLsms(): string | undefined {
+/** the active LSMs as the prober's cached report has them (no probing, no new modules on this path) */
+function activeLsmList(): string | undefined {
   try {
-    return `active: ${fs.readFileSync('/sys/kernel/security/lsm', 'utf8').trim()}`;
+    const l = readCachedReport()?.privileges.lsms;
+    if (!l?.active) return undefined;
+    return l.state === 'yes' ? `active: ${l.active.join(',')}` : `${l.source === 'cmdline' ? 'lsm= on the kernel command line' : 'CONFIG_LSM'}: ${l.active.join(',')}`;
   } catch {
-    // securityfs not mounted
+    return undefined;
   }
-  try {
-    const m = /(?:^|\s)lsm=(\S+)/.exec(fs.readFileSync('/proc/cmdline', 'utf8'));
-    if (m) return `lsm= on the kernel command line: ${m[1]}`;
-    const boot = `/boot/config-${os.release()}`;
-    const config = fs.existsSync(boot) ? fs.readFileSync(boot, 'utf8') : zlib.gunzipSync(fs.readFileSync('/proc/config.gz')).toString('utf8');
-    const c = /^CONFIG_LSM="([^"]*)"/m.exec(config);
-    if (c) return `CONFIG_LSM: ${c[1]}`;
-  } catch {
-    // no config either
-  }
-  return undefined;
 }
 
 export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[]): BackendError {
@@ -42,7 +31,7 @@ export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[
   const reason = err.message.split(': ').pop() ?? err.message;
   let hint: string | undefined;
   if (prog && (prog.type === PROG_TYPE.TRACING || prog.type === PROG_TYPE.LSM || prog.type === PROG_TYPE.EXT) && err.errno === EPERM) {
-    const lsms = activeLsms();
+    const lsms = activeLsmList();
     hint =
       'this kernel refuses BPF trampoline programs (fentry/fexit/fmod_ret/lsm) with EPERM even for root, so no such program can load here; ' +
       'run it on a kernel with BPF trampolines enabled' +
