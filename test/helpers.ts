@@ -1,5 +1,5 @@
 // Test helpers: build fixtures with the project's toolchain, run the CLI, watch kernel objects.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,61 +78,8 @@ export function kv(text: string): Record<string, string> {
   return out;
 }
 
-const running = new Set<ChildProcess>();
-// a failed test must not leave a guest (and its kernel objects) behind
-process.on('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
-});
-
-export class Running {
-  stdout = '';
-  stderr = '';
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  constructor(readonly child: ChildProcess) {
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    running.add(child);
-    child.on('close', () => running.delete(child));
-    this.exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  }
-  /** resolves with the first stdout line matching re; rejects on timeout or exit */
-  async waitFor(re: RegExp, ms = 20_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const line = this.stdout.split('\n').find((l) => re.test(l));
-      if (line !== undefined) return line;
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before ${re}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  lines(re: RegExp): string[] {
-    return this.stdout.split('\n').filter((l) => re.test(l));
-  }
-  /** SIGINT, then wait for exit */
-  async interrupt(signal: NodeJS.Signals = 'SIGINT'): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
-    const t0 = Date.now();
-    this.child.kill(signal);
-    const r = await this.exited;
-    return { ...r, ms: Date.now() - t0 };
-  }
-}
-
-/** runs fn (which causes events) repeatedly until the app printed a line matching re */
-export async function until(run: Running, re: RegExp, fn: () => void | Promise<void>, ms = 15_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const hit = run.lines(re)[0];
-    if (hit) return hit;
-    if (Date.now() > deadline || run.child.exitCode !== null) {
-      throw new Error(`no line matching ${re}\nstdout:\n${run.stdout.slice(-3000)}\nstderr:\n${run.stderr.slice(-5000)}`);
-    }
-    await fn();
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { Running } from '../matrix/harness/running.js';
+export { Running, until } from '../matrix/harness/running.js';
 
 export function startCli(args: string[], opts: { stdio?: 'pipe' } = {}): Running {
   void opts;

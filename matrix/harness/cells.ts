@@ -1,0 +1,260 @@
+// The cells of the compatibility matrix that one machine can decide: run on the host by
+// matrix/run.ts, and inside every qemu guest (where the guest's own Node runs it from the staged
+// checkout). For each app and configuration it starts the app, causes its events and checks them
+// (scenarios.ts), and prints one `CELL {json}` line per cell.
+//
+//   node dist/matrix/harness/cells.js [--platform ID] [--configs default,no-ringbuf,no-btf,userspace,cross-arch]
+//                                     [--apps a,b] [--runners native,wasm]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+import { Running } from './running.js';
+import { APPS, SCENARIOS, type App, type Launcher, type Place } from './scenarios.js';
+
+export const CONFIGS = ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch'] as const;
+export type Config = (typeof CONFIGS)[number];
+export type Runner = 'native' | 'wasm';
+export type Verdict = 'pass' | 'fail' | 'unsupported' | 'n/a';
+
+export interface Cell {
+  app: App;
+  platform: string;
+  config: Config;
+  runner: Runner;
+  verdict: Verdict;
+  /** why (the failed check, the missing kernel feature), or what was run for a pass */
+  reason: string;
+  /** the event line that proved a pass */
+  evidence?: string;
+  ms: number;
+}
+
+/** apps whose records go through a ring buffer (the no-ringbuf fallback applies to them) */
+const RINGBUF_APPS: readonly App[] = ['bootstrap', 'opensnoop', 'sockfilter', 'sockops', 'uprobe', 'lsm', 'kprobe'];
+/** apps whose object reads pt_regs, so an object built for one arch is wrong on the other without relocation */
+export const PTREGS_APPS: readonly App[] = ['uprobe', 'kprobe'];
+/** program types the userspace backend is meant for: uprobes and syscall tracing */
+const USERSPACE_APPS: readonly App[] = ['uprobe', 'opensnoop', 'execve'];
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** the checkout: $WASM_BPF_ROOT in a guest, else three levels up from dist/matrix/harness (or two from matrix/harness) */
+export const ROOT = process.env['WASM_BPF_ROOT'] ?? [path.resolve(here, '../../..'), path.resolve(here, '../..')].find((d) => fs.existsSync(path.join(d, 'bin', 'wasm-bpf.js')))!;
+const CLI = path.join(ROOT, 'bin', 'wasm-bpf.js');
+const BUILD = path.join(ROOT, 'matrix', 'build');
+const ARM64 = os.arch() === 'arm64';
+
+/** the Wasm module of an app for this machine's arch, or (cross) the one built for the other arch */
+export function wasmFile(app: App, cross = false): string {
+  const arm = ARM64 !== cross;
+  return path.join(BUILD, `${app}${arm && PTREGS_APPS.includes(app) ? '-arm64' : ''}.wasm`);
+}
+
+function spawnIn(netns: string | undefined, argv: string[], env: NodeJS.ProcessEnv, wrap?: string): Running {
+  let cmd = argv;
+  if (wrap) cmd = ['unshare', '-m', 'sh', '-c', `${wrap} && exec "$@"`, 'sh', ...argv];
+  if (netns) cmd = ['ip', 'netns', 'exec', netns, ...cmd];
+  const opts: SpawnOptions = { env, stdio: ['ignore', 'pipe', 'pipe'] };
+  return new Running(spawn(cmd[0]!, cmd.slice(1), opts));
+}
+
+function wasmLauncher(label: string, flags: string[], opts: { cross?: boolean; env?: NodeJS.ProcessEnv; wrap?: string; netnsFlags?: string[] } = {}): Launcher {
+  return {
+    label,
+    interruptStatus: 130,
+    start: (app, args, o) =>
+      spawnIn(o?.netns, [process.execPath, CLI, 'run', ...(o?.netns && opts.netnsFlags ? opts.netnsFlags : flags), wasmFile(app, opts.cross), ...args], { ...process.env, ...opts.env }, opts.wrap),
+  };
+}
+
+const nativeLauncher: Launcher = {
+  label: 'native',
+  interruptStatus: 0,
+  start: (app, args, o) => spawnIn(o?.netns, [path.join(BUILD, 'native', app), ...args], process.env),
+};
+
+/** a loopback btfhub-archive mirror holding this kernel's own BTF, as BTFHub names it */
+async function btfhubMirror(tmp: string): Promise<{ url: string; archive: string; close: () => void; requests: string[] }> {
+  const { hubTarget } = (await import(path.join(ROOT, 'dist', 'compat', 'btfhub', 'index.js'))) as typeof import('../../compat/btfhub/index.js');
+  const target = hubTarget(undefined, path.join(tmp, 'unused'));
+  const archive = path.join(tmp, 'archive');
+  const file = path.join(archive, ...target.relPath.split('/'));
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const stage = fs.mkdtempSync(path.join(tmp, 'pack-'));
+  const member = `${target.release}.btf`;
+  fs.copyFileSync('/sys/kernel/btf/vmlinux', path.join(stage, member));
+  const tar = spawnSync('tar', ['-cJf', file, '-C', stage, member]);
+  if (tar.status !== 0) throw new Error(`tar -cJf failed: ${tar.stderr}`);
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url ?? '');
+    const p = path.join(archive, path.normalize(decodeURIComponent(req.url ?? '/')));
+    if (!p.startsWith(archive) || !fs.existsSync(p) || !fs.statSync(p).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': fs.statSync(p).size });
+    fs.createReadStream(p).pipe(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, archive, close: () => server.close(), requests };
+}
+
+/** `wasm-bpf check --json`: why the runtime's own plan refuses a module here, if it does */
+function refusal(wasm: string, flags: string[]): string | undefined {
+  const r = spawnSync(process.execPath, [CLI, 'check', '--json', ...flags, wasm], { encoding: 'utf8', timeout: 300_000 });
+  try {
+    const j = JSON.parse(r.stdout) as { runnable: boolean; objects: Array<{ plan: { blocking: Array<{ subject: string; missing: { what: string; reason: string; since?: string; fix?: string } }> } }> };
+    if (j.runnable) return undefined;
+    const b = j.objects.flatMap((o) => o.plan.blocking)[0];
+    return b ? `${b.missing.what}${b.missing.since ? ` (Linux ${b.missing.since}+)` : ''}: ${b.missing.reason}${b.missing.fix ? `; fix: ${b.missing.fix}` : ''}` : 'refused by the selector';
+  } catch {
+    return undefined;
+  }
+}
+
+/** the first line of a failure that says what went wrong */
+function firstError(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const lines = msg.split('\n');
+  const err = lines.find((l) => /^(wasm-bpf: |[a-z]+: .*: )/.test(l) && !/^wasm-bpf: (hint|selector)/.test(l));
+  return err ? `${lines[0]} (${err.trim()})` : lines[0]!;
+}
+
+function ensureMounts(): string {
+  if (!fs.existsSync('/sys/kernel/tracing/events')) spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']);
+  const cg = '/sys/fs/cgroup/unified';
+  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
+  const v2 = mounts.split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2');
+  if (v2) return v2[1]!;
+  fs.mkdirSync(cg, { recursive: true });
+  spawnSync('mount', ['-t', 'cgroup2', 'none', cg]);
+  return cg;
+}
+
+interface Plan {
+  config: Config;
+  runner: Runner;
+  launcher: Launcher;
+  /** decided without running */
+  fixed?: { verdict: Verdict; reason: string };
+  /** extra proof a pass needs in the app's stderr */
+  proof?: RegExp;
+  checkFlags: string[];
+  cross?: boolean;
+}
+
+export async function runCells(opts: { platform: string; configs: Config[]; apps: App[]; runners: Runner[]; emit?: (c: Cell) => void }): Promise<Cell[]> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-matrix-'));
+  const place: Place = { build: BUILD, tmp, node: process.execPath, cgroup: ensureMounts() };
+  const cells: Cell[] = [];
+  let mirror: Awaited<ReturnType<typeof btfhubMirror>> | undefined;
+  try {
+    for (const app of opts.apps) {
+      const plans: Plan[] = [];
+      for (const config of opts.configs) {
+        if (config === 'default') {
+          if (opts.runners.includes('native')) plans.push({ config, runner: 'native', launcher: nativeLauncher, checkFlags: [] });
+          if (opts.runners.includes('wasm')) plans.push({ config, runner: 'wasm', launcher: wasmLauncher('wasm', []), checkFlags: [] });
+        } else if (config === 'no-ringbuf') {
+          const fixed = RINGBUF_APPS.includes(app) ? undefined : { verdict: 'n/a' as const, reason: 'the app uses no ring buffer' };
+          plans.push({ config, runner: 'wasm', launcher: wasmLauncher('wasm, ring buffer assumed missing', ['--verbose', '--assume-missing', 'ringbuf']), fixed, proof: /ringbuf -> perf_event_array/, checkFlags: ['--assume-missing', 'ringbuf'] });
+        } else if (config === 'no-btf') {
+          if (!fs.existsSync('/sys/kernel/btf/vmlinux')) {
+            plans.push({ config, runner: 'wasm', launcher: nativeLauncher, fixed: { verdict: 'n/a', reason: 'needs this kernel\'s BTF to build the loopback mirror' }, checkFlags: [] });
+            continue;
+          }
+          mirror ??= await btfhubMirror(tmp);
+          const cache = path.join(tmp, `btf-cache-${app}`);
+          const wrap = 'mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux';
+          // an app inside a network namespace cannot reach the loopback mirror: it reads the same archive from disk
+          const launcher = wasmLauncher('wasm, no vmlinux BTF, BTFHub mirror on loopback', ['--btfhub-mirror', mirror.url], { env: { WASM_BPF_CACHE_DIR: cache }, wrap, netnsFlags: ['--btfhub-archive', mirror.archive] });
+          plans.push({ config, runner: 'wasm', launcher, proof: /using BTFHub's/, checkFlags: [] });
+        } else if (config === 'userspace') {
+          const fixed = USERSPACE_APPS.includes(app) ? undefined : { verdict: 'n/a' as const, reason: 'program type has no userspace equivalent (kernel only)' };
+          plans.push({ config, runner: 'wasm', launcher: wasmLauncher('wasm, userspace backend', ['--backend', 'userspace']), fixed, checkFlags: ['--backend', 'userspace'] });
+        } else if (config === 'cross-arch') {
+          const fixed = PTREGS_APPS.includes(app) ? undefined : { verdict: 'n/a' as const, reason: 'arch-neutral object (no pt_regs access)' };
+          const other = ARM64 ? 'x86_64' : 'arm64';
+          plans.push({ config, runner: 'wasm', launcher: wasmLauncher(`wasm, object built for ${other}`, ['--verbose'], { cross: true }), fixed, proof: /pt_regs/, checkFlags: [], cross: true });
+        }
+      }
+      for (const plan of plans) {
+        const t0 = Date.now();
+        let cell: Cell;
+        if (plan.fixed) {
+          cell = { app, platform: opts.platform, config: plan.config, runner: plan.runner, ...plan.fixed, ms: 0 };
+        } else {
+          cell = await decide(app, plan, place, opts.platform);
+        }
+        cell.ms = Date.now() - t0;
+        cells.push(cell);
+        opts.emit?.(cell);
+      }
+    }
+  } finally {
+    mirror?.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return cells;
+}
+
+async function decide(app: App, plan: Plan, place: Place, platform: string): Promise<Cell> {
+  const base = { app, platform, config: plan.config, runner: plan.runner, ms: 0 };
+  let started: Running | undefined;
+  const launcher: Launcher = {
+    ...plan.launcher,
+    label: plan.launcher.label,
+    interruptStatus: plan.launcher.interruptStatus,
+    start: (a, args, o) => (started = plan.launcher.start(a, args, o)),
+  };
+  try {
+    const evidence = await SCENARIOS[app](launcher, place);
+    if (plan.proof && started && !plan.proof.test(started.stderr)) {
+      return { ...base, verdict: 'fail', reason: `events arrived, but the run shows no sign of the ${plan.config} path (${plan.proof})` };
+    }
+    return { ...base, verdict: 'pass', reason: plan.launcher.label, evidence };
+  } catch (e) {
+    if (started) await started.interrupt('SIGKILL');
+    const text = `${e instanceof Error ? e.message : String(e)}\n${started?.stderr ?? ''}`;
+    const unsupportedBackend = /is not supported by the userspace backend yet[^\n]*/.exec(text);
+    if (unsupportedBackend) return { ...base, verdict: 'unsupported', reason: `userspace backend: attach ${unsupportedBackend[0].replace(/^.*is not supported by the userspace backend yet: /, 'not implemented yet: ')}` };
+    // the run's own refusal (the selector names every missing capability), else the plan `check` makes
+    const selector = /no backend on this host can run the object:\n\s+- [^\n]*? needs ([^\n]*)/.exec(text);
+    if (selector) return { ...base, verdict: 'unsupported', reason: selector[1]!.replace(/^(.*?): /, '$1: ') };
+    const refused = plan.runner === 'native' ? refusal(wasmFile(app, plan.cross), plan.checkFlags) : undefined;
+    if (refused) return { ...base, verdict: 'unsupported', reason: refused };
+    return { ...base, verdict: 'fail', reason: firstError(e) };
+  }
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+function list<T extends string>(name: string, all: readonly T[], dflt: readonly T[]): T[] {
+  const v = arg(name);
+  if (!v) return [...dflt];
+  const out = v.split(',').filter(Boolean) as T[];
+  const bad = out.filter((x) => !all.includes(x));
+  if (bad.length) throw new Error(`${name}: unknown ${bad.join(', ')} (one of ${all.join(', ')})`);
+  return out;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (process.argv.includes('--help')) {
+    process.stdout.write('Usage: node dist/matrix/harness/cells.js [--platform ID] [--configs LIST] [--apps LIST] [--runners native,wasm]\nPrints one `CELL {json}` line per cell of the compatibility matrix this machine can decide.\n');
+    process.exit(0);
+  }
+  const platform = arg('--platform') ?? process.env['WASM_BPF_PLATFORM'] ?? 'host';
+  const configs = list('--configs', CONFIGS, ['default']);
+  const apps = list('--apps', APPS, APPS);
+  const runners = list<Runner>('--runners', ['native', 'wasm'], ['native', 'wasm']);
+  process.stdout.write(`MATRIX platform=${platform} kernel=${os.release()} arch=${os.arch()} node=${process.version}\n`);
+  await runCells({ platform, configs, apps, runners, emit: (c) => process.stdout.write(`CELL ${JSON.stringify(c)}\n`) });
+  process.exit(0);
+}

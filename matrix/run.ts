@@ -1,0 +1,205 @@
+// `npm run matrix`: the compatibility matrix. Runs every example app, natively and under wasm-bpf, on
+// the host (plus its forced-fallback, userspace and cross-arch configurations) and in qemu guests
+// booted from Debian's kernels (x86_64 and arm64, 6.1 and 5.10), each cell decided by the app's own
+// events; writes matrix/results.json, RESULTS.md and results.svg; with --check, fails when a cell
+// that passed in the previous results no longer does.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { APPS, type App } from './harness/scenarios.js';
+import type { Cell, Config } from './harness/cells.js';
+import { regressions, renderMarkdown, renderSvg, type PlatformRun, type Results } from './report.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = [path.resolve(here, '../..'), path.resolve(here, '..')].find((d) => fs.existsSync(path.join(d, 'bin', 'wasm-bpf.js')))!;
+const MATRIX = path.join(ROOT, 'matrix');
+const CELLS = path.join(ROOT, 'dist', 'matrix', 'harness', 'cells.js');
+
+interface PlatformDef {
+  id: string;
+  label: string;
+  configs: Config[];
+  /** slower machines wait longer for the same events */
+  timeScale: number;
+  /** where it runs: here, in a qemu guest, or nowhere yet */
+  kind: 'host' | 'guest' | 'absent';
+  absentReason?: string;
+}
+
+const PLATFORMS: PlatformDef[] = [
+  { id: 'host', label: `host ${os.release().split('-')[0]} ${os.arch() === 'x64' ? 'x86_64' : os.arch()}`, configs: ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch'], timeScale: 1, kind: 'host' },
+  { id: 'x86_64-6.1', label: 'x86_64 6.1 (qemu)', configs: ['default', 'cross-arch'], timeScale: 6, kind: 'guest' },
+  { id: 'x86_64-5.10', label: 'x86_64 5.10 (qemu)', configs: ['default', 'cross-arch'], timeScale: 6, kind: 'guest' },
+  { id: 'arm64-6.1', label: 'arm64 6.1 (qemu)', configs: ['default', 'cross-arch'], timeScale: 12, kind: 'guest' },
+  { id: 'arm64-5.10', label: 'arm64 5.10 (qemu)', configs: ['default', 'cross-arch'], timeScale: 12, kind: 'guest' },
+  { id: 'windows', label: 'Windows (eBPF for Windows)', configs: [], timeScale: 1, kind: 'absent', absentReason: 'no Windows host in CI yet; the windows backend is a later issue' },
+];
+
+const USAGE = `Usage: npm run matrix -- [--platforms LIST] [--apps LIST] [--check] [--no-write] [--render] [--out DIR]
+
+Runs each example app natively and under wasm-bpf on each platform and records pass / fail /
+unsupported (with the reason) per cell in matrix/results.json, matrix/RESULTS.md and matrix/results.svg.
+
+  --platforms LIST  comma-separated, default all: ${PLATFORMS.filter((p) => p.kind !== 'absent').map((p) => p.id).join(',')}
+                    (cells of platforms not run keep their previous results)
+  --apps LIST       default all: ${APPS.join(',')}
+  --check           exit 1 when a cell that passed in the previous results.json does not pass now
+  --no-write        print the summary, write nothing
+  --render          only rewrite RESULTS.md and results.svg from results.json
+  --out DIR         read the previous and write the new results in DIR (default matrix/)
+
+Guests boot from Debian kernel packages downloaded once into $WASM_BPF_MATRIX_CACHE
+(default /var/cache/wasm-bpf/matrix); see matrix/guests/README.md. Needs root.`;
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`matrix: ${msg}\n`);
+}
+
+/** runs cells.js (on the host, or through a guest's boot.sh) and collects its CELL lines as they stream */
+async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string): Promise<{ cells: Cell[]; header?: Record<string, string>; status: number; stderr: string }> {
+  const child = spawn(cmd[0]!, cmd.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const cells: Cell[] = [];
+  let header: Record<string, string> | undefined;
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const rl = readline.createInterface({ input: child.stdout });
+  rl.on('line', (line) => {
+    if (line.startsWith('MATRIX ')) header = Object.fromEntries(line.slice(7).split(' ').map((kv) => kv.split('=') as [string, string]));
+    if (!line.startsWith('CELL ')) return;
+    try {
+      const c = JSON.parse(line.slice(5)) as Cell;
+      cells.push(c);
+      if (c.verdict !== 'n/a') log(`${platform}: ${c.app} ${c.runner}${c.config === 'default' ? '' : ` (${c.config})`}: ${c.verdict} (${(c.ms / 1000).toFixed(1)} s)${c.verdict === 'pass' ? '' : `: ${c.reason.split('\n')[0]}`}`);
+    } catch {
+      /* a line cut by kernel console output */
+    }
+  });
+  const status = await new Promise<number>((r) => child.on('close', (code) => r(code ?? 1)));
+  return { cells, header, status, stderr };
+}
+
+async function runPlatform(p: PlatformDef, apps: App[]): Promise<{ run: PlatformRun; cells: Cell[] }> {
+  const t0 = Date.now();
+  const cellArgs = ['--platform', p.id, '--configs', p.configs.join(','), '--apps', apps.join(',')];
+  let r: Awaited<ReturnType<typeof collect>>;
+  if (p.kind === 'host') {
+    r = await collect([process.execPath, CELLS, ...cellArgs], process.env, p.id);
+  } else {
+    const script = path.join(os.tmpdir(), `wasm-bpf-matrix-${p.id}-${process.pid}.sh`);
+    fs.writeFileSync(script, `cd "$WASM_BPF_ROOT" && exec "$WASM_BPF_NODE" dist/matrix/harness/cells.js ${cellArgs.join(' ')}\n`);
+    const env = { ...process.env, WBG_ENV: `WASM_BPF_TIME_SCALE=${p.timeScale}` };
+    log(`${p.id}: booting (qemu, software emulation)`);
+    r = await collect(['bash', path.join(MATRIX, 'guests', 'boot.sh'), p.id, script], env, p.id);
+    fs.rmSync(script, { force: true });
+  }
+  const seconds = Math.round((Date.now() - t0) / 1000);
+  const summary = r.stderr.trim().split('\n').filter((l) => l.startsWith('boot.sh:')).pop();
+  if (summary) log(summary);
+  const run: PlatformRun = { id: p.id, label: p.label, kernel: r.header?.['kernel'], arch: r.header?.['arch'] === 'x64' ? 'x86_64' : r.header?.['arch'], node: r.header?.['node'], status: 'ran', seconds };
+  if (!r.header) {
+    run.status = 'failed';
+    run.note = `did not start (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 400)}`;
+  } else if (r.status !== 0) {
+    run.note = `stopped with exit ${r.status}${r.status === 124 ? ' (time limit)' : ''} after ${r.cells.length} cells`;
+  }
+  // every planned cell that produced no line is a failure of that platform's run
+  const have = new Set(r.cells.map((c) => `${c.app}|${c.config}|${c.runner}`));
+  for (const app of apps) {
+    for (const config of p.configs) {
+      for (const runner of config === 'default' ? (['native', 'wasm'] as const) : (['wasm'] as const)) {
+        if (!have.has(`${app}|${config}|${runner}`)) {
+          r.cells.push({ app, platform: p.id, config, runner, verdict: 'fail', reason: `no result: ${run.note ?? `the ${p.id} run ended early`}`, ms: 0 });
+        }
+      }
+    }
+  }
+  return { run, cells: r.cells };
+}
+
+async function main(): Promise<number> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const out = arg('--out') ?? MATRIX;
+  const jsonPath = path.join(out, 'results.json');
+  const previous = fs.existsSync(jsonPath) ? (JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as Results) : undefined;
+  const write = (r: Results): void => {
+    fs.writeFileSync(jsonPath, `${JSON.stringify(r, null, 1)}\n`);
+    fs.writeFileSync(path.join(out, 'RESULTS.md'), renderMarkdown(r));
+    fs.writeFileSync(path.join(out, 'results.svg'), renderSvg(r));
+  };
+  if (process.argv.includes('--render')) {
+    if (!previous) throw new Error(`${jsonPath}: no results to render; run the matrix first`);
+    write(previous);
+    return 0;
+  }
+  if (process.getuid?.() !== 0) {
+    log('needs root (it loads eBPF programs and boots qemu guests)');
+    return 2;
+  }
+  const known = PLATFORMS.filter((p) => p.kind !== 'absent').map((p) => p.id);
+  const wanted = (arg('--platforms') ?? known.join(',')).split(',').filter(Boolean);
+  const bad = wanted.filter((w) => !known.includes(w));
+  if (bad.length) {
+    log(`unknown platform ${bad.join(', ')} (one of ${known.join(', ')})`);
+    return 2;
+  }
+  const apps = (arg('--apps') ?? APPS.join(',')).split(',').filter(Boolean) as App[];
+  const badApps = apps.filter((a) => !(APPS as readonly string[]).includes(a));
+  if (badApps.length) {
+    log(`unknown app ${badApps.join(', ')} (one of ${APPS.join(', ')})`);
+    return 2;
+  }
+
+  const t0 = Date.now();
+  const runs: PlatformRun[] = [];
+  let cells: Cell[] = [];
+  for (const p of PLATFORMS) {
+    if (p.kind === 'absent') {
+      runs.push({ id: p.id, label: p.label, status: 'not run', note: p.absentReason });
+      continue;
+    }
+    if (!wanted.includes(p.id)) {
+      // not run this time: keep what the previous run found
+      const prev = previous?.platforms.find((x) => x.id === p.id);
+      if (prev) runs.push(prev);
+      cells.push(...(previous?.cells.filter((c) => c.platform === p.id) ?? []));
+      continue;
+    }
+    const r = await runPlatform(p, apps);
+    runs.push(r.run);
+    // cells of apps not run this time keep their previous results
+    cells.push(...(previous?.cells.filter((c) => c.platform === p.id && !apps.includes(c.app)) ?? []), ...r.cells);
+  }
+  cells = cells.sort((a, b) => APPS.indexOf(a.app) - APPS.indexOf(b.app));
+  const results: Results = {
+    generated: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    host: { kernel: os.release(), arch: os.arch() === 'x64' ? 'x86_64' : os.arch(), node: process.version },
+    platforms: runs,
+    cells,
+  };
+  const count = (v: string): number => cells.filter((c) => c.verdict === v).length;
+  log(`${cells.length} cells: ${count('pass')} pass, ${count('fail')} fail, ${count('unsupported')} unsupported, ${count('n/a')} n/a (${Math.round((Date.now() - t0) / 1000)} s)`);
+  const lost = previous ? regressions(previous, results) : [];
+  for (const l of lost) log(`REGRESSION ${l.was.app} on ${l.was.platform} (${l.was.config}, ${l.was.runner}): passed before, now ${l.now?.verdict ?? 'missing'}: ${l.now?.reason.split('\n')[0] ?? ''}`);
+  if (!process.argv.includes('--no-write')) write(results);
+  process.stdout.write(`matrix: ${count('pass')} passed, ${lost.length} regressed, ${count('fail')} failed, ${count('unsupported')} unsupported\n`);
+  return process.argv.includes('--check') && lost.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    log(e instanceof Error ? e.message : String(e));
+    process.exit(2);
+  },
+);

@@ -1,0 +1,99 @@
+// The compatibility matrix (matrix/): its judge rejects wrong events, its report shows every cell with
+// a reason, and --check fails when a cell that passed before no longer does (on the real kernel).
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { ROOT, Running, ensureMounts, kernelIds, settledLeaks } from './helpers.js';
+import { SCENARIOS, CheckFailed, type Launcher, type Place } from '../matrix/harness/scenarios.js';
+import { regressions, renderMarkdown, renderSvg, type Results } from '../matrix/report.js';
+import type { Cell } from '../matrix/harness/cells.js';
+
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-matrix-test-'));
+t.teardown(() => fs.rmSync(TMP, { recursive: true, force: true }));
+const place: Place = { build: path.join(ROOT, 'matrix', 'build'), tmp: TMP, node: process.execPath, cgroup: '/sys/fs/cgroup/unified' };
+ensureMounts();
+const before = kernelIds();
+
+/** an "app" that is a shell script printing what we tell it */
+function fake(script: string): Launcher {
+  return { label: 'fake', interruptStatus: 0, start: () => new Running(spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })) };
+}
+
+t.test('the judge: an event with a wrong field fails the cell', async (t) => {
+  const wrong = fake('echo "# execve: attached"; echo "EXECVE pid=1 uid=0 comm=x filename=/bin/false arg1=wasm-bpf-marker-1"; sleep 20');
+  await t.rejects(SCENARIOS.execve(wrong, place), CheckFailed);
+  await t.rejects(SCENARIOS.execve(wrong, place), /EXECVE line: .*filename=\/bin\/false/);
+  // runqlat whose total is not the sum of its slots
+  const bad = fake(`echo "HIST key=0 total=5 slots=${Array(26).fill(1).join(',')}"; echo "HIST key=0 total=26 slots=${Array(26).fill(1).join(',')}"`);
+  await t.rejects(SCENARIOS.runqlat(bad, place), /total 5 is the sum of the slots \(26\)/);
+  // an app that dies before attaching
+  await t.rejects(SCENARIOS.bootstrap(fake('echo "bootstrap: load BPF skeleton: Invalid argument" >&2; exit 1'), place), /exited \(1\) before/);
+});
+
+const cell = (c: Partial<Cell>): Cell => ({ app: 'bootstrap', platform: 'host', config: 'default', runner: 'wasm', verdict: 'pass', reason: 'wasm', ms: 1, ...c });
+const fixture: Results = {
+  generated: '2026-11-22T00:00:00Z',
+  host: { kernel: '6.18.0', arch: 'x86_64', node: 'v20' },
+  platforms: [
+    { id: 'host', label: 'host 6.18 x86_64', kernel: '6.18.0', arch: 'x86_64', node: 'v20', status: 'ran', seconds: 20 },
+    { id: 'arm64-5.10', label: 'arm64 5.10 (qemu)', status: 'failed', note: 'did not start (exit 125)' },
+    { id: 'windows', label: 'Windows', status: 'not run', note: 'no Windows host' },
+  ],
+  cells: [
+    cell({ runner: 'native' }),
+    cell({}),
+    cell({ app: 'kprobe', verdict: 'unsupported', reason: 'attach mechanism kprobe (Linux 4.1+): CONFIG_KPROBES is not set' }),
+    cell({ app: 'xdp', config: 'no-btf', verdict: 'fail', reason: 'timed out | waiting' }),
+    cell({ app: 'uprobe', platform: 'arm64-5.10', verdict: 'fail', reason: 'no result: did not start' }),
+  ],
+};
+
+t.test('the report: tables per platform, a reason for every cell that is not a pass, an SVG', async (t) => {
+  const md = renderMarkdown(fixture);
+  t.match(md, /\| bootstrap \| ✅ · ✅ \| — · — \| — · — \|/);
+  t.match(md, /\| kprobe \| · · ⛔ \|/, 'a cell the run did not produce on a platform that ran does not apply');
+  t.match(md, /⛔ \*\*kprobe\*\* on host 6\.18 x86_64, wasm-bpf: attach mechanism kprobe \(Linux 4\.1\+\): CONFIG_KPROBES is not set/);
+  t.match(md, /❌ \*\*xdp\*\* on host 6\.18 x86_64, no vmlinux BTF, wasm-bpf: timed out \\\| waiting/, 'pipes in reasons are escaped');
+  t.match(md, /— \*\*Windows\*\*: no Windows host/);
+  const svg = renderSvg(fixture);
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  t.equal((svg.match(/<rect x="\d+(\.\d+)?" y="\d+" width="58"/g) ?? []).length, 10 * 6 + 10 * 1, 'one coloured box per app and column');
+  t.match(svg, /<title>kprobe · host 6\.18 x86_64 · wasm-bpf: unsupported — attach mechanism kprobe/);
+});
+
+t.test('regressions: a pass that became anything else, or vanished', async (t) => {
+  const now: Results = { ...fixture, cells: [cell({ runner: 'native', verdict: 'fail', reason: 'x' }), cell({ app: 'kprobe', verdict: 'pass' })] };
+  const r = regressions(fixture, now);
+  t.same(r.map((x) => `${x.was.app}/${x.was.runner}->${x.now?.verdict ?? 'missing'}`), ['bootstrap/native->fail', 'bootstrap/wasm->missing']);
+});
+
+t.test('npm run matrix on the host: real cells, files written, --check fails on a regression', async (t) => {
+  const out = path.join(TMP, 'out');
+  fs.mkdirSync(out);
+  // the previous run claims kprobe passed here (it cannot: no CONFIG_KPROBES), so this run regresses it
+  const previous: Results = { ...fixture, platforms: [fixture.platforms[0]!], cells: [cell({ app: 'kprobe' }), cell({ app: 'runqlat', runner: 'native' })] };
+  fs.writeFileSync(path.join(out, 'results.json'), JSON.stringify(previous));
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'matrix', 'run.js'), '--platforms', 'host', '--apps', 'runqlat,kprobe', '--out', out, '--check'], { encoding: 'utf8', timeout: 110_000 });
+  t.equal(r.status, 1, r.stderr);
+  t.match(r.stderr, /REGRESSION kprobe on host \(default, wasm\): passed before, now unsupported: attach mechanism kprobe/);
+  t.notMatch(r.stderr, /REGRESSION runqlat/);
+  const res = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as Results;
+  const get = (app: string, config: string, runner: string): Cell | undefined => res.cells.find((c) => c.app === app && c.platform === 'host' && c.config === config && c.runner === runner);
+  t.equal(get('runqlat', 'default', 'native')?.verdict, 'pass');
+  t.equal(get('runqlat', 'default', 'wasm')?.verdict, 'pass');
+  t.match(get('runqlat', 'default', 'wasm')?.evidence ?? '', /^HIST key=0 total=\d+ slots=/);
+  t.equal(get('runqlat', 'no-btf', 'wasm')?.verdict, 'unsupported', 'tp_btf needs the kernel\'s own BTF, BTFHub cannot help');
+  t.equal(get('kprobe', 'default', 'native')?.verdict, 'unsupported');
+  t.equal(res.platforms.find((p) => p.id === 'windows')?.status, 'not run');
+  t.match(fs.readFileSync(path.join(out, 'RESULTS.md'), 'utf8'), /\| runqlat \| ✅ · ✅ \|/);
+  t.ok(fs.readFileSync(path.join(out, 'results.svg'), 'utf8').includes('</svg>'));
+  const usage = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'matrix', 'run.js'), '--platforms', 'mars'], { encoding: 'utf8' });
+  t.equal(usage.status, 2);
+  t.match(usage.stderr, /unknown platform mars/);
+});
+
+t.test('no program, map or link is left in the kernel', async (t) => {
+  t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });
+});
