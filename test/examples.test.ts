@@ -92,6 +92,16 @@ t.test('kprobe: cannot attach on this kernel, and the run says why', async (t) =
   t.match(forced.stderr, /hint: kprobe attach needs a kernel built with CONFIG_KPROBES/);
 });
 
+t.test('fentry: BPF trampolines are refused on this kernel, and the run says why', async (t) => {
+  const r = spawnSync(process.execPath, [CLI, 'run', path.join(BUILD, 'fentry.wasm')], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(r.status, 1);
+  t.match(r.stderr, /program 'unlink_entry' \(fentry\/do_unlinkat\) needs attach mechanism fentry \(Linux 5\.5\+\): .*refused with EPERM/);
+  t.match(r.stderr, /program 'unlink_exit' \(fexit\/do_unlinkat\) needs attach mechanism fexit/);
+  const forced = spawnSync(process.execPath, [CLI, 'run', '--backend', 'linux', path.join(BUILD, 'fentry.wasm')], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(forced.status, 1);
+  t.match(forced.stderr, /hint: this kernel refuses BPF trampoline programs/);
+});
+
 t.test('no program, map or link is left in the kernel', async (t) => {
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });
 });

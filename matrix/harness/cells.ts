@@ -34,7 +34,7 @@ export interface Cell {
 }
 
 /** apps whose records go through a ring buffer (the no-ringbuf fallback applies to them) */
-const RINGBUF_APPS: readonly App[] = ['bootstrap', 'opensnoop', 'sockfilter', 'sockops', 'uprobe', 'lsm', 'kprobe'];
+const RINGBUF_APPS: readonly App[] = ['bootstrap', 'opensnoop', 'sockfilter', 'sockops', 'uprobe', 'lsm', 'kprobe', 'fentry'];
 /** apps whose object reads pt_regs, so an object built for one arch is wrong on the other without relocation */
 export const PTREGS_APPS: readonly App[] = ['uprobe', 'kprobe'];
 /** program types the userspace backend is meant for: uprobes and syscall tracing */

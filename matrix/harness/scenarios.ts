@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { Running, sleep, until } from './running.js';
 
-export const APPS = ['bootstrap', 'execve', 'opensnoop', 'runqlat', 'sockfilter', 'sockops', 'uprobe', 'xdp', 'lsm', 'kprobe'] as const;
+export const APPS = ['bootstrap', 'execve', 'opensnoop', 'runqlat', 'sockfilter', 'sockops', 'uprobe', 'xdp', 'lsm', 'kprobe', 'fentry'] as const;
 export type App = (typeof APPS)[number];
 
 /** starts one build of an app */
@@ -215,16 +215,20 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
     return line;
   },
 
-  async kprobe(l, p) {
-    const file = path.join(p.tmp, 'kprobe-unlink-me');
-    const run = l.start('kprobe', []);
-    await run.waitFor(/^# kprobe/, 60_000);
-    const line = await until(run, new RegExp(`^UNLINK pid=${process.pid} filename=\\S*kprobe-unlink-me$`), () => {
-      fs.writeFileSync(file, 'x');
-      fs.unlinkSync(file);
-    }, 30_000);
-    await until(run, new RegExp(`^UNLINK_RET pid=${process.pid} ret=0$`), () => {}, 10_000);
-    await stop(l, run);
-    return line;
-  },
+  kprobe: (l, p) => unlinks('kprobe', l, p),
+  fentry: (l, p) => unlinks('fentry', l, p),
 };
+
+/** kprobe and fentry: the unlink of a file the harness creates, on entry and on return */
+async function unlinks(app: 'kprobe' | 'fentry', l: Launcher, p: Place): Promise<string> {
+  const file = path.join(p.tmp, `${app}-unlink-me`);
+  const run = l.start(app, []);
+  await run.waitFor(new RegExp(`^# ${app}`), 60_000);
+  const line = await until(run, new RegExp(`^UNLINK pid=${process.pid} filename=\\S*${app}-unlink-me$`), () => {
+    fs.writeFileSync(file, 'x');
+    fs.unlinkSync(file);
+  }, 30_000);
+  await until(run, new RegExp(`^UNLINK_RET pid=${process.pid} ret=0$`), () => {}, 10_000);
+  await stop(l, run);
+  return line;
+}
