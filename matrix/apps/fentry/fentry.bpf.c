@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* fentry: the kprobe app's job done with BPF trampolines: fentry and fexit programs on the kernel
  * function do_unlinkat(), arguments typed from the kernel's BTF (no pt_regs, so one object serves
- * every arch). Needs a kernel with BPF trampolines for the arch (x86_64 5.5+, arm64 6.0+). */
+ * every arch). Needs a kernel with BPF trampolines for the arch (x86_64 5.5+). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
