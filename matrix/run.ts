@@ -50,6 +50,8 @@ unsupported (with the reason) per cell in matrix/results.json, matrix/RESULTS.md
   --no-write        print the summary, write nothing
   --render          only rewrite RESULTS.md and results.svg from results.json
   --out DIR         read the previous and write the new results in DIR (default matrix/)
+  --budget SECONDS  stop booting guests when the time is spent (CI passes what is left of its limit);
+                    each guest's qemu run is limited to what remains
 
 Guests boot from Debian kernel packages downloaded once into $WASM_BPF_MATRIX_CACHE
 (default /var/cache/wasm-bpf/matrix); see matrix/guests/README.md. Needs root.`;
@@ -86,8 +88,9 @@ async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string):
   return { cells, header, status, stderr };
 }
 
-async function runPlatform(p: PlatformDef, apps: App[]): Promise<{ run: PlatformRun; cells: Cell[] }> {
+async function runPlatform(p: PlatformDef, apps: App[], deadline: number): Promise<{ run: PlatformRun; cells: Cell[] }> {
   const t0 = Date.now();
+  const left = Math.floor((deadline - t0) / 1000);
   const cellArgs = ['--platform', p.id, '--configs', p.configs.join(','), '--apps', apps.join(',')];
   let r: Awaited<ReturnType<typeof collect>>;
   if (p.kind === 'host') {
@@ -95,7 +98,8 @@ async function runPlatform(p: PlatformDef, apps: App[]): Promise<{ run: Platform
   } else {
     const script = path.join(os.tmpdir(), `wasm-bpf-matrix-${p.id}-${process.pid}.sh`);
     fs.writeFileSync(script, `cd "$WASM_BPF_ROOT" && exec "$WASM_BPF_NODE" dist/matrix/harness/cells.js ${cellArgs.join(' ')}\n`);
-    const env = { ...process.env, WBG_ENV: `WASM_BPF_TIME_SCALE=${p.timeScale}` };
+    const env: NodeJS.ProcessEnv = { ...process.env, WBG_ENV: `WASM_BPF_TIME_SCALE=${p.timeScale}` };
+    if (Number.isFinite(left)) env['TIMEOUT'] = String(Math.min(Number(process.env['TIMEOUT'] ?? 2400), left));
     log(`${p.id}: booting (qemu, software emulation)`);
     r = await collect(['bash', path.join(MATRIX, 'guests', 'boot.sh'), p.id, script], env, p.id);
     fs.rmSync(script, { force: true });
@@ -133,6 +137,7 @@ async function main(): Promise<number> {
   const jsonPath = path.join(out, 'results.json');
   const previous = fs.existsSync(jsonPath) ? (JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as Results) : undefined;
   const write = (r: Results): void => {
+    fs.mkdirSync(out, { recursive: true });
     fs.writeFileSync(jsonPath, `${JSON.stringify(r, null, 1)}\n`);
     fs.writeFileSync(path.join(out, 'RESULTS.md'), renderMarkdown(r));
     fs.writeFileSync(path.join(out, 'results.svg'), renderSvg(r));
@@ -161,6 +166,8 @@ async function main(): Promise<number> {
   }
 
   const t0 = Date.now();
+  const budget = Number(arg('--budget') ?? 'Infinity');
+  const deadline = t0 + budget * 1000;
   const runs: PlatformRun[] = [];
   let cells: Cell[] = [];
   for (const p of PLATFORMS) {
@@ -175,7 +182,15 @@ async function main(): Promise<number> {
       cells.push(...(previous?.cells.filter((c) => c.platform === p.id) ?? []));
       continue;
     }
-    const r = await runPlatform(p, apps);
+    if (Date.now() > deadline - 120_000) {
+      // not enough time left to boot a guest and run it: said, and every cell of it fails
+      const note = 'not run: the --budget was spent';
+      log(`${p.id}: ${note}`);
+      runs.push({ id: p.id, label: p.label, status: 'failed', note });
+      for (const app of apps) for (const config of p.configs) for (const runner of config === 'default' ? (['native', 'wasm'] as const) : (['wasm'] as const)) cells.push({ app, platform: p.id, config, runner, verdict: 'fail', reason: note, ms: 0 });
+      continue;
+    }
+    const r = await runPlatform(p, apps, deadline);
     runs.push(r.run);
     // cells of apps not run this time keep their previous results
     cells.push(...(previous?.cells.filter((c) => c.platform === p.id && !apps.includes(c.app)) ?? []), ...r.cells);
