@@ -7,7 +7,7 @@
 #   bash matrix/guests/setup-host.sh
 set -eu
 want="qemu-system-x86 qemu-system-arm busybox-static cpio kmod gcc-aarch64-linux-gnu
-g++-aarch64-linux-gnu bc zstd xz-utils gzip python3 debian-archive-keyring apt coreutils"
+g++-aarch64-linux-gnu bc zstd xz-utils gzip python3 debian-archive-keyring apt coreutils cmake pkg-config"
 missing=
 for p in $want; do
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -1,5 +1,6 @@
 // Registration of the wasm-bpf native addon (contract: backends/linux/native.ts, NativeAddon).
 #include <napi.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "registry.h"
@@ -57,7 +58,17 @@ void SetRaw(Napi::Env env, Napi::Object exports, const char* name, napi_callback
   exports.Set(name, Napi::Value(env, fn));
 }
 
+// Kernels before 5.11 charge BPF maps and programs to RLIMIT_MEMLOCK (often 64 KiB): raise it, as
+// libbpf does before its own loads and bpftool does at start, so the prober's raw probes and every
+// load see what the kernel can really do (a 5.10 kernel otherwise "refuses" a ring buffer with EPERM).
+// Without CAP_SYS_RESOURCE the call fails and nothing changes; newer kernels ignore the limit.
+void RaiseMemlock() {
+  struct rlimit r = {RLIM_INFINITY, RLIM_INFINITY};
+  setrlimit(RLIMIT_MEMLOCK, &r);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  RaiseMemlock();
   InstallLibbpfPrint();
   InitEnv(env);
   auto set = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
