@@ -160,8 +160,8 @@ export interface NativeProbeLoad {
   kernVersion?: number;
   /** 0: no verifier log, 1: log */
   logLevel?: number;
-  /** kind 1: kprobe_multi with no addresses; 2: uprobe_multi on "/" (libbpf's probe shapes) */
-  link?: { attachType: number; target: number; kind?: 0 | 1 | 2 };
+  /** kind 1: kprobe_multi with no addresses; 2: uprobe_multi on "/" (libbpf's probe shapes); 3: BPF_RAW_TRACEPOINT_OPEN of the program's own BTF target (fentry/fexit/lsm), closed at once */
+  link?: { attachType: number; target: number; kind?: 0 | 1 | 2 | 3 };
 }
 
 let cached: NativeAddon | undefined;

@@ -13,10 +13,28 @@ constexpr int kLibbpfFirst = 4000;
 constexpr int kLibbpfCount = sizeof kLibbpfNames / sizeof kLibbpfNames[0];
 }  // namespace
 
+// Kernel-internal errnos (include/linux/errno.h) that bpf() returns but libc does not know.
+struct KernelErrno {
+  int err;
+  const char* name;
+  const char* desc;
+};
+constexpr KernelErrno kKernelErrnos[] = {
+    {512, "ERESTARTSYS", "Interrupted, restart the call"},
+    {524, "ENOTSUPP", "Operation not supported by this kernel (kernel-internal ENOTSUPP)"},
+    {525, "ETOOSMALL", "Buffer or request too small"},
+};
+const KernelErrno* KernelErr(int err) {
+  for (const auto& k : kKernelErrnos)
+    if (k.err == err) return &k;
+  return nullptr;
+}
+
 std::string ErrnoName(int err) {
   if (err < 0) err = -err;
   const char* name = strerrorname_np(err);  // glibc >= 2.32
   if (name) return name;
+  if (const KernelErrno* k = KernelErr(err)) return k->name;
   if (err >= kLibbpfFirst && err < kLibbpfFirst + kLibbpfCount)
     return std::string("LIBBPF_ERRNO__") + kLibbpfNames[err - kLibbpfFirst];
   return "E" + std::to_string(err);
@@ -26,6 +44,7 @@ std::string ErrnoDesc(int err) {
   if (err < 0) err = -err;
   const char* desc = strerrordesc_np(err);  // thread-safe, unlike strerror()
   if (desc) return desc;
+  if (const KernelErrno* k = KernelErr(err)) return k->desc;
   if (err >= kLibbpfFirst) {
     char buf[128];
     if (libbpf_strerror(err, buf, sizeof buf) == 0) return buf;

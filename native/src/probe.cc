@@ -146,7 +146,8 @@ int MapCreate(uint32_t type, uint32_t key, uint32_t value, uint32_t max, uint32_
 }  // namespace
 
 // probeLoad({ progType, expectedAttachType?, attachBtfId?, insns: Uint8Array, license?, progFlags?,
-//             kernVersion?, logLevel?, link?: { attachType, target, kind?: 0 plain | 1 kprobe_multi | 2 uprobe_multi } })
+//             kernVersion?, logLevel?, link?: { attachType, target, kind?: 0 plain | 1 kprobe_multi | 2 uprobe_multi
+//                                                               | 3 BPF_RAW_TRACEPOINT_OPEN without a name (trampolines) } })
 Napi::Value ProbeLoad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "probeLoad: request object expected");
@@ -208,7 +209,17 @@ Napi::Value ProbeLoad(const Napi::CallbackInfo& info) {
       la.uprobe_multi.offsets = reinterpret_cast<uint64_t>(&zero);
       la.uprobe_multi.cnt = 1;
     }
-    int lfd = static_cast<int>(SysBpf(BPF_LINK_CREATE, &la, sizeof la));
+    int lfd;
+    if (kind == 3) {
+      // how libbpf 1.1 attaches fentry/fexit/lsm: the program's own BTF target, attached (then closed
+      // at once) to see whether the kernel can build the trampoline at all (arm64 6.1: ENOTSUPP)
+      union bpf_attr ra;
+      memset(&ra, 0, sizeof ra);
+      ra.raw_tracepoint.prog_fd = static_cast<uint32_t>(fd);
+      lfd = static_cast<int>(SysBpf(BPF_RAW_TRACEPOINT_OPEN, &ra, sizeof ra));
+    } else {
+      lfd = static_cast<int>(SysBpf(BPF_LINK_CREATE, &la, sizeof la));
+    }
     linkErr = lfd < 0 ? -errno : 0;
     CloseKeep(lfd);
   }

@@ -43,8 +43,12 @@ function trampolineLoad(run: Run, key: 'fentry' | 'fexit' | 'tp_btf', attachType
         ? btfTarget(run, ['TYPEDEF:btf_trace_sched_switch'])
         : btfTarget(run, ['FUNC:bpf_fentry_test1', 'FUNC:do_unlinkat']);
     if ('error' in target) return feature('no', target.error, since, { method: 'file', ...(run.kernelBtf.bytes ? {} : { fix: 'a kernel built with CONFIG_DEBUG_INFO_BTF=y' }) });
-    const r = load(run, run.live, { progType: TRACING, expectedAttachType: attachType, attachBtfId: target.id, insns: RETURN_0, logLevel: 1 });
+    // fentry/fexit: attached too (and detached at once), since a kernel can load a trampoline program
+    // it cannot attach on this arch (arm64 6.1: ENOTSUPP)
+    const link = key === 'tp_btf' ? {} : { link: { attachType, target: 0, kind: 3 as const } };
+    const r = load(run, run.live, { progType: TRACING, expectedAttachType: attachType, attachBtfId: target.id, insns: RETURN_0, logLevel: 1, ...link });
     const what = `loading a ${key} program on ${target.name} (BTF id ${target.id})`;
+    if (r.err === 0 && key !== 'tp_btf') return attached(run, r.linkErr, since, `loaded and attached on ${target.name}`, `a ${key} program on ${target.name}`);
     return fromErrno(run, r.err, since, `loaded on ${target.name}`, what, { log: r.log });
   });
 }
@@ -57,6 +61,18 @@ export function fexit(run: Run): Feature {
 }
 export function tpBtf(run: Run): Feature {
   return trampolineLoad(run, 'tp_btf', ATTACH.TRACE_RAW_TP);
+}
+
+/** the attach half of a trampoline probe: the program loaded; can the kernel attach it? */
+function attached(run: Run, linkErr: number, since: string, yes: string, what: string): Feature {
+  if (linkErr === 0) return feature('yes', yes, since);
+  if (linkErr === -ENOTSUPP) {
+    return feature('no', `${what} loads, but attaching it fails with ENOTSUPP: this kernel cannot build BPF trampolines on ${run.arch}`, since, {
+      errno: 'ENOTSUPP',
+      fix: 'a kernel with BPF trampoline support for this arch (x86_64: Linux 5.5+)',
+    });
+  }
+  return fromErrno(run, linkErr, since, yes, `attaching ${what}`);
 }
 
 /** lsm: a load on bpf_lsm_file_open, and 'bpf' among the active LSMs */
@@ -75,8 +91,10 @@ export function lsm(run: Run): Feature {
     }
     const target = btfTarget(run, ['FUNC:bpf_lsm_file_open']);
     if ('error' in target) return feature('no', target.error, since, { method: 'file' });
-    const r = load(run, run.live, { progType: LSM, expectedAttachType: ATTACH.LSM_MAC, attachBtfId: target.id, insns: RETURN_0, logLevel: 1 });
-    const f = fromErrno(run, r.err, since, `loaded on bpf_lsm_file_open; ${lsmNote}`, 'loading an lsm program on bpf_lsm_file_open', { log: r.log });
+    // attached (and detached at once) only where its hooks would run; it allows everything meanwhile
+    const r = load(run, run.live, { progType: LSM, expectedAttachType: ATTACH.LSM_MAC, attachBtfId: target.id, insns: RETURN_0, logLevel: 1, ...(notActive ? {} : { link: { attachType: ATTACH.LSM_MAC, target: 0, kind: 3 as const } }) });
+    let f = fromErrno(run, r.err, since, `loaded on bpf_lsm_file_open; ${lsmNote}`, 'loading an lsm program on bpf_lsm_file_open', { log: r.log });
+    if (f.state === 'yes' && !notActive) f = attached(run, r.linkErr, since, `loaded and attached on bpf_lsm_file_open; ${lsmNote}`, 'an lsm program on bpf_lsm_file_open');
     if (f.state === 'yes' && notActive) return feature('no', `loads, but ${lsmNote}: hooks never run`, since, { fix: 'boot with lsm=...,bpf on the kernel command line' });
     if (f.state !== 'yes') return { ...f, reason: `${f.reason}; ${lsmNote}` };
     return f;
