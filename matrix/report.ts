@@ -136,7 +136,7 @@ export function renderSvg(r: Results): string {
   const at = lookup(r);
   const main = mainColumns(r).flat();
   const extra = extraColumns(r);
-  const cw = 62;
+  const cw = 90;
   const rh = 24;
   const left = 110;
   const parts: string[] = [];
@@ -151,12 +151,14 @@ export function renderSvg(r: Results): string {
       let j = i;
       while (j < cols.length && cols[j]!.platform === cols[i]!.platform) j++;
       const w = (j - i) * cw;
-      parts.push(`<rect x="${x + 1}" y="${y}" width="${w - 2}" height="${rh}" fill="#eef1f5"/><text x="${x + w / 2}" y="${y + 16}" font-size="11" text-anchor="middle">${escXml(cols[i]!.title)}</text>`);
+      // a title too wide for its columns loses its parenthesis ("(qemu)", "(eBPF for Windows)")
+      const title = cols[i]!.title.length * 6.2 > w ? cols[i]!.title.replace(/ \(.*\)$/, '') : cols[i]!.title;
+      parts.push(`<rect x="${x + 1}" y="${y}" width="${w - 2}" height="${rh}" fill="#eef1f5"/><text x="${x + w / 2}" y="${y + 16}" font-size="11" text-anchor="middle">${escXml(title)}</text>`);
       x += w;
       i = j;
     }
     y += rh;
-    cols.forEach((c, k) => parts.push(`<text x="${left + k * cw + cw / 2}" y="${y + 14}" font-size="9" text-anchor="middle" fill="#444">${escXml(c.sub.length > 13 ? c.sub.replace('object built for the other arch', 'other arch') : c.sub)}</text>`));
+    cols.forEach((c, k) => parts.push(`<text x="${left + k * cw + cw / 2}" y="${y + 14}" font-size="9" text-anchor="middle" fill="#444">${escXml(c.sub.replace('object built for the other arch', 'other-arch object'))}</text>`));
     y += rh - 4;
     for (const app of APPS) {
       parts.push(`<text x="10" y="${y + 16}" font-size="12">${app}</text>`);
@@ -172,6 +174,13 @@ export function renderSvg(r: Results): string {
   };
   table('Native and wasm-bpf on each kernel', main);
   if (extra.length) table('Fallbacks, userspace backend, cross-arch objects (wasm-bpf)', extra);
+  const legend: Array<[Shown, string]> = [['pass', 'pass: the app\'s events arrived, right fields'], ['fail', 'fail'], ['unsupported', 'unsupported by that kernel/backend (RESULTS.md says why)'], ['n/a', 'does not apply'], ['not run', 'not run']];
+  let lx = 10;
+  for (const [v, text] of legend) {
+    parts.push(`<rect x="${lx}" y="${y - 11}" width="14" height="14" rx="3" fill="${COLOR[v]}"/><text x="${lx + 19}" y="${y}" font-size="11">${escXml(text)}</text>`);
+    lx += 30 + text.length * 6;
+  }
+  y += 22;
   parts.push(`<text x="10" y="${y}" font-size="11" fill="#444">${escXml(`generated ${r.generated}; host ${r.host.kernel} ${r.host.arch}; hover a cell for its reason`)}</text>`);
   y += 20;
   const width = left + Math.max(main.length, extra.length) * cw + 20;

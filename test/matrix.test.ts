@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { ROOT, Running, ensureMounts, kernelIds, settledLeaks } from './helpers.js';
-import { SCENARIOS, CheckFailed, type Launcher, type Place } from '../matrix/harness/scenarios.js';
+import { APPS, SCENARIOS, CheckFailed, type Launcher, type Place } from '../matrix/harness/scenarios.js';
 import { regressions, renderMarkdown, renderSvg, type Results } from '../matrix/report.js';
 import type { Cell } from '../matrix/harness/cells.js';
 
@@ -59,7 +59,7 @@ t.test('the report: tables per platform, a reason for every cell that is not a p
   t.match(md, /— \*\*Windows\*\*: no Windows host/);
   const svg = renderSvg(fixture);
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
-  t.equal((svg.match(/<rect x="\d+(\.\d+)?" y="\d+" width="58"/g) ?? []).length, 10 * 6 + 10 * 1, 'one coloured box per app and column');
+  t.equal((svg.match(/<rect x="\d+(\.\d+)?" y="\d+" width="86"/g) ?? []).length, APPS.length * (6 + 1), 'one coloured box per app and column');
   t.match(svg, /<title>kprobe · host 6\.18 x86_64 · wasm-bpf: unsupported — attach mechanism kprobe/);
 });
 
