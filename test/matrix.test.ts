@@ -94,6 +94,21 @@ t.test('npm run matrix on the host: real cells, files written, --check fails on 
   t.match(usage.stderr, /unknown platform mars/);
 });
 
+t.test('matrix/guests/boot.sh: bad input is refused before anything boots', async (t) => {
+  const boot = path.join(ROOT, 'matrix', 'guests', 'boot.sh');
+  const script = path.join(TMP, 'guest.sh');
+  fs.writeFileSync(script, 'true\n');
+  const unknown = spawnSync('sh', [boot, 'x86_64-9.9', script], { encoding: 'utf8' });
+  t.equal(unknown.status, 2);
+  t.match(unknown.stderr, /unknown platform 'x86_64-9\.9' \(x86_64-6\.1 x86_64-5\.10 arm64-6\.1 arm64-5\.10\)/);
+  const missing = spawnSync('sh', [boot, 'x86_64-6.1', path.join(TMP, 'no-such-script.sh')], { encoding: 'utf8' });
+  t.equal(missing.status, 2);
+  t.match(missing.stderr, /no such script/);
+  const usage = spawnSync('sh', [boot], { encoding: 'utf8' });
+  t.equal(usage.status, 2);
+  t.match(usage.stderr, /usage: /);
+});
+
 t.test('no program, map or link is left in the kernel', async (t) => {
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });
 });
