@@ -2,6 +2,7 @@
 // prog_array.ts), created from a map definition with the kernel's creation checks.
 
 import { mapTypeName } from '../../../src/probe/tables.js';
+import { MAP_TYPE as T } from '../../backend.js';
 import { ArrayMap } from './array.js';
 import { E, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
 import { HashMap } from './hash.js';
@@ -13,19 +14,11 @@ import { RingBufMap } from './ringbuf.js';
 export * from './common.js';
 export { ArrayMap, HashMap, PerfEventArrayMap, ProgArrayMap, QueueStackMap, RingBufMap, type ProgRef };
 
-export const USERSPACE_MAP_TYPES = {
-  HASH: 1,
-  ARRAY: 2,
-  PROG_ARRAY: 3,
-  PERF_EVENT_ARRAY: 4,
-  PERCPU_HASH: 5,
-  PERCPU_ARRAY: 6,
-  LRU_HASH: 9,
-  LRU_PERCPU_HASH: 10,
-  QUEUE: 22,
-  STACK: 23,
-  RINGBUF: 27,
-} as const;
+/** the kernel map types (backends/backend.ts MAP_TYPE) this backend implements: each has a case in createMap */
+export const USERSPACE_MAP_TYPES: readonly number[] = [
+  T.HASH, T.ARRAY, T.PROG_ARRAY, T.PERF_EVENT_ARRAY, T.PERCPU_HASH, T.PERCPU_ARRAY,
+  T.LRU_HASH, T.LRU_PERCPU_HASH, T.QUEUE, T.STACK, T.RINGBUF,
+];
 
 export interface CreateMapOptions<P> {
   /** initial value of element 0 (global-data maps) */
@@ -40,7 +33,6 @@ export { mapTypeName };
 
 /** Creates a userspace map; throws MapCreateError (errno + sentence) as map creation would fail. */
 export function createMap<P = unknown>(spec: MapSpec, env: MapEnv, opts: CreateMapOptions<P> = {}): UserMap {
-  const T = USERSPACE_MAP_TYPES;
   switch (spec.type) {
     case T.HASH:
       return new HashMap(spec, env, { percpu: false, lru: false });
@@ -66,7 +58,7 @@ export function createMap<P = unknown>(spec: MapSpec, env: MapEnv, opts: CreateM
       return new ProgArrayMap<P>(spec, env, opts.progByFd ?? (() => undefined));
     default:
       throw new MapCreateError(
-        `map '${spec.name}' is a ${mapTypeName(spec.type)} map, which the userspace backend does not implement (it has: ${Object.values(T).map(mapTypeName).join(', ')})`,
+        `map '${spec.name}' is a ${mapTypeName(spec.type)} map, which the userspace backend does not implement (it has: ${USERSPACE_MAP_TYPES.map(mapTypeName).join(', ')})`,
         E.EOPNOTSUPP,
       );
   }
