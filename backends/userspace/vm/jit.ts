@@ -14,6 +14,12 @@
 //   path, so V8 keeps the registers in registers; branch hints mark the cold sides.
 // * Budget: an i64 local charged at every block entry and checked at loop headers and exits (the same
 //   points as the interpreter), synced with a global around calls.
+// * Loops whose accesses are affine in induction registers are versioned: a one-block counted loop
+//   checks, once on entry, all its iterations' accesses against the region caches and the budget against
+//   its trip count, then runs unchecked; a loop whose blocks form a chain (side exits allowed) runs
+//   unchecked in chunks, each as long as the caches' windows and the budget allow, computed on entry to
+//   the chunk. When the test fails the loop runs checked, as any other, and tests again later (see
+//   loopPlan and chain).
 // * Helpers, tail calls, callx of helper ids and legacy packet loads are imported JS functions.
 // Modules are cached by program hash + resolved constants; instances per loaded program.
 
@@ -46,6 +52,9 @@ const L_C = 23;
 const L_I0 = 24;
 const L_I1 = 25;
 const L_I2 = 26;
+const L_N = 27;
+const L_V = 28;
+const L_CNT = 29;
 const REG = [L_R0, 0, 1, 2, 3, 4, L_R6, L_R6 + 1, L_R6 + 2, L_R6 + 3, L_R10];
 
 // globals
@@ -273,6 +282,8 @@ function generate(p: LoadedProgram): Uint8Array<ArrayBuffer> {
       [3, T.i32],
       [5, T.i64],
       [4, T.i32],
+      [2, T.i64],
+      [1, T.i32],
     ] as [number, number][],
   }));
   return buildModule({
@@ -625,6 +636,148 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
   };
   g.blockOfPc = (pc: number) => blockOf.get(pc)!;
   g.jumpLabel = () => '';
+  // close the loops that end at position i (innermost first)
+  const closeLoops = (i: number): void => {
+    for (;;) {
+      const top = ctl.top();
+      if (top === undefined || !top.startsWith('l') || lastPos.get(Number(top.slice(1))) !== i) break;
+      b.byte(OP.end);
+      ctl.pop();
+    }
+  };
+  /** the body of block x before its jump (if it ends with one) */
+  const bodyEndOf = (x: number): number => {
+    let last = ends[x]! - 1;
+    if (p.kind[last] === K.LDDW2) last--;
+    const op = p.op[last]!;
+    const c = op & 7;
+    return (c === CLS.JMP || c === CLS.JMP32) && (op & 0xf0) !== JMP_OP.CALL && (op & 0xf0) !== JMP_OP.EXIT ? last : ends[x]!;
+  };
+  /**
+   * A loop whose blocks (in layout order) form a chain: each goes on to the next or leaves the loop, the
+   * last goes back to the header or leaves. One iteration is then one straight path; when its accesses
+   * are affine in induction registers, the loop runs in chunks of CHUNK iterations, each chunk preceded by
+   * one test that all its accesses lie in the caches' windows and that the budget covers it.
+   */
+  const chain = (k: number, i: number): { ms: number[]; it: Iteration; cost: number } | undefined => {
+    const last = lastPos.get(k)!;
+    const ms = order.slice(i, last + 1);
+    const inLoop = new Set(ms);
+    let cost = 0;
+    for (let j = 0; j < ms.length; j++) {
+      const x = ms[j]!;
+      const next = j + 1 < ms.length ? ms[j + 1]! : k;
+      if (select[x]! >= 0) return undefined;
+      const out = [taken[x]!, fall[x]!].filter((y) => y >= 0);
+      if (!out.includes(next)) return undefined;
+      for (const y of out) {
+        if (y === next) continue;
+        if (inLoop.has(y)) return undefined;
+        // out: to an open block, to an enclosing loop's header, or to the block laid out next
+        if (!ctl.has(`b${y}`) && !(pos[y]! < i && ctl.has(`l${y}`)) && pos[y] !== last + 1) return undefined;
+      }
+      cost += Math.abs(p.cost[starts[x]!]!);
+    }
+    const it = iteration(p, ms.map((x) => [starts[x]!, bodyEndOf(x)] as [number, number]));
+    return it === undefined ? undefined : { ms, it, cost };
+  };
+  const CHUNK = 1 << 30;
+  const SLOW_CHUNK = 8;
+  const chunkedLoop = (k: number, i: number, plan: { ms: number[]; it: Iteration; cost: number }): void => {
+    const last = lastPos.get(k)!;
+    const out = (y: number): void => {
+      // leave the loop for block y
+      if (ctl.has(`b${y}`)) b.byte(OP.br).u32(ctl.depth(`b${y}`));
+      else if (pos[y]! < i) b.byte(OP.br).u32(ctl.depth(`l${y}`));
+      else b.byte(OP.br).u32(ctl.depth(`co${k}`)); // the block laid out right after the loop
+    };
+    const copy = (fast: boolean, again: string): void => {
+      const ms = plan.ms;
+      // the fast copy charges where it leaves: for the N - CNT iterations done and the blocks run so far
+      // in this one (no check can fire in it: the test saw the budget cover N iterations)
+      let acc = 0;
+      const pay = (all: boolean): void => {
+        if (!fast) return;
+        b.byte(OP.local_get).u32(L_B).byte(OP.local_get).u32(L_N);
+        if (!all) b.byte(OP.local_get).u32(L_CNT).byte(OP.i64_extend_i32_u).byte(OP.i64_sub);
+        g.i64(plan.cost);
+        b.byte(OP.i64_mul);
+        if (!all && acc !== 0) {
+          g.i64(acc);
+          b.byte(OP.i64_add);
+        }
+        b.byte(OP.i64_sub).byte(OP.local_set).u32(L_B);
+      };
+      for (let j = 0; j < ms.length; j++) {
+        const x = ms[j]!;
+        const next = j + 1 < ms.length ? ms[j + 1]! : -1;
+        const s0 = starts[x]!;
+        const cost = p.cost[s0]!;
+        if (fast) acc += Math.abs(cost);
+        else g.charge(s0, cost);
+        g.unchecked = fast ? plan.it.now : undefined;
+        const be = bodyEndOf(x);
+        for (let pc = s0; pc < be; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
+        g.unchecked = undefined;
+        // to y: the next block of the chain (falls through), the header (next chunk iteration), or out
+        const go = (y: number): void => {
+          if (y === next) return;
+          if (y === k) {
+            b.byte(OP.local_get).u32(L_CNT);
+            g.i32(1);
+            b.byte(OP.i32_sub).byte(OP.local_tee).u32(L_CNT);
+            b.byte(OP.br_if).u32(ctl.depth(again));
+            pay(true);
+            b.byte(OP.br).u32(ctl.depth(`cr${k}`));
+            return;
+          }
+          pay(false);
+          out(y);
+        };
+        if (cond[x]) {
+          g.condition(bodyEndOf(x));
+          b.byte(OP.if).byte(T.void);
+          ctl.push('if');
+          go(taken[x]!);
+          b.byte(OP.else);
+          go(fall[x]!);
+          b.byte(OP.end);
+          ctl.pop();
+        } else go(taken[x]! >= 0 ? taken[x]! : fall[x]!);
+      }
+      b.byte(OP.unreachable);
+    };
+    b.byte(OP.block).byte(T.void);
+    ctl.push(`co${k}`);
+    b.byte(OP.loop).byte(T.void);
+    ctl.push(`cr${k}`);
+    b.byte(OP.block).byte(T.void);
+    ctl.push(`cs${k}`);
+    // the test: how many iterations (at least one) the budget and the caches' windows allow
+    g.chunkTest(plan.it.accesses, plan.cost, CHUNK);
+    b.byte(OP.i32_eqz).byte(OP.br_if).u32(ctl.depth(`cs${k}`));
+    b.byte(OP.local_get).u32(L_N).byte(OP.i32_wrap_i64).byte(OP.local_set).u32(L_CNT);
+    b.byte(OP.loop).byte(T.void);
+    ctl.push(`cf${k}`);
+    copy(true, `cf${k}`);
+    b.byte(OP.end);
+    ctl.pop();
+    b.byte(OP.end);
+    ctl.pop();
+    // checked, a few iterations (the first fills the caches) before testing again
+    g.i32(SLOW_CHUNK);
+    b.byte(OP.local_set).u32(L_CNT);
+    b.byte(OP.loop).byte(T.void);
+    ctl.push(`cc${k}`);
+    copy(false, `cc${k}`);
+    b.byte(OP.end);
+    ctl.pop();
+    b.byte(OP.end);
+    ctl.pop();
+    b.byte(OP.end);
+    ctl.pop();
+    void last;
+  };
   openBlocks(-1);
   for (let i = 0; i < order.length; i++) {
     const k = order[i]!;
@@ -633,6 +786,21 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
       ctl.pop();
     }
     if (ctl.has(`b${k}`)) return false;
+    // a loop of one block: versioned when its accesses can be checked once for all its iterations
+    const plan = backSrc.has(k) && members.get(k)!.length === 1 && cond[k] && taken[k] === k && select[k] < 0 && !openAt.has(i) ? loopPlan(p, starts[k]!, ends[k]!) : undefined;
+    if (plan !== undefined) {
+      g.versionedLoop(plan, k);
+      if (fall[k]! >= 0 && pos[fall[k]!] !== i + 1) b.byte(OP.br).u32(ctl.depth(pos[fall[k]!]! > i ? `b${fall[k]}` : `l${fall[k]}`));
+      closeLoops(i);
+      continue;
+    }
+    const chunk = backSrc.has(k) && !openAt.has(i) ? chain(k, i) : undefined;
+    if (chunk !== undefined) {
+      chunkedLoop(k, i, chunk);
+      i = lastPos.get(k)!;
+      closeLoops(i);
+      continue;
+    }
     if (backSrc.has(k)) {
       b.byte(OP.loop).byte(T.void);
       ctl.push(`l${k}`);
@@ -674,17 +842,162 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
     } else if (fall[k]! >= 0) {
       goTo(fall[k]!, false);
     }
-    // close the loops that end here (innermost first)
-    for (;;) {
-      const top = ctl.top();
-      if (top === undefined || !top.startsWith('l') || lastPos.get(Number(top.slice(1))) !== i) break;
-      b.byte(OP.end);
-      ctl.pop();
-    }
+    closeLoops(i);
   }
   if (ctl.length !== 0) return false;
   b.byte(OP.unreachable);
   return true;
+}
+
+// ---- one-block loops: checks hoisted out of the loop ------------------------------------------------
+//
+// A loop of one basic block (straight-line body, then a conditional jump back to its start) whose memory
+// accesses are affine in its induction registers and whose trip count follows from an unsigned compare of
+// an induction register against an invariant: on entry, one test computes the trip count n and checks
+// that every access of every iteration lies in the window the region caches hold (the first and the last
+// address of each access stream; the window is contiguous) and that the budget covers n iterations; then
+// the loop runs with no per-access check and no per-iteration budget check (charged n times up front).
+// Otherwise one checked iteration runs (it fills the caches), the test is repeated, and failing again the
+// loop runs checked as before. Same effects, faults and counts as the checked loop, which it is whenever
+// the test fails.
+
+/** value = k + sum c[j] * (register j at the start of an iteration), mod 2^64 */
+interface Form {
+  k: bigint;
+  c: number[];
+}
+interface LoopPlan {
+  s: number;
+  last: number;
+  /** the induction side of the loop condition and the invariant bound; continue while v < bound (v <= bound when le) */
+  v: Form;
+  bound: Form;
+  le: boolean;
+  shift: number;
+  accesses: { a: Form; d: bigint; w: number; write: boolean }[];
+  now: Map<number, Form>;
+}
+
+const unit = (r: number): Form => {
+  const c = new Array<number>(11).fill(0);
+  c[r] = 1;
+  return { k: 0n, c };
+};
+const konst = (k: bigint): Form => ({ k: BigInt.asUintN(64, k), c: new Array<number>(11).fill(0) });
+const combine = (x: Form | undefined, y: Form | undefined, sign: 1 | -1): Form | undefined => {
+  if (x === undefined || y === undefined) return undefined;
+  const c = x.c.map((v, j) => v + sign * y.c[j]!);
+  if (c.some((v) => Math.abs(v) > 1024)) return undefined;
+  return { k: BigInt.asUintN(64, x.k + BigInt(sign) * y.k), c };
+};
+
+/** what one iteration does, symbolically: accesses (affine, with their change per iteration) and steps */
+interface Iteration {
+  F: (Form | undefined)[];
+  step: (bigint | undefined)[];
+  delta: (f: Form) => bigint | undefined;
+  accesses: { a: Form; d: bigint; w: number; write: boolean }[];
+  /** per access pc: its address as k + sum c * (register now), when the registers it uses only moved by constants */
+  now: Map<number, Form>;
+}
+
+/** symbolic run of straight-line code [s, e) for each range in turn (one iteration of a loop) */
+function iteration(p: LoadedProgram, ranges: [number, number][]): Iteration | undefined {
+  const F: (Form | undefined)[] = [];
+  for (let r = 0; r <= 10; r++) F.push(unit(r));
+  const raw: { a: Form; w: number; write: boolean }[] = [];
+  const now = new Map<number, Form>();
+  const access = (pc: number, reg: number, off: number, w: number, write: boolean): boolean => {
+    if (reg === 10 && off >= -STACK_FRAME_SIZE && off <= -w) return true; // the frame: never checked
+    const a = combine(F[reg], konst(BigInt(off)), 1);
+    if (a === undefined) return false;
+    raw.push({ a, w, write });
+    // the same address from the registers as they are here: each register j it uses is R_j + e_j now
+    let k = a.k;
+    let ok = true;
+    for (let j = 0; j <= 10 && ok; j++) {
+      if (a.c[j] === 0) continue;
+      const f = F[j];
+      if (f === undefined || !f.c.every((v, i) => v === (i === j ? 1 : 0))) ok = false;
+      else k -= BigInt(a.c[j]!) * f.k;
+    }
+    if (ok) now.set(pc, { k: BigInt.asUintN(64, k), c: a.c });
+    return true;
+  };
+  for (const [s, e] of ranges) {
+    for (let pc = s; pc < e; pc++) {
+      if (p.kind[pc] === K.LDDW2) continue;
+      const op = p.op[pc]!;
+      const c = op & 7;
+      const d = p.dst[pc]!;
+      const sr = p.src[pc]!;
+      const imm = p.imm[pc]!;
+      const code = op & 0xf0;
+      const x = (op & 0x08) !== 0;
+      if (op === OP_LDDW) {
+        F[d] = konst((BigInt(p.kHi[pc]!) << 32n) | BigInt(p.kLo[pc]! >>> 0));
+      } else if (c === CLS.ALU64) {
+        const src = x ? F[sr] : konst(BigInt(imm));
+        if (code === ALU_OP.MOV && p.off[pc] === 0) F[d] = src;
+        else if (code === ALU_OP.ADD) F[d] = combine(F[d], src, 1);
+        else if (code === ALU_OP.SUB) F[d] = combine(F[d], src, -1);
+        else F[d] = undefined;
+      } else if (c === CLS.ALU) {
+        F[d] = undefined;
+      } else if (c === CLS.LDX) {
+        if (!access(pc, sr, p.off[pc]!, [4, 2, 1, 8][(op >> 3) & 3]!, false)) return undefined;
+        F[d] = undefined;
+      } else if ((c === CLS.ST || c === CLS.STX) && (op & 0xe0) === MODE.MEM) {
+        if (!access(pc, d, p.off[pc]!, [4, 2, 1, 8][(op >> 3) & 3]!, true)) return undefined;
+      } else return undefined; // atomics, calls, legacy packet loads, jumps
+    }
+  }
+  if (raw.length === 0) return undefined;
+  // registers: invariant (step 0), induction (a constant step per iteration) or neither (undefined)
+  const step: (bigint | undefined)[] = F.map((f, r) => (f !== undefined && f.c.every((v, j) => v === (j === r ? 1 : 0)) ? BigInt.asIntN(64, f.k) : undefined));
+  if (step.some((v) => v !== undefined && (v >= 1n << 16n || v <= -(1n << 16n)))) return undefined;
+  const delta = (f: Form): bigint | undefined => {
+    let d = 0n;
+    for (let j = 0; j <= 10; j++) {
+      if (f.c[j] === 0) continue;
+      if (step[j] === undefined) return undefined;
+      d += BigInt(f.c[j]!) * step[j]!;
+    }
+    return d;
+  };
+  const accesses: Iteration['accesses'] = [];
+  for (const { a, w, write } of raw) {
+    const d = delta(a);
+    if (d === undefined || d >= 1n << 16n || d <= -(1n << 16n)) return undefined;
+    accesses.push({ a, d, w, write });
+  }
+  return { F, step, delta, accesses, now };
+}
+
+function loopPlan(p: LoadedProgram, s: number, e: number): LoopPlan | undefined {
+  let last = e - 1;
+  if (p.kind[last] === K.LDDW2) last--;
+  const it = iteration(p, [[s, last]]);
+  if (it === undefined) return undefined;
+  const { F, step, delta, accesses } = it;
+  // the loop condition: an unsigned compare, taken back to the start
+  const op = p.op[last]!;
+  if ((op & 7) !== CLS.JMP) return undefined;
+  const code = op & 0xf0;
+  const lhs = F[p.dst[last]!];
+  const rhs = (op & 0x08) !== 0 ? F[p.src[last]!] : konst(BigInt(p.imm[last]!));
+  let v: Form | undefined;
+  let bound: Form | undefined;
+  if (code === JMP_OP.JLT || code === JMP_OP.JLE) [v, bound] = [lhs, rhs];
+  else if (code === JMP_OP.JGT || code === JMP_OP.JGE) [v, bound] = [rhs, lhs];
+  else return undefined;
+  if (v === undefined || bound === undefined) return undefined;
+  if (delta(bound) !== 0n) return undefined;
+  const iv = v.c.findIndex((x) => x !== 0);
+  if (iv < 0 || v.c[iv] !== 1 || v.c.some((x, j) => j !== iv && x !== 0)) return undefined;
+  const st = step[iv];
+  if (st === undefined || st <= 0n || (st & (st - 1n)) !== 0n) return undefined;
+  return { s, last, v, bound, le: code === JMP_OP.JLE || code === JMP_OP.JGE, shift: st.toString(2).length - 1, accesses, now: it.now };
 }
 
 /** fallback for irreducible flow: every block in one loop, dispatched by br_table on a label local */
@@ -871,6 +1184,207 @@ class Gen {
     b.byte(cond ? OP.br_if : OP.br).u32(this.depth(label));
   }
 
+  /** accesses emitted unchecked (inside a versioned loop's fast copy, after its entry test) */
+  unchecked: Map<number, Form> | undefined = undefined;
+
+  /** push value of a form (registers as they are now) */
+  form(f: Form): void {
+    const b = this.b;
+    this.i64(BigInt.asIntN(64, f.k));
+    for (let j = 0; j <= 10; j++) {
+      const c = f.c[j]!;
+      if (c === 0) continue;
+      this.get(j);
+      if (c !== 1) {
+        this.i64(c);
+        b.byte(OP.i64_mul);
+      }
+      b.byte(OP.i64_add);
+    }
+  }
+
+  /** the versioned loop's entry test (i32, 1: run the fast copy); leaves the trip count in N */
+  loopTest(plan: LoopPlan): void {
+    const b = this.b;
+    const p = this.p;
+    const SMALL = 1n << 48n;
+    // bound and first value of the induction side below 2^48: no wrap-around in what follows
+    this.form(plan.bound);
+    b.byte(OP.local_tee).u32(L_N);
+    this.i64(SMALL);
+    b.byte(OP.i64_lt_u);
+    this.form(plan.v);
+    b.byte(OP.local_tee).u32(L_V);
+    this.i64(SMALL);
+    b.byte(OP.i64_lt_u).byte(OP.i32_and);
+    // n = 1 + ceil(max(0, bound (+1) - v) / step)
+    b.byte(OP.local_get).u32(L_N);
+    if (plan.le) {
+      this.i64(1);
+      b.byte(OP.i64_add);
+    }
+    b.byte(OP.local_get).u32(L_V).byte(OP.i64_sub).byte(OP.local_tee).u32(L_T1);
+    this.i64(0);
+    b.byte(OP.local_get).u32(L_T1);
+    this.i64(0);
+    b.byte(OP.i64_gt_s).byte(OP.select);
+    this.i64((1 << plan.shift) - 1);
+    b.byte(OP.i64_add);
+    this.i64(plan.shift);
+    b.byte(OP.i64_shr_u);
+    this.i64(1);
+    b.byte(OP.i64_add).byte(OP.local_tee).u32(L_N);
+    this.i64(1n << 32n);
+    b.byte(OP.i64_lt_u).byte(OP.i32_and);
+    // the budget covers n iterations (a loop header checks it each iteration)
+    const cost = p.cost[plan.s]!;
+    if (cost < 0) {
+      b.byte(OP.local_get).u32(L_B).byte(OP.local_get).u32(L_N);
+      this.i64(-cost);
+      b.byte(OP.i64_mul).byte(OP.i64_sub);
+      this.i64(0);
+      b.byte(OP.i64_ge_s).byte(OP.i32_and);
+    }
+    this.windowTest(plan.accesses, undefined);
+  }
+
+  /**
+   * i32 (1: go) for a chunk of a chained loop: N = the iterations to run unchecked, at most max, as many
+   * as the budget covers (each iteration costs cost at most) and as keep every access in its cache's
+   * window (from where it is now, moving by d per iteration); at least one
+   */
+  chunkTest(accesses: Iteration['accesses'], cost: number, max: number): void {
+    const b = this.b;
+    // N = B / cost < max ? B / cost : max; at least 1
+    b.byte(OP.local_get).u32(L_B);
+    this.i64(cost);
+    b.byte(OP.i64_div_s).byte(OP.local_tee).u32(L_N);
+    this.i64(max);
+    b.byte(OP.local_get).u32(L_N);
+    this.i64(max);
+    b.byte(OP.i64_lt_s).byte(OP.select).byte(OP.local_tee).u32(L_N);
+    this.i64(1);
+    b.byte(OP.i64_ge_s);
+    for (const { a, d, w, write } of accesses) {
+      const LO = write ? L_WLO : L_RLO;
+      const LIM = write ? L_WLIM : L_RLIM;
+      // now in the window (then LIM > 0: a cached region, its end is LO + LIM + 7)
+      this.form(a);
+      b.byte(OP.local_tee).u32(L_V).byte(OP.local_get).u32(LO).byte(OP.i64_sub).byte(OP.local_get).u32(LIM).byte(OP.i64_lt_u).byte(OP.i32_and);
+      if (d === 0n) continue;
+      // iterations left in the window: 1 + (end - w - a) / d, or 1 + (a - LO) / -d
+      if (d > 0n) {
+        b.byte(OP.local_get).u32(LO).byte(OP.local_get).u32(LIM).byte(OP.i64_add);
+        this.i64(7 - w);
+        b.byte(OP.i64_add).byte(OP.local_get).u32(L_V).byte(OP.i64_sub);
+      } else {
+        b.byte(OP.local_get).u32(L_V).byte(OP.local_get).u32(LO).byte(OP.i64_sub);
+      }
+      const m = d > 0n ? d : -d;
+      if ((m & (m - 1n)) === 0n) {
+        this.i64(m.toString(2).length - 1);
+        b.byte(OP.i64_shr_u);
+      } else {
+        this.i64(m);
+        b.byte(OP.i64_div_u);
+      }
+      this.i64(1);
+      b.byte(OP.i64_add).byte(OP.local_tee).u32(L_T1);
+      // N = that < N ? that : N (garbage when not in the window: then the test fails anyway)
+      b.byte(OP.local_get).u32(L_N);
+      b.byte(OP.local_get).u32(L_T1).byte(OP.local_get).u32(L_N).byte(OP.i64_lt_u);
+      b.byte(OP.select).byte(OP.local_set).u32(L_N);
+    }
+  }
+
+  /**
+   * and (i32 on the stack) that every access lies in its cache's window in iterations 0 .. t (t: a
+   * constant, or N - 1): its first and its last address do (the window is contiguous, the addresses
+   * move by d per iteration)
+   */
+  windowTest(accesses: Iteration['accesses'], t: bigint | undefined): void {
+    const b = this.b;
+    for (const { a, d, w, write } of accesses) {
+      const LO = write ? L_WLO : L_RLO;
+      const LIM = write ? L_WLIM : L_RLIM;
+      this.form(a);
+      b.byte(OP.local_tee).u32(L_V);
+      if (t === undefined) {
+        b.byte(OP.local_get).u32(L_N);
+        this.i64(1);
+        b.byte(OP.i64_sub);
+        this.i64(d);
+        b.byte(OP.i64_mul);
+      } else this.i64(BigInt.asIntN(64, t * d));
+      b.byte(OP.i64_add).byte(OP.local_set).u32(L_T1);
+      const [lo, hi] = d >= 0n ? [L_V, L_T1] : [L_T1, L_V];
+      // lo in the window (LIM > 0 then: a cached region, LIM = end - LO - 7); hi + w <= end
+      b.byte(OP.local_get).u32(lo).byte(OP.local_get).u32(LO).byte(OP.i64_sub).byte(OP.local_get).u32(LIM).byte(OP.i64_lt_u).byte(OP.i32_and);
+      b.byte(OP.local_get).u32(hi).byte(OP.local_get).u32(LO).byte(OP.i64_sub).byte(OP.local_get).u32(LIM);
+      this.i64(8 - w);
+      b.byte(OP.i64_add).byte(OP.i64_lt_u).byte(OP.i32_and);
+      b.byte(OP.local_get).u32(lo).byte(OP.local_get).u32(hi).byte(OP.i64_le_u).byte(OP.i32_and);
+    }
+  }
+
+  /** the body of a versioned loop (its instructions before the jump back) */
+  loopBody(plan: LoopPlan): void {
+    for (let pc = plan.s; pc < plan.last; pc++) if (this.p.kind[pc] !== K.LDDW2) this.insn(pc);
+  }
+
+  /** a one-block loop (block k), versioned: see loopPlan */
+  versionedLoop(plan: LoopPlan, k: number): void {
+    const b = this.b;
+    const ctl = this.ctl;
+    const p = this.p;
+    const cost = p.cost[plan.s]!;
+    b.byte(OP.block).byte(T.void);
+    ctl.push(`vx${k}`);
+    b.byte(OP.block).byte(T.void);
+    ctl.push(`vc${k}`);
+    b.byte(OP.block).byte(T.void);
+    ctl.push(`vf${k}`);
+    this.loopTest(plan);
+    this.hintIf(true);
+    b.byte(OP.br_if).u32(ctl.depth(`vf${k}`));
+    // one checked iteration (fills the caches), then the test again
+    this.charge(plan.s, cost);
+    this.loopBody(plan);
+    this.condition(plan.last);
+    b.byte(OP.i32_eqz).byte(OP.br_if).u32(ctl.depth(`vx${k}`));
+    this.loopTest(plan);
+    b.byte(OP.i32_eqz).byte(OP.br_if).u32(ctl.depth(`vc${k}`));
+    b.byte(OP.end);
+    ctl.pop();
+    // fast: n iterations charged at once, no checks
+    b.byte(OP.local_get).u32(L_B).byte(OP.local_get).u32(L_N);
+    this.i64(Math.abs(cost));
+    b.byte(OP.i64_mul).byte(OP.i64_sub).byte(OP.local_set).u32(L_B);
+    b.byte(OP.loop).byte(T.void);
+    ctl.push(`vl${k}`);
+    this.unchecked = plan.now;
+    this.loopBody(plan);
+    this.unchecked = undefined;
+    this.condition(plan.last);
+    b.byte(OP.br_if).u32(ctl.depth(`vl${k}`));
+    b.byte(OP.end);
+    ctl.pop();
+    b.byte(OP.br).u32(ctl.depth(`vx${k}`));
+    b.byte(OP.end);
+    ctl.pop();
+    // checked, as any loop
+    b.byte(OP.loop).byte(T.void);
+    ctl.push(`l${k}`);
+    this.charge(plan.s, cost);
+    this.loopBody(plan);
+    this.condition(plan.last);
+    b.byte(OP.br_if).u32(ctl.depth(`l${k}`));
+    b.byte(OP.end);
+    ctl.pop();
+    b.byte(OP.end);
+    ctl.pop();
+  }
+
   /** leaves the checked i32 address of [reg + off, +w) on the stack; returns the memarg offset to use */
   addr(reg: number, off: number, w: number, write: boolean, pc: number): number {
     const b = this.b;
@@ -878,6 +1392,33 @@ class Gen {
       // inside the current frame: no check
       b.byte(OP.local_get).u32(L_FP);
       return off + STACK_FRAME_SIZE;
+    }
+    if (this.unchecked !== undefined) {
+      // checked for every iteration by the versioned loop's entry test; the address is below 2^32, so
+      // its low half is enough (32-bit arithmetic from the registers it derives from, when known)
+      const f = this.unchecked.get(pc);
+      if (f !== undefined) {
+        this.i32(Number(BigInt.asIntN(32, f.k)));
+        for (let j = 0; j <= 10; j++) {
+          const c = f.c[j]!;
+          if (c === 0) continue;
+          this.get(j);
+          b.byte(OP.i32_wrap_i64);
+          if (c !== 1) {
+            this.i32(c);
+            b.byte(OP.i32_mul);
+          }
+          b.byte(OP.i32_add);
+        }
+        return 0;
+      }
+      this.get(reg);
+      if (off !== 0) {
+        this.i64(off);
+        b.byte(OP.i64_add);
+      }
+      b.byte(OP.i32_wrap_i64);
+      return 0;
     }
     const LO = write ? L_WLO : L_RLO;
     const LIM = write ? L_WLIM : L_RLIM;

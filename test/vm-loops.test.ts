@@ -1,0 +1,141 @@
+// The compiler's loop versioning (backends/userspace/vm/jit.ts): counted one-block loops and chained
+// loops run without per-access checks once an entry test has proved every access of the next
+// iterations in bounds and the budget sufficient. Randomized loops (steps 1, 2, 4, 8, 16, 3 and -1,
+// side exits, ctx- and stack-based pointers, ranges ending at or past a region's edge, outer
+// re-entry, small budgets) must behave exactly as in the interpreter: r0, steps, memory, and the
+// fault (kind and instruction) when an iteration would leave its region or the budget runs out.
+import t from 'tap';
+import { vm, VmError } from '../backends/userspace/vm/index.js';
+import { both, Rng } from './fixtures/vm/util.js';
+
+const N = Number(process.env['WASM_BPF_VM_LOOPS'] ?? 4000);
+const SEED0 = 7;
+const failures: string[] = [];
+const kinds = new Map<string, number>();
+const W = ['b', 'h', 'w', 'dw'];
+for (let i = 0; i < N; i++) {
+  const seed = SEED0 * 100000 + i;
+  const rng = new Rng(seed);
+  const L: string[] = [];
+  const memSize = 8 + rng.int(120);
+  const small = (): number => rng.pick([0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, memSize, memSize - 1, memSize - 8, rng.int(200)]);
+  // registers: r6 induction, r8 bound, r7/r9 bases, r0..r5 scratch
+  const outer = rng.chance(0.4);
+  if (outer) L.push(`mov %r5, ${1 + rng.int(4)}`);
+  const outerStart = L.length;
+  L.push(rng.chance(0.8) ? `mov %r6, ${small()}` : `lddw %r6, ${rng.value()}`);
+  L.push(rng.chance(0.85) ? `mov %r8, ${small()}` : `lddw %r8, ${rng.value()}`);
+  L.push(`mov %r7, %r1`);
+  if (rng.chance(0.5)) L.push(`add %r7, ${rng.int(40) - 8}`);
+  if (rng.chance(0.3)) { L.push(`mov %r9, %r10`); L.push(`add %r9, -${rng.int(520)}`); } else { L.push(`mov %r9, %r1`); L.push(`add %r9, ${rng.int(memSize + 16) - 8}`); }
+  const body: string[] = [];
+  const nb = 1 + rng.int(7);
+  const regs = ['%r0', '%r2', '%r3', '%r4'];
+  const step = rng.pick([1, 1, 1, 2, 4, 8, 3, -1, 16]);
+  const incAt = rng.int(nb + 1);
+  for (let k = 0; k < nb; k++) {
+    if (k === incAt) body.push(`add %r6, ${step}`);
+    if (rng.chance(0.35)) body.push(`EXIT ${rng.pick(['jeq', 'jne', 'jgt', 'jlt', 'jset'])} ${rng.pick(regs)}, ${rng.pick([0, 1, 5, 100, 200])}`);
+    const r = rng.pick(regs);
+    const base = rng.pick(['%r7', '%r9', r, '%r10']);
+    const w = rng.pick(W);
+    const off = base === '%r10' ? -rng.int(520) : rng.int(24) - 8;
+    switch (rng.int(9)) {
+      case 0: body.push(`mov ${r}, %r6`); body.push(`add ${r}, ${rng.pick(['%r7', '%r9'])}`); break;
+      case 1: body.push(`mov ${r}, %r7`); body.push(`add ${r}, %r6`); if (rng.chance(0.5)) body.push(`add ${r}, %r6`); break;
+      case 2: body.push(`ldx${w} ${rng.pick(regs)}, [${base}+${off}]`.replace('+-', '-')); break;
+      case 3: body.push(`stx${w} [${base}+${off}], ${rng.pick(regs)}`.replace('+-', '-')); break;
+      case 4: body.push(`st${w} [${base}+${off}], ${rng.int(100)}`.replace('+-', '-')); break;
+      case 5: body.push(`add ${r}, ${rng.int(20) - 10}`); break;
+      case 6: body.push(`sub ${r}, %r6`); break;
+      case 7: body.push(`mul ${r}, 3`); break;
+      case 8: body.push(`add32 ${r}, 1`); break;
+    }
+  }
+  if (incAt >= nb) body.push(`add %r6, ${step}`);
+  const op = rng.pick(['jlt %r6, %r8', 'jgt %r8, %r6', 'jle %r6, %r8', 'jge %r8, %r6', `jlt %r6, ${small()}`, `jle %r6, ${small()}`, 'jne %r6, %r8', 'jslt %r6, %r8']);
+  body.push(`${op}, -${body.length + 1}`);
+  for (let j = 0; j < body.length; j++) if (body[j]!.startsWith('EXIT ')) body[j] = `${body[j]!.slice(5)}, +${body.length - j - 1 + (rng.chance(0.5) ? 0 : 1)}`;
+  L.push(...body);
+  if (outer) { L.push('sub %r5, 1'); L.push(`jne %r5, 0, -${L.length - outerStart + 1}`); }
+  L.push('mov %r0, %r6', 'exit');
+  const text = L.join('\n');
+  let prog;
+  try { prog = vm.load(vm.asm(text), { name: `s${seed}` }); } catch (e) { if (e instanceof VmError) { kinds.set('load', (kinds.get('load') ?? 0) + 1); continue; } throw e; }
+  const mem = new Uint8Array(memSize).map(() => rng.int(256));
+  try {
+    const o = both(prog, mem, { budget: rng.pick([200, 1000, 5000, 20000]) });
+    const k = 'error' in o ? o.kind : 'ok';
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  } catch (e) {
+    failures.push(`seed ${seed}: ${(e as Error).message}\n${text}`);
+  }
+}
+
+t.test('randomized loops: the compiler agrees with the interpreter', async (t) => {
+  t.same(failures.slice(0, 3), [], `${failures.length} of ${N} programs disagree`);
+  const ok = kinds.get('ok') ?? 0;
+  const faults = [...kinds].filter(([k]) => k !== 'ok' && k !== 'load').reduce((a, [, v]) => a + v, 0);
+  t.ok(ok > N / 10, `${ok} programs ran to exit`);
+  t.ok(faults > N / 10, `${faults} programs faulted (out of bounds or budget): ${[...kinds].map(([k, v]) => `${k}=${v}`).join(' ')}`);
+});
+
+// Directed: counted one-block loops (the memcpy shape) whose last iterations reach, touch or cross the
+// end of their region, for every width, step, load or store, ctx or stack. The interpreter faults at
+// the first access past the end; the compiled loop must fault at the same instruction, having done the
+// same work before it.
+t.test('counted loops that end at, just before or past the end of their region', async (t) => {
+  let cases = 0;
+  const bad: string[] = [];
+  for (const w of ['b', 'h', 'w', 'dw'] as const) {
+    for (const step of [1, 2, 4, 8]) {
+      for (const size of [16, 64, 100]) {
+        for (let end = size - 9; end <= size + 9; end++) {
+          for (const kind of ['ldx', 'stx', 'st'] as const) {
+            for (const stack of [false, true]) {
+              const base = stack ? ['mov %r7, %r10', `add %r7, -${size}`] : ['mov %r7, %r1'];
+              const access = kind === 'ldx' ? `ldx${w} %r3, [%r2+0]` : kind === 'stx' ? `stx${w} [%r2+0], %r6` : `st${w} [%r2+0], 7`;
+              const text = [...base, 'mov %r6, 0', `mov %r8, ${end}`, 'mov %r3, 0', 'mov %r2, %r7', 'add %r2, %r6', access, `add %r6, ${step}`, 'jlt %r6, %r8, -5', 'mov %r0, %r6', 'add %r0, %r3', 'exit'].join('\n');
+              const mem = new Uint8Array(stack ? 8 : size).map((_, i) => (i * 37) & 255);
+              cases++;
+              try {
+                both(vm.load(vm.asm(text), { name: 'edge' }), mem, { budget: 100_000 });
+              } catch (e) {
+                bad.push(`${(e as Error).message}\n${text}`);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  t.same(bad.slice(0, 2), [], `${bad.length} of ${cases} loops disagree`);
+});
+
+// Directed: the strcmp shape, a loop with a side exit (a chain of blocks, run in unchecked chunks),
+// scanning for a zero byte that sits before, at or past the region's end.
+t.test('loops with a side exit that stop at a zero byte, or run off the region', async (t) => {
+  let cases = 0;
+  const bad: string[] = [];
+  for (const w of ['b', 'h', 'w', 'dw'] as const) {
+    for (const step of [1, 2, 4, 8]) {
+      for (const size of [16, 64, 100]) {
+        for (let zero = size - 10; zero <= size + 1; zero++) {
+          for (const stack of [false, true]) {
+            const base = stack ? ['mov %r7, %r10', `add %r7, -${size}`] : ['mov %r7, %r1'];
+            const text = [...base, 'mov %r6, 0', 'mov %r8, 100000', 'mov %r2, %r7', 'add %r2, %r6', `ldx${w} %r3, [%r2+0]`, 'jeq %r3, 0, +2', `add %r6, ${step}`, 'jlt %r6, %r8, -6', 'mov %r0, %r6', 'exit'].join('\n');
+            const mem = new Uint8Array(stack ? 8 : size).fill(0x41);
+            if (!stack && zero < size) mem.fill(0, zero);
+            cases++;
+            try {
+              both(vm.load(vm.asm(text), { name: 'scan' }), mem, { budget: 1_000_000 });
+            } catch (e) {
+              bad.push(`${(e as Error).message}\n${text}`);
+            }
+          }
+        }
+      }
+    }
+  }
+  t.same(bad.slice(0, 2), [], `${bad.length} of ${cases} loops disagree`);
+});
