@@ -6,7 +6,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "fentry.h"
+#include "../kprobe/kprobe.h" /* the same record as the kprobe app */
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

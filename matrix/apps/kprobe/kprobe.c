@@ -5,11 +5,24 @@
  *
  *   UNLINK pid=.. filename=..
  *   UNLINK_RET pid=.. ret=..      (ret: 0 or -errno)
+ *
+ * The fentry app is this same user side on its own object: apps/fentry/fentry.c defines the
+ * UNLINK_* names below and includes this file.
  */
+#ifndef UNLINK_APP
+#define UNLINK_APP "kprobe"
+#define UNLINK_SKEL_H "kprobe.skel.h"
+#define UNLINK_SKEL kprobe_bpf
+#define UNLINK_PROGRAMS "kprobes"
+#endif
+/* UNLINK_SKEL__open_and_load etc.: the skeleton's functions */
+#define SKEL_CAT(s, f) s##__##f
+#define SKEL_FN(s, f) SKEL_CAT(s, f)
+
 #include "common.h"
 #include "buffer.h"
 #include "kprobe.h"
-#include "kprobe.skel.h"
+#include UNLINK_SKEL_H
 
 static const char synopsis[] = "[-t SECONDS]";
 
@@ -29,12 +42,12 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 int main(int argc, char **argv)
 {
-	struct kprobe_bpf *skel;
+	struct UNLINK_SKEL *skel;
 	struct app_buffer *buf = NULL;
 	double seconds = 0;
 	int opt, err;
 
-	app_init("kprobe");
+	app_init(UNLINK_APP);
 	while ((opt = getopt(argc, argv, "t:")) != -1) {
 		if (opt == 't' && parse_num(optarg, true, &seconds))
 			continue;
@@ -43,12 +56,12 @@ int main(int argc, char **argv)
 	if (optind != argc)
 		return usage("unexpected argument", synopsis);
 
-	skel = kprobe_bpf__open_and_load();
+	skel = SKEL_FN(UNLINK_SKEL, open_and_load)();
 	if (!skel)
 		return fail("open and load BPF skeleton", errno);
-	err = kprobe_bpf__attach(skel);
+	err = SKEL_FN(UNLINK_SKEL, attach)(skel);
 	if (err) {
-		err = fail("attach kprobes", err);
+		err = fail("attach " UNLINK_PROGRAMS, err);
 		goto out;
 	}
 	buf = app_buffer__new(skel->maps.rb, handle_event, NULL);
@@ -62,6 +75,6 @@ int main(int argc, char **argv)
 	err = app_buffer__run(buf);
 out:
 	app_buffer__free(buf);
-	kprobe_bpf__destroy(skel);
+	SKEL_FN(UNLINK_SKEL, destroy)(skel);
 	return err;
 }
