@@ -88,6 +88,15 @@ async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string):
   return { cells, header, status, stderr };
 }
 
+/** the cells a platform's run must produce: native and wasm as is, wasm in every other configuration */
+function planned(p: PlatformDef, apps: App[]): Array<Pick<Cell, 'app' | 'platform' | 'config' | 'runner'>> {
+  return apps.flatMap((app) => p.configs.flatMap((config) => (config === 'default' ? (['native', 'wasm'] as const) : (['wasm'] as const)).map((runner) => ({ app, platform: p.id, config, runner }))));
+}
+
+function failed(c: Pick<Cell, 'app' | 'platform' | 'config' | 'runner'>, reason: string): Cell {
+  return { ...c, verdict: 'fail', reason, ms: 0 };
+}
+
 async function runPlatform(p: PlatformDef, apps: App[], deadline: number): Promise<{ run: PlatformRun; cells: Cell[] }> {
   const t0 = Date.now();
   const left = Math.floor((deadline - t0) / 1000);
@@ -116,15 +125,8 @@ async function runPlatform(p: PlatformDef, apps: App[], deadline: number): Promi
   }
   // every planned cell that produced no line is a failure of that platform's run
   const have = new Set(r.cells.map((c) => `${c.app}|${c.config}|${c.runner}`));
-  for (const app of apps) {
-    for (const config of p.configs) {
-      for (const runner of config === 'default' ? (['native', 'wasm'] as const) : (['wasm'] as const)) {
-        if (!have.has(`${app}|${config}|${runner}`)) {
-          r.cells.push({ app, platform: p.id, config, runner, verdict: 'fail', reason: `no result: ${run.note ?? `the ${p.id} run ended early`}`, ms: 0 });
-        }
-      }
-    }
-  }
+  const missing = planned(p, apps).filter((c) => !have.has(`${c.app}|${c.config}|${c.runner}`));
+  r.cells.push(...missing.map((c) => failed(c, `no result: ${run.note ?? `the ${p.id} run ended early`}`)));
   return { run, cells: r.cells };
 }
 
@@ -187,7 +189,7 @@ async function main(): Promise<number> {
       const note = 'not run: the --budget was spent';
       log(`${p.id}: ${note}`);
       runs.push({ id: p.id, label: p.label, status: 'failed', note });
-      for (const app of apps) for (const config of p.configs) for (const runner of config === 'default' ? (['native', 'wasm'] as const) : (['wasm'] as const)) cells.push({ app, platform: p.id, config, runner, verdict: 'fail', reason: note, ms: 0 });
+      cells.push(...planned(p, apps).map((c) => failed(c, note)));
       continue;
     }
     const r = await runPlatform(p, apps, deadline);

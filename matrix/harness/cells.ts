@@ -13,6 +13,7 @@ import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Running } from './running.js';
+import { cgroup2Mounts } from '../../src/cli/run.js';
 import { APPS, SCENARIOS, type App, type Launcher, type Place } from './scenarios.js';
 
 export const CONFIGS = ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch'] as const;
@@ -124,12 +125,12 @@ function firstError(e: unknown): string {
   return err ? `${lines[0]} (${err.trim()})` : lines[0]!;
 }
 
+/** tracefs, and a cgroup2 mount for the sockops app (the first there is, else one it mounts); returns that */
 function ensureMounts(): string {
   if (!fs.existsSync('/sys/kernel/tracing/events')) spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']);
+  const mounted = cgroup2Mounts()[0];
+  if (mounted) return mounted;
   const cg = '/sys/fs/cgroup/unified';
-  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-  const v2 = mounts.split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2');
-  if (v2) return v2[1]!;
   fs.mkdirSync(cg, { recursive: true });
   spawnSync('mount', ['-t', 'cgroup2', 'none', cg]);
   return cg;
