@@ -65,27 +65,107 @@ function log(msg: string): void {
   process.stderr.write(`matrix: ${msg}\n`);
 }
 
-/** runs cells.js (on the host, or through a guest's boot.sh) and collects its CELL lines as they stream */
-async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string): Promise<{ cells: Cell[]; header?: Record<string, string>; status: number; stderr: string }> {
+type CellId = Pick<Cell, 'app' | 'config' | 'runner'>;
+
+interface Collected {
+  cells: Cell[];
+  header?: Record<string, string>;
+  status: number;
+  stderr: string;
+  /** the guest printed nothing for stallMs and was stopped; the cell it was in, if any */
+  stalled?: { current?: CellId; seconds: number };
+}
+
+/** the pids under pid (from /proc), for stopping a stalled guest's qemu */
+function descendants(pid: number): Array<{ pid: number; comm: string }> {
+  const procs: Array<{ pid: number; ppid: number; comm: string }> = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      procs.push({ pid: Number(d), ppid: Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]), comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')) });
+    } catch {
+      /* gone */
+    }
+  }
+  const out: Array<{ pid: number; comm: string }> = [];
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    for (const c of procs) if (c.ppid === p) (out.push({ pid: c.pid, comm: c.comm }), todo.push(c.pid));
+  }
+  return out;
+}
+
+/**
+ * runs cells.js (on the host, or through a guest's boot.sh) and collects its CELL lines as they
+ * stream; with stallMs, a guest that prints no BEGIN or CELL line for that long is stopped (its
+ * qemu, through the `timeout` that wraps it, so boot.sh still reports the console's tail)
+ */
+async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string, stallMs = Infinity): Promise<Collected> {
   const child = spawn(cmd[0]!, cmd.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const cells: Cell[] = [];
   let header: Record<string, string> | undefined;
   let stderr = '';
+  let current: CellId | undefined;
+  let last = Date.now();
+  let stalled: Collected['stalled'];
+  let killer: NodeJS.Timeout | undefined;
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const rl = readline.createInterface({ input: child.stdout });
   rl.on('line', (line) => {
-    if (line.startsWith('MATRIX ')) header = Object.fromEntries(line.slice(7).split(' ').map((kv) => kv.split('=') as [string, string]));
-    if (!line.startsWith('CELL ')) return;
+    if (line.startsWith('MATRIX ')) {
+      header = Object.fromEntries(line.slice(7).split(' ').map((kv) => kv.split('=') as [string, string]));
+      last = Date.now();
+    }
+    // the guest's own report of a stall (matrix/guests/init): where its processes hang
+    if (line.startsWith('WBG_STALL')) log(`${platform}: ${line}`);
     try {
+      if (line.startsWith('BEGIN ')) {
+        current = JSON.parse(line.slice(6)) as CellId;
+        last = Date.now();
+      }
+      if (!line.startsWith('CELL ')) return;
       const c = JSON.parse(line.slice(5)) as Cell;
       cells.push(c);
+      current = undefined;
+      last = Date.now();
       if (c.verdict !== 'n/a') log(`${platform}: ${c.app} ${c.runner}${c.config === 'default' ? '' : ` (${c.config})`}: ${c.verdict} (${(c.ms / 1000).toFixed(1)} s)${c.verdict === 'pass' ? '' : `: ${c.reason.split('\n')[0]}`}`);
     } catch {
       /* a line cut by kernel console output */
     }
   });
-  const status = await new Promise<number>((r) => child.on('close', (code) => r(code ?? 1)));
-  return { cells, header, status, stderr };
+  const watchdog = Number.isFinite(stallMs)
+    ? setInterval(() => {
+        if (stalled || Date.now() - last < stallMs) return;
+        stalled = { current, seconds: Math.round((Date.now() - last) / 1000) };
+        log(`${platform}: no output for ${stalled.seconds} s${current ? ` during ${current.app} ${current.runner} (${current.config})` : ''}: stopping the guest`);
+        const under = descendants(child.pid!);
+        const qemu = under.filter((p) => p.comm === 'timeout' || p.comm.startsWith('qemu-system'));
+        const kill = (pids: number[], sig: NodeJS.Signals): void => {
+          for (const pid of pids) {
+            try {
+              process.kill(pid, sig);
+            } catch {
+              /* gone */
+            }
+          }
+        };
+        // a guest: its qemu (boot.sh then reports the console's tail); the host: the harness and all under it
+        kill(qemu.length ? qemu.map((p) => p.pid) : [child.pid!, ...under.map((p) => p.pid)], 'SIGTERM');
+        // what ignores SIGTERM (a process blocked with a handler it cannot run) gets SIGKILL
+        const all = [child.pid!, ...under.map((p) => p.pid)];
+        killer = setTimeout(() => kill([...all, ...descendants(child.pid!).map((p) => p.pid)], 'SIGKILL'), 10_000);
+      }, 1000)
+    : undefined;
+  const status = await new Promise<number>((r) => {
+    child.on('close', (code) => r(code ?? 1));
+    // a stopped run is over when its process is, even if something it started still holds its output
+    child.on('exit', (code) => void (stalled && setTimeout(() => r(code ?? 1), 2000)));
+  });
+  if (watchdog) clearInterval(watchdog);
+  clearTimeout(killer);
+  return { cells, header, status, stderr, stalled };
 }
 
 /** the cells a platform's run must produce: native and wasm as is, wasm in every other configuration */
@@ -97,37 +177,83 @@ function failed(c: Pick<Cell, 'app' | 'platform' | 'config' | 'runner'>, reason:
   return { ...c, verdict: 'fail', reason, ms: 0 };
 }
 
-async function runPlatform(p: PlatformDef, apps: App[], deadline: number): Promise<{ run: PlatformRun; cells: Cell[] }> {
+const key = (c: CellId): string => `${c.app}:${c.config}:${c.runner}`;
+
+/** a guest's cell may take 2 tries of cells.ts's limit (max(60 s, 20 s x time scale)); a stall is longer than that */
+const cellLimit = (p: PlatformDef): number => Math.max(60, 20 * p.timeScale);
+/** seconds without a BEGIN or CELL line after which a platform's run is stopped (WASM_BPF_MATRIX_STALL overrides) */
+const stallAfter = (p: PlatformDef): number => Number(process.env['WASM_BPF_MATRIX_STALL'] ?? 0) || 2 * cellLimit(p) + 90;
+/** boots of one guest: the first, and reboots after stalls while cells remain */
+const MAX_BOOTS = 3;
+
+async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guestsAfter: number): Promise<{ run: PlatformRun; cells: Cell[] }> {
   const t0 = Date.now();
-  const left = Math.floor((deadline - t0) / 1000);
   const cellArgs = ['--platform', p.id, '--configs', p.configs.join(','), '--apps', apps.join(',')];
-  let r: Awaited<ReturnType<typeof collect>>;
+  const cells: Cell[] = [];
+  const notes: string[] = [];
+  let header: Record<string, string> | undefined;
+  let r: Collected | undefined;
   if (p.kind === 'host') {
-    r = await collect([process.execPath, CELLS, ...cellArgs], process.env, p.id);
+    r = await collect([process.execPath, CELLS, ...cellArgs], process.env, p.id, stallAfter(p) * 1000);
+    cells.push(...r.cells);
+    header = r.header;
+    if (r.stalled?.current) cells.push(failed({ ...r.stalled.current, platform: p.id }, `the harness stopped responding during this cell (no output for ${r.stalled.seconds} s)`));
+    if (r.stalled) notes.push(`stalled after ${r.cells.length} cells`);
   } else {
-    const script = path.join(os.tmpdir(), `wasm-bpf-matrix-${p.id}-${process.pid}.sh`);
-    fs.writeFileSync(script, `cd "$WASM_BPF_ROOT" && exec "$WASM_BPF_NODE" dist/matrix/harness/cells.js ${cellArgs.join(' ')}\n`);
-    const env: NodeJS.ProcessEnv = { ...process.env, WBG_ENV: `WASM_BPF_TIME_SCALE=${p.timeScale}` };
-    if (Number.isFinite(left)) env['TIMEOUT'] = String(Math.min(Number(process.env['TIMEOUT'] ?? 2400), left));
-    log(`${p.id}: booting (qemu, software emulation)`);
-    r = await collect(['bash', path.join(MATRIX, 'guests', 'boot.sh'), p.id, script], env, p.id);
-    fs.rmSync(script, { force: true });
+    for (let boot = 1; boot <= MAX_BOOTS; boot++) {
+      const done = cells.map(key);
+      const script = path.join(os.tmpdir(), `wasm-bpf-matrix-${p.id}-${process.pid}.sh`);
+      const skip = done.length ? ` --skip ${done.join(',')}` : '';
+      fs.writeFileSync(script, `cd "$WASM_BPF_ROOT" && exec "$WASM_BPF_NODE" dist/matrix/harness/cells.js ${cellArgs.join(' ')}${skip}\n`);
+      const stall = stallAfter(p);
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        WBG_ENV: [
+          `WASM_BPF_TIME_SCALE=${p.timeScale}`,
+          'WASM_BPF_HEARTBEAT=/tmp/wbg-heartbeat',
+          `WBG_STALL=${Math.max(10, stall - 60)}`,
+          ...(process.env['WASM_BPF_MATRIX_HANG'] ? [`WASM_BPF_MATRIX_HANG=${process.env['WASM_BPF_MATRIX_HANG']}`] : []),
+        ].join('\n'),
+      };
+      // this guest's share of what is left: the guests after it keep 10 minutes each
+      const left = Math.floor((deadline - Date.now()) / 1000) - 600 * guestsAfter;
+      if (Number.isFinite(left)) env['TIMEOUT'] = String(Math.max(300, Math.min(Number(process.env['TIMEOUT'] ?? 2400), left)));
+      log(`${p.id}: booting (qemu, software emulation)${boot > 1 ? `, boot ${boot} for the ${planned(p, apps).length - done.length} cells left` : ''}`);
+      r = await collect(['bash', path.join(MATRIX, 'guests', 'boot.sh'), p.id, script], env, p.id, stall * 1000);
+      fs.rmSync(script, { force: true });
+      const lines = r.stderr.trim().split('\n').filter(Boolean);
+      // the summary line when all went well, and the console's tail when not
+      // (a stall's WBG_STALL report was logged as it came)
+      for (const l of r.status === 0 ? lines.slice(-1) : lines.filter((x) => !x.includes('WBG_STALL')).slice(-30)) log(l);
+      header ??= r.header;
+      cells.push(...r.cells);
+      if (r.stalled?.current) {
+        const c = r.stalled.current;
+        cells.push(failed({ ...c, platform: p.id }, `the guest stopped responding during this cell (no output for ${r.stalled.seconds} s; boot ${boot}); see the WBG_STALL lines of the run's log`));
+      }
+      if (r.stalled) notes.push(`boot ${boot} stalled after ${r.cells.length} cells${r.stalled.current ? ` in ${key(r.stalled.current)}` : ''}`);
+      if (!r.stalled || !r.header) break;
+      if (cells.length >= planned(p, apps).length) break;
+      if (Date.now() > deadline - 180_000 * (guestsAfter + 1)) {
+        notes.push('no time left to boot again');
+        break;
+      }
+    }
   }
   const seconds = Math.round((Date.now() - t0) / 1000);
-  const summary = r.stderr.trim().split('\n').filter((l) => l.startsWith('boot.sh:')).pop();
-  if (summary) log(summary);
-  const run: PlatformRun = { id: p.id, label: p.label, kernel: r.header?.['kernel'], arch: r.header?.['arch'] === 'x64' ? 'x86_64' : r.header?.['arch'], node: r.header?.['node'], status: 'ran', seconds };
-  if (!r.header) {
+  const run: PlatformRun = { id: p.id, label: p.label, kernel: header?.['kernel'], arch: header?.['arch'] === 'x64' ? 'x86_64' : header?.['arch'], node: header?.['node'], status: 'ran', seconds };
+  if (!header) {
     run.status = 'failed';
-    run.note = `did not start (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 400)}`;
-  } else if (r.status !== 0) {
-    run.note = `stopped with exit ${r.status}${r.status === 124 ? ' (time limit)' : ''} after ${r.cells.length} cells`;
+    run.note = `did not start (exit ${r!.status}): ${r!.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 400)}`;
+  } else if (r!.status !== 0 || notes.length) {
+    notes.push(`last boot ended with exit ${r!.status}${r!.status === 124 ? ' (time limit)' : ''} after ${cells.length} cells`);
+    run.note = notes.join('; ');
   }
   // every planned cell that produced no line is a failure of that platform's run
-  const have = new Set(r.cells.map((c) => `${c.app}|${c.config}|${c.runner}`));
-  const missing = planned(p, apps).filter((c) => !have.has(`${c.app}|${c.config}|${c.runner}`));
-  r.cells.push(...missing.map((c) => failed(c, `no result: ${run.note ?? `the ${p.id} run ended early`}`)));
-  return { run, cells: r.cells };
+  const have = new Set(cells.map(key));
+  const missing = planned(p, apps).filter((c) => !have.has(key(c)));
+  cells.push(...missing.map((c) => failed(c, `no result: ${run.note ?? `the ${p.id} run ended early`}`)));
+  return { run, cells };
 }
 
 async function main(): Promise<number> {
@@ -192,7 +318,8 @@ async function main(): Promise<number> {
       cells.push(...planned(p, apps).map((c) => failed(c, note)));
       continue;
     }
-    const r = await runPlatform(p, apps, deadline);
+    const guestsAfter = PLATFORMS.slice(PLATFORMS.indexOf(p) + 1).filter((q) => q.kind === 'guest' && wanted.includes(q.id)).length;
+    const r = await runPlatform(p, apps, deadline, guestsAfter);
     runs.push(r.run);
     // cells of apps not run this time keep their previous results
     cells.push(...(previous?.cells.filter((c) => c.platform === p.id && !apps.includes(c.app)) ?? []), ...r.cells);

@@ -94,6 +94,40 @@ t.test('npm run matrix on the host: real cells, files written, --check fails on 
   t.match(usage.stderr, /unknown platform mars/);
 });
 
+t.test('a cell past its time limit fails, naming where its processes hang, and leaves nothing running', async (t) => {
+  const cells = path.join(ROOT, 'dist', 'matrix', 'harness', 'cells.js');
+  // runqlat 1 2 runs for 2 s: with a 1 s limit both tries are cut off while it sleeps between intervals
+  const r = spawnSync(process.execPath, [cells, '--apps', 'runqlat', '--runners', 'native'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WASM_BPF_CELL_LIMIT: '1' } });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^BEGIN \{"app":"runqlat","config":"default","runner":"native"\}$/m, 'the start of a cell is announced');
+  const line = r.stdout.split('\n').find((l) => l.startsWith('CELL '));
+  const c = JSON.parse(line!.slice(5)) as Cell;
+  t.equal(c.verdict, 'fail');
+  t.match(c.reason, /^timed out after 1 s: pid \d+ \(runqlat\) state S wchan \S+/);
+  t.ok(c.ms < 10_000, `both tries ended at the limit (${c.ms} ms)`);
+  for (let i = 0; i < 50 && spawnSync('pgrep', ['-x', 'runqlat']).status === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal(spawnSync('pgrep', ['-x', 'runqlat']).status, 1, 'the app was killed');
+});
+
+t.test('npm run matrix: a harness that stops responding is stopped, its cell fails, the other cells stand', async (t) => {
+  const out = path.join(TMP, 'stall');
+  fs.mkdirSync(out);
+  const previous: Results = { ...fixture, platforms: [fixture.platforms[0]!], cells: [cell({ app: 'execve', runner: 'native' }), cell({ app: 'execve' })] };
+  fs.writeFileSync(path.join(out, 'results.json'), JSON.stringify(previous));
+  const env = { ...process.env, WASM_BPF_MATRIX_HANG: 'execve:default:wasm', WASM_BPF_MATRIX_STALL: '4' };
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'matrix', 'run.js'), '--platforms', 'host', '--apps', 'execve', '--out', out, '--check'], { encoding: 'utf8', timeout: 60_000, env });
+  t.equal(r.status, 1, r.stderr);
+  t.ok(Date.now() - t0 < 40_000, 'stopped after the stall, not at a time limit');
+  t.match(r.stderr, /host: no output for \d+ s during execve wasm \(default\): stopping/);
+  t.match(r.stderr, /REGRESSION execve on host \(default, wasm\): passed before, now fail: the harness stopped responding during this cell/);
+  t.notMatch(r.stderr, /REGRESSION execve on host \(default, native\)/);
+  const res = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as Results;
+  t.equal(res.cells.find((c) => c.app === 'execve' && c.platform === 'host' && c.runner === 'native')?.verdict, 'pass');
+  t.match(res.platforms.find((p) => p.id === 'host')?.note ?? '', /stalled after 1 cells/);
+  t.equal(spawnSync('pgrep', ['-f', 'matrix/harness/cells.js']).status, 1, 'the stalled harness was killed');
+});
+
 t.test('matrix/guests/boot.sh: bad input is refused before anything boots', async (t) => {
   const boot = path.join(ROOT, 'matrix', 'guests', 'boot.sh');
   const script = path.join(TMP, 'guest.sh');

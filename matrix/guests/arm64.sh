@@ -234,13 +234,24 @@ boot() {
   cat "$K/initrd.cpio.gz" "$W/extra.cpio.gz" > "$W/initrd.cpio.gz"
 
   tb=$(now)
+  # the console goes to the log as it comes, and the script's part of it (between WBG_BOOTED and
+  # WBG_EXIT; WBG_EXIT may follow output that did not end in a newline) to stdout line by line, so
+  # the caller sees each result as the guest prints it
   timeout -k 10 "${TIMEOUT:-2400}" qemu-system-aarch64 -M virt -cpu "${CPU:-max,pauth-impdef=on}" \
     -smp "${SMP:-2}" -m "${MEM:-3072}" -display none -monitor none -serial stdio -no-reboot \
     -kernel "$K/vmlinuz" -initrd "$W/initrd.cpio.gz" \
     -append "console=ttyAMA0 rdinit=/init quiet loglevel=1 panic=-1${APPEND:+ $APPEND}" \
     -fsdev local,id=fs0,path="$A/share-$v",security_model=none,readonly=on \
     -device virtio-9p-device,fsdev=fs0,mount_tag=hostroot \
-    < /dev/null > "$logf" 2> "$W/qemu.err" || rc=$?
+    < /dev/null 2> "$W/qemu.err" | tee "$logf" | awk -v sf="$W/status" '
+    { sub(/\r$/, "") }
+    done { next }
+    on && match($0, /WBG_EXIT [0-9]+ uptime=/) {
+      if (RSTART > 1) print substr($0, 1, RSTART - 1)
+      split(substr($0, RSTART), f, " "); print f[2] > sf; close(sf); fflush(); done = 1; next
+    }
+    on { print; fflush(); next }
+    /^WBG_BOOTED / { on = 1 }' || rc=$?
   # qemu's own messages after the console (they must not land in the script's output)
   [ -s "$W/qemu.err" ] && { echo "--- qemu stderr (exit status $rc)"; cat "$W/qemu.err"; } >> "$logf"
 
@@ -253,19 +264,12 @@ boot() {
     [ "$rc" = 124 ] && return 124
     return 125
   fi
-  # the script's output; WBG_EXIT may follow output that did not end in a newline
-  tr -d '\r' < "$logf" | awk -v sf="$W/status" '
-    on && match($0, /WBG_EXIT [0-9]+ uptime=/) {
-      if (RSTART > 1) print substr($0, 1, RSTART - 1)
-      split(substr($0, RSTART), f, " "); print f[2] > sf; exit
-    }
-    on { print }
-    /^WBG_BOOTED / { on = 1 }'
   status=$(cat "$W/status" 2>/dev/null || true)
   bootsecs=$(echo "$booted" | sed -n 's/.*uptime=\([0-9.]*\).*/\1/p')
   if [ -z "$status" ]; then
     if [ "$rc" = 124 ]; then
-      echo "$plat kernel=$(cat "$K/kv") boot=${bootsecs}s status=timeout(${TIMEOUT:-2400}s) total=${total}s log=$logf" >&2
+      echo "$plat kernel=$(cat "$K/kv") boot=${bootsecs}s status=timeout(${TIMEOUT:-2400}s) total=${total}s log=$logf; log tail:" >&2
+      tr -d '\r' < "$logf" | grep -av '^\s*$' | tail -20 >&2
       return 124
     fi
     echo "$plat kernel=$(cat "$K/kv") boot=${bootsecs}s status=died(qemu $rc, no WBG_EXIT) total=${total}s log=$logf; log tail:" >&2

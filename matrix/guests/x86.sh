@@ -201,7 +201,7 @@ boot() {
   elif [ -z "$t_booted" ]; then
     rc=125 what="boot failure (qemu status ${qemu_rc:-?})"
   else
-    rc=125 what="guest died in the script (no WBG_EXIT; qemu status ${qemu_rc:-?})"
+    rc=125 what="no WBG_EXIT: the guest died in the script or was stopped (qemu status ${qemu_rc:-?})"
   fi
   echo "boot.sh: $PLATFORM kernel $KV: $booted, $what, $total s total (log: $log)" >&2
   if [ -z "$status" ]; then

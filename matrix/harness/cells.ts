@@ -4,7 +4,7 @@
 // (scenarios.ts), and prints one `CELL {json}` line per cell.
 //
 //   node dist/matrix/harness/cells.js [--platform ID] [--configs default,no-ringbuf,no-btf,userspace,cross-arch]
-//                                     [--apps a,b] [--runners native,wasm]
+//                                     [--apps a,b] [--runners native,wasm] [--skip app:config:runner,...]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import http from 'node:http';
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
-import { Running } from './running.js';
+import { Running, TIME_SCALE, abortAll, describePid, descendants, exec, livePids } from './running.js';
 import { cgroup2Mounts } from '../../src/cli/run.js';
 import { APPS, SCENARIOS, type App, type Launcher, type Place } from './scenarios.js';
 
@@ -105,8 +105,8 @@ async function btfhubMirror(tmp: string): Promise<{ url: string; archive: string
 }
 
 /** `wasm-bpf check --json`: why the runtime's own plan refuses a module here, if it does */
-function refusal(wasm: string, flags: string[]): string | undefined {
-  const r = spawnSync(process.execPath, [CLI, 'check', '--json', ...flags, wasm], { encoding: 'utf8', timeout: 300_000 });
+async function refusal(wasm: string, flags: string[]): Promise<string | undefined> {
+  const r = await exec(process.execPath, [CLI, 'check', '--json', ...flags, wasm], 60_000);
   try {
     const j = JSON.parse(r.stdout) as { runnable: boolean; objects: Array<{ plan: { blocking: Array<{ subject: string; missing: { what: string; reason: string; since?: string; fix?: string } }> } }> };
     if (j.runnable) return undefined;
@@ -148,7 +148,37 @@ interface Plan {
   cross?: boolean;
 }
 
-export async function runCells(opts: { platform: string; configs: Config[]; apps: App[]; runners: Runner[]; emit?: (c: Cell) => void }): Promise<Cell[]> {
+/** how long one try of a cell may take before its processes are killed and it fails (WASM_BPF_CELL_LIMIT seconds overrides) */
+export const CELL_LIMIT_MS = Number(process.env['WASM_BPF_CELL_LIMIT'] ?? 0) * 1000 || Math.max(60_000, 20_000 * TIME_SCALE);
+
+/** a cell's key, as --skip takes it: app:config:runner */
+export const cellKey = (c: Pick<Cell, 'app' | 'config' | 'runner'>): string => `${c.app}:${c.config}:${c.runner}`;
+
+/**
+ * WASM_BPF_MATRIX_HANG=app:config:runner (for testing the matrix's stall handling): that cell blocks
+ * this process for good, as a harness stuck in the kernel would, where its own time limit cannot help
+ */
+function hang(): never {
+  for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3_600_000);
+}
+
+/** touches $WASM_BPF_HEARTBEAT (a qemu guest's init watches it to report a stall) with what runs now */
+function heartbeat(what: string): void {
+  const f = process.env['WASM_BPF_HEARTBEAT'];
+  if (f) fs.writeFileSync(f, `${what}\n`);
+}
+
+export async function runCells(opts: {
+  platform: string;
+  configs: Config[];
+  apps: App[];
+  runners: Runner[];
+  /** cells already decided elsewhere (a run before a guest's reboot): app:config:runner */
+  skip?: ReadonlySet<string>;
+  /** a cell starts (the caller can say which one hangs) */
+  begin?: (c: Pick<Cell, 'app' | 'config' | 'runner'>) => void;
+  emit?: (c: Cell) => void;
+}): Promise<Cell[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-matrix-'));
   const place: Place = { build: BUILD, tmp, node: process.execPath, cgroup: ensureMounts() };
   const cells: Cell[] = [];
@@ -184,20 +214,26 @@ export async function runCells(opts: { platform: string; configs: Config[]; apps
         }
       }
       for (const plan of plans) {
+        if (opts.skip?.has(cellKey({ app, ...plan }))) continue;
         const t0 = Date.now();
         let cell: Cell;
         if (plan.fixed) {
           cell = { app, platform: opts.platform, config: plan.config, runner: plan.runner, ...plan.fixed, ms: 0 };
         } else {
-          cell = await decide(app, plan, place, opts.platform);
+          opts.begin?.({ app, config: plan.config, runner: plan.runner });
+          heartbeat(`${cellKey({ app, ...plan })} (first try)`);
+          if (process.env['WASM_BPF_MATRIX_HANG'] === cellKey({ app, ...plan })) hang();
+          cell = await bounded(app, plan, place, opts.platform);
           if (cell.verdict === 'fail') {
             // one more try, so that one slow moment of a loaded machine is not a regression; a pass on
             // the second try says so in its reason
-            const again = await decide(app, plan, place, opts.platform);
+            heartbeat(`${cellKey({ app, ...plan })} (second try)`);
+            const again = await bounded(app, plan, place, opts.platform);
             cell = again.verdict === 'pass' ? { ...again, reason: `${again.reason} (second try; the first failed: ${cell.reason.split('\n')[0]})` } : cell;
           }
         }
         cell.ms = Date.now() - t0;
+        heartbeat(`${cellKey({ app, ...plan })} (done)`);
         cells.push(cell);
         opts.emit?.(cell);
       }
@@ -209,7 +245,30 @@ export async function runCells(opts: { platform: string; configs: Config[]; apps
   return cells;
 }
 
-async function decide(app: App, plan: Plan, place: Place, platform: string): Promise<Cell> {
+/**
+ * decide() within CELL_LIMIT_MS: past it, every process the cell started is described (state, wchan,
+ * kernel stack: where it hangs) and killed, and the cell fails with that description
+ */
+async function bounded(app: App, plan: Plan, place: Place, platform: string): Promise<Cell> {
+  const token = { abandoned: false };
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<Cell>((resolve) => {
+    timer = setTimeout(() => {
+      token.abandoned = true;
+      const pids = [...new Set(livePids().flatMap(descendants))];
+      const where = pids.map(describePid).join('; ') || 'no process of the cell was running';
+      abortAll(`the cell's time limit (${CELL_LIMIT_MS / 1000} s) passed`);
+      resolve({ app, platform, config: plan.config, runner: plan.runner, ms: 0, verdict: 'fail', reason: `timed out after ${CELL_LIMIT_MS / 1000} s: ${where}` });
+    }, CELL_LIMIT_MS);
+  });
+  try {
+    return await Promise.race([decide(app, plan, place, platform, token), limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function decide(app: App, plan: Plan, place: Place, platform: string, token: { abandoned: boolean }): Promise<Cell> {
   const base = { app, platform, config: plan.config, runner: plan.runner, ms: 0 };
   let started: Running | undefined;
   const launcher: Launcher = {
@@ -225,6 +284,7 @@ async function decide(app: App, plan: Plan, place: Place, platform: string): Pro
     }
     return { ...base, verdict: 'pass', reason: plan.launcher.label, evidence };
   } catch (e) {
+    if (token.abandoned) return { ...base, verdict: 'fail', reason: 'abandoned at the time limit' };
     if (started) await started.interrupt('SIGKILL');
     const text = `${e instanceof Error ? e.message : String(e)}\n${started?.stderr ?? ''}`;
     const unsupportedBackend = /is not supported by the userspace backend yet[^\n]*/.exec(text);
@@ -232,7 +292,7 @@ async function decide(app: App, plan: Plan, place: Place, platform: string): Pro
     // the run's own refusal (the selector names every missing capability), else the plan `check` makes
     const selector = /no backend on this host can run the object:\n\s+- [^\n]*? needs ([^\n]*)/.exec(text);
     if (selector) return { ...base, verdict: 'unsupported', reason: selector[1]!.replace(/^(.*?): /, '$1: ') };
-    const refused = plan.runner === 'native' ? refusal(wasmFile(app, plan.cross), plan.checkFlags) : undefined;
+    const refused = plan.runner === 'native' && !token.abandoned ? await refusal(wasmFile(app, plan.cross), plan.checkFlags) : undefined;
     if (refused) return { ...base, verdict: 'unsupported', reason: refused };
     return { ...base, verdict: 'fail', reason: firstError(e) };
   }
@@ -254,7 +314,7 @@ function list<T extends string>(name: string, all: readonly T[], dflt: readonly 
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   if (process.argv.includes('--help')) {
-    process.stdout.write('Usage: node dist/matrix/harness/cells.js [--platform ID] [--configs LIST] [--apps LIST] [--runners native,wasm]\nPrints one `CELL {json}` line per cell of the compatibility matrix this machine can decide.\n');
+    process.stdout.write('Usage: node dist/matrix/harness/cells.js [--platform ID] [--configs LIST] [--apps LIST] [--runners native,wasm] [--skip APP:CONFIG:RUNNER,...]\nPrints `BEGIN {json}` when a cell starts and one `CELL {json}` line per cell of the compatibility matrix this machine can decide.\n');
     process.exit(0);
   }
   const platform = arg('--platform') ?? process.env['WASM_BPF_PLATFORM'] ?? 'host';
@@ -262,6 +322,15 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const apps = list('--apps', APPS, APPS);
   const runners = list<Runner>('--runners', ['native', 'wasm'], ['native', 'wasm']);
   process.stdout.write(`MATRIX platform=${platform} kernel=${os.release()} arch=${os.arch()} node=${process.version}\n`);
-  await runCells({ platform, configs, apps, runners, emit: (c) => process.stdout.write(`CELL ${JSON.stringify(c)}\n`) });
+  const skip = new Set((arg('--skip') ?? '').split(',').filter(Boolean));
+  await runCells({
+    platform,
+    configs,
+    apps,
+    runners,
+    skip,
+    begin: (c) => process.stdout.write(`BEGIN ${JSON.stringify(c)}\n`),
+    emit: (c) => process.stdout.write(`CELL ${JSON.stringify(c)}\n`),
+  });
   process.exit(0);
 }

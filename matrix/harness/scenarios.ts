@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import path from 'node:path';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { Running, sleep, until } from './running.js';
+import { spawn } from 'node:child_process';
+import { Running, exec, sleep, until } from './running.js';
 
 export const APPS = ['bootstrap', 'execve', 'opensnoop', 'runqlat', 'sockfilter', 'sockops', 'uprobe', 'xdp', 'lsm', 'kprobe', 'fentry'] as const;
 export type App = (typeof APPS)[number];
@@ -62,7 +62,7 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
     await run.waitFor(/^# bootstrap/, 60_000);
     const sh = bin('/bin/sh');
     const pids: number[] = [];
-    await until(run, /^EXEC /, () => void pids.push(spawnSync(sh, ['-c', 'exit 3']).pid ?? 0), 30_000);
+    await until(run, /^EXEC /, async () => void pids.push((await exec(sh, ['-c', 'exit 3'])).pid), 30_000);
     let exit = '';
     for (let i = 0; i < 100 && !exit; i++) {
       exit = pids.map((p) => run.lines(new RegExp(`^EXIT pid=${p} `))[0]).find((x) => x) ?? '';
@@ -70,8 +70,8 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
     }
     expect(/exit_code=3 /.test(exit), `no EXIT line with exit_code=3 for the shells ${pids.join(',')}`, run);
     const pid = /^EXIT pid=(\d+) /.exec(exit)![1];
-    const exec = run.lines(new RegExp(`^EXEC pid=${pid} `))[0] ?? '';
-    expect(exec.endsWith(`filename=${sh}`), `EXEC line of pid ${pid} names ${sh}: ${exec}`, run);
+    const execLine = run.lines(new RegExp(`^EXEC pid=${pid} `))[0] ?? '';
+    expect(execLine.endsWith(`filename=${sh}`), `EXEC line of pid ${pid} names ${sh}: ${execLine}`, run);
     await stop(l, run);
     return exit;
   },
@@ -80,7 +80,7 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
     const run = l.start('execve', []);
     await run.waitFor(/^# execve/, 60_000);
     const echo = bin('/bin/echo', '/usr/bin/echo', '/bbin/echo');
-    const line = await until(run, /arg1=wasm-bpf-marker-1/, () => void spawnSync(echo, ['wasm-bpf-marker-1']), 30_000);
+    const line = await until(run, /arg1=wasm-bpf-marker-1/, async () => void (await exec(echo, ['wasm-bpf-marker-1'])), 30_000);
     expect(new RegExp(`^EXECVE pid=\\d+ uid=0 comm=\\S+ filename=${esc(echo)} arg1=wasm-bpf-marker-1$`).test(line), `EXECVE line: ${line}`, run);
     await stop(l, run);
     return line;
@@ -161,7 +161,7 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
     const target = path.join(p.build, 'uprobe-target');
     const run = l.start('uprobe', [target]);
     await run.waitFor(/^# uprobe/, 60_000);
-    const child = spawnSync(target, ['3', '4', '2', '0'], { encoding: 'utf8' });
+    const child = await exec(target, ['3', '4', '2', '0']);
     expect(child.status === 0, `uprobe-target exited ${child.status}: ${child.stderr}`);
     await until(run, new RegExp(`^URETPROBE pid=${child.pid} `), () => {}, 30_000);
     await sleep(300);
@@ -177,15 +177,18 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
     const tag = `${process.pid % 100000}`;
     const a = `wbma${tag}`;
     const b = `wbmb${tag}`;
-    const ip = (...args: string[]): void => void execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    ip('netns', 'add', a);
+    const ip = async (...args: string[]): Promise<void> => {
+      const r = await exec('ip', args);
+      expect(r.status === 0, `ip ${args.join(' ')}: exit ${r.status}: ${r.stderr.trim()}`);
+    };
+    await ip('netns', 'add', a);
     try {
-      ip('netns', 'add', b);
-      ip('link', 'add', 'wbm0', 'netns', a, 'type', 'veth', 'peer', 'name', 'wbm1', 'netns', b);
-      ip('-n', a, 'addr', 'add', '10.213.9.1/24', 'dev', 'wbm0');
-      ip('-n', b, 'addr', 'add', '10.213.9.2/24', 'dev', 'wbm1');
-      ip('-n', a, 'link', 'set', 'wbm0', 'up');
-      ip('-n', b, 'link', 'set', 'wbm1', 'up');
+      await ip('netns', 'add', b);
+      await ip('link', 'add', 'wbm0', 'netns', a, 'type', 'veth', 'peer', 'name', 'wbm1', 'netns', b);
+      await ip('-n', a, 'addr', 'add', '10.213.9.1/24', 'dev', 'wbm0');
+      await ip('-n', b, 'addr', 'add', '10.213.9.2/24', 'dev', 'wbm1');
+      await ip('-n', a, 'link', 'set', 'wbm0', 'up');
+      await ip('-n', b, 'link', 'set', 'wbm1', 'up');
       const run = l.start('xdp', ['-i', '200', 'wbm1'], { netns: b });
       await run.waitFor(/^# xdp/, 60_000);
       // five datagrams from the other namespace, sent by one short node process
@@ -198,8 +201,8 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
       await stop(l, run);
       return line;
     } finally {
-      spawnSync('ip', ['netns', 'del', a]);
-      spawnSync('ip', ['netns', 'del', b]);
+      await exec('ip', ['netns', 'del', a]);
+      await exec('ip', ['netns', 'del', b]);
     }
   },
 
@@ -208,7 +211,7 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
     await run.waitFor(/^# lsm/, 60_000);
     const t = bin('/bin/true', '/usr/bin/true', '/bbin/true');
     const pids = new Set<number>();
-    const line = await until(run, new RegExp(`filename=${esc(t)}$`), () => void pids.add(spawnSync(t).pid ?? 0), 30_000);
+    const line = await until(run, new RegExp(`filename=${esc(t)}$`), async () => void pids.add((await exec(t, [])).pid), 30_000);
     const pid = Number(/^LSM pid=(\d+) /.exec(line)?.[1]);
     expect(pids.has(pid) && /^LSM pid=\d+ comm=\S+ filename=/.test(line), `LSM line for one of ${[...pids].join(',')}: ${line}`, run);
     await stop(l, run);
