@@ -99,10 +99,11 @@ function descendants(pid: number): Array<{ pid: number; comm: string }> {
 
 /**
  * runs cells.js (on the host, or through a guest's boot.sh) and collects its CELL lines as they
- * stream; with stallMs, a guest that prints no BEGIN or CELL line for that long is stopped (its
- * qemu, through the `timeout` that wraps it, so boot.sh still reports the console's tail)
+ * stream. A run that does not start the harness within startMs, or whose harness then prints nothing
+ * (it says ALIVE every 15 s) for stallMs, is stopped: a guest's qemu, through the `timeout` that
+ * wraps it, so boot.sh still reports the console's tail; on the host the harness itself.
  */
-async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string, stallMs = Infinity): Promise<Collected> {
+async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string, startMs = Infinity, stallMs = Infinity): Promise<Collected> {
   const child = spawn(cmd[0]!, cmd.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const cells: Cell[] = [];
   let header: Record<string, string> | undefined;
@@ -114,32 +115,26 @@ async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string, 
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const rl = readline.createInterface({ input: child.stdout });
   rl.on('line', (line) => {
-    if (line.startsWith('MATRIX ')) {
-      header = Object.fromEntries(line.slice(7).split(' ').map((kv) => kv.split('=') as [string, string]));
-      last = Date.now();
-    }
+    if (line.startsWith('MATRIX ')) header = Object.fromEntries(line.slice(7).split(' ').map((kv) => kv.split('=') as [string, string]));
+    if (/^(MATRIX|BEGIN|CELL|ALIVE)\b/.test(line)) last = Date.now();
     // the guest's own report of a stall (matrix/guests/init): where its processes hang
     if (line.startsWith('WBG_STALL')) log(`${platform}: ${line}`);
     try {
-      if (line.startsWith('BEGIN ')) {
-        current = JSON.parse(line.slice(6)) as CellId;
-        last = Date.now();
-      }
+      if (line.startsWith('BEGIN ')) current = JSON.parse(line.slice(6)) as CellId;
       if (!line.startsWith('CELL ')) return;
       const c = JSON.parse(line.slice(5)) as Cell;
       cells.push(c);
       current = undefined;
-      last = Date.now();
       if (c.verdict !== 'n/a') log(`${platform}: ${c.app} ${c.runner}${c.config === 'default' ? '' : ` (${c.config})`}: ${c.verdict} (${(c.ms / 1000).toFixed(1)} s)${c.verdict === 'pass' ? '' : `: ${c.reason.split('\n')[0]}`}`);
     } catch {
       /* a line cut by kernel console output */
     }
   });
-  const watchdog = Number.isFinite(stallMs)
+  const watchdog = Number.isFinite(stallMs) || Number.isFinite(startMs)
     ? setInterval(() => {
-        if (stalled || Date.now() - last < stallMs) return;
+        if (stalled || Date.now() - last < (header ? stallMs : startMs)) return;
         stalled = { current, seconds: Math.round((Date.now() - last) / 1000) };
-        log(`${platform}: no output for ${stalled.seconds} s${current ? ` during ${current.app} ${current.runner} (${current.config})` : ''}: stopping the guest`);
+        log(`${platform}: ${header ? `no output for ${stalled.seconds} s${current ? ` during ${current.app} ${current.runner} (${current.config})` : ''}` : `the harness did not start within ${stalled.seconds} s`}: stopping it`);
         const under = descendants(child.pid!);
         const qemu = under.filter((p) => p.comm === 'timeout' || p.comm.startsWith('qemu-system'));
         const kill = (pids: number[], sig: NodeJS.Signals): void => {
@@ -179,12 +174,26 @@ function failed(c: Pick<Cell, 'app' | 'platform' | 'config' | 'runner'>, reason:
 
 const key = (c: CellId): string => `${c.app}:${c.config}:${c.runner}`;
 
-/** a guest's cell may take 2 tries of cells.ts's limit (max(60 s, 20 s x time scale)); a stall is longer than that */
-const cellLimit = (p: PlatformDef): number => Math.max(60, 20 * p.timeScale);
-/** seconds without a BEGIN or CELL line after which a platform's run is stopped (WASM_BPF_MATRIX_STALL overrides) */
-const stallAfter = (p: PlatformDef): number => Number(process.env['WASM_BPF_MATRIX_STALL'] ?? 0) || 2 * cellLimit(p) + 90;
-/** boots of one guest: the first, and reboots after stalls while cells remain */
-const MAX_BOOTS = 3;
+/** seconds without a line from a running harness (ALIVE comes every 15 s) after which it is stopped (WASM_BPF_MATRIX_STALL overrides) */
+const stallAfter = (p: PlatformDef): number => Number(process.env['WASM_BPF_MATRIX_STALL'] ?? 0) || Math.max(60, 30 + 10 * p.timeScale);
+/** seconds from starting boot.sh (prepared beforehand) to the harness's first line */
+const startAfter = (p: PlatformDef): number => 120 + 20 * p.timeScale;
+/** boots of one guest at most: the first, and reboots after stalls, while the one before made progress */
+const MAX_BOOTS = 8;
+
+/** fetches and builds what a guest needs (cached), so a boot's time is only the boot's */
+async function prepare(p: PlatformDef, seconds: number): Promise<string | undefined> {
+  const t0 = Date.now();
+  const child = spawn('timeout', [String(seconds), 'bash', path.join(MATRIX, 'guests', 'boot.sh'), '--prepare', p.id], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const code = await new Promise<number>((r) => child.on('close', (c) => r(c ?? 1)));
+  const s = Math.round((Date.now() - t0) / 1000);
+  if (s > 5) log(`${p.id}: prepared in ${s} s`);
+  if (code === 0) return undefined;
+  return `preparing the guest failed (exit ${code}${code === 124 ? `, time limit ${seconds} s` : ''}): ${out.trim().split('\n').slice(-3).join(' ').slice(0, 400)}`;
+}
 
 async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guestsAfter: number): Promise<{ run: PlatformRun; cells: Cell[] }> {
   const t0 = Date.now();
@@ -194,12 +203,18 @@ async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guests
   let header: Record<string, string> | undefined;
   let r: Collected | undefined;
   if (p.kind === 'host') {
-    r = await collect([process.execPath, CELLS, ...cellArgs], process.env, p.id, stallAfter(p) * 1000);
+    r = await collect([process.execPath, CELLS, ...cellArgs], process.env, p.id, startAfter(p) * 1000, stallAfter(p) * 1000);
     cells.push(...r.cells);
     header = r.header;
     if (r.stalled?.current) cells.push(failed({ ...r.stalled.current, platform: p.id }, `the harness stopped responding during this cell (no output for ${r.stalled.seconds} s)`));
     if (r.stalled) notes.push(`stalled after ${r.cells.length} cells`);
   } else {
+    const unprepared = await prepare(p, Math.max(300, Math.min(1800, Math.floor((deadline - Date.now()) / 1000) - 600 * (guestsAfter + 1))));
+    if (unprepared) {
+      log(`${p.id}: ${unprepared}`);
+      const note = `did not start: ${unprepared}`;
+      return { run: { id: p.id, label: p.label, status: 'failed', note, seconds: Math.round((Date.now() - t0) / 1000) }, cells: planned(p, apps).map((c) => failed(c, note)) };
+    }
     for (let boot = 1; boot <= MAX_BOOTS; boot++) {
       const done = cells.map(key);
       const script = path.join(os.tmpdir(), `wasm-bpf-matrix-${p.id}-${process.pid}.sh`);
@@ -211,7 +226,7 @@ async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guests
         WBG_ENV: [
           `WASM_BPF_TIME_SCALE=${p.timeScale}`,
           'WASM_BPF_HEARTBEAT=/tmp/wbg-heartbeat',
-          `WBG_STALL=${Math.max(10, stall - 60)}`,
+          `WBG_STALL=${Math.max(10, stall - 30)}`,
           ...(process.env['WASM_BPF_MATRIX_HANG'] ? [`WASM_BPF_MATRIX_HANG=${process.env['WASM_BPF_MATRIX_HANG']}`] : []),
         ].join('\n'),
       };
@@ -219,7 +234,7 @@ async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guests
       const left = Math.floor((deadline - Date.now()) / 1000) - 600 * guestsAfter;
       if (Number.isFinite(left)) env['TIMEOUT'] = String(Math.max(300, Math.min(Number(process.env['TIMEOUT'] ?? 2400), left)));
       log(`${p.id}: booting (qemu, software emulation)${boot > 1 ? `, boot ${boot} for the ${planned(p, apps).length - done.length} cells left` : ''}`);
-      r = await collect(['bash', path.join(MATRIX, 'guests', 'boot.sh'), p.id, script], env, p.id, stall * 1000);
+      r = await collect(['bash', path.join(MATRIX, 'guests', 'boot.sh'), p.id, script], env, p.id, startAfter(p) * 1000, stall * 1000);
       fs.rmSync(script, { force: true });
       const lines = r.stderr.trim().split('\n').filter(Boolean);
       // the summary line when all went well, and the console's tail when not
@@ -232,8 +247,13 @@ async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guests
         cells.push(failed({ ...c, platform: p.id }, `the guest stopped responding during this cell (no output for ${r.stalled.seconds} s; boot ${boot}); see the WBG_STALL lines of the run's log`));
       }
       if (r.stalled) notes.push(`boot ${boot} stalled after ${r.cells.length} cells${r.stalled.current ? ` in ${key(r.stalled.current)}` : ''}`);
-      if (!r.stalled || !r.header) break;
+      // a boot that did not start the harness gets one more try
+      if (!r.stalled || (!r.header && boot > 1)) break;
       if (cells.length >= planned(p, apps).length) break;
+      if (boot > 1 && r.cells.length === 0) {
+        notes.push('the reboot made no progress');
+        break;
+      }
       if (Date.now() > deadline - 180_000 * (guestsAfter + 1)) {
         notes.push('no time left to boot again');
         break;

@@ -162,8 +162,10 @@ function hang(): never {
   for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3_600_000);
 }
 
+let doing = 'starting';
 /** touches $WASM_BPF_HEARTBEAT (a qemu guest's init watches it to report a stall) with what runs now */
-function heartbeat(what: string): void {
+function heartbeat(what = doing): void {
+  doing = what;
   const f = process.env['WASM_BPF_HEARTBEAT'];
   if (f) fs.writeFileSync(f, `${what}\n`);
 }
@@ -314,7 +316,7 @@ function list<T extends string>(name: string, all: readonly T[], dflt: readonly 
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   if (process.argv.includes('--help')) {
-    process.stdout.write('Usage: node dist/matrix/harness/cells.js [--platform ID] [--configs LIST] [--apps LIST] [--runners native,wasm] [--skip APP:CONFIG:RUNNER,...]\nPrints `BEGIN {json}` when a cell starts and one `CELL {json}` line per cell of the compatibility matrix this machine can decide.\n');
+    process.stdout.write('Usage: node dist/matrix/harness/cells.js [--platform ID] [--configs LIST] [--apps LIST] [--runners native,wasm] [--skip APP:CONFIG:RUNNER,...]\nPrints `BEGIN {json}` when a cell starts, one `CELL {json}` line per cell of the compatibility matrix this machine can decide, and `ALIVE` every 15 s.\n');
     process.exit(0);
   }
   const platform = arg('--platform') ?? process.env['WASM_BPF_PLATFORM'] ?? 'host';
@@ -323,6 +325,11 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const runners = list<Runner>('--runners', ['native', 'wasm'], ['native', 'wasm']);
   process.stdout.write(`MATRIX platform=${platform} kernel=${os.release()} arch=${os.arch()} node=${process.version}\n`);
   const skip = new Set((arg('--skip') ?? '').split(',').filter(Boolean));
+  // a line every 15 s while the harness's event loop runs: the matrix stops a guest whose harness is stuck
+  setInterval(() => {
+    process.stdout.write('ALIVE\n');
+    heartbeat();
+  }, 15_000).unref();
   await runCells({
     platform,
     configs,
