@@ -215,7 +215,10 @@ async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guests
       const note = `did not start: ${unprepared}`;
       return { run: { id: p.id, label: p.label, status: 'failed', note, seconds: Math.round((Date.now() - t0) / 1000) }, cells: planned(p, apps).map((c) => failed(c, note)) };
     }
+    /** cells a boot hung in, failed unless a later boot decides them */
+    const stuck = new Map<string, Cell>();
     for (let boot = 1; boot <= MAX_BOOTS; boot++) {
+      const decidedBefore = cells.length;
       const done = cells.map(key);
       const script = path.join(os.tmpdir(), `wasm-bpf-matrix-${p.id}-${process.pid}.sh`);
       const skip = done.length ? ` --skip ${done.join(',')}` : '';
@@ -242,15 +245,23 @@ async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guests
       for (const l of r.status === 0 ? lines.slice(-1) : lines.filter((x) => !x.includes('WBG_STALL')).slice(-30)) log(l);
       header ??= r.header;
       cells.push(...r.cells);
+      for (const c of r.cells) stuck.delete(key(c));
       if (r.stalled?.current) {
+        // the cell it hung in gets one more try in the next boot; hanging twice fails it
         const c = r.stalled.current;
-        cells.push(failed({ ...c, platform: p.id }, `the guest stopped responding during this cell (no output for ${r.stalled.seconds} s; boot ${boot}); see the WBG_STALL lines of the run's log`));
+        const reason = `the guest stopped responding during this cell (no output for ${r.stalled.seconds} s; boot ${boot}); see the WBG_STALL lines of the run's log`;
+        if (stuck.has(key(c))) {
+          stuck.delete(key(c));
+          cells.push(failed({ ...c, platform: p.id }, `${reason}, as in the boot before`));
+        } else {
+          stuck.set(key(c), failed({ ...c, platform: p.id }, reason));
+        }
       }
       if (r.stalled) notes.push(`boot ${boot} stalled after ${r.cells.length} cells${r.stalled.current ? ` in ${key(r.stalled.current)}` : ''}`);
       // a boot that did not start the harness gets one more try
       if (!r.stalled || (!r.header && boot > 1)) break;
-      if (cells.length >= planned(p, apps).length) break;
-      if (boot > 1 && r.cells.length === 0) {
+      if (cells.length >= planned(p, apps).length && stuck.size === 0) break;
+      if (boot > 1 && cells.length === decidedBefore) {
         notes.push('the reboot made no progress');
         break;
       }
@@ -259,6 +270,7 @@ async function runPlatform(p: PlatformDef, apps: App[], deadline: number, guests
         break;
       }
     }
+    cells.push(...stuck.values());
   }
   const seconds = Math.round((Date.now() - t0) / 1000);
   const run: PlatformRun = { id: p.id, label: p.label, kernel: header?.['kernel'], arch: header?.['arch'] === 'x64' ? 'x86_64' : header?.['arch'], node: header?.['node'], status: 'ran', seconds };
