@@ -1,5 +1,6 @@
 // Messages between the main thread (Runtime) and the guest's worker.
 import type { BackendChoice } from '../select/backend.js';
+import type { Report } from '../probe/types.js';
 
 export interface WorkerInput {
   bytes: Uint8Array;
@@ -14,9 +15,16 @@ export interface WorkerInput {
   backend: BackendChoice;
   /** vmlinux BTF for libbpf's CO-RE (btf_custom_path) when the kernel has none (BTFHub) */
   btfCustomPath?: string;
+  /** the module, compiled by the main thread while this thread started (absent: compile `bytes` here) */
+  module?: WebAssembly.Module;
+  /** the prober's report, read by the main thread while this thread started (absent: read it here) */
+  report?: Report;
   /** StopSignal's shared flag */
   stop: SharedArrayBuffer;
 }
+
+/** the worker's workerData: the whole input, or (a prestarted worker) only the stop flag, the input following as a message */
+export type WorkerData = WorkerInput | { warm: true; stop: SharedArrayBuffer };
 
 export type WorkerMessage =
   | { type: 'wakefd'; fd: number }

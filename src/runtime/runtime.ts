@@ -1,12 +1,12 @@
 // Runtime: runs one guest module in a worker thread and owns its lifecycle. SIGINT/SIGTERM stop the
 // guest (its blocking polls and sleeps wake at once), every kernel object is closed, and the run
 // ends within a second even if the guest spins without calling the host.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { StopSignal } from './stop.js';
 import type { WorkerInput, WorkerMessage } from './protocol.js';
+import { startWorker, takePrestarted, type Prestarted } from './prestart.js';
 import type { BackendChoice } from '../select/backend.js';
 import { WasmBpfError } from '../errors.js';
 
@@ -46,16 +46,18 @@ export interface RunResult {
 
 const SIGNALS: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 2, SIGTERM: 15 };
 
-function workerUrl(): URL {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const js = path.join(here, 'worker.js');
-  return new URL(`file://${fs.existsSync(js) ? js : path.join(here, 'worker.ts')}`);
-}
 
 export class Runtime {
   private worker: Worker | undefined;
-  private readonly stopSignal = new StopSignal();
+  private readonly stopSignal: StopSignal;
+  private readonly prestarted: Prestarted | undefined;
   private wakeFd = -1;
+
+  constructor() {
+    const w = takePrestarted();
+    this.stopSignal = w?.stop ?? new StopSignal();
+    this.prestarted = w;
+  }
 
   /** Ask a running guest to stop (as on SIGINT). */
   stop(signal = 2): void {
@@ -80,7 +82,25 @@ export class Runtime {
     };
     const btf = opts.btfCustomPath ?? (await hubBtf(opts));
     if (btf) input.btfCustomPath = btf;
-    const worker = new Worker(workerUrl(), { workerData: input, stdout: false, stderr: false });
+    if (this.prestarted && !this.prestarted.dead) {
+      // the guest's thread is still starting: compile the module and read the prober's report here meanwhile
+      // (a failure of either is left for the guest's thread to meet and report)
+      const [module, report] = await Promise.all([
+        WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>).catch(() => undefined),
+        input.backend === 'auto' && process.platform === 'linux' ? import('../probe/fast.js').then((m) => m.hostReport()).catch(() => undefined) : undefined,
+      ]);
+      if (module) input.module = module;
+      if (report) input.report = report;
+    }
+    let worker: Worker;
+    if (this.prestarted && !this.prestarted.dead) {
+      worker = this.prestarted.worker;
+      worker.ref();
+      worker.postMessage(input);
+    } else {
+      if (this.prestarted) void this.prestarted.worker.terminate();
+      worker = startWorker(input);
+    }
     this.worker = worker;
     const graceMs = opts.graceMs ?? 900;
     let forced: NodeJS.Timeout | undefined;

@@ -9,10 +9,21 @@ import { readModuleShape } from '../wasm/imports.js';
 import { WasmBpfHost } from '../abi/host.js';
 import { GuestWasi } from './wasi.js';
 import { StopSignal } from './stop.js';
-import type { WorkerInput, WorkerMessage } from './protocol.js';
+import type { WorkerData, WorkerInput, WorkerMessage } from './protocol.js';
 import { createBackend } from '../select/backend.js';
 
-const input = workerData as WorkerInput;
+const data = workerData as WorkerData;
+const input: WorkerInput = 'warm' in data ? await prestarted() : data;
+
+/** a prestarted worker: loads what every run needs while the main thread gets the input ready, then waits for it */
+async function prestarted(): Promise<WorkerInput> {
+  const next = new Promise<WorkerInput>((resolve) => parentPort!.once('message', (m: WorkerInput) => resolve(m)));
+  if (process.platform === 'linux') {
+    await import('../../backends/linux/index.js').catch(() => undefined);
+    await import('../probe/fast.js').catch(() => undefined);
+  }
+  return next;
+}
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
 const log = (line: string): void => {
   // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost
@@ -41,7 +52,7 @@ async function run(): Promise<number> {
     (await import('../../backends/linux/index.js')).setDefaultBtfCustomPath(input.btfCustomPath);
     if (input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
   }
-  const backend = await createBackend(input.backend, input.verbose ? log : undefined, input.stop);
+  const backend = await createBackend(input.backend, input.verbose ? log : undefined, input.stop, input.report);
   const wakeFd = backend.wakeFd();
   post({ type: 'wakefd', fd: wakeFd });
 
@@ -60,7 +71,7 @@ async function run(): Promise<number> {
 
   let instance: WebAssembly.Instance;
   try {
-    const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    const module = input.module ?? (await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>));
     instance = await WebAssembly.instantiate(module, importObject);
   } catch (err) {
     throw new ModuleError(err instanceof WebAssembly.LinkError ? 'WASM_IMPORT' : 'WASM_MALFORMED', `cannot instantiate the module: ${errorMessage(err)}`, { cause: err });

@@ -56,7 +56,8 @@ export class Selector implements Backend {
   }
 }
 
-export async function createBackend(choice: BackendChoice, log?: (line: string) => void, stop?: SharedArrayBuffer): Promise<Backend> {
+/** `report`: the prober's report when the caller already has it (the main thread reads it while the guest's thread starts) */
+export async function createBackend(choice: BackendChoice, log?: (line: string) => void, stop?: SharedArrayBuffer, report?: Report): Promise<Backend> {
   if (choice === 'windows') {
     throw new WasmBpfError('UNSUPPORTED', 'the windows backend is not available in this build yet; use --backend linux');
   }
@@ -65,14 +66,16 @@ export async function createBackend(choice: BackendChoice, log?: (line: string) 
     const { UserspaceBackend } = await import('../../backends/userspace/index.js');
     return new UserspaceBackend(stop ? { stop } : {});
   }
-  const [linux, report] = await Promise.all([
+  const [linux, plan] = await Promise.all([
     linuxBackend(),
-    choice === 'auto'
+    choice === 'auto' && report
+      ? Promise.resolve(report)
+      : choice === 'auto'
       ? import('../probe/fast.js').then((m) => m.hostReport()).catch((err: unknown) => {
           log?.(`wasm-bpf: selector: the probe failed (${errorMessage(err)}); loading without routing`);
           return undefined;
         })
       : Promise.resolve(undefined),
   ]);
-  return new Selector(linux, report, choice);
+  return new Selector(linux, plan, choice);
 }
