@@ -165,6 +165,11 @@ function build(): Bootstrap {
     // type errors elsewhere in the tree do not stop tsc from emitting; only a missing output is fatal
     spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', RT_DIST], { cwd: ROOT, encoding: 'utf8' });
     if (!fs.existsSync(stamp) || !fs.existsSync(path.join(DIST_BENCH, 'micro.js'))) throw new Error('tsc produced no output: see `npx tsc -p tsconfig.json`');
+    // the guest thread's bundle, as `npm run build` makes it (package.json "bundle")
+    const rtDir = path.join(RT_DIST, 'src', 'runtime');
+    for (const f of fs.readdirSync(rtDir)) if (/^worker\.(bundle|chunk-.*)\.js$/.test(f)) fs.rmSync(path.join(rtDir, f));
+    const esb = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'esbuild'), [path.join(rtDir, 'worker.js'), '--bundle', '--platform=node', '--format=esm', '--target=node18', '--splitting', `--outdir=${rtDir}`, '--entry-names=[name].bundle', '--chunk-names=worker.chunk-[hash]', '--log-level=warning'], { encoding: 'utf8' });
+    if (esb.status !== 0) throw new Error(`esbuild failed: ${esb.stderr}`);
     fs.mkdirSync(path.join(RT, 'bin'), { recursive: true });
     fs.copyFileSync(path.join(ROOT, 'bin', 'wasm-bpf.js'), path.join(RT, 'bin', 'wasm-bpf.js'));
     fs.chmodSync(path.join(RT, 'bin', 'wasm-bpf.js'), 0o755);
