@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { APPS, type App } from './harness/scenarios.js';
+import { descendants } from './harness/running.js';
 import type { Cell, Config } from './harness/cells.js';
 import { regressions, renderMarkdown, renderSvg, type PlatformRun, type Results } from './report.js';
 
@@ -76,27 +77,6 @@ interface Collected {
   stalled?: { current?: CellId; seconds: number };
 }
 
-/** the pids under pid (from /proc), for stopping a stalled guest's qemu */
-function descendants(pid: number): Array<{ pid: number; comm: string }> {
-  const procs: Array<{ pid: number; ppid: number; comm: string }> = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      procs.push({ pid: Number(d), ppid: Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]), comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')) });
-    } catch {
-      /* gone */
-    }
-  }
-  const out: Array<{ pid: number; comm: string }> = [];
-  const todo = [pid];
-  while (todo.length) {
-    const p = todo.pop()!;
-    for (const c of procs) if (c.ppid === p) (out.push({ pid: c.pid, comm: c.comm }), todo.push(c.pid));
-  }
-  return out;
-}
-
 /**
  * runs cells.js (on the host, or through a guest's boot.sh) and collects its CELL lines as they
  * stream. A run that does not start the harness within startMs, or whose harness then prints nothing
@@ -135,8 +115,15 @@ async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string, 
         if (stalled || Date.now() - last < (header ? stallMs : startMs)) return;
         stalled = { current, seconds: Math.round((Date.now() - last) / 1000) };
         log(`${platform}: ${header ? `no output for ${stalled.seconds} s${current ? ` during ${current.app} ${current.runner} (${current.config})` : ''}` : `the harness did not start within ${stalled.seconds} s`}: stopping it`);
-        const under = descendants(child.pid!);
-        const qemu = under.filter((p) => p.comm === 'timeout' || p.comm.startsWith('qemu-system'));
+        const under = descendants(child.pid!).slice(1);
+        const comm = (pid: number): string => {
+          try {
+            return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+          } catch {
+            return '';
+          }
+        };
+        const qemu = under.filter((pid) => comm(pid) === 'timeout' || comm(pid).startsWith('qemu-system'));
         const kill = (pids: number[], sig: NodeJS.Signals): void => {
           for (const pid of pids) {
             try {
@@ -147,10 +134,10 @@ async function collect(cmd: string[], env: NodeJS.ProcessEnv, platform: string, 
           }
         };
         // a guest: its qemu (boot.sh then reports the console's tail); the host: the harness and all under it
-        kill(qemu.length ? qemu.map((p) => p.pid) : [child.pid!, ...under.map((p) => p.pid)], 'SIGTERM');
+        kill(qemu.length ? qemu : [child.pid!, ...under], 'SIGTERM');
         // what ignores SIGTERM (a process blocked with a handler it cannot run) gets SIGKILL
-        const all = [child.pid!, ...under.map((p) => p.pid)];
-        killer = setTimeout(() => kill([...all, ...descendants(child.pid!).map((p) => p.pid)], 'SIGKILL'), 10_000);
+        const all = [child.pid!, ...under];
+        killer = setTimeout(() => kill([...all, ...descendants(child.pid!)], 'SIGKILL'), 10_000);
       }, 1000)
     : undefined;
   const status = await new Promise<number>((r) => {
