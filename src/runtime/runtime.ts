@@ -46,7 +46,6 @@ export interface RunResult {
 
 const SIGNALS: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 2, SIGTERM: 15 };
 
-
 export class Runtime {
   private worker: Worker | undefined;
   private readonly stopSignal: StopSignal;
@@ -82,6 +81,7 @@ export class Runtime {
     };
     const btf = opts.btfCustomPath ?? (await hubBtf(opts));
     if (btf) input.btfCustomPath = btf;
+    let worker: Worker;
     if (this.prestarted && !this.prestarted.dead) {
       // the guest's thread is still starting: compile the module and read the prober's report here meanwhile
       // (a failure of either is left for the guest's thread to meet and report)
@@ -91,9 +91,6 @@ export class Runtime {
       ]);
       if (module) input.module = module;
       if (report) input.report = report;
-    }
-    let worker: Worker;
-    if (this.prestarted && !this.prestarted.dead) {
       worker = this.prestarted.worker;
       worker.ref();
       worker.postMessage(input);

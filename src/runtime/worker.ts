@@ -15,13 +15,13 @@ import { createBackend } from '../select/backend.js';
 const data = workerData as WorkerData;
 const input: WorkerInput = 'warm' in data ? await prestarted() : data;
 
-/** a prestarted worker: loads what every run needs while the main thread gets the input ready, then waits for it */
+/**
+ * a prestarted worker: loads the kernel backend (modules and native addon) while the main thread gets the
+ * input ready (it reads the prober's report itself), then waits for it
+ */
 async function prestarted(): Promise<WorkerInput> {
   const next = new Promise<WorkerInput>((resolve) => parentPort!.once('message', (m: WorkerInput) => resolve(m)));
-  if (process.platform === 'linux') {
-    await import('../../backends/linux/index.js').catch(() => undefined);
-    await import('../probe/fast.js').catch(() => undefined);
-  }
+  if (process.platform === 'linux') await import('../../backends/linux/index.js').catch(() => undefined);
   return next;
 }
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);

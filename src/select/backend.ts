@@ -66,16 +66,15 @@ export async function createBackend(choice: BackendChoice, log?: (line: string) 
     const { UserspaceBackend } = await import('../../backends/userspace/index.js');
     return new UserspaceBackend(stop ? { stop } : {});
   }
-  const [linux, plan] = await Promise.all([
+  const [linux, hostReport] = await Promise.all([
     linuxBackend(),
-    choice === 'auto' && report
-      ? Promise.resolve(report)
-      : choice === 'auto'
-      ? import('../probe/fast.js').then((m) => m.hostReport()).catch((err: unknown) => {
+    choice !== 'auto'
+      ? undefined
+      : (report ??
+        import('../probe/fast.js').then((m) => m.hostReport()).catch((err: unknown) => {
           log?.(`wasm-bpf: selector: the probe failed (${errorMessage(err)}); loading without routing`);
           return undefined;
-        })
-      : Promise.resolve(undefined),
+        })),
   ]);
-  return new Selector(linux, plan, choice);
+  return new Selector(linux, hostReport, choice);
 }
