@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { APPS, type App } from './harness/scenarios.js';
 import { descendants } from './harness/running.js';
-import type { Cell, Config } from './harness/cells.js';
+import { cellKey as key, type Cell, type Config } from './harness/cells.js';
 import { regressions, renderMarkdown, renderSvg, type PlatformRun, type Results } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -158,8 +158,6 @@ function planned(p: PlatformDef, apps: App[]): Array<Pick<Cell, 'app' | 'platfor
 function failed(c: Pick<Cell, 'app' | 'platform' | 'config' | 'runner'>, reason: string): Cell {
   return { ...c, verdict: 'fail', reason, ms: 0 };
 }
-
-const key = (c: CellId): string => `${c.app}:${c.config}:${c.runner}`;
 
 /** seconds without a line from a running harness (ALIVE comes every 15 s) after which it is stopped (WASM_BPF_MATRIX_STALL overrides) */
 const stallAfter = (p: PlatformDef): number => Number(process.env['WASM_BPF_MATRIX_STALL'] ?? 0) || Math.max(60, 30 + 10 * p.timeScale);
