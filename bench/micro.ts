@@ -26,11 +26,13 @@
 //   deliver_current   host.ts today: memory.buffer getter + subarray() + set() per record, then the callback
 //   deliver_cached    cached guest Uint8Array (re-derived only when detached), subarray() + set()
 //   deliver_words     cached Uint32Array views, word copy for aligned small records (no allocation)
+//   deliver_dispatch  host.ts now: chunks copied into the guest's buffer, a Wasm dispatcher per chunk
 //   deliver_cb_only   the guest callback alone (lower bound)
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createDispatcher } from '../src/abi/dispatch.js';
 import { WasmBpfHost } from '../src/abi/host.js';
 import { readModuleShape } from '../src/wasm/imports.js';
 import { StopSignal } from '../src/runtime/stop.js';
@@ -306,6 +308,29 @@ export function runMicro(buildDir: string, n = 300_000, reps = 3): Record<string
       }
     }
   });
+
+  // host.ts now: chunks of records copied into the tail of the guest's buffer, delivered by a Wasm
+  // dispatcher (src/abi/dispatch.ts): one host -> Wasm call per chunk
+  const disp = createDispatcher(gmem, cb);
+  if (disp) {
+    const stage = dataOff + ((8 - (dataOff & 7)) & 7);
+    const stageLen = dataOff + maxSize - stage;
+    out['deliver_dispatch'] = best(polls * R, reps, (k) => {
+      for (let p = 0; p < k / R; p++) {
+        let pos = 0;
+        let remaining = R;
+        while (remaining > 0) {
+          if (w8.length === 0) w8 = new Uint8Array(gmem.buffer);
+          const len = Math.min(stageLen, su8.length - pos);
+          w8.set(su8.subarray(pos, pos + len), stage);
+          const r = disp.run(0, dataOff, stage, stage + len, remaining);
+          if (r <= 0) return;
+          pos += disp.used();
+          remaining -= r;
+        }
+      }
+    });
+  }
 
   out['deliver_cb_only'] = best(polls * R, reps, (k) => {
     for (let p = 0; p < k / R; p++) {

@@ -5,6 +5,7 @@ export const EINTR = 4;
 export const EBADF = 9;
 export const ENOMEM = 12;
 export const EFAULT = 14;
+export const EBUSY = 16;
 export const EEXIST = 17;
 export const EINVAL = 22;
 export const E2BIG = 7;

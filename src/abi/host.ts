@@ -6,8 +6,9 @@ import { MAP_TYPE } from '../../backends/backend.js';
 import { BackendError, Interrupted, ModuleError, errorMessage } from '../errors.js';
 import type { FuncType, ModuleShape, ValType } from '../wasm/imports.js';
 import { formatFuncType } from '../wasm/imports.js';
-import { EBADF, EFAULT, EINTR, EINVAL, ENOBUFS, ENOENT, errnoName } from './errno.js';
+import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOBUFS, ENOENT, errnoName } from './errno.js';
 import { GuestMemory, ptr64 } from './memory.js';
+import { createDispatcher, type RecordDispatcher } from './dispatch.js';
 import type { StopSignal } from '../runtime/stop.js';
 
 export const WASM_BPF_MODULE = 'wasm_bpf';
@@ -41,6 +42,7 @@ interface MapEntry {
 
 interface BufferState {
   src: RecordSource;
+  /** where the backend writes a batch; delivered from here in chunks (see dispatch.ts) or one by one */
   out: ArrayBuffer;
   u8: Uint8Array;
   u32: Uint32Array;
@@ -48,9 +50,14 @@ interface BufferState {
   pos: number;
   remaining: number;
   truncated: number;
+  /** a chunk is being delivered by the Wasm dispatcher */
+  busy: boolean;
 }
 
 const INITIAL_OUT = 256 * 1024;
+/** a guest poll buffer with at least this many bytes (after 8-byte alignment) gets chunks of records
+ * delivered by a Wasm dispatcher; smaller ones, one record per host -> Wasm call */
+const MIN_STAGE = 1024;
 
 const EXPECTED: Record<string, { params: Array<ValType | 'ptr'>; results: ValType[] }> = {
   wasm_load_bpf_object: { params: ['i32', 'i32'], results: ['i64'] },
@@ -84,6 +91,8 @@ export class WasmBpfHost {
   private readonly maps = new Map<number, MapEntry>();
   private readonly buffers = new Map<number, BufferState>();
   private readonly callbacks = new Map<number, GuestCallback>();
+  /** per guest callback: its Wasm dispatcher, or null when it cannot have one (JS delivery) */
+  private readonly dispatchers = new Map<GuestCallback, RecordDispatcher | null>();
   private nextHandle = 1;
   private mem: GuestMemory | undefined;
   private table: WebAssembly.Table | undefined;
@@ -350,6 +359,25 @@ export class WasmBpfHost {
 
   // ---- record buffers ---------------------------------------------------------------------------------
 
+  private dispatcher(fn: GuestCallback): RecordDispatcher | null {
+    let d = this.dispatchers.get(fn);
+    if (d === undefined) {
+      d = createDispatcher(this.memory.memory, fn) ?? null;
+      if (!d) this.debug('the guest callback is not a Wasm (i32, i32, i32) -> i32 function: records are delivered one host call each');
+      this.dispatchers.set(fn, d);
+    }
+    return d;
+  }
+
+  private growOut(st: BufferState, size: number): void {
+    const out = new ArrayBuffer(size);
+    new Uint8Array(out).set(st.u8.subarray(0, Math.min(size, st.out.byteLength)));
+    st.out = out;
+    st.u8 = new Uint8Array(out);
+    st.u32 = new Uint32Array(out);
+  }
+
+
   private tableFunction(index: number): GuestCallback | undefined {
     let fn = this.callbacks.get(index);
     if (fn) return fn;
@@ -388,7 +416,7 @@ export class WasmBpfHost {
       return this.report(err, `opening the record buffer of map '${entry.info.name}' failed`);
     }
     const out = new ArrayBuffer(INITIAL_OUT);
-    const st: BufferState = { src, out, u8: new Uint8Array(out), u32: new Uint32Array(out), pos: 0, remaining: 0, truncated: 0 };
+    const st: BufferState = { src, out, u8: new Uint8Array(out), u32: new Uint32Array(out), pos: 0, remaining: 0, truncated: 0, busy: false };
     this.buffers.set(fd, st);
     return st;
   }
@@ -399,17 +427,19 @@ export class WasmBpfHost {
     if (maxSize < 0 || !mem.inRange(dataOff, maxSize)) return -EFAULT;
     const st = this.buffer(fd);
     if (typeof st === 'number') return st;
+    if (st.busy) {
+      this.debug(`poll of fd ${fd} from inside its own callback: -EBUSY`);
+      return -EBUSY;
+    }
     if (st.remaining === 0) {
       if (this.opts.stop.stopped) throw new Interrupted();
-      let n = st.src.poll(timeoutMs, st.out);
+      let n = st.src.poll(timeoutMs, st.u8);
       while (n === -ENOBUFS) {
         const need = st.src.pendingSize() + 8;
         let size = st.out.byteLength;
         while (size < need) size *= 2;
-        st.out = new ArrayBuffer(size);
-        st.u8 = new Uint8Array(st.out);
-        st.u32 = new Uint32Array(st.out);
-        n = st.src.poll(0, st.out);
+        this.growOut(st, size);
+        n = st.src.poll(0, st.u8);
       }
       if (n === -EINTR) throw new Interrupted();
       if (n < 0) {
@@ -420,8 +450,35 @@ export class WasmBpfHost {
       st.remaining = n;
     }
     let delivered = 0;
+    // chunks: a Wasm dispatcher copies each record to data_ptr and calls the guest, per chunk of
+    // records staged in the tail of the guest's buffer
+    const stage = dataOff + ((8 - (dataOff & 7)) & 7);
+    const stageLen = dataOff + maxSize - stage;
+    const disp = stageLen >= MIN_STAGE ? this.dispatcher(fn) : null;
     const { u8, u32 } = st;
     while (st.remaining > 0) {
+      if (disp) {
+        const len = Math.min(stageLen, u8.length - st.pos);
+        mem.u8.set(u8.subarray(st.pos, st.pos + len), stage);
+        // the position is advanced after the chunk: a callback polling this buffer again meanwhile
+        // would get records twice, so it gets -EBUSY instead
+        st.busy = true;
+        let r: number;
+        try {
+          r = disp.run(ctx, dataOff, stage, stage + len, st.remaining);
+        } finally {
+          st.busy = false;
+        }
+        const done = r < 0 ? disp.done() : r;
+        if (done > 0) {
+          st.pos += disp.used();
+          st.remaining -= done;
+          delivered += done;
+        }
+        if (r < 0) return r;
+        if (done > 0) continue;
+        // the next record alone is larger than the guest's buffer: the one-by-one path truncates it
+      }
       const size = u32[st.pos >>> 2]!;
       const start = st.pos + 8;
       let copied = size;
