@@ -51,9 +51,8 @@ export interface RecordSource {
    * Wait up to timeoutMs for records (or for the run to be stopped) and copy whole records into `out`
    * as [u32 size][u32 0][data padded to 8]. Returns the record count, 0 on timeout, -EINTR when stopped,
    * -ENOBUFS when the next record alone is larger than `out` (see pendingSize), or -errno.
-   * `out` is a byte view (the host passes its own staging buffer).
    */
-  poll(timeoutMs: number, out: Uint8Array): number;
+  poll(timeoutMs: number, out: ArrayBuffer): number;
   pendingSize(): number;
   /** records the kernel reported lost (perf buffers) */
   lost(): number;

@@ -190,7 +190,7 @@ class LinuxRecordSource implements RecordSource {
     private readonly wakeFd: number,
     private readonly onClose: () => void,
   ) {}
-  poll(timeoutMs: number, out: Uint8Array): number {
+  poll(timeoutMs: number, out: ArrayBuffer): number {
     return this.native.bufferPoll(this.id, timeoutMs, this.wakeFd, out);
   }
   pendingSize(): number {

@@ -101,7 +101,7 @@ export interface NativeAddon {
    * Records consumed from the kernel that do not fit are kept natively and delivered first next time;
    * none is ever dropped.
    */
-  bufferPoll(buf: number, timeoutMs: number, wakeFd: number, out: ArrayBuffer | Uint8Array): number;
+  bufferPoll(buf: number, timeoutMs: number, wakeFd: number, out: ArrayBuffer): number;
   /** size of the next pending record (0 if none) */
   bufferPendingSize(buf: number): number;
   /** perf buffer samples the kernel reported lost so far */

@@ -483,7 +483,7 @@ class UserspaceRecordSource implements RecordSource {
     this.idle = new Int32Array(new SharedArrayBuffer(4));
   }
 
-  poll(timeoutMs: number, out: Uint8Array): number {
+  poll(timeoutMs: number, out: ArrayBuffer): number {
     if (!this.open) return -E.EBADF;
     const n = this.map.drain(out);
     if (n !== 0) return n;

@@ -58,6 +58,8 @@ const INITIAL_OUT = 256 * 1024;
 /** a guest poll buffer with at least this many bytes (after 8-byte alignment) gets chunks of records
  * delivered by a Wasm dispatcher; smaller ones, one record per host -> Wasm call */
 const MIN_STAGE = 1024;
+/** fewer records than this left in a batch go one by one */
+const MIN_CHUNK_RECORDS = 8;
 
 const EXPECTED: Record<string, { params: Array<ValType | 'ptr'>; results: ValType[] }> = {
   wasm_load_bpf_object: { params: ['i32', 'i32'], results: ['i64'] },
@@ -433,13 +435,13 @@ export class WasmBpfHost {
     }
     if (st.remaining === 0) {
       if (this.opts.stop.stopped) throw new Interrupted();
-      let n = st.src.poll(timeoutMs, st.u8);
+      let n = st.src.poll(timeoutMs, st.out);
       while (n === -ENOBUFS) {
         const need = st.src.pendingSize() + 8;
         let size = st.out.byteLength;
         while (size < need) size *= 2;
         this.growOut(st, size);
-        n = st.src.poll(0, st.u8);
+        n = st.src.poll(0, st.out);
       }
       if (n === -EINTR) throw new Interrupted();
       if (n < 0) {
@@ -449,67 +451,96 @@ export class WasmBpfHost {
       st.pos = 0;
       st.remaining = n;
     }
+    // A batch of several records goes in chunks through a Wasm dispatcher (deliverChunks); a few
+    // records (the steady-stream case: one per wake-up), records larger than the staging area and
+    // callbacks without a dispatcher go one host -> Wasm call each (deliverOne).
+    const disp = st.remaining >= MIN_CHUNK_RECORDS ? this.chunkDispatcher(fn, dataOff, maxSize) : null;
     let delivered = 0;
-    // chunks: a Wasm dispatcher copies each record to data_ptr and calls the guest, per chunk of
-    // records staged in the tail of the guest's buffer
+    for (;;) {
+      if (disp && st.remaining >= MIN_CHUNK_RECORDS) {
+        const r = this.deliverChunks(st, disp, ctx, dataOff, maxSize);
+        if (r < 0) return r;
+        delivered += r;
+      }
+      if (st.remaining === 0) return delivered;
+      const r = this.deliverOne(st, fn, ctx, dataOff, maxSize, fd);
+      if (r < 0) return r;
+      delivered++;
+    }
+  }
+
+  /** the dispatcher for this callback when the guest's buffer has room for a staging area */
+  private chunkDispatcher(fn: GuestCallback, dataOff: number, maxSize: number): RecordDispatcher | null {
+    const stage = dataOff + ((8 - (dataOff & 7)) & 7);
+    return dataOff + maxSize - stage >= MIN_STAGE ? this.dispatcher(fn) : null;
+  }
+
+  /**
+   * Chunks of whole records copied into the tail of the guest's buffer (8-byte aligned), each
+   * delivered by one dispatcher call. Stops when fewer than MIN_CHUNK_RECORDS are left or the next
+   * record does not fit the staging area; the count delivered, or a callback's negative result.
+   */
+  private deliverChunks(st: BufferState, disp: RecordDispatcher, ctx: number, dataOff: number, maxSize: number): number {
     const stage = dataOff + ((8 - (dataOff & 7)) & 7);
     const stageLen = dataOff + maxSize - stage;
-    const disp = stageLen >= MIN_STAGE ? this.dispatcher(fn) : null;
-    const { u8, u32 } = st;
-    while (st.remaining > 0) {
-      if (disp) {
-        const len = Math.min(stageLen, u8.length - st.pos);
-        mem.u8.set(u8.subarray(st.pos, st.pos + len), stage);
-        // the position is advanced after the chunk: a callback polling this buffer again meanwhile
-        // would get records twice, so it gets -EBUSY instead
-        st.busy = true;
-        let r: number;
-        try {
-          r = disp.run(ctx, dataOff, stage, stage + len, st.remaining);
-        } finally {
-          st.busy = false;
-        }
-        const done = r < 0 ? disp.done() : r;
-        if (done > 0) {
-          st.pos += disp.used();
-          st.remaining -= done;
-          delivered += done;
-        }
-        if (r < 0) return r;
-        if (done > 0) continue;
-        // the next record alone is larger than the guest's buffer: the one-by-one path truncates it
+    const u8 = st.u8;
+    let delivered = 0;
+    while (st.remaining >= MIN_CHUNK_RECORDS) {
+      const len = Math.min(stageLen, u8.length - st.pos);
+      this.memory.u8.set(u8.subarray(st.pos, st.pos + len), stage);
+      // the position is advanced after the chunk: a callback polling this buffer again meanwhile
+      // would get records twice, so it gets -EBUSY instead
+      st.busy = true;
+      let r: number;
+      try {
+        r = disp.run(ctx, dataOff, stage, stage + len, st.remaining);
+      } finally {
+        st.busy = false;
       }
-      const size = u32[st.pos >>> 2]!;
-      const start = st.pos + 8;
-      let copied = size;
-      if (size > maxSize) {
-        copied = maxSize;
-        if (st.truncated++ === 0) {
-          this.opts.log(`wasm-bpf: warning: a record of ${size} bytes from map fd ${fd} was truncated to the guest buffer's ${maxSize} bytes (further truncations are counted silently)`);
-        }
+      const done = r < 0 ? disp.done() : r;
+      if (done > 0) {
+        st.pos += disp.used();
+        st.remaining -= done;
+        delivered += done;
       }
-      if (copied <= 128) {
-        // small records (the common case): copying words beats allocating a subarray view per record
-        let i = 0;
-        if ((dataOff & 3) === 0) {
-          const d32 = mem.u32;
-          const words = copied >>> 2;
-          const s0 = start >>> 2;
-          const d0 = dataOff >>> 2;
-          for (; i < words; i++) d32[d0 + i] = u32[s0 + i]!;
-          i <<= 2;
-        }
-        const dst = mem.u8;
-        for (; i < copied; i++) dst[dataOff + i] = u8[start + i]!;
-      } else {
-        mem.u8.set(u8.subarray(start, start + copied), dataOff);
-      }
-      st.pos = start + ((size + 7) & ~7);
-      st.remaining--;
-      delivered++;
-      const r = fn(ctx, dataOff, copied);
       if (r < 0) return r;
+      if (done === 0) break; // the next record alone does not fit: deliverOne takes it
     }
     return delivered;
   }
+
+  /** the next record, copied (truncated to maxSize if need be) to data_ptr, and one callback call */
+  private deliverOne(st: BufferState, fn: GuestCallback, ctx: number, dataOff: number, maxSize: number, fd: number): number {
+    const mem = this.memory;
+    const { u8, u32 } = st;
+    const size = u32[st.pos >>> 2]!;
+    const start = st.pos + 8;
+    let copied = size;
+    if (size > maxSize) {
+      copied = maxSize;
+      if (st.truncated++ === 0) {
+        this.opts.log(`wasm-bpf: warning: a record of ${size} bytes from map fd ${fd} was truncated to the guest buffer's ${maxSize} bytes (further truncations are counted silently)`);
+      }
+    }
+    if (copied <= 128) {
+      // small records (the common case): copying words beats allocating a subarray view per record
+      let i = 0;
+      if ((dataOff & 3) === 0) {
+        const d32 = mem.u32;
+        const words = copied >>> 2;
+        const s0 = start >>> 2;
+        const d0 = dataOff >>> 2;
+        for (; i < words; i++) d32[d0 + i] = u32[s0 + i]!;
+        i <<= 2;
+      }
+      const dst = mem.u8;
+      for (; i < copied; i++) dst[dataOff + i] = u8[start + i]!;
+    } else {
+      mem.u8.set(u8.subarray(start, start + copied), dataOff);
+    }
+    st.pos = start + ((size + 7) & ~7);
+    st.remaining--;
+    return fn(ctx, dataOff, copied);
+  }
+
 }

@@ -86,9 +86,9 @@ export class PerfEventArrayMap extends UserMap {
   }
 
   /** as RingBufMap.drain */
-  drain(out: Uint8Array | ArrayBuffer): number {
-    const o8 = out instanceof Uint8Array ? out : new Uint8Array(out);
-    const dv = new DataView(o8.buffer, o8.byteOffset, o8.byteLength);
+  drain(out: ArrayBuffer): number {
+    const o8 = new Uint8Array(out);
+    const dv = new DataView(out);
     let off = 0;
     let n = 0;
     while (this.head < this.queue.length) {
