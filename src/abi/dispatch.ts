@@ -19,84 +19,73 @@
 //     return i)
 // `done` and `used` (exported globals) tell the host how many records, and bytes, were consumed,
 // also when a callback returned an error (the record that failed counts as consumed).
+import { Bytes, OP, T, buildModule } from '../wasm/writer.js';
 
-/** unsigned LEB128 */
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    const b = n & 0x7f;
-    n >>>= 7;
-    out.push(n ? b | 0x80 : b);
-  } while (n);
-  return out;
-}
+// locals of $run: its parameters, then i, p, size, r, q
+const CTX = 0, DATA = 1, STAGE = 2, END = 3, MAX = 4, I = 5, P = 6, SIZE = 7, R = 8, Q = 9;
+const DONE = 0, USED = 1; // globals
 
-/** a section: id, size, contents */
-function section(id: number, ...contents: number[]): number[] {
-  return [id, ...leb(contents.length), ...contents];
-}
-
-const I32 = 0x7f;
-const name = (s: string): number[] => [s.length, ...Buffer.from(s, 'latin1')];
-
-const BODY = [
-  0x01, 0x05, I32, // locals 5..9: i, p, size, r, q
-  0x20, 0x02, 0x21, 0x06, // p = stage
-  0x41, 0x00, 0x24, 0x00, // done = 0
-  0x41, 0x00, 0x24, 0x01, // used = 0
-  0x02, 0x40, // block
-  0x03, 0x40, // loop
-  0x20, 0x05, 0x20, 0x04, 0x4f, 0x0d, 0x01, // if i >= max (unsigned): break
-  0x20, 0x03, 0x20, 0x06, 0x6b, 0x41, 0x08, 0x49, 0x0d, 0x01, // if end - p < 8 (unsigned): break
-  0x20, 0x06, 0x28, 0x02, 0x00, 0x22, 0x07, // size = i32.load(p)
-  0x20, 0x03, 0x20, 0x06, 0x6b, 0x41, 0x08, 0x6b, 0x4b, 0x0d, 0x01, // if size > end - p - 8 (unsigned): break
+function body(): Uint8Array {
+  const b = new Bytes();
+  const get = (l: number): Bytes => b.byte(OP.local_get).u32(l);
+  const set = (l: number): Bytes => b.byte(OP.local_set).u32(l);
+  const i32 = (v: number): Bytes => b.byte(OP.i32_const).s32(v);
+  get(STAGE); set(P);
+  i32(0); b.byte(OP.global_set).u32(DONE);
+  i32(0); b.byte(OP.global_set).u32(USED);
+  b.byte(OP.block).byte(T.void).byte(OP.loop).byte(T.void);
+  // if i >= max, or fewer than 8 bytes left, or the record does not fit the chunk (all unsigned): stop
+  get(I); get(MAX); b.byte(OP.i32_ge_u).byte(OP.br_if).u32(1);
+  get(END); get(P); b.byte(OP.i32_sub); i32(8); b.byte(OP.i32_lt_u).byte(OP.br_if).u32(1);
+  get(P); b.byte(OP.i32_load).u32(2).u32(0).byte(OP.local_tee).u32(SIZE);
+  get(END); get(P); b.byte(OP.i32_sub); i32(8); b.byte(OP.i32_sub).byte(OP.i32_gt_u).byte(OP.br_if).u32(1);
   // copy the record to data: small ones by 8-byte words, padding included (it lies inside the chunk
-  // and, at data, below the start of the next record), large ones with memory.copy
-  0x20, 0x07, 0x41, 0x80, 0x02, 0x4b, // size > 256 ?
-  0x04, 0x40, // if
-  0x20, 0x01, 0x20, 0x06, 0x41, 0x08, 0x6a, 0x20, 0x07, 0xfc, 0x0a, 0x00, 0x00, // memory.copy(data, p + 8, size)
-  0x05, // else
-  0x41, 0x00, 0x21, 0x09, // q = 0
-  0x02, 0x40, 0x03, 0x40, // block loop
-  0x20, 0x09, 0x20, 0x07, 0x4f, 0x0d, 0x01, // if q >= size: break
-  0x20, 0x01, 0x20, 0x09, 0x6a, // data + q
-  0x20, 0x06, 0x20, 0x09, 0x6a, 0x29, 0x03, 0x08, // i64.load offset=8 (p + q)
-  0x37, 0x03, 0x00, // i64.store
-  0x20, 0x09, 0x41, 0x08, 0x6a, 0x21, 0x09, // q += 8
-  0x0c, 0x00, 0x0b, 0x0b, // br loop; end loop; end block
-  0x0b, // end if
-  0x20, 0x06, 0x20, 0x07, 0x41, 0x0f, 0x6a, 0x41, 0x78, 0x71, 0x6a, 0x21, 0x06, // p += (size + 15) & ~7
-  0x20, 0x05, 0x41, 0x01, 0x6a, 0x22, 0x05, 0x24, 0x00, // done = ++i
-  0x20, 0x06, 0x20, 0x02, 0x6b, 0x24, 0x01, // used = p - stage
-  0x20, 0x00, 0x20, 0x01, 0x20, 0x07, 0x10, 0x00, 0x22, 0x08, // r = cb(ctx, data, size)
-  0x41, 0x00, 0x48, 0x04, 0x40, 0x20, 0x08, 0x0f, 0x0b, // if r < 0: return r
-  0x0c, 0x00, // next record
-  0x0b, // end loop
-  0x0b, // end block
-  0x20, 0x05, // return i
-  0x0b,
-];
+  // and, at data, below the start of the next record), large ones with memory.copy (a C call in V8)
+  get(SIZE); i32(256); b.byte(OP.i32_gt_u).byte(OP.if).byte(T.void);
+  get(DATA); get(P); i32(8); b.byte(OP.i32_add); get(SIZE); b.byte(0xfc).u32(10).byte(0).byte(0); // memory.copy
+  b.byte(OP.else);
+  i32(0); set(Q);
+  b.byte(OP.block).byte(T.void).byte(OP.loop).byte(T.void);
+  get(Q); get(SIZE); b.byte(OP.i32_ge_u).byte(OP.br_if).u32(1);
+  get(DATA); get(Q); b.byte(OP.i32_add);
+  get(P); get(Q); b.byte(OP.i32_add).byte(OP.i64_load).u32(3).u32(8); // from p + 8 + q
+  b.byte(OP.i64_store).u32(3).u32(0);
+  get(Q); i32(8); b.byte(OP.i32_add); set(Q);
+  b.byte(OP.br).u32(0).byte(OP.end).byte(OP.end);
+  b.byte(OP.end);
+  // p += (size + 15) & ~7; done = ++i; used = p - stage
+  get(P); get(SIZE); i32(15); b.byte(OP.i32_add); i32(-8); b.byte(OP.i32_and).byte(OP.i32_add); set(P);
+  get(I); i32(1); b.byte(OP.i32_add).byte(OP.local_tee).u32(I).byte(OP.global_set).u32(DONE);
+  get(P); get(STAGE); b.byte(OP.i32_sub).byte(OP.global_set).u32(USED);
+  // r = cb(ctx, data, size); if r < 0: return r
+  get(CTX); get(DATA); get(SIZE); b.byte(OP.call).u32(0).byte(OP.local_tee).u32(R);
+  i32(0); b.byte(OP.i32_lt_s).byte(OP.if).byte(T.void); get(R); b.byte(OP.return).byte(OP.end);
+  b.byte(OP.br).u32(0);
+  b.byte(OP.end).byte(OP.end);
+  get(I);
+  return b.out();
+}
 
-const BYTES = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-  // types: 0 = (i32 i32 i32) -> i32 (the callback), 1 = (i32 i32 i32 i32 i32) -> i32 (run)
-  ...section(1, 2, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 5, I32, I32, I32, I32, I32, 1, I32),
-  // imports: m.memory (memory, min 0, no max), m.cb (func of type 0)
-  ...section(2, 2, ...name('m'), ...name('memory'), 0x02, 0x00, 0x00, ...name('m'), ...name('cb'), 0x00, 0x00),
-  // one function, of type 1
-  ...section(3, 1, 1),
-  // two globals: done, used: (mut i32) = 0
-  ...section(6, 2, I32, 0x01, 0x41, 0x00, 0x0b, I32, 0x01, 0x41, 0x00, 0x0b),
-  // exports: "run" = func 1 (func 0 is the import), "done" = global 0, "used" = global 1
-  ...section(7, 3, ...name('run'), 0x00, 0x01, ...name('done'), 0x03, 0x00, ...name('used'), 0x03, 0x01),
-  // code
-  ...section(10, 1, ...leb(BODY.length), ...BODY),
-]);
+const CALLBACK = { params: [T.i32, T.i32, T.i32], results: [T.i32] };
+const RUN = { params: [T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] };
+
+const BYTES = buildModule({
+  types: [CALLBACK, RUN],
+  funcImports: [{ module: 'm', name: 'cb', type: 0 }],
+  memoryImport: { module: 'm', name: 'memory' },
+  globals: [
+    { type: T.i32, init: 0 },
+    { type: T.i32, init: 0 },
+  ],
+  funcs: [{ type: 1, locals: [[5, T.i32]], body: body() }],
+  exports: [
+    { name: 'run', kind: 'func', index: 1 },
+    { name: 'done', kind: 'global', index: DONE },
+    { name: 'used', kind: 'global', index: USED },
+  ],
+});
 
 let compiled: WebAssembly.Module | undefined;
-
-/** the dispatcher module's bytes (for tests) */
-export const DISPATCHER_WASM: Uint8Array = BYTES;
 
 export interface RecordDispatcher {
   /**

@@ -371,15 +371,6 @@ export class WasmBpfHost {
     return d;
   }
 
-  private growOut(st: BufferState, size: number): void {
-    const out = new ArrayBuffer(size);
-    new Uint8Array(out).set(st.u8.subarray(0, Math.min(size, st.out.byteLength)));
-    st.out = out;
-    st.u8 = new Uint8Array(out);
-    st.u32 = new Uint32Array(out);
-  }
-
-
   private tableFunction(index: number): GuestCallback | undefined {
     let fn = this.callbacks.get(index);
     if (fn) return fn;
@@ -440,7 +431,9 @@ export class WasmBpfHost {
         const need = st.src.pendingSize() + 8;
         let size = st.out.byteLength;
         while (size < need) size *= 2;
-        this.growOut(st, size);
+        st.out = new ArrayBuffer(size);
+        st.u8 = new Uint8Array(st.out);
+        st.u32 = new Uint32Array(st.out);
         n = st.src.poll(0, st.out);
       }
       if (n === -EINTR) throw new Interrupted();
@@ -454,11 +447,14 @@ export class WasmBpfHost {
     // A batch of several records goes in chunks through a Wasm dispatcher (deliverChunks); a few
     // records (the steady-stream case: one per wake-up), records larger than the staging area and
     // callbacks without a dispatcher go one host -> Wasm call each (deliverOne).
-    const disp = st.remaining >= MIN_CHUNK_RECORDS ? this.chunkDispatcher(fn, dataOff, maxSize) : null;
+    // The staging area: the guest's buffer from its first 8-byte aligned offset.
+    const stage = dataOff + ((8 - (dataOff & 7)) & 7);
+    const stageLen = dataOff + maxSize - stage;
+    const disp = st.remaining >= MIN_CHUNK_RECORDS && stageLen >= MIN_STAGE ? this.dispatcher(fn) : null;
     let delivered = 0;
     for (;;) {
       if (disp && st.remaining >= MIN_CHUNK_RECORDS) {
-        const r = this.deliverChunks(st, disp, ctx, dataOff, maxSize);
+        const r = this.deliverChunks(st, disp, ctx, dataOff, stage, stageLen);
         if (r < 0) return r;
         delivered += r;
       }
@@ -469,20 +465,12 @@ export class WasmBpfHost {
     }
   }
 
-  /** the dispatcher for this callback when the guest's buffer has room for a staging area */
-  private chunkDispatcher(fn: GuestCallback, dataOff: number, maxSize: number): RecordDispatcher | null {
-    const stage = dataOff + ((8 - (dataOff & 7)) & 7);
-    return dataOff + maxSize - stage >= MIN_STAGE ? this.dispatcher(fn) : null;
-  }
-
   /**
-   * Chunks of whole records copied into the tail of the guest's buffer (8-byte aligned), each
-   * delivered by one dispatcher call. Stops when fewer than MIN_CHUNK_RECORDS are left or the next
-   * record does not fit the staging area; the count delivered, or a callback's negative result.
+   * Chunks of whole records copied into the staging area [stage, stage + stageLen) of the guest's
+   * buffer, each delivered by one dispatcher call. Stops when fewer than MIN_CHUNK_RECORDS are left or
+   * the next record does not fit the staging area; the count delivered, or a callback's negative result.
    */
-  private deliverChunks(st: BufferState, disp: RecordDispatcher, ctx: number, dataOff: number, maxSize: number): number {
-    const stage = dataOff + ((8 - (dataOff & 7)) & 7);
-    const stageLen = dataOff + maxSize - stage;
+  private deliverChunks(st: BufferState, disp: RecordDispatcher, ctx: number, dataOff: number, stage: number, stageLen: number): number {
     const u8 = st.u8;
     let delivered = 0;
     while (st.remaining >= MIN_CHUNK_RECORDS) {
@@ -542,5 +530,4 @@ export class WasmBpfHost {
     st.remaining--;
     return fn(ctx, dataOff, copied);
   }
-
 }

@@ -29,7 +29,7 @@ import { ALU_OP, CLS, JMP_OP, MODE, OP_LDDW } from './isa.js';
 import { accessFault, REGION_STACK, REGION_WRITABLE, STACK_TOP, TABLE_INFO, type Memory } from './memory.js';
 import { CODE_BASE, K, type LoadedProgram } from './program.js';
 import { budgetError, callHelper, callxHelper, PacketExit, tailTarget, type RunState } from './state.js';
-import { buildModule, Bytes, OP, T, type FuncType } from './wasm.js';
+import { buildModule, Bytes, OP, T, type FuncType } from '../../../src/wasm/writer.js';
 import { interpret } from './interp.js';
 
 // locals

@@ -1,4 +1,5 @@
-// A minimal WebAssembly binary writer: just what the eBPF compiler emits.
+// A minimal WebAssembly binary writer: what the eBPF compiler (backends/userspace/vm/jit.ts) and the
+// record dispatcher (src/abi/dispatch.ts) emit.
 
 export const T = { i32: 0x7f, i64: 0x7e, void: 0x40 } as const;
 
