@@ -49,10 +49,10 @@ export type CompatStep = 'ringbuf->perf';
 export interface RecordSource {
   /**
    * Wait up to timeoutMs for records (or for the run to be stopped) and copy whole records into `out`
-   * as [u32 size][u32 0][data padded to 8]. Returns the record count, 0 on timeout, -EINTR when stopped,
+   * (a view starting at its buffer's byte 0) as [u32 size][u32 0][data padded to 8]. Returns the record count, 0 on timeout, -EINTR when stopped,
    * -ENOBUFS when the next record alone is larger than `out` (see pendingSize), or -errno.
    */
-  poll(timeoutMs: number, out: ArrayBuffer): number;
+  poll(timeoutMs: number, out: Uint8Array): number;
   pendingSize(): number;
   /** records the kernel reported lost (perf buffers) */
   lost(): number;
@@ -64,16 +64,38 @@ export interface LoadedObject {
   readonly maps: readonly MapInfo[];
   /** attach a program by its section, or to an explicit target; throws BackendError */
   attach(program: string, target: string | undefined): void;
-  /** one map operation, key/value in `mem` (already bounds-checked); 0 or -errno, never throws */
-  mapOperate(cmd: number, fd: number, mem: ArrayBuffer, keyOff: number, valOff: number, flags: number): number;
+  /**
+   * one map operation, key/value at offsets in `mem` (a view of the whole guest memory, already
+   * bounds-checked); 0 or -errno, never throws. A Uint8Array, not an ArrayBuffer: the kernel backend's
+   * native call has a V8 fast path for typed arrays (native/src/fastcall.h).
+   */
+  mapOperate(cmd: number, fd: number, mem: Uint8Array, keyOff: number, valOff: number, flags: number): number;
   /** open a reader on a ring buffer / perf event array map of this object; throws BackendError */
   openRecords(fd: number): RecordSource;
   /** detach every link and free everything; idempotent */
   close(): void;
 }
 
+/**
+ * map_operate served without JavaScript: a function the guest imports directly as
+ * wasm_bpf.wasm_bpf_map_operate (i32 pointers), with the same checks and results as the ABI layer's
+ * own. The ABI layer tells it the guest's memory and, as objects load and close, the maps it owns.
+ */
+export interface DirectMapOps {
+  readonly fn: (...args: never[]) => number;
+  bind(memory: WebAssembly.Memory): void;
+  add(fd: number, keySize: number, opValueSize: number): void;
+  remove(fd: number): void;
+  /** the guest is done (its calls then get -EBADF) */
+  close(): void;
+  /** no instance can call `fn` any more: the backend may reuse what serves it for another guest */
+  release(): void;
+}
+
 export interface Backend {
   readonly name: BackendName;
+  /** a direct map_operate for one guest, when this backend has one (the kernel backend with V8 fast calls) */
+  directMapOps?(): DirectMapOps | undefined;
   /** open + load (with CO-RE) an ELF object; throws BackendError naming the program and errno */
   load(object: Uint8Array, opts: LoadOptions): LoadedObject;
   /** an eventfd that, once written, makes every blocking poll of this backend return -EINTR (-1: none) */

@@ -47,10 +47,13 @@ export function buildGuest(src: string, out: string, extra: string[] = [], deps:
 }
 
 /** the ABI test guest (test/fixtures/abi.c) with probe.bpf.o embedded */
-export function abiGuest(): string {
+export function abiGuest(variant: 'both' | 'i32' = 'both'): string {
   const obj = buildBpf(path.join(FIXTURES, 'probe.bpf.c'), path.join(BUILD, 'probe.bpf.o'));
   const hdr = embed(obj, 'probe_obj', path.join(BUILD, 'probe_obj.h'));
-  return buildGuest(path.join(FIXTURES, 'abi.c'), path.join(BUILD, 'abi.wasm'), [], [hdr]);
+  // 'i32': map_operate imported with i32 pointers only (the kernel backend serves it from C)
+  return variant === 'i32'
+    ? buildGuest(path.join(FIXTURES, 'abi.c'), path.join(BUILD, 'abi-i32.wasm'), ['-DNO_OP64'], [hdr])
+    : buildGuest(path.join(FIXTURES, 'abi.c'), path.join(BUILD, 'abi.wasm'), [], [hdr]);
 }
 
 export interface CliResult {

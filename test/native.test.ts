@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeErrorFields } from '../backends/linux/native.js';
+import { Bytes, OP, T, buildModule } from '../src/wasm/writer.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const addonFile = path.resolve(here, '../native/build/Release/wasm_bpf_native.node');
@@ -300,6 +301,138 @@ t.test('mapOp on a hash map and an array map', async (t) => {
 
 let tpLink = 0;
 
+t.test('guestMapOpen: map_operate in C for one guest, its slots and their reuse', { skip: native.fastCalls ? false : 'no V8 fast calls in this build' }, async (t) => {
+  const { guestMapOpen: open, guestMapBind: bind, guestMapSet: set, guestMapClose: close, guestMapRelease: release } = native;
+  if (!open || !bind || !set || !close || !release) throw new Error('fastCalls without the guestMap functions');
+  const opened = open();
+  t.ok(opened, 'a slot');
+  const [slot, fn] = opened!;
+  const op = fn as unknown as (fd: number, cmd: number, key: number, value: number, next: number, flags: bigint) => number;
+  const fd = fds.hmap!;
+  const gm = new WebAssembly.Memory({ initial: 1 });
+  const gdv = (): DataView => new DataView(gm.buffer);
+  t.equal(op(fd, LOOKUP, 0, 16, 0, 0n), -EBADF, 'a map the guest does not own: -EBADF');
+  t.ok(set(slot, fd, 4, 8), 'map registered');
+  t.equal(op(fd, LOOKUP, 0, 16, 0, 0n), -14, 'no memory bound yet: -EFAULT');
+  t.ok(bind(slot, gm.buffer), 'memory bound');
+  t.notOk(bind(slot, 'x' as unknown as ArrayBuffer), 'bind refuses what is not a buffer');
+  gdv().setUint32(0, 9, true);
+  gdv().setBigUint64(16, 99n, true);
+  t.equal(op(fd, UPDATE, 0, 16, 0, 0n), 0, 'update');
+  t.equal(op(fd, UPDATE, 0, 16, 0, BigInt(BPF_NOEXIST)), -EEXIST, 'flags reach the kernel');
+  t.equal(op(fd, UPDATE, 0, 16, 0, 1n << 40n), -EINVAL, 'flags past 32 bits: -EINVAL');
+  t.equal(op(fd, LOOKUP, 65536 - 2, 16, 0, 0n), -14, 'key past the end of memory: -EFAULT');
+  t.equal(op(fd, LOOKUP, 0, 65536 - 4, 0, 0n), -14, 'value past the end of memory: -EFAULT');
+  t.equal(op(fd, 99, 0, 16, 0, 0n), -EINVAL, 'unknown command: -EINVAL');
+  // grown memory: the same store, a longer length
+  gm.grow(1);
+  gdv().setBigUint64(65536 + 8, 0n, true);
+  t.equal(op(fd, LOOKUP, 0, 65536 + 8, 0, 0n), 0, 'a value in memory grown after the bind');
+  t.equal(gdv().getBigUint64(65536 + 8, true), 99n, 'lands there');
+  // a Wasm module importing it as wasm_bpf_map_operate calls the C function directly
+  const loop = wasmCaller(fn);
+  const before = native.fastCallCount();
+  gdv().setBigUint64(24, 0n, true);
+  t.equal(loop(20000, fd, LOOKUP, 0, 24), 0, 'lookups from Wasm: 0');
+  t.equal(gdv().getBigUint64(24, true), 99n, 'the value arrived');
+  t.equal(loop(10, fd, LOOKUP, 0, 65536 * 2 - 4), -14, 'from Wasm, a value past the end: -EFAULT');
+  t.ok(native.fastCallCount() - before >= 20000, `every call from Wasm took the fast path (${native.fastCallCount() - before})`);
+  t.ok(set(slot, fd), 'map forgotten');
+  t.equal(op(fd, LOOKUP, 0, 16, 0, 0n), -EBADF, 'forgotten: -EBADF');
+  set(slot, fd, 4, 8);
+  close(slot);
+  t.equal(op(fd, LOOKUP, 0, 16, 0, 0n), -EBADF, 'closed: -EBADF, even for a map it had');
+
+  // 64 slots, each free again only when released (the ABI layer does it once the guest's instance
+  // is collected); a slot's function is made once
+  const held: Array<[number, unknown]> = [];
+  for (let r = open(); r; r = open()) held.push(r);
+  t.equal(held.length, 63, 'the other 63 slots');
+  t.equal(open(), null, 'all taken: null (the guest then gets the JavaScript path)');
+  close(held[5]![0]);
+  t.equal(open(), null, 'closed is not released');
+  release(slot);
+  const again = open();
+  t.equal(again?.[0], slot, 'a released slot is handed out again');
+  t.equal(again?.[1], fn, 'with the same function');
+  t.equal(op(fd, LOOKUP, 0, 16, 0, 0n), -EBADF, 'starting empty: nothing of the previous guest');
+  for (const [s] of held) release(s);
+  release(slot);
+});
+
+/** a Wasm module importing `fn` as wasm_bpf_map_operate (i32 pointers): loop(n, fd, cmd, key, value)
+ * calls it n times with next 0 and flags 0 and returns the last result */
+function wasmCaller(fn: unknown): (n: number, fd: number, cmd: number, key: number, value: number) => number {
+  const b = new Bytes();
+  const get = (l: number): Bytes => b.byte(OP.local_get).u32(l);
+  b.byte(OP.loop).byte(T.void);
+  get(1); get(2); get(3); get(4); b.byte(OP.i32_const).s32(0).byte(OP.i64_const).s32(0);
+  b.byte(OP.call).u32(0).byte(OP.local_set).u32(5);
+  get(0); b.byte(OP.i32_const).s32(1).byte(OP.i32_sub).byte(OP.local_tee).u32(0).byte(OP.br_if).u32(0);
+  b.byte(OP.end);
+  get(5);
+  const bytes = buildModule({
+    types: [
+      { params: [T.i32, T.i32, T.i32, T.i32, T.i32, T.i64], results: [T.i32] },
+      { params: [T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
+    ],
+    funcImports: [{ module: 'wasm_bpf', name: 'wasm_bpf_map_operate', type: 0 }],
+    globals: [],
+    funcs: [{ type: 1, locals: [[1, T.i32]], body: b.out() }],
+    exports: [{ name: 'loop', kind: 'func', index: 1 }],
+  });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { wasm_bpf: { wasm_bpf_map_operate: fn as () => number } });
+  return inst.exports['loop'] as (n: number, fd: number, cmd: number, key: number, value: number) => number;
+}
+
+t.test('mapOp and bufferPoll called from optimized code (the V8 fast path) give the same results', async (t) => {
+  // Node 20 on x86-64 (V8 11.3): the addon registers both with a V8 fast call (native/src/fastcall.h)
+  const expectFast = process.arch === 'x64' && process.versions.v8.startsWith('11.3.');
+  t.equal(native.fastCalls, expectFast, `fast calls ${expectFast ? 'built' : 'not built'} for V8 ${process.versions.v8} on ${process.arch}`);
+  const u8 = new Uint8Array(mem);
+  const fd = fds.hmap!;
+  dv.setUint32(KEY, 5, true);
+  dv.setBigUint64(VAL, 77n, true);
+  t.equal(native.mapOp(UPDATE, fd, u8, KEY, VAL, BPF_ANY), 0, 'update');
+  const cases: Array<[string, number, number, number, number, number, number]> = [
+    ['lookup', LOOKUP, fd, KEY, VAL + 8, 0, 0],
+    ['unknown fd', LOOKUP, 999999, KEY, VAL, 0, -EBADF],
+    ['value offset past the memory', LOOKUP, fd, KEY, mem.byteLength, 0, -14],
+    ['fractional offset', LOOKUP, fd, 0.5, VAL, 0, -EINVAL],
+    ['unknown command', 99, fd, KEY, VAL, 0, -EINVAL],
+    ['BPF_NOEXIST on an existing key', UPDATE, fd, KEY, VAL, BPF_NOEXIST, -EEXIST],
+  ];
+  const op = (c: (typeof cases)[number]): number => native.mapOp(c[1], c[2], u8, c[3], c[4], c[5]);
+  const seen = cases.map(() => new Set<number>());
+  const before = native.fastCallCount();
+  let wrongValue = 0;
+  for (let i = 0; i < 20000; i++) {
+    for (let j = 0; j < cases.length; j++) {
+      dv.setBigUint64(VAL + 8, 0n, true);
+      seen[j]!.add(op(cases[j]!));
+      if (j === 0 && dv.getBigUint64(VAL + 8, true) !== 77n) wrongValue++;
+    }
+  }
+  cases.forEach((c, j) => t.same([...seen[j]!], [c[6]], `${c[0]}: ${c[6]} on every call`));
+  t.equal(wrongValue, 0, 'every lookup wrote the value at its offset');
+  if (expectFast) t.ok(native.fastCallCount() - before > 10000, `calls took the fast path (${native.fastCallCount() - before})`);
+
+  const buf = native.ringbufOpen(fds.rb!);
+  const out = new Uint8Array(4096);
+  const poll = (id: number): number => native.bufferPoll(id, 0, -1, out);
+  const polled = new Set<number>();
+  const bad = new Set<number>();
+  const before2 = native.fastCallCount();
+  for (let i = 0; i < 20000; i++) {
+    polled.add(poll(buf));
+    bad.add(poll(987654));
+  }
+  native.bufferClose(buf);
+  t.same([...polled], [0], 'empty ring buffer: 0 on every poll');
+  t.same([...bad], [-EBADF], 'unknown buffer: -EBADF on every poll');
+  if (expectFast) t.ok(native.fastCallCount() - before2 > 10000, `polls took the fast path (${native.fastCallCount() - before2})`);
+});
+
 t.test('attachAuto a tracepoint, ring buffer records', async (t) => {
   setCtl(fds.ctl!, 0, process.pid);
   setCtl(fds.ctl!, 1, 0);
@@ -416,6 +549,20 @@ t.test('bufferPoll returns -EINTR promptly when the wake fd is written from anot
   fs.readSync(efd, cnt);
   t.equal(cnt.readBigUInt64LE(), 1n);
   t.equal(native.bufferPoll(buf, 0, efd, out), 0, 'not woken once the caller read the counter');
+
+  // the buffer's epoll set follows the wake fd the caller passes
+  fs.writeSync(efd, Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]));
+  t.equal(native.bufferPoll(buf, 50, efd, out), -EINTR, 'a written wake fd wakes a timed wait');
+  const t1 = Date.now();
+  t.equal(native.bufferPoll(buf, 60, -1, out), 0, 'without a wake fd the same wait times out (the old one is no longer watched)');
+  t.ok(Date.now() - t1 >= 50, 'and it did wait');
+  const efd2 = native.eventFd();
+  t.equal(native.bufferPoll(buf, 20, efd2, out), 0, 'another, unwritten wake fd: timeout');
+  fs.writeSync(efd2, Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]));
+  t.equal(native.bufferPoll(buf, 1000, efd2, out), -EINTR, 'which then wakes it');
+  t.equal(native.bufferPoll(buf, 0, -1, out), 0, 'timeout 0 without a wake fd: the empty buffer answers 0');
+  t.equal(native.bufferPoll(buf, 0, 987654, out), -EBADF, 'a wake fd that is not open: -EBADF');
+  native.closeFd(efd2);
   native.closeFd(efd);
   native.bufferClose(buf);
 });

@@ -19,10 +19,9 @@ const ENOBUFS = 105;
 class ScriptedSource implements RecordSource {
   readonly queue: Uint8Array[] = [];
   polls = 0;
-  poll(_timeoutMs: number, buf: ArrayBuffer): number {
+  poll(_timeoutMs: number, out: Uint8Array): number {
     this.polls++;
-    const out = new Uint8Array(buf);
-    const dv = new DataView(buf);
+    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
     let off = 0;
     let n = 0;
     while (this.queue.length > 0) {

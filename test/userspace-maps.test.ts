@@ -295,8 +295,8 @@ t.test('queue and stack', async (t) => {
 t.test('ring buffer: reserve/submit/discard, order, capacity', async (t) => {
   const e = env();
   const rb = createMap(spec(27, 0, 0, 4096), e) as RingBufMap;
-  const out = new ArrayBuffer(8192);
-  const dv = new DataView(out);
+  const out = new Uint8Array(8192);
+  const dv = new DataView(out.buffer);
   t.equal(rb.reserve(8, 1), 0, 'reserve flags must be 0');
   t.equal(rb.reserve(5000, 0), 0, 'larger than the ring: NULL');
   const a = rb.reserve(10, 0);
@@ -311,7 +311,7 @@ t.test('ring buffer: reserve/submit/discard, order, capacity', async (t) => {
   rb.discard(a, 0);
   t.equal(rb.pendingSize(), 3);
   t.equal(rb.drain(out), 1, 'discarded records are skipped');
-  t.same([dv.getUint32(0, true), dv.getUint32(4, true), ...new Uint8Array(out, 8, 8)], [3, 0, 1, 2, 3, 0, 0, 0, 0, 0], '[u32 size][u32 0][data padded to 8]');
+  t.same([dv.getUint32(0, true), dv.getUint32(4, true), ...out.subarray(8, 16)], [3, 0, 1, 2, 3, 0, 0, 0, 0, 0], '[u32 size][u32 0][data padded to 8]');
   t.throws(() => rb.submit(b, 0), /not a record reserved/, 'double submit is refused');
   t.equal(rb.query(0), 0n, 'AVAIL_DATA 0 after consuming');
   t.equal(rb.query(1), 4096n, 'RING_SIZE');
@@ -323,9 +323,9 @@ t.test('ring buffer: reserve/submit/discard, order, capacity', async (t) => {
   t.equal(rb.output(u64(0n), 0), -11, 'full: -EAGAIN');
   t.equal(rb.output(u64(0n), 4), -E.EINVAL, 'bad flags: EINVAL');
   t.equal(rb.query(0), 255n * 16n);
-  const small = new ArrayBuffer(16);
+  const small = new Uint8Array(16);
   t.equal(rb.drain(small), 1, 'as many whole records as fit');
-  t.equal(rb.drain(new ArrayBuffer(8)), -105, 'a record larger than out: -ENOBUFS');
+  t.equal(rb.drain(new Uint8Array(8)), -105, 'a record larger than out: -ENOBUFS');
   let got = 1;
   for (let r = rb.drain(out); r > 0; r = rb.drain(out)) {
     for (let i = 0; i < r; i++) t.equal(dv.getBigUint64(i * 16 + 8, true), BigInt(got + i));
@@ -340,7 +340,7 @@ t.test('ring buffer: reserve/submit/discard, order, capacity', async (t) => {
     rb.submit(addr, 0);
     const r = rb.drain(out);
     t.equal(r, 1);
-    t.ok(new Uint8Array(out, 8, 1000).every((x) => x === k + 1), `wrapped record ${k} intact`);
+    t.ok(out.subarray(8, 1008).every((x) => x === k + 1), `wrapped record ${k} intact`);
   }
   // afterRun discards what a run left reserved
   const left = rb.reserve(8, 0);
@@ -368,11 +368,11 @@ t.test('perf event array: per-CPU buffers, lost records', async (t) => {
   t.equal(m.output(0xffffffffn, data), 0);
   t.equal(m.output(0xffffffffn, data), -E.ENOSPC, 'CPU 0 full: lost');
   t.equal(m.lost(), 1);
-  const out = new ArrayBuffer(256);
+  const out = new Uint8Array(256);
   t.equal(m.pendingSize(), 12, 'raw sample size: data padded so that size + 4 is 8-aligned');
   t.equal(m.drain(out), 3);
-  const dv = new DataView(out);
-  t.same([dv.getUint32(0, true), ...new Uint8Array(out, 8, 12)], [12, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0, 0]);
+  const dv = new DataView(out.buffer);
+  t.same([dv.getUint32(0, true), ...out.subarray(8, 20)], [12, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0, 0]);
   t.equal(m.output(0xffffffffn, data), 0, 'room again after the reader consumed');
   t.equal(m.sysLookup(u32(0), new Uint8Array(4), 0), -E.ENOTSUPP);
   t.equal(m.sysUpdate(u32(0), u32(3), 0), -E.EBADF, 'no perf event fds in userspace');

@@ -1,6 +1,6 @@
 // The userspace backend end to end: objects loaded by backends/userspace/index.ts, programs run in the
 // VM with a ctx, results read through mapOperate / openRecords exactly as the ABI layer (src/abi/host.ts)
-// calls them: guest memory as an ArrayBuffer with key/value offsets, records as [u32 size][u32 0][data].
+// calls them: guest memory as a Uint8Array with key/value offsets, records as [u32 size][u32 0][data].
 import t, { type Test } from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -38,8 +38,8 @@ const TASK: CurrentTask = { pid: 1234, tgid: 1200, uid: 1000, gid: 100, comm: 'a
 
 /** a guest memory and the ABI layer's view of a map operation */
 class Guest {
-  readonly mem = new ArrayBuffer(65536);
-  readonly dv = new DataView(this.mem);
+  readonly mem = new Uint8Array(65536);
+  readonly dv = new DataView(this.mem.buffer);
   constructor(readonly obj: UserspaceObject) {}
   fd(name: string): number {
     const m = this.obj.maps.find((x) => x.name === name);
@@ -50,7 +50,7 @@ class Guest {
   lookup(name: string, key: number, size = 8): { r: number; value: Uint8Array } {
     this.dv.setUint32(0, key, true);
     const r = this.obj.mapOperate(LOOKUP, this.fd(name), this.mem, 0, 1024, 0);
-    return { r, value: new Uint8Array(this.mem.slice(1024, 1024 + size)) };
+    return { r, value: this.mem.slice(1024, 1024 + size) };
   }
   u64(name: string, key: number): bigint {
     const { r, value } = this.lookup(name, key);
@@ -110,15 +110,15 @@ t.test('end to end: helpers, hash map, ring buffer, globals, per-CPU, queue, tra
     t.same(qv, [1200, 1200, 1200, 7], 'queue: FIFO');
     // ring buffer records, as the ABI layer drains them
     const src = obj.openRecords(g.fd('rb'));
-    const out = new ArrayBuffer(4096);
+    const out = new Uint8Array(4096);
     const n = src.poll(0, out);
     t.equal(n, 4, 'four events');
-    const dv = new DataView(out);
+    const dv = new DataView(out.buffer);
     let off = 0;
     const events = [];
     for (let i = 0; i < n; i++) {
       const size = dv.getUint32(off, true);
-      const e = new DataView(out, off + 8, size);
+      const e = new DataView(out.buffer, off + 8, size);
       events.push({
         size,
         pid: e.getUint32(0, true),
@@ -126,7 +126,7 @@ t.test('end to end: helpers, hash map, ring buffer, globals, per-CPU, queue, tra
         count: e.getBigUint64(8, true),
         uid: e.getUint32(16, true),
         cpu: e.getUint32(20, true),
-        comm: new TextDecoder().decode(new Uint8Array(out, off + 8 + 24, 16)).replace(/\0+$/, ''),
+        comm: new TextDecoder().decode(out.subarray(off + 8 + 24, off + 8 + 40)).replace(/\0+$/, ''),
         arg: e.getBigUint64(40, true),
       });
       off += 8 + ((size + 7) & ~7);
@@ -146,7 +146,7 @@ t.test('end to end: helpers, hash map, ring buffer, globals, per-CPU, queue, tra
     obj.run('on_event', ctx);
     t.equal(g.u64('counts', 1200), 101n);
     t.equal(src.poll(0, out), 1);
-    t.equal(new DataView(out).getBigUint64(8 + 8, true), 101n);
+    t.equal(new DataView(out.buffer).getBigUint64(8 + 8, true), 101n);
     t.equal(obj.mapOperate(DELETE, g.fd('counts'), g.mem, 0, -1, 0), 0);
     t.equal(obj.mapOperate(DELETE, g.fd('counts'), g.mem, 0, -1, 0), -2);
     t.equal(obj.mapOperate(LOOKUP, 12345, g.mem, 0, 1024, 0), -9, 'unknown fd: -EBADF');
@@ -172,9 +172,9 @@ t.test('end to end: perf event array through openRecords', async (t) => {
   const src = obj.openRecords(g.fd('perf'));
   t.equal(obj.run('on_perf', new Uint8Array(8)).r0, 0n);
   t.equal(obj.run('on_perf', new Uint8Array(8), { cpu: 1 }).r0, 0n, 'BPF_F_CURRENT_CPU on CPU 1');
-  const out = new ArrayBuffer(256);
+  const out = new Uint8Array(256);
   t.equal(src.poll(100, out), 2);
-  const dv = new DataView(out);
+  const dv = new DataView(out.buffer);
   t.equal(dv.getUint32(0, true), 12, 'a 6-byte sample arrives as 12 bytes, as libbpf hands it over');
   t.equal(dv.getUint32(8, true), 0xdeadbeef);
   t.equal(dv.getUint16(12, true), 7);
@@ -254,9 +254,9 @@ t.test('run faults are VmErrors naming the instruction; leaked reservations are 
   t.match((err as VmError).message, /memory: .* at pc \d+ .* in on_event/);
   // the run reserved a record before faulting: it was discarded, so the ring is empty and usable
   const src = obj.openRecords(obj.maps.find((m) => m.name === 'rb')!.fd);
-  t.equal(src.poll(0, new ArrayBuffer(1024)), 0);
+  t.equal(src.poll(0, new Uint8Array(1024)), 0);
   t.equal(obj.run('on_event', new Uint8Array(8)).r0, 0n, 'the object still runs');
-  t.equal(src.poll(0, new ArrayBuffer(1024)), 1);
+  t.equal(src.poll(0, new Uint8Array(1024)), 1);
 });
 
 t.test('polls wait for their timeout and return -EINTR once the stop flag is set', async (t) => {
@@ -266,15 +266,15 @@ t.test('polls wait for their timeout and return -EINTR once the stop flag is set
   const obj = backend.load(fixture('e2e'), loadOpts);
   const src = obj.openRecords(obj.maps.find((m) => m.name === 'rb')!.fd);
   const t0 = Date.now();
-  t.equal(src.poll(60, new ArrayBuffer(64)), 0, 'timeout: 0');
+  t.equal(src.poll(60, new Uint8Array(64)), 0, 'timeout: 0');
   t.ok(Date.now() - t0 >= 50, 'it waited');
   Atomics.store(new Int32Array(stop), 0, 2);
-  t.equal(src.poll(-1, new ArrayBuffer(64)), -4, 'stopped: -EINTR, even with an infinite timeout');
+  t.equal(src.poll(-1, new Uint8Array(64)), -4, 'stopped: -EINTR, even with an infinite timeout');
   obj.run('on_event', new Uint8Array(8));
-  t.equal(src.poll(-1, new ArrayBuffer(64)), 1, 'queued records are still delivered first');
-  t.equal(src.poll(-1, new ArrayBuffer(8)), -4);
+  t.equal(src.poll(-1, new Uint8Array(64)), 1, 'queued records are still delivered first');
+  t.equal(src.poll(-1, new Uint8Array(8)), -4);
   obj.run('on_event', new Uint8Array(8));
-  t.equal(src.poll(0, new ArrayBuffer(8)), -105, 'a record larger than out: -ENOBUFS');
+  t.equal(src.poll(0, new Uint8Array(8)), -105, 'a record larger than out: -ENOBUFS');
   t.equal(src.pendingSize(), 48);
 });
 
@@ -354,20 +354,20 @@ t.test('matrix objects in the userspace backend', { skip: !existsSync(path.join(
   ctx.set(name, 20);
   const rb = o.openRecords(o.maps.find((m) => m.name === 'rb')!.fd);
   t.equal(o.run('handle_exec', ctx).r0, 0n);
-  const out = new ArrayBuffer(1024);
+  const out = new Uint8Array(1024);
   t.equal(rb.poll(0, out), 1, 'one exec event');
-  const e = new DataView(out, 8, 168);
-  t.equal(new DataView(out).getUint32(0, true), 168, 'struct event');
+  const e = new DataView(out.buffer, 8, 168);
+  t.equal(new DataView(out.buffer).getUint32(0, true), 168, 'struct event');
   t.equal(e.getInt32(8, true), TASK.tgid, 'pid (tgid of the current task)');
   t.equal(e.getInt32(12, true), 0, 'ppid: no task_struct image, BPF_CORE_READ read zeros');
-  t.equal(new TextDecoder().decode(new Uint8Array(out, 8 + 20, 15)), 'a-rather-long-c');
-  t.equal(new TextDecoder().decode(new Uint8Array(out, 8 + 36, 13)), '/usr/bin/true', 'filename through bpf_probe_read_str of the ctx');
+  t.equal(new TextDecoder().decode(out.subarray(8 + 20, 8 + 35)), 'a-rather-long-c');
+  t.equal(new TextDecoder().decode(out.subarray(8 + 36, 8 + 49)), '/usr/bin/true', 'filename through bpf_probe_read_str of the ctx');
   t.equal(e.getUint8(163), 0, 'EXEC');
   // the exit handler finds the start time in exec_start and reports the duration
   t.equal(o.run('handle_exit', new Uint8Array(64), { task: { ...TASK, pid: TASK.tgid } }).r0, 0n);
   t.equal(rb.poll(0, out), 1, 'one exit event');
-  t.equal(new DataView(out, 8).getUint8(163), 1, 'EXIT');
-  t.ok(new DataView(out, 8).getBigUint64(0, true) > 0n, 'duration from exec_start');
+  t.equal(new DataView(out.buffer, 8).getUint8(163), 1, 'EXIT');
+  t.ok(new DataView(out.buffer, 8).getBigUint64(0, true) > 0n, 'duration from exec_start');
 });
 
 t.test('hostile objects only ever fail with BackendError', async (t) => {

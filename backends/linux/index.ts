@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
-import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
+import type { Backend, DirectMapOps, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import { isPerCpuMap, MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
 import { loadNative, type NativeAddon } from './native.js';
@@ -34,6 +34,31 @@ export class LinuxBackend implements Backend {
   wakeFd(): number {
     if (this.wake < 0) this.wake = this.native.eventFd();
     return this.wake;
+  }
+
+  /** the addon's wasm_bpf_map_operate in C (native/src/guestmaps.cc), when this build has V8 fast calls */
+  directMapOps(): DirectMapOps | undefined {
+    const n = this.native;
+    if (!n.fastCalls || !n.guestMapOpen || !n.guestMapBind || !n.guestMapSet || !n.guestMapClose || !n.guestMapRelease) return undefined;
+    const opened = n.guestMapOpen();
+    if (!opened) return undefined; // every slot taken: the ABI layer's JavaScript path serves this guest
+    const [slot, fn] = opened;
+    const { guestMapBind: bind, guestMapSet: set, guestMapClose: close, guestMapRelease: release } = n;
+    // once released, the slot may belong to another guest: nothing may touch it through this object
+    let released = false;
+    return {
+      fn,
+      bind: (memory) => void (released || bind(slot, memory.buffer)),
+      add: (fd, keySize, opValueSize) => void (released || set(slot, fd, keySize, opValueSize)),
+      remove: (fd) => void (released || set(slot, fd)),
+      close: () => void (released || close(slot)),
+      release: () => {
+        if (released) return;
+        released = true;
+        close(slot);
+        release(slot);
+      },
+    };
   }
 
   dispose(): void {
@@ -110,6 +135,9 @@ class LinuxObject implements LoadedObject {
   private readonly links: number[] = [];
   private readonly sources = new Set<LinuxRecordSource>();
   private closed = false;
+  /** native.mapOp held directly: the addon's exports object has too many properties for V8 to keep
+   * it in fast mode, so loading the function from it on every call is a generic property lookup */
+  private readonly mapOp: NativeAddon['mapOp'];
 
   constructor(
     private readonly native: NativeAddon,
@@ -118,7 +146,9 @@ class LinuxObject implements LoadedObject {
     readonly maps: readonly MapInfo[],
     private readonly opts: LoadOptions,
     private readonly wakeFd: () => number,
-  ) {}
+  ) {
+    this.mapOp = native.mapOp;
+  }
 
   attach(program: string, target: string | undefined): void {
     if (this.closed) throw new BackendError('the object is closed', 9);
@@ -147,8 +177,9 @@ class LinuxObject implements LoadedObject {
     }
   }
 
-  mapOperate(cmd: number, fd: number, mem: ArrayBuffer, keyOff: number, valOff: number, flags: number): number {
-    return this.native.mapOp(cmd, fd, mem, keyOff, valOff, flags);
+  mapOperate(cmd: number, fd: number, mem: Uint8Array, keyOff: number, valOff: number, flags: number): number {
+    const op = this.mapOp;
+    return op(cmd, fd, mem, keyOff, valOff, flags);
   }
 
   openRecords(fd: number): RecordSource {
@@ -184,14 +215,21 @@ class LinuxObject implements LoadedObject {
 
 class LinuxRecordSource implements RecordSource {
   private open = true;
+  /** held directly, as LinuxObject.mapOp */
+  private readonly bufferPoll: NativeAddon['bufferPoll'];
   constructor(
     private readonly native: NativeAddon,
     private readonly id: number,
     private readonly wakeFd: number,
     private readonly onClose: () => void,
-  ) {}
-  poll(timeoutMs: number, out: ArrayBuffer): number {
-    return this.native.bufferPoll(this.id, timeoutMs, this.wakeFd, out);
+  ) {
+    this.bufferPoll = native.bufferPoll;
+  }
+  poll(timeoutMs: number, out: Uint8Array): number {
+    const poll = this.bufferPoll;
+    // A poll that does not wait needs no wake fd (the ABI layer checks the stop flag before every
+    // poll): without one, an empty buffer is answered without a syscall.
+    return poll(this.id, timeoutMs, timeoutMs === 0 ? -1 : this.wakeFd, out);
   }
   pendingSize(): number {
     return this.native.bufferPendingSize(this.id);

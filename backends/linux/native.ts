@@ -81,13 +81,34 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   numPossibleCpus(): number;
 
+  /** true when mapOp and bufferPoll have a V8 fast path in this build (Node 20 / V8 11.3, x86-64) */
+  readonly fastCalls: boolean;
+  /** calls that took the fast path so far (approximate; for tests and benchmarks) */
+  fastCallCount(): number;
+
+  // wasm_bpf_map_operate in C, for the guest to import directly (native/src/guestmaps.cc); present
+  // only when fastCalls is true
+  /** a slot and its function (the import, (i32 fd, i32 cmd, i32 key, i32 value, i32 next, i64 flags)
+   * -> i32), or null when every slot is taken */
+  guestMapOpen?(): [number, (...args: never[]) => number] | null;
+  /** the guest's memory (its current buffer; memory.grow keeps the same store) */
+  guestMapBind?(slot: number, buffer: ArrayBuffer): boolean;
+  /** a map fd the guest may use, with its key size and map_operate value size; without sizes: forget it */
+  guestMapSet?(slot: number, fd: number, keySize?: number, opValueSize?: number): boolean;
+  /** the guest is done: its function answers -EBADF from now on */
+  guestMapClose?(slot: number): void;
+  /** no instance can call the slot's function any more (it was collected, or never instantiated): the
+   * slot may go to another guest */
+  guestMapRelease?(slot: number): void;
+
   /**
    * One bpf() syscall on a map; keys and values live in `mem` (the guest memory) at the given offsets,
    * already bounds-checked by the caller. keyOff -1 passes NULL (GET_NEXT_KEY's first key, queue maps).
    * cmd: 1 LOOKUP_ELEM (valOff = value), 2 UPDATE_ELEM (valOff = value), 3 DELETE_ELEM,
-   * 4 GET_NEXT_KEY (valOff = next key). Returns 0 or -errno; never throws.
+   * 4 GET_NEXT_KEY (valOff = next key). Returns 0 or -errno; never throws. With a Uint8Array `mem`,
+   * optimized callers reach it as a V8 fast call (see fastCalls); any ArrayBuffer or view also works.
    */
-  mapOp(cmd: number, fd: number, mem: ArrayBuffer, keyOff: number, valOff: number, flags: number): number;
+  mapOp(cmd: number, fd: number, mem: Uint8Array | ArrayBuffer, keyOff: number, valOff: number, flags: number): number;
 
   /** ring_buffer__new on a BPF_MAP_TYPE_RINGBUF fd. Returns a buffer id. */
   ringbufOpen(mapFd: number): number;
@@ -98,10 +119,12 @@ export interface NativeAddon {
    * then copy whole records into `out` as [u32 size][u32 reserved][size bytes, padded to 8] ...
    * Returns the number of records written (0 on timeout), -EINTR if wakeFd is readable (its counter is
    * left as is), -ENOBUFS if the next record alone does not fit `out` (see bufferPendingSize), or -errno.
+   * wakeFd -1 means none; a poll with timeout 0 and no wake fd makes no syscall when nothing is queued.
+   * The buffer keeps one epoll set (and a dup of the last wakeFd) between calls: pass the same wakeFd.
    * Records consumed from the kernel that do not fit are kept natively and delivered first next time;
    * none is ever dropped.
    */
-  bufferPoll(buf: number, timeoutMs: number, wakeFd: number, out: ArrayBuffer): number;
+  bufferPoll(buf: number, timeoutMs: number, wakeFd: number, out: Uint8Array | ArrayBuffer): number;
   /** size of the next pending record (0 if none) */
   bufferPendingSize(buf: number): number;
   /** perf buffer samples the kernel reported lost so far */

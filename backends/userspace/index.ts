@@ -352,12 +352,12 @@ export class UserspaceObject implements LoadedObject {
     );
   }
 
-  mapOperate(cmd: number, fd: number, mem: ArrayBuffer, keyOff: number, valOff: number, flags: number): number {
+  mapOperate(cmd: number, fd: number, mem: Uint8Array, keyOff: number, valOff: number, flags: number): number {
     const entry = this.closed ? undefined : this.byFd.get(fd);
     if (!entry) return -E.EBADF;
     const { map, info } = entry;
     const len = mem.byteLength;
-    const view = (off: number, n: number): Uint8Array | undefined => (off < 0 ? undefined : off + n <= len ? new Uint8Array(mem, off, n) : undefined);
+    const view = (off: number, n: number): Uint8Array | undefined => (off < 0 ? undefined : off + n <= len ? mem.subarray(off, off + n) : undefined);
     if (keyOff >= 0 && keyOff + info.keySize > len) return -E.EFAULT;
     const key = view(keyOff, info.keySize);
     try {
@@ -483,7 +483,7 @@ class UserspaceRecordSource implements RecordSource {
     this.idle = new Int32Array(new SharedArrayBuffer(4));
   }
 
-  poll(timeoutMs: number, out: ArrayBuffer): number {
+  poll(timeoutMs: number, out: Uint8Array): number {
     if (!this.open) return -E.EBADF;
     const n = this.map.drain(out);
     if (n !== 0) return n;

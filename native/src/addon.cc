@@ -2,6 +2,7 @@
 #include <napi.h>
 #include <sys/resource.h>
 
+#include "fastcall.h"
 #include "log.h"
 #include "registry.h"
 
@@ -106,6 +107,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("lsmListModules", LsmListModules);
   set("progTestRun", ProgTestRun);
   set("mapCreate", MapCreate);
+  // mapOp and bufferPoll with a V8 fast path where this build has one (fastcall.h)
+  bool fast = SetFastMapOp(env, exports) && SetFastBufferPoll(env, exports) && SetGuestMapFunctions(env, exports);
+  exports.Set("fastCalls", Napi::Boolean::New(env, fast));
+  set("fastCallCount", [](const Napi::CallbackInfo& info) -> Napi::Value { return Napi::Number::New(info.Env(), FastCallCount()); });
   return exports;
 }
 

@@ -9,7 +9,8 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <node_api.h>
-#include <poll.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cerrno>
@@ -93,6 +94,46 @@ inline int Outcome(Buf* b, int err) {
   return kNothing;
 }
 
+/** the buffer's epoll set with waitFd and (a dup of) wakeFd registered; 0 or -errno */
+int EnsureEpoll(Buf* b, int wakeFd) {
+  if (b->epfd < 0) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return -errno;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = 0;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, b->waitFd, &ev) < 0) {
+      int e = errno;
+      close(ep);
+      return -e;
+    }
+    b->epfd = ep;
+  }
+  if (wakeFd == b->wakeArg) return 0;
+  // another wake fd than last time (in practice: the first wait, or a test): re-register
+  if (b->wakeDup >= 0) {
+    epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->wakeDup, nullptr);
+    close(b->wakeDup);
+    b->wakeDup = -1;
+    b->wakeArg = -1;
+  }
+  if (wakeFd < 0) return 0;
+  // our own reference: the set stays valid even if the caller closes its fd while we wait
+  int d = fcntl(wakeFd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) return errno == EBADF ? -EBADF : -errno;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = 1;
+  if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, d, &ev) < 0) {
+    int e = errno;
+    close(d);
+    return -e;
+  }
+  b->wakeDup = d;
+  b->wakeArg = wakeFd;
+  return 0;
+}
+
 int PollLocked(Buf* b, int timeoutMs, int wakeFd) {
   // 1. records left over from an earlier call come first
   while (!b->pending.empty()) {
@@ -106,24 +147,26 @@ int PollLocked(Buf* b, int timeoutMs, int wakeFd) {
   // 2. whatever is already in the kernel buffer: no syscall, no wait
   int r = Outcome(b, Consume(b));
   if (r != kNothing) return r;
+  // Nothing there, no wait asked for and no wake fd to report: done without a syscall (the consume
+  // above read the same producer position that readiness is computed from)
+  if (timeoutMs == 0 && wakeFd < 0) return 0;
   // 3. wait for data or for the wake fd
-  pollfd fds[2] = {{b->waitFd, POLLIN, 0}, {wakeFd, POLLIN, 0}};
-  nfds_t nfds = wakeFd >= 0 ? 2 : 1;
+  r = EnsureEpoll(b, wakeFd);
+  if (r < 0) return r;
   int64_t deadline = timeoutMs > 0 ? NowMs() + timeoutMs : 0;
   int wait = timeoutMs < 0 ? -1 : timeoutMs;
   for (;;) {
-    int n = poll(fds, nfds, wait);
+    epoll_event evs[2];
+    int n = epoll_wait(b->epfd, evs, 2, wait);
     if (n < 0 && errno != EINTR) return -errno;
-    if (n > 0) {
-      if (nfds == 2 && fds[1].revents) {
-        if (fds[1].revents & POLLNVAL) return -EBADF;
-        return -EINTR;  // woken; the eventfd counter is left for the caller
-      }
-      if (fds[0].revents & POLLNVAL) return -EBADF;
-      if (fds[0].revents) {
-        r = Outcome(b, Consume(b));
-        if (r != kNothing) return r;
-      }
+    bool data = false;
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.u32 == 1) return -EINTR;  // woken; the eventfd counter is left for the caller
+      data = true;
+    }
+    if (data) {
+      r = Outcome(b, Consume(b));
+      if (r != kNothing) return r;
     }
     // timeout, signal, or readiness without a record (e.g. discarded ring buffer records)
     if (timeoutMs == 0) return 0;
@@ -174,7 +217,23 @@ Napi::Value PerfbufOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, gBufs.Add(std::move(b)));
 }
 
-// Raw N-API: called in a loop by the event pump. Returns a count or -errno; never throws.
+int32_t BufferPollCore(int32_t id, int32_t timeoutMs, int32_t wakeFd, uint8_t* out, size_t len) {
+  auto b = gBufs.Get(id);
+  if (!b) return -EBADF;
+  std::lock_guard<std::mutex> g(b->mu);
+  b->out = out;
+  b->cap = out ? len : 0;
+  b->off = 0;
+  b->count = 0;
+  b->full = false;
+  int r = PollLocked(b.get(), timeoutMs, wakeFd);
+  b->out = nullptr;
+  b->cap = 0;
+  return r;
+}
+
+// The plain N-API entry point (registered when the addon is built without V8 fast calls; the fast
+// call in fastcall.cc shares BufferPollCore). Returns a count or -errno; never throws.
 napi_value BufferPoll(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -199,21 +258,7 @@ napi_value BufferPoll(napi_env env, napi_callback_info info) {
       return Int(env, -EINVAL);
     }
   }
-  auto b = gBufs.Get(id);
-  if (!b) return Int(env, -EBADF);
-  int r;
-  {
-    std::lock_guard<std::mutex> g(b->mu);
-    b->out = static_cast<uint8_t*>(data);
-    b->cap = data ? len : 0;
-    b->off = 0;
-    b->count = 0;
-    b->full = false;
-    r = PollLocked(b.get(), timeoutMs, wakeFd);
-    b->out = nullptr;
-    b->cap = 0;
-  }
-  return Int(env, r);
+  return Int(env, BufferPollCore(id, timeoutMs, wakeFd, static_cast<uint8_t*>(data), data ? len : 0));
 }
 
 Napi::Value BufferPendingSize(const Napi::CallbackInfo& info) {

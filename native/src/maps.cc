@@ -1,5 +1,6 @@
-// mapOp: the hot path. Plain N-API (no node-addon-api wrapper objects), no allocation, no libbpf,
-// exactly one bpf() syscall. Returns 0 or -errno and never throws.
+// mapOp: the hot path. No allocation, no libbpf, exactly one bpf() syscall. Returns 0 or -errno and
+// never throws. MapOpCore is shared by the plain N-API entry point below and the V8 fast call
+// (fastcall.cc).
 #include <linux/bpf.h>
 #include <node_api.h>
 #include <sys/syscall.h>
@@ -59,6 +60,34 @@ inline bool BufferOf(napi_env env, napi_value v, uint8_t** data, size_t* len) {
 
 }  // namespace
 
+int32_t MapOpCore(uint8_t* mem, size_t len, int32_t cmd, int32_t fd, int64_t keyOff, int64_t valOff, int64_t flags) {
+  switch (cmd) {
+    case BPF_MAP_LOOKUP_ELEM:
+    case BPF_MAP_UPDATE_ELEM:
+    case BPF_MAP_DELETE_ELEM:
+    case BPF_MAP_GET_NEXT_KEY:
+    case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+      break;
+    default:
+      return -EINVAL;
+  }
+  // Offsets are bounds-checked (against the key/value sizes) by the caller; here only make sure a
+  // detached or too-small memory cannot turn an offset into a wild pointer.
+  if ((keyOff >= 0 && static_cast<uint64_t>(keyOff) >= len) || (valOff >= 0 && static_cast<uint64_t>(valOff) >= len) ||
+      ((keyOff >= 0 || valOff >= 0) && mem == nullptr))
+    return -EFAULT;
+
+  union bpf_attr attr;
+  memset(&attr, 0, kElemAttrSize);
+  attr.map_fd = static_cast<uint32_t>(fd);
+  attr.key = keyOff < 0 ? 0 : reinterpret_cast<uint64_t>(mem + keyOff);
+  attr.value = valOff < 0 ? 0 : reinterpret_cast<uint64_t>(mem + valOff);  // == next_key
+  attr.flags = static_cast<uint64_t>(flags);
+  long r = syscall(__NR_bpf, cmd, &attr, kElemAttrSize);
+  return r < 0 ? -errno : 0;
+}
+
+// The plain N-API entry point (registered when the addon is built without V8 fast calls).
 napi_value MapOp(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -72,30 +101,7 @@ napi_value MapOp(napi_env env, napi_callback_info info) {
       napi_get_value_int64(env, argv[5], &flags) != napi_ok)
     return Int(env, -EINVAL);
   if (!BufferOf(env, argv[2], &mem, &len)) return Int(env, -EINVAL);
-  switch (cmd) {
-    case BPF_MAP_LOOKUP_ELEM:
-    case BPF_MAP_UPDATE_ELEM:
-    case BPF_MAP_DELETE_ELEM:
-    case BPF_MAP_GET_NEXT_KEY:
-    case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
-      break;
-    default:
-      return Int(env, -EINVAL);
-  }
-  // Offsets are bounds-checked (against the key/value sizes) by the caller; here only make sure a
-  // detached or too-small memory cannot turn an offset into a wild pointer.
-  if ((keyOff >= 0 && static_cast<uint64_t>(keyOff) >= len) || (valOff >= 0 && static_cast<uint64_t>(valOff) >= len) ||
-      ((keyOff >= 0 || valOff >= 0) && mem == nullptr))
-    return Int(env, -EFAULT);
-
-  union bpf_attr attr;
-  memset(&attr, 0, kElemAttrSize);
-  attr.map_fd = static_cast<uint32_t>(fd);
-  attr.key = keyOff < 0 ? 0 : reinterpret_cast<uint64_t>(mem + keyOff);
-  attr.value = valOff < 0 ? 0 : reinterpret_cast<uint64_t>(mem + valOff);  // == next_key
-  attr.flags = static_cast<uint64_t>(flags);
-  long r = syscall(__NR_bpf, cmd, &attr, kElemAttrSize);
-  return Int(env, r < 0 ? -errno : 0);
+  return Int(env, MapOpCore(mem, len, cmd, fd, keyOff, valOff, flags));
 }
 
 }  // namespace wbn

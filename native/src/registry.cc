@@ -1,5 +1,7 @@
 #include "registry.h"
 
+#include "fastcall.h"
+
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@ void CleanupEnv(void* arg) {
   for (auto& l : gLinks.RemoveIf([env](const Link& l) { return l.envId == env; })) l->Destroy();
   for (int32_t id : gObjects.IdsWhere([env](const Obj& o) { return o.envId == env; })) CloseObject(id);
   gBufs.RemoveIf([env](const Buf& b) { return b.envId == env; });
+  ReleaseGuestMapSlots(env);
 }
 }  // namespace
 
@@ -37,6 +40,8 @@ Obj::~Obj() {
 Buf::~Buf() {
   if (rb) ring_buffer__free(rb);
   if (pb) perf_buffer__free(pb);
+  if (epfd >= 0) close(epfd);
+  if (wakeDup >= 0) close(wakeDup);
   if (ownsWaitFd && waitFd >= 0) close(waitFd);
   rb = nullptr;
   pb = nullptr;

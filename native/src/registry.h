@@ -125,6 +125,12 @@ struct Buf {
   // nested epoll); for a perf buffer libbpf's epoll fd over the per-CPU perf events.
   int waitFd = -1;
   bool ownsWaitFd = false;
+  // One epoll set per buffer, made at the first wait: waitFd (data.u32 0) and our dup of the caller's
+  // wake eventfd (data.u32 1), registered once instead of poll(2) adding and removing two wait-queue
+  // entries on every call. wakeArg is the caller's fd number the dup was made from (-1: none).
+  int epfd = -1;
+  int wakeDup = -1;
+  int wakeArg = -1;
   uint32_t envId = 0;
   // per-poll output cursor (valid while a poll holds mu)
   uint8_t* out = nullptr;

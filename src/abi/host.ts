@@ -1,7 +1,7 @@
 // The six `wasm_bpf` host functions (and TinyGo's `callback-wrapper` poll), exactly as in the
 // wasm-bpf ABI. Every guest pointer and length is checked here; backends receive offsets that are
 // known to be inside guest memory. Knows nothing of kernels: it talks to a Backend.
-import type { Backend, LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
+import type { Backend, DirectMapOps, LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
 import { MAP_TYPE } from '../../backends/backend.js';
 import { BackendError, Interrupted, ModuleError, errorMessage } from '../errors.js';
 import type { FuncType, ModuleShape, ValType } from '../wasm/imports.js';
@@ -30,6 +30,8 @@ export interface HostOptions {
   stop: StopSignal;
   /** diagnostics (host stderr) */
   log: (line: string) => void;
+  /** serve map_operate from JavaScript even when the backend has a direct one (tests compare the two) */
+  noDirectMapOps?: boolean;
 }
 
 type GuestCallback = (ctx: number, data: number, size: number) => number;
@@ -87,10 +89,15 @@ function describe(params: Array<ValType | 'ptr'>, results: ValType[]): string {
   return formatFuncType({ params: params.map((p) => (p === 'ptr' ? 'i32' : p)), results });
 }
 
+/** A direct map_operate (DirectMapOps) goes back to its backend once the instance importing it is
+ * garbage collected: only then can no call through it arrive any more. */
+const directRelease = new FinalizationRegistry<DirectMapOps>((d) => d.release());
+
 /** The host side of one guest instance: its objects, maps and buffers. */
 export class WasmBpfHost {
   private readonly objects = new Map<number, LoadedObject>();
-  private readonly maps = new Map<number, MapEntry>();
+  /** the guest's maps by fd (small integers: an array is the cheapest lookup on the map_operate path) */
+  private readonly maps: Array<MapEntry | undefined> = [];
   private readonly buffers = new Map<number, BufferState>();
   private readonly callbacks = new Map<number, GuestCallback>();
   /** per guest callback: its Wasm dispatcher, or null when it cannot have one (JS delivery) */
@@ -98,6 +105,8 @@ export class WasmBpfHost {
   private nextHandle = 1;
   private mem: GuestMemory | undefined;
   private table: WebAssembly.Table | undefined;
+  /** map_operate served by the backend without JavaScript, when it can (see imports()) */
+  private direct: DirectMapOps | undefined;
   private goCallback: GuestCallback | undefined;
 
   constructor(private readonly opts: HostOptions) {}
@@ -106,6 +115,15 @@ export class WasmBpfHost {
   imports(shape: ModuleShape): Record<string, Record<string, (...args: never[]) => unknown>> {
     const result: Record<string, Record<string, (...args: never[]) => unknown>> = {};
     const { wrapperModule } = this.opts;
+    // map_operate imported with i32 pointers only (the C and Rust SDKs): the backend's own function
+    // when it has one, imported by the guest directly; it applies mapOperate's checks (below) in C.
+    // A module that also imports it with i64 pointers gets the JavaScript function for both.
+    const mapOps = shape.imports.filter((i) => i.module === WASM_BPF_MODULE && i.name === 'wasm_bpf_map_operate');
+    const wideOps = mapOps.some((i) => i.type?.params.slice(2, 5).some((p) => p === 'i64'));
+    if (mapOps.length > 0) {
+      if (!wideOps && !this.opts.noDirectMapOps) this.direct ??= this.opts.backend.directMapOps?.();
+      this.debug(`map_operate: ${this.direct ? 'served by the backend directly (no JavaScript per call)' : `served by the host in JavaScript${wideOps ? ' (i64 pointers)' : ''}`}`);
+    }
     for (const imp of shape.imports) {
       if (imp.module !== WASM_BPF_MODULE && imp.module !== wrapperModule) continue;
       const table = imp.module === WASM_BPF_MODULE ? EXPECTED : EXPECTED_WRAPPER;
@@ -127,10 +145,11 @@ export class WasmBpfHost {
       }
       const mod = (result[imp.module] ??= {});
       if (imp.module === WASM_BPF_MODULE) {
-        mod[imp.name] =
-          imp.name === 'wasm_bpf_map_operate' && imp.type.params.slice(2, 5).some((p) => p === 'i64')
-            ? this.mapOperateWide
-            : this.fns[imp.name as keyof WasmBpfHost['fns']];
+        if (imp.name === 'wasm_bpf_map_operate') {
+          mod[imp.name] = wideOps ? this.mapOperateWide : (this.direct?.fn ?? this.fns.wasm_bpf_map_operate);
+        } else {
+          mod[imp.name] = this.fns[imp.name as keyof WasmBpfHost['fns']];
+        }
       } else {
         mod[imp.name] = this.wrapperPoll;
       }
@@ -145,14 +164,23 @@ export class WasmBpfHost {
       throw new ModuleError('WASM_EXPORT', 'the module does not export its memory as "memory"');
     }
     this.mem = new GuestMemory(memory);
+    if (this.direct) {
+      this.direct.bind(memory);
+      directRelease.register(instance, this.direct);
+    }
     if (table instanceof WebAssembly.Table) this.table = table;
     const cb = instance.exports[this.opts.callbackExport];
     if (typeof cb === 'function') this.goCallback = cb as GuestCallback;
   }
 
-  /** Closes every object the guest left open (detaching every link). */
+  /** Closes every object the guest left open (detaching every link); the guest is done. Also after
+   * a failed instantiation (bind() never called). */
   closeAll(): void {
     for (const handle of [...this.objects.keys()]) this.closeObject(handle);
+    if (this.direct) {
+      this.direct.close();
+      if (!this.mem) this.direct.release(); // no instance was made with it
+    }
   }
 
   get openObjectCount(): number {
@@ -191,14 +219,16 @@ export class WasmBpfHost {
   private closeObject(handle: number): boolean {
     const obj = this.objects.get(handle);
     if (!obj) return false;
-    for (const [fd, entry] of this.maps) {
-      if (entry.handle !== handle) continue;
+    for (let fd = 0; fd < this.maps.length; fd++) {
+      const entry = this.maps[fd];
+      if (entry === undefined || entry.handle !== handle) continue;
       const buf = this.buffers.get(fd);
       if (buf) {
         buf.src.close();
         this.buffers.delete(fd);
       }
-      this.maps.delete(fd);
+      this.maps[fd] = undefined;
+      this.direct?.remove(fd);
     }
     this.objects.delete(handle);
     obj.close();
@@ -223,7 +253,11 @@ export class WasmBpfHost {
         });
         const handle = this.nextHandle++;
         this.objects.set(handle, obj);
-        for (const info of obj.maps) if (info.fd >= 0) this.maps.set(info.fd, { obj, info, handle });
+        for (const info of obj.maps) {
+          if (info.fd < 0) continue;
+          this.maps[info.fd] = { obj, info, handle };
+          this.direct?.add(info.fd, info.keySize, info.opValueSize);
+        }
         this.debug(`loaded object ${handle}: ${obj.programs.length} programs, ${obj.maps.length} maps`);
         return BigInt(handle);
       } catch (err) {
@@ -335,10 +369,10 @@ export class WasmBpfHost {
   // ---- map operations: one backend call, one syscall ------------------------------------------------
 
   private mapOperate(fd: number, cmd: number, key: number, value: number, next: number, flags: bigint): number {
-    const entry = this.maps.get(fd);
-    if (!entry) return -EBADF;
-    const buf = this.memory.buffer;
-    const len = buf.byteLength;
+    const entry = fd >= 0 ? this.maps[fd] : undefined;
+    if (entry === undefined) return -EBADF;
+    const buf = this.memory.u8;
+    const len = buf.length;
     const { keySize, opValueSize } = entry.info;
     const keyOff = keySize === 0 ? -1 : key;
     if (keySize !== 0 && key + keySize > len) return -EFAULT;
@@ -396,8 +430,8 @@ export class WasmBpfHost {
   private buffer(fd: number): BufferState | number {
     const existing = this.buffers.get(fd);
     if (existing) return existing;
-    const entry = this.maps.get(fd);
-    if (!entry) return -EBADF;
+    const entry = fd >= 0 ? this.maps[fd] : undefined;
+    if (entry === undefined) return -EBADF;
     if (entry.info.type !== MAP_TYPE.RINGBUF && entry.info.type !== MAP_TYPE.PERF_EVENT_ARRAY) {
       this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: map '${entry.info.name}' (fd ${fd}) is neither a ring buffer nor a perf event array`);
       return -EINVAL;
@@ -426,7 +460,7 @@ export class WasmBpfHost {
     }
     if (st.remaining === 0) {
       if (this.opts.stop.stopped) throw new Interrupted();
-      let n = st.src.poll(timeoutMs, st.out);
+      let n = st.src.poll(timeoutMs, st.u8);
       while (n === -ENOBUFS) {
         const need = st.src.pendingSize() + 8;
         let size = st.out.byteLength;
@@ -434,7 +468,7 @@ export class WasmBpfHost {
         st.out = new ArrayBuffer(size);
         st.u8 = new Uint8Array(st.out);
         st.u32 = new Uint32Array(st.out);
-        n = st.src.poll(0, st.out);
+        n = st.src.poll(0, st.u8);
       }
       if (n === -EINTR) throw new Interrupted();
       if (n < 0) {

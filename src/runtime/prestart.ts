@@ -3,6 +3,7 @@
 // runtime's modules, the native addon) runs while the main thread loads the CLI and reads the module.
 // The next Runtime adopts it and sends it the input.
 import { SHARE_ENV, Worker } from 'node:worker_threads';
+import v8 from 'node:v8';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,8 +40,25 @@ export function workerUrl(): URL {
   return new URL(`file://${!process.env['WASM_BPF_NO_BUNDLE'] && mtime(bundle) >= plain ? bundle : js}`);
 }
 
+let gcFlagsSet = false;
+/**
+ * Node 20's node:wasi serves the guest's WASI imports as V8 fast calls, and some of them report
+ * memory to V8 (AdjustAmountOfExternalAllocatedMemory), which can start a garbage collection inside
+ * the fast call, where V8 does not expect one (nodejs/node#46777). After a guest grew its memory by
+ * tens of MiB, that crashed the guest thread now and then (a segfault in node:wasi's start(), in 2-9
+ * of 16 runs of test/abi.test.ts's `grow` scenario, also with plain node:wasi and no wasm-bpf code
+ * involved). Without concurrent marking it did not happen once in 100 runs. The flag is V8's,
+ * process-wide, and is read when an isolate's heap is made: set before the guest's thread starts.
+ */
+function avoidGcInWasiFastCalls(): void {
+  if (gcFlagsSet) return;
+  gcFlagsSet = true;
+  v8.setFlagsFromString('--no-concurrent-marking');
+}
+
 /** the environment is shared, so what the CLI sets after the start (e.g. --assume-missing) reaches the guest thread */
 export function startWorker(data: WorkerData): Worker {
+  avoidGcInWasiFastCalls();
   return new Worker(workerUrl(), { workerData: data, stdout: false, stderr: false, env: SHARE_ENV });
 }
 

@@ -60,6 +60,8 @@ async function run(): Promise<number> {
     backend,
     objectName: input.objectName,
     verbose: input.verbose,
+    // WASM_BPF_DIRECT_MAP_OPS=0: map_operate through the host's JavaScript (tests compare both paths)
+    noDirectMapOps: process.env['WASM_BPF_DIRECT_MAP_OPS'] === '0',
     allowCgroup: input.allowCgroup,
     wrapperModule: input.wrapperModule,
     callbackExport: input.callbackExport,
@@ -74,6 +76,7 @@ async function run(): Promise<number> {
     const module = input.module ?? (await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>));
     instance = await WebAssembly.instantiate(module, importObject);
   } catch (err) {
+    host.closeAll();
     throw new ModuleError(err instanceof WebAssembly.LinkError ? 'WASM_IMPORT' : 'WASM_MALFORMED', `cannot instantiate the module: ${errorMessage(err)}`, { cause: err });
   }
   host.bind(instance);

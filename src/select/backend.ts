@@ -1,6 +1,6 @@
 // Picks the backend that runs each eBPF object a guest loads: the prober's report (cached per boot)
 // against what the object's programs and maps need. `--backend` forces a choice.
-import type { Backend, BackendName, LoadedObject, LoadOptions } from '../../backends/backend.js';
+import type { Backend, BackendName, DirectMapOps, LoadedObject, LoadOptions } from '../../backends/backend.js';
 import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
 import { planObject, refusal, type ObjectShape } from './plan.js';
@@ -49,6 +49,10 @@ export class Selector implements Backend {
 
   wakeFd(): number {
     return this.linux.wakeFd();
+  }
+
+  directMapOps(): DirectMapOps | undefined {
+    return this.linux.directMapOps?.();
   }
 
   dispose(): void {

@@ -86,9 +86,9 @@ export class PerfEventArrayMap extends UserMap {
   }
 
   /** as RingBufMap.drain */
-  drain(out: ArrayBuffer): number {
-    const o8 = new Uint8Array(out);
-    const dv = new DataView(out);
+  drain(out: Uint8Array): number {
+    const o8 = out;
+    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
     let off = 0;
     let n = 0;
     while (this.head < this.queue.length) {

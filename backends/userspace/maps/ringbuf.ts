@@ -184,9 +184,9 @@ export class RingBufMap extends UserMap {
    * Copies whole committed records into `out` as [u32 size][u32 0][data padded to 8], in order, up to
    * the first record still reserved. Returns the count, or -ENOBUFS when the next one alone does not fit.
    */
-  drain(out: ArrayBuffer): number {
-    const o8 = new Uint8Array(out);
-    const o32 = new DataView(out);
+  drain(out: Uint8Array): number {
+    const o8 = out;
+    const o32 = new DataView(out.buffer, out.byteOffset, out.byteLength);
     let off = 0;
     let n = 0;
     for (;;) {

@@ -1,0 +1,287 @@
+// wasm_bpf_map_operate served by C, imported by the guest directly (no JavaScript on the path).
+//
+// With V8 fast calls a Wasm module that imports an API function whose signature matches calls the C
+// function directly: Wasm -> C, about 5 ns, instead of Wasm -> JS -> N-API (60-100 ns with cold
+// caches after the syscall). For that the C side needs what src/abi/host.ts's mapOperate uses: the
+// guest's memory and the key/value sizes of the maps the guest's objects own. A "slot" holds them for
+// one guest instance; each slot has its own C entry point (a template instance), because a fast call
+// gets no per-function data. 64 slots: a process that runs more guests at once gives the rest the
+// JavaScript path.
+//
+// Memory: the slot keeps the guest memory's v8::BackingStore. On 64-bit V8 a wasm32 memory reserves
+// its whole address range up front (bounds checks by guard pages), so memory.grow grows that same
+// store in place: its data pointer stays, ByteLength() follows the grow (test/abi-direct.test.ts
+// checks an operation on freshly grown memory).
+//
+// The checks and results are host.ts's mapOperate's, in the same order (-EBADF, key -EFAULT, flags
+// -EINVAL, value/next -EFAULT, unknown command -EINVAL).
+#include <linux/bpf.h>
+
+#include <array>
+#include <map>
+#include <atomic>
+#include <cerrno>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "fastcall.h"
+#include "registry.h"
+
+namespace wbn {
+
+int32_t MapOpCore(uint8_t* mem, size_t len, int32_t cmd, int32_t fd, int64_t keyOff, int64_t valOff, int64_t flags);
+
+}  // namespace wbn
+
+#if WBN_FAST_CALLS
+
+namespace wbn {
+
+namespace {
+
+struct MapDef {
+  uint32_t keySize = 0;
+  uint32_t opValueSize = 0;
+  bool valid = false;
+};
+
+// A slot is taken from guestMapOpen until guestMapRelease (the ABI layer calls it once the guest's
+// instance has been garbage collected, or right away when instantiation failed) or until its JS
+// environment ends: a C entry point is never handed to a second guest while the first could still
+// call it. guestMapClose only forgets the maps and the memory (calls then get -EBADF).
+struct Slot {
+  std::atomic<bool> used{false};
+  uint32_t envId = 0;
+  std::shared_ptr<v8::BackingStore> memory;  // null until bound
+  std::vector<MapDef> maps;                  // by fd
+};
+
+constexpr int kSlots = 64;
+std::array<Slot, kSlots> gSlots;
+std::mutex gSlotsMu;  // allocation and release only; a slot's contents belong to its one thread
+
+// The function of each slot, per isolate, made once: V8 keeps every function instantiated from a
+// FunctionTemplate alive, so a new one per guest would never be freed.
+std::map<v8::Isolate*, std::array<v8::Global<v8::Function>, kSlots>> gFunctions;  // under gSlotsMu
+
+/** drops the maps and the memory: every call gets -EBADF */
+void Forget(Slot& s) {
+  s.memory.reset();
+  s.maps.clear();
+  s.maps.shrink_to_fit();
+}
+
+int32_t GuestMapOp(Slot& s, int32_t fd, int32_t cmd, uint32_t key, uint32_t value, uint32_t next, int64_t flags) {
+  if (fd < 0 || static_cast<size_t>(fd) >= s.maps.size() || !s.maps[fd].valid) return -EBADF;
+  const MapDef& m = s.maps[fd];
+  uint8_t* mem = s.memory ? static_cast<uint8_t*>(s.memory->Data()) : nullptr;
+  uint64_t len = s.memory ? s.memory->ByteLength() : 0;
+  int64_t keyOff = m.keySize == 0 ? -1 : key;
+  if (m.keySize != 0 && uint64_t{key} + m.keySize > len) return -EFAULT;
+  if (flags < 0 || flags > 0xffffffffLL) return -EINVAL;
+  switch (cmd) {
+    case BPF_MAP_LOOKUP_ELEM:
+    case BPF_MAP_UPDATE_ELEM:
+      if (uint64_t{value} + m.opValueSize > len) return -EFAULT;
+      return MapOpCore(mem, len, cmd, fd, keyOff, value, flags);
+    case BPF_MAP_DELETE_ELEM:
+      return MapOpCore(mem, len, cmd, fd, keyOff, -1, flags);
+    case BPF_MAP_GET_NEXT_KEY:
+      if (uint64_t{next} + m.keySize > len) return -EFAULT;
+      return MapOpCore(mem, len, cmd, fd, key == 0 ? -1 : keyOff, next, flags);
+    default:
+      return -EINVAL;
+  }
+}
+
+// the Wasm import's signature: (i32 fd, i32 cmd, i32 key, i32 value, i32 next, i64 flags) -> i32
+template <int I>
+int32_t GuestMapOpFast(v8::Local<v8::Value> /*receiver*/, int32_t fd, int32_t cmd, int32_t key, int32_t value,
+                       int32_t next, int64_t flags) {
+  CountFastCall();
+  return GuestMapOp(gSlots[I], fd, cmd, static_cast<uint32_t>(key), static_cast<uint32_t>(value),
+                    static_cast<uint32_t>(next), flags);
+}
+
+template <int I>
+const v8::CFunction* GuestMapOpCFunction() {
+  static const v8::CTypeInfo args[] = {kRecv, kI32, kI32, kI32, kI32, kI32, kI64};
+  static const v8::CFunctionInfo info(kI32, 7, args);
+  static const v8::CFunction fn(reinterpret_cast<const void*>(&GuestMapOpFast<I>), &info);
+  return &fn;
+}
+
+template <int... I>
+constexpr std::array<const v8::CFunction* (*)(), sizeof...(I)> MakeTable(std::integer_sequence<int, I...>) {
+  return {&GuestMapOpCFunction<I>...};
+}
+constexpr auto kCFunctions = MakeTable(std::make_integer_sequence<int, kSlots>{});
+
+/** the slow path (unoptimized callers): the same operation; the slot index is the function's data */
+void GuestMapOpSlow(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Local<v8::Context> ctx = info.GetIsolate()->GetCurrentContext();
+  int32_t slot = info.Data()->Int32Value(ctx).FromMaybe(-1);
+  int32_t r = -EINVAL;
+  if (slot >= 0 && slot < kSlots && info.Length() >= 6 && info[0]->IsNumber() && info[1]->IsNumber() &&
+      info[2]->IsNumber() && info[3]->IsNumber() && info[4]->IsNumber()) {
+    int64_t flags = -1;
+    if (info[5]->IsBigInt()) {
+      bool lossless = false;
+      flags = info[5].As<v8::BigInt>()->Int64Value(&lossless);
+      if (!lossless) flags = -1;
+    } else if (info[5]->IsNumber()) {
+      double d = info[5].As<v8::Number>()->Value();
+      flags = (d >= 0 && d <= 4294967295.0 && d == static_cast<double>(static_cast<int64_t>(d))) ? static_cast<int64_t>(d) : -1;
+    }
+    auto u = [&](int i) { return info[i]->Uint32Value(ctx).FromMaybe(0); };
+    r = GuestMapOp(gSlots[slot], info[0]->Int32Value(ctx).FromMaybe(-1), info[1]->Int32Value(ctx).FromMaybe(-1),
+                   u(2), u(3), u(4), flags);
+  }
+  info.GetReturnValue().Set(r);
+}
+
+/** frees the slot for another guest (the caller holds gSlotsMu; fn already reset) */
+void Release(Slot& s) {
+  Forget(s);
+  s.used.store(false);
+}
+
+inline bool SlotArg(const v8::FunctionCallbackInfo<v8::Value>& info, int i, int32_t* slot) {
+  if (!info[i]->IsInt32()) return false;
+  *slot = info[i].As<v8::Int32>()->Value();
+  return *slot >= 0 && *slot < kSlots && gSlots[*slot].used.load();
+}
+
+// guestMapOpen(): [slot, fn] or null when every slot is taken
+void Open(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  int slot = -1;
+  {
+    std::lock_guard<std::mutex> g(gSlotsMu);
+    for (int i = 0; i < kSlots; i++) {
+      if (!gSlots[i].used.load()) {
+        gSlots[i].used.store(true);
+        slot = i;
+        break;
+      }
+    }
+  }
+  if (slot < 0) {
+    info.GetReturnValue().SetNull();
+    return;
+  }
+  Slot& s = gSlots[slot];
+  s.memory.reset();
+  s.maps.clear();
+  s.envId = static_cast<uint32_t>(info.Data()->Uint32Value(isolate->GetCurrentContext()).FromMaybe(0));
+  v8::Local<v8::Function> fn;
+  {
+    std::lock_guard<std::mutex> g(gSlotsMu);
+    v8::Global<v8::Function>& cached = gFunctions[isolate][slot];
+    if (cached.IsEmpty()) {
+      fn = NewFastFunction(isolate, "wasm_bpf_map_operate", GuestMapOpSlow, v8::Integer::New(isolate, slot),
+                           kCFunctions[slot](), 6);
+      if (!fn.IsEmpty()) cached.Reset(isolate, fn);
+    } else {
+      fn = cached.Get(isolate);
+    }
+  }
+  if (fn.IsEmpty()) {
+    s.used.store(false);
+    info.GetReturnValue().SetNull();
+    return;
+  }
+  v8::Local<v8::Array> pair = v8::Array::New(isolate, 2);
+  v8::Local<v8::Context> ctx = isolate->GetCurrentContext();
+  pair->Set(ctx, 0, v8::Integer::New(isolate, slot)).Check();
+  pair->Set(ctx, 1, fn).Check();
+  info.GetReturnValue().Set(pair);
+}
+
+// guestMapBind(slot, memory.buffer): true, or false for a bad slot / not an (Shared)ArrayBuffer
+void Bind(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  int32_t slot;
+  bool ok = info.Length() >= 2 && SlotArg(info, 0, &slot) && (info[1]->IsArrayBuffer() || info[1]->IsSharedArrayBuffer());
+  if (ok) {
+    gSlots[slot].memory = info[1]->IsArrayBuffer() ? info[1].As<v8::ArrayBuffer>()->GetBackingStore()
+                                                   : info[1].As<v8::SharedArrayBuffer>()->GetBackingStore();
+  }
+  info.GetReturnValue().Set(ok);
+}
+
+// guestMapSet(slot, fd, keySize, opValueSize) / guestMapSet(slot, fd) to forget the fd
+void Set(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  int32_t slot;
+  if (info.Length() < 2 || !SlotArg(info, 0, &slot) || !info[1]->IsInt32()) {
+    info.GetReturnValue().Set(false);
+    return;
+  }
+  int32_t fd = info[1].As<v8::Int32>()->Value();
+  if (fd < 0 || fd > (1 << 20)) {
+    info.GetReturnValue().Set(false);
+    return;
+  }
+  Slot& s = gSlots[slot];
+  if (static_cast<size_t>(fd) >= s.maps.size()) s.maps.resize(fd + 1);
+  MapDef& m = s.maps[fd];
+  if (info.Length() >= 4 && info[2]->IsUint32() && info[3]->IsUint32()) {
+    m.keySize = info[2].As<v8::Uint32>()->Value();
+    m.opValueSize = info[3].As<v8::Uint32>()->Value();
+    m.valid = true;
+  } else {
+    m = MapDef{};
+  }
+  info.GetReturnValue().Set(true);
+}
+
+// guestMapClose(slot): the guest is done; its function answers -EBADF from now on (idempotent)
+void Close(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  int32_t slot;
+  if (info.Length() >= 1 && SlotArg(info, 0, &slot)) Forget(gSlots[slot]);
+}
+
+// guestMapRelease(slot): no instance can call the slot's function any more; another guest may get it
+void ReleaseFn(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  int32_t slot;
+  if (info.Length() >= 1 && SlotArg(info, 0, &slot)) {
+    std::lock_guard<std::mutex> g(gSlotsMu);
+    Release(gSlots[slot]);
+  }
+}
+
+}  // namespace
+
+bool SetGuestMapFunctions(napi_env env, napi_value exports) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (!isolate) return false;
+  v8::Local<v8::Context> ctx = isolate->GetCurrentContext();
+  v8::Local<v8::Object> ex = ToLocal(exports).As<v8::Object>();
+  v8::Local<v8::Value> envId = v8::Integer::NewFromUnsigned(isolate, EnvIdRaw(env));
+  auto set = [&](const char* name, v8::FunctionCallback cb) {
+    v8::Local<v8::Function> fn;
+    if (!v8::FunctionTemplate::New(isolate, cb, envId)->GetFunction(ctx).ToLocal(&fn)) return false;
+    return ex->Set(ctx, v8::String::NewFromUtf8(isolate, name).ToLocalChecked(), fn).FromMaybe(false);
+  };
+  return set("guestMapOpen", Open) && set("guestMapBind", Bind) && set("guestMapSet", Set) && set("guestMapClose", Close) &&
+         set("guestMapRelease", ReleaseFn);
+}
+
+void ReleaseGuestMapSlots(uint32_t envId) {
+  std::lock_guard<std::mutex> g(gSlotsMu);
+  for (Slot& s : gSlots)
+    if (s.used.load() && s.envId == envId) Release(s);
+  // this env's isolate is going away (a worker's: one env per isolate)
+  if (v8::Isolate* isolate = v8::Isolate::TryGetCurrent()) gFunctions.erase(isolate);
+}
+
+}  // namespace wbn
+
+#else
+
+namespace wbn {
+bool SetGuestMapFunctions(napi_env, napi_value) { return false; }
+void ReleaseGuestMapSlots(uint32_t) {}
+}  // namespace wbn
+
+#endif
