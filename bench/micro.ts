@@ -3,9 +3,14 @@
 // object. Every figure is ns per operation, the loop running in Wasm (or in JS where said).
 //
 // map operation on an ARRAY (key 7), from a Wasm loop unless said otherwise:
-//   host          the real path: wasm_bpf_map_operate of src/abi/host.ts -> LinuxBackend -> native.mapOp
-//   js_mapop      JS loop calling native.mapOp directly (N-API + syscall; no Wasm, no host.ts)
-//   js_napi_only  JS loop calling native.mapOp with an invalid cmd: N-API argument handling, no syscall
+//   host          the real path: the guest's wasm_bpf_map_operate import, which on Node 20 is the addon's
+//                 C function itself (native/src/guestmaps.cc, a V8 fast call straight from Wasm)
+//   host_js       the same with the host's JavaScript map_operate (WASM_BPF_DIRECT_MAP_OPS=0):
+//                 host.ts -> LinuxBackend -> native.mapOp (a V8 fast call from optimized JS)
+//   js_fast       JS loop calling native.mapOp with a Uint8Array (V8 fast call + syscall)
+//   js_fast_only  the same with an invalid cmd: the fast call alone, no syscall
+//   js_mapop      JS loop calling native.mapOp with an ArrayBuffer (not a fast call: the slow callback)
+//   js_napi_only  the same with an invalid cmd: the slow callback's argument handling, no syscall
 //   noop_i64      Wasm -> JS import of the real signature (i64 flags -> BigInt), doing nothing
 //   noop_i32      the same with flags as two i32 (no BigInt)
 //   direct_i64    Wasm -> JS (i64) -> native.mapOp with `memory.buffer` fetched per call (host.ts minus
@@ -123,6 +128,40 @@ export function runMicro(buildDir: string, n = 300_000, reps = 3): Record<string
   };
 
   out['host'] = best(n, reps, (k) => check(hx.loop_host(fd, k), 'loop_host'));
+  {
+    // the same guest code against a host that keeps map_operate in JavaScript
+    const jsHost = new WasmBpfHost({
+      backend,
+      objectName: 'micro',
+      verbose: false,
+      allowCgroup: [],
+      wrapperModule: 'callback-wrapper',
+      callbackExport: 'go-callback',
+      stop: new StopSignal(),
+      log: (l) => process.stderr.write(`${l}\n`),
+      noDirectMapOps: true,
+    });
+    const ji = new WebAssembly.Instance(microModule, { wasm_bpf: jsHost.imports(shape)['wasm_bpf'] ?? {}, bench } as WebAssembly.Imports);
+    jsHost.bind(ji);
+    const jx = ji.exports as unknown as Ex;
+    const jname = jx.name_buf();
+    new Uint8Array(jx.memory.buffer).set(Buffer.from('array\0'), jname);
+    const jfd = jx.setup(jname);
+    if (jfd < 0) throw new Error(`micro: loading bench.bpf.o (JS host) failed (${jfd})`);
+    out['host_js'] = best(n, reps, (k) => check(jx.loop_host(jfd, k), 'loop_host (JS)'));
+    jsHost.closeAll();
+  }
+  const u8 = new Uint8Array(hx.memory.buffer);
+  out['js_fast'] = best(n, reps, (k) => {
+    let bad = 0;
+    for (let i = 0; i < k; i++) bad |= native.mapOp(1, fd, u8, kOff, vOff, 0);
+    check(bad, 'js mapOp (Uint8Array)');
+  });
+  out['js_fast_only'] = best(n, reps, (k) => {
+    let bad = 0;
+    for (let i = 0; i < k; i++) bad |= native.mapOp(99, fd, u8, kOff, vOff, 0) + 22;
+    check(bad, 'js mapOp(99) (Uint8Array)');
+  });
 
   const buf = hx.memory.buffer;
   out['js_mapop'] = best(n, reps, (k) => {

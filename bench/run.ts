@@ -748,14 +748,17 @@ function markdown(r: Report): string {
     L.push('| path | ns/op | what it adds |');
     L.push('|---|---|---|');
     const rows: Array<[string, string, string]> = [
-      ['js_napi_only', 'JS -> native.mapOp, invalid cmd (no syscall)', 'the N-API call itself: 6 arguments unpacked, ArrayBuffer info, int32 result'],
-      ['js_mapop', 'JS -> native.mapOp (lookup)', 'N-API + the bpf() syscall'],
+      ['js_fast_only', 'JS -> native.mapOp with a Uint8Array, invalid cmd (no syscall)', 'a V8 fast call (native/src/fastcall.h) from optimized JS'],
+      ['js_fast', 'JS -> native.mapOp with a Uint8Array (lookup)', 'fast call + the bpf() syscall'],
+      ['js_napi_only', 'JS -> native.mapOp with an ArrayBuffer, invalid cmd (no syscall)', 'not a fast call: the slow callback unpacks 6 arguments'],
+      ['js_mapop', 'JS -> native.mapOp with an ArrayBuffer (lookup)', 'slow callback + the bpf() syscall'],
       ['noop_i64', 'Wasm -> JS import, i64 flags, empty body', 'Wasm -> JS transition incl. the i64 -> BigInt conversion'],
       ['noop_i32', 'Wasm -> JS import, i32 only, empty body', 'Wasm -> JS transition without BigInt'],
       ['direct_i64', 'Wasm -> JS (i64) -> native.mapOp, `memory.buffer` per call', 'host.ts minus its bookkeeping'],
       ['direct_i32', 'Wasm -> JS (i32 only) -> native.mapOp, cached ArrayBuffer', 'no BigInt, no memory.buffer getter'],
       ['adapted', 'Wasm -> adapter.wasm (i64 split) -> JS -> native.mapOp, cached buffer', 'what the guest would get with an adapter module'],
-      ['host', 'the real path: wasm_bpf_map_operate (src/abi/host.ts -> LinuxBackend -> mapOp)', 'today'],
+      ['host', "the real path: the guest's wasm_bpf_map_operate import is the addon's C function (native/src/guestmaps.cc)", 'today: Wasm -> C, no JavaScript'],
+      ['host_js', 'the same guest with WASM_BPF_DIRECT_MAP_OPS=0: host.ts -> LinuxBackend -> native.mapOp (fast call)', 'the JavaScript path (i64 pointers, userspace backend)'],
       ['probe_noop_js', 'JS -> an empty N-API function (bench/src/napi_probe.c)', 'the N-API floor'],
       ['probe_op6_js', "JS -> napi_probe op6: MapOp's shape (cmd, fd, ArrayBuffer, int64 offsets, int64 flags)", 'N-API + syscall, as maps.cc does it'],
       ['probe_op4_js', 'JS -> napi_probe op4: memory registered once (setMem), 4 int32 args', 'a leaner binding'],
