@@ -151,6 +151,8 @@ export function runMicro(buildDir: string, n = 300_000, reps = 3): Record<string
     out['host_js'] = best(n, reps, (k) => check(jx.loop_host(jfd, k), 'loop_host (JS)'));
     jsHost.closeAll();
   }
+  // the Uint8Array and the ArrayBuffer loops are written out separately on purpose: one call site per
+  // argument type keeps V8's feedback monomorphic (a shared helper would measure a polymorphic call)
   const u8 = new Uint8Array(hx.memory.buffer);
   out['js_fast'] = best(n, reps, (k) => {
     let bad = 0;

@@ -9,6 +9,12 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeErrorFields } from '../backends/linux/native.js';
 import { Bytes, OP, T, buildModule } from '../src/wasm/writer.js';
+import { WasmBpfHost } from '../src/abi/host.js';
+import { LinuxBackend } from '../backends/linux/index.js';
+import { StopSignal } from '../src/runtime/stop.js';
+import type { ValType } from '../src/wasm/imports.js';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const addonFile = path.resolve(here, '../native/build/Release/wasm_bpf_native.node');
@@ -358,6 +364,47 @@ t.test('guestMapOpen: map_operate in C for one guest, its slots and their reuse'
   t.equal(op(fd, LOOKUP, 0, 16, 0, 0n), -EBADF, 'starting empty: nothing of the previous guest');
   for (const [s] of held) release(s);
   release(slot);
+});
+
+t.test('the ABI layer gives a guest\'s direct map_operate slot back once its instance is collected', { skip: native.fastCalls ? false : 'no V8 fast calls in this build' }, async (t) => {
+  const freeSlots = (): number => {
+    const held: number[] = [];
+    for (let r = native.guestMapOpen!(); r; r = native.guestMapOpen!()) held.push(r[0]);
+    for (const s of held) native.guestMapRelease!(s);
+    return held.length;
+  };
+  const before = freeSlots();
+  const shape = {
+    imports: [{ module: 'wasm_bpf', name: 'wasm_bpf_map_operate', kind: 'func' as const, type: { params: ['i32', 'i32', 'i32', 'i32', 'i32', 'i64'] as ValType[], results: ['i32'] as ValType[] } }],
+    exports: [],
+  };
+  let instance: { exports: { memory: WebAssembly.Memory } } | undefined = { exports: { memory: new WebAssembly.Memory({ initial: 1 }) } };
+  ((inst) => {
+    const host = new WasmBpfHost({
+      backend: new LinuxBackend(native),
+      objectName: 't',
+      verbose: false,
+      allowCgroup: [],
+      wrapperModule: 'callback-wrapper',
+      callbackExport: 'go-callback',
+      stop: new StopSignal(),
+      log: () => {},
+    });
+    const imports = host.imports(shape);
+    t.not(imports['wasm_bpf']!['wasm_bpf_map_operate'], undefined);
+    host.bind(inst as unknown as WebAssembly.Instance);
+  })(instance);
+  t.equal(freeSlots(), before - 1, 'the guest holds one slot');
+  instance = undefined;
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  let after = 0;
+  for (let i = 0; i < 20 && after !== before; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+    after = freeSlots();
+  }
+  t.equal(after, before, 'after the instance is collected, the slot is free again');
 });
 
 /** a Wasm module importing `fn` as wasm_bpf_map_operate (i32 pointers): loop(n, fd, cmd, key, value)
