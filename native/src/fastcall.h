@@ -34,7 +34,8 @@
 #if WBN_FAST_CALLS
 #include <v8.h>
 
-// V8 11.3's fast-call types, declared from the node binary's exported symbols
+// V8 11.3's fast-call types, declared from the node binary's exported symbols (test/native.test.ts
+// checks on every run that calls take the fast path and give the slow path's results)
 // (v8::CFunctionInfo::CFunctionInfo(CTypeInfo const&, unsigned, CTypeInfo const*),
 // v8::CFunction::CFunction(void const*, CFunctionInfo const*)). The constructors are V8's own; the
 // storage given to CFunctionInfo is larger than V8 11.3's object (a CTypeInfo, a count, a pointer).
@@ -80,11 +81,6 @@ inline v8::Local<v8::Value> ToLocal(napi_value v) {
   v8::Local<v8::Value> local;
   memcpy(static_cast<void*>(&local), &v, sizeof v);
   return local;
-}
-inline napi_value ToNapi(v8::Local<v8::Value> v) {
-  napi_value n;
-  memcpy(static_cast<void*>(&n), &v, sizeof n);
-  return n;
 }
 
 /** a function whose calls from optimized JavaScript or from Wasm go straight to `fast` */
