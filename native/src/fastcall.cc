@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 namespace wbn {
@@ -119,7 +120,7 @@ const v8::CFunction* BufferPollCFunction() {
 bool SetFast(napi_env /*env*/, napi_value exports, const char* name, v8::FunctionCallback slow,
              const v8::CFunction* fast, int length) {
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  if (!isolate) return false;
+  if (!isolate || !SameV8()) return false;
   v8::Local<v8::Context> context = isolate->GetCurrentContext();
   v8::Local<v8::Function> fn = NewFastFunction(isolate, name, slow, v8::Local<v8::Value>(), fast, length);
   if (fn.IsEmpty()) return false;
@@ -127,6 +128,17 @@ bool SetFast(napi_env /*env*/, napi_value exports, const char* name, v8::Functio
 }
 
 }  // namespace
+
+bool SameV8() {
+  // the declarations in fastcall.h are V8 11.3's: a node running another V8 than the one this addon
+  // was built against (upgraded without `npm install`) keeps the plain N-API functions
+  static const bool same = [] {
+    char built[32];
+    snprintf(built, sizeof built, "%d.%d.", V8_MAJOR_VERSION, V8_MINOR_VERSION);
+    return strncmp(v8::V8::GetVersion(), built, strlen(built)) == 0;
+  }();
+  return same;
+}
 
 v8::Local<v8::Function> NewFastFunction(v8::Isolate* isolate, const char* name, v8::FunctionCallback slow,
                                         v8::Local<v8::Value> data, const v8::CFunction* fast, int length) {

@@ -88,6 +88,8 @@ v8::Local<v8::Function> NewFastFunction(v8::Isolate* isolate, const char* name, 
                                         v8::Local<v8::Value> data, const v8::CFunction* fast, int length);
 /** counts a call that took a fast path (FastCallCount) */
 void CountFastCall();
+/** the running V8 is the major.minor this addon was compiled against */
+bool SameV8();
 
 }  // namespace wbn
 #endif

@@ -254,7 +254,7 @@ void ReleaseFn(const v8::FunctionCallbackInfo<v8::Value>& info) {
 
 bool SetGuestMapFunctions(napi_env env, napi_value exports) {
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  if (!isolate) return false;
+  if (!isolate || !SameV8()) return false;
   v8::Local<v8::Context> ctx = isolate->GetCurrentContext();
   v8::Local<v8::Object> ex = ToLocal(exports).As<v8::Object>();
   v8::Local<v8::Value> envId = v8::Integer::NewFromUnsigned(isolate, EnvIdRaw(env));
