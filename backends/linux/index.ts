@@ -55,8 +55,7 @@ export class LinuxBackend implements Backend {
       release: () => {
         if (released) return;
         released = true;
-        close(slot);
-        release(slot);
+        release(slot); // forgets the maps and the memory too
       },
     };
   }

@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "errors.h"
+#include "fastcall.h"
 #include "log.h"
 #include "registry.h"
 #include "util.h"

@@ -2,17 +2,8 @@
 #include "fastcall.h"
 
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
-
-namespace wbn {
-
-// maps.cc / buffer.cc
-int32_t MapOpCore(uint8_t* mem, size_t len, int32_t cmd, int32_t fd, int64_t keyOff, int64_t valOff, int64_t flags);
-int32_t BufferPollCore(int32_t id, int32_t timeoutMs, int32_t wakeFd, uint8_t* out, size_t len);
-
-}  // namespace wbn
 
 #if WBN_FAST_CALLS
 
@@ -23,15 +14,6 @@ namespace wbn {
 namespace {
 
 std::atomic<double> gFastCalls{0};
-inline void CountFast() { gFastCalls.store(gFastCalls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
-
-
-/** an integral double in [-2^53, 2^53] as int64, else false (NaN, fractions, huge values) */
-inline bool ToInt64(double d, int64_t* out) {
-  if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || std::trunc(d) != d) return false;
-  *out = static_cast<int64_t>(d);
-  return true;
-}
 
 /** bytes of a Uint8Array / ArrayBuffer / other view (the slow path's argument), or false */
 bool BytesOf(v8::Local<v8::Value> v, uint8_t** data, size_t* len) {
@@ -66,7 +48,7 @@ inline bool ArgI64(const v8::FunctionCallbackInfo<v8::Value>& info, int i, int64
 
 int32_t MapOpFast(v8::Local<v8::Value> /*receiver*/, int32_t cmd, int32_t fd, const FastBytes& mem, double keyOff,
                   double valOff, double flags) {
-  CountFast();
+  CountFastCall();
   int64_t k, v, f;
   if (!ToInt64(keyOff, &k) || !ToInt64(valOff, &v) || !ToInt64(flags, &f)) return -EINVAL;
   return MapOpCore(static_cast<uint8_t*>(mem.data), mem.data ? mem.length : 0, cmd, fd, k, v, f);
@@ -88,7 +70,7 @@ void MapOpSlow(const v8::FunctionCallbackInfo<v8::Value>& info) {
 
 int32_t BufferPollFast(v8::Local<v8::Value> /*receiver*/, int32_t id, int32_t timeoutMs, int32_t wakeFd,
                        const FastBytes& out) {
-  CountFast();
+  CountFastCall();
   return BufferPollCore(id, timeoutMs, wakeFd, static_cast<uint8_t*>(out.data), out.data ? out.length : 0);
 }
 
@@ -153,7 +135,7 @@ v8::Local<v8::Function> NewFastFunction(v8::Isolate* isolate, const char* name, 
   return fn;
 }
 
-void CountFastCall() { CountFast(); }
+void CountFastCall() { gFastCalls.store(gFastCalls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
 bool SetFastMapOp(napi_env env, napi_value exports) { return SetFast(env, exports, "mapOp", MapOpSlow, MapOpCFunction(), 6); }
 bool SetFastBufferPoll(napi_env env, napi_value exports) {

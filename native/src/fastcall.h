@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 
 #if defined(__has_include)
@@ -83,6 +84,13 @@ inline v8::Local<v8::Value> ToLocal(napi_value v) {
   return local;
 }
 
+/** an integral double in [-2^53, 2^53] as int64, else false (NaN, fractions, huge values) */
+inline bool ToInt64(double d, int64_t* out) {
+  if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || std::trunc(d) != d) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
 /** a function whose calls from optimized JavaScript or from Wasm go straight to `fast` */
 v8::Local<v8::Function> NewFastFunction(v8::Isolate* isolate, const char* name, v8::FunctionCallback slow,
                                         v8::Local<v8::Value> data, const v8::CFunction* fast, int length);
@@ -95,6 +103,10 @@ bool SameV8();
 #endif
 
 namespace wbn {
+
+// The operations behind both the N-API entry points and the fast calls (maps.cc, buffer.cc).
+int32_t MapOpCore(uint8_t* mem, size_t len, int32_t cmd, int32_t fd, int64_t keyOff, int64_t valOff, int64_t flags);
+int32_t BufferPollCore(int32_t id, int32_t timeoutMs, int32_t wakeFd, uint8_t* out, size_t len);
 
 /** a typed array argument as V8 11.3 hands it to a fast call (FastApiTypedArray<uint8_t>) */
 struct FastBytes {

@@ -10,8 +10,8 @@
 //
 // Memory: the slot keeps the guest memory's v8::BackingStore. On 64-bit V8 a wasm32 memory reserves
 // its whole address range up front (bounds checks by guard pages), so memory.grow grows that same
-// store in place: its data pointer stays, ByteLength() follows the grow (test/abi-direct.test.ts
-// checks an operation on freshly grown memory).
+// store in place: its data pointer stays, ByteLength() follows the grow (test/abi.test.ts
+// and test/native.test.ts check operations on freshly grown memory).
 //
 // The checks and results are host.ts's mapOperate's, in the same order (-EBADF, key -EFAULT, flags
 // -EINVAL, value/next -EFAULT, unknown command -EINVAL).
@@ -27,12 +27,6 @@
 
 #include "fastcall.h"
 #include "registry.h"
-
-namespace wbn {
-
-int32_t MapOpCore(uint8_t* mem, size_t len, int32_t cmd, int32_t fd, int64_t keyOff, int64_t valOff, int64_t flags);
-
-}  // namespace wbn
 
 #if WBN_FAST_CALLS
 
@@ -130,9 +124,8 @@ void GuestMapOpSlow(const v8::FunctionCallbackInfo<v8::Value>& info) {
       bool lossless = false;
       flags = info[5].As<v8::BigInt>()->Int64Value(&lossless);
       if (!lossless) flags = -1;
-    } else if (info[5]->IsNumber()) {
-      double d = info[5].As<v8::Number>()->Value();
-      flags = (d >= 0 && d <= 4294967295.0 && d == static_cast<double>(static_cast<int64_t>(d))) ? static_cast<int64_t>(d) : -1;
+    } else if (info[5]->IsNumber() && !ToInt64(info[5].As<v8::Number>()->Value(), &flags)) {
+      flags = -1;  // GuestMapOp answers -EINVAL, as for any flags outside [0, 2^32)
     }
     auto u = [&](int i) { return info[i]->Uint32Value(ctx).FromMaybe(0); };
     r = GuestMapOp(gSlots[slot], info[0]->Int32Value(ctx).FromMaybe(-1), info[1]->Int32Value(ctx).FromMaybe(-1),

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "fastcall.h"
+
 namespace wbn {
 
 namespace {
@@ -87,7 +89,8 @@ int32_t MapOpCore(uint8_t* mem, size_t len, int32_t cmd, int32_t fd, int64_t key
   return r < 0 ? -errno : 0;
 }
 
-// The plain N-API entry point (registered when the addon is built without V8 fast calls).
+// The plain N-API entry point (replaced by fastcall.cc's function where the build and the running V8
+// have fast calls).
 napi_value MapOp(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
