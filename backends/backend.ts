@@ -83,6 +83,8 @@ export interface LoadedObject {
  */
 export interface DirectMapOps {
   readonly fn: (...args: never[]) => number;
+  /** wasm_bpf_buffer_poll's common case without JavaScript, when the backend can serve it */
+  readonly poll?: DirectPoll;
   bind(memory: WebAssembly.Memory): void;
   add(fd: number, keySize: number, opValueSize: number): void;
   remove(fd: number): void;
@@ -91,6 +93,28 @@ export interface DirectMapOps {
   /** no instance can call `fn` any more: the backend may reuse what serves it for another guest */
   release(): void;
 }
+
+/**
+ * The record source of src/abi/pollgate.ts's Wasm poll: C functions that poll a ring buffer straight
+ * into guest memory, for the buffers, handles and callbacks the ABI layer has checked and registered.
+ */
+export interface DirectPoll {
+  /** (i64 handle, i32 fd, i32 stage, i32 len, i32 timeoutMs, i32 more) -> count | 0 | -errno | POLL_SLOW */
+  readonly fill: (...args: never[]) => number;
+  /** (i32 fd) -> 0: the records of the last fill are delivered */
+  readonly done: (...args: never[]) => number;
+  /** the backend's wake fd and the run's stop flag */
+  bind(wakeFd: number, stop: SharedArrayBuffer): void;
+  /** an object handle of the guest opened or closed */
+  handle(handle: number, open: boolean): void;
+  /** serve fd's polls from `src` (false if this backend cannot: the host's path serves it), or stop (undefined) */
+  buffer(fd: number, src: RecordSource | undefined): boolean;
+  /** a direct poll of fd is delivering its records right now */
+  busy(fd: number): boolean;
+}
+
+/** DirectPoll.fill's answer for "not here: the host's JavaScript poll takes this call" */
+export const POLL_SLOW = -65536;
 
 export interface Backend {
   readonly name: BackendName;

@@ -135,6 +135,27 @@ t.test('ring buffer: every record, in order, two buffers of one object', async (
   t.ok(Number(v['seen2']) >= 50, `the second ring buffer delivered too (${v['seen2']})`);
 });
 
+t.test('ring buffer burst: the direct poll and the JavaScript poll deliver every record once, in order, through callback errors', async (t) => {
+  const N = 3000;
+  for (const path of ['direct', 'js']) {
+    const env = { ...process.env, ...(path === 'js' ? { WASM_BPF_DIRECT_POLL: '0' } : {}) };
+    const run = startCli(['--verbose', wasm, 'poll-burst', String(N), '97'], { env });
+    await run.waitFor(/^# ready/);
+    getppids(N); // queued: the guest polls once the program counted them
+    const { code } = await run.exited;
+    t.equal(code, 0, run.stderr);
+    const v = kv(run.stdout);
+    if (path === 'direct') t.match(run.stderr, /buffer_poll: ring buffers served by the backend from Wasm/, 'direct: the guest imports the Wasm poll');
+    else t.notMatch(run.stderr, /ring buffers served by the backend/, 'js: WASM_BPF_DIRECT_POLL=0 keeps the JavaScript poll');
+    t.ok(Number(v['first']) >= 0, `${path}: the first poll (before the burst) answered ${v['first']}`);
+    t.ok(Number(v['seen']) >= N, `${path}: seen ${v['seen']} of at least ${N}`);
+    t.equal(v['contiguous'], '1', `${path}: sequence numbers without a gap or a repeat`);
+    t.equal(v['errs'], v['failed'], `${path}: each failing callback's -1 returned by its poll (${v['failed']})`);
+    t.equal(v['failed'], String(Math.floor(Number(v['seen']) / 97)), `${path}: every 97th callback failed`);
+    t.equal(v['other'], '0', `${path}: no other error`);
+  }
+});
+
 t.test('perf buffer: records delivered through the same poll', async (t) => {
   const v = await pollScenario(t, 'poll', 20, ['pb']);
   t.ok(Number(v['seen']) >= 20, `seen ${v['seen']}`);

@@ -84,9 +84,9 @@ export function kv(text: string): Record<string, string> {
 import { Running } from '../matrix/harness/running.js';
 export { Running, until } from '../matrix/harness/running.js';
 
-export function startCli(args: string[], opts: { stdio?: 'pipe' } = {}): Running {
-  void opts;
-  return new Running(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+/** `env`: the child's whole environment */
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Running {
+  return new Running(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: opts.env } : {}) }));
 }
 
 export interface KernelIds {

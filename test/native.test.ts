@@ -543,6 +543,107 @@ t.test('ring buffer: tiny out buffer, pending records, -ENOBUFS, order kept', as
   native.bufferClose(buf);
 });
 
+/** a Wasm module calling `fill` (DirectPoll's C function) n times: (n, handle, fd, stage, len) -> last result */
+function wasmFillCaller(fill: unknown): (n: number, handle: bigint, fd: number, stage: number, len: number) => number {
+  const b = new Bytes();
+  const get = (l: number): Bytes => b.byte(OP.local_get).u32(l);
+  b.byte(OP.loop).byte(T.void);
+  get(1); get(2); get(3); get(4); b.byte(OP.i32_const).s32(0).byte(OP.i32_const).s32(0);
+  b.byte(OP.call).u32(0).byte(OP.local_set).u32(5);
+  get(0); b.byte(OP.i32_const).s32(1).byte(OP.i32_sub).byte(OP.local_tee).u32(0).byte(OP.br_if).u32(0);
+  b.byte(OP.end);
+  get(5);
+  const bytes = buildModule({
+    types: [
+      { params: [T.i64, T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
+      { params: [T.i32, T.i64, T.i32, T.i32, T.i32], results: [T.i32] },
+    ],
+    funcImports: [{ module: 'm', name: 'fill', type: 0 }],
+    globals: [],
+    funcs: [{ type: 1, locals: [[1, T.i32]], body: b.out() }],
+    exports: [{ name: 'loop', kind: 'func', index: 1 }],
+  });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { m: { fill: fill as () => number } });
+  return inst.exports['loop'] as (n: number, handle: bigint, fd: number, stage: number, len: number) => number;
+}
+
+t.test('guestPoll: a ring buffer polled in C straight into guest memory, for registered handles and fds only', { skip: native.fastCalls ? false : 'no V8 fast calls in this build' }, async (t) => {
+  const { guestMapOpen: open, guestMapBind: bind, guestMapRelease: release } = native;
+  const { guestPollFunctions: fns, guestPollBind: pbind, guestPollSet: pset, guestPollHandle: phandle, guestPollBusy: pbusy } = native;
+  if (!open || !bind || !release || !fns || !pbind || !pset || !phandle || !pbusy) throw new Error('fastCalls without the guestPoll functions');
+  const SLOW = -65536;
+  const EBUSY = 16;
+  const [slot] = open()!;
+  const pair = fns(slot)!;
+  t.ok(pair, 'the slot\'s fill and done');
+  const fill = pair[0] as unknown as (h: bigint, fd: number, stage: number, len: number, timeout: number, more: number) => number;
+  const done = pair[1] as unknown as (fd: number) => number;
+  setCtl(fds.ctl!, 1, 0);
+  setCtl(fds.ctl!, 2, 0);
+  const buf = native.ringbufOpen(fds.rb!);
+  const scratch = new ArrayBuffer(65536);
+  while (native.bufferPoll(buf, 0, -1, scratch) > 0); // what earlier tests left
+  const gm = new WebAssembly.Memory({ initial: 1 });
+  const FD = 7; // the guest's number for the map: any
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), SLOW, 'nothing registered: the host\'s path');
+  t.ok(phandle(slot, 1, true), 'handle 1 open');
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), SLOW, 'an fd that is not registered');
+  t.ok(pset(slot, FD, buf), 'fd registered with the record buffer');
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), SLOW, 'no memory bound yet');
+  t.ok(bind(slot, gm.buffer));
+  t.equal(fill(2n, FD, 1024, 4096, 0, 0), SLOW, 'a handle that is not open');
+  t.equal(fill(0n, FD, 1024, 4096, 0, 0), SLOW, 'handle 0');
+  t.equal(fill(1n, FD, 65536 - 100, 4096, 0, 0), SLOW, 'a staging area past the end of memory');
+  t.equal(fill(1n, FD, -8, 16, 0, 0), SLOW, 'a negative (huge unsigned) stage');
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), 0, 'empty ring: 0');
+  trigger(5);
+  const n = fill(1n, FD, 1024, 4096, 0, 0);
+  t.equal(n, 5, 'five records');
+  t.same(records(gm.buffer.slice(1024, 1024 + 4096), n).map(pidSeq), [0, 1, 2, 3, 4].map((seq) => ({ pid: process.pid, seq })), 'written into guest memory at the stage');
+  t.ok(pbusy(slot, FD), 'busy while its records are delivered');
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), -EBUSY, 'a new poll of it meanwhile (from a callback): -EBUSY');
+  trigger(2);
+  t.equal(fill(1n, FD, 1024, 4096, 0, 1), 2, 'the same poll going on (more = 1) gets the next records');
+  t.equal(done(FD), 0);
+  t.notOk(pbusy(slot, FD), 'done: not busy');
+  // a record larger than the staging area: -ENOBUFS, and it waits (first) for the host's larger buffer
+  trigger(1);
+  t.equal(fill(1n, FD, 1024, 8, 0, 0), -ENOBUFS, '16 bytes do not fit 8');
+  t.equal(native.bufferPoll(buf, 0, -1, scratch), 1, 'the host\'s poll gets it');
+  t.equal(pidSeq(records(scratch, 1)[0]!).seq, 7, 'in order');
+  // a timed wait, and the stop flag
+  const t0 = Date.now();
+  t.equal(fill(1n, FD, 1024, 4096, 120, 0), 0, 'a timed wait on an empty ring: 0');
+  t.ok(Date.now() - t0 >= 100, 'after the timeout');
+  const stop = new SharedArrayBuffer(4);
+  t.ok(pbind(slot, -1, stop), 'stop flag bound');
+  t.notOk(pbind(slot, -1, new SharedArrayBuffer(2)), 'a stop flag smaller than an int32 is refused');
+  Atomics.store(new Int32Array(stop), 0, 2);
+  trigger(1);
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), -EINTR, 'stopped: -EINTR, records left for nobody');
+  Atomics.store(new Int32Array(stop), 0, 0);
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), 1, 'the record is still there');
+  done(FD);
+  // from Wasm: the import is the C function
+  const loop = wasmFillCaller(pair[0]);
+  const before = native.fastCallCount();
+  t.equal(loop(20000, 1n, FD, 1024, 4096), 0, 'polls from Wasm: an empty ring');
+  trigger(3);
+  t.equal(loop(1, 1n, FD, 1024, 4096), 3, 'and records');
+  done(FD);
+  t.ok(native.fastCallCount() - before >= 20000, `every call from Wasm took the fast path (${native.fastCallCount() - before})`);
+  t.ok(phandle(slot, 1, false));
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), SLOW, 'a closed handle');
+  phandle(slot, 1, true);
+  t.ok(pset(slot, FD, -1), 'fd unregistered');
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), SLOW, 'unregistered: the host\'s path');
+  pset(slot, FD, buf);
+  native.bufferClose(buf);
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), -EBADF, 'a closed record buffer: -EBADF');
+  release(slot);
+  t.equal(fill(1n, FD, 1024, 4096, 0, 0), SLOW, 'a released slot forgot everything');
+});
+
 t.test('perf buffer: records, pending with a tiny out buffer, lost counter', async (t) => {
   setCtl(fds.ctl!, 1, 0);
   setCtl(fds.ctl!, 2, 0);

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
-import type { Backend, DirectMapOps, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
+import type { Backend, DirectMapOps, DirectPoll, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import { isPerCpuMap, MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
 import { loadNative, type NativeAddon } from './native.js';
@@ -46,8 +46,30 @@ export class LinuxBackend implements Backend {
     const { guestMapBind: bind, guestMapSet: set, guestMapClose: close, guestMapRelease: release } = n;
     // once released, the slot may belong to another guest: nothing may touch it through this object
     let released = false;
+    let poll: DirectPoll | undefined;
+    const pollFns = n.guestPollFunctions?.(slot);
+    const { guestPollBind: pBind, guestPollSet: pSet, guestPollHandle: pHandle, guestPollBusy: pBusy } = n;
+    if (pollFns && pBind && pSet && pHandle && pBusy) {
+      poll = {
+        fill: pollFns[0],
+        done: pollFns[1],
+        bind: (wakeFd, stop) => void (released || pBind(slot, wakeFd, stop)),
+        handle: (handle, open) => void (released || pHandle(slot, handle, open)),
+        buffer: (fd, src) => {
+          if (released) return false;
+          if (src === undefined) {
+            pSet(slot, fd, -1);
+            return true;
+          }
+          if (!(src instanceof LinuxRecordSource) || src.closed) return false;
+          return pSet(slot, fd, src.nativeId);
+        },
+        busy: (fd) => !released && pBusy(slot, fd),
+      };
+    }
     return {
       fn,
+      ...(poll ? { poll } : {}),
       bind: (memory) => void (released || bind(slot, memory.buffer)),
       add: (fd, keySize, opValueSize) => void (released || set(slot, fd, keySize, opValueSize)),
       remove: (fd) => void (released || set(slot, fd)),
@@ -214,6 +236,13 @@ class LinuxObject implements LoadedObject {
 
 class LinuxRecordSource implements RecordSource {
   private open = true;
+  get closed(): boolean {
+    return !this.open;
+  }
+  /** the native buffer's id (for the direct poll, native/src/guestmaps.cc) */
+  get nativeId(): number {
+    return this.id;
+  }
   /** held directly, as LinuxObject.mapOp */
   private readonly bufferPoll: NativeAddon['bufferPoll'];
   constructor(

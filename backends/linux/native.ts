@@ -100,6 +100,18 @@ export interface NativeAddon {
   /** no instance can call the slot's function any more (it was collected, or never instantiated): the
    * slot may go to another guest */
   guestMapRelease?(slot: number): void;
+  // the same slot's record source for wasm_bpf_buffer_poll (src/abi/pollgate.ts)
+  /** [fill, done]: fill (i64 handle, i32 fd, i32 stage, i32 len, i32 timeoutMs, i32 more) -> i32 and
+   * done (i32 fd) -> i32, the slot's C functions, or null */
+  guestPollFunctions?(slot: number): [(...args: never[]) => number, (...args: never[]) => number] | null;
+  /** the backend's wake eventfd and the run's stop flag (an Int32 in shared memory) */
+  guestPollBind?(slot: number, wakeFd: number, stop: SharedArrayBuffer): boolean;
+  /** fd's polls read record buffer `buf` (a bufferPoll id) in C; -1: through the host's JavaScript */
+  guestPollSet?(slot: number, fd: number, buf: number): boolean;
+  /** whether an object handle of the guest is open */
+  guestPollHandle?(slot: number, handle: number, open: boolean): boolean;
+  /** a direct poll of fd is delivering its records right now */
+  guestPollBusy?(slot: number, fd: number): boolean;
 
   /**
    * One bpf() syscall on a map; keys and values live in `mem` (the guest memory) at the given offsets,

@@ -15,6 +15,14 @@
 //
 // The checks and results are host.ts's mapOperate's, in the same order (-EBADF, key -EFAULT, flags
 // -EINVAL, value/next -EFAULT, unknown command -EINVAL).
+//
+// The same slot also serves wasm_bpf_buffer_poll's common case without JavaScript: src/abi/pollgate.ts
+// builds a small Wasm function (per guest) that calls the slot's `fill` here, which polls a ring
+// buffer the ABI layer registered and writes its records straight into the staging area of the
+// guest's own poll buffer; the Wasm function then copies each record to data_ptr and calls the
+// guest's callback through its table. Anything unusual (an unregistered fd or handle, a pointer this
+// check does not like, a record larger than the staging area, a stop request) answers kSlow or an
+// errno, and the Wasm function hands the call to host.ts's JavaScript poll, which knows every rule.
 #include <linux/bpf.h>
 
 #include <array>
@@ -44,26 +52,44 @@ struct MapDef {
 // instance has been garbage collected, or right away when instantiation failed) or until its JS
 // environment ends: a C entry point is never handed to a second guest while the first could still
 // call it. guestMapClose only forgets the maps and the memory (calls then get -EBADF).
+struct PollDef {
+  int32_t buf = -1;   // the record buffer (buffer.cc id) this fd's polls read; -1: the host's path
+  bool busy = false;  // its records are being delivered: a poll from inside a callback gets -EBUSY
+};
+
 struct Slot {
   std::atomic<bool> used{false};
   uint32_t envId = 0;
   std::shared_ptr<v8::BackingStore> memory;  // null until bound
   std::vector<MapDef> maps;                  // by fd
+  std::vector<PollDef> polls;                // by fd
+  std::vector<uint8_t> handles;              // by object handle: 1 while open
+  int32_t wakeFd = -1;                       // the backend's wake eventfd (blocking polls)
+  std::shared_ptr<v8::BackingStore> stop;    // the run's stop flag (an int32, nonzero once stopped)
 };
 
 constexpr int kSlots = 64;
 std::array<Slot, kSlots> gSlots;
 std::mutex gSlotsMu;  // allocation and release only; a slot's contents belong to its one thread
 
-// The function of each slot, per isolate, made once: V8 keeps every function instantiated from a
+// The functions of each slot, per isolate, made once: V8 keeps every function instantiated from a
 // FunctionTemplate alive, so a new one per guest would never be freed.
-std::map<v8::Isolate*, std::array<v8::Global<v8::Function>, kSlots>> gFunctions;  // under gSlotsMu
+struct SlotFunctions {
+  v8::Global<v8::Function> mapOp, pollFill, pollDone;
+};
+std::map<v8::Isolate*, std::array<SlotFunctions, kSlots>> gFunctions;  // under gSlotsMu
 
 /** drops the maps and the memory: every call gets -EBADF */
 void Forget(Slot& s) {
   s.memory.reset();
   s.maps.clear();
   s.maps.shrink_to_fit();
+  s.polls.clear();
+  s.polls.shrink_to_fit();
+  s.handles.clear();
+  s.handles.shrink_to_fit();
+  s.wakeFd = -1;
+  s.stop.reset();
 }
 
 int32_t GuestMapOp(Slot& s, int32_t fd, int32_t cmd, uint32_t key, uint32_t value, uint32_t next, int64_t flags) {
@@ -111,6 +137,109 @@ constexpr std::array<const v8::CFunction* (*)(), sizeof...(I)> MakeTable(std::in
   return {&GuestMapOpCFunction<I>...};
 }
 constexpr auto kCFunctions = MakeTable(std::make_integer_sequence<int, kSlots>{});
+
+// ---- wasm_bpf_buffer_poll's record source ---------------------------------------------------------
+
+/** "not here": the caller (pollgate.ts's Wasm) hands the poll to the ABI layer's JavaScript */
+constexpr int32_t kSlow = -65536;
+
+/**
+ * Polls the ring buffer registered for fd (waiting up to timeoutMs unless `more`), writing whole
+ * records as [u32 size][u32 0][data padded to 8] into guest memory [stage, stage + len). The record
+ * count, 0 on timeout, -EBUSY for a poll from inside the callback of the same buffer (`more` = 0),
+ * -EINTR when the run is stopped, -ENOBUFS when the next record alone does not fit, -errno, or kSlow.
+ */
+int32_t GuestPollFill(Slot& s, int64_t handle, int32_t fd, uint32_t stage, uint32_t len, int32_t timeoutMs, int32_t more) {
+  if (handle <= 0 || static_cast<uint64_t>(handle) >= s.handles.size() || !s.handles[handle]) return kSlow;
+  if (fd < 0 || static_cast<size_t>(fd) >= s.polls.size() || s.polls[fd].buf < 0 || !s.memory) return kSlow;
+  PollDef& p = s.polls[fd];
+  if (p.busy && !more) return -EBUSY;
+  if (s.stop && __atomic_load_n(static_cast<int32_t*>(s.stop->Data()), __ATOMIC_SEQ_CST) != 0) {
+    p.busy = false;
+    return -EINTR;
+  }
+  if (uint64_t{stage} + len > s.memory->ByteLength()) return kSlow;
+  int32_t r = BufferPollCore(p.buf, more ? 0 : timeoutMs, more || timeoutMs == 0 ? -1 : s.wakeFd,
+                             static_cast<uint8_t*>(s.memory->Data()) + stage, len);
+  p.busy = r > 0;
+  return r;
+}
+
+/** the records of the last fill were delivered (or handed back to the ABI layer) */
+int32_t GuestPollDone(Slot& s, int32_t fd) {
+  if (fd >= 0 && static_cast<size_t>(fd) < s.polls.size()) s.polls[fd].busy = false;
+  return 0;
+}
+
+// (i64 handle, i32 fd, i32 stage, i32 len, i32 timeoutMs, i32 more) -> i32
+template <int I>
+int32_t GuestPollFillFast(v8::Local<v8::Value> /*receiver*/, int64_t handle, int32_t fd, int32_t stage, int32_t len,
+                          int32_t timeoutMs, int32_t more) {
+  CountFastCall();
+  return GuestPollFill(gSlots[I], handle, fd, static_cast<uint32_t>(stage), static_cast<uint32_t>(len), timeoutMs, more);
+}
+
+template <int I>
+int32_t GuestPollDoneFast(v8::Local<v8::Value> /*receiver*/, int32_t fd) {
+  CountFastCall();
+  return GuestPollDone(gSlots[I], fd);
+}
+
+template <int I>
+const v8::CFunction* GuestPollFillCFunction() {
+  static const v8::CTypeInfo args[] = {kRecv, kI64, kI32, kI32, kI32, kI32, kI32};
+  static const v8::CFunctionInfo info(kI32, 7, args);
+  static const v8::CFunction fn(reinterpret_cast<const void*>(&GuestPollFillFast<I>), &info);
+  return &fn;
+}
+
+template <int I>
+const v8::CFunction* GuestPollDoneCFunction() {
+  static const v8::CTypeInfo args[] = {kRecv, kI32};
+  static const v8::CFunctionInfo info(kI32, 2, args);
+  static const v8::CFunction fn(reinterpret_cast<const void*>(&GuestPollDoneFast<I>), &info);
+  return &fn;
+}
+
+template <int... I>
+constexpr std::array<const v8::CFunction* (*)(), sizeof...(I)> MakeFillTable(std::integer_sequence<int, I...>) {
+  return {&GuestPollFillCFunction<I>...};
+}
+template <int... I>
+constexpr std::array<const v8::CFunction* (*)(), sizeof...(I)> MakeDoneTable(std::integer_sequence<int, I...>) {
+  return {&GuestPollDoneCFunction<I>...};
+}
+constexpr auto kFillFunctions = MakeFillTable(std::make_integer_sequence<int, kSlots>{});
+constexpr auto kDoneFunctions = MakeDoneTable(std::make_integer_sequence<int, kSlots>{});
+
+/** an i64 argument as Wasm's generic call path passes it (a BigInt), or a Number; false if neither */
+bool ArgInt64(const v8::FunctionCallbackInfo<v8::Value>& info, int i, int64_t* out) {
+  if (info[i]->IsBigInt()) {
+    bool lossless = false;
+    *out = info[i].As<v8::BigInt>()->Int64Value(&lossless);
+    return lossless;
+  }
+  return info[i]->IsNumber() && ToInt64(info[i].As<v8::Number>()->Value(), out);
+}
+
+void GuestPollFillSlow(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Local<v8::Context> ctx = info.GetIsolate()->GetCurrentContext();
+  int32_t slot = info.Data()->Int32Value(ctx).FromMaybe(-1);
+  int32_t r = kSlow;
+  int64_t handle;
+  if (slot >= 0 && slot < kSlots && info.Length() >= 6 && ArgInt64(info, 0, &handle)) {
+    auto i32 = [&](int i) { return info[i]->Int32Value(ctx).FromMaybe(-1); };
+    r = GuestPollFill(gSlots[slot], handle, i32(1), static_cast<uint32_t>(i32(2)), static_cast<uint32_t>(i32(3)), i32(4), i32(5));
+  }
+  info.GetReturnValue().Set(r);
+}
+
+void GuestPollDoneSlow(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Local<v8::Context> ctx = info.GetIsolate()->GetCurrentContext();
+  int32_t slot = info.Data()->Int32Value(ctx).FromMaybe(-1);
+  if (slot >= 0 && slot < kSlots && info.Length() >= 1) GuestPollDone(gSlots[slot], info[0]->Int32Value(ctx).FromMaybe(-1));
+  info.GetReturnValue().Set(0);
+}
 
 /** the slow path (unoptimized callers): the same operation; the slot index is the function's data */
 void GuestMapOpSlow(const v8::FunctionCallbackInfo<v8::Value>& info) {
@@ -171,7 +300,7 @@ void Open(const v8::FunctionCallbackInfo<v8::Value>& info) {
   v8::Local<v8::Function> fn;
   {
     std::lock_guard<std::mutex> g(gSlotsMu);
-    v8::Global<v8::Function>& cached = gFunctions[isolate][slot];
+    v8::Global<v8::Function>& cached = gFunctions[isolate][slot].mapOp;
     if (cached.IsEmpty()) {
       fn = NewFastFunction(isolate, "wasm_bpf_map_operate", GuestMapOpSlow, v8::Integer::New(isolate, slot),
                            kCFunctions[slot](), 6);
@@ -243,6 +372,100 @@ void ReleaseFn(const v8::FunctionCallbackInfo<v8::Value>& info) {
   }
 }
 
+// guestPollFunctions(slot): [fill, done], the slot's C functions for pollgate.ts's Wasm, or null
+void PollFunctions(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  int32_t slot;
+  if (info.Length() < 1 || !SlotArg(info, 0, &slot)) {
+    info.GetReturnValue().SetNull();
+    return;
+  }
+  v8::Local<v8::Function> fill, done;
+  {
+    std::lock_guard<std::mutex> g(gSlotsMu);
+    SlotFunctions& f = gFunctions[isolate][slot];
+    if (f.pollFill.IsEmpty()) {
+      v8::Local<v8::Function> a = NewFastFunction(isolate, "wasm_bpf_poll_fill", GuestPollFillSlow,
+                                                  v8::Integer::New(isolate, slot), kFillFunctions[slot](), 6);
+      v8::Local<v8::Function> b = NewFastFunction(isolate, "wasm_bpf_poll_done", GuestPollDoneSlow,
+                                                  v8::Integer::New(isolate, slot), kDoneFunctions[slot](), 1);
+      if (!a.IsEmpty() && !b.IsEmpty()) {
+        f.pollFill.Reset(isolate, a);
+        f.pollDone.Reset(isolate, b);
+      }
+    }
+    if (!f.pollFill.IsEmpty()) {
+      fill = f.pollFill.Get(isolate);
+      done = f.pollDone.Get(isolate);
+    }
+  }
+  if (fill.IsEmpty()) {
+    info.GetReturnValue().SetNull();
+    return;
+  }
+  v8::Local<v8::Array> pair = v8::Array::New(isolate, 2);
+  v8::Local<v8::Context> ctx = isolate->GetCurrentContext();
+  pair->Set(ctx, 0, fill).Check();
+  pair->Set(ctx, 1, done).Check();
+  info.GetReturnValue().Set(pair);
+}
+
+// guestPollBind(slot, wakeFd, stop: SharedArrayBuffer): true, or false for a bad slot or argument
+void PollBind(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  int32_t slot;
+  bool ok = info.Length() >= 3 && SlotArg(info, 0, &slot) && info[1]->IsInt32() && info[2]->IsSharedArrayBuffer();
+  if (ok) {
+    auto store = info[2].As<v8::SharedArrayBuffer>()->GetBackingStore();
+    ok = store->ByteLength() >= 4;
+    if (ok) {
+      gSlots[slot].wakeFd = info[1].As<v8::Int32>()->Value();
+      gSlots[slot].stop = std::move(store);
+    }
+  }
+  info.GetReturnValue().Set(ok);
+}
+
+// guestPollSet(slot, fd, buf): fd's polls read record buffer `buf` here; buf < 0: the host's path
+void PollSet(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  int32_t slot;
+  bool ok = info.Length() >= 3 && SlotArg(info, 0, &slot) && info[1]->IsInt32() && info[2]->IsInt32();
+  int32_t fd = ok ? info[1].As<v8::Int32>()->Value() : -1;
+  ok = ok && fd >= 0 && fd <= (1 << 20);
+  if (ok) {
+    Slot& s = gSlots[slot];
+    if (static_cast<size_t>(fd) >= s.polls.size()) s.polls.resize(fd + 1);
+    s.polls[fd].buf = info[2].As<v8::Int32>()->Value() < 0 ? -1 : info[2].As<v8::Int32>()->Value();
+    s.polls[fd].busy = false;
+  }
+  info.GetReturnValue().Set(ok);
+}
+
+// guestPollHandle(slot, handle, open): whether `handle` names an open object of the guest
+void PollHandle(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  int32_t slot;
+  bool ok = info.Length() >= 3 && SlotArg(info, 0, &slot) && info[1]->IsInt32();
+  int32_t h = ok ? info[1].As<v8::Int32>()->Value() : 0;
+  ok = ok && h > 0 && h <= (1 << 20);
+  if (ok) {
+    Slot& s = gSlots[slot];
+    if (static_cast<size_t>(h) >= s.handles.size()) s.handles.resize(h + 1);
+    s.handles[h] = info[2]->BooleanValue(info.GetIsolate()) ? 1 : 0;
+  }
+  info.GetReturnValue().Set(ok);
+}
+
+// guestPollBusy(slot, fd): a direct poll of fd is delivering its records right now
+void PollBusy(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  int32_t slot;
+  bool busy = false;
+  if (info.Length() >= 2 && SlotArg(info, 0, &slot) && info[1]->IsInt32()) {
+    int32_t fd = info[1].As<v8::Int32>()->Value();
+    const Slot& s = gSlots[slot];
+    busy = fd >= 0 && static_cast<size_t>(fd) < s.polls.size() && s.polls[fd].busy;
+  }
+  info.GetReturnValue().Set(busy);
+}
+
 }  // namespace
 
 bool SetGuestMapFunctions(napi_env env, napi_value exports) {
@@ -257,7 +480,8 @@ bool SetGuestMapFunctions(napi_env env, napi_value exports) {
     return ex->Set(ctx, v8::String::NewFromUtf8(isolate, name).ToLocalChecked(), fn).FromMaybe(false);
   };
   return set("guestMapOpen", Open) && set("guestMapBind", Bind) && set("guestMapSet", Set) && set("guestMapClose", Close) &&
-         set("guestMapRelease", ReleaseFn);
+         set("guestMapRelease", ReleaseFn) && set("guestPollFunctions", PollFunctions) && set("guestPollBind", PollBind) &&
+         set("guestPollSet", PollSet) && set("guestPollHandle", PollHandle) && set("guestPollBusy", PollBusy);
 }
 
 void ReleaseGuestMapSlots(uint32_t envId) {

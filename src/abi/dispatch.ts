@@ -25,6 +25,28 @@ import { Bytes, OP, T, buildModule } from '../wasm/writer.js';
 const CTX = 0, DATA = 1, STAGE = 2, END = 3, MAX = 4, I = 5, P = 6, SIZE = 7, R = 8, Q = 9;
 const DONE = 0, USED = 1; // globals
 
+/**
+ * Emits the copy of the staged record at `p` ([u32 size][u32 0][data]) to `data`: small ones by 8-byte
+ * words, padding included (it lies inside the staged chunk and, at data, below the start of the next
+ * record), large ones with memory.copy (a C call in V8). `q` is a scratch local. Also used by pollgate.ts.
+ */
+export function emitRecordCopy(b: Bytes, l: { data: number; p: number; size: number; q: number }): void {
+  const get = (x: number): Bytes => b.byte(OP.local_get).u32(x);
+  const i32 = (v: number): Bytes => b.byte(OP.i32_const).s32(v);
+  get(l.size); i32(256); b.byte(OP.i32_gt_u).byte(OP.if).byte(T.void);
+  get(l.data); get(l.p); i32(8); b.byte(OP.i32_add); get(l.size); b.byte(0xfc).u32(10).byte(0).byte(0); // memory.copy
+  b.byte(OP.else);
+  i32(0); b.byte(OP.local_set).u32(l.q);
+  b.byte(OP.block).byte(T.void).byte(OP.loop).byte(T.void);
+  get(l.q); get(l.size); b.byte(OP.i32_ge_u).byte(OP.br_if).u32(1);
+  get(l.data); get(l.q); b.byte(OP.i32_add);
+  get(l.p); get(l.q); b.byte(OP.i32_add).byte(OP.i64_load).u32(3).u32(8); // from p + 8 + q
+  b.byte(OP.i64_store).u32(3).u32(0);
+  get(l.q); i32(8); b.byte(OP.i32_add); b.byte(OP.local_set).u32(l.q);
+  b.byte(OP.br).u32(0).byte(OP.end).byte(OP.end);
+  b.byte(OP.end);
+}
+
 function body(): Uint8Array {
   const b = new Bytes();
   const get = (l: number): Bytes => b.byte(OP.local_get).u32(l);
@@ -39,20 +61,7 @@ function body(): Uint8Array {
   get(END); get(P); b.byte(OP.i32_sub); i32(8); b.byte(OP.i32_lt_u).byte(OP.br_if).u32(1);
   get(P); b.byte(OP.i32_load).u32(2).u32(0).byte(OP.local_tee).u32(SIZE);
   get(END); get(P); b.byte(OP.i32_sub); i32(8); b.byte(OP.i32_sub).byte(OP.i32_gt_u).byte(OP.br_if).u32(1);
-  // copy the record to data: small ones by 8-byte words, padding included (it lies inside the chunk
-  // and, at data, below the start of the next record), large ones with memory.copy (a C call in V8)
-  get(SIZE); i32(256); b.byte(OP.i32_gt_u).byte(OP.if).byte(T.void);
-  get(DATA); get(P); i32(8); b.byte(OP.i32_add); get(SIZE); b.byte(0xfc).u32(10).byte(0).byte(0); // memory.copy
-  b.byte(OP.else);
-  i32(0); set(Q);
-  b.byte(OP.block).byte(T.void).byte(OP.loop).byte(T.void);
-  get(Q); get(SIZE); b.byte(OP.i32_ge_u).byte(OP.br_if).u32(1);
-  get(DATA); get(Q); b.byte(OP.i32_add);
-  get(P); get(Q); b.byte(OP.i32_add).byte(OP.i64_load).u32(3).u32(8); // from p + 8 + q
-  b.byte(OP.i64_store).u32(3).u32(0);
-  get(Q); i32(8); b.byte(OP.i32_add); set(Q);
-  b.byte(OP.br).u32(0).byte(OP.end).byte(OP.end);
-  b.byte(OP.end);
+  emitRecordCopy(b, { data: DATA, p: P, size: SIZE, q: Q });
   // p += (size + 15) & ~7; done = ++i; used = p - stage
   get(P); get(SIZE); i32(15); b.byte(OP.i32_add); i32(-8); b.byte(OP.i32_and).byte(OP.i32_add); set(P);
   get(I); i32(1); b.byte(OP.i32_add).byte(OP.local_tee).u32(I).byte(OP.global_set).u32(DONE);

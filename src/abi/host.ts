@@ -9,6 +9,7 @@ import { formatFuncType } from '../wasm/imports.js';
 import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOBUFS, ENOENT, errnoName } from './errno.js';
 import { GuestMemory, ptr64 } from './memory.js';
 import { createDispatcher, type RecordDispatcher } from './dispatch.js';
+import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
 import type { StopSignal } from '../runtime/stop.js';
 
 export const WASM_BPF_MODULE = 'wasm_bpf';
@@ -32,6 +33,8 @@ export interface HostOptions {
   log: (line: string) => void;
   /** serve map_operate from JavaScript even when the backend has a direct one (tests compare the two) */
   noDirectMapOps?: boolean;
+  /** serve wasm_bpf_buffer_poll from JavaScript only, even when the backend has a direct record source */
+  noDirectPoll?: boolean;
 }
 
 type GuestCallback = (ctx: number, data: number, size: number) => number;
@@ -54,6 +57,10 @@ interface BufferState {
   truncated: number;
   /** a chunk is being delivered by the Wasm dispatcher */
   busy: boolean;
+  /** a ring buffer: the direct poll (pollgate.ts) may serve it */
+  ring: boolean;
+  /** registered with the direct poll right now (only while nothing waits in `out`) */
+  served: boolean;
 }
 
 const INITIAL_OUT = 256 * 1024;
@@ -105,8 +112,13 @@ export class WasmBpfHost {
   private nextHandle = 1;
   private mem: GuestMemory | undefined;
   private table: WebAssembly.Table | undefined;
-  /** map_operate served by the backend without JavaScript, when it can (see imports()) */
+  /** map_operate (and buffer_poll) served by the backend without JavaScript, when it can (see imports()) */
   private direct: DirectMapOps | undefined;
+  /** the guest's map_operate import is direct.fn */
+  private directMaps = false;
+  /** the guest's wasm_bpf_buffer_poll import, and what it calls once the guest is bound */
+  private gate: PollGate | undefined;
+  private directPoll: DirectPollFunction | undefined;
   private goCallback: GuestCallback | undefined;
 
   constructor(private readonly opts: HostOptions) {}
@@ -120,10 +132,17 @@ export class WasmBpfHost {
     // A module that also imports it with i64 pointers gets the JavaScript function for both.
     const mapOps = shape.imports.filter((i) => i.module === WASM_BPF_MODULE && i.name === 'wasm_bpf_map_operate');
     const wideOps = mapOps.some((i) => i.type?.params.slice(2, 5).some((p) => p === 'i64'));
+    // wasm_bpf_buffer_poll: a gate (pollgate.ts) that calls the backend's record source from Wasm once
+    // the guest is bound, and the JavaScript poll for everything else
+    const polls = shape.imports.some((i) => i.module === WASM_BPF_MODULE && i.name === 'wasm_bpf_buffer_poll');
+    const wantMaps = mapOps.length > 0 && !wideOps && !this.opts.noDirectMapOps;
+    const wantPoll = polls && !this.opts.noDirectPoll;
+    if (wantMaps || wantPoll) this.direct ??= this.opts.backend.directMapOps?.();
+    this.directMaps = wantMaps && this.direct !== undefined;
     if (mapOps.length > 0) {
-      if (!wideOps && !this.opts.noDirectMapOps) this.direct ??= this.opts.backend.directMapOps?.();
-      this.debug(`map_operate: ${this.direct ? 'served by the backend directly (no JavaScript per call)' : `served by the host in JavaScript${wideOps ? ' (i64 pointers)' : ''}`}`);
+      this.debug(`map_operate: ${this.directMaps ? 'served by the backend directly (no JavaScript per call)' : `served by the host in JavaScript${wideOps ? ' (i64 pointers)' : ''}`}`);
     }
+    if (wantPoll && this.direct?.poll) this.gate = createPollGate(this.fns.wasm_bpf_buffer_poll);
     for (const imp of shape.imports) {
       if (imp.module !== WASM_BPF_MODULE && imp.module !== wrapperModule) continue;
       const table = imp.module === WASM_BPF_MODULE ? EXPECTED : EXPECTED_WRAPPER;
@@ -146,7 +165,9 @@ export class WasmBpfHost {
       const mod = (result[imp.module] ??= {});
       if (imp.module === WASM_BPF_MODULE) {
         if (imp.name === 'wasm_bpf_map_operate') {
-          mod[imp.name] = wideOps ? this.mapOperateWide : (this.direct?.fn ?? this.fns.wasm_bpf_map_operate);
+          mod[imp.name] = wideOps ? this.mapOperateWide : this.directMaps ? this.direct!.fn : this.fns.wasm_bpf_map_operate;
+        } else if (imp.name === 'wasm_bpf_buffer_poll' && this.gate) {
+          mod[imp.name] = this.gate.poll;
         } else {
           mod[imp.name] = this.fns[imp.name as keyof WasmBpfHost['fns']];
         }
@@ -169,6 +190,22 @@ export class WasmBpfHost {
       directRelease.register(instance, this.direct);
     }
     if (table instanceof WebAssembly.Table) this.table = table;
+    const dp = this.direct?.poll;
+    if (this.gate && dp && this.table) {
+      this.directPoll = createDirectPoll({
+        memory,
+        table: this.table,
+        fill: dp.fill,
+        done: dp.done,
+        slow: this.fns.wasm_bpf_buffer_poll,
+        keep: this.keep,
+      });
+      if (this.directPoll) {
+        dp.bind(this.opts.backend.wakeFd(), this.opts.stop.shared);
+        this.gate.attach(this.directPoll.poll);
+      }
+    }
+    if (this.gate) this.debug(`buffer_poll: ${this.directPoll ? 'ring buffers served by the backend from Wasm (no JavaScript per poll)' : 'served by the host in JavaScript'}`);
     const cb = instance.exports[this.opts.callbackExport];
     if (typeof cb === 'function') this.goCallback = cb as GuestCallback;
   }
@@ -224,6 +261,7 @@ export class WasmBpfHost {
       if (entry === undefined || entry.handle !== handle) continue;
       const buf = this.buffers.get(fd);
       if (buf) {
+        if (buf.served) this.direct?.poll?.buffer(fd, undefined);
         buf.src.close();
         this.buffers.delete(fd);
       }
@@ -231,6 +269,7 @@ export class WasmBpfHost {
       this.direct?.remove(fd);
     }
     this.objects.delete(handle);
+    this.direct?.poll?.handle(handle, false);
     obj.close();
     return true;
   }
@@ -253,6 +292,7 @@ export class WasmBpfHost {
         });
         const handle = this.nextHandle++;
         this.objects.set(handle, obj);
+        this.direct?.poll?.handle(handle, true);
         for (const info of obj.maps) {
           if (info.fd < 0) continue;
           this.maps[info.fd] = { obj, info, handle };
@@ -298,6 +338,9 @@ export class WasmBpfHost {
       if (!this.object(handle)) return -EINVAL;
       const fn = this.tableFunction(sampleFunc);
       if (!fn) return -EINVAL;
+      // the direct poll may call this index through the table from now on: it is a Wasm function of
+      // the callback's exact type (the dispatcher links only with one)
+      if (this.directPoll && this.dispatcher(fn)) this.directPoll.allow(sampleFunc);
       return this.poll(fd, fn, ctx, data, maxSize, timeoutMs);
     },
 
@@ -443,7 +486,18 @@ export class WasmBpfHost {
       return this.report(err, `opening the record buffer of map '${entry.info.name}' failed`);
     }
     const out = new ArrayBuffer(INITIAL_OUT);
-    const st: BufferState = { src, out, u8: new Uint8Array(out), u32: new Uint32Array(out), pos: 0, remaining: 0, truncated: 0, busy: false };
+    const st: BufferState = {
+      src,
+      out,
+      u8: new Uint8Array(out),
+      u32: new Uint32Array(out),
+      pos: 0,
+      remaining: 0,
+      truncated: 0,
+      busy: false,
+      ring: entry.info.type === MAP_TYPE.RINGBUF,
+      served: false,
+    };
     this.buffers.set(fd, st);
     return st;
   }
@@ -454,10 +508,64 @@ export class WasmBpfHost {
     if (maxSize < 0 || !mem.inRange(dataOff, maxSize)) return -EFAULT;
     const st = this.buffer(fd);
     if (typeof st === 'number') return st;
-    if (st.busy) {
+    const dp = this.directPoll ? this.direct?.poll : undefined;
+    if (st.busy || (dp && dp.busy(fd))) {
       this.debug(`poll of fd ${fd} from inside its own callback: -EBUSY`);
       return -EBUSY;
     }
+    if (!dp || !st.ring) return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
+    // While this poll (or records it leaves in `out`) is under way, the direct poll must not serve
+    // the fd: its records would overtake them. Afterwards, with `out` empty, it may again.
+    if (st.served) {
+      dp.buffer(fd, undefined);
+      st.served = false;
+    }
+    try {
+      return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
+    } finally {
+      if (st.remaining === 0 && this.buffers.get(fd) === st) st.served = dp.buffer(fd, st.src);
+    }
+  }
+
+  /**
+   * keep(fd, from, end, count) for the direct poll: the `count` undelivered records it staged at
+   * [from, end) of guest memory (a callback failed before them) move to the host's buffer, which the
+   * next poll delivers first. The guest may have written over them: records are taken while their
+   * sizes fit, the rest is reported lost.
+   */
+  private readonly keep = (fd: number, from: number, end: number, count: number): number => {
+    const st = this.buffers.get(fd);
+    if (!st || count <= 0) return 0;
+    if (st.served) {
+      this.direct?.poll?.buffer(fd, undefined);
+      st.served = false;
+    }
+    const g8 = this.memory.u8;
+    from >>>= 0;
+    end = Math.min(end >>> 0, g8.length);
+    const dv = new DataView(g8.buffer);
+    let p = from;
+    let kept = 0;
+    while (kept < count && end - p >= 8) {
+      const size = dv.getUint32(p, true);
+      if (size > end - p - 8) break;
+      p += 8 + ((size + 7) & ~7);
+      kept++;
+    }
+    if (kept < count) this.opts.log(`wasm-bpf: warning: ${count - kept} record(s) of map fd ${fd} were lost: the guest overwrote them in its poll buffer`);
+    const bytes = p - from;
+    if (bytes > st.out.byteLength) {
+      st.out = new ArrayBuffer(bytes);
+      st.u8 = new Uint8Array(st.out);
+      st.u32 = new Uint32Array(st.out);
+    }
+    st.u8.set(g8.subarray(from, p), 0);
+    st.pos = 0;
+    st.remaining = kept;
+    return 0;
+  };
+
+  private pollHost(st: BufferState, fd: number, fn: GuestCallback, ctx: number, dataOff: number, maxSize: number, timeoutMs: number): number {
     if (st.remaining === 0) {
       if (this.opts.stop.stopped) throw new Interrupted();
       let n = st.src.poll(timeoutMs, st.u8);

@@ -62,6 +62,8 @@ async function run(): Promise<number> {
     verbose: input.verbose,
     // WASM_BPF_DIRECT_MAP_OPS=0: map_operate through the host's JavaScript (tests compare both paths)
     noDirectMapOps: process.env['WASM_BPF_DIRECT_MAP_OPS'] === '0',
+    // WASM_BPF_DIRECT_POLL=0: wasm_bpf_buffer_poll through the host's JavaScript only (the same comparison)
+    noDirectPoll: process.env['WASM_BPF_DIRECT_POLL'] === '0',
     allowCgroup: input.allowCgroup,
     wrapperModule: input.wrapperModule,
     callbackExport: input.callbackExport,

@@ -5,7 +5,7 @@ export const T = { i32: 0x7f, i64: 0x7e, void: 0x40 } as const;
 
 export const OP = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d,
-  br_table: 0x0e, return: 0x0f, call: 0x10, drop: 0x1a, select: 0x1b,
+  br_table: 0x0e, return: 0x0f, call: 0x10, call_indirect: 0x11, drop: 0x1a, select: 0x1b,
   local_get: 0x20, local_set: 0x21, local_tee: 0x22, global_get: 0x23, global_set: 0x24,
   i32_load: 0x28, i64_load: 0x29, i64_load8_s: 0x30, i64_load8_u: 0x31, i64_load16_s: 0x32, i64_load16_u: 0x33,
   i64_load32_s: 0x34, i64_load32_u: 0x35, i32_store: 0x36, i64_store: 0x37, i64_store8: 0x3c, i64_store16: 0x3d,
@@ -106,12 +106,18 @@ export interface ModuleSpec {
   /** function imports: module, name, type index */
   funcImports: { module: string; name: string; type: number }[];
   memoryImport?: { module: string; name: string };
+  /** an imported funcref table (table 0) */
+  tableImport?: { module: string; name: string };
+  /** defined funcref tables (after the imported one, if any) */
+  tables?: { min: number }[];
   /** defined globals: type, mutable, initial (i64 as bigint, i32 as number) */
   globals: { type: number; init: bigint | number }[];
   /** defined functions: type index, locals (count, type) and body (without the final end) */
   funcs: { type: number; locals: [number, number][]; body: Uint8Array; hints?: [number, number][] }[];
-  exports: { name: string; kind: 'func' | 'global'; index: number }[];
+  exports: { name: string; kind: 'func' | 'table' | 'global'; index: number }[];
 }
+
+const FUNCREF = 0x70;
 
 function section(out: Bytes, id: number, content: Bytes): void {
   out.byte(id).u32(content.len).bytes(content.out());
@@ -128,13 +134,19 @@ export function buildModule(m: ModuleSpec): Uint8Array<ArrayBuffer> {
     for (const r of t.results) types.byte(r);
   }
   section(out, 1, types);
-  const imports = new Bytes().u32(m.funcImports.length + (m.memoryImport ? 1 : 0));
+  const imports = new Bytes().u32(m.funcImports.length + (m.memoryImport ? 1 : 0) + (m.tableImport ? 1 : 0));
   for (const i of m.funcImports) imports.str(i.module).str(i.name).byte(0).u32(i.type);
   if (m.memoryImport) imports.str(m.memoryImport.module).str(m.memoryImport.name).byte(2).byte(0).u32(0);
+  if (m.tableImport) imports.str(m.tableImport.module).str(m.tableImport.name).byte(1).byte(FUNCREF).byte(0).u32(0);
   section(out, 2, imports);
   const funcs = new Bytes().u32(m.funcs.length);
   for (const f of m.funcs) funcs.u32(f.type);
   section(out, 3, funcs);
+  if (m.tables?.length) {
+    const tables = new Bytes().u32(m.tables.length);
+    for (const t of m.tables) tables.byte(FUNCREF).byte(0).u32(t.min);
+    section(out, 4, tables);
+  }
   const globals = new Bytes().u32(m.globals.length);
   for (const g of m.globals) {
     globals.byte(g.type).byte(1);
@@ -144,7 +156,7 @@ export function buildModule(m: ModuleSpec): Uint8Array<ArrayBuffer> {
   }
   section(out, 6, globals);
   const exps = new Bytes().u32(m.exports.length);
-  for (const e of m.exports) exps.str(e.name).byte(e.kind === 'func' ? 0 : 3).u32(e.index);
+  for (const e of m.exports) exps.str(e.name).byte(e.kind === 'func' ? 0 : e.kind === 'table' ? 1 : 3).u32(e.index);
   section(out, 7, exps);
   const bodies = m.funcs.map((f) => {
     const body = new Bytes().u32(f.locals.length);
