@@ -606,11 +606,16 @@ t.test('guestPoll: a ring buffer polled in C straight into guest memory, for reg
   t.equal(fill(1n, FD, 1024, 4096, 0, 1), 2, 'the same poll going on (more = 1) gets the next records');
   t.equal(done(FD), 0);
   t.notOk(pbusy(slot, FD), 'done: not busy');
+  trigger(3);
+  t.equal(fill(1n, FD, 1024, 32, 0, 0), 2 | (1 << 30), 'two 16-byte records fill 32 bytes: the count | kMore (the ring has more)');
+  t.equal(fill(1n, FD, 1024, 32, 0, 1), 1, 'the third (queued when it did not fit), without kMore');
+  t.same(records(gm.buffer.slice(1024, 1024 + 32), 1).map(pidSeq), [{ pid: process.pid, seq: 9 }], 'in order');
+  done(FD);
   // a record larger than the staging area: -ENOBUFS, and it waits (first) for the host's larger buffer
   trigger(1);
   t.equal(fill(1n, FD, 1024, 8, 0, 0), -ENOBUFS, '16 bytes do not fit 8');
   t.equal(native.bufferPoll(buf, 0, -1, scratch), 1, 'the host\'s poll gets it');
-  t.equal(pidSeq(records(scratch, 1)[0]!).seq, 7, 'in order');
+  t.equal(pidSeq(records(scratch, 1)[0]!).seq, 10, 'in order');
   // a timed wait, and the stop flag
   const t0 = Date.now();
   t.equal(fill(1n, FD, 1024, 4096, 120, 0), 0, 'a timed wait on an empty ring: 0');

@@ -218,20 +218,28 @@ Napi::Value PerfbufOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, gBufs.Add(std::move(b)));
 }
 
-int32_t BufferPollCore(int32_t id, int32_t timeoutMs, int32_t wakeFd, uint8_t* out, size_t len) {
-  auto b = gBufs.Get(id);
-  if (!b) return -EBADF;
+int32_t BufferPollOn(Buf* b, int32_t timeoutMs, int32_t wakeFd, uint8_t* out, size_t len, bool* full) {
   std::lock_guard<std::mutex> g(b->mu);
+  if (b->closed.load(std::memory_order_relaxed)) return -EBADF;
   b->out = out;
   b->cap = out ? len : 0;
   b->off = 0;
   b->count = 0;
   b->full = false;
-  int r = PollLocked(b.get(), timeoutMs, wakeFd);
+  int r = PollLocked(b, timeoutMs, wakeFd);
+  if (full) *full = b->full;
   b->out = nullptr;
   b->cap = 0;
   return r;
 }
+
+int32_t BufferPollCore(int32_t id, int32_t timeoutMs, int32_t wakeFd, uint8_t* out, size_t len) {
+  auto b = gBufs.Get(id);
+  if (!b) return -EBADF;
+  return BufferPollOn(b.get(), timeoutMs, wakeFd, out, len, nullptr);
+}
+
+std::shared_ptr<Buf> BufferById(int32_t id) { return gBufs.Get(id); }
 
 // The plain N-API entry point (registered when the addon is built without V8 fast calls; the fast
 // call in fastcall.cc shares BufferPollCore). Returns a count or -errno; never throws.
@@ -276,7 +284,7 @@ Napi::Value BufferLost(const Napi::CallbackInfo& info) {
 Napi::Value BufferClose(const Napi::CallbackInfo& info) {
   // unknown / already closed: no-op. Freed (ring_buffer__free / perf_buffer__free, pending queue)
   // as soon as no poll on another thread is using it.
-  gBufs.Remove(ArgInt(info, 0, "buf"));
+  if (auto b = gBufs.Remove(ArgInt(info, 0, "buf"))) b->closed.store(true);
   return info.Env().Undefined();
 }
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #if defined(__has_include)
 #if __has_include(<v8-version.h>) && __has_include(<v8.h>)
@@ -107,6 +108,11 @@ namespace wbn {
 // The operations behind both the N-API entry points and the fast calls (maps.cc, buffer.cc).
 int32_t MapOpCore(uint8_t* mem, size_t len, int32_t cmd, int32_t fd, int64_t keyOff, int64_t valOff, int64_t flags);
 int32_t BufferPollCore(int32_t id, int32_t timeoutMs, int32_t wakeFd, uint8_t* out, size_t len);
+struct Buf;
+/** BufferPollCore on a buffer the caller holds; *full (if given): a record did not fit `out` */
+int32_t BufferPollOn(Buf* b, int32_t timeoutMs, int32_t wakeFd, uint8_t* out, size_t len, bool* full);
+/** the buffer with that id, or null */
+std::shared_ptr<Buf> BufferById(int32_t id);
 
 /** a typed array argument as V8 11.3 hands it to a fast call (FastApiTypedArray<uint8_t>) */
 struct FastBytes {

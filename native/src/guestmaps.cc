@@ -53,8 +53,8 @@ struct MapDef {
 // environment ends: a C entry point is never handed to a second guest while the first could still
 // call it. guestMapClose only forgets the maps and the memory (calls then get -EBADF).
 struct PollDef {
-  int32_t buf = -1;   // the record buffer (buffer.cc id) this fd's polls read; -1: the host's path
-  bool busy = false;  // its records are being delivered: a poll from inside a callback gets -EBUSY
+  std::shared_ptr<Buf> buf;  // the record buffer this fd's polls read; null: the host's path
+  bool busy = false;         // its records are being delivered: a poll from inside a callback gets -EBUSY
 };
 
 struct Slot {
@@ -142,16 +142,19 @@ constexpr auto kCFunctions = MakeTable(std::make_integer_sequence<int, kSlots>{}
 
 /** "not here": the caller (pollgate.ts's Wasm) hands the poll to the ABI layer's JavaScript */
 constexpr int32_t kSlow = -65536;
+/** or'ed into a record count: the staging area filled up, the ring may hold more (poll again at once) */
+constexpr int32_t kMore = 1 << 30;
 
 /**
  * Polls the ring buffer registered for fd (waiting up to timeoutMs unless `more`), writing whole
  * records as [u32 size][u32 0][data padded to 8] into guest memory [stage, stage + len). The record
- * count, 0 on timeout, -EBUSY for a poll from inside the callback of the same buffer (`more` = 0),
- * -EINTR when the run is stopped, -ENOBUFS when the next record alone does not fit, -errno, or kSlow.
+ * count (| kMore when the area filled up before the ring was empty), 0 on timeout, -EBUSY for a poll
+ * from inside the callback of the same buffer (`more` = 0), -EINTR when the run is stopped, -ENOBUFS
+ * when the next record alone does not fit, -EBADF for a closed buffer, other -errno, or kSlow.
  */
 int32_t GuestPollFill(Slot& s, int64_t handle, int32_t fd, uint32_t stage, uint32_t len, int32_t timeoutMs, int32_t more) {
   if (handle <= 0 || static_cast<uint64_t>(handle) >= s.handles.size() || !s.handles[handle]) return kSlow;
-  if (fd < 0 || static_cast<size_t>(fd) >= s.polls.size() || s.polls[fd].buf < 0 || !s.memory) return kSlow;
+  if (fd < 0 || static_cast<size_t>(fd) >= s.polls.size() || !s.polls[fd].buf || !s.memory) return kSlow;
   PollDef& p = s.polls[fd];
   if (p.busy && !more) return -EBUSY;
   if (s.stop && __atomic_load_n(static_cast<int32_t*>(s.stop->Data()), __ATOMIC_SEQ_CST) != 0) {
@@ -159,10 +162,11 @@ int32_t GuestPollFill(Slot& s, int64_t handle, int32_t fd, uint32_t stage, uint3
     return -EINTR;
   }
   if (uint64_t{stage} + len > s.memory->ByteLength()) return kSlow;
-  int32_t r = BufferPollCore(p.buf, more ? 0 : timeoutMs, more || timeoutMs == 0 ? -1 : s.wakeFd,
-                             static_cast<uint8_t*>(s.memory->Data()) + stage, len);
+  bool full = false;
+  int32_t r = BufferPollOn(p.buf.get(), more ? 0 : timeoutMs, more || timeoutMs == 0 ? -1 : s.wakeFd,
+                           static_cast<uint8_t*>(s.memory->Data()) + stage, len, &full);
   p.busy = r > 0;
-  return r;
+  return r > 0 && full ? r | kMore : r;
 }
 
 /** the records of the last fill were delivered (or handed back to the ABI layer) */
@@ -425,16 +429,24 @@ void PollBind(const v8::FunctionCallbackInfo<v8::Value>& info) {
   info.GetReturnValue().Set(ok);
 }
 
-// guestPollSet(slot, fd, buf): fd's polls read record buffer `buf` here; buf < 0: the host's path
+// guestPollSet(slot, fd, buf): fd's polls read record buffer `buf` (a bufferPoll id) here; buf < 0:
+// the host's path. False for a bad slot, fd or buffer id.
 void PollSet(const v8::FunctionCallbackInfo<v8::Value>& info) {
   int32_t slot;
   bool ok = info.Length() >= 3 && SlotArg(info, 0, &slot) && info[1]->IsInt32() && info[2]->IsInt32();
   int32_t fd = ok ? info[1].As<v8::Int32>()->Value() : -1;
+  int32_t id = ok ? info[2].As<v8::Int32>()->Value() : -1;
   ok = ok && fd >= 0 && fd <= (1 << 20);
+  std::shared_ptr<Buf> buf;
+  if (ok && id >= 0) {
+    // held here (not looked up in the registry on every poll); bufferClose marks it closed
+    buf = BufferById(id);
+    ok = buf != nullptr;
+  }
   if (ok) {
     Slot& s = gSlots[slot];
     if (static_cast<size_t>(fd) >= s.polls.size()) s.polls.resize(fd + 1);
-    s.polls[fd].buf = info[2].As<v8::Int32>()->Value() < 0 ? -1 : info[2].As<v8::Int32>()->Value();
+    s.polls[fd].buf = std::move(buf);
     s.polls[fd].busy = false;
   }
   info.GetReturnValue().Set(ok);

@@ -18,7 +18,7 @@ void CleanupEnv(void* arg) {
   // then buffers.
   for (auto& l : gLinks.RemoveIf([env](const Link& l) { return l.envId == env; })) l->Destroy();
   for (int32_t id : gObjects.IdsWhere([env](const Obj& o) { return o.envId == env; })) CloseObject(id);
-  gBufs.RemoveIf([env](const Buf& b) { return b.envId == env; });
+  for (auto& b : gBufs.RemoveIf([env](const Buf& b) { return b.envId == env; })) b->closed.store(true);
   ReleaseGuestMapSlots(env);
 }
 }  // namespace

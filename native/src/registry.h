@@ -141,6 +141,9 @@ struct Buf {
   // records consumed from the kernel that did not fit; delivered first, in order
   std::deque<std::vector<uint8_t>> pending;
   std::atomic<uint64_t> lost{0};
+  // closed by its owner (bufferClose, env teardown): a holder of the shared_ptr outside the registry
+  // (a direct-poll slot, native/src/guestmaps.cc) must not poll it any more
+  std::atomic<bool> closed{false};
   ~Buf();
 };
 

@@ -11,7 +11,8 @@
 //                                      of the guest's own buffer (from its first 8-byte aligned byte)
 //                                   -> for each record: copy to data_ptr, call_indirect the guest's
 //                                      callback (ctx, data_ptr, size), as the ABI says
-//                                   -> C fill again without waiting, until the ring is empty
+//                                   -> C fill again without waiting while C says the staging area
+//                                      filled up before the ring was empty
 //
 // Everything unusual goes to the JavaScript poll, which knows every rule: a callback index the host
 // has not checked yet (the last OK_FNS checked ones are remembered), a buffer smaller than MIN_MAX bytes, an fd or handle the C side does
@@ -27,8 +28,9 @@
 //     stage = (data + 7) & ~7; len = data + max - stage; end = stage + len
 //     n = fill(handle, fd, stage, len, timeout, 0)
 //     if n == 0 or n == -EBUSY: return n;  if n < 0: return slow(..., n == POLL_SLOW ? timeout : 0)
-//     loop: deliver the n records at stage (r < 0: done, keep the rest, return r)
-//           total += n; if total >= MAX_RECORDS: stop
+//     loop: more = n & MORE; n &= ~MORE
+//           deliver the n records at stage (r < 0: done, keep the rest, return r)
+//           total += n; if !more or total >= MAX_RECORDS: stop
 //           n = fill(handle, fd, stage, len, 0, 1); while n > 0
 //     done(fd); return total)
 import { POLL_SLOW } from '../../backends/backend.js';
@@ -40,6 +42,8 @@ import { Bytes, OP, T, buildModule } from '../wasm/writer.js';
 export const MIN_MAX = 1024 + 8;
 /** one poll delivers at most about this many records (then returns, like the host's path after its buffer) */
 const MAX_RECORDS = 65536;
+/** or'ed into fill's count: the staging area filled up before the ring was empty */
+const MORE = 1 << 30;
 
 const POLL = { params: [T.i64, T.i32, T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] };
 const FILL = { params: [T.i64, T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] };
@@ -109,7 +113,7 @@ export function createPollGate(slow: PollFn): PollGate {
 const F_FILL = 0, F_DONE = 1, F_SLOW = 2, F_KEEP = 3;
 // locals: the 7 parameters, then
 const HANDLE = 0, FD = 1, FN = 2, CTX = 3, DATA = 4, MAX = 5, TIMEOUT = 6;
-const STAGE = 7, LEN = 8, END = 9, N = 10, P = 11, I = 12, SIZE = 13, R = 14, Q = 15, TOTAL = 16;
+const STAGE = 7, LEN = 8, END = 9, N = 10, P = 11, I = 12, SIZE = 13, R = 14, Q = 15, TOTAL = 16, FULL = 17;
 /** globals 0..OK_FNS-1: the callback indices the host checked last */
 const OK_FNS = 4;
 
@@ -153,6 +157,8 @@ function pollBody(): Uint8Array {
   b.byte(OP.return).byte(OP.end);
 
   b.byte(OP.block).byte(T.void).byte(OP.loop).byte(T.void); // $out, $batch
+  get(N); i32(MORE); b.byte(OP.i32_and); set(FULL);
+  get(N); i32(MORE - 1); b.byte(OP.i32_and); set(N);
   get(STAGE); set(P); i32(0); set(I);
   b.byte(OP.block).byte(T.void).byte(OP.loop).byte(T.void); // $recs, $rec
   get(I); get(N); b.byte(OP.i32_ge_u).byte(OP.br_if).u32(1);
@@ -172,7 +178,7 @@ function pollBody(): Uint8Array {
   b.byte(OP.br).u32(0);
   b.byte(OP.end).byte(OP.end); // $rec, $recs
   get(TOTAL); get(N); b.byte(OP.i32_add).byte(OP.local_tee).u32(TOTAL);
-  i32(MAX_RECORDS); b.byte(OP.i32_ge_u).byte(OP.br_if).u32(1);
+  i32(MAX_RECORDS); b.byte(OP.i32_ge_u); get(FULL); b.byte(OP.i32_eqz).byte(OP.i32_or).byte(OP.br_if).u32(1);
   // whatever else the ring holds, without waiting
   get(HANDLE); get(FD); get(STAGE); get(LEN); i32(0); i32(1); b.byte(OP.call).u32(F_FILL).byte(OP.local_tee).u32(N);
   i32(0); b.byte(OP.i32_gt_s).byte(OP.br_if).u32(0);
@@ -218,7 +224,7 @@ export function createDirectPoll(imports: PollImports): DirectPollFunction | und
         memoryImport: { module: 'm', name: 'memory' },
         tableImport: { module: 'm', name: 'table' },
         globals: Array.from({ length: OK_FNS }, () => ({ type: T.i32, init: -1 })),
-        funcs: [{ type: 0, locals: [[10, T.i32]], body: pollBody() }],
+        funcs: [{ type: 0, locals: [[11, T.i32]], body: pollBody() }],
         exports: [
           { name: 'poll', kind: 'func', index: 4 },
           ...Array.from({ length: OK_FNS }, (_, k) => ({ name: `ok${k}`, kind: 'global' as const, index: k })),
