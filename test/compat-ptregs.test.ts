@@ -10,8 +10,9 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { BUILD, CLI, GUEST_INCLUDE, ROOT, Running, ensureMounts } from './helpers.js';
 import {
-  ARM64_LAYOUT, X86_LAYOUT, PtRegsError, layoutFromBtf, mapRegister, relocatePtRegs, type PtRegsResult,
+  ARM64_LAYOUT, X86_LAYOUT, PtRegsError, layoutFromBtf, mapRegister, mayNeedPtRegs, relocatePtRegs, type PtRegsResult,
 } from '../compat/ptregs/index.js';
+import { loadNative } from '../backends/linux/native.js';
 import { loadObject } from '../src/object/loader.js';
 import { parseBtf } from '../src/object/btf.js';
 import { generateSkeleton } from '../src/guest/skeleton.js';
@@ -293,4 +294,49 @@ t.test('real: the x86 build still works (the pass leaves it alone)', { skip: rea
     `UPROBE pid=${ok.pid} a=3 b=4`, `URETPROBE pid=${ok.pid} ret=7`,
     `UPROBE pid=${ok.pid} a=3 b=4`, `URETPROBE pid=${ok.pid} ret=7`,
   ], ok.run.stderr);
+});
+
+t.test('the quick check before the pass (libbpf\'s view of the pt_regs members) never skips an object the pass would change', async (t) => {
+  const native = loadNative();
+  const objects = [
+    ...fs.readdirSync(OUT).filter((f) => f.endsWith('.bpf.o')).map((f) => path.join(OUT, f)),
+    ...fs.readdirSync(path.join(MATRIX, 'build')).filter((f) => f.endsWith('.bpf.o')).map((f) => path.join(MATRIX, 'build', f)),
+  ];
+  t.ok(objects.length >= 20, `${objects.length} objects: this file's fixtures and the matrix apps`);
+  let skipped = 0;
+  let checked = 0;
+  for (const file of objects) {
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    let obj: number;
+    try {
+      obj = native.open(bytes, 'ptregs_check', { logLevel: 0 });
+    } catch {
+      continue; // libbpf refuses it before the pass would matter
+    }
+    const facts = native.ptRegsMembers(obj);
+    native.close(obj);
+    for (const host of ['x86', 'arm64'] as const) {
+      let changes: boolean;
+      try {
+        changes = relocatePtRegs(bytes, { hostArch: host }).bytes !== bytes;
+      } catch {
+        changes = true; // a refusal must be reached too
+      }
+      const may = mayNeedPtRegs(facts, host);
+      checked++;
+      if (!may) skipped++;
+      if (changes && !may) t.fail(`${path.basename(file)} on ${host}: skipped, but the pass changes it`);
+    }
+  }
+  t.ok(skipped > 0 && skipped < checked, `${skipped} of ${checked} (object, host) pairs skip the pass`);
+  const x86 = { members: ['di', 'si', 'sp', 'ip', 'flags'], userPtRegs: false };
+  const a64 = { members: ['regs', 'sp', 'pc', 'pstate'], userPtRegs: true };
+  t.notOk(mayNeedPtRegs(x86, 'x86'), 'an x86 layout on x86: skip');
+  t.ok(mayNeedPtRegs(a64, 'x86'), 'an arm64 layout on x86: the pass');
+  t.ok(mayNeedPtRegs(x86, 'arm64'), 'an x86 layout on arm64: the pass');
+  t.notOk(mayNeedPtRegs({ members: ['sp'], userPtRegs: false }, 'arm64'), 'sp alone belongs to both');
+  t.notOk(mayNeedPtRegs({ members: [], userPtRegs: false }, 'x86'), 'no pt_regs at all: skip');
+  process.env.WASM_BPF_PTREGS_SOURCE_ARCH = 'arm64';
+  t.ok(mayNeedPtRegs(x86, 'x86'), 'WASM_BPF_PTREGS_SOURCE_ARCH forces the pass');
+  delete process.env.WASM_BPF_PTREGS_SOURCE_ARCH;
 });

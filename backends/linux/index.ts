@@ -10,7 +10,7 @@ import { attachProgram, PROG_TYPE } from './attach.js';
 import { nativeCall, toBackendError } from './errors.js';
 import { explainLoadFailure } from './explain.js';
 import { openWithRingbufCompat } from '../../compat/ringbuf/index.js';
-import { ptregsForHost } from '../../compat/ptregs/index.js';
+import { mayNeedPtRegs, ptregsForHost } from '../../compat/ptregs/index.js';
 
 const PERF_BUFFER_PAGES = 64;
 
@@ -94,8 +94,6 @@ export class LinuxBackend implements Backend {
       if (opts.verbose && text) opts.log(text.trimEnd());
       return text;
     };
-    // compat/ptregs (issue #5.2): remap pt_regs reads of an object built for another arch before libbpf sees it
-    bytes = ptregsForHost(bytes, opts.verbose ? opts.log : undefined);
     const openOpts = {
       logLevel: opts.verbose ? 2 : 0,
       ...(this.btfCustomPath ? { btfCustomPath: this.btfCustomPath } : {}),
@@ -107,6 +105,18 @@ export class LinuxBackend implements Backend {
     flushLog();
     let scratchFd = -1;
     try {
+      // compat/ptregs (issue #5.2): remap pt_regs reads of an object built for another arch, and open
+      // the result instead; asked only when libbpf's parse shows pt_regs members of another arch
+      if (mayNeedPtRegs(native.ptRegsMembers(obj))) {
+        const patched = ptregsForHost(bytes, opts.verbose ? opts.log : undefined);
+        if (patched !== bytes) {
+          native.close(obj);
+          obj = -1;
+          bytes = patched;
+          obj = nativeCall(() => native.open(bytes, opts.objectName, openOpts), `libbpf cannot open the object (${bytes.length} bytes)`);
+          flushLog();
+        }
+      }
       const programs: ProgramInfo[] = native.programs(obj).map((p) => ({ name: p.name, section: p.section, type: p.type }));
       const premaps = native.maps(obj);
       // the selector decides from libbpf's own parse, before anything reaches the kernel

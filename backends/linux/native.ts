@@ -170,6 +170,9 @@ export interface NativeAddon {
    */
   /** bpf_map_create (native/src/compat.cc): a map the caller owns (closeFd it), e.g. the ringbuf compat pass's scratch map */
   mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number;
+  /** the member names (nested ones included) of the object's BTF structs named pt_regs / user_pt_regs
+   * (or ___flavours), and whether a user_pt_regs one exists (compat/ptregs' quick check) */
+  ptRegsMembers(obj: number): { members: string[]; userPtRegs: boolean };
 
   progTestRun(insns: Uint8Array, progType: number, data: Uint8Array | undefined, repeat: number): { retval: number; durationNs: number; dataOut: Uint8Array };
 }

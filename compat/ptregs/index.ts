@@ -574,6 +574,22 @@ function dropCoreRecords(obj: BpfObject, out: Uint8Array, keys: Set<string>): nu
  * object without CO-RE pt_regs records was built for. A refusal becomes a BackendError (EOPNOTSUPP)
  * whose cause is the PtRegsError.
  */
+/**
+ * Whether relocatePtRegs could change an object whose pt_regs-like BTF structs (pt_regs, user_pt_regs
+ * and their ___flavours) have these member names, nested ones included (libbpf's parse, before
+ * load): only when they name a member of another arch's layout than the host's (or
+ * WASM_BPF_PTREGS_SOURCE_ARCH forces one). When not, the pass would find the object built for the
+ * host (or for no arch) and change nothing, and its own parse of the object is skipped (about 5 ms
+ * of every load).
+ */
+export function mayNeedPtRegs(facts: { members: readonly string[]; userPtRegs: boolean }, host = hostArchOf()): boolean {
+  if (!host || process.env.WASM_BPF_NO_PTREGS === '1') return false;
+  if (envArch(process.env.WASM_BPF_PTREGS_SOURCE_ARCH)) return true;
+  // the arm64 evidence decodeCore and inferFromBtf look for, or the x86 one
+  if (host === 'x86') return facts.userPtRegs || facts.members.some((m) => m === 'regs' || ARM64_ONLY.has(m));
+  return facts.members.some((m) => m !== 'sp' && X86_MEMBERS.has(m));
+}
+
 export function ptregsForHost(bytes: Uint8Array, log?: (line: string) => void): Uint8Array {
   if (process.env.WASM_BPF_NO_PTREGS === '1') return bytes;
   let res: PtRegsResult;

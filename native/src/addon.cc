@@ -50,6 +50,7 @@ Napi::Value LsmListModules(const Napi::CallbackInfo&);
 Napi::Value ProgTestRun(const Napi::CallbackInfo&);
 // compat.cc (compat passes)
 Napi::Value MapCreate(const Napi::CallbackInfo&);
+Napi::Value PtRegsMembers(const Napi::CallbackInfo&);
 
 namespace {
 
@@ -107,6 +108,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("lsmListModules", LsmListModules);
   set("progTestRun", ProgTestRun);
   set("mapCreate", MapCreate);
+  set("ptRegsMembers", PtRegsMembers);
   // mapOp and bufferPoll with a V8 fast path where this build has one (fastcall.h)
   bool fast = SetFastMapOp(env, exports) && SetFastBufferPoll(env, exports) && SetGuestMapFunctions(env, exports);
   exports.Set("fastCalls", Napi::Boolean::New(env, fast));
