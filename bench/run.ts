@@ -159,7 +159,7 @@ function build(): Bootstrap {
   fs.mkdirSync(BUILD, { recursive: true });
   // the runtime and the compiled bench scripts, in bench/build/rt (see RT)
   const stamp = path.join(RT_DIST, 'src', 'cli', 'main.js');
-  const sources = [...tsFiles(path.join(ROOT, 'src')), ...tsFiles(path.join(ROOT, 'backends')), ...tsFiles(BENCH), path.join(ROOT, 'bin', 'wasm-bpf.js')];
+  const sources = [...tsFiles(path.join(ROOT, 'src')), ...tsFiles(path.join(ROOT, 'backends')), ...tsFiles(path.join(ROOT, 'compat')), ...tsFiles(BENCH), path.join(ROOT, 'bin', 'wasm-bpf.js')];
   if (!fresh(stamp, sources) || !fs.existsSync(path.join(DIST_BENCH, 'startup.js'))) {
     log('building the TypeScript into bench/build/rt (npx tsc -p tsconfig.json --outDir bench/build/rt/dist) ...');
     // type errors elsewhere in the tree do not stop tsc from emitting; only a missing output is fatal
