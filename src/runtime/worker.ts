@@ -11,17 +11,27 @@ import { GuestWasi } from './wasi.js';
 import { StopSignal } from './stop.js';
 import type { WorkerData, WorkerInput, WorkerMessage } from './protocol.js';
 import { createBackend } from '../select/backend.js';
+// static: the kernel backend loads with the rest of this thread's code (one bundle load instead of a
+// second, dynamic one after it); loading the module has no effect until a LinuxBackend is made
+import { setDefaultBtfCustomPath } from '../../backends/linux/index.js';
+import { loadNative } from '../../backends/linux/native.js';
 
 const data = workerData as WorkerData;
 const input: WorkerInput = 'warm' in data ? await prestarted() : data;
 
 /**
- * a prestarted worker: loads the kernel backend (modules and native addon) while the main thread gets the
- * input ready (it reads the prober's report itself), then waits for it
+ * a prestarted worker: loads the native addon while the main thread gets the input ready (it reads the
+ * prober's report itself), then waits for it
  */
 async function prestarted(): Promise<WorkerInput> {
   const next = new Promise<WorkerInput>((resolve) => parentPort!.once('message', (m: WorkerInput) => resolve(m)));
-  if (process.platform === 'linux') await import('../../backends/linux/index.js').catch(() => undefined);
+  if (process.platform === 'linux') {
+    try {
+      loadNative();
+    } catch {
+      // the backend meets and reports it when it is made
+    }
+  }
   return next;
 }
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
@@ -49,7 +59,7 @@ async function run(): Promise<number> {
   }
 
   if (input.btfCustomPath && input.backend !== 'userspace') {
-    (await import('../../backends/linux/index.js')).setDefaultBtfCustomPath(input.btfCustomPath);
+    setDefaultBtfCustomPath(input.btfCustomPath);
     if (input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
   }
   const backend = await createBackend(input.backend, input.verbose ? log : undefined, input.stop, input.report);
