@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startupMarks } from './startup.js';
 
 // ---- paths ------------------------------------------------------------------------------------------
 
@@ -167,11 +168,13 @@ function build(): Bootstrap {
     // type errors elsewhere in the tree do not stop tsc from emitting; only a missing output is fatal
     spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', RT_DIST], { cwd: ROOT, encoding: 'utf8' });
     if (!fs.existsSync(stamp) || !fs.existsSync(path.join(DIST_BENCH, 'micro.js'))) throw new Error('tsc produced no output: see `npx tsc -p tsconfig.json`');
-    // the guest thread's bundle, as `npm run build` makes it (package.json "bundle")
-    const rtDir = path.join(RT_DIST, 'src', 'runtime');
-    for (const f of fs.readdirSync(rtDir)) if (/^worker\.(bundle|chunk-.*)\.js$/.test(f)) fs.rmSync(path.join(rtDir, f));
-    const esb = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'esbuild'), [path.join(rtDir, 'worker.js'), '--bundle', '--platform=node', '--format=esm', '--target=node18', '--splitting', `--outdir=${rtDir}`, '--entry-names=[name].bundle', '--chunk-names=worker.chunk-[hash]', '--log-level=warning'], { encoding: 'utf8' });
-    if (esb.status !== 0) throw new Error(`esbuild failed: ${esb.stderr}`);
+    // the guest thread's bundle and the CLI's, as `npm run build` makes them (package.json "bundle")
+    for (const [dir, entry, chunks] of [['runtime', 'worker', 'worker.chunk'], ['cli', 'main', 'cli.chunk']] as const) {
+      const out = path.join(RT_DIST, 'src', dir);
+      for (const f of fs.readdirSync(out)) if (f === `${entry}.bundle.js` || (f.startsWith(`${chunks}-`) && f.endsWith('.js'))) fs.rmSync(path.join(out, f));
+      const esb = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'esbuild'), [path.join(out, `${entry}.js`), '--bundle', '--platform=node', '--format=esm', '--target=node18', '--splitting', `--outdir=${out}`, '--entry-names=[name].bundle', `--chunk-names=${chunks}-[hash]`, '--log-level=warning'], { encoding: 'utf8' });
+      if (esb.status !== 0) throw new Error(`esbuild failed: ${esb.stderr}`);
+    }
     fs.mkdirSync(path.join(RT, 'bin'), { recursive: true });
     fs.copyFileSync(path.join(ROOT, 'bin', 'wasm-bpf.js'), path.join(RT, 'bin', 'wasm-bpf.js'));
     fs.chmodSync(path.join(RT, 'bin', 'wasm-bpf.js'), 0o755);
@@ -586,38 +589,35 @@ async function startupBreakdown(o: Options, boot: Bootstrap): Promise<StartupDet
   const runs = o.quick ? 3 : 5;
   const profiles: Array<Map<string, number>> = [];
   for (let i = 0; i < runs; i++) {
-    const r = spawnSync(process.execPath, [path.join(DIST_BENCH, 'startup.js'), boot.wasm, '-t', '0.2'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000, env: CLEAN_ENV });
-    const line = r.stdout.split('\n').find((l) => l.startsWith('{"marks"'));
-    if (!line) throw new Error(`startup profile failed:\n${r.stdout}\n${r.stderr}`);
-    profiles.push(new Map((JSON.parse(line) as { marks: Array<[string, number]> }).marks));
+    profiles.push(new Map(startupMarks(CLI, [boot.wasm, '-t', '0.2'], CLEAN_ENV)));
     await sleep(100);
   }
+  // the real path (src/runtime/trace.ts marks): the guest's thread starts while the main thread loads
+  // the CLI, so main-thread and worker rows overlap in time
   const spans: Array<[string, string | null, string]> = [
-    ['node start-up (process start -> first line of our script)', null, 'script_start'],
-    ['CLI modules (main thread: cli/run.js, runtime.js, ...)', 'script_start', 'cli_modules'],
-    ['read the .wasm file', 'cli_modules', 'read_module'],
-    ['worker thread start (new Worker -> its first line)', 'worker_spawn', 'worker_start'],
-    ['worker: runtime modules (host, wasi, imports, errors, ...)', 'worker_start', 'worker_modules'],
-    ['worker: backend modules (backends/linux/*)', 'worker_modules', 'backend_modules'],
-    ['native addon dlopen (+ libbpf, libelf, libz)', 'backend_modules', 'addon_load'],
-    ["selector: the prober's report (src/probe/fast.ts hostReport, cached per boot)", 'addon_load', 'probe_report'],
-    ['module shape check + host/WASI setup', 'probe_report', 'host_setup'],
-    ['WebAssembly.compile', 'host_setup', 'compile'],
-    ['WebAssembly.instantiate', 'compile', 'instantiate'],
+    ['node start-up (process start -> first line of the CLI)', null, 'script_start'],
+    ['main: CLI start -> the guest\'s thread is spawned', 'script_start', 'worker_spawn'],
+    ['main: CLI modules (cli/run.js, runtime.js, ...), in parallel with the thread\'s start', 'worker_spawn', 'cli_modules'],
+    ['main: read the .wasm, compile it and read the prober\'s report, post the input', 'cli_modules', 'input_posted'],
+    ['guest thread: Node\'s worker start-up (spawn -> the bundle\'s first line)', 'worker_spawn', 'worker_start'],
+    ['guest thread: the bundle\'s modules', 'worker_start', 'worker_modules'],
+    ['guest thread: native addon dlopen (+ libbpf, libelf, libz)', 'worker_modules', 'addon_load'],
+    ['guest thread: waiting for the input', 'addon_load', 'input'],
+    ['guest thread: backend (selector with the report)', 'input', 'backend'],
+    ['guest thread: host/WASI set-up and WebAssembly.instantiate', 'backend', 'instantiate'],
     ['guest start until bpf_object__open_mem (libc init, skeleton open, copy of the object)', 'instantiate', 'open:start'],
     ['bpf_object__open_mem (ELF + BTF parsing)', 'open:start', 'open:end'],
-    ['between open and load (programs(), maps())', 'open:end', 'load:start'],
+    ['between open and load (pt_regs check, programs(), maps(), selector plan)', 'open:end', 'load:start'],
     ['bpf_object__load (feature probes, vmlinux BTF + CO-RE, maps, verifier)', 'load:start', 'load:end'],
-    ['load -> first attach (host bookkeeping, guest)', 'load:end', 'attachAuto:start'],
-    ['attach (all programs, tracefs check)', 'attachAuto:start', 'attachAuto:end'],
-    ['attach -> ring buffer open (guest, first poll call)', 'attachAuto:end', 'ringbufOpen:start'],
-    ['ring_buffer__new + first bufferPoll call', 'ringbufOpen:start', 'bufferPoll:start'],
+    ['load -> first attach (host bookkeeping, guest)', 'load:end', 'attach:start'],
+    ['attach (all programs, tracefs check)', 'attach:start', 'attach:end'],
+    ['attach -> the first buffer poll (guest, ring buffer open)', 'attach:end', 'poll'],
   ];
   const phases = spans.map(([phase, from, to]) => {
     const vals = profiles.map((p) => (p.get(to) ?? NaN) - (from ? p.get(from) ?? NaN : 0));
     return { phase, ms: round1(median(vals)), min: round1(Math.min(...vals)), max: round1(Math.max(...vals)) };
   });
-  const totalToFirstPollMs = round1(median(profiles.map((p) => p.get('bufferPoll:start') ?? NaN)));
+  const totalToFirstPollMs = round1(median(profiles.map((p) => p.get('poll') ?? NaN)));
 
   // reference points: bare node, node's first script line, an empty worker
   const nodeBareMs: number[] = [];
@@ -812,7 +812,7 @@ function markdown(r: Report): string {
     const s = r.startup;
     L.push('## Start-up: where the time goes (bench/startup.ts, median of runs)');
     L.push('');
-    L.push('`wasm-bpf run bootstrap.wasm` replayed step by step with timestamps (ms since the process started); the native addon behind a proxy that timestamps its calls:');
+    L.push('`wasm-bpf run bootstrap.wasm` itself, with `WASM_BPF_TRACE_STARTUP=1` (src/runtime/trace.ts: both threads write timestamped marks, ms since the process started). The guest\'s thread starts first thing and boots while the main thread loads the CLI, so the main-thread rows overlap the guest-thread rows:');
     L.push('');
     L.push('| phase | ms | min - max |');
     L.push('|---|---|---|');

@@ -1,58 +1,38 @@
 // Start-up breakdown of `wasm-bpf run` (run by run.ts, or alone:
-//   node dist/bench/startup.js GUEST.wasm [guest args...]
-// ). Replays what bin/wasm-bpf.js does (CLI modules in the main thread, read the module, a worker that
-// loads the runtime's modules, checks the module, loads the native addon, compiles, instantiates and
-// runs the guest) with a timestamp after each step, and times every native addon call the guest's host
-// calls make (bpf_object__open_mem, bpf_object__load, attach, ring buffer) through a proxy of the addon.
-// The guest should end by itself (bootstrap: `-t 0.2`). Prints one JSON line: {"marks": [[name, ms]...]}
-// with ms since the process started (performance.timeOrigin).
-import { Worker } from 'node:worker_threads';
-import fs from 'node:fs';
+//   node dist/bench/startup.js CLI GUEST.wasm [guest args...]
+// ). Runs the real CLI once with WASM_BPF_TRACE_STARTUP=1 (src/runtime/trace.ts): the main thread and
+// the guest's thread then write `# startup NAME MS` marks to stderr, MS since the process started.
+// The guest should end by itself (bootstrap: `-t 0.2`). Prints one JSON line: {"marks": [[name, ms]...]}:
+// the first of each mark, except `...:end` marks (the last one: e.g. the end of the last attach).
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type Mark = [string, number];
 
-/** ms since this process started, comparable across its threads */
-export const stamp = (): number => performance.timeOrigin + performance.now();
-
-export interface StartupInput {
-  bytes: Uint8Array;
-  args: string[];
-  origin: number;
-}
-
-async function main(): Promise<void> {
-  const origin = performance.timeOrigin;
-  const marks: Mark[] = [['script_start', stamp() - origin]];
-  const [file, ...args] = process.argv.slice(2);
-  if (!file) throw new Error('usage: startup.js GUEST.wasm [args...]');
-  // what bin/wasm-bpf.js -> dist/src/cli/main.js -> run.js load in the main thread
-  await import('../src/cli/run.js');
-  marks.push(['cli_modules', stamp() - origin]);
-  const bytes = fs.readFileSync(file);
-  marks.push(['read_module', stamp() - origin]);
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const js = path.join(here, 'startup-worker.js');
-  const url = new URL(`file://${fs.existsSync(js) ? js : path.join(here, 'startup-worker.ts')}`);
-  const input: StartupInput = { bytes, args: [path.basename(file), ...args], origin };
-  marks.push(['worker_spawn', stamp() - origin]);
-  const worker = new Worker(url, { workerData: input });
-  const workerMarks = await new Promise<Mark[]>((resolve, reject) => {
-    worker.on('message', (m: Mark[]) => resolve(m));
-    worker.on('error', reject);
-    worker.on('exit', (code) => reject(new Error(`startup worker exited (${code}) without reporting`)));
+export function startupMarks(cli: string, args: string[], env: NodeJS.ProcessEnv = process.env): Mark[] {
+  const r = spawnSync(process.execPath, [cli, 'run', ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...env, WASM_BPF_TRACE_STARTUP: '1' },
   });
-  marks.push(...workerMarks);
-  await worker.terminate();
-  marks.push(['end', stamp() - origin]);
-  process.stdout.write(`${JSON.stringify({ marks })}\n`);
+  const marks = new Map<string, number>();
+  for (const line of r.stderr.split('\n')) {
+    const m = /^# startup (\S+) ([\d.]+)( .*)?$/.exec(line);
+    if (!m) continue;
+    const [name, ms] = [m[1]!, Number(m[2])];
+    if (!marks.has(name) || name.endsWith(':end')) marks.set(name, ms);
+  }
+  if (r.status !== 0 || marks.size === 0) throw new Error(`startup trace failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+  return [...marks];
 }
 
 const self = fileURLToPath(import.meta.url);
 if (process.argv[1] && path.resolve(process.argv[1]) === self) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`startup: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  });
+  const [cli, ...args] = process.argv.slice(2);
+  if (!cli || args.length === 0) {
+    process.stderr.write('usage: startup.js CLI GUEST.wasm [args...]\n');
+    process.exit(2);
+  }
+  process.stdout.write(`${JSON.stringify({ marks: startupMarks(cli, args) })}\n`);
 }

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import type { Backend, DirectMapOps, DirectPoll, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import { isPerCpuMap, MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
+import { mark } from '../../src/runtime/trace.js';
 import { loadNative, type NativeAddon } from './native.js';
 import { attachProgram, PROG_TYPE } from './attach.js';
 import { nativeCall, toBackendError } from './errors.js';
@@ -98,10 +99,12 @@ export class LinuxBackend implements Backend {
       logLevel: opts.verbose ? 2 : 0,
       ...(this.btfCustomPath ? { btfCustomPath: this.btfCustomPath } : {}),
     };
+    mark('open:start');
     let obj = nativeCall(
       () => native.open(bytes, opts.objectName, openOpts),
       `libbpf cannot open the object (${bytes.length} bytes)`,
     );
+    mark('open:end');
     flushLog();
     let scratchFd = -1;
     try {
@@ -139,7 +142,9 @@ export class LinuxBackend implements Backend {
         );
       }
       try {
+        mark('load:start');
         native.load(obj);
+        mark('load:end');
       } catch (err) {
         throw explainLoadFailure(err, programs);
       } finally {
@@ -190,6 +195,7 @@ class LinuxObject implements LoadedObject {
         2,
       );
     }
+    mark('attach:start');
     if (info.type === PROG_TYPE.TRACEPOINT) ensureTracefs(this.opts);
     try {
       this.links.push(
@@ -203,6 +209,7 @@ class LinuxObject implements LoadedObject {
         }),
       );
     } finally {
+      mark('attach:end');
       const log = this.native.takeLog();
       if (this.opts.verbose && log) this.opts.log(log.trimEnd());
     }

@@ -11,6 +11,7 @@ import { GuestMemory, ptr64 } from './memory.js';
 import { createDispatcher, type RecordDispatcher } from './dispatch.js';
 import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
 import type { StopSignal } from '../runtime/stop.js';
+import { mark } from '../runtime/trace.js';
 
 export const WASM_BPF_MODULE = 'wasm_bpf';
 
@@ -335,6 +336,7 @@ export class WasmBpfHost {
       maxSize: number,
       timeoutMs: number,
     ): number => {
+      mark('poll');
       if (!this.object(handle)) return -EINVAL;
       const fn = this.tableFunction(sampleFunc);
       if (!fn) return -EINVAL;

@@ -1,5 +1,8 @@
 // wasm-bpf command line: dispatches to one file per command.
 import process from 'node:process';
+import { fileOf, mark } from '../runtime/trace.js';
+
+mark('script_start', () => fileOf(import.meta.url));
 
 const USAGE = `wasm-bpf: run eBPF applications packaged as WebAssembly modules
 
@@ -46,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       await prestart(rest);
       const { runCommand } = await import('./run.js');
+      mark('cli_modules');
       return runCommand(rest);
     }
     case 'check': {
@@ -64,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
       if (cmd.startsWith('-') || cmd.endsWith('.wasm')) {
         await prestart(argv);
         const { runCommand } = await import('./run.js');
+        mark('cli_modules');
         return runCommand(argv);
       }
       process.stderr.write(`wasm-bpf: unknown command '${cmd}'\n\n${USAGE}`);

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StopSignal } from './stop.js';
+import { mark, traceOrigin } from './trace.js';
 import type { WorkerData } from './protocol.js';
 
 export interface Prestarted {
@@ -25,7 +26,9 @@ let warm: Prestarted | undefined;
  * (a plain `tsc` after the last bundle); worker.ts when running from the sources.
  */
 export function workerUrl(): URL {
-  const here = path.dirname(fileURLToPath(import.meta.url));
+  // this module's directory, or (bundled into the CLI's bundle, dist/src/cli/) its sibling runtime/
+  let here = path.dirname(fileURLToPath(import.meta.url));
+  if (path.basename(here) !== 'runtime') here = path.join(here, '..', 'runtime');
   const js = path.join(here, 'worker.js');
   const mtime = (f: string): number => {
     try {
@@ -59,7 +62,8 @@ function avoidGcInWasiFastCalls(): void {
 /** the environment is shared, so what the CLI sets after the start (e.g. --assume-missing) reaches the guest thread */
 export function startWorker(data: WorkerData): Worker {
   avoidGcInWasiFastCalls();
-  return new Worker(workerUrl(), { workerData: data, stdout: false, stderr: false, env: SHARE_ENV });
+  mark('worker_spawn');
+  return new Worker(workerUrl(), { workerData: { ...data, origin: traceOrigin }, stdout: false, stderr: false, env: SHARE_ENV });
 }
 
 export function prestartWorker(): void {

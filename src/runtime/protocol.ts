@@ -21,10 +21,12 @@ export interface WorkerInput {
   report?: Report;
   /** StopSignal's shared flag */
   stop: SharedArrayBuffer;
+  /** the main thread's time origin, for the start-up trace (trace.ts) */
+  origin?: number;
 }
 
 /** the worker's workerData: the whole input, or (a prestarted worker) only the stop flag, the input following as a message */
-export type WorkerData = WorkerInput | { warm: true; stop: SharedArrayBuffer };
+export type WorkerData = WorkerInput | { warm: true; stop: SharedArrayBuffer; origin?: number };
 
 export type WorkerMessage =
   | { type: 'wakefd'; fd: number }

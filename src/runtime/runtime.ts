@@ -9,6 +9,7 @@ import type { WorkerInput, WorkerMessage } from './protocol.js';
 import { startWorker, takePrestarted, type Prestarted } from './prestart.js';
 import type { BackendChoice } from '../select/backend.js';
 import { WasmBpfError } from '../errors.js';
+import { mark } from './trace.js';
 
 export interface RunOptions {
   /** module bytes, or a path to read them from */
@@ -65,6 +66,7 @@ export class Runtime {
 
   async run(opts: RunOptions): Promise<RunResult> {
     const bytes = typeof opts.module === 'string' ? readModule(opts.module) : opts.module;
+    mark('read_module');
     const name = typeof opts.module === 'string' ? path.basename(opts.module) : 'module.wasm';
     const input: WorkerInput = {
       bytes,
@@ -94,6 +96,7 @@ export class Runtime {
       worker = this.prestarted.worker;
       worker.ref();
       worker.postMessage(input);
+      mark('input_posted');
     } else {
       if (this.prestarted) void this.prestarted.worker.terminate();
       worker = startWorker(input);

@@ -15,9 +15,13 @@ import { createBackend } from '../select/backend.js';
 // second, dynamic one after it); loading the module has no effect until a LinuxBackend is made
 import { setDefaultBtfCustomPath } from '../../backends/linux/index.js';
 import { loadNative } from '../../backends/linux/native.js';
+import { mark } from './trace.js';
+
+mark('worker_modules');
 
 const data = workerData as WorkerData;
 const input: WorkerInput = 'warm' in data ? await prestarted() : data;
+mark('input');
 
 /**
  * a prestarted worker: loads the native addon while the main thread gets the input ready (it reads the
@@ -28,6 +32,7 @@ async function prestarted(): Promise<WorkerInput> {
   if (process.platform === 'linux') {
     try {
       loadNative();
+      mark('addon_load');
     } catch {
       // the backend meets and reports it when it is made
     }
@@ -63,6 +68,7 @@ async function run(): Promise<number> {
     if (input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
   }
   const backend = await createBackend(input.backend, input.verbose ? log : undefined, input.stop, input.report);
+  mark('backend');
   const wakeFd = backend.wakeFd();
   post({ type: 'wakefd', fd: wakeFd });
 
@@ -87,6 +93,7 @@ async function run(): Promise<number> {
   try {
     const module = input.module ?? (await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>));
     instance = await WebAssembly.instantiate(module, importObject);
+    mark('instantiate');
   } catch (err) {
     host.closeAll();
     throw new ModuleError(err instanceof WebAssembly.LinkError ? 'WASM_IMPORT' : 'WASM_MALFORMED', `cannot instantiate the module: ${errorMessage(err)}`, { cause: err });
