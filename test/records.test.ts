@@ -157,6 +157,7 @@ interface Guest {
   setup(): number;
   configure(failEvery: number, reenter: number): void;
   set_scribble(n: number): void;
+  poll_at(data: number, maxSize: number): number;
   poll(offset: number, maxSize: number, wrapper: number): number;
   buf_addr(): number;
   nlog(): number;
@@ -340,6 +341,20 @@ t.test('[direct] records the guest overwrote in its own poll buffer are reported
   t.same(errors, []);
   t.equal(g.nlog(), 11 + 50, 'later records arrive as before');
   t.ok(direct!.fills > 1, 'through the direct poll again');
+});
+
+t.test('[direct] out-of-range buffers get -EFAULT as from the host poll, and guest memory is left alone', async (t) => {
+  const { g, src, direct } = start('direct');
+  src.queue.push(...sizes(20, () => 24));
+  const before = new Uint8Array(g.memory.buffer).slice(0, 4096);
+  const EFAULT = -14;
+  t.equal(g.poll_at(0xfffffff9, 2000), EFAULT, 'a buffer that wraps around the address space (its aligned stage would be 0)');
+  t.same(new Uint8Array(g.memory.buffer).slice(0, 4096), before, 'nothing written at the bottom of memory');
+  t.equal(g.poll_at(g.memory.buffer.byteLength - 1000, 4096), EFAULT, 'a buffer past the end of memory');
+  t.equal(g.poll_at(g.buf_addr(), -5), EFAULT, 'a negative size');
+  t.equal(g.nlog(), 0, 'no record delivered');
+  t.equal(direct!.fills, 0, 'the direct poll handed every one to the host');
+  t.equal(g.poll(0, 4096, 0), 20, 'a good buffer then gets them all');
 });
 
 t.test('[direct] a stop request ends a direct poll like the host poll: Interrupted', async (t) => {

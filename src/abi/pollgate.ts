@@ -24,7 +24,7 @@
 //
 //   (func $poll (param $handle i64) (param $fd i32) (param $fn i32) (param $ctx i32) (param $data i32)
 //               (param $max i32) (param $timeout i32) (result i32)
-//     if fn is none of the checked callbacks || max < MIN_MAX: return slow(all)
+//     if fn is none of the checked callbacks || max < MIN_MAX || data + max wraps: return slow(all)
 //     stage = (data + 7) & ~7; len = data + max - stage; end = stage + len
 //     n = fill(handle, fd, stage, len, timeout, 0)
 //     if n == 0 or n == -EBUSY: return n;  if n < 0: return slow(..., n == POLL_SLOW ? timeout : 0)
@@ -133,12 +133,14 @@ function pollBody(): Uint8Array {
     get(FD); get(P); get(END); get(N); get(I); b.byte(OP.i32_sub).byte(OP.call).u32(F_KEEP).byte(OP.drop);
   };
 
-  // a callback the host has not checked, or a small buffer: the JavaScript poll
+  // a callback the host has not checked, a small buffer, or one that wraps around the 32-bit address
+  // space (data + max < data): the JavaScript poll (which answers the latter -EFAULT)
   get(FN); b.byte(OP.global_get).u32(0).byte(OP.i32_ne);
   for (let k = 1; k < OK_FNS; k++) {
     get(FN); b.byte(OP.global_get).u32(k).byte(OP.i32_ne).byte(OP.i32_and);
   }
   get(MAX); i32(MIN_MAX); b.byte(OP.i32_lt_s).byte(OP.i32_or);
+  get(DATA); get(MAX); b.byte(OP.i32_add); get(DATA); b.byte(OP.i32_lt_u).byte(OP.i32_or);
   b.byte(OP.if).byte(T.void);
   slowCall(() => get(TIMEOUT));
   b.byte(OP.return).byte(OP.end);
