@@ -122,10 +122,10 @@ function fakeDirect(poll: FakeDirectPoll): DirectMapOps {
   };
 }
 
-function fakeBackend(src: ScriptedSource, direct?: FakeDirectPoll): Backend {
+function fakeBackend(src: ScriptedSource, direct?: FakeDirectPoll, mapType: number = MAP_TYPE.RINGBUF): Backend {
   const obj: LoadedObject = {
     programs: [],
-    maps: [{ name: 'rb', type: MAP_TYPE.RINGBUF, keySize: 0, valueSize: 0, maxEntries: 1 << 20, fd: 100, opValueSize: 0 }],
+    maps: [{ name: 'rb', type: mapType, keySize: 0, valueSize: 0, maxEntries: 1 << 20, fd: 100, opValueSize: 0 }],
     attach: () => undefined,
     mapOperate: () => -22,
     openRecords: () => src,
@@ -177,13 +177,13 @@ const module = new WebAssembly.Module(bytes);
 
 type Mode = 'host' | 'direct';
 
-function start(mode: Mode = 'host'): { g: Guest; src: ScriptedSource; logs: string[]; direct: FakeDirectPoll | undefined; stop: StopSignal } {
+function start(mode: Mode = 'host', mapType: number = MAP_TYPE.RINGBUF): { g: Guest; src: ScriptedSource; logs: string[]; direct: FakeDirectPoll | undefined; stop: StopSignal } {
   const src = new ScriptedSource();
   const logs: string[] = [];
   const direct = mode === 'direct' ? new FakeDirectPoll() : undefined;
   const stop = new StopSignal();
   const host = new WasmBpfHost({
-    backend: fakeBackend(src, direct),
+    backend: fakeBackend(src, direct, mapType),
     objectName: 'records',
     verbose: true,
     allowCgroup: [],
@@ -198,7 +198,7 @@ function start(mode: Mode = 'host'): { g: Guest; src: ScriptedSource; logs: stri
   g._initialize();
   if (g.setup() !== 100) throw new Error('setup failed');
   if (direct) {
-    if (!logs.some((l) => /buffer_poll: ring buffers served by the backend from Wasm/.test(l))) throw new Error(`no direct poll: ${logs.join('\n')}`);
+    if (!logs.some((l) => /buffer_poll: served by the backend from Wasm/.test(l))) throw new Error(`no direct poll: ${logs.join('\n')}`);
     // the first poll of a buffer (and of a callback index) goes through the host, which then registers
     // both with the direct poll: the records the tests queue next come through the direct path
     if (g.poll(0, 16384, 0) !== 0 || !direct.fds.has(100)) throw new Error('the buffer was not registered with the direct poll');
@@ -355,6 +355,16 @@ t.test('[direct] out-of-range buffers get -EFAULT as from the host poll, and gue
   t.equal(g.nlog(), 0, 'no record delivered');
   t.equal(direct!.fills, 0, 'the direct poll handed every one to the host');
   t.equal(g.poll(0, 4096, 0), 20, 'a good buffer then gets them all');
+});
+
+t.test('[direct] a perf event array is served by the direct poll too', async (t) => {
+  const { g, src, direct } = start('direct', MAP_TYPE.PERF_EVENT_ARRAY);
+  const recs = sizes(700, (i) => 4 + ((i * 11) % 120));
+  src.queue.push(...recs);
+  const { errors } = drain(g, src, 0, 4096);
+  t.same(errors, []);
+  check(t, g, recs, 0, 4096);
+  t.ok(direct!.fills > 1, `through the direct poll (${direct!.fills} fills)`);
 });
 
 t.test('[direct] a stop request ends a direct poll like the host poll: Interrupted', async (t) => {

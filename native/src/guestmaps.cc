@@ -17,8 +17,8 @@
 // -EINVAL, value/next -EFAULT, unknown command -EINVAL).
 //
 // The same slot also serves wasm_bpf_buffer_poll's common case without JavaScript: src/abi/pollgate.ts
-// builds a small Wasm function (per guest) that calls the slot's `fill` here, which polls a ring
-// buffer the ABI layer registered and writes its records straight into the staging area of the
+// builds a small Wasm function (per guest) that calls the slot's `fill` here, which polls a ring or
+// perf buffer the ABI layer registered and writes its records straight into the staging area of the
 // guest's own poll buffer; the Wasm function then copies each record to data_ptr and calls the
 // guest's callback through its table. Anything unusual (an unregistered fd or handle, a pointer this
 // check does not like, a record larger than the staging area, a stop request) answers kSlow or an
@@ -146,7 +146,7 @@ constexpr int32_t kSlow = -65536;
 constexpr int32_t kMore = 1 << 30;
 
 /**
- * Polls the ring buffer registered for fd (waiting up to timeoutMs unless `more`), writing whole
+ * Polls the ring or perf buffer registered for fd (waiting up to timeoutMs unless `more`), writing whole
  * records as [u32 size][u32 0][data padded to 8] into guest memory [stage, stage + len). The record
  * count (| kMore when the area filled up before the ring was empty), 0 on timeout, -EBUSY for a poll
  * from inside the callback of the same buffer (`more` = 0), -EINTR when the run is stopped, -ENOBUFS

@@ -58,9 +58,7 @@ interface BufferState {
   truncated: number;
   /** a chunk is being delivered by the Wasm dispatcher */
   busy: boolean;
-  /** a ring buffer: the direct poll (pollgate.ts) may serve it */
-  ring: boolean;
-  /** registered with the direct poll right now (only while nothing waits in `out`) */
+  /** registered with the direct poll (pollgate.ts) right now (only while nothing waits in `out`) */
   served: boolean;
 }
 
@@ -206,7 +204,7 @@ export class WasmBpfHost {
         this.gate.attach(this.directPoll.poll);
       }
     }
-    if (this.gate) this.debug(`buffer_poll: ${this.directPoll ? 'ring buffers served by the backend from Wasm (no JavaScript per poll)' : 'served by the host in JavaScript'}`);
+    if (this.gate) this.debug(`buffer_poll: ${this.directPoll ? 'served by the backend from Wasm (no JavaScript per poll)' : 'served by the host in JavaScript'}`);
     const cb = instance.exports[this.opts.callbackExport];
     if (typeof cb === 'function') this.goCallback = cb as GuestCallback;
   }
@@ -497,7 +495,6 @@ export class WasmBpfHost {
       remaining: 0,
       truncated: 0,
       busy: false,
-      ring: entry.info.type === MAP_TYPE.RINGBUF,
       served: false,
     };
     this.buffers.set(fd, st);
@@ -515,7 +512,7 @@ export class WasmBpfHost {
       this.debug(`poll of fd ${fd} from inside its own callback: -EBUSY`);
       return -EBUSY;
     }
-    if (!dp || !st.ring) return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
+    if (!dp) return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
     // While this poll (or records it leaves in `out`) is under way, the direct poll must not serve
     // the fd: its records would overtake them. Afterwards, with `out` empty, it may again.
     if (st.served) {

@@ -6,7 +6,7 @@
 // against them and the backend's C record source (DirectPoll: native/src/guestmaps.cc), and the gate
 // calls it through its one-entry table instead:
 //
-//   guest -> gate.poll -> poll.poll -> C fill: waits on the ring buffer, writes whole records
+//   guest -> gate.poll -> poll.poll -> C fill: waits on the ring (or perf) buffer, writes whole records
 //                                      ([u32 size][u32 0][data, padded to 8]) into the staging area
 //                                      of the guest's own buffer (from its first 8-byte aligned byte)
 //                                   -> for each record: copy to data_ptr, call_indirect the guest's
