@@ -407,30 +407,41 @@ t.test('the ABI layer gives a guest\'s direct map_operate slot back once its ins
   t.equal(after, before, 'after the instance is collected, the slot is free again');
 });
 
-/** a Wasm module importing `fn` as wasm_bpf_map_operate (i32 pointers): loop(n, fd, cmd, key, value)
- * calls it n times with next 0 and flags 0 and returns the last result */
-function wasmCaller(fn: unknown): (n: number, fd: number, cmd: number, key: number, value: number) => number {
+/**
+ * A Wasm module importing `fn` with parameter types `imp` (result i32): loop(n, a1..ak) calls it n
+ * times with a1..ak followed by zeros for the import's remaining parameters, and returns the last result.
+ */
+function wasmLoop(fn: unknown, imp: number[], k: number): (n: number, ...args: Array<number | bigint>) => number {
   const b = new Bytes();
   const get = (l: number): Bytes => b.byte(OP.local_get).u32(l);
   b.byte(OP.loop).byte(T.void);
-  get(1); get(2); get(3); get(4); b.byte(OP.i32_const).s32(0).byte(OP.i64_const).s32(0);
-  b.byte(OP.call).u32(0).byte(OP.local_set).u32(5);
+  for (let i = 1; i <= k; i++) get(i);
+  for (const ty of imp.slice(k)) b.byte(ty === T.i64 ? OP.i64_const : OP.i32_const).s32(0);
+  b.byte(OP.call).u32(0).byte(OP.local_set).u32(k + 1);
   get(0); b.byte(OP.i32_const).s32(1).byte(OP.i32_sub).byte(OP.local_tee).u32(0).byte(OP.br_if).u32(0);
   b.byte(OP.end);
-  get(5);
+  get(k + 1);
   const bytes = buildModule({
     types: [
-      { params: [T.i32, T.i32, T.i32, T.i32, T.i32, T.i64], results: [T.i32] },
-      { params: [T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
+      { params: imp, results: [T.i32] },
+      { params: [T.i32, ...imp.slice(0, k)], results: [T.i32] },
     ],
-    funcImports: [{ module: 'wasm_bpf', name: 'wasm_bpf_map_operate', type: 0 }],
+    funcImports: [{ module: 'm', name: 'f', type: 0 }],
     globals: [],
     funcs: [{ type: 1, locals: [[1, T.i32]], body: b.out() }],
     exports: [{ name: 'loop', kind: 'func', index: 1 }],
   });
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { wasm_bpf: { wasm_bpf_map_operate: fn as () => number } });
-  return inst.exports['loop'] as (n: number, fd: number, cmd: number, key: number, value: number) => number;
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { m: { f: fn as () => number } });
+  return inst.exports['loop'] as (n: number, ...args: Array<number | bigint>) => number;
 }
+
+/** the guest's wasm_bpf_map_operate import (i32 pointers): loop(n, fd, cmd, key, value), next and flags 0 */
+const wasmCaller = (fn: unknown): ((n: number, fd: number, cmd: number, key: number, value: number) => number) =>
+  wasmLoop(fn, [T.i32, T.i32, T.i32, T.i32, T.i32, T.i64], 4);
+
+/** DirectPoll's fill as pollgate.ts imports it: loop(n, handle, fd, stage, len), timeout and more 0 */
+const wasmFillCaller = (fill: unknown): ((n: number, handle: bigint, fd: number, stage: number, len: number) => number) =>
+  wasmLoop(fill, [T.i64, T.i32, T.i32, T.i32, T.i32, T.i32], 4);
 
 t.test('mapOp and bufferPoll called from optimized code (the V8 fast path) give the same results', async (t) => {
   // Node 20 on x86-64 (V8 11.3): the addon registers both with a V8 fast call (native/src/fastcall.h)
@@ -542,30 +553,6 @@ t.test('ring buffer: tiny out buffer, pending records, -ENOBUFS, order kept', as
   t.equal(native.bufferPoll(buf, 0, -1, large), 0, 'drained');
   native.bufferClose(buf);
 });
-
-/** a Wasm module calling `fill` (DirectPoll's C function) n times: (n, handle, fd, stage, len) -> last result */
-function wasmFillCaller(fill: unknown): (n: number, handle: bigint, fd: number, stage: number, len: number) => number {
-  const b = new Bytes();
-  const get = (l: number): Bytes => b.byte(OP.local_get).u32(l);
-  b.byte(OP.loop).byte(T.void);
-  get(1); get(2); get(3); get(4); b.byte(OP.i32_const).s32(0).byte(OP.i32_const).s32(0);
-  b.byte(OP.call).u32(0).byte(OP.local_set).u32(5);
-  get(0); b.byte(OP.i32_const).s32(1).byte(OP.i32_sub).byte(OP.local_tee).u32(0).byte(OP.br_if).u32(0);
-  b.byte(OP.end);
-  get(5);
-  const bytes = buildModule({
-    types: [
-      { params: [T.i64, T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
-      { params: [T.i32, T.i64, T.i32, T.i32, T.i32], results: [T.i32] },
-    ],
-    funcImports: [{ module: 'm', name: 'fill', type: 0 }],
-    globals: [],
-    funcs: [{ type: 1, locals: [[1, T.i32]], body: b.out() }],
-    exports: [{ name: 'loop', kind: 'func', index: 1 }],
-  });
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { m: { fill: fill as () => number } });
-  return inst.exports['loop'] as (n: number, handle: bigint, fd: number, stage: number, len: number) => number;
-}
 
 t.test('guestPoll: a ring buffer polled in C straight into guest memory, for registered handles and fds only', { skip: native.fastCalls ? false : 'no V8 fast calls in this build' }, async (t) => {
   const { guestMapOpen: open, guestMapBind: bind, guestMapRelease: release } = native;

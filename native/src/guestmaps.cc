@@ -124,19 +124,26 @@ int32_t GuestMapOpFast(v8::Local<v8::Value> /*receiver*/, int32_t fd, int32_t cm
                     static_cast<uint32_t>(next), flags);
 }
 
-template <int I>
-const v8::CFunction* GuestMapOpCFunction() {
-  static const v8::CTypeInfo args[] = {kRecv, kI32, kI32, kI32, kI32, kI32, kI64};
-  static const v8::CFunctionInfo info(kI32, 7, args);
-  static const v8::CFunction fn(reinterpret_cast<const void*>(&GuestMapOpFast<I>), &info);
+/** the V8 description of fast function F (its receiver first, then `Args...`) returning int32 */
+template <auto F, const v8::CTypeInfo&... Args>
+const v8::CFunction* Describe() {
+  static const v8::CTypeInfo args[] = {kRecv, Args...};
+  static const v8::CFunctionInfo info(kI32, sizeof...(Args) + 1, args);
+  static const v8::CFunction fn(reinterpret_cast<const void*>(F), &info);
   return &fn;
 }
 
-template <int... I>
-constexpr std::array<const v8::CFunction* (*)(), sizeof...(I)> MakeTable(std::integer_sequence<int, I...>) {
-  return {&GuestMapOpCFunction<I>...};
+/** every slot's description of one entry point: Entry<I>::Get for I in [0, kSlots) */
+template <template <int> class Entry, int... I>
+constexpr std::array<const v8::CFunction* (*)(), sizeof...(I)> SlotTable(std::integer_sequence<int, I...>) {
+  return {&Entry<I>::Get...};
 }
-constexpr auto kCFunctions = MakeTable(std::make_integer_sequence<int, kSlots>{});
+
+template <int I>
+struct MapOpEntry {
+  static const v8::CFunction* Get() { return Describe<&GuestMapOpFast<I>, kI32, kI32, kI32, kI32, kI32, kI64>(); }
+};
+constexpr auto kCFunctions = SlotTable<MapOpEntry>(std::make_integer_sequence<int, kSlots>{});
 
 // ---- wasm_bpf_buffer_poll's record source ---------------------------------------------------------
 
@@ -190,31 +197,15 @@ int32_t GuestPollDoneFast(v8::Local<v8::Value> /*receiver*/, int32_t fd) {
 }
 
 template <int I>
-const v8::CFunction* GuestPollFillCFunction() {
-  static const v8::CTypeInfo args[] = {kRecv, kI64, kI32, kI32, kI32, kI32, kI32};
-  static const v8::CFunctionInfo info(kI32, 7, args);
-  static const v8::CFunction fn(reinterpret_cast<const void*>(&GuestPollFillFast<I>), &info);
-  return &fn;
-}
-
+struct PollFillEntry {
+  static const v8::CFunction* Get() { return Describe<&GuestPollFillFast<I>, kI64, kI32, kI32, kI32, kI32, kI32>(); }
+};
 template <int I>
-const v8::CFunction* GuestPollDoneCFunction() {
-  static const v8::CTypeInfo args[] = {kRecv, kI32};
-  static const v8::CFunctionInfo info(kI32, 2, args);
-  static const v8::CFunction fn(reinterpret_cast<const void*>(&GuestPollDoneFast<I>), &info);
-  return &fn;
-}
-
-template <int... I>
-constexpr std::array<const v8::CFunction* (*)(), sizeof...(I)> MakeFillTable(std::integer_sequence<int, I...>) {
-  return {&GuestPollFillCFunction<I>...};
-}
-template <int... I>
-constexpr std::array<const v8::CFunction* (*)(), sizeof...(I)> MakeDoneTable(std::integer_sequence<int, I...>) {
-  return {&GuestPollDoneCFunction<I>...};
-}
-constexpr auto kFillFunctions = MakeFillTable(std::make_integer_sequence<int, kSlots>{});
-constexpr auto kDoneFunctions = MakeDoneTable(std::make_integer_sequence<int, kSlots>{});
+struct PollDoneEntry {
+  static const v8::CFunction* Get() { return Describe<&GuestPollDoneFast<I>, kI32>(); }
+};
+constexpr auto kFillFunctions = SlotTable<PollFillEntry>(std::make_integer_sequence<int, kSlots>{});
+constexpr auto kDoneFunctions = SlotTable<PollDoneEntry>(std::make_integer_sequence<int, kSlots>{});
 
 /** an i64 argument as Wasm's generic call path passes it (a BigInt), or a Number; false if neither */
 bool ArgInt64(const v8::FunctionCallbackInfo<v8::Value>& info, int i, int64_t* out) {
