@@ -798,11 +798,11 @@ function markdown(r: Report): string {
     const nat = r.summaries.find((x) => x.id === 'map_lookup_array');
     if (nat) L.push(`| (native C: bpf_map_lookup_elem on the same ARRAY, mapbench median of this run) | ${fmt(nat.native.median)} | the syscall + libbpf's memset |`);
     L.push('');
-    L.push('Record delivery into the guest, ns per 32-byte record (JS loop over a staging buffer laid out as native.bufferPoll writes it, then the guest callback):');
+    L.push('Record delivery into the guest, ns per 32-byte record (JS loop over a staging buffer laid out as native.bufferPoll writes it, then the guest callback). These are the designs the JavaScript poll went through; on the kernel backend a poll is now Wasm -> C -> Wasm (src/abi/pollgate.ts, the drain and steady rows above), and the JavaScript poll (other backends, a buffer\'s first poll) delivers chunks through src/abi/dispatch.ts:');
     L.push('');
     L.push('| variant | ns/record |');
     L.push('|---|---|');
-    L.push(`| today (host.ts poll): \`mem.u8\` getter (reads \`memory.buffer\`) + \`subarray()\` + \`set()\` per record | ${fmt(u['deliver_current'] ?? NaN)} |`);
+    L.push(`| first design: \`mem.u8\` getter (reads \`memory.buffer\`) + \`subarray()\` + \`set()\` per record | ${fmt(u['deliver_current'] ?? NaN)} |`);
     L.push(`| cached guest Uint8Array (re-derived only when detached), \`subarray()\` + \`set()\` | ${fmt(u['deliver_cached'] ?? NaN)} |`);
     L.push(`| cached Uint32Array views, word copy for aligned records <= 256 bytes (no allocation) | ${fmt(u['deliver_words'] ?? NaN)} |`);
     L.push(`| the guest callback alone | ${fmt(u['deliver_cb_only'] ?? NaN)} |`);

@@ -15,9 +15,10 @@
 //                                      filled up before the ring was empty
 //
 // Everything unusual goes to the JavaScript poll, which knows every rule: a callback index the host
-// has not checked yet (the last OK_FNS checked ones are remembered), a buffer smaller than MIN_MAX bytes, an fd or handle the C side does
-// not serve (POLL_SLOW), a record larger than the staging area (-ENOBUFS), a stop request (-EINTR:
-// the JavaScript poll then ends the run), any other error. A callback that returns an error, or a
+// has not checked yet (the last OK_FNS checked ones are remembered), a buffer smaller than MIN_MAX
+// bytes or one that wraps around the address space, an fd, handle or buffer outside guest memory the
+// C side does not serve (POLL_SLOW), a record larger than the staging area (-ENOBUFS), a stop request
+// (-EINTR: the JavaScript poll then ends the run), any other error. A callback that returns an error, or a
 // guest that spoiled its own staged records, hands the undelivered records to the host (`keep`),
 // which delivers them first on the next poll. A poll from inside a callback of the same buffer gets
 // -EBUSY from C, as from the JavaScript poll.
@@ -42,7 +43,7 @@ import { Bytes, OP, T, buildModule } from '../wasm/writer.js';
 export const MIN_MAX = 1024 + 8;
 /** one poll delivers at most about this many records (then returns, like the host's path after its buffer) */
 const MAX_RECORDS = 65536;
-/** or'ed into fill's count: the staging area filled up before the ring was empty */
+/** or'ed into fill's count (kMore in guestmaps.cc): the staging area filled up before the buffer was empty */
 const MORE = 1 << 30;
 
 const POLL = { params: [T.i64, T.i32, T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] };
