@@ -282,8 +282,9 @@ Napi::Value BufferLost(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BufferClose(const Napi::CallbackInfo& info) {
-  // unknown / already closed: no-op. Freed (ring_buffer__free / perf_buffer__free, pending queue)
-  // as soon as no poll on another thread is using it.
+  // unknown / already closed: no-op. Marked closed (polls then get -EBADF) and freed
+  // (ring_buffer__free / perf_buffer__free, pending queue) as soon as no poll on another thread and no
+  // direct-poll slot (guestmaps.cc; the ABI layer unregisters it before closing) holds it.
   if (auto b = gBufs.Remove(ArgInt(info, 0, "buf"))) b->closed.store(true);
   return info.Env().Undefined();
 }
