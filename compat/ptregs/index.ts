@@ -569,12 +569,6 @@ function dropCoreRecords(obj: BpfObject, out: Uint8Array, keys: Set<string>): nu
 // ---- the backend's entry point ------------------------------------------------------------------------
 
 /**
- * What LinuxBackend.load calls before libbpf opens the object: the object's bytes for this host.
- * WASM_BPF_NO_PTREGS=1 turns the pass off; WASM_BPF_PTREGS_SOURCE_ARCH=x86|arm64 names the arch an
- * object without CO-RE pt_regs records was built for. A refusal becomes a BackendError (EOPNOTSUPP)
- * whose cause is the PtRegsError.
- */
-/**
  * Whether relocatePtRegs could change an object whose pt_regs-like BTF structs (pt_regs, user_pt_regs
  * and their ___flavours) have these member names, nested ones included (libbpf's parse, before
  * load): only when they name a member of another arch's layout than the host's (or
@@ -590,6 +584,12 @@ export function mayNeedPtRegs(facts: { members: readonly string[]; userPtRegs: b
   return facts.members.some((m) => m !== 'sp' && X86_MEMBERS.has(m));
 }
 
+/**
+ * What LinuxBackend.load calls when mayNeedPtRegs says so: the object's bytes for this host (the same
+ * array when nothing changes; libbpf then opens the new bytes instead). WASM_BPF_NO_PTREGS=1 turns
+ * the pass off; WASM_BPF_PTREGS_SOURCE_ARCH=x86|arm64 names the arch an object without CO-RE pt_regs
+ * records was built for. A refusal becomes a BackendError (EOPNOTSUPP) whose cause is the PtRegsError.
+ */
 export function ptregsForHost(bytes: Uint8Array, log?: (line: string) => void): Uint8Array {
   if (process.env.WASM_BPF_NO_PTREGS === '1') return bytes;
   let res: PtRegsResult;
