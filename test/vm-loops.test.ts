@@ -1,8 +1,8 @@
 // The compiler's loop versioning (backends/userspace/vm/jit.ts): counted one-block loops and chained
 // loops run without per-access checks once an entry test has proved every access of the next
 // iterations in bounds and the budget sufficient. Randomized loops (steps 1, 2, 4, 8, 16, 3 and -1,
-// side exits, ctx- and stack-based pointers, ranges ending at or past a region's edge, outer
-// re-entry, small budgets) must behave exactly as in the interpreter: r0, steps, memory, and the
+// side exits, short blocks compiled as selects, ctx- and stack-based pointers, ranges ending at or past
+// a region's edge, outer re-entry, small budgets) must behave exactly as in the interpreter: r0, steps, memory, and the
 // fault (kind and instruction) when an iteration would leave its region or the budget runs out.
 import t from 'tap';
 import { vm, VmError } from '../backends/userspace/vm/index.js';
@@ -40,7 +40,30 @@ for (let i = 0; i < N; i++) {
     const base = rng.pick(['%r7', '%r9', r, '%r10']);
     const w = rng.pick(W);
     const off = base === '%r10' ? -rng.int(520) : rng.int(24) - 8;
-    switch (rng.int(9)) {
+    const pureInsn = (): string => `${rng.pick(['add', 'xor', 'rsh', 'or', 'mov', 'lsh'])} ${rng.pick(regs)}, ${rng.chance(0.5) ? rng.pick(regs) : rng.int(40)}`;
+    const cc = (): string => `${rng.pick(['jeq', 'jne', 'jgt', 'jlt', 'jsge', 'jset'])} ${rng.pick(regs)}, ${rng.chance(0.5) ? rng.pick(regs) : rng.pick([0, 1, 7, 100])}`;
+    switch (rng.int(12)) {
+      // short pure blocks a conditional jump skips: compiled as selects (triangles)
+      case 9: {
+        const n = 1 + rng.int(3);
+        body.push(`${cc()}, +${n}`);
+        for (let j = 0; j < n; j++) body.push(pureInsn());
+        break;
+      }
+      case 10: {
+        // ... closed by a goto to the same place
+        const n = 1 + rng.int(2);
+        body.push(`${cc()}, +${n + 1}`);
+        for (let j = 0; j < n; j++) body.push(pureInsn());
+        body.push('ja +0');
+        break;
+      }
+      case 11: {
+        // two with the same test (the second reuses the first's condition unless the first writes its operand)
+        const test = cc();
+        body.push(`${test}, +1`, pureInsn(), `${test}, +1`, pureInsn());
+        break;
+      }
       case 0: body.push(`mov ${r}, %r6`); body.push(`add ${r}, ${rng.pick(['%r7', '%r9'])}`); break;
       case 1: body.push(`mov ${r}, %r7`); body.push(`add ${r}, %r6`); if (rng.chance(0.5)) body.push(`add ${r}, %r6`); break;
       case 2: body.push(`ldx${w} ${rng.pick(regs)}, [${base}+${off}]`.replace('+-', '-')); break;
@@ -138,4 +161,68 @@ t.test('loops with a side exit that stop at a zero byte, or run off the region',
     }
   }
   t.same(bad.slice(0, 2), [], `${bad.length} of ${cases} loops disagree`);
+});
+
+// Directed: the log2 shape (bench/vm/kernels.c as clang builds it): a loop over u64 values whose body
+// is a run of short blocks skipped by conditional jumps, two tests at a time the same, the last closed by
+// a goto. The compiler runs them as selects and charges a skipped block by refunding it; the step count
+// must be exact for every mix of taken and skipped blocks, and a budget of one step less must fault at
+// the same instruction on both engines, inside the loop or after it.
+t.test('if-converted blocks: exact step counts and budget faults', async (t) => {
+  const text = [
+    'mov %r0, 0', 'mov %r4, %r1', 'mov %r3, %r2', 'rsh %r3, 3', 'mov %r1, 0', 'lddw %r9, 0xffffffff',
+    'ldxdw %r8, [%r4+0]', 'mov %r6, %r8', 'or %r6, 1', 'lddw %r5, 0x100000000', 'jgt %r5, %r8, +2', 'mov %r6, %r8', 'rsh %r6, 32',
+    'mov %r7, 1', 'mov %r5, 1', 'jgt %r8, %r9, +1', 'mov %r5, 0', 'lsh %r5, 5', 'mov %r8, 0x10000',
+    'jgt %r8, %r6, +1', 'or %r5, 16', 'jgt %r8, %r6, +1', 'rsh %r6, 16',
+    'mov %r8, 0x100', 'jgt %r8, %r6, +1', 'or %r5, 8', 'jgt %r8, %r6, +1', 'rsh %r6, 8',
+    'jgt %r6, 1, +2', 'mov %r7, 0', 'ja +0',
+    'add %r0, %r5', 'add %r0, %r7', 'add %r4, 8', 'add %r1, 1', 'jgt %r3, %r1, -31', 'exit',
+  ].join('\n');
+  const prog = vm.load(vm.asm(text), { name: 'log2' });
+  const rng = new Rng(99);
+  let cases = 0;
+  const bad: string[] = [];
+  for (const n of [1, 2, 3, 9, 40]) {
+    for (let trial = 0; trial < 6; trial++) {
+      const mem = new Uint8Array(8 * n);
+      const dv = new DataView(mem.buffer);
+      for (let j = 0; j < n; j++) dv.setBigUint64(8 * j, BigInt.asUintN(64, rng.value() << BigInt(rng.int(48))), true);
+      try {
+        const o = both(prog, mem);
+        if (!('r0' in o)) throw new Error(`faulted: ${JSON.stringify(o)}`);
+        for (const budget of [o.steps, o.steps - 1, o.steps - 5, Math.floor(o.steps / 2), 12]) {
+          cases++;
+          const r = both(prog, mem, { budget });
+          if (budget >= o.steps ? !('r0' in r) : !('error' in r && r.kind === 'budget')) bad.push(`n ${n} budget ${budget} of ${o.steps}: ${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+        }
+      } catch (e) {
+        bad.push(`n ${n}: ${(e as Error).message}`);
+      }
+    }
+  }
+  t.same(bad.slice(0, 3), [], `${bad.length} of ${cases} runs disagree or miscount`);
+});
+
+// Directed: a pointer moved by a block compiled as a select is not an induction register: the loop must
+// still check the access through it (here it reads one byte past the region on the last iteration when
+// the select kept the pointer, and stays in bounds when it replaced it).
+t.test('an access through a register a select may have replaced', async (t) => {
+  const bad: string[] = [];
+  let cases = 0;
+  for (const size of [8, 16, 64, 100]) {
+    for (const last of [0x41, 0x42]) {
+      const text = ['mov %r7, %r1', 'mov %r9, %r1', 'mov %r6, 0', `mov %r8, ${size}`, 'mov %r0, 0',
+        'mov %r2, %r7', 'add %r2, %r6', 'ldxb %r3, [%r2+0]', 'jeq %r3, 0x41, +1', 'mov %r2, %r9', 'ldxb %r4, [%r2+1]', 'add %r0, %r4', 'add %r6, 1', 'jlt %r6, %r8, -9', 'exit'].join('\n');
+      const mem = new Uint8Array(size).fill(0x41);
+      mem[size - 1] = last;
+      cases++;
+      try {
+        const o = both(vm.load(vm.asm(text), { name: 'moved' }), mem, { budget: 1_000_000 });
+        if (last === 0x41 ? !('error' in o && o.kind === 'memory') : !('r0' in o)) bad.push(`size ${size} last ${last}: ${JSON.stringify(o, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+      } catch (e) {
+        bad.push(`size ${size}: ${(e as Error).message}`);
+      }
+    }
+  }
+  t.same(bad, [], `${bad.length} of ${cases} loops disagree`);
 });

@@ -55,6 +55,7 @@ const L_I2 = 26;
 const L_N = 27;
 const L_V = 28;
 const L_CNT = 29;
+const L_RF = 30;
 const REG = [L_R0, 0, 1, 2, 3, 4, L_R6, L_R6 + 1, L_R6 + 2, L_R6 + 3, L_R10];
 
 // globals
@@ -283,7 +284,7 @@ function generate(p: LoadedProgram): Uint8Array<ArrayBuffer> {
       [5, T.i64],
       [4, T.i32],
       [2, T.i64],
-      [1, T.i32],
+      [2, T.i32],
     ] as [number, number][],
   }));
   return buildModule({
@@ -371,6 +372,7 @@ function genFunction(p: LoadedProgram, entry: number, funcIndex: Map<number, num
   const entryBlock = blockOf.get(entry)!;
   if (!structured(p, g, nb, starts, ends, entryBlock, jumpTo, blockOf)) {
     g.b = new Bytes();
+    g.refunds = false;
     g.hints = [];
     g.ctl = new Ctl();
     g.prologue();
@@ -432,27 +434,73 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
     const next = blockOf.get(ends[k]!);
     if (next !== undefined) fall[k] = next;
   }
-  // ---- triangles: k --cond--> c, k --fall--> m, m pure and only reached from k, m --fall--> c
+  // ---- triangles: k --cond--> c, k --fall--> m, m pure and only reached from k, m --fall or goto--> c
   const preds = new Int32Array(nb);
   for (let k = 0; k < nb; k++) {
     if (taken[k] >= 0) preds[taken[k]!]++;
     if (fall[k] >= 0) preds[fall[k]!]++;
   }
+  // the end of a predicated block's instructions: without its closing `goto c`, if any
+  const predicatedEnd = (m: number): number => (taken[m]! >= 0 ? ends[m]! - 1 : ends[m]!);
   const absorbed = new Uint8Array(nb);
   const select = new Int32Array(nb).fill(-1); // k -> the absorbed block
   for (let k = 0; k < nb; k++) {
     if (!cond[k] || absorbed[k]) continue;
     const m = fall[k]!;
     const c = taken[k]!;
-    if (m < 0 || m === c || absorbed[m] || m === entryBlock || preds[m] !== 1 || taken[m] !== -1 || fall[m] !== c) continue;
+    if (m < 0 || m === c || absorbed[m] || m === entryBlock || preds[m] !== 1 || cond[m]) continue;
+    if (!(taken[m] === -1 && fall[m] === c) && !(taken[m] === c && fall[m] === -1)) continue;
     const s = starts[m]!;
     if (p.cost[s]! < 0 || Math.abs(p.cost[s]!) > 6 || p.functions.includes(s)) continue;
     let ok = true;
-    for (let pc = s; pc < ends[m]! && ok; pc++) if (p.kind[pc] !== K.LDDW2 && !pure(p, pc)) ok = false;
+    for (let pc = s; pc < predicatedEnd(m) && ok; pc++) if (p.kind[pc] !== K.LDDW2 && !pure(p, pc)) ok = false;
     if (!ok) continue;
     absorbed[m] = 1;
     select[k] = m;
   }
+  if (select.some((m) => m >= 0)) g.refunds = true;
+  // clang splits `if (c) { a; b; }` into two triangles testing the same registers the same way: the
+  // second reuses the first's C (same compare, operands not written by the first's predicated block,
+  // nothing in between, not a loop header) and the first refunds both
+  const jumpPc = (k: number): number => (p.kind[ends[k]! - 1] === K.LDDW2 ? ends[k]! - 2 : ends[k]! - 1);
+  const reuse = new Uint8Array(nb);
+  for (let k = 0; k < nb; k++) {
+    const m = select[k]!;
+    const x = taken[k]!;
+    if (m < 0 || select[x]! < 0 || jumpPc(x) !== starts[x] || p.cost[starts[x]!]! < 0 || preds[x] !== 2) continue;
+    const a = jumpPc(k);
+    const c = jumpPc(x);
+    const regSrc = (p.op[a]! & 0x08) !== 0;
+    if (p.op[a] !== p.op[c] || p.dst[a] !== p.dst[c] || (regSrc ? p.src[a] !== p.src[c] : p.imm[a] !== p.imm[c])) continue;
+    let clobbered = false;
+    for (let pc = starts[m]!; pc < predicatedEnd(m); pc++) {
+      if (p.kind[pc] === K.LDDW2) continue;
+      if (p.dst[pc] === p.dst[a] || (regSrc && p.dst[pc] === p.src[a])) clobbered = true;
+    }
+    if (!clobbered) reuse[x] = 1;
+  }
+  /** what a select block refunds when skipped: its predicated block, and those of the blocks reusing C */
+  const refundOf = (k: number): number => {
+    let n = Math.abs(p.cost[starts[select[k]!]!]!);
+    if (reuse[taken[k]!]) n += refundOf(taken[k]!);
+    return n;
+  };
+  /**
+   * block k's predicated block, after k's body: C = the condition (or the one k reuses), its charge (at
+   * once, or in the fast copy of a chained loop with the iteration: then only the refund), and its
+   * instructions under selects
+   */
+  const emitSelect = (k: number, fast: boolean): void => {
+    const m = select[k]!;
+    if (!reuse[k]) {
+      g.condition(jumpPc(k));
+      b.byte(OP.local_set).u32(L_C);
+    }
+    const cm = Math.abs(p.cost[starts[m]!]!);
+    if (!fast) g.chargeAlways(cm);
+    if (!reuse[k]) g.refund(refundOf(k));
+    for (let pc = starts[m]!; pc < predicatedEnd(m); pc++) if (p.kind[pc] !== K.LDDW2) g.predicated(pc);
+  };
   const succ = (k: number): number[] => {
     const out: number[] = [];
     if (select[k] >= 0) {
@@ -667,8 +715,8 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
     for (let j = 0; j < ms.length; j++) {
       const x = ms[j]!;
       const next = j + 1 < ms.length ? ms[j + 1]! : k;
-      if (select[x]! >= 0) return undefined;
-      const out = [taken[x]!, fall[x]!].filter((y) => y >= 0);
+      // a block with a predicated one goes on to the join (taken) only
+      const out = select[x]! >= 0 ? [taken[x]!] : [taken[x]!, fall[x]!].filter((y) => y >= 0);
       if (!out.includes(next)) return undefined;
       for (const y of out) {
         if (y === next) continue;
@@ -677,8 +725,15 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
         if (!ctl.has(`b${y}`) && !(pos[y]! < i && ctl.has(`l${y}`)) && pos[y] !== last + 1) return undefined;
       }
       cost += Math.abs(p.cost[starts[x]!]!);
+      if (select[x]! >= 0) cost += Math.abs(p.cost[starts[select[x]!]!]!);
     }
-    const it = iteration(p, ms.map((x) => [starts[x]!, bodyEndOf(x)] as [number, number]));
+    const ranges: [number, number, boolean][] = [];
+    for (const x of ms) {
+      ranges.push([starts[x]!, bodyEndOf(x), false]);
+      const m = select[x]!;
+      if (m >= 0) ranges.push([starts[m]!, predicatedEnd(m), true]);
+    }
+    const it = iteration(p, ranges);
     return it === undefined ? undefined : { ms, it, cost };
   };
   const CHUNK = 1 << 30;
@@ -719,6 +774,12 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
         const be = bodyEndOf(x);
         for (let pc = s0; pc < be; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
         g.unchecked = undefined;
+        const m = select[x]!;
+        if (m >= 0) {
+          // predicated: charged with the iteration (fast) or here, refunded when skipped
+          if (fast) acc += Math.abs(p.cost[starts[m]!]!);
+          emitSelect(x, fast);
+        }
         // to y: the next block of the chain (falls through), the header (next chunk iteration), or out
         const go = (y: number): void => {
           if (y === next) return;
@@ -734,7 +795,8 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
           pay(false);
           out(y);
         };
-        if (cond[x]) {
+        if (m >= 0) go(taken[x]!);
+        else if (cond[x]) {
           g.condition(bodyEndOf(x));
           b.byte(OP.if).byte(T.void);
           ctl.push('if');
@@ -754,7 +816,8 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
     b.byte(OP.block).byte(T.void);
     ctl.push(`cs${k}`);
     // the test: how many iterations (at least one) the budget and the caches' windows allow
-    g.chunkTest(plan.it.accesses, plan.cost, CHUNK);
+    // (a chunk's refunds, at most its cost per iteration, must fit L_RF's 31 bits)
+    g.chunkTest(plan.it.accesses, plan.cost, Math.min(CHUNK, Math.floor(0x7fffffff / plan.cost)));
     b.byte(OP.i32_eqz).byte(OP.br_if).u32(ctl.depth(`cs${k}`));
     b.byte(OP.local_get).u32(L_N).byte(OP.i32_wrap_i64).byte(OP.local_set).u32(L_CNT);
     b.byte(OP.loop).byte(T.void);
@@ -823,12 +886,7 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
     const bodyEnd = jumpLast ? last : e;
     for (let pc = s; pc < bodyEnd; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
     if (select[k] >= 0) {
-      const m = select[k]!;
-      g.condition(last);
-      b.byte(OP.local_set).u32(L_C);
-      const s1 = starts[m]!;
-      g.chargeUnless(p.cost[s1]!);
-      for (let pc = s1; pc < ends[m]!; pc++) if (p.kind[pc] !== K.LDDW2) g.predicated(pc);
+      emitSelect(k, false);
       goTo(taken[k]!, false);
     } else if (cond[k]) {
       g.condition(last);
@@ -902,7 +960,8 @@ interface Iteration {
 }
 
 /** symbolic run of straight-line code [s, e) for each range in turn (one iteration of a loop) */
-function iteration(p: LoadedProgram, ranges: [number, number][]): Iteration | undefined {
+/** ranges: [start, end, predicated] (a predicated range's destinations become unknown) */
+function iteration(p: LoadedProgram, ranges: [number, number, boolean?][]): Iteration | undefined {
   const F: (Form | undefined)[] = [];
   for (let r = 0; r <= 10; r++) F.push(unit(r));
   const raw: { a: Form; w: number; write: boolean }[] = [];
@@ -924,9 +983,13 @@ function iteration(p: LoadedProgram, ranges: [number, number][]): Iteration | un
     if (ok) now.set(pc, { k: BigInt.asUintN(64, k), c: a.c });
     return true;
   };
-  for (const [s, e] of ranges) {
+  for (const [s, e, predicated] of ranges) {
     for (let pc = s; pc < e; pc++) {
       if (p.kind[pc] === K.LDDW2) continue;
+      if (predicated) {
+        F[p.dst[pc]!] = undefined; // pure: it may or may not have written its destination
+        continue;
+      }
       const op = p.op[pc]!;
       const c = op & 7;
       const d = p.dst[pc]!;
@@ -1096,6 +1159,21 @@ class Gen {
     // the region caches (L_RLO/L_RLIM, L_WLO/L_WLIM) start empty: locals are zero
   }
 
+  /**
+   * The function has predicated blocks (selects). Their instructions are charged with the block that
+   * skips them, and refunded in L_RF (i32) when skipped: B + L_RF is the budget. The refunds sum up apart
+   * from B, so the budget's chain through the loop does not wait on every condition of the iteration.
+   * settle() folds L_RF into B wherever B is compared or stored.
+   */
+  refunds = false;
+  settle(): void {
+    if (!this.refunds) return;
+    const b = this.b;
+    b.byte(OP.local_get).u32(L_B).byte(OP.local_get).u32(L_RF).byte(OP.i64_extend_i32_u).byte(OP.i64_add).byte(OP.local_set).u32(L_B);
+    this.i32(0);
+    b.byte(OP.local_set).u32(L_RF);
+  }
+
   /** block entry: charge its instructions; at a loop header (cost < 0) also check the budget */
   charge(pc: number, cost: number): void {
     const b = this.b;
@@ -1105,17 +1183,27 @@ class Gen {
     if (cost < 0) this.checkBudget(pc);
   }
 
-  /** charge a predicated block: nothing when C (the skipping jump was taken) */
-  chargeUnless(cost: number): void {
+  /** charge a predicated block as if it ran (refund() takes it back when it did not); see refunds */
+  chargeAlways(n: number): void {
     const b = this.b;
     b.byte(OP.local_get).u32(L_B);
-    this.i64(0);
-    this.i64(Math.abs(cost));
-    b.byte(OP.local_get).u32(L_C).byte(OP.select).byte(OP.i64_sub).byte(OP.local_set).u32(L_B);
+    this.i64(n);
+    b.byte(OP.i64_sub).byte(OP.local_set).u32(L_B);
+  }
+  /** L_RF += n when C (L_RF is settled at every loop header, and a chunk of a chained loop is short enough) */
+  refund(n: number): void {
+    const b = this.b;
+    b.byte(OP.local_get).u32(L_RF).byte(OP.local_get).u32(L_C);
+    if (n !== 1) {
+      this.i32(n);
+      b.byte(OP.i32_mul);
+    }
+    b.byte(OP.i32_add).byte(OP.local_set).u32(L_RF);
   }
 
   checkBudget(pc: number): void {
     const b = this.b;
+    this.settle();
     b.byte(OP.local_get).u32(L_B);
     this.i64(0);
     b.byte(OP.i64_lt_s);
@@ -1141,6 +1229,7 @@ class Gen {
   }
 
   flushBudget(): void {
+    this.settle();
     this.b.byte(OP.local_get).u32(L_B).byte(OP.global_set).u32(G_BUDGET);
   }
   reloadBudget(): void {
@@ -1239,6 +1328,7 @@ class Gen {
     // the budget covers n iterations (a loop header checks it each iteration)
     const cost = p.cost[plan.s]!;
     if (cost < 0) {
+      this.settle();
       b.byte(OP.local_get).u32(L_B).byte(OP.local_get).u32(L_N);
       this.i64(-cost);
       b.byte(OP.i64_mul).byte(OP.i64_sub);
@@ -1256,6 +1346,7 @@ class Gen {
   chunkTest(accesses: Iteration['accesses'], cost: number, max: number): void {
     const b = this.b;
     // N = B / cost < max ? B / cost : max; at least 1
+    this.settle();
     b.byte(OP.local_get).u32(L_B);
     this.i64(cost);
     b.byte(OP.i64_div_s).byte(OP.local_tee).u32(L_N);
