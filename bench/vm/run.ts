@@ -61,6 +61,8 @@ const rand = (): number => {
 
 interface Kernel {
   name: string;
+  /** the function native.c runs (default: name) */
+  fn?: string;
   section: string;
   what: string;
   input: Uint8Array;
@@ -75,6 +77,15 @@ const kernels: Kernel[] = [
     section: 'bench/log2',
     what: `floor(log2) of ${N} u64 by binary search, x 32`,
     input: header(N, 32, new Uint8Array(new BigUint64Array(N).map(() => (BigInt(rand()) << BigInt(rand() % 40)) | 1n).buffer)),
+  },
+  // the same kernel over data that does not repeat: gcc's code branches on every step, and a branch
+  // predictor that has learned the 4096 values of the row above no longer helps it (bench/vm/ANALYSIS.md)
+  {
+    name: 'log2-fresh',
+    fn: 'log2',
+    section: 'bench/log2',
+    what: `the same over ${32 * N} u64 that do not repeat, x 1`,
+    input: header(32 * N, 1, new Uint8Array(new BigUint64Array(32 * N).map(() => (BigInt(rand()) << BigInt(rand() % 40)) | 1n).buffer)),
   },
   {
     name: 'strcmp',
@@ -104,7 +115,7 @@ const median = (xs: number[]): number => {
 function native(k: Kernel): { ns: number; min: number; result: bigint } {
   const file = path.join(BUILD, `${k.name}.in`);
   fs.writeFileSync(file, k.input);
-  const out = execFileSync(NATIVE, [k.name, file, String(Math.max(RUNS, 101))], { encoding: 'utf8' }).trim().split(' ');
+  const out = execFileSync(NATIVE, [k.fn ?? k.name, file, String(Math.max(RUNS, 101))], { encoding: 'utf8' }).trim().split(' ');
   return { ns: Number(out[1]), min: Number(out[2]), result: BigInt(out[3]!) };
 }
 
@@ -217,6 +228,10 @@ ${table}
   the best median of each is kept (the interpreter runs once), including the VM's per-run work (stack zeroing, budget
   accounting, the call into Wasm). The input is placed in VM memory once per run outside the timed
   region, as the native harness does with its \`memcpy\` of the pristine input.
+- log2-fresh runs the log2 program (its "compile" is the module cache's hit) over 32x more values, each
+  once: gcc's code branches on each step, and on the 4096 repeated values of the log2 row a branch
+  predictor can learn the outcomes (bench/vm/ANALYSIS.md); the compiled eBPF uses selects and runs
+  the same either way.
 - "executed": instructions the VM counted (its budget accounting), i.e. the dynamic eBPF instruction count.
 - "compile": eBPF -> Wasm code generation plus V8's synchronous \`WebAssembly.Module\` compile (Liftoff)
   and instantiation, once per program; later runs reuse the cached module.
