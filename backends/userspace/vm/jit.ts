@@ -6,20 +6,23 @@
 // * Control flow: basic blocks are the program's leaders (shared with the interpreter). Reducible
 //   functions are laid out in a loop-contiguous reverse postorder: a Wasm `loop` per natural loop, a
 //   Wasm `block` per forward branch target, branches straight to them; short side-effect-free blocks
-//   skipped by a conditional jump become selects. Irreducible functions use a br_table dispatcher.
+//   skipped by a conditional jump (falling or jumping to the same join) become selects, data-independent
+//   code whatever the branch would have done. Irreducible functions use a br_table dispatcher.
 // * Memory: the VmMemory's WebAssembly.Memory is imported. Every access is checked: r10-relative
 //   accesses inside the current frame need no check; others test a one-region cache in locals (one for
 //   loads, one for stores) and on a miss binary-search the region table VmMemory mirrors into linear
 //   memory, inline, faulting through an import that never returns. No returning call sits on the memory
 //   path, so V8 keeps the registers in registers; branch hints mark the cold sides.
 // * Budget: an i64 local charged at every block entry and checked at loop headers and exits (the same
-//   points as the interpreter), synced with a global around calls.
+//   points as the interpreter), synced with a global around calls. A block run under selects is charged
+//   with the block before it and refunded in a second local when skipped, so that the budget's chain
+//   through a loop does not wait on every condition (see Gen.refunds).
 // * Loops whose accesses are affine in induction registers are versioned: a one-block counted loop
 //   checks, once on entry, all its iterations' accesses against the region caches and the budget against
 //   its trip count, then runs unchecked; a loop whose blocks form a chain (side exits allowed) runs
 //   unchecked in chunks, each as long as the caches' windows and the budget allow, computed on entry to
-//   the chunk. When the test fails the loop runs checked, as any other, and tests again later (see
-//   loopPlan and chain).
+//   the chunk (blocks under selects allowed). When the test fails the loop runs checked, as any other,
+//   and tests again later (see loopPlan and chain).
 // * Helpers, tail calls, callx of helper ids and legacy packet loads are imported JS functions.
 // Modules are cached by program hash + resolved constants; instances per loaded program.
 
