@@ -962,8 +962,10 @@ interface Iteration {
   now: Map<number, Form>;
 }
 
-/** symbolic run of straight-line code [s, e) for each range in turn (one iteration of a loop) */
-/** ranges: [start, end, predicated] (a predicated range's destinations become unknown) */
+/**
+ * symbolic run of straight-line code [s, e) for each range in turn (one iteration of a loop); a range
+ * marked predicated runs under selects: its destinations become unknown
+ */
 function iteration(p: LoadedProgram, ranges: [number, number, boolean?][]): Iteration | undefined {
   const F: (Form | undefined)[] = [];
   for (let r = 0; r <= 10; r++) F.push(unit(r));
