@@ -417,9 +417,10 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
   const taken = new Int32Array(nb).fill(-1);
   const fall = new Int32Array(nb).fill(-1);
   const cond = new Uint8Array(nb);
+  /** the last instruction of block k (the first half of a closing lddw) */
+  const lastPc = (k: number): number => (p.kind[ends[k]! - 1] === K.LDDW2 ? ends[k]! - 2 : ends[k]! - 1);
   for (let k = 0; k < nb; k++) {
-    let pc = ends[k]! - 1;
-    if (p.kind[pc] === K.LDDW2) pc--;
+    const pc = lastPc(k);
     const op = p.op[pc]!;
     const c = op & 7;
     const isJmp = c === CLS.JMP || c === CLS.JMP32;
@@ -465,14 +466,13 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
   // clang splits `if (c) { a; b; }` into two triangles testing the same registers the same way: the
   // second reuses the first's C (same compare, operands not written by the first's predicated block,
   // nothing in between, not a loop header) and the first refunds both
-  const jumpPc = (k: number): number => (p.kind[ends[k]! - 1] === K.LDDW2 ? ends[k]! - 2 : ends[k]! - 1);
   const reuse = new Uint8Array(nb);
   for (let k = 0; k < nb; k++) {
     const m = select[k]!;
     const x = taken[k]!;
-    if (m < 0 || select[x]! < 0 || jumpPc(x) !== starts[x] || p.cost[starts[x]!]! < 0 || preds[x] !== 2) continue;
-    const a = jumpPc(k);
-    const c = jumpPc(x);
+    if (m < 0 || select[x]! < 0 || lastPc(x) !== starts[x] || p.cost[starts[x]!]! < 0 || preds[x] !== 2) continue;
+    const a = lastPc(k);
+    const c = lastPc(x);
     const regSrc = (p.op[a]! & 0x08) !== 0;
     if (p.op[a] !== p.op[c] || p.dst[a] !== p.dst[c] || (regSrc ? p.src[a] !== p.src[c] : p.imm[a] !== p.imm[c])) continue;
     let clobbered = false;
@@ -496,7 +496,7 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
   const emitSelect = (k: number, fast: boolean): void => {
     const m = select[k]!;
     if (!reuse[k]) {
-      g.condition(jumpPc(k));
+      g.condition(lastPc(k));
       b.byte(OP.local_set).u32(L_C);
     }
     const cm = Math.abs(p.cost[starts[m]!]!);
@@ -698,8 +698,7 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
   };
   /** the body of block x before its jump (if it ends with one) */
   const bodyEndOf = (x: number): number => {
-    let last = ends[x]! - 1;
-    if (p.kind[last] === K.LDDW2) last--;
+    const last = lastPc(x);
     const op = p.op[last]!;
     const c = op & 7;
     return (c === CLS.JMP || c === CLS.JMP32) && (op & 0xf0) !== JMP_OP.CALL && (op & 0xf0) !== JMP_OP.EXIT ? last : ends[x]!;
@@ -881,12 +880,9 @@ function structured(p: LoadedProgram, g: Gen, nb: number, starts: number[], ends
     const s = starts[k]!;
     const e = ends[k]!;
     g.charge(s, p.cost[s]!);
-    let last = e - 1;
-    if (p.kind[last] === K.LDDW2) last--;
-    const lastOp = p.op[last]!;
-    const lc = lastOp & 7;
-    const jumpLast = (lc === CLS.JMP || lc === CLS.JMP32) && (lastOp & 0xf0) !== JMP_OP.CALL && (lastOp & 0xf0) !== JMP_OP.EXIT;
-    const bodyEnd = jumpLast ? last : e;
+    const last = lastPc(k);
+    const bodyEnd = bodyEndOf(k);
+    const jumpLast = bodyEnd !== e;
     for (let pc = s; pc < bodyEnd; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
     if (select[k] >= 0) {
       emitSelect(k, false);
