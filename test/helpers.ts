@@ -106,11 +106,40 @@ export function kernelIds(): KernelIds {
   return { progs: ids('prog'), maps: ids('map'), links: ids('link') };
 }
 
-/** ids present now that were not in `before` */
+/**
+ * ids held by processes that are not this checkout's (another checkout's tests may run on the same kernel
+ * at the same time): every process whose command line does not name ROOT, read from /proc/PID/fdinfo
+ */
+function foreignHeld(): KernelIds {
+  const held: KernelIds = { progs: new Set(), maps: new Set(), links: new Set() };
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(ROOT)) continue;
+      for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
+        const info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
+        for (const m of info.matchAll(/^(prog|map|link)_id:\s*(\d+)/gm)) held[`${m[1] as 'prog' | 'map' | 'link'}s`].add(Number(m[2]));
+      }
+    } catch {
+      // the process ended meanwhile, or is not ours to read
+    }
+  }
+  // the maps a foreign program uses are held through it
+  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' }) || '[]') as Array<{ id: number; map_ids?: number[] }>;
+  for (const p of progs) if (held.progs.has(p.id)) for (const m of p.map_ids ?? []) held.maps.add(m);
+  return held;
+}
+
+/** ids present now that were not in `before`, less those only other checkouts' processes hold */
 export function leakedSince(before: KernelIds): { progs: number[]; maps: number[]; links: number[] } {
   const now = kernelIds();
-  const diff = (a: Set<number>, b: Set<number>): number[] => [...a].filter((x) => !b.has(x));
-  return { progs: diff(now.progs, before.progs), maps: diff(now.maps, before.maps), links: diff(now.links, before.links) };
+  const foreign = foreignHeld();
+  const diff = (a: Set<number>, b: Set<number>, f: Set<number>): number[] => [...a].filter((x) => !b.has(x) && !f.has(x));
+  return {
+    progs: diff(now.progs, before.progs, foreign.progs),
+    maps: diff(now.maps, before.maps, foreign.maps),
+    links: diff(now.links, before.links, foreign.links),
+  };
 }
 
 /** waits until no object created since `before` remains (the kernel frees them asynchronously) */
