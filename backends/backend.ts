@@ -1,6 +1,8 @@
 // The one interface every backend implements (linux/, userspace/, windows/). The ABI layer talks to
 // backends only through these types; it knows nothing of kernels.
 
+import type { Policy } from '../src/policy/policy.js';
+
 export type BackendName = 'linux' | 'userspace' | 'windows';
 
 export interface ProgramInfo {
@@ -28,8 +30,8 @@ export interface LoadOptions {
   objectName: string;
   /** show libbpf debug output and the verifier log */
   verbose: boolean;
-  /** cgroup directories an explicit attach target may name (resolved, absolute) */
-  allowCgroup: readonly string[];
+  /** what the run's policy allows objects to attach to (default: DEFAULT_POLICY); backends check every target with src/policy/enforce.ts */
+  policy?: Policy;
   /** where diagnostics go (stderr of the host) */
   log: (line: string) => void;
   /** called with the object's programs and maps once parsed, before the load; throwing refuses it */

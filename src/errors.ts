@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'NOT_FOUND'
   | 'PERMISSION'
+  | 'POLICY'
   | 'INTERRUPTED';
 
 export class WasmBpfError extends Error {
@@ -30,8 +31,8 @@ export class BackendError extends WasmBpfError {
   readonly log: string;
   /** a sentence telling the user what would make it work, when we know */
   readonly hint: string | undefined;
-  constructor(message: string, errno: number, log = '', hint?: string, options?: { cause?: unknown }) {
-    super('BACKEND', message, options);
+  constructor(message: string, errno: number, log = '', hint?: string, options?: { cause?: unknown; code?: ErrorCode }) {
+    super(options?.code ?? 'BACKEND', message, options);
     this.name = 'BackendError';
     this.errno = errno;
     this.log = log;

@@ -384,7 +384,6 @@ t.test('the ABI layer gives a guest\'s direct map_operate slot back once its ins
       backend: new LinuxBackend(native),
       objectName: 't',
       verbose: false,
-      allowCgroup: [],
       wrapperModule: 'callback-wrapper',
       callbackExport: 'go-callback',
       stop: new StopSignal(),

@@ -186,7 +186,6 @@ function start(mode: Mode = 'host', mapType: number = MAP_TYPE.RINGBUF): { g: Gu
     backend: fakeBackend(src, direct, mapType),
     objectName: 'records',
     verbose: true,
-    allowCgroup: [],
     wrapperModule: 'callback-wrapper',
     callbackExport: 'go-callback',
     stop,

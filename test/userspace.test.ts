@@ -33,7 +33,7 @@ function throwsErrno(t: Test, fn: () => unknown, errno: number, message?: RegExp
     if (message) t.match((e as Error).message, message);
   }
 }
-const loadOpts = { objectName: 'test', verbose: false, allowCgroup: [], log: (): void => {} };
+const loadOpts = { objectName: 'test', verbose: false, log: (): void => {} };
 const TASK: CurrentTask = { pid: 1234, tgid: 1200, uid: 1000, gid: 100, comm: 'a-rather-long-command-name' };
 
 /** a guest memory and the ABI layer's view of a map operation */

@@ -1,11 +1,13 @@
 // How a program is attached on Linux: by its section (libbpf auto-attach), or to an explicit target
 // the guest named (interface, cgroup directory inside the allow-list, binary:function, perf event).
 import fs from 'node:fs';
-import path from 'node:path';
 import os from 'node:os';
 import { BackendError } from '../../src/errors.js';
 import type { NativeAddon } from './native.js';
 import { nativeCall } from './errors.js';
+import type { Policy } from '../../src/policy/policy.js';
+import { allowCgroup, allowInterface, allowUprobe } from '../../src/policy/enforce.js';
+import { sectionBinary } from '../../src/policy/needs.js';
 
 export const PROG_TYPE = {
   SOCKET_FILTER: 1,
@@ -38,7 +40,6 @@ const CGROUP_TYPES = new Set<number>([
 ]);
 
 const ENODEV = 19;
-const EACCES = 13;
 const EOPNOTSUPP = 95;
 const ENOENT = 2;
 const PERF_TYPE_SOFTWARE = 1;
@@ -50,7 +51,7 @@ export interface AttachRequest {
   section: string;
   type: number;
   target: string | undefined;
-  allowCgroup: readonly string[];
+  policy: Policy;
 }
 
 /** Returns the link ids created (perf_event programs get one per CPU). Throws BackendError. */
@@ -64,13 +65,14 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
     if (!target) {
       throw new BackendError(`${what} needs a network interface`, EOPNOTSUPP, '', 'call bpf_program__set_attach_target(prog, 0, "IFNAME") before attaching');
     }
+    allowInterface(req.policy, target, what);
     return [nativeCall(() => native.attachXdp(obj, program, interfaceIndex(native, target, what), 0), what)];
   }
   if (CGROUP_TYPES.has(type)) {
     if (!target) {
       throw new BackendError(`${what} needs a cgroup directory`, EOPNOTSUPP, '', 'call bpf_program__set_attach_target(prog, 0, "/sys/fs/cgroup/...") before attaching');
     }
-    const dir = confineCgroup(target, req.allowCgroup, what);
+    const dir = allowCgroup(req.policy, target, what);
     const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     try {
       return [nativeCall(() => native.attachCgroup(obj, program, fd), what)];
@@ -79,6 +81,7 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
     }
   }
   if (type === PROG_TYPE.SOCKET_FILTER) {
+    allowInterface(req.policy, target, what);
     const ifindex = target ? interfaceIndex(native, target, what) : 0;
     const sock = nativeCall(() => native.openPacketSocket(ifindex), `${what}: opening a packet socket`);
     try {
@@ -91,14 +94,20 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
   if (type === PROG_TYPE.PERF_EVENT) {
     return attachPerfEvent(native, obj, program, target, what);
   }
-  if (type === PROG_TYPE.KPROBE && /^u(ret)?probe/.test(req.section) && target) {
-    const m = /^(.+):([^:+]+)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(target);
-    if (!m) throw new BackendError(`${what}: uprobe target '${target}' is not BINARY:FUNCTION[+OFFSET]`, 22);
-    const [, binary, func, off] = m;
-    if (!fs.existsSync(binary!)) throw new BackendError(`${what}: uprobe target binary ${binary} does not exist`, ENOENT);
+  if (type === PROG_TYPE.KPROBE && /^u(ret)?probe/.test(req.section) && (target || (req.policy.uprobes !== null && sectionBinary(req.section)))) {
+    // an explicit target, or (under a policy that names binaries) the section's own: the binary that
+    // was checked is the one probed
+    const spec = target ?? req.section.slice(req.section.indexOf('/') + 1);
+    const m = /^(.+):([^:+]+)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(spec);
+    if (!m) throw new BackendError(`${what}: uprobe target '${spec}' is not BINARY:FUNCTION[+OFFSET]`, 22);
+    const [, named, func, off] = m;
+    const binary = allowUprobe(req.policy, named!, what);
+    if (!fs.existsSync(binary)) throw new BackendError(`${what}: uprobe target binary ${binary} does not exist`, ENOENT);
     const retprobe = req.section.startsWith('uretprobe');
-    return [nativeCall(() => native.attachUprobe(obj, program, retprobe, -1, binary!, func!, off ? Number(off) : 0), what)];
+    return [nativeCall(() => native.attachUprobe(obj, program, retprobe, -1, binary, func!, off ? Number(off) : 0), what)];
   }
+  const binary = sectionBinary(req.section);
+  if (binary !== undefined) allowUprobe(req.policy, binary, what);
   return [nativeCall(() => native.attachAuto(obj, program), what, sectionHint(req.section))];
 }
 
@@ -108,29 +117,6 @@ function interfaceIndex(native: NativeAddon, name: string, what: string): number
     throw new BackendError(`${what}: no network interface named '${name}' in this network namespace`, ENODEV, '', 'list interfaces with `ip link`');
   }
   return idx;
-}
-
-/** The target must resolve inside one of the allowed cgroup directories: no arbitrary host path. */
-export function confineCgroup(target: string, allow: readonly string[], what: string): string {
-  if (!path.isAbsolute(target)) {
-    throw new BackendError(`${what}: cgroup path '${target}' must be absolute`, EACCES);
-  }
-  let real: string;
-  try {
-    real = fs.realpathSync(target);
-  } catch {
-    throw new BackendError(`${what}: cgroup directory ${target} does not exist`, ENOENT);
-  }
-  const ok = allow.some((root) => real === root || real.startsWith(root.endsWith('/') ? root : `${root}/`));
-  if (!ok) {
-    throw new BackendError(
-      `${what}: cgroup path ${target} is outside the allowed cgroup directories (${allow.join(', ') || 'none'})`,
-      EACCES,
-      '',
-      'allow it with --allow-cgroup PATH',
-    );
-  }
-  return real;
 }
 
 function onlineCpus(): number[] {

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import type { Backend, DirectMapOps, DirectPoll, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import { isPerCpuMap, MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
+import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { mark } from '../../src/runtime/trace.js';
 import { loadNative, type NativeAddon } from './native.js';
 import { attachProgram, PROG_TYPE } from './attach.js';
@@ -205,7 +206,7 @@ class LinuxObject implements LoadedObject {
           section: info.section,
           type: info.type,
           target,
-          allowCgroup: this.opts.allowCgroup,
+          policy: this.opts.policy ?? DEFAULT_POLICY,
         }),
       );
     } finally {

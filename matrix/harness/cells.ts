@@ -13,7 +13,7 @@ import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Running, TIME_SCALE, abortAll, describePid, descendants, exec, livePids } from './running.js';
-import { cgroup2Mounts } from '../../src/cli/run.js';
+import { cgroup2Mounts } from '../../src/policy/enforce.js';
 import { APPS, SCENARIOS, type App, type Launcher, type Place } from './scenarios.js';
 
 export const CONFIGS = ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch'] as const;

@@ -12,6 +12,7 @@ import { createDispatcher, type RecordDispatcher } from './dispatch.js';
 import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
 import type { StopSignal } from '../runtime/stop.js';
 import { mark } from '../runtime/trace.js';
+import type { Policy } from '../policy/policy.js';
 
 export const WASM_BPF_MODULE = 'wasm_bpf';
 
@@ -25,7 +26,8 @@ export interface HostOptions {
   /** used as the libbpf object name of every object the guest loads */
   objectName: string;
   verbose: boolean;
-  allowCgroup: readonly string[];
+  /** the run's policy (default: DEFAULT_POLICY) */
+  policy?: Policy;
   /** TinyGo: import module carrying the table-less poll, and the callback the host calls */
   wrapperModule: string;
   callbackExport: string;
@@ -286,7 +288,7 @@ export class WasmBpfHost {
         const obj = this.opts.backend.load(bytes, {
           objectName: this.opts.objectName,
           verbose: this.opts.verbose,
-          allowCgroup: this.opts.allowCgroup,
+          policy: this.opts.policy,
           log: this.opts.log,
         });
         const handle = this.nextHandle++;

@@ -8,12 +8,21 @@ import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { describeNeed } from '../probe/require.js';
 import { errorMessage } from '../errors.js';
 import { assumeMissing } from './probe.js';
+import { WasmBpfError } from '../errors.js';
+import { objectNeeds, type ObjectNeeds } from '../policy/needs.js';
+import { violations } from '../policy/enforce.js';
+import type { Policy } from '../policy/policy.js';
+import { PolicyOptions } from './policy.js';
 
-const USAGE = `Usage: wasm-bpf check [--json] [--backend NAME] [--assume-missing FEATURE] <app.wasm | x.bpf.o>
+const USAGE = `Usage: wasm-bpf check [--json | --emit-policy] [--backend NAME] [--assume-missing FEATURE] [policy options] <app.wasm | x.bpf.o>
 
 Prints, for every eBPF object (a .bpf.o, or each object embedded in a .wasm module), its programs and
-maps, what each needs that this host lacks, and the backend that would run it. Nothing is loaded.
-Exit code: 0 when every object can run here, 1 when one cannot, 2 on bad input.
+maps, what each needs that this host lacks, the backend that would run it, and what it asks of the
+policy (program types, helpers, uprobe binaries, run-time attach targets, pinned maps). With policy
+options (as for \`wasm-bpf run\`: --policy FILE, --default-deny, --allow-*), also whether that policy
+would let it load. --emit-policy prints a deny-by-default policy file that allows exactly what the
+objects hold (add the interfaces, cgroups and uprobe binaries the guest names at run time). Nothing is loaded.
+Exit code: 0 when every object can run here (under the policy given), 1 when one cannot, 2 on bad input.
 `;
 
 interface ObjectPlan {
@@ -22,19 +31,40 @@ interface ObjectPlan {
   programs: Array<{ name: string; section: string }>;
   maps: Array<{ name: string; type: number }>;
   plan?: Plan;
+  needs?: ObjectNeeds;
+  /** what the policy given refuses (empty: allowed) */
+  refused?: string[];
   error?: string;
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
   let json = false;
+  let emit = false;
   let choice: BackendChoice = 'auto';
   let file: string | undefined;
+  const policyOpts = new PolicyOptions();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    try {
+      if (
+        policyOpts.take(flag, () => {
+          const v = inline ?? argv[++i];
+          if (v === undefined) throw new WasmBpfError('USAGE', `${flag} needs a value`);
+          return v;
+        })
+      )
+        continue;
+    } catch (err) {
+      process.stderr.write(`wasm-bpf check: ${errorMessage(err)}\n`);
+      return 2;
+    }
     if (a === '-h' || a === '--help') {
       process.stdout.write(USAGE);
       return 0;
     } else if (a === '--json') json = true;
+    else if (a === '--emit-policy') emit = true;
     else if (a === '--backend') {
       const b = argv[++i];
       if (!b || !BACKEND_CHOICES.includes(b as BackendChoice)) {
@@ -71,22 +101,41 @@ export async function checkCommand(argv: string[]): Promise<number> {
     process.stderr.write(`wasm-bpf check: ${file} holds no eBPF ELF object\n`);
     return 2;
   }
+  let policy: Policy | undefined;
+  try {
+    if (!policyOpts.empty) policy = policyOpts.build();
+  } catch (err) {
+    process.stderr.write(`wasm-bpf check: ${errorMessage(err)}\n`);
+    return 2;
+  }
   const report = await hostReport();
   const objects: ObjectPlan[] = spans.map(({ offset, size }) => {
     try {
       const obj = loadObject(bytes.subarray(offset, offset + size));
+      const needs = objectNeeds(obj);
       return {
         offset,
         size,
         programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
         maps: obj.maps.map((m) => ({ name: m.name, type: m.type })),
         plan: planObject(report, obj, choice),
+        needs,
+        ...(policy ? { refused: violations(policy, needs) } : {}),
       };
     } catch (err) {
       return { offset, size, programs: [], maps: [], error: errorMessage(err) };
     }
   });
-  const runnable = objects.every((o) => o.plan && o.plan.backend !== null);
+  const runnable = objects.every((o) => o.plan && o.plan.backend !== null && !o.refused?.length);
+  if (emit) {
+    const failed = objects.find((o) => o.error);
+    if (failed) {
+      process.stderr.write(`wasm-bpf check: cannot read object at byte ${failed.offset}: ${failed.error}\n`);
+      return 1;
+    }
+    process.stdout.write(`${JSON.stringify(policyFor(objects.map((o) => o.needs!)), null, 2)}\n`);
+    return 0;
+  }
   if (json) {
     process.stdout.write(`${JSON.stringify({ file, kernel: report.system.kernel.release, runnable, objects }, null, 2)}\n`);
     return runnable ? 0 : 1;
@@ -104,7 +153,38 @@ export async function checkCommand(argv: string[]): Promise<number> {
     for (const u of plan.uncertain) out.push(`  ? ${u.subject}: ${describeNeed(u.missing.need)} unknown (${u.missing.reason})`);
     if (plan.backend) out.push(`  plan: ${plan.backend} backend (${plan.reasons.join('; ')})`);
     else out.push(`  plan: refused: ${refusal(plan).replace(/\n/g, '\n  ')}`);
+    out.push(...describeNeeds(o.needs!));
+    if (o.refused) out.push(o.refused.length ? `  policy: refused:\n${o.refused.map((r) => `    - ${r}`).join('\n')}` : '  policy: allowed');
   });
   process.stdout.write(`${out.join('\n')}\n`);
   return runnable ? 0 : 1;
+}
+
+/** what the object asks of the policy, as `check` prints it */
+function describeNeeds(n: ObjectNeeds): string[] {
+  const uniq = (xs: string[]): string => [...new Set(xs)].sort().join(', ') || 'none';
+  const targets = n.programs.filter((p) => p.target).map((p) => `${p.name}: ${p.target}${p.target === 'uprobe' && p.binary ? '' : ' named by the guest'}`);
+  return [
+    '  needs (policy):',
+    `    program types: ${uniq(n.programs.map((p) => p.kind))}`,
+    `    helpers: ${uniq(n.programs.flatMap((p) => p.helpers))}`,
+    ...(n.programs.some((p) => p.kfuncs.length) ? [`    kfuncs: ${uniq(n.programs.flatMap((p) => p.kfuncs))}`] : []),
+    `    uprobe binaries in sections: ${uniq(n.programs.flatMap((p) => (p.binary ? [p.binary] : [])))}`,
+    `    attach targets: ${targets.join('; ') || 'none'}`,
+    `    pinned maps: ${n.pinnedMaps.join(', ') || 'none'}`,
+  ];
+}
+
+/** a deny-by-default policy file allowing exactly what the objects hold */
+function policyFor(needs: ObjectNeeds[]): Record<string, unknown> {
+  const progs = needs.flatMap((n) => n.programs);
+  const uniq = (xs: string[]): string[] => [...new Set(xs)].sort();
+  const binaries = uniq(progs.flatMap((p) => (p.binary?.startsWith('/') ? [p.binary] : [])));
+  return {
+    default: 'deny',
+    programTypes: uniq(progs.map((p) => p.kind)),
+    helpers: uniq(progs.flatMap((p) => [...p.helpers, ...p.kfuncs])),
+    ...(binaries.length ? { uprobes: binaries } : {}),
+    pin: needs.some((n) => n.pinnedMaps.length) ? 'private' : 'refuse',
+  };
 }

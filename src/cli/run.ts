@@ -5,6 +5,8 @@ import { Runtime } from '../runtime/runtime.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { errorMessage, WasmBpfError } from '../errors.js';
 import { addAssumedMissing, isKnownFeature } from '../probe/assume.js';
+import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
+import { POLICY_HELP, PolicyOptions } from './policy.js';
 
 export const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...]
        wasm-bpf [options] <module.wasm> [args...]
@@ -16,8 +18,6 @@ program, closes every map and exits with 130 (143). Otherwise the exit code is t
 Options:
   --env K=V                     set an environment variable for the guest (repeatable; none by default)
   --dir HOST[:GUEST]            give the guest a host directory (repeatable; none by default)
-  --allow-cgroup PATH           a cgroup v2 directory (and its children) that cgroup/sockops programs may
-                                attach to (repeatable; default: every cgroup2 mount)
   --backend auto|linux|userspace|windows
                                 force a backend (default auto)
   --btfhub-mirror URL           when the kernel has no vmlinux BTF, fetch it from this btfhub-archive
@@ -29,14 +29,15 @@ Options:
                                 fallback (compat pass) runs (repeatable; also $WASM_BPF_ASSUME_MISSING)
   -v, --verbose                 show libbpf output and verifier logs
   -h, --help                    show this help
-`;
+
+${POLICY_HELP}`;
 
 interface Parsed {
   module: string;
   args: string[];
   env: Record<string, string>;
   preopens: Record<string, string>;
-  allowCgroup: string[];
+  policy: Policy;
   backend: BackendChoice;
   verbose: boolean;
   wrapperModule: string;
@@ -55,12 +56,13 @@ export function parseRunArgs(argv: string[]): Parsed | 'help' {
     args: [],
     env: {},
     preopens: {},
-    allowCgroup: [],
+    policy: DEFAULT_POLICY,
     backend: 'auto',
     verbose: false,
     wrapperModule: 'callback-wrapper',
     callbackExport: 'go-callback',
   };
+  const policy = new PolicyOptions();
   let i = 0;
   const value = (flag: string): string => {
     const v = argv[++i];
@@ -101,12 +103,6 @@ export function parseRunArgs(argv: string[]): Parsed | 'help' {
         p.preopens[guest] = path.resolve(host);
         break;
       }
-      case '--allow-cgroup': {
-        const dir = val();
-        if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) usageError(`--allow-cgroup ${dir}: not a directory`);
-        p.allowCgroup.push(fs.realpathSync(dir));
-        break;
-      }
       case '--backend': {
         const b = val();
         if (!BACKEND_CHOICES.includes(b as BackendChoice)) usageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`);
@@ -141,29 +137,15 @@ export function parseRunArgs(argv: string[]): Parsed | 'help' {
         p.callbackExport = val();
         break;
       default:
-        usageError(`unknown option ${a} (see wasm-bpf run --help)`);
+        if (!policy.take(flag, val)) usageError(`unknown option ${a} (see wasm-bpf run --help)`);
     }
   }
   const module = argv[i];
   if (module === undefined) usageError('no module given (see wasm-bpf run --help)');
   p.module = module;
   p.args = argv.slice(i + 1);
-  if (p.allowCgroup.length === 0) p.allowCgroup = cgroup2Mounts();
+  p.policy = policy.build();
   return p;
-}
-
-/** every cgroup2 mount point of this mount namespace */
-export function cgroup2Mounts(): string[] {
-  try {
-    return fs
-      .readFileSync('/proc/self/mounts', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' '))
-      .filter((f) => f[2] === 'cgroup2' && f[1])
-      .map((f) => f[1]!.replace(/\\040/g, ' '));
-  } catch {
-    return [];
-  }
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -186,7 +168,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       env: parsed.env,
       preopens: parsed.preopens,
       verbose: parsed.verbose,
-      allowCgroup: parsed.allowCgroup,
+      policy: parsed.policy,
       wrapperModule: parsed.wrapperModule,
       callbackExport: parsed.callbackExport,
       backend: parsed.backend,

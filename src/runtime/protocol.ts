@@ -1,6 +1,7 @@
 // Messages between the main thread (Runtime) and the guest's worker.
 import type { BackendChoice } from '../select/backend.js';
 import type { Report } from '../probe/types.js';
+import type { Policy } from '../policy/policy.js';
 
 export interface WorkerInput {
   bytes: Uint8Array;
@@ -9,7 +10,8 @@ export interface WorkerInput {
   preopens: Record<string, string>;
   objectName: string;
   verbose: boolean;
-  allowCgroup: string[];
+  /** the run's policy (plain data: it crosses to the worker by structured clone) */
+  policy: Policy;
   wrapperModule: string;
   callbackExport: string;
   backend: BackendChoice;

@@ -10,6 +10,7 @@ import { startWorker, takePrestarted, type Prestarted } from './prestart.js';
 import type { BackendChoice } from '../select/backend.js';
 import { WasmBpfError } from '../errors.js';
 import { mark } from './trace.js';
+import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 
 export interface RunOptions {
   /** module bytes, or a path to read them from */
@@ -22,7 +23,8 @@ export interface RunOptions {
   /** guest path -> host path */
   preopens?: Record<string, string>;
   verbose?: boolean;
-  allowCgroup?: string[];
+  /** what the guest's objects may load and attach to (default DEFAULT_POLICY: see src/policy/policy.ts) */
+  policy?: Policy;
   wrapperModule?: string;
   callbackExport?: string;
   backend?: BackendChoice;
@@ -75,7 +77,7 @@ export class Runtime {
       preopens: opts.preopens ?? {},
       objectName: name.replace(/\.wasm$/, '').replace(/[^A-Za-z0-9_]/g, '_').slice(0, 15) || 'guest',
       verbose: opts.verbose ?? false,
-      allowCgroup: opts.allowCgroup ?? [],
+      policy: opts.policy ?? DEFAULT_POLICY,
       wrapperModule: opts.wrapperModule ?? 'callback-wrapper',
       callbackExport: opts.callbackExport ?? 'go-callback',
       backend: opts.backend ?? 'auto',

@@ -80,7 +80,7 @@ async function run(): Promise<number> {
     noDirectMapOps: process.env['WASM_BPF_DIRECT_MAP_OPS'] === '0',
     // WASM_BPF_DIRECT_POLL=0: wasm_bpf_buffer_poll through the host's JavaScript only (the same comparison)
     noDirectPoll: process.env['WASM_BPF_DIRECT_POLL'] === '0',
-    allowCgroup: input.allowCgroup,
+    policy: input.policy,
     wrapperModule: input.wrapperModule,
     callbackExport: input.callbackExport,
     stop,

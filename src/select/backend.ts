@@ -4,6 +4,8 @@ import type { Backend, BackendName, DirectMapOps, LoadedObject, LoadOptions } fr
 import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
 import { planObject, refusal, type ObjectShape } from './plan.js';
+import { enforceLoad } from '../policy/enforce.js';
+import { DEFAULT_POLICY } from '../policy/policy.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
@@ -23,14 +25,18 @@ async function linuxBackend(): Promise<Backend> {
 /** Routes each load to a backend the plan allows; refuses with every missing capability named.
  * The plan is made from libbpf's own parse of the object (after open, before load): no second parse. */
 export class Selector implements Backend {
-  readonly name: BackendName = 'linux';
+  readonly name: BackendName;
   constructor(
     private readonly linux: Backend,
     private readonly report: Report | undefined,
     private readonly choice: BackendChoice,
-  ) {}
+  ) {
+    this.name = linux.name;
+  }
 
   load(bytes: Uint8Array, opts: LoadOptions): LoadedObject {
+    // the policy's load gate (program types, helpers, pinning) comes before any backend sees the object
+    enforceLoad(opts.policy ?? DEFAULT_POLICY, bytes);
     const report = this.report;
     if (!report) return this.linux.load(bytes, opts);
     return this.linux.load(bytes, {
@@ -68,7 +74,7 @@ export async function createBackend(choice: BackendChoice, log?: (line: string) 
   if (choice === 'userspace') {
     // the userspace eBPF runtime: loads, maps and buffers work; attaching to live processes does not yet
     const { UserspaceBackend } = await import('../../backends/userspace/index.js');
-    return new UserspaceBackend(stop ? { stop } : {});
+    return new Selector(new UserspaceBackend(stop ? { stop } : {}), undefined, choice);
   }
   const [linux, hostReport] = await Promise.all([
     linuxBackend(),

@@ -1,0 +1,86 @@
+// What an eBPF object asks of the policy, read from the project's own parse of it (no kernel involved):
+// the program kinds, the helpers and kfuncs its code calls, the binaries its uprobe sections name, the
+// attach targets it will pick at run time and the maps that ask to be pinned. `check` prints it; the
+// load gate (enforce.ts) compares it with the policy.
+import { insn, OP_CALL, PROG_TYPE, type BpfObject, type BpfProgram } from '../object/loader.js';
+import { PROG_TYPES } from '../probe/tables.js';
+import { HELPER_NAMES } from '../probe/helper-names.js';
+
+/** what kind of target a program of this kind is attached to when the guest names one */
+export type TargetKind = 'interface' | 'cgroup' | 'uprobe';
+
+export interface ProgramNeeds {
+  name: string;
+  section: string;
+  /** the kernel's program type name; 'uprobe' for kprobe-type programs on u(ret)probe/usdt sections */
+  kind: string;
+  /** helpers the program calls (bpf_map_lookup_elem, ...) */
+  helpers: string[];
+  /** kfuncs the program calls */
+  kfuncs: string[];
+  /** the binary its section names (uprobe/BINARY:FUNC, usdt/BINARY:...) */
+  binary?: string;
+  /** the target the guest may name at attach time */
+  target?: TargetKind;
+}
+
+export interface ObjectNeeds {
+  programs: ProgramNeeds[];
+  /** maps whose definition asks for pinning (LIBBPF_PIN_BY_NAME) */
+  pinnedMaps: string[];
+}
+
+const UPROBE_SECTION = /^(uprobe|uretprobe|usdt|uprobe\.multi|uretprobe\.multi)(\.s)?(\/|$)/;
+
+const CGROUP_KINDS = new Set(['cgroup_skb', 'cgroup_sock', 'sock_ops', 'cgroup_device', 'cgroup_sock_addr', 'cgroup_sysctl', 'cgroup_sockopt']);
+const INTERFACE_KINDS = new Set(['xdp', 'socket_filter', 'sched_cls']);
+
+export function programKind(type: number, section: string): string {
+  if (type === PROG_TYPE.KPROBE && UPROBE_SECTION.test(section)) return 'uprobe';
+  return PROG_TYPES.find((t) => t.id === type)?.name ?? `type ${type}`;
+}
+
+/** the binary a uprobe or usdt section names (libbpf reads it up to the first ':'), if any */
+export function sectionBinary(section: string): string | undefined {
+  const m = /^(?:uprobe|uretprobe|usdt)(?:\.s)?\/([^:]+):/.exec(section);
+  return m ? m[1] : undefined;
+}
+
+export function targetKind(kind: string): TargetKind | undefined {
+  if (CGROUP_KINDS.has(kind)) return 'cgroup';
+  if (INTERFACE_KINDS.has(kind)) return 'interface';
+  if (kind === 'uprobe') return 'uprobe';
+  return undefined;
+}
+
+export function helperName(id: number): string {
+  const n = HELPER_NAMES[id];
+  return n ? `bpf_${n}` : `helper#${id}`;
+}
+
+/** helpers and kfuncs called by a program's linked code */
+function calls(p: BpfProgram): { helpers: string[]; kfuncs: string[] } {
+  const helpers = new Set<string>();
+  const kfuncs = new Set<string>();
+  const names = new Map(p.externRelocs.filter((r) => r.via === 'call').map((r) => [r.insn, r.name]));
+  const n = p.insns.length >> 3;
+  for (let i = 0; i < n; i++) {
+    if (insn.code(p.insns, i) !== OP_CALL) continue;
+    const src = insn.src(p.insns, i);
+    if (src === 0) helpers.add(helperName(insn.imm(p.insns, i)));
+    else if (src === 2) kfuncs.add(names.get(i) ?? `kfunc#${insn.imm(p.insns, i)}`);
+  }
+  return { helpers: [...helpers].sort(), kfuncs: [...kfuncs].sort() };
+}
+
+export function objectNeeds(obj: BpfObject): ObjectNeeds {
+  return {
+    programs: obj.programs.map((p) => {
+      const kind = programKind(p.type, p.section);
+      const binary = sectionBinary(p.section);
+      const target = targetKind(kind);
+      return { name: p.name, section: p.section, kind, ...calls(p), ...(binary ? { binary } : {}), ...(target ? { target } : {}) };
+    }),
+    pinnedMaps: obj.maps.filter((m) => m.pinning !== 0).map((m) => m.name),
+  };
+}
