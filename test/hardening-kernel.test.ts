@@ -10,6 +10,7 @@ import { BUILD, FIXTURES, buildBpf, buildGuest, embed, kernelIds, kv, runCli, se
 import { LinuxBackend } from '../backends/linux/index.js';
 import { loadNative } from '../backends/linux/native.js';
 import { structOpsLinks } from '../backends/linux/structops.js';
+import { guestErrno, toBackendError } from '../backends/linux/errors.js';
 import { BackendError } from '../src/errors.js';
 
 const before = kernelIds();
@@ -82,6 +83,16 @@ t.test('12. map operations never return the kernel-internal ENOTSUPP (524): -EOP
   const v = bothPaths(t, ['enotsupp']);
   // every map_operate on a ring buffer is ENOTSUPP in the kernel (kernel/bpf/ringbuf.c)
   for (const k of ['rb_lookup', 'rb_update', 'rb_delete', 'rb_next_key']) t.equal(v[k], '-95', k);
+});
+
+t.test('12. attach and load failures: the errno a guest gets is never the kernel-internal ENOTSUPP', async (t) => {
+  // what the addon throws for a bpf() that failed with 524 (e.g. fentry attach on arm64 6.1)
+  const native = Object.assign(new Error('bpf_program__attach: Operation not supported by this kernel (ENOTSUPP)'), { errno: 524, code: 'ENOTSUPP', op: 'bpf_program__attach', log: '' });
+  const err = toBackendError(native, "program 'p'");
+  t.equal(err.errno, 95, 'EOPNOTSUPP');
+  t.match(err.message, /ENOTSUPP/, 'the host\'s message keeps the kernel\'s word');
+  t.equal(guestErrno(524), 95);
+  t.equal(guestErrno(1), 1);
 });
 
 t.test('maps whose values are fds: a guest names only its own maps, never a program, socket or other fd of the host', async (t) => {
