@@ -23,7 +23,22 @@ export interface MapInfo {
   fd: number;
   /** bytes a lookup writes (per-CPU maps: round_up(valueSize, 8) * possible CPUs) */
   opValueSize: number;
+  /** what a guest's map_operate may do on this map, when the backend restricts it (absent: everything) */
+  guestAccess?: GuestMapAccess;
 }
+
+/**
+ * A backend's rule for a guest's map_operate on one of its maps:
+ * - 'none': every command gets -EPERM (struct_ops maps: an update registers kernel state, naming
+ *   program fds the guest would have to guess);
+ * - 'no-update': an update gets -EPERM (maps whose values are fds of programs, sockets, perf events or
+ *   cgroups: the guest could name any such fd of the host process);
+ * - 'own-map-values': an update's value (a u32 fd) must be a map of the guest's own, else -EBADF
+ *   (maps of maps);
+ * - 'no-prog-fd': an update whose value names a program (an int32 fd > 0 at byte 4: devmap and cpumap
+ *   entries with a program) gets -EPERM.
+ */
+export type GuestMapAccess = 'none' | 'no-update' | 'own-map-values' | 'no-prog-fd';
 
 export interface LoadOptions {
   /** shown in logs and used as libbpf's object name */
@@ -34,6 +49,11 @@ export interface LoadOptions {
   policy?: Policy;
   /** where diagnostics go (stderr of the host) */
   log: (line: string) => void;
+  /**
+   * maps declared with pinning = LIBBPF_PIN_BY_NAME: 'private' (the default) loads them as private maps
+   * of the run (no map already pinned in bpffs is reused, nothing is pinned); 'refuse' refuses the object
+   */
+  pinning?: 'private' | 'refuse';
   /** called with the object's programs and maps once parsed, before the load; throwing refuses it */
   beforeLoad?: (shape: {
     programs: ReadonlyArray<{ name: string; section: string; type: number }>;
@@ -88,7 +108,7 @@ export interface DirectMapOps {
   /** wasm_bpf_buffer_poll's common case without JavaScript, when the backend can serve it */
   readonly poll?: DirectPoll;
   bind(memory: WebAssembly.Memory): void;
-  add(fd: number, keySize: number, opValueSize: number): void;
+  add(fd: number, keySize: number, opValueSize: number, access?: GuestMapAccess): void;
   remove(fd: number): void;
   /** the guest is done (its calls then get -EBADF) */
   close(): void;

@@ -25,6 +25,7 @@ export const PROG_TYPE = {
   CGROUP_SYSCTL: 23,
   CGROUP_SOCKOPT: 25,
   TRACING: 26,
+  STRUCT_OPS: 27,
   EXT: 28,
   LSM: 29,
 } as const;

@@ -21,13 +21,22 @@ const LIBBPF_ERRORS: Record<number, string> = {
   4010: 'the kernel does not support this program type',
 };
 
+/** the kernel-internal ENOTSUPP (include/linux/errno.h), which bpf() returns but no userspace libc knows */
+export const KERNEL_ENOTSUPP = 524;
+const EOPNOTSUPP = 95;
+
+/** errno as a guest may see it: kernel-internal ENOTSUPP becomes EOPNOTSUPP (native/src/guesterrno.h) */
+export function guestErrno(errno: number): number {
+  return errno === KERNEL_ENOTSUPP ? EOPNOTSUPP : errno;
+}
+
 export function toBackendError(err: unknown, what: string, hint?: (errno: number) => string | undefined): BackendError {
   if (err instanceof BackendError) return err;
   if (isNativeError(err)) {
     const libbpf = LIBBPF_ERRORS[err.errno];
     const message = libbpf ? `${err.op}: ${libbpf}` : err.message;
     // guests get a kernel errno: libbpf's private numbers become EINVAL
-    return new BackendError(`${what}: ${message}`, libbpf ? 22 : err.errno, err.log ?? '', hint?.(err.errno), { cause: err });
+    return new BackendError(`${what}: ${message}`, libbpf ? 22 : guestErrno(err.errno), err.log ?? '', hint?.(err.errno), { cause: err });
   }
   return new BackendError(`${what}: ${err instanceof Error ? err.message : String(err)}`, 22, '', undefined, { cause: err });
 }

@@ -2,7 +2,7 @@
 import { readCachedReport } from '../../src/probe/fast.js';
 import { BackendError } from '../../src/errors.js';
 import type { ProgramInfo } from '../backend.js';
-import { isNativeError } from './errors.js';
+import { guestErrno, isNativeError } from './errors.js';
 import { PROG_TYPE } from './attach.js';
 
 const EPERM = 1;
@@ -43,5 +43,5 @@ export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[
   } else if (/relocat|CO-RE/i.test(log)) {
     hint = 'a CO-RE relocation failed: the program reads a kernel type or field this kernel lacks (run with --verbose)';
   }
-  return new BackendError(`the kernel refused to load ${who}: ${reason}`, err.errno, log, hint, { cause: err });
+  return new BackendError(`the kernel refused to load ${who}: ${reason}`, guestErrno(err.errno), log, hint, { cause: err });
 }

@@ -11,6 +11,9 @@ import { loadNative, type NativeAddon } from './native.js';
 import { attachProgram, PROG_TYPE } from './attach.js';
 import { nativeCall, toBackendError } from './errors.js';
 import { explainLoadFailure } from './explain.js';
+import { accessCode, guestAccessFor, MAP_TYPE_FD } from './mapaccess.js';
+import { confinePinning } from './pinning.js';
+import { prepareStructOps, structOpsMapsByProgram } from './structops.js';
 import { openWithRingbufCompat } from '../../compat/ringbuf/index.js';
 import { mayNeedPtRegs, ptregsForHost } from '../../compat/ptregs/index.js';
 
@@ -73,7 +76,7 @@ export class LinuxBackend implements Backend {
       fn,
       ...(poll ? { poll } : {}),
       bind: (memory) => void (released || bind(slot, memory.buffer)),
-      add: (fd, keySize, opValueSize) => void (released || set(slot, fd, keySize, opValueSize)),
+      add: (fd, keySize, opValueSize, access) => void (released || set(slot, fd, keySize, opValueSize, accessCode(access))),
       remove: (fd) => void (released || set(slot, fd)),
       close: () => void (released || close(slot)),
       release: () => {
@@ -142,6 +145,9 @@ export class LinuxBackend implements Backend {
           'run it on Linux 5.8 or newer, or with --backend auto (the selector then applies the ringbuf -> perf buffer compat pass)',
         );
       }
+      // every map private to the run; struct_ops registrations tied to it
+      confinePinning(native, obj, opts);
+      const structOpsLink = prepareStructOps(native, obj, opts);
       try {
         mark('load:start');
         native.load(obj);
@@ -154,11 +160,23 @@ export class LinuxBackend implements Backend {
       }
       flushLog();
       const ncpu = native.numPossibleCpus();
-      const maps: MapInfo[] = native.maps(obj).map((m) => ({
-        ...m,
-        opValueSize: isPerCpuMap(m.type) ? ((m.valueSize + 7) & ~7) * ncpu : m.valueSize,
-      }));
-      return new LinuxObject(native, obj, programs, maps, opts, () => this.wakeFd());
+      const maps: MapInfo[] = native.maps(obj).map((m) => {
+        const access = guestAccessFor(m.type);
+        return {
+          name: m.name,
+          type: m.type,
+          keySize: m.keySize,
+          valueSize: m.valueSize,
+          maxEntries: m.maxEntries,
+          fd: m.fd,
+          opValueSize: isPerCpuMap(m.type) ? ((m.valueSize + 7) & ~7) * ncpu : m.valueSize,
+          ...(access ? { guestAccess: access } : {}),
+        };
+      });
+      const structOps = maps.some((m) => m.type === MAP_TYPE_FD.STRUCT_OPS)
+        ? { link: structOpsLink, mapsByProgram: structOpsMapsByProgram(bytes) }
+        : undefined;
+      return new LinuxObject(native, obj, programs, maps, opts, () => this.wakeFd(), structOps);
     } catch (err) {
       if (scratchFd >= 0) native.closeFd(scratchFd);
       if (obj >= 0) native.close(obj);
@@ -183,13 +201,56 @@ class LinuxObject implements LoadedObject {
     readonly maps: readonly MapInfo[],
     private readonly opts: LoadOptions,
     private readonly wakeFd: () => number,
+    /** the object's struct_ops maps: whether they register through a link, and which programs they name */
+    private readonly structOps?: { link: boolean; mapsByProgram: ReadonlyMap<string, readonly string[]> },
   ) {
     this.mapOp = native.mapOp;
+  }
+
+  /** struct_ops maps registered so far (each once) */
+  private readonly registered = new Set<string>();
+
+  /**
+   * Registers struct_ops maps: `name` is one of them, or a struct_ops program (the maps that name it:
+   * attaching each program of a skeleton registers its maps once).
+   */
+  private attachStructOps(name: string, maps: readonly string[]): void {
+    const link = this.structOps?.link ?? false;
+    for (const map of maps) {
+      if (this.registered.has(map)) continue;
+      const what = `struct_ops map '${map}'${map === name ? '' : ` (of program '${name}')`}`;
+      mark('attach:start');
+      try {
+        this.links.push(nativeCall(() => this.native.attachStructOps(this.obj, map, link), what));
+        this.registered.add(map);
+      } finally {
+        mark('attach:end');
+        const log = this.native.takeLog();
+        if (this.opts.verbose && log) this.opts.log(log.trimEnd());
+      }
+    }
   }
 
   attach(program: string, target: string | undefined): void {
     if (this.closed) throw new BackendError('the object is closed', 9);
     const info = this.programs.find((p) => p.name === program);
+    if (!info && this.maps.some((m) => m.name === program && m.type === MAP_TYPE_FD.STRUCT_OPS)) {
+      this.attachStructOps(program, [program]);
+      return;
+    }
+    if (info?.type === PROG_TYPE.STRUCT_OPS) {
+      const maps = this.structOps?.mapsByProgram.get(program);
+      if (!maps?.length) {
+        throw new BackendError(
+          `struct_ops program '${program}' is not in any struct_ops map of the object`,
+          2,
+          '',
+          'a struct_ops program runs once a struct_ops map (SEC(".struct_ops")) that names it is attached',
+        );
+      }
+      this.attachStructOps(program, maps);
+      return;
+    }
     if (!info) {
       throw new BackendError(
         `no program named '${program}' in the object (programs: ${this.programs.map((p) => p.name).join(', ') || 'none'})`,

@@ -35,6 +35,11 @@ export interface NativeMapInfo {
   maxEntries: number;
   /** -1 before load */
   fd: number;
+  /** map_flags (BPF_F_*) */
+  flags: number;
+  /** where libbpf would pin it (and reuse a map already pinned there): set at open for a map declared
+   * with pinning = LIBBPF_PIN_BY_NAME; '' for none */
+  pinPath: string;
 }
 
 export interface NativeOpenOptions {
@@ -53,6 +58,10 @@ export interface NativeAddon {
   maps(obj: number): NativeMapInfo[];
   /** bpf_map__set_type + related (before load), e.g. ringbuf -> perf event array */
   setMapType(obj: number, mapName: string, type: number, keySize: number, valueSize: number, maxEntries: number): void;
+  /** bpf_map__set_pin_path before load; '' clears it: the map is neither reused from nor pinned to bpffs */
+  setMapPinPath(obj: number, mapName: string, path: string): void;
+  /** bpf_map__set_map_flags before load */
+  setMapFlags(obj: number, mapName: string, flags: number): void;
   /** bpf_object__load */
   load(obj: number): void;
   /** detach every link of the object, then bpf_object__close. Idempotent. */
@@ -67,6 +76,12 @@ export interface NativeAddon {
   attachPerfEvent(obj: number, prog: string, perfFd: number): number;
   /** setsockopt(SO_ATTACH_BPF) on sockFd; the link owns sockFd and closes it on detach */
   attachSocket(obj: number, prog: string, sockFd: number): number;
+  /**
+   * bpf_map__attach_struct_ops on a loaded struct_ops map (registers it, e.g. a TCP congestion control).
+   * link = true for a map created with BPF_F_LINK: then BPF_LINK_CREATE registers it and the link's fd
+   * holds the registration (closing it, or the process's death, unregisters). Returns a link id.
+   */
+  attachStructOps(obj: number, mapName: string, link: boolean): number;
   /** destroy one link */
   detach(link: number): void;
 
@@ -93,8 +108,9 @@ export interface NativeAddon {
   guestMapOpen?(): [number, (...args: never[]) => number] | null;
   /** the guest's memory (its current buffer; memory.grow keeps the same store) */
   guestMapBind?(slot: number, buffer: ArrayBuffer): boolean;
-  /** a map fd the guest may use, with its key size and map_operate value size; without sizes: forget it */
-  guestMapSet?(slot: number, fd: number, keySize?: number, opValueSize?: number): boolean;
+  /** a map fd the guest may use, with its key size, map_operate value size and access (mapaccess.ts's
+   * accessCode; 0: everything); without sizes: forget it */
+  guestMapSet?(slot: number, fd: number, keySize?: number, opValueSize?: number, access?: number): boolean;
   /** the guest is done: its function answers -EBADF from now on */
   guestMapClose?(slot: number): void;
   /** no instance can call the slot's function any more (it was collected, or never instantiated): the

@@ -13,6 +13,8 @@ Napi::Value Open(const Napi::CallbackInfo&);
 Napi::Value Programs(const Napi::CallbackInfo&);
 Napi::Value Maps(const Napi::CallbackInfo&);
 Napi::Value SetMapType(const Napi::CallbackInfo&);
+Napi::Value SetMapPinPath(const Napi::CallbackInfo&);
+Napi::Value SetMapFlags(const Napi::CallbackInfo&);
 Napi::Value Load(const Napi::CallbackInfo&);
 Napi::Value Close(const Napi::CallbackInfo&);
 // attach.cc
@@ -22,6 +24,7 @@ Napi::Value AttachCgroup(const Napi::CallbackInfo&);
 Napi::Value AttachUprobe(const Napi::CallbackInfo&);
 Napi::Value AttachPerfEvent(const Napi::CallbackInfo&);
 Napi::Value AttachSocket(const Napi::CallbackInfo&);
+Napi::Value AttachStructOps(const Napi::CallbackInfo&);
 Napi::Value Detach(const Napi::CallbackInfo&);
 // sys.cc
 Napi::Value PerfEventOpen(const Napi::CallbackInfo&);
@@ -78,6 +81,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("programs", Programs);
   set("maps", Maps);
   set("setMapType", SetMapType);
+  set("setMapPinPath", SetMapPinPath);
+  set("setMapFlags", SetMapFlags);
   set("load", Load);
   set("close", Close);
   set("attachAuto", AttachAuto);
@@ -86,6 +91,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("attachUprobe", AttachUprobe);
   set("attachPerfEvent", AttachPerfEvent);
   set("attachSocket", AttachSocket);
+  set("attachStructOps", AttachStructOps);
   set("detach", Detach);
   set("perfEventOpen", PerfEventOpen);
   set("openPacketSocket", OpenPacketSocket);

@@ -3,9 +3,11 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "errors.h"
 #include "log.h"
@@ -17,6 +19,11 @@
 #endif
 
 namespace wbn {
+
+namespace {
+// enum bpf_attach_type's BPF_STRUCT_OPS (Linux 6.4; the build's uapi headers may predate it)
+constexpr int kBpfStructOpsAttach = 44;
+}  // namespace
 
 int Link::Destroy() {
   if (destroyed) return 0;
@@ -30,6 +37,20 @@ int Link::Destroy() {
     case kSocket:
       if (sockFd >= 0 && close(sockFd) < 0 && errno != EINTR) err = -errno;
       sockFd = -1;
+      break;
+    case kStructOps:
+      if (linkFd >= 0) {
+        // the registration is the link's: closing it unregisters (as the process's death would)
+        if (close(linkFd) < 0 && errno != EINTR) err = -errno;
+        linkFd = -1;
+        if (link) {
+          bpf_link__disconnect(link);  // libbpf's detach would delete the map's element: nothing to undo
+          bpf_link__destroy(link);
+        }
+      } else if (link) {
+        err = bpf_link__destroy(link);  // deletes the map's element: unregisters
+      }
+      link = nullptr;
       break;
     case kXdp: {
       // Only detach if our program is still the one attached in that mode.
@@ -161,6 +182,51 @@ Napi::Value AttachSocket(const Napi::CallbackInfo& info) {
     link.sockFd = sockFd;  // owned from now on
     return 0;
   });
+}
+
+// attachStructOps(obj, mapName, link): registers a struct_ops map (e.g. a tcp_congestion_ops) with its
+// programs. link = true: the map was created with BPF_F_LINK (Linux 6.4+); the update only prepares
+// it and a BPF_LINK_CREATE (attach type BPF_STRUCT_OPS) registers it, so that closing the link fd,
+// whoever closes it (detach, close(obj), the process's death), unregisters it.
+Napi::Value AttachStructOps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t objId = ArgInt(info, 0, "obj");
+  std::string mapName = ArgString(info, 1, "map");
+  bool useLink = ArgBool(info, 2, "link");
+  auto o = RequireObj(env, objId, "attachStructOps");
+  std::lock_guard<std::mutex> lock(o->mu);
+  if (o->closed || !o->obj) ThrowErrno(env, "attachStructOps", EBADF, "bpf object is closed");
+  LogScope scope(o->logLevel);
+  bpf_map* m = bpf_object__find_map_by_name(o->obj, mapName.c_str());
+  if (!m || bpf_map__type(m) != BPF_MAP_TYPE_STRUCT_OPS)
+    ThrowErrno(env, "bpf_object__find_map_by_name", ENOENT, "no struct_ops map '" + mapName + "' in object '" + o->name + "'",
+               scope.Captured());
+  auto link = std::make_shared<Link>();
+  link->objId = objId;
+  link->envId = EnvId(env);
+  link->kind = Link::kStructOps;
+  errno = 0;
+  bpf_link* l = bpf_map__attach_struct_ops(m);  // writes the program fds into the value, updates the map
+  if (!l) {
+    int err = errno;
+    link->destroyed = true;
+    ThrowErrno(env, "bpf_map__attach_struct_ops", err > 0 ? err : EINVAL, "struct_ops map '" + mapName + "'", scope.Captured());
+  }
+  link->link = l;
+  if (useLink) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.link_create.prog_fd = static_cast<uint32_t>(bpf_map__fd(m));  // link_create.map_fd for BPF_STRUCT_OPS
+    attr.link_create.attach_type = static_cast<bpf_attach_type>(kBpfStructOpsAttach);
+    int fd = static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof attr));
+    if (fd < 0) {
+      int err = errno;
+      link->Destroy();
+      ThrowErrno(env, "BPF_LINK_CREATE (BPF_STRUCT_OPS)", err, "struct_ops map '" + mapName + "'", scope.Captured());
+    }
+    link->linkFd = fd;
+  }
+  return Napi::Number::New(env, gLinks.Add(std::move(link)));
 }
 
 Napi::Value Detach(const Napi::CallbackInfo& info) {

@@ -13,8 +13,8 @@
 // store in place: its data pointer stays, ByteLength() follows the grow (test/abi.test.ts
 // and test/native.test.ts check operations on freshly grown memory).
 //
-// The checks and results are host.ts's mapOperate's, in the same order (-EBADF, key -EFAULT, flags
-// -EINVAL, value/next -EFAULT, unknown command -EINVAL).
+// The checks and results are host.ts's mapOperate's, in the same order (-EBADF, access -EPERM, key
+// -EFAULT, flags -EINVAL, value/next -EFAULT, update access -EPERM/-EBADF, unknown command -EINVAL).
 //
 // The same slot also serves wasm_bpf_buffer_poll's common case without JavaScript: src/abi/pollgate.ts
 // builds a small Wasm function (per guest) that calls the slot's `fill` here, which polls a ring or
@@ -29,6 +29,7 @@
 #include <map>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -42,10 +43,20 @@ namespace wbn {
 
 namespace {
 
+/** what the guest may do on a map (DirectMapOps.add's access, backends/backend.ts GuestMapAccess) */
+enum Access : uint8_t {
+  kAll = 0,
+  kNone = 1,          // every command -EPERM (struct_ops)
+  kNoUpdate = 2,      // UPDATE -EPERM (values that are fds of programs, sockets, perf events, cgroups)
+  kOwnMapValues = 3,  // UPDATE's value (a u32 fd) must be a map of the guest's, else -EBADF (map-in-map)
+  kNoProgFd = 4,      // UPDATE whose value names a program (int32 fd > 0 at byte 4: devmap, cpumap) -EPERM
+};
+
 struct MapDef {
   uint32_t keySize = 0;
   uint32_t opValueSize = 0;
   bool valid = false;
+  Access access = kAll;
 };
 
 // A slot is taken from guestMapOpen until guestMapRelease (the ABI layer calls it once the guest's
@@ -95,14 +106,31 @@ void Forget(Slot& s) {
 int32_t GuestMapOp(Slot& s, int32_t fd, int32_t cmd, uint32_t key, uint32_t value, uint32_t next, int64_t flags) {
   if (fd < 0 || static_cast<size_t>(fd) >= s.maps.size() || !s.maps[fd].valid) return -EBADF;
   const MapDef& m = s.maps[fd];
+  if (m.access == kNone) return -EPERM;
   uint8_t* mem = s.memory ? static_cast<uint8_t*>(s.memory->Data()) : nullptr;
   uint64_t len = s.memory ? s.memory->ByteLength() : 0;
-  int64_t keyOff = m.keySize == 0 ? -1 : key;
+  // int64_t on both arms: `keySize == 0 ? -1 : key` would be unsigned (4294967295), not NULL
+  int64_t keyOff = m.keySize == 0 ? int64_t{-1} : int64_t{key};
   if (m.keySize != 0 && uint64_t{key} + m.keySize > len) return -EFAULT;
   if (flags < 0 || flags > 0xffffffffLL) return -EINVAL;
   switch (cmd) {
-    case BPF_MAP_LOOKUP_ELEM:
     case BPF_MAP_UPDATE_ELEM:
+      if (uint64_t{value} + m.opValueSize > len) return -EFAULT;
+      if (m.access == kNoUpdate) return -EPERM;
+      if (m.access == kOwnMapValues) {
+        if (m.opValueSize < 4) return -EINVAL;
+        uint32_t inner;
+        memcpy(&inner, mem + value, 4);
+        if (inner >= s.maps.size() || !s.maps[inner].valid) return -EBADF;
+      }
+      if (m.access == kNoProgFd && m.opValueSize >= 8) {
+        int32_t prog;
+        memcpy(&prog, mem + value + 4, 4);
+        if (prog > 0) return -EPERM;
+      }
+      return MapOpCore(mem, len, cmd, fd, keyOff, value, flags);
+    case BPF_MAP_LOOKUP_ELEM:
+    case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
       if (uint64_t{value} + m.opValueSize > len) return -EFAULT;
       return MapOpCore(mem, len, cmd, fd, keyOff, value, flags);
     case BPF_MAP_DELETE_ELEM:
@@ -327,7 +355,7 @@ void Bind(const v8::FunctionCallbackInfo<v8::Value>& info) {
   info.GetReturnValue().Set(ok);
 }
 
-// guestMapSet(slot, fd, keySize, opValueSize) / guestMapSet(slot, fd) to forget the fd
+// guestMapSet(slot, fd, keySize, opValueSize[, access]) / guestMapSet(slot, fd) to forget the fd
 void Set(const v8::FunctionCallbackInfo<v8::Value>& info) {
   int32_t slot;
   if (info.Length() < 2 || !SlotArg(info, 0, &slot) || !info[1]->IsInt32()) {
@@ -345,6 +373,8 @@ void Set(const v8::FunctionCallbackInfo<v8::Value>& info) {
   if (info.Length() >= 4 && info[2]->IsUint32() && info[3]->IsUint32()) {
     m.keySize = info[2].As<v8::Uint32>()->Value();
     m.opValueSize = info[3].As<v8::Uint32>()->Value();
+    uint32_t access = info.Length() >= 5 && info[4]->IsUint32() ? info[4].As<v8::Uint32>()->Value() : uint32_t{kAll};
+    m.access = access <= kNoProgFd ? static_cast<Access>(access) : kNone;
     m.valid = true;
   } else {
     m = MapDef{};

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "fastcall.h"
+#include "guesterrno.h"
 
 namespace wbn {
 
@@ -86,7 +87,7 @@ int32_t MapOpCore(uint8_t* mem, size_t len, int32_t cmd, int32_t fd, int64_t key
   attr.value = valOff < 0 ? 0 : reinterpret_cast<uint64_t>(mem + valOff);  // == next_key
   attr.flags = static_cast<uint64_t>(flags);
   long r = syscall(__NR_bpf, cmd, &attr, kElemAttrSize);
-  return r < 0 ? -errno : 0;
+  return r < 0 ? -GuestErrno(errno) : 0;
 }
 
 // The plain N-API entry point (replaced by fastcall.cc's function where the build and the running V8

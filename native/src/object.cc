@@ -104,6 +104,9 @@ Napi::Value Maps(const Napi::CallbackInfo& info) {
     e.Set("maxEntries", Napi::Number::New(env, bpf_map__max_entries(m)));
     int fd = bpf_map__fd(m);  // libbpf 1.x returns -EINVAL before load
     e.Set("fd", Napi::Number::New(env, fd < 0 ? -1 : fd));
+    e.Set("flags", Napi::Number::New(env, bpf_map__map_flags(m)));
+    const char* pin = bpf_map__pin_path(m);  // set at open for pinning = LIBBPF_PIN_BY_NAME
+    e.Set("pinPath", Napi::String::New(env, pin ? pin : ""));
     arr.Set(i++, e);
   }
   return arr;
@@ -131,6 +134,36 @@ Napi::Value SetMapType(const Napi::CallbackInfo& info) {
     ThrowErrno(env, "bpf_map__set_value_size", err, what, scope.Captured());
   if (maxEntries >= 0 && (err = bpf_map__set_max_entries(m, static_cast<__u32>(maxEntries))) < 0)
     ThrowErrno(env, "bpf_map__set_max_entries", err, what, scope.Captured());
+  return env.Undefined();
+}
+
+/** setMapPinPath(obj, mapName, path): bpf_map__set_pin_path before load; '' clears it (no reuse, no pin) */
+Napi::Value SetMapPinPath(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = RequireObj(env, ArgInt(info, 0, "obj"), "setMapPinPath");
+  std::string mapName = ArgString(info, 1, "mapName");
+  std::string path = ArgString(info, 2, "path");
+  LOCK_OBJ(o, "setMapPinPath");
+  LogScope scope(o->logLevel);
+  bpf_map* m = bpf_object__find_map_by_name(o->obj, mapName.c_str());
+  if (!m) ThrowErrno(env, "bpf_object__find_map_by_name", ENOENT, "no map '" + mapName + "' in object '" + o->name + "'", scope.Captured());
+  int err = bpf_map__set_pin_path(m, path.empty() ? nullptr : path.c_str());
+  if (err < 0) ThrowErrno(env, "bpf_map__set_pin_path", err, "map '" + mapName + "'", scope.Captured());
+  return env.Undefined();
+}
+
+/** setMapFlags(obj, mapName, flags): bpf_map__set_map_flags before load */
+Napi::Value SetMapFlags(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = RequireObj(env, ArgInt(info, 0, "obj"), "setMapFlags");
+  std::string mapName = ArgString(info, 1, "mapName");
+  uint32_t flags = static_cast<uint32_t>(ArgInt64(info, 2, "flags"));
+  LOCK_OBJ(o, "setMapFlags");
+  LogScope scope(o->logLevel);
+  bpf_map* m = bpf_object__find_map_by_name(o->obj, mapName.c_str());
+  if (!m) ThrowErrno(env, "bpf_object__find_map_by_name", ENOENT, "no map '" + mapName + "' in object '" + o->name + "'", scope.Captured());
+  int err = bpf_map__set_map_flags(m, flags);
+  if (err < 0) ThrowErrno(env, "bpf_map__set_map_flags", err, "map '" + mapName + "'", scope.Captured());
   return env.Undefined();
 }
 

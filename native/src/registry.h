@@ -101,11 +101,12 @@ struct Obj {
 
 /** An attachment. Destroyed by detach(), close(obj) or env teardown. */
 struct Link {
-  enum Kind { kBpfLink, kSocket, kXdp };
+  enum Kind { kBpfLink, kSocket, kXdp, kStructOps };
   Kind kind = kBpfLink;
   int32_t objId = 0;
   uint32_t envId = 0;
-  bpf_link* link = nullptr;  // kBpfLink
+  bpf_link* link = nullptr;  // kBpfLink; kStructOps: libbpf's (bpf_map__attach_struct_ops)
+  int linkFd = -1;           // kStructOps: the BPF_LINK_CREATE link that holds the registration
   int sockFd = -1;           // kSocket: owned, closed on destroy
   int ifindex = 0;           // kXdp (bpf_xdp_attach with flags)
   uint32_t xdpFlags = 0;

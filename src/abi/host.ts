@@ -1,12 +1,12 @@
 // The six `wasm_bpf` host functions (and TinyGo's `callback-wrapper` poll), exactly as in the
 // wasm-bpf ABI. Every guest pointer and length is checked here; backends receive offsets that are
 // known to be inside guest memory. Knows nothing of kernels: it talks to a Backend.
-import type { Backend, DirectMapOps, LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
+import type { Backend, DirectMapOps, GuestMapAccess, LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
 import { MAP_TYPE } from '../../backends/backend.js';
 import { BackendError, Interrupted, ModuleError, errorMessage } from '../errors.js';
 import type { FuncType, ModuleShape, ValType } from '../wasm/imports.js';
 import { formatFuncType } from '../wasm/imports.js';
-import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOBUFS, ENOENT, errnoName } from './errno.js';
+import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOBUFS, ENOENT, EPERM, errnoName } from './errno.js';
 import { GuestMemory, ptr64 } from './memory.js';
 import { createDispatcher, type RecordDispatcher } from './dispatch.js';
 import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
@@ -20,6 +20,8 @@ const CMD_LOOKUP = 1;
 const CMD_UPDATE = 2;
 const CMD_DELETE = 3;
 const CMD_NEXT_KEY = 4;
+/** pop for queue and stack maps (and lookup-and-delete for hash maps) */
+const CMD_LOOKUP_AND_DELETE = 21;
 
 export interface HostOptions {
   backend: Backend;
@@ -297,7 +299,7 @@ export class WasmBpfHost {
         for (const info of obj.maps) {
           if (info.fd < 0) continue;
           this.maps[info.fd] = { obj, info, handle };
-          this.direct?.add(info.fd, info.keySize, info.opValueSize);
+          this.direct?.add(info.fd, info.keySize, info.opValueSize, info.guestAccess);
         }
         this.debug(`loaded object ${handle}: ${obj.programs.length} programs, ${obj.maps.length} maps`);
         return BigInt(handle);
@@ -416,16 +418,24 @@ export class WasmBpfHost {
   private mapOperate(fd: number, cmd: number, key: number, value: number, next: number, flags: bigint): number {
     const entry = fd >= 0 ? this.maps[fd] : undefined;
     if (entry === undefined) return -EBADF;
+    const { keySize, opValueSize, guestAccess } = entry.info;
+    if (guestAccess === 'none') return -EPERM;
     const buf = this.memory.u8;
     const len = buf.length;
-    const { keySize, opValueSize } = entry.info;
     const keyOff = keySize === 0 ? -1 : key;
     if (keySize !== 0 && key + keySize > len) return -EFAULT;
     const f = flags === 0n ? 0 : flags <= 0xffffffffn && flags >= 0n ? Number(flags) : -1;
     if (f < 0) return -EINVAL;
     switch (cmd) {
-      case CMD_LOOKUP:
       case CMD_UPDATE:
+        if (value + opValueSize > len) return -EFAULT;
+        if (guestAccess !== undefined) {
+          const refused = this.updateRefused(guestAccess, buf, value, opValueSize);
+          if (refused) return refused;
+        }
+        return entry.obj.mapOperate(cmd, fd, buf, keyOff, value, f);
+      case CMD_LOOKUP:
+      case CMD_LOOKUP_AND_DELETE:
         if (value + opValueSize > len) return -EFAULT;
         return entry.obj.mapOperate(cmd, fd, buf, keyOff, value, f);
       case CMD_DELETE:
@@ -435,6 +445,24 @@ export class WasmBpfHost {
         return entry.obj.mapOperate(cmd, fd, buf, key === 0 ? -1 : keyOff, next, f);
       default:
         return -EINVAL;
+    }
+  }
+
+  /** the backend's rule for an update of this map (MapInfo.guestAccess): 0 or -errno */
+  private updateRefused(access: GuestMapAccess, buf: Uint8Array, value: number, opValueSize: number): number {
+    switch (access) {
+      case 'none':
+      case 'no-update':
+        return -EPERM;
+      case 'own-map-values': {
+        // the value is the fd of the inner map: one of the guest's own, nothing else of the process
+        if (opValueSize < 4) return -EINVAL;
+        const inner = (buf[value]! | (buf[value + 1]! << 8) | (buf[value + 2]! << 16) | (buf[value + 3]! << 24)) >>> 0;
+        return this.maps[inner] === undefined ? -EBADF : 0;
+      }
+      case 'no-prog-fd':
+        // int32 at byte 4: bpf_devmap_val / bpf_cpumap_val's bpf_prog.fd (> 0: a program)
+        return opValueSize >= 8 && (buf[value + 4]! | (buf[value + 5]! << 8) | (buf[value + 6]! << 16) | (buf[value + 7]! << 24)) > 0 ? -EPERM : 0;
     }
   }
 

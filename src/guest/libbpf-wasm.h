@@ -55,6 +55,7 @@ int wasm_close_bpf_object(uint64_t obj);
 #define BPF_MAP_UPDATE_ELEM 2
 #define BPF_MAP_DELETE_ELEM 3
 #define BPF_MAP_GET_NEXT_KEY 4
+#define BPF_MAP_LOOKUP_AND_DELETE_ELEM 21
 #ifndef BPF_ANY
 #define BPF_ANY 0
 #define BPF_NOEXIST 1
@@ -317,6 +318,12 @@ static inline int bpf_map_delete_elem(int fd, const void *key)
 static inline int bpf_map_get_next_key(int fd, const void *key, void *next_key)
 {
 	return libbpf_wasm__errno(wasm_bpf_map_operate(fd, BPF_MAP_GET_NEXT_KEY, key, NULL, next_key, 0));
+}
+
+/* pop for queue and stack maps (key NULL); lookup-and-delete for hash maps */
+static inline int bpf_map_lookup_and_delete_elem(int fd, const void *key, void *value)
+{
+	return libbpf_wasm__errno(wasm_bpf_map_operate(fd, BPF_MAP_LOOKUP_AND_DELETE_ELEM, (void *)key, value, NULL, 0));
 }
 
 /* ---- ring buffer / perf buffer --------------------------------------------------------------- */
