@@ -49,11 +49,6 @@ export interface LoadOptions {
   policy?: Policy;
   /** where diagnostics go (stderr of the host) */
   log: (line: string) => void;
-  /**
-   * maps declared with pinning = LIBBPF_PIN_BY_NAME: 'private' (the default) loads them as private maps
-   * of the run (no map already pinned in bpffs is reused, nothing is pinned); 'refuse' refuses the object
-   */
-  pinning?: 'private' | 'refuse';
   /** called with the object's programs and maps once parsed, before the load; throwing refuses it */
   beforeLoad?: (shape: {
     programs: ReadonlyArray<{ name: string; section: string; type: number }>;

@@ -12,6 +12,7 @@ import { loadNative } from '../backends/linux/native.js';
 import { structOpsLinks } from '../backends/linux/structops.js';
 import { guestErrno, toBackendError } from '../backends/linux/errors.js';
 import { BackendError } from '../src/errors.js';
+import { buildPolicy } from '../src/policy/policy.js';
 
 const before = kernelIds();
 
@@ -137,21 +138,38 @@ t.test('2. pinning = LIBBPF_PIN_BY_NAME: the maps are private to the run; nothin
   const bytes = fs.readFileSync(mapsObj);
   const err = (() => {
     try {
-      backend.load(bytes, { objectName: 'hkobj', verbose: false, allowCgroup: [], log: (l) => logs.push(l), pinning: 'refuse' }).close();
+      backend.load(bytes, { objectName: 'hkobj', verbose: false, log: (l) => logs.push(l), policy: buildPolicy({ pin: 'refuse' }) }).close();
       return undefined;
     } catch (e) {
       return e;
     }
   })();
   t.ok(err instanceof BackendError, 'pinning: refuse throws a BackendError');
-  t.equal((err as BackendError).errno, 1, 'EPERM');
-  t.match((err as BackendError).message, /map 'wbkobj_pin' is declared with pinning = LIBBPF_PIN_BY_NAME \(\/sys\/fs\/bpf\/wbkobj_pin\), and pinned objects are not allowed/);
-  const obj = backend.load(bytes, { objectName: 'hkobj', verbose: false, allowCgroup: [], log: (l) => logs.push(l) });
+  t.equal((err as BackendError).errno, 13, 'EACCES, as every policy refusal');
+  t.match((err as BackendError).message, /map 'wbkobj_pin' is declared with pinning = LIBBPF_PIN_BY_NAME \(\/sys\/fs\/bpf\/wbkobj_pin\), and the policy allows no pinned objects/);
+  const obj = backend.load(bytes, { objectName: 'hkobj', verbose: false, log: (l) => logs.push(l) });
   t.ok(obj.maps.some((m) => m.name === 'wbkobj_pin' && m.fd >= 0), 'the default (private) loads it');
   obj.close();
+
+  // --allow-pin DIR: pins honoured below DIR only (shared between the tool's own runs, not with others)
+  const root = `/sys/fs/bpf/wbkobj_root_${process.pid}`;
+  fs.mkdirSync(root);
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const allow = buildPolicy({ pin: root });
+  const first = backend.load(bytes, { objectName: 'hkobj', verbose: true, log: (l) => logs.push(l), policy: allow });
+  t.ok(fs.existsSync(`${root}/wbkobj_pin`), 'pinned below the allowed directory');
+  t.match(logs.join('\n'), new RegExp(`map 'wbkobj_pin': pinned at ${root}/wbkobj_pin`));
+  const firstId = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'pinned', `${root}/wbkobj_pin`], { encoding: 'utf8' })) as { id: number };
+  first.close();
+  const second = backend.load(bytes, { objectName: 'hkobj', verbose: false, log: (l) => logs.push(l), policy: allow });
+  const secondMap = second.maps.find((m) => m.name === 'wbkobj_pin')!;
+  const fdinfo = fs.readFileSync(`/proc/self/fdinfo/${secondMap.fd}`, 'utf8');
+  t.match(fdinfo, new RegExp(`map_id:\\s*${firstId.id}\\b`), 'a later run reuses the map pinned there');
+  second.close();
   backend.dispose();
+  fs.rmSync(root, { recursive: true, force: true });
   t.same(ours(), ['wbkobj_pin']);
-  t.equal(dump(), pinnedBefore);
+  t.equal(dump(), pinnedBefore, 'the map pinned by someone else at /sys/fs/bpf is never touched');
 });
 
 /** the kernel's value layout of a tcp_congestion_ops struct_ops map, from the running kernel's BTF */
