@@ -35,12 +35,13 @@ t.test('--dir: no path operation follows a symlink of the shared tree out of it'
   link(outside, 'absout');
   link('../esc', 'sub/deep');
   link('loop', 'loop');
+  link(path.join(outside, 'planted'), 'dangle');
 
   const r = runCli(['--dir', `${shared}:/d`, hostile, 'escape']);
   t.equal(r.code, 0, r.stderr);
   const got = kv(r.stdout);
   const out = [
-    'read_etc_passwd', 'list_etc', 'list_esc', 'read_esc', 'read_deep', 'read_absout', 'create_esc', 'create_up', 'stat_esc',
+    'read_etc_passwd', 'list_etc', 'list_esc', 'read_esc', 'read_deep', 'read_absout', 'create_esc', 'create_up', 'create_dangling', 'stat_esc',
     'stat_esc_link', 'mkdir_up', 'rmdir_up', 'unlink_esc', 'rename_from_esc', 'rename_into_esc', 'link_esc', 'utimes_esc',
     'symlink_abs', 'symlink_up', 'openat_dotdot', 'openat_link',
   ];
@@ -170,6 +171,16 @@ t.test('stdin from a pipe: the guest blocks until data or EOF (Node makes its pi
   const r = await run.exited;
   t.equal(r.code, 0, run.stderr);
   t.equal(run.stdout, 'hi\nthere\neof\n');
+});
+
+t.test('stdout to a pipe its reader drains late: no write fails with EAGAIN, no line lost', async (t) => {
+  const run = new Running(spawn(process.execPath, [CLI, hostile, 'flood'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  run.child.stdout!.pause();
+  await new Promise((r) => setTimeout(r, 1500));
+  run.child.stdout!.resume();
+  const r = await run.exited;
+  t.equal(r.code, 0, run.stderr);
+  t.equal(run.stdout.length, 1_000_000);
 });
 
 const growGuest = (): string => {

@@ -5,8 +5,8 @@
 //   host's and are treated as character devices: no seek, no positional I/O, no truncation, no flag,
 //   time or number change, and fd_close only hides them from the guest;
 // - sleeps (poll_oneoff on clocks only) wait on the stop signal, so Ctrl-C interrupts them at once;
-// - a read of stdin that would block (a non-blocking pipe) waits for data instead of failing with
-//   EAGAIN, and still ends at once on Ctrl-C;
+// - a read of stdin or a write to stdout/stderr that would block (a non-blocking pipe) waits instead
+//   of failing with EAGAIN, and still ends at once on Ctrl-C;
 // - every path operation is checked against symlinks leading out of the preopened directories
 //   (wasi-paths.ts);
 // - proc_exit unwinds the guest with its code, also from a start function;
@@ -52,6 +52,7 @@ const ERRNO_NOTCAPABLE = 76;
 const SUBSCRIPTION_SIZE = 48;
 const EVENT_SIZE = 32;
 const FDSTAT_SIZE = 24;
+const FILESTAT_SIZE = 64;
 
 /** what an fd_* call on one of the host's fds 0-2 gets instead of reaching the host's file */
 const STDIO_REFUSED: Record<string, number> = {
@@ -143,15 +144,28 @@ export class GuestWasi {
       }
       return r;
     };
-    const fdRead = fn('fd_read');
-    wrapped['fd_read'] = (fd, iovs, iovsLen, nread) => {
-      let r = fdRead(fd, iovs, iovsLen, nread);
-      // stdin is a non-blocking pipe (another process set O_NONBLOCK on it): wait for data, as a
-      // blocking read would, in slices that a stop request ends at once
-      for (let ms = 1; r === ERRNO_AGAIN && fd === 0; ms = Math.min(ms * 2, 50)) {
-        if (stop.stopped || !stop.sleep(ms)) throw new Interrupted();
-        r = fdRead(fd, iovs, iovsLen, nread);
-      }
+    // a non-blocking pipe as stdin, stdout or stderr (Node makes its pipes to a child non-blocking, and
+    // any process sharing the pipe can): the guest's read or write waits, as on a blocking pipe,
+    // instead of failing with EAGAIN (a lost line), in slices that a stop request ends at once
+    const waiting = (name: 'fd_read' | 'fd_write', fds: number[]): WasiFn => {
+      const f = fn(name);
+      return (fd, iovs, iovsLen, done) => {
+        let r = f(fd, iovs, iovsLen, done);
+        for (let ms = 1; r === ERRNO_AGAIN && fds.includes(fd as number); ms = Math.min(ms * 2, 50)) {
+          if (stop.stopped || !stop.sleep(ms)) throw new Interrupted();
+          r = f(fd, iovs, iovsLen, done);
+        }
+        return r;
+      };
+    };
+    wrapped['fd_read'] = waiting('fd_read', [0]);
+    wrapped['fd_write'] = waiting('fd_write', [1, 2]);
+    const fdFilestatGet = fn('fd_filestat_get');
+    wrapped['fd_filestat_get'] = (fd, ptr) => {
+      const r = fdFilestatGet(fd, ptr);
+      // the filetype, as fd_fdstat_get reports it
+      const dv = span(ptr as number, FILESTAT_SIZE);
+      if (r === ERRNO_SUCCESS && (fd === 1 || fd === 2) && dv) dv.setUint8(((ptr as number) >>> 0) + 16, FILETYPE_CHARACTER_DEVICE);
       return r;
     };
 

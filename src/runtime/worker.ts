@@ -41,9 +41,20 @@ async function prestarted(): Promise<WorkerInput> {
   return next;
 }
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
+const pause = new Int32Array(new SharedArrayBuffer(4));
 const log = (line: string): void => {
-  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost
-  fs.writeSync(2, line.endsWith('\n') ? line : `${line}\n`);
+  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost;
+  // stderr may be a non-blocking pipe (a Node parent's): wait for room (up to 2 s), never throw
+  let rest = Buffer.from(line.endsWith('\n') ? line : `${line}\n`);
+  for (let waits = 0; rest.length > 0 && waits < 200; ) {
+    try {
+      rest = rest.subarray(fs.writeSync(2, rest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+      Atomics.wait(pause, 0, 0, 10);
+      waits++;
+    }
+  }
 };
 
 async function run(): Promise<number> {
