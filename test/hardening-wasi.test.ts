@@ -225,3 +225,50 @@ for (const [mode, sig, code, stdin] of [
 t.test('nothing left in the kernel', async (t) => {
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });
 });
+
+t.test('the path walk agrees with the kernel: 3,000 random paths through random symlinks', async (t) => {
+  const { PathConfinement } = await import('../src/runtime/wasi-paths.js');
+  const base = fs.mkdtempSync(path.join(BUILD, 'wasi-walk-'));
+  t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
+  const root = path.join(base, 'root');
+  let seed = 14;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const names = ['a', 'b', 'c', 'l1', 'l2', 'l3', '..', '.', 'f'];
+  const dirs = ['', 'a', 'a/b', 'c', 'a/b/c'];
+  for (const d of dirs) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.mkdirSync(path.join(base, 'out', 'a'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'f'), '');
+  const targets = ['..', '../..', '../../out', 'a', 'b/c', '/etc', root, `${root}/a/..`, `${root}/../out`, path.join(base, 'out'), '.', 'l1', '../l2', 'a/../..', 'f'];
+  for (const d of dirs) for (const l of ['l1', 'l2', 'l3']) fs.symlinkSync(targets[rnd(targets.length)]!, path.join(root, d, l));
+  const conf = new PathConfinement({ '/r': root });
+  const real = fs.realpathSync(root);
+  let allowed = 0;
+  let refused = 0;
+  for (let i = 0; i < 3000; i++) {
+    const p = Array.from({ length: 1 + rnd(5) }, () => names[rnd(names.length)]!).join('/');
+    const host = conf.check(3, p, false, true);
+    if (typeof host !== 'string') {
+      refused++;
+      continue;
+    }
+    allowed++;
+    // where the kernel lands: the deepest existing prefix of the path, resolved
+    let probe = host;
+    let resolved: string | undefined;
+    for (;;) {
+      try {
+        resolved = fs.realpathSync(probe);
+        break;
+      } catch {
+        const up = path.dirname(probe);
+        if (up === probe) break;
+        probe = up;
+      }
+    }
+    if (resolved !== real && !resolved?.startsWith(`${real}/`)) t.fail(`${p}: allowed, but the kernel resolves ${probe} to ${resolved}`);
+  }
+  t.ok(allowed > 300 && refused > 300, `allowed ${allowed}, refused ${refused}`);
+});
