@@ -79,6 +79,7 @@ t.test("stdout appended to a file: the guest cannot truncate, seek, overwrite or
     advise: '70',
     renumber_away: '76',
     renumber_onto: '76',
+    shutdown: '76',
     close: '0', // allowed: hides fd 1 from the guest, the host's stays open
     write_closed: '8', // EBADF
     close_again: '8',

@@ -65,6 +65,8 @@ const STDIO_REFUSED: Record<string, number> = {
   fd_filestat_set_size: ERRNO_INVAL,
   fd_filestat_set_times: ERRNO_NOTCAPABLE,
   fd_fdstat_set_flags: ERRNO_NOTCAPABLE,
+  // a socket as stdio (Node's pipe to a child): shutdown would end the stream for the host too
+  sock_shutdown: ERRNO_NOTCAPABLE,
 };
 
 const isStdio = (fd: number): boolean => fd >= 0 && fd <= 2;
@@ -284,12 +286,12 @@ export class GuestWasi {
       throw new GuestExit((code as number) >>> 0);
     };
 
-    // every fd_* call on a stdio fd the guest closed: EBADF, as for any closed fd
+    // every fd_* or sock_* call on a stdio fd the guest closed: EBADF, as for any closed fd
     const imports: Record<string, WasiFn> = {};
     for (const name of Object.keys(base)) {
       const f = wrapped[name] ?? base[name]!;
       imports[name] =
-        name.startsWith('fd_') && name !== 'fd_close'
+        (name.startsWith('fd_') || name.startsWith('sock_')) && name !== 'fd_close'
           ? (fd, ...rest) => (isStdio(fd as number) && this.stdioClosed[fd as number] ? ERRNO_BADF : f(fd, ...rest))
           : f;
     }
