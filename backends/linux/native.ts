@@ -94,6 +94,8 @@ export interface NativeAddon {
   /** eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK) */
   eventFd(): number;
   closeFd(fd: number): void;
+  /** _exit(code): ends the process without waiting for its threads (a guest thread that does not yield) */
+  exitNow(code: number): never;
   numPossibleCpus(): number;
 
   /** true when mapOp and bufferPoll have a V8 fast path in this build (Node 20 / V8 11.3, x86-64) */

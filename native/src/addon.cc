@@ -32,6 +32,7 @@ Napi::Value OpenPacketSocket(const Napi::CallbackInfo&);
 Napi::Value IfIndex(const Napi::CallbackInfo&);
 Napi::Value EventFd(const Napi::CallbackInfo&);
 Napi::Value CloseFd(const Napi::CallbackInfo&);
+Napi::Value ExitNow(const Napi::CallbackInfo&);
 Napi::Value NumPossibleCpus(const Napi::CallbackInfo&);
 Napi::Value TakeLogFn(const Napi::CallbackInfo&);
 // maps.cc (raw N-API, hot path)
@@ -98,6 +99,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("ifIndex", IfIndex);
   set("eventFd", EventFd);
   set("closeFd", CloseFd);
+  set("exitNow", ExitNow);
   set("numPossibleCpus", NumPossibleCpus);
   SetRaw(env, exports, "mapOp", MapOp);
   set("ringbufOpen", RingbufOpen);

@@ -1,4 +1,4 @@
-// perfEventOpen / openPacketSocket / ifIndex / eventFd / closeFd / numPossibleCpus / takeLog
+// perfEventOpen / openPacketSocket / ifIndex / eventFd / closeFd / numPossibleCpus / takeLog / exitNow
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <linux/if_ether.h>
@@ -79,6 +79,14 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   // EINTR after close() still means the descriptor is gone on Linux: don't retry, don't report.
   if (close(fd) < 0 && errno != EINTR) ThrowErrno(info.Env(), "close", errno, "fd " + std::to_string(fd));
   return info.Env().Undefined();
+}
+
+// _exit(code): ends the process at once, without joining its threads. process.exit() waits for every
+// worker thread to stop, which never happens while a guest's thread does not yield (e.g. a Wasm loop
+// of memory.grow, which V8 does not interrupt); the kernel closes the process's descriptors.
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  int32_t code = ArgInt(info, 0, "code");
+  _exit(code & 0xff);
 }
 
 Napi::Value NumPossibleCpus(const Napi::CallbackInfo& info) {

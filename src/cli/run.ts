@@ -13,7 +13,8 @@ export const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...]
 
 Runs a Wasm+WASI module that loads eBPF programs through the wasm_bpf host functions.
 Arguments after the module go to the guest as argv[1..]. Ctrl-C (or SIGTERM) detaches every
-program, closes every map and exits with 130 (143). Otherwise the exit code is the guest's.
+program, closes every map and exits with 130 (143). Otherwise the exit code is the guest's
+(1 when the guest's code is above 255).
 
 Options:
   --env K=V                     set an environment variable for the guest (repeatable; none by default)
@@ -172,10 +173,16 @@ export async function runCommand(argv: string[]): Promise<number> {
       wrapperModule: parsed.wrapperModule,
       callbackExport: parsed.callbackExport,
       backend: parsed.backend,
+      exitWhenStuck: true,
       ...(parsed.btfhubMirror !== undefined || parsed.btfhubArchive !== undefined
         ? { btfhub: { ...(parsed.btfhubMirror !== undefined ? { mirror: parsed.btfhubMirror } : {}), ...(parsed.btfhubArchive !== undefined ? { archive: parsed.btfhubArchive } : {}) } }
         : {}),
     });
+    if (exitCode > 255) {
+      // the process's status keeps only the low 8 bits: 256 would read as success
+      process.stderr.write(`wasm-bpf: the guest exited with code ${exitCode}, which is not an exit status (0-255); exiting with 1\n`);
+      return 1;
+    }
     return exitCode;
   } catch (err) {
     process.stderr.write(`wasm-bpf: ${errorMessage(err)}\n`);

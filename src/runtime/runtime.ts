@@ -40,6 +40,14 @@ export interface RunOptions {
   handleSignals?: boolean;
   /** how long to wait for a stopped guest to unwind before terminating its thread */
   graceMs?: number;
+  /**
+   * The CLI's choice, off by default: when the guest's thread has not ended STUCK_MS after it was
+   * terminated (a guest V8 cannot interrupt, e.g. a loop of memory.grow, or one blocked in a read),
+   * say so on stderr and end this whole process at once with 128+signal; its kernel objects close
+   * with its descriptors. A library caller's process is never ended by the Runtime: without this
+   * option, run() settles only when the thread ends (V8 took minutes for a memory.grow loop).
+   */
+  exitWhenStuck?: boolean;
 }
 
 export interface RunResult {
@@ -48,6 +56,20 @@ export interface RunResult {
 }
 
 const SIGNALS: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 2, SIGTERM: 15 };
+/** after terminate(), how long a guest's thread may take to end before exitWhenStuck ends the process */
+const STUCK_MS = 250;
+
+/** ends the process now: process.exit() would wait for the stuck thread */
+async function exitNow(code: number): Promise<never> {
+  try {
+    const { loadNative } = await import('../../backends/linux/native.js');
+    loadNative().exitNow(code);
+  } catch {
+    // no addon here (another platform, not built): the process still ends
+  }
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable');
+}
 
 export class Runtime {
   private worker: Worker | undefined;
@@ -106,9 +128,19 @@ export class Runtime {
     this.worker = worker;
     const graceMs = opts.graceMs ?? 900;
     let forced: NodeJS.Timeout | undefined;
+    let stuck: NodeJS.Timeout | undefined;
     const onSignal = (sig: 'SIGINT' | 'SIGTERM'): void => {
       this.stop(SIGNALS[sig]);
-      forced ??= setTimeout(() => void worker.terminate(), graceMs);
+      forced ??= setTimeout(() => {
+        void worker.terminate();
+        if (!opts.exitWhenStuck) return;
+        stuck = setTimeout(() => {
+          process.stderr.write(
+            `wasm-bpf: the guest did not yield within ${((graceMs + STUCK_MS) / 1000).toFixed(2)} s of ${sig} (a loop V8 cannot interrupt, such as memory.grow, or a blocking read); ending the process, its kernel objects close with it\n`,
+          );
+          void exitNow(128 + SIGNALS[sig]);
+        }, STUCK_MS);
+      }, graceMs);
     };
     const onInt = (): void => onSignal('SIGINT');
     const onTerm = (): void => onSignal('SIGTERM');
@@ -144,6 +176,7 @@ export class Runtime {
       });
     } finally {
       if (forced) clearTimeout(forced);
+      if (stuck) clearTimeout(stuck);
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
       this.worker = undefined;

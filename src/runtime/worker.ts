@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import { errorMessage, Interrupted, ModuleError, WasmBpfError } from '../errors.js';
 import { readModuleShape } from '../wasm/imports.js';
 import { WasmBpfHost } from '../abi/host.js';
-import { GuestWasi } from './wasi.js';
+import { GuestExit, GuestWasi } from './wasi.js';
+import { checkWasiImports } from './wasi-signatures.js';
 import { StopSignal } from './stop.js';
 import type { WorkerData, WorkerInput, WorkerMessage } from './protocol.js';
 import { createBackend } from '../select/backend.js';
@@ -40,9 +41,20 @@ async function prestarted(): Promise<WorkerInput> {
   return next;
 }
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
+const pause = new Int32Array(new SharedArrayBuffer(4));
 const log = (line: string): void => {
-  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost
-  fs.writeSync(2, line.endsWith('\n') ? line : `${line}\n`);
+  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost;
+  // stderr may be a non-blocking pipe (a Node parent's): wait for room (up to 2 s), never throw
+  let rest = Buffer.from(line.endsWith('\n') ? line : `${line}\n`);
+  for (let waits = 0; rest.length > 0 && waits < 200; ) {
+    try {
+      rest = rest.subarray(fs.writeSync(2, rest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+      Atomics.wait(pause, 0, 0, 10);
+      waits++;
+    }
+  }
 };
 
 async function run(): Promise<number> {
@@ -62,6 +74,8 @@ async function run(): Promise<number> {
       );
     }
   }
+
+  checkWasiImports(shape);
 
   if (input.btfCustomPath && input.backend !== 'userspace') {
     setDefaultBtfCustomPath(input.btfCustomPath);
@@ -96,18 +110,20 @@ async function run(): Promise<number> {
     mark('instantiate');
   } catch (err) {
     host.closeAll();
+    // proc_exit or a trap in the module's start function (run by the instantiation)
+    const code = guestEnd(err, stop);
+    if (code !== undefined) {
+      backend.dispose();
+      return code;
+    }
     throw new ModuleError(err instanceof WebAssembly.LinkError ? 'WASM_IMPORT' : 'WASM_MALFORMED', `cannot instantiate the module: ${errorMessage(err)}`, { cause: err });
   }
   host.bind(instance);
   try {
     return wasi.start(instance);
   } catch (err) {
-    if (err instanceof Interrupted) return 128 + (stop.stopped || 2);
-    if (err instanceof WebAssembly.RuntimeError) {
-      log(`wasm-bpf: the guest trapped: ${err.message}`);
-      if (input.verbose && err.stack) log(err.stack);
-      return 134;
-    }
+    const code = guestEnd(err, stop);
+    if (code !== undefined) return code;
     throw err;
   } finally {
     const open = host.openObjectCount;
@@ -115,6 +131,23 @@ async function run(): Promise<number> {
     if (open && input.verbose) log(`wasm-bpf: closed ${open} object(s) the guest left open`);
     backend.dispose();
   }
+}
+
+/**
+ * The exit code for how the guest's code ended, when it was the guest's doing: proc_exit, a stop
+ * request, a trap, or a stack overflow of the guest's own recursion (V8 raises a RangeError for it;
+ * one raised by host code, with no Wasm frame on top of the stack, stays a host error).
+ */
+function guestEnd(err: unknown, stop: StopSignal): number | undefined {
+  if (err instanceof GuestExit) return err.code;
+  if (err instanceof Interrupted) return 128 + (stop.stopped || 2);
+  const overflow = err instanceof RangeError && err.message === 'Maximum call stack size exceeded' && /wasm-function\[/.test(err.stack ?? '');
+  if (err instanceof WebAssembly.RuntimeError || overflow) {
+    log(`wasm-bpf: the guest trapped: ${overflow ? 'stack overflow (Maximum call stack size exceeded)' : err.message}`);
+    if (input.verbose && err.stack) log(err.stack);
+    return 134;
+  }
+  return undefined;
 }
 
 run().then(
