@@ -40,9 +40,22 @@ async function prestarted(): Promise<WorkerInput> {
   return next;
 }
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
+const pause = new Int32Array(new SharedArrayBuffer(4));
 const log = (line: string): void => {
-  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost
-  fs.writeSync(2, line.endsWith('\n') ? line : `${line}\n`);
+  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost.
+  // A non-blocking stderr (a pipe the reader drains slowly) answers EAGAIN when full: wait for it (a
+  // guest that makes the host log a lot must not end the run with an error), at most 10 s per line.
+  const buf = Buffer.from(line.endsWith('\n') ? line : `${line}\n`);
+  let off = 0;
+  for (let waited = 0; off < buf.length; ) {
+    try {
+      off += fs.writeSync(2, buf, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || waited >= 10_000) return;
+      Atomics.wait(pause, 0, 0, 1);
+      waited++;
+    }
+  }
 };
 
 async function run(): Promise<number> {

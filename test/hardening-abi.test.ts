@@ -1,0 +1,118 @@
+// Issue 14 (hardening), the host functions' side: re-entrant polls (point 7), record callbacks of the
+// wrong type (point 8), and hostile arguments to every host function. Real kernel, real objects:
+// test/fixtures/hardening-abi.c with probe.bpf.o embedded, run through the CLI on both poll paths
+// (the direct one, and WASM_BPF_DIRECT_POLL=0).
+import t from 'tap';
+import path from 'node:path';
+import { BUILD, FIXTURES, buildBpf, buildGuest, embed, ensureMounts, kernelIds, kv, settledLeaks, startCli } from './helpers.js';
+
+ensureMounts();
+const before = kernelIds();
+const obj = buildBpf(path.join(FIXTURES, 'probe.bpf.c'), path.join(BUILD, 'probe.bpf.o'));
+const hdr = embed(obj, 'probe_obj', path.join(BUILD, 'probe_obj.h'));
+const wasm = buildGuest(path.join(FIXTURES, 'hardening-abi.c'), path.join(BUILD, 'hardening-abi.wasm'), [], [hdr]);
+
+const PATHS = { direct: {}, js: { WASM_BPF_DIRECT_POLL: '0' } } as const;
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  v: Record<string, string>;
+}
+
+/** runs the guest, calling getppid() (which makes records) until it exits */
+async function run(args: string[], env: Record<string, string> = {}, cliArgs: string[] = []): Promise<Run> {
+  const r = startCli([...cliArgs, wasm, ...args], { env: { ...process.env, ...env } });
+  await r.waitFor(/^# ready/);
+  const deadline = Date.now() + 60_000;
+  while (r.child.exitCode === null && r.child.signalCode === null && Date.now() < deadline) {
+    for (let i = 0; i < 20; i++) void process.ppid;
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  if (Date.now() >= deadline) r.child.kill('SIGKILL');
+  const { code, signal } = await r.exited;
+  return { code, signal, stdout: r.stdout, stderr: r.stderr, v: kv(r.stdout) };
+}
+
+for (const [name, env] of Object.entries(PATHS)) {
+  for (const size of [64, 512, 4096]) {
+    for (const wrapper of [false, true]) {
+      const how = wrapper ? "TinyGo's wrapper poll" : 'wasm_bpf_buffer_poll';
+      t.test(`[${name}] point 7: a callback polling again (${size}-byte buffers, ${how}) gets -EBUSY, first and later polls; the run goes on`, async (t) => {
+        const verbose = size === 4096 && !wrapper ? ['--verbose'] : [];
+        const r = await run(['reenter', String(size), ...(wrapper ? ['wrapper'] : [])], env, verbose);
+        t.equal(r.code, 0, `exit 0\n${r.stderr}`);
+        if (verbose.length > 0 && name === 'direct') t.match(r.stderr, /buffer_poll: served by the backend from Wasm/, 'later polls: the direct poll');
+        t.notMatch(r.stderr, /call stack|RangeError/, 'no stack overflow');
+        const v = r.v;
+        t.ok(Number(v['first']) > 0, `the first poll delivered a batch (${v['first']})`);
+        t.ok(Number(v['later_seen']) > 0, `later polls delivered records (${v['later_seen']})`);
+        t.equal(v['later_err'], '0', 'no later poll failed');
+        t.equal(v['nested_other'], '0', `every nested poll returned -EBUSY (other: ${v['nested_other_value']})`);
+        t.equal(Number(v['nested_busy']), 5 * Number(v['seen']), 'five nested polls per record, each -EBUSY');
+        t.equal(v['dup'], '0', 'no record delivered twice');
+        t.equal(v['after_rb2'], '1', 'a poll outside the callbacks works afterwards');
+        t.equal(v['close'], '0');
+      });
+    }
+  }
+
+  t.test(`[${name}] point 8: callbacks of the wrong type, imports, empty and missing slots: -EINVAL, never called; the guest goes on`, async (t) => {
+    const r = await run(['cbtype'], env);
+    t.equal(r.code, 0, `exit 0\n${r.stderr}`);
+    const cases = ['i64_param', 'i64_result', 'one_param', 'no_param', 'wasi_same_type', 'wasi_other_type', 'wasm_bpf_poll', 'wasm_bpf_fd_by_name', 'null_slot', 'past_end', 'negative'];
+    for (const c of cases) t.equal(r.v[c], '-22,-22,-22', `${c}: -EINVAL from a small and a large buffer, twice`);
+    t.equal(r.v['wrong_called'], '0', 'no wrong callback was called');
+    t.equal(r.v['good'], '1', 'a good callback then gets the records');
+    t.equal(r.v['close'], '0');
+    t.match(r.stderr, /the callback \(table entry \d+\) has type \(i32, i32, i64\) -> i32, expected \(i32, i32, i32\) -> i32: -EINVAL/);
+    t.match(r.stderr, /has type \(i32, i32, i32\) -> i64, expected/);
+    t.match(r.stderr, /has type \(i32\) -> i32, expected/);
+    t.match(r.stderr, /has type \(\) -> \(\), expected/);
+    t.match(r.stderr, /is the module's import wasi_snapshot_preview1\.path_unlink_file, not one of its own functions/);
+    t.match(r.stderr, /is the module's import wasm_bpf\.wasm_bpf_buffer_poll, not one of its own functions/);
+    t.match(r.stderr, /the callback \(table entry 0\) is empty/);
+    t.match(r.stderr, /callback index 100000 is outside the function table/);
+  });
+}
+
+t.test("point 8: TinyGo's callback export of the wrong type or not a function: -EINVAL, never called", async (t) => {
+  const expect: Record<string, RegExp> = {
+    cb_i64_param: /the callback export "cb_i64_param" has type \(i32, i32, i64\) -> i32, expected \(i32, i32, i32\) -> i32: -EINVAL/,
+    cb_i64_result: /"cb_i64_result" has type \(i32, i32, i32\) -> i64/,
+    cb_one: /"cb_one" has type \(i32\) -> i32/,
+    cb_void: /"cb_void" has type \(\) -> \(\)/,
+    memory: /the callback export "memory" is not a function: -EINVAL/,
+    no_such_export: /exports no function "no_such_export"/,
+  };
+  for (const [exp, re] of Object.entries(expect)) {
+    const r = await run(['gocb'], {}, ['-c', exp]);
+    t.equal(r.code, 0, `${exp}: exit 0\n${r.stderr}`);
+    t.equal(r.v['gocb'], '-22', `${exp}: -EINVAL (large buffer)`);
+    t.equal(r.v['gocb_small'], '-22', `${exp}: -EINVAL (small buffer)`);
+    t.equal(r.v['wrong_called'], '0', `${exp}: never called`);
+    t.match(r.stderr, re, `${exp}: the reason on stderr`);
+  }
+  const good = await run(['gocb']);
+  t.equal(good.code, 0, good.stderr);
+  t.ok(Number(good.v['gocb']) > 0, `the right export gets the records (${good.v['gocb']})`);
+});
+
+t.test('a guest that makes the host log a lot while stderr is a pipe nobody reads for a while: the run goes on', async (t) => {
+  const r = startCli([wasm, 'spam', '20000']);
+  await r.waitFor(/^# ready/);
+  r.child.stderr!.pause(); // the pipe fills up (64 KiB): the host's writes meet EAGAIN
+  await new Promise((res) => setTimeout(res, 1500));
+  r.child.stderr!.resume();
+  const { code } = await r.exited;
+  t.equal(code, 0, r.stderr.slice(-500));
+  t.equal(kv(r.stdout)['bad'], '20000', 'every bad poll got -EINVAL');
+  t.equal(r.stderr.split('\n').filter((l) => /callback index \d+ is outside the function table/.test(l)).length, 20000, 'no line lost');
+});
+
+t.test('no program, map or link created by these tests is left in the kernel', async (t) => {
+  const leaked = await settledLeaks(before);
+  t.same(leaked, { progs: [], maps: [], links: [] });
+});
