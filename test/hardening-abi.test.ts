@@ -4,7 +4,11 @@
 // (the direct one, and WASM_BPF_DIRECT_POLL=0).
 import t from 'tap';
 import path from 'node:path';
-import { BUILD, FIXTURES, buildBpf, buildGuest, embed, ensureMounts, kernelIds, kv, settledLeaks, startCli } from './helpers.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { generateSkeleton } from '../src/guest/skeleton.js';
+import { BUILD, GUEST_INCLUDE, FIXTURES, buildBpf, buildGuest, embed, ensureMounts, kernelIds, kv, settledLeaks, startCli } from './helpers.js';
 
 ensureMounts();
 const before = kernelIds();
@@ -110,6 +114,91 @@ t.test('a guest that makes the host log a lot while stderr is a pipe nobody read
   t.equal(code, 0, r.stderr.slice(-500));
   t.equal(kv(r.stdout)['bad'], '20000', 'every bad poll got -EINVAL');
   t.equal(r.stderr.split('\n').filter((l) => /callback index \d+ is outside the function table/.test(l)).length, 20000, 'no line lost');
+});
+
+// ---- point 11: gen skeleton with names the object chose ----------------------------------------
+
+/** `bytes` with every occurrence of `from` replaced by `to` (padded with NULs to the same length) */
+function patch(bytes: Uint8Array, from: string, to: string): Uint8Array {
+  const a = Buffer.from(from, 'latin1');
+  const b = Buffer.alloc(a.length);
+  Buffer.from(to, 'latin1').copy(b);
+  if (Buffer.from(to, 'latin1').length > a.length) throw new Error(`'${to}' is longer than '${from}'`);
+  const out = Buffer.from(bytes);
+  let n = 0;
+  for (let i = out.indexOf(a); i >= 0; i = out.indexOf(a, i + a.length)) {
+    b.copy(out, i);
+    n++;
+  }
+  if (n === 0) throw new Error(`'${from}' is not in the object`);
+  return new Uint8Array(out);
+}
+
+t.test('point 11: names from the object cannot inject code into the skeleton: valid C and C++, no injected token', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wasm-bpf-hardening-skel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const inc = readdirSync('/usr/include').find((e) => e.endsWith('-linux-gnu') && existsSync(`/usr/include/${e}/asm/types.h`));
+  // what the crafted object's names become (each replaces a placeholder of the same length or longer)
+  const names: Array<[string, string]> = [
+    ['.data.' + 'p'.repeat(23), '.data.x*/ injected_code(); /*'], // a section name closing a comment
+    ['.rodata.' + 'q'.repeat(24), '.rodata.y\\\n*/ injected_two(); /*'], // a backslash-newline splice, then the same
+    ['.data.' + 'r'.repeat(21), '.data.??/\n injected_3();'], // a trigraph backslash, a newline
+    ['kw_int_', 'int'], // a variable named like a keyword
+    ['kw_for_', 'for'], // a map named like a keyword
+    ['kw_while_', 'while'], // a program named like a keyword
+    ['mac_null', 'NULL'], // a map named like a macro of the headers
+    ['dup_aa', 'dup.a'], // two maps whose identifiers are the same once sanitized
+    ['dup_bb', 'dup-a'],
+    ['str_lit_xxxxxxxxxxxx', 'a"); injected_4("'], // a map name closing a string literal
+    ['__pad_0x', '__pad_0'], // a variable named like the generator's padding
+  ];
+  const src = `
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+char c1 SEC("${names[0]![0]}") = 1;
+int kw_int_ SEC("${names[0]![0]}") = 2;
+int __pad_0x SEC("${names[0]![0]}") = 3;
+const volatile int cfg SEC("${names[1]![0]}") = 4;
+int other SEC("${names[2]![0]}") = 5;
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } kw_for_ SEC(".maps"), mac_null SEC(".maps"), dup_aa SEC(".maps"), dup_bb SEC(".maps"), str_lit_xxxxxxxxxxxx SEC(".maps");
+SEC("tp/syscalls/sys_enter_getppid")
+int kw_while_(void *ctx) { __u32 k = 0; __u32 *v = bpf_map_lookup_elem(&kw_for_, &k); if (v) *v = c1 + kw_int_ + __pad_0x + cfg + other; return 0; }
+`;
+  for (const debug of [true, false]) {
+    const c = path.join(dir, 'crafted.bpf.c');
+    const o = path.join(dir, 'crafted.bpf.o');
+    writeFileSync(c, src);
+    execFileSync('clang-16', [...(debug ? ['-g'] : []), '-O2', '-target', 'bpf', ...(inc ? [`-I/usr/include/${inc}`] : []), '-c', c, '-o', o]);
+    let obj = new Uint8Array(readFileSync(o));
+    for (const [from, to] of names) if (debug || !from.startsWith('kw_int') && !from.startsWith('__pad')) obj = patch(obj, from, to);
+    const header = generateSkeleton(obj, 'crafted');
+    const h = path.join(dir, 'crafted.skel.h');
+    writeFileSync(h, header);
+    const main = path.join(dir, 'main.c');
+    writeFileSync(main, '#include "crafted.skel.h"\nint main(void) { struct crafted *s = crafted__open(); if (!s) return 1; crafted__destroy(s); return 0; }\n');
+    const cc = spawnSync('clang-16', ['--target=wasm32-wasi', '--sysroot=/usr', '-fsyntax-only', '-Wall', '-Wextra', '-Werror', `-I${GUEST_INCLUDE}`, `-I${dir}`, main], { encoding: 'utf8' });
+    t.equal(cc.status, 0, `BTF ${debug}: the header compiles as C with -Wall -Wextra -Werror\n${cc.stderr}`);
+    const cpp = path.join(dir, 'main.cpp');
+    writeFileSync(cpp, '#include "crafted.skel.h"\nint main() { auto *s = crafted::open(); if (!s) return 1; crafted::destroy(s); return 0; }\n');
+    const cx = spawnSync('clang++-16', ['--target=wasm32-wasi', '--sysroot=/usr', '-fsyntax-only', '-Wall', `-I${GUEST_INCLUDE}`, `-I${dir}`, cpp], { encoding: 'utf8' });
+    t.equal(cx.status, 0, `BTF ${debug}: and as C++\n${cx.stderr}`);
+    // the tokens the compiler sees: comments gone (-E), string literals taken out
+    const pre = spawnSync('clang-16', ['--target=wasm32-wasi', '--sysroot=/usr', '-E', '-P', `-I${GUEST_INCLUDE}`, h], { encoding: 'utf8' });
+    t.equal(pre.status, 0, pre.stderr);
+    const tokens = pre.stdout.replace(/"(\\.|[^"\\\n])*"/g, '""');
+    // (identifiers made of the names, like data_x___injected_code______, are the generator's own)
+    t.notMatch(tokens, /\binjected/, `BTF ${debug}: no injected token outside comments and strings`);
+    t.match(header, /struct bpf_map \*for_;/, 'a keyword map name is mangled');
+    t.match(header, /struct bpf_map \*NULL_;/, 'a macro map name is mangled');
+    t.match(header, /struct bpf_map \*dup_a;\n\t\tstruct bpf_map \*dup_a_2;/, 'names equal once sanitized are made unique');
+    t.match(header, /struct bpf_program \*while_;/);
+    t.match(header, /\.name = "a\\"\); injected_4\(\\"";/, 'a name in a string literal is escaped');
+    if (debug) {
+      t.match(header, /\tint int_;/, 'a keyword variable name is mangled');
+      t.match(header, /\tchar __pad_0_2\[3\];\n\tint int_;\n\tint __pad_0;/, 'padding never reuses a variable\'s name');
+    }
+  }
 });
 
 t.test('no program, map or link created by these tests is left in the kernel', async (t) => {
