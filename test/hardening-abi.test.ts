@@ -8,7 +8,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { generateSkeleton } from '../src/guest/skeleton.js';
-import { BUILD, GUEST_INCLUDE, FIXTURES, buildBpf, buildGuest, embed, ensureMounts, kernelIds, kv, settledLeaks, startCli } from './helpers.js';
+import { Bytes, OP, T } from '../src/wasm/writer.js';
+import { BUILD, GUEST_INCLUDE, FIXTURES, buildBpf, buildGuest, embed, ensureMounts, kernelIds, kv, runCli, settledLeaks, startCli } from './helpers.js';
 
 ensureMounts();
 const before = kernelIds();
@@ -102,6 +103,73 @@ t.test("point 8: TinyGo's callback export of the wrong type or not a function: -
   const good = await run(['gocb']);
   t.equal(good.code, 0, good.stderr);
   t.ok(Number(good.v['gocb']) > 0, `the right export gets the records (${good.v['gocb']})`);
+});
+
+for (const [name, env] of Object.entries(PATHS)) {
+  for (const size of [512, 4096]) {
+    t.test(`[${name}] a callback that closes the object being polled (${size}-byte buffer), then loads it again: the poll ends normally`, async (t) => {
+      const r = await run(['close-in-cb', String(size)], env);
+      t.equal(r.code, 0, r.stderr);
+      const v = r.v;
+      t.equal(v['close_in_cb'], '0', 'the close inside the callback succeeds');
+      t.equal(v['poll'], '1', 'the poll returns the records it delivered');
+      t.equal(v['reloaded'], '1', 'an object loaded inside the callback');
+      t.equal(v['old_handle'], '-22', 'the closed handle is refused afterwards');
+      t.equal(v['attach2'], '0');
+      t.equal(v['new_object_records'], '1', "the new object's buffer delivers its own records");
+      t.equal(v['close2'], '0');
+    });
+
+    t.test(`[${name}] a callback that calls exit(7) (${size}-byte buffer): exit code 7, objects closed`, async (t) => {
+      const r = await run(['exit-in-cb', String(size)], env);
+      t.equal(r.code, 7, r.stderr);
+      t.match(r.stdout, /^exiting$/m);
+      t.notMatch(r.stdout, /not reached/);
+      t.notMatch(r.stderr, /Symbol|Error/);
+    });
+  }
+}
+
+/**
+ * A module whose start function (a Wasm start section: it runs inside instantiation, before the
+ * module's exports exist) calls the wasm_bpf import `name` of type `params` -> `result` with `args`;
+ * it exports memory and an empty _start.
+ */
+function startSectionModule(name: string, params: number[], result: number, args: Array<number | bigint>): Uint8Array {
+  const sec = (out: Bytes, id: number, c: Bytes): void => void out.byte(id).u32(c.len).bytes(c.out());
+  const out = new Bytes().bytes(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+  const fn = new Bytes().byte(0x60).u32(params.length);
+  for (const p of params) fn.byte(p);
+  sec(out, 1, new Bytes().u32(2).bytes(fn.u32(1).byte(result).out()).byte(0x60).u32(0).u32(0));
+  sec(out, 2, new Bytes().u32(1).str('wasm_bpf').str(name).byte(0).u32(0));
+  sec(out, 3, new Bytes().u32(2).u32(1).u32(1));
+  sec(out, 5, new Bytes().u32(1).byte(0).u32(1));
+  sec(out, 7, new Bytes().u32(2).str('memory').byte(2).u32(0).str('_start').byte(0).u32(2));
+  sec(out, 8, new Bytes().u32(1));
+  const f1 = new Bytes().u32(0);
+  args.forEach((a, i) => (params[i] === T.i64 ? f1.byte(OP.i64_const).s64(BigInt(a)) : f1.byte(OP.i32_const).s32(Number(a))));
+  f1.byte(OP.call).u32(0).byte(OP.drop).byte(OP.end);
+  const f2 = new Bytes().u32(0).byte(OP.end);
+  sec(out, 10, new Bytes().u32(2).u32(f1.len).bytes(f1.out()).u32(f2.len).bytes(f2.out()));
+  return out.out();
+}
+
+t.test('wasm_bpf functions called from a start section (before the memory is reachable): a clear error or a clean failure', async (t) => {
+  const load = path.join(BUILD, 'hardening-start-load.wasm');
+  writeFileSync(load, startSectionModule('wasm_load_bpf_object', [T.i32, T.i32], T.i64, [0, 16]));
+  const r = runCli([load]);
+  t.equal(r.code, 1, r.stderr);
+  t.match(r.stderr, /the module called a wasm_bpf function from its start function, before its instantiation finished: the host cannot reach its memory yet \(call wasm_bpf functions from _start or main\)/);
+  t.notMatch(r.stderr, /before bind/);
+  const ops = path.join(BUILD, 'hardening-start-ops.wasm');
+  writeFileSync(ops, startSectionModule('wasm_bpf_map_operate', [T.i32, T.i32, T.i32, T.i32, T.i32, T.i64], T.i32, [3, 1, 0, 8, 0, 0n]));
+  for (const env of [{}, { WASM_BPF_DIRECT_MAP_OPS: '0' }]) {
+    const o = runCli([ops], { env: { ...process.env, ...env } });
+    t.equal(o.code, 0, `map_operate on no map of the guest fails cleanly (${JSON.stringify(env)}): ${o.stderr}`);
+  }
+  const close = path.join(BUILD, 'hardening-start-close.wasm');
+  writeFileSync(close, startSectionModule('wasm_close_bpf_object', [T.i64], T.i32, [1n]));
+  t.equal(runCli([close]).code, 0, 'closing a handle that does not exist fails cleanly');
 });
 
 t.test('a guest that makes the host log a lot while stderr is a pipe nobody reads for a while: the run goes on', async (t) => {

@@ -233,7 +233,14 @@ export class WasmBpfHost {
   }
 
   private get memory(): GuestMemory {
-    if (!this.mem) throw new Error('wasm_bpf host used before bind()');
+    // before bind(): a call from the module's start function (a Wasm start section runs inside
+    // instantiation, before its exports, its memory among them, exist)
+    if (!this.mem) {
+      throw new ModuleError(
+        'WASM_IMPORT',
+        `the module called a ${WASM_BPF_MODULE} function from its start function, before its instantiation finished: the host cannot reach its memory yet (call ${WASM_BPF_MODULE} functions from _start or main)`,
+      );
+    }
     return this.mem;
   }
 
