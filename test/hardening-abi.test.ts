@@ -172,6 +172,19 @@ t.test('wasm_bpf functions called from a start section (before the memory is rea
   t.equal(runCli([close]).code, 0, 'closing a handle that does not exist fails cleanly');
 });
 
+for (const [name, env] of Object.entries(PATHS)) {
+  t.test(`[${name}] random hostile calls of every host function (seeded; pointers at and past the end of memory, wrapping lengths, closed and made-up handles, other fds, wrong callbacks, calls from callbacks): the guest stays alive`, async (t) => {
+    // (longer: WASM_BPF_ABI_FUZZ_SEEDS=N runs seeds 1..N; 8 seeds x 5000 calls on both paths passed)
+    const seeds = Number(process.env['WASM_BPF_ABI_FUZZ_SEEDS'] ?? '2');
+    for (let seed = 1; seed <= seeds; seed++) {
+      const r = await run(['random', String(seed), '2000'], env);
+      t.equal(r.code, 0, `seed ${seed}: exit 0\n${r.stderr.slice(-2000)}`);
+      t.equal(r.v['alive'], '1', `seed ${seed}: the guest finished its ${r.v['calls']} calls (${r.v['in_callbacks']} callbacks)`);
+      t.notMatch(r.stderr, /trapped|TypeError|RangeError|Symbol\(|internal error/, `seed ${seed}: no trap, no JavaScript error`);
+    }
+  });
+}
+
 t.test('a guest that makes the host log a lot while stderr is a pipe nobody reads for a while: the run goes on', async (t) => {
   const r = startCli([wasm, 'spam', '20000']);
   await r.waitFor(/^# ready/);
