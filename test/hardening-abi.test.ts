@@ -177,7 +177,7 @@ for (const [name, env] of Object.entries(PATHS)) {
     // (longer: WASM_BPF_ABI_FUZZ_SEEDS=N runs seeds 1..N; 8 seeds x 5000 calls on both paths passed)
     const seeds = Number(process.env['WASM_BPF_ABI_FUZZ_SEEDS'] ?? '2');
     for (let seed = 1; seed <= seeds; seed++) {
-      const r = await run(['random', String(seed), '2000'], env);
+      const r = await run(['random', String(seed), '1500'], env);
       t.equal(r.code, 0, `seed ${seed}: exit 0\n${r.stderr.slice(-2000)}`);
       t.equal(r.v['alive'], '1', `seed ${seed}: the guest finished its ${r.v['calls']} calls (${r.v['in_callbacks']} callbacks)`);
       t.notMatch(r.stderr, /trapped|TypeError|RangeError|Symbol\(|internal error/, `seed ${seed}: no trap, no JavaScript error`);
