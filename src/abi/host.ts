@@ -9,6 +9,7 @@ import { formatFuncType } from '../wasm/imports.js';
 import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOBUFS, ENOENT, EPERM, errnoName } from './errno.js';
 import { GuestMemory, ptr64 } from './memory.js';
 import { createDispatcher, type RecordDispatcher } from './dispatch.js';
+import { checkCallback, type GuestCallback } from './callback.js';
 import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
 import type { StopSignal } from '../runtime/stop.js';
 import { mark } from '../runtime/trace.js';
@@ -42,8 +43,6 @@ export interface HostOptions {
   noDirectPoll?: boolean;
 }
 
-type GuestCallback = (ctx: number, data: number, size: number) => number;
-
 interface MapEntry {
   obj: LoadedObject;
   info: MapInfo;
@@ -60,8 +59,6 @@ interface BufferState {
   pos: number;
   remaining: number;
   truncated: number;
-  /** a chunk is being delivered by the Wasm dispatcher */
-  busy: boolean;
   /** registered with the direct poll (pollgate.ts) right now (only while nothing waits in `out`) */
   served: boolean;
 }
@@ -109,6 +106,7 @@ export class WasmBpfHost {
   /** the guest's maps by fd (small integers: an array is the cheapest lookup on the map_operate path) */
   private readonly maps: Array<MapEntry | undefined> = [];
   private readonly buffers = new Map<number, BufferState>();
+  /** callbacks by table index, once checked (callback.ts) */
   private readonly callbacks = new Map<number, GuestCallback>();
   /** per guest callback: its Wasm dispatcher, or null when it cannot have one (JS delivery) */
   private readonly dispatchers = new Map<GuestCallback, RecordDispatcher | null>();
@@ -122,7 +120,17 @@ export class WasmBpfHost {
   /** the guest's wasm_bpf_buffer_poll import, and what it calls once the guest is bound */
   private gate: PollGate | undefined;
   private directPoll: DirectPollFunction | undefined;
+  /** TinyGo's callback export, as exported (checked at its first poll) */
+  private goExport: unknown;
   private goCallback: GuestCallback | undefined;
+  /** the guest module (its imports and function types: which table entries are callbacks) */
+  private shape: ModuleShape | undefined;
+  /**
+   * 1 while a poll of any buffer delivers records (from the JavaScript poll or the direct one, which
+   * shares it as a global of its Wasm module): a poll from inside a record callback gets -EBUSY
+   */
+  private polling: { value: number } = { value: 0 };
+  private saidBusy = false;
 
   constructor(private readonly opts: HostOptions) {}
 
@@ -130,6 +138,7 @@ export class WasmBpfHost {
   imports(shape: ModuleShape): Record<string, Record<string, (...args: never[]) => unknown>> {
     const result: Record<string, Record<string, (...args: never[]) => unknown>> = {};
     const { wrapperModule } = this.opts;
+    this.shape = shape;
     // map_operate imported with i32 pointers only (the C and Rust SDKs): the backend's own function
     // when it has one, imported by the guest directly; it applies mapOperate's checks (below) in C.
     // A module that also imports it with i64 pointers gets the JavaScript function for both.
@@ -204,13 +213,13 @@ export class WasmBpfHost {
         keep: this.keep,
       });
       if (this.directPoll) {
+        this.polling = this.directPoll.active;
         dp.bind(this.opts.backend.wakeFd(), this.opts.stop.shared);
         this.gate.attach(this.directPoll.poll);
       }
     }
     if (this.gate) this.debug(`buffer_poll: ${this.directPoll ? 'served by the backend from Wasm (no JavaScript per poll)' : 'served by the host in JavaScript'}`);
-    const cb = instance.exports[this.opts.callbackExport];
-    if (typeof cb === 'function') this.goCallback = cb as GuestCallback;
+    this.goExport = instance.exports[this.opts.callbackExport];
   }
 
   /** Closes every object the guest left open (detaching every link); the guest is done. Also after
@@ -228,7 +237,14 @@ export class WasmBpfHost {
   }
 
   private get memory(): GuestMemory {
-    if (!this.mem) throw new Error('wasm_bpf host used before bind()');
+    // before bind(): a call from the module's start function (a Wasm start section runs inside
+    // instantiation, before its exports, its memory among them, exist)
+    if (!this.mem) {
+      throw new ModuleError(
+        'WASM_IMPORT',
+        `the module called a ${WASM_BPF_MODULE} function from its start function, before its instantiation finished: the host cannot reach its memory yet (call ${WASM_BPF_MODULE} functions from _start or main)`,
+      );
+    }
     return this.mem;
   }
 
@@ -405,10 +421,19 @@ export class WasmBpfHost {
     timeoutMs: number,
   ): number => {
     if (!this.object(handle)) return -EINVAL;
-    const fn = this.goCallback;
+    let fn = this.goCallback;
     if (!fn) {
-      this.opts.log(`wasm-bpf: the module imports ${this.opts.wrapperModule}.wasm_bpf_buffer_poll but exports no function "${this.opts.callbackExport}" (set it with -c/--callback-export-name)`);
-      return -EINVAL;
+      const { wrapperModule, callbackExport } = this.opts;
+      if (this.goExport === undefined) {
+        this.opts.log(`wasm-bpf: the module imports ${wrapperModule}.wasm_bpf_buffer_poll but exports no function "${callbackExport}" (set it with -c/--callback-export-name)`);
+        return -EINVAL;
+      }
+      const checked = checkCallback(this.goExport, this.shape, this.hostWasmImports());
+      if (typeof checked === 'string') {
+        this.opts.log(`wasm-bpf: ${wrapperModule}.wasm_bpf_buffer_poll: the callback export "${callbackExport}" ${checked}: -EINVAL`);
+        return -EINVAL;
+      }
+      fn = this.goCallback = checked;
     }
     return this.poll(fd, fn, ctx, data, maxSize, timeoutMs);
   };
@@ -472,7 +497,7 @@ export class WasmBpfHost {
     let d = this.dispatchers.get(fn);
     if (d === undefined) {
       d = createDispatcher(this.memory.memory, fn) ?? null;
-      if (!d) this.debug('the guest callback is not a Wasm (i32, i32, i32) -> i32 function: records are delivered one host call each');
+      if (!d) this.debug('no Wasm dispatcher for the guest callback (shared memory?): records are delivered one host call each');
       this.dispatchers.set(fn, d);
     }
     return d;
@@ -490,14 +515,20 @@ export class WasmBpfHost {
       this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: callback index ${index} is outside the function table (${table.length} entries)`);
       return undefined;
     }
-    const f: unknown = table.get(index);
-    if (typeof f !== 'function') {
-      this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: table entry ${index} is not a function`);
+    const checked = checkCallback(table.get(index), this.shape, this.hostWasmImports());
+    if (typeof checked === 'string') {
+      this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: the callback (table entry ${index}) ${checked}: -EINVAL`);
       return undefined;
     }
-    fn = f as GuestCallback;
-    this.callbacks.set(index, fn);
-    return fn;
+    this.callbacks.set(index, checked);
+    return checked;
+  }
+
+  /** the imports the host gives the guest as Wasm functions of its own modules (callback.ts) */
+  private hostWasmImports(): Map<unknown, string> {
+    const known = new Map<unknown, string>();
+    if (this.gate) known.set(this.gate.poll, `${WASM_BPF_MODULE}.wasm_bpf_buffer_poll`);
+    return known;
   }
 
   private buffer(fd: number): BufferState | number {
@@ -524,7 +555,6 @@ export class WasmBpfHost {
       pos: 0,
       remaining: 0,
       truncated: 0,
-      busy: false,
       served: false,
     };
     this.buffers.set(fd, st);
@@ -532,27 +562,36 @@ export class WasmBpfHost {
   }
 
   private poll(fd: number, fn: GuestCallback, ctx: number, data: number, maxSize: number, timeoutMs: number): number {
+    // one poll at a time per guest: a callback polling any buffer (its own, whose records would come
+    // twice or recurse without end, or another, whose records would overwrite the staged ones of a
+    // shared guest buffer) gets -EBUSY, on every path (this poll, the direct one, TinyGo's wrapper)
+    if (this.polling.value !== 0) {
+      if (!this.saidBusy) this.debug(`poll of fd ${fd} from inside a record callback: -EBUSY (said once)`);
+      this.saidBusy = true;
+      return -EBUSY;
+    }
     const mem = this.memory;
     const dataOff = data >>> 0;
     if (maxSize < 0 || !mem.inRange(dataOff, maxSize)) return -EFAULT;
     const st = this.buffer(fd);
     if (typeof st === 'number') return st;
     const dp = this.directPoll ? this.direct?.poll : undefined;
-    if (st.busy || (dp && dp.busy(fd))) {
-      this.debug(`poll of fd ${fd} from inside its own callback: -EBUSY`);
-      return -EBUSY;
-    }
-    if (!dp) return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
-    // While this poll (or records it leaves in `out`) is under way, the direct poll must not serve
-    // the fd: its records would overtake them. Afterwards, with `out` empty, it may again.
-    if (st.served) {
-      dp.buffer(fd, undefined);
-      st.served = false;
-    }
+    this.polling.value = 1;
     try {
-      return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
+      if (!dp) return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
+      // While this poll (or records it leaves in `out`) is under way, the direct poll must not serve
+      // the fd: its records would overtake them. Afterwards, with `out` empty, it may again.
+      if (st.served) {
+        dp.buffer(fd, undefined);
+        st.served = false;
+      }
+      try {
+        return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
+      } finally {
+        if (st.remaining === 0 && this.buffers.get(fd) === st) st.served = dp.buffer(fd, st.src);
+      }
     } finally {
-      if (st.remaining === 0 && this.buffers.get(fd) === st) st.served = dp.buffer(fd, st.src);
+      this.polling.value = 0;
     }
   }
 
@@ -647,15 +686,8 @@ export class WasmBpfHost {
     while (st.remaining >= MIN_CHUNK_RECORDS) {
       const len = Math.min(stageLen, u8.length - st.pos);
       this.memory.u8.set(u8.subarray(st.pos, st.pos + len), stage);
-      // the position is advanced after the chunk: a callback polling this buffer again meanwhile
-      // would get records twice, so it gets -EBUSY instead
-      st.busy = true;
-      let r: number;
-      try {
-        r = disp.run(ctx, dataOff, stage, stage + len, st.remaining);
-      } finally {
-        st.busy = false;
-      }
+      // the position is advanced after the chunk (a callback polling meanwhile gets -EBUSY: poll())
+      const r = disp.run(ctx, dataOff, stage, stage + len, st.remaining);
       const done = r < 0 ? disp.done() : r;
       if (done > 0) {
         st.pos += disp.used();

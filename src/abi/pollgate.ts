@@ -20,12 +20,15 @@
 // C side does not serve (POLL_SLOW), a record larger than the staging area (-ENOBUFS), a stop request
 // (-EINTR: the JavaScript poll then ends the run), any other error. A callback that returns an error, or a
 // guest that spoiled its own staged records, hands the undelivered records to the host (`keep`),
-// which delivers them first on the next poll. A poll from inside a callback of the same buffer gets
-// -EBUSY from C, as from the JavaScript poll.
+// which delivers them first on the next poll. A poll from inside a callback (of any buffer) gets
+// -EBUSY: the global `active` is 1 while records are delivered, here or by the JavaScript poll (the
+// host reads and sets the same global), and is 0 again before every return and every call of slow.
 //
 //   (func $poll (param $handle i64) (param $fd i32) (param $fn i32) (param $ctx i32) (param $data i32)
 //               (param $max i32) (param $timeout i32) (result i32)
+//     if active: return -EBUSY
 //     if fn is none of the checked callbacks || max < MIN_MAX || data + max wraps: return slow(all)
+//     active = 1
 //     stage = (data + 7) & ~7; len = data + max - stage; end = stage + len
 //     n = fill(handle, fd, stage, len, timeout, 0)
 //     if n == 0 or n == -EBUSY: return n;  if n < 0: return slow(..., n == POLL_SLOW ? timeout : 0)
@@ -115,8 +118,9 @@ const F_FILL = 0, F_DONE = 1, F_SLOW = 2, F_KEEP = 3;
 // locals: the 7 parameters, then
 const HANDLE = 0, FD = 1, FN = 2, CTX = 3, DATA = 4, MAX = 5, TIMEOUT = 6;
 const STAGE = 7, LEN = 8, END = 9, N = 10, P = 11, I = 12, SIZE = 13, R = 14, Q = 15, TOTAL = 16, FULL = 17;
-/** globals 0..OK_FNS-1: the callback indices the host checked last */
+/** globals 0..OK_FNS-1: the callback indices the host checked last; then ACTIVE (see above) */
 const OK_FNS = 4;
+const ACTIVE = OK_FNS;
 
 function pollBody(): Uint8Array {
   const b = new Bytes();
@@ -128,12 +132,19 @@ function pollBody(): Uint8Array {
     timeout();
     b.byte(OP.call).u32(F_SLOW);
   };
+  const release = (): void => {
+    i32(0); b.byte(OP.global_set).u32(ACTIVE);
+  };
   // done(fd); keep(fd, p, end, n - i)
   const handBack = (): void => {
+    release();
     get(FD); b.byte(OP.call).u32(F_DONE).byte(OP.drop);
     get(FD); get(P); get(END); get(N); get(I); b.byte(OP.i32_sub).byte(OP.call).u32(F_KEEP).byte(OP.drop);
   };
 
+  // a poll from inside a record callback
+  b.byte(OP.global_get).u32(ACTIVE).byte(OP.if).byte(T.void);
+  i32(-EBUSY); b.byte(OP.return).byte(OP.end);
   // a callback the host has not checked, a small buffer, or one that wraps around the 32-bit address
   // space (data + max < data): the JavaScript poll (which answers the latter -EFAULT)
   get(FN); b.byte(OP.global_get).u32(0).byte(OP.i32_ne);
@@ -145,6 +156,7 @@ function pollBody(): Uint8Array {
   b.byte(OP.if).byte(T.void);
   slowCall(() => get(TIMEOUT));
   b.byte(OP.return).byte(OP.end);
+  i32(1); b.byte(OP.global_set).u32(ACTIVE);
   // stage = (data + 7) & ~7; len = data + max - stage; end = stage + len (C checks it against memory)
   get(DATA); i32(7); b.byte(OP.i32_add); i32(-8); b.byte(OP.i32_and); set(STAGE);
   get(DATA); get(MAX); b.byte(OP.i32_add); get(STAGE); b.byte(OP.i32_sub); set(LEN);
@@ -152,6 +164,7 @@ function pollBody(): Uint8Array {
   // n = fill(handle, fd, stage, len, timeout, 0)
   get(HANDLE); get(FD); get(STAGE); get(LEN); get(TIMEOUT); i32(0); b.byte(OP.call).u32(F_FILL); set(N);
   get(N); i32(0); b.byte(OP.i32_le_s).byte(OP.if).byte(T.void);
+  release();
   get(N); b.byte(OP.i32_eqz); get(N); i32(-EBUSY); b.byte(OP.i32_eq).byte(OP.i32_or);
   b.byte(OP.if).byte(T.void); get(N); b.byte(OP.return).byte(OP.end);
   slowCall(() => {
@@ -186,6 +199,7 @@ function pollBody(): Uint8Array {
   get(HANDLE); get(FD); get(STAGE); get(LEN); i32(0); i32(1); b.byte(OP.call).u32(F_FILL).byte(OP.local_tee).u32(N);
   i32(0); b.byte(OP.i32_gt_s).byte(OP.br_if).u32(0);
   b.byte(OP.end).byte(OP.end); // $batch, $out
+  release();
   get(FD); b.byte(OP.call).u32(F_DONE).byte(OP.drop);
   get(TOTAL);
   return b.out();
@@ -210,6 +224,8 @@ export interface DirectPollFunction {
   /** a callback index the host checked (a Wasm (i32, i32, i32) -> i32 function of the table); the
    * last OK_FNS are remembered */
   allow(index: number): void;
+  /** 1 while a poll delivers records (this module's, or the host's, which sets it too) */
+  readonly active: WebAssembly.Global;
 }
 
 /** the poll module for one guest, or undefined when it cannot be linked (e.g. a shared memory) */
@@ -226,11 +242,12 @@ export function createDirectPoll(imports: PollImports): DirectPollFunction | und
         ],
         memoryImport: { module: 'm', name: 'memory' },
         tableImport: { module: 'm', name: 'table' },
-        globals: Array.from({ length: OK_FNS }, () => ({ type: T.i32, init: -1 })),
+        globals: [...Array.from({ length: OK_FNS }, () => ({ type: T.i32, init: -1 })), { type: T.i32, init: 0 }],
         funcs: [{ type: 0, locals: [[11, T.i32]], body: pollBody() }],
         exports: [
           { name: 'poll', kind: 'func', index: 4 },
           ...Array.from({ length: OK_FNS }, (_, k) => ({ name: `ok${k}`, kind: 'global' as const, index: k })),
+          { name: 'active', kind: 'global', index: ACTIVE },
         ],
       }),
     );
@@ -239,6 +256,7 @@ export function createDirectPoll(imports: PollImports): DirectPollFunction | und
     let next = 0;
     return {
       poll: inst.exports['poll'] as PollFn,
+      active: inst.exports['active'] as WebAssembly.Global,
       allow: (index) => {
         if (ok.some((g) => g.value === index)) return;
         ok[next]!.value = index;

@@ -6,6 +6,7 @@
 
 import { BTF_LINKAGE, type Btf, type BtfDatasec, parseBtf } from '../object/btf.js';
 import { EM_BPF, type ElfFile, type ElfSection, parseElf, SHF, SHT, STB, STT, STV } from '../object/elf.js';
+import { cIdent, commentText, IdentScope, isReserved } from './cnames.js';
 
 /** Thrown when the input is a valid ELF but cannot be turned into a skeleton. */
 export class SkeletonError extends Error {
@@ -21,10 +22,9 @@ const MAX_OBJ_NAME_LEN = 64;
 /** Names that would collide with the libbpf-wasm.h types. */
 const RESERVED = new Set(['bpf_object', 'bpf_map', 'bpf_program', 'bpf_link', 'bpf_buffer', 'bpf_object_skeleton', 'bpf_map_skeleton', 'bpf_prog_skeleton', 'bpf_object_open_opts']);
 
-/** Replaces every character that cannot appear in a C identifier by '_' (bpftool's rule). */
+/** Replaces every character that cannot appear in a C identifier by '_' (bpftool's rule); see cIdent. */
 export function sanitizeIdent(s: string): string {
-  const out = s.replace(/[^A-Za-z0-9_]/g, '_');
-  return /^[0-9]/.test(out) ? `_${out}` : out;
+  return cIdent(s);
 }
 
 /** The skeleton name bpftool derives from an object path: "dir/bootstrap.bpf.o" -> "bootstrap_bpf". */
@@ -32,18 +32,19 @@ export function skeletonName(file: string): string {
   let base = file.replace(/\/+$/, '');
   base = base.slice(base.lastIndexOf('/') + 1).slice(0, MAX_OBJ_NAME_LEN - 1);
   if (base.endsWith('.o')) base = base.slice(0, -2);
-  return sanitizeIdent(base) || 'skel';
+  return base === '' ? 'skel' : sanitizeIdent(base);
 }
 
 /** Checks a skeleton name given by the user (-n NAME); returns a message or undefined. */
 export function checkSkeletonName(name: string): string | undefined {
   if (!IDENT.test(name)) return `invalid skeleton name '${name}' (must be a C identifier)`;
   if (RESERVED.has(name)) return `skeleton name '${name}' collides with a libbpf-wasm.h type`;
+  if (isReserved(name)) return `skeleton name '${name}' is a C keyword or a macro of the headers the skeleton includes`;
   return undefined;
 }
 
 interface MapEntry {
-  /** Field name in skel->maps. */
+  /** Field name in skel->maps (and for data sections, of the view in skel): unique, see collectMaps. */
   ident: string;
   /** Name libbpf-wasm.h passes to the host (section name for internal maps). */
   name: string;
@@ -74,6 +75,8 @@ interface SectionView {
   /** The struct tag, or undefined for a void * view. */
   struct?: string;
   fields: Field[];
+  /** the struct's member names (fields, then padding) */
+  scope: IdentScope;
   packed: boolean;
   /** Why there is no struct (comment). */
   note?: string;
@@ -118,28 +121,33 @@ function sectionObjects(elf: ElfFile, sec: ElfSection): string[] {
 function collectMaps(elf: ElfFile, btf: Btf | undefined): MapEntry[] {
   const out: MapEntry[] = [];
   const legacy = elf.section('maps');
-  if (legacy) for (const n of sectionObjects(elf, legacy)) out.push({ ident: sanitizeIdent(n), name: n });
+  if (legacy) for (const n of sectionObjects(elf, legacy)) out.push({ ident: '', name: n });
 
   const mapsSec = elf.section('.maps');
   const mapsDs = datasec(btf, '.maps');
   if (mapsSec) {
     const names = mapsDs && btf ? varsByOffset(elf, btf, mapsDs, mapsSec).map((v) => v.name) : sectionObjects(elf, mapsSec);
-    for (const n of names) out.push({ ident: sanitizeIdent(n), name: n });
+    for (const n of names) out.push({ ident: '', name: n });
   }
 
   for (const sec of elf.sections) {
     if (!isDataSection(sec)) continue;
-    out.push({ ident: sanitizeIdent(sec.name.slice(1)), name: sec.name, section: sec });
+    out.push({ ident: '', name: sec.name, section: sec });
   }
 
   const kconfig = datasec(btf, '.kconfig');
-  if (kconfig && kconfig.vars.length > 0) out.push({ ident: 'kconfig', name: '.kconfig' });
+  if (kconfig && kconfig.vars.length > 0) out.push({ ident: '', name: '.kconfig' });
 
   for (const secName of ['.struct_ops', '.struct_ops.link']) {
     const ds = datasec(btf, secName);
     const sec = elf.section(secName);
-    if (ds && btf && sec) for (const v of varsByOffset(elf, btf, ds, sec)) out.push({ ident: sanitizeIdent(v.name), name: v.name });
+    if (ds && btf && sec) for (const v of varsByOffset(elf, btf, ds, sec)) out.push({ ident: '', name: v.name });
   }
+  // unique member names of skel->maps; data sections first, as their names are also those of the views
+  // in skel (skel->rodata, skel->bss: they keep them when a map of the object has the same name)
+  const scope = new IdentScope();
+  for (const m of out) if (m.section) m.ident = scope.take(m.name.slice(1));
+  for (const m of out) if (!m.section) m.ident = scope.take(m.name === '.kconfig' ? 'kconfig' : m.name);
   return out;
 }
 
@@ -153,6 +161,7 @@ function isDataSection(sec: ElfSection): boolean {
 
 /** Programs: global/weak STT_FUNC symbols in executable sections other than .text, in libbpf order. */
 function collectProgs(elf: ElfFile): ProgEntry[] {
+  const scope = new IdentScope();
   return elf.symbols
     .filter((s) => {
       const sec = elf.sections[s.shndx];
@@ -167,7 +176,7 @@ function collectProgs(elf: ElfFile): ProgEntry[] {
       );
     })
     .sort((a, b) => a.shndx - b.shndx || a.value - b.value)
-    .map((s) => ({ ident: sanitizeIdent(s.name), name: s.name }));
+    .map((s) => ({ ident: scope.take(s.name), name: s.name }));
 }
 
 interface PlacedVar {
@@ -307,14 +316,15 @@ function cType(btf: Btf, id: number, depth = 0): CType | undefined {
   }
 }
 
-function fieldFor(btf: Btf, v: PlacedVar): Field {
+/** the field of variable `v`, as member `name` (v.name made a unique identifier) */
+function fieldFor(btf: Btf, v: PlacedVar, name: string): Field {
   const c = cType(btf, v.type);
   if (c && c.size === v.size && v.offset % c.align === 0) {
-    return { name: v.name, offset: v.offset, size: v.size, align: c.align, decl: `${c.base} ${v.name}${c.dims.map((d) => `[${d}]`).join('')}`, comment: c.comment };
+    return { name, offset: v.offset, size: v.size, align: c.align, decl: `${c.base} ${name}${c.dims.map((d) => `[${d}]`).join('')}`, comment: c.comment };
   }
   const why = c ? (c.size !== v.size ? ', size mismatch' : ', misaligned') : '';
   const shown = btf.typeString(stripMods(btf, v.type));
-  return { name: v.name, offset: v.offset, size: v.size, align: 1, decl: `unsigned char ${v.name}[${v.size}]`, comment: `${shown}${why}` };
+  return { name, offset: v.offset, size: v.size, align: 1, decl: `unsigned char ${name}[${v.size}]`, comment: `${shown}${why}` };
 }
 
 /** Skips CONST/VOLATILE/RESTRICT/TYPE_TAG (keeps typedef names for comments). */
@@ -329,7 +339,7 @@ function stripMods(btf: Btf, id: number): number {
 
 /** The typed view of one data section (struct members from its BTF DATASEC). */
 function sectionView(elf: ElfFile, btf: Btf | undefined, skel: string, ident: string, sec: ElfSection): SectionView {
-  const view: SectionView = { ident, section: sec, fields: [], packed: false };
+  const view: SectionView = { ident, section: sec, fields: [], scope: new IdentScope(), packed: false };
   if (!elf.littleEndian) {
     view.note = 'big-endian object: no typed view (the wasm32 guest is little-endian)';
     return view;
@@ -343,7 +353,7 @@ function sectionView(elf: ElfFile, btf: Btf | undefined, skel: string, ident: st
   for (const v of varsByOffset(elf, btf, ds, sec)) {
     if (!v.exposed || !IDENT.test(v.name) || v.size === 0) continue;
     if (v.offset < end || v.offset + v.size > sec.size) continue; // overlapping or outside the section
-    view.fields.push(fieldFor(btf, v));
+    view.fields.push(fieldFor(btf, v, view.scope.take(v.name)));
     end = v.offset + v.size;
   }
   if (view.fields.length === 0) {
@@ -387,13 +397,13 @@ function emitStruct(v: SectionView): string[] {
   const out: string[] = [];
   if (!v.struct) return out;
   const src = v.section.type === SHT.NOBITS ? 'a zeroed buffer' : `the embedded ELF bytes at offset ${hex(v.section.offset)}`;
-  out.push(`/* ${v.section.name} (${v.section.size} bytes): ${src} */`);
+  out.push(`/* ${commentText(v.section.name)} (${v.section.size} bytes): ${src} */`);
   out.push(`struct ${v.packed ? '__attribute__((packed)) ' : ''}${v.struct} {`);
   let cur = 0;
   let pad = 0;
   for (const f of v.fields) {
-    if (f.offset > cur) out.push(`\tchar __pad_${pad++}[${f.offset - cur}];`);
-    out.push(`\t${f.decl};${f.comment ? ` /* ${f.comment.replace(/\*\//g, '* /')} */` : ''}`);
+    if (f.offset > cur) out.push(`\tchar ${v.scope.take(`__pad_${pad++}`)}[${f.offset - cur}];`);
+    out.push(`\t${f.decl};${f.comment ? ` /* ${commentText(f.comment)} */` : ''}`);
     cur = f.offset + f.size;
   }
   out.push('};', '');
@@ -466,7 +476,7 @@ function emit(name: string, obj: Uint8Array, maps: MapEntry[], progs: ProgEntry[
     push('\tstruct {', ...progs.map((p) => `\t\tstruct bpf_link *${p.ident};`), '\t} links;');
   }
   for (const v of views) {
-    const note = v.note ? ` /* ${v.note} */` : '';
+    const note = v.note ? ` /* ${commentText(v.note)} */` : '';
     push(v.struct ? `\tstruct ${v.struct} *${v.ident};` : `\tvoid *${v.ident};${note}`);
   }
   push(
@@ -521,7 +531,7 @@ function emit(name: string, obj: Uint8Array, maps: MapEntry[], progs: ProgEntry[
     if (v.section.type === SHT.NOBITS) {
       const size = v.struct ? `sizeof(struct ${v.struct}) > ${v.section.size} ? sizeof(struct ${v.struct}) : ${v.section.size}` : `${v.section.size}`;
       push(
-        `\t/* ${v.section.name} has no bytes in the object: values written to skel->${v.ident} are NOT`,
+        `\t/* ${commentText(v.section.name)} has no bytes in the object: values written to skel->${v.ident} are NOT`,
         '\t * sent to the kernel (the map starts zeroed); read/write it with map operations. */',
         `\tobj->${v.ident} = (${ty})calloc(1, ${size});`,
         `\tif (!obj->${v.ident}) {`,
@@ -531,7 +541,7 @@ function emit(name: string, obj: Uint8Array, maps: MapEntry[], progs: ProgEntry[
       );
     } else {
       push(
-        `\t/* ${v.section.name}: writes before ${N}__load() are loaded with the object. */`,
+        `\t/* ${commentText(v.section.name)}: writes before ${N}__load() are loaded with the object. */`,
         `\tobj->${v.ident} = (${ty})(void *)(${N}__elf_bytes + ${hex(v.section.offset)});`,
       );
     }

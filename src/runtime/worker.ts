@@ -43,16 +43,18 @@ async function prestarted(): Promise<WorkerInput> {
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
 const pause = new Int32Array(new SharedArrayBuffer(4));
 const log = (line: string): void => {
-  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost;
-  // stderr may be a non-blocking pipe (a Node parent's): wait for room (up to 2 s), never throw
-  let rest = Buffer.from(line.endsWith('\n') ? line : `${line}\n`);
-  for (let waits = 0; rest.length > 0 && waits < 200; ) {
+  // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost.
+  // A non-blocking stderr (a pipe the reader drains slowly) answers EAGAIN when full: wait for it (a
+  // guest that makes the host log a lot must not end the run with an error), at most 10 s per line.
+  const buf = Buffer.from(line.endsWith('\n') ? line : `${line}\n`);
+  let off = 0;
+  for (let waited = 0; off < buf.length; ) {
     try {
-      rest = rest.subarray(fs.writeSync(2, rest));
+      off += fs.writeSync(2, buf, off);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
-      Atomics.wait(pause, 0, 0, 10);
-      waits++;
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || waited >= 10_000) return;
+      Atomics.wait(pause, 0, 0, 1);
+      waited++;
     }
   }
 };

@@ -25,6 +25,9 @@ export interface WasmExport {
 export interface ModuleShape {
   imports: WasmImport[];
   exports: WasmExport[];
+  /** the type of every function by its index (imported functions first, then the module's own), when
+   * read from the module's bytes */
+  functions?: FuncType[];
 }
 
 const VALTYPES: Record<number, ValType> = {
@@ -86,7 +89,7 @@ class Reader {
   }
 }
 
-/** Parses the import, type and export sections. Throws ModuleError('WASM_MALFORMED') on bad input. */
+/** Parses the type, import, function and export sections. Throws ModuleError('WASM_MALFORMED') on bad input. */
 export function readModuleShape(bytes: Uint8Array): ModuleShape {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
     throw new ModuleError('WASM_MALFORMED', 'not a WebAssembly module (missing \\0asm magic)');
@@ -100,6 +103,7 @@ export function readModuleShape(bytes: Uint8Array): ModuleShape {
   const imports: WasmImport[] = [];
   const exports: WasmExport[] = [];
   const pendingTypeIdx: Array<[WasmImport, number]> = [];
+  const ownTypeIdx: number[] = [];
   while (r.pos < r.end) {
     const id = r.byte();
     const size = r.u32();
@@ -139,6 +143,8 @@ export function readModuleShape(bytes: Uint8Array): ModuleShape {
         }
         imports.push(imp);
       }
+    } else if (id === 3) {
+      for (let n = sec.u32(), i = 0; i < n; i++) ownTypeIdx.push(sec.u32());
     } else if (id === 7) {
       for (let n = sec.u32(), i = 0; i < n; i++) {
         const name = sec.name();
@@ -155,5 +161,11 @@ export function readModuleShape(bytes: Uint8Array): ModuleShape {
     if (!t) throw new ModuleError('WASM_MALFORMED', `malformed Wasm module: import ${imp.module}.${imp.name} uses unknown type ${idx}`);
     imp.type = t;
   }
-  return { imports, exports };
+  const functions: FuncType[] = pendingTypeIdx.map(([imp]) => imp.type!);
+  for (const idx of ownTypeIdx) {
+    const t = types[idx];
+    if (!t) throw new ModuleError('WASM_MALFORMED', `malformed Wasm module: function ${functions.length} uses unknown type ${idx}`);
+    functions.push(t);
+  }
+  return { imports, exports, functions };
 }
