@@ -126,8 +126,6 @@ export interface DirectPoll {
   handle(handle: number, open: boolean): void;
   /** serve fd's polls from `src` (false if this backend cannot: the host's path serves it), or stop (undefined) */
   buffer(fd: number, src: RecordSource | undefined): boolean;
-  /** a direct poll of fd is delivering its records right now */
-  busy(fd: number): boolean;
 }
 
 /** DirectPoll.fill's answer for "not here: the host's JavaScript poll takes this call" */

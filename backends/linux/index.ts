@@ -53,8 +53,8 @@ export class LinuxBackend implements Backend {
     let released = false;
     let poll: DirectPoll | undefined;
     const pollFns = n.guestPollFunctions?.(slot);
-    const { guestPollBind: pBind, guestPollSet: pSet, guestPollHandle: pHandle, guestPollBusy: pBusy } = n;
-    if (pollFns && pBind && pSet && pHandle && pBusy) {
+    const { guestPollBind: pBind, guestPollSet: pSet, guestPollHandle: pHandle } = n;
+    if (pollFns && pBind && pSet && pHandle) {
       poll = {
         fill: pollFns[0],
         done: pollFns[1],
@@ -69,7 +69,6 @@ export class LinuxBackend implements Backend {
           if (!(src instanceof LinuxRecordSource) || src.closed) return false;
           return pSet(slot, fd, src.nativeId);
         },
-        busy: (fd) => !released && pBusy(slot, fd),
       };
     }
     return {
