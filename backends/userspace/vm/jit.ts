@@ -252,7 +252,8 @@ function successors(p: LoadedProgram, pc: number): number[] {
   return [pc + 1];
 }
 
-function generate(p: LoadedProgram): Uint8Array<ArrayBuffer> {
+/** the Wasm module of a program (what compileProgram compiles; test/vm-jit-golden.test.ts pins it) */
+export function generate(p: LoadedProgram): Uint8Array<ArrayBuffer> {
   const types = new Types();
   const tFault = types.get([T.i32], []);
   const tFaultMem = types.get([T.i64, T.i32, T.i32, T.i32], []);
