@@ -17,7 +17,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { vm, VmError, type Helper, type VmEnvironment, type VmProgram } from '../backends/userspace/vm/index.js';
 import { listElfPrograms, programFromElf } from '../backends/userspace/vm/elf.js';
-import { generate } from '../backends/userspace/vm/jit.js';
+import { generate } from '../backends/userspace/vm/jit/module.js';
 import type { LoadedProgram } from '../backends/userspace/vm/program.js';
 import { UserspaceBackend } from '../backends/userspace/index.js';
 import { genFreeProgram, genKernelProgram, genLoopProgram } from './fixtures/vm/gen.js';
@@ -29,7 +29,7 @@ const REGENERATE = 'WASM_BPF_JIT_GOLDEN=write npx tap test/vm-jit-golden.test.ts
 const WRITE = process.env.WASM_BPF_JIT_GOLDEN === 'write';
 
 const sha = (s: string | Uint8Array, n: number): string => createHash('sha256').update(s).digest('hex').slice(0, n);
-const wasmOf = (p: VmProgram): string => sha(generate(p as LoadedProgram), 16);
+const wasmOf = (p: VmProgram): string => sha(generate(p as LoadedProgram).bytes, 16);
 
 interface Golden {
   regenerate: string;
