@@ -1,16 +1,16 @@
 // The emitter: Gen writes one Wasm function body, instruction by instruction (ALU, memory accesses with
-// their checks, calls, the budget), plus the versioned loops' entry tests and bodies; Ctl tracks the open
-// Wasm blocks and loops by label. Control flow between blocks is structured.ts's or dispatch.ts's.
+// their checks, calls, the budget and its refunds); Ctl tracks the open Wasm blocks and loops by label.
+// Control flow between blocks is structured.ts's or dispatch.ts's, versioned loops versioned.ts's.
 
 import { MAX_CALL_DEPTH, STACK_FRAME_SIZE } from '../api.js';
 import { ALU_OP, CLS, JMP_OP, MODE, OP_LDDW } from '../isa.js';
 import { REGION_STACK, REGION_WRITABLE, STACK_TOP, TABLE_INFO } from '../memory.js';
 import { CODE_BASE, K, type LoadedProgram } from '../program.js';
 import { Bytes, OP, T } from '../../../../src/wasm/writer.js';
-import type { Form, Iteration, LoopPlan } from './induction.js';
+import type { Form } from './induction.js';
 import {
   F_CALLX, F_FAULT_BUDGET, F_FAULT_MEM, F_FAULT_STACK, F_LDABS, F_TAIL, G_BUDGET, G_TC, L_A, L_B, L_C, L_FP, L_I0, L_I1, L_I2,
-  L_LABEL, L_N, L_R10, L_RF, L_RLIM, L_RLO, L_SAVE, L_T0, L_T1, L_V, L_WLIM, L_WLO, P_DEPTH, REG,
+  L_LABEL, L_R10, L_RF, L_RLIM, L_RLO, L_SAVE, L_T0, L_T1, L_WLIM, L_WLO, P_DEPTH, REG,
 } from './indices.js';
 
 const CMP64: Record<number, number> = {
@@ -219,206 +219,6 @@ export class Gen {
 
   /** accesses emitted unchecked (inside a versioned loop's fast copy, after its entry test) */
   unchecked: Map<number, Form> | undefined = undefined;
-
-  /** push value of a form (registers as they are now) */
-  form(f: Form): void {
-    const b = this.b;
-    this.i64(BigInt.asIntN(64, f.k));
-    for (let j = 0; j <= 10; j++) {
-      const c = f.c[j]!;
-      if (c === 0) continue;
-      this.get(j);
-      if (c !== 1) {
-        this.i64(c);
-        b.byte(OP.i64_mul);
-      }
-      b.byte(OP.i64_add);
-    }
-  }
-
-  /** the versioned loop's entry test (i32, 1: run the fast copy); leaves the trip count in N */
-  loopTest(plan: LoopPlan): void {
-    const b = this.b;
-    const p = this.p;
-    const SMALL = 1n << 48n;
-    // bound and first value of the induction side below 2^48: no wrap-around in what follows
-    this.form(plan.bound);
-    b.byte(OP.local_tee).u32(L_N);
-    this.i64(SMALL);
-    b.byte(OP.i64_lt_u);
-    this.form(plan.v);
-    b.byte(OP.local_tee).u32(L_V);
-    this.i64(SMALL);
-    b.byte(OP.i64_lt_u).byte(OP.i32_and);
-    // n = 1 + ceil(max(0, bound (+1) - v) / step)
-    b.byte(OP.local_get).u32(L_N);
-    if (plan.le) {
-      this.i64(1);
-      b.byte(OP.i64_add);
-    }
-    b.byte(OP.local_get).u32(L_V).byte(OP.i64_sub).byte(OP.local_tee).u32(L_T1);
-    this.i64(0);
-    b.byte(OP.local_get).u32(L_T1);
-    this.i64(0);
-    b.byte(OP.i64_gt_s).byte(OP.select);
-    this.i64((1 << plan.shift) - 1);
-    b.byte(OP.i64_add);
-    this.i64(plan.shift);
-    b.byte(OP.i64_shr_u);
-    this.i64(1);
-    b.byte(OP.i64_add).byte(OP.local_tee).u32(L_N);
-    this.i64(1n << 32n);
-    b.byte(OP.i64_lt_u).byte(OP.i32_and);
-    // the budget covers n iterations (a loop header checks it each iteration)
-    const cost = p.cost[plan.s]!;
-    if (cost < 0) {
-      this.settle();
-      b.byte(OP.local_get).u32(L_B).byte(OP.local_get).u32(L_N);
-      this.i64(-cost);
-      b.byte(OP.i64_mul).byte(OP.i64_sub);
-      this.i64(0);
-      b.byte(OP.i64_ge_s).byte(OP.i32_and);
-    }
-    this.windowTest(plan.accesses, undefined);
-  }
-
-  /**
-   * i32 (1: go) for a chunk of a chained loop: N = the iterations to run unchecked, at most max, as many
-   * as the budget covers (each iteration costs cost at most) and as keep every access in its cache's
-   * window (from where it is now, moving by d per iteration); at least one
-   */
-  chunkTest(accesses: Iteration['accesses'], cost: number, max: number): void {
-    const b = this.b;
-    // N = B / cost < max ? B / cost : max; at least 1
-    this.settle();
-    b.byte(OP.local_get).u32(L_B);
-    this.i64(cost);
-    b.byte(OP.i64_div_s).byte(OP.local_tee).u32(L_N);
-    this.i64(max);
-    b.byte(OP.local_get).u32(L_N);
-    this.i64(max);
-    b.byte(OP.i64_lt_s).byte(OP.select).byte(OP.local_tee).u32(L_N);
-    this.i64(1);
-    b.byte(OP.i64_ge_s);
-    for (const { a, d, w, write } of accesses) {
-      const LO = write ? L_WLO : L_RLO;
-      const LIM = write ? L_WLIM : L_RLIM;
-      // now in the window (then LIM > 0: a cached region, its end is LO + LIM + 7)
-      this.form(a);
-      b.byte(OP.local_tee).u32(L_V).byte(OP.local_get).u32(LO).byte(OP.i64_sub).byte(OP.local_get).u32(LIM).byte(OP.i64_lt_u).byte(OP.i32_and);
-      if (d === 0n) continue;
-      // iterations left in the window: 1 + (end - w - a) / d, or 1 + (a - LO) / -d
-      if (d > 0n) {
-        b.byte(OP.local_get).u32(LO).byte(OP.local_get).u32(LIM).byte(OP.i64_add);
-        this.i64(7 - w);
-        b.byte(OP.i64_add).byte(OP.local_get).u32(L_V).byte(OP.i64_sub);
-      } else {
-        b.byte(OP.local_get).u32(L_V).byte(OP.local_get).u32(LO).byte(OP.i64_sub);
-      }
-      const m = d > 0n ? d : -d;
-      if ((m & (m - 1n)) === 0n) {
-        this.i64(m.toString(2).length - 1);
-        b.byte(OP.i64_shr_u);
-      } else {
-        this.i64(m);
-        b.byte(OP.i64_div_u);
-      }
-      this.i64(1);
-      b.byte(OP.i64_add).byte(OP.local_tee).u32(L_T1);
-      // N = that < N ? that : N (garbage when not in the window: then the test fails anyway)
-      b.byte(OP.local_get).u32(L_N);
-      b.byte(OP.local_get).u32(L_T1).byte(OP.local_get).u32(L_N).byte(OP.i64_lt_u);
-      b.byte(OP.select).byte(OP.local_set).u32(L_N);
-    }
-  }
-
-  /**
-   * and (i32 on the stack) that every access lies in its cache's window in iterations 0 .. t (t: a
-   * constant, or N - 1): its first and its last address do (the window is contiguous, the addresses
-   * move by d per iteration)
-   */
-  windowTest(accesses: Iteration['accesses'], t: bigint | undefined): void {
-    const b = this.b;
-    for (const { a, d, w, write } of accesses) {
-      const LO = write ? L_WLO : L_RLO;
-      const LIM = write ? L_WLIM : L_RLIM;
-      this.form(a);
-      b.byte(OP.local_tee).u32(L_V);
-      if (t === undefined) {
-        b.byte(OP.local_get).u32(L_N);
-        this.i64(1);
-        b.byte(OP.i64_sub);
-        this.i64(d);
-        b.byte(OP.i64_mul);
-      } else this.i64(BigInt.asIntN(64, t * d));
-      b.byte(OP.i64_add).byte(OP.local_set).u32(L_T1);
-      const [lo, hi] = d >= 0n ? [L_V, L_T1] : [L_T1, L_V];
-      // lo in the window (LIM > 0 then: a cached region, LIM = end - LO - 7); hi + w <= end
-      b.byte(OP.local_get).u32(lo).byte(OP.local_get).u32(LO).byte(OP.i64_sub).byte(OP.local_get).u32(LIM).byte(OP.i64_lt_u).byte(OP.i32_and);
-      b.byte(OP.local_get).u32(hi).byte(OP.local_get).u32(LO).byte(OP.i64_sub).byte(OP.local_get).u32(LIM);
-      this.i64(8 - w);
-      b.byte(OP.i64_add).byte(OP.i64_lt_u).byte(OP.i32_and);
-      b.byte(OP.local_get).u32(lo).byte(OP.local_get).u32(hi).byte(OP.i64_le_u).byte(OP.i32_and);
-    }
-  }
-
-  /** the body of a versioned loop (its instructions before the jump back) */
-  loopBody(plan: LoopPlan): void {
-    for (let pc = plan.s; pc < plan.last; pc++) if (this.p.kind[pc] !== K.LDDW2) this.insn(pc);
-  }
-
-  /** a one-block loop (block k), versioned: see loopPlan */
-  versionedLoop(plan: LoopPlan, k: number): void {
-    const b = this.b;
-    const ctl = this.ctl;
-    const p = this.p;
-    const cost = p.cost[plan.s]!;
-    b.byte(OP.block).byte(T.void);
-    ctl.push(`vx${k}`);
-    b.byte(OP.block).byte(T.void);
-    ctl.push(`vc${k}`);
-    b.byte(OP.block).byte(T.void);
-    ctl.push(`vf${k}`);
-    this.loopTest(plan);
-    this.hintIf(true);
-    b.byte(OP.br_if).u32(ctl.depth(`vf${k}`));
-    // one checked iteration (fills the caches), then the test again
-    this.charge(plan.s, cost);
-    this.loopBody(plan);
-    this.condition(plan.last);
-    b.byte(OP.i32_eqz).byte(OP.br_if).u32(ctl.depth(`vx${k}`));
-    this.loopTest(plan);
-    b.byte(OP.i32_eqz).byte(OP.br_if).u32(ctl.depth(`vc${k}`));
-    b.byte(OP.end);
-    ctl.pop();
-    // fast: n iterations charged at once, no checks
-    b.byte(OP.local_get).u32(L_B).byte(OP.local_get).u32(L_N);
-    this.i64(Math.abs(cost));
-    b.byte(OP.i64_mul).byte(OP.i64_sub).byte(OP.local_set).u32(L_B);
-    b.byte(OP.loop).byte(T.void);
-    ctl.push(`vl${k}`);
-    this.unchecked = plan.now;
-    this.loopBody(plan);
-    this.unchecked = undefined;
-    this.condition(plan.last);
-    b.byte(OP.br_if).u32(ctl.depth(`vl${k}`));
-    b.byte(OP.end);
-    ctl.pop();
-    b.byte(OP.br).u32(ctl.depth(`vx${k}`));
-    b.byte(OP.end);
-    ctl.pop();
-    // checked, as any loop
-    b.byte(OP.loop).byte(T.void);
-    ctl.push(`l${k}`);
-    this.charge(plan.s, cost);
-    this.loopBody(plan);
-    this.condition(plan.last);
-    b.byte(OP.br_if).u32(ctl.depth(`l${k}`));
-    b.byte(OP.end);
-    ctl.pop();
-    b.byte(OP.end);
-    ctl.pop();
-  }
 
   /** leaves the checked i32 address of [reg + off, +w) on the stack; returns the memarg offset to use */
   addr(reg: number, off: number, w: number, write: boolean, pc: number): number {

@@ -1,6 +1,6 @@
 // Structured control flow for reducible functions (the layout is cfg.ts's structure()): blocks in
 // order, Wasm blocks and loops around them, branches to their labels, short blocks under selects, and the
-// versioned loops: one-block counted loops (Gen.versionedLoop) and chained loops run in chunks.
+// versioned loops: one-block counted loops (versioned.ts) and chained loops run in chunks.
 
 import { K, type LoadedProgram } from '../program.js';
 import { OP, T, type Bytes } from '../../../../src/wasm/writer.js';
@@ -8,6 +8,7 @@ import type { Blocks, Structure } from './cfg.js';
 import type { Ctl, Gen } from './emit.js';
 import { iteration, loopPlan, type Iteration } from './induction.js';
 import { L_B, L_C, L_CNT, L_N } from './indices.js';
+import { chunkTest, versionedLoop } from './versioned.js';
 
 /** what the steps of the emission share */
 interface Emit {
@@ -47,7 +48,7 @@ export function structured(p: LoadedProgram, g: Gen, bl: Blocks, st: Structure):
     // a loop of one block: versioned when its accesses can be checked once for all its iterations
     const plan = backSrc.has(k) && members.get(k)!.length === 1 && cond[k] && taken[k] === k && select[k] < 0 && !openAt.has(i) ? loopPlan(p, starts[k]!, ends[k]!) : undefined;
     if (plan !== undefined) {
-      g.versionedLoop(plan, k);
+      versionedLoop(g, plan, k);
       if (fall[k]! >= 0 && pos[fall[k]!] !== i + 1) b.byte(OP.br).u32(ctl.depth(pos[fall[k]!]! > i ? `b${fall[k]}` : `l${fall[k]}`));
       closeLoops(cx, i);
       continue;
@@ -276,7 +277,7 @@ function chunkedLoop(cx: Emit, k: number, i: number, plan: Chain): void {
   ctl.push(`cs${k}`);
   // the test: how many iterations (at least one) the budget and the caches' windows allow
   // (a chunk's refunds, at most its cost per iteration, must fit L_RF's 31 bits)
-  g.chunkTest(plan.it.accesses, plan.cost, Math.min(CHUNK, Math.floor(0x7fffffff / plan.cost)));
+  chunkTest(g, plan.it.accesses, plan.cost, Math.min(CHUNK, Math.floor(0x7fffffff / plan.cost)));
   b.byte(OP.i32_eqz).byte(OP.br_if).u32(ctl.depth(`cs${k}`));
   b.byte(OP.local_get).u32(L_N).byte(OP.i32_wrap_i64).byte(OP.local_set).u32(L_CNT);
   b.byte(OP.loop).byte(T.void);
