@@ -1,4 +1,4 @@
-// The compiler's loop versioning (backends/userspace/vm/jit.ts): counted one-block loops and chained
+// The compiler's loop versioning (backends/userspace/vm/jit/versioned.ts, structured.ts): counted one-block loops and chained
 // loops run without per-access checks once an entry test has proved every access of the next
 // iterations in bounds and the budget sufficient. Randomized loops (steps 1, 2, 4, 8, 16, 3 and -1,
 // side exits, short blocks compiled as selects, ctx- and stack-based pointers, ranges ending at or past
