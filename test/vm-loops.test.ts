@@ -1,6 +1,6 @@
-// The compiler's loop versioning (backends/userspace/vm/jit/versioned.ts, structured.ts): counted one-block loops and chained
-// loops run without per-access checks once an entry test has proved every access of the next
-// iterations in bounds and the budget sufficient. Randomized loops (steps 1, 2, 4, 8, 16, 3 and -1,
+// The compiler's loop versioning (backends/userspace/vm/jit/versioned.ts, structured.ts): counted
+// one-block loops and chained loops run without per-access checks once an entry test has proved every
+// access of the next iterations in bounds and the budget sufficient. Randomized loops (steps 1, 2, 4, 8, 16, 3 and -1,
 // side exits, short blocks compiled as selects, ctx- and stack-based pointers, ranges ending at or past
 // a region's edge, outer re-entry, small budgets) must behave exactly as in the interpreter: r0, steps, memory, and the
 // fault (kind and instruction) when an iteration would leave its region or the budget runs out.
