@@ -34,7 +34,7 @@ interface Chain {
 export function structured(p: LoadedProgram, g: Gen, bl: Blocks, st: Structure): boolean {
   const cx: Emit = { p, g, b: g.b, ctl: g.ctl, bl, st };
   const { b, ctl } = cx;
-  const { starts, ends, lastPc } = bl;
+  const { starts, ends } = bl;
   const { taken, fall, cond, select, order, pos, lastPos, backSrc, members, openAt } = st;
   if (select.some((m) => m >= 0)) g.refunds = true;
   openBlocks(cx, -1);
@@ -60,44 +60,52 @@ export function structured(p: LoadedProgram, g: Gen, bl: Blocks, st: Structure):
       closeLoops(cx, i);
       continue;
     }
-    if (backSrc.has(k)) {
-      b.byte(OP.loop).byte(T.void);
-      ctl.push(`l${k}`);
-    }
-    if (backSrc.has(k)) openBlocks(cx, i);
-    // branch to block x from position i
-    const goTo = (x: number, conditional: boolean): void => {
-      if (!conditional && pos[x] === i + 1) return;
-      const label = pos[x]! > i ? `b${x}` : `l${x}`;
-      b.byte(conditional ? OP.br_if : OP.br).u32(ctl.depth(label));
-    };
-    const s = starts[k]!;
-    const e = ends[k]!;
-    g.charge(s, p.cost[s]!);
-    const last = lastPc(k);
-    const bodyEnd = st.bodyEnd(k);
-    const jumpLast = bodyEnd !== e;
-    for (let pc = s; pc < bodyEnd; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
-    if (select[k] >= 0) {
-      emitSelect(cx, k, false);
-      goTo(taken[k]!, false);
-    } else if (cond[k]) {
-      g.condition(last);
-      goTo(taken[k]!, true);
-      if (fall[k]! >= 0) goTo(fall[k]!, false);
-    } else if (jumpLast && taken[k] >= 0) {
-      goTo(taken[k]!, false);
-    } else if (jumpLast) {
-      // a conditional jump with offset 0: both ways to the next instruction
-      if (fall[k]! >= 0) goTo(fall[k]!, false);
-    } else if (fall[k]! >= 0) {
-      goTo(fall[k]!, false);
-    }
+    plainBlock(cx, k, i);
     closeLoops(cx, i);
   }
   if (ctl.length !== 0) return false;
   b.byte(OP.unreachable);
   return true;
+}
+
+/** block k at position i, as it is: a Wasm loop around it when it heads one, its body, its branches */
+function plainBlock(cx: Emit, k: number, i: number): void {
+  const { p, g, b, ctl } = cx;
+  const { starts, ends, lastPc } = cx.bl;
+  const { taken, fall, cond, select, pos, backSrc } = cx.st;
+  if (backSrc.has(k)) {
+    b.byte(OP.loop).byte(T.void);
+    ctl.push(`l${k}`);
+  }
+  if (backSrc.has(k)) openBlocks(cx, i);
+  // branch to block x from position i
+  const goTo = (x: number, conditional: boolean): void => {
+    if (!conditional && pos[x] === i + 1) return;
+    const label = pos[x]! > i ? `b${x}` : `l${x}`;
+    b.byte(conditional ? OP.br_if : OP.br).u32(ctl.depth(label));
+  };
+  const s = starts[k]!;
+  const e = ends[k]!;
+  g.charge(s, p.cost[s]!);
+  const last = lastPc(k);
+  const bodyEnd = cx.st.bodyEnd(k);
+  const jumpLast = bodyEnd !== e;
+  for (let pc = s; pc < bodyEnd; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
+  if (select[k] >= 0) {
+    emitSelect(cx, k, false);
+    goTo(taken[k]!, false);
+  } else if (cond[k]) {
+    g.condition(last);
+    goTo(taken[k]!, true);
+    if (fall[k]! >= 0) goTo(fall[k]!, false);
+  } else if (jumpLast && taken[k] >= 0) {
+    goTo(taken[k]!, false);
+  } else if (jumpLast) {
+    // a conditional jump with offset 0: both ways to the next instruction
+    if (fall[k]! >= 0) goTo(fall[k]!, false);
+  } else if (fall[k]! >= 0) {
+    goTo(fall[k]!, false);
+  }
 }
 
 /** what a select block refunds when skipped: its predicated block, and those of the blocks reusing C */
