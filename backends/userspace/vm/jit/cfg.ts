@@ -86,7 +86,10 @@ function pure(p: LoadedProgram, pc: number): boolean {
 
 /** the block graph and the structured layout of a reducible function; see structure() */
 export interface Structure {
-  /** the block a block jumps to (-1: none), the block it falls through to (-1: none), whether it ends with a conditional jump */
+  /**
+   * the block a block jumps to (-1: none), the one it falls through to (-1: none), and whether it ends
+   * with a conditional jump
+   */
   taken: Int32Array;
   fall: Int32Array;
   cond: Uint8Array;
@@ -126,7 +129,7 @@ export function structure(p: LoadedProgram, bl: Blocks): Structure | undefined {
   const predicatedEnd = (m: number): number => (taken[m]! >= 0 ? ends[m]! - 1 : ends[m]!);
   const { select, preds } = selectBlocks(p, bl, gr, predicatedEnd);
   const reuse = reusedConditions(p, bl, gr, select, preds, predicatedEnd);
-
+  /** successors in the layout: a block with a predicated one goes on to the join only */
   const succ = (k: number): number[] => {
     const out: number[] = [];
     if (select[k] >= 0) {
@@ -155,6 +158,7 @@ export function structure(p: LoadedProgram, bl: Blocks): Structure | undefined {
   return { taken, fall, cond, select, reuse, predicatedEnd, bodyEnd, backSrc: loops.backSrc, members: loops.members, order, pos, lastPos: layout.lastPos, openAt };
 }
 
+/** the block graph (see Structure) */
 interface Graph {
   taken: Int32Array;
   fall: Int32Array;
