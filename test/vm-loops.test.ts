@@ -1,88 +1,22 @@
-// The compiler's loop versioning (backends/userspace/vm/jit.ts): counted one-block loops and chained
-// loops run without per-access checks once an entry test has proved every access of the next
-// iterations in bounds and the budget sufficient. Randomized loops (steps 1, 2, 4, 8, 16, 3 and -1,
+// The compiler's loop versioning (backends/userspace/vm/jit/versioned.ts, structured.ts): counted
+// one-block loops and chained loops run without per-access checks once an entry test has proved every
+// access of the next iterations in bounds and the budget sufficient. Randomized loops (steps 1, 2, 4, 8, 16, 3 and -1,
 // side exits, short blocks compiled as selects, ctx- and stack-based pointers, ranges ending at or past
 // a region's edge, outer re-entry, small budgets) must behave exactly as in the interpreter: r0, steps, memory, and the
 // fault (kind and instruction) when an iteration would leave its region or the budget runs out.
 import t from 'tap';
 import { vm, VmError } from '../backends/userspace/vm/index.js';
+import { genLoopProgram } from './fixtures/vm/gen.js';
 import { both, Rng } from './fixtures/vm/util.js';
 
 const N = Number(process.env['WASM_BPF_VM_LOOPS'] ?? 4000);
 const SEED0 = 7;
 const failures: string[] = [];
 const kinds = new Map<string, number>();
-const W = ['b', 'h', 'w', 'dw'];
 for (let i = 0; i < N; i++) {
   const seed = SEED0 * 100000 + i;
   const rng = new Rng(seed);
-  const L: string[] = [];
-  const memSize = 8 + rng.int(120);
-  const small = (): number => rng.pick([0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, memSize, memSize - 1, memSize - 8, rng.int(200)]);
-  // registers: r6 induction, r8 bound, r7/r9 bases, r0..r5 scratch
-  const outer = rng.chance(0.4);
-  if (outer) L.push(`mov %r5, ${1 + rng.int(4)}`);
-  const outerStart = L.length;
-  L.push(rng.chance(0.8) ? `mov %r6, ${small()}` : `lddw %r6, ${rng.value()}`);
-  L.push(rng.chance(0.85) ? `mov %r8, ${small()}` : `lddw %r8, ${rng.value()}`);
-  L.push(`mov %r7, %r1`);
-  if (rng.chance(0.5)) L.push(`add %r7, ${rng.int(40) - 8}`);
-  if (rng.chance(0.3)) { L.push(`mov %r9, %r10`); L.push(`add %r9, -${rng.int(520)}`); } else { L.push(`mov %r9, %r1`); L.push(`add %r9, ${rng.int(memSize + 16) - 8}`); }
-  const body: string[] = [];
-  const nb = 1 + rng.int(7);
-  const regs = ['%r0', '%r2', '%r3', '%r4'];
-  const step = rng.pick([1, 1, 1, 2, 4, 8, 3, -1, 16]);
-  const incAt = rng.int(nb + 1);
-  for (let k = 0; k < nb; k++) {
-    if (k === incAt) body.push(`add %r6, ${step}`);
-    if (rng.chance(0.35)) body.push(`EXIT ${rng.pick(['jeq', 'jne', 'jgt', 'jlt', 'jset'])} ${rng.pick(regs)}, ${rng.pick([0, 1, 5, 100, 200])}`);
-    const r = rng.pick(regs);
-    const base = rng.pick(['%r7', '%r9', r, '%r10']);
-    const w = rng.pick(W);
-    const off = base === '%r10' ? -rng.int(520) : rng.int(24) - 8;
-    const pureInsn = (): string => `${rng.pick(['add', 'xor', 'rsh', 'or', 'mov', 'lsh'])} ${rng.pick(regs)}, ${rng.chance(0.5) ? rng.pick(regs) : rng.int(40)}`;
-    const cc = (): string => `${rng.pick(['jeq', 'jne', 'jgt', 'jlt', 'jsge', 'jset'])} ${rng.pick(regs)}, ${rng.chance(0.5) ? rng.pick(regs) : rng.pick([0, 1, 7, 100])}`;
-    switch (rng.int(12)) {
-      // short pure blocks a conditional jump skips: compiled as selects (triangles)
-      case 9: {
-        const n = 1 + rng.int(3);
-        body.push(`${cc()}, +${n}`);
-        for (let j = 0; j < n; j++) body.push(pureInsn());
-        break;
-      }
-      case 10: {
-        // ... closed by a goto to the same place
-        const n = 1 + rng.int(2);
-        body.push(`${cc()}, +${n + 1}`);
-        for (let j = 0; j < n; j++) body.push(pureInsn());
-        body.push('ja +0');
-        break;
-      }
-      case 11: {
-        // two with the same test (the second reuses the first's condition unless the first writes its operand)
-        const test = cc();
-        body.push(`${test}, +1`, pureInsn(), `${test}, +1`, pureInsn());
-        break;
-      }
-      case 0: body.push(`mov ${r}, %r6`); body.push(`add ${r}, ${rng.pick(['%r7', '%r9'])}`); break;
-      case 1: body.push(`mov ${r}, %r7`); body.push(`add ${r}, %r6`); if (rng.chance(0.5)) body.push(`add ${r}, %r6`); break;
-      case 2: body.push(`ldx${w} ${rng.pick(regs)}, [${base}+${off}]`.replace('+-', '-')); break;
-      case 3: body.push(`stx${w} [${base}+${off}], ${rng.pick(regs)}`.replace('+-', '-')); break;
-      case 4: body.push(`st${w} [${base}+${off}], ${rng.int(100)}`.replace('+-', '-')); break;
-      case 5: body.push(`add ${r}, ${rng.int(20) - 10}`); break;
-      case 6: body.push(`sub ${r}, %r6`); break;
-      case 7: body.push(`mul ${r}, 3`); break;
-      case 8: body.push(`add32 ${r}, 1`); break;
-    }
-  }
-  if (incAt >= nb) body.push(`add %r6, ${step}`);
-  const op = rng.pick(['jlt %r6, %r8', 'jgt %r8, %r6', 'jle %r6, %r8', 'jge %r8, %r6', `jlt %r6, ${small()}`, `jle %r6, ${small()}`, 'jne %r6, %r8', 'jslt %r6, %r8']);
-  body.push(`${op}, -${body.length + 1}`);
-  for (let j = 0; j < body.length; j++) if (body[j]!.startsWith('EXIT ')) body[j] = `${body[j]!.slice(5)}, +${body.length - j - 1 + (rng.chance(0.5) ? 0 : 1)}`;
-  L.push(...body);
-  if (outer) { L.push('sub %r5, 1'); L.push(`jne %r5, 0, -${L.length - outerStart + 1}`); }
-  L.push('mov %r0, %r6', 'exit');
-  const text = L.join('\n');
+  const { text, memSize } = genLoopProgram(rng);
   let prog;
   try { prog = vm.load(vm.asm(text), { name: `s${seed}` }); } catch (e) { if (e instanceof VmError) { kinds.set('load', (kinds.get('load') ?? 0) + 1); continue; } throw e; }
   const mem = new Uint8Array(memSize).map(() => rng.int(256));
