@@ -19,21 +19,16 @@ import { mayNeedPtRegs, ptregsForHost } from '../../compat/ptregs/index.js';
 
 const PERF_BUFFER_PAGES = 64;
 
-/** vmlinux BTF for CO-RE when the kernel has none (BTFHub, compat/btfhub): libbpf's btf_custom_path */
-let defaultBtfCustomPath: string | undefined;
-export function setDefaultBtfCustomPath(p: string | undefined): void {
-  defaultBtfCustomPath = p;
-}
-
 export class LinuxBackend implements Backend {
   readonly name = 'linux' as const;
   private readonly native: NativeAddon;
   private wake = -1;
+  /** vmlinux BTF for CO-RE when the kernel has none (BTFHub, compat/btfhub): libbpf's btf_custom_path */
   private readonly btfCustomPath: string | undefined;
 
   constructor(native?: NativeAddon, opts: { btfCustomPath?: string } = {}) {
     this.native = native ?? loadNative();
-    this.btfCustomPath = opts.btfCustomPath ?? defaultBtfCustomPath;
+    this.btfCustomPath = opts.btfCustomPath;
   }
 
   wakeFd(): number {

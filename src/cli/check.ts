@@ -43,6 +43,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   let choice: BackendChoice = 'auto';
   let file: string | undefined;
   const policyOpts = new PolicyOptions();
+  const assumed: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -73,12 +74,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       }
       choice = b as BackendChoice;
     } else if (a === '--assume-missing') {
-      try {
-        assumeMissing(argv[++i] ?? '');
-      } catch (err) {
-        process.stderr.write(`wasm-bpf check: ${errorMessage(err)}\n`);
-        return 2;
-      }
+      assumed.push(argv[++i] ?? '');
     } else if (a.startsWith('-')) {
       process.stderr.write(`wasm-bpf check: unknown option ${a}\n${USAGE}`);
       return 2;
@@ -102,13 +98,15 @@ export async function checkCommand(argv: string[]): Promise<number> {
     return 2;
   }
   let policy: Policy | undefined;
+  let assumeMissingNames: string[];
   try {
+    assumeMissingNames = assumeMissing(assumed);
     if (!policyOpts.empty) policy = policyOpts.build();
   } catch (err) {
     process.stderr.write(`wasm-bpf check: ${errorMessage(err)}\n`);
     return 2;
   }
-  const report = await hostReport();
+  const report = await hostReport({ assumeMissing: assumeMissingNames });
   const objects: ObjectPlan[] = spans.map(({ offset, size }) => {
     try {
       const obj = loadObject(bytes.subarray(offset, offset + size));

@@ -1,6 +1,6 @@
 // `wasm-bpf probe [--json] [--full] [--no-cache] [--root DIR] [--btf FILE]`: what eBPF can do on this host.
 import fs from 'node:fs';
-import { addAssumedMissing, isKnownFeature } from '../probe/assume.js';
+import { cliAssumedMissing } from '../probe/assume.js';
 import { compatSteps, type CompatStep } from '../select/compat.js';
 import path from 'node:path';
 import process from 'node:process';
@@ -29,12 +29,13 @@ Colours are used when stdout is a terminal and NO_COLOR is not set.
 
 class UsageError extends Error {}
 
-/** --assume-missing for probe and check: validated, then carried by the environment variable */
-export function assumeMissing(list: string): void {
-  const names = list.split(',').filter(Boolean);
-  const bad = names.find((n) => !isKnownFeature(n));
-  if (bad !== undefined || names.length === 0) throw new UsageError(`--assume-missing ${bad ?? ''}: not a feature the prober knows (e.g. ringbuf)`);
-  addAssumedMissing(names);
+/** --assume-missing values and $WASM_BPF_ASSUME_MISSING, validated (a usage error names the unknown one) */
+export function assumeMissing(options: readonly string[]): string[] {
+  try {
+    return cliAssumedMissing(options, process.env);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 interface ProbeArgs {
@@ -43,10 +44,12 @@ interface ProbeArgs {
   noCache: boolean;
   root?: string;
   btf?: string;
+  assumeMissing: string[];
 }
 
 function parseArgs(argv: string[]): ProbeArgs | 'help' {
-  const out: ProbeArgs = { json: false, full: false, noCache: false };
+  const out: ProbeArgs = { json: false, full: false, noCache: false, assumeMissing: [] };
+  const assumed: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (opt: string): string => {
@@ -62,9 +65,10 @@ function parseArgs(argv: string[]): ProbeArgs | 'help' {
     else if (a.startsWith('--root=')) out.root = a.slice(7);
     else if (a === '--btf') out.btf = value(a);
     else if (a.startsWith('--btf=')) out.btf = a.slice(6);
-    else if (a === '--assume-missing') assumeMissing(value(a));
+    else if (a === '--assume-missing') assumed.push(value(a));
     else throw new UsageError(`unexpected argument '${a}'`);
   }
+  out.assumeMissing = assumeMissing(assumed);
   return out;
 }
 
@@ -98,6 +102,7 @@ export function probeCommand(argv: string[]): number {
     ...(args.btf !== undefined ? { btfPath: args.root === undefined ? path.resolve(args.btf) : args.btf } : {}),
     full: args.full,
     noCache: args.noCache,
+    assumeMissing: args.assumeMissing,
   });
   const compat = compatSteps(res.report);
   if (args.json) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Runtime } from '../runtime/runtime.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { errorMessage, WasmBpfError } from '../errors.js';
-import { addAssumedMissing, isKnownFeature } from '../probe/assume.js';
+import { cliAssumedMissing } from '../probe/assume.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 import { POLICY_HELP, PolicyOptions } from './policy.js';
 
@@ -39,6 +39,8 @@ interface Parsed {
   env: Record<string, string>;
   preopens: Record<string, string>;
   policy: Policy;
+  /** --assume-missing and $WASM_BPF_ASSUME_MISSING */
+  assumeMissing: string[];
   backend: BackendChoice;
   verbose: boolean;
   wrapperModule: string;
@@ -58,12 +60,14 @@ export function parseRunArgs(argv: string[]): Parsed | 'help' {
     env: {},
     preopens: {},
     policy: DEFAULT_POLICY,
+    assumeMissing: [],
     backend: 'auto',
     verbose: false,
     wrapperModule: 'callback-wrapper',
     callbackExport: 'go-callback',
   };
   const policy = new PolicyOptions();
+  const assumed: string[] = [];
   let i = 0;
   const value = (flag: string): string => {
     const v = argv[++i];
@@ -122,13 +126,9 @@ export function parseRunArgs(argv: string[]): Parsed | 'help' {
         p.btfhubArchive = path.resolve(dir);
         break;
       }
-      case '--assume-missing': {
-        const names = val().split(',').filter(Boolean);
-        const bad = names.find((n) => !isKnownFeature(n));
-        if (bad !== undefined || names.length === 0) usageError(`--assume-missing ${bad ?? ''}: not a map type, program type, attach mechanism or feature the prober knows (e.g. ringbuf)`);
-        addAssumedMissing(names);
+      case '--assume-missing':
+        assumed.push(val());
         break;
-      }
       case '-m':
       case '--wrapper-module-name':
         p.wrapperModule = val();
@@ -146,6 +146,11 @@ export function parseRunArgs(argv: string[]): Parsed | 'help' {
   p.module = module;
   p.args = argv.slice(i + 1);
   p.policy = policy.build();
+  try {
+    p.assumeMissing = cliAssumedMissing(assumed, process.env);
+  } catch (err) {
+    usageError((err as Error).message);
+  }
   return p;
 }
 
@@ -170,6 +175,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       preopens: parsed.preopens,
       verbose: parsed.verbose,
       policy: parsed.policy,
+      assumeMissing: parsed.assumeMissing,
       wrapperModule: parsed.wrapperModule,
       callbackExport: parsed.callbackExport,
       backend: parsed.backend,

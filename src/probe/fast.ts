@@ -14,10 +14,10 @@ export function readCachedReport(opts: { cacheDir?: string; full?: boolean } = {
 }
 
 /** The report: from the cache when valid, otherwise probed now (and cached). */
-export async function hostReport(opts: { cacheDir?: string; full?: boolean } = {}): Promise<Report> {
+export async function hostReport(opts: { cacheDir?: string; full?: boolean; assumeMissing?: readonly string[] } = {}): Promise<Report> {
   const hit = readCachedReport(opts);
   // --assume-missing / WASM_BPF_ASSUME_MISSING (applied to the copy handed out, never cached)
-  if (hit) return applyAssumedMissing(hit);
+  if (hit) return applyAssumedMissing(hit, opts.assumeMissing ?? []);
   const { cachedProbeResult } = await import('./index.js');
   return cachedProbeResult(opts).report;
 }

@@ -21,7 +21,7 @@ export {
   type BackendDecision,
 } from './require.js';
 export { readCachedReport, hostReport } from './fast.js';
-export { applyAssumedMissing, assumedMissing, addAssumedMissing, ASSUME_MISSING_ENV } from './assume.js';
+export { applyAssumedMissing, assumedMissing, cliAssumedMissing, ASSUME_MISSING_ENV } from './assume.js';
 export { fixtureSystem, hostSystem, type SystemView, type LiveProbes } from './system.js';
 export { countingProbes } from './live.js';
 
@@ -36,6 +36,8 @@ export interface ProbeOptions {
   btfPath?: string;
   /** cache directory (default: /var/cache/wasm-bpf for root, else $XDG_CACHE_HOME/wasm-bpf) */
   cacheDir?: string;
+  /** names the report handed out says are absent (--assume-missing); the cached report is never changed */
+  assumeMissing?: readonly string[];
 }
 
 /** This host; the native addon is loaded on first use of `live` (a cache hit never loads it). */
@@ -95,12 +97,12 @@ export function cachedProbeResult(opts: ProbeOptions & { noCache?: boolean } = {
   const file = key ? cacheFile(dir, key) : undefined;
   if (file && key && !opts.noCache) {
     const cached = readCache(file, key);
-    if (cached) return { report: applyAssumedMissing(cached), hit: true, file };
+    if (cached) return { report: applyAssumedMissing(cached, opts.assumeMissing ?? []), hit: true, file };
   }
   const report = buildReport(sys, buildOpts({ ...opts, cacheDir: dir }, sys, noProbeReason));
-  if (!file || !key) return { report: applyAssumedMissing(report), hit: false, file: undefined };
+  if (!file || !key) return { report: applyAssumedMissing(report, opts.assumeMissing ?? []), hit: false, file: undefined };
   const writeError = writeCache(file, key, report);
-  return { report: applyAssumedMissing(report), hit: false, file, ...(writeError ? { writeError } : {}) };
+  return { report: applyAssumedMissing(report, opts.assumeMissing ?? []), hit: false, file, ...(writeError ? { writeError } : {}) };
 }
 
 /** The report, from the per-boot cache when valid (what the runtime's selector calls). */

@@ -59,7 +59,7 @@ function avoidGcInWasiFastCalls(): void {
   v8.setFlagsFromString('--no-concurrent-marking');
 }
 
-/** the environment is shared, so what the CLI sets after the start (e.g. --assume-missing) reaches the guest thread */
+/** the guest's thread shares the process environment (SHARE_ENV) */
 export function startWorker(data: WorkerData): Worker {
   avoidGcInWasiFastCalls();
   mark('worker_spawn');

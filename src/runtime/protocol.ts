@@ -12,6 +12,8 @@ export interface WorkerInput {
   verbose: boolean;
   /** the run's policy (plain data: it crosses to the worker by structured clone) */
   policy: Policy;
+  /** features the prober's report should say are absent (--assume-missing) */
+  assumeMissing: string[];
   wrapperModule: string;
   callbackExport: string;
   backend: BackendChoice;

@@ -25,6 +25,8 @@ export interface RunOptions {
   verbose?: boolean;
   /** what the guest's objects may load and attach to (default DEFAULT_POLICY: see src/policy/policy.ts) */
   policy?: Policy;
+  /** features the prober's report should say are absent, so that their fallbacks run (the CLI's --assume-missing) */
+  assumeMissing?: readonly string[];
   wrapperModule?: string;
   callbackExport?: string;
   backend?: BackendChoice;
@@ -100,6 +102,7 @@ export class Runtime {
       objectName: name.replace(/\.wasm$/, '').replace(/[^A-Za-z0-9_]/g, '_').slice(0, 15) || 'guest',
       verbose: opts.verbose ?? false,
       policy: opts.policy ?? DEFAULT_POLICY,
+      assumeMissing: [...(opts.assumeMissing ?? [])],
       wrapperModule: opts.wrapperModule ?? 'callback-wrapper',
       callbackExport: opts.callbackExport ?? 'go-callback',
       backend: opts.backend ?? 'auto',
@@ -113,7 +116,7 @@ export class Runtime {
       // (a failure of either is left for the guest's thread to meet and report)
       const [module, report] = await Promise.all([
         WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>).catch(() => undefined),
-        input.backend === 'auto' && process.platform === 'linux' ? import('../probe/fast.js').then((m) => m.hostReport()).catch(() => undefined) : undefined,
+        input.backend === 'auto' && process.platform === 'linux' ? import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: input.assumeMissing })).catch(() => undefined) : undefined,
       ]);
       if (module) input.module = module;
       if (report) input.report = report;

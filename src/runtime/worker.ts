@@ -13,8 +13,8 @@ import { StopSignal } from './stop.js';
 import type { WorkerData, WorkerInput, WorkerMessage } from './protocol.js';
 import { createBackend } from '../select/backend.js';
 // static: the kernel backend loads with the rest of this thread's code (one bundle load instead of a
-// second, dynamic one after it); loading the module has no effect until a LinuxBackend is made
-import { setDefaultBtfCustomPath } from '../../backends/linux/index.js';
+// second, dynamic one after it, from src/select/backend.ts); loading it has no effect until a LinuxBackend is made
+import '../../backends/linux/index.js';
 import { loadNative } from '../../backends/linux/native.js';
 import { mark } from './trace.js';
 
@@ -79,11 +79,14 @@ async function run(): Promise<number> {
 
   checkWasiImports(shape);
 
-  if (input.btfCustomPath && input.backend !== 'userspace') {
-    setDefaultBtfCustomPath(input.btfCustomPath);
-    if (input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
-  }
-  const backend = await createBackend(input.backend, input.verbose ? log : undefined, input.stop, input.report);
+  if (input.btfCustomPath && input.backend !== 'userspace' && input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
+  const backend = await createBackend(input.backend, {
+    ...(input.verbose ? { log } : {}),
+    stop: input.stop,
+    ...(input.report ? { report: input.report } : {}),
+    assumeMissing: input.assumeMissing,
+    ...(input.btfCustomPath ? { btfCustomPath: input.btfCustomPath } : {}),
+  });
   mark('backend');
   const wakeFd = backend.wakeFd();
   post({ type: 'wakefd', fd: wakeFd });

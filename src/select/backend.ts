@@ -13,12 +13,25 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'linux', 'user
 
 const EOPNOTSUPP = 95;
 
-async function linuxBackend(): Promise<Backend> {
+async function linuxBackend(btfCustomPath: string | undefined): Promise<Backend> {
   if (process.platform !== 'linux') {
     throw new WasmBpfError('UNSUPPORTED', `the linux backend needs Linux; this is ${process.platform}`);
   }
   const { LinuxBackend } = await import('../../backends/linux/index.js');
-  return new LinuxBackend();
+  return new LinuxBackend(undefined, btfCustomPath ? { btfCustomPath } : {});
+}
+
+export interface BackendOptions {
+  /** diagnostics of the selector */
+  log?: (line: string) => void;
+  /** the run's stop flag (StopSignal's shared memory), for backends that block */
+  stop?: SharedArrayBuffer;
+  /** the prober's report when the caller already has it (the main thread reads it while the guest's thread starts) */
+  report?: Report;
+  /** features the report should say are absent (--assume-missing), when this reads the report itself */
+  assumeMissing?: readonly string[];
+  /** vmlinux BTF for libbpf's CO-RE when the kernel has none (BTFHub) */
+  btfCustomPath?: string;
 }
 
 
@@ -66,8 +79,8 @@ export class Selector implements Backend {
   }
 }
 
-/** `report`: the prober's report when the caller already has it (the main thread reads it while the guest's thread starts) */
-export async function createBackend(choice: BackendChoice, log?: (line: string) => void, stop?: SharedArrayBuffer, report?: Report): Promise<Backend> {
+export async function createBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<Backend> {
+  const { log, stop, report } = opts;
   if (choice === 'windows') {
     throw new WasmBpfError('UNSUPPORTED', 'the windows backend is not available in this build yet; use --backend linux');
   }
@@ -77,11 +90,11 @@ export async function createBackend(choice: BackendChoice, log?: (line: string) 
     return new Selector(new UserspaceBackend(stop ? { stop } : {}), undefined, choice);
   }
   const [linux, hostReport] = await Promise.all([
-    linuxBackend(),
+    linuxBackend(opts.btfCustomPath),
     choice !== 'auto'
       ? undefined
       : (report ??
-        import('../probe/fast.js').then((m) => m.hostReport()).catch((err: unknown) => {
+        import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: opts.assumeMissing ?? [] })).catch((err: unknown) => {
           log?.(`wasm-bpf: selector: the probe failed (${errorMessage(err)}); loading without routing`);
           return undefined;
         })),
