@@ -3,6 +3,7 @@
 import type { Backend, BackendName, DirectMapOps, LoadedObject, LoadOptions } from '../../backends/backend.js';
 import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
+import { validateObject } from '../object/validate.js';
 import { planObject, refusal, type ObjectShape } from './plan.js';
 
 export type BackendChoice = 'auto' | BackendName;
@@ -31,6 +32,8 @@ export class Selector implements Backend {
   ) {}
 
   load(bytes: Uint8Array, opts: LoadOptions): LoadedObject {
+    // the project's own checks first: libbpf must never parse bytes that could make it read out of bounds
+    validateObject(bytes, opts.objectName);
     const report = this.report;
     if (!report) return this.linux.load(bytes, opts);
     return this.linux.load(bytes, {
