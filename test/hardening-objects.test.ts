@@ -153,3 +153,17 @@ t.test('crafted objects through `wasm-bpf run`: handle 0, the cause on stderr, t
   }
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] }, 'no kernel object left');
 });
+
+t.test('`wasm-bpf check` names the same cause for the same bytes', { skip }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-crafted-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const c of [CASES[0]!, CASES[2]!, CASES[5]!]) {
+    const file = path.join(dir, `${c.shape}.bpf.o`);
+    fs.writeFileSync(file, crafted(c));
+    const r = runCli(['check', file]);
+    t.equal(r.signal, null, `${c.shape}: no signal`);
+    t.equal(r.code, 1, `${c.shape}: not runnable`);
+    t.match(r.stdout, /cannot read it: /, `${c.shape}: refused`);
+    t.match(r.stdout, c.cause, `${c.shape}: names the cause`);
+  }
+});
