@@ -52,9 +52,9 @@ t.test('module mutants through the Runtime (fixed seed)', { skip: skipModules },
   expectClean(t, f);
 });
 
-t.test('mutants of a seed taken from the clock', { skip: skipModules }, async (t) => {
+t.test('mutants of a seed taken from the clock', { skip }, async (t) => {
   const seed = Date.now() % 1_000_000;
-  t.comment(`time-varying seed ${seed}: repeat with npm run fuzz -- --seed ${seed}`);
+  t.comment(`time-varying seed ${seed}: repeat with npm run fuzz -- --seed ${seed} --objects 400 --modules 15`);
   expectClean(t, await fuzz({ kind: 'objects', seed, count: 400, inputs: objectInputs(), timeoutMs: 60_000, budgetMs: 10_000, log }));
-  expectClean(t, await fuzz({ kind: 'modules', seed, count: 15, inputs: moduleInputs(), timeoutMs: 30_000, budgetMs: 10_000, runMs: 100, log }));
+  if (!skipModules) expectClean(t, await fuzz({ kind: 'modules', seed, count: 15, inputs: moduleInputs(), timeoutMs: 30_000, budgetMs: 10_000, runMs: 100, log }));
 });
