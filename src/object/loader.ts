@@ -18,6 +18,7 @@
 // readers below are wrapped, never leaked as RangeError/TypeError.
 
 import { type Btf, type BtfComposite, BtfError, parseBtf } from './btf.js';
+import { checkLibbpfNeeds } from './libbpf-needs.js';
 import { EM_BPF, ElfError, type ElfFile, type ElfSection, type ElfSymbol, parseElf, SHF, SHN, SHT, STB, STT } from './elf.js';
 
 export type ObjectErrorCode = 'OBJECT_MALFORMED' | 'OBJECT_UNSUPPORTED';
@@ -728,7 +729,10 @@ export function loadObject(bytes: Uint8Array, opts: LoadObjectOptions = {}): Bpf
     throw e;
   }
   try {
-    return buildObject(elf, opts);
+    const obj = buildObject(elf, opts);
+    // what libbpf trusts beyond what this loader needs: the same rules for every backend and for `check`
+    checkLibbpfNeeds(obj);
+    return obj;
   } catch (e) {
     if (e instanceof BtfError) throw new ObjectError(`bad BTF: ${e.message}`, 'OBJECT_MALFORMED', { cause: e });
     if (e instanceof ElfError) throw new ObjectError(e.message, 'OBJECT_MALFORMED', { cause: e });

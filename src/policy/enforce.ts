@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BackendError } from '../errors.js';
-import { loadObject } from '../object/loader.js';
+import type { BpfObject } from '../object/loader.js';
 import { objectNeeds, type ObjectNeeds } from './needs.js';
 import { helperKey, isWithin, type Policy } from './policy.js';
 
@@ -43,10 +43,10 @@ export function violations(p: Policy, needs: ObjectNeeds): string[] {
   return out;
 }
 
-/** The load gate: refuses an object the policy does not allow. Parses it only when the policy restricts objects. */
-export function enforceLoad(p: Policy, bytes: Uint8Array): void {
+/** The load gate: refuses an object (already parsed and validated) the policy does not allow. */
+export function enforceLoad(p: Policy, obj: BpfObject): void {
   if (!restrictsObjects(p)) return;
-  const v = violations(p, objectNeeds(loadObject(bytes)));
+  const v = violations(p, objectNeeds(obj));
   if (v.length) throw new PolicyDenied(`the policy refuses the object:\n  - ${v.join('\n  - ')}`, 'change the policy (--policy FILE or the --allow-* options; see wasm-bpf run --help)');
 }
 

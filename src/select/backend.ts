@@ -3,6 +3,7 @@
 import type { Backend, BackendName, DirectMapOps, LoadedObject, LoadOptions } from '../../backends/backend.js';
 import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
+import { validateObject } from '../object/validate.js';
 import { planObject, refusal, type ObjectShape } from './plan.js';
 import { enforceLoad } from '../policy/enforce.js';
 import { DEFAULT_POLICY } from '../policy/policy.js';
@@ -48,8 +49,9 @@ export class Selector implements Backend {
   }
 
   load(bytes: Uint8Array, opts: LoadOptions): LoadedObject {
-    // the policy's load gate (program types, helpers, pinning) comes before any backend sees the object
-    enforceLoad(opts.policy ?? DEFAULT_POLICY, bytes);
+    // the project's own checks first: libbpf must never parse bytes that could make it read out of bounds;
+    // then the policy's load gate (program types, helpers, pinning), before any backend sees the object
+    enforceLoad(opts.policy ?? DEFAULT_POLICY, validateObject(bytes, opts.objectName));
     const report = this.report;
     if (!report) return this.linux.load(bytes, opts);
     return this.linux.load(bytes, {
