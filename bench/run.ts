@@ -592,7 +592,7 @@ async function startupBreakdown(o: Options, boot: Bootstrap): Promise<StartupDet
     profiles.push(new Map(startupMarks(CLI, [boot.wasm, '-t', '0.2'], CLEAN_ENV)));
     await sleep(100);
   }
-  // the real path (src/runtime/trace.ts marks): the guest's thread starts while the main thread loads
+  // the real path (src/trace.ts marks): the guest's thread starts while the main thread loads
   // the CLI, so main-thread and worker rows overlap in time
   const spans: Array<[string, string | null, string]> = [
     ['node start-up (process start -> first line of the CLI)', null, 'script_start'],
@@ -812,7 +812,7 @@ function markdown(r: Report): string {
     const s = r.startup;
     L.push('## Start-up: where the time goes (bench/startup.ts, median of runs)');
     L.push('');
-    L.push('`wasm-bpf run bootstrap.wasm` itself, with `WASM_BPF_TRACE_STARTUP=1` (src/runtime/trace.ts: both threads write timestamped marks, ms since the process started). The guest\'s thread starts first thing and boots while the main thread loads the CLI, so the main-thread rows overlap the guest-thread rows:');
+    L.push('`wasm-bpf run bootstrap.wasm` itself, with `WASM_BPF_TRACE_STARTUP=1` (src/trace.ts: both threads write timestamped marks, ms since the process started). The guest\'s thread starts first thing and boots while the main thread loads the CLI, so the main-thread rows overlap the guest-thread rows:');
     L.push('');
     L.push('| phase | ms | min - max |');
     L.push('|---|---|---|');

@@ -1,6 +1,6 @@
 // Start-up breakdown of `wasm-bpf run` (run by run.ts, or alone:
 //   node dist/bench/startup.js CLI GUEST.wasm [guest args...]
-// ). Runs the real CLI once with WASM_BPF_TRACE_STARTUP=1 (src/runtime/trace.ts): the main thread and
+// ). Runs the real CLI once with WASM_BPF_TRACE_STARTUP=1 (src/trace.ts): the main thread and
 // the guest's thread then write `# startup NAME MS` marks to stderr, MS since the process started.
 // The guest should end by itself (bootstrap: `-t 0.2`). Prints one JSON line: {"marks": [[name, ms]...]}:
 // the first of each mark, except `...:end` marks (the last one: e.g. the end of the last attach).

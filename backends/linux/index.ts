@@ -6,7 +6,7 @@ import type { Backend, DirectMapOps, DirectPoll, LoadedObject, LoadOptions, MapI
 import { isPerCpuMap, MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
 import { DEFAULT_POLICY } from '../../src/policy/policy.js';
-import { mark } from '../../src/runtime/trace.js';
+import { mark } from '../../src/trace.js';
 import { loadNative, type NativeAddon } from './native.js';
 import { attachProgram, PROG_TYPE } from './attach.js';
 import { nativeCall, toBackendError } from './errors.js';

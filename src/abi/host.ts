@@ -11,8 +11,7 @@ import { GuestMemory, ptr64 } from './memory.js';
 import { createDispatcher, type RecordDispatcher } from './dispatch.js';
 import { checkCallback, type GuestCallback } from './callback.js';
 import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
-import type { StopSignal } from '../runtime/stop.js';
-import { mark } from '../runtime/trace.js';
+import { mark } from '../trace.js';
 import type { Policy } from '../policy/policy.js';
 
 export const WASM_BPF_MODULE = 'wasm_bpf';
@@ -34,7 +33,8 @@ export interface HostOptions {
   /** TinyGo: import module carrying the table-less poll, and the callback the host calls */
   wrapperModule: string;
   callbackExport: string;
-  stop: StopSignal;
+  /** the run's stop request (src/runtime/stop.ts's StopSignal): polls end with -EINTR once it is set */
+  stop: { readonly stopped: number; readonly shared: SharedArrayBuffer };
   /** diagnostics (host stderr) */
   log: (line: string) => void;
   /** serve map_operate from JavaScript even when the backend has a direct one (tests compare the two) */

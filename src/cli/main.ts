@@ -1,6 +1,6 @@
 // wasm-bpf command line: dispatches to one file per command.
 import process from 'node:process';
-import { fileOf, mark } from '../runtime/trace.js';
+import { fileOf, mark } from '../trace.js';
 
 mark('script_start', () => fileOf(import.meta.url));
 

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StopSignal } from './stop.js';
-import { mark, traceOrigin } from './trace.js';
+import { mark, traceOrigin } from '../trace.js';
 import type { WorkerData } from './protocol.js';
 
 export interface Prestarted {

@@ -9,7 +9,7 @@ import type { WorkerInput, WorkerMessage } from './protocol.js';
 import { startWorker, takePrestarted, type Prestarted } from './prestart.js';
 import type { BackendChoice } from '../select/backend.js';
 import { WasmBpfError } from '../errors.js';
-import { mark } from './trace.js';
+import { mark } from '../trace.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 
 export interface RunOptions {

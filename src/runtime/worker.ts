@@ -16,7 +16,7 @@ import { createBackend } from '../select/backend.js';
 // second, dynamic one after it, from src/select/backend.ts); loading it has no effect until a LinuxBackend is made
 import '../../backends/linux/index.js';
 import { loadNative } from '../../backends/linux/native.js';
-import { mark } from './trace.js';
+import { mark } from '../trace.js';
 
 mark('worker_modules');
 
