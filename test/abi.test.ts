@@ -39,7 +39,7 @@ t.test('malformed ELF bytes: load returns 0 with a clear error', async (t) => {
   t.equal(v['load_garbage'], '0');
   t.equal(v['load_truncated'], '0');
   t.equal(v['alive'], '1');
-  t.match(r.stderr, /libbpf cannot open the object/);
+  t.match(r.stderr, /invalid eBPF object: object 'abi' was refused before loading: not a valid ELF object/, 'refused by the validation, before libbpf sees it');
 });
 
 t.test('unknown names, missing interface, cgroup outside the allow-list', async (t) => {
@@ -240,7 +240,7 @@ t.test('objects loaded from a preopened directory: verifier rejection, trampolin
 
   const x = runCli([...dir, wasm, 'file', '/objs/x86.o']);
   t.equal(kv(x.stdout)['load'], '0', 'an ELF that is not eBPF is refused');
-  t.match(x.stderr, /cannot open the object .*not a valid eBPF ELF object/);
+  t.match(x.stderr, /refused before loading: not an eBPF object: e_machine is 62, expected 247 \(EM_BPF\)/);
 
   const n = runCli([wasm, 'file', '/objs/reject.bpf.o']);
   t.equal(n.code, 1, 'without --dir the guest sees no host files');

@@ -95,10 +95,19 @@ export interface KernelIds {
   links: Set<number>;
 }
 
+/** `bpftool -j KIND show`; retried: it fails when an object goes away while it walks the list (other tests run meanwhile) */
+function bpftoolShow(kind: 'prog' | 'map' | 'link'): Array<{ id: number; map_ids?: number[] }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return JSON.parse(execFileSync('bpftool', ['-j', kind, 'show'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || '[]') as Array<{ id: number; map_ids?: number[] }>;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+    }
+  }
+}
+
 function ids(kind: 'prog' | 'map' | 'link'): Set<number> {
-  const out = execFileSync('bpftool', ['-j', kind, 'show'], { encoding: 'utf8' });
-  const list = JSON.parse(out || '[]') as Array<{ id: number }>;
-  return new Set(list.map((x) => x.id));
+  return new Set(bpftoolShow(kind).map((x) => x.id));
 }
 
 /** every BPF program, map and link id in the kernel now */
@@ -125,8 +134,7 @@ function foreignHeld(): KernelIds {
     }
   }
   // the maps a foreign program uses are held through it
-  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' }) || '[]') as Array<{ id: number; map_ids?: number[] }>;
-  for (const p of progs) if (held.progs.has(p.id)) for (const m of p.map_ids ?? []) held.maps.add(m);
+  for (const p of bpftoolShow('prog')) if (held.progs.has(p.id)) for (const m of p.map_ids ?? []) held.maps.add(m);
   return held;
 }
 
