@@ -15,7 +15,8 @@ import { WasmBpfHost } from '../src/abi/host.js';
 import { createDispatcher } from '../src/abi/dispatch.js';
 import { readModuleShape } from '../src/wasm/imports.js';
 import { StopSignal } from '../src/runtime/stop.js';
-import { MAP_TYPE, POLL_SLOW, type Backend, type DirectMapOps, type DirectPoll, type LoadedObject, type RecordSource } from '../backends/backend.js';
+import { MAP_TYPE, type Backend, type LoadedObject, type RecordSource } from '../backends/backend.js';
+import { POLL_SLOW, type DirectMapOps, type DirectPoll } from '../backends/fastpath.js';
 import { Interrupted } from '../src/errors.js';
 
 const ENOBUFS = 105;

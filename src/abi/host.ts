@@ -1,7 +1,8 @@
 // The six `wasm_bpf` host functions (and TinyGo's `callback-wrapper` poll), exactly as in the
 // wasm-bpf ABI. Every guest pointer and length is checked here; backends receive offsets that are
 // known to be inside guest memory. Knows nothing of kernels: it talks to a Backend.
-import type { Backend, DirectMapOps, GuestMapAccess, LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
+import type { Backend, GuestMapAccess, LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
+import { hasFastPaths, type DirectMapOps } from '../../backends/fastpath.js';
 import { MAP_TYPE } from '../../backends/backend.js';
 import { BackendError, Interrupted, ModuleError, errorMessage } from '../errors.js';
 import type { FuncType, ModuleShape, ValType } from '../wasm/imports.js';
@@ -149,7 +150,8 @@ export class WasmBpfHost {
     const polls = shape.imports.some((i) => i.module === WASM_BPF_MODULE && i.name === 'wasm_bpf_buffer_poll');
     const wantMaps = mapOps.length > 0 && !wideOps && !this.opts.noDirectMapOps;
     const wantPoll = polls && !this.opts.noDirectPoll;
-    if (wantMaps || wantPoll) this.direct ??= this.opts.backend.directMapOps?.();
+    const backend = this.opts.backend;
+    if (wantMaps || wantPoll) this.direct ??= hasFastPaths(backend) ? backend.directMapOps() : undefined;
     this.directMaps = wantMaps && this.direct !== undefined;
     if (mapOps.length > 0) {
       this.debug(`map_operate: ${this.directMaps ? 'served by the backend directly (no JavaScript per call)' : `served by the host in JavaScript${wideOps ? ' (i64 pointers)' : ''}`}`);
