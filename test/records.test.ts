@@ -1,4 +1,4 @@
-// Record delivery of wasm_bpf_buffer_poll (src/abi/host.ts, dispatch.ts, pollgate.ts), with a scripted
+// Record delivery of wasm_bpf_buffer_poll (src/abi/records.ts, dispatch.ts, pollgate.ts), with a scripted
 // record source behind a fake backend so that sizes, alignment, errors and re-entry are exact: every
 // record reaches the guest callback once, in order, at data_ptr, with the size copied and the bytes
 // intact; chunks go through the Wasm dispatcher when the guest's buffer is large enough, one call per
