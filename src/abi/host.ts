@@ -392,6 +392,7 @@ export class WasmBpfHost {
   };
 
   // ---- map operations: one backend call, one syscall ------------------------------------------------
+  // (the direct path, native/src/guestmaps.cc, makes the same checks in the same order: test/mapop.test.ts)
 
   private mapOperate(fd: number, cmd: number, key: number, value: number, next: number, flags: bigint): number {
     const entry = fd >= 0 ? this.maps[fd] : undefined;
