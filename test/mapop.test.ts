@@ -1,7 +1,8 @@
 // wasm_bpf_map_operate, one table of cases (test/fixtures/mapop-cases.ts) through both paths on the
 // real kernel: the C function the guest imports directly (native/src/guestmaps.cc, called from Wasm so
-// that V8's fast call is taken) and the host's JavaScript (src/abi/host.ts). Each path loads its own
-// objects and runs every case in order; each result must be the table's, on both paths.
+// that V8's fast call is taken, and from JavaScript, its N-API callback) and the host's JavaScript
+// (src/abi/host.ts). Each path loads its own objects and runs every case in order; each result must be
+// the table's, on every path.
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -65,7 +66,7 @@ interface PathRun {
   served: string;
 }
 
-function runPath(which: 'direct' | 'js', foreignFd: number): PathRun {
+function runPath(which: 'direct' | 'direct-napi' | 'js', foreignFd: number): PathRun {
   const logs: string[] = [];
   const backend = new LinuxBackend(native);
   const host = new WasmBpfHost({
@@ -86,7 +87,7 @@ function runPath(which: 'direct' | 'js', foreignFd: number): PathRun {
   const load = imports['wasm_load_bpf_object'] as unknown as (p: number, n: number) => bigint;
   const fdByName = imports['wasm_bpf_map_fd_by_name'] as unknown as (h: bigint, p: number) => number;
   const close = imports['wasm_close_bpf_object'] as unknown as (h: bigint) => number;
-  const op = wasmCaller(imports['wasm_bpf_map_operate']);
+  const op = which === 'direct-napi' ? (imports['wasm_bpf_map_operate'] as unknown as MapOperate) : wasmCaller(imports['wasm_bpf_map_operate']);
 
   const fds = new Map<string, number>();
   const handles: bigint[] = [];
@@ -139,9 +140,14 @@ t.test('every map_operate case of the table gives the table\'s result, on both p
   const foreign = new LinuxBackend(native).load(fs.readFileSync(mapsObj), { objectName: 'foreign', verbose: false, log: () => {} });
   t.teardown(() => foreign.close());
   const foreignFd = foreign.maps.find((m) => m.name === 'h')!.fd;
-  const paths = { direct: native.fastCalls ? runPath('direct', foreignFd) : undefined, js: runPath('js', foreignFd) };
+  const paths = {
+    direct: native.fastCalls ? runPath('direct', foreignFd) : undefined,
+    'direct-napi': native.fastCalls ? runPath('direct-napi', foreignFd) : undefined,
+    js: runPath('js', foreignFd),
+  };
   t.ok(native.fastCalls, 'this build has V8 fast calls (the direct path)');
   t.match(paths.direct?.served ?? '', /^wasm-bpf: map_operate: served by the backend directly \(no JavaScript per call\)$/, 'direct: the guest imports the C function, every call a fast call');
+  t.match(paths['direct-napi']?.served ?? '', /^wasm-bpf: map_operate: served by the backend directly/, 'direct-napi: the same C function, called from JavaScript');
   t.match(paths.js.served, /served by the host in JavaScript$/, 'js: the host\'s function');
   for (const [which, run] of Object.entries(paths)) {
     if (!run) continue;
@@ -151,6 +157,7 @@ t.test('every map_operate case of the table gives the table\'s result, on both p
     });
   }
   if (paths.direct) t.same(paths.direct.results, paths.js.results, 'the two paths agree on every case');
+  if (paths['direct-napi']) t.same(paths['direct-napi'].results, paths.js.results, 'the C function\'s N-API callback agrees too');
 });
 
 t.test('no kernel object left by this file', async (t) => {
