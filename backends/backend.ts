@@ -1,5 +1,6 @@
 // The one interface every backend implements (linux/, userspace/, windows/). The ABI layer talks to
-// backends only through these types; it knows nothing of kernels.
+// backends only through these types; it knows nothing of kernels. (The kernel backend's optional fast
+// paths are a capability of their own: fastpath.ts.)
 
 import type { Policy } from '../src/policy/policy.js';
 
@@ -93,48 +94,8 @@ export interface LoadedObject {
   close(): void;
 }
 
-/**
- * map_operate served without JavaScript: a function the guest imports directly as
- * wasm_bpf.wasm_bpf_map_operate (i32 pointers), with the same checks and results as the ABI layer's
- * own. The ABI layer tells it the guest's memory and, as objects load and close, the maps it owns.
- */
-export interface DirectMapOps {
-  readonly fn: (...args: never[]) => number;
-  /** wasm_bpf_buffer_poll's common case without JavaScript, when the backend can serve it */
-  readonly poll?: DirectPoll;
-  bind(memory: WebAssembly.Memory): void;
-  add(fd: number, keySize: number, opValueSize: number, access?: GuestMapAccess): void;
-  remove(fd: number): void;
-  /** the guest is done (its calls then get -EBADF) */
-  close(): void;
-  /** no instance can call `fn` any more: the backend may reuse what serves it for another guest */
-  release(): void;
-}
-
-/**
- * The record source of src/abi/pollgate.ts's Wasm poll: C functions that poll a ring buffer straight
- * into guest memory, for the buffers, handles and callbacks the ABI layer has checked and registered.
- */
-export interface DirectPoll {
-  /** (i64 handle, i32 fd, i32 stage, i32 len, i32 timeoutMs, i32 more) -> count | 0 | -errno | POLL_SLOW */
-  readonly fill: (...args: never[]) => number;
-  /** (i32 fd) -> 0: the records of the last fill are delivered */
-  readonly done: (...args: never[]) => number;
-  /** the backend's wake fd and the run's stop flag */
-  bind(wakeFd: number, stop: SharedArrayBuffer): void;
-  /** an object handle of the guest opened or closed */
-  handle(handle: number, open: boolean): void;
-  /** serve fd's polls from `src` (false if this backend cannot: the host's path serves it), or stop (undefined) */
-  buffer(fd: number, src: RecordSource | undefined): boolean;
-}
-
-/** DirectPoll.fill's answer for "not here: the host's JavaScript poll takes this call" */
-export const POLL_SLOW = -65536;
-
 export interface Backend {
   readonly name: BackendName;
-  /** a direct map_operate for one guest, when this backend has one (the kernel backend with V8 fast calls) */
-  directMapOps?(): DirectMapOps | undefined;
   /** open + load (with CO-RE) an ELF object; throws BackendError naming the program and errno */
   load(object: Uint8Array, opts: LoadOptions): LoadedObject;
   /** an eventfd that, once written, makes every blocking poll of this backend return -EINTR (-1: none) */

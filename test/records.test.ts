@@ -1,4 +1,4 @@
-// Record delivery of wasm_bpf_buffer_poll (src/abi/host.ts, dispatch.ts, pollgate.ts), with a scripted
+// Record delivery of wasm_bpf_buffer_poll (src/abi/records.ts, dispatch.ts, pollgate.ts), with a scripted
 // record source behind a fake backend so that sizes, alignment, errors and re-entry are exact: every
 // record reaches the guest callback once, in order, at data_ptr, with the size copied and the bytes
 // intact; chunks go through the Wasm dispatcher when the guest's buffer is large enough, one call per
@@ -15,7 +15,8 @@ import { WasmBpfHost } from '../src/abi/host.js';
 import { createDispatcher } from '../src/abi/dispatch.js';
 import { readModuleShape } from '../src/wasm/imports.js';
 import { StopSignal } from '../src/runtime/stop.js';
-import { MAP_TYPE, POLL_SLOW, type Backend, type DirectMapOps, type DirectPoll, type LoadedObject, type RecordSource } from '../backends/backend.js';
+import { MAP_TYPE, type Backend, type LoadedObject, type RecordSource } from '../backends/backend.js';
+import { POLL_SLOW, type DirectMapOps, type DirectPoll } from '../backends/fastpath.js';
 import { Interrupted } from '../src/errors.js';
 
 const ENOBUFS = 105;

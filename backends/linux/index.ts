@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
-import type { Backend, DirectMapOps, DirectPoll, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
+import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
+import type { DirectMapOps, DirectPoll, FastPaths } from '../fastpath.js';
 import { isPerCpuMap, MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
 import { DEFAULT_POLICY } from '../../src/policy/policy.js';
@@ -19,7 +20,7 @@ import { mayNeedPtRegs, ptregsForHost } from '../../compat/ptregs/index.js';
 
 const PERF_BUFFER_PAGES = 64;
 
-export class LinuxBackend implements Backend {
+export class LinuxBackend implements Backend, FastPaths {
   readonly name = 'linux' as const;
   private readonly native: NativeAddon;
   private wake = -1;

@@ -14,7 +14,8 @@
 // and test/native.test.ts check operations on freshly grown memory).
 //
 // The checks and results are host.ts's mapOperate's, in the same order (-EBADF, access -EPERM, key
-// -EFAULT, flags -EINVAL, value/next -EFAULT, update access -EPERM/-EBADF, unknown command -EINVAL).
+// -EFAULT, flags -EINVAL, value/next -EFAULT, update access -EPERM/-EBADF, unknown command -EINVAL);
+// test/mapop.test.ts runs one table of cases (test/fixtures/mapop-cases.ts) through both.
 //
 // The same slot also serves wasm_bpf_buffer_poll's common case without JavaScript: src/abi/pollgate.ts
 // builds a small Wasm function (per guest) that calls the slot's `fill` here, which polls a ring or
@@ -22,7 +23,8 @@
 // guest's own poll buffer; the Wasm function then copies each record to data_ptr and calls the
 // guest's callback through its table. Anything unusual (an unregistered fd or handle, a pointer this
 // check does not like, a record larger than the staging area, a stop request) answers kSlow or an
-// errno, and the Wasm function hands the call to host.ts's JavaScript poll, which knows every rule.
+// errno, and the Wasm function hands the call to the host's JavaScript poll (src/abi/records.ts), which
+// knows every rule.
 #include <linux/bpf.h>
 
 #include <array>

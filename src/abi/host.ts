@@ -1,15 +1,15 @@
 // The six `wasm_bpf` host functions (and TinyGo's `callback-wrapper` poll), exactly as in the
-// wasm-bpf ABI. Every guest pointer and length is checked here; backends receive offsets that are
-// known to be inside guest memory. Knows nothing of kernels: it talks to a Backend.
-import type { Backend, DirectMapOps, GuestMapAccess, LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
-import { MAP_TYPE } from '../../backends/backend.js';
+// wasm-bpf ABI. Every guest pointer, handle, fd and length is checked here, and the handles are owned
+// here; backends receive offsets known to be inside guest memory; records.ts delivers the records.
+// Knows nothing of kernels: it talks to a Backend.
+import type { Backend, GuestMapAccess, LoadedObject, MapInfo } from '../../backends/backend.js';
+import { hasFastPaths, type DirectMapOps } from '../../backends/fastpath.js';
 import { BackendError, Interrupted, ModuleError, errorMessage } from '../errors.js';
 import type { FuncType, ModuleShape, ValType } from '../wasm/imports.js';
 import { formatFuncType } from '../wasm/imports.js';
-import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOBUFS, ENOENT, EPERM, errnoName } from './errno.js';
+import { EBADF, EFAULT, EINVAL, ENOENT, EPERM } from './errno.js';
 import { GuestMemory, ptr64 } from './memory.js';
-import { createDispatcher, type RecordDispatcher } from './dispatch.js';
-import { checkCallback, type GuestCallback } from './callback.js';
+import { RecordDelivery } from './records.js';
 import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
 import { mark } from '../trace.js';
 import type { Policy } from '../policy/policy.js';
@@ -49,27 +49,6 @@ interface MapEntry {
   handle: number;
 }
 
-interface BufferState {
-  src: RecordSource;
-  /** where the backend writes a batch; delivered from here in chunks (see dispatch.ts) or one by one */
-  out: ArrayBuffer;
-  u8: Uint8Array;
-  u32: Uint32Array;
-  /** byte position of the next undelivered record in `out` and how many remain */
-  pos: number;
-  remaining: number;
-  truncated: number;
-  /** registered with the direct poll (pollgate.ts) right now (only while nothing waits in `out`) */
-  served: boolean;
-}
-
-const INITIAL_OUT = 256 * 1024;
-/** a guest poll buffer with at least this many bytes (after 8-byte alignment) gets chunks of records
- * delivered by a Wasm dispatcher; smaller ones, one record per host -> Wasm call */
-const MIN_STAGE = 1024;
-/** fewer records than this left in a batch go one by one */
-const MIN_CHUNK_RECORDS = 8;
-
 const EXPECTED: Record<string, { params: Array<ValType | 'ptr'>; results: ValType[] }> = {
   wasm_load_bpf_object: { params: ['i32', 'i32'], results: ['i64'] },
   wasm_attach_bpf_program: { params: ['i64', 'i32', 'i32'], results: ['i32'] },
@@ -100,19 +79,15 @@ function describe(params: Array<ValType | 'ptr'>, results: ValType[]): string {
  * garbage collected: only then can no call through it arrive any more. */
 const directRelease = new FinalizationRegistry<DirectMapOps>((d) => d.release());
 
-/** The host side of one guest instance: its objects, maps and buffers. */
+/** The host side of one guest instance: its objects and maps (its record buffers: records.ts). */
 export class WasmBpfHost {
   private readonly objects = new Map<number, LoadedObject>();
   /** the guest's maps by fd (small integers: an array is the cheapest lookup on the map_operate path) */
   private readonly maps: Array<MapEntry | undefined> = [];
-  private readonly buffers = new Map<number, BufferState>();
-  /** callbacks by table index, once checked (callback.ts) */
-  private readonly callbacks = new Map<number, GuestCallback>();
-  /** per guest callback: its Wasm dispatcher, or null when it cannot have one (JS delivery) */
-  private readonly dispatchers = new Map<GuestCallback, RecordDispatcher | null>();
+  /** wasm_bpf_buffer_poll's record delivery: buffers, callbacks, the one-poll-at-a-time flag (records.ts) */
+  private readonly records: RecordDelivery;
   private nextHandle = 1;
   private mem: GuestMemory | undefined;
-  private table: WebAssembly.Table | undefined;
   /** map_operate (and buffer_poll) served by the backend without JavaScript, when it can (see imports()) */
   private direct: DirectMapOps | undefined;
   /** the guest's map_operate import is direct.fn */
@@ -120,25 +95,25 @@ export class WasmBpfHost {
   /** the guest's wasm_bpf_buffer_poll import, and what it calls once the guest is bound */
   private gate: PollGate | undefined;
   private directPoll: DirectPollFunction | undefined;
-  /** TinyGo's callback export, as exported (checked at its first poll) */
-  private goExport: unknown;
-  private goCallback: GuestCallback | undefined;
-  /** the guest module (its imports and function types: which table entries are callbacks) */
-  private shape: ModuleShape | undefined;
-  /**
-   * 1 while a poll of any buffer delivers records (from the JavaScript poll or the direct one, which
-   * shares it as a global of its Wasm module): a poll from inside a record callback gets -EBUSY
-   */
-  private polling: { value: number } = { value: 0 };
-  private saidBusy = false;
 
-  constructor(private readonly opts: HostOptions) {}
+  constructor(private readonly opts: HostOptions) {
+    const { verbose, wrapperModule, callbackExport, stop, log } = opts;
+    this.records = new RecordDelivery({
+      verbose,
+      wrapperModule,
+      callbackExport,
+      stop,
+      log,
+      memory: () => this.memory,
+      map: (fd) => this.maps[fd],
+      report: (err, what) => this.report(err, what),
+    });
+  }
 
   /** Checks the module's wasm_bpf / wrapper imports and returns the import objects for them. */
   imports(shape: ModuleShape): Record<string, Record<string, (...args: never[]) => unknown>> {
     const result: Record<string, Record<string, (...args: never[]) => unknown>> = {};
     const { wrapperModule } = this.opts;
-    this.shape = shape;
     // map_operate imported with i32 pointers only (the C and Rust SDKs): the backend's own function
     // when it has one, imported by the guest directly; it applies mapOperate's checks (below) in C.
     // A module that also imports it with i64 pointers gets the JavaScript function for both.
@@ -149,12 +124,14 @@ export class WasmBpfHost {
     const polls = shape.imports.some((i) => i.module === WASM_BPF_MODULE && i.name === 'wasm_bpf_buffer_poll');
     const wantMaps = mapOps.length > 0 && !wideOps && !this.opts.noDirectMapOps;
     const wantPoll = polls && !this.opts.noDirectPoll;
-    if (wantMaps || wantPoll) this.direct ??= this.opts.backend.directMapOps?.();
+    const backend = this.opts.backend;
+    if (wantMaps || wantPoll) this.direct ??= hasFastPaths(backend) ? backend.directMapOps() : undefined;
     this.directMaps = wantMaps && this.direct !== undefined;
     if (mapOps.length > 0) {
       this.debug(`map_operate: ${this.directMaps ? 'served by the backend directly (no JavaScript per call)' : `served by the host in JavaScript${wideOps ? ' (i64 pointers)' : ''}`}`);
     }
     if (wantPoll && this.direct?.poll) this.gate = createPollGate(this.fns.wasm_bpf_buffer_poll);
+    this.records.guest(shape, this.hostWasmImports());
     for (const imp of shape.imports) {
       if (imp.module !== WASM_BPF_MODULE && imp.module !== wrapperModule) continue;
       const table = imp.module === WASM_BPF_MODULE ? EXPECTED : EXPECTED_WRAPPER;
@@ -201,25 +178,25 @@ export class WasmBpfHost {
       this.direct.bind(memory);
       directRelease.register(instance, this.direct);
     }
-    if (table instanceof WebAssembly.Table) this.table = table;
+    const fnTable = table instanceof WebAssembly.Table ? table : undefined;
+    this.records.instance(fnTable, instance.exports[this.opts.callbackExport]);
     const dp = this.direct?.poll;
-    if (this.gate && dp && this.table) {
+    if (this.gate && dp && fnTable) {
       this.directPoll = createDirectPoll({
         memory,
-        table: this.table,
+        table: fnTable,
         fill: dp.fill,
         done: dp.done,
         slow: this.fns.wasm_bpf_buffer_poll,
-        keep: this.keep,
+        keep: this.records.keep,
       });
       if (this.directPoll) {
-        this.polling = this.directPoll.active;
+        this.records.useDirect(this.directPoll, dp);
         dp.bind(this.opts.backend.wakeFd(), this.opts.stop.shared);
         this.gate.attach(this.directPoll.poll);
       }
     }
     if (this.gate) this.debug(`buffer_poll: ${this.directPoll ? 'served by the backend from Wasm (no JavaScript per poll)' : 'served by the host in JavaScript'}`);
-    this.goExport = instance.exports[this.opts.callbackExport];
   }
 
   /** Closes every object the guest left open (detaching every link); the guest is done. Also after
@@ -278,12 +255,7 @@ export class WasmBpfHost {
     for (let fd = 0; fd < this.maps.length; fd++) {
       const entry = this.maps[fd];
       if (entry === undefined || entry.handle !== handle) continue;
-      const buf = this.buffers.get(fd);
-      if (buf) {
-        if (buf.served) this.direct?.poll?.buffer(fd, undefined);
-        buf.src.close();
-        this.buffers.delete(fd);
-      }
+      this.records.close(fd);
       this.maps[fd] = undefined;
       this.direct?.remove(fd);
     }
@@ -356,12 +328,7 @@ export class WasmBpfHost {
     ): number => {
       mark('poll');
       if (!this.object(handle)) return -EINVAL;
-      const fn = this.tableFunction(sampleFunc);
-      if (!fn) return -EINVAL;
-      // the direct poll may call this index through the table from now on: it is a Wasm function of
-      // the callback's exact type (the dispatcher links only with one)
-      if (this.directPoll && this.dispatcher(fn)) this.directPoll.allow(sampleFunc);
-      return this.poll(fd, fn, ctx, data, maxSize, timeoutMs);
+      return this.records.tablePoll(sampleFunc, fd, ctx, data, maxSize, timeoutMs);
     },
 
     wasm_bpf_map_fd_by_name: (handle: bigint, namePtr: number): number => {
@@ -421,24 +388,11 @@ export class WasmBpfHost {
     timeoutMs: number,
   ): number => {
     if (!this.object(handle)) return -EINVAL;
-    let fn = this.goCallback;
-    if (!fn) {
-      const { wrapperModule, callbackExport } = this.opts;
-      if (this.goExport === undefined) {
-        this.opts.log(`wasm-bpf: the module imports ${wrapperModule}.wasm_bpf_buffer_poll but exports no function "${callbackExport}" (set it with -c/--callback-export-name)`);
-        return -EINVAL;
-      }
-      const checked = checkCallback(this.goExport, this.shape, this.hostWasmImports());
-      if (typeof checked === 'string') {
-        this.opts.log(`wasm-bpf: ${wrapperModule}.wasm_bpf_buffer_poll: the callback export "${callbackExport}" ${checked}: -EINVAL`);
-        return -EINVAL;
-      }
-      fn = this.goCallback = checked;
-    }
-    return this.poll(fd, fn, ctx, data, maxSize, timeoutMs);
+    return this.records.wrapperPoll(fd, ctx, data, maxSize, timeoutMs);
   };
 
   // ---- map operations: one backend call, one syscall ------------------------------------------------
+  // (the direct path, native/src/guestmaps.cc, makes the same checks in the same order: test/mapop.test.ts)
 
   private mapOperate(fd: number, cmd: number, key: number, value: number, next: number, flags: bigint): number {
     const entry = fd >= 0 ? this.maps[fd] : undefined;
@@ -491,246 +445,10 @@ export class WasmBpfHost {
     }
   }
 
-  // ---- record buffers ---------------------------------------------------------------------------------
-
-  private dispatcher(fn: GuestCallback): RecordDispatcher | null {
-    let d = this.dispatchers.get(fn);
-    if (d === undefined) {
-      d = createDispatcher(this.memory.memory, fn) ?? null;
-      if (!d) this.debug('no Wasm dispatcher for the guest callback (shared memory?): records are delivered one host call each');
-      this.dispatchers.set(fn, d);
-    }
-    return d;
-  }
-
-  private tableFunction(index: number): GuestCallback | undefined {
-    let fn = this.callbacks.get(index);
-    if (fn) return fn;
-    const table = this.table;
-    if (!table) {
-      this.opts.log('wasm-bpf: wasm_bpf_buffer_poll: the module exports no __indirect_function_table (link with --export-table)');
-      return undefined;
-    }
-    if (index < 0 || index >= table.length) {
-      this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: callback index ${index} is outside the function table (${table.length} entries)`);
-      return undefined;
-    }
-    const checked = checkCallback(table.get(index), this.shape, this.hostWasmImports());
-    if (typeof checked === 'string') {
-      this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: the callback (table entry ${index}) ${checked}: -EINVAL`);
-      return undefined;
-    }
-    this.callbacks.set(index, checked);
-    return checked;
-  }
-
   /** the imports the host gives the guest as Wasm functions of its own modules (callback.ts) */
   private hostWasmImports(): Map<unknown, string> {
     const known = new Map<unknown, string>();
     if (this.gate) known.set(this.gate.poll, `${WASM_BPF_MODULE}.wasm_bpf_buffer_poll`);
     return known;
-  }
-
-  private buffer(fd: number): BufferState | number {
-    const existing = this.buffers.get(fd);
-    if (existing) return existing;
-    const entry = fd >= 0 ? this.maps[fd] : undefined;
-    if (entry === undefined) return -EBADF;
-    if (entry.info.type !== MAP_TYPE.RINGBUF && entry.info.type !== MAP_TYPE.PERF_EVENT_ARRAY) {
-      this.opts.log(`wasm-bpf: wasm_bpf_buffer_poll: map '${entry.info.name}' (fd ${fd}) is neither a ring buffer nor a perf event array`);
-      return -EINVAL;
-    }
-    let src: RecordSource;
-    try {
-      src = entry.obj.openRecords(fd);
-    } catch (err) {
-      return this.report(err, `opening the record buffer of map '${entry.info.name}' failed`);
-    }
-    const out = new ArrayBuffer(INITIAL_OUT);
-    const st: BufferState = {
-      src,
-      out,
-      u8: new Uint8Array(out),
-      u32: new Uint32Array(out),
-      pos: 0,
-      remaining: 0,
-      truncated: 0,
-      served: false,
-    };
-    this.buffers.set(fd, st);
-    return st;
-  }
-
-  private poll(fd: number, fn: GuestCallback, ctx: number, data: number, maxSize: number, timeoutMs: number): number {
-    // one poll at a time per guest: a callback polling any buffer (its own, whose records would come
-    // twice or recurse without end, or another, whose records would overwrite the staged ones of a
-    // shared guest buffer) gets -EBUSY, on every path (this poll, the direct one, TinyGo's wrapper)
-    if (this.polling.value !== 0) {
-      if (!this.saidBusy) this.debug(`poll of fd ${fd} from inside a record callback: -EBUSY (said once)`);
-      this.saidBusy = true;
-      return -EBUSY;
-    }
-    const mem = this.memory;
-    const dataOff = data >>> 0;
-    if (maxSize < 0 || !mem.inRange(dataOff, maxSize)) return -EFAULT;
-    const st = this.buffer(fd);
-    if (typeof st === 'number') return st;
-    const dp = this.directPoll ? this.direct?.poll : undefined;
-    this.polling.value = 1;
-    try {
-      if (!dp) return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
-      // While this poll (or records it leaves in `out`) is under way, the direct poll must not serve
-      // the fd: its records would overtake them. Afterwards, with `out` empty, it may again.
-      if (st.served) {
-        dp.buffer(fd, undefined);
-        st.served = false;
-      }
-      try {
-        return this.pollHost(st, fd, fn, ctx, dataOff, maxSize, timeoutMs);
-      } finally {
-        if (st.remaining === 0 && this.buffers.get(fd) === st) st.served = dp.buffer(fd, st.src);
-      }
-    } finally {
-      this.polling.value = 0;
-    }
-  }
-
-  /**
-   * keep(fd, from, end, count) for the direct poll: the `count` undelivered records it staged at
-   * [from, end) of guest memory (a callback failed before them) move to the host's buffer, which the
-   * next poll delivers first. The guest may have written over them: records are taken while their
-   * sizes fit, the rest is reported lost.
-   */
-  private readonly keep = (fd: number, from: number, end: number, count: number): number => {
-    const st = this.buffers.get(fd);
-    if (!st || count <= 0) return 0;
-    if (st.served) {
-      this.direct?.poll?.buffer(fd, undefined);
-      st.served = false;
-    }
-    const g8 = this.memory.u8;
-    from >>>= 0;
-    end = Math.min(end >>> 0, g8.length);
-    const dv = new DataView(g8.buffer);
-    let p = from;
-    let kept = 0;
-    while (kept < count && end - p >= 8) {
-      const size = dv.getUint32(p, true);
-      if (size > end - p - 8) break;
-      p += 8 + ((size + 7) & ~7);
-      kept++;
-    }
-    if (kept < count) this.opts.log(`wasm-bpf: warning: ${count - kept} record(s) of map fd ${fd} were lost: the guest overwrote them in its poll buffer`);
-    const bytes = p - from;
-    if (bytes > st.out.byteLength) {
-      st.out = new ArrayBuffer(bytes);
-      st.u8 = new Uint8Array(st.out);
-      st.u32 = new Uint32Array(st.out);
-    }
-    st.u8.set(g8.subarray(from, p), 0);
-    st.pos = 0;
-    st.remaining = kept;
-    return 0;
-  };
-
-  private pollHost(st: BufferState, fd: number, fn: GuestCallback, ctx: number, dataOff: number, maxSize: number, timeoutMs: number): number {
-    if (st.remaining === 0) {
-      if (this.opts.stop.stopped) throw new Interrupted();
-      let n = st.src.poll(timeoutMs, st.u8);
-      while (n === -ENOBUFS) {
-        const need = st.src.pendingSize() + 8;
-        let size = st.out.byteLength;
-        while (size < need) size *= 2;
-        st.out = new ArrayBuffer(size);
-        st.u8 = new Uint8Array(st.out);
-        st.u32 = new Uint32Array(st.out);
-        n = st.src.poll(0, st.u8);
-      }
-      if (n === -EINTR) throw new Interrupted();
-      if (n < 0) {
-        this.debug(`poll of fd ${fd} failed: ${errnoName(n)}`);
-        return n;
-      }
-      st.pos = 0;
-      st.remaining = n;
-    }
-    // A batch of several records goes in chunks through a Wasm dispatcher (deliverChunks); a few
-    // records (the steady-stream case: one per wake-up), records larger than the staging area and
-    // callbacks without a dispatcher go one host -> Wasm call each (deliverOne).
-    // The staging area: the guest's buffer from its first 8-byte aligned offset.
-    const stage = dataOff + ((8 - (dataOff & 7)) & 7);
-    const stageLen = dataOff + maxSize - stage;
-    const disp = st.remaining >= MIN_CHUNK_RECORDS && stageLen >= MIN_STAGE ? this.dispatcher(fn) : null;
-    let delivered = 0;
-    for (;;) {
-      if (disp && st.remaining >= MIN_CHUNK_RECORDS) {
-        const r = this.deliverChunks(st, disp, ctx, dataOff, stage, stageLen);
-        if (r < 0) return r;
-        delivered += r;
-      }
-      if (st.remaining === 0) return delivered;
-      const r = this.deliverOne(st, fn, ctx, dataOff, maxSize, fd);
-      if (r < 0) return r;
-      delivered++;
-    }
-  }
-
-  /**
-   * Chunks of whole records copied into the staging area [stage, stage + stageLen) of the guest's
-   * buffer, each delivered by one dispatcher call. Stops when fewer than MIN_CHUNK_RECORDS are left or
-   * the next record does not fit the staging area; the count delivered, or a callback's negative result.
-   */
-  private deliverChunks(st: BufferState, disp: RecordDispatcher, ctx: number, dataOff: number, stage: number, stageLen: number): number {
-    const u8 = st.u8;
-    let delivered = 0;
-    while (st.remaining >= MIN_CHUNK_RECORDS) {
-      const len = Math.min(stageLen, u8.length - st.pos);
-      this.memory.u8.set(u8.subarray(st.pos, st.pos + len), stage);
-      // the position is advanced after the chunk (a callback polling meanwhile gets -EBUSY: poll())
-      const r = disp.run(ctx, dataOff, stage, stage + len, st.remaining);
-      const done = r < 0 ? disp.done() : r;
-      if (done > 0) {
-        st.pos += disp.used();
-        st.remaining -= done;
-        delivered += done;
-      }
-      if (r < 0) return r;
-      if (done === 0) break; // the next record alone does not fit: deliverOne takes it
-    }
-    return delivered;
-  }
-
-  /** the next record, copied (truncated to maxSize if need be) to data_ptr, and one callback call */
-  private deliverOne(st: BufferState, fn: GuestCallback, ctx: number, dataOff: number, maxSize: number, fd: number): number {
-    const mem = this.memory;
-    const { u8, u32 } = st;
-    const size = u32[st.pos >>> 2]!;
-    const start = st.pos + 8;
-    let copied = size;
-    if (size > maxSize) {
-      copied = maxSize;
-      if (st.truncated++ === 0) {
-        this.opts.log(`wasm-bpf: warning: a record of ${size} bytes from map fd ${fd} was truncated to the guest buffer's ${maxSize} bytes (further truncations are counted silently)`);
-      }
-    }
-    if (copied <= 128) {
-      // small records (the common case): copying words beats allocating a subarray view per record
-      let i = 0;
-      if ((dataOff & 3) === 0) {
-        const d32 = mem.u32;
-        const words = copied >>> 2;
-        const s0 = start >>> 2;
-        const d0 = dataOff >>> 2;
-        for (; i < words; i++) d32[d0 + i] = u32[s0 + i]!;
-        i <<= 2;
-      }
-      const dst = mem.u8;
-      for (; i < copied; i++) dst[dataOff + i] = u8[start + i]!;
-    } else {
-      mem.u8.set(u8.subarray(start, start + copied), dataOff);
-    }
-    st.pos = start + ((size + 7) & ~7);
-    st.remaining--;
-    return fn(ctx, dataOff, copied);
   }
 }

@@ -37,7 +37,7 @@
 //           total += n; if !more or total >= MAX_RECORDS: stop
 //           n = fill(handle, fd, stage, len, 0, 1); while n > 0
 //     done(fd); return total)
-import { POLL_SLOW } from '../../backends/backend.js';
+import { POLL_SLOW } from '../../backends/fastpath.js';
 import { EBUSY } from './errno.js';
 import { emitRecordCopy } from './dispatch.js';
 import { Bytes, OP, T, buildModule } from '../wasm/writer.js';

@@ -1,6 +1,7 @@
 // Picks the backend that runs each eBPF object a guest loads: the prober's report (cached per boot)
 // against what the object's programs and maps need. `--backend` forces a choice.
-import type { Backend, BackendName, DirectMapOps, LoadedObject, LoadOptions } from '../../backends/backend.js';
+import type { Backend, BackendName, LoadedObject, LoadOptions } from '../../backends/backend.js';
+import { hasFastPaths, type DirectMapOps, type FastPaths } from '../../backends/fastpath.js';
 import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
 import { validateObject } from '../object/validate.js';
@@ -38,7 +39,7 @@ export interface BackendOptions {
 
 /** Routes each load to a backend the plan allows; refuses with every missing capability named.
  * The plan is made from libbpf's own parse of the object (after open, before load): no second parse. */
-export class Selector implements Backend {
+export class Selector implements Backend, FastPaths {
   readonly name: BackendName;
   constructor(
     private readonly linux: Backend,
@@ -73,7 +74,7 @@ export class Selector implements Backend {
   }
 
   directMapOps(): DirectMapOps | undefined {
-    return this.linux.directMapOps?.();
+    return hasFastPaths(this.linux) ? this.linux.directMapOps() : undefined;
   }
 
   dispose(): void {
