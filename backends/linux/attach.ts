@@ -8,27 +8,7 @@ import { nativeCall } from './errors.js';
 import type { Policy } from '../../src/policy/policy.js';
 import { allowCgroup, allowInterface, allowUprobe } from '../../src/policy/enforce.js';
 import { sectionBinary } from '../../src/policy/needs.js';
-
-export const PROG_TYPE = {
-  SOCKET_FILTER: 1,
-  KPROBE: 2,
-  SCHED_CLS: 3,
-  TRACEPOINT: 5,
-  XDP: 6,
-  PERF_EVENT: 7,
-  CGROUP_SKB: 8,
-  CGROUP_SOCK: 9,
-  SOCK_OPS: 13,
-  CGROUP_DEVICE: 15,
-  RAW_TRACEPOINT: 17,
-  CGROUP_SOCK_ADDR: 18,
-  CGROUP_SYSCTL: 23,
-  CGROUP_SOCKOPT: 25,
-  TRACING: 26,
-  STRUCT_OPS: 27,
-  EXT: 28,
-  LSM: 29,
-} as const;
+import { ERRNO, PROG_TYPE } from '../../src/kernel/uapi.js';
 
 const CGROUP_TYPES = new Set<number>([
   PROG_TYPE.CGROUP_SKB,
@@ -40,9 +20,7 @@ const CGROUP_TYPES = new Set<number>([
   PROG_TYPE.CGROUP_SOCKOPT,
 ]);
 
-const ENODEV = 19;
-const EOPNOTSUPP = 95;
-const ENOENT = 2;
+const { ENODEV, EOPNOTSUPP, ENOENT } = ERRNO;
 const PERF_TYPE_SOFTWARE = 1;
 const PERF_COUNT_SW_CPU_CLOCK = 0;
 

@@ -10,13 +10,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
-import { MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
 import { type Btf, BtfError, parseBtf } from '../../src/object/btf.js';
 import { applyCoreRelocations, CoreError } from '../../src/object/core.js';
 import { type BpfObject, type BpfProgram, insn as I, loadObject, ObjectError, OP_CALL, OP_LDDW } from '../../src/object/loader.js';
 import { vm, VmError, type Engine, type Helper, type RunResult, type VmEnvironment, type VmMemory, type VmProgram } from './vm/index.js';
-import { buildHelpers, type CurrentTask, helperName, HELPER, type RunContext } from './helpers.js';
+import { buildHelpers, type CurrentTask, helperName, type RunContext } from './helpers.js';
+import { HELPER, MAP_TYPE } from '../../src/kernel/uapi.js';
 import {
   createMap,
   E,

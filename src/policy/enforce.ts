@@ -8,9 +8,9 @@ import { BackendError } from '../errors.js';
 import { loadObject } from '../object/loader.js';
 import { objectNeeds, type ObjectNeeds } from './needs.js';
 import { helperKey, isWithin, type Policy } from './policy.js';
+import { ERRNO } from '../kernel/uapi.js';
 
-const EACCES = 13;
-const ENOENT = 2;
+const { EACCES, ENOENT } = ERRNO;
 
 export class PolicyDenied extends BackendError {
   constructor(message: string, hint: string) {

@@ -15,6 +15,7 @@
 
 import type { VmMemory } from '../vm/api.js';
 import { checkSizes, E, MAP_F, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
+import { ERRNO } from '../../../src/kernel/uapi.js';
 
 export const BPF_RB_NO_WAKEUP = 1;
 export const BPF_RB_FORCE_WAKEUP = 2;
@@ -22,7 +23,7 @@ export const BPF_RB_AVAIL_DATA = 0;
 export const BPF_RB_RING_SIZE = 1;
 export const BPF_RB_CONS_POS = 2;
 export const BPF_RB_PROD_POS = 3;
-const EAGAIN = 11;
+const { EAGAIN } = ERRNO;
 const HDR = 8;
 const PAGE_SIZE = 4096;
 
