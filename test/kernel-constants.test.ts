@@ -3,7 +3,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import { generate, parseEnum, parseErrno, parseFlags, parseHelpers, readHeaders, UAPI_MODULE } from '../src/kernel/gen.js';
-import { ATTACH_TYPE, BPF_CMD, BPF_F, BPF_UPDATE, ERRNO, ERRNO_NAME, HELPER, HELPER_NAME, LINK_TYPE, MAP_TYPE, PROG_TYPE } from '../src/kernel/uapi.js';
+import { ATTACH_TYPE, BPF_CMD, BPF_F, BPF_PSEUDO, BPF_RB, BPF_UPDATE, ERRNO, ERRNO_NAME, HELPER, HELPER_NAME, LINK_TYPE, MAP_TYPE, PROG_TYPE } from '../src/kernel/uapi.js';
 import { scanBtf } from '../src/probe/btf.js';
 
 const HEADERS = fs.existsSync('/usr/include/linux/bpf.h') && fs.existsSync('/usr/include/linux/version.h');
@@ -32,6 +32,11 @@ t.test('known values', async (t) => {
   t.equal(BPF_F.SLEEPABLE, 16);
   t.equal(BPF_F.INNER_MAP, 0x1000);
   t.equal(BPF_F.CURRENT_CPU, 0xffffffff);
+  t.equal(BPF_F.LINK, 0x2000);
+  t.equal(BPF_PSEUDO.MAP_FD, 1);
+  t.equal(BPF_PSEUDO.MAP_VALUE, 2);
+  t.equal(BPF_RB.FORCE_WAKEUP, 2);
+  t.equal(BPF_RB.PROD_POS, 3);
   t.equal(HELPER.map_lookup_elem, 1);
   t.equal(HELPER.ringbuf_output, 130);
   t.equal(HELPER.get_attach_cookie, 174);
@@ -74,6 +79,7 @@ t.test('the parsers', async (t) => {
   t.same([...parseHelpers('#define ___BPF_FUNC_MAPPER(FN, ctx...)\t\\\n\tFN(unspec, 0, ##ctx)\t\\\n\tFN(map_lookup_elem, 1, ##ctx)\t\\\n\t/* */\n')], [['unspec', 0], ['map_lookup_elem', 1]]);
   t.same([...parseHelpers('#define __BPF_FUNC_MAPPER(FN)\t\\\n\tFN(unspec),\t\\\n\tFN(map_lookup_elem),\t\\\n\t/* */\n')], [['unspec', 0], ['map_lookup_elem', 1]]);
   t.same([...parseFlags('#define BPF_F_A\t(1U << 3)\nenum {\n\tBPF_F_B = (1ULL << 32), /* x */\n\tBPF_F_C = BPF_F_A,\n#define BPF_F_D (BPF_F_A | BPF_F_B)\n};')], [['A', 8], ['B', 2 ** 32], ['C', 8], ['D', 2 ** 32 + 8]]);
+  t.same([...parseFlags('#define BPF_RB_A 1\nenum { BPF_RB_B = (1ULL << 1) };', 'BPF_RB_')], [['A', 1], ['B', 2]]);
   const e = parseErrno('#define\tEPERM\t\t 1\t/* x */\n#define\tEAGAIN\t\t11\n', '#define\tEWOULDBLOCK\tEAGAIN\n');
   t.equal(e.get('EWOULDBLOCK'), 11);
   t.equal(e.get('ENOTSUPP'), 524);

@@ -78,7 +78,7 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
     // was checked is the one probed
     const spec = target ?? req.section.slice(req.section.indexOf('/') + 1);
     const m = /^(.+):([^:+]+)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(spec);
-    if (!m) throw new BackendError(`${what}: uprobe target '${spec}' is not BINARY:FUNCTION[+OFFSET]`, 22);
+    if (!m) throw new BackendError(`${what}: uprobe target '${spec}' is not BINARY:FUNCTION[+OFFSET]`, ERRNO.EINVAL);
     const [, named, func, off] = m;
     const binary = allowUprobe(req.policy, named!, what);
     if (!fs.existsSync(binary)) throw new BackendError(`${what}: uprobe target binary ${binary} does not exist`, ENOENT);
@@ -118,7 +118,7 @@ function attachPerfEvent(native: NativeAddon, obj: number, program: string, targ
   let value = 99;
   if (target) {
     const m = /^(freq|period)=(\d+)$/.exec(target);
-    if (!m) throw new BackendError(`${what}: perf_event target '${target}' is not freq=N or period=N`, 22);
+    if (!m) throw new BackendError(`${what}: perf_event target '${target}' is not freq=N or period=N`, ERRNO.EINVAL);
     freq = m[1] === 'freq';
     value = Number(m[2]);
   }

@@ -39,7 +39,7 @@ export function toBackendError(err: unknown, what: string, hint?: (errno: number
     // guests get a kernel errno: libbpf's private numbers become EINVAL
     return new BackendError(`${what}: ${message}`, libbpf ? 22 : guestErrno(err.errno), err.log ?? '', hint?.(err.errno), { cause: err });
   }
-  return new BackendError(`${what}: ${err instanceof Error ? err.message : String(err)}`, 22, '', undefined, { cause: err });
+  return new BackendError(`${what}: ${err instanceof Error ? err.message : String(err)}`, ERRNO.EINVAL, '', undefined, { cause: err });
 }
 
 /** runs a native call, converting its failure */

@@ -9,7 +9,7 @@ import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { mark } from '../../src/runtime/trace.js';
 import { loadNative, type NativeAddon } from './native.js';
 import { attachProgram } from './attach.js';
-import { MAP_TYPE, PROG_TYPE } from '../../src/kernel/uapi.js';
+import { ERRNO, MAP_TYPE, PROG_TYPE } from '../../src/kernel/uapi.js';
 import { nativeCall, toBackendError } from './errors.js';
 import { explainLoadFailure } from './explain.js';
 import { accessCode, guestAccessFor, MAP_TYPE_FD } from './mapaccess.js';
@@ -140,7 +140,7 @@ export class LinuxBackend implements Backend {
       } else if (premaps.some((m) => m.type === MAP_TYPE.RINGBUF) && !kernelAtLeast(5, 8)) {
         throw new BackendError(
           `the object uses a BPF ring buffer, which needs Linux 5.8; this kernel is ${os.release()}`,
-          95,
+          ERRNO.EOPNOTSUPP,
           '',
           'run it on Linux 5.8 or newer, or with --backend auto (the selector then applies the ringbuf -> perf buffer compat pass)',
         );
@@ -232,7 +232,7 @@ class LinuxObject implements LoadedObject {
   }
 
   attach(program: string, target: string | undefined): void {
-    if (this.closed) throw new BackendError('the object is closed', 9);
+    if (this.closed) throw new BackendError('the object is closed', ERRNO.EBADF);
     const info = this.programs.find((p) => p.name === program);
     if (!info && this.maps.some((m) => m.name === program && m.type === MAP_TYPE_FD.STRUCT_OPS)) {
       this.attachStructOps(program, [program]);
@@ -243,7 +243,7 @@ class LinuxObject implements LoadedObject {
       if (!maps?.length) {
         throw new BackendError(
           `struct_ops program '${program}' is not in any struct_ops map of the object`,
-          2,
+          ERRNO.ENOENT,
           '',
           'a struct_ops program runs once a struct_ops map (SEC(".struct_ops")) that names it is attached',
         );
@@ -254,7 +254,7 @@ class LinuxObject implements LoadedObject {
     if (!info) {
       throw new BackendError(
         `no program named '${program}' in the object (programs: ${this.programs.map((p) => p.name).join(', ') || 'none'})`,
-        2,
+        ERRNO.ENOENT,
       );
     }
     mark('attach:start');
@@ -284,7 +284,7 @@ class LinuxObject implements LoadedObject {
 
   openRecords(fd: number): RecordSource {
     const info = this.maps.find((m) => m.fd === fd);
-    if (!info) throw new BackendError(`map fd ${fd} does not belong to this object`, 9);
+    if (!info) throw new BackendError(`map fd ${fd} does not belong to this object`, ERRNO.EBADF);
     const native = this.native;
     let id: number;
     try {
@@ -297,7 +297,7 @@ class LinuxObject implements LoadedObject {
     } catch (err) {
       throw toBackendError(err, `opening a reader on map '${info.name}'`);
     }
-    if (id < 0) throw new BackendError(`map '${info.name}' is neither a ring buffer nor a perf event array`, 22);
+    if (id < 0) throw new BackendError(`map '${info.name}' is neither a ring buffer nor a perf event array`, ERRNO.EINVAL);
     const src = new LinuxRecordSource(native, id, this.wakeFd(), () => this.sources.delete(src));
     this.sources.add(src);
     return src;

@@ -35,6 +35,7 @@ const NEWER = {
   MAP_TYPE: { CGRP_STORAGE: [32, '6.2'], ARENA: [33, '6.9'] },
   ATTACH_TYPE: { STRUCT_OPS: [44, '6.4'], NETFILTER: [45, '6.4'], TCX_INGRESS: [46, '6.6'], TCX_EGRESS: [47, '6.6'], TRACE_UPROBE_MULTI: [48, '6.6'] },
   HELPER: { cgrp_storage_get: [210, '6.2'], cgrp_storage_delete: [211, '6.2'] },
+  BPF_F: { LINK: [1 << 13, '6.4'] },
 } satisfies Record<string, Record<string, [number, string]>>;
 
 /**
@@ -83,13 +84,13 @@ export function parseHelpers(src: string): Map<string, number> {
   return out;
 }
 
-/** BPF_F_* flags, as #defines or enum members: `(1U << n)`, `0xfULL`, `N`, `(-1L)`, `OTHER_FLAG`, `A | B` */
-export function parseFlags(src: string): Map<string, number> {
+/** BPF_F_* (or another prefix's) constants, as #defines or enum members: `(1U << n)`, `0xfULL`, `N`, `(-1L)`, `OTHER`, `A | B` */
+export function parseFlags(src: string, prefix = 'BPF_F_'): Map<string, number> {
   const out = new Map<string, number>();
   const text = stripComments(src);
   const evaluate = (expr: string): number | undefined => {
     const e = expr.trim().replace(/^\((.*)\)$/, '$1').trim();
-    if (/^BPF_F_\w+$/.test(e)) return out.get(e.slice(6));
+    if (e.startsWith(prefix) && /^\w+$/.test(e)) return out.get(e.slice(prefix.length));
     if (e.includes('|')) {
       const parts = e.split('|').map(evaluate);
       return parts.every((p) => p !== undefined) ? parts.reduce((a, p) => a! + p! - (a! & p!), 0) : undefined;
@@ -100,12 +101,14 @@ export function parseFlags(src: string): Map<string, number> {
     if (lit) return Number(BigInt(lit[1]!));
     return undefined;
   };
-  for (const d of text.matchAll(/(?:#define\s+(BPF_F_\w+)[ \t]+([^\n]+)|\b(BPF_F_\w+)\s*=\s*([^,}\n]+))/g)) {
+  const re = new RegExp(`(?:#define\\s+(${prefix}\\w+)[ \\t]+([^\\n]+)|\\b(${prefix}\\w+)\\s*=\\s*([^,}\\n]+))`, 'g');
+  for (const d of text.matchAll(re)) {
     const name = d[1] ?? d[3]!;
     const v = evaluate(d[2] ?? d[4]!);
     if (v === undefined) throw new Error(`cannot evaluate ${name}`);
-    if (out.has(name.slice(6)) && out.get(name.slice(6)) !== v) throw new Error(`${name} defined twice`);
-    out.set(name.slice(6), v);
+    const key = name.slice(prefix.length);
+    if (out.has(key) && out.get(key) !== v) throw new Error(`${name} defined twice`);
+    out.set(key, v);
   }
   return out;
 }
@@ -168,7 +171,9 @@ export function generate(h: UapiHeaders): string {
     objectLiteral('ATTACH_TYPE', 'enum bpf_attach_type (BPF_TRACE_FENTRY -> TRACE_FENTRY)', withNewer(parseEnum(h.bpf, 'bpf_attach_type', 'BPF_'), NEWER.ATTACH_TYPE, 'attach type')),
     objectLiteral('LINK_TYPE', 'enum bpf_link_type (BPF_LINK_TYPE_PERF_EVENT -> PERF_EVENT)', parseEnum(h.bpf, 'bpf_link_type', 'BPF_LINK_TYPE_')),
     objectLiteral('BPF_UPDATE', 'BPF_MAP_UPDATE_ELEM flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST; BPF_F_LOCK is BPF_F.LOCK)', update),
-    objectLiteral('BPF_F', 'every BPF_F_* flag (BPF_F_SLEEPABLE -> SLEEPABLE); values >= 2^32 are exact but not for JS bitwise operators', parseFlags(h.bpf), true),
+    objectLiteral('BPF_F', 'every BPF_F_* flag (BPF_F_SLEEPABLE -> SLEEPABLE); values >= 2^32 are exact but not for JS bitwise operators', withNewer(parseFlags(h.bpf), NEWER.BPF_F, 'flag'), true),
+    objectLiteral('BPF_PSEUDO', 'BPF_PSEUDO_* (src_reg of ld_imm64 and call instructions: BPF_PSEUDO_MAP_FD -> MAP_FD)', parseFlags(h.bpf, 'BPF_PSEUDO_')),
+    objectLiteral('BPF_RB', 'BPF_RB_* (ring buffer output flags and bpf_ringbuf_query fields: BPF_RB_NO_WAKEUP -> NO_WAKEUP)', parseFlags(h.bpf, 'BPF_RB_')),
     objectLiteral('HELPER', 'enum bpf_func_id, from __BPF_FUNC_MAPPER (BPF_FUNC_map_lookup_elem -> map_lookup_elem)', helpers),
     `/** helper names by id */`,
     `export const HELPER_NAME: readonly string[] = [`,

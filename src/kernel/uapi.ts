@@ -259,6 +259,29 @@ export const BPF_F = {
   BROADCAST: 8,
   EXCLUDE_INGRESS: 0x10,
   REDIRECT_FLAGS: 0x19,
+  LINK: 0x2000, // Linux 6.4: newer than these headers (src/kernel/gen.ts NEWER)
+} as const;
+
+/** BPF_PSEUDO_* (src_reg of ld_imm64 and call instructions: BPF_PSEUDO_MAP_FD -> MAP_FD) */
+export const BPF_PSEUDO = {
+  MAP_FD: 1,
+  MAP_IDX: 5,
+  MAP_VALUE: 2,
+  MAP_IDX_VALUE: 6,
+  BTF_ID: 3,
+  FUNC: 4,
+  CALL: 1,
+  KFUNC_CALL: 2,
+} as const;
+
+/** BPF_RB_* (ring buffer output flags and bpf_ringbuf_query fields: BPF_RB_NO_WAKEUP -> NO_WAKEUP) */
+export const BPF_RB = {
+  NO_WAKEUP: 1,
+  FORCE_WAKEUP: 2,
+  AVAIL_DATA: 0,
+  RING_SIZE: 1,
+  CONS_POS: 2,
+  PROD_POS: 3,
 } as const;
 
 /** enum bpf_func_id, from __BPF_FUNC_MAPPER (BPF_FUNC_map_lookup_elem -> map_lookup_elem) */
