@@ -3,7 +3,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import { generate, parseEnum, parseErrno, parseFlags, parseHelpers, readHeaders, UAPI_MODULE } from '../src/kernel/gen.js';
-import { ATTACH_TYPE, BPF_CMD, BPF_F, BPF_PSEUDO, BPF_RB, BPF_UPDATE, ERRNO, ERRNO_NAME, HELPER, HELPER_NAME, LINK_TYPE, MAP_TYPE, PROG_TYPE } from '../src/kernel/uapi.js';
+import { ATTACH_TYPE, BPF_CMD, BPF_F, BPF_PSEUDO, BPF_RB, BPF_UPDATE, BTF_KIND, CAP, ERRNO, ERRNO_NAME, HELPER, HELPER_NAME, LINK_TYPE, MAP_TYPE, PERF_COUNT_SW, PERF_TYPE, PROG_TYPE } from '../src/kernel/uapi.js';
 import { scanBtf } from '../src/probe/btf.js';
 
 const HEADERS = fs.existsSync('/usr/include/linux/bpf.h') && fs.existsSync('/usr/include/linux/version.h');
@@ -37,6 +37,12 @@ t.test('known values', async (t) => {
   t.equal(BPF_PSEUDO.MAP_VALUE, 2);
   t.equal(BPF_RB.FORCE_WAKEUP, 2);
   t.equal(BPF_RB.PROD_POS, 3);
+  t.equal(BTF_KIND.FUNC_PROTO, 13);
+  t.equal(BTF_KIND.ENUM64, 19);
+  t.equal(PERF_TYPE.TRACEPOINT, 2);
+  t.equal(PERF_COUNT_SW.BPF_OUTPUT, 10);
+  t.equal(CAP.SYS_ADMIN, 21);
+  t.equal(CAP.BPF, 39);
   t.equal(HELPER.map_lookup_elem, 1);
   t.equal(HELPER.ringbuf_output, 130);
   t.equal(HELPER.get_attach_cookie, 174);
@@ -75,7 +81,7 @@ t.test('the running kernel agrees where its BTF has the enum', { skip: !fs.exist
 });
 
 t.test('the parsers', async (t) => {
-  t.same([...parseEnum('enum e { A_X, A_Y = 5, A_Z, A_W = A_Y, __A_MAX };', 'e', 'A_')], [['X', 0], ['Y', 5], ['Z', 6], ['W', 5]]);
+  t.same([...parseEnum('enum e { A_X, A_Y = 5, A_Z, A_W = A_Y, A_MAX, __A_MAX };', 'e', 'A_')], [['X', 0], ['Y', 5], ['Z', 6], ['W', 5]]);
   t.same([...parseHelpers('#define ___BPF_FUNC_MAPPER(FN, ctx...)\t\\\n\tFN(unspec, 0, ##ctx)\t\\\n\tFN(map_lookup_elem, 1, ##ctx)\t\\\n\t/* */\n')], [['unspec', 0], ['map_lookup_elem', 1]]);
   t.same([...parseHelpers('#define __BPF_FUNC_MAPPER(FN)\t\\\n\tFN(unspec),\t\\\n\tFN(map_lookup_elem),\t\\\n\t/* */\n')], [['unspec', 0], ['map_lookup_elem', 1]]);
   t.same([...parseFlags('#define BPF_F_A\t(1U << 3)\nenum {\n\tBPF_F_B = (1ULL << 32), /* x */\n\tBPF_F_C = BPF_F_A,\n#define BPF_F_D (BPF_F_A | BPF_F_B)\n};')], [['A', 8], ['B', 2 ** 32], ['C', 8], ['D', 2 ** 32 + 8]]);

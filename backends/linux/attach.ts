@@ -8,7 +8,7 @@ import { nativeCall } from './errors.js';
 import type { Policy } from '../../src/policy/policy.js';
 import { allowCgroup, allowInterface, allowUprobe } from '../../src/policy/enforce.js';
 import { sectionBinary } from '../../src/policy/needs.js';
-import { ERRNO, PROG_TYPE } from '../../src/kernel/uapi.js';
+import { ERRNO, PERF_COUNT_SW, PERF_TYPE, PROG_TYPE } from '../../src/kernel/uapi.js';
 
 const CGROUP_TYPES = new Set<number>([
   PROG_TYPE.CGROUP_SKB,
@@ -21,8 +21,8 @@ const CGROUP_TYPES = new Set<number>([
 ]);
 
 const { ENODEV, EOPNOTSUPP, ENOENT } = ERRNO;
-const PERF_TYPE_SOFTWARE = 1;
-const PERF_COUNT_SW_CPU_CLOCK = 0;
+const PERF_TYPE_SOFTWARE = PERF_TYPE.SOFTWARE;
+const PERF_COUNT_SW_CPU_CLOCK = PERF_COUNT_SW.CPU_CLOCK;
 
 export interface AttachRequest {
   obj: number;
