@@ -8,27 +8,7 @@ import { nativeCall } from './errors.js';
 import type { Policy } from '../../src/policy/policy.js';
 import { allowCgroup, allowInterface, allowUprobe } from '../../src/policy/enforce.js';
 import { sectionBinary } from '../../src/policy/needs.js';
-
-export const PROG_TYPE = {
-  SOCKET_FILTER: 1,
-  KPROBE: 2,
-  SCHED_CLS: 3,
-  TRACEPOINT: 5,
-  XDP: 6,
-  PERF_EVENT: 7,
-  CGROUP_SKB: 8,
-  CGROUP_SOCK: 9,
-  SOCK_OPS: 13,
-  CGROUP_DEVICE: 15,
-  RAW_TRACEPOINT: 17,
-  CGROUP_SOCK_ADDR: 18,
-  CGROUP_SYSCTL: 23,
-  CGROUP_SOCKOPT: 25,
-  TRACING: 26,
-  STRUCT_OPS: 27,
-  EXT: 28,
-  LSM: 29,
-} as const;
+import { ERRNO, PERF_COUNT_SW, PERF_TYPE, PROG_TYPE } from '../../src/kernel/uapi.js';
 
 const CGROUP_TYPES = new Set<number>([
   PROG_TYPE.CGROUP_SKB,
@@ -40,11 +20,9 @@ const CGROUP_TYPES = new Set<number>([
   PROG_TYPE.CGROUP_SOCKOPT,
 ]);
 
-const ENODEV = 19;
-const EOPNOTSUPP = 95;
-const ENOENT = 2;
-const PERF_TYPE_SOFTWARE = 1;
-const PERF_COUNT_SW_CPU_CLOCK = 0;
+const { ENODEV, EOPNOTSUPP, ENOENT } = ERRNO;
+const PERF_TYPE_SOFTWARE = PERF_TYPE.SOFTWARE;
+const PERF_COUNT_SW_CPU_CLOCK = PERF_COUNT_SW.CPU_CLOCK;
 
 export interface AttachRequest {
   obj: number;
@@ -100,7 +78,7 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
     // was checked is the one probed
     const spec = target ?? req.section.slice(req.section.indexOf('/') + 1);
     const m = /^(.+):([^:+]+)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(spec);
-    if (!m) throw new BackendError(`${what}: uprobe target '${spec}' is not BINARY:FUNCTION[+OFFSET]`, 22);
+    if (!m) throw new BackendError(`${what}: uprobe target '${spec}' is not BINARY:FUNCTION[+OFFSET]`, ERRNO.EINVAL);
     const [, named, func, off] = m;
     const binary = allowUprobe(req.policy, named!, what);
     if (!fs.existsSync(binary)) throw new BackendError(`${what}: uprobe target binary ${binary} does not exist`, ENOENT);
@@ -140,7 +118,7 @@ function attachPerfEvent(native: NativeAddon, obj: number, program: string, targ
   let value = 99;
   if (target) {
     const m = /^(freq|period)=(\d+)$/.exec(target);
-    if (!m) throw new BackendError(`${what}: perf_event target '${target}' is not freq=N or period=N`, 22);
+    if (!m) throw new BackendError(`${what}: perf_event target '${target}' is not freq=N or period=N`, ERRNO.EINVAL);
     freq = m[1] === 'freq';
     value = Number(m[2]);
   }

@@ -1,6 +1,7 @@
 // Turns the native addon's errors (Error + errno/code/op/log) into BackendError with a hint.
 import { BackendError } from '../../src/errors.js';
 import type { NativeErrorFields } from './native.js';
+import { ERRNO } from '../../src/kernel/uapi.js';
 
 export function isNativeError(err: unknown): err is Error & NativeErrorFields {
   return err instanceof Error && typeof (err as Partial<NativeErrorFields>).errno === 'number';
@@ -22,8 +23,8 @@ const LIBBPF_ERRORS: Record<number, string> = {
 };
 
 /** the kernel-internal ENOTSUPP (include/linux/errno.h), which bpf() returns but no userspace libc knows */
-export const KERNEL_ENOTSUPP = 524;
-const EOPNOTSUPP = 95;
+export const KERNEL_ENOTSUPP = ERRNO.ENOTSUPP;
+const { EOPNOTSUPP } = ERRNO;
 
 /** errno as a guest may see it: kernel-internal ENOTSUPP becomes EOPNOTSUPP (native/src/guesterrno.h) */
 export function guestErrno(errno: number): number {
@@ -38,7 +39,7 @@ export function toBackendError(err: unknown, what: string, hint?: (errno: number
     // guests get a kernel errno: libbpf's private numbers become EINVAL
     return new BackendError(`${what}: ${message}`, libbpf ? 22 : guestErrno(err.errno), err.log ?? '', hint?.(err.errno), { cause: err });
   }
-  return new BackendError(`${what}: ${err instanceof Error ? err.message : String(err)}`, 22, '', undefined, { cause: err });
+  return new BackendError(`${what}: ${err instanceof Error ? err.message : String(err)}`, ERRNO.EINVAL, '', undefined, { cause: err });
 }
 
 /** runs a native call, converting its failure */

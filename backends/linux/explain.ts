@@ -3,11 +3,9 @@ import { readCachedReport } from '../../src/probe/fast.js';
 import { BackendError } from '../../src/errors.js';
 import type { ProgramInfo } from '../backend.js';
 import { guestErrno, isNativeError } from './errors.js';
-import { PROG_TYPE } from './attach.js';
+import { ERRNO, PROG_TYPE } from '../../src/kernel/uapi.js';
 
-const EPERM = 1;
-const EACCES = 13;
-const EINVAL = 22;
+const { EPERM, EACCES, EINVAL } = ERRNO;
 
 /** the active LSMs as the prober's cached report has them (no probing, no new modules on this path) */
 function activeLsmList(): string | undefined {

@@ -4,12 +4,13 @@ import os from 'node:os';
 import { createRequire } from 'node:module';
 import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import type { DirectMapOps, DirectPoll, FastPaths } from '../fastpath.js';
-import { isPerCpuMap, MAP_TYPE } from '../backend.js';
+import { isPerCpuMap } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
 import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { mark } from '../../src/trace.js';
 import { loadNative, type NativeAddon } from './native.js';
-import { attachProgram, PROG_TYPE } from './attach.js';
+import { attachProgram } from './attach.js';
+import { ERRNO, MAP_TYPE, PROG_TYPE } from '../../src/kernel/uapi.js';
 import { nativeCall, toBackendError } from './errors.js';
 import { explainLoadFailure } from './explain.js';
 import { accessCode, guestAccessFor, MAP_TYPE_FD } from './mapaccess.js';
@@ -135,7 +136,7 @@ export class LinuxBackend implements Backend, FastPaths {
       } else if (premaps.some((m) => m.type === MAP_TYPE.RINGBUF) && !kernelAtLeast(5, 8)) {
         throw new BackendError(
           `the object uses a BPF ring buffer, which needs Linux 5.8; this kernel is ${os.release()}`,
-          95,
+          ERRNO.EOPNOTSUPP,
           '',
           'run it on Linux 5.8 or newer, or with --backend auto (the selector then applies the ringbuf -> perf buffer compat pass)',
         );
@@ -227,7 +228,7 @@ class LinuxObject implements LoadedObject {
   }
 
   attach(program: string, target: string | undefined): void {
-    if (this.closed) throw new BackendError('the object is closed', 9);
+    if (this.closed) throw new BackendError('the object is closed', ERRNO.EBADF);
     const info = this.programs.find((p) => p.name === program);
     if (!info && this.maps.some((m) => m.name === program && m.type === MAP_TYPE_FD.STRUCT_OPS)) {
       this.attachStructOps(program, [program]);
@@ -238,7 +239,7 @@ class LinuxObject implements LoadedObject {
       if (!maps?.length) {
         throw new BackendError(
           `struct_ops program '${program}' is not in any struct_ops map of the object`,
-          2,
+          ERRNO.ENOENT,
           '',
           'a struct_ops program runs once a struct_ops map (SEC(".struct_ops")) that names it is attached',
         );
@@ -249,7 +250,7 @@ class LinuxObject implements LoadedObject {
     if (!info) {
       throw new BackendError(
         `no program named '${program}' in the object (programs: ${this.programs.map((p) => p.name).join(', ') || 'none'})`,
-        2,
+        ERRNO.ENOENT,
       );
     }
     mark('attach:start');
@@ -279,7 +280,7 @@ class LinuxObject implements LoadedObject {
 
   openRecords(fd: number): RecordSource {
     const info = this.maps.find((m) => m.fd === fd);
-    if (!info) throw new BackendError(`map fd ${fd} does not belong to this object`, 9);
+    if (!info) throw new BackendError(`map fd ${fd} does not belong to this object`, ERRNO.EBADF);
     const native = this.native;
     let id: number;
     try {
@@ -292,7 +293,7 @@ class LinuxObject implements LoadedObject {
     } catch (err) {
       throw toBackendError(err, `opening a reader on map '${info.name}'`);
     }
-    if (id < 0) throw new BackendError(`map '${info.name}' is neither a ring buffer nor a perf event array`, 22);
+    if (id < 0) throw new BackendError(`map '${info.name}' is neither a ring buffer nor a perf event array`, ERRNO.EINVAL);
     const src = new LinuxRecordSource(native, id, this.wakeFd(), () => this.sources.delete(src));
     this.sources.add(src);
     return src;

@@ -3,20 +3,23 @@
 // other object through a file descriptor (a program, a socket, a perf event, a cgroup, a map) would
 // let it name any fd of the host process, or register kernel state that outlives the run.
 import type { GuestMapAccess } from '../backend.js';
+import { MAP_TYPE } from '../../src/kernel/uapi.js';
 
+const { PROG_ARRAY, PERF_EVENT_ARRAY, CGROUP_ARRAY, ARRAY_OF_MAPS, HASH_OF_MAPS, DEVMAP, SOCKMAP, CPUMAP, XSKMAP, SOCKHASH, DEVMAP_HASH, STRUCT_OPS } = MAP_TYPE;
+/** the map types whose values name file descriptors */
 export const MAP_TYPE_FD = {
-  PROG_ARRAY: 3,
-  PERF_EVENT_ARRAY: 4,
-  CGROUP_ARRAY: 8,
-  ARRAY_OF_MAPS: 12,
-  HASH_OF_MAPS: 13,
-  DEVMAP: 14,
-  SOCKMAP: 15,
-  CPUMAP: 16,
-  XSKMAP: 17,
-  SOCKHASH: 18,
-  DEVMAP_HASH: 25,
-  STRUCT_OPS: 26,
+  PROG_ARRAY,
+  PERF_EVENT_ARRAY,
+  CGROUP_ARRAY,
+  ARRAY_OF_MAPS,
+  HASH_OF_MAPS,
+  DEVMAP,
+  SOCKMAP,
+  CPUMAP,
+  XSKMAP,
+  SOCKHASH,
+  DEVMAP_HASH,
+  STRUCT_OPS,
 } as const;
 
 const T = MAP_TYPE_FD;

@@ -10,8 +10,9 @@ import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { PolicyDenied } from '../../src/policy/enforce.js';
 import type { LoadOptions } from '../backend.js';
 import type { NativeAddon } from './native.js';
+import { ERRNO } from '../../src/kernel/uapi.js';
 
-const EINVAL = 22;
+const { EINVAL } = ERRNO;
 
 /** applies the policy's pin rule to every map of the opened (not yet loaded) object `obj` */
 export function confinePinning(native: NativeAddon, obj: number, opts: LoadOptions): void {

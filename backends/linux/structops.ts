@@ -9,9 +9,10 @@ import { parseElf, STT } from '../../src/object/elf.js';
 import type { LoadOptions } from '../backend.js';
 import type { NativeAddon } from './native.js';
 import { MAP_TYPE_FD } from './mapaccess.js';
+import { BPF_F } from '../../src/kernel/uapi.js';
 
 /** BPF_F_LINK (include/uapi/linux/bpf.h): the map is registered and unregistered by a bpf_link */
-export const BPF_F_LINK = 1 << 13;
+export const BPF_F_LINK = BPF_F.LINK;
 
 /** whether struct_ops maps can be registered through a link (BPF_F_LINK: Linux 6.4) */
 export function structOpsLinks(release = os.release()): boolean {

@@ -1,5 +1,5 @@
-// The userspace backend's eBPF helpers, by id (enum bpf_func_id in linux/bpf.h; every id below checked
-// against Debian 12's /usr/include/linux/bpf.h and src/probe/helper-names.ts).
+// The userspace backend's eBPF helpers, by id (enum bpf_func_id in linux/bpf.h, from the generated
+// src/kernel/uapi.ts).
 //
 // Helpers run inside a VM run: pointer arguments are VM addresses, read and written through the run's
 // VmMemory (faults end the run with a VmError naming the instruction). Map arguments are the opaque
@@ -8,51 +8,17 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Helper, HelperCall, VmMemory } from './vm/api.js';
-import { HELPER_NAMES } from '../../src/probe/helper-names.js';
+import { ERRNO, HELPER, HELPER_NAME } from '../../src/kernel/uapi.js';
 import { CORE_POISON_HELPER } from '../../src/object/loader.js';
 import { E, type UserMap } from './maps/common.js';
 import { RingBufMap } from './maps/ringbuf.js';
 import { PerfEventArrayMap } from './maps/perf.js';
 import { QueueStackMap } from './maps/queue.js';
 
-export const HELPER = {
-  map_lookup_elem: 1,
-  map_update_elem: 2,
-  map_delete_elem: 3,
-  probe_read: 4,
-  ktime_get_ns: 5,
-  trace_printk: 6,
-  get_prandom_u32: 7,
-  get_smp_processor_id: 8,
-  tail_call: 12,
-  get_current_pid_tgid: 14,
-  get_current_uid_gid: 15,
-  get_current_comm: 16,
-  perf_event_output: 25,
-  get_current_task: 35,
-  get_numa_node_id: 42,
-  probe_read_str: 45,
-  map_push_elem: 87,
-  map_pop_elem: 88,
-  map_peek_elem: 89,
-  probe_read_user: 112,
-  probe_read_kernel: 113,
-  probe_read_user_str: 114,
-  probe_read_kernel_str: 115,
-  ktime_get_boot_ns: 125,
-  ringbuf_output: 130,
-  ringbuf_reserve: 131,
-  ringbuf_submit: 132,
-  ringbuf_discard: 133,
-  ringbuf_query: 134,
-  get_current_task_btf: 158,
-  ktime_get_coarse_ns: 160,
-} as const;
-
 /** "bpf_map_lookup_elem (1)", "CO-RE poison (0xbad2310)", "helper 9999" */
 export function helperName(id: number): string {
   if (id === CORE_POISON_HELPER) return 'CO-RE poison (0xbad2310)';
-  const n = HELPER_NAMES[id];
+  const n = HELPER_NAME[id];
   return n ? `bpf_${n} (${id})` : `helper ${id}`;
 }
 
@@ -95,7 +61,7 @@ export interface HelperHost {
   poisonInfo?(call: HelperCall): string;
 }
 
-const EAGAIN = 11;
+const { EAGAIN } = ERRNO;
 const neg = (errno: number): bigint => BigInt.asUintN(64, BigInt(-errno));
 const errnoResult = (r: number): bigint => (r < 0 ? BigInt.asUintN(64, BigInt(r)) : BigInt(r));
 const u32 = (v: bigint): number => Number(BigInt.asUintN(32, v));

@@ -10,13 +10,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
-import { MAP_TYPE } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
 import { type Btf, BtfError, parseBtf } from '../../src/object/btf.js';
 import { applyCoreRelocations, CoreError } from '../../src/object/core.js';
 import { type BpfObject, type BpfProgram, insn as I, loadObject, ObjectError, OP_CALL, OP_LDDW } from '../../src/object/loader.js';
 import { vm, VmError, type Engine, type Helper, type RunResult, type VmEnvironment, type VmMemory, type VmProgram } from './vm/index.js';
-import { buildHelpers, type CurrentTask, helperName, HELPER, type RunContext } from './helpers.js';
+import { buildHelpers, type CurrentTask, helperName, type RunContext } from './helpers.js';
+import { ERRNO, HELPER, MAP_TYPE } from '../../src/kernel/uapi.js';
 import {
   createMap,
   E,
@@ -487,12 +487,12 @@ class UserspaceRecordSource implements RecordSource {
     if (!this.open) return -E.EBADF;
     const n = this.map.drain(out);
     if (n !== 0) return n;
-    if (this.stopFlag && Atomics.load(this.stopFlag, 0) !== 0) return -4; // EINTR
+    if (this.stopFlag && Atomics.load(this.stopFlag, 0) !== 0) return -ERRNO.EINTR;
     if (timeoutMs === 0) return 0;
     if (this.stopFlag) {
       // nothing in this thread can produce records while we wait: sleep until the timeout or a stop
       const r = Atomics.wait(this.stopFlag, 0, 0, timeoutMs < 0 ? Infinity : timeoutMs);
-      if (r !== 'timed-out' && Atomics.load(this.stopFlag, 0) !== 0) return -4;
+      if (r !== 'timed-out' && Atomics.load(this.stopFlag, 0) !== 0) return -ERRNO.EINTR;
     } else if (timeoutMs > 0) {
       Atomics.wait(this.idle, 0, 0, timeoutMs);
     }

@@ -19,6 +19,7 @@
 import { type Btf, type BtfComposite, type BtfType, BTF_MAGIC, parseBtf } from '../../src/object/btf.js';
 import { CORE_KIND, resolveCoreRelo } from '../../src/object/core.js';
 import type { BpfObject } from '../../src/object/loader.js';
+import { BTF_KIND } from '../../src/kernel/uapi.js';
 
 export class MinimizeError extends Error {
   constructor(message: string) {
@@ -27,10 +28,7 @@ export class MinimizeError extends Error {
   }
 }
 
-const KIND_NO: Record<string, number> = {
-  INT: 1, PTR: 2, ARRAY: 3, STRUCT: 4, UNION: 5, ENUM: 6, FWD: 7, TYPEDEF: 8, VOLATILE: 9, CONST: 10,
-  RESTRICT: 11, FUNC: 12, FUNC_PROTO: 13, VAR: 14, DATASEC: 15, FLOAT: 16, DECL_TAG: 17, TYPE_TAG: 18, ENUM64: 19,
-};
+const KIND_NO: Record<string, number> = BTF_KIND;
 
 const isComposite = (t: BtfType): t is BtfComposite => t.kind === 'STRUCT' || t.kind === 'UNION';
 

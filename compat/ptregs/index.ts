@@ -15,7 +15,8 @@
 import fs from 'node:fs';
 import { BackendError } from '../../src/errors.js';
 import { type Btf, parseBtf } from '../../src/object/btf.js';
-import { type BpfObject, CORE_POISON_HELPER, loadObject, PROG_TYPE, type ProgramCoreReloc } from '../../src/object/loader.js';
+import { type BpfObject, CORE_POISON_HELPER, loadObject, type ProgramCoreReloc } from '../../src/object/loader.js';
+import { ERRNO, HELPER, PROG_TYPE } from '../../src/kernel/uapi.js';
 
 export type PtRegsArch = 'x86' | 'arm64';
 
@@ -233,7 +234,7 @@ interface CtxLoad {
   size: number;
 }
 
-const READ_HELPERS = new Set([4, 45, 112, 113, 114, 115]); // probe_read{,_str}, probe_read_{user,kernel}{,_str}
+const READ_HELPERS = new Set<number>([HELPER.probe_read, HELPER.probe_read_str, HELPER.probe_read_user, HELPER.probe_read_kernel, HELPER.probe_read_user_str, HELPER.probe_read_kernel_str]);
 const SIZES = [4, 2, 1, 8];
 
 /** Loads from ctx in one function [start, start+len) of a section. Throws PtRegsError on an escape. */
@@ -597,11 +598,11 @@ export function ptregsForHost(bytes: Uint8Array, log?: (line: string) => void): 
     res = relocatePtRegs(bytes);
   } catch (e) {
     if (!(e instanceof PtRegsError)) {
-      throw new BackendError(`pt_regs compat pass failed: ${(e as Error).message}`, 22, '', 'set WASM_BPF_NO_PTREGS=1 to load the object unchanged', { cause: e });
+      throw new BackendError(`pt_regs compat pass failed: ${(e as Error).message}`, ERRNO.EINVAL, '', 'set WASM_BPF_NO_PTREGS=1 to load the object unchanged', { cause: e });
     }
     throw new BackendError(
       `pt_regs compat: ${e.message}`,
-      95,
+      ERRNO.EOPNOTSUPP,
       '',
       `rebuild the object for this host (-D__TARGET_ARCH_${res_arch()}), or set WASM_BPF_NO_PTREGS=1 to load it unchanged`,
       { cause: e },

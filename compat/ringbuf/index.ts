@@ -2,7 +2,7 @@
 // create the per-CPU scratch map, open the rewritten object and turn every ring buffer map into a perf
 // event array (max_entries 0: libbpf sizes it to the number of CPUs).
 import type { NativeAddon, NativeOpenOptions } from '../../backends/linux/native.js';
-import { MAP_TYPE } from '../../backends/backend.js';
+import { MAP_TYPE } from '../../src/kernel/uapi.js';
 import { rewriteRingbuf } from './rewrite.js';
 
 export { rewriteRingbuf, usesRingbufHelpers, CompatError } from './rewrite.js';

@@ -13,12 +13,11 @@
 // guest's bpf_buffer poll reads perf buffers the same way. Instructions are inserted, so jumps, bpf-to-bpf
 // calls, symbols, relocations and .BTF.ext func/line/CO-RE records are all moved to the new offsets.
 import { parseElf, SHF, STB, STT, type ElfFile, type ElfSection } from '../../src/object/elf.js';
-
-export const HELPER = { map_lookup_elem: 1, perf_event_output: 25, ringbuf_output: 130, ringbuf_reserve: 131, ringbuf_submit: 132, ringbuf_discard: 133, ringbuf_query: 134 } as const;
+import { BPF_PSEUDO, HELPER } from '../../src/kernel/uapi.js';
 
 /** the stack limit: the ctx spill slot and the scratch map's key go just below what the section already uses */
 const STACK_MIN = -512;
-const BPF_PSEUDO_MAP_FD = 1;
+const BPF_PSEUDO_MAP_FD = BPF_PSEUDO.MAP_FD;
 const R_BPF_64_64 = 1;
 
 export class CompatError extends Error {}

@@ -1,24 +1,17 @@
-// Linux errno values the ABI returns to guests (negated).
-export const EPERM = 1;
-export const ENOENT = 2;
-export const EINTR = 4;
-export const EBADF = 9;
-export const ENOMEM = 12;
-export const EFAULT = 14;
-export const EBUSY = 16;
-export const EEXIST = 17;
-export const EINVAL = 22;
-export const E2BIG = 7;
-export const ENOSPC = 28;
-export const ENOBUFS = 105;
-export const EOPNOTSUPP = 95;
-export const ENOTSUP = 95;
+// Linux errno values the ABI returns to guests (negated), from the generated src/kernel/uapi.ts, and the
+// names the ABI's messages use.
+import { ERRNO } from '../kernel/uapi.js';
 
-const NAMES: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 7: 'E2BIG', 9: 'EBADF', 12: 'ENOMEM',
-  13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 24: 'EMFILE',
-  28: 'ENOSPC', 95: 'EOPNOTSUPP', 105: 'ENOBUFS', 524: 'ENOTSUPP',
-};
+export const { EPERM, ENOENT, EINTR, EBADF, ENOMEM, EFAULT, EBUSY, EEXIST, EINVAL, E2BIG, ENOSPC, ENOBUFS, EOPNOTSUPP } = ERRNO;
+/** POSIX's name for EOPNOTSUPP (glibc's alias; not in the kernel's headers) */
+export const ENOTSUP = ERRNO.EOPNOTSUPP;
+
+// the errnos these messages name; any other is `errno N`
+const NAMED = [
+  'EPERM', 'ENOENT', 'ESRCH', 'EINTR', 'EIO', 'E2BIG', 'EBADF', 'ENOMEM', 'EACCES', 'EFAULT', 'EBUSY', 'EEXIST',
+  'ENODEV', 'EINVAL', 'EMFILE', 'ENOSPC', 'EOPNOTSUPP', 'ENOBUFS', 'ENOTSUPP',
+] as const satisfies ReadonlyArray<keyof typeof ERRNO>;
+const NAMES: Record<number, string> = Object.fromEntries(NAMED.map((n) => [ERRNO[n], n]));
 
 export function errnoName(errno: number): string {
   return NAMES[Math.abs(errno)] ?? `errno ${Math.abs(errno)}`;

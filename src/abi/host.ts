@@ -9,7 +9,7 @@ import type { FuncType, ModuleShape, ValType } from '../wasm/imports.js';
 import { formatFuncType } from '../wasm/imports.js';
 import { EBADF, EFAULT, EINVAL, ENOENT, EPERM } from './errno.js';
 import { GuestMemory, ptr64 } from './memory.js';
-import { RecordDelivery } from './records.js';
+import { RecordDelivery, type StopFlag } from './records.js';
 import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
 import { mark } from '../trace.js';
 import type { Policy } from '../policy/policy.js';
@@ -33,8 +33,7 @@ export interface HostOptions {
   /** TinyGo: import module carrying the table-less poll, and the callback the host calls */
   wrapperModule: string;
   callbackExport: string;
-  /** the run's stop request (src/runtime/stop.ts's StopSignal): polls end with -EINTR once it is set */
-  stop: { readonly stopped: number; readonly shared: SharedArrayBuffer };
+  stop: StopFlag;
   /** diagnostics (host stderr) */
   log: (line: string) => void;
   /** serve map_operate from JavaScript even when the backend has a direct one (tests compare the two) */

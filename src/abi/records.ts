@@ -11,15 +11,20 @@ import type { GuestMemory } from './memory.js';
 import { createDispatcher, type RecordDispatcher } from './dispatch.js';
 import { checkCallback, type GuestCallback } from './callback.js';
 import type { DirectPollFunction } from './pollgate.js';
-import type { StopSignal } from '../runtime/stop.js';
 
 /** What the delivery needs of the host (host.ts): the guest's memory, its maps, and where to report. */
+/** the run's stop request (src/runtime/stop.ts's StopSignal): polls end with -EINTR once it is set */
+export interface StopFlag {
+  readonly stopped: number;
+  readonly shared: SharedArrayBuffer;
+}
+
 export interface DeliveryOptions {
   verbose: boolean;
   /** TinyGo: import module carrying the table-less poll, and the callback the host calls */
   wrapperModule: string;
   callbackExport: string;
-  stop: StopSignal;
+  stop: StopFlag;
   /** diagnostics (host stderr) */
   log: (line: string) => void;
   /** the guest's memory (throws before the instance is bound) */

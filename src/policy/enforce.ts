@@ -8,9 +8,9 @@ import { BackendError } from '../errors.js';
 import type { BpfObject } from '../object/loader.js';
 import { objectNeeds, type ObjectNeeds } from './needs.js';
 import { helperKey, isWithin, type Policy } from './policy.js';
+import { ERRNO } from '../kernel/uapi.js';
 
-const EACCES = 13;
-const ENOENT = 2;
+const { EACCES, ENOENT, ENOTDIR } = ERRNO;
 
 export class PolicyDenied extends BackendError {
   constructor(message: string, hint: string) {
@@ -98,7 +98,7 @@ function confine(target: string, roots: readonly string[], what: string, noun: s
 export function allowCgroup(p: Policy, target: string, what: string): string {
   const roots = p.cgroups ?? cgroup2Mounts();
   const dir = confine(target, roots, what, 'cgroup path', 'cgroup directories', 'allow it with --allow-cgroup PATH');
-  if (!fs.statSync(dir).isDirectory()) throw new BackendError(`${what}: cgroup path ${target} is not a directory`, 20);
+  if (!fs.statSync(dir).isDirectory()) throw new BackendError(`${what}: cgroup path ${target} is not a directory`, ENOTDIR);
   return dir;
 }
 

@@ -4,7 +4,7 @@
 // load gate (enforce.ts) compares it with the policy.
 import { insn, OP_CALL, PROG_TYPE, type BpfObject, type BpfProgram } from '../object/loader.js';
 import { PROG_TYPES } from '../probe/tables.js';
-import { HELPER_NAMES } from '../probe/helper-names.js';
+import { HELPER_NAME } from '../kernel/uapi.js';
 
 /** what kind of target a program of this kind is attached to when the guest names one */
 export type TargetKind = 'interface' | 'cgroup' | 'uprobe';
@@ -54,7 +54,7 @@ export function targetKind(kind: string): TargetKind | undefined {
 }
 
 export function helperName(id: number): string {
-  const n = HELPER_NAMES[id];
+  const n = HELPER_NAME[id];
   return n ? `bpf_${n}` : `helper#${id}`;
 }
 

@@ -2,7 +2,8 @@
 // a tracepoint and the CPU clock; loads; BPF_LINK_CREATE shapes), or from files and versions when nothing
 // can be tried (fixture mode).
 import type { AttachName, Feature, FeatureName } from './types.js';
-import { ATTACH, ATTACH_DEFS, FEATURE_DEFS, PROG_TYPES, type MechDef } from './tables.js';
+import { ATTACH_DEFS, FEATURE_DEFS, PROG_TYPES, type MechDef } from './tables.js';
+import { ATTACH_TYPE as ATTACH, HELPER, PROG_TYPE } from '../kernel/uapi.js';
 import { BOUNDED_LOOP, ISA_V2, ISA_V3, ISA_V4, RETURN_0, callHelper } from './insns.js';
 import { EBADF, EINVAL, ENODEV, EOPNOTSUPP, errnoName, feature, fromErrno, infer, kconfigOff, sinceFor, tooOld } from './features.js';
 import { load, memo, type Run } from './run.js';
@@ -11,8 +12,6 @@ import { fentry, fexit, lsm, structOps, tpBtf } from './trampoline.js';
 import { readText } from './system.js';
 import { KPROBE_SYMBOL } from './perf.js';
 import { mountedFs } from './caps.js';
-
-const HELPER_GET_ATTACH_COOKIE = 174;
 
 const prog = (run: Run, name: string): Feature => progType(run, PROG_TYPES.find((p) => p.name === name)!);
 
@@ -182,7 +181,7 @@ function loadFeature(run: Run, name: FeatureName, insns: Uint8Array, yes: string
     if (!run.live) return infer(run, def, 'yes', run.noProbe);
     const sf = socketFilter(run);
     if (sf.state === 'unknown') return { ...sf, since };
-    const r = load(run, run.live, { progType: 1, insns, logLevel: 1 });
+    const r = load(run, run.live, { progType: PROG_TYPE.SOCKET_FILTER, insns, logLevel: 1 });
     return fromErrno(run, r.err, since, yes, what, { log: r.log });
   });
 }
@@ -193,14 +192,14 @@ export function attachMechanisms(run: Run): Record<AttachName, Feature> {
     kprobe: kprobe(run),
     kprobe_multi: linkProbe(
       run, A.kprobe_multi, 'kprobe_multi',
-      { progType: 2, expectedAttachType: ATTACH.TRACE_KPROBE_MULTI, link: { attachType: ATTACH.TRACE_KPROBE_MULTI, target: -1, kind: 1 } },
+      { progType: PROG_TYPE.KPROBE, expectedAttachType: ATTACH.TRACE_KPROBE_MULTI, link: { attachType: ATTACH.TRACE_KPROBE_MULTI, target: -1, kind: 1 } },
       EINVAL, 'the kernel accepts kprobe.multi links', 'kprobe.multi',
       (e) => (Math.abs(e) === EOPNOTSUPP ? 'kprobe.multi links refused with EOPNOTSUPP (CONFIG_FPROBE is not set)' : undefined),
     ),
     uprobe: uprobe(run),
     uprobe_multi: linkProbe(
       run, A.uprobe_multi, 'uprobe_multi',
-      { progType: 2, expectedAttachType: ATTACH.TRACE_UPROBE_MULTI, link: { attachType: ATTACH.TRACE_UPROBE_MULTI, target: -1, kind: 2 } },
+      { progType: PROG_TYPE.KPROBE, expectedAttachType: ATTACH.TRACE_UPROBE_MULTI, link: { attachType: ATTACH.TRACE_UPROBE_MULTI, target: -1, kind: 2 } },
       EBADF, 'the kernel accepts uprobe.multi links', 'uprobe.multi',
     ),
     tracepoint: tracepoint(run),
@@ -214,7 +213,7 @@ export function attachMechanisms(run: Run): Record<AttachName, Feature> {
     tc: tc(run),
     tcx: linkProbe(
       run, A.tcx, 'tcx',
-      { progType: 3, link: { attachType: ATTACH.TCX_INGRESS, target: 0 } },
+      { progType: PROG_TYPE.SCHED_CLS, link: { attachType: ATTACH.TCX_INGRESS, target: 0 } },
       ENODEV, 'the kernel accepts tcx links', 'tcx',
     ),
     perf_event: perfEvent(run),
@@ -243,12 +242,12 @@ export function features(run: Run): Record<FeatureName, Feature> {
           : bpfInferred(run),
     bpf_link: linkProbe(
       run, F.bpf_link, 'bpf_link',
-      { progType: 8, expectedAttachType: ATTACH.CGROUP_INET_INGRESS, link: { attachType: ATTACH.CGROUP_INET_INGRESS, target: -1 } },
+      { progType: PROG_TYPE.CGROUP_SKB, expectedAttachType: ATTACH.CGROUP_INET_INGRESS, link: { attachType: ATTACH.CGROUP_INET_INGRESS, target: -1 } },
       EBADF, 'BPF_LINK_CREATE works (cgroup link)', 'cgroup',
     ),
     perf_link: linkProbe(
       run, F.perf_link, 'perf_link',
-      { progType: 5, link: { attachType: ATTACH.PERF_EVENT, target: -1 } },
+      { progType: PROG_TYPE.TRACEPOINT, link: { attachType: ATTACH.PERF_EVENT, target: -1 } },
       EBADF, 'BPF_LINK_CREATE works for perf events', 'perf event',
     ),
     ringbuf: { ...ringbuf, since: F.ringbuf.since },
@@ -257,7 +256,7 @@ export function features(run: Run): Record<FeatureName, Feature> {
       if (pre) return pre;
       if (!run.live) return infer(run, F.bpf_cookie, 'yes', run.noProbe);
       if (sf.state === 'unknown') return { ...sf, since: F.bpf_cookie.since };
-      const r = load(run, run.live, { progType: 5, insns: callHelper(HELPER_GET_ATTACH_COOKIE), logLevel: 1 });
+      const r = load(run, run.live, { progType: PROG_TYPE.TRACEPOINT, insns: callHelper(HELPER.get_attach_cookie), logLevel: 1 });
       if (r.err === 0) return feature('yes', 'bpf_get_attach_cookie() is available to tracepoint programs', F.bpf_cookie.since);
       return fromErrno(run, r.err, F.bpf_cookie.since, '', 'a tracepoint program calling bpf_get_attach_cookie()', { log: r.log });
     }),

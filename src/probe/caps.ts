@@ -6,14 +6,15 @@ import { atLeast } from './kernel.js';
 import type { KernelVersion } from './types.js';
 import { readText, type SystemView } from './system.js';
 import { parseStatus } from './procstatus.js';
+import { CAP } from '../kernel/uapi.js';
 
 export { parseStatus, type ProcStatus } from './procstatus.js';
 
 export const CAP_BITS: Record<CapName, number> = {
-  CAP_NET_ADMIN: 12,
-  CAP_SYS_ADMIN: 21,
-  CAP_PERFMON: 38,
-  CAP_BPF: 39,
+  CAP_NET_ADMIN: CAP.NET_ADMIN,
+  CAP_SYS_ADMIN: CAP.SYS_ADMIN,
+  CAP_PERFMON: CAP.PERFMON,
+  CAP_BPF: CAP.BPF,
 };
 
 /** LSM_ID_* of include/uapi/linux/lsm.h (lsm_list_modules) */

@@ -4,6 +4,7 @@ import os from 'node:os';
 import type { Check, Feature, KernelVersion, State } from './types.js';
 import type { Kconfig } from './kconfig.js';
 import { atLeast } from './kernel.js';
+import { ERRNO } from '../kernel/uapi.js';
 
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(os.constants.errno).map(([name, n]) => [n, name]),
@@ -15,17 +16,7 @@ export function errnoName(err: number): string {
   return ERRNO_NAMES[Math.abs(err)] ?? `E${Math.abs(err)}`;
 }
 
-export const EPERM = 1;
-export const ENOENT = 2;
-export const ESRCH = 3;
-export const EBADF = 9;
-export const EACCES = 13;
-export const ENODEV = 19;
-export const EINVAL = 22;
-export const E2BIG = 7;
-export const ENOSYS = 38;
-export const EOPNOTSUPP = 95;
-export const ENOTSUPP = 524;
+export const { EPERM, ENOENT, ESRCH, EBADF, EACCES, ENODEV, EINVAL, E2BIG, ENOSYS, EOPNOTSUPP, ENOTSUPP } = ERRNO;
 
 /** What every decision needs to know about the host. */
 export interface Ctx {

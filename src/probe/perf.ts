@@ -7,10 +7,10 @@ import path from 'node:path';
 import type { LiveProbes, PerfSpec, SystemView } from './system.js';
 import { readText } from './system.js';
 import { mountedFs } from './caps.js';
+import { PERF_COUNT_SW, PERF_TYPE } from '../kernel/uapi.js';
 
-const PERF_TYPE_SOFTWARE = 1;
-const PERF_TYPE_TRACEPOINT = 2;
-const PERF_COUNT_SW_CPU_CLOCK = 0;
+const { SOFTWARE: PERF_TYPE_SOFTWARE, TRACEPOINT: PERF_TYPE_TRACEPOINT } = PERF_TYPE;
+const PERF_COUNT_SW_CPU_CLOCK = PERF_COUNT_SW.CPU_CLOCK;
 /** a kernel function kept for BPF self-tests: never hot, present with CONFIG_BPF_SYSCALL + CONFIG_NET */
 export const KPROBE_SYMBOL = 'bpf_fentry_test1';
 

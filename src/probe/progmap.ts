@@ -2,12 +2,12 @@
 // (raw bpf(), errno kept); tracing/ext/lsm/struct_ops by real loads against BTF (trampoline.ts). Without live
 // probes: inferred from the kernel version and config.
 import type { Check, Feature, HelperTable } from './types.js';
-import { ATTACH, MAP_TYPES, PROG_TYPES, type ProgTypeDef } from './tables.js';
+import { MAP_TYPES, PROG_TYPES, type ProgTypeDef } from './tables.js';
 import { RETURN_0, callHelper } from './insns.js';
 import { EPERM, feature, fromErrno, infer } from './features.js';
 import { load, memo, type Run } from './run.js';
 import { ext, fentry, lsm, structOps, tpBtf } from './trampoline.js';
-import { HELPER_NAMES } from './helper-names.js';
+import { ATTACH_TYPE as ATTACH, HELPER_NAME } from '../kernel/uapi.js';
 import { readText } from './system.js';
 
 type Typed = Feature & { id: number };
@@ -125,7 +125,7 @@ function helperNames(run: Run): string[] {
       return names;
     }
   }
-  return [...HELPER_NAMES];
+  return [...HELPER_NAME];
 }
 
 function tracingTarget(run: Run): { expectedAttachType: number; attachBtfId: number } | undefined {

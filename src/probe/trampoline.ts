@@ -2,15 +2,13 @@
 // (an LSM hook), struct_ops (tcp_congestion_ops) and ext. libbpf 1.1's libbpf_probe_bpf_prog_type answers
 // these wrongly, so each is a real BPF_PROG_LOAD against this kernel's BTF. Results are memoized per run.
 import type { Feature } from './types.js';
-import { ATTACH, ATTACH_DEFS, PROG_TYPES } from './tables.js';
+import { ATTACH_DEFS, PROG_TYPES } from './tables.js';
+import { ATTACH_TYPE as ATTACH, PROG_TYPE } from '../kernel/uapi.js';
 import { RETURN_0 } from './insns.js';
 import { EINVAL, ENOTSUPP, feature, fromErrno, infer, sinceFor } from './features.js';
 import { load, memo, type Run } from './run.js';
 
-const TRACING = 26;
-const STRUCT_OPS = 27;
-const EXT = 28;
-const LSM = 29;
+const { TRACING, STRUCT_OPS, EXT, LSM } = PROG_TYPE;
 
 function btfTarget(run: Run, keys: string[]): { id: number; name: string; members?: string[] } | { error: string } {
   const ids = run.btfIds();

@@ -8,12 +8,13 @@ import { validateObject } from '../object/validate.js';
 import { planObject, refusal, type ObjectShape } from './plan.js';
 import { enforceLoad } from '../policy/enforce.js';
 import { DEFAULT_POLICY } from '../policy/policy.js';
+import { ERRNO } from '../kernel/uapi.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'linux', 'userspace', 'windows'];
 
-const EOPNOTSUPP = 95;
+const { EOPNOTSUPP } = ERRNO;
 
 async function linuxBackend(btfCustomPath: string | undefined): Promise<Backend> {
   if (process.platform !== 'linux') {

@@ -4,6 +4,7 @@ import type { BackendName, CompatStep } from '../../backends/backend.js';
 import type { Report } from '../probe/types.js';
 import { describeNeed, needsForMap, needsForProgram, requirementsMet, type Missing } from '../probe/require.js';
 import { mapTypeName } from '../probe/tables.js';
+import { MAP_TYPE } from '../kernel/uapi.js';
 
 /** What the selector reads of an object (the ELF loader's view and libbpf's view both fit). */
 export interface ObjectShape {
@@ -35,7 +36,7 @@ export type { CompatStep };
 /** the shortfalls a compat pass this build implements can substitute: ringbuf maps, when perf event arrays exist */
 function compatFor(s: Shortfall): CompatStep | undefined {
   const { need, fallback } = s.missing;
-  if (need.kind === 'map' && (need.type === 'ringbuf' || need.type === 27) && fallback?.kind === 'map') return 'ringbuf->perf';
+  if (need.kind === 'map' && (need.type === 'ringbuf' || need.type === MAP_TYPE.RINGBUF) && fallback?.kind === 'map') return 'ringbuf->perf';
   return undefined;
 }
 

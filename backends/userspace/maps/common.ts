@@ -6,44 +6,45 @@
 //     returns their address (0 for NULL), so programs read and write them in place.
 
 import type { Region, VmMemory } from '../vm/api.js';
+import { BPF_F, BPF_UPDATE, ERRNO } from '../../../src/kernel/uapi.js';
 
+const { EPERM, ENOENT, E2BIG, EBADF, ENOMEM, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, EOPNOTSUPP, ENOTSUPP } = ERRNO;
 export const E = {
-  EPERM: 1,
-  ENOENT: 2,
-  E2BIG: 7,
-  EBADF: 9,
-  ENOMEM: 12,
-  EFAULT: 14,
-  EBUSY: 16,
-  EEXIST: 17,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EOPNOTSUPP: 95,
+  EPERM,
+  ENOENT,
+  E2BIG,
+  EBADF,
+  ENOMEM,
+  EFAULT,
+  EBUSY,
+  EEXIST,
+  EINVAL,
+  ENOSPC,
+  EOPNOTSUPP,
   /** the kernel's internal ENOTSUPP, which map operations leak to user space */
-  ENOTSUPP: 524,
+  ENOTSUPP,
 } as const;
 
 /** update flags */
-export const BPF_ANY = 0;
-export const BPF_NOEXIST = 1;
-export const BPF_EXIST = 2;
-export const BPF_F_LOCK = 4;
+export const { ANY: BPF_ANY, NOEXIST: BPF_NOEXIST, EXIST: BPF_EXIST } = BPF_UPDATE;
+export const BPF_F_LOCK = BPF_F.LOCK;
 
 /** map_flags */
+const { NO_PREALLOC, NO_COMMON_LRU, NUMA_NODE, RDONLY, WRONLY, STACK_BUILD_ID, ZERO_SEED, RDONLY_PROG, WRONLY_PROG, CLONE, MMAPABLE, PRESERVE_ELEMS, INNER_MAP } = BPF_F;
 export const MAP_F = {
-  NO_PREALLOC: 0x1,
-  NO_COMMON_LRU: 0x2,
-  NUMA_NODE: 0x4,
-  RDONLY: 0x8,
-  WRONLY: 0x10,
-  STACK_BUILD_ID: 0x20,
-  ZERO_SEED: 0x40,
-  RDONLY_PROG: 0x80,
-  WRONLY_PROG: 0x100,
-  CLONE: 0x200,
-  MMAPABLE: 0x400,
-  PRESERVE_ELEMS: 0x800,
-  INNER_MAP: 0x1000,
+  NO_PREALLOC,
+  NO_COMMON_LRU,
+  NUMA_NODE,
+  RDONLY,
+  WRONLY,
+  STACK_BUILD_ID,
+  ZERO_SEED,
+  RDONLY_PROG,
+  WRONLY_PROG,
+  CLONE,
+  MMAPABLE,
+  PRESERVE_ELEMS,
+  INNER_MAP,
 } as const;
 
 /** the kernel's map-creation failure: errno and a sentence */

@@ -2,7 +2,7 @@
 // prog_array.ts), created from a map definition with the kernel's creation checks.
 
 import { mapTypeName } from '../../../src/probe/tables.js';
-import { MAP_TYPE as T } from '../../backend.js';
+import { MAP_TYPE as T } from '../../../src/kernel/uapi.js';
 import { ArrayMap } from './array.js';
 import { E, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
 import { HashMap } from './hash.js';
@@ -14,7 +14,7 @@ import { RingBufMap } from './ringbuf.js';
 export * from './common.js';
 export { ArrayMap, HashMap, PerfEventArrayMap, ProgArrayMap, QueueStackMap, RingBufMap, type ProgRef };
 
-/** the kernel map types (backends/backend.ts MAP_TYPE) this backend implements: each has a case in createMap */
+/** the kernel map types (src/kernel/uapi.ts MAP_TYPE) this backend implements: each has a case in createMap */
 export const USERSPACE_MAP_TYPES: readonly number[] = [
   T.HASH, T.ARRAY, T.PROG_ARRAY, T.PERF_EVENT_ARRAY, T.PERCPU_HASH, T.PERCPU_ARRAY,
   T.LRU_HASH, T.LRU_PERCPU_HASH, T.QUEUE, T.STACK, T.RINGBUF,

@@ -9,9 +9,10 @@
 // the data padded with zeros so that size + 4 is a multiple of 8.
 
 import { checkSizes, E, MAP_F, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
+import { BPF_F, ERRNO } from '../../../src/kernel/uapi.js';
 
-export const BPF_F_INDEX_MASK = 0xffffffffn;
-export const BPF_F_CURRENT_CPU = 0xffffffffn;
+export const BPF_F_INDEX_MASK = BigInt(BPF_F.INDEX_MASK);
+export const BPF_F_CURRENT_CPU = BigInt(BPF_F.CURRENT_CPU);
 
 interface Sample {
   cpu: number;
@@ -95,7 +96,7 @@ export class PerfEventArrayMap extends UserMap {
       const s = this.queue[this.head]!;
       const need = 8 + ((s.data.length + 7) & ~7);
       if (off + need > out.byteLength) {
-        if (n === 0) return -105; // ENOBUFS
+        if (n === 0) return -ERRNO.ENOBUFS;
         break;
       }
       dv.setUint32(off, s.data.length, true);

@@ -15,14 +15,11 @@
 
 import type { VmMemory } from '../vm/api.js';
 import { checkSizes, E, MAP_F, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
+import { BPF_RB, ERRNO } from '../../../src/kernel/uapi.js';
 
-export const BPF_RB_NO_WAKEUP = 1;
-export const BPF_RB_FORCE_WAKEUP = 2;
-export const BPF_RB_AVAIL_DATA = 0;
-export const BPF_RB_RING_SIZE = 1;
-export const BPF_RB_CONS_POS = 2;
-export const BPF_RB_PROD_POS = 3;
-const EAGAIN = 11;
+export const { NO_WAKEUP: BPF_RB_NO_WAKEUP, FORCE_WAKEUP: BPF_RB_FORCE_WAKEUP } = BPF_RB;
+export const { AVAIL_DATA: BPF_RB_AVAIL_DATA, RING_SIZE: BPF_RB_RING_SIZE, CONS_POS: BPF_RB_CONS_POS, PROD_POS: BPF_RB_PROD_POS } = BPF_RB;
+const { EAGAIN, ENOBUFS } = ERRNO;
 const HDR = 8;
 const PAGE_SIZE = 4096;
 
@@ -195,7 +192,7 @@ export class RingBufMap extends UserMap {
       if (!r || r.state !== 'committed') break;
       const need = 8 + ((r.size + 7) & ~7);
       if (off + need > out.byteLength) {
-        if (n === 0) return -105; // ENOBUFS
+        if (n === 0) return -ENOBUFS;
         break;
       }
       o32.setUint32(off, r.size, true);

@@ -13,6 +13,7 @@
 // run at most `budget` instructions. Faults are `VmError`s naming the instruction, never host crashes.
 
 import { WasmBpfError } from '../../../src/errors.js';
+import { BPF_PSEUDO, HELPER } from '../../../src/kernel/uapi.js';
 
 // ---- limits and well-known numbers ------------------------------------------------------------------
 
@@ -25,7 +26,7 @@ export const MAX_TAIL_CALLS = 33;
 /** instructions a run may execute unless RunOptions.budget says otherwise */
 export const DEFAULT_BUDGET = 100_000_000;
 /** bpf_tail_call(ctx, prog_array_map, index): implemented by the VM itself, see VmEnvironment.tailCall */
-export const HELPER_TAIL_CALL = 12;
+export const HELPER_TAIL_CALL = HELPER.tail_call;
 /** addresses below this are never mapped: NULL and small integers used as pointers always fault */
 export const NULL_GUARD = 0x10000;
 
@@ -34,17 +35,17 @@ export const LDDW_SRC = {
   /** dst = imm64 */
   IMM64: 0,
   /** dst = map_by_fd(imm): resolved by VmEnvironment.mapByFd */
-  MAP_FD: 1,
+  MAP_FD: BPF_PSEUDO.MAP_FD,
   /** dst = map_val(map_by_fd(imm)) + next_imm: resolved by VmEnvironment.mapValue */
-  MAP_VALUE: 2,
+  MAP_VALUE: BPF_PSEUDO.MAP_VALUE,
   /** dst = var_addr(imm) (kernel BTF variable): refused at load */
-  VAR_ADDR: 3,
+  VAR_ADDR: BPF_PSEUDO.BTF_ID,
   /** dst = code_addr(imm): the address of the function at pc + imm + 1, usable by callx */
-  CODE_ADDR: 4,
+  CODE_ADDR: BPF_PSEUDO.FUNC,
   /** dst = map_by_idx(imm): resolved by VmEnvironment.mapByIndex (refused when absent) */
-  MAP_IDX: 5,
+  MAP_IDX: BPF_PSEUDO.MAP_IDX,
   /** dst = map_val(map_by_idx(imm)) + next_imm: resolved by VmEnvironment.mapValueByIndex */
-  MAP_IDX_VALUE: 6,
+  MAP_IDX_VALUE: BPF_PSEUDO.MAP_IDX_VALUE,
 } as const;
 
 /** call (opcode 0x85) src_reg values */
@@ -52,9 +53,9 @@ export const CALL_SRC = {
   /** helper by static id in imm: resolved by VmEnvironment.helper */
   HELPER: 0,
   /** bpf-to-bpf call, target = pc + imm + 1; the VM handles it (r1-r5 args, r6-r9 preserved, new frame) */
-  LOCAL: 1,
+  LOCAL: BPF_PSEUDO.CALL,
   /** helper by BTF id (kfunc): refused at load */
-  KFUNC: 2,
+  KFUNC: BPF_PSEUDO.KFUNC_CALL,
 } as const;
 
 // ---- errors -----------------------------------------------------------------------------------------
