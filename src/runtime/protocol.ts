@@ -21,6 +21,8 @@ export interface WorkerInput {
   btfCustomPath?: string;
   /** the module, compiled by the main thread while this thread started (absent: compile `bytes` here) */
   module?: WebAssembly.Module;
+  /** eBPF objects embedded in `bytes` that the main thread validated while this thread started */
+  validated?: Array<{ offset: number; size: number }>;
   /** the prober's report, read by the main thread while this thread started (absent: read it here) */
   report?: Report;
   /** StopSignal's shared flag */

@@ -112,14 +112,16 @@ export class Runtime {
     if (btf) input.btfCustomPath = btf;
     let worker: Worker;
     if (this.prestarted && !this.prestarted.dead) {
-      // the guest's thread is still starting: compile the module and read the prober's report here meanwhile
-      // (a failure of either is left for the guest's thread to meet and report)
-      const [module, report] = await Promise.all([
+      // the guest's thread is still starting: compile the module, read the prober's report and validate the
+      // module's embedded eBPF objects here meanwhile (a failure of any is left for the guest's thread to meet and report)
+      const [module, report, validated] = await Promise.all([
         WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>).catch(() => undefined),
         input.backend === 'auto' && process.platform === 'linux' ? import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: input.assumeMissing })).catch(() => undefined) : undefined,
+        import('../object/validate.js').then((m) => m.validatedSpans(bytes)).catch(() => undefined),
       ]);
       if (module) input.module = module;
       if (report) input.report = report;
+      if (validated?.length) input.validated = validated;
       worker = this.prestarted.worker;
       worker.ref();
       worker.postMessage(input);

@@ -86,6 +86,7 @@ async function run(): Promise<number> {
     ...(input.report ? { report: input.report } : {}),
     assumeMissing: input.assumeMissing,
     ...(input.btfCustomPath ? { btfCustomPath: input.btfCustomPath } : {}),
+    ...(input.validated ? { validated: input.validated.map((s) => bytes.subarray(s.offset, s.offset + s.size)) } : {}),
   });
   mark('backend');
   const wakeFd = backend.wakeFd();

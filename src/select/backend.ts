@@ -6,7 +6,7 @@ import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
 import { validateObject } from '../object/validate.js';
 import { planObject, refusal, type ObjectShape } from './plan.js';
-import { enforceLoad } from '../policy/enforce.js';
+import { enforceLoad, restrictsObjects } from '../policy/enforce.js';
 import { DEFAULT_POLICY } from '../policy/policy.js';
 import { ERRNO } from '../kernel/uapi.js';
 
@@ -35,6 +35,8 @@ export interface BackendOptions {
   assumeMissing?: readonly string[];
   /** vmlinux BTF for libbpf's CO-RE when the kernel has none (BTFHub) */
   btfCustomPath?: string;
+  /** objects already validated (src/object/validate.ts validatedSpans, on the main thread): a load of exactly these bytes is not parsed again */
+  validated?: readonly Uint8Array[];
 }
 
 
@@ -46,14 +48,18 @@ export class Selector implements Backend, FastPaths {
     private readonly linux: Backend,
     private readonly report: Report | undefined,
     private readonly choice: BackendChoice,
+    private readonly validated: readonly Uint8Array[] = [],
   ) {
     this.name = linux.name;
   }
 
   load(bytes: Uint8Array, opts: LoadOptions): LoadedObject {
-    // the project's own checks first: libbpf must never parse bytes that could make it read out of bounds;
-    // then the policy's load gate (program types, helpers, pinning), before any backend sees the object
-    enforceLoad(opts.policy ?? DEFAULT_POLICY, validateObject(bytes, opts.objectName));
+    // the project's own checks first: libbpf must never parse bytes that could make it read out of bounds
+    // (bytes equal to an object validated before need no second parse); then the policy's load gate
+    // (program types, helpers, pinning), before any backend sees the object
+    const policy = opts.policy ?? DEFAULT_POLICY;
+    const known = this.validated.some((v) => v.length === bytes.length && Buffer.compare(v, bytes) === 0);
+    if (!known || restrictsObjects(policy)) enforceLoad(policy, validateObject(bytes, opts.objectName));
     const report = this.report;
     if (!report) return this.linux.load(bytes, opts);
     return this.linux.load(bytes, {
@@ -91,7 +97,7 @@ export async function createBackend(choice: BackendChoice, opts: BackendOptions 
   if (choice === 'userspace') {
     // the userspace eBPF runtime: loads, maps and buffers work; attaching to live processes does not yet
     const { UserspaceBackend } = await import('../../backends/userspace/index.js');
-    return new Selector(new UserspaceBackend(stop ? { stop } : {}), undefined, choice);
+    return new Selector(new UserspaceBackend(stop ? { stop } : {}), undefined, choice, opts.validated);
   }
   const [linux, hostReport] = await Promise.all([
     linuxBackend(opts.btfCustomPath),
@@ -103,5 +109,5 @@ export async function createBackend(choice: BackendChoice, opts: BackendOptions 
           return undefined;
         })),
   ]);
-  return new Selector(linux, hostReport, choice);
+  return new Selector(linux, hostReport, choice, opts.validated);
 }

@@ -9,7 +9,7 @@ export const SHAPES: readonly Shape[] = ['var-type', 'member-types', 'entsize', 
 
 /** `obj` with one hostile change of this shape */
 export function craft(obj: Uint8Array, shape: Shape): Uint8Array {
-  const b = obj.slice();
+  const b = new Uint8Array(obj); // a copy (a Buffer's slice() would be a view of obj)
   const L = layout(obj);
   const ntypes = L.btfTypes.length + 1;
   const need = <T>(x: T | undefined, what: string): T => {
