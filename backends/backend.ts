@@ -2,6 +2,7 @@
 // backends only through these types; it knows nothing of kernels. (The kernel backend's optional fast
 // paths are a capability of their own: fastpath.ts.)
 
+import { MAP_TYPE } from '../src/kernel/uapi.js';
 import type { Policy } from '../src/policy/policy.js';
 
 export type BackendName = 'linux' | 'userspace' | 'windows';
@@ -104,20 +105,8 @@ export interface Backend {
   dispose(): void;
 }
 
-export const MAP_TYPE = {
-  HASH: 1,
-  ARRAY: 2,
-  PROG_ARRAY: 3,
-  PERF_EVENT_ARRAY: 4,
-  PERCPU_HASH: 5,
-  PERCPU_ARRAY: 6,
-  LRU_HASH: 9,
-  LRU_PERCPU_HASH: 10,
-  PERCPU_CGROUP_STORAGE: 21,
-  QUEUE: 22,
-  STACK: 23,
-  RINGBUF: 27,
-} as const;
+/** enum bpf_map_type (src/kernel/uapi.ts) */
+export { MAP_TYPE };
 
 export function isPerCpuMap(type: number): boolean {
   return (

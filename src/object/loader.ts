@@ -17,6 +17,7 @@
 // things this loader does not do), naming the section/relocation; ElfError and BtfError from the
 // readers below are wrapped, never leaked as RangeError/TypeError.
 
+import { PROG_TYPE } from '../kernel/uapi.js';
 import { type Btf, type BtfComposite, BtfError, parseBtf } from './btf.js';
 import { checkLibbpfNeeds } from './libbpf-needs.js';
 import { EM_BPF, ElfError, type ElfFile, type ElfSection, type ElfSymbol, parseElf, SHF, SHN, SHT, STB, STT } from './elf.js';
@@ -90,14 +91,8 @@ export const insn = {
 
 // ---- the object model ----------------------------------------------------------------------------------
 
-/** enum bpf_prog_type */
-export const PROG_TYPE = {
-  UNSPEC: 0, SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, SCHED_ACT: 4, TRACEPOINT: 5, XDP: 6, PERF_EVENT: 7,
-  CGROUP_SKB: 8, CGROUP_SOCK: 9, LWT_IN: 10, LWT_OUT: 11, LWT_XMIT: 12, SOCK_OPS: 13, SK_SKB: 14,
-  CGROUP_DEVICE: 15, SK_MSG: 16, RAW_TRACEPOINT: 17, CGROUP_SOCK_ADDR: 18, LWT_SEG6LOCAL: 19, LIRC_MODE2: 20,
-  SK_REUSEPORT: 21, FLOW_DISSECTOR: 22, CGROUP_SYSCTL: 23, RAW_TRACEPOINT_WRITABLE: 24, CGROUP_SOCKOPT: 25,
-  TRACING: 26, STRUCT_OPS: 27, EXT: 28, LSM: 29, SK_LOOKUP: 30, SYSCALL: 31, NETFILTER: 32,
-} as const;
+/** enum bpf_prog_type (src/kernel/uapi.ts) */
+export { PROG_TYPE };
 
 /** BPF_F_RDONLY_PROG: programs may not write the map (libbpf sets it on .rodata) */
 export const BPF_F_RDONLY_PROG = 0x80;
