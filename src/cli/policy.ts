@@ -1,6 +1,6 @@
 // The policy options shared by `run` and `check`: --policy FILE, --default-deny and the --allow-* lists.
 import { WasmBpfError } from '../errors.js';
-import { PROG_TYPES } from '../probe/tables.js';
+import { PROGRAM_KINDS } from '../policy/needs.js';
 import { buildPolicy, mergeSpecs, PolicyError, readPolicyFile, type Policy, type PolicySpec } from '../policy/policy.js';
 
 export const POLICY_HELP = `Policy (what the module's eBPF objects may load and attach to). The default is to allow every program
@@ -64,9 +64,8 @@ export class PolicyOptions {
   build(): Policy {
     try {
       const spec = [...this.files.map(readPolicyFile), this.spec].reduce(mergeSpecs, {});
-      const known = new Set(PROG_TYPES.map((t) => t.name).concat('uprobe'));
-      const bad = spec.programTypes?.find((t) => !known.has(t));
-      if (bad !== undefined) throw new PolicyError(`program type '${bad}' is not one the kernel knows (${[...known].join(', ')})`);
+      const bad = spec.programTypes?.find((t) => !PROGRAM_KINDS.has(t));
+      if (bad !== undefined) throw new PolicyError(`program type '${bad}' is not one the kernel knows (${[...PROGRAM_KINDS].join(', ')})`);
       return buildPolicy(spec);
     } catch (err) {
       if (err instanceof PolicyError) throw new WasmBpfError('USAGE', err.message);

@@ -2,9 +2,8 @@
 // the program kinds, the helpers and kfuncs its code calls, the binaries its uprobe sections name, the
 // attach targets it will pick at run time and the maps that ask to be pinned. `check` prints it; the
 // load gate (enforce.ts) compares it with the policy.
-import { insn, OP_CALL, PROG_TYPE, type BpfObject, type BpfProgram } from '../object/loader.js';
-import { PROG_TYPES } from '../probe/tables.js';
-import { HELPER_NAME } from '../kernel/uapi.js';
+import { insn, OP_CALL, type BpfObject, type BpfProgram } from '../object/loader.js';
+import { HELPER_NAME, PROG_TYPE } from '../kernel/uapi.js';
 
 /** what kind of target a program of this kind is attached to when the guest names one */
 export type TargetKind = 'interface' | 'cgroup' | 'uprobe';
@@ -35,9 +34,15 @@ const UPROBE_SECTION = /^(uprobe|uretprobe|usdt|uprobe\.multi|uretprobe\.multi)(
 const CGROUP_KINDS = new Set(['cgroup_skb', 'cgroup_sock', 'sock_ops', 'cgroup_device', 'cgroup_sock_addr', 'cgroup_sysctl', 'cgroup_sockopt']);
 const INTERFACE_KINDS = new Set(['xdp', 'socket_filter', 'sched_cls']);
 
+/** the kernel's program type names by id (BPF_PROG_TYPE_CGROUP_SKB -> 'cgroup_skb'), as the prober names them */
+const TYPE_NAMES = new Map<number, string>(Object.entries(PROG_TYPE).filter(([k]) => k !== 'UNSPEC').map(([k, id]) => [id, k.toLowerCase()]));
+
+/** the program kinds a policy may name: every program type, and 'uprobe' */
+export const PROGRAM_KINDS: ReadonlySet<string> = new Set([...TYPE_NAMES.values(), 'uprobe']);
+
 export function programKind(type: number, section: string): string {
   if (type === PROG_TYPE.KPROBE && UPROBE_SECTION.test(section)) return 'uprobe';
-  return PROG_TYPES.find((t) => t.id === type)?.name ?? `type ${type}`;
+  return TYPE_NAMES.get(type) ?? `type ${type}`;
 }
 
 /** the binary a uprobe or usdt section names (libbpf reads it up to the first ':'), if any */
