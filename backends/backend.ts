@@ -4,6 +4,8 @@
 
 import { MAP_TYPE } from '../src/kernel/uapi.js';
 import type { Policy } from '../src/policy/policy.js';
+import type { ObjectEdits } from '../src/object/edits.js';
+import type { BpfObject } from '../src/object/loader.js';
 
 export type BackendName = 'linux' | 'userspace' | 'windows';
 
@@ -51,18 +53,11 @@ export interface LoadOptions {
   policy?: Policy;
   /** where diagnostics go (stderr of the host) */
   log: (line: string) => void;
-  /** called with the object's programs and maps once parsed, before the load; throwing refuses it */
-  beforeLoad?: (shape: {
-    programs: ReadonlyArray<{ name: string; section: string; type: number }>;
-    maps: ReadonlyArray<{ name: string; type: number }>;
-  }) => void | LoadDecision;
+  /** what the selector's compat passes ask of the backend as it opens the bytes (map retyping, maps it creates) */
+  edits?: ObjectEdits;
+  /** the selector's parse of exactly these bytes (src/object/loader.ts): a backend that parses objects itself may use it, and modify it */
+  parsed?: BpfObject;
 }
-
-/** What beforeLoad may ask of the backend: compat passes to apply before the load (e.g. 'ringbuf->perf'). */
-export interface LoadDecision {
-  compat?: readonly CompatStep[];
-}
-export type CompatStep = 'ringbuf->perf';
 
 /** A source of records (ring buffer or perf buffer) that the ABI layer drains into the guest. */
 export interface RecordSource {
@@ -79,6 +74,8 @@ export interface RecordSource {
 }
 
 export interface LoadedObject {
+  /** the backend that loaded it */
+  readonly backend: BackendName;
   readonly programs: readonly ProgramInfo[];
   readonly maps: readonly MapInfo[];
   /** attach a program by its section, or to an explicit target; throws BackendError */
@@ -97,13 +94,19 @@ export interface LoadedObject {
 
 export interface Backend {
   readonly name: BackendName;
-  /** open + load (with CO-RE) an ELF object; throws BackendError naming the program and errno */
+  /**
+   * open + load (with CO-RE) an ELF object the selector has validated, planned and prepared (src/select);
+   * throws BackendError naming the program and errno. A backend applies `opts.edits` or refuses the object.
+   */
   load(object: Uint8Array, opts: LoadOptions): LoadedObject;
   /** an eventfd that, once written, makes every blocking poll of this backend return -EINTR (-1: none) */
   wakeFd(): number;
   /** release what the backend holds (its wake fd); objects are closed by their owners first */
   dispose(): void;
 }
+
+/** What loads objects for the ABI layer (src/abi/host.ts): a backend, or the selector in front of several (src/select). */
+export type ObjectLoader = Omit<Backend, 'name'>;
 
 /** enum bpf_map_type (src/kernel/uapi.ts) */
 export { MAP_TYPE };

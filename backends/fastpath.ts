@@ -1,7 +1,7 @@
 // An optional capability a backend may have besides Backend: map_operate and buffer_poll served
 // without JavaScript (the kernel backend's C functions, native/src/guestmaps.cc). A backend without it
 // implements Backend alone; the ABI layer asks with hasFastPaths().
-import type { GuestMapAccess, RecordSource } from './backend.js';
+import type { BackendName, GuestMapAccess, RecordSource } from './backend.js';
 
 /**
  * map_operate served without JavaScript: a function the guest imports directly as
@@ -9,6 +9,8 @@ import type { GuestMapAccess, RecordSource } from './backend.js';
  * own. The ABI layer tells it the guest's memory and, as objects load and close, the maps it owns.
  */
 export interface DirectMapOps {
+  /** the backend whose maps it serves (LoadedObject.backend): other objects' maps stay on the JavaScript path */
+  readonly owner: BackendName;
   readonly fn: (...args: never[]) => number;
   /** wasm_bpf_buffer_poll's common case without JavaScript, when the backend can serve it */
   readonly poll?: DirectPoll;

@@ -58,16 +58,16 @@ const cacheBytes = fs.statSync(fs.readdirSync(dir).map((f) => path.join(dir, f))
 // 3. a fresh process: load the runtime's entry (src/probe/fast.ts) and the routing code, read the cached
 //    report, pick a backend: the runtime's first routing decision, node start-up excluded
 const distFast = path.join(ROOT, 'dist', 'src', 'probe', 'fast.js');
-const distRequire = path.join(ROOT, 'dist', 'src', 'probe', 'require.js');
+const distPlan = path.join(ROOT, 'dist', 'src', 'select', 'plan.js');
 const fresh: number[] = [];
 const freshLookup: number[] = [];
 if (fs.existsSync(distFast)) {
   const script = `const t0 = performance.now();
-const f = await import(${JSON.stringify(pathToFileURL(distFast).href)}); const q = await import(${JSON.stringify(pathToFileURL(distRequire).href)});
+const f = await import(${JSON.stringify(pathToFileURL(distFast).href)}); const q = await import(${JSON.stringify(pathToFileURL(distPlan).href)});
 const t1 = performance.now();
 const r = f.readCachedReport({ cacheDir: ${JSON.stringify(dir)} });
 if (!r) throw new Error('miss');
-const d = q.selectBackend(r, q.needsForProgram('tp/sched/sched_process_exec'));
+const d = q.planObject(r, { programs: [{ name: 'p', section: 'tp/sched/sched_process_exec', type: 0 }], maps: [] });
 const t2 = performance.now();
 console.log(JSON.stringify([t1 - t0, t2 - t1, d.backend]));`;
   for (let i = 0; i < Math.min(RUNS, 10); i++) {
@@ -125,7 +125,7 @@ for (let i = 0; i < Math.min(RUNS, 10); i++) {
 const rows: Array<[string, number[], string]> = [
   ['default report, cold (in-process, no cache)', cold, 'budget < 300 ms'],
   ['cached report lookup (in-process)', cached, `budget < 5 ms; cache file ${(cacheBytes / 1024).toFixed(0)} KiB`],
-  ['fresh process: load fast.js + require.js, read cache, select backend', fresh, 'node start-up excluded'],
+  ['fresh process: load fast.js + select/plan.js, read cache, plan an object', fresh, 'node start-up excluded'],
   ['fresh process: read cache + select backend (modules loaded)', freshLookup, 'first call, cold JIT'],
   ['--full report (helpers), cold', full, ''],
   ['`wasm-bpf probe --json --no-cache`: until the report is printed', printed, 'node start-up included'],

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { BUILD, CLI, GUEST_INCLUDE, ROOT, Running, ensureMounts } from './helpers.js';
 import {
-  ARM64_LAYOUT, X86_LAYOUT, PtRegsError, layoutFromBtf, mapRegister, mayNeedPtRegs, relocatePtRegs, type PtRegsResult,
+  ARM64_LAYOUT, X86_LAYOUT, PtRegsError, layoutFromBtf, mapRegister, mayNeedPtRegs, ptRegsEvidence, relocatePtRegs, type PtRegsResult,
 } from '../compat/ptregs/index.js';
 import { loadNative } from '../backends/linux/native.js';
 import { loadObject } from '../src/object/loader.js';
@@ -315,6 +315,14 @@ t.test('the quick check before the pass (libbpf\'s view of the pt_regs members) 
     }
     const facts = native.ptRegsMembers(obj);
     native.close(obj);
+    // the selector reads the same evidence from its own parse (src/object): libbpf's view is the oracle
+    let parsed: ReturnType<typeof loadObject> | undefined;
+    try {
+      parsed = loadObject(bytes);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed) t.same(ptRegsEvidence(parsed.btf), { members: [...facts.members].sort(), userPtRegs: facts.userPtRegs }, `${path.basename(file)}: the same pt_regs evidence as libbpf's parse`);
     for (const host of ['x86', 'arm64'] as const) {
       let changes: boolean;
       try {

@@ -64,6 +64,12 @@ t.test('the ELF rewrite alone: every ring buffer example still parses, with no r
     const r = rewriteRingbuf(bytes, 77);
     t.notOk(usesRingbufHelpers(r.bytes), `${name}: none left after the rewrite`);
     t.ok(r.scratchValueSize > 0, `${name}: scratch value size ${r.scratchValueSize}`);
+    t.ok(r.scratchFdAt.length > 0, `${name}: ${r.scratchFdAt.length} scratch map reference(s)`);
+    const dv = new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+    t.ok(r.scratchFdAt.every((at) => dv.getInt32(at, true) === 77 && r.bytes[at - 4] === 0x18 && r.bytes[at - 3] === 0x11), `${name}: each is the immediate of an ld_imm64 r1, map fd`);
+    const pure = rewriteRingbuf(bytes);
+    t.same(pure.scratchFdAt, r.scratchFdAt, `${name}: the same places without an fd`);
+    t.ok(pure.scratchFdAt.every((at) => new DataView(pure.bytes.buffer).getInt32(at, true) === -1), `${name}: holding -1 until the backend writes the fd`);
     const before = loadObject(bytes);
     const after = loadObject(r.bytes);
     t.same(after.programs.map((p) => p.name), before.programs.map((p) => p.name), `${name}: same programs`);

@@ -9,7 +9,12 @@ import path from 'node:path';
 import { BUILD, FIXTURES, buildBpf, buildGuest, embed, kernelIds, kv, runCli, settledLeaks, startCli } from './helpers.js';
 import { LinuxBackend } from '../backends/linux/index.js';
 import { loadNative } from '../backends/linux/native.js';
-import { structOpsLinks } from '../backends/linux/structops.js';
+import { hostReport } from '../src/probe/fast.js';
+import { planObject } from '../src/select/plan.js';
+import { MAP_TYPE } from '../src/kernel/uapi.js';
+
+/** struct_ops maps register through links here (the prober's struct_ops_link: Linux 6.4+) */
+const structOpsLinks = (await hostReport()).features.struct_ops_link.state === 'yes';
 import { guestErrno, toBackendError } from '../backends/linux/errors.js';
 import { BackendError } from '../src/errors.js';
 import { buildPolicy } from '../src/policy/policy.js';
@@ -199,7 +204,7 @@ t.test('3. struct_ops: the guest cannot register its map through map_operate, no
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] }, 'no program, map or link left');
 });
 
-t.test('3. struct_ops attached by wasm_attach_bpf_program: registered while the run lasts, gone after exit and after SIGKILL', { skip: !structOpsLinks() && 'needs Linux 6.4+ (BPF_F_LINK)' }, async (t) => {
+t.test('3. struct_ops attached by wasm_attach_bpf_program: registered while the run lasts, gone after exit and after SIGKILL', { skip: !structOpsLinks && 'needs Linux 6.4+ (BPF_F_LINK)' }, async (t) => {
   t.teardown(() => void unregisterLeftovers());
   // a normal run: every program of the skeleton attached (each registers the map once), then closed
   const r = runCli([wasm, 'structops-attach']);
@@ -237,12 +242,17 @@ t.test('3. struct_ops without BPF_F_LINK (the pre-6.4 path): closing the object 
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });
 });
 
-t.test('struct_ops links need Linux 6.4', async (t) => {
-  t.equal(structOpsLinks('6.3.13'), false);
-  t.equal(structOpsLinks('6.4.0-1-amd64'), true);
-  t.equal(structOpsLinks('6.18.0'), true);
-  t.equal(structOpsLinks('5.10.0'), false);
-  t.equal(structOpsLinks('7.0'), true);
+t.test('struct_ops links: the prober says (Linux 6.4+), the plan decides, the backend follows', async (t) => {
+  const report = await hostReport();
+  const f = report.features.struct_ops_link;
+  t.equal(f.since, '6.4');
+  const shape = { programs: [], maps: [{ name: 'cc', type: MAP_TYPE.STRUCT_OPS }] };
+  t.equal(planObject(report, shape).structOpsLink === true, f.state === 'yes', 'the plan follows the report');
+  const old = { ...report, features: { ...report.features, struct_ops_link: { ...f, state: 'no' as const, reason: 'needs Linux 6.4+ (this is 6.1)' } } };
+  const p = planObject(old, shape);
+  t.notOk(p.structOpsLink, 'no links on an older kernel');
+  t.match(p.reasons.join('\n'), /struct_ops: no BPF links for struct_ops maps \(needs Linux 6\.4\+/);
+  t.notOk(planObject(report, { programs: [], maps: [{ name: 'm', type: MAP_TYPE.HASH }] }).structOpsLink, 'only objects with struct_ops maps');
 });
 
 t.test('no kernel object left by this file', async (t) => {

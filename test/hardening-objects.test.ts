@@ -76,7 +76,7 @@ t.test('crafted objects: Selector.load refuses each before libbpf sees it', { sk
   t.teardown(() => linux.dispose());
   for (const choice of ['linux', 'auto'] as const) {
     // 'auto' with the prober's report absent loads without routing, as createBackend does when the probe fails
-    const sel = new Selector(linux, undefined, choice);
+    const sel = new Selector({ linux }, undefined, choice);
     for (const c of CASES) {
       const err = t.throws(() => sel.load(crafted(c), opts), `${choice} ${c.shape}: refused`) as unknown;
       t.ok(err instanceof BackendError, `${choice} ${c.shape}: a BackendError`);
@@ -88,7 +88,7 @@ t.test('crafted objects: Selector.load refuses each before libbpf sees it', { sk
     }
   }
   // and the real objects still load
-  const obj = new Selector(linux, undefined, 'linux').load(new Uint8Array(fs.readFileSync(path.join(M, 'sockfilter.bpf.o'))), opts);
+  const obj = new Selector({ linux }, undefined, 'linux').load(new Uint8Array(fs.readFileSync(path.join(M, 'sockfilter.bpf.o'))), opts);
   t.ok(obj.programs.length > 0, 'an intact object loads');
   obj.close();
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] }, 'no kernel object left');

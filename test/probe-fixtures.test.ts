@@ -6,7 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { FIXTURES, runCli } from './helpers.js';
-import { probe, requirementsMet, selectBackend, needsForProgram, needsForMap, type Report } from '../src/probe/index.js';
+import { probe, requirementsMet, needsForProgram, needsForMap, type Report } from '../src/probe/index.js';
+import { planObject, refusal, type Plan } from '../src/select/plan.js';
+
+/** the selector's plan for an object of one program (and maps of these types) */
+function plan(r: Report, section: string, mapTypes: number[] = [], choice: Parameters<typeof planObject>[2] = 'auto'): Plan {
+  return planObject(r, { programs: [{ name: 'p', section, type: 0 }], maps: mapTypes.map((type, i) => ({ name: `m${i}`, type })) }, choice);
+}
 import { parseKconfig } from '../src/probe/kconfig.js';
 import { parseOsRelease } from '../src/probe/osrelease.js';
 
@@ -89,11 +95,16 @@ t.test('ubuntu 20.04 arm64, kernel 5.4, no BTF', async (t) => {
   t.same(fentry.missing[1]?.fallback, { kind: 'attach', mech: 'kprobe' });
   t.ok(requirementsMet(r, [{ kind: 'kernel', min: '5.4' }]).ok);
   t.equal(requirementsMet(r, [{ kind: 'kernel', min: '5.8' }]).missing[0]?.fix, 'a Linux 5.8+ kernel');
-  t.equal(selectBackend(r, needsForProgram('tp/sched/sched_process_exec')).backend, 'linux');
-  const d = selectBackend(r, [...needsForProgram('tp/sched/sched_process_exec'), ...needsForMap(27)]);
-  t.equal(d.backend, null);
-  t.match(d.reasons.join('\n'), /linux: missing map type ringbuf/);
-  t.match(d.reasons.join('\n'), /userspace: not implemented in this build/);
+  t.equal(plan(r, 'tp/sched/sched_process_exec').backend, 'linux');
+  const d = plan(r, 'tp/sched/sched_process_exec', [27]);
+  t.equal(d.backend, 'linux', 'a ring buffer on 5.4: the kernel, with the compat pass');
+  t.same(d.compat, ['ringbuf->perf']);
+  t.match(d.reasons.join('\n'), /compat ringbuf->perf: map 'm0' \(ringbuf\)/);
+  const none = plan(r, 'lsm/file_open');
+  t.equal(none.backend, null);
+  t.match(none.reasons.join('\n'), /linux: \d+ need\(s\) missing/);
+  t.match(none.reasons.join('\n'), /userspace: it cannot run lsm programs \('p'\); it attaches: none in this build/);
+  t.match(refusal(none), /^no backend on this host can run the object:\n  - program 'p' \(lsm\/file_open\) needs [^\n]*\n(.*\n)*  - the userspace backend: it cannot run lsm programs/);
 });
 
 t.test('debian 11 x86_64, kernel 5.10, BTF', async (t) => {
@@ -124,14 +135,18 @@ t.test('debian 11 x86_64, kernel 5.10, BTF', async (t) => {
   t.equal(r.features.ringbuf.state, 'yes');
   t.equal(r.features.perf_link.state, 'no');
   t.equal(r.features.bpf_cookie.state, 'no');
+  t.equal(r.features.struct_ops_link.state, 'no', 'struct_ops links need 6.4');
+  t.match(r.features.struct_ops_link.reason, /needs Linux 6\.4\+/);
 
   t.ok(requirementsMet(r, [...needsForProgram('tp/sched/sched_process_exec'), ...needsForMap(27)]).ok, 'ringbuf + tracepoint: fine');
   const fe = requirementsMet(r, needsForProgram('fentry/do_unlinkat'));
   t.notOk(fe.ok);
   t.same(fe.missing.map((m) => [m.what, m.state]), [['program type tracing', 'unknown'], ['attach mechanism fentry', 'unknown']]);
   t.match(fe.missing[0]?.fix ?? '', /probe/);
-  t.equal(selectBackend(r, needsForProgram('xdp')).backend, 'linux');
-  t.equal(selectBackend(r, needsForProgram('xdp'), 'windows').backend, null);
+  t.equal(plan(r, 'xdp').backend, 'linux');
+  const forced = plan(r, 'xdp', [], 'windows');
+  t.equal(forced.backend, 'windows', '--backend is obeyed by the plan (the selector then says the build has no such backend)');
+  t.match(forced.reasons.join('\n'), /--backend windows: chosen by the user/);
 });
 
 t.test('a windows host', async (t) => {
@@ -149,9 +164,10 @@ t.test('a windows host', async (t) => {
   t.equal(r.backends.windows.state, 'no', 'but this build has no windows backend');
   for (const f of Object.values(r.progTypes)) t.equal(f.state, 'no');
   t.equal(r.attach.xdp.state, 'no');
-  const d = selectBackend(r, needsForProgram('xdp'));
+  const d = plan(r, 'xdp');
   t.equal(d.backend, null);
   t.match(d.reasons.join('\n'), /windows: not implemented in this build \(the host would support it/);
+  t.match(refusal(d), /the windows backend: not implemented in this build \(the host would support it/);
 
   const noDll = copyOf(t, WINDOWS);
   fs.rmSync(path.join(noDll, 'Windows/System32/ebpfapi.dll'));
@@ -169,9 +185,10 @@ t.test('an unprivileged user on debian 11: the linux backend is out', async (t) 
   t.equal(r.features.bpf_syscall.state, 'no');
   t.match(r.features.bpf_syscall.reason, /unprivileged_bpf_disabled=2/);
   t.equal(r.backends.linux.state, 'no');
-  const d = selectBackend(r, needsForProgram('xdp'));
+  const d = plan(r, 'xdp');
   t.equal(d.backend, null);
   t.match(d.reasons[0] ?? '', /^linux: .*unprivileged/);
+  t.match(refusal(d), /^no backend on this host can run the object:\n  - the linux backend: .*unprivileged[^\n]*\n  - the userspace backend: it cannot run xdp programs/, 'the refusal says why, per backend (never an empty list)');
 });
 
 t.test('bad input: config.gz', async (t) => {

@@ -113,6 +113,7 @@ class FakeDirectPoll implements DirectPoll {
 
 function fakeDirect(poll: FakeDirectPoll): DirectMapOps {
   return {
+    owner: 'userspace',
     fn: (() => -22) as unknown as (...args: never[]) => number,
     poll,
     bind: (memory) => void (poll.memory = memory),
@@ -125,6 +126,7 @@ function fakeDirect(poll: FakeDirectPoll): DirectMapOps {
 
 function fakeBackend(src: ScriptedSource, direct?: FakeDirectPoll, mapType: number = MAP_TYPE.RINGBUF): Backend {
   const obj: LoadedObject = {
+    backend: 'userspace',
     programs: [],
     maps: [{ name: 'rb', type: mapType, keySize: 0, valueSize: 0, maxEntries: 1 << 20, fd: 100, opValueSize: 0 }],
     attach: () => undefined,

@@ -1,7 +1,5 @@
-// The Linux kernel backend: libbpf through the native addon.
-import fs from 'node:fs';
-import os from 'node:os';
-import { createRequire } from 'node:module';
+// The Linux kernel backend: libbpf through the native addon. It loads what the selector (src/select)
+// prepared: the bytes, opened once, with the compat passes' edits (src/object/edits.ts) applied.
 import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import type { DirectMapOps, DirectPoll, FastPaths } from '../fastpath.js';
 import { isPerCpuMap } from '../backend.js';
@@ -15,9 +13,8 @@ import { nativeCall, toBackendError } from './errors.js';
 import { explainLoadFailure } from './explain.js';
 import { accessCode, guestAccessFor, MAP_TYPE_FD } from './mapaccess.js';
 import { confinePinning } from './pinning.js';
-import { prepareStructOps, structOpsMapsByProgram } from './structops.js';
-import { openWithRingbufCompat } from '../../compat/ringbuf/index.js';
-import { mayNeedPtRegs, ptregsForHost } from '../../compat/ptregs/index.js';
+import { linkedStructOps, structOpsMapsByProgram } from './structops.js';
+import type { HostMap } from '../../src/object/edits.js';
 
 const PERF_BUFFER_PAGES = 64;
 
@@ -69,6 +66,7 @@ export class LinuxBackend implements Backend, FastPaths {
       };
     }
     return {
+      owner: 'linux',
       fn,
       ...(poll ? { poll } : {}),
       bind: (memory) => void (released || bind(slot, memory.buffer)),
@@ -99,51 +97,30 @@ export class LinuxBackend implements Backend, FastPaths {
       logLevel: opts.verbose ? 2 : 0,
       ...(this.btfCustomPath ? { btfCustomPath: this.btfCustomPath } : {}),
     };
-    mark('open:start');
-    let obj = nativeCall(
-      () => native.open(bytes, opts.objectName, openOpts),
-      `libbpf cannot open the object (${bytes.length} bytes)`,
-    );
-    mark('open:end');
-    flushLog();
-    let scratchFd = -1;
+    // maps the compat passes asked for: created first, their fds written into (a copy of) the bytes
+    const hostFds: number[] = [];
+    let obj = -1;
     try {
-      // compat/ptregs (issue #5.2): remap pt_regs reads of an object built for another arch, and open
-      // the result instead; asked only when libbpf's parse shows pt_regs members of another arch
-      if (mayNeedPtRegs(native.ptRegsMembers(obj))) {
-        const patched = ptregsForHost(bytes, opts.verbose ? opts.log : undefined);
-        if (patched !== bytes) {
-          native.close(obj);
-          obj = -1;
-          bytes = patched;
-          obj = nativeCall(() => native.open(bytes, opts.objectName, openOpts), `libbpf cannot open the object (${bytes.length} bytes)`);
-          flushLog();
+      if (opts.edits?.hostMaps?.length) bytes = withHostMaps(native, bytes, opts.edits.hostMaps, hostFds);
+      mark('open:start');
+      obj = nativeCall(() => native.open(bytes, opts.objectName, openOpts), `libbpf cannot open the object (${bytes.length} bytes)`);
+      mark('open:end');
+      flushLog();
+      for (const r of opts.edits?.retype ?? []) {
+        nativeCall(() => native.setMapType(obj, r.name, r.type, r.keySize, r.valueSize, r.maxEntries), `map '${r.name}' cannot change type`);
+      }
+      if (opts.edits?.mapFlags?.length) {
+        const current = new Map(native.maps(obj).map((m) => [m.name, m.flags]));
+        for (const f of opts.edits.mapFlags) {
+          const flags = current.get(f.name);
+          if (flags === undefined) throw new BackendError(`no map named '${f.name}' in the object`, ERRNO.ENOENT);
+          nativeCall(() => native.setMapFlags(obj, f.name, (flags | f.flags) >>> 0), `map '${f.name}' cannot take flags 0x${f.flags.toString(16)}`);
         }
       }
       const programs: ProgramInfo[] = native.programs(obj).map((p) => ({ name: p.name, section: p.section, type: p.type }));
-      const premaps = native.maps(obj);
-      // the selector decides from libbpf's own parse, before anything reaches the kernel
-      const decision = opts.beforeLoad?.({ programs, maps: premaps });
-      if (decision && decision.compat?.includes('ringbuf->perf')) {
-        // compat/ringbuf: reopen the rewritten object (ring buffers become perf event arrays)
-        native.close(obj);
-        obj = -1;
-        const c = nativeCall(() => openWithRingbufCompat(native, bytes, opts.objectName, openOpts), 'the ringbuf -> perf buffer compat pass failed');
-        obj = c.obj;
-        scratchFd = c.scratchFd;
-        flushLog();
-        if (opts.verbose) for (const n of c.notes) opts.log(`wasm-bpf: compat ringbuf->perf: ${n}`);
-      } else if (premaps.some((m) => m.type === MAP_TYPE.RINGBUF) && !kernelAtLeast(5, 8)) {
-        throw new BackendError(
-          `the object uses a BPF ring buffer, which needs Linux 5.8; this kernel is ${os.release()}`,
-          ERRNO.EOPNOTSUPP,
-          '',
-          'run it on Linux 5.8 or newer, or with --backend auto (the selector then applies the ringbuf -> perf buffer compat pass)',
-        );
-      }
       // every map private to the run; struct_ops registrations tied to it
       confinePinning(native, obj, opts);
-      const structOpsLink = prepareStructOps(native, obj, opts);
+      const structOpsLinked = linkedStructOps(native, obj, opts);
       try {
         mark('load:start');
         native.load(obj);
@@ -151,8 +128,8 @@ export class LinuxBackend implements Backend, FastPaths {
       } catch (err) {
         throw explainLoadFailure(err, programs);
       } finally {
-        if (scratchFd >= 0) native.closeFd(scratchFd);
-        scratchFd = -1;
+        // the programs hold their own references to the host's maps
+        for (const fd of hostFds.splice(0)) native.closeFd(fd);
       }
       flushLog();
       const ncpu = native.numPossibleCpus();
@@ -170,11 +147,11 @@ export class LinuxBackend implements Backend, FastPaths {
         };
       });
       const structOps = maps.some((m) => m.type === MAP_TYPE_FD.STRUCT_OPS)
-        ? { link: structOpsLink, mapsByProgram: structOpsMapsByProgram(bytes) }
+        ? { linked: structOpsLinked, mapsByProgram: structOpsMapsByProgram(bytes) }
         : undefined;
       return new LinuxObject(native, obj, programs, maps, opts, () => this.wakeFd(), structOps);
     } catch (err) {
-      if (scratchFd >= 0) native.closeFd(scratchFd);
+      for (const fd of hostFds) native.closeFd(fd);
       if (obj >= 0) native.close(obj);
       native.takeLog();
       throw err;
@@ -182,7 +159,23 @@ export class LinuxBackend implements Backend, FastPaths {
   }
 }
 
+/** creates each host map and writes its fd at its offsets, in a copy of `bytes`; the fds go to `fds` */
+function withHostMaps(native: NativeAddon, bytes: Uint8Array, maps: readonly HostMap[], fds: number[]): Uint8Array {
+  const out = new Uint8Array(bytes);
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  for (const m of maps) {
+    const fd = nativeCall(() => native.mapCreate(m.type, m.keySize, m.valueSize, m.maxEntries, m.name), `cannot create map '${m.name}'`);
+    fds.push(fd);
+    for (const at of m.fdAt) {
+      if (at < 0 || at + 4 > out.length) throw new BackendError(`map '${m.name}': fd offset ${at} is outside the object`, ERRNO.EINVAL);
+      dv.setInt32(at, fd, true);
+    }
+  }
+  return out;
+}
+
 class LinuxObject implements LoadedObject {
+  readonly backend = 'linux' as const;
   private readonly links: number[] = [];
   private readonly sources = new Set<LinuxRecordSource>();
   private closed = false;
@@ -197,8 +190,8 @@ class LinuxObject implements LoadedObject {
     readonly maps: readonly MapInfo[],
     private readonly opts: LoadOptions,
     private readonly wakeFd: () => number,
-    /** the object's struct_ops maps: whether they register through a link, and which programs they name */
-    private readonly structOps?: { link: boolean; mapsByProgram: ReadonlyMap<string, readonly string[]> },
+    /** the object's struct_ops maps: those that register through a link, and which programs they name */
+    private readonly structOps?: { linked: ReadonlySet<string>; mapsByProgram: ReadonlyMap<string, readonly string[]> },
   ) {
     this.mapOp = native.mapOp;
   }
@@ -211,9 +204,9 @@ class LinuxObject implements LoadedObject {
    * attaching each program of a skeleton registers its maps once).
    */
   private attachStructOps(name: string, maps: readonly string[]): void {
-    const link = this.structOps?.link ?? false;
     for (const map of maps) {
       if (this.registered.has(map)) continue;
+      const link = this.structOps?.linked.has(map) ?? false;
       const what = `struct_ops map '${map}'${map === name ? '' : ` (of program '${name}')`}`;
       mark('attach:start');
       try {
@@ -254,7 +247,6 @@ class LinuxObject implements LoadedObject {
       );
     }
     mark('attach:start');
-    if (info.type === PROG_TYPE.TRACEPOINT) ensureTracefs(this.opts);
     try {
       this.links.push(
         ...attachProgram(this.native, {
@@ -346,24 +338,4 @@ class LinuxRecordSource implements RecordSource {
     this.native.bufferClose(this.id);
     this.onClose();
   }
-}
-
-export function kernelAtLeast(major: number, minor: number): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(os.release());
-  if (!m) return true;
-  const [a, b] = [Number(m[1]), Number(m[2])];
-  return a > major || (a === major && b >= minor);
-}
-
-let tracefsChecked = false;
-/** tracepoint attach needs tracefs; mount it when missing and we are root (as bpftool/bcc users expect) */
-function ensureTracefs(opts: LoadOptions): void {
-  if (tracefsChecked) return;
-  tracefsChecked = true;
-  if (fs.existsSync('/sys/kernel/tracing/events') || fs.existsSync('/sys/kernel/debug/tracing/events')) return;
-  if (process.getuid?.() !== 0) return;
-  // loaded only here: node:child_process costs start-up time every run would pay
-  const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
-  const r = spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing'], { encoding: 'utf8' });
-  if (opts.verbose) opts.log(r.status === 0 ? 'wasm-bpf: mounted tracefs on /sys/kernel/tracing' : `wasm-bpf: could not mount tracefs: ${r.stderr.trim()}`);
 }

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
+import { hasEdits } from '../../src/object/edits.js';
 import { type Btf, BtfError, parseBtf } from '../../src/object/btf.js';
 import { applyCoreRelocations, CoreError } from '../../src/object/core.js';
 import { type BpfObject, type BpfProgram, insn as I, loadObject, ObjectError, OP_CALL, OP_LDDW } from '../../src/object/loader.js';
@@ -122,9 +123,13 @@ export class UserspaceBackend implements Backend {
 
   load(bytes: Uint8Array, opts?: LoadOptions): UserspaceObject {
     const what = opts?.objectName ? `object '${opts.objectName}'` : 'the eBPF object';
+    if (hasEdits(opts?.edits)) {
+      // the plan applies edits (ring buffers as perf event arrays) only for the kernel, where ring buffers are missing
+      throw new BackendError(`cannot load ${what}: the userspace backend does not apply map edits of compat passes`, E.EOPNOTSUPP);
+    }
     let obj: BpfObject;
     try {
-      obj = loadObject(bytes);
+      obj = opts?.parsed ?? loadObject(bytes);
     } catch (e) {
       if (e instanceof ObjectError) throw new BackendError(`cannot load ${what}: ${e.message}`, e.code === 'OBJECT_UNSUPPORTED' ? E.EOPNOTSUPP : E.EINVAL, '', undefined, { cause: e });
       throw e;
@@ -163,6 +168,7 @@ interface ProgEntry {
 }
 
 export class UserspaceObject implements LoadedObject {
+  readonly backend = 'userspace' as const;
   readonly programs: ProgramInfo[] = [];
   readonly maps: MapInfo[] = [];
   /** bpf_trace_printk output of every run, in order */
@@ -182,13 +188,13 @@ export class UserspaceObject implements LoadedObject {
   private running = false;
 
   constructor(
-    private readonly backend: UserspaceBackend,
+    private readonly owner: UserspaceBackend,
     obj: BpfObject,
     private readonly stopFlag: Int32Array | undefined,
     private readonly onClose: (self: UserspaceObject) => void,
   ) {
     this.object = obj;
-    const bopts = backend.options;
+    const bopts = owner.options;
     this.memory = vm.createMemory({ maximumPages: bopts.maxMemoryPages ?? 16384 });
     this.runCtx = { task: bopts.task ?? defaultTask(), cpu: 0, taskAddr: 0 };
     const clock = bopts.clock ?? ((): bigint => process.hrtime.bigint());
@@ -215,12 +221,12 @@ export class UserspaceObject implements LoadedObject {
   // ---- load ---------------------------------------------------------------------------------------------
 
   private createMaps(): void {
-    const ncpus = this.backend.ncpus;
+    const ncpus = this.owner.ncpus;
     const env = {
       memory: this.memory,
       ncpus,
       cpu: () => this.runCtx.cpu,
-      maxMapBytes: this.backend.options.maxMapBytes ?? DEFAULT_MAX_MAP_BYTES,
+      maxMapBytes: this.owner.options.maxMapBytes ?? DEFAULT_MAX_MAP_BYTES,
     };
     for (const def of this.object.maps) {
       const isPerf = def.type === MAP_TYPE.PERF_EVENT_ARRAY;
@@ -237,7 +243,7 @@ export class UserspaceObject implements LoadedObject {
       try {
         map = createMap<ProgEntry>(spec, env, {
           initial: def.initial,
-          perfBytesPerCpu: this.backend.options.perfBytesPerCpu,
+          perfBytesPerCpu: this.owner.options.perfBytesPerCpu,
           progByFd: (fd) => {
             const p = this.progsByFd.get(fd);
             return p ? { fd, program: p } : undefined;
@@ -444,8 +450,8 @@ export class UserspaceObject implements LoadedObject {
     if (!p) throw new BackendError(`no program named '${program}' in the object`, E.ENOENT);
     if (this.running) throw new BackendError('a run of this object is already in progress (runs do not nest)', E.EBUSY);
     const cpu = opts.cpu ?? 0;
-    if (!(cpu >= 0 && cpu < this.backend.ncpus)) throw new BackendError(`cpu ${cpu} is out of range (ncpus ${this.backend.ncpus})`, E.EINVAL);
-    const task = opts.task ?? this.backend.options.task ?? this.runCtx.task;
+    if (!(cpu >= 0 && cpu < this.owner.ncpus)) throw new BackendError(`cpu ${cpu} is out of range (ncpus ${this.owner.ncpus})`, E.EINVAL);
+    const task = opts.task ?? this.owner.options.task ?? this.runCtx.task;
     let taskRegion;
     this.running = true;
     try {
@@ -458,8 +464,8 @@ export class UserspaceObject implements LoadedObject {
       }
       this.runCtx = { task, cpu, taskAddr: taskRegion?.addr ?? 0 };
       return vm.execute(p.vm, ctx, {
-        engine: opts.engine ?? this.backend.options.engine,
-        budget: opts.budget ?? this.backend.options.budget,
+        engine: opts.engine ?? this.owner.options.engine,
+        budget: opts.budget ?? this.owner.options.budget,
         inputKind: 'ctx',
         args: opts.args,
       });

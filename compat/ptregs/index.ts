@@ -374,7 +374,7 @@ const envArch = (v: string | undefined): PtRegsArch | undefined =>
 
 // ---- the pass -----------------------------------------------------------------------------------------
 
-export function relocatePtRegs(input: Uint8Array, opts: PtRegsOptions = {}): PtRegsResult {
+export function relocatePtRegs(input: Uint8Array, opts: PtRegsOptions & { parsed?: BpfObject } = {}): PtRegsResult {
   const hostArch = opts.hostArch ?? hostArchOf();
   const none = (skipped: string, sourceArch?: PtRegsArch): PtRegsResult => ({
     bytes: input, sourceArch, hostArch, patches: [], removedCoreRecords: 0, skipped,
@@ -382,7 +382,7 @@ export function relocatePtRegs(input: Uint8Array, opts: PtRegsOptions = {}): PtR
   if (!hostArch) return none(`host arch ${process.arch} is not x86_64 or arm64`);
   let obj: BpfObject;
   try {
-    obj = loadObject(input);
+    obj = opts.parsed ?? loadObject(input);
   } catch (e) {
     // libbpf gets the object unchanged and reports its own parse errors
     return none(`the object could not be parsed: ${(e as Error).message}`);
@@ -567,15 +567,48 @@ function dropCoreRecords(obj: BpfObject, out: Uint8Array, keys: Set<string>): nu
   return dropped;
 }
 
-// ---- the backend's entry point ------------------------------------------------------------------------
+// ---- the selector's entry points ----------------------------------------------------------------------
 
 /**
- * Whether relocatePtRegs could change an object whose pt_regs-like BTF structs (pt_regs, user_pt_regs
- * and their ___flavours) have these member names, nested ones included (libbpf's parse, before
- * load): only when they name a member of another arch's layout than the host's (or
+ * What mayNeedPtRegs reads: the member names (nested ones included) of the object's pt_regs-like BTF
+ * structs (pt_regs, user_pt_regs and their ___flavours), and whether a user_pt_regs is among them.
+ * Read from the object's own BTF (src/object), which the selector has parsed already.
+ */
+export function ptRegsEvidence(btf: Btf | undefined): { members: string[]; userPtRegs: boolean } {
+  const names = new Set<string>();
+  let userPtRegs = false;
+  if (!btf) return { members: [], userPtRegs };
+  const todo: number[] = [];
+  for (let id = btf.startId; id < btf.length; id++) {
+    const kind = btf.kindOf(id);
+    if (kind !== 'STRUCT' && kind !== 'UNION') continue;
+    const name = btf.nameOf(id);
+    const root = name.includes('___') ? name.slice(0, name.indexOf('___')) : name;
+    if (root === 'user_pt_regs') userPtRegs = true;
+    if (root === 'pt_regs' || root === 'user_pt_regs') todo.push(id);
+  }
+  const seen = new Set<number>();
+  while (todo.length > 0) {
+    const id = todo.pop() as number;
+    if (seen.has(id) || seen.size > 10000 || id <= 0 || id >= btf.length) continue;
+    seen.add(id);
+    const t = btf.type(id);
+    if (t.kind === 'STRUCT' || t.kind === 'UNION') {
+      for (const m of t.members) {
+        if (m.name) names.add(m.name);
+        todo.push(m.type);
+      }
+    } else if (t.kind === 'ARRAY') todo.push(t.type);
+    else if (t.kind === 'TYPEDEF' || t.kind === 'VOLATILE' || t.kind === 'CONST' || t.kind === 'RESTRICT' || t.kind === 'TYPE_TAG') todo.push(t.type);
+  }
+  return { members: [...names].sort(), userPtRegs };
+}
+
+/**
+ * Whether relocatePtRegs could change an object with this evidence (ptRegsEvidence): only when its
+ * pt_regs structs name a member of another arch's layout than the host's (or
  * WASM_BPF_PTREGS_SOURCE_ARCH forces one). When not, the pass would find the object built for the
- * host (or for no arch) and change nothing, and its own parse of the object is skipped (about 5 ms
- * of every load).
+ * host (or for no arch) and change nothing, and the plan leaves it out.
  */
 export function mayNeedPtRegs(facts: { members: readonly string[]; userPtRegs: boolean }, host = hostArchOf()): boolean {
   if (!host || process.env.WASM_BPF_NO_PTREGS === '1') return false;
@@ -586,16 +619,16 @@ export function mayNeedPtRegs(facts: { members: readonly string[]; userPtRegs: b
 }
 
 /**
- * What LinuxBackend.load calls when mayNeedPtRegs says so: the object's bytes for this host (the same
- * array when nothing changes; libbpf then opens the new bytes instead). WASM_BPF_NO_PTREGS=1 turns
+ * The pass as the selector applies it when the plan has it (mayNeedPtRegs): the object's bytes for this
+ * host (the same array when nothing changes). `parsed` is the selector's parse of the same bytes. WASM_BPF_NO_PTREGS=1 turns
  * the pass off; WASM_BPF_PTREGS_SOURCE_ARCH=x86|arm64 names the arch an object without CO-RE pt_regs
  * records was built for. A refusal becomes a BackendError (EOPNOTSUPP) whose cause is the PtRegsError.
  */
-export function ptregsForHost(bytes: Uint8Array, log?: (line: string) => void): Uint8Array {
+export function ptregsForHost(bytes: Uint8Array, log?: (line: string) => void, parsed?: BpfObject): Uint8Array {
   if (process.env.WASM_BPF_NO_PTREGS === '1') return bytes;
   let res: PtRegsResult;
   try {
-    res = relocatePtRegs(bytes);
+    res = relocatePtRegs(bytes, parsed ? { parsed } : {});
   } catch (e) {
     if (!(e instanceof PtRegsError)) {
       throw new BackendError(`pt_regs compat pass failed: ${(e as Error).message}`, ERRNO.EINVAL, '', 'set WASM_BPF_NO_PTREGS=1 to load the object unchanged', { cause: e });

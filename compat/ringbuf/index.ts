@@ -1,41 +1,35 @@
-// The ringbuf -> perf buffer compat pass as the linux backend applies it: rewrite the ELF (rewrite.ts),
-// create the per-CPU scratch map, open the rewritten object and turn every ring buffer map into a perf
-// event array (max_entries 0: libbpf sizes it to the number of CPUs).
-import type { NativeAddon, NativeOpenOptions } from '../../backends/linux/native.js';
+// The ringbuf -> perf buffer compat pass as the selector applies it: rewrite the ELF (rewrite.ts) and
+// describe, as data, what the backend does as it opens the result: every ring buffer map becomes a perf
+// event array (max_entries 0: one slot per possible CPU), and a per-CPU scratch map is created for the
+// reserves. Pure: bytes in, bytes and edits out; no kernel, no addon.
+import type { ObjectEdits } from '../../src/object/edits.js';
 import { MAP_TYPE } from '../../src/kernel/uapi.js';
 import { rewriteRingbuf } from './rewrite.js';
 
 export { rewriteRingbuf, usesRingbufHelpers, CompatError } from './rewrite.js';
 
-export interface RingbufCompatResult {
-  /** the opened (not loaded) object */
-  obj: number;
-  /** the scratch map's fd (-1 if none); close it after the load (the programs hold their own reference) */
-  scratchFd: number;
+export interface RingbufToPerf {
+  bytes: Uint8Array;
+  edits: ObjectEdits;
+  /** one line per change, for --verbose */
   notes: string[];
 }
 
-export function openWithRingbufCompat(native: NativeAddon, bytes: Uint8Array, objectName: string, openOpts: NativeOpenOptions): RingbufCompatResult {
-  const { scratchValueSize } = rewriteRingbuf(bytes, -1);
-  const scratchFd = scratchValueSize > 0 ? native.mapCreate(MAP_TYPE.PERCPU_ARRAY, 4, scratchValueSize, 1, 'wbpf_rb_scratch') : -1;
-  try {
-    const r = rewriteRingbuf(bytes, scratchFd);
-    const obj = native.open(r.bytes, objectName, openOpts);
-    const notes = [...new Set(r.notes)];
-    try {
-      for (const m of native.maps(obj)) {
-        if (m.type !== MAP_TYPE.RINGBUF) continue;
-        native.setMapType(obj, m.name, MAP_TYPE.PERF_EVENT_ARRAY, 4, 4, 0);
-        notes.push(`map '${m.name}': ringbuf -> perf_event_array`);
-      }
-      if (scratchFd >= 0) notes.push(`per-CPU scratch map: ${scratchValueSize}-byte value`);
-    } catch (err) {
-      native.close(obj);
-      throw err;
-    }
-    return { obj, scratchFd, notes };
-  } catch (err) {
-    if (scratchFd >= 0) native.closeFd(scratchFd);
-    throw err;
-  }
+/** `maps`: the object's maps (the selector's parse); the ring buffers among them become perf event arrays. */
+export function ringbufToPerf(bytes: Uint8Array, maps: ReadonlyArray<{ name: string; type: number }>): RingbufToPerf {
+  const r = rewriteRingbuf(bytes);
+  const notes = [...new Set(r.notes)];
+  const rings = maps.filter((m) => m.type === MAP_TYPE.RINGBUF);
+  for (const m of rings) notes.push(`map '${m.name}': ringbuf -> perf_event_array`);
+  if (r.scratchValueSize > 0) notes.push(`per-CPU scratch map: ${r.scratchValueSize}-byte value`);
+  return {
+    bytes: r.bytes,
+    edits: {
+      retype: rings.map((m) => ({ name: m.name, type: MAP_TYPE.PERF_EVENT_ARRAY, keySize: 4, valueSize: 4, maxEntries: 0 })),
+      ...(r.scratchValueSize > 0
+        ? { hostMaps: [{ name: 'wbpf_rb_scratch', type: MAP_TYPE.PERCPU_ARRAY, keySize: 4, valueSize: r.scratchValueSize, maxEntries: 1, fdAt: r.scratchFdAt }] }
+        : {}),
+    },
+    notes,
+  };
 }

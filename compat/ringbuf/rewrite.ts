@@ -5,7 +5,9 @@
 //     stack its section already uses, so that bpf_perf_event_output has it later;
 //   - bpf_ringbuf_output(map, data, size, flags) becomes bpf_perf_event_output(ctx, map, CURRENT_CPU, data, size);
 //   - bpf_ringbuf_reserve(map, size, flags) becomes a lookup of key 0 in a per-CPU array scratch map
-//     (value size = the largest reserve), created by the caller and referenced by fd (BPF_PSEUDO_MAP_FD);
+//     (value size = the largest reserve), referenced by fd (BPF_PSEUDO_MAP_FD): the pass is pure, so it
+//     leaves the immediate -1 and says where it is (scratchFdAt); the backend creates the map and writes
+//     its fd there before it opens the bytes;
 //   - bpf_ringbuf_submit(ptr, flags) becomes bpf_perf_event_output(ctx, <the ring buffer map>, CURRENT_CPU, ptr, size
 //     of that program's reserve), with a new R_BPF_64_64 relocation to the map;
 //   - bpf_ringbuf_discard becomes `r0 = 0`.
@@ -27,6 +29,8 @@ export interface RingbufRewrite {
   bytes: Uint8Array;
   /** value size the per-CPU scratch map needs (0: no reserve, no scratch map needed) */
   scratchValueSize: number;
+  /** byte offsets in `bytes` of the s32 immediates that must hold the scratch map's fd */
+  scratchFdAt: number[];
   /** one line per change, for --verbose and `check` */
   notes: string[];
 }
@@ -75,11 +79,11 @@ function split(data: Uint8Array): Insn[] {
 }
 
 /**
- * Rewrites every ring buffer helper call of `bytes` onto perf_event_output. `scratchFd` is the per-CPU array
- * map (key u32, one entry, value size >= scratchValueSize) the reserves use; call with -1 first to learn the
- * size (see planRingbufRewrite), then with the fd.
+ * Rewrites every ring buffer helper call of `bytes` onto perf_event_output. The reserves use a per-CPU array
+ * map (key u32, one entry, value size scratchValueSize) whose fd goes at each offset of scratchFdAt
+ * (`scratchFd`, default -1, is written there meanwhile).
  */
-export function rewriteRingbuf(bytes: Uint8Array, scratchFd: number): RingbufRewrite {
+export function rewriteRingbuf(bytes: Uint8Array, scratchFd = -1): RingbufRewrite {
   const elf = parseElf(bytes);
   if (!elf.littleEndian) throw new CompatError('ringbuf compat: big-endian objects are not supported');
   const notes: string[] = [];
@@ -90,6 +94,8 @@ export function rewriteRingbuf(bytes: Uint8Array, scratchFd: number): RingbufRew
   const btfExt = elf.section('.BTF.ext');
   const btf = elf.section('.BTF');
   const extPatches: Array<{ secName: string; remap: (byteOff: number, exact: boolean) => number }> = [];
+  /** the scratch fd immediates: section index and instruction index in its new data */
+  const fdSlots: Array<{ section: number; insn: number }> = [];
 
   for (const sec of elf.sections) {
     if ((sec.flags & SHF.EXECINSTR) === 0 || sec.size === 0) continue;
@@ -167,6 +173,7 @@ export function rewriteRingbuf(bytes: Uint8Array, scratchFd: number): RingbufRew
     }
     blockStart.push(n);
     const pos = (i: number): number => blockStart[i]! + (prefix.get(i)?.length ?? 0);
+    for (const [i, b] of body) if (imm32(b[0]!) === scratchFd && code(b[0]!) === 0x18 && srcReg(b[0]!) === BPF_PSEUDO_MAP_FD) fdSlots.push({ section: sec.index, insn: pos(i) });
     const insns: Insn[] = [];
     for (let i = 0; i < old.length; i++) {
       insns.push(...(prefix.get(i) ?? []));
@@ -237,8 +244,9 @@ export function rewriteRingbuf(bytes: Uint8Array, scratchFd: number): RingbufRew
   }
 
   if (btfExt && btf && extPatches.length) patchBtfExt(out, btf, btfExt, extPatches);
-  const rewritten = relayout(out, elf, appended);
-  return { bytes: rewritten, scratchValueSize, notes };
+  const { bytes: rewritten, placed } = relayout(out, elf, appended);
+  const scratchFdAt = fdSlots.map((f) => placed.get(f.section)! + f.insn * 8 + 4);
+  return { bytes: rewritten, scratchValueSize, scratchFdAt, notes };
 }
 
 /** the constant a `mov64 rX, imm` before insn i (in the same function) gives register `reg` */
@@ -317,7 +325,7 @@ function patchBtfExt(out: Uint8Array, btf: ElfSection, ext: ElfSection, patches:
 }
 
 /** appends the new contents of the grown sections and points their headers at them */
-function relayout(out: Uint8Array, elf: ElfFile, appended: Array<{ section: number; data: Uint8Array }>): Uint8Array {
+function relayout(out: Uint8Array, elf: ElfFile, appended: Array<{ section: number; data: Uint8Array }>): { bytes: Uint8Array; placed: Map<number, number> } {
   let size = (out.length + 7) & ~7;
   const placed = appended.map((a) => {
     const at = size;
@@ -336,5 +344,5 @@ function relayout(out: Uint8Array, elf: ElfFile, appended: Array<{ section: numb
     v.setBigUint64(sh + 32, BigInt(p.data.length), true);
   }
   void elf;
-  return res;
+  return { bytes: res, placed: new Map(placed.map((p) => [p.section, p.at])) };
 }

@@ -2,7 +2,7 @@
 // wasm-bpf ABI. Every guest pointer, handle, fd and length is checked here, and the handles are owned
 // here; backends receive offsets known to be inside guest memory; records.ts delivers the records.
 // Knows nothing of kernels: it talks to a Backend.
-import type { Backend, GuestMapAccess, LoadedObject, MapInfo } from '../../backends/backend.js';
+import type { GuestMapAccess, LoadedObject, MapInfo, ObjectLoader } from '../../backends/backend.js';
 import { hasFastPaths, type DirectMapOps } from '../../backends/fastpath.js';
 import { BackendError, Interrupted, ModuleError, errorMessage } from '../errors.js';
 import type { FuncType, ModuleShape, ValType } from '../wasm/imports.js';
@@ -24,7 +24,7 @@ const CMD_NEXT_KEY = 4;
 const CMD_LOOKUP_AND_DELETE = 21;
 
 export interface HostOptions {
-  backend: Backend;
+  backend: ObjectLoader;
   /** used as the libbpf object name of every object the guest loads */
   objectName: string;
   verbose: boolean;
@@ -286,7 +286,7 @@ export class WasmBpfHost {
         for (const info of obj.maps) {
           if (info.fd < 0) continue;
           this.maps[info.fd] = { obj, info, handle };
-          this.direct?.add(info.fd, info.keySize, info.opValueSize, info.guestAccess);
+          if (obj.backend === this.direct?.owner) this.direct.add(info.fd, info.keySize, info.opValueSize, info.guestAccess);
         }
         this.debug(`loaded object ${handle}: ${obj.programs.length} programs, ${obj.maps.length} maps`);
         return BigInt(handle);

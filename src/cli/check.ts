@@ -4,6 +4,7 @@ import { findElfObjects } from '../object/elf.js';
 import { loadObject } from '../object/loader.js';
 import { hostReport } from '../probe/fast.js';
 import { planObject, refusal, type Plan } from '../select/plan.js';
+import { objectFacts } from '../select/facts.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { describeNeed } from '../probe/require.js';
 import { errorMessage } from '../errors.js';
@@ -111,12 +112,13 @@ export async function checkCommand(argv: string[]): Promise<number> {
     try {
       const obj = loadObject(bytes.subarray(offset, offset + size));
       const needs = objectNeeds(obj);
+      const facts = objectFacts(obj);
       return {
         offset,
         size,
         programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
-        maps: obj.maps.map((m) => ({ name: m.name, type: m.type })),
-        plan: planObject(report, obj, choice),
+        maps: facts.maps,
+        plan: planObject(report, facts, choice),
         needs,
         ...(policy ? { refused: violations(policy, needs) } : {}),
       };

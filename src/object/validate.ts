@@ -10,7 +10,6 @@
 // rules. An object that passes is one libbpf can parse without trusting it.
 import { BackendError } from '../errors.js';
 import { type BpfObject, loadObject, ObjectError } from './loader.js';
-import { findElfObjects } from './elf.js';
 
 const EINVAL = 22;
 const EOPNOTSUPP = 95;
@@ -35,20 +34,4 @@ export function validateObject(bytes: Uint8Array, objectName?: string): BpfObjec
     }
     throw e;
   }
-}
-
-/**
- * The eBPF objects embedded in a module's bytes that pass the validation. The main thread runs this while
- * the guest's thread starts, so that the guest's own load of the same bytes need not parse them again
- * (Selector.load compares the bytes it is given with these, whole).
- */
-export function validatedSpans(module: Uint8Array): { offset: number; size: number }[] {
-  return findElfObjects(module).filter(({ offset, size }) => {
-    try {
-      validateObject(module.subarray(offset, offset + size));
-      return true;
-    } catch {
-      return false; // the guest's load meets it again, and reports it
-    }
-  });
 }

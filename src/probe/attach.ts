@@ -93,6 +93,7 @@ function tracepoint(run: Run): Feature {
     return feature('no', 'tracefs is not mounted (neither /sys/kernel/tracing nor /sys/kernel/debug/tracing has events)', since, {
       method: 'file',
       fix: 'mount -t tracefs nodev /sys/kernel/tracing',
+      mount: { fs: 'tracefs', target: '/sys/kernel/tracing' },
     });
   }
   if (!run.live) return feature('yes', `tracefs at ${pc.tracefs} (${run.noProbe})`, since, { method: 'file' });
@@ -264,6 +265,9 @@ export function features(run: Run): Record<FeatureName, Feature> {
     isa_v2: loadFeature(run, 'isa_v2', ISA_V2, 'BPF_JLT accepted', 'a program using BPF_JLT'),
     isa_v3: loadFeature(run, 'isa_v3', ISA_V3, 'BPF_JMP32 accepted', 'a program using BPF_JMP32'),
     isa_v4: loadFeature(run, 'isa_v4', ISA_V4, 'BPF_MOVSX accepted', 'a program using BPF_MOVSX'),
+    // a link's fd holds the registration (it ends with the process, even on SIGKILL); no probe short of
+    // registering a struct_ops map says more than the version
+    struct_ops_link: precheck(run, F.struct_ops_link) ?? infer(run, F.struct_ops_link, 'yes', 'BPF_F_LINK for struct_ops maps'),
     btf_vmlinux:
       btf.state === 'yes'
         ? feature('yes', btf.reason, F.btf_vmlinux.since, { method: 'file' })

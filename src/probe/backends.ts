@@ -1,10 +1,18 @@
 // Which backends can run here, and why not: linux (bpf() usable with the current privileges), userspace
-// (not implemented in this build), windows (eBPF for Windows' ebpfapi.dll on a Windows host).
+// (this process runs the objects: needs no kernel support; attaches only the program kinds of
+// USERSPACE_ATTACH), windows (eBPF for Windows' ebpfapi.dll on a Windows host; not in this build).
 import type { BackendCheck, BackendName, Check, Feature } from './types.js';
 import type { SystemView } from './system.js';
 
-/** Backends this build implements (src/select/backend.ts). */
-export const BUILT_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['linux']);
+/** Backends this build implements (src/select/backend.ts creates them). */
+export const BUILT_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['linux', 'userspace']);
+
+/**
+ * The program kinds (section heads, as libbpf names them) the userspace backend attaches in this build.
+ * It loads any object it can run (maps, ring and perf buffers, `wasm-bpf vm`), but attaches nothing yet:
+ * the selector routes an object to it only when every program is of one of these kinds.
+ */
+export const USERSPACE_ATTACH: ReadonlySet<string> = new Set<string>();
 
 /** Where eBPF for Windows installs ebpfapi.dll (paths of the viewed system; '/X' = the system drive's X). */
 export const EBPFAPI_PATHS = ['/Windows/System32/ebpfapi.dll', '/Program Files/ebpf-for-windows/ebpfapi.dll'];
@@ -44,7 +52,11 @@ export function backends(sys: SystemView, platform: string, bpfSyscall: Feature)
   }
   return {
     linux: combine('linux', linuxHost),
-    userspace: combine('userspace', { state: 'yes', reason: 'needs no kernel support', method: 'inferred' }),
+    userspace: combine('userspace', {
+      state: 'yes',
+      reason: `needs no kernel support; attaches ${USERSPACE_ATTACH.size ? [...USERSPACE_ATTACH].join(', ') : 'no program kind in this build'}`,
+      method: 'inferred',
+    }),
     windows: combine('windows', winHost),
   };
 }

@@ -1,16 +1,20 @@
 // The per-boot cache of the report. Key: kernel release + boot id (a reboot or another kernel invalidates it),
-// plus uid and effective capabilities (answers depend on privileges), the report schema, --full and --btf.
+// plus uid and effective capabilities (answers depend on privileges), the report schema, this build of the
+// prober (a new build may answer differently: the time its code was written), --full and --btf.
 // Location: $WASM_BPF_CACHE_DIR if set, else /var/cache/wasm-bpf when root, else $XDG_CACHE_HOME/wasm-bpf
 // (~/.cache/wasm-bpf).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SCHEMA_VERSION, type Report } from './types.js';
 import { readText, type SystemView } from './system.js';
 import { parseStatus } from './procstatus.js';
 
 export interface CacheKey {
   schemaVersion: number;
+  /** this build of the prober: the modification time (ms) of the file this code runs from */
+  build: number;
   release: string;
   bootId: string;
   uid: number | null;
@@ -32,6 +36,7 @@ export function currentKey(sys: SystemView, opts: { full?: boolean; btfPath?: st
   const status = 'text' in st ? parseStatus(st.text) : { uid: null, capEff: null };
   return {
     schemaVersion: SCHEMA_VERSION,
+    build: thisBuild(),
     release: sys.uname().release,
     bootId: boot.text.trim(),
     uid: status.uid ?? sys.uid(),
@@ -39,6 +44,18 @@ export function currentKey(sys: SystemView, opts: { full?: boolean; btfPath?: st
     full: opts.full === true,
     btfPath: opts.btfPath ?? null,
   };
+}
+
+let build: number | undefined;
+function thisBuild(): number {
+  if (build === undefined) {
+    try {
+      build = Math.trunc(fs.statSync(fileURLToPath(import.meta.url)).mtimeMs);
+    } catch {
+      build = 0;
+    }
+  }
+  return build;
 }
 
 export function defaultCacheDir(uid: number | null): string {

@@ -12,13 +12,11 @@ export {
   answer,
   describeNeed,
   requirementsMet,
-  selectBackend,
   needsForProgram,
   needsForMap,
   type Need,
   type Missing,
   type Requirements,
-  type BackendDecision,
 } from './require.js';
 export { readCachedReport, hostReport } from './fast.js';
 export { applyAssumedMissing, assumedMissing, cliAssumedMissing, ASSUME_MISSING_ENV } from './assume.js';

@@ -1,6 +1,7 @@
 // The routing-facing API: what an object needs (from its programs' sections and its maps' types), whether a
-// report meets those needs, and which backend a run should use. Pure functions of their inputs.
-import type { AttachName, BackendName, Check, Feature, FeatureName, Report, State } from './types.js';
+// report meets those needs (src/select/plan.ts decides from these which backend runs an object). Pure
+// functions of their inputs.
+import type { AttachName, Check, Feature, FeatureName, Report, State } from './types.js';
 import { MAP_TYPES, PROG_TYPES } from './tables.js';
 
 export type Need =
@@ -27,6 +28,8 @@ export interface Missing {
   since?: string;
   /** a need the report says this host meets and a compat pass could substitute (e.g. perf_event_array for ringbuf) */
   fallback?: Need;
+  /** missing only because a filesystem is not mounted (the selector mounts it) */
+  mount?: Check['mount'];
 }
 
 export interface Requirements {
@@ -128,49 +131,12 @@ export function requirementsMet(report: Report, needs: readonly Need[]): Require
         : a.state === 'unknown'
           ? 'run `wasm-bpf probe` on the target host as root to decide'
           : 'run on a kernel that supports it');
-    const m: Missing = { need, what: describeNeed(need), state: a.state, reason: a.reason, fix, ...(since ? { since } : {}) };
+    const m: Missing = { need, what: describeNeed(need), state: a.state, reason: a.reason, fix, ...(since ? { since } : {}), ...(a.mount ? { mount: a.mount } : {}) };
     const fb = FALLBACKS.find(([from]) => sameNeed(from, need))?.[1];
     if (fb && answer(report, fb).state === 'yes') m.fallback = fb;
     missing.push(m);
   }
   return { ok: missing.length === 0, missing };
-}
-
-export interface BackendDecision {
-  /** the backend to use, or null when none can run these needs here */
-  backend: BackendName | null;
-  /** one line per backend considered, saying why it was taken or passed over */
-  reasons: string[];
-  /** the linux backend's requirement check (when Linux was considered) */
-  requirements?: Requirements;
-}
-
-/**
- * Picks the backend for an object with these needs. `choice` 'auto' tries linux, then windows, then
- * userspace (only backends this build implements and this host provides); a named backend is checked alone.
- */
-export function selectBackend(report: Report, needs: readonly Need[], choice: 'auto' | BackendName = 'auto'): BackendDecision {
-  const order: BackendName[] = choice === 'auto' ? ['linux', 'windows', 'userspace'] : [choice];
-  const reasons: string[] = [];
-  let requirements: Requirements | undefined;
-  for (const name of order) {
-    const b = report.backends[name];
-    if (b.state !== 'yes') {
-      reasons.push(`${name}: ${b.reason}`);
-      continue;
-    }
-    if (name === 'linux') {
-      requirements = requirementsMet(report, needs);
-      if (!requirements.ok) {
-        const first = requirements.missing.map((m) => `${m.what} (${m.state}: ${m.reason})`).join('; ');
-        reasons.push(`linux: missing ${first}`);
-        continue;
-      }
-    }
-    reasons.push(`${name}: selected`);
-    return { backend: name, reasons, ...(requirements ? { requirements } : {}) };
-  }
-  return { backend: null, reasons, ...(requirements ? { requirements } : {}) };
 }
 
 /** What a program needs, from its libbpf section name (e.g. 'kprobe/do_unlinkat', 'tp/sched/sched_process_exec'). */

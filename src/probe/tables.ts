@@ -141,4 +141,5 @@ export const FEATURE_DEFS = {
   isa_v3: { since: '5.1', what: 'ISA v3 (JMP32, ALU32 jumps)' },
   isa_v4: { since: '6.6', what: 'ISA v4 (sign extension, gotol, bswap, sdiv)' },
   btf_vmlinux: { since: '5.2', kconfig: ['CONFIG_DEBUG_INFO_BTF'], what: 'vmlinux BTF (CO-RE)' },
+  struct_ops_link: { since: '6.4', what: 'struct_ops maps registered through a BPF link (BPF_F_LINK)' },
 } satisfies Record<string, MechDef>;

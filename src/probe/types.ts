@@ -27,6 +27,8 @@ export interface Check {
   fix?: string;
   /** errno name of the refusal that decided a 'no' / 'unknown' (e.g. 'EPERM') */
   errno?: string;
+  /** 'no' only because this filesystem is not mounted: mounting it on `target` (as root) makes it work */
+  mount?: { fs: 'tracefs'; target: string };
 }
 
 /** A kernel feature (program type, map type, attach mechanism, ...). */
@@ -183,7 +185,8 @@ export type FeatureName =
   | 'isa_v2'
   | 'isa_v3'
   | 'isa_v4'
-  | 'btf_vmlinux';
+  | 'btf_vmlinux'
+  | 'struct_ops_link';
 
 export type BackendName = 'linux' | 'userspace' | 'windows';
 

@@ -1,5 +1,6 @@
 // Messages between the main thread (Runtime) and the guest's worker.
 import type { BackendChoice } from '../select/backend.js';
+import type { ValidatedObject } from '../select/facts.js';
 import type { Report } from '../probe/types.js';
 import type { Policy } from '../policy/policy.js';
 
@@ -21,8 +22,8 @@ export interface WorkerInput {
   btfCustomPath?: string;
   /** the module, compiled by the main thread while this thread started (absent: compile `bytes` here) */
   module?: WebAssembly.Module;
-  /** eBPF objects embedded in `bytes` that the main thread validated while this thread started */
-  validated?: Array<{ offset: number; size: number }>;
+  /** eBPF objects embedded in `bytes` that the main thread validated while this thread started, with their facts */
+  validated?: ValidatedObject[];
   /** the prober's report, read by the main thread while this thread started (absent: read it here) */
   report?: Report;
   /** StopSignal's shared flag */

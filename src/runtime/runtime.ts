@@ -116,8 +116,8 @@ export class Runtime {
       // module's embedded eBPF objects here meanwhile (a failure of any is left for the guest's thread to meet and report)
       const [module, report, validated] = await Promise.all([
         WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>).catch(() => undefined),
-        input.backend === 'auto' && process.platform === 'linux' ? import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: input.assumeMissing })).catch(() => undefined) : undefined,
-        import('../object/validate.js').then((m) => m.validatedSpans(bytes)).catch(() => undefined),
+        (input.backend === 'auto' || input.backend === 'linux') && process.platform === 'linux' ? import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: input.assumeMissing })).catch(() => undefined) : undefined,
+        import('../select/facts.js').then((m) => m.validatedObjects(bytes)).catch(() => undefined),
       ]);
       if (module) input.module = module;
       if (report) input.report = report;

@@ -86,7 +86,7 @@ async function run(): Promise<number> {
     ...(input.report ? { report: input.report } : {}),
     assumeMissing: input.assumeMissing,
     ...(input.btfCustomPath ? { btfCustomPath: input.btfCustomPath } : {}),
-    ...(input.validated ? { validated: input.validated.map((s) => bytes.subarray(s.offset, s.offset + s.size)) } : {}),
+    ...(input.validated ? { validated: input.validated.map((s) => ({ bytes: bytes.subarray(s.offset, s.offset + s.size), facts: s.facts })) } : {}),
   });
   mark('backend');
   const wakeFd = backend.wakeFd();

@@ -1,11 +1,17 @@
-// Picks the backend that runs each eBPF object a guest loads: the prober's report (cached per boot)
-// against what the object's programs and maps need. `--backend` forces a choice.
+// The selector: the door every eBPF object a guest loads goes through. It reads the object once
+// (src/object), applies the policy's load gate, plans it against the prober's report (./plan.ts), mounts
+// what the plan says is missing (./mounts.ts), applies the plan's compat passes to the bytes
+// (./passes.ts), and hands the result to the backend the plan names. Backends never call back.
 import type { Backend, BackendName, LoadedObject, LoadOptions } from '../../backends/backend.js';
 import { hasFastPaths, type DirectMapOps, type FastPaths } from '../../backends/fastpath.js';
 import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
+import type { BpfObject } from '../object/loader.js';
 import { validateObject } from '../object/validate.js';
-import { planObject, refusal, type ObjectShape } from './plan.js';
+import { planObject, refusal, type Plan } from './plan.js';
+import { objectFacts, type ObjectFacts } from './facts.js';
+import { applyCompat } from './passes.js';
+import { mountFor } from './mounts.js';
 import { enforceLoad, restrictsObjects } from '../policy/enforce.js';
 import { DEFAULT_POLICY } from '../policy/policy.js';
 import { ERRNO } from '../kernel/uapi.js';
@@ -16,12 +22,12 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'linux', 'user
 
 const { EOPNOTSUPP } = ERRNO;
 
-async function linuxBackend(btfCustomPath: string | undefined): Promise<Backend> {
-  if (process.platform !== 'linux') {
-    throw new WasmBpfError('UNSUPPORTED', `the linux backend needs Linux; this is ${process.platform}`);
-  }
-  const { LinuxBackend } = await import('../../backends/linux/index.js');
-  return new LinuxBackend(undefined, btfCustomPath ? { btfCustomPath } : {});
+/** What the ABI layer loads objects through (src/abi/host.ts): the selector. */
+export interface ObjectDoor extends FastPaths {
+  load(bytes: Uint8Array, opts: LoadOptions): LoadedObject;
+  /** an eventfd that, once written, makes every blocking poll return -EINTR (-1: none) */
+  wakeFd(): number;
+  dispose(): void;
 }
 
 export interface BackendOptions {
@@ -35,79 +41,106 @@ export interface BackendOptions {
   assumeMissing?: readonly string[];
   /** vmlinux BTF for libbpf's CO-RE when the kernel has none (BTFHub) */
   btfCustomPath?: string;
-  /** objects already validated (src/object/validate.ts validatedSpans, on the main thread): a load of exactly these bytes is not parsed again */
-  validated?: readonly Uint8Array[];
+  /** objects already validated, with their facts (./facts.ts validatedObjects, on the main thread): a load of exactly these bytes is not parsed again */
+  validated?: ReadonlyArray<{ bytes: Uint8Array; facts: ObjectFacts }>;
 }
 
+/** The backends a selector can route to (the ones this run made). */
+export type Backends = Partial<Record<BackendName, Backend>>;
 
-/** Routes each load to a backend the plan allows; refuses with every missing capability named.
- * The plan is made from libbpf's own parse of the object (after open, before load): no second parse. */
-export class Selector implements Backend, FastPaths {
-  readonly name: BackendName;
+export class Selector implements ObjectDoor {
   constructor(
-    private readonly linux: Backend,
+    private readonly backends: Backends,
     private readonly report: Report | undefined,
     private readonly choice: BackendChoice,
-    private readonly validated: readonly Uint8Array[] = [],
-  ) {
-    this.name = linux.name;
+    private readonly validated: ReadonlyArray<{ bytes: Uint8Array; facts: ObjectFacts }> = [],
+  ) {}
+
+  /** the plan for these bytes: read once (or the main thread's reading of equal bytes), gated by the policy */
+  private read(bytes: Uint8Array, opts: LoadOptions): { parsed: BpfObject | undefined; facts: ObjectFacts } {
+    // the project's own checks first: no backend (and so no libbpf) may parse bytes that could make it read
+    // out of bounds; then the policy's load gate (program types, helpers, pinning)
+    const policy = opts.policy ?? DEFAULT_POLICY;
+    const known = this.validated.find((v) => v.bytes.length === bytes.length && Buffer.compare(v.bytes, bytes) === 0);
+    const parsed = known && !restrictsObjects(policy) ? undefined : validateObject(bytes, opts.objectName);
+    if (parsed) enforceLoad(policy, parsed);
+    return { parsed, facts: known?.facts ?? objectFacts(parsed!) };
+  }
+
+  plan(bytes: Uint8Array, opts: LoadOptions): { plan: Plan; parsed: BpfObject | undefined; facts: ObjectFacts } {
+    const { parsed, facts } = this.read(bytes, opts);
+    const plan = planObject(this.report, facts, this.choice);
+    if (opts.verbose) for (const r of plan.reasons) opts.log(`wasm-bpf: selector: ${r}`);
+    return { plan, parsed, facts };
   }
 
   load(bytes: Uint8Array, opts: LoadOptions): LoadedObject {
-    // the project's own checks first: libbpf must never parse bytes that could make it read out of bounds
-    // (bytes equal to an object validated before need no second parse); then the policy's load gate
-    // (program types, helpers, pinning), before any backend sees the object
-    const policy = opts.policy ?? DEFAULT_POLICY;
-    const known = this.validated.some((v) => v.length === bytes.length && Buffer.compare(v, bytes) === 0);
-    if (!known || restrictsObjects(policy)) enforceLoad(policy, validateObject(bytes, opts.objectName));
-    const report = this.report;
-    if (!report) return this.linux.load(bytes, opts);
-    return this.linux.load(bytes, {
+    const { plan, parsed, facts } = this.plan(bytes, opts);
+    if (plan.backend === null) throw new BackendError(refusal(plan), EOPNOTSUPP);
+    const backend = this.backends[plan.backend];
+    if (!backend) {
+      throw new BackendError(`the ${plan.backend} backend is not available in this build yet`, EOPNOTSUPP, '', 'use --backend linux');
+    }
+    const log = opts.verbose ? opts.log : undefined;
+    for (const m of plan.mounts ?? []) mountFor(m, log);
+    const prepared = applyCompat(bytes, plan, facts, parsed, log);
+    return backend.load(prepared.bytes, {
       ...opts,
-      beforeLoad: (shape: ObjectShape) => {
-        const plan = planObject(report, shape, this.choice);
-        if (opts.verbose) for (const r of plan.reasons) opts.log(`wasm-bpf: selector: ${r}`);
-        if (plan.backend === null) throw new BackendError(refusal(plan), EOPNOTSUPP);
-        if (plan.backend !== 'linux') {
-          throw new BackendError(`the ${plan.backend} backend is not available in this build yet`, EOPNOTSUPP, '', 'use --backend linux');
-        }
-        return plan.compat?.length ? { compat: plan.compat } : undefined;
-      },
+      ...(prepared.edits ? { edits: prepared.edits } : {}),
+      ...(parsed && prepared.bytes === bytes ? { parsed } : {}),
     });
   }
 
+  /** the backend objects load into unless the plan says otherwise: the one whose wake fd and fast paths the guest gets */
+  private get main(): Backend | undefined {
+    return this.choice === 'auto' ? (this.backends.linux ?? this.backends.userspace) : this.backends[this.choice];
+  }
+
   wakeFd(): number {
-    return this.linux.wakeFd();
+    return this.main?.wakeFd() ?? -1;
   }
 
   directMapOps(): DirectMapOps | undefined {
-    return hasFastPaths(this.linux) ? this.linux.directMapOps() : undefined;
+    const main = this.main;
+    return main && hasFastPaths(main) ? main.directMapOps() : undefined;
   }
 
   dispose(): void {
-    this.linux.dispose();
+    for (const b of Object.values(this.backends)) b?.dispose();
   }
 }
 
-export async function createBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<Backend> {
+async function linuxBackend(btfCustomPath: string | undefined): Promise<Backend> {
+  if (process.platform !== 'linux') {
+    throw new WasmBpfError('UNSUPPORTED', `the linux backend needs Linux; this is ${process.platform}`);
+  }
+  const { LinuxBackend } = await import('../../backends/linux/index.js');
+  return new LinuxBackend(undefined, btfCustomPath ? { btfCustomPath } : {});
+}
+
+/**
+ * The selector for a run: makes the backends `choice` may route to and reads the prober's report (cached
+ * per boot) unless the caller has it. The userspace backend is made only when it is chosen: in this
+ * build it attaches no program kind, so the plan never routes there on its own (src/probe/backends.ts).
+ */
+export async function createBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<Selector> {
   const { log, stop, report } = opts;
   if (choice === 'windows') {
     throw new WasmBpfError('UNSUPPORTED', 'the windows backend is not available in this build yet; use --backend linux');
   }
+  const validated = opts.validated ?? [];
   if (choice === 'userspace') {
     // the userspace eBPF runtime: loads, maps and buffers work; attaching to live processes does not yet
     const { UserspaceBackend } = await import('../../backends/userspace/index.js');
-    return new Selector(new UserspaceBackend(stop ? { stop } : {}), undefined, choice, opts.validated);
+    return new Selector({ userspace: new UserspaceBackend(stop ? { stop } : {}) }, report, choice, validated);
   }
   const [linux, hostReport] = await Promise.all([
     linuxBackend(opts.btfCustomPath),
-    choice !== 'auto'
-      ? undefined
-      : (report ??
-        import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: opts.assumeMissing ?? [] })).catch((err: unknown) => {
-          log?.(`wasm-bpf: selector: the probe failed (${errorMessage(err)}); loading without routing`);
-          return undefined;
-        })),
+    report ??
+      import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: opts.assumeMissing ?? [] })).catch((err: unknown) => {
+        log?.(`wasm-bpf: selector: the probe failed (${errorMessage(err)}); loading without routing`);
+        return undefined;
+      }),
   ]);
-  return new Selector(linux, hostReport, choice, opts.validated);
+  return new Selector({ linux }, hostReport, choice, validated);
 }

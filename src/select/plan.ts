@@ -1,21 +1,44 @@
 // The selector's decision for one eBPF object: what its programs and maps need, whether this host
-// (the prober's report) has it, and which backend runs it. Pure data in, data out.
-import type { BackendName, CompatStep } from '../../backends/backend.js';
+// (the prober's report) has it, which backend runs it, which compat passes make it fit, and which
+// filesystems must be mounted first. Pure data in, data out.
+import type { BackendName } from '../../backends/backend.js';
 import type { Report } from '../probe/types.js';
 import { describeNeed, needsForMap, needsForProgram, requirementsMet, type Missing } from '../probe/require.js';
+import { USERSPACE_ATTACH } from '../probe/backends.js';
 import { mapTypeName } from '../probe/tables.js';
 import { MAP_TYPE } from '../kernel/uapi.js';
+import { mayNeedPtRegs } from '../../compat/ptregs/index.js';
 
-/** What the selector reads of an object (the ELF loader's view and libbpf's view both fit). */
+/** What the selector reads of an object (the ELF loader's view). */
 export interface ObjectShape {
   programs: ReadonlyArray<{ name: string; section: string; type: number }>;
   maps: ReadonlyArray<{ name: string; type: number }>;
+  /** the object's pt_regs evidence (compat/ptregs ptRegsEvidence); absent: the pt_regs pass is not considered */
+  ptRegs?: { members: readonly string[]; userPtRegs: boolean };
 }
 
 export interface Shortfall {
   /** "program 'do_unlinkat' (kprobe/do_unlinkat)" or "map 'rb' (ringbuf)" */
   subject: string;
   missing: Missing;
+}
+
+/** A compat pass (compat/) the selector applies to the object's bytes before the backend loads them. */
+export type CompatStep = 'ptregs' | 'ringbuf->perf';
+
+/** A filesystem the selector mounts before the load (the report says it is all that is missing). */
+export interface MountStep {
+  fs: 'tracefs';
+  target: string;
+  /** the shortfall it removes */
+  why: string;
+}
+
+/** A backend that cannot run the object at all, and why (for the refusal). */
+export interface Unavailable {
+  backend: BackendName;
+  reason: string;
+  fix?: string;
 }
 
 export interface Plan {
@@ -27,11 +50,16 @@ export interface Plan {
   uncertain: Shortfall[];
   /** one line per decision, for `check` and --verbose */
   reasons: string[];
-  /** compat passes the backend applies before the load (each removes the shortfalls it substitutes) */
+  /** compat passes applied before the load, in order (each removes the shortfalls it substitutes) */
   compat?: CompatStep[];
+  /** filesystems mounted before the load */
+  mounts?: MountStep[];
+  /** backends passed over as a whole (not built, not usable here, or unable to run these programs) */
+  unavailable?: Unavailable[];
+  /** the object's struct_ops maps register through BPF links (the report's struct_ops_link), so the
+   *  registration ends with the run even when the process is killed */
+  structOpsLink?: boolean;
 }
-
-export type { CompatStep };
 
 /** the shortfalls a compat pass this build implements can substitute: ringbuf maps, when perf event arrays exist */
 function compatFor(s: Shortfall): CompatStep | undefined {
@@ -40,10 +68,35 @@ function compatFor(s: Shortfall): CompatStep | undefined {
   return undefined;
 }
 
-/** Decides where an object runs. `choice` other than 'auto' is obeyed whatever the report says. */
-export function planObject(report: Report, shape: ObjectShape, choice: 'auto' | BackendName = 'auto'): Plan {
+/** section heads: 'uprobe//bin/bash:readline' -> 'uprobe' */
+const head = (section: string): string => section.split('/')[0] ?? section;
+
+/**
+ * Decides where an object runs. `choice` other than 'auto' is obeyed whatever the report says (its
+ * shortfalls are still listed). Without a report (the probe failed) the kernel backend is tried as is.
+ */
+export function planObject(report: Report | undefined, shape: ObjectShape, choice: 'auto' | BackendName = 'auto'): Plan {
   const blocking: Shortfall[] = [];
   const uncertain: Shortfall[] = [];
+  const reasons: string[] = [];
+  const compat: CompatStep[] = [];
+  const mounts: MountStep[] = [];
+  const onKernel = choice === 'auto' || choice === 'linux';
+  if (shape.ptRegs && choice !== 'windows' && mayNeedPtRegs(shape.ptRegs)) {
+    compat.push('ptregs');
+    reasons.push(`compat ptregs: the object's pt_regs layout is another arch's; its register reads are remapped to this host's`);
+  }
+  let structOpsLink = false;
+  const extras = (): Pick<Plan, 'compat' | 'mounts' | 'structOpsLink'> => ({
+    ...(compat.length ? { compat } : {}),
+    ...(mounts.length ? { mounts } : {}),
+    ...(structOpsLink ? { structOpsLink } : {}),
+  });
+  if (!report) {
+    const backend = choice === 'auto' ? 'linux' : choice;
+    reasons.push(choice === 'auto' ? 'linux: no prober report; loading without routing' : `--backend ${choice}: chosen by the user`);
+    return { backend, blocking, uncertain, reasons, ...extras() };
+  }
   const collect = (subject: string, needs: ReturnType<typeof needsForMap>): void => {
     for (const missing of requirementsMet(report, needs).missing) {
       const list = missing.state === 'no' ? blocking : uncertain;
@@ -57,38 +110,74 @@ export function planObject(report: Report, shape: ObjectShape, choice: 'auto' | 
     if (m.name.startsWith('.')) continue; // .rodata/.data/.bss are arrays
     collect(`map '${m.name}' (${mapTypeName(m.type)})`, needsForMap(m.type));
   }
-  const reasons: string[] = [];
-  const compat: CompatStep[] = [];
-  for (const b of [...blocking]) {
-    const step = compatFor(b);
-    if (!step || (choice !== 'auto' && choice !== 'linux')) continue;
-    blocking.splice(blocking.indexOf(b), 1);
-    if (!compat.includes(step)) compat.push(step);
-    reasons.push(`compat ${step}: ${b.subject}: ${b.missing.reason}; ring buffers become perf event arrays and bpf_ringbuf_* calls bpf_perf_event_output`);
+  if (onKernel && shape.maps.some((m) => m.type === MAP_TYPE.STRUCT_OPS)) {
+    const f = report.features.struct_ops_link;
+    structOpsLink = f?.state === 'yes';
+    reasons.push(structOpsLink
+      ? 'struct_ops: maps register through BPF links: the registration ends with the run, even if the process is killed'
+      : `struct_ops: no BPF links for struct_ops maps (${f?.reason ?? 'not probed'}): a registration ends when the object closes, but a SIGKILL of wasm-bpf leaves it registered`);
   }
-  const withCompat = compat.length ? { compat } : {};
+  for (const b of [...blocking]) {
+    if (!onKernel) break;
+    const step = compatFor(b);
+    if (step) {
+      blocking.splice(blocking.indexOf(b), 1);
+      if (!compat.includes(step)) compat.push(step);
+      reasons.push(`compat ${step}: ${b.subject}: ${b.missing.reason}; ring buffers become perf event arrays and bpf_ringbuf_* calls bpf_perf_event_output`);
+    } else if (b.missing.mount) {
+      blocking.splice(blocking.indexOf(b), 1);
+      const { fs, target } = b.missing.mount;
+      if (!mounts.some((m) => m.fs === fs)) mounts.push({ fs, target, why: `${b.subject}: ${b.missing.reason}` });
+      reasons.push(`mount ${fs} on ${target}: ${b.subject}: ${b.missing.reason}`);
+    }
+  }
   if (choice !== 'auto') {
     reasons.push(`--backend ${choice}: chosen by the user`);
-    return { backend: choice, blocking, uncertain, reasons, ...withCompat };
+    return { backend: choice, blocking, uncertain, reasons, ...extras() };
   }
-  if (report.backends.linux.state !== 'yes') {
-    reasons.push(`linux: ${report.backends.linux.reason}`);
-    return { backend: null, blocking, uncertain, reasons };
-  }
-  if (blocking.length === 0) {
+  const unavailable: Unavailable[] = [];
+  const linux = report.backends.linux;
+  if (linux.state === 'yes' && blocking.length === 0) {
     reasons.push(`linux: this kernel has everything the object needs${uncertain.length ? ` (${uncertain.length} need(s) unknown, tried anyway)` : ''}`);
-    return { backend: 'linux', blocking, uncertain, reasons, ...withCompat };
+    return { backend: 'linux', blocking, uncertain, reasons, ...extras() };
   }
-  reasons.push(`linux: ${blocking.length} need(s) missing`);
-  if (report.backends.userspace.state !== 'yes') reasons.push(`userspace: ${report.backends.userspace.reason}`);
-  return { backend: null, blocking, uncertain, reasons };
+  if (linux.state === 'yes') reasons.push(`linux: ${blocking.length} need(s) missing`);
+  else {
+    reasons.push(`linux: ${linux.reason}`);
+    unavailable.push({ backend: 'linux', reason: linux.reason, ...(linux.fix ? { fix: linux.fix } : {}) });
+  }
+  // eBPF for Windows: named when the host has it (this build does not)
+  const win = report.backends.windows;
+  if (win.state !== 'yes') {
+    reasons.push(`windows: ${win.reason}`);
+    if (win.host.state === 'yes') unavailable.push({ backend: 'windows', reason: win.reason });
+  }
+  // the userspace backend: every program must be of a kind it attaches
+  const us = report.backends.userspace;
+  if (us.state !== 'yes') {
+    reasons.push(`userspace: ${us.reason}`);
+    unavailable.push({ backend: 'userspace', reason: us.reason });
+  } else {
+    const cannot = shape.programs.filter((p) => !USERSPACE_ATTACH.has(head(p.section)));
+    if (cannot.length === 0 && shape.programs.length > 0) {
+      reasons.push('userspace: the kernel cannot run the object; the userspace backend runs every program of it');
+      return { backend: 'userspace', blocking: [], uncertain: [], reasons, ...(compat.includes('ptregs') ? { compat: ['ptregs'] } : {}) };
+    }
+    const kinds = [...new Set(cannot.map((p) => head(p.section)))];
+    const attaches = USERSPACE_ATTACH.size ? [...USERSPACE_ATTACH].join(', ') : 'none in this build';
+    const why = `it cannot run ${kinds.map((k) => `${k}`).join(', ')} programs (${cannot.map((p) => `'${p.name}'`).join(', ')}); it attaches: ${attaches}`;
+    reasons.push(`userspace: ${why}`);
+    unavailable.push({ backend: 'userspace', reason: why });
+  }
+  return { backend: null, blocking, uncertain, reasons, unavailable };
 }
 
-/** One message listing each missing capability and what would fix it. */
+/** One message listing each missing capability and what would fix it, then each backend passed over and why. */
 export function refusal(plan: Plan): string {
   const lines = plan.blocking.map(({ subject, missing }) => {
     const since = missing.since ? ` (Linux ${missing.since}+)` : '';
     return `  - ${subject} needs ${describeNeed(missing.need)}${since}: ${missing.reason}${missing.fix ? `; fix: ${missing.fix}` : ''}`;
   });
+  for (const u of plan.unavailable ?? []) lines.push(`  - the ${u.backend} backend: ${u.reason}${u.fix ? `; fix: ${u.fix}` : ''}`);
   return `no backend on this host can run the object:\n${lines.join('\n')}`;
 }

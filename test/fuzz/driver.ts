@@ -90,7 +90,7 @@ async function objectRunner(raw: boolean): Promise<Runner> {
   const { LinuxBackend } = await import('../../backends/linux/index.js');
   const { Selector } = await import('../../src/select/backend.js');
   const linux = new LinuxBackend();
-  const backend = raw ? linux : new Selector(linux, undefined, 'linux');
+  const backend = raw ? linux : new Selector({ linux }, undefined, 'linux');
   const mem = new Uint8Array(1 << 16);
   const log = (): void => {};
   return async (bytes) => {
