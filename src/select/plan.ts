@@ -26,13 +26,15 @@ export interface Shortfall {
 /** A compat pass (compat/) the selector applies to the object's bytes before the backend loads them. */
 export type CompatStep = 'ptregs' | 'ringbuf->perf';
 
-/** A filesystem the selector mounts before the load (the report says it is all that is missing). */
+/** A filesystem the object's programs need, mounted by the selector before the load when it is missing then. */
 export interface MountStep {
   fs: 'tracefs';
   target: string;
-  /** the shortfall it removes */
+  /** which program needs it (and the report's word when it said it was missing) */
   why: string;
 }
+
+const TRACEFS = { fs: 'tracefs', target: '/sys/kernel/tracing' } as const;
 
 /** A backend that cannot run the object at all, and why (for the refusal). */
 export interface Unavailable {
@@ -105,7 +107,12 @@ export function planObject(report: Report | undefined, shape: ObjectShape, choic
       list.push({ subject, missing });
     }
   };
-  for (const p of shape.programs) collect(`program '${p.name}' (${p.section})`, needsForProgram(p.section, p.type || undefined));
+  for (const p of shape.programs) {
+    const needs = needsForProgram(p.section, p.type || undefined);
+    collect(`program '${p.name}' (${p.section})`, needs);
+    // tracepoints attach through tracefs: checked (and mounted) right before the load, as the report may be older than the mounts
+    if (onKernel && !mounts.length && needs.some((n) => n.kind === 'attach' && n.mech === 'tracepoint')) mounts.push({ ...TRACEFS, why: `program '${p.name}' (${p.section}) attaches through tracefs` });
+  }
   for (const m of shape.maps) {
     if (m.name.startsWith('.')) continue; // .rodata/.data/.bss are arrays
     collect(`map '${m.name}' (${mapTypeName(m.type)})`, needsForMap(m.type));
@@ -127,7 +134,10 @@ export function planObject(report: Report | undefined, shape: ObjectShape, choic
     } else if (b.missing.mount) {
       blocking.splice(blocking.indexOf(b), 1);
       const { fs, target } = b.missing.mount;
-      if (!mounts.some((m) => m.fs === fs)) mounts.push({ fs, target, why: `${b.subject}: ${b.missing.reason}` });
+      const step = { fs, target, why: `${b.subject}: ${b.missing.reason}` };
+      const i = mounts.findIndex((m) => m.fs === fs);
+      if (i >= 0) mounts[i] = step;
+      else mounts.push(step);
       reasons.push(`mount ${fs} on ${target}: ${b.subject}: ${b.missing.reason}`);
     }
   }
