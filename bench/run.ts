@@ -605,12 +605,14 @@ async function startupBreakdown(o: Options, boot: Bootstrap): Promise<StartupDet
     ['guest thread: waiting for the input', 'addon_load', 'input'],
     ['guest thread: backend (selector with the report)', 'input', 'backend'],
     ['guest thread: host/WASI set-up and WebAssembly.instantiate', 'backend', 'instantiate'],
-    ['guest start until bpf_object__open_mem (libc init, skeleton open, copy of the object)', 'instantiate', 'open:start'],
+    ['guest start until its object reaches the selector (libc init, skeleton open, copy of the object)', 'instantiate', 'select:start'],
+    ['selector: read the object (or reuse the main thread\'s facts), policy, plan, mounts, compat passes', 'select:start', 'select:end'],
+    ['selector -> bpf_object__open_mem (host maps of the edits)', 'select:end', 'open:start'],
     ['bpf_object__open_mem (ELF + BTF parsing)', 'open:start', 'open:end'],
-    ['between open and load (pt_regs check, programs(), maps(), selector plan)', 'open:end', 'load:start'],
+    ['between open and load (edits, programs(), pin paths, struct_ops)', 'open:end', 'load:start'],
     ['bpf_object__load (feature probes, vmlinux BTF + CO-RE, maps, verifier)', 'load:start', 'load:end'],
     ['load -> first attach (host bookkeeping, guest)', 'load:end', 'attach:start'],
-    ['attach (all programs, tracefs check)', 'attach:start', 'attach:end'],
+    ['attach (all programs)', 'attach:start', 'attach:end'],
     ['attach -> the first buffer poll (guest, ring buffer open)', 'attach:end', 'poll'],
   ];
   const phases = spans.map(([phase, from, to]) => {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { BUILD, CLI, GUEST_INCLUDE, ROOT, Running, ensureMounts } from './helpers.js';
 import {
-  ARM64_LAYOUT, X86_LAYOUT, PtRegsError, layoutFromBtf, mapRegister, mayNeedPtRegs, ptRegsEvidence, relocatePtRegs, type PtRegsResult,
+  ARM64_LAYOUT, X86_LAYOUT, PtRegsError, layoutFromBtf, mapRegister, mayNeedPtRegs, ptRegsEvidence, ptregsSettingsFromEnv, relocatePtRegs, type PtRegsResult,
 } from '../compat/ptregs/index.js';
 import { loadNative } from '../backends/linux/native.js';
 import { loadObject } from '../src/object/loader.js';
@@ -344,7 +344,8 @@ t.test('the quick check before the pass (libbpf\'s view of the pt_regs members) 
   t.ok(mayNeedPtRegs(x86, 'arm64'), 'an x86 layout on arm64: the pass');
   t.notOk(mayNeedPtRegs({ members: ['sp'], userPtRegs: false }, 'arm64'), 'sp alone belongs to both');
   t.notOk(mayNeedPtRegs({ members: [], userPtRegs: false }, 'x86'), 'no pt_regs at all: skip');
-  process.env.WASM_BPF_PTREGS_SOURCE_ARCH = 'arm64';
-  t.ok(mayNeedPtRegs(x86, 'x86'), 'WASM_BPF_PTREGS_SOURCE_ARCH forces the pass');
-  delete process.env.WASM_BPF_PTREGS_SOURCE_ARCH;
+  t.ok(mayNeedPtRegs(x86, 'x86', ptregsSettingsFromEnv({ WASM_BPF_PTREGS_SOURCE_ARCH: 'arm64' })), 'WASM_BPF_PTREGS_SOURCE_ARCH forces the pass');
+  t.notOk(mayNeedPtRegs(a64, 'x86', ptregsSettingsFromEnv({ WASM_BPF_NO_PTREGS: '1' })), 'WASM_BPF_NO_PTREGS turns it off');
+  t.same(ptregsSettingsFromEnv({ WASM_BPF_PTREGS_SOURCE_ARCH: 'aarch64' }), { sourceArch: 'arm64' });
+  t.same(ptregsSettingsFromEnv({ WASM_BPF_PTREGS_SOURCE_ARCH: 'sparc' }), {}, 'an arch the pass does not know: no setting');
 });

@@ -372,6 +372,18 @@ function inferFromBtf(btf: Btf | undefined): PtRegsArch | undefined {
 const envArch = (v: string | undefined): PtRegsArch | undefined =>
   v === 'x86' || v === 'x86_64' || v === 'x64' ? 'x86' : v === 'arm64' || v === 'aarch64' ? 'arm64' : undefined;
 
+/** The user's settings for the pass: off, or the arch objects were built for (when they do not say). */
+export interface PtRegsSettings {
+  off?: boolean;
+  sourceArch?: PtRegsArch;
+}
+
+/** WASM_BPF_NO_PTREGS=1 and WASM_BPF_PTREGS_SOURCE_ARCH=x86|arm64, read once by the run (src/runtime/worker.ts) and `check`. */
+export function ptregsSettingsFromEnv(env: NodeJS.ProcessEnv): PtRegsSettings {
+  const sourceArch = envArch(env['WASM_BPF_PTREGS_SOURCE_ARCH']);
+  return { ...(env['WASM_BPF_NO_PTREGS'] === '1' ? { off: true } : {}), ...(sourceArch ? { sourceArch } : {}) };
+}
+
 // ---- the pass -----------------------------------------------------------------------------------------
 
 export function relocatePtRegs(input: Uint8Array, opts: PtRegsOptions & { parsed?: BpfObject } = {}): PtRegsResult {
@@ -418,7 +430,7 @@ export function relocatePtRegs(input: Uint8Array, opts: PtRegsOptions & { parsed
       }
     }
   }
-  const forced = opts.sourceArch ?? envArch(process.env.WASM_BPF_PTREGS_SOURCE_ARCH);
+  const forced = opts.sourceArch;
   if (coreArchs.size > 1 && !forced) {
     const first = [...sites.values()][0]!;
     throw new PtRegsError(
@@ -607,12 +619,12 @@ export function ptRegsEvidence(btf: Btf | undefined): { members: string[]; userP
 /**
  * Whether relocatePtRegs could change an object with this evidence (ptRegsEvidence): only when its
  * pt_regs structs name a member of another arch's layout than the host's (or
- * WASM_BPF_PTREGS_SOURCE_ARCH forces one). When not, the pass would find the object built for the
+ * settings.sourceArch (WASM_BPF_PTREGS_SOURCE_ARCH) forces one). When not, the pass would find the object built for the
  * host (or for no arch) and change nothing, and the plan leaves it out.
  */
-export function mayNeedPtRegs(facts: { members: readonly string[]; userPtRegs: boolean }, host = hostArchOf()): boolean {
-  if (!host || process.env.WASM_BPF_NO_PTREGS === '1') return false;
-  if (envArch(process.env.WASM_BPF_PTREGS_SOURCE_ARCH)) return true;
+export function mayNeedPtRegs(facts: { members: readonly string[]; userPtRegs: boolean }, host = hostArchOf(), settings: PtRegsSettings = {}): boolean {
+  if (!host || settings.off) return false;
+  if (settings.sourceArch) return true;
   // the arm64 evidence decodeCore and inferFromBtf look for, or the x86 one
   if (host === 'x86') return facts.userPtRegs || facts.members.some((m) => m === 'regs' || ARM64_ONLY.has(m));
   return facts.members.some((m) => m !== 'sp' && X86_MEMBERS.has(m));
@@ -620,15 +632,15 @@ export function mayNeedPtRegs(facts: { members: readonly string[]; userPtRegs: b
 
 /**
  * The pass as the selector applies it when the plan has it (mayNeedPtRegs): the object's bytes for this
- * host (the same array when nothing changes). `parsed` is the selector's parse of the same bytes. WASM_BPF_NO_PTREGS=1 turns
- * the pass off; WASM_BPF_PTREGS_SOURCE_ARCH=x86|arm64 names the arch an object without CO-RE pt_regs
+ * host (the same array when nothing changes). `parsed` is the selector's parse of the same bytes. settings.off
+ * (WASM_BPF_NO_PTREGS=1) turns the pass off; settings.sourceArch (WASM_BPF_PTREGS_SOURCE_ARCH=x86|arm64) names the arch an object without CO-RE pt_regs
  * records was built for. A refusal becomes a BackendError (EOPNOTSUPP) whose cause is the PtRegsError.
  */
-export function ptregsForHost(bytes: Uint8Array, log?: (line: string) => void, parsed?: BpfObject): Uint8Array {
-  if (process.env.WASM_BPF_NO_PTREGS === '1') return bytes;
+export function ptregsForHost(bytes: Uint8Array, log?: (line: string) => void, parsed?: BpfObject, settings: PtRegsSettings = {}): Uint8Array {
+  if (settings.off) return bytes;
   let res: PtRegsResult;
   try {
-    res = relocatePtRegs(bytes, parsed ? { parsed } : {});
+    res = relocatePtRegs(bytes, { ...(parsed ? { parsed } : {}), ...(settings.sourceArch ? { sourceArch: settings.sourceArch } : {}) });
   } catch (e) {
     if (!(e instanceof PtRegsError)) {
       throw new BackendError(`pt_regs compat pass failed: ${(e as Error).message}`, ERRNO.EINVAL, '', 'set WASM_BPF_NO_PTREGS=1 to load the object unchanged', { cause: e });

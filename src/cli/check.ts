@@ -5,6 +5,7 @@ import { loadObject } from '../object/loader.js';
 import { hostReport } from '../probe/fast.js';
 import { planObject, refusal, type Plan } from '../select/plan.js';
 import { objectFacts } from '../select/facts.js';
+import { ptregsSettingsFromEnv } from '../../compat/ptregs/index.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { describeNeed } from '../probe/require.js';
 import { errorMessage } from '../errors.js';
@@ -118,7 +119,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
         size,
         programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
         maps: facts.maps,
-        plan: planObject(report, facts, choice),
+        plan: planObject(report, facts, choice, { ptregs: ptregsSettingsFromEnv(process.env) }),
         needs,
         ...(policy ? { refused: violations(policy, needs) } : {}),
       };

@@ -12,6 +12,7 @@ import { checkWasiImports } from './wasi-signatures.js';
 import { StopSignal } from './stop.js';
 import type { WorkerData, WorkerInput, WorkerMessage } from './protocol.js';
 import { createBackend } from '../select/backend.js';
+import { ptregsSettingsFromEnv } from '../../compat/ptregs/index.js';
 // static: the kernel backend loads with the rest of this thread's code (one bundle load instead of a
 // second, dynamic one after it, from src/select/backend.ts); loading it has no effect until a LinuxBackend is made
 import '../../backends/linux/index.js';
@@ -85,6 +86,7 @@ async function run(): Promise<number> {
     stop: input.stop,
     ...(input.report ? { report: input.report } : {}),
     assumeMissing: input.assumeMissing,
+    ptregs: ptregsSettingsFromEnv(process.env),
     ...(input.btfCustomPath ? { btfCustomPath: input.btfCustomPath } : {}),
     ...(input.validated ? { validated: input.validated.map((s) => ({ bytes: bytes.subarray(s.offset, s.offset + s.size), facts: s.facts })) } : {}),
   });

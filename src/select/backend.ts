@@ -15,6 +15,8 @@ import { mountFor } from './mounts.js';
 import { enforceLoad, restrictsObjects } from '../policy/enforce.js';
 import { DEFAULT_POLICY } from '../policy/policy.js';
 import { ERRNO } from '../kernel/uapi.js';
+import type { PtRegsSettings } from '../../compat/ptregs/index.js';
+import { mark } from '../trace.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
@@ -43,6 +45,8 @@ export interface BackendOptions {
   btfCustomPath?: string;
   /** objects already validated, with their facts (./facts.ts validatedObjects, on the main thread): a load of exactly these bytes is not parsed again */
   validated?: ReadonlyArray<{ bytes: Uint8Array; facts: ObjectFacts }>;
+  /** the pt_regs pass's settings (off, or the arch objects were built for) */
+  ptregs?: PtRegsSettings;
 }
 
 /** The backends a selector can route to (the ones this run made). */
@@ -54,6 +58,7 @@ export class Selector implements ObjectDoor {
     private readonly report: Report | undefined,
     private readonly choice: BackendChoice,
     private readonly validated: ReadonlyArray<{ bytes: Uint8Array; facts: ObjectFacts }> = [],
+    private readonly ptregs: PtRegsSettings = {},
   ) {}
 
   /** the plan for these bytes: read once (or the main thread's reading of equal bytes), gated by the policy */
@@ -69,12 +74,13 @@ export class Selector implements ObjectDoor {
 
   plan(bytes: Uint8Array, opts: LoadOptions): { plan: Plan; parsed: BpfObject | undefined; facts: ObjectFacts } {
     const { parsed, facts } = this.read(bytes, opts);
-    const plan = planObject(this.report, facts, this.choice);
+    const plan = planObject(this.report, facts, this.choice, { ptregs: this.ptregs });
     if (opts.verbose) for (const r of plan.reasons) opts.log(`wasm-bpf: selector: ${r}`);
     return { plan, parsed, facts };
   }
 
   load(bytes: Uint8Array, opts: LoadOptions): LoadedObject {
+    mark('select:start');
     const { plan, parsed, facts } = this.plan(bytes, opts);
     if (plan.backend === null) throw new BackendError(refusal(plan), EOPNOTSUPP);
     const backend = this.backends[plan.backend];
@@ -83,7 +89,8 @@ export class Selector implements ObjectDoor {
     }
     const log = opts.verbose ? opts.log : undefined;
     for (const m of plan.mounts ?? []) mountFor(m, log);
-    const prepared = applyCompat(bytes, plan, facts, parsed, log);
+    const prepared = applyCompat(bytes, plan, facts, parsed, log, this.ptregs);
+    mark('select:end');
     return backend.load(prepared.bytes, {
       ...opts,
       ...(prepared.edits ? { edits: prepared.edits } : {}),
@@ -132,7 +139,7 @@ export async function createBackend(choice: BackendChoice, opts: BackendOptions 
   if (choice === 'userspace') {
     // the userspace eBPF runtime: loads, maps and buffers work; attaching to live processes does not yet
     const { UserspaceBackend } = await import('../../backends/userspace/index.js');
-    return new Selector({ userspace: new UserspaceBackend(stop ? { stop } : {}) }, report, choice, validated);
+    return new Selector({ userspace: new UserspaceBackend(stop ? { stop } : {}) }, report, choice, validated, opts.ptregs);
   }
   const [linux, hostReport] = await Promise.all([
     linuxBackend(opts.btfCustomPath),
@@ -142,5 +149,5 @@ export async function createBackend(choice: BackendChoice, opts: BackendOptions 
         return undefined;
       }),
   ]);
-  return new Selector({ linux }, hostReport, choice, validated);
+  return new Selector({ linux }, hostReport, choice, validated, opts.ptregs);
 }

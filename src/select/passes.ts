@@ -3,7 +3,7 @@
 import type { BpfObject } from '../object/loader.js';
 import type { ObjectEdits } from '../object/edits.js';
 import { BackendError } from '../errors.js';
-import { ptregsForHost } from '../../compat/ptregs/index.js';
+import { ptregsForHost, type PtRegsSettings } from '../../compat/ptregs/index.js';
 import { CompatError, ringbufToPerf } from '../../compat/ringbuf/index.js';
 import type { Plan } from './plan.js';
 import { BPF_F, ERRNO, MAP_TYPE } from '../kernel/uapi.js';
@@ -25,6 +25,7 @@ export function applyCompat(
   facts: ObjectFacts,
   parsed: BpfObject | undefined,
   log: ((line: string) => void) | undefined,
+  ptregs: PtRegsSettings = {},
 ): Prepared {
   let out: Prepared = { bytes };
   if (plan.structOpsLink) {
@@ -33,7 +34,7 @@ export function applyCompat(
   }
   for (const step of plan.compat ?? []) {
     if (step === 'ptregs') {
-      out = { ...out, bytes: ptregsForHost(out.bytes, log, out.bytes === bytes ? parsed : undefined) };
+      out = { ...out, bytes: ptregsForHost(out.bytes, log, out.bytes === bytes ? parsed : undefined, ptregs) };
     } else if (step === 'ringbuf->perf') {
       let r: ReturnType<typeof ringbufToPerf>;
       try {

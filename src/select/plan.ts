@@ -7,7 +7,7 @@ import { describeNeed, needsForMap, needsForProgram, requirementsMet, type Missi
 import { USERSPACE_ATTACH } from '../probe/backends.js';
 import { mapTypeName } from '../probe/tables.js';
 import { MAP_TYPE } from '../kernel/uapi.js';
-import { mayNeedPtRegs } from '../../compat/ptregs/index.js';
+import { mayNeedPtRegs, type PtRegsSettings } from '../../compat/ptregs/index.js';
 
 /** What the selector reads of an object (the ELF loader's view). */
 export interface ObjectShape {
@@ -77,14 +77,19 @@ const head = (section: string): string => section.split('/')[0] ?? section;
  * Decides where an object runs. `choice` other than 'auto' is obeyed whatever the report says (its
  * shortfalls are still listed). Without a report (the probe failed) the kernel backend is tried as is.
  */
-export function planObject(report: Report | undefined, shape: ObjectShape, choice: 'auto' | BackendName = 'auto'): Plan {
+export function planObject(
+  report: Report | undefined,
+  shape: ObjectShape,
+  choice: 'auto' | BackendName = 'auto',
+  settings: { ptregs?: PtRegsSettings } = {},
+): Plan {
   const blocking: Shortfall[] = [];
   const uncertain: Shortfall[] = [];
   const reasons: string[] = [];
   const compat: CompatStep[] = [];
   const mounts: MountStep[] = [];
   const onKernel = choice === 'auto' || choice === 'linux';
-  if (shape.ptRegs && choice !== 'windows' && mayNeedPtRegs(shape.ptRegs)) {
+  if (shape.ptRegs && choice !== 'windows' && mayNeedPtRegs(shape.ptRegs, undefined, settings.ptregs)) {
     compat.push('ptregs');
     reasons.push(`compat ptregs: the object's pt_regs layout is another arch's; its register reads are remapped to this host's`);
   }
