@@ -12,7 +12,7 @@ import { MAP_TYPE_FD } from './mapaccess.js';
 import { BPF_F } from '../../src/kernel/uapi.js';
 
 /** BPF_F_LINK (include/uapi/linux/bpf.h): the map is registered and unregistered by a bpf_link */
-export const BPF_F_LINK = BPF_F.LINK;
+const BPF_F_LINK = BPF_F.LINK;
 
 /** whether struct_ops maps can be registered through a link (BPF_F_LINK: Linux 6.4) */
 export function structOpsLinks(release = os.release()): boolean {

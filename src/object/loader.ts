@@ -35,13 +35,11 @@ export class ObjectError extends Error {
 
 // ---- instruction encoding ----------------------------------------------------------------------------
 
-export const INSN_SIZE = 8;
+const INSN_SIZE = 8;
 /** BPF_LD | BPF_DW | BPF_IMM */
 export const OP_LDDW = 0x18;
 /** BPF_JMP | BPF_CALL */
 export const OP_CALL = 0x85;
-/** BPF_JMP | BPF_EXIT */
-export const OP_EXIT = 0x95;
 
 /** lddw / call src_reg values (linux/bpf.h BPF_PSEUDO_*) */
 export const PSEUDO = {
@@ -59,7 +57,7 @@ export const PSEUDO = {
 export const CORE_POISON_HELPER = 0xbad2310;
 
 /** ELF relocation types of EM_BPF. */
-export const R_BPF = { NONE: 0, R64_64: 1, ABS64: 2, ABS32: 3, NODYLD32: 4, R64_32: 10 } as const;
+const R_BPF = { NONE: 0, R64_64: 1, ABS64: 2, ABS32: 3, NODYLD32: 4, R64_32: 10 } as const;
 
 /** Little-endian instruction accessors over a byte array (8 bytes per slot). */
 export const insn = {
@@ -92,7 +90,7 @@ export const insn = {
 // ---- the object model ----------------------------------------------------------------------------------
 
 /** BPF_F_RDONLY_PROG: programs may not write the map (libbpf sets it on .rodata) */
-export const BPF_F_RDONLY_PROG = 0x80;
+const BPF_F_RDONLY_PROG = 0x80;
 
 export type MapKind = 'btf' | 'legacy' | 'data';
 
@@ -495,7 +493,7 @@ function legacyMaps(elf: ElfFile, sec: ElfSection, first: number): BpfMap[] {
 }
 
 /** Sections libbpf turns into internal array maps (.data*, .rodata*, .bss*). */
-export function isDataSection(sec: ElfSection): boolean {
+function isDataSection(sec: ElfSection): boolean {
   const n = sec.name;
   const is = (p: string): boolean => n === p || n.startsWith(`${p}.`);
   if (sec.size === 0) return false;

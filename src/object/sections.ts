@@ -16,7 +16,7 @@ export interface SectionDef {
 const P = PROG_TYPE;
 const A = ATTACH_TYPE;
 /** libbpf 1.x's section_defs, in its order (the first match wins). */
-export const SECTION_DEFS: readonly SectionDef[] = [
+const SECTION_DEFS: readonly SectionDef[] = [
   { sec: 'socket', type: P.SOCKET_FILTER, attach: 0 },
   { sec: 'sk_reuseport/migrate', type: P.SK_REUSEPORT, attach: A.SK_REUSEPORT_SELECT_OR_MIGRATE },
   { sec: 'sk_reuseport', type: P.SK_REUSEPORT, attach: A.SK_REUSEPORT_SELECT },

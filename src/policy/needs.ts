@@ -39,7 +39,7 @@ const TYPE_NAMES = new Map<number, string>(Object.entries(PROG_TYPE).filter(([k]
 /** the program kinds a policy may name: every program type, and 'uprobe' */
 export const PROGRAM_KINDS: ReadonlySet<string> = new Set([...TYPE_NAMES.values(), 'uprobe']);
 
-export function programKind(type: number, section: string): string {
+function programKind(type: number, section: string): string {
   if (type === PROG_TYPE.KPROBE && sectionDef(section)?.uprobe === true) return 'uprobe';
   return TYPE_NAMES.get(type) ?? `type ${type}`;
 }
@@ -50,14 +50,14 @@ export function sectionBinary(section: string): string | undefined {
   return m ? m[1] : undefined;
 }
 
-export function targetKind(kind: string): TargetKind | undefined {
+function targetKind(kind: string): TargetKind | undefined {
   if (CGROUP_KINDS.has(kind)) return 'cgroup';
   if (INTERFACE_KINDS.has(kind)) return 'interface';
   if (kind === 'uprobe') return 'uprobe';
   return undefined;
 }
 
-export function helperName(id: number): string {
+function helperName(id: number): string {
   const n = HELPER_NAME[id];
   return n ? `bpf_${n}` : `helper#${id}`;
 }
