@@ -375,7 +375,7 @@ function bytesInitializer(bytes: Uint8Array): string {
   const lines: string[] = [];
   for (let i = 0; i < bytes.length; i += 16) {
     const row: string[] = [];
-    for (let k = i; k < Math.min(i + 16, bytes.length); k++) row.push(HEX[bytes[k]!]!);
+    for (const b of bytes.subarray(i, i + 16)) row.push(HEX[b]!);
     lines.push(`\t${row.join(', ')},`);
   }
   return lines.join('\n');

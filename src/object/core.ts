@@ -323,8 +323,7 @@ function matchMember(lb: Btf, lacc: Accessor, tb: Btf, tid: number, spec: Spec):
   if (!isComposite(tt)) return undefined;
   const lt = lb.type(lacc.typeId) as BtfComposite;
   const lm = lt.members[lacc.idx]!;
-  for (let i = 0; i < tt.members.length; i++) {
-    const m = tt.members[i]!;
+  for (const [i, m] of tt.members.entries()) {
     if (spec.raw.length === SPEC_MAX_LEN) throw new CoreError('access path too deep');
     spec.bitOffset += m.bitOffset;
     spec.raw.push(i);
@@ -367,8 +366,7 @@ function specMatch(local: Spec, tb: Btf, tid: number): Spec | undefined {
     return ts;
   }
   let targId = tid;
-  for (let i = 0; i < local.acc.length; i++) {
-    const la = local.acc[i]!;
+  for (const [i, la] of local.acc.entries()) {
     const [id, tt] = skip(tb, targId);
     targId = id;
     if (la.name !== undefined) {

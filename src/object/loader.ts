@@ -667,10 +667,12 @@ function buildObject(elf: ElfFile, opts: LoadObjectOptions): BpfObject {
   }
   for (const list of funcsBySec.values()) {
     list.sort((a, b) => a.start - b.start);
-    for (let i = 1; i < list.length; i++) {
-      if (list[i]!.start < list[i - 1]!.start + list[i - 1]!.length) {
-        throw new ObjectError(`functions '${list[i - 1]!.name}' and '${list[i]!.name}' overlap in section ${list[i]!.sec.name}`);
+    let prev: Func | undefined;
+    for (const f of list) {
+      if (prev && f.start < prev.start + prev.length) {
+        throw new ObjectError(`functions '${prev.name}' and '${f.name}' overlap in section ${f.sec.name}`);
       }
+      prev = f;
     }
   }
 
