@@ -7,7 +7,8 @@ import path from 'node:path';
 import { BUILD, FIXTURES, ROOT, buildBpf } from './helpers.js';
 import { type Btf, parseBtf } from '../src/object/btf.js';
 import { parseElf, SHT } from '../src/object/elf.js';
-import { type BpfObject, CORE_POISON_HELPER, insn, loadObject, ObjectError, OP_CALL, OP_LDDW, PSEUDO, sectionDef } from '../src/object/loader.js';
+import { type BpfObject, CORE_POISON_HELPER, insn, loadObject, ObjectError, OP_CALL, OP_LDDW, PSEUDO } from '../src/object/loader.js';
+import { sectionDef } from '../src/object/sections.js';
 import { applyCoreRelocations, CORE_KIND, CoreError, essentialName, resolveCoreRelo } from '../src/object/core.js';
 
 const MATRIX = path.join(ROOT, 'matrix', 'build');

@@ -154,6 +154,6 @@ function sectionHint(section: string): (errno: number) => string | undefined {
   };
 }
 
-export function kprobesAvailable(): boolean {
+function kprobesAvailable(): boolean {
   return fs.existsSync('/sys/bus/event_source/devices/kprobe') || fs.existsSync('/sys/kernel/tracing/kprobe_events') || fs.existsSync('/sys/kernel/debug/tracing/kprobe_events');
 }

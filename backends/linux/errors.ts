@@ -23,7 +23,7 @@ const LIBBPF_ERRORS: Record<number, string> = {
 };
 
 /** the kernel-internal ENOTSUPP (include/linux/errno.h), which bpf() returns but no userspace libc knows */
-export const KERNEL_ENOTSUPP = ERRNO.ENOTSUPP;
+const KERNEL_ENOTSUPP = ERRNO.ENOTSUPP;
 const { EOPNOTSUPP } = ERRNO;
 
 /** errno as a guest may see it: kernel-internal ENOTSUPP becomes EOPNOTSUPP (native/src/guesterrno.h) */

@@ -12,7 +12,7 @@ import { MAP_TYPE_FD } from './mapaccess.js';
 import { BPF_F } from '../../src/kernel/uapi.js';
 
 /** BPF_F_LINK (include/uapi/linux/bpf.h): the map is registered and unregistered by a bpf_link */
-export const BPF_F_LINK = BPF_F.LINK;
+const BPF_F_LINK = BPF_F.LINK;
 
 /**
  * After open, before the load: the struct_ops maps of `obj` that register through a link (the selector's

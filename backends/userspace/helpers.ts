@@ -284,7 +284,7 @@ export function buildHelpers(host: HelperHost): Map<number, Helper> {
 // ---- bpf_trace_printk formatting (the kernel's bpf_bprintf_prepare subset) ------------------------------
 
 /** Formats like bpf_trace_printk; undefined for a format the kernel refuses (-EINVAL). */
-export function formatPrintk(fmt: Uint8Array, args: readonly bigint[], mem: VmMemory): string | undefined {
+function formatPrintk(fmt: Uint8Array, args: readonly bigint[], mem: VmMemory): string | undefined {
   const nul = fmt.indexOf(0);
   if (nul < 0) return undefined; // the kernel wants the NUL inside fmt_size
   const f = fmt.subarray(0, nul);

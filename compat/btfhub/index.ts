@@ -15,7 +15,7 @@ import { defaultCacheDir } from '../../src/probe/cache.js';
 import { BtfScanError, btfhubPath, elfBtfSection, libbpfDiskPaths, rawBtfHeader, SYSFS_VMLINUX } from '../../src/probe/btf.js';
 import { parseBtf } from '../../src/object/btf.js';
 
-export const DEFAULT_BTFHUB_MIRROR = 'https://github.com/aquasecurity/btfhub-archive/raw/main';
+const DEFAULT_BTFHUB_MIRROR = 'https://github.com/aquasecurity/btfhub-archive/raw/main';
 export const ENV_MIRROR = 'WASM_BPF_BTFHUB_MIRROR';
 export const ENV_ARCHIVE = 'WASM_BPF_BTFHUB_ARCHIVE';
 
@@ -98,7 +98,7 @@ export function hubTarget(sys: SystemView = hostSystem(), cacheDir?: string): Hu
 }
 
 /** Why a BTF file is not usable, or undefined when it is (magic + header checks; `full` also parses every type). */
-export function checkBtfBytes(bytes: Uint8Array, full: boolean): string | undefined {
+function checkBtfBytes(bytes: Uint8Array, full: boolean): string | undefined {
   try {
     rawBtfHeader(bytes);
     if (full) parseBtf(bytes);
@@ -187,7 +187,7 @@ function describeNetError(err: unknown): string {
 const MAX_DOWNLOAD = 128 << 20;
 
 /** Downloads `url` into `file` (following redirects). Rejects with BtfhubError naming the URL. */
-export async function download(url: string, file: string, opts: FetchOptions = {}, redirects = 0): Promise<void> {
+async function download(url: string, file: string, opts: FetchOptions = {}, redirects = 0): Promise<void> {
   const u = new URL(url);
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BtfhubError(`${url}: only http and https mirrors are supported (use --btfhub-archive DIR for a local tree)`);
   const mod = u.protocol === 'https:' ? await import('node:https') : await import('node:http');
@@ -267,7 +267,7 @@ function run(cmd: string, args: string[]): Promise<{ code: number | null; stderr
  * Unpacks a .btf.tar.xz into `dir` with the system's tar + xz and returns the member `<release>.btf`.
  * Throws BtfhubError ('cannot unpack ...') for anything else.
  */
-export async function unpack(archive: string, dir: string, release: string, label = archive): Promise<string> {
+async function unpack(archive: string, dir: string, release: string, label = archive): Promise<string> {
   const r = await run('tar', ['-xJf', archive, '-C', dir, '--no-same-owner', '--no-same-permissions']);
   if (r.code !== 0) {
     throw new BtfhubError(`cannot unpack ${label}: ${r.code === -1 ? `tar: ${r.stderr} (install tar and xz-utils)` : r.stderr.trim().split('\n').slice(0, 3).join('; ') || `tar exited ${r.code}`}`);

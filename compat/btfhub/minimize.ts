@@ -105,11 +105,10 @@ class Marks {
   fieldPath(rootId: number, raw: number[]): void {
     this.type(rootId, false);
     let id = rootId;
-    for (let i = 1; i < raw.length; i++) {
+    for (const idx of raw.slice(1)) {
       id = this.btf.resolve(id);
       const t = this.btf.type(id);
       if (isComposite(t)) {
-        const idx = raw[i]!;
         const m = t.members[idx];
         if (!m) throw new MinimizeError(`access path ${raw.join(':')} of [${rootId}]: no member ${idx} in [${id}]`);
         this.member(id, idx);

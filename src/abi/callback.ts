@@ -18,7 +18,7 @@ import { T, buildModule } from '../wasm/writer.js';
 
 export type GuestCallback = (ctx: number, data: number, size: number) => number;
 
-export const CALLBACK_TYPE: FuncType = { params: ['i32', 'i32', 'i32'], results: ['i32'] };
+const CALLBACK_TYPE: FuncType = { params: ['i32', 'i32', 'i32'], results: ['i32'] };
 
 /** (module (import "m" "f" (func (param i32 i32 i32) (result i32)))): instantiating it checks the type */
 let probe: WebAssembly.Module | undefined;

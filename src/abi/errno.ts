@@ -2,9 +2,7 @@
 // names the ABI's messages use.
 import { ERRNO } from '../kernel/uapi.js';
 
-export const { EPERM, ENOENT, EINTR, EBADF, ENOMEM, EFAULT, EBUSY, EEXIST, EINVAL, E2BIG, ENOSPC, ENOBUFS, EOPNOTSUPP } = ERRNO;
-/** POSIX's name for EOPNOTSUPP (glibc's alias; not in the kernel's headers) */
-export const ENOTSUP = ERRNO.EOPNOTSUPP;
+export const { EPERM, ENOENT, EINTR, EBADF, EFAULT, EBUSY, EINVAL, ENOBUFS } = ERRNO;
 
 // the errnos these messages name; any other is `errno N`
 const NAMED = [

@@ -14,7 +14,7 @@ import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGat
 import { mark } from '../trace.js';
 import type { Policy } from '../policy/policy.js';
 
-export const WASM_BPF_MODULE = 'wasm_bpf';
+const WASM_BPF_MODULE = 'wasm_bpf';
 
 const CMD_LOOKUP = 1;
 const CMD_UPDATE = 2;

@@ -59,11 +59,6 @@ export class GuestMemory {
   }
 }
 
-/** i32 guest pointer (signed in JS) to an unsigned offset */
-export function u32(v: number): number {
-  return v >>> 0;
-}
-
 /** an i64 guest pointer as BigInt to an offset, or -1 when it cannot be a wasm32 address */
 export function ptr64(v: bigint): number {
   return v >= 0n && v <= 0xffffffffn ? Number(v) : -1;

@@ -43,7 +43,7 @@ import { emitRecordCopy } from './dispatch.js';
 import { Bytes, OP, T, buildModule } from '../wasm/writer.js';
 
 /** a guest buffer smaller than this goes through the JavaScript poll (records may need truncation there) */
-export const MIN_MAX = 1024 + 8;
+const MIN_MAX = 1024 + 8;
 /** one poll delivers at most about this many records (then returns, like the host's path after its buffer) */
 const MAX_RECORDS = 65536;
 /** or'ed into fill's count (kMore in guestmaps.cc): the staging area filled up before the buffer was empty */

@@ -8,7 +8,7 @@ import { cliAssumedMissing } from '../probe/assume.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 import { POLICY_HELP, PolicyOptions } from './policy.js';
 
-export const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...]
+const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...]
        wasm-bpf [options] <module.wasm> [args...]
 
 Runs a Wasm+WASI module that loads eBPF programs through the wasm_bpf host functions.
@@ -53,7 +53,7 @@ function usageError(msg: string): never {
   throw new WasmBpfError('USAGE', msg);
 }
 
-export function parseRunArgs(argv: string[]): Parsed | 'help' {
+function parseRunArgs(argv: string[]): Parsed | 'help' {
   const p: Parsed = {
     module: '',
     args: [],

@@ -23,7 +23,7 @@ const MAX_OBJ_NAME_LEN = 64;
 const RESERVED = new Set(['bpf_object', 'bpf_map', 'bpf_program', 'bpf_link', 'bpf_buffer', 'bpf_object_skeleton', 'bpf_map_skeleton', 'bpf_prog_skeleton', 'bpf_object_open_opts']);
 
 /** Replaces every character that cannot appear in a C identifier by '_' (bpftool's rule); see cIdent. */
-export function sanitizeIdent(s: string): string {
+function sanitizeIdent(s: string): string {
   return cIdent(s);
 }
 
@@ -375,7 +375,7 @@ function bytesInitializer(bytes: Uint8Array): string {
   const lines: string[] = [];
   for (let i = 0; i < bytes.length; i += 16) {
     const row: string[] = [];
-    for (let k = i; k < Math.min(i + 16, bytes.length); k++) row.push(HEX[bytes[k]!]!);
+    for (const b of bytes.subarray(i, i + 16)) row.push(HEX[b]!);
     lines.push(`\t${row.join(', ')},`);
   }
   return lines.join('\n');

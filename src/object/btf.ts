@@ -19,7 +19,7 @@ export class BtfError extends Error {
 export const BTF_MAGIC = 0xeb9f;
 
 /** Kind names, indexed by the kind number of the BTF encoding (0 is the void type). */
-export const BTF_KINDS = [
+const BTF_KINDS = [
   'VOID', 'INT', 'PTR', 'ARRAY', 'STRUCT', 'UNION', 'ENUM', 'FWD', 'TYPEDEF', 'VOLATILE', 'CONST',
   'RESTRICT', 'FUNC', 'FUNC_PROTO', 'VAR', 'DATASEC', 'FLOAT', 'DECL_TAG', 'TYPE_TAG', 'ENUM64',
 ] as const;

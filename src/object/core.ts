@@ -29,7 +29,7 @@ export const CORE_KIND = {
   TYPE_MATCHES: 12,
 } as const;
 
-export const CORE_KIND_NAMES = [
+const CORE_KIND_NAMES = [
   'byte_off', 'byte_sz', 'field_exists', 'signed', 'lshift_u64', 'rshift_u64', 'local_type_id', 'target_type_id',
   'type_exists', 'type_size', 'enumval_exists', 'enumval_value', 'type_matches',
 ] as const;
@@ -193,7 +193,7 @@ function fieldsCompat(lb: Btf, lid: number, tb: Btf, tid: number): boolean {
 }
 
 /** libbpf's __bpf_core_types_are_compat */
-export function typesAreCompat(lb: Btf, lid: number, tb: Btf, tid: number, level = 32): boolean {
+function typesAreCompat(lb: Btf, lid: number, tb: Btf, tid: number, level = 32): boolean {
   if (!kindCompat(lb.type(lid), tb.type(tid))) return false;
   for (let depth = 32; depth > 0; depth--) {
     const [, lt] = skip(lb, lid);
@@ -243,7 +243,7 @@ function namesMatch(a: string, b: string): boolean {
 }
 
 /** libbpf's __bpf_core_types_match (bpf_core_type_matches) */
-export function typesMatch(lb: Btf, lid: number, tb: Btf, tid: number, behindPtr = false, level = 32): boolean {
+function typesMatch(lb: Btf, lid: number, tb: Btf, tid: number, behindPtr = false, level = 32): boolean {
   if (level <= 0) throw new CoreError('type nesting too deep');
   for (let depth = 32; depth > 0; depth--) {
     const [, lt] = skip(lb, lid);
@@ -323,8 +323,7 @@ function matchMember(lb: Btf, lacc: Accessor, tb: Btf, tid: number, spec: Spec):
   if (!isComposite(tt)) return undefined;
   const lt = lb.type(lacc.typeId) as BtfComposite;
   const lm = lt.members[lacc.idx]!;
-  for (let i = 0; i < tt.members.length; i++) {
-    const m = tt.members[i]!;
+  for (const [i, m] of tt.members.entries()) {
     if (spec.raw.length === SPEC_MAX_LEN) throw new CoreError('access path too deep');
     spec.bitOffset += m.bitOffset;
     spec.raw.push(i);
@@ -367,8 +366,7 @@ function specMatch(local: Spec, tb: Btf, tid: number): Spec | undefined {
     return ts;
   }
   let targId = tid;
-  for (let i = 0; i < local.acc.length; i++) {
-    const la = local.acc[i]!;
+  for (const [i, la] of local.acc.entries()) {
     const [id, tt] = skip(tb, targId);
     targId = id;
     if (la.name !== undefined) {
@@ -625,12 +623,12 @@ function poisonInsn(code: Uint8Array, i: number): void {
  * Patches instruction `i` of `code` with a resolved relocation (libbpf's bpf_core_patch_insn).
  * Returns 'poisoned' when the instruction was replaced by a poison call.
  */
-export function patchCoreInsn(code: Uint8Array, i: number, relo: CoreRelo, res: CoreResult): 'patched' | 'poisoned' {
+function patchCoreInsn(code: Uint8Array, i: number, relo: CoreRelo, res: CoreResult): 'patched' | 'poisoned' {
   return patchInsnImpl(code, i, relo, res);
 }
 
 /** the value the instruction holds where a relocation patches it (imm, off or imm64) */
-export function relocatedValue(code: Uint8Array, i: number): bigint {
+function relocatedValue(code: Uint8Array, i: number): bigint {
   const op = insn.code(code, i);
   const cls = BPF_CLASS(op);
   if (cls === CLS.LDX || cls === CLS.ST || cls === CLS.STX) return BigInt(insn.off(code, i));
@@ -734,9 +732,4 @@ export function applyCoreRelocations(obj: BpfObject, target: Btf): CoreApplied[]
     }
   }
   return out;
-}
-
-/** Whether instruction `i` is a CO-RE poison call (unresolvable relocation). */
-export function isPoisoned(code: Uint8Array, i: number): boolean {
-  return insn.code(code, i) === OP_CALL && insn.src(code, i) === 0 && insn.imm(code, i) === CORE_POISON_HELPER;
 }

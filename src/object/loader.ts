@@ -17,9 +17,9 @@
 // things this loader does not do), naming the section/relocation; ElfError and BtfError from the
 // readers below are wrapped, never leaked as RangeError/TypeError.
 
-import { PROG_TYPE } from '../kernel/uapi.js';
 import { type Btf, type BtfComposite, BtfError, parseBtf } from './btf.js';
 import { checkLibbpfNeeds } from './libbpf-needs.js';
+import { sectionDef } from './sections.js';
 import { EM_BPF, ElfError, type ElfFile, type ElfSection, type ElfSymbol, parseElf, SHF, SHN, SHT, STB, STT } from './elf.js';
 
 export type ObjectErrorCode = 'OBJECT_MALFORMED' | 'OBJECT_UNSUPPORTED';
@@ -35,13 +35,11 @@ export class ObjectError extends Error {
 
 // ---- instruction encoding ----------------------------------------------------------------------------
 
-export const INSN_SIZE = 8;
+const INSN_SIZE = 8;
 /** BPF_LD | BPF_DW | BPF_IMM */
 export const OP_LDDW = 0x18;
 /** BPF_JMP | BPF_CALL */
 export const OP_CALL = 0x85;
-/** BPF_JMP | BPF_EXIT */
-export const OP_EXIT = 0x95;
 
 /** lddw / call src_reg values (linux/bpf.h BPF_PSEUDO_*) */
 export const PSEUDO = {
@@ -59,7 +57,7 @@ export const PSEUDO = {
 export const CORE_POISON_HELPER = 0xbad2310;
 
 /** ELF relocation types of EM_BPF. */
-export const R_BPF = { NONE: 0, R64_64: 1, ABS64: 2, ABS32: 3, NODYLD32: 4, R64_32: 10 } as const;
+const R_BPF = { NONE: 0, R64_64: 1, ABS64: 2, ABS32: 3, NODYLD32: 4, R64_32: 10 } as const;
 
 /** Little-endian instruction accessors over a byte array (8 bytes per slot). */
 export const insn = {
@@ -91,11 +89,8 @@ export const insn = {
 
 // ---- the object model ----------------------------------------------------------------------------------
 
-/** enum bpf_prog_type (src/kernel/uapi.ts) */
-export { PROG_TYPE };
-
 /** BPF_F_RDONLY_PROG: programs may not write the map (libbpf sets it on .rodata) */
-export const BPF_F_RDONLY_PROG = 0x80;
+const BPF_F_RDONLY_PROG = 0x80;
 
 export type MapKind = 'btf' | 'legacy' | 'data';
 
@@ -263,146 +258,6 @@ export interface BpfObject {
   coreRelocs: ProgramCoreReloc[];
   program(name: string): BpfProgram | undefined;
   map(name: string): BpfMap | undefined;
-}
-
-// ---- libbpf's section table -------------------------------------------------------------------------
-
-/** enum bpf_attach_type (numbers past BPF_LSM_CGROUP from Linux 6.6+ headers) */
-export const ATTACH_TYPE = {
-  CGROUP_INET_INGRESS: 0, CGROUP_INET_EGRESS: 1, CGROUP_INET_SOCK_CREATE: 2, CGROUP_SOCK_OPS: 3,
-  SK_SKB_STREAM_PARSER: 4, SK_SKB_STREAM_VERDICT: 5, CGROUP_DEVICE: 6, SK_MSG_VERDICT: 7, CGROUP_INET4_BIND: 8,
-  CGROUP_INET6_BIND: 9, CGROUP_INET4_CONNECT: 10, CGROUP_INET6_CONNECT: 11, CGROUP_INET4_POST_BIND: 12,
-  CGROUP_INET6_POST_BIND: 13, CGROUP_UDP4_SENDMSG: 14, CGROUP_UDP6_SENDMSG: 15, LIRC_MODE2: 16, FLOW_DISSECTOR: 17,
-  CGROUP_SYSCTL: 18, CGROUP_UDP4_RECVMSG: 19, CGROUP_UDP6_RECVMSG: 20, CGROUP_GETSOCKOPT: 21, CGROUP_SETSOCKOPT: 22,
-  TRACE_RAW_TP: 23, TRACE_FENTRY: 24, TRACE_FEXIT: 25, MODIFY_RETURN: 26, LSM_MAC: 27, TRACE_ITER: 28,
-  CGROUP_INET4_GETPEERNAME: 29, CGROUP_INET6_GETPEERNAME: 30, CGROUP_INET4_GETSOCKNAME: 31,
-  CGROUP_INET6_GETSOCKNAME: 32, XDP_DEVMAP: 33, CGROUP_INET_SOCK_RELEASE: 34, XDP_CPUMAP: 35, SK_LOOKUP: 36, XDP: 37,
-  SK_SKB_VERDICT: 38, SK_REUSEPORT_SELECT: 39, SK_REUSEPORT_SELECT_OR_MIGRATE: 40, PERF_EVENT: 41,
-  TRACE_KPROBE_MULTI: 42, LSM_CGROUP: 43, STRUCT_OPS: 44, NETFILTER: 45, TCX_INGRESS: 46, TCX_EGRESS: 47,
-  TRACE_UPROBE_MULTI: 48,
-} as const;
-
-export interface SectionDef {
-  /** "x" exact, "x/" prefix with extras, "x+" exact or "x/extras" (libbpf's sec_def_matches) */
-  sec: string;
-  type: number;
-  attach: number;
-  sleepable?: boolean;
-}
-
-const P = PROG_TYPE;
-const A = ATTACH_TYPE;
-/** libbpf 1.x's section_defs, in its order (the first match wins). */
-export const SECTION_DEFS: readonly SectionDef[] = [
-  { sec: 'socket', type: P.SOCKET_FILTER, attach: 0 },
-  { sec: 'sk_reuseport/migrate', type: P.SK_REUSEPORT, attach: A.SK_REUSEPORT_SELECT_OR_MIGRATE },
-  { sec: 'sk_reuseport', type: P.SK_REUSEPORT, attach: A.SK_REUSEPORT_SELECT },
-  { sec: 'kprobe+', type: P.KPROBE, attach: 0 },
-  { sec: 'uprobe+', type: P.KPROBE, attach: 0 },
-  { sec: 'uprobe.s+', type: P.KPROBE, attach: 0, sleepable: true },
-  { sec: 'kretprobe+', type: P.KPROBE, attach: 0 },
-  { sec: 'uretprobe+', type: P.KPROBE, attach: 0 },
-  { sec: 'uretprobe.s+', type: P.KPROBE, attach: 0, sleepable: true },
-  { sec: 'kprobe.multi+', type: P.KPROBE, attach: A.TRACE_KPROBE_MULTI },
-  { sec: 'kretprobe.multi+', type: P.KPROBE, attach: A.TRACE_KPROBE_MULTI },
-  { sec: 'uprobe.multi+', type: P.KPROBE, attach: A.TRACE_UPROBE_MULTI },
-  { sec: 'uretprobe.multi+', type: P.KPROBE, attach: A.TRACE_UPROBE_MULTI },
-  { sec: 'uprobe.multi.s+', type: P.KPROBE, attach: A.TRACE_UPROBE_MULTI, sleepable: true },
-  { sec: 'uretprobe.multi.s+', type: P.KPROBE, attach: A.TRACE_UPROBE_MULTI, sleepable: true },
-  { sec: 'ksyscall+', type: P.KPROBE, attach: 0 },
-  { sec: 'kretsyscall+', type: P.KPROBE, attach: 0 },
-  { sec: 'usdt+', type: P.KPROBE, attach: 0 },
-  { sec: 'usdt.s+', type: P.KPROBE, attach: 0, sleepable: true },
-  { sec: 'tc/ingress', type: P.SCHED_CLS, attach: A.TCX_INGRESS },
-  { sec: 'tc/egress', type: P.SCHED_CLS, attach: A.TCX_EGRESS },
-  { sec: 'tcx/ingress', type: P.SCHED_CLS, attach: A.TCX_INGRESS },
-  { sec: 'tcx/egress', type: P.SCHED_CLS, attach: A.TCX_EGRESS },
-  { sec: 'tc', type: P.SCHED_CLS, attach: 0 },
-  { sec: 'classifier', type: P.SCHED_CLS, attach: 0 },
-  { sec: 'action', type: P.SCHED_ACT, attach: 0 },
-  { sec: 'tracepoint+', type: P.TRACEPOINT, attach: 0 },
-  { sec: 'tp+', type: P.TRACEPOINT, attach: 0 },
-  { sec: 'raw_tracepoint+', type: P.RAW_TRACEPOINT, attach: 0 },
-  { sec: 'raw_tp+', type: P.RAW_TRACEPOINT, attach: 0 },
-  { sec: 'raw_tracepoint.w+', type: P.RAW_TRACEPOINT_WRITABLE, attach: 0 },
-  { sec: 'raw_tp.w+', type: P.RAW_TRACEPOINT_WRITABLE, attach: 0 },
-  { sec: 'tp_btf+', type: P.TRACING, attach: A.TRACE_RAW_TP },
-  { sec: 'fentry+', type: P.TRACING, attach: A.TRACE_FENTRY },
-  { sec: 'fmod_ret+', type: P.TRACING, attach: A.MODIFY_RETURN },
-  { sec: 'fexit+', type: P.TRACING, attach: A.TRACE_FEXIT },
-  { sec: 'fentry.s+', type: P.TRACING, attach: A.TRACE_FENTRY, sleepable: true },
-  { sec: 'fmod_ret.s+', type: P.TRACING, attach: A.MODIFY_RETURN, sleepable: true },
-  { sec: 'fexit.s+', type: P.TRACING, attach: A.TRACE_FEXIT, sleepable: true },
-  { sec: 'freplace+', type: P.EXT, attach: 0 },
-  { sec: 'lsm+', type: P.LSM, attach: A.LSM_MAC },
-  { sec: 'lsm.s+', type: P.LSM, attach: A.LSM_MAC, sleepable: true },
-  { sec: 'lsm_cgroup+', type: P.LSM, attach: A.LSM_CGROUP },
-  { sec: 'iter+', type: P.TRACING, attach: A.TRACE_ITER },
-  { sec: 'iter.s+', type: P.TRACING, attach: A.TRACE_ITER, sleepable: true },
-  { sec: 'syscall', type: P.SYSCALL, attach: 0, sleepable: true },
-  { sec: 'xdp.frags/devmap', type: P.XDP, attach: A.XDP_DEVMAP },
-  { sec: 'xdp/devmap', type: P.XDP, attach: A.XDP_DEVMAP },
-  { sec: 'xdp.frags/cpumap', type: P.XDP, attach: A.XDP_CPUMAP },
-  { sec: 'xdp/cpumap', type: P.XDP, attach: A.XDP_CPUMAP },
-  { sec: 'xdp.frags', type: P.XDP, attach: A.XDP },
-  { sec: 'xdp', type: P.XDP, attach: A.XDP },
-  { sec: 'perf_event', type: P.PERF_EVENT, attach: 0 },
-  { sec: 'lwt_in', type: P.LWT_IN, attach: 0 },
-  { sec: 'lwt_out', type: P.LWT_OUT, attach: 0 },
-  { sec: 'lwt_xmit', type: P.LWT_XMIT, attach: 0 },
-  { sec: 'lwt_seg6local', type: P.LWT_SEG6LOCAL, attach: 0 },
-  { sec: 'sockops', type: P.SOCK_OPS, attach: A.CGROUP_SOCK_OPS },
-  { sec: 'sk_skb/stream_parser', type: P.SK_SKB, attach: A.SK_SKB_STREAM_PARSER },
-  { sec: 'sk_skb/stream_verdict', type: P.SK_SKB, attach: A.SK_SKB_STREAM_VERDICT },
-  { sec: 'sk_skb', type: P.SK_SKB, attach: 0 },
-  { sec: 'sk_msg', type: P.SK_MSG, attach: A.SK_MSG_VERDICT },
-  { sec: 'lirc_mode2', type: P.LIRC_MODE2, attach: A.LIRC_MODE2 },
-  { sec: 'flow_dissector', type: P.FLOW_DISSECTOR, attach: A.FLOW_DISSECTOR },
-  { sec: 'cgroup_skb/ingress', type: P.CGROUP_SKB, attach: A.CGROUP_INET_INGRESS },
-  { sec: 'cgroup_skb/egress', type: P.CGROUP_SKB, attach: A.CGROUP_INET_EGRESS },
-  { sec: 'cgroup/skb', type: P.CGROUP_SKB, attach: 0 },
-  { sec: 'cgroup/sock_create', type: P.CGROUP_SOCK, attach: A.CGROUP_INET_SOCK_CREATE },
-  { sec: 'cgroup/sock_release', type: P.CGROUP_SOCK, attach: A.CGROUP_INET_SOCK_RELEASE },
-  { sec: 'cgroup/sock', type: P.CGROUP_SOCK, attach: A.CGROUP_INET_SOCK_CREATE },
-  { sec: 'cgroup/post_bind4', type: P.CGROUP_SOCK, attach: A.CGROUP_INET4_POST_BIND },
-  { sec: 'cgroup/post_bind6', type: P.CGROUP_SOCK, attach: A.CGROUP_INET6_POST_BIND },
-  { sec: 'cgroup/bind4', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_INET4_BIND },
-  { sec: 'cgroup/bind6', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_INET6_BIND },
-  { sec: 'cgroup/connect4', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_INET4_CONNECT },
-  { sec: 'cgroup/connect6', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_INET6_CONNECT },
-  { sec: 'cgroup/sendmsg4', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_UDP4_SENDMSG },
-  { sec: 'cgroup/sendmsg6', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_UDP6_SENDMSG },
-  { sec: 'cgroup/recvmsg4', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_UDP4_RECVMSG },
-  { sec: 'cgroup/recvmsg6', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_UDP6_RECVMSG },
-  { sec: 'cgroup/getpeername4', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_INET4_GETPEERNAME },
-  { sec: 'cgroup/getpeername6', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_INET6_GETPEERNAME },
-  { sec: 'cgroup/getsockname4', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_INET4_GETSOCKNAME },
-  { sec: 'cgroup/getsockname6', type: P.CGROUP_SOCK_ADDR, attach: A.CGROUP_INET6_GETSOCKNAME },
-  { sec: 'cgroup/sysctl', type: P.CGROUP_SYSCTL, attach: A.CGROUP_SYSCTL },
-  { sec: 'cgroup/getsockopt', type: P.CGROUP_SOCKOPT, attach: A.CGROUP_GETSOCKOPT },
-  { sec: 'cgroup/setsockopt', type: P.CGROUP_SOCKOPT, attach: A.CGROUP_SETSOCKOPT },
-  { sec: 'cgroup/dev', type: P.CGROUP_DEVICE, attach: A.CGROUP_DEVICE },
-  { sec: 'struct_ops+', type: P.STRUCT_OPS, attach: 0 },
-  { sec: 'struct_ops.s+', type: P.STRUCT_OPS, attach: 0, sleepable: true },
-  { sec: 'sk_lookup', type: P.SK_LOOKUP, attach: A.SK_LOOKUP },
-  { sec: 'netfilter', type: P.NETFILTER, attach: A.NETFILTER },
-];
-
-/** libbpf's sec_def_matches */
-function secDefMatches(def: string, name: string): boolean {
-  const last = def[def.length - 1];
-  if (last === '/') return name.startsWith(def);
-  if (last === '+') {
-    const pfx = def.slice(0, -1);
-    if (!name.startsWith(pfx)) return false;
-    return name.length === pfx.length || name[pfx.length] === '/';
-  }
-  return name === def;
-}
-
-/** The program type libbpf infers from a section name (undefined: not in the table). */
-export function sectionDef(section: string): SectionDef | undefined {
-  return SECTION_DEFS.find((d) => secDefMatches(d.sec, section));
 }
 
 // ---- .BTF.ext ----------------------------------------------------------------------------------------
@@ -638,7 +493,7 @@ function legacyMaps(elf: ElfFile, sec: ElfSection, first: number): BpfMap[] {
 }
 
 /** Sections libbpf turns into internal array maps (.data*, .rodata*, .bss*). */
-export function isDataSection(sec: ElfSection): boolean {
+function isDataSection(sec: ElfSection): boolean {
   const n = sec.name;
   const is = (p: string): boolean => n === p || n.startsWith(`${p}.`);
   if (sec.size === 0) return false;
@@ -812,10 +667,12 @@ function buildObject(elf: ElfFile, opts: LoadObjectOptions): BpfObject {
   }
   for (const list of funcsBySec.values()) {
     list.sort((a, b) => a.start - b.start);
-    for (let i = 1; i < list.length; i++) {
-      if (list[i]!.start < list[i - 1]!.start + list[i - 1]!.length) {
-        throw new ObjectError(`functions '${list[i - 1]!.name}' and '${list[i]!.name}' overlap in section ${list[i]!.sec.name}`);
+    let prev: Func | undefined;
+    for (const f of list) {
+      if (prev && f.start < prev.start + prev.length) {
+        throw new ObjectError(`functions '${prev.name}' and '${f.name}' overlap in section ${f.sec.name}`);
       }
+      prev = f;
     }
   }
 

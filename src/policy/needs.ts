@@ -3,6 +3,7 @@
 // attach targets it will pick at run time and the maps that ask to be pinned. `check` prints it; the
 // load gate (enforce.ts) compares it with the policy.
 import { insn, OP_CALL, type BpfObject, type BpfProgram } from '../object/loader.js';
+import { sectionDef } from '../object/sections.js';
 import { HELPER_NAME, PROG_TYPE } from '../kernel/uapi.js';
 
 /** what kind of target a program of this kind is attached to when the guest names one */
@@ -29,8 +30,6 @@ export interface ObjectNeeds {
   pinnedMaps: string[];
 }
 
-const UPROBE_SECTION = /^(uprobe|uretprobe|usdt|uprobe\.multi|uretprobe\.multi)(\.s)?(\/|$)/;
-
 const CGROUP_KINDS = new Set(['cgroup_skb', 'cgroup_sock', 'sock_ops', 'cgroup_device', 'cgroup_sock_addr', 'cgroup_sysctl', 'cgroup_sockopt']);
 const INTERFACE_KINDS = new Set(['xdp', 'socket_filter', 'sched_cls']);
 
@@ -40,8 +39,8 @@ const TYPE_NAMES = new Map<number, string>(Object.entries(PROG_TYPE).filter(([k]
 /** the program kinds a policy may name: every program type, and 'uprobe' */
 export const PROGRAM_KINDS: ReadonlySet<string> = new Set([...TYPE_NAMES.values(), 'uprobe']);
 
-export function programKind(type: number, section: string): string {
-  if (type === PROG_TYPE.KPROBE && UPROBE_SECTION.test(section)) return 'uprobe';
+function programKind(type: number, section: string): string {
+  if (type === PROG_TYPE.KPROBE && sectionDef(section)?.uprobe === true) return 'uprobe';
   return TYPE_NAMES.get(type) ?? `type ${type}`;
 }
 
@@ -51,14 +50,14 @@ export function sectionBinary(section: string): string | undefined {
   return m ? m[1] : undefined;
 }
 
-export function targetKind(kind: string): TargetKind | undefined {
+function targetKind(kind: string): TargetKind | undefined {
   if (CGROUP_KINDS.has(kind)) return 'cgroup';
   if (INTERFACE_KINDS.has(kind)) return 'interface';
   if (kind === 'uprobe') return 'uprobe';
   return undefined;
 }
 
-export function helperName(id: number): string {
+function helperName(id: number): string {
   const n = HELPER_NAME[id];
   return n ? `bpf_${n}` : `helper#${id}`;
 }

@@ -163,17 +163,3 @@ export function helperKey(name: string): string {
 export function isWithin(p: string, root: string): boolean {
   return p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);
 }
-
-/** one line per restriction, for --verbose and `check` */
-export function describePolicy(p: Policy): string[] {
-  const show = (l: readonly string[] | null, any: string): string => (l === null ? any : l.length ? l.join(', ') : 'none');
-  return [
-    `default: ${p.base}`,
-    `program types: ${show(p.programTypes, 'any')}`,
-    `helpers: ${show(p.helpers, 'any')}`,
-    `cgroups: ${show(p.cgroups, 'any cgroup2 directory')}`,
-    `interfaces: ${show(p.interfaces, 'any')}`,
-    `uprobe binaries: ${show(p.uprobes, 'any')}`,
-    `pinning: ${p.pin.mode === 'allow' ? `allowed below ${p.pin.root}` : p.pin.mode === 'refuse' ? 'objects that pin maps are refused' : 'private maps (nothing pinned or reused)'}`,
-  ];
-}

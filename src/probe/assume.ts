@@ -13,7 +13,7 @@ export function assumedMissing(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** whether the prober reports something under this name (a map type, program type, attach mechanism or feature) */
-export function isKnownFeature(name: string): boolean {
+function isKnownFeature(name: string): boolean {
   return MAP_TYPES.some((m) => m.name === name) || PROG_TYPES.some((p) => p.name === name) || name in ATTACH_DEFS || name in FEATURE_DEFS;
 }
 

@@ -8,7 +8,7 @@ import type { BtfCandidate, BtfSection } from './types.js';
 import type { Kconfig } from './kconfig.js';
 import { errCode, type SystemView } from './system.js';
 
-export const BTF_MAGIC = 0xeb9f;
+const BTF_MAGIC = 0xeb9f;
 
 /** libbpf's btf__load_vmlinux_btf() locations after sysfs (%1$s = release). */
 export function libbpfDiskPaths(release: string): string[] {

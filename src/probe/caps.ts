@@ -10,7 +10,7 @@ import { CAP } from '../kernel/uapi.js';
 
 export { parseStatus, type ProcStatus } from './procstatus.js';
 
-export const CAP_BITS: Record<CapName, number> = {
+const CAP_BITS: Record<CapName, number> = {
   CAP_NET_ADMIN: CAP.NET_ADMIN,
   CAP_SYS_ADMIN: CAP.SYS_ADMIN,
   CAP_PERFMON: CAP.PERFMON,
@@ -23,7 +23,7 @@ const LSM_IDS: Record<number, string> = {
   107: 'safesetid', 108: 'lockdown', 109: 'bpf', 110: 'landlock', 111: 'ima', 112: 'evm', 113: 'ipe',
 };
 
-export function hasCap(capEff: bigint | null, cap: CapName): boolean | null {
+function hasCap(capEff: bigint | null, cap: CapName): boolean | null {
   if (capEff === null) return null;
   return ((capEff >> BigInt(CAP_BITS[cap])) & 1n) === 1n;
 }

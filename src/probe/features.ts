@@ -16,7 +16,8 @@ export function errnoName(err: number): string {
   return ERRNO_NAMES[Math.abs(err)] ?? `E${Math.abs(err)}`;
 }
 
-export const { EPERM, ENOENT, ESRCH, EBADF, EACCES, ENODEV, EINVAL, E2BIG, ENOSYS, EOPNOTSUPP, ENOTSUPP } = ERRNO;
+export const { EPERM, EBADF, ENODEV, EINVAL, EOPNOTSUPP, ENOTSUPP } = ERRNO;
+const { EACCES } = ERRNO;
 
 /** What every decision needs to know about the host. */
 export interface Ctx {
@@ -102,10 +103,6 @@ export function fromErrno(ctx: Ctx, err: number, since: string, yes: string, wha
   return feature('no', reason, since, { errno: name, ...(old ? { fix: `a Linux ${since}+ kernel` } : {}) });
 }
 
-export function firstLogLine(log: string): string {
+function firstLogLine(log: string): string {
   return log.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('processed ') && !/^\d+: /.test(l) && !l.startsWith('func#')) ?? '';
-}
-
-export function notProbed(since: string, why = 'not probed: fixture'): Feature {
-  return feature('unknown', why, since, { method: 'none' });
 }

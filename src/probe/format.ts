@@ -104,9 +104,10 @@ export function formatReport(r: Report, opts: FormatOptions): string {
 
   const table = (title: string, entries: Record<string, Feature>): void => {
     const all = Object.values(entries);
-    if (all.length > 1 && all.every((f) => f.state !== 'yes' && f.reason === all[0]!.reason)) {
+    const [first] = all;
+    if (first && all.length > 1 && all.every((f) => f.state !== 'yes' && f.reason === first.reason)) {
       head(title);
-      check('(all)', all[0]!, undefined);
+      check('(all)', first, undefined);
       return;
     }
     const yes = Object.entries(entries).filter(([, f]) => f.state === 'yes');
@@ -131,9 +132,10 @@ export function formatReport(r: Report, opts: FormatOptions): string {
 
   const list = (title: string, entries: Record<string, Feature>, what: Record<string, { what: string }>): void => {
     const all = Object.values(entries);
-    if (all.length > 1 && all.every((f) => f.state !== 'yes' && f.reason === all[0]!.reason)) {
+    const [first] = all;
+    if (first && all.length > 1 && all.every((f) => f.state !== 'yes' && f.reason === first.reason)) {
       head(title);
-      check('(all)', all[0]!, undefined);
+      check('(all)', first, undefined);
       return;
     }
     head(title);

@@ -1,5 +1,5 @@
 // The prober: `probe()` builds a report of what eBPF can do on this host (or on a fixture tree);
-// `cachedProbe()` returns the per-boot cached one when it is still valid. See src/probe/README.md.
+// `cachedProbeResult()` returns the per-boot cached one when it is still valid. See src/probe/README.md.
 import { buildReport, type BuildOptions } from './report.js';
 import { fixtureSystem, hostSystem, type SystemView } from './system.js';
 import { nativeProbes } from './live.js';
@@ -101,9 +101,4 @@ export function cachedProbeResult(opts: ProbeOptions & { noCache?: boolean } = {
   if (!file || !key) return { report: applyAssumedMissing(report, opts.assumeMissing ?? []), hit: false, file: undefined };
   const writeError = writeCache(file, key, report);
   return { report: applyAssumedMissing(report, opts.assumeMissing ?? []), hit: false, file, ...(writeError ? { writeError } : {}) };
-}
-
-/** The report, from the per-boot cache when valid (what the runtime's selector calls). */
-export function cachedProbe(opts: ProbeOptions = {}): Report {
-  return cachedProbeResult(opts).report;
 }

@@ -8,7 +8,7 @@ export interface Insn {
   imm?: number;
 }
 
-export function assemble(insns: readonly Insn[]): Uint8Array {
+function assemble(insns: readonly Insn[]): Uint8Array {
   const out = new Uint8Array(insns.length * 8);
   const dv = new DataView(out.buffer);
   insns.forEach((i, k) => {
@@ -30,8 +30,8 @@ const JMP32_JLT_K = 0xa6; // ISA v3
 const JMP_CALL = 0x85;
 const JMP_EXIT = 0x95;
 
-export const mov0: Insn = { code: ALU64_MOV_K, dst: 0, imm: 0 };
-export const exit: Insn = { code: JMP_EXIT };
+const mov0: Insn = { code: ALU64_MOV_K, dst: 0, imm: 0 };
+const exit: Insn = { code: JMP_EXIT };
 
 /** r0 = 0; exit */
 export const RETURN_0 = assemble([mov0, exit]);

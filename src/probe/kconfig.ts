@@ -5,7 +5,7 @@ import type { KconfigSection, KconfigValue } from './types.js';
 import { errCode, type SystemView } from './system.js';
 
 /** The options `bpftool feature probe` reports, plus the ones the prober's decisions use. */
-export const KCONFIG_OPTIONS = [
+const KCONFIG_OPTIONS = [
   'CONFIG_BPF', 'CONFIG_BPF_SYSCALL', 'CONFIG_HAVE_EBPF_JIT', 'CONFIG_BPF_JIT', 'CONFIG_BPF_JIT_ALWAYS_ON',
   'CONFIG_DEBUG_INFO_BTF', 'CONFIG_DEBUG_INFO_BTF_MODULES', 'CONFIG_CGROUPS', 'CONFIG_CGROUP_BPF',
   'CONFIG_CGROUP_NET_CLASSID', 'CONFIG_SOCK_CGROUP_DATA', 'CONFIG_BPF_EVENTS', 'CONFIG_KPROBE_EVENTS',

@@ -2,7 +2,7 @@
 import type { KernelVersion } from './types.js';
 import { readText, type SystemView, type Uname } from './system.js';
 
-export function versionCode(major: number, minor: number, patch: number): number {
+function versionCode(major: number, minor: number, patch: number): number {
   return major * 65536 + minor * 256 + Math.min(patch, 255);
 }
 
@@ -35,7 +35,7 @@ export function readKernel(sys: SystemView, u: Uname): KernelVersion {
 }
 
 /** 'a.b[.c]' -> KERNEL_VERSION code */
-export function parseSince(since: string): number {
+function parseSince(since: string): number {
   const t = triple(since);
   if (!t) throw new Error(`bad kernel version '${since}'`);
   return versionCode(...t);

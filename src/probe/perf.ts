@@ -29,7 +29,7 @@ export interface PerfChecks {
   finish(): void;
 }
 
-export function pmuType(sys: SystemView, name: string): number | undefined {
+function pmuType(sys: SystemView, name: string): number | undefined {
   const r = readText(sys, `/sys/bus/event_source/devices/${name}/type`);
   if ('error' in r) return undefined;
   const n = Number.parseInt(r.text.trim(), 10);
@@ -37,7 +37,7 @@ export function pmuType(sys: SystemView, name: string): number | undefined {
 }
 
 /** the tracefs directory: the tracefs mount, or a classic location that holds events */
-export function tracefsDir(sys: SystemView): string | undefined {
+function tracefsDir(sys: SystemView): string | undefined {
   const m = mountedFs(sys, 'tracefs');
   if (m) return m;
   for (const p of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) if (sys.exists(`${p}/events`)) return p;

@@ -16,8 +16,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const ERRNO_ELOOP = 32;
-export const ERRNO_ENOTCAPABLE = 76;
+const ERRNO_ELOOP = 32;
+const ERRNO_ENOTCAPABLE = 76;
 const MAX_LINKS = 40;
 /** uvwasi follows at most this many final links itself */
 const UVWASI_MAX_FOLLOWS = 32;
@@ -40,7 +40,7 @@ interface FdPath {
 const hostBuf = (p: string): Buffer => Buffer.from(p, 'latin1');
 
 /** uvwasi's path normalization: '.' and empty components dropped, '..' applied lexically */
-export function normalize(p: string): string {
+function normalize(p: string): string {
   const abs = p.startsWith('/');
   const out: string[] = [];
   for (const c of p.split('/')) {

@@ -4,13 +4,13 @@
 import { ModuleError } from '../errors.js';
 import { formatFuncType, type FuncType, type ModuleShape } from '../wasm/imports.js';
 
-export const WASI_MODULE = 'wasi_snapshot_preview1';
+const WASI_MODULE = 'wasi_snapshot_preview1';
 
 const I = 'i32';
 const L = 'i64';
 const errno = (...params: FuncType['params']): FuncType => ({ params, results: [I] });
 
-export const WASI_PREVIEW1: Readonly<Record<string, FuncType>> = {
+const WASI_PREVIEW1: Readonly<Record<string, FuncType>> = {
   args_get: errno(I, I),
   args_sizes_get: errno(I, I),
   environ_get: errno(I, I),

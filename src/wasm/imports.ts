@@ -108,7 +108,7 @@ export function readModuleShape(bytes: Uint8Array): ModuleShape {
     const id = r.byte();
     const size = r.u32();
     if (size > r.end - r.pos) r.fail(`section ${id} extends past end of file`);
-    const sec = new Reader(bytes, r.pos + size);
+    const sec: Reader = new Reader(bytes, r.pos + size);
     sec.pos = r.pos;
     r.pos += size;
     if (id === 1) {

@@ -15,7 +15,7 @@ export * from './common.js';
 export { ArrayMap, HashMap, PerfEventArrayMap, ProgArrayMap, QueueStackMap, RingBufMap, type ProgRef };
 
 /** the kernel map types (src/kernel/uapi.ts MAP_TYPE) this backend implements: each has a case in createMap */
-export const USERSPACE_MAP_TYPES: readonly number[] = [
+const USERSPACE_MAP_TYPES: readonly number[] = [
   T.HASH, T.ARRAY, T.PROG_ARRAY, T.PERF_EVENT_ARRAY, T.PERCPU_HASH, T.PERCPU_ARRAY,
   T.LRU_HASH, T.LRU_PERCPU_HASH, T.QUEUE, T.STACK, T.RINGBUF,
 ];

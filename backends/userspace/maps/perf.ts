@@ -11,8 +11,8 @@
 import { checkSizes, E, MAP_F, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
 import { BPF_F, ERRNO } from '../../../src/kernel/uapi.js';
 
-export const BPF_F_INDEX_MASK = BigInt(BPF_F.INDEX_MASK);
-export const BPF_F_CURRENT_CPU = BigInt(BPF_F.CURRENT_CPU);
+const BPF_F_INDEX_MASK = BigInt(BPF_F.INDEX_MASK);
+const BPF_F_CURRENT_CPU = BigInt(BPF_F.CURRENT_CPU);
 
 interface Sample {
   cpu: number;

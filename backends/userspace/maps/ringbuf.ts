@@ -17,8 +17,8 @@ import type { VmMemory } from '../vm/api.js';
 import { checkSizes, E, MAP_F, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
 import { BPF_RB, ERRNO } from '../../../src/kernel/uapi.js';
 
-export const { NO_WAKEUP: BPF_RB_NO_WAKEUP, FORCE_WAKEUP: BPF_RB_FORCE_WAKEUP } = BPF_RB;
-export const { AVAIL_DATA: BPF_RB_AVAIL_DATA, RING_SIZE: BPF_RB_RING_SIZE, CONS_POS: BPF_RB_CONS_POS, PROD_POS: BPF_RB_PROD_POS } = BPF_RB;
+const { NO_WAKEUP: BPF_RB_NO_WAKEUP, FORCE_WAKEUP: BPF_RB_FORCE_WAKEUP } = BPF_RB;
+const { AVAIL_DATA: BPF_RB_AVAIL_DATA, RING_SIZE: BPF_RB_RING_SIZE, CONS_POS: BPF_RB_CONS_POS, PROD_POS: BPF_RB_PROD_POS } = BPF_RB;
 const { EAGAIN, ENOBUFS } = ERRNO;
 const HDR = 8;
 const PAGE_SIZE = 4096;

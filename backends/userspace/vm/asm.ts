@@ -104,9 +104,9 @@ export function assemble(text: string): Uint8Array {
   };
 
   const lines = text.split('\n');
-  for (let ln = 0; ln < lines.length; ln++) {
+  for (const [ln, lineText] of lines.entries()) {
     const line = ln + 1;
-    let src = lines[ln]!.replace(/(#|\/\/).*$/, '').trim();
+    let src = lineText.replace(/(#|\/\/).*$/, '').trim();
     for (;;) {
       const lm = /^([A-Za-z_.][\w.]*)\s*:\s*/.exec(src);
       if (lm === null) break;

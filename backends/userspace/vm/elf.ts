@@ -42,8 +42,9 @@ export function programFromElf(bytes: Uint8Array, which?: string): ElfProgram {
   let secName: string;
   let entryOff = 0;
   if (which === undefined) {
-    if (progs.length === 0) throw new VmError('invalid', 'the ELF object has no program section');
-    secName = progs[0]!;
+    const first = progs[0];
+    if (first === undefined) throw new VmError('invalid', 'the ELF object has no program section');
+    secName = first;
   } else if (elf.section(which) !== undefined) {
     secName = which;
   } else {

@@ -2,8 +2,6 @@
 
 import {
   DEFAULT_BUDGET,
-  STACK_FRAME_SIZE,
-  MAX_CALL_DEPTH,
   VmError,
   type Engine,
   type Helper,
@@ -113,6 +111,3 @@ export const vm: VmApi = {
 };
 
 export default vm;
-
-/** frame layout facts for documentation and tests */
-export const layout = { stackBase: STACK_BASE, stackSize: STACK_SIZE, frameSize: STACK_FRAME_SIZE, frames: MAX_CALL_DEPTH };

@@ -16,8 +16,7 @@ export const MODE = { IMM: 0x00, ABS: 0x20, IND: 0x40, MEM: 0x60, MEMSX: 0x80, A
 export const ATOMIC = { ADD: 0x00, OR: 0x40, AND: 0x50, XOR: 0xa0, FETCH: 0x01, XCHG: 0xe1, CMPXCHG: 0xf1 } as const;
 export const OP_LDDW = 0x18;
 
-export const cls = (op: number): number => op & 0x07;
-export const sizeBytes = (op: number): number => [4, 2, 1, 8][(op >> 3) & 3]!;
+const cls = (op: number): number => op & 0x07;
 
 export interface Insn {
   op: number;
@@ -27,7 +26,7 @@ export interface Insn {
   imm: number;
 }
 
-export function decode(bytes: Uint8Array, pc: number): Insn {
+function decode(bytes: Uint8Array, pc: number): Insn {
   const o = pc * 8;
   const dv = new DataView(bytes.buffer, bytes.byteOffset + o, 8);
   const regs = bytes[o + 1]!;
@@ -57,7 +56,7 @@ const ATOMIC_NAMES: Record<number, string> = {
   0x00: 'add', 0x40: 'or', 0x50: 'and', 0xa0: 'xor', 0x01: 'fetch add', 0x41: 'fetch or', 0x51: 'fetch and',
   0xa1: 'fetch xor', 0xe1: 'xchg', 0xf1: 'cmpxchg',
 };
-export const LDDW_PSEUDO_NAMES: Record<number, string> = {
+const LDDW_PSEUDO_NAMES: Record<number, string> = {
   1: 'map_by_fd', 2: 'map_val', 3: 'var_addr', 4: 'code_addr', 5: 'map_by_idx', 6: 'map_val_idx',
 };
 

@@ -23,7 +23,7 @@ export const TABLE_INFO = 0x100;
 export const REGION_WRITABLE = 1;
 export const REGION_STACK = 2;
 /** unmapped bytes after every region, so that small overruns fault instead of reaching a neighbour */
-export const GUARD = 64;
+const GUARD = 64;
 export const STACK_BASE = NULL_GUARD;
 export const STACK_SIZE = STACK_FRAME_SIZE * MAX_CALL_DEPTH;
 export const STACK_TOP = STACK_BASE + STACK_SIZE;

@@ -18,9 +18,9 @@ import { Memory } from './memory.js';
 
 /** address value of a function for callx: CODE_BASE + 8 * its first slot (lddw src 4 yields this) */
 export const CODE_BASE = 0xc0de_0000_0000_0000n;
-export const MAX_INSNS = 1_000_000;
+const MAX_INSNS = 1_000_000;
 /** bit of LoadedProgram.word set at basic-block leaders (cost[pc] != 0) */
-export const LEADER = 0x10000;
+const LEADER = 0x10000;
 
 /** decoded op kinds of the flat representation (what the engines switch on) */
 export const K = {

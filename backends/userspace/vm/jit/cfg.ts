@@ -132,12 +132,14 @@ export function structure(p: LoadedProgram, bl: Blocks): Structure | undefined {
   /** successors in the layout: a block with a predicated one goes on to the join only */
   const succ = (k: number): number[] => {
     const out: number[] = [];
-    if (select[k] >= 0) {
-      out.push(taken[k]!);
+    const t = taken[k] ?? -1;
+    const f = fall[k] ?? -1;
+    if ((select[k] ?? -1) >= 0) {
+      out.push(t);
       return out;
     }
-    if (taken[k] >= 0) out.push(taken[k]!);
-    if (fall[k] >= 0 && fall[k] !== taken[k]) out.push(fall[k]!);
+    if (t >= 0) out.push(t);
+    if (f >= 0 && f !== t) out.push(f);
     return out;
   };
   const { rpo, rpoIndex, predList } = reversePostorder(bl, succ);
@@ -199,8 +201,10 @@ function selectBlocks(p: LoadedProgram, bl: Blocks, gr: Graph, predicatedEnd: (m
   const { taken, fall, cond } = gr;
   const preds = new Int32Array(nb);
   for (let k = 0; k < nb; k++) {
-    if (taken[k] >= 0) preds[taken[k]!]++;
-    if (fall[k] >= 0) preds[fall[k]!]++;
+    const t = taken[k] ?? -1;
+    const f = fall[k] ?? -1;
+    if (t >= 0) preds[t] = (preds[t] ?? 0) + 1;
+    if (f >= 0) preds[f] = (preds[f] ?? 0) + 1;
   }
   const absorbed = new Uint8Array(nb);
   const select = new Int32Array(nb).fill(-1); // k -> the absorbed block
@@ -410,11 +414,13 @@ function forwardBlocks(order: number[], pos: Int32Array, gr: Graph, select: Int3
   const needBlock = new Set<number>();
   for (let i = 0; i < order.length; i++) {
     const k = order[i]!;
+    const t = taken[k] ?? -1;
+    const f = fall[k] ?? -1;
     const edges: [number, boolean][] = []; // target, conditional
-    if (select[k] >= 0) edges.push([taken[k]!, false]);
-    else if (cond[k]) edges.push([taken[k]!, true], [fall[k]!, false]);
-    else if (taken[k] >= 0) edges.push([taken[k]!, false]);
-    else if (fall[k] >= 0) edges.push([fall[k]!, false]);
+    if ((select[k] ?? -1) >= 0) edges.push([t, false]);
+    else if (cond[k]) edges.push([t, true], [f, false]);
+    else if (t >= 0) edges.push([t, false]);
+    else if (f >= 0) edges.push([f, false]);
     for (const [x, conditional] of edges) {
       if (x >= 0 && pos[x]! > i && (conditional || pos[x] !== i + 1)) needBlock.add(x);
     }

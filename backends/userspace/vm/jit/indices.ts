@@ -3,8 +3,8 @@
 
 // locals
 export const P_DEPTH = 5;
-export const L_R0 = 6;
-export const L_R6 = 7; // r6..r9 = 7..10
+const L_R0 = 6;
+const L_R6 = 7; // r6..r9 = 7..10
 export const L_R10 = 11;
 export const L_T0 = 12;
 export const L_T1 = 13;

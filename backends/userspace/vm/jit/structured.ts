@@ -46,7 +46,7 @@ export function structured(p: LoadedProgram, g: Gen, bl: Blocks, st: Structure):
     }
     if (ctl.has(`b${k}`)) return false;
     // a loop of one block: versioned when its accesses can be checked once for all its iterations
-    const plan = backSrc.has(k) && members.get(k)!.length === 1 && cond[k] && taken[k] === k && select[k] < 0 && !openAt.has(i) ? loopPlan(p, starts[k]!, ends[k]!) : undefined;
+    const plan = backSrc.has(k) && members.get(k)!.length === 1 && cond[k] && taken[k] === k && (select[k] ?? -1) < 0 && !openAt.has(i) ? loopPlan(p, starts[k]!, ends[k]!) : undefined;
     if (plan !== undefined) {
       versionedLoop(g, plan, k);
       if (fall[k]! >= 0 && pos[fall[k]!] !== i + 1) b.byte(OP.br).u32(ctl.depth(pos[fall[k]!]! > i ? `b${fall[k]}` : `l${fall[k]}`));
@@ -91,20 +91,22 @@ function plainBlock(cx: Emit, k: number, i: number): void {
   const bodyEnd = cx.st.bodyEnd(k);
   const jumpLast = bodyEnd !== e;
   for (let pc = s; pc < bodyEnd; pc++) if (p.kind[pc] !== K.LDDW2) g.insn(pc);
-  if (select[k] >= 0) {
+  const t = taken[k] ?? -1;
+  const f = fall[k] ?? -1;
+  if ((select[k] ?? -1) >= 0) {
     emitSelect(cx, k, false);
-    goTo(taken[k]!, false);
+    goTo(t, false);
   } else if (cond[k]) {
     g.condition(last);
-    goTo(taken[k]!, true);
-    if (fall[k]! >= 0) goTo(fall[k]!, false);
-  } else if (jumpLast && taken[k] >= 0) {
-    goTo(taken[k]!, false);
+    goTo(t, true);
+    if (f >= 0) goTo(f, false);
+  } else if (jumpLast && t >= 0) {
+    goTo(t, false);
   } else if (jumpLast) {
     // a conditional jump with offset 0: both ways to the next instruction
-    if (fall[k]! >= 0) goTo(fall[k]!, false);
-  } else if (fall[k]! >= 0) {
-    goTo(fall[k]!, false);
+    if (f >= 0) goTo(f, false);
+  } else if (f >= 0) {
+    goTo(f, false);
   }
 }
 
