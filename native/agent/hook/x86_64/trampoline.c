@@ -1,0 +1,37 @@
+/* x86-64 trampoline builder: the register-saving template (trampoline.S) with its immediates
+ * filled, then the relocated prologue and the jump back, in one page near the function. */
+#include <string.h>
+#include "x86.h"
+
+extern const uint8_t wbpf_x86_tramp_start[], wbpf_x86_tramp_ip[], wbpf_x86_tramp_cookie[],
+	wbpf_x86_tramp_handler[], wbpf_x86_tramp_end[];
+
+const int wbpf_arch_patch_len = 5; /* jmp rel32 */
+
+int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size,
+		    wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err)
+{
+	size_t tl = (size_t)(wbpf_x86_tramp_end - wbpf_x86_tramp_start);
+	uint64_t v;
+	memcpy(page, wbpf_x86_tramp_start, tl);
+	v = fn;
+	memcpy(page + (wbpf_x86_tramp_ip - wbpf_x86_tramp_start), &v, 8);
+	v = (uint64_t)(uintptr_t)cookie;
+	memcpy(page + (wbpf_x86_tramp_cookie - wbpf_x86_tramp_start), &v, 8);
+	v = (uint64_t)(uintptr_t)handler;
+	memcpy(page + (wbpf_x86_tramp_handler - wbpf_x86_tramp_start), &v, 8);
+	/* the original path is also entered on its own (int3 during unpatching, evacuated threads) */
+	int n = x86_relocate((const uint8_t *)fn, fn_size, wbpf_arch_patch_len, page + tl, WBPF_TRAMP_PAGE - tl,
+			     (uintptr_t)page + tl, t, err);
+	if (n < 0) return -n;
+	int64_t rel = (int64_t)(uintptr_t)page - (int64_t)(fn + 5);
+	if (rel != (int32_t)rel)
+		return wbpf_fail(err, WBPF_HOOK_ENOMEM, "trampoline %p is out of rel32 reach of %#lx", (void *)page,
+				 (unsigned long)fn);
+	t->page = page;
+	t->entry = (uintptr_t)page;
+	t->orig = (uintptr_t)page + tl;
+	t->handler = handler;
+	t->cookie = cookie;
+	return 0;
+}
