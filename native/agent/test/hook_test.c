@@ -3,6 +3,7 @@
  * entries stay untouched; an int3 that is not ours reaches the program's own SIGTRAP handler.
  * Prints "ok ..." per check and "hook_test: OK"; exits 1 on the first failure. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -157,8 +158,92 @@ static void check_fp(void)
 	printf("ok fp replaced=%d xmm0-7 kept across the handler\n", 8);
 }
 
+/* A thread stopped inside the replaced bytes while the jump is written must be moved to the same
+ * point of the relocated copy. The parker thread's SIGUSR1 handler (which blocks the agent's signal)
+ * rewrites its context to "t_endbr called with (20, 22), endbr64 done: rip = t_endbr + 4", then
+ * waits until the agent's signal is pending: on sigreturn the thread is at +4, and the signal is
+ * delivered before it runs a single instruction there. The context also has the trap flag set: the
+ * first instruction the thread runs after the agent's handler traps, and own_trap records where
+ * (the relocated copy, not t_endbr + 7). */
+static volatile uintptr_t stepped_to;
+static volatile int parked, landed_result = -1;
+void t_landing(void);
+void t_landed(int r);
+void t_landed(int r)
+{
+	landed_result = r;
+	pthread_exit(NULL);
+}
+
+static void park(int sig, siginfo_t *si, void *ucv)
+{
+	(void)sig; (void)si;
+	ucontext_t *uc = ucv;
+	greg_t *g = uc->uc_mcontext.gregs;
+	uint64_t sp = (((uint64_t)g[REG_RSP] - 256) & ~(uint64_t)15) - 8;
+	*(uint64_t *)sp = (uint64_t)(uintptr_t)t_landing; /* the return address */
+	g[REG_RSP] = (greg_t)sp;
+	g[REG_RDI] = 20;
+	g[REG_RSI] = 22;
+	g[REG_RIP] = (greg_t)((uintptr_t)t_endbr + 4);
+	g[REG_EFL] |= 0x100; /* TF */
+	parked = 1;
+	sigset_t pending;
+	for (long spins = 0; spins < 2000000000L; spins++) {
+		sigpending(&pending);
+		if (sigismember(&pending, SIGRTMAX - 2)) return;
+	}
+}
+
+static void *parker(void *arg)
+{
+	(void)arg;
+	pthread_kill(pthread_self(), SIGUSR1);
+	return NULL; /* not reached when parking works: the thread ends in t_landed */
+}
+
+static void check_evacuation(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = park;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGRTMAX - 2);
+	sigaction(SIGUSR1, &sa, NULL);
+	struct wbpf_hook_stats st0, st1;
+	wbpf_hook_get_stats(&st0);
+	pthread_t t;
+	pthread_create(&t, NULL, parker, NULL);
+	while (!parked) ;
+	memset(&seen, 0, sizeof seen);
+	struct wbpf_hook *h;
+	struct wbpf_hook_error e;
+	if (wbpf_hook_attach((void *)t_endbr, handler, &seen, &h, &e))
+		FAIL("evacuation: attach: %s: %s", wbpf_hook_code_name(e.code), e.reason);
+	pthread_join(t, NULL);
+	wbpf_hook_get_stats(&st1);
+	if (landed_result != 42 || st1.evacuated != st0.evacuated + 1 || seen.calls)
+		FAIL("evacuation: parked call returned %d, evacuated %lu, handler ran %d times", landed_result,
+		     (unsigned long)(st1.evacuated - st0.evacuated), seen.calls);
+	if (!stepped_to || (stepped_to >= (uintptr_t)t_endbr && stepped_to < (uintptr_t)t_endbr + 16))
+		FAIL("evacuation: the parked thread ran its next instruction in place (stepped to %#lx)", (unsigned long)stepped_to);
+	if (wbpf_hook_detach(h, &e)) FAIL("evacuation: detach: %s", e.reason);
+	printf("ok evacuated a thread stopped at t_endbr+4 to the copy: returned %d\n", landed_result);
+}
+
 static volatile int own_traps;
-static void own_trap(int sig, siginfo_t *si, void *uc) { (void)sig; (void)si; (void)uc; own_traps++; }
+static void own_trap(int sig, siginfo_t *si, void *ucv)
+{
+	(void)sig;
+	ucontext_t *uc = ucv;
+	if (si->si_code == TRAP_TRACE) { /* the evacuation test's single step */
+		stepped_to = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+		uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)0x100;
+		return;
+	}
+	own_traps++;
+}
 
 int main(void)
 {
@@ -180,6 +265,7 @@ int main(void)
 	check_int("call", t_call, m_call, 3, 4, 50, 1, 9);     /* sub $8,%rsp; call rel32 */
 	check_int("tail", t_tail, m_add, 3, 4, 30, 40, 5);     /* jmp rel32 */
 	check_fp();
+	check_evacuation();
 
 	check_refused("short", t_short, m_add, WBPF_HOOK_ESHORT);
 	check_refused("unknown", t_unknown, m_add, WBPF_HOOK_EDECODE);

@@ -70,6 +70,15 @@ t_loop:
 	ret
 t_loop_end:
 
+/* where the evacuation test's parked thread returns to: eax = the probed function's result */
+	.globl t_landing
+	.weak t_landed
+	.p2align 4
+t_landing:
+	mov %eax, %edi
+	call t_landed			/* does not return (pthread_exit); weak: only hook_test has it */
+	ud2
+
 	.section .rodata
 	.globl t_riplea_size, t_loop_size
 t_riplea_size:
