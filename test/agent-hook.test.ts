@@ -53,7 +53,7 @@ if (process.arch !== 'x64') {
       const kinds: [string, number, number, number, number][] = [
         ['endbr', 7, -20, 5, -15], ['push', 7, 1000, -1, 999], ['nop5', 5, 11, 12, 23], ['plain', 10, 5, 6, 1051],
         ['riprel', 6, 8, 9, 24], ['riplea', 7, 2, 9, 309], ['jshort', 7, -5, 9, 14], ['call', 9, 50, 1, 101],
-        ['tail', 5, 30, 40, 70],
+        ['tail', 5, 30, 40, 70], ['jshort-unsized', 7, -5, 9, 14], ['call-unsized', 9, 50, 1, 101],
       ];
       for (const [name, replaced, p1, p2, result] of kinds) {
         tt.match(r.stdout, new RegExp(`^ok ${name} replaced=${replaced} parm1=${p1} parm2=${p2} result=${result}$`, 'm'), name);

@@ -59,10 +59,12 @@ static void retire(struct wbpf_site *s, struct wbpf_tramp *t)
 static int build(uintptr_t fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_tramp **out,
 		 struct wbpf_hook_error *err)
 {
+	size_t readable = wbpf_readable_from(fn);
+	if (!readable) return wbpf_fail(err, WBPF_HOOK_EINVAL, "%#lx is not in a readable mapping", (unsigned long)fn);
 	uint8_t *page = wbpf_near_page(fn);
 	if (!page) return wbpf_fail(err, WBPF_HOOK_ENOMEM, "no free page within +-2 GiB of %#lx", (unsigned long)fn);
 	struct wbpf_tramp *t = calloc(1, sizeof *t);
-	int rc = t ? wbpf_arch_build(t, page, fn, size, handler, cookie, err)
+	int rc = t ? wbpf_arch_build(t, page, fn, size, readable, handler, cookie, err)
 		   : wbpf_fail(err, WBPF_HOOK_ENOMEM, "out of memory");
 	if (!rc && mprotect(page, WBPF_TRAMP_PAGE, PROT_READ | PROT_EXEC))
 		rc = wbpf_fail(err, WBPF_HOOK_EPROTECT, "mprotect(R+X) of the trampoline page failed");

@@ -56,13 +56,15 @@ int wbpf_text_open(struct wbpf_text *t, uintptr_t addr, size_t len, struct wbpf_
 void wbpf_text_close(struct wbpf_text *t);
 void wbpf_text_store(uintptr_t addr, const uint8_t *bytes, size_t n);
 void wbpf_sync_cores(void);
+/* bytes readable from addr to the end of its mapping; 0 if not mapped readable */
+size_t wbpf_readable_from(uintptr_t addr);
 const char *wbpf_sync_method_name(void);
 
 /* what hook/<arch>/ provides */
 extern const int wbpf_arch_patch_len;
-/* writes the trampoline for fn (fn_size bytes long, 0: unknown) into page (RW) and fills t; fn's
- * bytes are only read */
-int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size,
+/* writes the trampoline for fn (fn_size bytes long, 0: unknown; readable: bytes mapped from fn on)
+ * into page (RW) and fills t; fn's bytes are only read */
+int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
 		    wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err);
 /* patches fn's entry to jump to t (site->state PATCHING on entry), or restores it */
 int wbpf_arch_patch_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);

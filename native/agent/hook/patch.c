@@ -61,8 +61,10 @@ const char *wbpf_sync_method_name(void)
 	return sync_method == SYNC_CORE ? "membarrier-sync-core" : sync_method == SYNC_EXPEDITED ? "membarrier" : "mprotect";
 }
 
-/* the protection of the mapping holding addr, from /proc/self/maps; -1 if not mapped */
-static int page_prot(uintptr_t addr)
+/* the protection of the mapping holding addr, from /proc/self/maps; -1 if not mapped. *end: where
+ * the readable memory from addr on ends (contiguous readable mappings, e.g. a text mapping split by
+ * an earlier patch's mprotect) */
+static int mapping_of(uintptr_t addr, uintptr_t *end)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	char line[512], perm[8];
@@ -71,12 +73,25 @@ static int page_prot(uintptr_t addr)
 	if (!f) return -1;
 	while (fgets(line, sizeof line, f)) {
 		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) != 3) continue;
+		if (prot >= 0) { /* the mappings after addr's */
+			if (!end || lo != *end || perm[0] != 'r') break;
+			*end = hi;
+			continue;
+		}
 		if (addr < lo || addr >= hi) continue;
 		prot = (perm[0] == 'r' ? PROT_READ : 0) | (perm[1] == 'w' ? PROT_WRITE : 0) | (perm[2] == 'x' ? PROT_EXEC : 0);
-		break;
+		if (!end) break;
+		*end = hi;
 	}
 	fclose(f);
 	return prot;
+}
+
+size_t wbpf_readable_from(uintptr_t addr)
+{
+	uintptr_t end = 0;
+	int prot = mapping_of(addr, &end);
+	return prot >= 0 && (prot & PROT_READ) ? end - addr : 0;
 }
 
 int wbpf_text_open(struct wbpf_text *t, uintptr_t addr, size_t len, struct wbpf_hook_error *err)
@@ -85,7 +100,7 @@ int wbpf_text_open(struct wbpf_text *t, uintptr_t addr, size_t len, struct wbpf_
 	t->len = ((addr + len + PAGE - 1) & ~(PAGE - 1)) - t->start;
 	for (size_t i = 0; i * PAGE < t->len; i++) {
 		uintptr_t pg = t->start + i * PAGE;
-		t->prot[i] = page_prot(pg);
+		t->prot[i] = mapping_of(pg, NULL);
 		if (t->prot[i] < 0) {
 			while (i--) mprotect((void *)(t->start + i * PAGE), PAGE, t->prot[i]);
 			return wbpf_fail(err, WBPF_HOOK_EPROTECT, "%#lx is not mapped", (unsigned long)pg);

@@ -5,6 +5,8 @@
  * so that all of them get scheduled often on a small machine: the patch waits for each one.
  * usage: hook_stress endbr|push|nop5|jshort|plain [CYCLES] [THREADS] [YIELD] */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -85,6 +87,13 @@ int main(int argc, char **argv)
 	else if (!strcmp(name, "jshort")) target = t_jshort, model = m_jshort;
 	else if (!strcmp(name, "plain")) target = t_plain, model = m_plain;
 	else { fprintf(stderr, "unknown target %s\n", name); return 2; }
+	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
+	if (!dladdr1((void *)target, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym) {
+		fprintf(stderr, "no symbol for %s (link with -rdynamic)\n", name);
+		return 2;
+	}
+	size_t size = sym->st_size;
 	pthread_t tid[64];
 	if (threads > 64) threads = 64;
 	for (int i = 0; i < threads; i++) pthread_create(&tid[i], NULL, worker, (void *)(long)i);
@@ -92,7 +101,7 @@ int main(int argc, char **argv)
 	for (long k = 1; k <= cycles; k++) {
 		struct wbpf_hook *h;
 		struct wbpf_hook_error e;
-		if (wbpf_hook_attach((void *)target, handler, NULL, &h, &e)) {
+		if (wbpf_hook_attach_sized((void *)target, size, handler, NULL, &h, &e)) {
 			printf("FAIL attach %ld: %s: %s\n", k, wbpf_hook_code_name(e.code), e.reason);
 			return 1;
 		}

@@ -3,6 +3,8 @@
  * entries stay untouched; an int3 that is not ours reaches the program's own SIGTRAP handler.
  * Prints "ok ..." per check and "hook_test: OK"; exits 1 on the first failure. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -30,7 +32,6 @@ int t_short(int, int), t_jshort(int, int), t_call(int, int), t_tail(int, int), t
 int t_unknown(int, int), t_loop(int, int);
 double t_fp(double, double);
 extern const int t_table[4];
-extern const uint64_t t_riplea_size, t_loop_size;
 extern char __executable_start[], etext[];
 
 struct seen {
@@ -66,6 +67,16 @@ static int m_jshort(int a, int b) { return a >= 0 ? a + b : b - a; }
 static int m_call(int a, int b) { return 2 * a + b; }
 static int m_riplea(int a, int b) { return t_table[a & 3] + b; }
 static int m_loop(int a, int b) { return a * b; }
+
+/* the function's st_size, as the agent will take it from the symbol table (linked -rdynamic) */
+static size_t sym_size(void *fn)
+{
+	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
+	if (!dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || info.dli_saddr != fn || !sym->st_size)
+		FAIL("no symbol size for %p", fn);
+	return sym->st_size;
+}
 
 static void check_regs(const char *name, void *fn, int a, int b)
 {
@@ -121,7 +132,7 @@ static void check_int_sized(const char *name, ifn fn, size_t size, ifn model, in
 
 static void check_int(const char *name, ifn fn, ifn model, int a1, int b1, int a2, int b2, int want_replaced)
 {
-	check_int_sized(name, fn, 0, model, a1, b1, a2, b2, want_replaced);
+	check_int_sized(name, fn, sym_size((void *)fn), model, a1, b1, a2, b2, want_replaced);
 }
 
 static void check_refused_sized(const char *name, ifn fn, size_t size, ifn model, int want_code)
@@ -148,7 +159,7 @@ static void check_fp(void)
 {
 	struct wbpf_hook *h;
 	struct wbpf_hook_error e;
-	if (wbpf_hook_attach((void *)t_fp, handler, &seen, &h, &e))
+	if (wbpf_hook_attach_sized((void *)t_fp, sym_size((void *)t_fp), handler, &seen, &h, &e))
 		FAIL("fp: attach: %s: %s", wbpf_hook_code_name(e.code), e.reason);
 	double (*volatile f)(double, double) = t_fp;
 	memset(&seen, 0, sizeof seen);
@@ -219,7 +230,7 @@ static void check_evacuation(void)
 	memset(&seen, 0, sizeof seen);
 	struct wbpf_hook *h;
 	struct wbpf_hook_error e;
-	if (wbpf_hook_attach((void *)t_endbr, handler, &seen, &h, &e))
+	if (wbpf_hook_attach_sized((void *)t_endbr, sym_size((void *)t_endbr), handler, &seen, &h, &e))
 		FAIL("evacuation: attach: %s: %s", wbpf_hook_code_name(e.code), e.reason);
 	pthread_join(t, NULL);
 	wbpf_hook_get_stats(&st1);
@@ -260,22 +271,26 @@ int main(void)
 	check_int("plain", t_plain, m_plain, 3, 4, 5, 6, 10);  /* lea; lea disp32 */
 	check_int("riprel", t_rip, m_rip, 3, 4, 8, 9, 6);      /* add t_gv(%rip),%edi */
 	check_refused("riplea-unsized", t_riplea, m_riplea, WBPF_HOOK_EDECODE); /* runs into t_unknown */
-	check_int_sized("riplea", t_riplea, t_riplea_size, m_riplea, 3, 4, 2, 9, 7); /* lea t_table(%rip),%rax */
+	check_int("riplea", t_riplea, m_riplea, 3, 4, 2, 9, 7); /* lea t_table(%rip),%rax */
 	check_int("jshort", t_jshort, m_jshort, 3, 4, -5, 9, 7); /* test; js rel8 (taken the 2nd time); lea */
 	check_int("call", t_call, m_call, 3, 4, 50, 1, 9);     /* sub $8,%rsp; call rel32 */
 	check_int("tail", t_tail, m_add, 3, 4, 30, 40, 5);     /* jmp rel32 */
+	/* without the size: the body scan ends at a ret followed by int3 padding */
+	check_int_sized("jshort-unsized", t_jshort, 0, m_jshort, 3, 4, -5, 9, 7);
+	check_int_sized("call-unsized", t_call, 0, m_call, 3, 4, 50, 1, 9);
 	check_fp();
 	check_evacuation();
 
 	check_refused("short", t_short, m_add, WBPF_HOOK_ESHORT);
 	check_refused("unknown", t_unknown, m_add, WBPF_HOOK_EDECODE);
 	check_refused("loop", t_loop, m_loop, WBPF_HOOK_EBRANCH);
-	check_refused_sized("loop-sized", t_loop, t_loop_size, m_loop, WBPF_HOOK_EBRANCH);
-	check_refused_sized("short-sized", t_plain, 4, m_plain, WBPF_HOOK_ESHORT);
+	check_refused_sized("loop-sized", t_loop, sym_size((void *)t_loop), m_loop, WBPF_HOOK_EBRANCH);
+	check_refused_sized("short-sized", t_short, sym_size((void *)t_short), m_add, WBPF_HOOK_ESHORT);
 
 	struct wbpf_hook *h, *h2;
 	struct wbpf_hook_error e;
-	if (wbpf_hook_attach((void *)t_plain, handler, &seen, &h, &e)) FAIL("busy: attach: %s", e.reason);
+	if (wbpf_hook_attach_sized((void *)t_plain, sym_size((void *)t_plain), handler, &seen, &h, &e))
+		FAIL("busy: attach: %s", e.reason);
 	if (wbpf_hook_attach((void *)t_plain, handler, &seen, &h2, &e) != WBPF_HOOK_EBUSY) FAIL("busy: second attach was not refused");
 	printf("ok refused busy %s: %s\n", wbpf_hook_code_name(e.code), e.reason);
 	if (wbpf_hook_detach(h, &e)) FAIL("busy: detach: %s", e.reason);

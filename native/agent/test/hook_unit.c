@@ -48,7 +48,7 @@ static int reloc(const uint8_t *code, size_t n, uintptr_t dst_addr, struct wbpf_
 	memcpy(buf, code, n);
 	memset(out, 0, sizeof out);
 	memset(e, 0, sizeof *e);
-	return x86_relocate(buf, 0, 5, out, sizeof out, dst_addr, t, e);
+	return x86_relocate(buf, 0, sizeof buf, 5, out, sizeof out, dst_addr, t, e);
 }
 
 int main(void)

@@ -1,6 +1,7 @@
 /* x86-64 prologue relocator: copies the whole instructions the jump replaces to the trampoline,
  * re-bases rip-relative displacements, re-encodes relative branches as rel32 or absolute, and
  * refuses (with the reason) what it cannot move exactly. */
+#include <stdio.h>
 #include <string.h>
 #include "x86.h"
 
@@ -57,42 +58,60 @@ static int emit_call(uint8_t *p, uintptr_t at, uintptr_t target)
 	return 16;
 }
 
-/* padding after a function's last instruction: int3, nops, or the next function's endbr64 */
-static int is_padding(const uint8_t *p)
+/* the next function's start after a ret or jmp: int3 padding, or (CET builds) its endbr64 */
+static int is_boundary(const uint8_t *p, size_t left)
 {
-	int i = 0;
-	while (p[i] == 0x66 || p[i] == 0x2e) i++;
-	return p[0] == 0xcc || p[i] == 0x90 || (p[i] == 0x0f && p[i + 1] == 0x1f) ||
-	       (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa);
+	return (left >= 1 && p[0] == 0xcc) || (left >= 4 && p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa);
+}
+
+/* decodes at fn+s without reading past fn+readable */
+static int decode_at(const uint8_t *fn, size_t s, size_t readable, struct x86_insn *in, char *why, size_t whylen)
+{
+	uint8_t tmp[16] = { 0 };
+	const uint8_t *p = fn + s;
+	if (readable - s < sizeof tmp) {
+		memcpy(tmp, p, readable - s);
+		p = tmp;
+	}
+	if (x86_decode(p, in, why, whylen)) return -1;
+	if ((size_t)in->len > readable - s) {
+		snprintf(why, whylen, "instruction past the end of the mapping");
+		return -1;
+	}
+	return 0;
 }
 
 #define SCAN_MAX 4096
 
-/* the rest of the function (to fn_size, or when unknown up to a ret or jmp followed by padding): no
- * relative branch may target the replaced bytes (after the patch they hold the jump's displacement) */
-static int scan_body(const uint8_t *fn, size_t fn_size, int replaced, struct wbpf_hook_error *err)
+/* the rest of the function: no relative branch may target the replaced bytes (after the patch they
+ * hold the jump's displacement). Its end: fn_size, or when unknown a ret or jmp followed by int3
+ * padding or an endbr64 (nop padding also aligns loop heads inside functions: not an end) */
+static int scan_body(const uint8_t *fn, size_t fn_size, size_t readable, int replaced, struct wbpf_hook_error *err)
 {
 	char why[96];
-	int limit = fn_size && fn_size < SCAN_MAX ? (int)fn_size : SCAN_MAX;
-	for (int s = replaced; s < limit;) {
+	size_t limit = fn_size ? fn_size : (readable < SCAN_MAX ? readable : SCAN_MAX);
+	for (size_t s = (size_t)replaced; s < limit;) {
 		struct x86_insn in;
-		if (x86_decode(fn + s, &in, why, sizeof why))
+		if (decode_at(fn, s, readable, &in, why, sizeof why))
 			return wbpf_fail(err, WBPF_HOOK_EDECODE,
-					 "%s at +%d (the body is checked for branches into the entry)", why, s);
+					 "%s at +%zu (the body is checked for branches into the entry)", why, s);
 		if (in.kind == X86_JMP || in.kind == X86_JCC || in.kind == X86_CALL) {
-			int64_t target = s + in.len + in.rel;
+			int64_t target = (int64_t)s + in.len + in.rel;
 			if (target > 0 && target < replaced)
 				return wbpf_fail(err, WBPF_HOOK_EBRANCH,
-						 "the branch at +%d targets +%d, inside the %d replaced bytes", s, (int)target, replaced);
+						 "the branch at +%zu targets +%d, inside the %d replaced bytes", s, (int)target, replaced);
 		}
 		s += in.len;
-		if (!fn_size && (in.kind == X86_END || in.kind == X86_JMP) && is_padding(fn + s)) return 0;
+		if (!fn_size && (in.kind == X86_END || in.kind == X86_JMP) && s < readable && is_boundary(fn + s, readable - s))
+			return 0;
 	}
-	if (fn_size && fn_size <= SCAN_MAX) return 0;
-	return wbpf_fail(err, WBPF_HOOK_EDECODE, "no end of the function within %d bytes (the body is checked for branches into the entry)", SCAN_MAX);
+	if (fn_size) return 0;
+	return wbpf_fail(err, WBPF_HOOK_EDECODE,
+			 "no end of the function (ret or jmp, then int3 padding or an endbr64) within %zu bytes: "
+			 "pass the symbol's size", limit);
 }
 
-int x86_relocate(const uint8_t *fn, size_t fn_size, int min_len, uint8_t *dst, size_t cap,
+int x86_relocate(const uint8_t *fn, size_t fn_size, size_t readable, int min_len, uint8_t *dst, size_t cap,
 		 uintptr_t dst_addr, struct wbpf_tramp *t, struct wbpf_hook_error *err)
 {
 	uintptr_t src_addr = (uintptr_t)fn;
@@ -100,6 +119,9 @@ int x86_relocate(const uint8_t *fn, size_t fn_size, int min_len, uint8_t *dst, s
 	int ntargets = 0, s = 0, d = 0, ended = 0;
 	char why[96];
 	memset(t->map, 0xff, sizeof t->map);
+	if (fn_size > readable)
+		return -wbpf_fail(err, WBPF_HOOK_EDECODE, "the function's %zu bytes run past its mapping (%zu bytes)",
+				  fn_size, readable);
 	if (fn_size && fn_size < (size_t)min_len)
 		return -wbpf_fail(err, WBPF_HOOK_ESHORT, "the function is %zu bytes, shorter than the %d bytes the jump needs",
 				  fn_size, min_len);
@@ -110,8 +132,8 @@ int x86_relocate(const uint8_t *fn, size_t fn_size, int min_len, uint8_t *dst, s
 					  "the function ends at +%d, before the %d bytes the jump needs", s, min_len);
 		if (fn[s] == 0xcc)
 			return -wbpf_fail(err, WBPF_HOOK_EDECODE, "int3 at +%d (another breakpoint?)", s);
-		if (x86_decode(fn + s, &in, why, sizeof why))
-			return -wbpf_fail(err, WBPF_HOOK_EDECODE, "%s at +%d", why, s);
+		if ((size_t)s >= readable || decode_at(fn, s, readable, &in, why, sizeof why))
+			return -wbpf_fail(err, WBPF_HOOK_EDECODE, "%s at +%d", (size_t)s >= readable ? "end of the mapping" : why, s);
 		if (s + in.len > WBPF_REPLACED_MAX)
 			return -wbpf_fail(err, WBPF_HOOK_EDECODE, "instruction at +%d is too long to replace", s);
 		if (d + 16 + 14 > (int)cap)
@@ -164,7 +186,7 @@ int x86_relocate(const uint8_t *fn, size_t fn_size, int min_len, uint8_t *dst, s
 			return -wbpf_fail(err, WBPF_HOOK_EBRANCH, "a branch in the entry targets +%d, inside the %d replaced bytes",
 					  (int)(targets[k] - src_addr), s);
 	if (!ended) {
-		int rc = scan_body(fn, fn_size, s, err);
+		int rc = scan_body(fn, fn_size, readable, s, err);
 		if (rc) return -rc;
 		d += x86_emit_jmp(dst + d, dst_addr + d, src_addr + s);
 	}

@@ -8,7 +8,7 @@ extern const uint8_t wbpf_x86_tramp_start[], wbpf_x86_tramp_ip[], wbpf_x86_tramp
 
 const int wbpf_arch_patch_len = 5; /* jmp rel32 */
 
-int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size,
+int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
 		    wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err)
 {
 	size_t tl = (size_t)(wbpf_x86_tramp_end - wbpf_x86_tramp_start);
@@ -21,7 +21,7 @@ int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn
 	v = (uint64_t)(uintptr_t)handler;
 	memcpy(page + (wbpf_x86_tramp_handler - wbpf_x86_tramp_start), &v, 8);
 	/* the original path is also entered on its own (int3 during unpatching, evacuated threads) */
-	int n = x86_relocate((const uint8_t *)fn, fn_size, wbpf_arch_patch_len, page + tl, WBPF_TRAMP_PAGE - tl,
+	int n = x86_relocate((const uint8_t *)fn, fn_size, readable, wbpf_arch_patch_len, page + tl, WBPF_TRAMP_PAGE - tl,
 			     (uintptr_t)page + tl, t, err);
 	if (n < 0) return -n;
 	int64_t rel = (int64_t)(uintptr_t)page - (int64_t)(fn + 5);

@@ -24,10 +24,10 @@ struct x86_insn {
 /* decodes the instruction at p; returns 0, or -1 with why ("unknown instruction 0f 31") */
 int x86_decode(const uint8_t *p, struct x86_insn *in, char *why, size_t whylen);
 
-/* relocates whole instructions of fn (fn_size bytes, 0: unknown) covering at least min_len bytes
- * to dst (which runs at dst_addr), then a jump back; sets t->replaced, t->map; returns the bytes
- * written or -code */
-int x86_relocate(const uint8_t *fn, size_t fn_size, int min_len, uint8_t *dst, size_t cap,
+/* relocates whole instructions of fn (fn_size bytes, 0: unknown; readable: bytes mapped from fn on)
+ * covering at least min_len bytes to dst (which runs at dst_addr), then a jump back; sets
+ * t->replaced, t->map; returns the bytes written or -code */
+int x86_relocate(const uint8_t *fn, size_t fn_size, size_t readable, int min_len, uint8_t *dst, size_t cap,
 		 uintptr_t dst_addr, struct wbpf_tramp *t, struct wbpf_hook_error *err);
 
 /* jmp to target from code at `at`: rel32 when it reaches, else jmp *0(%rip); .quad; returns length */
