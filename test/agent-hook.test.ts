@@ -60,6 +60,7 @@ if (process.arch !== 'x64') {
       }
       tt.match(r.stdout, /^ok fp replaced=8 xmm0-7 kept across the handler$/m);
       tt.match(r.stdout, /^ok evacuated a thread stopped at t_endbr\+4 to the copy: returned 42$/m);
+      tt.match(r.stdout, /^ok attach does not wait for a thread that blocks every signal and sleeps in read\(\)$/m);
       tt.match(r.stdout, /^ok refused short WBPF_HOOK_ESHORT: the function ends at \+4, before the 5 bytes the jump needs$/m);
       tt.match(r.stdout, /^ok refused unknown WBPF_HOOK_EDECODE: unknown instruction 0f 31 at \+0$/m);
       tt.match(r.stdout, /^ok refused loop WBPF_HOOK_EBRANCH: the branch at \+6 targets \+2, inside the 6 replaced bytes$/m);

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include "../hook/hook.h"
 
 /* the slots a uprobe program reads (kernel struct pt_regs, x86-64): PARM1 = di, PARM2 = si, RC = ax */
@@ -169,6 +171,15 @@ static void check_fp(void)
 	printf("ok fp replaced=%d xmm0-7 kept across the handler\n", 8);
 }
 
+static volatile int deaf_ready;
+static void *deaf(void *arg)
+{
+	char c;
+	deaf_ready = 1;
+	if (read(*(int *)arg, &c, 1) != 1) return NULL;
+	return NULL;
+}
+
 /* A thread stopped inside the replaced bytes while the jump is written must be moved to the same
  * point of the relocated copy. The parker thread's SIGUSR1 handler (which blocks the agent's signal)
  * rewrites its context to "t_endbr called with (20, 22), endbr64 done: rip = t_endbr + 4", then
@@ -243,6 +254,36 @@ static void check_evacuation(void)
 	printf("ok evacuated a thread stopped at t_endbr+4 to the copy: returned %d\n", landed_result);
 }
 
+/* a helper thread that blocks every signal and sleeps in read(): attach must not wait for it */
+static void check_deaf_thread(void)
+{
+	int fds[2];
+	if (pipe(fds)) FAIL("pipe");
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits it */
+	pthread_t t;
+	pthread_create(&t, NULL, deaf, &fds[0]);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	while (!deaf_ready) ;
+	usleep(20000); /* let it block in read() */
+	struct wbpf_hook *h;
+	struct wbpf_hook_error e;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (wbpf_hook_attach_sized((void *)t_plain, sym_size((void *)t_plain), handler, &seen, &h, &e))
+		FAIL("deaf thread: attach: %s: %s", wbpf_hook_code_name(e.code), e.reason);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (wbpf_hook_detach(h, &e)) FAIL("deaf thread: detach: %s", e.reason);
+	if (write(fds[1], "x", 1) != 1) FAIL("write");
+	pthread_join(t, NULL);
+	close(fds[0]);
+	close(fds[1]);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	if (ms > 1000) FAIL("deaf thread: attach took %ld ms", ms);
+	printf("ok attach does not wait for a thread that blocks every signal and sleeps in read()\n");
+}
+
 static volatile int own_traps;
 static void own_trap(int sig, siginfo_t *si, void *ucv)
 {
@@ -280,6 +321,7 @@ int main(void)
 	check_int_sized("call-unsized", t_call, 0, m_call, 3, 4, 50, 1, 9);
 	check_fp();
 	check_evacuation();
+	check_deaf_thread();
 
 	check_refused("short", t_short, m_add, WBPF_HOOK_ESHORT);
 	check_refused("unknown", t_unknown, m_add, WBPF_HOOK_EDECODE);

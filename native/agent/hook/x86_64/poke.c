@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +128,27 @@ static long elapsed_ns(const struct timespec *t0)
 	return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
 }
 
+/* A thread that does not answer (it may block the agent's signal, as helper threads often block all
+ * signals) is safe if it sleeps outside (fn, fn+len): /proc/self/task/TID/syscall shows the user pc
+ * of a thread that is not running ("NR args... sp pc", or "-1 sp pc"), and a thread outside the
+ * replaced bytes never gets inside them once the int3 is in place. */
+static int sleeps_outside(pid_t tid, uintptr_t fn, int len)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0) return 0;
+	buf[n] = 0;
+	if (buf[0] != '-' && (buf[0] < '0' || buf[0] > '9')) return 0; /* "running" */
+	char *last = strrchr(buf, ' ');
+	if (!last) return 0;
+	uintptr_t pc = (uintptr_t)strtoull(last + 1, NULL, 16);
+	return pc && !(pc > fn && pc < fn + (uintptr_t)len);
+}
+
 /* every other thread: if stopped inside (fn, fn+len), continue at the same point of the copy */
 static int evacuate(uintptr_t fn, const struct wbpf_tramp *t, struct wbpf_hook_error *err)
 {
@@ -168,11 +191,12 @@ static int evacuate(uintptr_t fn, const struct wbpf_tramp *t, struct wbpf_hook_e
 		for (int i = 0; i < evac.n; i++) {
 			if (__atomic_load_n(&evac.acked[i], __ATOMIC_ACQUIRE)) continue;
 			if (syscall(SYS_tgkill, pid, evac.tids[i], 0) && errno == ESRCH) { evac.acked[i] = 1; continue; }
+			if (elapsed_ns(&t0) > 1000000 && sleeps_outside(evac.tids[i], fn, t->replaced)) { evac.acked[i] = 1; continue; }
 			left++;
 		}
 		if (!left) break;
 		if (elapsed_ns(&t0) > EVAC_TIMEOUT_NS)
-			return wbpf_fail(err, WBPF_HOOK_ETHREADS, "%d thread(s) did not answer the agent's signal %d in 2 s (blocked?)",
+			return wbpf_fail(err, WBPF_HOOK_ETHREADS, "%d thread(s) did not answer the agent's signal %d in 2 s and are not asleep outside the entry",
 					 left, evac_signal());
 		nanosleep(&nap, NULL);
 	}
