@@ -1,7 +1,6 @@
-// The agent's inline hook (native/agent/hook, x86-64 for now): builds its C test programs with the
-// system gcc and clang-16 (`make -C native/agent tests`, into test/build/agent) and runs them: every
-// entry kind hooked, called and unhooked; the entries it must refuse; a thread stopped inside the
-// replaced bytes moved to the copy; hook/unhook 1000 times while 8 threads call the function.
+// The agent's inline hook (native/agent/hook, x86-64): builds its C tests with gcc and clang-16 (make
+// -C native/agent tests, into test/build/agent) and runs them: entry kinds hooked and unhooked,
+// refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';

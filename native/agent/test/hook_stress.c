@@ -1,9 +1,10 @@
-/* Stress test of live patching: THREADS threads call the function in a tight loop while the main
- * thread hooks and unhooks it CYCLES times. Every call that starts after an attach returned and ends
- * before the next detach starts must be seen by the handler, with the right PARM1/PARM2, and every
- * call must return the right value. Workers yield the CPU every YIELD calls (default 1024; 0: never)
- * so that all of them get scheduled often on a small machine: the patch waits for each one.
+/* Stress test of live patching: THREADS threads call the function while the main thread hooks and
+ * unhooks it CYCLES times; every call inside a hooked window must be seen, with the right PARM1/2.
  * usage: hook_stress endbr|push|nop5|jshort|plain [CYCLES] [THREADS] [YIELD] */
+
+/* Windows: a call that starts after an attach returned and ends before the next detach starts.
+ * Workers yield the CPU every YIELD calls (default 1024; 0: never) so that all of them get scheduled
+ * often on a small machine: each attach waits until every thread has answered its signal. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>

@@ -1,7 +1,6 @@
-/* Functional test of the inline hook: every entry kind is hooked, called (the handler checks the
- * registers it is given, and clobbers the caller-saved ones), unhooked and called again; refused
- * entries stay untouched; an int3 that is not ours reaches the program's own SIGTRAP handler.
- * Prints "ok ..." per check and "hook_test: OK"; exits 1 on the first failure. */
+/* Functional test of the inline hook: each entry kind hooked, called (handler sees the registers,
+ * clobbers the caller-saved ones), unhooked; refusals leave the function untouched; evacuation; a
+ * foreign int3 chained. Prints "ok ..." per check and "hook_test: OK"; exits 1 at the first failure. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>

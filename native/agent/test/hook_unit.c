@@ -1,6 +1,5 @@
-/* Unit test of the x86-64 decoder and relocator on byte strings: every multi-byte nop form and the
- * usual prologue instructions decode to the right length; branches are re-encoded (rel32 near,
- * absolute far); out-of-range rip-relative operands and jumps into the entry are refused.
+/* Unit test of the x86-64 decoder and relocator on byte strings: nop forms and prologue lengths,
+ * branch re-encoding (rel32 near, absolute far), refusals (far rip-relative, branch into the entry).
  * Prints "hook_unit: OK"; exits 1 on the first failure. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,6 @@
-/* x86-64 live patching of a function entry while other threads run it: int3 first, then the jump's
- * tail, then its opcode (the kernel's text_poke_bp order), with a core sync after each write; the
- * SIGTRAP handler that sends a thread hitting our int3 on its way; and the evacuation of threads
- * stopped inside the bytes being replaced (to the same point of the relocated copy). */
+/* x86-64 live patching of a function entry while other threads run it: int3-first writes (the
+ * kernel's text_poke_bp order) with a core sync after each, the SIGTRAP handler for threads hitting
+ * our int3, and the evacuation of threads stopped inside the replaced bytes to the relocated copy. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>

@@ -1,8 +1,7 @@
-/* x86-64 trampoline template: trampoline.c copies the bytes between wbpf_x86_tramp_start and _end
- * into a page near the hooked function, fills the three movabs immediates (function address, cookie,
- * handler) and appends the relocated prologue and the jump back.
- *
- * Entered by the jmp at the function's first byte (or from the int3 handler), in the function-entry
+/* x86-64 trampoline template: trampoline.c copies wbpf_x86_tramp_start.._end near the function,
+ * fills the movabs immediates (function, cookie, handler), appends the relocated prologue and jump. */
+
+/* Entered by the jmp at the function's first byte (or from the int3 handler), in the function-entry
  * state: (%rsp) = return address. It skips the 128-byte red zone, saves the flags and every GPR into
  * a struct pt_regs laid out as the kernel's (r15 at +0 ... ss at +160), saves xmm0-7 (argument
  * registers), calls handler(&regs, cookie) with %rsp 16-byte aligned, restores and falls through.

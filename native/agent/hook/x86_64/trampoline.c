@@ -8,6 +8,18 @@ extern const uint8_t wbpf_x86_tramp_start[], wbpf_x86_tramp_ip[], wbpf_x86_tramp
 
 const int wbpf_arch_patch_len = 5; /* jmp rel32 */
 
+/* the slots trampoline.S writes (kernel x86-64 struct pt_regs) */
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, r15) == 0, "r15");
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, rbx) == 40, "rbx");
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, r11) == 48, "r11");
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, rax) == 80, "rax");
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, rdi) == 112, "rdi");
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, orig_rax) == 120, "orig_rax");
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, rip) == 128, "rip");
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, eflags) == 144, "eflags");
+_Static_assert(__builtin_offsetof(struct wbpf_pt_regs, rsp) == 152, "rsp");
+_Static_assert(sizeof(struct wbpf_pt_regs) == 168, "struct pt_regs");
+
 int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
 		    wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err)
 {
