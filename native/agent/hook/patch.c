@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/membarrier.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 enum { SYNC_UNSET, SYNC_CORE, SYNC_EXPEDITED, SYNC_MPROTECT };
 static int sync_method;
 static uint8_t *sync_page;
+static pthread_once_t sync_once = PTHREAD_ONCE_INIT;
 
 static long membarrier(int cmd) { return syscall(SYS_membarrier, cmd, 0, 0); }
 
@@ -42,7 +44,7 @@ static void sync_init(void)
 
 void wbpf_sync_cores(void)
 {
-	if (sync_method == SYNC_UNSET) sync_init();
+	pthread_once(&sync_once, sync_init);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (sync_method == SYNC_CORE) {
 		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE);
@@ -57,7 +59,7 @@ void wbpf_sync_cores(void)
 
 const char *wbpf_sync_method_name(void)
 {
-	if (sync_method == SYNC_UNSET) sync_init();
+	pthread_once(&sync_once, sync_init);
 	return sync_method == SYNC_CORE ? "membarrier-sync-core" : sync_method == SYNC_EXPEDITED ? "membarrier" : "mprotect";
 }
 
