@@ -1,0 +1,176 @@
+/* The hook API (hook.h): attach and detach under one lock, the table of probe sites the signal
+ * handlers consult, and the trampolines' lifetime (never unmapped; reused for the same handler). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "internal.h"
+
+#define MAX_SITES 1024
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct wbpf_site sites[MAX_SITES];
+
+int wbpf_fail(struct wbpf_hook_error *err, int code, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+		va_start(ap, fmt);
+		err->code = code;
+		vsnprintf(err->reason, sizeof err->reason, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* async-signal-safe */
+struct wbpf_site *wbpf_site_find(uintptr_t fn)
+{
+	for (int i = 0; i < MAX_SITES; i++) {
+		uintptr_t f = __atomic_load_n(&sites[i].fn, __ATOMIC_ACQUIRE);
+		if (f == fn) return &sites[i];
+		if (!f) break; /* entries are taken in order and never freed */
+	}
+	return NULL;
+}
+
+static struct wbpf_tramp *take_retired(struct wbpf_site *s, size_t size, wbpf_hook_handler handler, void *cookie)
+{
+	for (struct wbpf_tramp **p = &s->retired; *p; p = &(*p)->next) {
+		struct wbpf_tramp *t = *p;
+		if (t->handler == handler && t->cookie == cookie && t->fn_size == size) {
+			*p = t->next;
+			t->next = NULL;
+			return t;
+		}
+	}
+	return NULL;
+}
+
+static void retire(struct wbpf_site *s, struct wbpf_tramp *t)
+{
+	t->next = s->retired;
+	s->retired = t;
+}
+
+static int build(uintptr_t fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_tramp **out,
+		 struct wbpf_hook_error *err)
+{
+	size_t readable = wbpf_readable_from(fn);
+	if (!readable) return wbpf_fail(err, WBPF_HOOK_EINVAL, "%#lx is not in a readable mapping", (unsigned long)fn);
+	uint8_t *page = wbpf_near_page(fn);
+	if (!page) return wbpf_fail(err, WBPF_HOOK_ENOMEM, "no free page within +-2 GiB of %#lx", (unsigned long)fn);
+	struct wbpf_tramp *t = calloc(1, sizeof *t);
+	int rc = t ? wbpf_arch_build(t, page, fn, size, readable, handler, cookie, err)
+		   : wbpf_fail(err, WBPF_HOOK_ENOMEM, "out of memory");
+	if (!rc && mprotect(page, WBPF_TRAMP_PAGE, PROT_READ | PROT_EXEC))
+		rc = wbpf_fail(err, WBPF_HOOK_EPROTECT, "mprotect(R+X) of the trampoline page failed");
+	if (rc) { /* never reachable yet: safe to free */
+		munmap(page, WBPF_TRAMP_PAGE);
+		free(t);
+		return rc;
+	}
+	t->fn_size = size;
+	*out = t;
+	return 0;
+}
+
+static int attach_locked(uintptr_t fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_hook **out,
+			 struct wbpf_hook_error *err)
+{
+	struct wbpf_site *s = wbpf_site_find(fn);
+	if (s && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != WBPF_SITE_IDLE)
+		return wbpf_fail(err, WBPF_HOOK_EBUSY, "%#lx is already hooked", (unsigned long)fn);
+	struct wbpf_tramp *t = s ? take_retired(s, size, handler, cookie) : NULL;
+	int rc;
+	if (!t && (rc = build(fn, size, handler, cookie, &t, err))) return rc;
+	struct wbpf_hook *h = malloc(sizeof *h);
+	if (!h) {
+		if (s) retire(s, t);
+		return wbpf_fail(err, WBPF_HOOK_ENOMEM, "out of memory");
+	}
+	if (!s) {
+		for (int i = 0; i < MAX_SITES && !s; i++)
+			if (!sites[i].fn) s = &sites[i];
+		if (!s) {
+			free(h); /* t stays mapped (unreached); rare enough not to matter */
+			return wbpf_fail(err, WBPF_HOOK_ENOMEM, "more than %d hooked functions", MAX_SITES);
+		}
+		s->replaced = t->replaced;
+		memcpy(s->orig_bytes, (const void *)fn, t->replaced);
+		__atomic_store_n(&s->fn, fn, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&s->state, WBPF_SITE_PATCHING, __ATOMIC_RELEASE);
+	rc = wbpf_arch_patch_in(s, t, err);
+	if (rc) {
+		__atomic_store_n(&s->state, WBPF_SITE_IDLE, __ATOMIC_RELEASE);
+		retire(s, t); /* a thread may have been sent into it during the attempt */
+		free(h);
+		return rc;
+	}
+	s->tramp = t;
+	__atomic_store_n(&s->state, WBPF_SITE_ACTIVE, __ATOMIC_RELEASE);
+	h->site = s;
+	h->tramp = t;
+	*out = h;
+	return 0;
+}
+
+int wbpf_hook_attach(void *fn, wbpf_hook_handler handler, void *cookie, struct wbpf_hook **out,
+		     struct wbpf_hook_error *err)
+{
+	return wbpf_hook_attach_sized(fn, 0, handler, cookie, out, err);
+}
+
+int wbpf_hook_attach_sized(void *fn, size_t size, wbpf_hook_handler handler, void *cookie,
+			   struct wbpf_hook **out, struct wbpf_hook_error *err)
+{
+	if (err) { err->code = 0; err->reason[0] = 0; }
+	if (!fn || !handler || !out) return wbpf_fail(err, WBPF_HOOK_EINVAL, "null function, handler or out pointer");
+	pthread_mutex_lock(&lock);
+	int rc = attach_locked((uintptr_t)fn, size, handler, cookie, out, err);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+int wbpf_hook_detach(struct wbpf_hook *h, struct wbpf_hook_error *err)
+{
+	if (err) { err->code = 0; err->reason[0] = 0; }
+	if (!h) return wbpf_fail(err, WBPF_HOOK_EINVAL, "null hook");
+	pthread_mutex_lock(&lock);
+	struct wbpf_site *s = h->site;
+	int rc;
+	if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != WBPF_SITE_ACTIVE || s->tramp != h->tramp) {
+		rc = wbpf_fail(err, WBPF_HOOK_ENOENT, "%#lx is not hooked by this hook", (unsigned long)s->fn);
+	} else {
+		__atomic_store_n(&s->state, WBPF_SITE_UNPATCHING, __ATOMIC_RELEASE);
+		rc = wbpf_arch_patch_out(s, h->tramp, err);
+		if (rc) {
+			__atomic_store_n(&s->state, WBPF_SITE_ACTIVE, __ATOMIC_RELEASE);
+		} else {
+			__atomic_store_n(&s->state, WBPF_SITE_IDLE, __ATOMIC_RELEASE);
+			s->tramp = NULL;
+			retire(s, h->tramp); /* a thread may still be inside it: kept mapped, reused later */
+			free(h);
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+int wbpf_hook_replaced_len(const struct wbpf_hook *h) { return h->tramp->replaced; }
+
+const char *wbpf_hook_sync_method(void) { return wbpf_sync_method_name(); }
+
+const char *wbpf_hook_code_name(int code)
+{
+	static const char *const names[] = {
+		"WBPF_HOOK_OK", "WBPF_HOOK_EINVAL", "WBPF_HOOK_EBUSY", "WBPF_HOOK_EDECODE", "WBPF_HOOK_ESHORT",
+		"WBPF_HOOK_EBRANCH", "WBPF_HOOK_ERANGE", "WBPF_HOOK_ENOMEM", "WBPF_HOOK_EPROTECT",
+		"WBPF_HOOK_ESIGNAL", "WBPF_HOOK_ETHREADS", "WBPF_HOOK_ENOENT",
+	};
+	return code >= 0 && code < (int)(sizeof names / sizeof names[0]) ? names[code] : "WBPF_HOOK_?";
+}

@@ -1,0 +1,77 @@
+/* The agent's inline hook API: patch a function's entry with a jump to a trampoline that hands the
+ * registers (as the kernel's struct pt_regs) to a C handler, then runs the original code. */
+#ifndef WBPF_HOOK_H
+#define WBPF_HOOK_H
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__)
+/* laid out as the kernel's x86-64 struct pt_regs (arch/x86/include/uapi/asm/ptrace.h), so a uprobe
+ * program's PT_REGS_PARM1..6 / PT_REGS_RC / PT_REGS_IP / PT_REGS_SP read the right slots */
+struct wbpf_pt_regs {
+	uint64_t r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;
+	uint64_t rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss;
+};
+#else
+#error "the inline hook supports x86-64 only for now (arm64: hook/arm64/, later)"
+#endif
+
+/* Runs on the thread that called the hooked function, at its entry, before its first instruction.
+ * regs is read-only (the trampoline restores the registers it saved, whatever the handler wrote).
+ * The handler may use general-purpose and SSE registers (xmm0-7 are saved), not AVX (ymm uppers). */
+typedef void (*wbpf_hook_handler)(struct wbpf_pt_regs *regs, void *cookie);
+
+enum wbpf_hook_code {
+	WBPF_HOOK_OK = 0,
+	WBPF_HOOK_EINVAL,       /* null function or handler */
+	WBPF_HOOK_EBUSY,        /* the function is already hooked */
+	WBPF_HOOK_EDECODE,      /* an instruction in the entry is not one the relocator knows */
+	WBPF_HOOK_ESHORT,       /* the function ends (ret / jmp) before the bytes the jump needs */
+	WBPF_HOOK_EBRANCH,      /* a branch in the entry targets the replaced bytes (or reads its own address) */
+	WBPF_HOOK_ERANGE,       /* a rip-relative operand is out of +-2 GiB of the trampoline */
+	WBPF_HOOK_ENOMEM,       /* no trampoline page within +-2 GiB of the function */
+	WBPF_HOOK_EPROTECT,     /* mprotect of the text or trampoline page failed (W^X enforced?) */
+	WBPF_HOOK_ESIGNAL,      /* installing the agent's signal handlers failed, or their signal is taken */
+	WBPF_HOOK_ETHREADS,     /* another thread did not answer the patch's thread check in time */
+	WBPF_HOOK_ENOENT,       /* detach of a hook that is not attached */
+};
+
+struct wbpf_hook_error {
+	int code;             /* enum wbpf_hook_code */
+	char reason[160];     /* what and where, e.g. "unknown instruction 0f 31 at +4" */
+};
+
+struct wbpf_hook; /* opaque; valid until wbpf_hook_detach */
+
+/* Hooks fn. On success returns 0 and sets *out; otherwise returns the code (also in err->code,
+ * with err->reason) and leaves fn's bytes untouched: a caller falls back to a trap-based probe. */
+int wbpf_hook_attach(void *fn, wbpf_hook_handler handler, void *cookie, struct wbpf_hook **out,
+		     struct wbpf_hook_error *err);
+
+/* The same, with the function's size (st_size of its symbol): the body checked for branches into
+ * the replaced bytes is then exactly [fn, fn+size) instead of "up to a ret or jmp followed by padding"
+ * (which refuses when it runs into an instruction it does not know). size 0: unknown. */
+int wbpf_hook_attach_sized(void *fn, size_t size, wbpf_hook_handler handler, void *cookie,
+			   struct wbpf_hook **out, struct wbpf_hook_error *err);
+
+/* Restores fn's original bytes. The trampoline stays mapped (a thread may still be inside it). */
+int wbpf_hook_detach(struct wbpf_hook *hook, struct wbpf_hook_error *err);
+
+/* bytes of fn replaced by the jump (whole instructions), for tests and diagnostics */
+int wbpf_hook_replaced_len(const struct wbpf_hook *hook);
+
+/* how cores are synchronised after a text write: "membarrier-sync-core", "membarrier", "mprotect" */
+const char *wbpf_hook_sync_method(void);
+
+/* what the patching saw so far, for tests and diagnostics */
+struct wbpf_hook_stats {
+	uint64_t trapped;    /* threads that hit an int3 of a patch in progress and were sent on */
+	uint64_t rewound;    /* ... whose int3 was gone when their handler ran (re-run the new bytes) */
+	uint64_t evacuated;  /* threads found stopped inside the replaced bytes, moved to the copy */
+};
+void wbpf_hook_get_stats(struct wbpf_hook_stats *out);
+
+/* the code's name, e.g. "WBPF_HOOK_EDECODE" */
+const char *wbpf_hook_code_name(int code);
+
+#endif

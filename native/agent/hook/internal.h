@@ -1,0 +1,73 @@
+/* What the hook's files share: the trampoline and probe-site records, the arch interface each
+ * hook/<arch>/ implements, the text-writing primitives (patch.c) and near allocation (near.c). */
+#ifndef WBPF_HOOK_INTERNAL_H
+#define WBPF_HOOK_INTERNAL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "hook.h"
+
+#define WBPF_RELOC_MAX 160   /* relocated prologue + jump back, bytes */
+#define WBPF_REPLACED_MAX 24 /* replaced bytes of the function (whole instructions) */
+#define WBPF_TRAMP_PAGE 4096
+
+/* One trampoline: written once into its own page, then read+exec forever (never unmapped). */
+struct wbpf_tramp {
+	uint8_t *page;
+	uintptr_t entry;            /* handler path: save regs, handler, restore, then orig */
+	uintptr_t orig;             /* relocated prologue, then jump back: the original path */
+	int replaced;               /* bytes of fn replaced by the jump */
+	uint8_t map[WBPF_REPLACED_MAX]; /* fn offset at an instruction boundary -> offset in orig; 0xff if not one */
+	wbpf_hook_handler handler;
+	void *cookie;
+	size_t fn_size;             /* as given to attach (0: unknown); a reuse must match it too */
+	struct wbpf_tramp *next;    /* the site's retired trampolines, kept for reuse */
+};
+
+/* One hooked (or once hooked) function. Entries are never freed: the signal handlers read them. */
+struct wbpf_site {
+	uintptr_t fn;               /* 0: free entry */
+	int replaced;
+	uint8_t orig_bytes[WBPF_REPLACED_MAX];
+	uintptr_t trap_target;      /* atomic: where a thread that hits our int3 at fn goes */
+	int state;                  /* atomic: WBPF_SITE_* */
+	struct wbpf_tramp *tramp;   /* the attached trampoline */
+	struct wbpf_tramp *retired;
+};
+enum { WBPF_SITE_IDLE, WBPF_SITE_PATCHING, WBPF_SITE_ACTIVE, WBPF_SITE_UNPATCHING };
+
+struct wbpf_hook {
+	struct wbpf_site *site;
+	struct wbpf_tramp *tramp;
+};
+
+/* sets err (if not NULL) and returns code */
+int wbpf_fail(struct wbpf_hook_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* the site table (hook.c), read by the arch's signal handlers */
+struct wbpf_site *wbpf_site_find(uintptr_t fn);
+
+/* near.c: a fresh RW page whose every byte is within +-(2 GiB - 1 MiB) of addr, or NULL */
+uint8_t *wbpf_near_page(uintptr_t addr);
+
+/* patch.c: writing code that other threads may be running */
+struct wbpf_text { uintptr_t start; size_t len; int prot[2]; };
+int wbpf_text_open(struct wbpf_text *t, uintptr_t addr, size_t len, struct wbpf_hook_error *err);
+void wbpf_text_close(struct wbpf_text *t);
+void wbpf_text_store(uintptr_t addr, const uint8_t *bytes, size_t n);
+void wbpf_sync_cores(void);
+/* bytes readable from addr to the end of its mapping; 0 if not mapped readable */
+size_t wbpf_readable_from(uintptr_t addr);
+const char *wbpf_sync_method_name(void);
+
+/* what hook/<arch>/ provides */
+extern const int wbpf_arch_patch_len;
+/* writes the trampoline for fn (fn_size bytes long, 0: unknown; readable: bytes mapped from fn on)
+ * into page (RW) and fills t; fn's bytes are only read */
+int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
+		    wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err);
+/* patches fn's entry to jump to t (site->state PATCHING on entry), or restores it */
+int wbpf_arch_patch_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
+int wbpf_arch_patch_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
+
+#endif

@@ -1,0 +1,90 @@
+/* x86-64 trampoline template: trampoline.c copies wbpf_x86_tramp_start.._end near the function,
+ * fills the movabs immediates (function, cookie, handler), appends the relocated prologue and jump. */
+
+/* Entered by the jmp at the function's first byte (or from the int3 handler), in the function-entry
+ * state: (%rsp) = return address. It skips the 128-byte red zone, saves the flags and every GPR into
+ * a struct pt_regs laid out as the kernel's (r15 at +0 ... ss at +160), saves xmm0-7 (argument
+ * registers), calls handler(&regs, cookie) with %rsp 16-byte aligned, restores and falls through.
+ *
+ * Frame (E = %rsp at entry):  E-128..E: red zone, untouched;  pt_regs at B = E-296:
+ *   +160 ss  +152 rsp (= E)  +144 eflags  +136 cs  +128 rip (= function)  +120 orig_rax (= -1)
+ *   +112 rdi +104 rsi +96 rdx +88 rcx +80 rax +72 r8 +64 r9 +56 r10 +48 r11
+ *   +40 rbx +32 rbp +24 r12 +16 r13 +8 r14 +0 r15
+ * then, below B rounded down to 16: 128 bytes of xmm0-7.
+ */
+	.section .rodata
+	.p2align 4
+	.globl wbpf_x86_tramp_start, wbpf_x86_tramp_ip, wbpf_x86_tramp_cookie, wbpf_x86_tramp_handler
+	.globl wbpf_x86_tramp_end
+wbpf_x86_tramp_start:
+	lea -144(%rsp), %rsp		/* red zone + the ss and rsp slots (lea: flags untouched) */
+	pushfq				/* eflags slot */
+	lea -144(%rsp), %rsp		/* r15 .. cs */
+	mov %rax, 80(%rsp)
+	mov %rcx, 88(%rsp)
+	mov %rdx, 96(%rsp)
+	mov %rsi, 104(%rsp)
+	mov %rdi, 112(%rsp)
+	mov %r8, 72(%rsp)
+	mov %r9, 64(%rsp)
+	mov %r10, 56(%rsp)
+	mov %r11, 48(%rsp)
+	mov %rbx, 40(%rsp)
+	mov %rbp, 32(%rsp)
+	mov %r12, 24(%rsp)
+	mov %r13, 16(%rsp)
+	mov %r14, 8(%rsp)
+	mov %r15, 0(%rsp)
+	movq $-1, 120(%rsp)		/* orig_rax: not a syscall */
+	movq $0x33, 136(%rsp)		/* cs: __USER_CS */
+	movq $0x2b, 160(%rsp)		/* ss: __USER_DS */
+	lea 296(%rsp), %rax
+	mov %rax, 152(%rsp)		/* rsp at entry */
+	.byte 0x48, 0xb8		/* movabs $function, %rax */
+wbpf_x86_tramp_ip:
+	.quad 0
+	mov %rax, 128(%rsp)		/* rip: the probed address, as a uprobe reports it */
+	mov %rsp, %rbx			/* B, kept across the call (callee-saved) */
+	and $-16, %rsp			/* aligned even if the caller broke the ABI */
+	lea -128(%rsp), %rsp
+	movaps %xmm0, 0(%rsp)
+	movaps %xmm1, 16(%rsp)
+	movaps %xmm2, 32(%rsp)
+	movaps %xmm3, 48(%rsp)
+	movaps %xmm4, 64(%rsp)
+	movaps %xmm5, 80(%rsp)
+	movaps %xmm6, 96(%rsp)
+	movaps %xmm7, 112(%rsp)
+	mov %rbx, %rdi			/* struct pt_regs * */
+	.byte 0x48, 0xbe		/* movabs $cookie, %rsi */
+wbpf_x86_tramp_cookie:
+	.quad 0
+	.byte 0x48, 0xb8		/* movabs $handler, %rax */
+wbpf_x86_tramp_handler:
+	.quad 0
+	call *%rax
+	movaps 0(%rsp), %xmm0
+	movaps 16(%rsp), %xmm1
+	movaps 32(%rsp), %xmm2
+	movaps 48(%rsp), %xmm3
+	movaps 64(%rsp), %xmm4
+	movaps 80(%rsp), %xmm5
+	movaps 96(%rsp), %xmm6
+	movaps 112(%rsp), %xmm7
+	mov %rbx, %rsp
+	mov 80(%rsp), %rax
+	mov 88(%rsp), %rcx
+	mov 96(%rsp), %rdx
+	mov 104(%rsp), %rsi
+	mov 112(%rsp), %rdi
+	mov 72(%rsp), %r8
+	mov 64(%rsp), %r9
+	mov 56(%rsp), %r10
+	mov 48(%rsp), %r11
+	mov 40(%rsp), %rbx
+	lea 144(%rsp), %rsp
+	popfq
+	lea 144(%rsp), %rsp		/* back to the entry %rsp; the relocated prologue follows */
+wbpf_x86_tramp_end:
+
+	.section .note.GNU-stack,"",@progbits

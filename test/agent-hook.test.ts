@@ -1,0 +1,102 @@
+// The agent's inline hook (native/agent/hook, x86-64): builds its C tests with gcc and clang-16 (make
+// -C native/agent tests, into test/build/agent) and runs them: entry kinds hooked and unhooked,
+// refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { BUILD, ROOT } from './helpers.js';
+
+const AGENT = path.join(ROOT, 'native', 'agent');
+const OUT = path.join(BUILD, 'agent');
+const BIN = path.join(OUT, 'test');
+
+interface Run { status: number | null; signal: string | null; stdout: string; stderr: string }
+
+function run(file: string, args: string[] = [], env: Record<string, string> = {}, timeoutMs = 60_000): Run {
+  const r = spawnSync(path.join(BIN, file), args, { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, ...env } });
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function exitedOk(tt: Tap.Test, r: Run, what: string): void {
+  tt.equal(r.signal, null, `${what}: no signal (crash)`);
+  tt.equal(r.status, 0, `${what}: exit 0`, { stdout: r.stdout, stderr: r.stderr });
+}
+
+if (process.arch !== 'x64') {
+  t.pass('the inline hook supports x86-64 only for now');
+} else {
+  // 1000 hook/unhook cycles under 8 busy threads on a 2-CPU machine take 15-40 s
+  t.setTimeout(300_000);
+
+  t.test('builds with the system compilers', async (tt) => {
+    const r = spawnSync('make', ['-C', AGENT, `B=${OUT}`, '-j2', 'tests'], { encoding: 'utf8' });
+    tt.equal(r.status, 0, 'make tests', { stderr: r.stderr });
+  });
+
+  t.test('decoder and relocator on byte strings', async (tt) => {
+    const r = run('hook_unit');
+    exitedOk(tt, r, 'hook_unit');
+    tt.match(r.stdout, /^ok decode: \d+ prologue and nop forms$/m);
+    tt.match(r.stdout, /^ok relocate: jcc rel8 -> jcc rel32 near, inverse jcc \+ absolute jmp far$/m);
+    tt.match(r.stdout, /^ok relocate: call rel32 -> absolute call far$/m);
+    tt.match(r.stdout, /^ok refused far rip-relative: rip-relative operand at \+0: 0x[0-9a-f]+ is out of \+-2 GiB/m);
+    tt.match(r.stdout, /^ok refused branch into the entry: /m);
+    tt.match(r.stdout, /^hook_unit: OK$/m);
+  });
+
+  for (const prog of ['hook_test', 'hook_test_nopie']) {
+    t.test(`${prog}: each entry kind hooked, called, unhooked`, async (tt) => {
+      const r = run(prog);
+      exitedOk(tt, r, prog);
+      // name, bytes replaced, PARM1, PARM2 and the result of the second hooked call
+      const kinds: [string, number, number, number, number][] = [
+        ['endbr', 7, -20, 5, -15], ['push', 7, 1000, -1, 999], ['nop5', 5, 11, 12, 23], ['plain', 10, 5, 6, 1051],
+        ['riprel', 6, 8, 9, 24], ['riplea', 7, 2, 9, 309], ['jshort', 7, -5, 9, 14], ['call', 9, 50, 1, 101],
+        ['tail', 5, 30, 40, 70], ['jshort-unsized', 7, -5, 9, 14], ['call-unsized', 9, 50, 1, 101],
+      ];
+      for (const [name, replaced, p1, p2, result] of kinds) {
+        tt.match(r.stdout, new RegExp(`^ok ${name} replaced=${replaced} parm1=${p1} parm2=${p2} result=${result}$`, 'm'), name);
+      }
+      tt.match(r.stdout, /^ok fp replaced=8 xmm0-7 kept across the handler$/m);
+      tt.match(r.stdout, /^ok evacuated a thread stopped at t_endbr\+4 to the copy: returned 42$/m);
+      tt.match(r.stdout, /^ok attach does not wait for a thread that blocks every signal and sleeps in read\(\)$/m);
+      tt.match(r.stdout, /^ok refused short WBPF_HOOK_ESHORT: the function ends at \+4, before the 5 bytes the jump needs$/m);
+      tt.match(r.stdout, /^ok refused unknown WBPF_HOOK_EDECODE: unknown instruction 0f 31 at \+0$/m);
+      tt.match(r.stdout, /^ok refused loop WBPF_HOOK_EBRANCH: the branch at \+6 targets \+2, inside the 6 replaced bytes$/m);
+      tt.match(r.stdout, /^ok refused loop-sized WBPF_HOOK_EBRANCH: /m);
+      tt.match(r.stdout, /^ok refused short-sized WBPF_HOOK_ESHORT: the function is 4 bytes/m);
+      tt.match(r.stdout, /^ok refused riplea-unsized WBPF_HOOK_EDECODE: unknown instruction 0f 31 at \+16/m);
+      tt.match(r.stdout, /^ok refused busy WBPF_HOOK_EBUSY: /m);
+      tt.match(r.stdout, /^ok chained SIGTRAP to the program's handler$/m);
+      tt.match(r.stdout, /^hook_test: OK$/m);
+    });
+  }
+
+  // every call between "attach returned" and "detach started" is seen, with the right arguments
+  const stress = (name: string, cycles: number, env: Record<string, string> = {}, sync?: string): void => {
+    const label = `stress ${name}: ${cycles} hook/unhook cycles under 8 calling threads${sync ? ` (sync: ${sync})` : ''}`;
+    t.test(label, async (tt) => {
+      const r = run('hook_stress', [name, String(cycles), '8'], env, 240_000);
+      exitedOk(tt, r, `hook_stress ${name}`);
+      const m = /^stress (\w+): cycles (\d+) threads (\d+) calls (\d+) in-window (\d+) hits (\d+) missed (\d+) bad (\d+) wrong-args (\d+) .*sync ([\w-]+)\)$/m.exec(r.stdout);
+      if (!m) {
+        tt.fail('summary line', { stdout: r.stdout });
+        return;
+      }
+      tt.equal(Number(m[2]), cycles, 'cycles');
+      tt.equal(Number(m[3]), 8, 'threads');
+      tt.ok(Number(m[5]) > 0, `calls inside hooked windows (${m[5]})`);
+      tt.equal(Number(m[7]), 0, 'no call inside a hooked window was missed');
+      tt.equal(Number(m[8]), 0, 'every call returned the right value');
+      tt.equal(Number(m[9]), 0, 'the handler saw the right PARM1/PARM2');
+      if (sync) tt.equal(m[10], sync, 'core sync method');
+      tt.match(r.stdout, /^hook_stress: OK$/m);
+    });
+  };
+  stress('endbr', 1000);
+  stress('push', 200);
+  stress('nop5', 200);
+  stress('jshort', 200);
+  stress('push', 100, { WBPF_HOOK_SYNC: 'membarrier' }, 'membarrier');
+  stress('nop5', 100, { WBPF_HOOK_SYNC: 'mprotect' }, 'mprotect');
+}
