@@ -2,7 +2,7 @@
 // (src/object), applies the policy's load gate, plans it against the prober's report (./plan.ts), mounts
 // what the plan says is missing (./mounts.ts), applies the plan's compat passes to the bytes
 // (./passes.ts), and hands the result to the backend the plan names. Backends never call back.
-import type { Backend, BackendName, LoadedObject, LoadOptions } from '../../backends/backend.js';
+import type { Backend, BackendName, LoadedObject, LoadOptions, ObjectLoader } from '../../backends/backend.js';
 import { hasFastPaths, type DirectMapOps, type FastPaths } from '../../backends/fastpath.js';
 import { BackendError, WasmBpfError, errorMessage } from '../errors.js';
 import type { Report } from '../probe/types.js';
@@ -24,14 +24,6 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'linux', 'user
 
 const { EOPNOTSUPP } = ERRNO;
 
-/** What the ABI layer loads objects through (src/abi/host.ts): the selector. */
-export interface ObjectDoor extends FastPaths {
-  load(bytes: Uint8Array, opts: LoadOptions): LoadedObject;
-  /** an eventfd that, once written, makes every blocking poll return -EINTR (-1: none) */
-  wakeFd(): number;
-  dispose(): void;
-}
-
 export interface BackendOptions {
   /** diagnostics of the selector */
   log?: (line: string) => void;
@@ -52,7 +44,7 @@ export interface BackendOptions {
 /** The backends a selector can route to (the ones this run made). */
 export type Backends = Partial<Record<BackendName, Backend>>;
 
-export class Selector implements ObjectDoor {
+export class Selector implements ObjectLoader, FastPaths {
   constructor(
     private readonly backends: Backends,
     private readonly report: Report | undefined,
