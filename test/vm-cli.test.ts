@@ -1,5 +1,5 @@
 // `wasm-bpf vm run|asm|disasm`: the conformance-plugin convention (program on stdin, memory as a hex
-// argument, r0 in hex on stdout, errors on stderr with a non-zero exit), on both engines, driven by the
+// argument, r0 in hex on stdout, errors on stderr with a non-zero exit), on every engine, driven by the
 // .data files in test/fixtures/vm/data (the bpf_conformance layout: -- asm / -- mem / -- result|error).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -32,7 +32,7 @@ function sections(text: string): Map<string, string> {
 t.test('help and usage errors', async (t) => {
   const h = cli(['--help']);
   t.equal(h.code, 0);
-  t.match(h.stdout, /wasm-bpf vm run \[--engine interp\|jit\] \[--elf/);
+  t.match(h.stdout, /wasm-bpf vm run \[--engine interp\|jit\|native\] \[--elf/);
   t.equal(cli([]).code, 2);
   const u = cli(['run', '--frob']);
   t.equal(u.code, 2);
@@ -44,7 +44,7 @@ t.test('help and usage errors', async (t) => {
   t.equal(cli(['frob']).code, 2);
 });
 
-t.test('conformance-style .data files through asm | run, both engines', async (t) => {
+t.test('conformance-style .data files through asm | run, every engine', async (t) => {
   const files = fs.readdirSync(DATA).filter((f) => f.endsWith('.data')).sort();
   t.ok(files.length >= 15, `${files.length} files`);
   for (const f of files) {
@@ -52,7 +52,7 @@ t.test('conformance-style .data files through asm | run, both engines', async (t
     const a = cli(['asm'], s.get('asm')!);
     t.equal(a.code, 0, `${f}: assembles`);
     const mem = (s.get('mem') ?? '').replace(/\s+/g, '');
-    for (const engine of ['interp', 'jit']) {
+    for (const engine of ['interp', 'jit', 'native']) {
       const r = cli(['run', '--engine', engine, ...(mem ? [mem] : [])], a.raw);
       if (s.has('result')) {
         t.equal(r.code, 0, `${f} (${engine}): exit 0 ${r.stderr}`);
@@ -89,7 +89,7 @@ t.test('--elf: a clang-built object, .text subprograms linked', async (t) => {
   const bytes = fs.readFileSync(obj);
   let want = 7n;
   for (const b of [1, 2, 3, 250]) want = BigInt.asUintN(64, want * 31n + BigInt(b));
-  for (const engine of ['interp', 'jit']) {
+  for (const engine of ['interp', 'jit', 'native']) {
     const r = cli(['run', '--elf', '--engine', engine, '010203fa'], bytes);
     t.equal(r.code, 0, r.stderr);
     t.equal(BigInt(`0x${r.stdout.trim()}`), want, `${engine}: first program (vm/hash) with its .text callee`);

@@ -237,7 +237,8 @@ export interface VmEnvironment {
 
 // ---- programs and runs -------------------------------------------------------------------------------
 
-export type Engine = 'interp' | 'jit';
+/** 'native': the uprobe agent's C engine (native/agent/vm/) through the addon, for conformance and benchmarks */
+export type Engine = 'interp' | 'jit' | 'native';
 
 export interface LoadOptions {
   /** used in error messages (default 'prog') */
@@ -259,7 +260,7 @@ export interface VmProgram {
 }
 
 export interface RunOptions {
-  /** default 'jit' */
+  /** default 'jit' ('native' needs the addon) */
   engine?: Engine;
   /**
    * Instructions the run may execute, tail-called programs included (default DEFAULT_BUDGET). Counted
