@@ -1,13 +1,20 @@
 // The native engine's own load checks (native/agent/vm/ebpf_vm.c, what the uprobe agent relies on without
 // vm.load() in front of it) agree with vm.load(): the same programs accepted, and the same refusals (kind,
 // instruction and message), on directed malformed programs, random garbage and random valid programs.
+// The engine alone, as the agent uses it (host pointers as addresses, helper table, tail call, every fault):
+// native/agent/vm/selftest.c, built with the system compiler; and no libc on the run path.
 // (Runs on the native engine are held to the other engines by the vm-*.test.ts files through ENGINES.)
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { loadNative } from '../backends/linux/native.js';
 import { vm, VmError } from '../backends/userspace/vm/index.js';
 import { disasmOne } from '../backends/userspace/vm/isa.js';
 import { genFreeProgram } from './fixtures/vm/gen.js';
 import { fromHex, Rng } from './fixtures/vm/util.js';
+import { ROOT } from './helpers.js';
 
 const addon = loadNative();
 const vmLoad = addon.vmLoad!.bind(addon);
@@ -130,4 +137,27 @@ t.test('random garbage and random programs: the same verdicts', async (t) => {
     }
   }
   t.equal(same, n, `${n} programs (${refused} refused): the same verdict and message from both loaders`);
+});
+
+const cc = spawnSync('cc', ['--version']).status === 0;
+
+t.test('the engine alone, as the agent uses it (native/agent/vm/selftest.c)', { skip: cc ? false : 'no C compiler' }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ebpf-vm-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const src = path.join(ROOT, 'native/agent/vm');
+  const exe = path.join(dir, 'selftest');
+  const b = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11', '-o', exe, path.join(src, 'ebpf_vm.c'), path.join(src, 'selftest.c')], { encoding: 'utf8' });
+  t.equal(b.status, 0, `builds without warnings ${b.stderr}`);
+  const r = spawnSync(exe, [], { encoding: 'utf8' });
+  t.equal(r.stdout, 'ok\n', 'every check passes');
+  t.equal(r.status, 0);
+  // what the engine needs from libc: allocation and message formatting at load, nothing else
+  const o = path.join(dir, 'ebpf_vm.o');
+  t.equal(spawnSync('cc', ['-O2', '-std=gnu11', '-c', '-o', o, path.join(src, 'ebpf_vm.c')]).status, 0);
+  const nm = spawnSync('nm', ['-u', o], { encoding: 'utf8' });
+  if (nm.status === 0) {
+    const used = nm.stdout.split('\n').map((l) => l.trim().split(/\s+/).pop()!).filter((s) => s !== '' && s !== undefined);
+    const allowed = new Set(['calloc', 'free', 'snprintf', 'vsnprintf', 'memcpy', 'memset', '__stack_chk_fail', '_GLOBAL_OFFSET_TABLE_']);
+    t.same(used.filter((s) => !allowed.has(s)), [], `undefined symbols: ${used.join(' ')}`);
+  }
 });
