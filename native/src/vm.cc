@@ -75,6 +75,7 @@ int JsHelper(ebpf_vm_call* c) {
   Run& r = *cur;
   try {
     Napi::Env env = r.env;
+    Napi::HandleScope scope(env);  // a run may make millions of calls
     napi_value argv[8] = {
         Owner(env, c->prog), Napi::Number::New(env, c->pc), Napi::Number::New(env, static_cast<int32_t>(c->id)),
         Napi::BigInt::New(env, c->args[0]), Napi::BigInt::New(env, c->args[1]), Napi::BigInt::New(env, c->args[2]),
@@ -90,6 +91,7 @@ int JsHelper(ebpf_vm_call* c) {
     r.aborted = true;
     return 1;
   }
+  Napi::HandleScope scope(r.env);
   if (!Refresh(r)) {
     r.aborted = true;
     return 1;
@@ -101,6 +103,7 @@ ebpf_vm_helper_fn Lookup(void* user, uint32_t id) {
   if (curResolve == nullptr) return nullptr;
   try {
     Napi::Env env = curResolve->Env();
+    Napi::HandleScope scope(env);
     Napi::Value owner = static_cast<Prog*>(user)->owner.Value();
     Napi::Value v = curResolve->Call({owner.IsEmpty() ? env.Undefined() : owner, Napi::Number::New(env, static_cast<int32_t>(id))});
     return v.ToBoolean().Value() ? JsHelper : nullptr;
@@ -115,16 +118,18 @@ int JsTail(ebpf_vm_call* c, uint64_t map, uint32_t index, const ebpf_vm_prog** t
   *target = nullptr;
   try {
     Napi::Env env = r.env;
+    Napi::HandleScope scope(env);
     Napi::Value v = r.tail.Call({Owner(env, c->prog), Napi::Number::New(env, c->pc), Napi::BigInt::New(env, map), Napi::Number::New(env, index)});
     if (v.IsUndefined()) {
       r.aborted = true;
       return 1;
     }
-    if (v.IsExternal()) *target = v.As<Napi::External<Prog>>().Data()->prog;
+    if (v.IsExternal()) *target = v.As<Napi::External<Prog>>().Data()->prog;  // kept alive by native.ts for the run
   } catch (const Napi::Error&) {
     r.aborted = true;
     return 1;
   }
+  Napi::HandleScope scope(r.env);
   if (!Refresh(r)) {
     r.aborted = true;
     return 1;

@@ -37,6 +37,8 @@ const NONE: unique symbol = Symbol('none');
 let current: RunState | undefined;
 /** what a hook threw: the run ends and this is rethrown, as the interpreter would have let it pass */
 let failure: unknown = NONE;
+/** tail-call targets the engine may be running: kept alive (with their engine copies) until the run ends */
+let pinned: LoadedProgram[] = [];
 
 function resolveHook(owner: object, id: number): boolean {
   try {
@@ -61,7 +63,9 @@ function helperHook(owner: object, pc: number, id: number, r1: bigint, r2: bigin
 function tailHook(owner: object, pc: number, map: bigint, index: number): NativeVmProgram | null | undefined {
   try {
     const t = tailTarget(owner as LoadedProgram, pc, current!, map, BigInt(index));
-    return t === undefined ? null : handleOf(t);
+    if (t === undefined) return null;
+    pinned.push(t);
+    return handleOf(t);
   } catch (e) {
     failure = e;
     return undefined;
@@ -117,16 +121,17 @@ export function nativeRun(p: LoadedProgram, args: readonly bigint[], depth: numb
   const a = new BigUint64Array(5);
   for (let k = 0; k < 5; k++) a[k] = BigInt.asUintN(64, args[k] ?? 0n);
   const pk = st.packet;
-  const saved = [current, failure] as const;
+  const saved = [current, failure, pinned] as const;
   current = st;
   failure = NONE;
+  pinned = [];
   let r: NativeVmResult;
   let failed: unknown;
   try {
     r = e.vmRun(h, p.memory.wasm, a, st.budget, pk?.addr ?? 0, pk?.size ?? 0, STACK_BASE, LAYOUT, helperHook, resolveHook, tailHook);
   } finally {
     failed = failure;
-    [current, failure] = saved;
+    [current, failure, pinned] = saved;
   }
   const [status, r0, left, pc, owner] = r;
   st.budget = left;

@@ -355,7 +355,7 @@ typedef struct mview {
   uint8_t *rc_host, *wc_host;
 } mview;
 
-static inline void mview_reset(mview *m) {
+static inline __attribute__((always_inline)) void mview_reset(mview *m) {
   m->stack = m->run->stack;
   m->rc_size = 0;
   m->wc_size = 0;
@@ -376,9 +376,24 @@ static const ebpf_vm_region *find(const ebpf_vm_run *run, uint64_t a, uint32_t w
   return d < x->size && x->size - d >= w ? x : NULL;
 }
 
-static uint8_t *slow(mview *m, uint64_t a, uint32_t w, int write) {
-  const ebpf_vm_region *r = find(m->run, a, w);
-  if (r == NULL || (write && !(r->flags & EBPF_VM_REGION_WRITABLE))) return NULL;
+/* the region an access may use (writable for a store), or NULL */
+static const ebpf_vm_region *slow(const ebpf_vm_run *run, uint64_t a, uint32_t w, int write) {
+  const ebpf_vm_region *r = find(run, a, w);
+  return r == NULL || (write && !(r->flags & EBPF_VM_REGION_WRITABLE)) ? NULL : r;
+}
+
+/* the host address of [a, a + w), or NULL (always inlined, so that the view stays in registers) */
+static inline __attribute__((always_inline)) uint8_t *at(mview *m, uint64_t a, uint32_t w, int write) {
+  if (a - m->stack_lo <= m->stack_top - m->stack_lo - w) return m->stack + (a - m->stack_addr);
+  if (write) {
+    uint64_t d = a - m->wc_addr;
+    if (d < m->wc_size && m->wc_size - d >= w) return m->wc_host + d;
+  } else {
+    uint64_t d = a - m->rc_addr;
+    if (d < m->rc_size && m->rc_size - d >= w) return m->rc_host + d;
+  }
+  const ebpf_vm_region *r = slow(m->run, a, w, write);
+  if (r == NULL) return NULL;
   if (write) {
     m->wc_addr = r->addr;
     m->wc_size = r->size;
@@ -389,18 +404,6 @@ static uint8_t *slow(mview *m, uint64_t a, uint32_t w, int write) {
     m->rc_host = r->host;
   }
   return r->host + (a - r->addr);
-}
-
-static inline uint8_t *at(mview *m, uint64_t a, uint32_t w, int write) {
-  if (a - m->stack_lo <= m->stack_top - m->stack_lo - w) return m->stack + (a - m->stack_addr);
-  if (write) {
-    uint64_t d = a - m->wc_addr;
-    if (d < m->wc_size && m->wc_size - d >= w) return m->wc_host + d;
-  } else {
-    uint64_t d = a - m->rc_addr;
-    if (d < m->rc_size && m->rc_size - d >= w) return m->rc_host + d;
-  }
-  return slow(m, a, w, write);
 }
 
 static inline uint16_t bswap16(uint16_t x) { return (uint16_t)((x << 8) | (x >> 8)); }
