@@ -40,6 +40,14 @@ static ebpf_vm_helper_fn helpers(void *user, uint32_t id) {
   return id == 1 ? double_it : id == 2 ? refuse : NULL;
 }
 
+static uint64_t value_addr;
+static int maps(void *user, uint32_t src, int32_t imm, uint64_t *value) {
+  (void)user;
+  if (imm != 5) return -1;
+  *value = src == 1 || src == 5 ? 1000 : value_addr;
+  return 0;
+}
+
 static ebpf_vm_prog *tail_target;
 static int tail(ebpf_vm_call *c, uint64_t map, uint32_t index, const ebpf_vm_prog **target) {
   (void)c;
@@ -76,7 +84,8 @@ int main(void) {
         regions[i] = regions[j];
         regions[j] = t;
       }
-  ebpf_vm_env env = {helpers, NULL, tail, NULL};
+  ebpf_vm_env env = {helpers, maps, tail, NULL};
+  value_addr = (uintptr_t)value;
   ebpf_vm_run run;
   memset(&run, 0, sizeof run);
   run.regions = regions;
@@ -159,7 +168,23 @@ int main(void) {
   ebpf_vm_free(p);
   ebpf_vm_free(tail_target);
 
+  /* lddw map_by_fd(5) and map_val(5)+8 through env.map */
+  const struct insn mapref[] = {
+      INSN(0x18, 1, 1, 0, 5), INSN(0, 0, 0, 0, 0),  /* lddw r1, map_by_fd(5) */
+      INSN(0x18, 2, 2, 0, 5), INSN(0, 0, 0, 0, 8),  /* lddw r2, map_val(5)+8 */
+      INSN(0x79, 0, 2, 0, 0),                       /* ldxdw r0, [r2+0] */
+      INSN(0x0f, 0, 1, 0, 0),                       /* add r0, r1 */
+      INSN(0x95, 0, 0, 0, 0),
+  };
+  p = load(mapref, 7, &env);
+  run.budget = 1000;
+  CHECK(p && ebpf_vm_exec(p, &run, args) == EBPF_VM_DONE && run.r0 == 1020, "map references: status %d r0 %llu", run.status, (unsigned long long)run.r0);
+  ebpf_vm_free(p);
+
   /* load refuses what it cannot run, naming the instruction */
+  const struct insn nomap[] = {INSN(0x18, 1, 1, 0, 6), INSN(0, 0, 0, 0, 0), INSN(0x95, 0, 0, 0, 0)};
+  ebpf_vm_error err0;
+  CHECK(ebpf_vm_load(nomap, sizeof nomap, &env, &p, &err0) == EBPF_VM_E_UNSUPPORTED && err0.pc == 0 && strcmp(err0.message, "unknown map fd 6") == 0, "unknown map: %s", err0.message);
   const struct insn unknown[] = {INSN(0xb7, 0, 0, 0, 0), INSN(0x85, 0, 0, 0, 7), INSN(0x95, 0, 0, 0, 0)};
   ebpf_vm_error err;
   CHECK(ebpf_vm_load(unknown, sizeof unknown, &env, &p, &err) == EBPF_VM_E_UNSUPPORTED && err.pc == 1 && strcmp(err.message, "unknown helper 7") == 0, "unknown helper: %s", err.message);
