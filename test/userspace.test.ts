@@ -60,7 +60,7 @@ class Guest {
 }
 
 t.test('end to end: helpers, hash map, ring buffer, globals, per-CPU, queue, trace_printk', async (t) => {
-  for (const engine of ['interp', 'jit'] as const) {
+  for (const engine of ['interp', 'jit', 'native'] as const) {
     const traced: string[] = [];
     const backend = new UserspaceBackend({ ncpus: 2, engine, task: TASK, trace: (s) => traced.push(s) });
     const obj = backend.load(fixture('e2e'), loadOpts);

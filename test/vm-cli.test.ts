@@ -1,8 +1,8 @@
 // `wasm-bpf vm run|asm|disasm`: the conformance-plugin convention (program on stdin, memory as a hex
-// argument, r0 in hex on stdout, errors on stderr with a non-zero exit), on both engines, driven by the
+// argument, r0 in hex on stdout, errors on stderr with a non-zero exit), on every engine, driven by the
 // .data files in test/fixtures/vm/data (the bpf_conformance layout: -- asm / -- mem / -- result|error).
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUILD, FIXTURES, ROOT } from './helpers.js';
@@ -14,6 +14,20 @@ const DATA = path.join(FIXTURES, 'vm', 'data');
 function cli(args: string[], input?: Uint8Array | string): { code: number | null; stdout: string; stderr: string; raw: Buffer } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'vm', ...args], { input: input ?? '', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), raw: r.stdout };
+}
+
+/** as cli(), without blocking: the engines' runs of one file go in parallel (each start costs ~1 s of tsx) */
+function cliAsync(args: string[], input: Uint8Array): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, ['--import', 'tsx', MAIN, 'vm', ...args], { timeout: 60_000 });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    c.stdout.on('data', (b: Buffer) => out.push(b));
+    c.stderr.on('data', (b: Buffer) => err.push(b));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    c.stdin.end(input);
+  });
 }
 
 function sections(text: string): Map<string, string> {
@@ -32,7 +46,7 @@ function sections(text: string): Map<string, string> {
 t.test('help and usage errors', async (t) => {
   const h = cli(['--help']);
   t.equal(h.code, 0);
-  t.match(h.stdout, /wasm-bpf vm run \[--engine interp\|jit\] \[--elf/);
+  t.match(h.stdout, /wasm-bpf vm run \[--engine interp\|jit\|native\] \[--elf/);
   t.equal(cli([]).code, 2);
   const u = cli(['run', '--frob']);
   t.equal(u.code, 2);
@@ -44,7 +58,7 @@ t.test('help and usage errors', async (t) => {
   t.equal(cli(['frob']).code, 2);
 });
 
-t.test('conformance-style .data files through asm | run, both engines', async (t) => {
+t.test('conformance-style .data files through asm | run, every engine', async (t) => {
   const files = fs.readdirSync(DATA).filter((f) => f.endsWith('.data')).sort();
   t.ok(files.length >= 15, `${files.length} files`);
   for (const f of files) {
@@ -52,8 +66,10 @@ t.test('conformance-style .data files through asm | run, both engines', async (t
     const a = cli(['asm'], s.get('asm')!);
     t.equal(a.code, 0, `${f}: assembles`);
     const mem = (s.get('mem') ?? '').replace(/\s+/g, '');
-    for (const engine of ['interp', 'jit']) {
-      const r = cli(['run', '--engine', engine, ...(mem ? [mem] : [])], a.raw);
+    const engines = ['interp', 'jit', 'native'];
+    const runs = await Promise.all(engines.map((engine) => cliAsync(['run', '--engine', engine, ...(mem ? [mem] : [])], a.raw)));
+    for (const [k, engine] of engines.entries()) {
+      const r = runs[k]!;
       if (s.has('result')) {
         t.equal(r.code, 0, `${f} (${engine}): exit 0 ${r.stderr}`);
         t.equal(BigInt(`0x${r.stdout.trim()}`), BigInt(s.get('result')!.trim()), `${f} (${engine}): r0`);
@@ -89,7 +105,7 @@ t.test('--elf: a clang-built object, .text subprograms linked', async (t) => {
   const bytes = fs.readFileSync(obj);
   let want = 7n;
   for (const b of [1, 2, 3, 250]) want = BigInt.asUintN(64, want * 31n + BigInt(b));
-  for (const engine of ['interp', 'jit']) {
+  for (const engine of ['interp', 'jit', 'native']) {
     const r = cli(['run', '--elf', '--engine', engine, '010203fa'], bytes);
     t.equal(r.code, 0, r.stderr);
     t.equal(BigInt(`0x${r.stdout.trim()}`), want, `${engine}: first program (vm/hash) with its .text callee`);

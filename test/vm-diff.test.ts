@@ -1,5 +1,5 @@
-// Randomized differential tests: random valid programs on the interpreter and on the compiler (they must
-// agree on r0, step count, memory and faults), and on the kernel through BPF_PROG_TEST_RUN wherever the
+// Randomized differential tests: random valid programs on the interpreter, the compiler and the native
+// engine (they must agree on r0, step count, memory and faults), and on the kernel through BPF_PROG_TEST_RUN wherever the
 // verifier accepts them (r0's low 32 bits, which is what the kernel reports).
 //   VM_DIFF_SEED=n to reproduce one seed; VM_DIFF_N / VM_DIFF_KERNEL_N to change the counts.
 import t from 'tap';
@@ -25,7 +25,7 @@ const helpers: Record<number, Helper> = {
   },
 };
 
-t.test('random programs: interpreter == compiler', async (t) => {
+t.test('random programs: interpreter == compiler == native engine', async (t) => {
   const env = vm.createEnvironment({ helpers });
   let loaded = 0;
   let faults = 0;
@@ -60,7 +60,7 @@ t.test('random programs: interpreter == compiler', async (t) => {
     } else ok++;
   }
   t.ok(loaded > N * 0.9, `${loaded} of ${N} random programs loaded`);
-  t.ok(ok > loaded * 0.2, `${ok} ran to exit, ${faults} faulted, ${budgets} ran out of budget: the same on both engines`);
+  t.ok(ok > loaded * 0.2, `${ok} ran to exit, ${faults} faulted, ${budgets} ran out of budget: the same on every engine`);
   t.comment(`outcomes: ${[...kinds].map(([k, v]) => `${k}=${v}`).join(' ')}`);
 });
 
@@ -105,7 +105,7 @@ try {
   why = `no native addon: ${(e as Error).message}`;
 }
 
-t.test('random programs: kernel == interpreter == compiler', { skip: native === undefined ? why : false }, async (t) => {
+t.test('random programs: kernel == interpreter == compiler == native engine', { skip: native === undefined ? why : false }, async (t) => {
   const SOCKET_FILTER = 1;
   const data = new Uint8Array(64);
   let accepted = 0;
@@ -139,10 +139,10 @@ t.test('random programs: kernel == interpreter == compiler', { skip: native === 
     agree++;
   }
   t.ok(accepted >= KN * 0.8, `the verifier accepted ${accepted} of ${KN} (${rejected} rejected)${firstRejects.length ? `; e.g. ${firstRejects.join(' ;; ')}` : ''}`);
-  t.equal(agree, accepted, `all ${accepted} accepted programs agree on kernel, interpreter and compiler`);
+  t.equal(agree, accepted, `all ${accepted} accepted programs agree on kernel, interpreter, compiler and native engine`);
 });
 
-t.test('a kernel-style program with a hand-checked result on all three', { skip: native === undefined ? why : false }, async (t) => {
+t.test('a kernel-style program with a hand-checked result on all four', { skip: native === undefined ? why : false }, async (t) => {
   const insns = vm.asm(`
     lddw %r1, 0x8000000000000000
     mov %r2, -1
@@ -161,9 +161,11 @@ t.test('a kernel-style program with a hand-checked result on all three', { skip:
   const k = native!.progTestRun(insns, 1, new Uint8Array(64), 1).retval >>> 0;
   const r = outcome(insns, undefined, { engine: 'interp' });
   const j = outcome(insns, undefined, { engine: 'jit' });
-  t.ok('r0' in r && 'r0' in j);
-  if ('r0' in r && 'r0' in j) {
+  const n = outcome(insns, undefined, { engine: 'native' });
+  t.ok('r0' in r && 'r0' in j && 'r0' in n);
+  if ('r0' in r && 'r0' in j && 'r0' in n) {
     t.equal(Number(r.r0 & 0xffffffffn), k, 'interpreter == kernel');
     t.equal(Number(j.r0 & 0xffffffffn), k, 'compiler == kernel');
+    t.equal(Number(n.r0 & 0xffffffffn), k, 'native engine == kernel');
   }
 });

@@ -1,6 +1,6 @@
 // Hostile input: malformed programs are refused at load naming the instruction; programs that loop,
-// recurse or poke outside their memory end with a clean VmError naming the instruction, on both
-// engines, quickly; nothing reaches the host as anything but a VmError.
+// recurse or poke outside their memory end with a clean VmError naming the instruction, on every
+// engine, quickly; nothing reaches the host as anything but a VmError.
 import t, { type Test } from 'tap';
 import { vm, VmError, DEFAULT_BUDGET } from '../backends/userspace/vm/index.js';
 import { ENGINES, fromHex } from './fixtures/vm/util.js';
@@ -58,7 +58,7 @@ t.test('malformed programs are refused at load, naming the instruction', async (
   loadError(t, new Uint8Array(8 * 1_000_001), 'invalid', undefined, /limit 1000000/, 'too long');
 });
 
-t.test('endless loops stop at the budget, quickly, on both engines', async (t) => {
+t.test('endless loops stop at the budget, quickly, on every engine', async (t) => {
   const forever = A('mov %r0, 0\nloop:\nadd %r0, 1\nja loop');
   for (const engine of ENGINES) {
     const t0 = performance.now();
@@ -139,5 +139,5 @@ t.test('errors never escape as anything but VmError (random bytes through load a
       }
     }
   }
-  t.pass(`3000 random programs x 2 engines: ${seen} VmErrors, nothing else`);
+  t.pass(`3000 random programs x ${ENGINES.length} engines: ${seen} VmErrors, nothing else`);
 });

@@ -1,9 +1,9 @@
-// The BPF ISA of RFC 9669, opcode by opcode, on both engines (every case runs on the interpreter and on
-// the compiler, and the two must agree on r0, step count, memory and faults). Expected values are
+// The BPF ISA of RFC 9669, opcode by opcode, on every engine (every case runs on the interpreter, on
+// the compiler and on the native engine, and they must agree on r0, step count, memory and faults). Expected values are
 // worked out from the RFC's definitions, not from either engine.
 import t, { type Test } from 'tap';
 import { vm } from '../backends/userspace/vm/index.js';
-import { r0Of } from './fixtures/vm/util.js';
+import { ENGINES, r0Of } from './fixtures/vm/util.js';
 
 const M64 = (1n << 64n) - 1n;
 const u = (v: bigint): bigint => v & M64;
@@ -252,7 +252,7 @@ t.test('r1 = memory, r2 = its length; no memory: r1 = r2 = 0', async (t) => {
   t.equal(r0Of('mov %r0, %r2\nexit', '0011223344'), 5n);
   t.equal(r0Of('mov %r0, %r1\nor %r0, %r2\nexit'), 0n);
   const mem = new Uint8Array([1, 2, 3, 4]);
-  for (const engine of ['interp', 'jit'] as const) {
+  for (const engine of ENGINES) {
     const m = mem.slice();
     vm.run(vm.asm('stw [%r1+0], 0x01020304\nmov %r0, 0\nexit'), m, { engine });
     t.same([...m], [4, 3, 2, 1], `${engine}: stores reach the caller's buffer`);
@@ -317,7 +317,7 @@ t.test('callx: address-taken functions and helper ids', async (t) => {
     ['callx of a code address not taken faults', 'lddw %r2, 0xc0de000000000010\ncallx %r2\nexit\nmov %r0, 1\nexit', 'call@2'],
   ]);
   const env = vm.createEnvironment({ helpers: { 5: (r1) => r1 * 2n } });
-  for (const engine of ['interp', 'jit'] as const) {
+  for (const engine of ENGINES) {
     const p = vm.load(vm.asm('mov %r1, 21\nmov %r2, 5\ncallx %r2\nexit'), { env });
     t.equal(vm.run(p, undefined, { engine }), 42n, `${engine}: callx of helper 5`);
   }

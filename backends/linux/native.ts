@@ -193,7 +193,45 @@ export interface NativeAddon {
   ptRegsMembers(obj: number): { members: string[]; userPtRegs: boolean };
 
   progTestRun(insns: Uint8Array, progType: number, data: Uint8Array | undefined, repeat: number): { retval: number; durationNs: number; dataOut: Uint8Array };
+
+  // the agent's eBPF engine (native/agent/vm/) in process: the userspace VM's 'native' engine
+  // (backends/userspace/vm/native.ts; the binding is native/src/vm.cc)
+  /**
+   * Load (decode and check) instructions whose map references are already plain lddw constants.
+   * `owner` is handed back to the hooks (held weakly); `resolve(owner, id)` says whether a helper id is
+   * known (at load, and at run time for callx). Throws an Error with `kind` ('invalid' | 'unsupported')
+   * and `pc` (or undefined) when the engine refuses the program.
+   */
+  vmLoad?(insns: Uint8Array, owner: object, tailCall: boolean, resolve: NativeVmResolve): NativeVmProgram;
+  /**
+   * Run from the entry with r1..r5 = args on `memory`'s bytes: its region table at layout[0] (u32
+   * count, u32 address; entries u32 start, end, flags), layout[1] the writable flag, layout[2] the
+   * stack's flag; the stack's 4 KiB at stackAddr. Hooks return undefined to abort the run.
+   */
+  vmRun?(
+    program: NativeVmProgram,
+    memory: WebAssembly.Memory,
+    args: BigUint64Array,
+    budget: number,
+    packetAddr: number,
+    packetSize: number,
+    stackAddr: number,
+    layout: Uint32Array,
+    helper: NativeVmHelper,
+    resolve: NativeVmResolve,
+    tail: NativeVmTail,
+  ): NativeVmResult;
 }
+
+/** a program loaded by vmLoad (an opaque handle; freed when collected) */
+export type NativeVmProgram = { readonly __nativeVmProgram: unique symbol };
+export type NativeVmResolve = (owner: object, id: number) => boolean;
+/** a helper call: its r0 (u64), or undefined to abort the run */
+export type NativeVmHelper = (owner: object, pc: number, id: number, r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint) => bigint | undefined;
+/** bpf_tail_call: the target's handle, null to fall through, or undefined to abort the run */
+export type NativeVmTail = (owner: object, pc: number, map: bigint, index: number) => NativeVmProgram | null | undefined;
+/** [status, r0, budget left, fault pc, faulting program's owner, address, width, write, stack low, callx value] */
+export type NativeVmResult = [number, bigint, number, number, object | undefined, bigint, number, boolean, number, bigint];
 
 export interface NativePerfSpec {
   type: number;

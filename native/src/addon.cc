@@ -55,6 +55,9 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo&);
 // compat.cc (compat passes)
 Napi::Value MapCreate(const Napi::CallbackInfo&);
 Napi::Value PtRegsMembers(const Napi::CallbackInfo&);
+// vm.cc (the agent's eBPF engine for the userspace VM's 'native' engine)
+Napi::Value VmLoad(const Napi::CallbackInfo&);
+Napi::Value VmRun(const Napi::CallbackInfo&);
 
 namespace {
 
@@ -117,6 +120,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("progTestRun", ProgTestRun);
   set("mapCreate", MapCreate);
   set("ptRegsMembers", PtRegsMembers);
+  set("vmLoad", VmLoad);
+  set("vmRun", VmRun);
   // mapOp and bufferPoll with a V8 fast path where this build has one (fastcall.h)
   bool fast = SetFastMapOp(env, exports) && SetFastBufferPoll(env, exports) && SetGuestMapFunctions(env, exports);
   exports.Set("fastCalls", Napi::Boolean::New(env, fast));

@@ -1,5 +1,5 @@
 // `wasm-bpf vm`: run, assemble and disassemble raw eBPF programs on the userspace VM.
-//   wasm-bpf vm run [--engine interp|jit] [--elf [--section NAME]] [--budget N] [MEMHEX] < program
+//   wasm-bpf vm run [--engine interp|jit|native] [--elf [--section NAME]] [--budget N] [MEMHEX] < program
 //   wasm-bpf vm asm [FILE] > program          (text from FILE or stdin)
 //   wasm-bpf vm disasm [--elf [--section NAME]] [FILE] > text   (bytes from FILE or stdin)
 // `run` follows the bpf_conformance plugin convention: program bytes on stdin, memory as a hex
@@ -11,13 +11,14 @@ import { AsmError, vm, VmError, type Engine } from '../../backends/userspace/vm/
 import { programFromElf } from '../../backends/userspace/vm/elf.js';
 
 const USAGE = `Usage:
-  wasm-bpf vm run [--engine interp|jit] [--elf [--section NAME]] [--budget N] [MEMHEX] < program
+  wasm-bpf vm run [--engine interp|jit|native] [--elf [--section NAME]] [--budget N] [MEMHEX] < program
   wasm-bpf vm asm [FILE] > program.bin
   wasm-bpf vm disasm [--elf [--section NAME]] [FILE]
 
 run     execute raw eBPF instructions (or an ELF object's program with --elf) read from stdin;
         MEMHEX (e.g. "00112233") is copied to VM memory, r1 = its address, r2 = its length;
-        prints r0 in hex. Default engine: jit. --budget: instruction limit (default 100000000).
+        prints r0 in hex. Default engine: jit (native: the uprobe agent's C engine, through the
+        addon). --budget: instruction limit (default 100000000).
 asm     assemble "mov32 %r0, 1" / "ldxdw %r0, [%r1+8]" / "jeq %r1, 0, +3" syntax to bytes
 disasm  print one instruction per line in the same syntax
 `;
@@ -63,7 +64,7 @@ function parse(args: string[]): Parsed | string {
     const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
     if (name === '--engine') {
       const v = value();
-      if (v !== 'interp' && v !== 'jit') return `--engine expects interp or jit`;
+      if (v !== 'interp' && v !== 'jit' && v !== 'native') return `--engine expects interp, jit or native`;
       p.engine = v;
     } else if (name === '--elf') p.elf = true;
     else if (name === '--section') {

@@ -5,8 +5,9 @@
 // entry point and every subprogram it calls, with ELF relocations already applied by the loader
 // (bpf-to-bpf call imms pc-relative, lddw map imms holding map fds). `vm.load()` validates it once,
 // resolves its lddw pseudo loads and helper calls through a `VmEnvironment` the loader supplies, and
-// returns a `VmProgram`. `vm.run()` executes it on one of two engines with one semantics: 'interp' (a
-// reference interpreter) or 'jit' (a compiler to WebAssembly, compiled once per program and cached).
+// returns a `VmProgram`. `vm.run()` executes it on one of three engines with one semantics: 'interp' (a
+// reference interpreter), 'jit' (a compiler to WebAssembly, compiled once per program and cached) or
+// 'native' (the uprobe agent's C engine, native/agent/vm/, through the addon).
 // Everything the program can touch lives in one address space, a `VmMemory` (one WebAssembly.Memory):
 // the stack, ctx, map values, ring buffer records, packet data. Pointers in registers are byte offsets
 // into it; every load and store is checked against the live `Region`s of that memory, and a program can
@@ -237,7 +238,8 @@ export interface VmEnvironment {
 
 // ---- programs and runs -------------------------------------------------------------------------------
 
-export type Engine = 'interp' | 'jit';
+/** 'native': the uprobe agent's C engine (native/agent/vm/) through the addon, for conformance and benchmarks */
+export type Engine = 'interp' | 'jit' | 'native';
 
 export interface LoadOptions {
   /** used in error messages (default 'prog') */
@@ -246,7 +248,7 @@ export interface LoadOptions {
   env?: VmEnvironment;
 }
 
-/** A validated, resolved program. Immutable; may be run any number of times, on either engine. */
+/** A validated, resolved program. Immutable; may be run any number of times, on any engine. */
 export interface VmProgram {
   readonly name: string;
   /** a copy of the instructions as given (8 bytes each, little-endian) */
@@ -259,7 +261,7 @@ export interface VmProgram {
 }
 
 export interface RunOptions {
-  /** default 'jit' */
+  /** default 'jit' ('native' needs the addon) */
   engine?: Engine;
   /**
    * Instructions the run may execute, tail-called programs included (default DEFAULT_BUDGET). Counted
@@ -286,7 +288,7 @@ export interface RunOptions {
 export interface RunResult {
   /** r0 at the entry program's exit, as u64 */
   r0: bigint;
-  /** instructions executed (counted per basic block on both engines, so both agree exactly) */
+  /** instructions executed (counted per basic block on every engine, so they agree exactly) */
   steps: number;
 }
 

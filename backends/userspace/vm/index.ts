@@ -19,6 +19,7 @@ import { assemble, disassemble } from './asm.js';
 import { interpret } from './interp.js';
 import { compileProgram, jitRun } from './jit.js';
 import { Memory, STACK_BASE, STACK_SIZE } from './memory.js';
+import { nativeRun } from './native.js';
 import { LoadedProgram, loadProgram } from './program.js';
 import { HelperCallImpl, PacketExit, type RunState } from './state.js';
 
@@ -39,13 +40,13 @@ function asProgram(program: VmProgram | Uint8Array): LoadedProgram {
 }
 
 function runEngine(engine: Engine, p: LoadedProgram, args: readonly bigint[], depth: number, st: RunState): bigint {
-  return engine === 'interp' ? interpret(p, args, depth, st) : jitRun(p, args, depth, st);
+  return engine === 'interp' ? interpret(p, args, depth, st) : engine === 'native' ? nativeRun(p, args, depth, st) : jitRun(p, args, depth, st);
 }
 
 function execute(program: VmProgram | Uint8Array, input?: Uint8Array, options: RunOptions = {}): RunResult {
   const p = asProgram(program);
   const engine: Engine = options.engine ?? 'jit';
-  if (engine !== 'jit' && engine !== 'interp') throw new TypeError(`unknown engine '${String(engine)}'`);
+  if (engine !== 'jit' && engine !== 'interp' && engine !== 'native') throw new TypeError(`unknown engine '${String(engine)}'`);
   const budget = options.budget ?? DEFAULT_BUDGET;
   if (!(budget >= 0) || !Number.isSafeInteger(budget)) throw new TypeError(`bad budget ${budget}`);
   const mem = p.memory;
