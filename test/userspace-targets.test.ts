@@ -236,6 +236,27 @@ t.test('by inode: a symlink path, a replaced binary', async (t) => {
   t.equal(gone.errno, 3, 'ESRCH once the process is gone');
 });
 
+t.test('by inode: a program run through a bind mount', async (t) => {
+  const bind = path.join(dir, 'bind');
+  fs.mkdirSync(bind);
+  try {
+    execFileSync('mount', ['--bind', dir, bind], { stdio: 'ignore' });
+  } catch {
+    t.skip('cannot bind-mount here (needs root)');
+    return;
+  }
+  t.teardown(() => execFileSync('umount', ['-l', bind]));
+  const p = new Prog(path.join(bind, 'prog-pie'));
+  t.teardown(() => p.stop());
+  const printed = await p.value('target_fn');
+  const r = resolveUprobe(uprobeTarget('uprobe', `${pie}:target_fn`));
+  const s = processSites(p.child.pid!, r);
+  t.equal(s.sites[0]?.address, printed, 'resolved through the original path');
+  t.equal(s.sites[0]?.mapping.path, path.join(bind, 'prog-pie'), 'the process maps it under the bind path');
+  t.same(s.stale, []);
+  await p.stop();
+});
+
 t.test('errors', async (t) => {
   const e = (target: string, errno: number, re: RegExp): void => {
     const err = errOf(() => resolveUprobe(uprobeTarget('uprobe', target)));
