@@ -191,6 +191,89 @@ t.test('an unprivileged user on debian 11: the linux backend is out', async (t) 
   t.match(refusal(d), /^no backend on this host can run the object:\n  - the linux backend: .*unprivileged[^\n]*\n  - the userspace backend: it cannot run xdp programs/, 'the refusal says why, per backend (never an empty list)');
 });
 
+t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_vm_readv', async (t) => {
+  const agent = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-agent-'));
+  t.teardown(() => fs.rmSync(agent, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(agent, 'libwbpf_hook.a'), '!<arch>\n');
+
+  // ubuntu arm64: Yama scope 1, root with every capability
+  const u = probe({ root: UBUNTU, agentDir: agent }).userspace;
+  t.same(u.attaches, [], 'USERSPACE_ATTACH: none in this build');
+  t.equal(u.arch.state, 'no');
+  t.match(u.arch.reason, /supports x86_64 only; this is arm64 \(arm64 is planned/);
+  t.equal(u.agent.state, 'yes');
+  t.same(u.agent.files, ['libwbpf_hook.a']);
+  t.equal(u.ptrace.state, 'yes');
+  t.equal(u.ptrace.yamaScope, 1);
+  t.equal(u.ptrace.capSysPtrace, true);
+  t.match(u.ptrace.reason, /^Yama ptrace_scope 1 \(restricted: only its descendants.*\), but this process has CAP_SYS_PTRACE/);
+  t.equal(u.preload.state, 'yes');
+  t.match(u.preload.reason, /setuid\/setgid or file-capability programs .* ignores LD_PRELOAD/);
+  t.equal(u.processVmReadv.state, 'yes');
+  t.equal(u.processVmReadv.since, '3.2');
+  t.match(u.processVmReadv.reason, /CONFIG_CROSS_MEMORY_ATTACH=y/);
+
+  // debian x86_64: no Yama; a config without the option
+  const d = probe({ root: DEBIAN, agentDir: agent }).userspace;
+  t.equal(d.arch.state, 'yes');
+  t.equal(d.ptrace.state, 'yes');
+  t.equal(d.ptrace.yamaScope, null);
+  t.match(d.ptrace.reason, /^no Yama \(no \/proc\/sys\/kernel\/yama\/ptrace_scope\): a process may ptrace the dumpable processes of its own uid \(and CAP_SYS_PTRACE: any process\)/);
+  t.equal(d.processVmReadv.state, 'unknown');
+  t.match(d.processVmReadv.reason, /CONFIG_CROSS_MEMORY_ATTACH is not in \/proc\/config\.gz/);
+
+  // the agent not built
+  const none = probe({ root: DEBIAN, agentDir: path.join(agent, 'nothere') }).userspace.agent;
+  t.equal(none.state, 'no');
+  t.match(none.reason, /the agent is not built: .*nothere has no libwbpf_hook\.a/);
+  t.equal(none.fix, `make -C ${agent}`);
+
+  // an ordinary user under each Yama scope
+  const user = copyOf(t, UBUNTU);
+  fs.writeFileSync(path.join(user, 'proc/self/status'), 'Name:\tnode\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\n');
+  const scope = (v: string): ReturnType<typeof probe>['userspace']['ptrace'] => {
+    fs.writeFileSync(path.join(user, 'proc/sys/kernel/yama/ptrace_scope'), `${v}\n`);
+    return probe({ root: user, agentDir: agent }).userspace.ptrace;
+  };
+  const s0 = scope('0');
+  t.same([s0.state, s0.yamaScope, s0.capSysPtrace], ['yes', 0, false]);
+  t.match(s0.reason, /^Yama ptrace_scope 0 \(classic: a process may ptrace any dumpable process of its own uid\)$/);
+  const s1 = scope('1');
+  t.same([s1.state, s1.errno], ['no', 'EPERM']);
+  t.match(s1.reason, /joining a running process needs CAP_SYS_PTRACE, which this process lacks; commands launched under wasm-bpf \(LD_PRELOAD\) are not affected/);
+  t.match(s1.fix, /CAP_SYS_PTRACE .*kernel\.yama\.ptrace_scope=0/);
+  const s2 = scope('2');
+  t.equal(s2.state, 'no');
+  t.match(s2.reason, /^Yama ptrace_scope 2 \(admin-only: only with CAP_SYS_PTRACE\)/);
+  const s3 = scope('3');
+  t.equal(s3.state, 'no');
+  t.match(s3.reason, /no attach: nobody may ptrace-attach, not even root/);
+  t.match(s3.fix, /cannot be lowered until reboot/);
+  const bad = scope('x');
+  t.same([bad.state, bad.yamaScope], ['unknown', null]);
+  t.match(bad.reason, /'x' is not a Yama scope/);
+  // root is no exception at scope 3
+  const root3 = copyOf(t, UBUNTU);
+  fs.writeFileSync(path.join(root3, 'proc/sys/kernel/yama/ptrace_scope'), '3\n');
+  t.equal(probe({ root: root3, agentDir: agent }).userspace.ptrace.state, 'no');
+
+  // windows: none of it
+  const w = probe({ root: WINDOWS, agentDir: agent }).userspace;
+  t.same([w.ptrace.state, w.preload.state, w.processVmReadv.state], ['no', 'no', 'no']);
+
+  // shown by `wasm-bpf probe`
+  const human = runCli(['probe', '--root', UBUNTU]);
+  t.equal(human.code, 0, human.stderr);
+  t.match(human.stdout, /Userspace backend {2}attaching in live processes\n {2}attaches +no program kind in this build\n {2}arch +no +the agent's inline hook supports x86_64 only/);
+  t.match(human.stdout, /\n {2}ptrace +yes +Yama ptrace_scope 1/);
+  t.match(human.stdout, /\n {2}LD_PRELOAD +yes /);
+  t.match(human.stdout, /\n {2}process_vm_readv yes +CONFIG_CROSS_MEMORY_ATTACH=y/);
+  const json = runCli(['probe', '--root', UBUNTU, '--json']);
+  const j = JSON.parse(json.stdout) as Report;
+  t.equal(j.userspace.ptrace.yamaScope, 1);
+  t.equal(j.userspace.arch.state, 'no');
+});
+
 t.test('bad input: config.gz', async (t) => {
   const dir = copyOf(t, DEBIAN);
   const gz = path.join(dir, 'proc/config.gz');

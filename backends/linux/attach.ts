@@ -7,7 +7,7 @@ import type { NativeAddon } from './native.js';
 import { nativeCall } from './errors.js';
 import type { Policy } from '../../src/policy/policy.js';
 import { allowCgroup, allowInterface, allowUprobe } from '../../src/policy/enforce.js';
-import { sectionBinary } from '../../src/policy/needs.js';
+import { parseUprobeSpec, sectionBinary } from '../../src/object/uprobe.js';
 import { ERRNO, PERF_COUNT_SW, PERF_TYPE, PROG_TYPE } from '../../src/kernel/uapi.js';
 
 const CGROUP_TYPES = new Set<number>([
@@ -77,13 +77,12 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
     // an explicit target, or (under a policy that names binaries) the section's own: the binary that
     // was checked is the one probed
     const spec = target ?? req.section.slice(req.section.indexOf('/') + 1);
-    const m = /^(.+):([^:+]+)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(spec);
-    if (!m) throw new BackendError(`${what}: uprobe target '${spec}' is not BINARY:FUNCTION[+OFFSET]`, ERRNO.EINVAL);
-    const [, named, func, off] = m;
-    const binary = allowUprobe(req.policy, named!, what);
+    const parsed = parseUprobeSpec(spec);
+    if (!parsed) throw new BackendError(`${what}: uprobe target '${spec}' is not BINARY:FUNCTION[+OFFSET]`, ERRNO.EINVAL);
+    const binary = allowUprobe(req.policy, parsed.binary, what);
     if (!fs.existsSync(binary)) throw new BackendError(`${what}: uprobe target binary ${binary} does not exist`, ENOENT);
     const retprobe = req.section.startsWith('uretprobe');
-    return [nativeCall(() => native.attachUprobe(obj, program, retprobe, -1, binary, func!, off ? Number(off) : 0), what)];
+    return [nativeCall(() => native.attachUprobe(obj, program, retprobe, -1, binary, parsed.func, parsed.offset), what)];
   }
   const binary = sectionBinary(req.section);
   if (binary !== undefined) allowUprobe(req.policy, binary, what);

@@ -1,7 +1,7 @@
 // A small, defensive ELF64 reader for eBPF objects (little- and big-endian).
 //
-// It reads the file header, the section header table, section names, the symbol table and
-// relocation sections. Every offset and size read from the file is checked against the buffer:
+// It reads the file header, the section header table, section names, the symbol tables (.symtab, and
+// .dynsym with its GNU symbol versions) and relocation sections. Every offset and size read from the file is checked against the buffer:
 // malformed input throws ElfError (code 'ELF_MALFORMED'), never a RangeError or TypeError.
 
 /** Thrown for anything that is not a well-formed ELF64 object. */
@@ -29,6 +29,8 @@ export const SHT = {
   REL: 9,
   DYNSYM: 11,
   SYMTAB_SHNDX: 18,
+  GNU_VERDEF: 0x6ffffffd,
+  GNU_VERSYM: 0x6fffffff,
 } as const;
 
 /** Section flags. */
@@ -39,7 +41,7 @@ export const SHF = {
 } as const;
 
 /** Symbol types (st_info & 0xf). */
-export const STT = { NOTYPE: 0, OBJECT: 1, FUNC: 2, SECTION: 3, FILE: 4 } as const;
+export const STT = { NOTYPE: 0, OBJECT: 1, FUNC: 2, SECTION: 3, FILE: 4, GNU_IFUNC: 10 } as const;
 /** Symbol bindings (st_info >> 4). */
 export const STB = { LOCAL: 0, GLOBAL: 1, WEAK: 2 } as const;
 /** Symbol visibilities (st_other & 3). */
@@ -77,6 +79,10 @@ export interface ElfSymbol {
   visibility: number;
   /** Section index, with SHN_XINDEX already resolved through SHT_SYMTAB_SHNDX. */
   shndx: number;
+  /** .dynsym only: the GNU version this object defines the symbol with (`GLIBC_2.2.5`), from .gnu.version_d */
+  version?: string;
+  /** .dynsym only: the version is hidden (`name@VER`, not the default `name@@VER`) */
+  versionHidden?: boolean;
 }
 
 export interface ElfRelocation {
@@ -106,6 +112,9 @@ export interface ElfFile {
   sections: ElfSection[];
   /** The .symtab symbols (index 0, the null symbol, included); [] if there is no symtab. */
   symbols: ElfSymbol[];
+  /** The .dynsym symbols (shared objects, dynamic executables), with their versions; [] if there is none.
+   *  Read on first call (eBPF objects have none), then kept; throws ElfError when they are malformed. */
+  dynamicSymbols(): ElfSymbol[];
   relocations: ElfRelocationSection[];
   /** The first section with this name. */
   section(name: string): ElfSection | undefined;
@@ -277,6 +286,15 @@ export function parseElf(bytes: Uint8Array): ElfFile {
   }
 
   const symbols = readSymbols(r, sections);
+  let dynsyms: ElfSymbol[] | undefined;
+  const dynamicSymbols = (): ElfSymbol[] => {
+    if (!dynsyms) {
+      const syms = readSymbols(r, sections, SHT.DYNSYM);
+      if (syms.length) readVersions(r, sections, syms);
+      dynsyms = syms;
+    }
+    return dynsyms;
+  };
   const relocations = readRelocations(r, sections, symbols.length);
   const byName = new Map<string, ElfSection>();
   for (const s of sections) if (!byName.has(s.name)) byName.set(s.name, s);
@@ -288,6 +306,7 @@ export function parseElf(bytes: Uint8Array): ElfFile {
     flags,
     sections,
     symbols,
+    dynamicSymbols,
     relocations,
     extent,
     section: (name: string) => byName.get(name),
@@ -302,8 +321,8 @@ function linked(sections: ElfSection[], owner: ElfSection, type: number, what: s
   return s;
 }
 
-function readSymbols(r: Reader, sections: ElfSection[]): ElfSymbol[] {
-  const symtab = sections.find((s) => s.type === SHT.SYMTAB);
+function readSymbols(r: Reader, sections: ElfSection[], type: number = SHT.SYMTAB): ElfSymbol[] {
+  const symtab = sections.find((s) => s.type === type);
   if (!symtab) return [];
   if (symtab.entsize !== SYM_SIZE) throw new ElfError(`symbol table entry size ${symtab.entsize} (expected ${SYM_SIZE})`);
   if (symtab.size % SYM_SIZE !== 0) throw new ElfError(`symbol table size ${symtab.size} is not a multiple of ${SYM_SIZE}`);
@@ -333,6 +352,43 @@ function readSymbols(r: Reader, sections: ElfSection[]): ElfSymbol[] {
     };
   }
   return out;
+}
+
+/** GNU symbol versions of defined dynamic symbols: .gnu.version (one u16 per symbol) into .gnu.version_d. */
+function readVersions(r: Reader, sections: ElfSection[], syms: ElfSymbol[]): void {
+  const versym = sections.find((s) => s.type === SHT.GNU_VERSYM);
+  const verdef = sections.find((s) => s.type === SHT.GNU_VERDEF);
+  if (!versym || !verdef) return;
+  const strs = linked(sections, verdef, SHT.STRTAB, 'string table').data();
+  // Elf64_Verdef: vd_version u16, vd_flags u16, vd_ndx u16, vd_cnt u16, vd_hash u32, vd_aux u32, vd_next u32;
+  // Elf64_Verdaux: vda_name u32, vda_next u32. sh_info = the number of definitions.
+  const names = new Map<number, string>();
+  let o = verdef.offset;
+  for (let i = 0; i < verdef.info; i++) {
+    const what = `version definition ${i}`;
+    if (o + 20 > verdef.offset + verdef.size) throw new ElfError(`${what} is past the end of .gnu.version_d`);
+    const ndx = r.u16(o + 4, what);
+    const cnt = r.u16(o + 6, what);
+    const aux = r.u32(o + 12, what);
+    const next = r.u32(o + 16, what);
+    if (cnt > 0) {
+      if (o + aux + 8 > verdef.offset + verdef.size) throw new ElfError(`${what}: its name is past the end of .gnu.version_d`);
+      names.set(ndx, strAt(strs, r.u32(o + aux, what), what));
+    }
+    if (next === 0) break;
+    o += next;
+  }
+  if (versym.size < syms.length * 2) throw new ElfError(`.gnu.version has ${versym.size / 2} entries for ${syms.length} dynamic symbols`);
+  for (const sym of syms) {
+    if (sym.shndx === SHN.UNDEF) continue;
+    const v = r.u16(versym.offset + sym.index * 2, `.gnu.version entry ${sym.index}`);
+    const name = names.get(v & 0x7fff);
+    // index 1 is the object's own base version (its soname), not a symbol version
+    if (name !== undefined && (v & 0x7fff) > 1) {
+      sym.version = name;
+      sym.versionHidden = (v & 0x8000) !== 0;
+    }
+  }
 }
 
 function readRelocations(r: Reader, sections: ElfSection[], nsyms: number): ElfRelocationSection[] {

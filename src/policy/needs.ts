@@ -4,6 +4,7 @@
 // load gate (enforce.ts) compares it with the policy.
 import { insn, OP_CALL, type BpfObject, type BpfProgram } from '../object/loader.js';
 import { sectionDef } from '../object/sections.js';
+import { sectionBinary } from '../object/uprobe.js';
 import { HELPER_NAME, PROG_TYPE } from '../kernel/uapi.js';
 
 /** what kind of target a program of this kind is attached to when the guest names one */
@@ -42,12 +43,6 @@ export const PROGRAM_KINDS: ReadonlySet<string> = new Set([...TYPE_NAMES.values(
 function programKind(type: number, section: string): string {
   if (type === PROG_TYPE.KPROBE && sectionDef(section)?.uprobe === true) return 'uprobe';
   return TYPE_NAMES.get(type) ?? `type ${type}`;
-}
-
-/** the binary a uprobe or usdt section names (libbpf reads it up to the first ':'), if any */
-export function sectionBinary(section: string): string | undefined {
-  const m = /^(?:uprobe|uretprobe|usdt)(?:\.s)?\/([^:]+):/.exec(section);
-  return m ? m[1] : undefined;
 }
 
 function targetKind(kind: string): TargetKind | undefined {

@@ -163,6 +163,15 @@ export function formatReport(r: Report, opts: FormatOptions): string {
 
   head('Backends');
   for (const [n, b] of Object.entries(r.backends)) check(n, b, b.reason, 10);
+
+  const u = r.userspace;
+  head('Userspace backend', 'attaching in live processes');
+  kv('attaches', u.attaches.length ? u.attaches.join(', ') : 'no program kind in this build', 16);
+  check('arch', u.arch, u.arch.reason);
+  check('agent', u.agent, u.agent.reason);
+  check('ptrace', u.ptrace, u.ptrace.reason);
+  check('LD_PRELOAD', u.preload, u.preload.reason);
+  check('process_vm_readv', u.processVmReadv, u.processVmReadv.reason);
   out.push('');
   return out.join('\n');
 }

@@ -36,6 +36,8 @@ export interface ProbeOptions {
   cacheDir?: string;
   /** names the report handed out says are absent (--assume-missing); the cached report is never changed */
   assumeMissing?: readonly string[];
+  /** the agent's build directory the userspace checks look at (default: this install's native/agent/build) */
+  agentDir?: string;
 }
 
 /** This host; the native addon is loaded on first use of `live` (a cache hit never loads it). */
@@ -61,6 +63,7 @@ function buildOpts(opts: ProbeOptions, sys: SystemView, noProbeReason?: string):
   return {
     ...(opts.full ? { full: true } : {}),
     ...(opts.btfPath ? { btfPath: opts.btfPath } : {}),
+    ...(opts.agentDir ? { agentDir: opts.agentDir } : {}),
     // the cache (and the BTFHub files in it) belong to the host running wasm-bpf, also in fixture mode
     cacheDir: opts.cacheDir ?? defaultCacheDir(typeof process.getuid === 'function' ? process.getuid() : null),
     ...(noProbeReason ?? sys.liveError ? { noProbeReason: noProbeReason ?? sys.liveError } : {}),

@@ -11,7 +11,8 @@ import { makeRun } from './run.js';
 import { startPerfChecks } from './perf.js';
 import { helpers, mapTypes, progTypes } from './progmap.js';
 import { attachMechanisms, features } from './attach.js';
-import { backends } from './backends.js';
+import { backends, USERSPACE_ATTACH } from './backends.js';
+import { userspaceFacts } from './userspace.js';
 import { readText } from './system.js';
 
 export interface BuildOptions {
@@ -23,6 +24,8 @@ export interface BuildOptions {
   cacheDir?: string;
   /** why there are no live probes when sys.live is undefined (default: fixture) */
   noProbeReason?: string;
+  /** the agent's build directory checked for the userspace backend (default: this install's native/agent/build) */
+  agentDir?: string;
 }
 
 /** which of the capabilities that bpf() checks this process lacks ('' when none) */
@@ -111,6 +114,7 @@ export function buildReport(sys: SystemView, opts: BuildOptions = {}): Report {
     attach,
     features: feats,
     backends: backends(sys, platform, feats.bpf_syscall),
+    userspace: userspaceFacts({ sys, platform, arch, kernel, kc, privileges, attaches: USERSPACE_ATTACH, ...(opts.agentDir ? { agentDir: opts.agentDir } : {}) }),
   };
   if (opts.full) report.helpers = helpers(run, prog);
   report.durationMs = Math.round((performance.now() - t0) * 10) / 10;

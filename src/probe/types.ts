@@ -197,6 +197,27 @@ export interface BackendCheck extends Check {
   built: boolean;
 }
 
+/** The userspace backend's facts for attaching uprobes inside live processes (src/probe/userspace.ts). */
+export interface UserspaceSection {
+  /** the program kinds it attaches in this build (USERSPACE_ATTACH of src/probe/backends.ts) */
+  attaches: string[];
+  /** the arch is one the agent's inline hook supports (x86_64; arm64 later) */
+  arch: Check;
+  /** the agent's native parts are built in this install: `dir` holds every one of `files` */
+  agent: Check & { dir: string; files: string[] };
+  /** joining a running process of this user (ptrace, agent injection): Yama's scope and CAP_SYS_PTRACE */
+  ptrace: Check & {
+    /** /proc/sys/kernel/yama/ptrace_scope (0-3); null without Yama or when unreadable */
+    yamaScope: number | null;
+    /** CAP_SYS_PTRACE in CapEff; null when unknown */
+    capSysPtrace: boolean | null;
+  };
+  /** launching a command with the agent in LD_PRELOAD (not for setuid/setgid/file-capability or static programs) */
+  preload: Check;
+  /** process_vm_readv(2): Linux 3.2+, CONFIG_CROSS_MEMORY_ATTACH */
+  processVmReadv: Feature;
+}
+
 export interface HelperTable {
   /** helper name -> availability from this program type */
   [helper: string]: Check;
@@ -227,4 +248,6 @@ export interface Report {
   attach: Record<AttachName, Feature>;
   features: Record<FeatureName, Feature>;
   backends: Record<BackendName, BackendCheck>;
+  /** the userspace backend's facts for attaching in live processes */
+  userspace: UserspaceSection;
 }
