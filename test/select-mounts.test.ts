@@ -20,6 +20,7 @@ t.test('the plan: tracefs for tracepoint programs on the kernel, nothing for oth
   t.same(planObject(report, tp, 'linux').mounts?.length, 1, '--backend linux too');
   t.notOk(planObject(report, tp, 'userspace').mounts, 'not for the userspace backend');
   t.notOk(planObject(report, { programs: [{ name: 'x', section: 'xdp', type: 0 }], maps: [] }).mounts, 'not for xdp');
+  t.same(planObject(undefined, tp, 'linux').mounts?.length, 1, 'without a report (the probe failed) too');
   // a report that says tracefs is missing: the tracepoint need is not a blocker, the mount is the fix
   const noTracefs = {
     ...report,

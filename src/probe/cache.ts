@@ -1,6 +1,7 @@
 // The per-boot cache of the report. Key: kernel release + boot id (a reboot or another kernel invalidates it),
 // plus uid and effective capabilities (answers depend on privileges), the report schema, this build of the
-// prober (a new build may answer differently: the time its code was written), --full and --btf.
+// prober (a new build may answer differently: the newest modification time of the files beside this one,
+// i.e. the prober's sources, its compiled files or the bundle's chunks), --full and --btf.
 // Location: $WASM_BPF_CACHE_DIR if set, else /var/cache/wasm-bpf when root, else $XDG_CACHE_HOME/wasm-bpf
 // (~/.cache/wasm-bpf).
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import { parseStatus } from './procstatus.js';
 
 export interface CacheKey {
   schemaVersion: number;
-  /** this build of the prober: the modification time (ms) of the file this code runs from */
+  /** this build of the prober: the newest modification time (ms) of the files in the folder this code runs from */
   build: number;
   release: string;
   bootId: string;
@@ -50,7 +51,13 @@ let build: number | undefined;
 function thisBuild(): number {
   if (build === undefined) {
     try {
-      build = Math.trunc(fs.statSync(fileURLToPath(import.meta.url)).mtimeMs);
+      const dir = path.dirname(fileURLToPath(import.meta.url));
+      let newest = 0;
+      for (const f of fs.readdirSync(dir)) {
+        if (!/\.(ts|js|mjs)$/.test(f)) continue;
+        newest = Math.max(newest, fs.statSync(path.join(dir, f)).mtimeMs);
+      }
+      build = Math.trunc(newest);
     } catch {
       build = 0;
     }

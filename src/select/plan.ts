@@ -101,6 +101,8 @@ export function planObject(
   });
   if (!report) {
     const backend = choice === 'auto' ? 'linux' : choice;
+    const tp = onKernel ? shape.programs.find((p) => needsForProgram(p.section, p.type || undefined).some((n) => n.kind === 'attach' && n.mech === 'tracepoint')) : undefined;
+    if (tp) mounts.push({ ...TRACEFS, why: `program '${tp.name}' (${tp.section}) attaches through tracefs` });
     reasons.push(choice === 'auto' ? 'linux: no prober report; loading without routing' : `--backend ${choice}: chosen by the user`);
     return { backend, blocking, uncertain, reasons, ...extras() };
   }
