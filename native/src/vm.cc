@@ -71,6 +71,16 @@ bool Refresh(Run& r) {
   return true;
 }
 
+// after a JavaScript hook returned: its calls may have grown the memory (a new buffer, moved regions)
+int AfterHook(Run& r) {
+  Napi::HandleScope scope(r.env);
+  if (!Refresh(r)) {
+    r.aborted = true;
+    return 1;
+  }
+  return 0;
+}
+
 int JsHelper(ebpf_vm_call* c) {
   Run& r = *cur;
   try {
@@ -91,12 +101,7 @@ int JsHelper(ebpf_vm_call* c) {
     r.aborted = true;
     return 1;
   }
-  Napi::HandleScope scope(r.env);
-  if (!Refresh(r)) {
-    r.aborted = true;
-    return 1;
-  }
-  return 0;
+  return AfterHook(r);
 }
 
 ebpf_vm_helper_fn Lookup(void* user, uint32_t id) {
@@ -129,12 +134,7 @@ int JsTail(ebpf_vm_call* c, uint64_t map, uint32_t index, const ebpf_vm_prog** t
     r.aborted = true;
     return 1;
   }
-  Napi::HandleScope scope(r.env);
-  if (!Refresh(r)) {
-    r.aborted = true;
-    return 1;
-  }
-  return 0;
+  return AfterHook(r);
 }
 
 }  // namespace

@@ -442,55 +442,36 @@ static inline void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static inline void st16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 
-/* atomic read-modify-write (real atomics when aligned: maps are shared with other threads) */
-static uint32_t rmw32(uint8_t *p, int32_t op, uint32_t v, uint32_t expect) {
-  if (((uintptr_t)p & 3) == 0) {
-    uint32_t *q = (uint32_t *)(void *)p;
-    switch (op) {
-      case 0xf1: __atomic_compare_exchange_n(q, &expect, v, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); return expect;
-      case 0xe1: return __atomic_exchange_n(q, v, __ATOMIC_SEQ_CST);
-      case 0x00: case 0x01: return __atomic_fetch_add(q, v, __ATOMIC_SEQ_CST);
-      case 0x40: case 0x41: return __atomic_fetch_or(q, v, __ATOMIC_SEQ_CST);
-      case 0x50: case 0x51: return __atomic_fetch_and(q, v, __ATOMIC_SEQ_CST);
-      default: return __atomic_fetch_xor(q, v, __ATOMIC_SEQ_CST);
-    }
+/* atomic read-modify-write (real atomics when aligned: maps are shared with other threads); one body
+ * for both widths */
+#define DEFINE_RMW(NAME, T, LD, ST)                                                                           \
+  static T NAME(uint8_t *p, int32_t op, T v, T expect) {                                                      \
+    if (((uintptr_t)p & (sizeof(T) - 1)) == 0) {                                                              \
+      T *q = (T *)(void *)p;                                                                                  \
+      switch (op) {                                                                                           \
+        case 0xf1: __atomic_compare_exchange_n(q, &expect, v, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); return expect; \
+        case 0xe1: return __atomic_exchange_n(q, v, __ATOMIC_SEQ_CST);                                        \
+        case 0x00: case 0x01: return __atomic_fetch_add(q, v, __ATOMIC_SEQ_CST);                              \
+        case 0x40: case 0x41: return __atomic_fetch_or(q, v, __ATOMIC_SEQ_CST);                               \
+        case 0x50: case 0x51: return __atomic_fetch_and(q, v, __ATOMIC_SEQ_CST);                              \
+        default: return __atomic_fetch_xor(q, v, __ATOMIC_SEQ_CST);                                           \
+      }                                                                                                       \
+    }                                                                                                         \
+    T old = LD(p), nv;                                                                                        \
+    switch (op) {                                                                                             \
+      case 0xf1: if (old == expect) ST(p, v); return old;                                                     \
+      case 0xe1: nv = v; break;                                                                               \
+      case 0x00: case 0x01: nv = old + v; break;                                                              \
+      case 0x40: case 0x41: nv = old | v; break;                                                              \
+      case 0x50: case 0x51: nv = old & v; break;                                                              \
+      default: nv = old ^ v;                                                                                  \
+    }                                                                                                         \
+    ST(p, nv);                                                                                                \
+    return old;                                                                                               \
   }
-  uint32_t old = ld32(p), nv;
-  switch (op) {
-    case 0xf1: if (old == expect) st32(p, v); return old;
-    case 0xe1: nv = v; break;
-    case 0x00: case 0x01: nv = old + v; break;
-    case 0x40: case 0x41: nv = old | v; break;
-    case 0x50: case 0x51: nv = old & v; break;
-    default: nv = old ^ v;
-  }
-  st32(p, nv);
-  return old;
-}
-static uint64_t rmw64(uint8_t *p, int32_t op, uint64_t v, uint64_t expect) {
-  if (((uintptr_t)p & 7) == 0) {
-    uint64_t *q = (uint64_t *)(void *)p;
-    switch (op) {
-      case 0xf1: __atomic_compare_exchange_n(q, &expect, v, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); return expect;
-      case 0xe1: return __atomic_exchange_n(q, v, __ATOMIC_SEQ_CST);
-      case 0x00: case 0x01: return __atomic_fetch_add(q, v, __ATOMIC_SEQ_CST);
-      case 0x40: case 0x41: return __atomic_fetch_or(q, v, __ATOMIC_SEQ_CST);
-      case 0x50: case 0x51: return __atomic_fetch_and(q, v, __ATOMIC_SEQ_CST);
-      default: return __atomic_fetch_xor(q, v, __ATOMIC_SEQ_CST);
-    }
-  }
-  uint64_t old = ld64(p), nv;
-  switch (op) {
-    case 0xf1: if (old == expect) st64(p, v); return old;
-    case 0xe1: nv = v; break;
-    case 0x00: case 0x01: nv = old + v; break;
-    case 0x40: case 0x41: nv = old | v; break;
-    case 0x50: case 0x51: nv = old & v; break;
-    default: nv = old ^ v;
-  }
-  st64(p, nv);
-  return old;
-}
+DEFINE_RMW(rmw32, uint32_t, ld32, st32)
+DEFINE_RMW(rmw64, uint64_t, ld64, st64)
+#undef DEFINE_RMW
 
 /* LD_ABS / LD_IND: a network-order load from the packet; 0 and *ok = 0 outside it */
 static uint32_t packet_load(const ebpf_vm_run *run, int32_t off, uint32_t w, int *ok) {
