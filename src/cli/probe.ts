@@ -74,7 +74,7 @@ function parseArgs(argv: string[]): ProbeArgs | 'help' {
 
 /** the "Compat" section: which compat passes runs on this host would apply, and why */
 function formatCompat(steps: CompatStep[]): string {
-  const lines = ['Compat (applied by the selector when an object needs it)'];
+  const lines = ['', 'Compat (applied by the selector when an object needs it)'];
   for (const c of steps) lines.push(`  ${c.step.padEnd(14)} ${(c.applies ? 'applies' : 'no').padEnd(8)} ${c.why}`);
   return `${lines.join('\n')}\n\n`;
 }
