@@ -1,6 +1,8 @@
 /* The shared region: creates a map's memfd with the kernel's creation checks and lays out its header
  * (host), maps an existing one and checks it (agents), robust process-shared locks, the current CPU. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -169,5 +171,6 @@ void wbpf_map_close(struct wbpf_map *m, int close_fds) {
 
 uint32_t wbpf_map_op_value_size(const struct wbpf_map *m) { return is_percpu(m->h->type) ? m->h->stride : m->h->value_size; }
 uint32_t wbpf_map_type(const struct wbpf_map *m) { return m->h->type; }
+uint32_t wbpf_map_key_size(const struct wbpf_map *m) { return m->h->key_size; }
 uint64_t wbpf_map_drops(const struct wbpf_map *m) { return atomic_load(&m->h->drops); }
 uint64_t wbpf_map_recoveries(const struct wbpf_map *m) { return atomic_load(&m->h->recoveries); }

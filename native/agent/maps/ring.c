@@ -1,7 +1,9 @@
 /* Ring buffer (kernel/bpf/ringbuf.c semantics) and perf event array (one ring per CPU, lost counts) in
  * shared memory: producers in any process reserve under a robust per-ring mutex and commit with one
  * release store of the record header; the single consumer (the host) drains and sleeps in poll(2). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>

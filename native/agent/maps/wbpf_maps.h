@@ -57,6 +57,7 @@ void wbpf_map_close(struct wbpf_map *m, int close_fds);
 /* bytes the syscall side's lookup writes / update reads (per-CPU: round8(value_size) * ncpus) */
 uint32_t wbpf_map_op_value_size(const struct wbpf_map *m);
 uint32_t wbpf_map_type(const struct wbpf_map *m);
+uint32_t wbpf_map_key_size(const struct wbpf_map *m);
 /* ring buffer: failed reserves/outputs (full); perf array: lost samples */
 uint64_t wbpf_map_drops(const struct wbpf_map *m);
 /* robust-lock recoveries (a holder died): for tests and diagnostics */
