@@ -218,6 +218,28 @@ t.test('a second mapping of the memfd (as an agent maps it) sees the same map', 
   t.throws(() => native.shmMapOpen(1, -1), { code: 'EINVAL' }, 'a file that is not a map: EINVAL');
 });
 
+t.test('read-only maps: frozen, BPF_F_RDONLY, BPF_F_WRONLY, as the TypeScript maps', async (t) => {
+  const mem = new Uint8Array(32);
+  const cases: [MapSpec, boolean][] = [[spec(2, 4, 8, 1), true], [spec(1, 4, 8, 2), true], [spec(1, 4, 8, 2, 0x8), false], [spec(1, 4, 8, 2, 0x10), false], [spec(2, 4, 8, 2, 0x8), false]];
+  for (const [s, freeze] of cases) {
+    const { ts, shm } = pair(s);
+    const ops = (): number[] => [2, 1, 3, 4, 21].map((cmd) => {
+      const a = tsMapOperate(ts, cmd, mem, 0, 8, 0);
+      const b = native.shmMapOp(cmd, shm.id, mem, 0, 8, 0);
+      return a === b ? a : 1000 + b;
+    });
+    const before = ops();
+    t.notOk(before.some((r) => r >= 1000), `type ${s.type} flags 0x${s.flags.toString(16)}: ${before.join(' ')}`);
+    if (freeze) {
+      ts.frozen = true;
+      native.shmMapFreeze(shm.id);
+      const after = ops();
+      t.notOk(after.some((r) => r >= 1000), `type ${s.type} frozen: ${after.join(' ')}`);
+      t.equal(after[0], -1, 'frozen: update EPERM');
+    }
+  }
+});
+
 t.test('ring buffer: records in the RecordSource format, drops when full, wake-up and stop', async (t) => {
   const s = spec(27, 0, 0, 4096, 0, 'rb');
   const ts = createMap(s, { memory: vm.createMemory(), ncpus: NCPUS, cpu: () => 0, maxMapBytes: 1 << 24 }) as RingBufMap;

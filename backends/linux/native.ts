@@ -211,6 +211,8 @@ export interface NativeAddon {
    */
   shmRingPoll(id: number, timeoutMs: number, out: Uint8Array, stopFd: number): number;
   shmRingPendingSize(id: number): number;
+  /** bpf_map_freeze: syscall-side writes then fail with EPERM (libbpf freezes .rodata after load) */
+  shmMapFreeze(id: number): void;
   /** ring buffer: outputs refused because it was full; perf event array: lost samples */
   shmMapDrops(id: number): number;
   /** perf event array: a reader opened it (slots below ncpus accept output) */

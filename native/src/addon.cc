@@ -60,6 +60,7 @@ Napi::Value ShmMapOp(const Napi::CallbackInfo&);
 Napi::Value ShmRingPoll(const Napi::CallbackInfo&);
 Napi::Value ShmRingPendingSize(const Napi::CallbackInfo&);
 Napi::Value ShmMapDrops(const Napi::CallbackInfo&);
+Napi::Value ShmMapFreeze(const Napi::CallbackInfo&);
 Napi::Value ShmPerfOpenReaders(const Napi::CallbackInfo&);
 Napi::Value ShmRingbufOutput(const Napi::CallbackInfo&);
 Napi::Value ShmPerfEventOutput(const Napi::CallbackInfo&);
@@ -135,6 +136,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("shmRingPoll", ShmRingPoll);
   set("shmRingPendingSize", ShmRingPendingSize);
   set("shmMapDrops", ShmMapDrops);
+  set("shmMapFreeze", ShmMapFreeze);
   set("shmPerfOpenReaders", ShmPerfOpenReaders);
   set("shmRingbufOutput", ShmRingbufOutput);
   set("shmPerfEventOutput", ShmPerfEventOutput);

@@ -1,5 +1,5 @@
 // The shared-memory maps (native/agent/maps/, the same C sources the agent links) reached from Node:
-// shmMapCreate / shmMapOpen / shmMapClose, shmMapOp (mapOp's signature), the ring consumer (shmRingPoll
+// shmMapCreate / shmMapOpen / shmMapClose, shmMapOp (mapOp's signature), shmMapFreeze, the ring consumer (shmRingPoll
 // into the RecordSource record format, shmRingPendingSize, shmMapDrops) and, for tests, the program-side
 // outputs. Ids are process-unique; a map stays mapped until its last call returns.
 #include <napi.h>
@@ -162,6 +162,12 @@ Napi::Value ShmRingPendingSize(const Napi::CallbackInfo& info) {
 Napi::Value ShmMapDrops(const Napi::CallbackInfo& info) {
   auto sm = Require(info.Env(), ArgInt(info, 0, "id"), "shmMapDrops");
   return Napi::Number::New(info.Env(), static_cast<double>(wbpf_map_drops(&sm->m)));
+}
+
+Napi::Value ShmMapFreeze(const Napi::CallbackInfo& info) {
+  auto sm = Require(info.Env(), ArgInt(info, 0, "id"), "shmMapFreeze");
+  wbpf_map_freeze(&sm->m);
+  return info.Env().Undefined();
 }
 
 Napi::Value ShmPerfOpenReaders(const Napi::CallbackInfo& info) {

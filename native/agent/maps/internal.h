@@ -76,6 +76,7 @@ struct wbpf_map_hdr {
   _Atomic uint64_t recoveries;
   _Atomic uint32_t count;     /* hash: linked elements */
   _Atomic uint32_t waiting;   /* rings: the consumer sleeps in poll(2) (producers then write the eventfd) */
+  _Atomic uint32_t frozen;    /* bpf_map_freeze: syscall-side writes EPERM (programs still write) */
 };
 
 static inline uint8_t *map_base(const struct wbpf_map *m) { return (uint8_t *)m->h; }
@@ -104,7 +105,7 @@ int wbpf_cpu(const struct wbpf_map *m);
 /* flags > BPF_EXIST, or BPF_F_LOCK (no spin lock in these maps' values) */
 static inline int bad_update_flags(uint64_t flags) { return (flags & ~(uint64_t)UF_LOCK) > UF_EXIST || (flags & UF_LOCK) != 0; }
 static inline int sys_readable(const struct wbpf_map *m) { return (m->h->map_flags & MF_WRONLY) == 0; }
-static inline int sys_writable(const struct wbpf_map *m) { return (m->h->map_flags & MF_RDONLY) == 0; }
+static inline int sys_writable(const struct wbpf_map *m) { return (m->h->map_flags & MF_RDONLY) == 0 && !atomic_load(&m->h->frozen); }
 
 static inline int is_hash(uint32_t t) {
   return t == WBPF_MAP_HASH || t == WBPF_MAP_PERCPU_HASH || t == WBPF_MAP_LRU_HASH || t == WBPF_MAP_LRU_PERCPU_HASH;

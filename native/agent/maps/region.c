@@ -170,6 +170,7 @@ void wbpf_map_close(struct wbpf_map *m, int close_fds) {
 }
 
 uint32_t wbpf_map_op_value_size(const struct wbpf_map *m) { return is_percpu(m->h->type) ? m->h->stride : m->h->value_size; }
+void wbpf_map_freeze(struct wbpf_map *m) { atomic_store(&m->h->frozen, 1); }
 uint32_t wbpf_map_type(const struct wbpf_map *m) { return m->h->type; }
 uint32_t wbpf_map_key_size(const struct wbpf_map *m) { return m->h->key_size; }
 uint64_t wbpf_map_drops(const struct wbpf_map *m) { return atomic_load(&m->h->drops); }

@@ -54,6 +54,9 @@ int wbpf_map_open(int fd, int notify_fd, struct wbpf_map *out);
 /* unmap; close_fds: also close the memfd and the eventfd */
 void wbpf_map_close(struct wbpf_map *m, int close_fds);
 
+/* bpf_map_freeze (libbpf freezes .rodata after load): syscall-side updates and deletes then fail with EPERM */
+void wbpf_map_freeze(struct wbpf_map *m);
+
 /* bytes the syscall side's lookup writes / update reads (per-CPU: round8(value_size) * ncpus) */
 uint32_t wbpf_map_op_value_size(const struct wbpf_map *m);
 uint32_t wbpf_map_type(const struct wbpf_map *m);
