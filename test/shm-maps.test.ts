@@ -2,7 +2,8 @@
 // map_operate table (test/fixtures/mapop-cases.ts) on hash and per-CPU array maps gives what the
 // TypeScript userspace maps give (and the kernel, the table's `want`); random operation sequences agree
 // with the TypeScript maps for every hash and array type; ring buffer and perf event array records,
-// drops and wake-ups; then the C stress program (N processes x M threads, SIGKILLed holders).
+// drops and wake-ups; then the C programs: maps_unit (the program side) and maps_stress (N processes x
+// M threads, SIGKILLed holders).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -319,7 +320,7 @@ t.test('perf event array: per-CPU rings, errnos and lost samples as the TypeScri
   cpu = 0;
 });
 
-t.test('the C stress program: processes x threads, exact totals, SIGKILLed holders', async (t) => {
+t.test('the C programs: the program side, and the stress (processes x threads, exact totals, SIGKILLed holders)', async (t) => {
   const out = path.join(BUILD, 'agent-maps');
   const make = spawnSync('make', ['-C', path.join(ROOT, 'native', 'agent'), `B=${out}`, 'maps-tests'], { encoding: 'utf8' });
   t.equal(make.status, 0, 'make maps-tests', { stderr: make.stderr });
@@ -333,4 +334,8 @@ t.test('the C stress program: processes x threads, exact totals, SIGKILLed holde
   t.match(r.stdout, /^ok - the dead process's reserved record is discarded/m);
   t.match(r.stdout, /^ok - a sleeping consumer is woken by another process's output/m);
   t.match(r.stdout, /^ok - a process SIGKILLed mid-update: the others finish/m);
+  t.match(r.stdout, /^ok - LRU hash under contention: every update succeeded/m);
+  const u = spawnSync(path.join(out, 'test', 'maps_unit'), [], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(u.status, 0, 'maps_unit: the program side (LRU order, per-CPU updates, ring reserve/submit/discard)', { stdout: u.stdout, stderr: u.stderr });
+  t.notMatch(u.stdout, /^not ok/m);
 });

@@ -81,25 +81,37 @@ static void touch(struct wbpf_map *m, struct wbpf_elem *e) {
 }
 
 /*
- * LRU: take the least recently used element (the caller holds `held`). The victim's bucket is only
- * try-locked (no lock order to keep); an element marked linked but in no chain (its holder died between
- * the two steps) is reclaimed too. -1 when nothing could be taken.
+ * LRU: take the least recently used element (the caller holds `held`). A victim's bucket is only
+ * try-locked (no lock order to keep): a busy one is skipped for the next oldest, so under contention
+ * the choice is approximate (as the kernel's LRU always is); uncontended it is exact. An element marked
+ * linked but in no chain (its holder died between the two steps) is reclaimed too. -1: nothing taken.
  */
+#define EVICT_TRIES 32
 static int64_t evict(struct wbpf_map *m, struct wbpf_bucket *held) {
-  for (int attempt = 0; attempt < 16; attempt++) {
+  uint32_t skip[EVICT_TRIES];
+  int nskip = 0;
+  for (int attempt = 0; attempt < EVICT_TRIES; attempt++) {
     int64_t best = -1;
     uint64_t best_tick = UINT64_MAX;
     for (uint32_t i = 0; i < m->h->max_entries; i++) {
       struct wbpf_elem *e = elem(m, i);
       if (atomic_load(&e->state) != 1) continue;
       uint64_t t = atomic_load_explicit(&e->tick, memory_order_relaxed);
-      if (t < best_tick) best_tick = t, best = i;
+      if (t >= best_tick) continue;
+      int skipped = 0;
+      for (int j = 0; j < nskip && !skipped; j++) skipped = skip[j] == i;
+      if (!skipped) best_tick = t, best = i;
     }
     if (best < 0) return pop_free(m);
+    skip[nskip++] = (uint32_t)best;
     struct wbpf_elem *v = elem(m, (uint32_t)best);
     struct wbpf_bucket *vb = bucket(m, v->hash & (m->h->nbuckets - 1));
     if (vb != held && !wbpf_trylock(m, &vb->lock)) continue;
-    int ok = atomic_load(&v->state) == 1 && atomic_load_explicit(&v->tick, memory_order_relaxed) == best_tick;
+    /* still linked (or leaked) in this bucket? Its hash is read after its state: a thread reusing it for
+     * another bucket wrote the new hash before marking it, and holds that other bucket's lock */
+    int ok = atomic_load(&v->state) == 1;
+    atomic_thread_fence(memory_order_acquire);
+    ok = ok && bucket(m, __atomic_load_n(&v->hash, __ATOMIC_RELAXED) & (m->h->nbuckets - 1)) == vb;
     if (ok) {
       unlink_elem(m, vb, (uint32_t)best);
       atomic_store(&v->state, 0);
@@ -134,13 +146,20 @@ static int upsert(struct wbpf_map *m, const void *key, const void *value, uint64
       return -ENOENT;
     }
     int64_t i = pop_free(m);
-    if (i < 0 && is_lru(H->type)) i = evict(m, b);
+    if (i < 0 && is_lru(H->type)) {
+      i = evict(m, b);
+      if (i < 0) {
+        /* every candidate's bucket was busy EVICT_TRIES times: the kernel's LRU answers ENOMEM too */
+        wbpf_unlock(&b->lock);
+        return -ENOMEM;
+      }
+    }
     if (i < 0) {
       wbpf_unlock(&b->lock);
       return -E2BIG;
     }
     e = elem(m, (uint32_t)i);
-    e->hash = h;
+    __atomic_store_n(&e->hash, h, __ATOMIC_RELAXED); /* read unlocked by evict() */
     memcpy(key_of(e), key, H->key_size);
     fresh = 1;
   }

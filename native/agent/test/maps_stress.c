@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,11 +20,11 @@ static int NP = 4, NT = 4, ITERS = 20000;
 #define MAXP 16
 #define MAXT 16
 
-static struct wbpf_map hash, arr, rb;
+static struct wbpf_map hash, arr, rb, lru;
 /* per producer: ring outputs attempted, failed with -EAGAIN; hash churn failures */
 struct shared {
   _Atomic uint64_t attempts[MAXP][MAXT], eagain[MAXP][MAXT];
-  _Atomic uint64_t churn_fail, done_procs;
+  _Atomic uint64_t churn_fail, done_procs, lru_fail;
 };
 static struct shared *sh;
 static int failures;
@@ -58,6 +59,12 @@ static void *worker(void *arg) {
     uint64_t one = 1;
     if (wbpf_map_update_elem(&hash, &own, &one, 1) != 0 || !wbpf_map_lookup_elem(&hash, &own) || wbpf_map_delete_elem(&hash, &own) != 0)
       atomic_fetch_add(&sh->churn_fail, 1);
+    /* an LRU hash 4 times too small for its keys: every update succeeds (eviction under contention) */
+    uint32_t lk = (uint32_t)(i * 13 + p * 7 + t) % 256;
+    uint64_t lv = lk;
+    if (wbpf_map_update_elem(&lru, &lk, &lv, 0) != 0) atomic_fetch_add(&sh->lru_fail, 1);
+    /* (a pointer from a lookup may already hold another key's value: elements are reused, as in the kernel) */
+    wbpf_map_lookup_elem(&lru, &lk);
     if (i % 4 == 0) {
       struct rec *r = (struct rec *)buf;
       uint32_t len = (uint32_t)(i * 7 + t) % 200;
@@ -73,6 +80,7 @@ static void *worker(void *arg) {
 }
 
 static void child(int p) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   pthread_t th[MAXT];
   for (long t = 0; t < NT; t++) pthread_create(&th[t], NULL, worker, (void *)(((long)p << 16) | t));
   for (int t = 0; t < NT; t++) pthread_join(th[t], NULL);
@@ -125,6 +133,7 @@ static void stress(void) {
   CHECK(mk(&hash, WBPF_MAP_HASH, 4, 8, HOT_KEYS + MAXP * MAXT) == 0, "hash created");
   CHECK(mk(&arr, WBPF_MAP_ARRAY, 4, 8, HOT_KEYS) == 0, "array created");
   CHECK(mk(&rb, WBPF_MAP_RINGBUF, 0, 0, 16384) == 0, "ring buffer created");
+  CHECK(mk(&lru, WBPF_MAP_LRU_HASH, 4, 8, 64) == 0, "LRU hash created");
   for (uint32_t k = 0; k < HOT_KEYS; k++) {
     uint64_t z = 0;
     wbpf_map_sys_update(&hash, &k, &z, 0);
@@ -161,6 +170,16 @@ static void stress(void) {
   uint32_t key, *kp = NULL;
   while (wbpf_map_sys_next_key(&hash, kp, &key, 0) == 0 && nk < 10000) nk++, kp = &key;
   CHECK(nk == HOT_KEYS, "get_next_key walks %u keys", nk);
+  uint32_t nl = 0, lkey, *lkp = NULL;
+  int lvals = 1;
+  while (wbpf_map_sys_next_key(&lru, lkp, &lkey, 0) == 0 && nl < 10000) {
+    uint64_t v = 0;
+    lvals &= wbpf_map_sys_lookup(&lru, &lkey, &v, 0) == 0 && v == lkey;
+    nl++, lkp = &lkey;
+  }
+  CHECK(atomic_load(&sh->lru_fail) == 0 && nl == 64 && atomic_load(&lru.h->count) == 64 && lvals,
+        "LRU hash under contention: every update succeeded, values match keys, 64 elements walked (%u, failures %llu)", nl,
+        (unsigned long long)atomic_load(&sh->lru_fail));
   uint64_t att = 0, fails = 0;
   for (int p = 0; p < NP; p++)
     for (int t = 0; t < NT; t++) att += sh->attempts[p][t], fails += sh->eagain[p][t];
@@ -178,6 +197,7 @@ static void die_holding(void (*take)(void)) {
   if (pipe(fds) < 0) return;
   pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     take();
     if (write(fds[1], "x", 1) != 1) _exit(1);
     for (;;) pause();
@@ -244,6 +264,7 @@ static void crashes(void) {
 
 /* SIGKILL at a random moment: processes churning the same keys (and the ring) lose one of them mid-update */
 static void churn_forever(int p, int iters) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   wbpf_map_set_thread_cpu(p);
   for (int i = 0; iters < 0 || i < iters; i++) {
     uint32_t k = 2000 + (uint32_t)(i * 7 + p) % 64;
