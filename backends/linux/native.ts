@@ -221,6 +221,43 @@ export interface NativeAddon {
     resolve: NativeVmResolve,
     tail: NativeVmTail,
   ): NativeVmResult;
+  // native/src/shmmaps.cc: the agent's shared-memory maps (native/agent/maps/README.md), for the
+  // userspace backend. Ids are process-unique; the memfd (and, for ring types, the eventfd) go to agents.
+  /** wbpf_map_create with the kernel's creation checks; throws the errno Error (EINVAL, E2BIG, EOPNOTSUPP, 524 ENOTSUPP) */
+  shmMapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, mapFlags: number, ncpus: number, perfBytesPerCpu: number, name: string): NativeShmMap;
+  /** another mapping of an existing map's memfd, as an agent maps it (the fds stay the caller's) */
+  shmMapOpen(fd: number, notifyFd: number): NativeShmMap;
+  /** unmap (and, for a created map, close its fds); idempotent */
+  shmMapClose(id: number): void;
+  /** as mapOp: key/value at offsets of `mem` (keyOff -1: NULL), flags a u32; 0 or -errno, never throws */
+  shmMapOp(cmd: number, id: number, mem: Uint8Array, keyOff: number, valOff: number, flags: number): number;
+  /**
+   * ring buffer / perf event array: records into `out` as [u32 size][u32 0][data padded to 8] (RecordSource.poll's
+   * format), waiting up to timeoutMs in poll(2) on the map's eventfd and stopFd (-1: none); the count, 0 on
+   * timeout, -EINTR when stopFd is readable (its counter left as is), -ENOBUFS when the next record alone does not fit
+   */
+  shmRingPoll(id: number, timeoutMs: number, out: Uint8Array, stopFd: number): number;
+  shmRingPendingSize(id: number): number;
+  /** bpf_map_freeze: syscall-side writes then fail with EPERM (libbpf freezes .rodata after load) */
+  shmMapFreeze(id: number): void;
+  /** ring buffer: outputs refused because it was full; perf event array: lost samples */
+  shmMapDrops(id: number): number;
+  /** perf event array: a reader opened it (slots below ncpus accept output) */
+  shmPerfOpenReaders(id: number): void;
+  /** the program side, for tests: bpf_ringbuf_output / bpf_perf_event_output (on `cpu`): 0 or -errno */
+  shmRingbufOutput(id: number, data: Uint8Array, flags: number): number;
+  shmPerfEventOutput(id: number, flags: bigint, data: Uint8Array, cpu: number): number;
+}
+
+/** a shared-memory map as the addon hands it out */
+export interface NativeShmMap {
+  id: number;
+  /** the memfd holding the map */
+  fd: number;
+  /** ring buffer / perf event array: the eventfd producers write when the consumer sleeps; else -1 */
+  notifyFd: number;
+  /** bytes a lookup writes / an update reads (per-CPU: round8(value size) * ncpus) */
+  opValueSize: number;
 }
 
 /** a program loaded by vmLoad (an opaque handle; freed when collected) */

@@ -52,6 +52,18 @@ Napi::Value ProbePerfEventsWait(const Napi::CallbackInfo&);
 Napi::Value LsmListModules(const Napi::CallbackInfo&);
 // testrun.cc (BPF_PROG_TEST_RUN of raw instructions)
 Napi::Value ProgTestRun(const Napi::CallbackInfo&);
+// shmmaps.cc (the agent's shared-memory maps)
+Napi::Value ShmMapCreate(const Napi::CallbackInfo&);
+Napi::Value ShmMapOpen(const Napi::CallbackInfo&);
+Napi::Value ShmMapClose(const Napi::CallbackInfo&);
+Napi::Value ShmMapOp(const Napi::CallbackInfo&);
+Napi::Value ShmRingPoll(const Napi::CallbackInfo&);
+Napi::Value ShmRingPendingSize(const Napi::CallbackInfo&);
+Napi::Value ShmMapDrops(const Napi::CallbackInfo&);
+Napi::Value ShmMapFreeze(const Napi::CallbackInfo&);
+Napi::Value ShmPerfOpenReaders(const Napi::CallbackInfo&);
+Napi::Value ShmRingbufOutput(const Napi::CallbackInfo&);
+Napi::Value ShmPerfEventOutput(const Napi::CallbackInfo&);
 // compat.cc (compat passes)
 Napi::Value MapCreate(const Napi::CallbackInfo&);
 Napi::Value PtRegsMembers(const Napi::CallbackInfo&);
@@ -122,6 +134,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("ptRegsMembers", PtRegsMembers);
   set("vmLoad", VmLoad);
   set("vmRun", VmRun);
+  set("shmMapCreate", ShmMapCreate);
+  set("shmMapOpen", ShmMapOpen);
+  set("shmMapClose", ShmMapClose);
+  set("shmMapOp", ShmMapOp);
+  set("shmRingPoll", ShmRingPoll);
+  set("shmRingPendingSize", ShmRingPendingSize);
+  set("shmMapDrops", ShmMapDrops);
+  set("shmMapFreeze", ShmMapFreeze);
+  set("shmPerfOpenReaders", ShmPerfOpenReaders);
+  set("shmRingbufOutput", ShmRingbufOutput);
+  set("shmPerfEventOutput", ShmPerfEventOutput);
   // mapOp and bufferPoll with a V8 fast path where this build has one (fastcall.h)
   bool fast = SetFastMapOp(env, exports) && SetFastBufferPoll(env, exports) && SetGuestMapFunctions(env, exports);
   exports.Set("fastCalls", Napi::Boolean::New(env, fast));

@@ -1,0 +1,263 @@
+/* Ring buffer (kernel/bpf/ringbuf.c semantics) and perf event array (one ring per CPU, lost counts) in
+ * shared memory: producers in any process reserve under a robust per-ring mutex and commit with one
+ * release store of the record header; the single consumer (the host) drains and sleeps in poll(2). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PERF_INDEX_MASK 0xffffffffull
+#define PERF_CURRENT_CPU 0xffffffffull
+
+static struct wbpf_ring *ring(struct wbpf_map *m, uint32_t i) { return (struct wbpf_ring *)(map_base(m) + m->h->off_a) + i; }
+static uint8_t *data_of(struct wbpf_map *m, struct wbpf_ring *r) { return map_base(m) + r->data_off; }
+static uint8_t *perf_open(struct wbpf_map *m) { return map_base(m) + m->h->off_b; }
+
+/* the ring's capacity: a power of two; perf: the smallest one holding perf_bytes */
+static uint64_t ring_cap(const struct wbpf_map_hdr *h, uint32_t perf_bytes) {
+  if (h->type == WBPF_MAP_RINGBUF) return h->max_entries;
+  uint64_t c = 4096;
+  while (c < perf_bytes) c <<= 1;
+  return c;
+}
+
+uint64_t wbpf_ring_layout(struct wbpf_map_hdr *h, uint32_t perf_bytes) {
+  h->nrings = h->type == WBPF_MAP_RINGBUF ? 1 : h->ncpus;
+  h->perf_bytes = perf_bytes;
+  h->off_a = ROUNDA(sizeof *h);
+  h->off_b = ROUNDA(h->off_a + (uint64_t)h->nrings * sizeof(struct wbpf_ring));
+  uint64_t data = ROUNDA(h->off_b + (h->type == WBPF_MAP_PERF_EVENT_ARRAY ? h->max_entries : 0));
+  return data + (uint64_t)h->nrings * 2 * ring_cap(h, perf_bytes);
+}
+
+int wbpf_ring_init(struct wbpf_map *m) {
+  struct wbpf_map_hdr *h = m->h;
+  uint64_t cap = ring_cap(h, h->perf_bytes);
+  uint64_t data = ROUNDA(h->off_b + (h->type == WBPF_MAP_PERF_EVENT_ARRAY ? h->max_entries : 0));
+  for (uint32_t i = 0; i < h->nrings; i++) {
+    struct wbpf_ring *r = ring(m, i);
+    r->mask = cap - 1;
+    r->limit = h->type == WBPF_MAP_RINGBUF ? cap - 1 : h->perf_bytes;
+    r->data_off = data + (uint64_t)i * 2 * cap;
+    int e = wbpf_lock_init(&r->lock);
+    if (e) return e;
+  }
+  return 0;
+}
+
+/* this process's pid, cached (reset in a forked child) */
+static pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+static void reset_pid(void) { cached_pid = getpid(); }
+static void init_pid(void) {
+  reset_pid();
+  pthread_atfork(NULL, NULL, reset_pid);
+}
+static pid_t my_pid(void) {
+  pthread_once(&pid_once, init_pid);
+  return cached_pid;
+}
+
+/* reserve len bytes for a record of `size`: its data, or NULL (full: counted in drops) */
+static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) {
+  uint64_t len = ROUND8((uint64_t)size + RB_HDR);
+  if (len > r->mask + 1) return NULL;
+  uint8_t *d = data_of(m, r);
+  wbpf_lock(m, &r->lock);
+  uint64_t prod = atomic_load_explicit(&r->prod, memory_order_relaxed);
+  uint64_t pend = atomic_load_explicit(&r->pending, memory_order_relaxed);
+  while (pend < prod) {
+    uint32_t l = atomic_load_explicit((_Atomic uint32_t *)(d + (pend & r->mask)), memory_order_acquire);
+    if (l & RB_BUSY) break;
+    pend += ROUND8((uint64_t)(l & ~(RB_BUSY | RB_DISCARD)) + RB_HDR);
+  }
+  atomic_store_explicit(&r->pending, pend, memory_order_relaxed);
+  uint64_t np = prod + len;
+  uint64_t cons = atomic_load_explicit(&r->cons, memory_order_acquire);
+  if (np - cons > r->limit || np - pend > r->limit) {
+    wbpf_unlock(&r->lock);
+    atomic_fetch_add(&m->h->drops, 1);
+    return NULL;
+  }
+  uint8_t *hdr = d + (prod & r->mask);
+  /* the second word is the kernel's page offset; here the producer's pid (a dead producer's record is discarded) */
+  atomic_store_explicit((_Atomic uint32_t *)(hdr + 4), (uint32_t)my_pid(), memory_order_relaxed);
+  atomic_store_explicit((_Atomic uint32_t *)hdr, size | RB_BUSY, memory_order_release);
+  atomic_store_explicit(&r->prod, np, memory_order_release);
+  wbpf_unlock(&r->lock);
+  return hdr + RB_HDR;
+}
+
+static void wake(struct wbpf_map *m, uint64_t flags) {
+  if (flags & RB_NO_WAKEUP) return;
+  atomic_thread_fence(memory_order_seq_cst);
+  if (((flags & RB_FORCE_WAKEUP) || atomic_load(&m->h->waiting)) && m->notify_fd >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(m->notify_fd, &one, 8);
+    (void)w;
+  }
+}
+
+/* a record's data pointer of this map, still busy? */
+static _Atomic uint32_t *busy_hdr(struct wbpf_map *m, void *p) {
+  uint8_t *q = p;
+  if (q < map_base(m) + m->h->off_a || q >= map_base(m) + m->size || ((uintptr_t)q & 7)) return NULL;
+  _Atomic uint32_t *hdr = (_Atomic uint32_t *)(q - RB_HDR);
+  return (atomic_load(hdr) & RB_BUSY) ? hdr : NULL;
+}
+
+static void commit(struct wbpf_map *m, void *p, int discard, uint64_t flags) {
+  _Atomic uint32_t *hdr = busy_hdr(m, p);
+  if (!hdr) return; /* not a reserved record (the verifier would have refused the program) */
+  uint32_t l = (atomic_load(hdr) & ~RB_BUSY) | (discard ? RB_DISCARD : 0);
+  atomic_store_explicit(hdr, l, memory_order_release);
+  if (!discard) wake(m, flags);
+}
+
+void *wbpf_ringbuf_reserve(struct wbpf_map *m, uint64_t size, uint64_t flags) {
+  if (m->h->type != WBPF_MAP_RINGBUF || flags != 0 || size > 0x3fffffff) return NULL;
+  return reserve(m, ring(m, 0), (uint32_t)size);
+}
+void wbpf_ringbuf_submit(struct wbpf_map *m, void *data, uint64_t flags) { commit(m, data, 0, flags); }
+void wbpf_ringbuf_discard(struct wbpf_map *m, void *data, uint64_t flags) { commit(m, data, 1, flags); }
+
+long wbpf_ringbuf_output(struct wbpf_map *m, const void *data, uint64_t size, uint64_t flags) {
+  if (flags & ~(uint64_t)(RB_NO_WAKEUP | RB_FORCE_WAKEUP)) return -EINVAL;
+  if (m->h->type != WBPF_MAP_RINGBUF || size > 0x3fffffff) return -EINVAL;
+  uint8_t *p = reserve(m, ring(m, 0), (uint32_t)size);
+  if (!p) return -EAGAIN;
+  memcpy(p, data, size);
+  commit(m, p, 0, flags);
+  return 0;
+}
+
+long wbpf_perf_event_output(struct wbpf_map *m, uint64_t flags, const void *data, uint64_t size) {
+  if (m->h->type != WBPF_MAP_PERF_EVENT_ARRAY) return -EINVAL;
+  if (flags & ~PERF_INDEX_MASK) return -EINVAL;
+  uint32_t cpu = (uint32_t)wbpf_cpu(m);
+  uint64_t index = flags == PERF_CURRENT_CPU ? cpu : flags;
+  if (index >= m->h->max_entries) return -E2BIG;
+  if (!atomic_load((_Atomic uint8_t *)&perf_open(m)[index])) return -ENOENT;
+  if (index != cpu) return -EOPNOTSUPP;
+  if (size > 0x3fffff00) return -E2BIG;
+  /* the raw sample: data padded so that size + 4 is 8-aligned; its cost 8 + raw + 4 = round8(raw + 8) */
+  uint32_t raw = (uint32_t)(ROUND8(size + 4) - 4);
+  uint8_t *p = reserve(m, ring(m, (uint32_t)index), raw);
+  if (!p) return -ENOSPC;
+  memcpy(p, data, size);
+  memset(p + size, 0, raw - size);
+  commit(m, p, 0, 0);
+  return 0;
+}
+
+void wbpf_perf_open_readers(struct wbpf_map *m) {
+  uint32_t n = m->h->ncpus < m->h->max_entries ? m->h->ncpus : m->h->max_entries;
+  for (uint32_t i = 0; i < n; i++) atomic_store((_Atomic uint8_t *)&perf_open(m)[i], 1);
+}
+
+static int slot(struct wbpf_map *m, const void *key, uint32_t *i) {
+  memcpy(i, key, 4);
+  return *i < m->h->max_entries;
+}
+int wbpf_perf_sys_update(struct wbpf_map *m, const void *key) {
+  uint32_t i;
+  if (!slot(m, key, &i)) return -E2BIG;
+  return -EBADF; /* the value would be a perf event fd; a userspace run has none */
+}
+int wbpf_perf_sys_delete(struct wbpf_map *m, const void *key) {
+  uint32_t i;
+  if (!slot(m, key, &i)) return -E2BIG;
+  if (!atomic_exchange((_Atomic uint8_t *)&perf_open(m)[i], 0)) return -ENOENT;
+  return 0;
+}
+
+/* ---- the consumer ---- */
+
+/* a busy record whose producer's process is gone (and reaped) will never be committed: discard it */
+static int owner_dead(uint8_t *hdr) {
+  pid_t pid = (pid_t)atomic_load((_Atomic uint32_t *)(hdr + 4));
+  return pid > 0 && kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+/* the header of the next record to deliver (discarded ones skipped), or NULL */
+static uint8_t *next_record(struct wbpf_map *m, struct wbpf_ring *r, uint32_t *size) {
+  uint8_t *d = data_of(m, r);
+  uint64_t cons = atomic_load_explicit(&r->cons, memory_order_relaxed);
+  uint64_t prod = atomic_load_explicit(&r->prod, memory_order_acquire);
+  while (cons < prod) {
+    uint8_t *hdr = d + (cons & r->mask);
+    _Atomic uint32_t *lp = (_Atomic uint32_t *)hdr;
+    uint32_t l = atomic_load_explicit(lp, memory_order_acquire);
+    if (l & RB_BUSY) {
+      if (!owner_dead(hdr) || !atomic_compare_exchange_strong(lp, &l, (l & ~RB_BUSY) | RB_DISCARD)) return NULL;
+      l = (l & ~RB_BUSY) | RB_DISCARD;
+    }
+    uint32_t sz = l & ~(RB_BUSY | RB_DISCARD);
+    if (!(l & RB_DISCARD)) {
+      *size = sz;
+      return hdr;
+    }
+    cons += ROUND8((uint64_t)sz + RB_HDR);
+    atomic_store_explicit(&r->cons, cons, memory_order_release);
+  }
+  return NULL;
+}
+
+uint32_t wbpf_ring_pending_size(struct wbpf_map *m) {
+  for (uint32_t i = 0; i < m->h->nrings; i++) {
+    uint32_t sz;
+    if (next_record(m, ring(m, i), &sz)) return sz;
+  }
+  return 0;
+}
+
+int wbpf_ring_drain(struct wbpf_map *m, uint8_t *out, size_t out_len) {
+  size_t off = 0;
+  int n = 0;
+  for (uint32_t i = 0; i < m->h->nrings; i++) {
+    struct wbpf_ring *r = ring(m, i);
+    uint32_t sz;
+    uint8_t *hdr;
+    while ((hdr = next_record(m, r, &sz)) != NULL) {
+      size_t need = 8 + ROUND8((size_t)sz);
+      if (off + need > out_len) return n == 0 ? -ENOBUFS : n;
+      uint32_t h2[2] = {sz, 0};
+      memcpy(out + off, h2, 8);
+      memcpy(out + off + 8, hdr + RB_HDR, sz);
+      memset(out + off + 8 + sz, 0, need - 8 - sz);
+      off += need;
+      n++;
+      uint64_t cons = atomic_load_explicit(&r->cons, memory_order_relaxed) + ROUND8((uint64_t)sz + RB_HDR);
+      atomic_store_explicit(&r->cons, cons, memory_order_release);
+    }
+  }
+  return n;
+}
+
+int wbpf_ring_wait(struct wbpf_map *m, int timeout_ms, int stop_fd) {
+  if (wbpf_ring_pending_size(m)) return 1;
+  atomic_store(&m->h->waiting, 1);
+  /* a producer that committed before the flag was visible did not write the eventfd: look again */
+  if (wbpf_ring_pending_size(m)) {
+    atomic_store(&m->h->waiting, 0);
+    return 1;
+  }
+  struct pollfd p[2] = {{.fd = m->notify_fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+  int r = poll(p, stop_fd >= 0 ? 2 : 1, timeout_ms);
+  atomic_store(&m->h->waiting, 0);
+  if (r <= 0) return 0;
+  if (stop_fd >= 0 && (p[1].revents & POLLIN)) return -EINTR;
+  if (p[0].revents & POLLIN) {
+    uint64_t v;
+    ssize_t rd = read(m->notify_fd, &v, 8);
+    (void)rd;
+    return 1;
+  }
+  return 0;
+}
