@@ -185,44 +185,37 @@ static int upsert(struct wbpf_map *m, const void *key, const void *value, uint64
 int wbpf_hash_sys_update(struct wbpf_map *m, const void *key, const void *value, uint64_t flags) { return upsert(m, key, value, flags, 0); }
 long wbpf_hash_update(struct wbpf_map *m, const void *key, const void *value, uint64_t flags) { return upsert(m, key, value, flags, 1); }
 
-int wbpf_hash_sys_lookup(struct wbpf_map *m, const void *key, void *value, int and_delete) {
-  uint32_t h = hash_key(key, m->h->key_size);
-  struct wbpf_bucket *b = bucket(m, h & (m->h->nbuckets - 1));
-  wbpf_lock(m, &b->lock);
-  struct wbpf_elem *e = find(m, b, h, key);
-  if (!e) {
-    wbpf_unlock(&b->lock);
-    return -ENOENT;
-  }
-  memcpy(value, val_of(m, e), is_percpu(m->h->type) ? m->h->stride : m->h->value_size);
-  uint32_t i = index_of(m, e);
-  if (and_delete) {
-    unlink_elem(m, b, i);
-    atomic_store(&e->state, 0);
-    atomic_fetch_sub(&m->h->count, 1);
-  }
-  wbpf_unlock(&b->lock);
-  if (and_delete) push_free(m, i);
-  return 0;
-}
-
-int wbpf_hash_delete(struct wbpf_map *m, const void *key) {
-  uint32_t h = hash_key(key, m->h->key_size);
-  struct wbpf_bucket *b = bucket(m, h & (m->h->nbuckets - 1));
-  wbpf_lock(m, &b->lock);
-  struct wbpf_elem *e = find(m, b, h, key);
-  if (!e) {
-    wbpf_unlock(&b->lock);
-    return -ENOENT;
-  }
+/* under the bucket's lock: take the element out of its chain; its slot goes back to the free list after the unlock */
+static uint32_t remove_locked(struct wbpf_map *m, struct wbpf_bucket *b, struct wbpf_elem *e) {
   uint32_t i = index_of(m, e);
   unlink_elem(m, b, i);
   atomic_store(&e->state, 0);
   atomic_fetch_sub(&m->h->count, 1);
+  return i;
+}
+
+/* the syscall side's lookup (value: NULL for a delete), and lookup-and-delete */
+static int lookup_or_remove(struct wbpf_map *m, const void *key, void *value, int remove) {
+  uint32_t h = hash_key(key, m->h->key_size);
+  struct wbpf_bucket *b = bucket(m, h & (m->h->nbuckets - 1));
+  wbpf_lock(m, &b->lock);
+  struct wbpf_elem *e = find(m, b, h, key);
+  if (!e) {
+    wbpf_unlock(&b->lock);
+    return -ENOENT;
+  }
+  if (value) memcpy(value, val_of(m, e), is_percpu(m->h->type) ? m->h->stride : m->h->value_size);
+  uint32_t i = remove ? remove_locked(m, b, e) : 0;
   wbpf_unlock(&b->lock);
-  push_free(m, i);
+  if (remove) push_free(m, i);
   return 0;
 }
+
+int wbpf_hash_sys_lookup(struct wbpf_map *m, const void *key, void *value, int and_delete) {
+  return lookup_or_remove(m, key, value, and_delete);
+}
+
+int wbpf_hash_delete(struct wbpf_map *m, const void *key) { return lookup_or_remove(m, key, NULL, 1); }
 
 /* the kernel's walk: the key's successor in its chain, then the following buckets; a missing key restarts */
 int wbpf_hash_sys_next_key(struct wbpf_map *m, const void *key, void *next) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "check.h"
 
 static int NP = 4, NT = 4, ITERS = 20000;
 #define HOT_KEYS 16
@@ -27,17 +28,7 @@ struct shared {
   _Atomic uint64_t churn_fail, done_procs, lru_fail;
 };
 static struct shared *sh;
-static int failures;
 
-#define CHECK(c, ...)                       \
-  do {                                      \
-    if (c) printf("ok - " __VA_ARGS__);     \
-    else {                                  \
-      printf("not ok - " __VA_ARGS__);      \
-      failures++;                           \
-    }                                       \
-    printf("\n");                           \
-  } while (0)
 
 struct rec {
   uint32_t proc, thread, seq, len;

@@ -7,17 +7,8 @@
 #include <string.h>
 
 #include "wbpf_maps.h"
+#include "check.h"
 
-static int failures;
-#define CHECK(c, ...)                   \
-  do {                                  \
-    if (c) printf("ok - " __VA_ARGS__); \
-    else {                              \
-      printf("not ok - " __VA_ARGS__);  \
-      failures++;                       \
-    }                                   \
-    printf("\n");                       \
-  } while (0)
 
 static struct wbpf_map mk(uint32_t type, uint32_t k, uint32_t v, uint32_t n) {
   struct wbpf_map m;
