@@ -1,0 +1,55 @@
+/* The agent's control protocol: the frames the host and libwbpf_agent.so exchange on the channel
+ * (a SOCK_STREAM socketpair end whose number the agent reads from WBPF_AGENT_FD). Little-endian. */
+#ifndef WBPF_AGENT_PROTO_H
+#define WBPF_AGENT_PROTO_H
+#include <stdint.h>
+
+/* Every frame: this header, then `len` bytes of payload. The host numbers its requests (seq); the
+ * agent answers each with one WBPF_AGENT_REPLY carrying the same seq, in order. */
+struct wbpf_agent_frame {
+	uint32_t len;  /* payload bytes after the header (at most WBPF_AGENT_MAX_PAYLOAD) */
+	uint32_t type; /* enum wbpf_agent_type */
+	uint32_t seq;  /* request number; events: 0 */
+};
+#define WBPF_AGENT_MAX_PAYLOAD (64u << 20)
+
+enum wbpf_agent_type {
+	/* host -> agent */
+	WBPF_AGENT_MAP = 1,  /* struct wbpf_agent_map */
+	WBPF_AGENT_PROG = 2, /* struct wbpf_agent_prog, u32 helpers[nhelpers], insns (insn_len bytes) */
+	WBPF_AGENT_HOOK = 3, /* struct wbpf_agent_hook */
+	/* agent -> host */
+	WBPF_AGENT_REPLY = 16, /* i32 status (0 OK, else a positive errno-like code), then a message (no NUL) */
+	WBPF_AGENT_EVENT = 17, /* u32 hook id, then a message: a hook was disabled (a fault at a hit) */
+};
+
+/* A shared-memory map (native/agent/maps/). Its memfd and eventfd come either attached to this frame
+ * (SCM_RIGHTS: the first fd is the memfd, the second the eventfd) or, when none is attached, as fd
+ * numbers the agent's process already holds (inherited: launch mode passes them in the spawn). */
+struct wbpf_agent_map {
+	uint32_t id;        /* the host's map id: programs' `lddw rX, map_by_fd(id)` name it */
+	int32_t fd;         /* the memfd, when not attached */
+	int32_t notify_fd;  /* the eventfd (ring types), or -1, when not attached */
+	uint32_t reserved;
+};
+
+/* A program: instructions with map references already resolved (lddw src 1, imm = map id) */
+struct wbpf_agent_prog {
+	uint32_t id;
+	uint32_t nhelpers; /* the helper ids the program calls (each must be one the agent implements) */
+	uint32_t insn_len; /* bytes of instructions (8 per slot) */
+	uint32_t reserved;
+};
+
+/* A uprobe at the entry of a function of a file mapped in the process: every executable mapping of
+ * (dev, ino) covering file_offset is hooked (the first one, in this slice) */
+struct wbpf_agent_hook {
+	uint32_t id;       /* the host's hook id (events name it) */
+	uint32_t prog_id;
+	uint64_t dev;      /* st_dev as Linux encodes it (gnu_dev_major/minor) */
+	uint64_t ino;
+	uint64_t file_offset;
+	uint64_t size;     /* the symbol's st_size, 0 unknown */
+};
+
+#endif
