@@ -1,0 +1,126 @@
+// The uprobe agent end to end in launch mode (backends/userspace/attach/launch.ts + native/agent/lib):
+// a C target launched under libwbpf_agent.so, a program that counts hits in a shared array map and writes
+// PARM1 of each to a shared ring buffer hooked on `target`; the host reads both; closing the channel
+// unhooks and the target runs on unchanged to exit 0.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadNative, type NativeShmMap } from '../backends/linux/native.js';
+import { launch } from '../backends/userspace/attach/launch.js';
+import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
+import { assemble } from '../backends/userspace/vm/asm.js';
+import { BUILD, FIXTURES, ROOT } from './helpers.js';
+
+const AGENT_DIR = path.join(ROOT, 'native', 'agent');
+const OUT = path.join(BUILD, 'agent');
+const AGENT = path.join(OUT, 'libwbpf_agent.so');
+const TARGET = path.join(OUT, 'launch-target');
+const N = 100;
+const ARRAY = 2, RINGBUF = 27, LOOKUP = 1;
+
+// counter[0] += 1 (array map 1); ringbuf_output(map 2, &PARM1, 8, 0)
+const PROGRAM = `
+  mov %r6, %r1
+  stw [%r10-4], 0
+  lddw %r1, map_by_fd(1)
+  mov %r2, %r10
+  add %r2, -4
+  call 1
+  jeq %r0, 0, +2
+  mov %r1, 1
+  lock add [%r0+0], %r1
+  ldxdw %r1, [%r6+112]
+  stxdw [%r10-16], %r1
+  lddw %r1, map_by_fd(2)
+  mov %r2, %r10
+  add %r2, -16
+  mov %r3, 8
+  mov %r4, 0
+  call 130
+  mov %r0, 0
+  exit
+`;
+
+function tasks(pid: number): number {
+  return fs.readdirSync(`/proc/${pid}/task`).length;
+}
+
+async function until(what: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (what()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return what();
+}
+
+if (process.arch !== 'x64') {
+  t.pass('the inline hook supports x86-64 only for now');
+} else {
+  t.setTimeout(120_000);
+  const native = loadNative();
+  const ncpus = native.numPossibleCpus();
+
+  t.test('launch a target under the agent, hook, count, unhook', async (tt) => {
+    const mk = spawnSync('make', ['-C', AGENT_DIR, `B=${OUT}`, '-j2'], { encoding: 'utf8' });
+    tt.equal(mk.status, 0, 'make the agent', { stderr: mk.stderr });
+    const cc = spawnSync('gcc', ['-O2', '-g', path.join(FIXTURES, 'agent', 'launch-target.c'), '-o', TARGET], { encoding: 'utf8' });
+    tt.equal(cc.status, 0, 'build the target', { stderr: cc.stderr });
+
+    const counter: NativeShmMap = native.shmMapCreate(ARRAY, 4, 8, 1, 0, ncpus, 0, 'hits');
+    const ring: NativeShmMap = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, ncpus, 0, 'args');
+    tt.teardown(() => {
+      native.shmMapClose(counter.id);
+      native.shmMapClose(ring.id);
+    });
+    const target = resolveUprobe({ binary: TARGET, func: 'target', offset: 0, retprobe: false, sleepable: false });
+
+    const agent = await launch([TARGET, String(N)], {
+      agent: AGENT,
+      maps: [{ id: 1, fd: counter.fd, notifyFd: -1 }, { id: 2, fd: ring.fd, notifyFd: ring.notifyFd }],
+    });
+    const child = agent.child;
+    let stdout = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+
+    tt.equal(await agent.sendProgram({ id: 7, insns: assemble(PROGRAM) }), 'prog 7', 'the engine loads the program');
+    await tt.rejects(agent.sendProgram({ id: 8, insns: assemble('call 6\nexit') }), /helper 6 is not implemented by the agent/,
+      'a helper the agent lacks is refused');
+    await tt.rejects(agent.sendProgram({ id: 9, insns: assemble('ja +5\nexit') }), /out of range/, 'the engine\'s refusal is answered');
+    const hooked = await agent.sendHook({
+      id: 3, progId: 7, dev: target.dev, ino: target.ino, fileOffset: target.fileOffset, size: target.func?.size ?? 0,
+    });
+    tt.match(hooked, /^hook 3 at 0x[0-9a-f]+$/, 'the agent hooks target');
+
+    child.stdin?.write('1');
+    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    const mem = new Uint8Array(16);
+    tt.equal(native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0), 0, 'counter lookup');
+    tt.equal(Buffer.from(mem).readBigUInt64LE(8), BigInt(N), 'the counter reads N');
+    const out = new Uint8Array(N * 16 + 64);
+    const records = native.shmRingPoll(ring.id, 1000, out, -1);
+    tt.equal(records, N, 'N ring buffer records');
+    const sizes: number[] = [];
+    const args: bigint[] = [];
+    const b = Buffer.from(out);
+    for (let i = 0, off = 0; i < records; i++, off += 16) {
+      sizes.push(b.readUInt32LE(off));
+      args.push(b.readBigUInt64LE(off + 8));
+    }
+    tt.same(sizes, Array.from({ length: N }, () => 8), 'every record is 8 bytes');
+    tt.same(args, Array.from({ length: N }, (_, i) => BigInt(i + 1)), 'each record holds PARM1 of its call');
+    tt.same(agent.events, [], 'no hook was disabled');
+
+    agent.close();
+    tt.ok(await until(() => tasks(child.pid!) === 1, 10_000), 'the agent unhooks and its thread ends on EOF');
+    child.stdin?.write('2');
+    tt.ok(await until(() => stdout.includes('round 1 done'), 20_000), 'round 1 ran unhooked');
+    tt.equal(native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0), 0, 'counter lookup');
+    tt.equal(Buffer.from(mem).readBigUInt64LE(8), BigInt(N), 'the counter still reads N');
+    tt.equal(native.shmRingPoll(ring.id, 0, out, -1), 0, 'no more records');
+    child.stdin?.end();
+    tt.equal(await exited, 0, 'the target exits 0');
+  });
+}
