@@ -123,4 +123,28 @@ if (process.arch !== 'x64') {
     child.stdin?.end();
     tt.equal(await exited, 0, 'the target exits 0');
   });
+
+  t.test('a program that faults disables its hook, the target runs on', async (tt) => {
+    const target = resolveUprobe({ binary: TARGET, func: 'target', offset: 0, retprobe: false, sleepable: false });
+    const agent = await launch([TARGET, String(N)], { agent: AGENT, maps: [] });
+    const child = agent.child;
+    let stdout = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // reads past the end of ctx (pt_regs is 168 bytes)
+    await agent.sendProgram({ id: 1, insns: assemble('ldxdw %r0, [%r1+4096]\nexit') });
+    await tt.rejects(agent.sendHook({ id: 2, progId: 5, dev: target.dev, ino: target.ino, fileOffset: target.fileOffset, size: 0 }),
+      /hook 2: no program 5/, 'a hook of an unknown program is refused');
+    await tt.rejects(agent.sendHook({ id: 2, progId: 1, dev: target.dev, ino: target.ino + 1n, fileOffset: target.fileOffset, size: 0 }),
+      /is not mapped executable/, 'a file the process does not map is refused');
+    await agent.sendHook({ id: 2, progId: 1, dev: target.dev, ino: target.ino, fileOffset: target.fileOffset, size: target.func?.size ?? 0 });
+    child.stdin?.write('1');
+    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.ok(await until(() => agent.events.length > 0, 5_000), 'the agent reports the fault');
+    tt.equal(agent.events.length, 1, 'once');
+    tt.match(agent.events[0], { hookId: 2, message: /^hook 2 disabled: program 1 stopped with status 2 at pc 0/ }, 'a memory fault');
+    agent.close();
+    child.stdin?.end();
+    tt.equal(await exited, 0, 'the target exits 0');
+  });
 }

@@ -107,8 +107,7 @@ static int h_update(ebpf_vm_call *c)
 {
 	struct amap *m = find_map(c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
-	/* the value: value_size bytes (the program side's size, not the per-CPU op size) */
-	if (!ptr_ok(c->run, c->args[2], 1, 0)) return 1;
+	if (!ptr_ok(c->run, c->args[2], wbpf_map_value_size(&m->m), 0)) return 1;
 	c->r0 = (uint64_t)wbpf_map_update_elem(&m->m, (const void *)(uintptr_t)c->args[1],
 					      (const void *)(uintptr_t)c->args[2], c->args[3]);
 	return 0;

@@ -173,5 +173,6 @@ uint32_t wbpf_map_op_value_size(const struct wbpf_map *m) { return is_percpu(m->
 void wbpf_map_freeze(struct wbpf_map *m) { atomic_store(&m->h->frozen, 1); }
 uint32_t wbpf_map_type(const struct wbpf_map *m) { return m->h->type; }
 uint32_t wbpf_map_key_size(const struct wbpf_map *m) { return m->h->key_size; }
+uint32_t wbpf_map_value_size(const struct wbpf_map *m) { return m->h->value_size; }
 uint64_t wbpf_map_drops(const struct wbpf_map *m) { return atomic_load(&m->h->drops); }
 uint64_t wbpf_map_recoveries(const struct wbpf_map *m) { return atomic_load(&m->h->recoveries); }

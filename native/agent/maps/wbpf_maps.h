@@ -61,6 +61,8 @@ void wbpf_map_freeze(struct wbpf_map *m);
 uint32_t wbpf_map_op_value_size(const struct wbpf_map *m);
 uint32_t wbpf_map_type(const struct wbpf_map *m);
 uint32_t wbpf_map_key_size(const struct wbpf_map *m);
+/* the program side's value size (a helper's value argument; per-CPU maps: one CPU's value) */
+uint32_t wbpf_map_value_size(const struct wbpf_map *m);
 /* ring buffer: failed reserves/outputs (full); perf array: lost samples */
 uint64_t wbpf_map_drops(const struct wbpf_map *m);
 /* robust-lock recoveries (a holder died): for tests and diagnostics */
