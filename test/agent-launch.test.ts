@@ -147,4 +147,50 @@ if (process.arch !== 'x64') {
     child.stdin?.end();
     tt.equal(await exited, 0, 'the target exits 0');
   });
+
+  t.test('a hit inside a hit is skipped (a helper calling a hooked function)', async (tt) => {
+    const target = resolveUprobe({ binary: TARGET, func: 'target', offset: 0, retprobe: false, sleepable: false });
+    // a function of the agent's own map_lookup_elem helper, which the programs call
+    const lookup = resolveUprobe({ binary: AGENT, func: 'wbpf_map_key_size', offset: 0, retprobe: false, sleepable: false });
+    const counter: NativeShmMap = native.shmMapCreate(ARRAY, 4, 8, 2, 0, ncpus, 0, 'hits');
+    tt.teardown(() => native.shmMapClose(counter.id));
+    const agent = await launch([TARGET, String(N)], { agent: AGENT, maps: [{ id: 1, fd: counter.fd, notifyFd: -1 }] });
+    const child = agent.child;
+    tt.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // counter[KEY] += 1 (the helper calls wbpf_map_key_size)
+    const counting = (key: number): Uint8Array => assemble(`
+      stw [%r10-4], ${key}
+      lddw %r1, map_by_fd(1)
+      mov %r2, %r10
+      add %r2, -4
+      call 1
+      jeq %r0, 0, +2
+      mov %r1, 1
+      lock add [%r0+0], %r1
+      mov %r0, 0
+      exit`);
+    await agent.sendProgram({ id: 1, insns: counting(0) });
+    await agent.sendProgram({ id: 2, insns: counting(1) });
+    await agent.sendHook({ id: 1, progId: 1, dev: target.dev, ino: target.ino, fileOffset: target.fileOffset, size: target.func?.size ?? 0 });
+    await agent.sendHook({ id: 2, progId: 2, dev: lookup.dev, ino: lookup.ino, fileOffset: lookup.fileOffset, size: lookup.func?.size ?? 0 });
+    child.stdin?.write('1');
+    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    const mem = new Uint8Array(16);
+    const read = (key: number): bigint => {
+      new DataView(mem.buffer).setUint32(0, key, true);
+      tt.equal(native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0), 0, `counter[${key}] lookup`);
+      return Buffer.from(mem).readBigUInt64LE(8);
+    };
+    tt.equal(read(0), BigInt(N), 'target: N hits');
+    tt.equal(read(1), 0n, 'wbpf_map_key_size, called only by a helper inside a hit: its program never ran');
+    tt.same(agent.events, [], 'no hook was disabled');
+    agent.close();
+    child.stdin?.end();
+    tt.equal(await exited, 0, 'the target exits 0');
+  });
 }

@@ -162,10 +162,22 @@ static int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value)
 }
 
 /* ---- at each hit ---- */
+/* a hit inside a hit (a helper or libc calling a hooked function) is skipped, not recursed into */
+static __thread int in_hit __attribute__((tls_model("initial-exec")));
+
+static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs);
+
 static void on_hit(struct wbpf_pt_regs *regs, void *cookie)
 {
 	struct ahook *h = cookie;
-	if (!h->enabled) return;
+	if (!h->enabled || in_hit) return;
+	in_hit = 1;
+	run_hit(h, regs);
+	in_hit = 0;
+}
+
+static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
+{
 	ebpf_vm_region regions[MAX_MAPS + 1];
 	unsigned n = 0, nm = __atomic_load_n(&nmaps, __ATOMIC_ACQUIRE);
 	regions[n++] = (ebpf_vm_region){ (uintptr_t)regs, sizeof *regs, (uint8_t *)regs, 0 };
