@@ -81,6 +81,9 @@ if (process.arch !== 'x64') {
       maps: [{ id: 1, fd: counter.fd, notifyFd: -1 }, { id: 2, fd: ring.fd, notifyFd: ring.notifyFd }],
     });
     const child = agent.child;
+    tt.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     let stdout = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -128,6 +131,9 @@ if (process.arch !== 'x64') {
     const target = resolveUprobe({ binary: TARGET, func: 'target', offset: 0, retprobe: false, sleepable: false });
     const agent = await launch([TARGET, String(N)], { agent: AGENT, maps: [] });
     const child = agent.child;
+    tt.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     let stdout = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
