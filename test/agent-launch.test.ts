@@ -65,7 +65,7 @@ if (process.arch !== 'x64') {
   t.test('launch a target under the agent, hook, count, unhook', async (tt) => {
     const mk = spawnSync('make', ['-C', AGENT_DIR, `B=${OUT}`, '-j2'], { encoding: 'utf8' });
     tt.equal(mk.status, 0, 'make the agent', { stderr: mk.stderr });
-    const cc = spawnSync('gcc', ['-O2', '-g', path.join(FIXTURES, 'agent', 'launch-target.c'), '-o', TARGET], { encoding: 'utf8' });
+    const cc = spawnSync('gcc', ['-O2', '-g', path.join(FIXTURES, 'agent', 'launch-target.c'), '-o', TARGET, '-lpthread'], { encoding: 'utf8' });
     tt.equal(cc.status, 0, 'build the target', { stderr: cc.stderr });
 
     const counter: NativeShmMap = native.shmMapCreate(ARRAY, 4, 8, 1, 0, ncpus, 0, 'hits');
@@ -194,6 +194,50 @@ if (process.arch !== 'x64') {
     };
     tt.equal(read(0), BigInt(N), 'target: N hits');
     tt.equal(read(1), 0n, 'wbpf_map_key_size, called only by a helper inside a hit: its program never ran');
+    tt.same(agent.events, [], 'no hook was disabled');
+    agent.close();
+    child.stdin?.end();
+    tt.equal(await exited, 0, 'the target exits 0');
+  });
+
+  t.test('8 threads hit the hook at once', async (tt) => {
+    const THREADS = 8, CALLS = 2000;
+    const target = resolveUprobe({ binary: TARGET, func: 'target', offset: 0, retprobe: false, sleepable: false });
+    const counter: NativeShmMap = native.shmMapCreate(ARRAY, 4, 8, 1, 0, ncpus, 0, 'hits');
+    const ring: NativeShmMap = native.shmMapCreate(RINGBUF, 0, 0, 1 << 20, 0, ncpus, 0, 'args');
+    tt.teardown(() => {
+      native.shmMapClose(counter.id);
+      native.shmMapClose(ring.id);
+    });
+    const agent = await launch([TARGET, String(CALLS), String(THREADS)], {
+      agent: AGENT,
+      maps: [{ id: 1, fd: counter.fd, notifyFd: -1 }, { id: 2, fd: ring.fd, notifyFd: ring.notifyFd }],
+    });
+    const child = agent.child;
+    tt.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await agent.sendProgram({ id: 7, insns: assemble(PROGRAM) });
+    await agent.sendHook({ id: 3, progId: 7, dev: target.dev, ino: target.ino, fileOffset: target.fileOffset, size: target.func?.size ?? 0 });
+    child.stdin?.write('1');
+    tt.ok(await until(() => stdout.includes('round 0 done'), 30_000), 'round 0 ran');
+    const mem = new Uint8Array(16);
+    tt.equal(native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0), 0, 'counter lookup');
+    tt.equal(Buffer.from(mem).readBigUInt64LE(8), BigInt(THREADS * CALLS), 'the counter reads THREADS x CALLS');
+    const out = new Uint8Array(THREADS * CALLS * 16 + 64);
+    const records = native.shmRingPoll(ring.id, 1000, out, -1);
+    tt.equal(records, THREADS * CALLS, 'one record per call');
+    const seen = new Map<bigint, number>();
+    const b = Buffer.from(out);
+    for (let i = 0; i < records; i++) {
+      const a = b.readBigUInt64LE(i * 16 + 8);
+      seen.set(a, (seen.get(a) ?? 0) + 1);
+    }
+    tt.equal(seen.size, CALLS, 'every argument seen');
+    tt.ok([...seen.values()].every((c) => c === THREADS), 'each once per thread');
     tt.same(agent.events, [], 'no hook was disabled');
     agent.close();
     child.stdin?.end();
