@@ -52,7 +52,7 @@ export interface LaunchOptions {
 }
 
 /** the helper ids a program calls (`call imm`, src 0) */
-export function helperIds(insns: Uint8Array): number[] {
+function helperIds(insns: Uint8Array): number[] {
   const ids = new Set<number>();
   const dv = new DataView(insns.buffer, insns.byteOffset, insns.byteLength);
   for (let off = 0; off + 8 <= insns.byteLength; off += 8) {
