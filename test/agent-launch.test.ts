@@ -6,7 +6,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadNative, type NativeShmMap } from '../backends/linux/native.js';
+import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
 import { launch } from '../backends/userspace/attach/launch.js';
 import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
@@ -55,6 +55,33 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
   return what();
 }
 
+/** the target launched under the agent with a counter (array map 1) and, when ringBytes > 0, a ring buffer (map 2); all closed or killed at the end of `tt` */
+async function started(
+  tt: Tap.Test,
+  native: NativeAddon,
+  ncpus: number,
+  args: string[],
+  counterEntries: number,
+  ringBytes: number,
+): Promise<{ counter: NativeShmMap; ring: NativeShmMap | undefined; agent: Awaited<ReturnType<typeof launch>>; stdout: () => string; exited: Promise<number | null> }> {
+  const counter = native.shmMapCreate(ARRAY, 4, 8, counterEntries, 0, ncpus, 0, 'hits');
+  const ring = ringBytes > 0 ? native.shmMapCreate(RINGBUF, 0, 0, ringBytes, 0, ncpus, 0, 'args') : undefined;
+  tt.teardown(() => {
+    native.shmMapClose(counter.id);
+    if (ring) native.shmMapClose(ring.id);
+  });
+  const maps = [{ id: 1, fd: counter.fd, notifyFd: -1 }, ...(ring ? [{ id: 2, fd: ring.fd, notifyFd: ring.notifyFd }] : [])];
+  const agent = await launch([TARGET, ...args], { agent: AGENT, maps });
+  const child = agent.child;
+  tt.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { counter, ring, agent, stdout: () => out, exited };
+}
+
 if (process.arch !== 'x64') {
   t.pass('the inline hook supports x86-64 only for now');
 } else {
@@ -68,25 +95,11 @@ if (process.arch !== 'x64') {
     const cc = spawnSync('gcc', ['-O2', '-g', path.join(FIXTURES, 'agent', 'launch-target.c'), '-o', TARGET, '-lpthread'], { encoding: 'utf8' });
     tt.equal(cc.status, 0, 'build the target', { stderr: cc.stderr });
 
-    const counter: NativeShmMap = native.shmMapCreate(ARRAY, 4, 8, 1, 0, ncpus, 0, 'hits');
-    const ring: NativeShmMap = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, ncpus, 0, 'args');
-    tt.teardown(() => {
-      native.shmMapClose(counter.id);
-      native.shmMapClose(ring.id);
-    });
     const target = resolveUprobe({ binary: TARGET, func: 'target', offset: 0, retprobe: false, sleepable: false });
-
-    const agent = await launch([TARGET, String(N)], {
-      agent: AGENT,
-      maps: [{ id: 1, fd: counter.fd, notifyFd: -1 }, { id: 2, fd: ring.fd, notifyFd: ring.notifyFd }],
-    });
+    const run = await started(tt, native, ncpus, [String(N)], 1, 1 << 16);
+    const { counter, agent, stdout, exited } = run;
+    const ring = run.ring as NativeShmMap;
     const child = agent.child;
-    tt.teardown(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let stdout = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
 
     tt.equal(await agent.sendProgram({ id: 7, insns: assemble(PROGRAM) }), 'prog 7', 'the engine loads the program');
     await tt.rejects(agent.sendProgram({ id: 8, insns: assemble('call 6\nexit') }), /helper 6 is not implemented by the agent/,
@@ -98,7 +111,7 @@ if (process.arch !== 'x64') {
     tt.match(hooked, /^hook 3 at 0x[0-9a-f]+$/, 'the agent hooks target');
 
     child.stdin?.write('1');
-    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.ok(await until(() => stdout().includes('round 0 done'), 20_000), 'round 0 ran');
     const mem = new Uint8Array(16);
     tt.equal(native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0), 0, 'counter lookup');
     tt.equal(Buffer.from(mem).readBigUInt64LE(8), BigInt(N), 'the counter reads N');
@@ -119,7 +132,7 @@ if (process.arch !== 'x64') {
     agent.close();
     tt.ok(await until(() => tasks(child.pid!) === 1, 10_000), 'the agent unhooks and its thread ends on EOF');
     child.stdin?.write('2');
-    tt.ok(await until(() => stdout.includes('round 1 done'), 20_000), 'round 1 ran unhooked');
+    tt.ok(await until(() => stdout().includes('round 1 done'), 20_000), 'round 1 ran unhooked');
     tt.equal(native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0), 0, 'counter lookup');
     tt.equal(Buffer.from(mem).readBigUInt64LE(8), BigInt(N), 'the counter still reads N');
     tt.equal(native.shmRingPoll(ring.id, 0, out, -1), 0, 'no more records');
@@ -158,16 +171,8 @@ if (process.arch !== 'x64') {
     const target = resolveUprobe({ binary: TARGET, func: 'target', offset: 0, retprobe: false, sleepable: false });
     // a function of the agent's own map_lookup_elem helper, which the programs call
     const lookup = resolveUprobe({ binary: AGENT, func: 'wbpf_map_key_size', offset: 0, retprobe: false, sleepable: false });
-    const counter: NativeShmMap = native.shmMapCreate(ARRAY, 4, 8, 2, 0, ncpus, 0, 'hits');
-    tt.teardown(() => native.shmMapClose(counter.id));
-    const agent = await launch([TARGET, String(N)], { agent: AGENT, maps: [{ id: 1, fd: counter.fd, notifyFd: -1 }] });
+    const { counter, agent, stdout, exited } = await started(tt, native, ncpus, [String(N)], 2, 0);
     const child = agent.child;
-    tt.teardown(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let stdout = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     // counter[KEY] += 1 (the helper calls wbpf_map_key_size)
     const counting = (key: number): Uint8Array => assemble(`
       stw [%r10-4], ${key}
@@ -185,7 +190,7 @@ if (process.arch !== 'x64') {
     await agent.sendHook({ id: 1, progId: 1, dev: target.dev, ino: target.ino, fileOffset: target.fileOffset, size: target.func?.size ?? 0 });
     await agent.sendHook({ id: 2, progId: 2, dev: lookup.dev, ino: lookup.ino, fileOffset: lookup.fileOffset, size: lookup.func?.size ?? 0 });
     child.stdin?.write('1');
-    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.ok(await until(() => stdout().includes('round 0 done'), 20_000), 'round 0 ran');
     const mem = new Uint8Array(16);
     const read = (key: number): bigint => {
       new DataView(mem.buffer).setUint32(0, key, true);
@@ -203,27 +208,14 @@ if (process.arch !== 'x64') {
   t.test('8 threads hit the hook at once', async (tt) => {
     const THREADS = 8, CALLS = 2000;
     const target = resolveUprobe({ binary: TARGET, func: 'target', offset: 0, retprobe: false, sleepable: false });
-    const counter: NativeShmMap = native.shmMapCreate(ARRAY, 4, 8, 1, 0, ncpus, 0, 'hits');
-    const ring: NativeShmMap = native.shmMapCreate(RINGBUF, 0, 0, 1 << 20, 0, ncpus, 0, 'args');
-    tt.teardown(() => {
-      native.shmMapClose(counter.id);
-      native.shmMapClose(ring.id);
-    });
-    const agent = await launch([TARGET, String(CALLS), String(THREADS)], {
-      agent: AGENT,
-      maps: [{ id: 1, fd: counter.fd, notifyFd: -1 }, { id: 2, fd: ring.fd, notifyFd: ring.notifyFd }],
-    });
+    const run = await started(tt, native, ncpus, [String(CALLS), String(THREADS)], 1, 1 << 20);
+    const { counter, agent, stdout, exited } = run;
+    const ring = run.ring as NativeShmMap;
     const child = agent.child;
-    tt.teardown(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let stdout = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     await agent.sendProgram({ id: 7, insns: assemble(PROGRAM) });
     await agent.sendHook({ id: 3, progId: 7, dev: target.dev, ino: target.ino, fileOffset: target.fileOffset, size: target.func?.size ?? 0 });
     child.stdin?.write('1');
-    tt.ok(await until(() => stdout.includes('round 0 done'), 30_000), 'round 0 ran');
+    tt.ok(await until(() => stdout().includes('round 0 done'), 30_000), 'round 0 ran');
     const mem = new Uint8Array(16);
     tt.equal(native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0), 0, 'counter lookup');
     tt.equal(Buffer.from(mem).readBigUInt64LE(8), BigInt(THREADS * CALLS), 'the counter reads THREADS x CALLS');
