@@ -67,7 +67,7 @@ fetch_deb() {
 # vmlinuz, kernel.version and initramfs.cpio are derived from the .deb; the unpacked .deb (all of
 # Debian's modules, ~300 MB) only lives while they are built.
 build_kernel() {
-  [ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -qx insmod ||
+  [ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -x insmod >/dev/null ||
     die "need a static busybox at $BUSYBOX (bash matrix/guests/setup-host.sh)"
   local key
   key=$( { basename "$DEB"; echo "$MODULES boot/config"; cat "$HERE/init" "$HERE/kmods.py" "$BUSYBOX"; } |
