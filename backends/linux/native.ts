@@ -247,6 +247,16 @@ export interface NativeAddon {
   /** the program side, for tests: bpf_ringbuf_output / bpf_perf_event_output (on `cpu`): 0 or -errno */
   shmRingbufOutput(id: number, data: Uint8Array, flags: number): number;
   shmPerfEventOutput(id: number, flags: bigint, data: Uint8Array, cpu: number): number;
+
+  // native/src/agent.cc: the uprobe agent's control channel, host side (backends/userspace/attach/channel.ts)
+  /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): [hostFd, childFd] */
+  agentSocketpair(): [number, number];
+  /** sendmsg of the whole frame (partial writes continued), `fds` as SCM_RIGHTS with its first bytes,
+   * MSG_NOSIGNAL; throws the errno Error (EPIPE: the peer closed its end) */
+  agentSend(fd: number, frame: Uint8Array, fds: readonly number[]): void;
+  /** poll(2) up to timeoutMs (0: don't wait, -1: no limit), then one recv into `out`: bytes read, 0 at EOF,
+   * -ETIMEDOUT when nothing came, or -errno; never throws for the channel's state */
+  agentRecv(fd: number, out: Uint8Array, timeoutMs: number): number;
 }
 
 /** a shared-memory map as the addon hands it out */

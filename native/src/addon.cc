@@ -70,6 +70,10 @@ Napi::Value PtRegsMembers(const Napi::CallbackInfo&);
 // vm.cc (the agent's eBPF engine for the userspace VM's 'native' engine)
 Napi::Value VmLoad(const Napi::CallbackInfo&);
 Napi::Value VmRun(const Napi::CallbackInfo&);
+// agent.cc (the uprobe agent's control channel, host side)
+Napi::Value AgentSocketpair(const Napi::CallbackInfo&);
+Napi::Value AgentSend(const Napi::CallbackInfo&);
+Napi::Value AgentRecv(const Napi::CallbackInfo&);
 
 namespace {
 
@@ -145,6 +149,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("shmPerfOpenReaders", ShmPerfOpenReaders);
   set("shmRingbufOutput", ShmRingbufOutput);
   set("shmPerfEventOutput", ShmPerfEventOutput);
+  set("agentSocketpair", AgentSocketpair);
+  set("agentSend", AgentSend);
+  set("agentRecv", AgentRecv);
   // mapOp and bufferPoll with a V8 fast path where this build has one (fastcall.h)
   bool fast = SetFastMapOp(env, exports) && SetFastBufferPoll(env, exports) && SetGuestMapFunctions(env, exports);
   exports.Set("fastCalls", Napi::Boolean::New(env, fast));
