@@ -1,9 +1,11 @@
 /* libwbpf_agent.so: loaded with LD_PRELOAD, serves the control channel named by WBPF_AGENT_FD (lib/proto.h):
- * maps the shared maps, loads programs into the C engine, hooks functions; each hit runs the program with
- * ctx = the trampoline's pt_regs. EOF on the channel unhooks everything; a fault disables its hook only. */
+ * maps the shared maps, loads programs into the C engine, hooks functions (entry and return, several
+ * programs per function); each hit runs the programs with ctx = the trampoline's pt_regs. The command
+ * waits for START; EOF on the channel unhooks everything; a fault disables its hook only. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,7 +25,9 @@
 
 #define MAX_MAPS 64
 #define MAX_PROGS 64
-#define MAX_HOOKS 64
+#define MAX_HOOKS 64    /* attachments (entries of hooks[], reused once unhooked and no hit can read them) */
+#define MAX_FNS 64      /* distinct functions hooked in the process's life (entries of fns[], never reused) */
+#define MAX_FN_HOOKS 16 /* attachments on one function */
 #define MAPREF_TAG 0x5742504d00000000ull /* "WBPM" << 32 | map id: what lddw map_by_fd(id) loads */
 #define RUN_BUDGET 1000000
 
@@ -35,12 +39,25 @@ struct aprog {
 	uint32_t id;
 	ebpf_vm_prog *prog;
 };
+struct afn;
+/* one attachment: a program at a function's entry or return (hits read it through afn.at) */
 struct ahook {
 	uint32_t id;
+	uint32_t flags; /* WBPF_AGENT_HOOK_RETURN */
 	const struct aprog *prog;
-	struct wbpf_hook *hook;
+	struct afn *fn;
 	volatile int enabled;
 	volatile int reported;
+	int live; /* serve thread only: in use (listed in fn->at, or being added) */
+};
+/* one hooked function: its patch and its attachments. Hits read at[] between fn_enter and fn_leave;
+ * the serve thread changes it with atomic stores and then waits for the hits of the old phase */
+struct afn {
+	uintptr_t addr;
+	struct wbpf_hook *hook;         /* serve thread only; NULL while unpatched */
+	struct ahook *at[MAX_FN_HOOKS]; /* atomic; NULL: a free slot */
+	unsigned nret;                  /* atomic: return attachments in at[] */
+	unsigned phase, readers[2];     /* atomic: hits in progress, by the phase they started in */
 };
 
 static int chan = -1;
@@ -50,18 +67,100 @@ static struct amap maps[MAX_MAPS];
 static unsigned nmaps;
 static struct aprog progs[MAX_PROGS];
 static unsigned nprogs;
+/* serve thread only */
 static struct ahook hooks[MAX_HOOKS];
-static unsigned nhooks;
+static struct afn fns[MAX_FNS];
+static unsigned nfns;
+
+/* ---- sending frames: the serve thread blocks; a hit never does (its notices queue) ---- */
+/* set on the serve thread (its hits are skipped, its sends may block) */
+static __thread int serving __attribute__((tls_model("initial-exec")));
+
+#define NOTICE_QUEUE 16
+#define NOTICE_MAX 512 /* payload bytes of a queued notice; a trace's text is cut to fit */
+static struct notice {
+	uint32_t type, len;
+	uint8_t body[NOTICE_MAX];
+} notice_q[NOTICE_QUEUE];
+static unsigned notice_n;
+static pthread_mutex_t notice_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long notices_dropped; /* atomic: the queue was full or busy */
+
+/* the whole of iov[0..n), looping on partial writes; 0, or -1 when the host is gone */
+static int send_iov(struct iovec *iov, int n, int flags)
+{
+	while (n > 0) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(chan, &mh, MSG_NOSIGNAL | flags);
+		if (w < 0 && errno == EINTR) continue;
+		if (w < 0) return -1;
+		flags &= ~MSG_DONTWAIT; /* a frame begun is finished: the stream stays whole */
+		while (n > 0 && (size_t)w >= iov->iov_len) w -= (ssize_t)(iov++)->iov_len, n--;
+		if (n > 0) iov->iov_base = (uint8_t *)iov->iov_base + w, iov->iov_len -= (size_t)w;
+	}
+	return 0;
+}
+
+static void queue_notice(uint32_t type, const void *a, size_t alen, const char *msg, size_t mlen)
+{
+	if (pthread_mutex_trylock(&notice_lock) != 0) {
+		__atomic_add_fetch(&notices_dropped, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (notice_n < NOTICE_QUEUE && alen + mlen <= NOTICE_MAX) {
+		struct notice *q = &notice_q[notice_n++];
+		q->type = type;
+		q->len = (uint32_t)(alen + mlen);
+		memcpy(q->body, a, alen);
+		memcpy(q->body + alen, msg, mlen);
+	} else {
+		__atomic_add_fetch(&notices_dropped, 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&notice_lock);
+}
+
+static void send_frame_n(uint32_t type, uint32_t seq, const void *a, size_t alen, const char *msg, size_t mlen)
+{
+	struct wbpf_agent_frame f = { (uint32_t)(alen + mlen), type, seq };
+	struct iovec iov[3] = { { &f, sizeof f }, { (void *)a, alen }, { (void *)msg, mlen } };
+	if (serving) {
+		pthread_mutex_lock(&send_lock);
+		(void)send_iov(iov, 3, 0); /* the host gone: EOF tells the reader */
+		pthread_mutex_unlock(&send_lock);
+		return;
+	}
+	/* a hit on a traced thread: try once without blocking, else leave it to the serve thread */
+	if (pthread_mutex_trylock(&send_lock) == 0) {
+		int rc = send_iov(iov, 3, MSG_DONTWAIT);
+		int again = rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+		pthread_mutex_unlock(&send_lock);
+		if (!again) return;
+	}
+	queue_notice(type, a, alen, msg, mlen);
+}
 
 static void send_frame(uint32_t type, uint32_t seq, const void *a, size_t alen, const char *msg)
 {
-	size_t mlen = msg ? strlen(msg) : 0;
-	struct wbpf_agent_frame f = { (uint32_t)(alen + mlen), type, seq };
-	struct iovec iov[3] = { { &f, sizeof f }, { (void *)a, alen }, { (void *)msg, mlen } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
-	pthread_mutex_lock(&send_lock);
-	(void)sendmsg(chan, &mh, MSG_NOSIGNAL); /* the host gone: EOF tells the reader */
-	pthread_mutex_unlock(&send_lock);
+	send_frame_n(type, seq, a, alen, msg, msg ? strlen(msg) : 0);
+}
+
+/* serve thread: send what hits queued */
+static void flush_notices(void)
+{
+	static struct notice out[NOTICE_QUEUE];
+	pthread_mutex_lock(&notice_lock);
+	unsigned n = notice_n;
+	memcpy(out, notice_q, n * sizeof out[0]);
+	notice_n = 0;
+	pthread_mutex_unlock(&notice_lock);
+	for (unsigned i = 0; i < n; i++) send_frame_n(out[i].type, 0, out[i].body, out[i].len, NULL, 0);
+}
+
+/* a TRACE frame (bpf_trace_printk's text) for the program run at hook_id; never blocks a hit */
+static __attribute__((unused)) void agent_trace(uint32_t hook_id, const char *text, size_t len)
+{
+	if (len > NOTICE_MAX - sizeof hook_id) len = NOTICE_MAX - sizeof hook_id;
+	send_frame_n(WBPF_AGENT_TRACE, 0, &hook_id, sizeof hook_id, text, len);
 }
 
 static void reply(uint32_t seq, int32_t status, const char *fmt, ...)
@@ -167,12 +266,52 @@ static __thread int in_hit __attribute__((tls_model("initial-exec")));
 
 static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs);
 
+/* the return half (hook/hook.h, the uretprobe helper's): arms on_return for this call. Weak until it lands:
+ * without it, return attachments are accepted and never run */
+int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
+	__attribute__((weak));
+
+static unsigned fn_enter(struct afn *fn)
+{
+	unsigned idx = __atomic_load_n(&fn->phase, __ATOMIC_SEQ_CST) & 1;
+	__atomic_add_fetch(&fn->readers[idx], 1, __ATOMIC_SEQ_CST);
+	return idx;
+}
+
+static void fn_leave(struct afn *fn, unsigned idx)
+{
+	__atomic_sub_fetch(&fn->readers[idx], 1, __ATOMIC_RELEASE);
+}
+
+/* runs fn's enabled attachments of one kind (0: entry, WBPF_AGENT_HOOK_RETURN: return) */
+static void run_list(struct afn *fn, struct wbpf_pt_regs *regs, uint32_t kind)
+{
+	for (unsigned i = 0; i < MAX_FN_HOOKS; i++) {
+		struct ahook *h = __atomic_load_n(&fn->at[i], __ATOMIC_ACQUIRE);
+		if (h && (h->flags & WBPF_AGENT_HOOK_RETURN) == kind && h->enabled) run_hit(h, regs);
+	}
+}
+
+static void on_return(struct wbpf_pt_regs *regs, void *cookie)
+{
+	struct afn *fn = cookie;
+	if (in_hit) return;
+	in_hit = 1;
+	unsigned idx = fn_enter(fn);
+	run_list(fn, regs, WBPF_AGENT_HOOK_RETURN);
+	fn_leave(fn, idx);
+	in_hit = 0;
+}
+
 static void on_hit(struct wbpf_pt_regs *regs, void *cookie)
 {
-	struct ahook *h = cookie;
-	if (!h->enabled || in_hit) return;
+	struct afn *fn = cookie;
+	if (in_hit) return;
 	in_hit = 1;
-	run_hit(h, regs);
+	unsigned idx = fn_enter(fn);
+	run_list(fn, regs, 0);
+	if (__atomic_load_n(&fn->nret, __ATOMIC_ACQUIRE) && wbpf_hook_ret_arm) (void)wbpf_hook_ret_arm(regs, on_return, fn);
+	fn_leave(fn, idx);
 	in_hit = 0;
 }
 
@@ -260,27 +399,163 @@ static uintptr_t find_address(const struct wbpf_agent_hook *r)
 	return found;
 }
 
+/* ---- attachments (serve thread) ---- */
+static const struct aprog *find_prog(uint32_t id)
+{
+	const struct aprog *prog = NULL;
+	for (unsigned i = 0; i < nprogs; i++)
+		if (progs[i].id == id) prog = &progs[i];
+	return prog;
+}
+
+static struct ahook *find_hook(uint32_t id)
+{
+	for (unsigned i = 0; i < MAX_HOOKS; i++)
+		if (hooks[i].live && hooks[i].id == id) return &hooks[i];
+	return NULL;
+}
+
+static struct ahook *free_hook(void)
+{
+	for (unsigned i = 0; i < MAX_HOOKS; i++)
+		if (!hooks[i].live) return &hooks[i];
+	return NULL;
+}
+
+/* the function's entry, hooked before or new; NULL when MAX_FNS functions were hooked already */
+static struct afn *fn_of(uintptr_t addr)
+{
+	for (unsigned i = 0; i < nfns; i++)
+		if (fns[i].addr == addr) return &fns[i];
+	if (nfns >= MAX_FNS) return NULL;
+	fns[nfns].addr = addr;
+	return &fns[nfns++];
+}
+
+static int fn_slot(const struct afn *fn)
+{
+	for (int i = 0; i < MAX_FN_HOOKS; i++)
+		if (!fn->at[i]) return i;
+	return -1;
+}
+
+static int fn_empty(const struct afn *fn)
+{
+	for (int i = 0; i < MAX_FN_HOOKS; i++)
+		if (fn->at[i]) return 0;
+	return 1;
+}
+
+/* waits (up to a second) until no hit that may have read fn->at before the last change is running */
+static void fn_quiesce(struct afn *fn)
+{
+	unsigned old = __atomic_fetch_add(&fn->phase, 1, __ATOMIC_SEQ_CST) & 1;
+	struct timespec t0, now, nap = { 0, 20000 };
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (__atomic_load_n(&fn->readers[old], __ATOMIC_SEQ_CST)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= 2) break; /* a hit stalled: entries are never freed, only reused */
+		nanosleep(&nap, NULL);
+	}
+}
+
+static void unlist(struct ahook *h)
+{
+	struct afn *fn = h->fn;
+	for (int i = 0; i < MAX_FN_HOOKS; i++)
+		if (fn->at[i] == h) __atomic_store_n(&fn->at[i], NULL, __ATOMIC_SEQ_CST);
+	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_sub_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
+}
+
 static void do_hook(uint32_t seq, const uint8_t *p, uint32_t len)
 {
 	struct wbpf_agent_hook r;
 	if (len < sizeof r) return reply(seq, EINVAL, "hook: short request");
 	memcpy(&r, p, sizeof r);
-	const struct aprog *prog = NULL;
-	for (unsigned i = 0; i < nprogs; i++)
-		if (progs[i].id == r.prog_id) prog = &progs[i];
+	const struct aprog *prog = find_prog(r.prog_id);
 	if (!prog) return reply(seq, ENOENT, "hook %u: no program %u", r.id, r.prog_id);
-	if (nhooks >= MAX_HOOKS) return reply(seq, ENOSPC, "hook %u: the agent holds %u hooks already", r.id, MAX_HOOKS);
+	if (find_hook(r.id)) return reply(seq, EEXIST, "hook %u: the agent has a hook %u already", r.id, r.id);
+	struct ahook *h = free_hook();
+	if (!h) return reply(seq, ENOSPC, "hook %u: the agent holds %u hooks already", r.id, MAX_HOOKS);
 	uintptr_t addr = find_address(&r);
 	if (!addr)
 		return reply(seq, ENOENT, "hook %u: file offset 0x%" PRIx64 " of dev %u:%u inode %" PRIu64 " is not mapped executable",
 			     r.id, r.file_offset, gnu_dev_major(r.dev), gnu_dev_minor(r.dev), r.ino);
-	struct ahook *h = &hooks[nhooks];
-	*h = (struct ahook){ .id = r.id, .prog = prog, .enabled = 1 };
-	struct wbpf_hook_error err;
-	if (wbpf_hook_attach_sized((void *)addr, r.size, on_hit, h, &h->hook, &err) != 0)
-		return reply(seq, err.code, "hook %u: %s: %s", r.id, wbpf_hook_code_name(err.code), err.reason);
-	nhooks++;
+	struct afn *fn = fn_of(addr);
+	if (!fn) return reply(seq, ENOSPC, "hook %u: the agent hooked %u functions already", r.id, MAX_FNS);
+	int slot = fn_slot(fn);
+	if (slot < 0) return reply(seq, ENOSPC, "hook %u: 0x%" PRIxPTR " has %u hooks already", r.id, addr, MAX_FN_HOOKS);
+	*h = (struct ahook){ .id = r.id, .flags = r.flags & WBPF_AGENT_HOOK_RETURN, .prog = prog, .fn = fn, .enabled = 1, .live = 1 };
+	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_add_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&fn->at[slot], h, __ATOMIC_SEQ_CST);
+	if (!fn->hook) {
+		struct wbpf_hook_error err;
+		struct wbpf_hook *wh;
+		if (wbpf_hook_attach_sized((void *)addr, r.size, on_hit, fn, &wh, &err) != 0) {
+			unlist(h);
+			fn_quiesce(fn);
+			h->live = 0;
+			return reply(seq, err.code, "hook %u: %s: %s", r.id, wbpf_hook_code_name(err.code), err.reason);
+		}
+		fn->hook = wh;
+	}
 	reply(seq, 0, "hook %u at 0x%" PRIxPTR, r.id, addr);
+}
+
+static void do_unhook(uint32_t seq, const uint8_t *p, uint32_t len)
+{
+	uint32_t id;
+	if (len < sizeof id) return reply(seq, EINVAL, "unhook: short request");
+	memcpy(&id, p, sizeof id);
+	struct ahook *h = find_hook(id);
+	if (!h) return reply(seq, ENOENT, "unhook %u: no hook %u", id, id);
+	struct afn *fn = h->fn;
+	unlist(h);
+	char note[256] = "";
+	if (fn_empty(fn) && fn->hook) {
+		struct wbpf_hook_error err;
+		if (wbpf_hook_detach(fn->hook, &err) == 0) fn->hook = NULL;
+		else snprintf(note, sizeof note, " (the entry stays patched, running nothing: %s: %s)", wbpf_hook_code_name(err.code), err.reason);
+	}
+	fn_quiesce(fn); /* from here no hit reads h: it may be reused */
+	h->live = 0;
+	reply(seq, 0, "unhook %u%s", id, note);
+}
+
+/* ---- START: the constructor waits for it (or EOF) before the command's main ---- */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cond = PTHREAD_COND_INITIALIZER;
+static int started;
+
+static void release_start(void)
+{
+	pthread_mutex_lock(&start_lock);
+	started = 1;
+	pthread_cond_broadcast(&start_cond);
+	pthread_mutex_unlock(&start_lock);
+}
+
+static void wait_start(void)
+{
+	pthread_mutex_lock(&start_lock);
+	while (!started) pthread_cond_wait(&start_cond, &start_lock);
+	pthread_mutex_unlock(&start_lock);
+}
+
+static void do_start(uint32_t seq)
+{
+	release_start();
+	reply(seq, 0, "start");
+}
+
+/* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one) */
+static void unhook_all(void)
+{
+	for (unsigned i = 0; i < MAX_HOOKS; i++) hooks[i].enabled = 0;
+	for (unsigned i = 0; i < nfns; i++) {
+		struct wbpf_hook_error err;
+		if (fns[i].hook && wbpf_hook_detach(fns[i].hook, &err) == 0) fns[i].hook = NULL;
+	}
 }
 
 /* ---- the channel ---- */
@@ -297,12 +572,40 @@ static int read_full(void *buf, size_t len, int *fds, int *nfds)
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
 			if (fds && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 				int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-				for (int i = 0; i < k && *nfds < 4; i++) memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				for (int i = 0; i < k; i++) {
+					int fd;
+					memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+					if (*nfds < 4) fds[(*nfds)++] = fd;
+					else close(fd);
+				}
 			}
 		b += n;
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* one request: read, answer; -1 at EOF (or a frame too large to be ours) */
+static int serve_one(void)
+{
+	struct wbpf_agent_frame f;
+	int fds[4], nfds = 0, rc = 0;
+	if (read_full(&f, sizeof f, fds, &nfds) < 0 || f.len > WBPF_AGENT_MAX_PAYLOAD) rc = -1;
+	uint8_t *p = rc ? NULL : malloc(f.len ? f.len : 1);
+	if (!rc && (!p || read_full(p, f.len, fds, &nfds) < 0)) rc = -1;
+	if (!rc) {
+		switch (f.type) {
+		case WBPF_AGENT_MAP: do_map(f.seq, p, f.len, fds, nfds); nfds = 0; break;
+		case WBPF_AGENT_PROG: do_prog(f.seq, p, f.len); break;
+		case WBPF_AGENT_HOOK: do_hook(f.seq, p, f.len); break;
+		case WBPF_AGENT_START: do_start(f.seq); break;
+		case WBPF_AGENT_UNHOOK: do_unhook(f.seq, p, f.len); break;
+		default: reply(f.seq, EINVAL, "unknown request type %u", f.type);
+		}
+	}
+	for (int i = 0; i < nfds; i++) close(fds[i]);
+	free(p);
+	return rc;
 }
 
 static void *serve(void *arg)
@@ -311,28 +614,17 @@ static void *serve(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* the target's signals go to its own threads */
+	serving = 1;
+	in_hit = 1; /* this thread calling a hooked function runs no program */
 	for (;;) {
-		struct wbpf_agent_frame f;
-		int fds[4], nfds = 0;
-		if (read_full(&f, sizeof f, fds, &nfds) < 0) break;
-		if (f.len > WBPF_AGENT_MAX_PAYLOAD) break;
-		uint8_t *p = malloc(f.len ? f.len : 1);
-		if (!p || read_full(p, f.len, fds, &nfds) < 0) { free(p); break; }
-		switch (f.type) {
-		case WBPF_AGENT_MAP: do_map(f.seq, p, f.len, fds, nfds); nfds = 0; break;
-		case WBPF_AGENT_PROG: do_prog(f.seq, p, f.len); break;
-		case WBPF_AGENT_HOOK: do_hook(f.seq, p, f.len); break;
-		default: reply(f.seq, EINVAL, "unknown request type %u", f.type);
-		}
-		for (int i = 0; i < nfds; i++) close(fds[i]);
-		free(p);
+		struct pollfd pf = { .fd = chan, .events = POLLIN };
+		int r = poll(&pf, 1, 100); /* wakes to send what hits queued */
+		flush_notices();
+		if (r < 0 && errno != EINTR) break;
+		if (r > 0 && serve_one() < 0) break;
 	}
-	/* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one) */
-	for (unsigned i = 0; i < nhooks; i++) {
-		struct wbpf_hook_error err;
-		hooks[i].enabled = 0;
-		wbpf_hook_detach(hooks[i].hook, &err);
-	}
+	unhook_all();
+	release_start();
 	close(chan);
 	return NULL;
 }
@@ -348,5 +640,7 @@ __attribute__((constructor)) static void wbpf_agent_init(void)
 	unsetenv("WBPF_AGENT_FD");
 	chan = (int)fd;
 	pthread_t t;
-	if (pthread_create(&t, NULL, serve, NULL) == 0) pthread_detach(t);
+	if (pthread_create(&t, NULL, serve, NULL) != 0) return;
+	pthread_detach(t);
+	wait_start(); /* the command's main runs once the host says START (or goes away) */
 }

@@ -5,7 +5,14 @@
 #include <stdint.h>
 
 /* Every frame: this header, then `len` bytes of payload. The host numbers its requests (seq); the
- * agent answers each with one WBPF_AGENT_REPLY carrying the same seq, in order. */
+ * agent answers each with one WBPF_AGENT_REPLY carrying the same seq, in order. Notices (EVENT, TRACE;
+ * seq 0) may come between replies at any time.
+ *
+ * Launch mode: the agent's constructor (before the command's main) starts the serving thread and then
+ * blocks until START arrives or the channel reaches EOF, so that the hooks the host sets first see
+ * the command from its first instruction. A host that neither sends START nor closes its end leaves
+ * the command waiting: closing it, or the host dying (the kernel closes its fds), gives EOF. On EOF
+ * the agent removes every hook and the process runs on unhooked. */
 struct wbpf_agent_frame {
 	uint32_t len;  /* payload bytes after the header (at most WBPF_AGENT_MAX_PAYLOAD) */
 	uint32_t type; /* enum wbpf_agent_type */
@@ -18,9 +25,12 @@ enum wbpf_agent_type {
 	WBPF_AGENT_MAP = 1,  /* struct wbpf_agent_map */
 	WBPF_AGENT_PROG = 2, /* struct wbpf_agent_prog, u32 helpers[nhelpers], insns (insn_len bytes) */
 	WBPF_AGENT_HOOK = 3, /* struct wbpf_agent_hook */
+	WBPF_AGENT_START = 4,  /* empty: let the launched command run (idempotent) */
+	WBPF_AGENT_UNHOOK = 5, /* u32 hook id: remove that attachment; the function is unpatched with its last */
 	/* agent -> host */
 	WBPF_AGENT_REPLY = 16, /* i32 status (0 OK, else a positive errno-like code), then a message (no NUL) */
 	WBPF_AGENT_EVENT = 17, /* u32 hook id, then a message: a hook was disabled (a fault at a hit) */
+	WBPF_AGENT_TRACE = 18, /* u32 hook id, then text: bpf_trace_printk of a program run at that hook */
 };
 
 /* A shared-memory map (native/agent/maps/). Its memfd and eventfd come either attached to this frame
@@ -41,8 +51,10 @@ struct wbpf_agent_prog {
 	uint32_t reserved;
 };
 
-/* A uprobe at the entry of a function of a file mapped in the process: every executable mapping of
- * (dev, ino) covering file_offset is hooked (the first one, in this slice) */
+/* A uprobe at the entry (or, with WBPF_AGENT_HOOK_RETURN, a uretprobe at the return) of a function of
+ * a file mapped in the process: every executable mapping of (dev, ino) covering file_offset is hooked
+ * (the first one, in this slice). Several hooks may name one function (entry and return programs,
+ * several apps' programs): each runs at each hit; UNHOOK removes one. */
 struct wbpf_agent_hook {
 	uint32_t id;       /* the host's hook id (events name it) */
 	uint32_t prog_id;
@@ -50,6 +62,9 @@ struct wbpf_agent_hook {
 	uint64_t ino;
 	uint64_t file_offset;
 	uint64_t size;     /* the symbol's st_size, 0 unknown */
+	uint32_t flags;    /* WBPF_AGENT_HOOK_* */
+	uint32_t reserved;
 };
+#define WBPF_AGENT_HOOK_RETURN 1u /* a return probe: the program runs at the function's return (ctx: the return regs) */
 
 #endif
