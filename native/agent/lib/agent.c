@@ -28,6 +28,7 @@
 #define MAX_HOOKS 64    /* attachments (entries of hooks[], reused once unhooked and no hit can read them) */
 #define MAX_FNS 64      /* distinct functions hooked in the process's life (entries of fns[], never reused) */
 #define MAX_FN_HOOKS 16 /* attachments on one function */
+#define READER_SLOTS 8  /* a hit counts itself in its thread's slot: threads rarely share a cache line */
 #define MAPREF_TAG 0x5742504d00000000ull /* "WBPM" << 32 | map id: what lddw map_by_fd(id) loads */
 #define RUN_BUDGET 1000000
 
@@ -57,7 +58,10 @@ struct afn {
 	struct wbpf_hook *hook;         /* serve thread only; NULL while unpatched */
 	struct ahook *at[MAX_FN_HOOKS]; /* atomic; NULL: a free slot */
 	unsigned nret;                  /* atomic: return attachments in at[] */
-	unsigned phase, readers[2];     /* atomic: hits in progress, by the phase they started in */
+	unsigned phase;                 /* atomic: odd/even, flipped by each change */
+	struct {
+		unsigned n[2];          /* atomic: hits in progress, by the phase they started in */
+	} __attribute__((aligned(64))) readers[READER_SLOTS];
 };
 
 static int chan = -1;
@@ -271,16 +275,21 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs);
 int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
 	__attribute__((weak));
 
+/* this thread's reader slot + 1 (0: not chosen yet) */
+static __thread unsigned reader_slot __attribute__((tls_model("initial-exec")));
+static unsigned reader_slots_taken;
+
 static unsigned fn_enter(struct afn *fn)
 {
+	if (!reader_slot) reader_slot = __atomic_add_fetch(&reader_slots_taken, 1, __ATOMIC_RELAXED) % READER_SLOTS + 1;
 	unsigned idx = __atomic_load_n(&fn->phase, __ATOMIC_SEQ_CST) & 1;
-	__atomic_add_fetch(&fn->readers[idx], 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&fn->readers[reader_slot - 1].n[idx], 1, __ATOMIC_SEQ_CST);
 	return idx;
 }
 
 static void fn_leave(struct afn *fn, unsigned idx)
 {
-	__atomic_sub_fetch(&fn->readers[idx], 1, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&fn->readers[reader_slot - 1].n[idx], 1, __ATOMIC_RELEASE);
 }
 
 /* runs fn's enabled attachments of one kind (0: entry, WBPF_AGENT_HOOK_RETURN: return) */
@@ -446,15 +455,19 @@ static int fn_empty(const struct afn *fn)
 	return 1;
 }
 
-/* waits (up to a second) until no hit that may have read fn->at before the last change is running */
+/* waits (up to 2 s) until no hit that may have read fn->at before the last change is running */
 static void fn_quiesce(struct afn *fn)
 {
 	unsigned old = __atomic_fetch_add(&fn->phase, 1, __ATOMIC_SEQ_CST) & 1;
 	struct timespec t0, now, nap = { 0, 20000 };
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (__atomic_load_n(&fn->readers[old], __ATOMIC_SEQ_CST)) {
+	for (;;) {
+		unsigned busy = 0;
+		for (unsigned i = 0; i < READER_SLOTS; i++) busy += __atomic_load_n(&fn->readers[i].n[old], __ATOMIC_SEQ_CST);
+		if (!busy) break;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec >= 2) break; /* a hit stalled: entries are never freed, only reused */
+		if ((now.tv_sec - t0.tv_sec) * 1000000000ll + (now.tv_nsec - t0.tv_nsec) > 2000000000ll)
+			break; /* a hit stalled: entries are never freed, only reused */
 		nanosleep(&nap, NULL);
 	}
 }
