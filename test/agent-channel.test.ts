@@ -1,9 +1,15 @@
 // The agent channel's host side (backends/userspace/attach/channel.ts) against a scripted agent: this
 // process holds both ends of the socketpair and writes the agent's frames ahead of each synchronous
-// request. Replies in order, notices between them, a timeout, a late reply skipped, EOF, close.
+// request. Replies in order, notices between them, a timeout, a late reply skipped, EOF, close; driven
+// from a worker thread (no event loop needed).
 import t from 'tap';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { loadNative } from '../backends/linux/native.js';
 import { AgentChannel, agentSocketpair, type AgentNotice } from '../backends/userspace/attach/channel.js';
+
+import { ROOT } from './helpers.js';
 
 const REPLY = 16, EVENT = 17, TRACE = 18;
 const native = loadNative();
@@ -110,4 +116,26 @@ t.test('EOF and close', (tt) => {
   native.closeFd(p3.child);
   tt.throws(() => ch3.start(), { errno: 32, message: 'agent channel: start: the channel is closed' }, 'after close(): EPIPE');
   tt.end();
+});
+
+t.test('a worker thread drives the channel synchronously', async (tt) => {
+  const pair = agentSocketpair();
+  tt.teardown(() => native.closeFd(pair.child));
+  native.agentSend(pair.child, frame(REPLY, 1, 0, 'start'), []);
+  // the built module (npx tsc): a worker evaluates plain JavaScript
+  const url = pathToFileURL(path.join(ROOT, 'dist', 'backends', 'userspace', 'attach', 'channel.js')).href;
+  const w = new Worker(
+    `const { parentPort, workerData } = require('worker_threads');
+     import(workerData.url).then(({ AgentChannel }) => {
+       const ch = new AgentChannel(workerData.fd, { timeoutMs: 5000 });
+       ch.start();
+       ch.close();
+       parentPort.postMessage('started');
+     }, (e) => parentPort.postMessage(String(e)));`,
+    { eval: true, workerData: { fd: pair.host, url } },
+  );
+  const msg = await new Promise((r) => w.once('message', r));
+  await new Promise((r) => w.once('exit', r));
+  tt.equal(msg, 'started', 'start() answered in the worker');
+  tt.same(requests(pair.child).map(([ty, s]) => [ty, s]), [[4, 1]], 'the START frame came');
 });
