@@ -102,7 +102,7 @@ if (process.arch !== 'x64') {
     const child = agent.child;
 
     tt.equal(await agent.sendProgram({ id: 7, insns: assemble(PROGRAM) }), 'prog 7', 'the engine loads the program');
-    await tt.rejects(agent.sendProgram({ id: 8, insns: assemble('call 6\nexit') }), /helper 6 is not implemented by the agent/,
+    await tt.rejects(agent.sendProgram({ id: 8, insns: assemble('call 35\nexit') }), /helper 35 is not implemented by the agent/,
       'a helper the agent lacks is refused');
     await tt.rejects(agent.sendProgram({ id: 9, insns: assemble('ja +5\nexit') }), /out of range/, 'the engine\'s refusal is answered');
     const hooked = await agent.sendHook({
