@@ -17,7 +17,8 @@ import { BackendError } from '../src/errors.js';
 import { BUILD, FIXTURES, ROOT } from './helpers.js';
 
 const AGENT_DIR = path.join(ROOT, 'native', 'agent');
-const OUT = path.join(BUILD, 'agent');
+// its own build folder: test/agent-launch and test/agent-hook run make in test/build/agent at the same time
+const OUT = path.join(BUILD, 'agent-helpers');
 const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const TARGET = path.join(OUT, 'helpers-target');
 const ARRAY = 2, RINGBUF = 27, LOOKUP = 1;
