@@ -64,6 +64,10 @@ if (process.arch !== 'x64') {
     tt.match(r.stdout, /^ok - a string running into a PROT_NONE page: -EFAULT, dst zeroed$/m);
     tt.match(r.stdout, /^# probe_read_user of 8 bytes: \d+ ns/m);
     tt.comment(/^# (.*)$/m.exec(r.stdout)?.[1] ?? '');
+    const nm = spawnSync('nm', ['-D', '--defined-only', AGENT], { encoding: 'utf8' });
+    const exported = new Set(nm.stdout.split('\n').map((l) => l.split(' ')[2]).filter((x): x is string => !!x));
+    tt.same(['find_map', 'helper_of', 'map_ref', 'ptr_ok', 'safe_read', 'safe_read_str', 'format_printk', 'hit_begin', 'agent_trace'].filter((x) => exported.has(x)), [],
+      'the agent\'s internal functions are hidden (none interposes with the target\'s own)');
   });
 
   t.test('launch: reserve/submit, probe_read_user_str, get_current_comm, global data; hostile programs', async (tt) => {
