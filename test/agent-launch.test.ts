@@ -164,7 +164,7 @@ if (process.arch !== 'x64') {
     const ring = run.ring as NativeShmMap;
 
     tt.equal(agent.sendProgram({ id: 7, insns: assemble(PROGRAM) }), 'prog 7', 'the engine loads the program');
-    tt.throws(() => agent.sendProgram({ id: 8, insns: assemble('call 6\nexit') }), /helper 6 is not implemented by the agent/,
+    tt.throws(() => agent.sendProgram({ id: 8, insns: assemble('call 35\nexit') }), /helper 35 is not implemented by the agent/,
       'a helper the agent lacks is refused');
     tt.throws(() => agent.sendProgram({ id: 9, insns: assemble('ja +5\nexit') }), /out of range/, 'the engine\'s refusal is answered');
     tt.match(agent.sendHook(hookOf('target', 3, 7)), /^hook 3 at 0x[0-9a-f]+$/, 'the agent hooks target');

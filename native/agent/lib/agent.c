@@ -21,6 +21,7 @@
 #include "../hook/hook.h"
 #include "../maps/wbpf_maps.h"
 #include "../vm/ebpf_vm.h"
+#include "agent.h"
 #include "proto.h"
 
 #define MAX_MAPS 64
@@ -29,13 +30,8 @@
 #define MAX_FNS 64      /* distinct functions hooked in the process's life (entries of fns[], never reused) */
 #define MAX_FN_HOOKS 16 /* attachments on one function */
 #define READER_SLOTS 8  /* a hit counts itself in its thread's slot: threads rarely share a cache line */
-#define MAPREF_TAG 0x5742504d00000000ull /* "WBPM" << 32 | map id: what lddw map_by_fd(id) loads */
 #define RUN_BUDGET 1000000
 
-struct amap {
-	uint32_t id;
-	struct wbpf_map m;
-};
 struct aprog {
 	uint32_t id;
 	ebpf_vm_prog *prog;
@@ -81,7 +77,7 @@ static unsigned nfns;
 static __thread int serving __attribute__((tls_model("initial-exec")));
 
 #define NOTICE_QUEUE 16
-#define NOTICE_MAX 512 /* payload bytes of a queued notice; a trace's text is cut to fit */
+#define NOTICE_MAX (4 + PRINTK_SIZE) /* payload bytes of a notice a hit queues: a trace's whole text fits */
 static struct notice {
 	uint32_t type, len;
 	uint8_t body[NOTICE_MAX];
@@ -160,8 +156,8 @@ static void flush_notices(void)
 	for (unsigned i = 0; i < n; i++) send_frame_n(out[i].type, 0, out[i].body, out[i].len, NULL, 0);
 }
 
-/* a TRACE frame (bpf_trace_printk's text) for the program run at hook_id; never blocks a hit */
-static __attribute__((unused)) void agent_trace(uint32_t hook_id, const char *text, size_t len)
+/* a TRACE frame (bpf_trace_printk's text) for the program run at hook_id (agent.h); never blocks a hit */
+void agent_trace(uint32_t hook_id, const char *text, uint32_t len)
 {
 	if (len > NOTICE_MAX - sizeof hook_id) len = NOTICE_MAX - sizeof hook_id;
 	send_frame_n(WBPF_AGENT_TRACE, 0, &hook_id, sizeof hook_id, text, len);
@@ -177,91 +173,13 @@ static void reply(uint32_t seq, int32_t status, const char *fmt, ...)
 	send_frame(WBPF_AGENT_REPLY, seq, &status, sizeof status, msg);
 }
 
-static struct amap *find_map(uint64_t ref)
+struct amap *find_map(uint64_t ref)
 {
 	unsigned n = __atomic_load_n(&nmaps, __ATOMIC_ACQUIRE);
 	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
 	for (unsigned i = 0; i < n; i++)
 		if (maps[i].id == (uint32_t)ref) return &maps[i];
 	return NULL;
-}
-
-/* [addr, addr+len) inside the run's stack or one of its regions (writable when asked) */
-static int ptr_ok(const ebpf_vm_run *run, uint64_t addr, uint64_t len, int write)
-{
-	if (addr + len < addr) return 0;
-	if (addr >= run->stack_addr && addr + len <= run->stack_addr + EBPF_VM_STACK_SIZE) return 1;
-	for (uint32_t i = 0; i < run->nregions; i++) {
-		const ebpf_vm_region *r = &run->regions[i];
-		if (addr >= r->addr && addr + len <= r->addr + r->size)
-			return !write || (r->flags & EBPF_VM_REGION_WRITABLE);
-	}
-	return 0;
-}
-
-static int h_lookup(ebpf_vm_call *c)
-{
-	struct amap *m = find_map(c->args[0]);
-	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
-	c->r0 = (uint64_t)(uintptr_t)wbpf_map_lookup_elem(&m->m, (const void *)(uintptr_t)c->args[1]);
-	return 0;
-}
-static int h_update(ebpf_vm_call *c)
-{
-	struct amap *m = find_map(c->args[0]);
-	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
-	if (!ptr_ok(c->run, c->args[2], wbpf_map_value_size(&m->m), 0)) return 1;
-	c->r0 = (uint64_t)wbpf_map_update_elem(&m->m, (const void *)(uintptr_t)c->args[1],
-					      (const void *)(uintptr_t)c->args[2], c->args[3]);
-	return 0;
-}
-static int h_delete(ebpf_vm_call *c)
-{
-	struct amap *m = find_map(c->args[0]);
-	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
-	c->r0 = (uint64_t)wbpf_map_delete_elem(&m->m, (const void *)(uintptr_t)c->args[1]);
-	return 0;
-}
-static int h_ktime(ebpf_vm_call *c)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	c->r0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	return 0;
-}
-static int h_pid_tgid(ebpf_vm_call *c)
-{
-	c->r0 = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
-	return 0;
-}
-static int h_ringbuf_output(ebpf_vm_call *c)
-{
-	struct amap *m = find_map(c->args[0]);
-	if (!m || wbpf_map_type(&m->m) != WBPF_MAP_RINGBUF || !ptr_ok(c->run, c->args[1], c->args[2], 0)) return 1;
-	c->r0 = (uint64_t)wbpf_ringbuf_output(&m->m, (const void *)(uintptr_t)c->args[1], c->args[2], c->args[3]);
-	return 0;
-}
-
-static ebpf_vm_helper_fn helper_of(void *user, uint32_t id)
-{
-	(void)user;
-	switch (id) {
-	case 1: return h_lookup;
-	case 2: return h_update;
-	case 3: return h_delete;
-	case 5: return h_ktime;
-	case 14: return h_pid_tgid;
-	case 130: return h_ringbuf_output;
-	default: return NULL;
-	}
-}
-
-static int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value)
-{
-	(void)user;
-	if (src != 1 || !find_map(MAPREF_TAG | (uint32_t)imm)) return 1;
-	*value = MAPREF_TAG | (uint32_t)imm;
-	return 0;
 }
 
 /* ---- at each hit ---- */
@@ -326,23 +244,13 @@ static void on_hit(struct wbpf_pt_regs *regs, void *cookie)
 
 static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 {
-	ebpf_vm_region regions[MAX_MAPS + 1];
-	unsigned n = 0, nm = __atomic_load_n(&nmaps, __ATOMIC_ACQUIRE);
-	regions[n++] = (ebpf_vm_region){ (uintptr_t)regs, sizeof *regs, (uint8_t *)regs, 0 };
-	for (unsigned i = 0; i < nm; i++)
-		regions[n++] = (ebpf_vm_region){ (uintptr_t)maps[i].m.h, maps[i].m.size, (uint8_t *)maps[i].m.h,
-						 EBPF_VM_REGION_WRITABLE };
-	for (unsigned i = 1; i < n; i++) /* sorted by addr (mappings never overlap) */
-		for (unsigned j = i; j > 0 && regions[j].addr < regions[j - 1].addr; j--) {
-			ebpf_vm_region t = regions[j];
-			regions[j] = regions[j - 1];
-			regions[j - 1] = t;
-		}
+	struct hit mem;
 	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
-	ebpf_vm_run run = { .regions = regions, .nregions = n, .stack = stack, .stack_addr = (uintptr_t)stack,
-			    .budget = RUN_BUDGET };
+	ebpf_vm_run run = { .stack = stack, .stack_addr = (uintptr_t)stack, .budget = RUN_BUDGET };
+	hit_begin(&mem, &run, h->id, h->prog->prog, regs, sizeof *regs);
 	uint64_t args[5] = { (uintptr_t)regs, 0, 0, 0, 0 };
 	int st = ebpf_vm_exec(h->prog->prog, &run, args);
+	hit_end(&mem);
 	if (st == EBPF_VM_DONE) return;
 	h->enabled = 0;
 	if (__atomic_exchange_n(&h->reported, 1, __ATOMIC_ACQ_REL)) return;
@@ -380,11 +288,15 @@ static void do_prog(uint32_t seq, const uint8_t *p, uint32_t len)
 		memcpy(&id, p + sizeof r + 4 * i, 4);
 		if (!helper_of(NULL, id)) return reply(seq, EOPNOTSUPP, "prog %u: helper %u is not implemented by the agent", r.id, id);
 	}
-	ebpf_vm_env env = { .helper = helper_of, .map = map_ref };
+	struct prog_refs *refs = calloc(1, sizeof *refs);
+	if (!refs) return reply(seq, ENOMEM, "prog %u: out of memory", r.id);
+	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs };
 	ebpf_vm_error err;
 	ebpf_vm_prog *prog;
-	if (ebpf_vm_load(p + sizeof r + 4 * r.nhelpers, r.insn_len, &env, &prog, &err) != EBPF_VM_OK)
+	if (ebpf_vm_load(p + sizeof r + 4 * r.nhelpers, r.insn_len, &env, &prog, &err) != EBPF_VM_OK) {
+		free(refs);
 		return reply(seq, EINVAL, "%s", err.message);
+	}
 	progs[nprogs++] = (struct aprog){ r.id, prog };
 	reply(seq, 0, "prog %u", r.id);
 }

@@ -60,3 +60,5 @@ long wbpf_array_update(struct wbpf_map *m, const void *key, const void *value, u
   memcpy(elem(m, i) + (is_percpu(m->h->type) ? (uint32_t)wbpf_cpu(m) * m->h->vsz8 : 0), value, m->h->value_size);
   return 0;
 }
+
+void *wbpf_map_direct_value(struct wbpf_map *m) { return m->h->type == WBPF_MAP_ARRAY && m->h->max_entries > 0 ? elem(m, 0) : NULL; }

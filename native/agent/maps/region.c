@@ -38,11 +38,12 @@ int wbpf_lock_init(pthread_mutex_t *l) {
 
 static __thread int thread_cpu = -1;
 void wbpf_map_set_thread_cpu(int cpu) { thread_cpu = cpu; }
-int wbpf_cpu(const struct wbpf_map *m) {
+int wbpf_map_current_cpu(uint32_t ncpus) {
   int c = thread_cpu >= 0 ? thread_cpu : sched_getcpu();
   if (c < 0) c = 0;
-  return (int)((uint32_t)c % m->h->ncpus);
+  return ncpus ? (int)((uint32_t)c % ncpus) : c;
 }
+int wbpf_cpu(const struct wbpf_map *m) { return wbpf_map_current_cpu(m->h->ncpus); }
 
 /* the kernel's map_alloc_check for each family: 0 or -errno */
 static int check_spec(const struct wbpf_map_spec *s) {
@@ -174,5 +175,6 @@ void wbpf_map_freeze(struct wbpf_map *m) { atomic_store(&m->h->frozen, 1); }
 uint32_t wbpf_map_type(const struct wbpf_map *m) { return m->h->type; }
 uint32_t wbpf_map_key_size(const struct wbpf_map *m) { return m->h->key_size; }
 uint32_t wbpf_map_value_size(const struct wbpf_map *m) { return m->h->value_size; }
+uint32_t wbpf_map_flags(const struct wbpf_map *m) { return m->h->map_flags; }
 uint64_t wbpf_map_drops(const struct wbpf_map *m) { return atomic_load(&m->h->drops); }
 uint64_t wbpf_map_recoveries(const struct wbpf_map *m) { return atomic_load(&m->h->recoveries); }

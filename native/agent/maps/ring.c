@@ -137,6 +137,19 @@ long wbpf_ringbuf_output(struct wbpf_map *m, const void *data, uint64_t size, ui
   return 0;
 }
 
+uint64_t wbpf_ringbuf_query(struct wbpf_map *m, uint64_t flags) {
+  if (m->h->type != WBPF_MAP_RINGBUF) return 0;
+  struct wbpf_ring *r = ring(m, 0);
+  uint64_t cons = atomic_load(&r->cons), prod = atomic_load(&r->prod);
+  switch (flags) {
+    case 0: return prod - cons; /* BPF_RB_AVAIL_DATA */
+    case 1: return r->mask + 1; /* BPF_RB_RING_SIZE */
+    case 2: return cons;        /* BPF_RB_CONS_POS */
+    case 3: return prod;        /* BPF_RB_PROD_POS */
+    default: return 0;
+  }
+}
+
 long wbpf_perf_event_output(struct wbpf_map *m, uint64_t flags, const void *data, uint64_t size) {
   if (m->h->type != WBPF_MAP_PERF_EVENT_ARRAY) return -EINVAL;
   if (flags & ~PERF_INDEX_MASK) return -EINVAL;

@@ -63,6 +63,8 @@ uint32_t wbpf_map_type(const struct wbpf_map *m);
 uint32_t wbpf_map_key_size(const struct wbpf_map *m);
 /* the program side's value size (a helper's value argument; per-CPU maps: one CPU's value) */
 uint32_t wbpf_map_value_size(const struct wbpf_map *m);
+/* map_flags as created (BPF_F_RDONLY_PROG 0x80: programs may read its values, not write them) */
+uint32_t wbpf_map_flags(const struct wbpf_map *m);
 /* ring buffer: failed reserves/outputs (full); perf array: lost samples */
 uint64_t wbpf_map_drops(const struct wbpf_map *m);
 /* robust-lock recoveries (a holder died): for tests and diagnostics */
@@ -78,6 +80,10 @@ int wbpf_map_sys_lookup_and_delete(struct wbpf_map *m, const void *key, void *va
 /* ---- the program side (helpers), run by agents at the hook ---- */
 /* the CPU a program runs on: sched_getcpu() modulo ncpus, or the thread's override when >= 0 */
 void wbpf_map_set_thread_cpu(int cpu);
+/* that CPU (bpf_get_smp_processor_id): the thread's override or sched_getcpu(), modulo ncpus when ncpus > 0 */
+int wbpf_map_current_cpu(uint32_t ncpus);
+/* global data (lddw src 2): element 0's value of an array (not per-CPU), value_size bytes; else NULL */
+void *wbpf_map_direct_value(struct wbpf_map *m);
 void *wbpf_map_lookup_elem(struct wbpf_map *m, const void *key);
 long wbpf_map_update_elem(struct wbpf_map *m, const void *key, const void *value, uint64_t flags);
 long wbpf_map_delete_elem(struct wbpf_map *m, const void *key);
@@ -85,6 +91,8 @@ void *wbpf_ringbuf_reserve(struct wbpf_map *m, uint64_t size, uint64_t flags);
 void wbpf_ringbuf_submit(struct wbpf_map *m, void *data, uint64_t flags);
 void wbpf_ringbuf_discard(struct wbpf_map *m, void *data, uint64_t flags);
 long wbpf_ringbuf_output(struct wbpf_map *m, const void *data, uint64_t size, uint64_t flags);
+/* bpf_ringbuf_query: BPF_RB_AVAIL_DATA 0, RING_SIZE 1, CONS_POS 2, PROD_POS 3; other flags (or not a ring buffer) 0 */
+uint64_t wbpf_ringbuf_query(struct wbpf_map *m, uint64_t flags);
 long wbpf_perf_event_output(struct wbpf_map *m, uint64_t flags, const void *data, uint64_t size);
 
 /* ---- the consumer (the host; one consumer per map) ---- */

@@ -141,12 +141,50 @@ static void ring(void) {
   wbpf_map_close(&rb, 1);
 }
 
+/* what the agent's regions and helpers need: flags, global data's value, the current CPU, ringbuf_query */
+static void agent_api(void) {
+  struct wbpf_map a = mk(2, 4, 12, 3), pa = mk(6, 4, 8, 1), h = mk(1, 4, 8, 2), rb = mk(27, 0, 0, 4096);
+  uint32_t k = 0;
+  CHECK(wbpf_map_direct_value(&a) == wbpf_map_lookup_elem(&a, &k), "an array's direct value is element 0's value");
+  CHECK(wbpf_map_direct_value(&pa) == NULL && wbpf_map_direct_value(&h) == NULL && wbpf_map_direct_value(&rb) == NULL,
+        "no direct value for a per-CPU array, a hash, a ring buffer");
+  struct wbpf_map ro;
+  struct wbpf_map_spec s = {.type = 2, .key_size = 4, .value_size = 4, .max_entries = 1, .map_flags = 0x80, .ncpus = 2, .name = "ro"};
+  CHECK(wbpf_map_create(&s, &ro) == 0 && wbpf_map_flags(&ro) == 0x80 && wbpf_map_flags(&a) == 0, "map_flags as created");
+  wbpf_map_set_thread_cpu(3);
+  CHECK(wbpf_map_current_cpu(0) == 3 && wbpf_map_current_cpu(2) == 1, "the current CPU: the thread's override, modulo ncpus");
+  k = 0;
+  wbpf_map_set_thread_cpu(0);
+  uint8_t *c0 = wbpf_map_lookup_elem(&pa, &k);
+  wbpf_map_set_thread_cpu(1);
+  uint8_t *c1 = wbpf_map_lookup_elem(&pa, &k);
+  CHECK(c0 && c1 - c0 == 8, "per-CPU lookups follow that CPU (values round8 apart)");
+  wbpf_map_set_thread_cpu(-1);
+  CHECK(wbpf_ringbuf_query(&rb, 1) == 4096 && wbpf_ringbuf_query(&rb, 0) == 0 && wbpf_ringbuf_query(&rb, 3) == 0,
+        "ringbuf_query of an empty ring: size 4096, no data, prod 0");
+  uint8_t *r1 = wbpf_ringbuf_reserve(&rb, 10, 0);
+  CHECK(wbpf_ringbuf_query(&rb, 0) == 24 && wbpf_ringbuf_query(&rb, 3) == 24 && wbpf_ringbuf_query(&rb, 2) == 0,
+        "after a reserve of 10: 24 bytes available, prod 24, cons 0");
+  wbpf_ringbuf_submit(&rb, r1, 0);
+  uint8_t out[64];
+  wbpf_ring_drain(&rb, out, sizeof out);
+  CHECK(wbpf_ringbuf_query(&rb, 0) == 0 && wbpf_ringbuf_query(&rb, 2) == 24 && wbpf_ringbuf_query(&rb, 9) == 0,
+        "consumed: cons 24, nothing available; unknown flags 0");
+  CHECK(wbpf_ringbuf_query(&a, 1) == 0, "ringbuf_query of an array: 0");
+  wbpf_map_close(&a, 1);
+  wbpf_map_close(&pa, 1);
+  wbpf_map_close(&h, 1);
+  wbpf_map_close(&rb, 1);
+  wbpf_map_close(&ro, 1);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   lru();
   percpu();
   inplace();
   ring();
+  agent_api();
   printf("maps_unit: %d failed\n", failures);
   return failures ? 1 : 0;
 }

@@ -1,0 +1,85 @@
+/* What lib/agent.c shares with a run's memory (regions.c), the helpers (helpers.c), the safe reads
+ * (probe_read.c) and trace_printk's formatting (printk.c). Internal to libwbpf_agent.so: every symbol is
+ * hidden, so none can interpose with (or be interposed by) the traced program's own. */
+#ifndef WBPF_AGENT_H
+#define WBPF_AGENT_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../maps/wbpf_maps.h"
+#include "../vm/ebpf_vm.h"
+
+#pragma GCC visibility push(hidden)
+
+#define MAPREF_TAG 0x5742504d00000000ull /* "WBPM" << 32 | map id: what lddw map_by_fd(id) loads */
+
+/* a shared map the agent holds (agent.c's table) */
+struct amap {
+	uint32_t id;
+	struct wbpf_map m;
+};
+/* the map an lddw src 1 value names, or NULL */
+struct amap *find_map(uint64_t ref);
+
+/* the chan side sends a trace_printk text to the host (a weak stub in helpers.c drops it until then) */
+void agent_trace(uint32_t hook_id, const char *text, uint32_t len);
+
+/* ---- a run's memory (regions.c) ----
+ * Exactly what a program may touch: the stack (the engine's), the ctx (pt_regs, read-only), the program's
+ * global data (element 0's value of each array its lddw src 2 names; read-only when BPF_F_RDONLY_PROG, as
+ * .rodata), and, added by helpers as the run goes, each value a lookup returned ([value, value +
+ * value_size), this CPU's copy for per-CPU maps) and each ring buffer record reserved and not yet
+ * submitted or discarded (its data only). A repeat lookup of the same value reuses its region; with
+ * HIT_MAX_DYN dynamic regions held, a lookup returns NULL and a reserve fails (NULL). Records still
+ * reserved when the run ends are discarded then. */
+#define HIT_MAX_GLOBALS 8  /* global data maps one program may name (more: refused at load) */
+#define HIT_MAX_DYN 32     /* lookup values and records one run may hold at once */
+#define HIT_MAX_RECORDS 8  /* ring buffer records reserved at once */
+
+/* a program's env.user: the global data maps its lddw src 2 named (filled by map_ref at load) */
+struct prog_refs {
+	unsigned n;
+	struct amap *globals[HIT_MAX_GLOBALS];
+};
+
+/* one run's memory (run->data), on the hooked thread's stack */
+struct hit {
+	uint32_t hook_id;
+	uint32_t nregions, ndyn, nrecords;
+	struct {
+		struct amap *m;
+		uintptr_t data;
+	} records[HIT_MAX_RECORDS];
+	ebpf_vm_region regions[1 + HIT_MAX_GLOBALS + HIT_MAX_DYN];
+};
+
+/* the fixed regions of a run of prog (ctx, its global data); sets run->regions, nregions and data */
+void hit_begin(struct hit *x, ebpf_vm_run *run, uint32_t hook_id, const ebpf_vm_prog *prog, void *ctx, size_t ctx_size);
+/* the run ended (done or stopped): the records it left reserved are discarded, so the consumer never stalls */
+void hit_end(struct hit *x);
+/* a helper's region (a lookup value, a record): 0 (added, or the same one already held) or -1 (no room) */
+int region_add_dyn(ebpf_vm_run *run, uintptr_t addr, uint64_t size, uint32_t flags);
+void region_remove_dyn(ebpf_vm_run *run, uintptr_t addr);
+/* [addr, addr+len) inside the run's stack or one of its regions (writable when asked) */
+int ptr_ok(const ebpf_vm_run *run, uint64_t addr, uint64_t len, int write);
+/* the region flags of a map's values for programs: writable unless BPF_F_RDONLY_PROG */
+uint32_t value_flags(const struct amap *m);
+
+/* ---- reading the process's memory without ever faulting (probe_read.c) ---- */
+/* copy [src, src+len) into dst: 0, or -EFAULT (unmapped or unreadable) */
+int safe_read(void *dst, uint64_t src, size_t len);
+/* strncpy_from_user_nofault: the length with the NUL, or -EFAULT with dst zeroed */
+long safe_read_str(uint8_t *dst, uint64_t src, uint32_t size);
+
+/* ---- trace_printk's text (printk.c) ---- */
+#define PRINTK_SIZE 1024 /* the kernel's trace_printk buffer */
+/* f (flen bytes, no NUL) with args into out (PRINTK_SIZE bytes, NUL-terminated, truncated): the text's
+ * length, or -1 for a format the kernel refuses (-EINVAL) */
+long format_printk(const uint8_t *f, size_t flen, const uint64_t args[3], char *out);
+
+/* ---- the helpers (helpers.c) ---- */
+ebpf_vm_helper_fn helper_of(void *user, uint32_t id);
+int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value);
+
+#pragma GCC visibility pop
+#endif

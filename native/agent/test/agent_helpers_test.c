@@ -1,0 +1,483 @@
+/* The agent's helpers and a run's regions (native/agent/lib/helpers.c, regions.c, probe_read.c, printk.c)
+ * without a launch: this program stands in for agent.c (its map table, find_map, agent_trace), builds
+ * shared maps in-process and runs small programs in the engine, or calls helpers directly. Prints
+ * "ok - ..." / "not ok - ..." lines and "# ..." measurements; exit 0 when every check holds. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "check.h"
+
+/* ---- what agent.c provides ---- */
+static struct amap maps[8];
+static unsigned nmaps;
+struct amap *find_map(uint64_t ref)
+{
+	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
+	for (unsigned i = 0; i < nmaps; i++)
+		if (maps[i].id == (uint32_t)ref) return &maps[i];
+	return NULL;
+}
+static char traced[PRINTK_SIZE + 16];
+static uint32_t traced_len, traced_hook;
+void agent_trace(uint32_t hook_id, const char *text, uint32_t len)
+{
+	traced_hook = hook_id;
+	traced_len = len;
+	memcpy(traced, text, len);
+	traced[len] = 0;
+}
+
+static struct amap *mkmap(uint32_t id, uint32_t type, uint32_t k, uint32_t v, uint32_t n, uint32_t flags)
+{
+	struct wbpf_map_spec s = { .type = type, .key_size = k, .value_size = v, .max_entries = n, .map_flags = flags, .ncpus = 2, .name = "t" };
+	struct amap *m = &maps[nmaps];
+	m->id = id;
+	if (wbpf_map_create(&s, &m->m) != 0) {
+		printf("not ok - create map %u\n", id);
+		failures++;
+		return NULL;
+	}
+	nmaps++;
+	return m;
+}
+#define REF(id) (MAPREF_TAG | (id))
+
+/* ---- instructions ---- */
+struct insn {
+	uint8_t op, regs;
+	int16_t off;
+	int32_t imm;
+};
+#define I(op, d, s, off, imm) ((struct insn){ (op), (uint8_t)((d) | ((s) << 4)), (off), (imm) })
+#define MOVI(d, v) I(0xb7, d, 0, 0, v)
+#define MOV(d, s) I(0xbf, d, s, 0, 0)
+#define ADDI(d, v) I(0x07, d, 0, 0, v)
+#define STW(d, off, v) I(0x62, d, 0, off, v)
+#define STXDW(d, s, off) I(0x7b, d, s, off, 0)
+#define LDXDW(d, s, off) I(0x79, d, s, off, 0)
+#define CALL(id) I(0x85, 0, 0, 0, id)
+#define JEQI(d, v, off) I(0x15, d, 0, off, v)
+#define EXIT I(0x95, 0, 0, 0, 0)
+#define LDDW(d, src, imm, imm2) I(0x18, d, src, 0, imm), I(0, 0, 0, 0, imm2)
+
+struct loaded {
+	ebpf_vm_prog *prog;
+	char err[192];
+};
+static struct loaded load(const struct insn *p, size_t n)
+{
+	struct loaded l = { 0 };
+	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = calloc(1, sizeof(struct prog_refs)) };
+	ebpf_vm_error e;
+	if (ebpf_vm_load(p, n * sizeof *p, &env, &l.prog, &e) != EBPF_VM_OK) {
+		snprintf(l.err, sizeof l.err, "%s", e.message);
+		l.prog = NULL;
+	}
+	return l;
+}
+#define LOAD(...) ({ struct insn p_[] = { __VA_ARGS__ }; load(p_, sizeof p_ / sizeof p_[0]); })
+
+static uint8_t ctx[168];
+static struct hit last; /* the last run's memory, for checks after it */
+/* one run at a hit of hook 9 with ctx: its status, r0 in *r0 */
+static int run(const struct loaded *l, uint64_t *r0, ebpf_vm_run *out)
+{
+	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
+	ebpf_vm_run r = { .stack = stack, .stack_addr = (uintptr_t)stack, .budget = 100000 };
+	hit_begin(&last, &r, 9, l->prog, ctx, sizeof ctx);
+	uint64_t args[5] = { (uintptr_t)ctx };
+	int st = ebpf_vm_exec(l->prog, &r, args);
+	hit_end(&last);
+	if (r0) *r0 = r.r0;
+	if (out) *out = r;
+	return st;
+}
+
+/* a helper called directly, inside a run's memory set up by hit_begin for prog (NULL: no globals) */
+static uint8_t hstack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
+static ebpf_vm_run hrun;
+static struct hit hmem;
+static void hbegin(const ebpf_vm_prog *prog)
+{
+	hrun = (ebpf_vm_run){ .stack = hstack, .stack_addr = (uintptr_t)hstack, .budget = 1000 };
+	hit_begin(&hmem, &hrun, 9, prog, ctx, sizeof ctx);
+}
+/* the helper's status (0, or 1: the run stops) and r0 */
+static int hcall(uint32_t id, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t *r0)
+{
+	ebpf_vm_helper_fn f = helper_of(NULL, id);
+	ebpf_vm_call c = { .run = &hrun, .id = id, .args = { a1, a2, a3, a4, a5 } };
+	if (!f) return -1;
+	int st = f(&c);
+	*r0 = c.r0;
+	return st;
+}
+#define P(x) ((uint64_t)(uintptr_t)(x))
+#define NEG(e) ((uint64_t)(int64_t)-(e))
+
+static void table(void)
+{
+	static const uint32_t ids[] = { 1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16, 25, 45, 112, 113, 114, 115, 125, 130, 131, 132, 133, 134, 160 };
+	int all = 1;
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) all &= helper_of(NULL, ids[i]) != NULL;
+	CHECK(all, "helper_of: every listed helper");
+	CHECK(!helper_of(NULL, 35) && !helper_of(NULL, 12) && !helper_of(NULL, 0) && !helper_of(NULL, 1u << 31),
+	      "get_current_task (35), tail_call, 0 and unknown ids: none");
+}
+
+static void regions(void)
+{
+	struct amap *arr = mkmap(1, WBPF_MAP_ARRAY, 4, 8, 4, 0);
+	struct amap *hash = mkmap(2, WBPF_MAP_HASH, 4, 12, 64, 0);
+	struct amap *ro = mkmap(3, WBPF_MAP_ARRAY, 4, 16, 1, 0x80);
+	struct amap *pca = mkmap(4, WBPF_MAP_PERCPU_ARRAY, 4, 8, 1, 0);
+	uint64_t r0;
+	ebpf_vm_run r;
+	/* lookup [key 1], write value[off] = 7, return it */
+#define LOOKUP_WRITE(map, key, off)                                                                          \
+	STW(10, -4, key), LDDW(1, 1, map, 0), MOV(2, 10), ADDI(2, -4), CALL(1), JEQI(0, 0, 3), MOVI(1, 7), \
+		STXDW(0, 1, off), LDXDW(0, 0, off), EXIT
+	struct loaded ok = LOAD(LOOKUP_WRITE(1, 1, 0));
+	CHECK(ok.prog && run(&ok, &r0, NULL) == EBPF_VM_DONE && r0 == 7, "a lookup value is writable (%s)", ok.err);
+	uint32_t k = 1;
+	CHECK(*(uint64_t *)wbpf_map_lookup_elem(&arr->m, &k) == 7, "the write landed in the shared map");
+	struct loaded past = LOAD(LOOKUP_WRITE(1, 1, 8));
+	void *v1 = wbpf_map_lookup_elem(&arr->m, &k);
+	CHECK(run(&past, NULL, &r) == EBPF_VM_F_MEMORY && r.fault.addr == P(v1) + 8 && r.fault.write,
+	      "a write just past a lookup value (value_size 8) faults at value + 8");
+	struct loaded before = LOAD(LOOKUP_WRITE(1, 1, -8));
+	CHECK(run(&before, NULL, &r) == EBPF_VM_F_MEMORY && r.fault.addr == P(v1) - 8, "a write before it faults (element 0's value)");
+	struct loaded hdr = LOAD(LOOKUP_WRITE(1, 0, -64));
+	CHECK(run(&hdr, NULL, &r) == EBPF_VM_F_MEMORY, "the map's header before the values is out of reach");
+	/* the hash's value is 12 bytes: a store of 8 at +8 crosses its end */
+	uint64_t hv[2] = { 0 };
+	k = 5;
+	wbpf_map_sys_update(&hash->m, &k, hv, 0);
+	struct loaded hpast = LOAD(LOOKUP_WRITE(2, 5, 8));
+	CHECK(run(&hpast, NULL, &r) == EBPF_VM_F_MEMORY, "a hash value's last 4 bytes + 4 more: fault");
+	struct loaded hin = LOAD(LOOKUP_WRITE(2, 5, 0));
+	CHECK(run(&hin, &r0, NULL) == EBPF_VM_DONE && r0 == 7, "inside the hash value: fine");
+	uint32_t zero = 0;
+	wbpf_map_sys_update(&ro->m, &zero, hv, 0);
+	struct loaded rov = LOAD(LOOKUP_WRITE(3, 0, 0));
+	CHECK(run(&rov, NULL, &r) == EBPF_VM_F_MEMORY && r.fault.write, "BPF_F_RDONLY_PROG: the lookup value is read-only");
+	struct loaded ctxw = LOAD(MOVI(2, 1), STXDW(1, 2, 0), MOVI(0, 0), EXIT);
+	CHECK(run(&ctxw, NULL, &r) == EBPF_VM_F_MEMORY && r.fault.addr == P(ctx), "the ctx is read-only");
+	struct loaded ctxr = LOAD(LDXDW(0, 1, 160), EXIT);
+	memset(ctx, 0, sizeof ctx);
+	ctx[160] = 42;
+	CHECK(run(&ctxr, &r0, NULL) == EBPF_VM_DONE && r0 == 42, "the ctx is readable (168 bytes)");
+	struct loaded ctxp = LOAD(LDXDW(0, 1, 168), EXIT);
+	CHECK(run(&ctxp, NULL, &r) == EBPF_VM_F_MEMORY, "and no further");
+
+	/* global data: lddw src 2 (element 0's value + the second imm) */
+	struct amap *data = mkmap(10, WBPF_MAP_ARRAY, 4, 24, 1, 0);
+	struct amap *rodata = mkmap(11, WBPF_MAP_ARRAY, 4, 16, 1, 0x80);
+	struct loaded g = LOAD(LDDW(1, 2, 10, 16), MOVI(2, 5), STXDW(1, 2, 0), LDDW(3, 2, 11, 8), LDXDW(0, 3, 0), LDXDW(2, 1, 0), ADDI(0, 0),
+			       I(0x0f, 0, 2, 0, 0), EXIT);
+	uint64_t rod[2] = { 0, 100 };
+	wbpf_map_sys_update(&rodata->m, &zero, rod, 0);
+	CHECK(g.prog && run(&g, &r0, NULL) == EBPF_VM_DONE && r0 == 105, "global data: .data writable at +16, .rodata readable at +8 (%s)", g.err);
+	CHECK(*(uint64_t *)((uint8_t *)wbpf_map_direct_value(&data->m) + 16) == 5, "the .data write is in the shared map");
+	struct loaded gro = LOAD(LDDW(1, 2, 11, 0), MOVI(2, 5), STXDW(1, 2, 0), MOVI(0, 0), EXIT);
+	CHECK(run(&gro, NULL, &r) == EBPF_VM_F_MEMORY && r.fault.write, ".rodata (BPF_F_RDONLY_PROG) is read-only");
+	struct loaded gpast = LOAD(LDDW(1, 2, 10, 24), LDXDW(0, 1, 0), EXIT);
+	CHECK(run(&gpast, NULL, &r) == EBPF_VM_F_MEMORY, "global data ends at value_size");
+	struct loaded gnone = LOAD(LDDW(1, 2, 4, 0), MOVI(0, 0), EXIT);
+	CHECK(!gnone.prog && strstr(gnone.err, "no direct value for map fd 4"), "no direct value of a per-CPU array: refused at load (%s)", gnone.err);
+	struct loaded gh = LOAD(LDDW(1, 2, 2, 0), MOVI(0, 0), EXIT);
+	CHECK(!gh.prog, "nor of a hash");
+	struct loaded gother = LOAD(LDXDW(0, 1, 0), EXIT);
+	hbegin(gother.prog);
+	CHECK(hmem.nregions == 1, "a program without global data gets the ctx only");
+	hbegin(g.prog);
+	CHECK(hmem.nregions == 3, "one with .data and .rodata gets both (3 regions)");
+	(void)pca;
+
+	/* dedupe and the table's limit */
+	hbegin(NULL);
+	uint32_t *key = (uint32_t *)(hstack + 64);
+	uint64_t first = 0, again = 0;
+	*key = 1;
+	hcall(1, REF(1), P(key), 0, 0, 0, &first);
+	for (int i = 0; i < 100; i++) hcall(1, REF(1), P(key), 0, 0, 0, &again);
+	CHECK(first && again == first && hmem.ndyn == 1 && hmem.nregions == 2, "100 repeat lookups of one value hold one region");
+	hbegin(NULL);
+	for (uint32_t i = 0; i < 40; i++) wbpf_map_sys_update(&hash->m, &i, hv, 0);
+	int got = 0, nulls = 0;
+	for (uint32_t i = 0; i < 40; i++) {
+		uint64_t p;
+		*key = i;
+		hcall(1, REF(2), P(key), 0, 0, 0, &p);
+		if (p) got++;
+		else nulls++;
+	}
+	CHECK(got == HIT_MAX_DYN && nulls == 40 - HIT_MAX_DYN, "a full table: lookups return NULL (%d values, %d NULL)", got, nulls);
+	uint64_t p3;
+	*key = 3;
+	hcall(1, REF(2), P(key), 0, 0, 0, &p3);
+	CHECK(p3 != 0, "a full table still answers a value it holds");
+	int sorted = 1;
+	for (uint32_t i = 1; i < hmem.nregions; i++) sorted &= hmem.regions[i - 1].addr + hmem.regions[i - 1].size <= hmem.regions[i].addr;
+	CHECK(sorted, "regions sorted and disjoint");
+	uint64_t st;
+	CHECK(hcall(1, REF(99), P(key), 0, 0, 0, &st) == 1, "a lookup of no map stops the run");
+	CHECK(hcall(1, REF(1), P(ctx) + 164, 0, 0, 0, &st) == 0, "a key in the ctx is readable");
+	CHECK(hcall(1, REF(1), 0x1000, 0, 0, 0, &st) == 1 && hcall(1, REF(1), P(&p3), 0, 0, 0, &st) == 1,
+	      "a key outside the run's memory stops the run");
+}
+
+static void ring(void)
+{
+	struct amap *rb = mkmap(20, WBPF_MAP_RINGBUF, 0, 0, 4096, 0);
+	uint8_t out[4096];
+	uint64_t r0, a, b;
+	hbegin(NULL);
+	hcall(131, REF(20), 16, 0, 0, 0, &a);
+	CHECK(a && hmem.ndyn == 1 && ptr_ok(&hrun, a, 16, 1) && !ptr_ok(&hrun, a, 17, 1) && !ptr_ok(&hrun, a - 8, 8, 0),
+	      "a reserved record's data (16 bytes) is a writable region, its header is not");
+	memset((void *)(uintptr_t)a, 0xab, 16);
+	hcall(131, REF(20), 8, 0, 0, 0, &b);
+	CHECK(hcall(132, P(ctx), 0, 0, 0, 0, &r0) == 0 && r0 == 0 && hmem.nrecords == 2, "submit of a pointer that is no record: nothing");
+	CHECK(hcall(132, a + 8, 0, 0, 0, 0, &r0) == 0 && hmem.nrecords == 2, "submit inside a record: nothing");
+	hcall(132, a, 0, 0, 0, 0, &r0);
+	CHECK(hmem.nrecords == 1 && !ptr_ok(&hrun, a, 1, 0), "submitted: no longer a region");
+	hcall(132, a, 0, 0, 0, 0, &r0);
+	CHECK(hmem.nrecords == 1, "a second submit of it: nothing");
+	CHECK(wbpf_ring_drain(&rb->m, out, sizeof out) == 1 && out[0] == 16 && out[8] == 0xab, "the consumer gets the submitted record");
+	hit_end(&hmem);
+	CHECK(wbpf_ring_drain(&rb->m, out, sizeof out) == 0 && wbpf_ring_pending_size(&rb->m) == 0,
+	      "the record left reserved is discarded at the run's end (the consumer does not stall)");
+	hbegin(NULL);
+	hcall(131, REF(20), 8, 0, 0, 0, &a);
+	hcall(133, a, 0, 0, 0, 0, &r0);
+	hcall(131, REF(20), 8, 0, 0, 0, &b);
+	hcall(132, b, 0, 0, 0, 0, &r0);
+	CHECK(wbpf_ring_drain(&rb->m, out, sizeof out) == 1 && hmem.ndyn == 0, "discarded, then one submitted: one record");
+	hcall(131, REF(20), 8, 1, 0, 0, &a);
+	CHECK(a == 0, "reserve flags must be 0: NULL");
+	hcall(131, REF(20), 5000, 0, 0, 0, &a);
+	CHECK(a == 0, "larger than the ring: NULL");
+	CHECK(hcall(131, REF(1), 8, 0, 0, 0, &a) == 1, "reserve on an array stops the run");
+	int n = 0;
+	for (int i = 0; i < 20; i++) {
+		hcall(131, REF(20), 8, 0, 0, 0, &a);
+		n += a != 0;
+	}
+	CHECK(n == HIT_MAX_RECORDS, "at most %d records reserved at once (%d)", HIT_MAX_RECORDS, n);
+	hit_end(&hmem);
+	CHECK(wbpf_ring_drain(&rb->m, out, sizeof out) == 0, "all discarded at the end");
+	hbegin(NULL);
+	hcall(134, REF(20), 1, 0, 0, 0, &r0);
+	CHECK(r0 == 4096, "ringbuf_query RING_SIZE");
+	/* a program: reserve, fill, submit; one reserve left over at exit; one write after submit faults */
+	struct loaded p = LOAD(LDDW(1, 1, 20, 0), MOVI(2, 8), MOVI(3, 0), CALL(131), JEQI(0, 0, 6), MOVI(1, 77), STXDW(0, 1, 0), MOV(1, 0),
+			       MOVI(2, 0), CALL(132), MOVI(0, 1), LDDW(1, 1, 20, 0), MOVI(2, 8), MOVI(3, 0), CALL(131), MOVI(0, 0), EXIT);
+	CHECK(p.prog && run(&p, &r0, NULL) == EBPF_VM_DONE, "reserve/submit program runs (%s)", p.err);
+	CHECK(wbpf_ring_drain(&rb->m, out, sizeof out) == 1 && out[8] == 77 && wbpf_ring_pending_size(&rb->m) == 0,
+	      "one record (77); the leftover reserve was discarded");
+	struct loaded after = LOAD(LDDW(1, 1, 20, 0), MOVI(2, 8), MOVI(3, 0), CALL(131), JEQI(0, 0, 6), MOV(6, 0), MOV(1, 0), MOVI(2, 0),
+				   CALL(133), MOVI(1, 1), STXDW(6, 1, 0), MOVI(0, 0), EXIT);
+	ebpf_vm_run rr;
+	CHECK(after.prog && run(&after, NULL, &rr) == EBPF_VM_F_MEMORY, "a write to a discarded record faults (%s)", after.err);
+	struct loaded fault = LOAD(LDDW(1, 1, 20, 0), MOVI(2, 8), MOVI(3, 0), CALL(131), LDXDW(0, 1, 4096), EXIT);
+	CHECK(run(&fault, NULL, &rr) != EBPF_VM_DONE && wbpf_ring_pending_size(&rb->m) == 0 && wbpf_ring_drain(&rb->m, out, sizeof out) == 0,
+	      "a run that faults holding a record: discarded, the ring flows");
+}
+
+static void probe(void)
+{
+	uint64_t r0;
+	uint8_t *dst = hstack + 100;
+	long pg = sysconf(_SC_PAGESIZE);
+	uint8_t *two = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mprotect(two + pg, (size_t)pg, PROT_NONE);
+	static const char msg[] = "hello, agent";
+	hbegin(NULL);
+	memset(dst, 0x55, 64);
+	CHECK(hcall(112, P(dst), 8, P(msg), 0, 0, &r0) == 0 && r0 == 0 && memcmp(dst, msg, 8) == 0, "probe_read_user: 8 bytes");
+	memset(dst, 0x55, 64);
+	CHECK(hcall(112, P(dst), 16, 0, 0, 0, &r0) == 0 && r0 == NEG(EFAULT) && dst[0] == 0 && dst[15] == 0 && dst[16] == 0x55,
+	      "probe_read_user of NULL: -EFAULT, size bytes zeroed");
+	CHECK(hcall(112, P(dst), 16, P(two) + pg - 8, 0, 0, &r0) == 0 && r0 == NEG(EFAULT), "across into a PROT_NONE page: -EFAULT");
+	CHECK(hcall(4, P(dst), 8, 0xffff800000000000ull, 0, 0, &r0) == 0 && r0 == NEG(EFAULT), "probe_read of a kernel address: -EFAULT");
+	CHECK(hcall(112, P(dst), 0, 0, 0, 0, &r0) == 0 && r0 == 0, "size 0: 0");
+	CHECK(hcall(112, P(ctx), 8, P(msg), 0, 0, &r0) == 1, "a destination in the read-only ctx stops the run");
+	CHECK(hcall(112, P(msg), 8, P(msg), 0, 0, &r0) == 1, "a destination outside the run's memory stops the run");
+	CHECK(hcall(112, P(dst), EBPF_VM_STACK_SIZE, P(msg), 0, 0, &r0) == 1, "a destination running off the stack stops the run");
+
+	memset(dst, 0x55, 64);
+	CHECK(hcall(114, P(dst), 32, P(msg), 0, 0, &r0) == 0 && r0 == sizeof msg && strcmp((char *)dst, msg) == 0 && dst[sizeof msg] == 0x55,
+	      "probe_read_user_str: the length with the NUL; nothing written past the NUL");
+	memset(dst, 0x55, 64);
+	CHECK(hcall(114, P(dst), 6, P(msg), 0, 0, &r0) == 0 && r0 == 6 && memcmp(dst, "hello\0", 6) == 0 && dst[6] == 0x55,
+	      "a string longer than size: size - 1 bytes and a NUL, returns size");
+	CHECK(hcall(45, P(dst), 1, P(msg), 0, 0, &r0) == 0 && r0 == 1 && dst[0] == 0, "size 1: just the NUL");
+	memset(two + pg - 5, 'x', 5);
+	memset(dst, 0x55, 64);
+	CHECK(hcall(114, P(dst), 32, P(two) + pg - 5, 0, 0, &r0) == 0 && r0 == NEG(EFAULT) && dst[0] == 0 && dst[31] == 0 && dst[32] == 0x55,
+	      "a string running into a PROT_NONE page: -EFAULT, dst zeroed");
+	two[pg - 1] = 0;
+	CHECK(hcall(114, P(dst), 32, P(two) + pg - 5, 0, 0, &r0) == 0 && r0 == 5 && strcmp((char *)dst, "xxxx") == 0,
+	      "a string whose NUL is the page's last byte: read whole");
+	char longs[600];
+	memset(longs, 'y', sizeof longs - 1);
+	longs[sizeof longs - 1] = 0;
+	CHECK(hcall(114, P(dst), 1000, P(longs), 0, 0, &r0) == 0 && r0 == 600 && strlen((char *)dst) == 599, "a 599-byte string (several chunks)");
+	CHECK(hcall(114, P(dst), 16, 1, 0, 0, &r0) == 0 && r0 == NEG(EFAULT), "a wild pointer: -EFAULT");
+	memset(dst, 0x55, 64);
+	CHECK(hcall(113, P(dst), 8, P(msg), 0, 0, &r0) == 0 && r0 == NEG(EFAULT) && dst[0] == 0 && dst[7] == 0 && dst[8] == 0x55,
+	      "probe_read_kernel: no kernel memory here: zeroed, -EFAULT");
+	CHECK(hcall(115, P(dst), 8, P(msg), 0, 0, &r0) == 0 && r0 == NEG(EFAULT), "probe_read_kernel_str: the same");
+	CHECK(hcall(115, P(ctx), 8, P(msg), 0, 0, &r0) == 1, "probe_read_kernel_str into the ctx stops the run");
+
+	/* cost: process_vm_readv per read (a syscall) against a plain copy */
+	struct timespec t0, t1;
+	const int N = 200000;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < N; i++) hcall(112, P(dst), 8, P(msg), 0, 0, &r0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / N;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < N; i++) hcall(5, 0, 0, 0, 0, 0, &r0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ns5 = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / N;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < N; i++) hcall(114, P(dst), 32, P(msg), 0, 0, &r0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double nss = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / N;
+	printf("# probe_read_user of 8 bytes: %.0f ns; probe_read_user_str of 13: %.0f ns; ktime_get_ns: %.0f ns (per call)\n", ns, nss, ns5);
+	CHECK(ns < 20000, "probe_read_user costs one syscall (%.0f ns)", ns);
+	munmap(two, (size_t)pg * 2);
+}
+
+static void *named(void *arg)
+{
+	uint64_t r0;
+	uint8_t *dst = arg;
+	pthread_setname_np(pthread_self(), "helpers-thr");
+	hcall(16, P(dst), 16, 0, 0, 0, &r0);
+	return (void *)(uintptr_t)r0;
+}
+
+static void task(void)
+{
+	uint64_t r0;
+	uint8_t *dst = hstack + 200;
+	hbegin(NULL);
+	memset(dst, 0x55, 32);
+	pthread_t t;
+	void *res;
+	pthread_create(&t, NULL, named, dst);
+	pthread_join(t, &res);
+	CHECK(res == NULL && strcmp((char *)dst, "helpers-thr") == 0 && dst[11] == 0 && dst[15] == 0 && dst[16] == 0x55,
+	      "get_current_comm: the calling thread's name, zero-padded to size (%s)", dst);
+	pthread_setname_np(pthread_self(), "maintest");
+	memset(dst, 0x55, 32);
+	CHECK(hcall(16, P(dst), 4, 0, 0, 0, &r0) == 0 && r0 == 0 && memcmp(dst, "mai\0", 4) == 0 && dst[4] == 0x55, "size 4: 3 bytes and a NUL");
+	CHECK(hcall(16, P(ctx), 16, 0, 0, 0, &r0) == 1, "into the ctx: the run stops");
+	hcall(14, 0, 0, 0, 0, 0, &r0);
+	CHECK(r0 == ((uint64_t)getpid() << 32 | (uint32_t)gettid()), "get_current_pid_tgid: tgid << 32 | tid");
+	hcall(15, 0, 0, 0, 0, 0, &r0);
+	CHECK(r0 == ((uint64_t)getgid() << 32 | getuid()), "get_current_uid_gid: gid << 32 | uid");
+	wbpf_map_set_thread_cpu(1);
+	hcall(8, 0, 0, 0, 0, 0, &r0);
+	CHECK(r0 == 1, "get_smp_processor_id: the maps library's CPU for this thread");
+	wbpf_map_set_thread_cpu(-1);
+	uint64_t a, b, c;
+	hcall(7, 0, 0, 0, 0, 0, &a);
+	hcall(7, 0, 0, 0, 0, 0, &b);
+	hcall(7, 0, 0, 0, 0, 0, &c);
+	CHECK(a <= 0xffffffffu && b <= 0xffffffffu && !(a == b && b == c), "get_prandom_u32: 32-bit values that change");
+	uint64_t m, bt, co;
+	hcall(5, 0, 0, 0, 0, 0, &m);
+	hcall(125, 0, 0, 0, 0, 0, &bt);
+	hcall(160, 0, 0, 0, 0, 0, &co);
+	CHECK(bt >= m && co <= m + 20000000ull && co + 20000000ull >= m, "ktime_get_boot_ns >= ktime_get_ns; coarse within a tick");
+}
+
+static void perf(void)
+{
+	struct amap *pa = mkmap(30, WBPF_MAP_PERF_EVENT_ARRAY, 4, 4, 2, 0);
+	uint8_t out[256];
+	uint64_t r0, data = 0x1122334455667788ull;
+	hbegin(NULL);
+	wbpf_perf_open_readers(&pa->m);
+	wbpf_map_set_thread_cpu(1);
+	CHECK(hcall(25, P(ctx), REF(30), 0xffffffffull, P(&data), 8, &r0) == 1, "perf_event_output of data outside the run's memory: the run stops");
+	uint64_t *d = (uint64_t *)(hstack + 300);
+	*d = data;
+	CHECK(hcall(25, P(ctx), REF(30), 0xffffffffull, P(d), 8, &r0) == 0 && r0 == 0, "perf_event_output BPF_F_CURRENT_CPU: 0");
+	CHECK(hcall(25, P(ctx), REF(30), 0, P(d), 8, &r0) == 0 && r0 == NEG(EOPNOTSUPP), "another CPU's slot: -EOPNOTSUPP");
+	CHECK(hcall(25, P(ctx), REF(30), 1ull << 32, P(d), 8, &r0) == 0 && r0 == NEG(EINVAL), "flags outside the index mask: -EINVAL");
+	CHECK(hcall(25, P(ctx), REF(20), 0xffffffffull, P(d), 8, &r0) == 0 && r0 == NEG(EINVAL), "a ring buffer is no perf array: -EINVAL");
+	wbpf_map_set_thread_cpu(-1);
+	CHECK(wbpf_ring_drain(&pa->m, out, sizeof out) == 1 && memcmp(out + 8, &data, 8) == 0, "the sample reaches the consumer");
+}
+
+/* trace_printk of fmt with up to 3 args: r0, the text in traced */
+static uint64_t printk(const char *fmt, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t r0;
+	char *f = (char *)hstack + 1024;
+	size_t n = strlen(fmt) + 1;
+	memcpy(f, fmt, n);
+	traced[0] = 0;
+	traced_len = 0;
+	if (hcall(6, P(f), n, a, b, c, &r0) != 0) return 1234;
+	return r0;
+}
+
+static void trace(void)
+{
+	static const char s[] = "str";
+	hbegin(NULL);
+	uint64_t r = printk("a=%d b=%u c=%x", (uint64_t)-5, 7, 255);
+	CHECK(r == strlen(traced) && strcmp(traced, "a=-5 b=7 c=ff") == 0 && traced_hook == 9, "%%d %%u %%x, the length returned, the hook's id (%s, %d)", traced, (int)r);
+	printk("%ld %lu %lx", (uint64_t)-5, (uint64_t)-1, 0xabcdef0123ull);
+	CHECK(strcmp(traced, "-5 18446744073709551615 abcdef0123") == 0, "%%ld %%lu %%lx (%s)", traced);
+	r = printk("%s|%c|%%|%p", P(s), 'Z', 0x1234);
+	CHECK(strcmp(traced, "str|Z|%|0000000000001234") == 0 && r == strlen(traced), "%%s %%c %%%% %%p (%s)", traced);
+	printk("[%5d|%-4u|%05x]", 42, 7, 0xab);
+	CHECK(strcmp(traced, "[   42|7   |000ab]") == 0, "widths and flags (%s)", traced);
+	printk("%lld %llu %i", (uint64_t)-1, (uint64_t)-1, 0xffffffffu);
+	CHECK(strcmp(traced, "-1 18446744073709551615 -1") == 0, "%%lld %%llu, %%i of a 32-bit -1 (%s)", traced);
+	printk("[%s]", 1, 0, 0);
+	CHECK(strcmp(traced, "[]") == 0, "%%s of a wild pointer: empty (%s)", traced);
+	CHECK(printk("%d %d %d %d", 1, 2, 3) == NEG(EINVAL) && traced_len == 0, "4 conversions: -EINVAL, nothing traced");
+	CHECK(printk("%q", 1, 2, 3) == NEG(EINVAL), "an unknown conversion: -EINVAL");
+	CHECK(printk("bad\x01", 0, 0, 0) == NEG(EINVAL), "a control character: -EINVAL");
+	uint64_t r0;
+	char *f = (char *)hstack + 1024;
+	memcpy(f, "abc", 3);
+	CHECK(hcall(6, P(f), 3, 0, 0, 0, &r0) == 0 && r0 == NEG(EINVAL), "no NUL within fmt_size: -EINVAL");
+	CHECK(hcall(6, P(f), 0, 0, 0, 0, &r0) == 0 && r0 == NEG(EINVAL), "fmt_size 0: -EINVAL");
+	CHECK(hcall(6, 0x1000, 8, 0, 0, 0, &r0) == 1, "fmt outside the run's memory: the run stops");
+	char big[1100];
+	memset(big, 'z', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	r = printk("%s", P(big), 0, 0);
+	CHECK(traced_len == PRINTK_SIZE - 1, "a long text is truncated to %d bytes (%u; returns %d)", PRINTK_SIZE - 1, traced_len, (int)r);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	table();
+	regions();
+	ring();
+	probe();
+	task();
+	perf();
+	trace();
+	printf("agent_helpers_test: %d failed\n", failures);
+	return failures ? 1 : 0;
+}
