@@ -103,7 +103,7 @@ t.test('ubuntu 20.04 arm64, kernel 5.4, no BTF', async (t) => {
   const none = plan(r, 'lsm/file_open');
   t.equal(none.backend, null);
   t.match(none.reasons.join('\n'), /linux: \d+ need\(s\) missing/);
-  t.match(none.reasons.join('\n'), /userspace: it cannot run lsm programs \('p'\); it attaches: none in this build/);
+  t.match(none.reasons.join('\n'), /userspace: it cannot run lsm programs \('p'\); it attaches: uprobe, uprobe.s, uretprobe, uretprobe.s/);
   t.match(refusal(none), /^no backend on this host can run the object:\n  - program 'p' \(lsm\/file_open\) needs [^\n]*\n(.*\n)*  - the userspace backend: it cannot run lsm programs/);
 });
 
@@ -194,15 +194,15 @@ t.test('an unprivileged user on debian 11: the linux backend is out', async (t) 
 t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_vm_readv', async (t) => {
   const agent = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-agent-'));
   t.teardown(() => fs.rmSync(agent, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(agent, 'libwbpf_hook.a'), '!<arch>\n');
+  fs.writeFileSync(path.join(agent, 'libwbpf_agent.so'), '\x7fELF');
 
   // ubuntu arm64: Yama scope 1, root with every capability
   const u = probe({ root: UBUNTU, agentDir: agent }).userspace;
-  t.same(u.attaches, [], 'USERSPACE_ATTACH: none in this build');
+  t.same(u.attaches, ['uprobe', 'uprobe.s', 'uretprobe', 'uretprobe.s'], 'USERSPACE_ATTACH: uprobes and uretprobes');
   t.equal(u.arch.state, 'no');
   t.match(u.arch.reason, /supports x86_64 only; this is arm64 \(arm64 is planned/);
   t.equal(u.agent.state, 'yes');
-  t.same(u.agent.files, ['libwbpf_hook.a']);
+  t.same(u.agent.files, ['libwbpf_agent.so']);
   t.equal(u.ptrace.state, 'yes');
   t.equal(u.ptrace.yamaScope, 1);
   t.equal(u.ptrace.capSysPtrace, true);
@@ -225,7 +225,7 @@ t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_v
   // the agent not built
   const none = probe({ root: DEBIAN, agentDir: path.join(agent, 'nothere') }).userspace.agent;
   t.equal(none.state, 'no');
-  t.match(none.reason, /the agent is not built: .*nothere has no libwbpf_hook\.a/);
+  t.match(none.reason, /the agent is not built: .*nothere has no libwbpf_agent\.so/);
   t.equal(none.fix, `make -C ${agent}`);
 
   // an ordinary user under each Yama scope
@@ -264,7 +264,7 @@ t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_v
   // shown by `wasm-bpf probe`
   const human = runCli(['probe', '--root', UBUNTU]);
   t.equal(human.code, 0, human.stderr);
-  t.match(human.stdout, /Userspace backend {2}attaching in live processes\n {2}attaches +no program kind in this build\n {2}arch +no +the agent's inline hook supports x86_64 only/);
+  t.match(human.stdout, /Userspace backend {2}attaching in live processes\n {2}attaches +uprobe, uprobe.s, uretprobe, uretprobe.s\n {2}arch +no +the agent's inline hook supports x86_64 only/);
   t.match(human.stdout, /\n {2}ptrace +yes +Yama ptrace_scope 1/);
   t.match(human.stdout, /\n {2}LD_PRELOAD +yes /);
   t.match(human.stdout, /\n {2}process_vm_readv yes +CONFIG_CROSS_MEMORY_ATTACH=y/);

@@ -111,7 +111,7 @@ t.test('the facts of this host', async (t) => {
   t.equal(report.backends.linux.state, 'yes');
   t.equal(report.backends.userspace.state, 'yes', 'the userspace backend is built (BUILT_BACKENDS tells the truth)');
   t.equal(report.backends.userspace.built, true);
-  t.match(report.backends.userspace.reason, /attaches no program kind in this build/);
+  t.match(report.backends.userspace.reason, /attaches uprobe, uprobe.s, uretprobe, uretprobe.s/);
   t.equal(report.backends.windows.state, 'no');
 });
 

@@ -307,6 +307,22 @@ export interface NativeProbeLoad {
 
 let cached: NativeAddon | undefined;
 
+/** the repository's root, from the TypeScript source tree or from dist/ (where native/ is found) */
+function nativeRoots(): string[] {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return [path.resolve(here, '../..'), path.resolve(here, '../../..')];
+}
+
+/**
+ * The uprobe agent, native/agent/build/libwbpf_agent.so (built by `npm install`: make -C native/agent),
+ * or undefined when it is not built (another arch, or a checkout without the build).
+ */
+export function agentLibraryPath(): string | undefined {
+  return nativeRoots()
+    .map((r) => path.join(r, 'native', 'agent', 'build', 'libwbpf_agent.so'))
+    .find((c) => fs.existsSync(c));
+}
+
 /** Loads native/build/Release/wasm_bpf_native.node (built by `npm install`). */
 export function loadNative(): NativeAddon {
   if (cached) return cached;

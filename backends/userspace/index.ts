@@ -18,6 +18,13 @@ import { type BpfObject, type BpfProgram, insn as I, loadObject, ObjectError, OP
 import { vm, VmError, type Engine, type Helper, type RunResult, type VmEnvironment, type VmMemory, type VmProgram } from './vm/index.js';
 import { buildHelpers, type CurrentTask, helperName, type RunContext } from './helpers.js';
 import { ERRNO, HELPER, MAP_TYPE } from '../../src/kernel/uapi.js';
+import { SHARED_MAP_TYPES, SharedMap } from './maps/shared.js';
+import type { AgentNotice, AgentSession } from './attach/session.js';
+import { agentInsns, type MapForAgent } from './attach/program.js';
+import { checkAgentHelpers } from './attach/agent-helpers.js';
+import { uprobeTarget } from './attach/target.js';
+import { resolveUprobe } from './attach/symbols.js';
+import { loadNative } from '../linux/native.js';
 import {
   createMap,
   E,
@@ -62,6 +69,18 @@ export interface UserspaceBackendOptions {
   task?: CurrentTask;
   /** CLOCK_MONOTONIC in ns (default process.hrtime.bigint) */
   clock?: () => bigint;
+  /**
+   * The agents of the run (the launched command's, ./attach/session.ts): with it, maps of the types
+   * native/agent/maps implements live in shared memory and uprobe/uretprobe programs attach in the traced
+   * process, running there at each hit. Without it, attach() has no process to trace.
+   */
+  agent?: AgentSession;
+  /** with agents: an eventfd the run's stop already writes (another backend's wake fd), else one is made */
+  stopFd?: number;
+  /** what every user must see (a hook disabled by a fault, a full ring buffer's drops): the host's stderr */
+  warn?: (line: string) => void;
+  /** diagnostics (--verbose) */
+  log?: (line: string) => void;
 }
 
 export interface RunOptions {
@@ -76,6 +95,8 @@ export interface RunOptions {
 }
 
 const DEFAULT_MAX_MAP_BYTES = 64 * 1024 * 1024;
+/** the section heads attach() takes: uprobes and uretprobes, run by the agent of a traced process */
+const USERSPACE_HEADS = new Set(['uprobe', 'uprobe.s', 'uretprobe', 'uretprobe.s']);
 /** opaque map handles: far above any VM address, so a program dereferencing one faults */
 const HANDLE_BASE = 1n << 40n;
 /** fds of userspace maps and programs: unique in the process, not real file descriptors */
@@ -106,19 +127,38 @@ export class UserspaceBackend implements Backend {
   readonly ncpus: number;
   private readonly stopFlag: Int32Array | undefined;
   private readonly objects = new Set<UserspaceObject>();
+  /** with agents: the eventfd a stop writes, which shared rings' polls also wait on */
+  private readonly stopFd: number;
 
   constructor(readonly options: UserspaceBackendOptions = {}) {
     this.ncpus = Math.max(1, options.ncpus ?? os.cpus().length);
     this.stopFlag = options.stop ? new Int32Array(options.stop, 0, 1) : undefined;
+    this.stopFd = !options.agent ? -1 : (options.stopFd ?? loadNative().eventFd());
+    options.agent?.onNotice((n) => this.notice(n));
   }
 
-  /** no eventfd: blocking polls wait on the stop flag (UserspaceBackendOptions.stop) instead */
+  /**
+   * Without agents no eventfd: blocking polls wait on the stop flag (UserspaceBackendOptions.stop). With
+   * agents, the eventfd the run's stop writes: polls of shared rings wait on it beside the ring's own.
+   */
   wakeFd(): number {
-    return -1;
+    return this.stopFd;
   }
 
   dispose(): void {
     for (const o of [...this.objects]) o.close();
+    if (this.stopFd >= 0 && this.options.stopFd === undefined) loadNative().closeFd(this.stopFd);
+  }
+
+  private notice(n: AgentNotice): void {
+    if (n.kind === 'trace') {
+      const text = n.message.replace(/\n$/, '');
+      this.options.trace?.(text);
+      this.options.log?.(`wasm-bpf: bpf_trace_printk (hook ${n.hookId}): ${text}`);
+    } else {
+      const pid = this.options.agent?.pid;
+      (this.options.warn ?? this.options.log)?.(`wasm-bpf: userspace: in pid ${pid}: ${n.message}`);
+    }
   }
 
   load(bytes: Uint8Array, opts?: LoadOptions): UserspaceObject {
@@ -155,7 +195,10 @@ export class UserspaceBackend implements Backend {
 }
 
 interface MapEntry {
-  map: UserMap;
+  /** a TypeScript map in the object's VM memory (runs in this process), or ... */
+  map?: UserMap;
+  /** ... a map in shared memory (with agents, for the types native/agent/maps implements) */
+  shared?: SharedMap;
   info: MapInfo;
   handle: bigint;
 }
@@ -165,6 +208,18 @@ interface ProgEntry {
   source: BpfProgram;
   fd: number;
   vm: VmProgram;
+  /** the agent's id for it, once loaded there */
+  agentId?: number;
+}
+
+/** where a shared map's value seems to be to the TypeScript VM's checks (programs of such objects run in the agents) */
+const SHARED_VALUE_BASE = 1n << 44n;
+
+/** a global-data map's value address as the VM resolves `lddw src 6` (shared maps: a stand-in, see SHARED_VALUE_BASE) */
+function directValue(e: MapEntry | undefined): bigint | undefined {
+  if (e?.shared) return e.shared.spec.type === MAP_TYPE.ARRAY ? SHARED_VALUE_BASE + (BigInt(e.info.fd) << 20n) : undefined;
+  const a = e?.map?.directValue();
+  return a === undefined ? undefined : BigInt(a);
 }
 
 export class UserspaceObject implements LoadedObject {
@@ -180,12 +235,14 @@ export class UserspaceObject implements LoadedObject {
   private readonly mapList: MapEntry[] = [];
   private readonly progs = new Map<string, ProgEntry>();
   private readonly progsByFd = new Map<number, ProgEntry>();
-  private readonly sources = new Set<UserspaceRecordSource>();
+  private readonly sources = new Set<RecordSource>();
   private readonly ringbufs: RingBufMap[] = [];
   private readonly helpers: Map<number, Helper>;
   private runCtx: RunContext;
   private closed = false;
   private running = false;
+  /** the agent's ids of this object's hooks */
+  private readonly hooks: number[] = [];
 
   constructor(
     private readonly owner: UserspaceBackend,
@@ -239,6 +296,24 @@ export class UserspaceObject implements LoadedObject {
         maxEntries: isPerf && def.maxEntries === 0 ? ncpus : def.maxEntries,
         flags: def.flags,
       };
+      const fd = nextFd++;
+      const handle = HANDLE_BASE + BigInt(fd);
+      if (this.owner.options.agent && SHARED_MAP_TYPES.has(spec.type)) {
+        let shared: SharedMap;
+        try {
+          shared = new SharedMap(spec, ncpus, this.owner.options.perfBytesPerCpu ?? 64 * 4096, def.kind === 'data' ? def.initial : undefined);
+        } catch (e) {
+          if (e instanceof MapCreateError) throw new BackendError(`cannot create map '${def.name}' (${mapTypeName(def.type)}) in shared memory: ${e.message}`, e.errno, '', undefined, { cause: e });
+          throw e;
+        }
+        if (def.kind === 'data' && def.readonly) shared.freeze();
+        const info: MapInfo = { name: def.name, type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize, maxEntries: spec.maxEntries, fd, opValueSize: shared.opValueSize };
+        const entry: MapEntry = { shared, info, handle };
+        this.mapList.push(entry);
+        this.byFd.set(fd, entry);
+        this.maps.push(info);
+        continue;
+      }
       let map: UserMap;
       try {
         map = createMap<ProgEntry>(spec, env, {
@@ -256,9 +331,7 @@ export class UserspaceObject implements LoadedObject {
       // libbpf freezes .rodata after load: the syscall side can no longer write it
       if (def.kind === 'data' && def.readonly) map.frozen = true;
       if (map instanceof RingBufMap) this.ringbufs.push(map);
-      const fd = nextFd++;
       const info: MapInfo = { name: def.name, type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize, maxEntries: spec.maxEntries, fd, opValueSize: map.opValueSize };
-      const handle = HANDLE_BASE + BigInt(fd);
       const entry: MapEntry = { map, info, handle };
       this.mapList.push(entry);
       this.byFd.set(fd, entry);
@@ -273,15 +346,9 @@ export class UserspaceObject implements LoadedObject {
       memory: this.memory,
       helper: (id) => this.helpers.get(id),
       mapByFd: (fd) => this.byFd.get(fd)?.handle,
-      mapValue: (fd) => {
-        const a = this.byFd.get(fd)?.map.directValue();
-        return a === undefined ? undefined : BigInt(a);
-      },
+      mapValue: (fd) => directValue(this.byFd.get(fd)),
       mapByIndex: (i) => list[i]?.handle,
-      mapValueByIndex: (i) => {
-        const a = list[i]?.map.directValue();
-        return a === undefined ? undefined : BigInt(a);
-      },
+      mapValueByIndex: (i) => directValue(list[i]),
       tailCall: (handle, index) => {
         const m = this.byHandle.get(handle);
         return m instanceof ProgArrayMap ? (m.slot(index) as ProgEntry | undefined)?.vm : undefined;
@@ -313,6 +380,8 @@ export class UserspaceObject implements LoadedObject {
           throw new BackendError(`${where} calls ${helperName(id)} at insn ${i}, which the userspace backend does not implement`, E.EINVAL);
         }
       }
+      // with agents, uprobe programs run in the traced process: only the helpers the agent implements
+      if (this.owner.options.agent && USERSPACE_HEADS.has(p.section.split('/', 1)[0]!)) checkAgentHelpers(where, p.insns);
       let loaded: VmProgram;
       try {
         loaded = vm.load(p.insns, { name: p.name, env });
@@ -350,18 +419,52 @@ export class UserspaceObject implements LoadedObject {
     if (!p) {
       throw new BackendError(`no program named '${program}' in the object (programs: ${this.programs.map((x) => x.name).join(', ') || 'none'})`, E.ENOENT);
     }
-    throw new BackendError(
-      `attaching program '${program}' (${p.info.section}${target ? `, target '${target}'` : ''}) is not supported by the userspace backend yet: attaching userspace programs to live processes (uprobes, syscalls) comes with a later issue`,
-      E.EOPNOTSUPP,
-      '',
-      'use --backend linux to run it in the kernel',
-    );
+    const what = `program '${program}' (${p.info.section}${target ? `, target '${target}'` : ''})`;
+    const head = p.info.section.split('/', 1)[0]!;
+    if (!USERSPACE_HEADS.has(head)) {
+      throw new BackendError(
+        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs (this is a ${head} program); syscall tracing comes with a later issue`,
+        E.EOPNOTSUPP,
+        '',
+        'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel',
+      );
+    }
+    const agent = this.owner.options.agent;
+    if (!agent) {
+      throw new BackendError(
+        `attaching ${what} needs a process to trace: the userspace backend runs uprobe programs inside the processes it launches`,
+        E.EOPNOTSUPP,
+        '',
+        'run the command to trace under the app: wasm-bpf run APP.wasm [ARGS] -- COMMAND [ARGS], or use --backend linux as root',
+      );
+    }
+    const resolved = resolveUprobe(uprobeTarget(p.info.section, target));
+    if (!agent.open) throw new BackendError(`attaching ${what}: the launched command (pid ${agent.pid}) has exited`, ERRNO.ESRCH);
+    if (p.agentId === undefined) {
+      const insns = agentInsns(program, p.source.insns, (i) => this.mapForAgent(i));
+      agent.shareMaps(this.mapList.flatMap((e) => (e.shared ? [e.shared] : [])));
+      p.agentId = agent.loadProgram(program, insns);
+    }
+    const h = agent.hook(p.agentId, resolved);
+    this.hooks.push(h.id);
+    const where = `${resolved.path}:${resolved.func?.name ?? `0x${resolved.fileOffset.toString(16)}`}`;
+    if (h.pending) this.owner.options.warn?.(`wasm-bpf: userspace: ${what}: ${where} is not mapped in pid ${agent.pid} (yet); the hook waits for it`);
+    else this.owner.options.log?.(`wasm-bpf: userspace: ${what} hooked ${where} in pid ${agent.pid} (${h.message})`);
+  }
+
+  private mapForAgent(index: number): MapForAgent {
+    const e = this.mapList[index];
+    if (!e) return { refused: `it names map index ${index}, which the object does not have` };
+    if (e.shared) return { id: e.shared.id };
+    return { refused: `it uses map '${e.info.name}' (${mapTypeName(e.info.type)}), which cannot live in shared memory (the agent has: ${[...SHARED_MAP_TYPES].map(mapTypeName).join(', ')})` };
   }
 
   mapOperate(cmd: number, fd: number, mem: Uint8Array, keyOff: number, valOff: number, flags: number): number {
     const entry = this.closed ? undefined : this.byFd.get(fd);
     if (!entry) return -E.EBADF;
+    if (entry.shared) return entry.shared.operate(cmd, mem, keyOff, valOff, flags);
     const { map, info } = entry;
+    if (!map) return -E.EBADF;
     const len = mem.byteLength;
     const view = (off: number, n: number): Uint8Array | undefined => (off < 0 ? undefined : off + n <= len ? mem.subarray(off, off + n) : undefined);
     if (keyOff >= 0 && keyOff + info.keySize > len) return -E.EFAULT;
@@ -402,6 +505,13 @@ export class UserspaceObject implements LoadedObject {
     if (this.closed) throw new BackendError('the object is closed', E.EBADF);
     const entry = this.byFd.get(fd);
     if (!entry) throw new BackendError(`map fd ${fd} does not belong to this object`, E.EBADF);
+    if (entry.shared) {
+      if (!entry.shared.isRing) throw new BackendError(`map '${entry.info.name}' is neither a ring buffer nor a perf event array`, E.EINVAL);
+      entry.shared.openReaders();
+      const src = new SharedRecordSource(entry.shared, this.owner.wakeFd(), this.owner.options.agent, () => this.sources.delete(src));
+      this.sources.add(src);
+      return src;
+    }
     const m = entry.map;
     if (!(m instanceof RingBufMap) && !(m instanceof PerfEventArrayMap)) {
       throw new BackendError(`map '${entry.info.name}' is neither a ring buffer nor a perf event array`, E.EINVAL);
@@ -415,8 +525,26 @@ export class UserspaceObject implements LoadedObject {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    const agent = this.owner.options.agent;
+    for (const h of this.hooks) {
+      try {
+        agent?.unhook(h);
+      } catch (e) {
+        this.owner.options.log?.(`wasm-bpf: userspace: removing hook ${h}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    this.hooks.length = 0;
     for (const s of [...this.sources]) s.close();
-    for (const e of this.mapList) e.map.close();
+    for (const e of this.mapList) {
+      if (e.shared) {
+        const drops = e.shared.drops();
+        if (drops > 0) {
+          const what = e.info.type === MAP_TYPE.RINGBUF ? 'records refused because it was full' : 'samples lost because its buffer was full';
+          this.owner.options.warn?.(`wasm-bpf: userspace: map '${e.info.name}': ${drops} ${what}`);
+        }
+        e.shared.close();
+      } else e.map?.close();
+    }
     this.byFd.clear();
     this.byHandle.clear();
     this.onClose(this);
@@ -427,6 +555,11 @@ export class UserspaceObject implements LoadedObject {
   /** the userspace map behind a name */
   map(name: string): UserMap | undefined {
     return this.mapList.find((e) => e.info.name === name)?.map;
+  }
+
+  /** the shared-memory map behind a name (with agents) */
+  sharedMap(name: string): SharedMap | undefined {
+    return this.mapList.find((e) => e.info.name === name)?.shared;
   }
 
   /** the program's fd (what a prog_array update takes) */
@@ -470,10 +603,43 @@ export class UserspaceObject implements LoadedObject {
         args: opts.args,
       });
     } finally {
-      for (const e of this.mapList) e.map.afterRun();
+      for (const e of this.mapList) e.map?.afterRun();
       if (taskRegion) this.memory.free(taskRegion);
       this.running = false;
     }
+  }
+}
+
+/** a shared ring buffer or perf event array: records the agents wrote, waiting on its eventfd and the run's stop fd */
+class SharedRecordSource implements RecordSource {
+  private open = true;
+
+  constructor(
+    private readonly map: SharedMap,
+    private readonly stopFd: number,
+    private readonly agent: AgentSession | undefined,
+    private readonly onClose: () => void,
+  ) {}
+
+  poll(timeoutMs: number, out: Uint8Array): number {
+    if (!this.open) return -E.EBADF;
+    const n = this.map.poll(timeoutMs, out, this.stopFd);
+    this.agent?.poll();
+    return n;
+  }
+
+  pendingSize(): number {
+    return this.map.pendingSize();
+  }
+
+  lost(): number {
+    return this.map.spec.type === MAP_TYPE.PERF_EVENT_ARRAY ? this.map.drops() : 0;
+  }
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.onClose();
   }
 }
 

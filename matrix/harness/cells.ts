@@ -62,10 +62,11 @@ function spawnIn(netns: string | undefined, argv: string[], env: NodeJS.ProcessE
   return new Running(spawn(cmd[0]!, cmd.slice(1), opts));
 }
 
-function wasmLauncher(label: string, flags: string[], opts: { cross?: boolean; env?: NodeJS.ProcessEnv; wrap?: string; netnsFlags?: string[] } = {}): Launcher {
+function wasmLauncher(label: string, flags: string[], opts: { cross?: boolean; env?: NodeJS.ProcessEnv; wrap?: string; netnsFlags?: string[]; launches?: boolean } = {}): Launcher {
   return {
     label,
     interruptStatus: 130,
+    ...(opts.launches ? { launches: true } : {}),
     start: (app, args, o) =>
       spawnIn(o?.netns, [process.execPath, CLI, 'run', ...(o?.netns && opts.netnsFlags ? opts.netnsFlags : flags), wasmFile(app, opts.cross), ...args], { ...process.env, ...opts.env }, opts.wrap),
   };
@@ -208,7 +209,7 @@ export async function runCells(opts: {
           plans.push({ config, runner: 'wasm', launcher, proof: /using BTFHub's/, checkFlags: [] });
         } else if (config === 'userspace') {
           const fixed = USERSPACE_APPS.includes(app) ? undefined : { verdict: 'n/a' as const, reason: 'program type has no userspace equivalent (kernel only)' };
-          plans.push({ config, runner: 'wasm', launcher: wasmLauncher('wasm, userspace backend', ['--backend', 'userspace']), fixed, checkFlags: ['--backend', 'userspace'] });
+          plans.push({ config, runner: 'wasm', launcher: wasmLauncher('wasm, userspace backend', ['--backend', 'userspace'], { launches: true }), fixed, checkFlags: ['--backend', 'userspace'] });
         } else if (config === 'cross-arch') {
           const fixed = PTREGS_APPS.includes(app) ? undefined : { verdict: 'n/a' as const, reason: 'arch-neutral object (no pt_regs access)' };
           const other = ARM64 ? 'x86_64' : 'arm64';
@@ -277,6 +278,7 @@ async function decide(app: App, plan: Plan, place: Place, platform: string, toke
     ...plan.launcher,
     label: plan.launcher.label,
     interruptStatus: plan.launcher.interruptStatus,
+    ...(plan.launcher.launches ? { launches: true } : {}),
     start: (a, args, o) => (started = plan.launcher.start(a, args, o)),
   };
   try {
@@ -289,6 +291,8 @@ async function decide(app: App, plan: Plan, place: Place, platform: string, toke
     if (token.abandoned) return { ...base, verdict: 'fail', reason: 'abandoned at the time limit' };
     if (started) await started.interrupt('SIGKILL');
     const text = `${e instanceof Error ? e.message : String(e)}\n${started?.stderr ?? ''}`;
+    const noAgent = /launching a command under the uprobe agent needs [^\n]*/.exec(text);
+    if (noAgent) return { ...base, verdict: 'unsupported', reason: `userspace backend: ${noAgent[0]}` };
     const unsupportedBackend = /is not supported by the userspace backend yet[^\n]*/.exec(text);
     if (unsupportedBackend) return { ...base, verdict: 'unsupported', reason: `userspace backend: attach ${unsupportedBackend[0].replace(/^.*is not supported by the userspace backend yet: /, 'not implemented yet: ')}` };
     // the run's own refusal (the selector names every missing capability), else the plan `check` makes

@@ -19,6 +19,11 @@ export interface Launcher {
   readonly label: string;
   /** exit status after Ctrl-C: 130 under wasm-bpf, 0 for a native app */
   readonly interruptStatus: number;
+  /**
+   * the build traces only the commands it launches (the userspace backend: `wasm-bpf run APP ARGS --
+   * COMMAND`): a scenario whose events come from a process it starts launches it through the app
+   */
+  readonly launches?: boolean;
   start(app: App, args: string[], opts?: { netns?: string }): Running;
 }
 
@@ -159,6 +164,19 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
 
   async uprobe(l, p) {
     const target = path.join(p.build, 'uprobe-target');
+    if (l.launches) {
+      // the target runs under the app, which ends (with the target's status) when the target exits
+      const run = l.start('uprobe', [target, '--', target, '3', '4', '2', '0']);
+      const r = await run.exited;
+      expect(r.code === 0, `the app with its launched target exited ${r.code ?? r.signal}`, run);
+      const calls = run.lines(/^UPROBE pid=\d+ /);
+      const rets = run.lines(/^URETPROBE pid=\d+ /);
+      const pids = new Set([...calls, ...rets].map((c) => /pid=(\d+)/.exec(c)![1]));
+      expect(pids.size === 1, `one traced pid: ${[...pids].join(', ')}`, run);
+      expect(calls.length === 2 && calls.every((c) => / a=3 b=4$/.test(c)), `two UPROBE a=3 b=4 lines: ${calls.join(' | ')}`, run);
+      expect(rets.length === 2 && rets.every((c) => / ret=7$/.test(c)), `two URETPROBE ret=7 lines: ${rets.join(' | ')}`, run);
+      return calls[0]!;
+    }
     const run = l.start('uprobe', [target]);
     await run.waitFor(/^# uprobe/, 60_000);
     const child = await exec(target, ['3', '4', '2', '0']);

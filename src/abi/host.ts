@@ -40,6 +40,11 @@ export interface HostOptions {
   noDirectMapOps?: boolean;
   /** serve wasm_bpf_buffer_poll from JavaScript only, even when the backend has a direct record source */
   noDirectPoll?: boolean;
+  /**
+   * called at the guest's first buffer_poll (a launched command waits until the app is set up); the
+   * direct poll takes over only after it, so the first poll always passes through here
+   */
+  beforeFirstPoll?: () => void;
 }
 
 interface MapEntry {
@@ -94,9 +99,13 @@ export class WasmBpfHost {
   /** the guest's wasm_bpf_buffer_poll import, and what it calls once the guest is bound */
   private gate: PollGate | undefined;
   private directPoll: DirectPollFunction | undefined;
+  /** HostOptions.beforeFirstPoll until the first poll, and the direct poll's attach it holds back */
+  private firstPoll: (() => void) | undefined;
+  private afterFirstPoll: (() => void) | undefined;
 
   constructor(private readonly opts: HostOptions) {
     const { verbose, wrapperModule, callbackExport, stop, log } = opts;
+    this.firstPoll = opts.beforeFirstPoll;
     this.records = new RecordDelivery({
       verbose,
       wrapperModule,
@@ -192,7 +201,10 @@ export class WasmBpfHost {
       if (this.directPoll) {
         this.records.useDirect(this.directPoll, dp);
         dp.bind(this.opts.backend.wakeFd(), this.opts.stop.shared);
-        this.gate.attach(this.directPoll.poll);
+        const gate = this.gate;
+        const direct = this.directPoll.poll;
+        if (this.firstPoll) this.afterFirstPoll = () => gate.attach(direct);
+        else gate.attach(direct);
       }
     }
     if (this.gate) this.debug(`buffer_poll: ${this.directPoll ? 'served by the backend from Wasm (no JavaScript per poll)' : 'served by the host in JavaScript'}`);
@@ -326,6 +338,7 @@ export class WasmBpfHost {
       timeoutMs: number,
     ): number => {
       mark('poll');
+      if (this.firstPoll) this.pollStarts();
       if (!this.object(handle)) return -EINVAL;
       return this.records.tablePoll(sampleFunc, fd, ctx, data, maxSize, timeoutMs);
     },
@@ -378,6 +391,15 @@ export class WasmBpfHost {
     return this.mapOperate(fd, cmd, k, v, n, flags);
   };
 
+  /** the first buffer_poll: beforeFirstPoll, then the direct poll takes over */
+  private pollStarts(): void {
+    const first = this.firstPoll;
+    this.firstPoll = undefined;
+    first?.();
+    this.afterFirstPoll?.();
+    this.afterFirstPoll = undefined;
+  }
+
   private readonly wrapperPoll = (
     handle: bigint,
     fd: number,
@@ -386,6 +408,7 @@ export class WasmBpfHost {
     maxSize: number,
     timeoutMs: number,
   ): number => {
+    if (this.firstPoll) this.pollStarts();
     if (!this.object(handle)) return -EINVAL;
     return this.records.wrapperPoll(fd, ctx, data, maxSize, timeoutMs);
   };

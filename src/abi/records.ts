@@ -55,10 +55,14 @@ const INITIAL_OUT = 256 * 1024;
 const MIN_STAGE = 1024;
 /** fewer records than this left in a batch go one by one */
 const MIN_CHUNK_RECORDS = 8;
+/** after a stop request, how long polls still deliver the records already produced (none are waited for) */
+const STOP_DRAIN_MS = 250;
 
 /** The record buffers and callbacks of one guest instance. */
 export class RecordDelivery {
   private readonly buffers = new Map<number, BufferState>();
+  /** when a poll first saw the stop request */
+  private stopSeen: number | undefined;
   /** callbacks by table index, once checked (callback.ts) */
   private readonly callbacks = new Map<number, GuestCallback>();
   /** per guest callback: its Wasm dispatcher, or null when it cannot have one (JS delivery) */
@@ -284,8 +288,11 @@ export class RecordDelivery {
 
   private pollHost(st: BufferState, fd: number, fn: GuestCallback, ctx: number, dataOff: number, maxSize: number, timeoutMs: number): number {
     if (st.remaining === 0) {
-      if (this.opts.stop.stopped) throw new Interrupted();
-      let n = st.src.poll(timeoutMs, st.u8);
+      // a stop request: records already produced are still delivered (for at most STOP_DRAIN_MS), then the run ends
+      const stopping = this.opts.stop.stopped !== 0;
+      if (stopping && (this.stopSeen ??= Date.now()) + STOP_DRAIN_MS < Date.now()) throw new Interrupted();
+      let n = st.src.poll(stopping ? 0 : timeoutMs, st.u8);
+      if (stopping && n === 0) throw new Interrupted();
       while (n === -ENOBUFS) {
         const need = st.src.pendingSize() + 8;
         let size = st.out.byteLength;

@@ -8,13 +8,21 @@ import { cliAssumedMissing } from '../probe/assume.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 import { POLICY_HELP, PolicyOptions } from './policy.js';
 
-const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...]
-       wasm-bpf [options] <module.wasm> [args...]
+const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...] [-- COMMAND [ARGS...]]
+       wasm-bpf [options] <module.wasm> [args...] [-- COMMAND [ARGS...]]
 
 Runs a Wasm+WASI module that loads eBPF programs through the wasm_bpf host functions.
 Arguments after the module go to the guest as argv[1..]. Ctrl-C (or SIGTERM) detaches every
 program, closes every map and exits with 130 (143). Otherwise the exit code is the guest's
 (1 when the guest's code is above 255).
+
+-- COMMAND [ARGS...] launches COMMAND under the app (x86_64): the userspace backend runs the app's
+uprobe/uretprobe programs inside it, at the hooked functions (no root needed; chosen automatically
+when the kernel cannot run them, or with --backend userspace). COMMAND starts once the app is set up
+(its first poll or sleep), so hooks see it from its first instruction; with the kernel backend it
+starts the same way. When COMMAND exits, the app is stopped (records already produced are
+delivered) and the exit code is COMMAND's; when the app ends first, COMMAND runs on, unhooked.
+The first -- after the module starts the command: the guest's own arguments cannot contain --.
 
 Options:
   --env K=V                     set an environment variable for the guest (repeatable; none by default)
@@ -47,6 +55,8 @@ interface Parsed {
   callbackExport: string;
   btfhubMirror?: string;
   btfhubArchive?: string;
+  /** the command after `--` that follows the module */
+  command?: string[];
 }
 
 function usageError(msg: string): never {
@@ -144,7 +154,13 @@ function parseRunArgs(argv: string[]): Parsed | 'help' {
   const module = argv[i];
   if (module === undefined) usageError('no module given (see wasm-bpf run --help)');
   p.module = module;
-  p.args = argv.slice(i + 1);
+  const rest = argv.slice(i + 1);
+  const sep = rest.indexOf('--');
+  p.args = sep < 0 ? rest : rest.slice(0, sep);
+  if (sep >= 0) {
+    p.command = rest.slice(sep + 1);
+    if (p.command.length === 0) usageError('no command after -- (see wasm-bpf run --help)');
+  }
   p.policy = policy.build();
   try {
     p.assumeMissing = cliAssumedMissing(assumed, process.env);
@@ -180,6 +196,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       callbackExport: parsed.callbackExport,
       backend: parsed.backend,
       exitWhenStuck: true,
+      ...(parsed.command ? { launch: { command: parsed.command } } : {}),
       ...(parsed.btfhubMirror !== undefined || parsed.btfhubArchive !== undefined
         ? { btfhub: { ...(parsed.btfhubMirror !== undefined ? { mirror: parsed.btfhubMirror } : {}), ...(parsed.btfhubArchive !== undefined ? { archive: parsed.btfhubArchive } : {}) } }
         : {}),

@@ -8,11 +8,13 @@ import type { SystemView } from './system.js';
 export const BUILT_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['linux', 'userspace']);
 
 /**
- * The program kinds (section heads, as libbpf names them) the userspace backend attaches in this build.
- * It loads any object it can run (maps, ring and perf buffers, `wasm-bpf vm`), but attaches nothing yet:
- * the selector routes an object to it only when every program is of one of these kinds.
+ * The program kinds (section heads, as libbpf names them) the userspace backend attaches in this build:
+ * uprobes and uretprobes, run by the agent inside the commands a run launches (the report's
+ * userspace.arch and userspace.agent say whether this host can). It loads any object it can run (maps,
+ * ring and perf buffers, `wasm-bpf vm`); the selector routes an object to it only when every program is
+ * of one of these kinds.
  */
-export const USERSPACE_ATTACH: ReadonlySet<string> = new Set<string>();
+export const USERSPACE_ATTACH: ReadonlySet<string> = new Set<string>(['uprobe', 'uprobe.s', 'uretprobe', 'uretprobe.s']);
 
 /** Where eBPF for Windows installs ebpfapi.dll (paths of the viewed system; '/X' = the system drive's X). */
 export const EBPFAPI_PATHS = ['/Windows/System32/ebpfapi.dll', '/Program Files/ebpf-for-windows/ebpfapi.dll'];

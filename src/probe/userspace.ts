@@ -13,8 +13,8 @@ import { CAP } from '../kernel/uapi.js';
 /** the arches the agent's inline hook supports (native/agent/hook/<arch>/) */
 export const AGENT_ARCHES: ReadonlySet<string> = new Set(['x86_64']);
 
-/** what the agent needs from native/agent/build/ (`make -C native/agent`): the inline hook, today its only part */
-export const AGENT_FILES: readonly string[] = ['libwbpf_hook.a'];
+/** what the agent needs from native/agent/build/ (`make -C native/agent`): the LD_PRELOADed agent library */
+export const AGENT_FILES: readonly string[] = ['libwbpf_agent.so'];
 
 export const YAMA_SCOPE = '/proc/sys/kernel/yama/ptrace_scope';
 
@@ -39,7 +39,7 @@ function archCheck(arch: string): Check {
 function agentCheck(dir: string): UserspaceSection['agent'] {
   const missing = AGENT_FILES.filter((f) => !fs.existsSync(path.join(dir, f)));
   const base = { dir, files: [...AGENT_FILES] };
-  if (missing.length === 0) return { ...base, state: 'yes', reason: `${dir} has ${AGENT_FILES.join(', ')} (the inline hook)`, method: 'file' };
+  if (missing.length === 0) return { ...base, state: 'yes', reason: `${dir} has ${AGENT_FILES.join(', ')} (the agent: inline hook, eBPF engine, shared maps)`, method: 'file' };
   return {
     ...base,
     state: 'no',

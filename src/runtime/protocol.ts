@@ -28,6 +28,12 @@ export interface WorkerInput {
   report?: Report;
   /** StopSignal's shared flag */
   stop: SharedArrayBuffer;
+  /**
+   * The command the run launched under the uprobe agent (./launch.ts): this process's end of its control
+   * channel (an fd both threads share) and its pid. It waits before its main until the guest first
+   * polls or sleeps (or ends), so that every attach is in place from its first instruction.
+   */
+  launch?: { fd: number; pid: number };
   /** the main thread's time origin, for the start-up trace (trace.ts) */
   origin?: number;
 }

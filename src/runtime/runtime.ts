@@ -11,6 +11,7 @@ import type { BackendChoice } from '../select/backend.js';
 import { WasmBpfError } from '../errors.js';
 import { mark } from '../trace.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
+import { launchCommand, type Launched } from './launch.js';
 
 export interface RunOptions {
   /** module bytes, or a path to read them from */
@@ -50,6 +51,14 @@ export interface RunOptions {
    * option, run() settles only when the thread ends (V8 took minutes for a memory.grow loop).
    */
   exitWhenStuck?: boolean;
+  /**
+   * A command to run under the app (`wasm-bpf run APP.wasm [ARGS] -- COMMAND [ARGS]`), started with the
+   * uprobe agent (./launch.ts): the userspace backend traces it and everything it runs; it waits before its
+   * main until the guest is set up (its first poll or sleep). When it exits, the run stops (the records it
+   * produced are delivered first) and the run's exit code is the command's. When the run ends first, the
+   * command runs on, unhooked.
+   */
+  launch?: { command: readonly string[]; env?: NodeJS.ProcessEnv };
 }
 
 export interface RunResult {
@@ -110,6 +119,18 @@ export class Runtime {
     };
     const btf = opts.btfCustomPath ?? (await hubBtf(opts));
     if (btf) input.btfCustomPath = btf;
+    let launched: Launched | undefined;
+    let commandStatus: number | undefined;
+    if (opts.launch) {
+      launched = await launchCommand(opts.launch.command, opts.launch.env);
+      // the guest's thread owns the channel's fd from here (it closes it when the run ends)
+      input.launch = { fd: launched.fd, pid: launched.pid };
+      void launched.exited.then((status) => {
+        commandStatus = status;
+        if (opts.verbose) process.stderr.write(`wasm-bpf: the launched command (pid ${launched!.pid}) exited with status ${status}; stopping the app\n`);
+        this.stop(15);
+      });
+    }
     let worker: Worker;
     if (this.prestarted && !this.prestarted.dead) {
       // the guest's thread is still starting: compile the module, read the prober's report and validate the
@@ -162,7 +183,7 @@ export class Runtime {
             if (this.stopSignal.stopped) StopSignal.wake(m.fd);
           } else if (m.type === 'exit') {
             settled = true;
-            resolve({ exitCode: m.code });
+            resolve({ exitCode: commandStatus ?? m.code });
           } else {
             settled = true;
             reject(new WasmBpfError(m.code as WasmBpfError['code'], m.message));
@@ -175,7 +196,7 @@ export class Runtime {
         worker.on('exit', () => {
           if (settled) return;
           const sig = this.stopSignal.stopped;
-          if (sig) resolve({ exitCode: 128 + sig });
+          if (sig) resolve({ exitCode: commandStatus ?? 128 + sig });
           else reject(new WasmBpfError('GUEST_TRAP', 'the guest thread ended unexpectedly'));
         });
       });

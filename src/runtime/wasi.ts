@@ -24,6 +24,8 @@ export interface WasiOptions {
   /** guest path -> host path */
   preopens: Record<string, string>;
   stop: StopSignal;
+  /** called before the guest's first sleep (a launched command waits until the app is set up) */
+  beforeSleep?: () => void;
 }
 
 type WasiFn = (...args: Array<number | bigint>) => number;
@@ -262,6 +264,7 @@ export class GuestWasi {
         }
         deadlines.push(now + timeout);
       }
+      opts.beforeSleep?.();
       const first = deadlines.reduce((a, b) => (b < a ? b : a));
       const waitNs = first - now;
       if (stop.stopped || !stop.sleep(Number(waitNs) / 1e6)) throw new Interrupted();

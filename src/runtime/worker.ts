@@ -17,6 +17,7 @@ import { ptregsSettingsFromEnv } from '../../compat/ptregs/index.js';
 // second, dynamic one after it, from src/select/backend.ts); loading it has no effect until a LinuxBackend is made
 import '../../backends/linux/index.js';
 import { loadNative } from '../../backends/linux/native.js';
+import { AgentSession } from '../../backends/userspace/attach/session.js';
 import { mark } from '../trace.js';
 
 mark('worker_modules');
@@ -81,7 +82,18 @@ async function run(): Promise<number> {
   checkWasiImports(shape);
 
   if (input.btfCustomPath && input.backend !== 'userspace' && input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
+  const agent = input.launch ? new AgentSession(input.launch) : undefined;
+  // the launched command runs once the guest is set up: at its first poll or sleep, or when it ends
+  const release = (): void => {
+    try {
+      agent?.start();
+    } catch (err) {
+      log(`wasm-bpf: starting the launched command (pid ${input.launch?.pid}): ${errorMessage(err)}`);
+    }
+  };
   const backend = await createBackend(input.backend, {
+    ...(agent ? { agent } : {}),
+    warn: log,
     ...(input.verbose ? { log } : {}),
     stop: input.stop,
     ...(input.report ? { report: input.report } : {}),
@@ -107,8 +119,9 @@ async function run(): Promise<number> {
     callbackExport: input.callbackExport,
     stop,
     log,
+    ...(agent ? { beforeFirstPoll: release } : {}),
   });
-  const wasi = new GuestWasi({ args: input.args, env: input.env, preopens: input.preopens, stop });
+  const wasi = new GuestWasi({ args: input.args, env: input.env, preopens: input.preopens, stop, ...(agent ? { beforeSleep: release } : {}) });
   const importObject: WebAssembly.Imports = { wasi_snapshot_preview1: wasi.imports, ...host.imports(shape) };
 
   let instance: WebAssembly.Instance;
@@ -121,7 +134,9 @@ async function run(): Promise<number> {
     // proc_exit or a trap in the module's start function (run by the instantiation)
     const code = guestEnd(err, stop);
     if (code !== undefined) {
+      release();
       backend.dispose();
+      agent?.close();
       return code;
     }
     throw new ModuleError(err instanceof WebAssembly.LinkError ? 'WASM_IMPORT' : 'WASM_MALFORMED', `cannot instantiate the module: ${errorMessage(err)}`, { cause: err });
@@ -135,9 +150,12 @@ async function run(): Promise<number> {
     throw err;
   } finally {
     const open = host.openObjectCount;
+    release();
     host.closeAll();
     if (open && input.verbose) log(`wasm-bpf: closed ${open} object(s) the guest left open`);
     backend.dispose();
+    // the agent unhooks what is left and the command runs on
+    agent?.close();
   }
 }
 

@@ -17,6 +17,7 @@ import { DEFAULT_POLICY } from '../policy/policy.js';
 import { ERRNO } from '../kernel/uapi.js';
 import type { PtRegsSettings } from '../../compat/ptregs/index.js';
 import { mark } from '../trace.js';
+import type { AgentSession } from '../../backends/userspace/attach/session.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
@@ -39,6 +40,10 @@ export interface BackendOptions {
   validated?: ReadonlyArray<{ bytes: Uint8Array; facts: ObjectFacts }>;
   /** the pt_regs pass's settings (off, or the arch objects were built for) */
   ptregs?: PtRegsSettings;
+  /** the agent of the command the run launched: the userspace backend attaches uprobes in it */
+  agent?: AgentSession;
+  /** what the user must see whatever --verbose says (a hook disabled by a fault, ring buffer drops) */
+  warn?: (line: string) => void;
 }
 
 /** The backends a selector can route to (the ones this run made). */
@@ -51,7 +56,11 @@ export class Selector implements ObjectLoader, FastPaths {
     private readonly choice: BackendChoice,
     private readonly validated: ReadonlyArray<{ bytes: Uint8Array; facts: ObjectFacts }> = [],
     private readonly ptregs: PtRegsSettings = {},
+    /** the run launched a command the userspace backend can trace */
+    private readonly userspaceTargets = false,
   ) {}
+
+
 
   /** the plan for these bytes: read once (or the main thread's reading of equal bytes), gated by the policy */
   private read(bytes: Uint8Array, opts: LoadOptions): { parsed: BpfObject | undefined; facts: ObjectFacts } {
@@ -66,7 +75,7 @@ export class Selector implements ObjectLoader, FastPaths {
 
   plan(bytes: Uint8Array, opts: LoadOptions): { plan: Plan; parsed: BpfObject | undefined; facts: ObjectFacts } {
     const { parsed, facts } = this.read(bytes, opts);
-    const plan = planObject(this.report, facts, this.choice, { ptregs: this.ptregs });
+    const plan = planObject(this.report, facts, this.choice, { ptregs: this.ptregs, userspaceTargets: this.userspaceTargets });
     if (opts.verbose) for (const r of plan.reasons) opts.log(`wasm-bpf: selector: ${r}`);
     return { plan, parsed, facts };
   }
@@ -123,15 +132,18 @@ async function linuxBackend(btfCustomPath: string | undefined): Promise<Backend>
  * build it attaches no program kind, so the plan never routes there on its own (src/probe/backends.ts).
  */
 export async function createBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<Selector> {
-  const { log, stop, report } = opts;
+  const { log, stop, report, agent, warn } = opts;
   if (choice === 'windows') {
     throw new WasmBpfError('UNSUPPORTED', 'the windows backend is not available in this build yet; use --backend linux');
   }
   const validated = opts.validated ?? [];
-  if (choice === 'userspace') {
-    // the userspace eBPF runtime: loads, maps and buffers work; attaching to live processes does not yet
+  // the userspace eBPF runtime: uprobes run inside the launched command (its agent); maps, buffers and `vm` runs here
+  const userspace = async (stopFd?: number): Promise<Backend> => {
     const { UserspaceBackend } = await import('../../backends/userspace/index.js');
-    return new Selector({ userspace: new UserspaceBackend(stop ? { stop } : {}) }, report, choice, validated, opts.ptregs);
+    return new UserspaceBackend({ ...(stop ? { stop } : {}), ...(agent ? { agent } : {}), ...(stopFd !== undefined ? { stopFd } : {}), ...(warn ? { warn } : {}), ...(log ? { log } : {}) });
+  };
+  if (choice === 'userspace') {
+    return new Selector({ userspace: await userspace() }, report, choice, validated, opts.ptregs, agent !== undefined);
   }
   const [linux, hostReport] = await Promise.all([
     linuxBackend(opts.btfCustomPath),
@@ -141,5 +153,8 @@ export async function createBackend(choice: BackendChoice, opts: BackendOptions 
         return undefined;
       }),
   ]);
-  return new Selector({ linux }, hostReport, choice, validated, opts.ptregs);
+  // auto with a launched command: the userspace backend too, for uprobe objects the kernel cannot run
+  // (its shared rings' polls wait on the kernel backend's wake fd, the one the run's stop writes)
+  const backends: Backends = { linux, ...(choice === 'auto' && agent ? { userspace: await userspace(linux.wakeFd()) } : {}) };
+  return new Selector(backends, hostReport, choice, validated, opts.ptregs, choice === 'auto' && agent !== undefined);
 }

@@ -81,7 +81,11 @@ export function planObject(
   report: Report | undefined,
   shape: ObjectShape,
   choice: 'auto' | BackendName = 'auto',
-  settings: { ptregs?: PtRegsSettings } = {},
+  settings: {
+    ptregs?: PtRegsSettings;
+    /** the run has processes for the userspace backend to trace (a launched command); without, it can attach nothing */
+    userspaceTargets?: boolean;
+  } = {},
 ): Plan {
   const blocking: Shortfall[] = [];
   const uncertain: Shortfall[] = [];
@@ -176,8 +180,22 @@ export function planObject(
     unavailable.push({ backend: 'userspace', reason: us.reason });
   } else {
     const cannot = shape.programs.filter((p) => !USERSPACE_ATTACH.has(head(p.section)));
+    const facts = report.userspace;
+    const hostGap = cannot.length > 0 || shape.programs.length === 0 ? undefined : [facts.arch, facts.agent].find((c) => c.state !== 'yes');
+    if (hostGap) {
+      const why = `it could run every program, but ${hostGap.reason}`;
+      reasons.push(`userspace: ${why}`);
+      unavailable.push({ backend: 'userspace', reason: why, ...(hostGap.fix ? { fix: hostGap.fix } : {}) });
+      return { backend: null, blocking, uncertain, reasons, unavailable };
+    }
+    if (cannot.length === 0 && shape.programs.length > 0 && !settings.userspaceTargets) {
+      const why = 'it could run every program (uprobes, inside the traced process), but this run traces no process: the userspace backend traces the commands it launches';
+      reasons.push(`userspace: ${why}`);
+      unavailable.push({ backend: 'userspace', reason: why, fix: 'name the command to trace after the app: wasm-bpf run APP.wasm [ARGS] -- COMMAND [ARGS]' });
+      return { backend: null, blocking, uncertain, reasons, unavailable };
+    }
     if (cannot.length === 0 && shape.programs.length > 0) {
-      reasons.push('userspace: the kernel cannot run the object; the userspace backend runs every program of it');
+      reasons.push('userspace: the kernel cannot run the object; the userspace backend runs every program of it, inside the launched command');
       return { backend: 'userspace', blocking: [], uncertain: [], reasons, ...(compat.includes('ptregs') ? { compat: ['ptregs'] } : {}) };
     }
     const kinds = [...new Set(cannot.map((p) => head(p.section)))];
