@@ -85,20 +85,19 @@ int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler o
 {
 	if (!entry_regs || !on_return) return -1;
 	struct ret_stack *s = &rs;
-	int saved_errno = errno, rc = -1;
+	int rc = -1;
 	if (!s->blocked) s->blocked = wbpf_arch_ret_blocked() ? 2 : 1;
 	if (s->blocked == 1 && enter(s)) {
 		rc = arm(s, (uintptr_t)entry_regs->rsp, on_return, cookie);
 		leave(s);
 	}
-	errno = saved_errno;
 	return rc;
 }
 
 void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t orig)
 {
 	struct ret_stack *s = &rs;
-	int saved_errno = errno;
+	int *err = &errno, saved_errno = *err;
 	for (int first = 1;; first = 0) {
 		if (!enter(s)) break;
 		/* the innermost entry of this slot; entries above it are calls that never returned
@@ -120,7 +119,7 @@ void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t or
 		struct wbpf_pt_regs copy = *regs; /* what the caller gets back does not depend on the handler */
 		h(&copy, cookie);
 	}
-	errno = saved_errno; /* the function's errno, whatever the handlers did */
+	*err = saved_errno; /* the function's errno, whatever the handlers did */
 }
 
 /* reads 8 bytes at addr without faulting if it is not mapped (a stack that was freed) */

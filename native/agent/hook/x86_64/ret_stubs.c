@@ -1,27 +1,30 @@
-/* x86-64 return diversion: one 8-byte stub per distinct real return address, so that a diverted
+/* x86-64 return diversion: one 16-byte stub per distinct real return address, so that a diverted
  * return always knows where to continue (the address is never only in a table that could lose it),
  * the stubs' pool and its lock-free index, and the CET shadow stack check. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "x86.h"
 
 /* Stub pages, mapped PROT_NONE at the first arm and filled one by one when first needed. A page:
- * +0 the address of wbpf_x86_ret_common; +8*j (j = 1..511) stub j: `call *-(8j+6)(%rip)` (ff 15, the
- * page's first quad), int3 int3. The call pushes stub+6, from which the common code finds the stub. */
+ * +0 the address of wbpf_x86_ret_common; +16*j (j = 1..255) a stub: `push $k` (68 imm32, k its
+ * number), `jmp *-(16j+11)(%rip)` (ff 25, the page's first quad), int3 padding. No call: the return
+ * stack buffer stays balanced, and the common code leaves with an indirect jmp the predictor learns. */
 #define PAGE 4096
-#define STUB_PAGES 128
-#define PER_PAGE (PAGE / 8 - 1)
+#define STUB 16
+#define STUB_PAGES 256
+#define PER_PAGE (PAGE / STUB - 1)
 #define NSTUBS (STUB_PAGES * PER_PAGE)
-#define TABLE_BITS 17 /* 2^17 index slots for at most 65408 stubs: load <= 0.5 */
+#define TABLE_BITS 17 /* 2^17 index slots for at most 65280 stubs: load <= 0.5 */
 #define TABLE_SIZE (1u << TABLE_BITS)
 
 enum { P_EMPTY, P_FILLING, P_READY, P_FAILED };
 
 extern const uint8_t wbpf_x86_ret_common[];
-uintptr_t wbpf_x86_ret_entered(struct wbpf_pt_regs *regs, uintptr_t pushed);
+uintptr_t wbpf_x86_ret_entered(struct wbpf_pt_regs *regs, uint64_t k);
 
 static int pool_state;             /* atomic: P_EMPTY, P_FILLING (mapping), P_READY, P_FAILED */
 static uint8_t *code;              /* STUB_PAGES pages */
@@ -30,11 +33,33 @@ static uint32_t *table;            /* [TABLE_SIZE]: k + 1 by hash of the address
 static uint32_t next_stub;         /* atomic */
 static uint8_t page_state[STUB_PAGES]; /* atomic: P_* */
 
+static int pool_map(void);
+static int page_fill(uint32_t p);
+
+/* the slow paths (mmap, mprotect) keep the program's errno */
 static int pool_ready(void)
 {
 	int st = __atomic_load_n(&pool_state, __ATOMIC_ACQUIRE);
 	if (st == P_READY) return 1;
 	if (st != P_EMPTY) return 0;
+	int saved_errno = errno, ok = pool_map();
+	errno = saved_errno;
+	return ok;
+}
+
+static int page_ready(uint32_t p)
+{
+	uint8_t st = __atomic_load_n(&page_state[p], __ATOMIC_ACQUIRE);
+	if (st == P_READY) return 1;
+	if (st != P_EMPTY) return 0;
+	int saved_errno = errno, ok = page_fill(p);
+	errno = saved_errno;
+	return ok;
+}
+
+static int pool_map(void)
+{
+	int st = P_EMPTY;
 	/* one caller maps; a concurrent one (or a signal handler nested in it) just goes untraced */
 	if (!__atomic_compare_exchange_n(&pool_state, &st, P_FILLING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return 0;
 	size_t data = (size_t)NSTUBS * 8 + (size_t)TABLE_SIZE * 4;
@@ -53,11 +78,9 @@ static int pool_ready(void)
 	return 1;
 }
 
-static int page_ready(unsigned p)
+static int page_fill(uint32_t p)
 {
-	uint8_t st = __atomic_load_n(&page_state[p], __ATOMIC_ACQUIRE);
-	if (st == P_READY) return 1;
-	if (st != P_EMPTY) return 0;
+	uint8_t st = P_EMPTY;
 	if (!__atomic_compare_exchange_n(&page_state[p], &st, P_FILLING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return 0;
 	uint8_t *pg = code + (size_t)p * PAGE;
 	if (mprotect(pg, PAGE, PROT_READ | PROT_WRITE)) {
@@ -65,15 +88,17 @@ static int page_ready(unsigned p)
 		return 0;
 	}
 	uint64_t common = (uint64_t)(uintptr_t)wbpf_x86_ret_common;
-	__builtin_memcpy(pg, &common, 8);
+	memcpy(pg, &common, 8);
+	memset(pg + 8, 0xcc, PAGE - 8);
 	for (int j = 1; j <= PER_PAGE; j++) {
-		uint8_t *st8 = pg + 8 * j;
-		int32_t disp = -(8 * j + 6);
-		st8[0] = 0xff;
-		st8[1] = 0x15;
-		__builtin_memcpy(st8 + 2, &disp, 4);
-		st8[6] = 0xcc;
-		st8[7] = 0xcc;
+		uint8_t *sp = pg + STUB * j;
+		uint32_t k = p * PER_PAGE + (uint32_t)(j - 1);
+		int32_t disp = -(STUB * j + 11);
+		sp[0] = 0x68;
+		memcpy(sp + 1, &k, 4);
+		sp[5] = 0xff;
+		sp[6] = 0x25;
+		memcpy(sp + 7, &disp, 4);
 	}
 	if (mprotect(pg, PAGE, PROT_READ | PROT_EXEC)) {
 		mprotect(pg, PAGE, PROT_NONE);
@@ -86,7 +111,7 @@ static int page_ready(unsigned p)
 
 static uintptr_t stub_addr(uint32_t k)
 {
-	return (uintptr_t)code + (uintptr_t)(k / PER_PAGE) * PAGE + 8 * (k % PER_PAGE + 1);
+	return (uintptr_t)code + (uintptr_t)(k / PER_PAGE) * PAGE + STUB * (k % PER_PAGE + 1);
 }
 
 uintptr_t wbpf_arch_ret_stub(uintptr_t orig)
@@ -118,8 +143,8 @@ uintptr_t wbpf_arch_ret_orig(uintptr_t addr)
 {
 	if (__atomic_load_n(&pool_state, __ATOMIC_ACQUIRE) != P_READY) return 0;
 	uintptr_t off = addr - (uintptr_t)code;
-	if (off >= (uintptr_t)STUB_PAGES * PAGE || (off & 7) || !(off & (PAGE - 1))) return 0;
-	uint32_t k = (uint32_t)(off / PAGE) * PER_PAGE + (uint32_t)((off & (PAGE - 1)) / 8) - 1;
+	if (off >= (uintptr_t)STUB_PAGES * PAGE || (off & (STUB - 1)) || !(off & (PAGE - 1))) return 0;
+	uint32_t k = (uint32_t)(off / PAGE) * PER_PAGE + (uint32_t)((off & (PAGE - 1)) / STUB) - 1;
 	return (uintptr_t)__atomic_load_n(&orig_of[k], __ATOMIC_RELAXED);
 }
 
@@ -134,10 +159,10 @@ int wbpf_arch_ret_blocked(void)
 	return rc == 0 && (features & 1);
 }
 
-/* called by wbpf_x86_ret_common (ret_tramp.S) with the stub's pushed address; returns where to go */
-uintptr_t wbpf_x86_ret_entered(struct wbpf_pt_regs *regs, uintptr_t pushed)
+/* called by wbpf_x86_ret_common (ret_tramp.S) with the number the stub pushed; returns where to go */
+uintptr_t wbpf_x86_ret_entered(struct wbpf_pt_regs *regs, uint64_t k)
 {
-	uintptr_t orig = wbpf_arch_ret_orig(pushed - 6);
+	uintptr_t orig = k < NSTUBS ? (uintptr_t)__atomic_load_n(&orig_of[k], __ATOMIC_RELAXED) : 0;
 	regs->rip = orig;
 	wbpf_ret_fire(regs, (uintptr_t)regs->rsp - 8, orig);
 	return orig;

@@ -1,12 +1,13 @@
 /* x86-64 return code: where a diverted return lands (through a stub of ret_stubs.c). It saves every
  * register and the flags, builds a struct pt_regs at the return, calls wbpf_x86_ret_entered (which
- * reports the return and answers the real return address), restores everything and returns there.
+ * reports the return and answers the real return address), restores everything and jumps there.
  *
- * Entered by `call *` from a stub, right after the function's `ret`: R = the stack pointer after the
- * return, (R-8) = the stub's address + 6. Frame:  R-8: that address, replaced by the real return
- * address before the final `ret`;  R-16: flags;  pt_regs at B = R-184 (kernel layout, as trampoline.S:
- * +152 rsp = R, +144 eflags, +128 rip = set by the C side);  below B rounded down to 16: xmm0-15.
- * The stack under R is free: the function that returned owned it.
+ * Entered by a stub's jmp, right after the function's `ret` and the stub's `push $k`: R = the stack
+ * pointer after the return, (R-8) = k. Frame:  R-8: k, replaced by the real return address for the
+ * final `jmp *-8(%rsp)` (R-8 is then in the red zone, which signal delivery skips);  R-16: flags;
+ * pt_regs at B = R-184 (kernel layout, as trampoline.S: +152 rsp = R, +144 eflags, +128 rip = set by
+ * the C side);  below B rounded down to 16: xmm0-15. The stack under R is free: the function that
+ * returned owned it.
  */
 	.text
 	.globl wbpf_x86_ret_common
@@ -61,9 +62,9 @@ wbpf_x86_ret_common:
 	movaps %xmm14, 224(%rsp)
 	movaps %xmm15, 240(%rsp)
 	mov %rbx, %rdi			/* struct pt_regs * */
-	mov 176(%rbx), %rsi		/* the stub's address + 6 */
+	mov 176(%rbx), %rsi		/* k */
 	call wbpf_x86_ret_entered@PLT
-	mov %rax, 176(%rbx)		/* the real return address, for the final ret */
+	mov %rax, 176(%rbx)		/* the real return address, for the final jmp */
 	movaps 0(%rsp), %xmm0
 	movaps 16(%rsp), %xmm1
 	movaps 32(%rsp), %xmm2
@@ -98,7 +99,8 @@ wbpf_x86_ret_common:
 	mov 0(%rsp), %r15
 	lea 168(%rsp), %rsp
 	popfq
-	ret				/* to the real return address, with %rsp = R */
+	lea 8(%rsp), %rsp		/* R (lea: flags untouched) */
+	jmp *-8(%rsp)			/* the real return address */
 	.cfi_endproc
 	.size wbpf_x86_ret_common, .-wbpf_x86_ret_common
 
