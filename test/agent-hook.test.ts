@@ -1,7 +1,7 @@
 // The agent's inline hook (native/agent/hook, x86-64): builds its C tests with gcc and clang-16 (make
 // -C native/agent tests, into test/build/agent) and runs them: entry kinds hooked and unhooked,
 // refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function; return probes
-// (recursion, longjmp, tail calls, fork, signals, 8 threads, a full shadow stack; C++ exceptions).
+// (recursion, longjmp, tail calls, fork, signals, 8 threads, pthread_exit, a full shadow stack; C++ exceptions).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -88,6 +88,7 @@ if (process.arch !== 'x64') {
       /^ok signal handler calling a hooked function inside a hooked call: returns 5 then 41$/m,
       /^ok the same on sigaltstack: values right, [0-2] of 2 returns reported$/m,
       /^ok 8 threads x 200000 calls: every entry and return reported once, on its thread, with its value$/m,
+      /^ok pthread_exit inside an armed call, 100 threads: each ends with its value$/m,
       /^cost: unhooked [\d.]+ ns, entry hook [\d.]+ ns, entry hook \+ armed return [\d.]+ ns per call/m,
       /^ret_test: OK$/m,
     ]) tt.match(r.stdout, line);

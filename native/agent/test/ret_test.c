@@ -1,6 +1,6 @@
 /* Functional test of return probes (wbpf_hook_ret_arm): recursion, a full shadow stack, longjmp out
  * of one and several hooked calls, a tail call, two arms of one call, fp and two-register returns,
- * fork, a signal handler nested in a hooked call (also on sigaltstack), 8 threads; then the cost of
+ * fork, a signal handler nested in a hooked call (also on sigaltstack), 8 threads, pthread_exit; then the cost of
  * an armed call. Prints "ok ..." per check and "ret_test: OK"; exits 1 at the first failure. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -205,6 +205,35 @@ static void check_signal(int altstack)
 	}
 }
 
+/* pthread_exit inside an armed call: glibc's forced unwind (its own handle on libgcc_s, not
+ * interposed) stops at the diverted return address and ends the thread there: it must end cleanly */
+static int exit_thread(int x)
+{
+	pthread_exit((void *)(long)(x + 1));
+	return 0;
+}
+static void *exiter(void *arg)
+{
+	(void)arg;
+	int (*volatile outer)(int (*)(int), int) = r_outer;
+	outer(exit_thread, 41);
+	return NULL;
+}
+
+static void check_pthread_exit(void)
+{
+	struct wbpf_hook *h = hook((void *)r_outer, "r_outer", on_entry);
+	for (int i = 0; i < 100; i++) {
+		pthread_t t;
+		void *ret = NULL;
+		pthread_create(&t, NULL, exiter, NULL);
+		pthread_join(t, &ret);
+		if (ret != (void *)42L) FAIL("pthread_exit: thread returned %p", ret);
+	}
+	printf("ok pthread_exit inside an armed call, 100 threads: each ends with its value\n");
+	unhook(h, "r_outer");
+}
+
 #define THREADS 8
 #define CALLS 200000
 static long t_entries[THREADS], t_returns[THREADS], t_bad[THREADS];
@@ -276,6 +305,7 @@ int main(void)
 	check_signal(0);
 	check_signal(1);
 	check_threads();
+	check_pthread_exit();
 	cost();
 	printf("ret_test: OK\n");
 	return 0;
