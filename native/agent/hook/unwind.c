@@ -1,8 +1,10 @@
 /* The unwinder must never meet a diverted return address: the hook library interposes the entry
- * points that start a walk of the stack (C++ throw and rethrow, forced unwind) and puts this thread's
- * real return addresses back (ret.c) before forwarding to the next definition (libgcc_s). */
+ * points that start a walk of the stack (C++ throw and rethrow, forced unwind, pthread_exit) and puts
+ * this thread's real return addresses back (ret.c) before forwarding to the next definition. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <unwind.h>
 #include "internal.h"
 
@@ -42,4 +44,14 @@ _Unwind_Reason_Code _Unwind_ForcedUnwind(struct _Unwind_Exception *exc, _Unwind_
 		next_fn(&cache, "_Unwind_ForcedUnwind");
 	wbpf_ret_unwinding();
 	return real ? real(exc, stop, stop_arg) : _URC_FATAL_PHASE1_ERROR;
+}
+
+/* glibc's pthread_exit unwinds through its own handle on libgcc_s (not the interposed functions) */
+void pthread_exit(void *retval)
+{
+	static void *cache;
+	void (*real)(void *) = next_fn(&cache, "pthread_exit");
+	wbpf_ret_unwinding();
+	if (real) real(retval);
+	for (;;) pause(); /* not reached: libc always has pthread_exit */
 }

@@ -1,7 +1,9 @@
 /* C++ exceptions through functions whose returns are armed (g++, libwbpf_hook.a): a throw through 4
  * hooked frames caught above them, one caught inside a hooked function, a rethrow from a hooked
- * function called in a catch block, 1000 throws; the unwinder must never meet a diverted return
- * address (hook/unwind.c). Prints "ok ..." per check and "ret_cxx: OK"; exits 1 at the first failure. */
+ * function called in a catch block, 1000 throws, pthread_exit under an armed call; the unwinder must
+ * never meet a diverted return address (hook/unwind.c). Prints "ok ..." per check and "ret_cxx: OK";
+ * exits 1 at the first failure. */
+#include <pthread.h>
 #include <stdexcept>
 #include "ret_log.h"
 
@@ -32,6 +34,30 @@ __attribute__((noipa)) int x_rethrow(int n)
 }
 
 __attribute__((noipa)) int x_add(int a, int b) { return a + b; }
+}
+
+/* pthread_exit two calls below an armed one: the C++ destructor above must still run */
+extern "C" __attribute__((noipa)) int x_call(int (*cb)(int), int x)
+{
+	int r = cb(x);
+	KEEP(r);
+	return r + 1;
+}
+static int exit_now(int x)
+{
+	pthread_exit((void *)(long)x);
+	return 0;
+}
+static volatile int destructed;
+struct guard {
+	~guard() { destructed++; }
+};
+static void *exiter(void *)
+{
+	guard g;
+	int (*volatile call)(int (*)(int), int) = x_call;
+	call(exit_now, 9);
+	return nullptr;
 }
 
 static int (*volatile v_throw)(int) = x_throw;
@@ -97,6 +123,18 @@ int main()
 	if (n != 1000) FAIL("loop: %d caught", n);
 	check_add_after("loop");
 	printf("ok 1000 throws through 5 hooked calls\n");
+
+	struct wbpf_hook *hx = hook((void *)x_call, "x_call", on_entry);
+	for (int i = 0; i < 100; i++) {
+		pthread_t t;
+		void *ret = nullptr;
+		pthread_create(&t, nullptr, exiter, nullptr);
+		pthread_join(t, &ret);
+		if (ret != (void *)9L) FAIL("pthread_exit: thread returned %p", ret);
+	}
+	if (destructed != 100) FAIL("pthread_exit: %d destructors of 100 ran", destructed);
+	printf("ok pthread_exit below an armed call: the destructors above it run (100 threads)\n");
+	unhook(hx, "x_call");
 
 	unhook(ha, "x_add");
 	unhook(hr, "x_rethrow");
