@@ -89,6 +89,7 @@ if (process.arch !== 'x64') {
       /^ok the same on sigaltstack: values right, [0-2] of 2 returns reported$/m,
       /^ok 8 threads x 200000 calls: every entry and return reported once, on its thread, with its value$/m,
       /^ok pthread_exit inside an armed call, 100 threads: each ends with its value$/m,
+      /^ok 20000 signals on 4 threads in armed calls, the handler calling a hooked function: values right, shadow stacks whole$/m,
       /^cost: unhooked [\d.]+ ns, entry hook [\d.]+ ns, entry hook \+ armed return [\d.]+ ns per call/m,
       /^ret_test: OK$/m,
     ]) tt.match(r.stdout, line);

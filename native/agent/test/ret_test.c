@@ -1,9 +1,11 @@
 /* Functional test of return probes (wbpf_hook_ret_arm): recursion, a full shadow stack, longjmp out
  * of one and several hooked calls, a tail call, two arms of one call, fp and two-register returns,
- * fork, a signal handler nested in a hooked call (also on sigaltstack), 8 threads, pthread_exit; then the cost of
- * an armed call. Prints "ok ..." per check and "ret_test: OK"; exits 1 at the first failure. */
+ * fork, a signal handler nested in a hooked call (also on sigaltstack, and 20000 signals on busy
+ * threads), 8 threads, pthread_exit; then the cost of an armed call. Prints "ok ..." per check and
+ * "ret_test: OK"; exits 1 at the first failure. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -266,6 +268,59 @@ static void check_threads(void)
 	unhook(h, "r_add");
 }
 
+/* signals on threads busy in armed calls: the handler (same stack) calls a hooked function, often in
+ * the middle of an arm or a return; values must stay right, and each thread's shadow stack whole */
+#define STORM_THREADS 4
+static volatile int storm_stop;
+static long storm_bad[STORM_THREADS], storm_after[STORM_THREADS], storm_calls[STORM_THREADS];
+static __thread long sig_bad;
+static void on_storm(int sig)
+{
+	(void)sig;
+	if (v_add(1, 2) != 3) sig_bad++;
+}
+static void *stormed(void *arg)
+{
+	int idx = (int)(long)arg;
+	long bad = 0, calls = 0;
+	while (!__atomic_load_n(&storm_stop, __ATOMIC_RELAXED)) {
+		lg.n = 0;
+		if (v_rec(5) != 1005) bad++;
+		calls++;
+	}
+	log_reset();
+	storm_after[idx] = v_rec(50) == 1050 && lg.returns == 51 && lg.arm_failed == 0;
+	storm_bad[idx] = bad + sig_bad;
+	storm_calls[idx] = calls;
+	return NULL;
+}
+
+static void check_signal_storm(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_storm;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
+	struct wbpf_hook *hr = hook((void *)r_rec, "r_rec", on_entry);
+	struct wbpf_hook *ha = hook((void *)r_add, "r_add", on_entry);
+	pthread_t t[STORM_THREADS];
+	for (int i = 0; i < STORM_THREADS; i++) pthread_create(&t[i], NULL, stormed, (void *)(long)i);
+	for (int k = 0; k < 20000; k++) {
+		pthread_kill(t[k % STORM_THREADS], SIGUSR2);
+		if (k % 64 == 0) sched_yield();
+	}
+	__atomic_store_n(&storm_stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < STORM_THREADS; i++) pthread_join(t[i], NULL);
+	for (int i = 0; i < STORM_THREADS; i++)
+		if (storm_bad[i] || !storm_after[i] || !storm_calls[i])
+			FAIL("signal storm: thread %d: %ld wrong values, calls %ld, afterwards whole %ld", i, storm_bad[i], storm_calls[i], storm_after[i]);
+	printf("ok 20000 signals on %d threads in armed calls, the handler calling a hooked function: values right, shadow stacks whole\n", STORM_THREADS);
+	unhook(ha, "r_add");
+	unhook(hr, "r_rec");
+}
+
 static void empty(struct wbpf_pt_regs *r, void *c) { (void)r; (void)c; }
 static void arm_empty(struct wbpf_pt_regs *r, void *c) { wbpf_hook_ret_arm(r, empty, c); }
 
@@ -306,6 +361,7 @@ int main(void)
 	check_signal(1);
 	check_threads();
 	check_pthread_exit();
+	check_signal_storm();
 	cost();
 	printf("ret_test: OK\n");
 	return 0;
