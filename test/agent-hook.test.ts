@@ -84,6 +84,7 @@ if (process.arch !== 'x64') {
       /^ok tail call \(r_tail jmp r_add, both hooked\): 2 returns of 105 at the same rsp and rip$/m,
       /^ok one call armed twice: 2 returns of 42, the last armed first$/m,
       /^ok xmm0 and rax:rdx returns kept across the return handler \(which clobbers them\); rax\/rdx reported$/m,
+      /^ok flags after the return \(OF DF SF ZF AF PF CF\) as the function left them$/m,
       /^ok fork in a hooked call: the child returns 77 and reports it, the parent returns the pid$/m,
       /^ok signal handler calling a hooked function inside a hooked call: returns 5 then 41$/m,
       /^ok the same on sigaltstack: values right, [0-2] of 2 returns reported$/m,

@@ -142,6 +142,25 @@ static void check_registers(void)
 	unhook(hf, "r_fp");
 }
 
+uint64_t r_flags(uint64_t f);
+uint64_t call_flags(uint64_t f, uint64_t (*fn)(uint64_t));
+
+/* the caller sees the flags the function returned with (the handler changes them, DF too) */
+static void check_flags(void)
+{
+	struct wbpf_hook *h = hook((void *)r_flags, "r_flags", on_entry);
+	const uint64_t mask = 0xcd5; /* OF DF SF ZF AF PF CF */
+	const uint64_t cases[] = { 0x202, 0x202 | 0xcd5, 0x203, 0x206, 0x212, 0x242, 0x282, 0x602, 0xa02, 0x202 | 0x8c1 };
+	log_reset();
+	for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint64_t got = call_flags(cases[i], r_flags);
+		if ((got & mask) != (cases[i] & mask)) FAIL("flags: returned with %#lx, the caller saw %#lx", (unsigned long)cases[i], (unsigned long)got);
+	}
+	if (lg.returns != (long)(sizeof cases / sizeof cases[0])) FAIL("flags: %ld returns", lg.returns);
+	printf("ok flags after the return (OF DF SF ZF AF PF CF) as the function left them\n");
+	unhook(h, "r_flags");
+}
+
 static void check_fork(void)
 {
 	struct wbpf_hook *h = hook((void *)r_fork, "r_fork", on_entry);
@@ -356,6 +375,7 @@ int main(void)
 	check_longjmp();
 	check_tail_and_twice();
 	check_registers();
+	check_flags();
 	check_fork();
 	check_signal(0);
 	check_signal(1);
