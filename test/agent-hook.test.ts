@@ -1,7 +1,8 @@
 // The agent's inline hook (native/agent/hook, x86-64): builds its C tests with gcc and clang-16 (make
 // -C native/agent tests, into test/build/agent) and runs them: entry kinds hooked and unhooked,
 // refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function; return probes
-// (recursion, longjmp, tail calls, fork, signals, 8 threads, pthread_exit, a full shadow stack; C++ exceptions).
+// (recursion, longjmp, tail calls, flags, fork, signals, 8 threads, pthread_exit, attach/detach cycles, a full
+// shadow stack; C++ exceptions).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -91,6 +92,7 @@ if (process.arch !== 'x64') {
       /^ok 8 threads x 200000 calls: every entry and return reported once, on its thread, with its value$/m,
       /^ok pthread_exit inside an armed call, 100 threads: each ends with its value$/m,
       /^ok 20000 signals on 4 threads in armed calls, the handler calling a hooked function: values right, shadow stacks whole$/m,
+      /^ok 200 attach\/detach cycles under 4 threads: each of the \d+ armed returns reported once, values right$/m,
       /^cost: unhooked [\d.]+ ns, entry hook [\d.]+ ns, entry hook \+ armed return [\d.]+ ns per call/m,
       /^ret_test: OK$/m,
     ]) tt.match(r.stdout, line);

@@ -1,8 +1,8 @@
 /* Functional test of return probes (wbpf_hook_ret_arm): recursion, a full shadow stack, longjmp out
  * of one and several hooked calls, a tail call, two arms of one call, fp and two-register returns,
  * fork, a signal handler nested in a hooked call (also on sigaltstack, and 20000 signals on busy
- * threads), 8 threads, pthread_exit; then the cost of an armed call. Prints "ok ..." per check and
- * "ret_test: OK"; exits 1 at the first failure. */
+ * threads), 8 threads, pthread_exit, attach/detach cycles under load; then the cost of an armed
+ * call. Prints "ok ..." per check and "ret_test: OK"; exits 1 at the first failure. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -340,6 +340,51 @@ static void check_signal_storm(void)
 	unhook(hr, "r_rec");
 }
 
+/* the entry hook attached and detached 200 times while 4 threads run armed calls: every armed return
+ * is reported once (after its hook's detach too), every value right */
+#define CYCLE_THREADS 4
+static volatile int cycle_stop;
+static long cycle_entries[CYCLE_THREADS], cycle_returns[CYCLE_THREADS], cycle_bad[CYCLE_THREADS];
+static void *cycled(void *arg)
+{
+	int idx = (int)(long)arg;
+	long bad = 0;
+	log_reset();
+	while (!__atomic_load_n(&cycle_stop, __ATOMIC_RELAXED)) {
+		lg.n = 0;
+		if (v_rec(3) != 1003) bad++;
+		if (v_add(idx, 5) != idx + 5) bad++;
+	}
+	cycle_entries[idx] = lg.entries;
+	cycle_returns[idx] = lg.returns;
+	cycle_bad[idx] = bad + lg.arm_failed;
+	return NULL;
+}
+
+static void check_attach_cycles(void)
+{
+	pthread_t t[CYCLE_THREADS];
+	for (int i = 0; i < CYCLE_THREADS; i++) pthread_create(&t[i], NULL, cycled, (void *)(long)i);
+	for (int k = 0; k < 200; k++) {
+		struct wbpf_hook *hr = hook((void *)r_rec, "r_rec", on_entry);
+		struct wbpf_hook *ha = hook((void *)r_add, "r_add", on_entry);
+		sched_yield();
+		unhook(ha, "r_add");
+		unhook(hr, "r_rec");
+	}
+	__atomic_store_n(&cycle_stop, 1, __ATOMIC_RELAXED);
+	long entries = 0;
+	for (int i = 0; i < CYCLE_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		if (cycle_bad[i] || cycle_returns[i] != cycle_entries[i])
+			FAIL("attach cycles: thread %d: %ld wrong values, %ld entries, %ld returns", i, cycle_bad[i], cycle_entries[i], cycle_returns[i]);
+		entries += cycle_entries[i];
+	}
+	if (!entries) FAIL("attach cycles: no call was hooked");
+	printf("ok 200 attach/detach cycles under %d threads: each of the %ld armed returns reported once, values right\n",
+	       CYCLE_THREADS, entries);
+}
+
 static void empty(struct wbpf_pt_regs *r, void *c) { (void)r; (void)c; }
 static void arm_empty(struct wbpf_pt_regs *r, void *c) { wbpf_hook_ret_arm(r, empty, c); }
 
@@ -382,6 +427,7 @@ int main(void)
 	check_threads();
 	check_pthread_exit();
 	check_signal_storm();
+	check_attach_cycles();
 	cost();
 	printf("ret_test: OK\n");
 	return 0;
