@@ -1,6 +1,8 @@
 // The agent's inline hook (native/agent/hook, x86-64): builds its C tests with gcc and clang-16 (make
 // -C native/agent tests, into test/build/agent) and runs them: entry kinds hooked and unhooked,
-// refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function.
+// refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function; return probes
+// (recursion, longjmp, tail calls, flags, fork, signals, 8 threads, pthread_exit, attach/detach cycles, a full
+// shadow stack; C++ exceptions).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -71,6 +73,43 @@ if (process.arch !== 'x64') {
       tt.match(r.stdout, /^hook_test: OK$/m);
     });
   }
+
+  t.test('return probes: every return reported once, in order, with its value; the caller unharmed', async (tt) => {
+    const r = run('ret_test');
+    exitedOk(tt, r, 'ret_test');
+    for (const line of [
+      /^ok recursion depth 100: 101 returns, innermost first, values 1000\.\.1100, rsp and rip of each call$/m,
+      /^ok shadow stack full: 45 deeper calls untraced \(arm -1\), 256 returns reported, r_rec\(300\) = 1300$/m,
+      /^ok longjmp out of 1 and 6 nested hooked calls: no return reported, the next calls exact$/m,
+      /^ok longjmp back into a hooked caller 1000 times: 1000 returns of 7003, the 4000 stale entries dropped$/m,
+      /^ok tail call \(r_tail jmp r_add, both hooked\): 2 returns of 105 at the same rsp and rip$/m,
+      /^ok one call armed twice: 2 returns of 42, the last armed first$/m,
+      /^ok xmm0 and rax:rdx returns kept across the return handler \(which clobbers them\); rax\/rdx reported$/m,
+      /^ok flags after the return \(OF DF SF ZF AF PF CF\) as the function left them$/m,
+      /^ok fork in a hooked call: the child returns 77 and reports it, the parent returns the pid$/m,
+      /^ok signal handler calling a hooked function inside a hooked call: returns 5 then 41$/m,
+      /^ok the same on sigaltstack: values right, [0-2] of 2 returns reported$/m,
+      /^ok 8 threads x 200000 calls: every entry and return reported once, on its thread, with its value$/m,
+      /^ok pthread_exit inside an armed call, 100 threads: each ends with its value$/m,
+      /^ok 20000 signals on 4 threads in armed calls, the handler calling a hooked function: values right, shadow stacks whole$/m,
+      /^ok 200 attach\/detach cycles under 4 threads: each of the \d+ armed returns reported once, values right$/m,
+      /^cost: unhooked [\d.]+ ns, entry hook [\d.]+ ns, entry hook \+ armed return [\d.]+ ns per call/m,
+      /^ret_test: OK$/m,
+    ]) tt.match(r.stdout, line);
+    const cost = /^cost: .*$/m.exec(r.stdout);
+    if (cost) tt.comment(cost[0]);
+  });
+
+  t.test('return probes: C++ exceptions unwind through armed calls (g++)', async (tt) => {
+    const r = run('ret_cxx');
+    exitedOk(tt, r, 'ret_cxx');
+    tt.match(r.stdout, /^ok throw through 4 hooked calls, caught above them: their returns unreported, later calls traced$/m);
+    tt.match(r.stdout, /^ok throw caught inside a hooked function: it returns -3 /m);
+    tt.match(r.stdout, /^ok rethrow \(throw;\) from a hooked function called in a catch block$/m);
+    tt.match(r.stdout, /^ok 1000 throws through 5 hooked calls$/m);
+    tt.match(r.stdout, /^ok pthread_exit below an armed call: the destructors above it run \(100 threads\)$/m);
+    tt.match(r.stdout, /^ret_cxx: OK$/m);
+  });
 
   // every call between "attach returned" and "detach started" is seen, with the right arguments
   const stress = (name: string, cycles: number, env: Record<string, string> = {}, sync?: string): void => {

@@ -71,6 +71,14 @@ struct wbpf_hook_stats {
 };
 void wbpf_hook_get_stats(struct wbpf_hook_stats *out);
 
+/* Return probes. Called from an entry handler (on the thread, at the function's entry, with the regs
+ * the entry trampoline passed): diverts this call's return so that on_return(regs_at_return, cookie)
+ * runs on the thread when the function returns (regs->rax/rdx: the return value; regs->rsp: the stack
+ * pointer after the return; regs->rip: the real return address), then the caller continues exactly
+ * as if nothing happened. Returns 0, or -1 when this return cannot be traced (the thread's shadow
+ * stack is full): the call then runs untraced and unharmed. */
+int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie);
+
 /* the code's name, e.g. "WBPF_HOOK_EDECODE" */
 const char *wbpf_hook_code_name(int code);
 

@@ -70,4 +70,20 @@ int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn
 int wbpf_arch_patch_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
 int wbpf_arch_patch_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
 
+/* return probes: ret.c keeps the per-thread shadow stack; hook/<arch>/ provides the code a diverted
+ * return runs. Every function here is async-signal-safe and never allocates with malloc. */
+/* a return address to store in a slot so that the return comes back through the arch's return code
+ * and then continues at orig, or 0 (none left, or the pool could not be mapped) */
+uintptr_t wbpf_arch_ret_stub(uintptr_t orig);
+/* orig if addr is such a return address, else 0 */
+uintptr_t wbpf_arch_ret_orig(uintptr_t addr);
+/* nonzero if this thread's return addresses must not be rewritten (a CET shadow stack) */
+int wbpf_arch_ret_blocked(void);
+/* called by the arch's return code with the registers at the return (rip = orig, rsp after the
+ * return) and the address of the slot the return was read from: reports the matching entries */
+void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t orig);
+/* before an exception or forced unwind walks this thread's stack: every diverted return address
+ * back in its slot, the shadow stack emptied (those returns go unreported) */
+void wbpf_ret_unwinding(void);
+
 #endif

@@ -1,0 +1,158 @@
+/* Return probes (wbpf_hook_ret_arm in hook.h): each thread's shadow stack of diverted returns, pushed
+ * at a function's entry, popped and reported when the return comes back through the arch's return
+ * code (hook/<arch>/), stale entries (longjmp) dropped, and emptied before an exception unwinds. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "internal.h"
+
+#define WBPF_RET_DEPTH 256
+
+struct ret_entry {
+	uintptr_t slot;             /* where the return address was (the entry's rsp) */
+	uintptr_t orig;             /* the real return address */
+	wbpf_hook_handler handler;
+	void *cookie;
+};
+
+/* One per thread, in static TLS (no allocation at a hit; a fork copies it). e[0..depth) are the
+ * armed calls, the innermost on top; entries are only read and written by their own thread, and
+ * `busy` keeps a signal handler that interrupts an update from touching the stack. */
+struct ret_stack {
+	int busy;
+	int depth;
+	int blocked;                /* 0: not checked yet, 1: returns may be diverted, 2: they may not (shadow stack) */
+	struct ret_entry e[WBPF_RET_DEPTH];
+};
+static __thread struct ret_stack rs __attribute__((tls_model("initial-exec")));
+
+/* unwind.c's interposers come with return probes (a static link pulls them in through this) */
+extern const char wbpf_unwind_interposed;
+__attribute__((used)) static const char *const pull_unwind = &wbpf_unwind_interposed;
+
+#define BARRIER() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+
+static int enter(struct ret_stack *s)
+{
+	if (s->busy) return 0; /* a signal handler nested in this thread's own update: leave it alone */
+	s->busy = 1;
+	BARRIER();
+	return 1;
+}
+
+static void leave(struct ret_stack *s)
+{
+	BARRIER();
+	s->busy = 0;
+}
+
+/* pushes {slot, orig} for the call whose return address is at rsp and diverts it */
+static int arm(struct ret_stack *s, uintptr_t rsp, wbpf_hook_handler handler, void *cookie)
+{
+	volatile uintptr_t *slot = (volatile uintptr_t *)rsp;
+	uintptr_t ra = *slot, stub = ra;
+	/* already diverted: a second arm of this call, or a tail call from a function whose return is
+	 * armed; the return then reports both, innermost first (as the kernel's chained uretprobes) */
+	uintptr_t orig = wbpf_arch_ret_orig(ra);
+	int chained = orig != 0;
+	if (!chained) {
+		orig = ra;
+		stub = wbpf_arch_ret_stub(orig);
+		if (!stub) return -1;
+	}
+	/* entries below this frame are stale (a longjmp left them); so is one at the same slot whose
+	 * diversion was overwritten by this call. Dropping one never loses an address: its stub still
+	 * knows where to go (the return is then unreported). */
+	int d = s->depth;
+	while (d > 0 && (s->e[d - 1].slot < rsp ||
+			 (s->e[d - 1].slot == rsp && (!chained || s->e[d - 1].orig != orig))))
+		d--;
+	if (d == WBPF_RET_DEPTH) {
+		s->depth = d;
+		return -1;
+	}
+	s->e[d] = (struct ret_entry){ rsp, orig, handler, cookie };
+	BARRIER();
+	s->depth = d + 1;
+	BARRIER();
+	*slot = stub;
+	return 0;
+}
+
+int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
+{
+	if (!entry_regs || !on_return) return -1;
+	struct ret_stack *s = &rs;
+	int rc = -1;
+	if (!s->blocked) s->blocked = wbpf_arch_ret_blocked() ? 2 : 1;
+	if (s->blocked == 1 && enter(s)) {
+		rc = arm(s, (uintptr_t)entry_regs->rsp, on_return, cookie);
+		leave(s);
+	}
+	return rc;
+}
+
+void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t orig)
+{
+	struct ret_stack *s = &rs;
+	int *err = &errno, saved_errno = *err;
+	for (int first = 1;; first = 0) {
+		if (!enter(s)) break;
+		/* the innermost entry of this slot; entries above it are calls that never returned
+		 * (longjmp): dropped. Never past it: no match, nothing popped. Then the chained ones. */
+		int i = s->depth - 1;
+		if (first)
+			while (i >= 0 && !(s->e[i].slot == slot && s->e[i].orig == orig)) i--;
+		else if (i >= 0 && !(s->e[i].slot == slot && s->e[i].orig == orig))
+			i = -1;
+		if (i < 0) {
+			leave(s);
+			break;
+		}
+		wbpf_hook_handler h = s->e[i].handler;
+		void *cookie = s->e[i].cookie;
+		BARRIER();
+		s->depth = i;
+		leave(s);
+		struct wbpf_pt_regs copy = *regs; /* what the caller gets back does not depend on the handler */
+		h(&copy, cookie);
+	}
+	*err = saved_errno; /* the function's errno, whatever the handlers did */
+}
+
+/* reads 8 bytes at addr without faulting if it is not mapped (a stack that was freed) */
+static int read_word(uintptr_t addr, uintptr_t *out)
+{
+	struct iovec local = { out, sizeof *out }, remote = { (void *)addr, sizeof *out };
+	long n = syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1L, 0L);
+	if (n == (long)sizeof *out) return 0;
+	if (n < 0 && (errno == ENOSYS || errno == EPERM)) { /* a sandbox forbids it: read directly */
+		*out = *(volatile uintptr_t *)addr;
+		return 0;
+	}
+	return -1;
+}
+
+void wbpf_ret_unwinding(void)
+{
+	struct ret_stack *s = &rs;
+	int saved_errno = errno;
+	if (!s->depth || !enter(s)) {
+		errno = saved_errno;
+		return;
+	}
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	for (int i = s->depth - 1; i >= 0; i--) {
+		struct ret_entry *e = &s->e[i];
+		uintptr_t v;
+		if (e->slot < sp) continue; /* below this frame: stale, and maybe our own locals now */
+		if (read_word(e->slot, &v) || wbpf_arch_ret_orig(v) != e->orig) continue;
+		*(volatile uintptr_t *)e->slot = e->orig;
+	}
+	BARRIER();
+	s->depth = 0;
+	leave(s);
+	errno = saved_errno;
+}

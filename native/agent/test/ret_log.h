@@ -1,0 +1,104 @@
+/* What the return-probe tests (ret_test.c, ret_cxx.cc) share: an entry handler that records the call
+ * and arms its return, a return handler that records it (and clobbers what a handler may), both into
+ * a per-thread log; hooking by symbol (its st_size); FAIL. C and C++. */
+#pragma once
+#include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "../hook/hook.h"
+#ifdef __cplusplus
+}
+#endif
+
+#define FAIL(...) do { printf("FAIL "); printf(__VA_ARGS__); printf("\n"); exit(1); } while (0)
+
+#define LOG_MAX 1024
+struct ev {
+	char kind;          /* 'E' entry, 'R' return */
+	void *cookie;
+	int64_t val;        /* E: PARM1 (rdi); R: the return value (rax) */
+	uint64_t rdx;       /* R: the second return register */
+	uint64_t rsp;       /* E: the entry's rsp; R: the rsp after the return */
+	uint64_t rip;       /* E: the return address at the entry; R: PT_REGS_IP (the real return address) */
+};
+struct log {
+	long entries, returns, arm_failed;
+	int n;              /* events kept (the first LOG_MAX) */
+	struct ev ev[LOG_MAX];
+};
+static __thread struct log lg;
+
+static void log_reset(void) { memset(&lg, 0, sizeof lg); }
+
+static void log_add(char kind, void *cookie, int64_t val, uint64_t rdx, uint64_t rsp, uint64_t rip)
+{
+	if (lg.n < LOG_MAX) {
+		struct ev *e = &lg.ev[lg.n++];
+		e->kind = kind;
+		e->cookie = cookie;
+		e->val = val;
+		e->rdx = rdx;
+		e->rsp = rsp;
+		e->rip = rip;
+	}
+}
+
+static void on_return(struct wbpf_pt_regs *r, void *cookie)
+{
+	lg.returns++;
+	log_add('R', cookie, (int64_t)r->rax, r->rdx, r->rsp, r->rip);
+	/* what a handler may do: the return code must give the caller back what the function left */
+	__asm__ volatile("xorps %%xmm0, %%xmm0\n\txorps %%xmm1, %%xmm1\n\txorps %%xmm2, %%xmm2\n\t"
+			 "xorps %%xmm8, %%xmm8\n\txorps %%xmm15, %%xmm15\n\t"
+			 "mov $-1, %%rax\n\tmov $-1, %%rcx\n\tmov $-1, %%rdx\n\tmov $-1, %%rsi\n\tmov $-1, %%rdi\n\t"
+			 "mov $-1, %%r8\n\tmov $-1, %%r9\n\tmov $-1, %%r10\n\tmov $-1, %%r11\n\tcmp %%rax, %%rcx\n\tstd\n\tcld"
+			 ::: "xmm0", "xmm1", "xmm2", "xmm8", "xmm15", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9",
+			 "r10", "r11", "cc");
+}
+
+static void on_entry(struct wbpf_pt_regs *r, void *cookie)
+{
+	lg.entries++;
+	log_add('E', cookie, (int64_t)r->rdi, 0, r->rsp, *(uint64_t *)r->rsp);
+	if (wbpf_hook_ret_arm(r, on_return, cookie)) lg.arm_failed++;
+}
+
+/* arms twice with cookies 1 and 2: the return is reported twice, last armed first */
+__attribute__((unused)) static void on_entry_twice(struct wbpf_pt_regs *r, void *cookie)
+{
+	(void)cookie;
+	lg.entries++;
+	log_add('E', (void *)1, (int64_t)r->rdi, 0, r->rsp, *(uint64_t *)r->rsp);
+	if (wbpf_hook_ret_arm(r, on_return, (void *)1)) lg.arm_failed++;
+	if (wbpf_hook_ret_arm(r, on_return, (void *)2)) lg.arm_failed++;
+}
+
+static size_t sym_size(void *fn)
+{
+	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
+	if (!dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || info.dli_saddr != fn || !sym->st_size)
+		FAIL("no symbol size for %p", fn);
+	return sym->st_size;
+}
+
+static struct wbpf_hook *hook(void *fn, const char *name, wbpf_hook_handler h)
+{
+	struct wbpf_hook *out;
+	struct wbpf_hook_error e;
+	if (wbpf_hook_attach_sized(fn, sym_size(fn), h, NULL, &out, &e))
+		FAIL("%s: attach: %s: %s", name, wbpf_hook_code_name(e.code), e.reason);
+	return out;
+}
+
+static void unhook(struct wbpf_hook *h, const char *name)
+{
+	struct wbpf_hook_error e;
+	if (wbpf_hook_detach(h, &e)) FAIL("%s: detach: %s", name, e.reason);
+}
