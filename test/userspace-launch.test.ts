@@ -142,6 +142,15 @@ if (process.arch !== 'x64') {
     tt.match(String(r.stderr), /the linux backend: .*fix: /s, 'and why the kernel cannot');
   });
 
+  t.test('check --launch shows the plan an ordinary user gets', async (tt) => {
+    const r = asNobody(['check', '--launch', APP], 60_000);
+    tt.equal(r.status, 0, 'can run', { stderr: r.stderr });
+    tt.match(String(r.stdout), /plan: userspace backend \(.*inside the launched command\)/, 'the userspace backend, inside the launched command');
+    const without = asNobody(['check', APP], 60_000);
+    tt.equal(without.status, 1, 'without --launch: cannot run');
+    tt.match(String(without.stdout), /the userspace backend: .*traces no process/, 'and says why');
+  });
+
   t.test('an ordinary user with a kprobe app: one sentence per backend, with the fix', async (tt) => {
     if (!fs.existsSync(KPROBE_APP)) throw new Error(`${KPROBE_APP} is not built`);
     const r = asNobody(['run', KPROBE_APP, '--', '/bin/true'], 60_000);
