@@ -126,7 +126,7 @@ export class Runtime {
     if (opts.launch) {
       launched = await launchCommand(opts.launch.command, opts.launch.env);
       // the guest's thread owns the channel's fd from here (it closes it when the run ends)
-      input.launch = { fd: launched.fd, pid: launched.pid };
+      input.traced = [{ fd: launched.fd, pid: launched.pid, launched: true }];
       void launched.exited.then((status) => {
         commandStatus = status;
         if (opts.verbose) process.stderr.write(`wasm-bpf: the launched command (pid ${launched!.pid}) exited with status ${status}; stopping the app\n`);
