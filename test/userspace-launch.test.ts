@@ -193,6 +193,15 @@ if (process.arch !== 'x64') {
     tt.match(run.stdout, /uprobe-target: uprobe_target_add\(3, 4\) = 7, 600 calls/, 'the command ran to its end, every call right');
   });
 
+  t.test('the policy\'s uprobe binaries hold for the userspace backend', async (tt) => {
+    const target = built['plain']!;
+    const r = runCli(['run', '--backend', 'userspace', '--allow-uprobe', '/usr/bin', APP, target, '--', target, '1', '2', '3'], { timeout: 60_000 });
+    tt.match(r.stderr, /uprobe binary .*target-plain is outside the allowed uprobe binaries \(\/usr\/bin\)/, 'the attach is refused, naming the binary and the allow-list');
+    tt.equal(events(r.stdout).entries.length, 0, 'no event');
+    const ok = runCli(['run', '--backend', 'userspace', '--allow-uprobe', target, APP, target, '--', target, '1', '2', '3'], { timeout: 60_000 });
+    tt.equal(events(ok.stdout).entries.length, 3, 'allowed: the events');
+  });
+
   t.test('a command that does not exist', async (tt) => {
     const r = runCli(['run', '--backend', 'userspace', APP, '/nonexistent', '--', '/nonexistent/cmd'], { timeout: 60_000 });
     tt.not(r.code, 0, 'fails');

@@ -25,6 +25,8 @@ import { checkAgentHelpers } from './attach/agent-helpers.js';
 import { uprobeTarget } from './attach/target.js';
 import { resolveUprobe } from './attach/symbols.js';
 import { loadNative } from '../linux/native.js';
+import { DEFAULT_POLICY, type Policy } from '../../src/policy/policy.js';
+import { allowUprobe } from '../../src/policy/enforce.js';
 import {
   createMap,
   E,
@@ -185,7 +187,7 @@ export class UserspaceBackend implements Backend {
       }
     }
     const objects = this.objects;
-    const o: UserspaceObject = new UserspaceObject(this, obj, this.stopFlag, function (this: void, self: UserspaceObject) {
+    const o: UserspaceObject = new UserspaceObject(this, obj, this.stopFlag, opts?.policy ?? DEFAULT_POLICY, function (this: void, self: UserspaceObject) {
       objects.delete(self);
     });
     objects.add(o);
@@ -248,6 +250,8 @@ export class UserspaceObject implements LoadedObject {
     private readonly owner: UserspaceBackend,
     obj: BpfObject,
     private readonly stopFlag: Int32Array | undefined,
+    /** what the run's policy lets the object attach to (uprobe binaries) */
+    private readonly policy: Policy,
     private readonly onClose: (self: UserspaceObject) => void,
   ) {
     this.object = obj;
@@ -438,7 +442,9 @@ export class UserspaceObject implements LoadedObject {
         'run the command to trace under the app: wasm-bpf run APP.wasm [ARGS] -- COMMAND [ARGS], or use --backend linux as root',
       );
     }
-    const resolved = resolveUprobe(uprobeTarget(p.info.section, target));
+    const t = uprobeTarget(p.info.section, target);
+    // the policy's uprobe binaries: what was checked is what is probed
+    const resolved = resolveUprobe({ ...t, binary: allowUprobe(this.policy, t.binary, `attaching ${what}`) });
     if (!agent.open) throw new BackendError(`attaching ${what}: no traced process is running any more (pids ${agent.pids})`, ERRNO.ESRCH);
     if (p.agentId === undefined || p.agentInsns === undefined) {
       p.agentInsns = agentInsns(program, p.source.insns, (i) => this.mapForAgent(i));
