@@ -193,6 +193,15 @@ if (process.arch !== 'x64') {
     tt.match(run.stdout, /uprobe-target: uprobe_target_add\(3, 4\) = 7, 600 calls/, 'the command ran to its end, every call right');
   });
 
+  t.test('a full ring buffer: every event is delivered or counted as a drop, and the drops are reported', async (tt) => {
+    const target = built['endbr64']!;
+    const r = runCli(['run', '--backend', 'userspace', APP, target, '--', target, '1', '1', '100000'], { timeout: 120_000 });
+    tt.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
+    const ev = events(r.stdout);
+    const drops = Number(/map 'rb': (\d+) records refused because it was full/.exec(r.stderr)?.[1] ?? 0);
+    tt.equal(ev.entries.length + ev.returns.length + drops, 200_000, `${ev.entries.length} + ${ev.returns.length} delivered + ${drops} dropped = 200000 events`);
+  });
+
   t.test('the policy\'s uprobe binaries hold for the userspace backend', async (tt) => {
     const target = built['plain']!;
     const r = runCli(['run', '--backend', 'userspace', '--allow-uprobe', '/usr/bin', APP, target, '--', target, '1', '2', '3'], { timeout: 60_000 });
