@@ -55,14 +55,14 @@ export function wasmFile(app: App, cross = false): string {
 }
 
 /** an ordinary user the unprivileged configuration runs the app as: its ids and a home it owns (HOME, the probe cache) */
-export interface User {
+interface User {
   uid: number;
   gid: number;
   home: string;
 }
 
 /** the unprivileged configuration's user: nobody (65534), the id an ordinary user without any privilege has */
-export const NOBODY = 65534;
+const NOBODY = 65534;
 
 /**
  * An app that runs as `user` in a network namespace: `ip netns exec` needs root, so it starts this
