@@ -106,9 +106,14 @@ function userEnv(user: User): NodeJS.ProcessEnv {
   return env;
 }
 
-/** a home directory owned by the user, in the system's temporary directory (the harness's scratch directory is root's, mode 0700) */
-function makeUser(id: number): User {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), `wasm-bpf-matrix-uid${id}-`));
+/**
+ * a home directory owned by the user inside the harness's scratch directory, which others may then
+ * pass through (0711) but not list; it goes with the scratch directory
+ */
+function makeUser(id: number, tmp: string): User {
+  fs.chmodSync(tmp, 0o711);
+  const home = path.join(tmp, `home-uid${id}`);
+  fs.mkdirSync(home, { mode: 0o700 });
   fs.chownSync(home, id, id);
   return { uid: id, gid: id, home };
 }
@@ -227,6 +232,7 @@ export async function runCells(opts: {
   const place: Place = { build: BUILD, tmp, node: process.execPath, cgroup: ensureMounts() };
   const cells: Cell[] = [];
   let mirror: Awaited<ReturnType<typeof btfhubMirror>> | undefined;
+  /** the unprivileged configuration's user, made when it is first needed */
   let user: User | undefined;
   try {
     for (const app of opts.apps) {
@@ -259,7 +265,7 @@ export async function runCells(opts: {
         } else if (config === 'unprivileged') {
           // auto routing as an ordinary user: the kernel refuses bpf(), so a uprobe app goes to the
           // userspace backend (its target launched under the app) and every other app is refused
-          user ??= makeUser(NOBODY);
+          user ??= makeUser(NOBODY, tmp);
           const launcher = wasmLauncher(`wasm, uid ${NOBODY}, auto routing`, ['--verbose'], { user, launches: true });
           plans.push({ config, runner: 'wasm', launcher, proof: /selector: userspace: the kernel cannot run the object/, checkFlags: [] });
         }
@@ -292,7 +298,6 @@ export async function runCells(opts: {
   } finally {
     mirror?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
-    if (user) fs.rmSync(user.home, { recursive: true, force: true });
   }
   return cells;
 }
