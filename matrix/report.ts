@@ -42,6 +42,7 @@ const CONFIG_TITLE: Record<Config, string> = {
   'no-btf': 'no vmlinux BTF',
   userspace: 'userspace backend',
   'cross-arch': 'object built for the other arch',
+  unprivileged: 'unprivileged user',
 };
 
 export function key(c: Pick<Cell, 'app' | 'platform' | 'config' | 'runner'>): string {
@@ -66,11 +67,11 @@ function mainColumns(r: Results): Column[][] {
   ]);
 }
 
-/** the second table: forced fallbacks, the userspace backend and cross-arch objects (wasm-bpf only) */
+/** the second table: forced fallbacks, the userspace backend, cross-arch objects and an unprivileged user (wasm-bpf only) */
 function extraColumns(r: Results): Column[] {
   const cols: Column[] = [];
   for (const p of r.platforms) {
-    for (const config of ['no-ringbuf', 'no-btf', 'userspace', 'cross-arch'] as Config[]) {
+    for (const config of ['no-ringbuf', 'no-btf', 'userspace', 'cross-arch', 'unprivileged'] as Config[]) {
       if (r.cells.some((c) => c.platform === p.id && c.config === config)) cols.push({ platform: p.id, config, title: p.label, sub: CONFIG_TITLE[config] });
     }
   }
@@ -102,10 +103,12 @@ export function renderMarkdown(r: Results): string {
 
   const extra = extraColumns(r);
   if (extra.length) {
-    out.push('## Fallbacks, the userspace backend and cross-arch objects (wasm-bpf)', '');
+    out.push('## Fallbacks, the userspace backend, cross-arch objects and an unprivileged user (wasm-bpf)', '');
     out.push('- *no ring buffer*: `--assume-missing ringbuf`, the object rewritten to a perf buffer (compat/ringbuf).');
     out.push('- *no vmlinux BTF*: the app runs in a mount namespace where /sys/kernel/btf/vmlinux is empty; its BTF comes from a BTFHub archive mirror on loopback (compat/btfhub).');
-    out.push('- *object built for the other arch*: uprobe/kprobe objects compiled for arm64 run on x86_64 and the other way round, through the pt_regs relocation (compat/ptregs).', '');
+    out.push('- *object built for the other arch*: uprobe/kprobe objects compiled for arm64 run on x86_64 and the other way round, through the pt_regs relocation (compat/ptregs).');
+    out.push(`- *userspace backend*: \`--backend userspace\`; the uprobe app launches its target (\`wasm-bpf run APP ARGS -- COMMAND\`) and its programs run inside it (the uprobe agent).`);
+    out.push(`- *unprivileged user*: the app run as uid 65534 (no capabilities) with automatic routing: the kernel refuses bpf(), so the uprobe app goes to the userspace backend (its target launched under the app); every other app is refused with each backend's reason.`, '');
     out.push(`| app | ${extra.map((c) => `${c.title}<br>${c.sub}`).join(' | ')} |`);
     out.push(`|---|${extra.map(() => ':-:').join('|')}|`);
     for (const app of APPS) out.push(`| ${app} | ${extra.map((c) => SYMBOL[shown(r, at(app, c), c.platform)]).join(' | ')} |`);
@@ -173,7 +176,7 @@ export function renderSvg(r: Results): string {
     y += 30;
   };
   table('Native and wasm-bpf on each kernel', main);
-  if (extra.length) table('Fallbacks, userspace backend, cross-arch objects (wasm-bpf)', extra);
+  if (extra.length) table('Fallbacks, userspace backend, cross-arch objects, unprivileged user (wasm-bpf)', extra);
   const legend: Array<[Shown, string]> = [['pass', 'pass: the app\'s events arrived, right fields'], ['fail', 'fail'], ['unsupported', 'unsupported by that kernel/backend (RESULTS.md says why)'], ['n/a', 'does not apply'], ['not run', 'not run']];
   let lx = 10;
   for (const [v, text] of legend) {

@@ -32,6 +32,21 @@ t.test('the judge: an event with a wrong field fails the cell', async (t) => {
   await t.rejects(SCENARIOS.bootstrap(fake('echo "bootstrap: load BPF skeleton: Invalid argument" >&2; exit 1'), place), /exited \(1\) before/);
 });
 
+t.test('the judge: a launched uprobe target\'s events must come from the process the app launched', async (t) => {
+  /** an "app" that launches a child (a sleep) and prints events for the pid PID stands for */
+  const launching = (pid: string): Launcher => ({
+    ...fake(''),
+    launches: true,
+    start: () => {
+      const lines = ['UPROBE pid=PID a=3 b=4', 'URETPROBE pid=PID ret=7', 'UPROBE pid=PID a=3 b=4', 'URETPROBE pid=PID ret=7', 'uprobe-target: uprobe_target_add(3, 4) = 7, 2 calls'];
+      const script = `sleep 0.5 & c=$!; sleep 0.2; ${lines.map((l) => `echo "${l.replace(/PID/g, pid)}"`).join('; ')}; wait`;
+      return new Running(spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    },
+  });
+  t.match(await SCENARIOS.uprobe(launching('$c'), place), /^UPROBE pid=\d+ a=3 b=4$/, 'the launched child\'s events pass');
+  await t.rejects(SCENARIOS.uprobe(launching('1'), place), /the events' pid 1 is the launched target's/, 'another process\'s events fail the cell');
+});
+
 const cell = (c: Partial<Cell>): Cell => ({ app: 'bootstrap', platform: 'host', config: 'default', runner: 'wasm', verdict: 'pass', reason: 'wasm', ms: 1, ...c });
 const fixture: Results = {
   generated: '2026-11-22T00:00:00Z',
@@ -86,6 +101,8 @@ t.test('npm run matrix on the host: real cells, files written, --check fails on 
   t.match(get('runqlat', 'default', 'wasm')?.evidence ?? '', /^HIST key=0 total=\d+ slots=/);
   t.equal(get('runqlat', 'no-btf', 'wasm')?.verdict, 'unsupported', 'tp_btf needs the kernel\'s own BTF, BTFHub cannot help');
   t.equal(get('kprobe', 'default', 'native')?.verdict, 'unsupported');
+  t.equal(get('runqlat', 'unprivileged', 'wasm')?.verdict, 'unsupported', 'an ordinary user: refused, not failed');
+  t.match(get('runqlat', 'unprivileged', 'wasm')?.reason ?? '', /^the linux backend: bpf\(\) not permitted for uid 65534 .*; fix: .*; the userspace backend: it cannot run tp_btf programs/, 'with each backend\'s reason');
   t.equal(res.platforms.find((p) => p.id === 'windows')?.status, 'not run');
   t.match(fs.readFileSync(path.join(out, 'RESULTS.md'), 'utf8'), /\| runqlat \| ✅ · ✅ \|/);
   t.ok(fs.readFileSync(path.join(out, 'results.svg'), 'utf8').includes('</svg>'));

@@ -3,7 +3,7 @@
 // checkout). For each app and configuration it starts the app, causes its events and checks them
 // (scenarios.ts), and prints one `CELL {json}` line per cell.
 //
-//   node dist/matrix/harness/cells.js [--platform ID] [--configs default,no-ringbuf,no-btf,userspace,cross-arch]
+//   node dist/matrix/harness/cells.js [--platform ID] [--configs default,no-ringbuf,no-btf,userspace,cross-arch,unprivileged]
 //                                     [--apps a,b] [--runners native,wasm] [--skip app:config:runner,...]
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +16,7 @@ import { Running, TIME_SCALE, abortAll, describePid, descendants, exec, livePids
 import { cgroup2Mounts } from '../../src/policy/enforce.js';
 import { APPS, SCENARIOS, type App, type Launcher, type Place } from './scenarios.js';
 
-export const CONFIGS = ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch'] as const;
+export const CONFIGS = ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch', 'unprivileged'] as const;
 export type Config = (typeof CONFIGS)[number];
 export type Runner = 'native' | 'wasm';
 export type Verdict = 'pass' | 'fail' | 'unsupported' | 'n/a';
@@ -54,22 +54,68 @@ export function wasmFile(app: App, cross = false): string {
   return path.join(BUILD, `${app}${arm && PTREGS_APPS.includes(app) ? '-arm64' : ''}.wasm`);
 }
 
-function spawnIn(netns: string | undefined, argv: string[], env: NodeJS.ProcessEnv, wrap?: string): Running {
+/** an ordinary user the unprivileged configuration runs the app as: its ids and a home it owns (HOME, the probe cache) */
+interface User {
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** the unprivileged configuration's user: nobody (65534), the id an ordinary user without any privilege has */
+const NOBODY = 65534;
+
+/**
+ * An app that runs as `user` in a network namespace: `ip netns exec` needs root, so it starts this
+ * forwarder there (as root), which runs the app as the user (setgroups([]), setgid, setuid: libuv's
+ * spawn), passes Ctrl-C and SIGTERM on and ends as the app did. Node is the only tool every guest has
+ * (the arm64 guests' busybox setpriv cannot change ids).
+ */
+const AS_USER = `const [u, g, home, file, ...args] = process.argv.slice(1);
+const c = require('node:child_process').spawn(file, args, { stdio: 'inherit', uid: +u, gid: +g, cwd: home });
+for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => c.kill(s));
+c.on('exit', (code, sig) => { if (sig) { process.removeAllListeners(sig); process.kill(process.pid, sig); } else process.exit(code); });`;
+
+function spawnIn(netns: string | undefined, argv: string[], env: NodeJS.ProcessEnv, wrap?: string, user?: User): Running {
   let cmd = argv;
   if (wrap) cmd = ['unshare', '-m', 'sh', '-c', `${wrap} && exec "$@"`, 'sh', ...argv];
+  if (user && netns) cmd = [process.execPath, '-e', AS_USER, String(user.uid), String(user.gid), user.home, ...cmd];
   if (netns) cmd = ['ip', 'netns', 'exec', netns, ...cmd];
-  const opts: SpawnOptions = { env, stdio: ['ignore', 'pipe', 'pipe'] };
+  const opts: SpawnOptions = { env, stdio: ['ignore', 'pipe', 'pipe'], ...(user && !netns ? { uid: user.uid, gid: user.gid, cwd: user.home } : {}) };
   return new Running(spawn(cmd[0]!, cmd.slice(1), opts));
 }
 
-function wasmLauncher(label: string, flags: string[], opts: { cross?: boolean; env?: NodeJS.ProcessEnv; wrap?: string; netnsFlags?: string[]; launches?: boolean } = {}): Launcher {
+function wasmLauncher(label: string, flags: string[], opts: { cross?: boolean; env?: NodeJS.ProcessEnv; wrap?: string; netnsFlags?: string[]; launches?: boolean; user?: User } = {}): Launcher {
   return {
     label,
     interruptStatus: 130,
     ...(opts.launches ? { launches: true } : {}),
     start: (app, args, o) =>
-      spawnIn(o?.netns, [process.execPath, CLI, 'run', ...(o?.netns && opts.netnsFlags ? opts.netnsFlags : flags), wasmFile(app, opts.cross), ...args], { ...process.env, ...opts.env }, opts.wrap),
+      spawnIn(o?.netns, [process.execPath, CLI, 'run', ...(o?.netns && opts.netnsFlags ? opts.netnsFlags : flags), wasmFile(app, opts.cross), ...args], { ...(opts.user ? userEnv(opts.user) : process.env), ...opts.env }, opts.wrap, opts.user),
   };
+}
+
+/**
+ * The environment of a run as `user`: the harness's, with HOME the user's own directory, so the probe
+ * cache goes where an ordinary user's does ($HOME/.cache/wasm-bpf: no WASM_BPF_CACHE_DIR or
+ * XDG_CACHE_HOME of root's)
+ */
+function userEnv(user: User): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: user.home };
+  delete env['WASM_BPF_CACHE_DIR'];
+  delete env['XDG_CACHE_HOME'];
+  return env;
+}
+
+/**
+ * a home directory owned by the user inside the harness's scratch directory, which others may then
+ * pass through (0711) but not list; it goes with the scratch directory
+ */
+function makeUser(id: number, tmp: string): User {
+  fs.chmodSync(tmp, 0o711);
+  const home = path.join(tmp, `home-uid${id}`);
+  fs.mkdirSync(home, { mode: 0o700 });
+  fs.chownSync(home, id, id);
+  return { uid: id, gid: id, home };
 }
 
 const nativeLauncher: Launcher = {
@@ -186,6 +232,8 @@ export async function runCells(opts: {
   const place: Place = { build: BUILD, tmp, node: process.execPath, cgroup: ensureMounts() };
   const cells: Cell[] = [];
   let mirror: Awaited<ReturnType<typeof btfhubMirror>> | undefined;
+  /** the unprivileged configuration's user, made when it is first needed */
+  let user: User | undefined;
   try {
     for (const app of opts.apps) {
       const plans: Plan[] = [];
@@ -214,6 +262,12 @@ export async function runCells(opts: {
           const fixed = PTREGS_APPS.includes(app) ? undefined : { verdict: 'n/a' as const, reason: 'arch-neutral object (no pt_regs access)' };
           const other = ARM64 ? 'x86_64' : 'arm64';
           plans.push({ config, runner: 'wasm', launcher: wasmLauncher(`wasm, object built for ${other}`, ['--verbose'], { cross: true }), fixed, proof: /pt_regs/, checkFlags: [], cross: true });
+        } else if (config === 'unprivileged') {
+          // auto routing as an ordinary user: the kernel refuses bpf(), so a uprobe app goes to the
+          // userspace backend (its target launched under the app) and every other app is refused
+          user ??= makeUser(NOBODY, tmp);
+          const launcher = wasmLauncher(`wasm, uid ${NOBODY}, auto routing`, ['--verbose'], { user, launches: true });
+          plans.push({ config, runner: 'wasm', launcher, proof: /selector: userspace: the kernel cannot run the object/, checkFlags: [] });
         }
       }
       for (const plan of plans) {
@@ -298,6 +352,9 @@ async function decide(app: App, plan: Plan, place: Place, platform: string, toke
     // the run's own refusal (the selector names every missing capability), else the plan `check` makes
     const selector = /no backend on this host can run the object:\n\s+- [^\n]*? needs ([^\n]*)/.exec(text);
     if (selector) return { ...base, verdict: 'unsupported', reason: selector[1]!.replace(/^(.*?): /, '$1: ') };
+    // no capability missing, every backend passed over (an ordinary user: the kernel refuses bpf()): each backend's reason
+    const backends = /no backend on this host can run the object:\n((?:\s+- the \w+ backend: [^\n]*\n?)+)/.exec(text);
+    if (backends) return { ...base, verdict: 'unsupported', reason: backends[1]!.trim().split('\n').map((l) => l.trim().replace(/^- /, '')).join('; ') };
     const refused = plan.runner === 'native' && !token.abandoned ? await refusal(wasmFile(app, plan.cross), plan.checkFlags) : undefined;
     if (refused) return { ...base, verdict: 'unsupported', reason: refused };
     return { ...base, verdict: 'fail', reason: firstError(e) };

@@ -8,7 +8,7 @@ import net from 'node:net';
 import dgram from 'node:dgram';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { Running, exec, sleep, until } from './running.js';
+import { Running, descendants, exec, sleep, until } from './running.js';
 
 export const APPS = ['bootstrap', 'execve', 'opensnoop', 'runqlat', 'sockfilter', 'sockops', 'uprobe', 'xdp', 'lsm', 'kprobe', 'fentry'] as const;
 export type App = (typeof APPS)[number];
@@ -167,14 +167,23 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
     if (l.launches) {
       // the target runs under the app, which ends (with the target's status) when the target exits
       const run = l.start('uprobe', [target, '--', target, '3', '4', '2', '0']);
-      const r = await run.exited;
+      // the processes under the app while it runs: the target among them (held before its main until
+      // the app has attached), so the events' pid can be checked as the kernel column checks it
+      const under = new Set<number>();
+      const watch = setInterval(() => {
+        if (run.child.pid) for (const p of descendants(run.child.pid).slice(1)) under.add(p);
+      }, 20);
+      const r = await run.exited.finally(() => clearInterval(watch));
       expect(r.code === 0, `the app with its launched target exited ${r.code ?? r.signal}`, run);
+      expect(run.lines(/^uprobe-target: /)[0] === 'uprobe-target: uprobe_target_add(3, 4) = 7, 2 calls', 'the target ran to its end', run);
       const calls = run.lines(/^UPROBE pid=\d+ /);
       const rets = run.lines(/^URETPROBE pid=\d+ /);
       const pids = new Set([...calls, ...rets].map((c) => /pid=(\d+)/.exec(c)![1]));
       expect(pids.size === 1, `one traced pid: ${[...pids].join(', ')}`, run);
-      expect(calls.length === 2 && calls.every((c) => / a=3 b=4$/.test(c)), `two UPROBE a=3 b=4 lines: ${calls.join(' | ')}`, run);
-      expect(rets.length === 2 && rets.every((c) => / ret=7$/.test(c)), `two URETPROBE ret=7 lines: ${rets.join(' | ')}`, run);
+      const pid = [...pids][0]!;
+      expect(under.has(Number(pid)), `the events' pid ${pid} is the launched target's (processes under the app: ${[...under].join(', ') || 'none seen'})`, run);
+      expect(calls.length === 2 && calls.every((c) => c === `UPROBE pid=${pid} a=3 b=4`), `two UPROBE a=3 b=4 lines: ${calls.join(' | ')}`, run);
+      expect(rets.length === 2 && rets.every((c) => c === `URETPROBE pid=${pid} ret=7`), `two URETPROBE ret=7 lines: ${rets.join(' | ')}`, run);
       return calls[0]!;
     }
     const run = l.start('uprobe', [target]);
