@@ -2,7 +2,6 @@
 // its control channel, ./channel.ts): shared maps sent once each, programs loaded once each, hooks
 // set and removed. Ids are the run's own, so several objects share one channel.
 import { BackendError } from '../../../src/errors.js';
-import { ERRNO } from '../../../src/kernel/uapi.js';
 import { AgentChannel, type AgentNotice } from './channel.js';
 import type { ResolvedUprobe } from './symbols.js';
 
@@ -83,21 +82,17 @@ export class AgentSession {
   /** hooks the function in the launched process; a file it has not mapped (yet) leaves the hook pending */
   hook(progId: number, target: ResolvedUprobe): HookResult {
     const id = this.nextHook++;
-    try {
-      const message = this.channel.sendHook({
-        id,
-        progId,
-        dev: target.dev,
-        ino: target.ino,
-        fileOffset: target.fileOffset,
-        size: target.func?.size ?? 0,
-        retprobe: target.retprobe,
-      });
-      return { id, message, pending: false };
-    } catch (e) {
-      if (e instanceof BackendError && e.errno === ERRNO.ENOENT) return { id, message: e.message, pending: true };
-      throw e;
-    }
+    const message = this.channel.sendHook({
+      id,
+      progId,
+      dev: target.dev,
+      ino: target.ino,
+      fileOffset: target.fileOffset,
+      size: target.func?.size ?? 0,
+      retprobe: target.retprobe,
+    });
+    // the agent accepts a hook on a file it has not mapped yet and sets it when a dlopen maps it
+    return { id, message, pending: message.startsWith(`hook ${id} pending`) };
   }
 
   unhook(id: number): void {
