@@ -16,7 +16,7 @@ import { violations } from '../policy/enforce.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicyOptions } from './policy.js';
 
-const USAGE = `Usage: wasm-bpf check [--json | --emit-policy] [--backend NAME] [--assume-missing FEATURE] [policy options] <app.wasm | x.bpf.o>
+const USAGE = `Usage: wasm-bpf check [--json | --emit-policy] [--backend NAME] [--assume-missing FEATURE] [--launch] [policy options] <app.wasm | x.bpf.o>
 
 Prints, for every eBPF object (a .bpf.o, or each object embedded in a .wasm module), its programs and
 maps, what each needs that this host lacks, the backend that would run it, and what it asks of the
@@ -24,6 +24,8 @@ policy (program types, helpers, uprobe binaries, run-time attach targets, pinned
 options (as for \`wasm-bpf run\`: --policy FILE, --default-deny, --allow-*), also whether that policy
 would let it load. --emit-policy prints a deny-by-default policy file that allows exactly what the
 objects hold (add the interfaces, cgroups and uprobe binaries the guest names at run time). Nothing is loaded.
+--launch plans as \`wasm-bpf run APP.wasm -- COMMAND\` would: with a launched command the userspace backend can
+run uprobe objects inside it (without, it has no process to trace).
 Exit code: 0 when every object can run here (under the policy given), 1 when one cannot, 2 on bad input.
 `;
 
@@ -42,6 +44,7 @@ interface ObjectPlan {
 export async function checkCommand(argv: string[]): Promise<number> {
   let json = false;
   let emit = false;
+  let launch = false;
   let choice: BackendChoice = 'auto';
   let file: string | undefined;
   const policyOpts = new PolicyOptions();
@@ -68,6 +71,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       return 0;
     } else if (a === '--json') json = true;
     else if (a === '--emit-policy') emit = true;
+    else if (a === '--launch') launch = true;
     else if (a === '--backend') {
       const b = argv[++i];
       if (!b || !BACKEND_CHOICES.includes(b as BackendChoice)) {
@@ -119,7 +123,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
         size,
         programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
         maps: facts.maps,
-        plan: planObject(report, facts, choice, { ptregs: ptregsSettingsFromEnv(process.env) }),
+        plan: planObject(report, facts, choice, { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: launch }),
         needs,
         ...(policy ? { refused: violations(policy, needs) } : {}),
       };

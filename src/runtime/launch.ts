@@ -43,6 +43,8 @@ export async function launchCommand(command: readonly string[], env: NodeJS.Proc
     const why = e.code === 'ENOENT' ? 'no such file (or not on PATH)' : e.code === 'EACCES' ? 'permission denied' : e.message;
     throw new WasmBpfError('NOT_FOUND', `cannot run ${command[0]}: ${why}`);
   }
+  // the run does not wait for the command: when the app ends first, the command runs on, on its own
+  child.unref();
   return { child, pid: child.pid!, fd: host, exited };
 }
 

@@ -88,7 +88,8 @@ async function run(): Promise<number> {
     try {
       agent?.start();
     } catch (err) {
-      log(`wasm-bpf: starting the launched command (pid ${input.launch?.pid}): ${errorMessage(err)}`);
+      // the command already ended (its exit stops the run and sets its status): nothing to start
+      if (input.verbose) log(`wasm-bpf: starting the launched command (pid ${input.launch?.pid}): ${errorMessage(err)}`);
     }
   };
   const backend = await createBackend(input.backend, {

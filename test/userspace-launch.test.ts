@@ -1,0 +1,201 @@
+// `wasm-bpf run APP.wasm ARGS -- COMMAND`: the matrix's uprobe app (unchanged) traces a launched target
+// on the userspace backend (the agent inside the target) and on the kernel, with the same events; as an
+// ordinary user (uid 65534) the selector routes it to the userspace backend on its own. Targets with an
+// endbr64, a push %rbp and a plain (rip-relative mov) entry.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BUILD, CLI, FIXTURES, ROOT, runCli, startCli } from './helpers.js';
+import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
+import { processSites } from '../backends/userspace/attach/procmaps.js';
+
+const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
+const KPROBE_APP = path.join(ROOT, 'matrix', 'build', 'kprobe.wasm');
+const OUT = path.join(BUILD, 'userspace-launch');
+const SRC = path.join(FIXTURES, 'agent', 'uprobe-target.c');
+
+/** entry kind -> compiler and flags */
+const TARGETS: Record<string, string[]> = {
+  endbr64: ['gcc', '-O2', '-fcf-protection=full'],
+  push: ['clang-16', '-O2', '-fno-omit-frame-pointer', '-fcf-protection=none'],
+  plain: ['gcc', '-O2', '-fcf-protection=none'],
+};
+
+interface Events {
+  entries: string[];
+  returns: string[];
+  pids: Set<string>;
+}
+
+function events(stdout: string): Events {
+  const lines = stdout.split('\n');
+  const entries = lines.filter((l) => l.startsWith('UPROBE '));
+  const returns = lines.filter((l) => l.startsWith('URETPROBE '));
+  const pids = new Set([...entries, ...returns].map((l) => /pid=(\d+)/.exec(l)?.[1] ?? '?'));
+  return { entries: entries.map((l) => l.replace(/^UPROBE pid=\d+ /, '')), returns: returns.map((l) => l.replace(/^URETPROBE pid=\d+ /, '')), pids };
+}
+
+/** the first 16 bytes of uprobe_target_add in the binary and as the running process has them */
+function fileBytes(binary: string): string {
+  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
+  const fd = fs.openSync(binary, 'r');
+  const b = Buffer.alloc(16);
+  fs.readSync(fd, b, 0, 16, r.fileOffset);
+  fs.closeSync(fd);
+  return b.toString('hex');
+}
+function entryBytes(pid: number, binary: string): string {
+  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
+  const site = processSites(pid, r).sites[0];
+  if (!site) throw new Error(`uprobe_target_add (${binary} ${r.dev}:${r.ino}) is not mapped in ${pid}: ${fs.readFileSync(`/proc/${pid}/maps`, 'utf8')}`);
+  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+  const b = Buffer.alloc(16);
+  fs.readSync(fd, b, 0, 16, site.address);
+  fs.closeSync(fd);
+  return b.toString('hex');
+}
+
+/** sends the app a signal and waits for its own exit (not for its stdout, which the launched command shares) */
+async function signalled(run: ReturnType<typeof startCli>, sig: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (run.child.exitCode !== null || run.child.signalCode !== null) resolve({ code: run.child.exitCode, signal: run.child.signalCode });
+    else run.child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  run.child.kill(sig);
+  return exit;
+}
+
+async function waitGone(pid: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (fs.existsSync(`/proc/${pid}`) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  if (fs.existsSync(`/proc/${pid}`)) throw new Error(`pid ${pid} still runs after ${ms} ms`);
+}
+
+function asNobody(args: string[], timeout = 90_000): ReturnType<typeof spawnSync> {
+  return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], {
+    encoding: 'utf8',
+    timeout,
+    env: { ...process.env, HOME: '/tmp' },
+  });
+}
+
+if (process.arch !== 'x64') {
+  t.pass('the agent hooks x86-64 only for now');
+} else {
+  t.setTimeout(600_000);
+  fs.mkdirSync(OUT, { recursive: true });
+  const built: Record<string, string> = {};
+  for (const [kind, [cc, ...flags]] of Object.entries(TARGETS)) {
+    const out = path.join(OUT, `target-${kind}`);
+    const r = spawnSync(cc!, [...flags, SRC, '-o', out, '-lpthread'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building the ${kind} target: ${r.stderr}`);
+    built[kind] = out;
+  }
+  if (!fs.existsSync(APP)) throw new Error(`${APP} is not built: make -C matrix`);
+
+  for (const [kind, target] of Object.entries(built)) {
+    t.test(`userspace backend, ${kind} entry: every call's entry and return`, async (tt) => {
+      const r = runCli(['run', '--backend', 'userspace', APP, target, '--', target, '2', '3', '5'], { timeout: 90_000 });
+      tt.equal(r.code, 0, 'exit status 0 (the command\'s)', { stderr: r.stderr });
+      tt.match(r.stdout, /uprobe-target: uprobe_target_add\(2, 3\) = 5, 5 calls/, 'the target ran to its end');
+      const ev = events(r.stdout);
+      tt.same(ev.entries, Array(5).fill('a=2 b=3'), '5 entry events, with the arguments');
+      tt.same(ev.returns, Array(5).fill('ret=5'), '5 return events, with the return value');
+      tt.equal(ev.pids.size, 1, 'one pid: the launched target\'s');
+    });
+  }
+
+  t.test('the kernel gives the same events for a launched command (root)', async (tt) => {
+    const target = built['endbr64']!;
+    const kernel = runCli(['run', '--backend', 'linux', APP, target, '--', target, '2', '3', '5'], { timeout: 90_000 });
+    tt.equal(kernel.code, 0, 'exit 0', { stderr: kernel.stderr });
+    const user = runCli(['run', '--backend', 'userspace', APP, target, '--', target, '2', '3', '5'], { timeout: 90_000 });
+    tt.same(events(user.stdout).entries, events(kernel.stdout).entries, 'same entry events');
+    tt.same(events(user.stdout).returns, events(kernel.stdout).returns, 'same return events');
+    tt.equal(events(kernel.stdout).entries.length, 5, 'the kernel saw every call (the command waited for the attach)');
+  });
+
+  t.test('8 threads: every call counted', async (tt) => {
+    const target = built['endbr64']!;
+    const r = runCli(['run', '--backend', 'userspace', APP, target, '--', target, '1', '1', '500', '0', '8'], { timeout: 120_000 });
+    tt.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
+    const ev = events(r.stdout);
+    tt.equal(ev.entries.length, 4000, '4000 entries');
+    tt.equal(ev.returns.length, 4000, '4000 returns');
+  });
+
+  t.test('an ordinary user (uid 65534): routed to the userspace backend', async (tt) => {
+    const target = built['push']!;
+    const r = asNobody(['run', '-v', APP, target, '--', target, '4', '5', '3']);
+    tt.equal(r.status, 0, 'exit 0', { stderr: r.stderr });
+    tt.match(String(r.stderr), /selector: userspace: the kernel cannot run the object/, 'the selector says why');
+    const ev = events(String(r.stdout));
+    tt.same(ev.entries, Array(3).fill('a=4 b=5'), 'entries');
+    tt.same(ev.returns, Array(3).fill('ret=9'), 'returns');
+  });
+
+  t.test('an ordinary user without a command: the refusal names the fix', async (tt) => {
+    const r = asNobody(['run', APP, built['plain']!], 60_000);
+    tt.not(r.status, 0, 'fails');
+    tt.match(String(r.stderr), /the userspace backend: .*traces no process.*fix: .*-- COMMAND/s, 'says to launch the command');
+    tt.match(String(r.stderr), /the linux backend: .*fix: /s, 'and why the kernel cannot');
+  });
+
+  t.test('check --launch shows the plan an ordinary user gets', async (tt) => {
+    const r = asNobody(['check', '--launch', APP], 60_000);
+    tt.equal(r.status, 0, 'can run', { stderr: r.stderr });
+    tt.match(String(r.stdout), /plan: userspace backend \(.*inside the launched command\)/, 'the userspace backend, inside the launched command');
+    const without = asNobody(['check', APP], 60_000);
+    tt.equal(without.status, 1, 'without --launch: cannot run');
+    tt.match(String(without.stdout), /the userspace backend: .*traces no process/, 'and says why');
+  });
+
+  t.test('an ordinary user with a kprobe app: one sentence per backend, with the fix', async (tt) => {
+    if (!fs.existsSync(KPROBE_APP)) throw new Error(`${KPROBE_APP} is not built`);
+    const r = asNobody(['run', KPROBE_APP, '--', '/bin/true'], 60_000);
+    tt.not(r.status, 0, 'fails');
+    tt.match(String(r.stderr), /the linux backend: .*(CAP_BPF|root)/s, 'the kernel needs privileges: says which');
+    tt.match(String(r.stderr), /the userspace backend: it cannot run kprobe, kretprobe programs/, 'the userspace backend cannot run kprobes');
+  });
+
+  t.test('Ctrl-C of the app: hooks removed, the command runs on to its end', async (tt) => {
+    const target = built['endbr64']!;
+    const run = startCli(['run', '--backend', 'userspace', APP, target, '--', target, '1', '2', '2000', '0', '1', '5000']);
+    tt.teardown(() => void run.interrupt('SIGKILL'));
+    const first = await run.waitFor(/^UPROBE pid=\d+ a=1 b=2$/, 60_000);
+    const pid = Number(/pid=(\d+)/.exec(first)![1]);
+    tt.not(entryBytes(pid, target), fileBytes(target), 'while attached, the entry is patched');
+    // the app's own exit (its stdout stays open: the command holds it until its end)
+    const r = await signalled(run, 'SIGINT');
+    tt.equal(r.code, 130, 'the app exits 130');
+    tt.ok(fs.existsSync(`/proc/${pid}`), 'the command is still running');
+    tt.equal(entryBytes(pid, target), fileBytes(target), 'the entry holds its original bytes again');
+    const hits = run.lines(/^UPROBE /).length;
+    tt.ok(hits < 2000, `the app saw ${hits} of 2000 calls before it stopped`);
+    await waitGone(pid, 30_000);
+    tt.match(run.stdout, /uprobe-target: uprobe_target_add\(1, 2\) = 3, 2000 calls/, 'the command ran on, every call right, to its end');
+  });
+
+  t.test('kill -9 of the host during hits: the command keeps running and its function works', async (tt) => {
+    const target = built['push']!;
+    const run = startCli(['run', '--backend', 'userspace', APP, target, '--', target, '3', '4', '300', '0', '2', '5000']);
+    tt.teardown(() => void run.interrupt('SIGKILL'));
+    const first = await run.waitFor(/^URETPROBE pid=\d+ ret=7$/, 60_000);
+    const pid = Number(/pid=(\d+)/.exec(first)![1]);
+    const r = await signalled(run, 'SIGKILL');
+    tt.equal(r.signal, 'SIGKILL', 'the host was killed');
+    tt.ok(fs.existsSync(`/proc/${pid}`), 'the command is still running');
+    const t0 = Date.now();
+    while (entryBytes(pid, target) !== fileBytes(target) && Date.now() - t0 < 1000) await new Promise((res) => setTimeout(res, 20));
+    tt.equal(entryBytes(pid, target), fileBytes(target), `the agent noticed and restored the entry within a second (${Date.now() - t0} ms)`);
+    await waitGone(pid, 15_000);
+    tt.match(run.stdout, /uprobe-target: uprobe_target_add\(3, 4\) = 7, 600 calls/, 'the command ran to its end, every call right');
+  });
+
+  t.test('a command that does not exist', async (tt) => {
+    const r = runCli(['run', '--backend', 'userspace', APP, '/nonexistent', '--', '/nonexistent/cmd'], { timeout: 60_000 });
+    tt.not(r.code, 0, 'fails');
+    tt.match(r.stderr, /cannot run \/nonexistent\/cmd: no such file/, 'names the command');
+  });
+}
