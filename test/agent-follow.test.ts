@@ -13,7 +13,7 @@ import { AgentChannel, agentSocketpair, type ChannelHook } from '../backends/use
 import { spawnUnderAgent } from '../backends/userspace/attach/launch.js';
 import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
-import { BUILD, FIXTURES, ROOT } from './helpers.js';
+import { BUILD, FIXTURES, ROOT, runCli } from './helpers.js';
 
 const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 const OUT = path.join(BUILD, 'agent-follow');
@@ -23,6 +23,8 @@ const LIB = path.join(OUT, 'libfollow.so');
 const DL_LIB = path.join(OUT, 'libfollow-dl.so');
 const TARGET = path.join(OUT, 'follow-target');
 const OTHER = path.join(OUT, 'follow-other');
+const UPROBE_TARGET = path.join(OUT, 'uprobe-target');
+const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
 const ARRAY = 2, LOOKUP = 1, KEYS = 16;
 
 // counter[PARM1] += 1 (array map 1; a key out of range counts nothing)
@@ -58,6 +60,7 @@ function build(): void {
     ['gcc', '-O2', '-shared', '-fPIC', '-DDL', path.join(SRC, 'follow-lib.c'), '-o', DL_LIB],
     ['gcc', '-O2', path.join(SRC, 'follow-target.c'), '-o', TARGET, `-L${OUT}`, '-lfollow', '-Wl,-rpath,$ORIGIN', '-lpthread', '-ldl'],
     ['gcc', '-O2', path.join(SRC, 'follow-other.c'), '-o', OTHER, `-L${OUT}`, '-lfollow', '-Wl,-rpath,$ORIGIN'],
+    ['gcc', '-O2', '-fcf-protection=full', path.join(SRC, 'uprobe-target.c'), '-o', UPROBE_TARGET, '-lpthread'],
   ];
   for (const [cmd, ...args] of steps) {
     const r = spawnSync(cmd!, args, { encoding: 'utf8' });
@@ -231,5 +234,20 @@ if (process.arch !== 'x64') {
     tt.ok(await until(() => !fs.existsSync(`/proc/${root}`) || runningIn(dir).length === 0, 20_000), 'they end');
     tt.ok(await until(() => readLog(dir).ok, 5_000), 'the root saw every descendant exit 0');
     for (const k of [0, 1, 2, 3]) tt.ok((readLog(dir).calls.get(k) ?? 0n) > after[k]!, `key ${k} kept calling unhooked`);
+  });
+
+  t.test('wasm-bpf run through /bin/sh -c: a forked and exec\'d command and the shell\'s exec\'d last one', async (tt) => {
+    if (!fs.existsSync(APP)) throw new Error(`${APP} is not built: make -C matrix`);
+    const T = UPROBE_TARGET;
+    const r = runCli(['run', '--backend', 'userspace', APP, T, '--', '/bin/sh', '-c', `${T} 2 3 5 && exec ${T} 4 5 2`], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit status 0 (the command\'s)', { stderr: r.stderr });
+    tt.match(r.stdout, /uprobe_target_add\(2, 3\) = 5, 5 calls/, 'the shell\'s child ran');
+    tt.match(r.stdout, /uprobe_target_add\(4, 5\) = 9, 2 calls/, 'the command the shell exec\'d ran');
+    const lines = r.stdout.split('\n');
+    const of = (re: RegExp): string[] => lines.filter((l) => re.test(l)).map((l) => l.replace(/^\S+ pid=\d+ /, ''));
+    tt.same(of(/^UPROBE /), [...Array(5).fill('a=2 b=3'), ...Array(2).fill('a=4 b=5')], 'every entry, with its arguments');
+    tt.same(of(/^URETPROBE /), [...Array(5).fill('ret=5'), ...Array(2).fill('ret=9')], 'every return, with its value');
+    const pids = new Set(lines.filter((l) => /^URE?T?PROBE /.test(l)).map((l) => /pid=(\d+)/.exec(l)?.[1]));
+    tt.equal(pids.size, 2, 'from two processes');
   });
 }
