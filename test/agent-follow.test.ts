@@ -2,7 +2,8 @@
 // child, an exec'd copy of the target and an exec'd other binary mapping the probed library all count hits,
 // from their main on; a thread created after attach too; a hook on a library loaded later by dlopen is
 // pending, then set in every process that loads it; closing the channel unhooks every descendant (they keep
-// calling, counts stop); kill -9 of the process holding the channel: every agent unhooks within a second.
+// calling, counts stop), also when the root exited first; kill -9 of the process holding the channel: every
+// agent unhooks within a second.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -165,6 +166,30 @@ if (process.arch !== 'x64') {
       const calls = log.calls.get(k) ?? 0n;
       tt.ok(calls > after[k]!, `key ${k}: ${calls} calls, ${after[k]} counted (it kept calling unhooked)`);
     }
+  });
+
+  t.test('the root exits first: closing the channel still unhooks its orphaned child', async (tt) => {
+    const dir = workdir(tt);
+    const counter = counterMap(tt);
+    const pair = agentSocketpair();
+    const child = spawnUnderAgent([TARGET, dir, 'orphan'], { agent: AGENT, channelFd: pair.child });
+    const agent = new AgentChannel(pair.host);
+    tt.teardown(() => agent.close());
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
+    agent.sendProgram({ id: 1, insns: COUNT_BY_ARG });
+    agent.sendHook(hookOn(LIB, 'follow_fn', 1, 1));
+    agent.start();
+    tt.equal(await exited, 0, 'the root exits 0');
+    tt.ok(await until(() => counts(native, counter)[1]! > 0n, 20_000), 'its child counts');
+    agent.close();
+    await sleep(1000);
+    const before = counts(native, counter);
+    await sleep(1000);
+    tt.same(counts(native, counter), before, 'after close, the child counts no more');
+    tt.equal(runningIn(dir).length, 1, 'while it keeps running');
+    fs.writeFileSync(path.join(dir, 'stop'), '');
+    tt.ok(await until(() => (readLog(dir).calls.get(1) ?? 0n) > before[1]!, 10_000), 'it kept calling unhooked and ended');
   });
 
   t.test('a hook on a library loaded later by dlopen: pending, then set in each process that loads it', async (tt) => {
