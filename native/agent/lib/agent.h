@@ -1,6 +1,7 @@
 /* What lib/agent.c shares with a run's memory (regions.c), the helpers (helpers.c), the safe reads
- * (probe_read.c) and trace_printk's formatting (printk.c). Internal to libwbpf_agent.so: every symbol is
- * hidden, so none can interpose with (or be interposed by) the traced program's own. */
+ * (probe_read.c), trace_printk's formatting (printk.c), the descendants (follow.c) and dlopen (dlopen.c).
+ * Internal to libwbpf_agent.so: every symbol is hidden, so none can interpose with (or be interposed by)
+ * the traced program's own. */
 #ifndef WBPF_AGENT_H
 #define WBPF_AGENT_H
 #include <stddef.h>
