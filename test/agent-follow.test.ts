@@ -3,7 +3,7 @@
 // from their main on; a thread created after attach too; a hook on a library loaded later by dlopen is
 // pending, then set in every process that loads it; closing the channel unhooks every descendant (they keep
 // calling, counts stop), also when the root exited first; kill -9 of the process holding the channel: every
-// agent unhooks within a second.
+// agent unhooks within a second; a descendant overwriting the registry breaks no agent.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -192,6 +192,33 @@ if (process.arch !== 'x64') {
     tt.ok(await until(() => (readLog(dir).calls.get(1) ?? 0n) > before[1]!, 10_000), 'it kept calling unhooked and ended');
   });
 
+  t.test('a hostile descendant overwrites the registry: no agent breaks, the others keep their hooks', async (tt) => {
+    const dir = workdir(tt);
+    const counter = counterMap(tt);
+    const pair = agentSocketpair();
+    const child = spawnUnderAgent([TARGET, dir, 'scribble'], { agent: AGENT, channelFd: pair.child });
+    const agent = new AgentChannel(pair.host);
+    tt.teardown(() => {
+      agent.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
+    agent.sendProgram({ id: 1, insns: COUNT_BY_ARG });
+    agent.sendHook(hookOn(LIB, 'follow_fn', 1, 1));
+    agent.start();
+    tt.ok(await until(() => runningIn(dir).length === 3, 10_000), 'the root, the scribbler and an exec\'d child after it run');
+    await sleep(500);
+    const a = counts(native, counter);
+    await sleep(500);
+    const b = counts(native, counter);
+    tt.ok(b[0]! > a[0]! && b[1]! > a[1]!, 'the root and the scribbler still count (their hooks stand)');
+    tt.match(agent.sendHook(hookOn(LIB, 'follow_fn', 2, 1)), /^hook 2 at 0x[0-9a-f]+$/, 'the root still answers');
+    fs.writeFileSync(path.join(dir, 'stop'), '');
+    tt.equal(await exited, 0, 'the root exits 0');
+    tt.ok(readLog(dir).ok, 'and its children exited 0');
+  });
+
   t.test('a hook on a library loaded later by dlopen: pending, then set in each process that loads it', async (tt) => {
     const dir = workdir(tt);
     const counter = counterMap(tt);
@@ -264,7 +291,8 @@ if (process.arch !== 'x64') {
   t.test('wasm-bpf run through /bin/sh -c: a forked and exec\'d command and the shell\'s exec\'d last one', async (tt) => {
     if (!fs.existsSync(APP)) throw new Error(`${APP} is not built: make -C matrix`);
     const T = UPROBE_TARGET;
-    const r = runCli(['run', '--backend', 'userspace', APP, T, '--', '/bin/sh', '-c', `${T} 2 3 5 && exec ${T} 4 5 2`], { timeout: 90_000 });
+    // the exec'd command pauses 200 ms after each call: its last records are read before its exit stops the app
+    const r = runCli(['run', '--backend', 'userspace', APP, T, '--', '/bin/sh', '-c', `${T} 2 3 5 && exec ${T} 4 5 2 0 1 200000`], { timeout: 90_000 });
     tt.equal(r.code, 0, 'exit status 0 (the command\'s)', { stderr: r.stderr });
     tt.match(r.stdout, /uprobe_target_add\(2, 3\) = 5, 5 calls/, 'the shell\'s child ran');
     tt.match(r.stdout, /uprobe_target_add\(4, 5\) = 9, 2 calls/, 'the command the shell exec\'d ran');

@@ -596,8 +596,8 @@ static void wait_start(void)
 
 static void do_start(uint32_t seq)
 {
+	reply(seq, 0, "start"); /* first: a command that exits at once must not take the answer with it */
 	release_start();
-	reply(seq, 0, "start");
 }
 
 /* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one) */

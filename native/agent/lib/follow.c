@@ -110,7 +110,9 @@ void follow_exec(void)
 	struct stat st;
 	int fd = r->chan_fd;
 	if (getpid() == r->root_pid && fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_dev == r->chan_dev &&
-	    (uint64_t)st.st_ino == r->chan_ino && agent_serve_again(fd) == 0)
-		return;
+	    (uint64_t)st.st_ino == r->chan_ino) {
+		reg_adopt(r);
+		if (agent_serve_again(fd) == 0) return;
+	}
 	watch_start();
 }

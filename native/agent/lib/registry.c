@@ -18,6 +18,14 @@
 
 #include "registry.h"
 
+/* the writer's own counts (the root agent's): what a traced process wrote over the shared ones never
+ * moves where the root writes */
+static struct {
+	uint32_t nmaps, nprogs, nhooks;
+	uint64_t blob_used;
+	uint32_t hook_ids[REG_HOOKS];
+} w;
+
 static void wake(struct registry *r)
 {
 	__atomic_add_fetch(&r->gen, 1, __ATOMIC_SEQ_CST);
@@ -73,44 +81,54 @@ struct registry *reg_from_env(void)
 
 int reg_add_map(struct registry *r, uint32_t id, int fd, int notify_fd)
 {
-	uint32_t n = r->nmaps;
+	uint32_t n = w.nmaps;
 	if (n >= REG_MAPS) return -1;
 	r->maps[n] = (struct reg_map){ id, fd, notify_fd, 0 };
-	__atomic_store_n(&r->nmaps, n + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->nmaps, w.nmaps = n + 1, __ATOMIC_RELEASE);
 	wake(r);
 	return 0;
 }
 
 int reg_add_prog(struct registry *r, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len)
 {
-	uint32_t n = r->nprogs;
-	uint64_t used = r->blob_used, len = 4ull * nhelpers + insn_len;
+	uint32_t n = w.nprogs;
+	uint64_t used = w.blob_used, len = 4ull * nhelpers + insn_len;
 	if (n >= REG_PROGS || used > REG_BLOB || len > REG_BLOB - used) return -1;
 	memcpy(r->blob + used, helpers, 4ull * nhelpers);
 	memcpy(r->blob + used + 4ull * nhelpers, insns, insn_len);
 	r->progs[n] = (struct reg_prog){ .id = id, .nhelpers = nhelpers, .insn_len = insn_len, .off = used };
-	r->blob_used = used + ((len + 7) & ~7ull);
-	__atomic_store_n(&r->nprogs, n + 1, __ATOMIC_RELEASE);
+	r->blob_used = w.blob_used = used + ((len + 7) & ~7ull);
+	__atomic_store_n(&r->nprogs, w.nprogs = n + 1, __ATOMIC_RELEASE);
 	wake(r);
 	return 0;
 }
 
 int reg_add_hook(struct registry *r, const struct wbpf_agent_hook *h)
 {
-	uint32_t n = r->nhooks;
+	uint32_t n = w.nhooks;
 	if (n >= REG_HOOKS) return -1;
 	r->hooks[n] = (struct reg_hook){ .h = *h, .active = 1 };
-	__atomic_store_n(&r->nhooks, n + 1, __ATOMIC_RELEASE);
+	w.hook_ids[n] = h->id;
+	__atomic_store_n(&r->nhooks, w.nhooks = n + 1, __ATOMIC_RELEASE);
 	wake(r);
 	return 0;
 }
 
 void reg_unhook(struct registry *r, uint32_t id)
 {
-	uint32_t n = reg_nhooks(r);
-	for (uint32_t i = 0; i < n; i++)
-		if (r->hooks[i].h.id == id) __atomic_store_n(&r->hooks[i].active, 0, __ATOMIC_RELEASE);
+	for (uint32_t i = 0; i < w.nhooks; i++)
+		if (w.hook_ids[i] == id) __atomic_store_n(&r->hooks[i].active, 0, __ATOMIC_RELEASE);
 	wake(r);
+}
+
+void reg_adopt(const struct registry *r)
+{
+	w.nmaps = reg_nmaps(r);
+	w.nprogs = reg_nprogs(r);
+	w.nhooks = reg_nhooks(r);
+	for (uint32_t i = 0; i < w.nhooks; i++) w.hook_ids[i] = __atomic_load_n(&r->hooks[i].h.id, __ATOMIC_RELAXED);
+	uint64_t used = __atomic_load_n(&r->blob_used, __ATOMIC_ACQUIRE);
+	w.blob_used = used < REG_BLOB ? (used + 7) & ~7ull : REG_BLOB;
 }
 
 void reg_end(struct registry *r)

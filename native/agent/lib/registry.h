@@ -56,12 +56,15 @@ struct registry *reg_create(int chan_fd);
 /* an exec'd agent: the registry named by REG_ENV when it is one (size and magic checked), or NULL */
 struct registry *reg_from_env(void);
 
-/* root agent only, on its serve thread; each returns 0 or -1 (no room) and wakes the readers */
+/* root agent only, on its serve thread; each returns 0 or -1 (no room) and wakes the readers. The writer
+ * keeps its own counts: a traced process writing over the shared ones cannot move where it writes */
 int reg_add_map(struct registry *r, uint32_t id, int fd, int notify_fd);
 int reg_add_prog(struct registry *r, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len);
 int reg_add_hook(struct registry *r, const struct wbpf_agent_hook *h);
 void reg_unhook(struct registry *r, uint32_t id);
 void reg_end(struct registry *r);
+/* a root that exec'd takes over the registry: its counts from the shared ones (clamped) */
+void reg_adopt(const struct registry *r);
 
 /* readers: counts clamped to the arrays; a program's bytes copied out (0, or -1 out of bounds) */
 uint32_t reg_nmaps(const struct registry *r);
