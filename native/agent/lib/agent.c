@@ -715,6 +715,8 @@ void agent_child_reset(void)
 	pthread_mutex_init(&notice_lock, NULL);
 	pthread_mutex_init(&agent_lock, NULL);
 	notice_n = 0;
+	/* hits of the parent's other threads counted there never leave here: a removal must not wait for them */
+	for (unsigned i = 0; i < nfns; i++) memset(fns[i].readers, 0, sizeof fns[i].readers);
 }
 
 __attribute__((constructor)) static void wbpf_agent_init(void)
