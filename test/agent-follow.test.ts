@@ -265,8 +265,8 @@ if (process.arch !== 'x64') {
       if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
     });
     let out = '', err = '';
-    holder.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    holder.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    holder.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    holder.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     tt.ok(await until(() => /ready \d+/.test(out), 30_000), 'the holder started the command', { stderr: err });
     const root = Number(/ready (\d+)/.exec(out)![1]);
     const all = (c: bigint[]): boolean => [0, 1, 2, 3].every((k) => c[k]! > 0n);
