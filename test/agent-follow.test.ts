@@ -242,7 +242,7 @@ if (process.arch !== 'x64') {
     tt.equal(await exited, 0, 'the target exits 0');
     tt.match(out, /dlopen done/, 'both processes loaded the library and called dl_fn');
     const c = counts(native, counter);
-    tt.same([c[0], c[1]], [100n, 100n], 'every call counted, in the root and in its fork child');
+    tt.same([c[0], c[1]], [100n, 100n], 'every call counted, in the root (dlopen) and in its fork child (dlmopen)');
     agent.poll();
     tt.same(agent.notices, [], 'no notice');
   });
