@@ -3,7 +3,8 @@
 // from their main on; a thread created after attach too; a hook on a library loaded later by dlopen is
 // pending, then set in every process that loads it; closing the channel unhooks every descendant (they keep
 // calling, counts stop), also when the root exited first; kill -9 of the process holding the channel: every
-// agent unhooks within a second; a descendant overwriting the registry breaks no agent.
+// agent unhooks within a second; a descendant overwriting the registry breaks no agent; forks while hooks
+// come and go neither hang nor hurt the children.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -217,6 +218,40 @@ if (process.arch !== 'x64') {
     fs.writeFileSync(path.join(dir, 'stop'), '');
     tt.equal(await exited, 0, 'the root exits 0');
     tt.ok(readLog(dir).ok, 'and its children exited 0');
+  });
+
+  t.test('forks while hooks come and go (200 cycles): no hang, every child exits 0, none counts after the end', async (tt) => {
+    const dir = workdir(tt);
+    const counter = counterMap(tt);
+    const pair = agentSocketpair();
+    const child = spawnUnderAgent([TARGET, dir, 'forker'], { agent: AGENT, channelFd: pair.child });
+    const agent = new AgentChannel(pair.host);
+    tt.teardown(() => {
+      agent.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
+    agent.sendProgram({ id: 1, insns: COUNT_BY_ARG });
+    agent.start();
+    const target = hookOn(LIB, 'follow_fn', 0, 1);
+    let refused = 0;
+    for (let i = 1; i <= 200; i++) {
+      if (!/^hook \d+ at 0x/.test(agent.sendHook({ ...target, id: i }))) refused++;
+      await sleep(2);
+      agent.unhook(i);
+    }
+    tt.equal(refused, 0, 'every hook set');
+    const c = counts(native, counter);
+    tt.ok(c[0]! > 0n && c[1]! > 0n, `the root (${c[0]}) and its children (${c[1]}) counted inside the windows`);
+    agent.close();
+    await sleep(300);
+    const before = counts(native, counter);
+    await sleep(500);
+    tt.same(counts(native, counter), before, 'after the last unhook and close nothing counts');
+    fs.writeFileSync(path.join(dir, 'stop'), '');
+    tt.equal(await exited, 0, 'the root exits 0');
+    tt.match(fs.readFileSync(path.join(dir, 'log'), 'utf8'), /^forks [1-9]\d* ok$/m, 'every child exited 0');
   });
 
   t.test('a hook on a library loaded later by dlopen: pending, then set in each process that loads it', async (tt) => {
