@@ -377,6 +377,19 @@ t.test('[direct] a stop request ends a direct poll like the host poll: Interrupt
   t.equal(g.nlog(), 0, 'nothing delivered after the stop');
 });
 
+for (const mode of ['host', 'direct'] as const) {
+  t.test(`[${mode}] a draining stop (the launched command ended) delivers what is queued, then Interrupted`, async (t) => {
+    const { g, src, stop } = start(mode);
+    src.queue.push(...sizes(10, () => 16));
+    stop.request(15, -1, true);
+    t.equal(stop.stopped, 15, 'the signal number reads as before');
+    t.ok(stop.draining, 'draining');
+    t.equal(g.poll(0, 4096, 0), 10, 'the 10 records already produced are delivered');
+    t.throws(() => g.poll(0, 4096, 0), Interrupted, 'then the run is interrupted');
+    t.equal(g.nlog(), 10, 'none lost, none twice');
+  });
+}
+
 t.test('createDispatcher: only a Wasm function of type (i32, i32, i32) -> i32 gets a dispatcher', async (t) => {
   const mem = new WebAssembly.Memory({ initial: 1 });
   // (module (func (export "f") (param i32 i32 i64) (result i32) i32.const 0))

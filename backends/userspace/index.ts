@@ -19,7 +19,7 @@ import { vm, VmError, type Engine, type Helper, type RunResult, type VmEnvironme
 import { buildHelpers, type CurrentTask, helperName, type RunContext } from './helpers.js';
 import { ERRNO, HELPER, MAP_TYPE } from '../../src/kernel/uapi.js';
 import { SHARED_MAP_TYPES, SharedMap } from './maps/shared.js';
-import type { AgentNotice, AgentSession } from './attach/session.js';
+import type { AgentGroup, AgentNotice } from './attach/session.js';
 import { agentInsns, type MapForAgent } from './attach/program.js';
 import { checkAgentHelpers } from './attach/agent-helpers.js';
 import { uprobeTarget } from './attach/target.js';
@@ -70,11 +70,11 @@ export interface UserspaceBackendOptions {
   /** CLOCK_MONOTONIC in ns (default process.hrtime.bigint) */
   clock?: () => bigint;
   /**
-   * The agents of the run (the launched command's, ./attach/session.ts): with it, maps of the types
+   * The agents of the run (the launched command's, joined processes', ./attach/session.ts): with them, maps of the types
    * native/agent/maps implements live in shared memory and uprobe/uretprobe programs attach in the traced
    * process, running there at each hit. Without it, attach() has no process to trace.
    */
-  agent?: AgentSession;
+  agent?: AgentGroup;
   /** with agents: an eventfd the run's stop already writes (another backend's wake fd), else one is made */
   stopFd?: number;
   /** what every user must see (a hook disabled by a fault, a full ring buffer's drops): the host's stderr */
@@ -134,7 +134,7 @@ export class UserspaceBackend implements Backend {
     this.ncpus = Math.max(1, options.ncpus ?? os.cpus().length);
     this.stopFlag = options.stop ? new Int32Array(options.stop, 0, 1) : undefined;
     this.stopFd = !options.agent ? -1 : (options.stopFd ?? loadNative().eventFd());
-    options.agent?.onNotice((n) => this.notice(n));
+    options.agent?.onNotice((n, pid) => this.notice(n, pid));
   }
 
   /**
@@ -150,13 +150,12 @@ export class UserspaceBackend implements Backend {
     if (this.stopFd >= 0 && this.options.stopFd === undefined) loadNative().closeFd(this.stopFd);
   }
 
-  private notice(n: AgentNotice): void {
+  private notice(n: AgentNotice, pid: number): void {
     if (n.kind === 'trace') {
       const text = n.message.replace(/\n$/, '');
       this.options.trace?.(text);
-      this.options.log?.(`wasm-bpf: bpf_trace_printk (hook ${n.hookId}): ${text}`);
+      this.options.log?.(`wasm-bpf: bpf_trace_printk (pid ${pid}, hook ${n.hookId}): ${text}`);
     } else {
-      const pid = this.options.agent?.pid;
       (this.options.warn ?? this.options.log)?.(`wasm-bpf: userspace: in pid ${pid}: ${n.message}`);
     }
   }
@@ -208,8 +207,9 @@ interface ProgEntry {
   source: BpfProgram;
   fd: number;
   vm: VmProgram;
-  /** the agent's id for it, once loaded there */
+  /** the run's id for it and its instructions for the agents, once attached */
   agentId?: number;
+  agentInsns?: Uint8Array;
 }
 
 /** where a shared map's value seems to be to the TypeScript VM's checks (programs of such objects run in the agents) */
@@ -439,17 +439,19 @@ export class UserspaceObject implements LoadedObject {
       );
     }
     const resolved = resolveUprobe(uprobeTarget(p.info.section, target));
-    if (!agent.open) throw new BackendError(`attaching ${what}: the launched command (pid ${agent.pid}) has exited`, ERRNO.ESRCH);
-    if (p.agentId === undefined) {
-      const insns = agentInsns(program, p.source.insns, (i) => this.mapForAgent(i));
-      agent.shareMaps(this.mapList.flatMap((e) => (e.shared ? [e.shared] : [])));
-      p.agentId = agent.loadProgram(program, insns);
+    if (!agent.open) throw new BackendError(`attaching ${what}: no traced process is running any more (pids ${agent.pids})`, ERRNO.ESRCH);
+    if (p.agentId === undefined || p.agentInsns === undefined) {
+      p.agentInsns = agentInsns(program, p.source.insns, (i) => this.mapForAgent(i));
+      p.agentId = agent.programId();
     }
-    const h = agent.hook(p.agentId, resolved);
+    const shared = this.mapList.flatMap((e) => (e.shared ? [e.shared] : []));
+    const h = agent.hook(shared, { id: p.agentId, name: program, insns: p.agentInsns }, resolved);
     this.hooks.push(h.id);
     const where = `${resolved.path}:${resolved.func?.name ?? `0x${resolved.fileOffset.toString(16)}`}`;
-    if (h.pending) this.owner.options.warn?.(`wasm-bpf: userspace: ${what}: ${where} is not mapped in pid ${agent.pid} (yet); the hook waits for it`);
-    else this.owner.options.log?.(`wasm-bpf: userspace: ${what} hooked ${where} in pid ${agent.pid} (${h.message})`);
+    for (const ph of h.processes) {
+      if (ph.pending) this.owner.options.log?.(`wasm-bpf: userspace: ${what}: ${where} is not mapped in pid ${ph.pid} (yet); the hook waits for it (${ph.message})`);
+      else this.owner.options.log?.(`wasm-bpf: userspace: ${what} hooked ${where} in pid ${ph.pid} (${ph.message})`);
+    }
   }
 
   private mapForAgent(index: number): MapForAgent {
@@ -617,7 +619,7 @@ class SharedRecordSource implements RecordSource {
   constructor(
     private readonly map: SharedMap,
     private readonly stopFd: number,
-    private readonly agent: AgentSession | undefined,
+    private readonly agent: AgentGroup | undefined,
     private readonly onClose: () => void,
   ) {}
 

@@ -16,6 +16,8 @@ import type { DirectPollFunction } from './pollgate.js';
 /** the run's stop request (src/runtime/stop.ts's StopSignal): polls end with -EINTR once it is set */
 export interface StopFlag {
   readonly stopped: number;
+  /** the stop asks polls to deliver the records already produced first (a launched command ended) */
+  readonly draining?: boolean;
   readonly shared: SharedArrayBuffer;
 }
 
@@ -55,7 +57,7 @@ const INITIAL_OUT = 256 * 1024;
 const MIN_STAGE = 1024;
 /** fewer records than this left in a batch go one by one */
 const MIN_CHUNK_RECORDS = 8;
-/** after a stop request, how long polls still deliver the records already produced (none are waited for) */
+/** after a draining stop request, how long polls still deliver the records already produced (none are waited for) */
 const STOP_DRAIN_MS = 250;
 
 /** The record buffers and callbacks of one guest instance. */
@@ -288,11 +290,13 @@ export class RecordDelivery {
 
   private pollHost(st: BufferState, fd: number, fn: GuestCallback, ctx: number, dataOff: number, maxSize: number, timeoutMs: number): number {
     if (st.remaining === 0) {
-      // a stop request: records already produced are still delivered (for at most STOP_DRAIN_MS), then the run ends
-      const stopping = this.opts.stop.stopped !== 0;
-      if (stopping && (this.stopSeen ??= Date.now()) + STOP_DRAIN_MS < Date.now()) throw new Interrupted();
-      let n = st.src.poll(stopping ? 0 : timeoutMs, st.u8);
-      if (stopping && n === 0) throw new Interrupted();
+      // a stop request ends the run; a draining one (the launched command ended) first delivers the records
+      // already produced, for at most STOP_DRAIN_MS
+      const stop = this.opts.stop;
+      const draining = stop.stopped !== 0 && stop.draining === true;
+      if (stop.stopped !== 0 && (!draining || (this.stopSeen ??= Date.now()) + STOP_DRAIN_MS < Date.now())) throw new Interrupted();
+      let n = st.src.poll(draining ? 0 : timeoutMs, st.u8);
+      if (draining && (n === 0 || n === -EINTR)) throw new Interrupted();
       while (n === -ENOBUFS) {
         const need = st.src.pendingSize() + 8;
         let size = st.out.byteLength;

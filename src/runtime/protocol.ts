@@ -29,11 +29,12 @@ export interface WorkerInput {
   /** StopSignal's shared flag */
   stop: SharedArrayBuffer;
   /**
-   * The command the run launched under the uprobe agent (./launch.ts): this process's end of its control
-   * channel (an fd both threads share) and its pid. It waits before its main until the guest first
-   * polls or sleeps (or ends), so that every attach is in place from its first instruction.
+   * The processes the run traces with the uprobe agent: a command it launched (./launch.ts; it waits
+   * before its main until the guest first polls or sleeps, or ends, so that every attach is in place from
+   * its first instruction) and processes it joined (--pid). Each: this process's end of the agent's control
+   * channel (an fd both threads share; the guest's thread closes it) and the pid.
    */
-  launch?: { fd: number; pid: number };
+  traced?: Array<{ fd: number; pid: number; launched: boolean }>;
   /** the main thread's time origin, for the start-up trace (trace.ts) */
   origin?: number;
 }

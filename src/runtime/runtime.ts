@@ -67,6 +67,8 @@ export interface RunResult {
 }
 
 const SIGNALS: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 2, SIGTERM: 15 };
+/** the stop a launched command's end requests (as SIGTERM would, with the records delivered first) */
+const COMMAND_ENDED = 15;
 /** after terminate(), how long a guest's thread may take to end before exitWhenStuck ends the process */
 const STUCK_MS = 250;
 
@@ -124,11 +126,11 @@ export class Runtime {
     if (opts.launch) {
       launched = await launchCommand(opts.launch.command, opts.launch.env);
       // the guest's thread owns the channel's fd from here (it closes it when the run ends)
-      input.launch = { fd: launched.fd, pid: launched.pid };
+      input.traced = [{ fd: launched.fd, pid: launched.pid, launched: true }];
       void launched.exited.then((status) => {
         commandStatus = status;
         if (opts.verbose) process.stderr.write(`wasm-bpf: the launched command (pid ${launched!.pid}) exited with status ${status}; stopping the app\n`);
-        this.stop(15);
+        this.stopSignal.request(COMMAND_ENDED, this.wakeFd, true);
       });
     }
     let worker: Worker;
@@ -183,7 +185,8 @@ export class Runtime {
             if (this.stopSignal.stopped) StopSignal.wake(m.fd);
           } else if (m.type === 'exit') {
             settled = true;
-            resolve({ exitCode: commandStatus ?? m.code });
+            // ended by the command's end (not by its own doing, nor by a signal): the command's status
+            resolve({ exitCode: commandStatus !== undefined && m.code === 128 + COMMAND_ENDED ? commandStatus : m.code });
           } else {
             settled = true;
             reject(new WasmBpfError(m.code as WasmBpfError['code'], m.message));
@@ -196,7 +199,7 @@ export class Runtime {
         worker.on('exit', () => {
           if (settled) return;
           const sig = this.stopSignal.stopped;
-          if (sig) resolve({ exitCode: commandStatus ?? 128 + sig });
+          if (sig) resolve({ exitCode: commandStatus !== undefined && sig === COMMAND_ENDED ? commandStatus : 128 + sig });
           else reject(new WasmBpfError('GUEST_TRAP', 'the guest thread ended unexpectedly'));
         });
       });

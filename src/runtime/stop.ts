@@ -3,6 +3,8 @@
 import fs from 'node:fs';
 
 const ONE = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
+/** set beside the signal number: polls deliver the records already produced before they end the run */
+const DRAIN = 0x100;
 
 export class StopSignal {
   private readonly flag: Int32Array;
@@ -13,12 +15,21 @@ export class StopSignal {
 
   /** the signal number that stopped the run, or 0 */
   get stopped(): number {
-    return Atomics.load(this.flag, 0);
+    return Atomics.load(this.flag, 0) & 0xff;
   }
 
-  /** main thread: request a stop; wakes a sleeping guest at once, and a polling one through wakeFd */
-  request(signal: number, wakeFd: number): void {
-    Atomics.store(this.flag, 0, signal || 1);
+  /** the stop asks polls to deliver what is already produced first (request's drain) */
+  get draining(): boolean {
+    return (Atomics.load(this.flag, 0) & DRAIN) !== 0;
+  }
+
+  /**
+   * main thread: request a stop; wakes a sleeping guest at once, and a polling one through wakeFd. With
+   * drain, polls deliver the records already produced before they end the run (a launched command ended).
+   */
+  request(signal: number, wakeFd: number, drain = false): void {
+    if (drain && Atomics.load(this.flag, 0) !== 0) return; // already stopping
+    Atomics.store(this.flag, 0, (signal & 0xff || 1) | (drain ? DRAIN : 0));
     Atomics.notify(this.flag, 0);
     if (wakeFd >= 0) StopSignal.wake(wakeFd);
   }

@@ -17,7 +17,7 @@ import { ptregsSettingsFromEnv } from '../../compat/ptregs/index.js';
 // second, dynamic one after it, from src/select/backend.ts); loading it has no effect until a LinuxBackend is made
 import '../../backends/linux/index.js';
 import { loadNative } from '../../backends/linux/native.js';
-import { AgentSession } from '../../backends/userspace/attach/session.js';
+import { AgentGroup, AgentSession } from '../../backends/userspace/attach/session.js';
 import { mark } from '../trace.js';
 
 mark('worker_modules');
@@ -82,16 +82,9 @@ async function run(): Promise<number> {
   checkWasiImports(shape);
 
   if (input.btfCustomPath && input.backend !== 'userspace' && input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
-  const agent = input.launch ? new AgentSession(input.launch) : undefined;
-  // the launched command runs once the guest is set up: at its first poll or sleep, or when it ends
-  const release = (): void => {
-    try {
-      agent?.start();
-    } catch (err) {
-      // the command already ended (its exit stops the run and sets its status): nothing to start
-      if (input.verbose) log(`wasm-bpf: starting the launched command (pid ${input.launch?.pid}): ${errorMessage(err)}`);
-    }
-  };
+  const agent = input.traced?.length ? new AgentGroup(input.traced.map((t) => new AgentSession(t))) : undefined;
+  // a launched command runs once the guest is set up: at its first poll or sleep, or when it ends
+  const release = (): void => agent?.start();
   const backend = await createBackend(input.backend, {
     ...(agent ? { agent } : {}),
     warn: log,

@@ -17,7 +17,7 @@ import { DEFAULT_POLICY } from '../policy/policy.js';
 import { ERRNO } from '../kernel/uapi.js';
 import type { PtRegsSettings } from '../../compat/ptregs/index.js';
 import { mark } from '../trace.js';
-import type { AgentSession } from '../../backends/userspace/attach/session.js';
+import type { AgentGroup } from '../../backends/userspace/attach/session.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
@@ -40,8 +40,8 @@ export interface BackendOptions {
   validated?: ReadonlyArray<{ bytes: Uint8Array; facts: ObjectFacts }>;
   /** the pt_regs pass's settings (off, or the arch objects were built for) */
   ptregs?: PtRegsSettings;
-  /** the agent of the command the run launched: the userspace backend attaches uprobes in it */
-  agent?: AgentSession;
+  /** the agents of the processes the run traces (launched, joined): the userspace backend attaches uprobes in them */
+  agent?: AgentGroup;
   /** what the user must see whatever --verbose says (a hook disabled by a fault, ring buffer drops) */
   warn?: (line: string) => void;
 }

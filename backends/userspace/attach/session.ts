@@ -1,7 +1,9 @@
-// The userspace backend's link to the agents of one run (today: the agent of the launched command, over
-// its control channel, ./channel.ts): shared maps sent once each, programs loaded once each, hooks
-// set and removed. Ids are the run's own, so several objects share one channel.
+// The userspace backend's link to the agents of one run: one AgentSession per traced process (the launched
+// command's agent, or one injected into a joined process), each over its control channel (./channel.ts),
+// and the AgentGroup the backend talks to. Shared maps are sent once per process, programs loaded once per
+// process, hooks set and removed in every process. Ids are the run's own, so several objects share them.
 import { BackendError } from '../../../src/errors.js';
+import { ERRNO } from '../../../src/kernel/uapi.js';
 import { AgentChannel, type AgentNotice } from './channel.js';
 import type { ResolvedUprobe } from './symbols.js';
 
@@ -12,50 +14,57 @@ export interface SharedMapRef {
 }
 
 export interface AgentSessionOptions {
-  /** this process's end of the launched command's control channel (./channel.ts) */
+  /** this process's end of the agent's control channel (./channel.ts) */
   fd: number;
-  /** the launched command's pid */
+  /** the traced process */
   pid: number;
+  /** launched by this run (its agent holds it before main until start()); false: joined while running */
+  launched?: boolean;
 }
 
-/** a hook as the agent set it, or why it waits */
-export interface HookResult {
-  id: number;
-  /** the agent's answer ('hook 3 at 0x...'), or why the hook is pending (the file is not mapped yet) */
+/** a hook in one process as its agent set it, or why it waits */
+export interface ProcessHook {
+  pid: number;
+  /** the agent's answer ('hook 3 at 0x...'), or why the hook is pending (the file is not mapped there yet) */
   message: string;
   pending: boolean;
 }
 
+export interface HookResult {
+  id: number;
+  /** one per traced process still running */
+  processes: ProcessHook[];
+}
+
+/** a reply that leaves the hook waiting for the file to be mapped (a dlopen later) */
+const PENDING = /^hook \d+ pending\b/;
+
+/** one traced process's agent */
 export class AgentSession {
   readonly channel: AgentChannel;
   readonly pid: number;
+  readonly launched: boolean;
   private readonly sentMaps = new Set<number>();
-  private nextProg = 1;
-  private nextHook = 1;
+  private readonly loaded = new Set<number>();
   private readonly listeners: Array<(n: AgentNotice) => void> = [];
 
   constructor(opts: AgentSessionOptions) {
     this.channel = new AgentChannel(opts.fd, { onNotice: (n) => this.listeners.forEach((l) => l(n)) });
     this.pid = opts.pid;
-  }
-
-  /** hooks disabled by a fault, bpf_trace_printk text: delivered whenever the channel is read */
-  onNotice(listener: (n: AgentNotice) => void): void {
-    this.listeners.push(listener);
-  }
-
-  /** lets the launched command run (its agent holds it before main until then); idempotent */
-  start(): void {
-    if (this.open) this.channel.start();
-  }
-
-  /** the agent unhooks everything and the command runs on */
-  close(): void {
-    if (!this.channel.closed) this.channel.close();
+    this.launched = opts.launched ?? true;
   }
 
   get open(): boolean {
     return !this.channel.closed;
+  }
+
+  onNotice(listener: (n: AgentNotice) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** lets a launched command run (its agent holds it before main until then); idempotent */
+  start(): void {
+    if (this.open && this.launched) this.channel.start();
   }
 
   /** the agent maps each shared map once (its memfd and eventfd travel with the frame) */
@@ -67,21 +76,21 @@ export class AgentSession {
     }
   }
 
-  /** loads a program into the agent's engine; its refusal is a BackendError with the engine's reason */
-  loadProgram(name: string, insns: Uint8Array): number {
-    const id = this.nextProg++;
+  /** loads program `id` into the agent's engine once; its refusal is a BackendError with the engine's reason */
+  loadProgram(id: number, name: string, insns: Uint8Array): void {
+    if (this.loaded.has(id)) return;
     try {
       this.channel.sendProgram({ id, insns });
     } catch (e) {
       if (e instanceof BackendError) throw new BackendError(`program '${name}' was refused by the agent in pid ${this.pid}: ${e.message}`, e.errno, '', undefined, { cause: e });
       throw e;
     }
-    return id;
+    this.loaded.add(id);
   }
 
-  /** hooks the function in the launched process; a file it has not mapped (yet) leaves the hook pending */
-  hook(progId: number, target: ResolvedUprobe): HookResult {
-    const id = this.nextHook++;
+  /** hooks the function; a file the process has not mapped (yet) leaves the hook pending */
+  hook(id: number, progId: number, target: ResolvedUprobe): ProcessHook {
+    // the agent answers a file not mapped (yet) with status 0 and 'hook N pending: ...'; an ENOENT is a refusal
     const message = this.channel.sendHook({
       id,
       progId,
@@ -91,8 +100,7 @@ export class AgentSession {
       size: target.func?.size ?? 0,
       retprobe: target.retprobe,
     });
-    // the agent accepts a hook on a file it has not mapped yet and sets it when a dlopen maps it
-    return { id, message, pending: message.startsWith(`hook ${id} pending`) };
+    return { pid: this.pid, message, pending: PENDING.test(message) };
   }
 
   unhook(id: number): void {
@@ -102,6 +110,92 @@ export class AgentSession {
   /** notices the agent sent since the last read (hooks disabled by a fault, bpf_trace_printk text) */
   poll(): void {
     if (this.open) this.channel.poll();
+  }
+
+  /** the agent unhooks everything and the process runs on */
+  close(): void {
+    if (!this.channel.closed) this.channel.close();
+  }
+}
+
+/** the run's agents: what the userspace backend attaches through */
+export class AgentGroup {
+  private nextProg = 1;
+  private nextHook = 1;
+
+  constructor(readonly sessions: readonly AgentSession[]) {}
+
+  /** a process is still traced */
+  get open(): boolean {
+    return this.sessions.some((s) => s.open);
+  }
+
+  /** the traced processes, for messages */
+  get pids(): string {
+    return this.sessions.map((s) => s.pid).join(', ');
+  }
+
+  /** notices of every agent, with the pid they came from */
+  onNotice(listener: (n: AgentNotice, pid: number) => void): void {
+    for (const s of this.sessions) s.onNotice((n) => listener(n, s.pid));
+  }
+
+  /** launched commands run from here on */
+  start(): void {
+    for (const s of this.sessions) {
+      try {
+        s.start();
+      } catch (e) {
+        // the command already ended: nothing to start
+        if (!(e instanceof BackendError)) throw e;
+      }
+    }
+  }
+
+  /** an id for a program of the run (each process loads it on its first hook) */
+  programId(): number {
+    return this.nextProg++;
+  }
+
+  /**
+   * Hooks the function in every traced process still running: the maps and the program go first where
+   * they have not been. A refusal by one agent (the engine, the hook's relocator) is thrown; a process
+   * that has exited meanwhile is skipped.
+   */
+  hook(maps: readonly SharedMapRef[], prog: { id: number; name: string; insns: Uint8Array }, target: ResolvedUprobe): HookResult {
+    const id = this.nextHook++;
+    const processes: ProcessHook[] = [];
+    for (const s of this.sessions) {
+      if (!s.open) continue;
+      try {
+        s.shareMaps(maps);
+        s.loadProgram(prog.id, prog.name, prog.insns);
+        processes.push(s.hook(id, prog.id, target));
+      } catch (e) {
+        if (e instanceof BackendError && !s.open) continue; // it exited while we talked
+        throw e;
+      }
+    }
+    if (processes.length === 0) throw new BackendError(`no traced process is running any more (pids ${this.pids})`, ERRNO.ESRCH);
+    return { id, processes };
+  }
+
+  unhook(id: number): void {
+    for (const s of this.sessions) {
+      try {
+        s.unhook(id);
+      } catch (e) {
+        if (!(e instanceof BackendError) || s.open) throw e;
+      }
+    }
+  }
+
+  poll(): void {
+    for (const s of this.sessions) s.poll();
+  }
+
+  close(): void {
+    for (const s of this.sessions) s.close();
   }
 }
 
