@@ -90,21 +90,17 @@ export class AgentSession {
 
   /** hooks the function; a file the process has not mapped (yet) leaves the hook pending */
   hook(id: number, progId: number, target: ResolvedUprobe): ProcessHook {
-    try {
-      const message = this.channel.sendHook({
-        id,
-        progId,
-        dev: target.dev,
-        ino: target.ino,
-        fileOffset: target.fileOffset,
-        size: target.func?.size ?? 0,
-        retprobe: target.retprobe,
-      });
-      return { pid: this.pid, message, pending: PENDING.test(message) };
-    } catch (e) {
-      if (e instanceof BackendError && e.errno === ERRNO.ENOENT) return { pid: this.pid, message: e.message, pending: true };
-      throw e;
-    }
+    // the agent answers a file not mapped (yet) with status 0 and 'hook N pending: ...'; an ENOENT is a refusal
+    const message = this.channel.sendHook({
+      id,
+      progId,
+      dev: target.dev,
+      ino: target.ino,
+      fileOffset: target.fileOffset,
+      size: target.func?.size ?? 0,
+      retprobe: target.retprobe,
+    });
+    return { pid: this.pid, message, pending: PENDING.test(message) };
   }
 
   unhook(id: number): void {

@@ -1,9 +1,11 @@
 /* libwbpf_agent.so: loaded with LD_PRELOAD, serves the control channel named by WBPF_AGENT_FD (lib/proto.h):
  * maps the shared maps, loads programs into the C engine, hooks functions (entry and return, several
  * programs per function); each hit runs the programs with ctx = the trampoline's pt_regs. The command
- * waits for START; EOF on the channel unhooks everything; a fault disables its hook only. */
+ * waits for START; EOF on the channel unhooks everything; a fault disables its hook only. What it
+ * receives goes to the run's registry (registry.c), which descendants apply (follow.c). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -23,6 +25,7 @@
 #include "../vm/ebpf_vm.h"
 #include "agent.h"
 #include "proto.h"
+#include "registry.h"
 
 #define MAX_MAPS 64
 #define MAX_PROGS 64
@@ -45,7 +48,9 @@ struct ahook {
 	struct afn *fn;
 	volatile int enabled;
 	volatile int reported;
-	int live; /* serve thread only: in use (listed in fn->at, or being added) */
+	int live; /* agent_lock: in use (listed in fn->at, being added, or pending) */
+	int pending; /* agent_lock: live, its file not mapped yet (not in any fn->at); req says where */
+	struct wbpf_agent_hook req;
 };
 /* one hooked function: its patch and its attachments. Hits read at[] between fn_enter and fn_leave;
  * the serve thread changes it with atomic stores and then waits for the hits of the old phase */
@@ -62,12 +67,15 @@ struct afn {
 
 static int chan = -1;
 static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t agent_lock = PTHREAD_MUTEX_INITIALIZER;
+struct registry *agent_reg;
+static unsigned npending; /* atomic: pending hooks (dlopen looks only when some are) */
 /* published with a release store of the count; entries never change once published */
 static struct amap maps[MAX_MAPS];
 static unsigned nmaps;
 static struct aprog progs[MAX_PROGS];
 static unsigned nprogs;
-/* serve thread only */
+/* agent_lock */
 static struct ahook hooks[MAX_HOOKS];
 static struct afn fns[MAX_FNS];
 static unsigned nfns;
@@ -260,45 +268,64 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 	send_frame(WBPF_AGENT_EVENT, 0, &h->id, sizeof h->id, msg);
 }
 
-/* ---- requests ---- */
-static void do_map(uint32_t seq, const uint8_t *p, uint32_t len, const int *fds, int nfds)
+/* ---- the tables: changed under agent_lock (the serve thread, a follower's watcher, dlopen) ---- */
+static void put_msg(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void put_msg(char *msg, size_t n, const char *fmt, ...)
 {
-	struct wbpf_agent_map r;
-	if (len < sizeof r) return reply(seq, EINVAL, "map: short request");
-	memcpy(&r, p, sizeof r);
-	if (nmaps >= MAX_MAPS) return reply(seq, ENOSPC, "map %u: the agent holds %u maps already", r.id, MAX_MAPS);
-	int fd = nfds > 0 ? fds[0] : r.fd, nfd = nfds > 1 ? fds[1] : r.notify_fd;
-	struct amap *m = &maps[nmaps];
-	m->id = r.id;
-	int rc = wbpf_map_open(fd, nfd, &m->m);
-	if (rc < 0) return reply(seq, -rc, "map %u: opening fd %d: %s", r.id, fd, strerror(-rc));
-	__atomic_store_n(&nmaps, nmaps + 1, __ATOMIC_RELEASE);
-	reply(seq, 0, "map %u", r.id);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, n, fmt, ap);
+	va_end(ap);
 }
 
-static void do_prog(uint32_t seq, const uint8_t *p, uint32_t len)
+int agent_has_map(uint32_t id)
 {
-	struct wbpf_agent_prog r;
-	if (len < sizeof r) return reply(seq, EINVAL, "prog: short request");
-	memcpy(&r, p, sizeof r);
-	if ((uint64_t)sizeof r + 4ull * r.nhelpers + r.insn_len != len) return reply(seq, EINVAL, "prog %u: bad length", r.id);
-	if (nprogs >= MAX_PROGS) return reply(seq, ENOSPC, "prog %u: the agent holds %u programs already", r.id, MAX_PROGS);
-	for (uint32_t i = 0; i < r.nhelpers; i++) {
-		uint32_t id;
-		memcpy(&id, p + sizeof r + 4 * i, 4);
-		if (!helper_of(NULL, id)) return reply(seq, EOPNOTSUPP, "prog %u: helper %u is not implemented by the agent", r.id, id);
+	for (unsigned i = 0; i < nmaps; i++)
+		if (maps[i].id == id) return 1;
+	return 0;
+}
+
+/* maps map id from fd and notify_fd: 0, or an errno with msg */
+int agent_map_add(uint32_t id, int fd, int nfd, char *msg, size_t n)
+{
+	if (nmaps >= MAX_MAPS) return put_msg(msg, n, "map %u: the agent holds %u maps already", id, MAX_MAPS), ENOSPC;
+	struct amap *m = &maps[nmaps];
+	m->id = id;
+	int rc = wbpf_map_open(fd, nfd, &m->m);
+	if (rc < 0) return put_msg(msg, n, "map %u: opening fd %d: %s", id, fd, strerror(-rc)), -rc;
+	__atomic_store_n(&nmaps, nmaps + 1, __ATOMIC_RELEASE);
+	put_msg(msg, n, "map %u", id);
+	return 0;
+}
+
+int agent_has_prog(uint32_t id)
+{
+	for (unsigned i = 0; i < nprogs; i++)
+		if (progs[i].id == id) return 1;
+	return 0;
+}
+
+/* loads program id (helpers: nhelpers u32 ids, unaligned): 0, or an errno with msg */
+int agent_prog_add(uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len, char *msg, size_t n)
+{
+	if (nprogs >= MAX_PROGS) return put_msg(msg, n, "prog %u: the agent holds %u programs already", id, MAX_PROGS), ENOSPC;
+	for (uint32_t i = 0; i < nhelpers; i++) {
+		uint32_t h;
+		memcpy(&h, helpers + 4 * i, 4);
+		if (!helper_of(NULL, h)) return put_msg(msg, n, "prog %u: helper %u is not implemented by the agent", id, h), EOPNOTSUPP;
 	}
 	struct prog_refs *refs = calloc(1, sizeof *refs);
-	if (!refs) return reply(seq, ENOMEM, "prog %u: out of memory", r.id);
+	if (!refs) return put_msg(msg, n, "prog %u: out of memory", id), ENOMEM;
 	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs };
 	ebpf_vm_error err;
 	ebpf_vm_prog *prog;
-	if (ebpf_vm_load(p + sizeof r + 4 * r.nhelpers, r.insn_len, &env, &prog, &err) != EBPF_VM_OK) {
+	if (ebpf_vm_load(insns, insn_len, &env, &prog, &err) != EBPF_VM_OK) {
 		free(refs);
-		return reply(seq, EINVAL, "%s", err.message);
+		return put_msg(msg, n, "%s", err.message), EINVAL;
 	}
-	progs[nprogs++] = (struct aprog){ r.id, prog };
-	reply(seq, 0, "prog %u", r.id);
+	progs[nprogs++] = (struct aprog){ id, prog };
+	put_msg(msg, n, "prog %u", id);
+	return 0;
 }
 
 /* the address of file_offset of (dev, ino) in an executable mapping of this process, or 0 */
@@ -320,7 +347,7 @@ static uintptr_t find_address(const struct wbpf_agent_hook *r)
 	return found;
 }
 
-/* ---- attachments (serve thread) ---- */
+/* ---- attachments (agent_lock) ---- */
 static const struct aprog *find_prog(uint32_t id)
 {
 	const struct aprog *prog = NULL;
@@ -392,48 +419,68 @@ static void unlist(struct ahook *h)
 	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_sub_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
 }
 
-static void do_hook(uint32_t seq, const uint8_t *p, uint32_t len)
+/* puts live hook h (its req set, not listed) on the function at addr: 0, or an errno with msg (h freed) */
+static int install(struct ahook *h, uintptr_t addr, char *msg, size_t n)
 {
-	struct wbpf_agent_hook r;
-	if (len < sizeof r) return reply(seq, EINVAL, "hook: short request");
-	memcpy(&r, p, sizeof r);
-	const struct aprog *prog = find_prog(r.prog_id);
-	if (!prog) return reply(seq, ENOENT, "hook %u: no program %u", r.id, r.prog_id);
-	if (find_hook(r.id)) return reply(seq, EEXIST, "hook %u: the agent has a hook %u already", r.id, r.id);
-	struct ahook *h = free_hook();
-	if (!h) return reply(seq, ENOSPC, "hook %u: the agent holds %u hooks already", r.id, MAX_HOOKS);
-	uintptr_t addr = find_address(&r);
-	if (!addr)
-		return reply(seq, ENOENT, "hook %u: file offset 0x%" PRIx64 " of dev %u:%u inode %" PRIu64 " is not mapped executable",
-			     r.id, r.file_offset, gnu_dev_major(r.dev), gnu_dev_minor(r.dev), r.ino);
+	uint32_t id = h->id;
 	struct afn *fn = fn_of(addr);
-	if (!fn) return reply(seq, ENOSPC, "hook %u: the agent hooked %u functions already", r.id, MAX_FNS);
+	if (!fn) return h->live = 0, put_msg(msg, n, "hook %u: the agent hooked %u functions already", id, MAX_FNS), ENOSPC;
 	int slot = fn_slot(fn);
-	if (slot < 0) return reply(seq, ENOSPC, "hook %u: 0x%" PRIxPTR " has %u hooks already", r.id, addr, MAX_FN_HOOKS);
-	*h = (struct ahook){ .id = r.id, .flags = r.flags & WBPF_AGENT_HOOK_RETURN, .prog = prog, .fn = fn, .enabled = 1, .live = 1 };
+	if (slot < 0) return h->live = 0, put_msg(msg, n, "hook %u: 0x%" PRIxPTR " has %u hooks already", id, addr, MAX_FN_HOOKS), ENOSPC;
+	h->fn = fn;
 	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_add_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&fn->at[slot], h, __ATOMIC_SEQ_CST);
 	if (!fn->hook) {
 		struct wbpf_hook_error err;
 		struct wbpf_hook *wh;
-		if (wbpf_hook_attach_sized((void *)addr, r.size, on_hit, fn, &wh, &err) != 0) {
+		if (wbpf_hook_attach_sized((void *)addr, h->req.size, on_hit, fn, &wh, &err) != 0) {
 			unlist(h);
 			fn_quiesce(fn);
 			h->live = 0;
-			return reply(seq, err.code, "hook %u: %s: %s", r.id, wbpf_hook_code_name(err.code), err.reason);
+			put_msg(msg, n, "hook %u: %s: %s", id, wbpf_hook_code_name(err.code), err.reason);
+			return err.code;
 		}
 		fn->hook = wh;
 	}
-	reply(seq, 0, "hook %u at 0x%" PRIxPTR, r.id, addr);
+	put_msg(msg, n, "hook %u at 0x%" PRIxPTR, id, addr);
+	return 0;
 }
 
-static void do_unhook(uint32_t seq, const uint8_t *p, uint32_t len)
+int agent_has_hook(uint32_t id) { return find_hook(id) != NULL; }
+
+/* adds hook r: 0 (set, or *pending: its file is not mapped yet), or an errno with msg */
+int agent_hook_add(const struct wbpf_agent_hook *r, int *pending, char *msg, size_t n)
 {
-	uint32_t id;
-	if (len < sizeof id) return reply(seq, EINVAL, "unhook: short request");
-	memcpy(&id, p, sizeof id);
+	*pending = 0;
+	const struct aprog *prog = find_prog(r->prog_id);
+	if (!prog) return put_msg(msg, n, "hook %u: no program %u", r->id, r->prog_id), ENOENT;
+	if (find_hook(r->id)) return put_msg(msg, n, "hook %u: the agent has a hook %u already", r->id, r->id), EEXIST;
+	struct ahook *h = free_hook();
+	if (!h) return put_msg(msg, n, "hook %u: the agent holds %u hooks already", r->id, MAX_HOOKS), ENOSPC;
+	*h = (struct ahook){ .id = r->id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .prog = prog, .enabled = 1, .live = 1, .req = *r };
+	uintptr_t addr = find_address(r);
+	if (!addr) {
+		h->pending = 1;
+		__atomic_add_fetch(&npending, 1, __ATOMIC_SEQ_CST);
+		*pending = 1;
+		put_msg(msg, n, "hook %u pending: file offset 0x%" PRIx64 " of dev %u:%u inode %" PRIu64 " is not mapped executable",
+			r->id, r->file_offset, gnu_dev_major(r->dev), gnu_dev_minor(r->dev), r->ino);
+		return 0;
+	}
+	return install(h, addr, msg, n);
+}
+
+/* removes hook id: 0, or ENOENT; msg says so (and when the entry stays patched) */
+int agent_hook_remove(uint32_t id, char *msg, size_t n)
+{
 	struct ahook *h = find_hook(id);
-	if (!h) return reply(seq, ENOENT, "unhook %u: no hook %u", id, id);
+	if (!h) return put_msg(msg, n, "unhook %u: no hook %u", id, id), ENOENT;
+	if (h->pending) {
+		h->pending = 0;
+		__atomic_sub_fetch(&npending, 1, __ATOMIC_SEQ_CST);
+		h->live = 0;
+		return put_msg(msg, n, "unhook %u", id), 0;
+	}
 	struct afn *fn = h->fn;
 	unlist(h);
 	char note[256] = "";
@@ -444,7 +491,87 @@ static void do_unhook(uint32_t seq, const uint8_t *p, uint32_t len)
 	}
 	fn_quiesce(fn); /* from here no hit reads h: it may be reused */
 	h->live = 0;
-	reply(seq, 0, "unhook %u%s", id, note);
+	put_msg(msg, n, "unhook %u%s", id, note);
+	return 0;
+}
+
+/* pending hooks whose file is mapped now (after a dlopen) are set; one refused is dropped (an EVENT) */
+void agent_hooks_retry(void)
+{
+	if (!__atomic_load_n(&npending, __ATOMIC_SEQ_CST)) return;
+	int was = in_hit;
+	in_hit = 1; /* an application thread (dlopen): calling a hooked function here runs no program */
+	for (unsigned i = 0; i < MAX_HOOKS; i++) {
+		struct ahook *h = &hooks[i];
+		if (!h->live || !h->pending) continue;
+		uintptr_t addr = find_address(&h->req);
+		if (!addr) continue;
+		h->pending = 0;
+		__atomic_sub_fetch(&npending, 1, __ATOMIC_SEQ_CST);
+		char msg[256];
+		if (install(h, addr, msg, sizeof msg) != 0) send_frame(WBPF_AGENT_EVENT, 0, &h->id, sizeof h->id, msg);
+	}
+	in_hit = was;
+}
+
+unsigned agent_npending(void) { return __atomic_load_n(&npending, __ATOMIC_SEQ_CST); }
+
+/* ---- requests (serve thread; what succeeds goes to the registry for the descendants) ---- */
+static void do_map(uint32_t seq, const uint8_t *p, uint32_t len, const int *fds, int nfds)
+{
+	struct wbpf_agent_map r;
+	char msg[256];
+	if (len < sizeof r) return reply(seq, EINVAL, "map: short request");
+	memcpy(&r, p, sizeof r);
+	int fd = nfds > 0 ? fds[0] : r.fd, nfd = nfds > 1 ? fds[1] : r.notify_fd;
+	int rc = agent_map_add(r.id, fd, nfd, msg, sizeof msg);
+	if (rc == 0 && agent_reg) {
+		/* exec'd descendants inherit the fds at the same numbers */
+		(void)fcntl(fd, F_SETFD, 0);
+		if (nfd >= 0) (void)fcntl(nfd, F_SETFD, 0);
+		(void)reg_add_map(agent_reg, r.id, fd, nfd);
+	}
+	reply(seq, rc, "%s", msg);
+}
+
+static void do_prog(uint32_t seq, const uint8_t *p, uint32_t len)
+{
+	struct wbpf_agent_prog r;
+	char msg[256];
+	if (len < sizeof r) return reply(seq, EINVAL, "prog: short request");
+	memcpy(&r, p, sizeof r);
+	if ((uint64_t)sizeof r + 4ull * r.nhelpers + r.insn_len != len) return reply(seq, EINVAL, "prog %u: bad length", r.id);
+	const uint8_t *helpers = p + sizeof r, *insns = p + sizeof r + 4 * r.nhelpers;
+	int rc = agent_prog_add(r.id, helpers, r.nhelpers, insns, r.insn_len, msg, sizeof msg);
+	if (rc == 0 && agent_reg && reg_add_prog(agent_reg, r.id, helpers, r.nhelpers, insns, r.insn_len) < 0)
+		snprintf(msg, sizeof msg, "prog %u (the run's registry is full: descendants will not run it)", r.id);
+	reply(seq, rc, "%s", msg);
+}
+
+static void do_hook(uint32_t seq, const uint8_t *p, uint32_t len)
+{
+	struct wbpf_agent_hook r;
+	char msg[256];
+	int pending;
+	if (len < sizeof r) return reply(seq, EINVAL, "hook: short request");
+	memcpy(&r, p, sizeof r);
+	int rc = agent_hook_add(&r, &pending, msg, sizeof msg);
+	if (rc == 0 && agent_reg && reg_add_hook(agent_reg, &r) < 0) {
+		size_t l = strlen(msg);
+		snprintf(msg + l, sizeof msg - l, " (the run's registry is full: not in descendants)");
+	}
+	reply(seq, rc, "%s", msg);
+}
+
+static void do_unhook(uint32_t seq, const uint8_t *p, uint32_t len)
+{
+	uint32_t id;
+	char msg[512];
+	if (len < sizeof id) return reply(seq, EINVAL, "unhook: short request");
+	memcpy(&id, p, sizeof id);
+	if (agent_reg) reg_unhook(agent_reg, id);
+	int rc = agent_hook_remove(id, msg, sizeof msg);
+	reply(seq, rc, "%s", msg);
 }
 
 /* ---- START: the constructor waits for it (or EOF) before the command's main ---- */
@@ -469,14 +596,16 @@ static void wait_start(void)
 
 static void do_start(uint32_t seq)
 {
+	reply(seq, 0, "start"); /* first: a command that exits at once must not take the answer with it */
 	release_start();
-	reply(seq, 0, "start");
 }
 
 /* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one) */
-static void unhook_all(void)
+void agent_unhook_all(void)
 {
 	for (unsigned i = 0; i < MAX_HOOKS; i++) hooks[i].enabled = 0;
+	for (unsigned i = 0; i < MAX_HOOKS; i++)
+		if (hooks[i].pending) hooks[i].pending = 0, __atomic_sub_fetch(&npending, 1, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < nfns; i++) {
 		struct wbpf_hook_error err;
 		if (fns[i].hook && wbpf_hook_detach(fns[i].hook, &err) == 0) fns[i].hook = NULL;
@@ -519,6 +648,7 @@ static int serve_one(void)
 	uint8_t *p = rc ? NULL : malloc(f.len ? f.len : 1);
 	if (!rc && (!p || read_full(p, f.len, fds, &nfds) < 0)) rc = -1;
 	if (!rc) {
+		if (f.type != WBPF_AGENT_START) pthread_mutex_lock(&agent_lock);
 		switch (f.type) {
 		case WBPF_AGENT_MAP: do_map(f.seq, p, f.len, fds, nfds); nfds = 0; break;
 		case WBPF_AGENT_PROG: do_prog(f.seq, p, f.len); break;
@@ -527,6 +657,7 @@ static int serve_one(void)
 		case WBPF_AGENT_UNHOOK: do_unhook(f.seq, p, f.len); break;
 		default: reply(f.seq, EINVAL, "unknown request type %u", f.type);
 		}
+		if (f.type != WBPF_AGENT_START) pthread_mutex_unlock(&agent_lock);
 	}
 	for (int i = 0; i < nfds; i++) close(fds[i]);
 	free(p);
@@ -548,24 +679,58 @@ static void *serve(void *arg)
 		if (r < 0 && errno != EINTR) break;
 		if (r > 0 && serve_one() < 0) break;
 	}
-	unhook_all();
+	pthread_mutex_lock(&agent_lock);
+	if (agent_reg) reg_end(agent_reg); /* the descendants unhook too */
+	agent_unhook_all();
+	pthread_mutex_unlock(&agent_lock);
 	release_start();
 	close(chan);
 	return NULL;
 }
 
+/* the serve thread on channel fd; 0, or -1 when it cannot start */
+static int serve_start(int fd)
+{
+	chan = fd;
+	pthread_t t;
+	if (pthread_create(&t, NULL, serve, NULL) != 0) return -1;
+	pthread_detach(t);
+	return 0;
+}
+
+/* a process that was the root exec'd a new program (this one): the same channel, served again; its main
+ * runs at once (START came before the exec). The caller applied the registry */
+int agent_serve_again(int fd)
+{
+	started = 1;
+	return serve_start(fd);
+}
+
+/* in a fork child (the only thread): the channel is the parent's (never ours to use) and the locks may
+ * have been held by threads that do not exist here */
+void agent_child_reset(void)
+{
+	chan = -1;
+	pthread_mutex_init(&send_lock, NULL);
+	pthread_mutex_init(&notice_lock, NULL);
+	pthread_mutex_init(&agent_lock, NULL);
+	notice_n = 0;
+	/* hits of the parent's other threads counted there never leave here: a removal must not wait for them */
+	for (unsigned i = 0; i < nfns; i++) memset(fns[i].readers, 0, sizeof fns[i].readers);
+}
+
 __attribute__((constructor)) static void wbpf_agent_init(void)
 {
 	const char *s = getenv("WBPF_AGENT_FD");
-	if (!s || !*s) return;
+	if (!s || !*s) return follow_exec(); /* a descendant of a traced process, or nothing to do */
 	char *end;
 	long fd = strtol(s, &end, 10);
 	if (*end || fd < 0 || fd > 65535) return;
-	/* children and exec'd programs must not serve this host's channel (they'd race on it) */
+	/* children and exec'd programs must not serve this host's channel (they'd race on it): they follow the
+	 * registry instead (follow.c) */
 	unsetenv("WBPF_AGENT_FD");
-	chan = (int)fd;
-	pthread_t t;
-	if (pthread_create(&t, NULL, serve, NULL) != 0) return;
-	pthread_detach(t);
+	agent_reg = reg_create((int)fd);
+	if (agent_reg) follow_atfork();
+	if (serve_start((int)fd) != 0) return;
 	wait_start(); /* the command's main runs once the host says START (or goes away) */
 }

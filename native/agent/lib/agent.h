@@ -1,15 +1,20 @@
 /* What lib/agent.c shares with a run's memory (regions.c), the helpers (helpers.c), the safe reads
- * (probe_read.c) and trace_printk's formatting (printk.c). Internal to libwbpf_agent.so: every symbol is
- * hidden, so none can interpose with (or be interposed by) the traced program's own. */
+ * (probe_read.c), trace_printk's formatting (printk.c), the descendants (follow.c) and dlopen (dlopen.c).
+ * Internal to libwbpf_agent.so: every symbol is hidden, so none can interpose with (or be interposed by)
+ * the traced program's own. */
 #ifndef WBPF_AGENT_H
 #define WBPF_AGENT_H
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "../maps/wbpf_maps.h"
 #include "../vm/ebpf_vm.h"
+#include "proto.h"
 
 #pragma GCC visibility push(hidden)
+
+struct registry;
 
 #define MAPREF_TAG 0x5742504d00000000ull /* "WBPM" << 32 | map id: what lddw map_by_fd(id) loads */
 
@@ -23,6 +28,33 @@ struct amap *find_map(uint64_t ref);
 
 /* the chan side sends a trace_printk text to the host (a weak stub in helpers.c drops it until then) */
 void agent_trace(uint32_t hook_id, const char *text, uint32_t len);
+
+/* ---- the agent's tables (agent.c), changed under agent_lock only; each add/remove returns 0 or an errno,
+ * its message (the reply's text) in msg ---- */
+extern pthread_mutex_t agent_lock;
+extern struct registry *agent_reg; /* the run's registry (registry.h), NULL when not traced */
+int agent_has_map(uint32_t id);
+int agent_map_add(uint32_t id, int fd, int notify_fd, char *msg, size_t n);
+int agent_has_prog(uint32_t id);
+int agent_prog_add(uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len, char *msg, size_t n);
+int agent_has_hook(uint32_t id);
+/* *pending: accepted, its file not mapped (yet): agent_hooks_retry sets it once it is */
+int agent_hook_add(const struct wbpf_agent_hook *r, int *pending, char *msg, size_t n);
+int agent_hook_remove(uint32_t id, char *msg, size_t n);
+void agent_hooks_retry(void);
+unsigned agent_npending(void); /* no lock needed */
+void agent_unhook_all(void);
+/* a root that exec'd: serve the same channel again (no START wait); 0 or -1 */
+int agent_serve_again(int fd);
+/* in a fork child: drop the parent's channel, reset the locks */
+void agent_child_reset(void);
+
+/* ---- following descendants (follow.c) ---- */
+/* the root agent: fork children follow the registry (pthread_atfork) */
+void follow_atfork(void);
+/* the constructor without a channel: an exec'd descendant applies the registry named by the environment
+ * before main and follows it (or, the root's pid, serves the channel again); nothing when there is none */
+void follow_exec(void);
 
 /* ---- a run's memory (regions.c) ----
  * Exactly what a program may touch: the stack (the engine's), the ctx (pt_regs, read-only), the program's

@@ -54,7 +54,9 @@ struct wbpf_agent_prog {
 /* A uprobe at the entry (or, with WBPF_AGENT_HOOK_RETURN, a uretprobe at the return) of a function of
  * a file mapped in the process: every executable mapping of (dev, ino) covering file_offset is hooked
  * (the first one, in this slice). Several hooks may name one function (entry and return programs,
- * several apps' programs): each runs at each hit; UNHOOK removes one. */
+ * several apps' programs): each runs at each hit; UNHOOK removes one. A file not mapped (yet): the reply
+ * is status 0 with "hook N pending: <why>", and the hook is set once a dlopen maps it. Descendants of
+ * the process (fork, exec) apply the same hooks (registry.h). */
 struct wbpf_agent_hook {
 	uint32_t id;       /* the host's hook id (events name it) */
 	uint32_t prog_id;

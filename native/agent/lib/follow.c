@@ -1,0 +1,118 @@
+/* Following a run's descendants: a fork child (pthread_atfork) or an exec'd program (the constructor, before
+ * main) applies the run's registry (registry.h: maps, programs, hooks) and a watcher thread keeps it
+ * applied, removing every hook when the run ends or the host is gone. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "registry.h"
+
+#define WATCH_MS 100 /* the host's death is noticed within this (plus a removal's wait) */
+
+/* the registry's maps, programs and hooks this process lacks are added; hooks unhooked there are removed.
+ * Caller holds agent_lock. Refusals are silent: a descendant has no channel to say them on */
+static void apply(const struct registry *r)
+{
+	char msg[512];
+	uint32_t n = reg_nmaps(r);
+	for (uint32_t i = 0; i < n; i++) {
+		struct reg_map m;
+		memcpy(&m, (const void *)&r->maps[i], sizeof m);
+		if (!agent_has_map(m.id)) (void)agent_map_add(m.id, m.fd, m.notify_fd, msg, sizeof msg);
+	}
+	n = reg_nprogs(r);
+	for (uint32_t i = 0; i < n; i++) {
+		struct reg_prog p;
+		uint8_t *bytes;
+		if (agent_has_prog(__atomic_load_n(&r->progs[i].id, __ATOMIC_RELAXED))) continue;
+		if (reg_prog_copy(r, i, &p, &bytes) == 0 && !agent_has_prog(p.id))
+			(void)agent_prog_add(p.id, bytes, p.nhelpers, bytes + 4ull * p.nhelpers, p.insn_len, msg, sizeof msg);
+		free(bytes);
+	}
+	n = reg_nhooks(r);
+	for (uint32_t i = 0; i < n; i++) {
+		struct reg_hook h;
+		memcpy(&h, (const void *)&r->hooks[i], sizeof h);
+		int have = agent_has_hook(h.h.id), pending;
+		if (h.active && !have) (void)agent_hook_add(&h.h, &pending, msg, sizeof msg);
+		else if (!h.active && have) (void)agent_hook_remove(h.h.id, msg, sizeof msg);
+	}
+}
+
+static int ended(const struct registry *r)
+{
+	return __atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != REG_ACTIVE || reg_host_gone(r);
+}
+
+static void *watch(void *arg)
+{
+	struct registry *r = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* the target's signals go to its own threads */
+	uint32_t seen = 0;
+	int first = 1;
+	while (!ended(r)) {
+		uint32_t g = __atomic_load_n(&r->gen, __ATOMIC_ACQUIRE);
+		if (first || g != seen) {
+			first = 0;
+			seen = g;
+			pthread_mutex_lock(&agent_lock);
+			apply(r);
+			pthread_mutex_unlock(&agent_lock);
+		}
+		reg_wait(r, g, WATCH_MS);
+	}
+	pthread_mutex_lock(&agent_lock);
+	agent_unhook_all();
+	pthread_mutex_unlock(&agent_lock);
+	return NULL;
+}
+
+static void watch_start(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, watch, agent_reg) == 0) pthread_detach(t);
+}
+
+/* fork: the child gets a consistent copy of the tables (none is changing), then follows */
+static void before_fork(void) { pthread_mutex_lock(&agent_lock); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&agent_lock); }
+static void after_fork_child(void)
+{
+	agent_child_reset();
+	if (!ended(agent_reg)) watch_start();
+	else agent_unhook_all();
+}
+
+void follow_atfork(void)
+{
+	static int done;
+	if (!done) done = !pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+void follow_exec(void)
+{
+	struct registry *r = reg_from_env();
+	if (!r) return;
+	agent_reg = r;
+	follow_atfork();
+	if (ended(r)) return;
+	pthread_mutex_lock(&agent_lock);
+	apply(r); /* before main: the hooks see its first instruction */
+	pthread_mutex_unlock(&agent_lock);
+	/* the root exec'd (sh -c's last command, a wrapper): this program serves the channel now */
+	struct stat st;
+	int fd = r->chan_fd;
+	if (getpid() == r->root_pid && fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_dev == r->chan_dev &&
+	    (uint64_t)st.st_ino == r->chan_ino) {
+		reg_adopt(r);
+		if (agent_serve_again(fd) == 0) return;
+	}
+	watch_start();
+}
