@@ -15,11 +15,16 @@ export interface Probe {
 export interface CellRun {
   /** calls made in the timed loop */
   calls: number;
+  /** the target thread's CPU time per call (what the report uses) */
   nsPerCall: number;
+  /** wall-clock time per call (also counts the time other processes held the CPU) */
+  wallNsPerCall: number;
   /** records the app counted (undefined for a bare run) */
   records?: number;
   /** records the programs should have produced: calls, or 2 x calls for entry + return */
   expected?: number;
+  /** records the ring refused because it was full, as the run reported them (ours counts them; the kernel does not) */
+  dropped?: number;
 }
 
 export interface CellPaths {
@@ -27,8 +32,9 @@ export interface CellPaths {
   wasm: string;
 }
 
-const TARGET_LINE = /^target: (\d+) calls, (\d+) ns, ([\d.]+) ns per call/m;
+const TARGET_LINE = /^target: (\d+) calls, (\d+) ns, [\d.]+ ns per call, (\d+) cpu ns/m;
 const RECORDS_LINE = /^ubench: records (\d+)$/gm;
+const DROPS_LINE = /map 'rb': (\d+) records refused because it was full/;
 
 /** Runs TARGET N (bare) or under the app; throws with the output when the run fails or prints no result. */
 export function runCell(target: string, calls: number, probe: Probe | undefined, paths: CellPaths, lingerMs: number, timeoutMs: number): CellRun {
@@ -46,12 +52,14 @@ export function runCell(target: string, calls: number, probe: Probe | undefined,
   }
   const m = TARGET_LINE.exec(r.stdout);
   if (!m) throw new Error(`${what} run of ${target} printed no "target:" line:\n${out.slice(-2000)}`);
-  const run: CellRun = { calls: Number(m[1]), nsPerCall: Number(m[2]) / Number(m[1]) };
+  const run: CellRun = { calls: Number(m[1]), nsPerCall: Number(m[3]) / Number(m[1]), wallNsPerCall: Number(m[2]) / Number(m[1]) };
   if (probe) {
     let records = 0;
     for (const rm of r.stdout.matchAll(RECORDS_LINE)) records = Number(rm[1]);
     run.records = records;
     run.expected = probe.variant === 'both' ? 2 * calls : calls;
+    const d = DROPS_LINE.exec(r.stderr);
+    if (d) run.dropped = Number(d[1]);
   }
   return run;
 }

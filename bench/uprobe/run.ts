@@ -3,8 +3,12 @@
 // the same ring buffer program; prints the table and rewrites bench/uprobe/RESULTS.md and results.json.
 //
 //   node --import=tsx bench/uprobe/run.ts [--runs 3] [--calls 1000000] [--kernel-calls 200000]
-//        [--kinds nop5,endbr64,push,plain] [--interval 10] [--linger 300] [--no-kernel] [--no-write] [--cli PATH]
+//        [--kinds nop5,endbr64,push,plain] [--interval 10] [--linger 1000] [--no-kernel] [--no-write] [--cli PATH]
+//        [--nice N] [--render]
 //   npm run bench:uprobe           (the same, compiled: node dist/bench/uprobe/run.js)
+//
+// --nice N renices the runner and so every process it starts (other people's bursts on a shared machine
+// land less in the timed loops); --render rewrites RESULTS.md from results.json and ANALYSIS.md, measuring nothing.
 //
 // Needs gcc, clang-16, llvm-strip-16, bpftool, wasi-libc, the built runtime (dist/) and agent
 // (native/agent/build); the kernel's rows need root (skipped otherwise).
@@ -40,6 +44,8 @@ interface Options {
   kernel: boolean;
   write: boolean;
   cli: string;
+  nice: number;
+  render: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -49,10 +55,12 @@ function parseOptions(argv: string[]): Options {
     kernelCalls: 200_000,
     kinds: [...KINDS],
     intervalMs: 10,
-    lingerMs: 300,
+    lingerMs: 1000,
     kernel: true,
     write: true,
     cli: path.join(ROOT, 'bin', 'wasm-bpf.js'),
+    nice: 0,
+    render: false,
   };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
@@ -69,6 +77,8 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--no-kernel') o.kernel = false;
     else if (a === '--no-write') o.write = false;
     else if (a === '--cli') o.cli = path.resolve(argv[++i] ?? '');
+    else if (a === '--nice') o.nice = Number(argv[++i]);
+    else if (a === '--render') o.render = true;
     else if (a === '--kinds') {
       const kinds = (argv[++i] ?? '').split(',');
       for (const k of kinds) if (!(KINDS as readonly string[]).includes(k)) throw new Error(`unknown kind ${k} (${KINDS.join(', ')})`);
@@ -123,8 +133,21 @@ function commit(): string {
   }
 }
 
+/** the hand-written analysis (bench/uprobe/ANALYSIS.md), appended to RESULTS.md when present */
+function analysis(): string {
+  const f = path.join(HERE, 'ANALYSIS.md');
+  return fs.existsSync(f) ? `\n${fs.readFileSync(f, 'utf8')}` : '';
+}
+
+function render(): void {
+  const saved = JSON.parse(fs.readFileSync(path.join(HERE, 'results.json'), 'utf8')) as { meta: Meta; results: KindResult[] };
+  fs.writeFileSync(path.join(HERE, 'RESULTS.md'), markdown(saved.results, rowSpecs(saved.meta.intervalMs), saved.meta) + analysis());
+}
+
 function main(): void {
   const o = parseOptions(process.argv.slice(2));
+  if (o.render) return render();
+  if (o.nice) os.setPriority(0, o.nice);
   const t0 = Date.now();
   const loadStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   execFileSync('make', ['-s', '-C', HERE, `WASM_BPF=${process.execPath} ${o.cli}`], { stdio: 'inherit' });
@@ -145,7 +168,7 @@ function main(): void {
       const target = path.join(BUILD, `target-${k.kind}`);
       const log = (what: string, r: CellRun): void => {
         const rec = r.expected !== undefined ? `, records ${r.records}/${r.expected}` : '';
-        process.stderr.write(`# run ${run}/${o.runs} ${k.kind} ${what}: ${r.nsPerCall.toFixed(2)} ns/call${rec}\n`);
+        process.stderr.write(`# run ${run}/${o.runs} ${k.kind} ${what}: ${r.nsPerCall.toFixed(2)} cpu ns/call (wall ${r.wallNsPerCall.toFixed(2)})${rec}\n`);
       };
       const bare = runCell(target, o.calls, undefined, paths, o.lingerMs, timeoutMs);
       k.bare.push(bare);
@@ -175,9 +198,10 @@ function main(): void {
     kernelCalls: o.kernelCalls,
     intervalMs: o.intervalMs,
     lingerMs: o.lingerMs,
+    ...(o.nice ? { nice: o.nice } : {}),
     ...(kernel ? {} : { kernelNote: o.kernel ? 'The kernel rows were not run: they need root.' : 'The kernel rows were not run (--no-kernel).' }),
   };
-  fs.writeFileSync(path.join(HERE, 'RESULTS.md'), markdown(results, specs, meta));
+  fs.writeFileSync(path.join(HERE, 'RESULTS.md'), markdown(results, specs, meta) + analysis());
   fs.writeFileSync(path.join(HERE, 'results.json'), JSON.stringify({ meta, results }, null, 2) + '\n');
   process.stderr.write(`# wrote ${path.relative(ROOT, path.join(HERE, 'RESULTS.md'))} and results.json\n`);
 }

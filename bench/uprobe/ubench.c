@@ -7,6 +7,8 @@
  * -i 0: a blocking poll, woken by the producers (the kernel and the agent wake a waiting consumer
  * from the hit that finds it caught up, so a consumer that keeps up costs each hit a wake-up);
  * -i MS: a batching consumer: drain what is there, then sleep MS ms, so hits rarely find it waiting.
+ * Drops (a full ring) are reported by the run: the kernel's ring buffer does not count them, ours does
+ * ("wasm-bpf: userspace: map 'rb': N records refused because it was full").
  * The run stops on Ctrl-C or when the launched command exits; the guest is unwound then, so it cannot
  * print at its end: it prints "ubench: records N" (the running total) after every poll that delivered
  * records, and the last such line is the total. */
@@ -86,6 +88,8 @@ int main(int argc, char **argv)
 	}
 	print_attached("Ctrl-C to stop");
 	for (;;) {
+		/* batching: polls without waiting until the ring is empty (one poll hands over at most its
+		 * buffer's worth), then the sleep */
 		int n = app_buffer__poll(buf, interval_ms > 0 ? 0 : 1000);
 		if (n < 0) {
 			err = fail("poll buffer", n);
@@ -93,7 +97,7 @@ int main(int argc, char **argv)
 		}
 		if (n > 0)
 			printf("ubench: records %llu\n", records);
-		if (interval_ms > 0)
+		if (interval_ms > 0 && n == 0)
 			sleep_ms(interval_ms);
 	}
 out:
