@@ -153,12 +153,14 @@ ${table(results, specs)}
 - **entry** = uprobe only; **return** = uretprobe only; **entry + return** = both on the same function
   (two records per call). Targets (issue 16): ours <= 100 ns per hit with the record program (uprobe),
   <= 150 ns (uretprobe), and faster than the kernel's uprobe on every entry kind.
-- **Consumer**: "batching" drains the ring every ${meta.intervalMs} ms (\`-i ${meta.intervalMs}\`), so a hit rarely finds
-  the consumer caught up and waiting; "eager" blocks in the poll (\`-i 0\`), so, when it keeps up, the hit
+- **Consumer**: "batching" polls without waiting until the ring is empty, then sleeps ${meta.intervalMs} ms
+  (\`-i ${meta.intervalMs}\`), so a hit rarely finds the consumer caught up and waiting; "eager" blocks in the poll (\`-i 0\`), so, when it keeps up, the hit
   that finds it waiting wakes it: a \`write\` to the ring's eventfd from the hit (ours), an irq_work and a
   wake-up (the kernel). The target stays ${meta.lingerMs} ms after its loop (untimed) so that the consumer drains
   the last records before the run stops with the command's exit; "records received" counts what the
-  guest's callback saw, against the calls made (x2 for entry + return).
+  guest's callback saw, against the calls made (x2 for entry + return); a shortfall is split into records
+  the ring refused because it was full (ours reports them; the kernel's ring buffer counts none) and records
+  not delivered before the run stopped.
 - The **ptrace tier** (a process where no agent can be loaded) is not built yet: no row measures it.${kernelNote}
 
 ## The entry kinds
