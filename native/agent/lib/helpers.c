@@ -3,6 +3,7 @@
  * pointer argument outside the run's memory (or a map argument that is not a map) stops the run. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -126,9 +127,25 @@ static int h_smp_id(ebpf_vm_call *c)
 	return 0;
 }
 
+/* pid and tid cached per thread: two system calls per hit otherwise (~220 ns of a ~380 ns hit, measured by
+ * bench/uprobe). A fork child's threads copy the parent's cache: the generation, bumped in the child by an
+ * atfork handler, makes them read the ids again. */
+static volatile uint32_t ids_gen = 1;
+static __thread uint32_t tls_ids_gen __attribute__((tls_model("initial-exec")));
+static __thread uint64_t tls_pid_tgid __attribute__((tls_model("initial-exec")));
+static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
+static void ids_forked(void) { ids_gen++; }
+static void ids_init(void) { pthread_atfork(NULL, NULL, ids_forked); }
+
 static int h_pid_tgid(ebpf_vm_call *c)
 {
-	c->r0 = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
+	uint32_t gen = ids_gen;
+	if (tls_ids_gen != gen) {
+		pthread_once(&ids_once, ids_init);
+		tls_pid_tgid = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
+		tls_ids_gen = gen;
+	}
+	c->r0 = tls_pid_tgid;
 	return 0;
 }
 static int h_uid_gid(ebpf_vm_call *c)
