@@ -15,7 +15,7 @@ import { AgentChannel, agentSocketpair, type ChannelHook } from '../backends/use
 import { spawnUnderAgent } from '../backends/userspace/attach/launch.js';
 import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
-import { BUILD, FIXTURES, ROOT, runCli } from './helpers.js';
+import { BUILD, FIXTURES, ROOT, runCli, pollUntil as until } from './helpers.js';
 
 const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 const OUT = path.join(BUILD, 'agent-follow');
@@ -44,15 +44,6 @@ const COUNT_BY_ARG = assemble(`
   exit`);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (what()) return true;
-    await sleep(20);
-  }
-  return what();
-}
 
 function build(): void {
   fs.mkdirSync(OUT, { recursive: true });

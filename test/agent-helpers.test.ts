@@ -15,7 +15,7 @@ import { spawnUnderAgent } from '../backends/userspace/attach/launch.js';
 import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
 import { BackendError } from '../src/errors.js';
-import { BUILD, FIXTURES, ROOT } from './helpers.js';
+import { BUILD, FIXTURES, ROOT, pollUntil as until } from './helpers.js';
 
 const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 // its own build folder: test/agent-launch and test/agent-hook run make in test/build/agent at the same time
@@ -24,15 +24,6 @@ const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const TARGET = path.join(OUT, 'helpers-target');
 const ARRAY = 2, RINGBUF = 27, LOOKUP = 1;
 const N = 30;
-
-async function until(what: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (what()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return what();
-}
 
 t.test('the agent\'s helper list: helper_of in lib/helpers.c', async (tt) => {
   const src = fs.readFileSync(path.join(AGENT_DIR, 'lib', 'helpers.c'), 'utf8');

@@ -12,7 +12,7 @@ import { AgentChannel, agentSocketpair, type ChannelHook } from '../backends/use
 import { spawnUnderAgent } from '../backends/userspace/attach/launch.js';
 import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
-import { BUILD, FIXTURES, ROOT } from './helpers.js';
+import { BUILD, FIXTURES, ROOT, pollUntil as until } from './helpers.js';
 
 const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 const OUT = path.join(BUILD, 'agent');
@@ -73,15 +73,6 @@ const PARM1 = 112, RC = 80;
 
 function tasks(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/task`).length;
-}
-
-async function until(what: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (what()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return what();
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

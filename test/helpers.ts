@@ -84,6 +84,16 @@ export function kv(text: string): Record<string, string> {
 import { Running } from '../matrix/harness/running.js';
 export { Running, until } from '../matrix/harness/running.js';
 
+/** true as soon as `what()` holds (checked every 10 ms), false when it still does not after `ms` */
+export async function pollUntil(what: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (what()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return what();
+}
+
 /** `env`: the child's whole environment */
 export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Running {
   return new Running(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: opts.env } : {}) }));
