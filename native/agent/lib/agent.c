@@ -177,7 +177,7 @@ struct amap *find_map(uint64_t ref)
 {
 	unsigned n = __atomic_load_n(&nmaps, __ATOMIC_ACQUIRE);
 	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = n; i-- > 0;) /* the newest: a later join's host may reuse an earlier host's ids */
 		if (maps[i].id == (uint32_t)ref) return &maps[i];
 	return NULL;
 }
@@ -473,7 +473,8 @@ static void do_start(uint32_t seq)
 	reply(seq, 0, "start");
 }
 
-/* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one) */
+/* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one); the
+ * attachments are freed once no hit reads them, so a later join's host may use the same ids */
 static void unhook_all(void)
 {
 	for (unsigned i = 0; i < MAX_HOOKS; i++) hooks[i].enabled = 0;
@@ -481,6 +482,10 @@ static void unhook_all(void)
 		struct wbpf_hook_error err;
 		if (fns[i].hook && wbpf_hook_detach(fns[i].hook, &err) == 0) fns[i].hook = NULL;
 	}
+	for (unsigned i = 0; i < MAX_HOOKS; i++)
+		if (hooks[i].live) unlist(&hooks[i]);
+	for (unsigned i = 0; i < nfns; i++) fn_quiesce(&fns[i]);
+	for (unsigned i = 0; i < MAX_HOOKS; i++) hooks[i].live = 0;
 }
 
 /* ---- the channel ---- */
@@ -551,7 +556,30 @@ static void *serve(void *arg)
 	unhook_all();
 	release_start();
 	close(chan);
+	chan = -1;
+	agent_unclaim();
 	return NULL;
+}
+
+/* ---- the one channel: launch mode's, or a join's (join.c) ---- */
+static int claimed; /* atomic */
+
+int agent_claim(void)
+{
+	int free_ = 0;
+	return __atomic_compare_exchange_n(&claimed, &free_, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ? 0 : -EBUSY;
+}
+
+void agent_unclaim(void)
+{
+	__atomic_store_n(&claimed, 0, __ATOMIC_RELEASE);
+}
+
+void agent_serve_joined(int fd)
+{
+	chan = fd;
+	release_start();
+	(void)serve(NULL);
 }
 
 __attribute__((constructor)) static void wbpf_agent_init(void)
@@ -563,9 +591,14 @@ __attribute__((constructor)) static void wbpf_agent_init(void)
 	if (*end || fd < 0 || fd > 65535) return;
 	/* children and exec'd programs must not serve this host's channel (they'd race on it) */
 	unsetenv("WBPF_AGENT_FD");
+	if (agent_claim() < 0) return;
 	chan = (int)fd;
 	pthread_t t;
-	if (pthread_create(&t, NULL, serve, NULL) != 0) return;
+	if (pthread_create(&t, NULL, serve, NULL) != 0) {
+		chan = -1;
+		agent_unclaim();
+		return;
+	}
 	pthread_detach(t);
 	wait_start(); /* the command's main runs once the host says START (or goes away) */
 }
