@@ -2,7 +2,9 @@
 // native/agent/lib/join.c): a target running before anyone joins it is injected by ptrace and driven over the
 // channel like a launched one: hooks count its calls (one thread sleeping between calls, or 9 busy threads),
 // closing unhooks and it runs on to its normal end, its own checks of its registers and errno passing. A
-// second join after the first host left works, one while it is served is refused; an ordinary user joins
+// second join after the first host left works, one while it is served is refused; return probes count (and
+// are refused where an exception could unwind through them: a dlopen'ed agent cannot interpose the
+// unwinder); an ordinary user joins
 // its own process; each refusal (no such pid, another user, a tracer already there, a static program,
 // another arch, Yama) says why.
 import t from 'tap';
@@ -22,6 +24,7 @@ const OUT = path.join(BUILD, 'agent');
 const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const TARGET = path.join(OUT, 'join-target');
 const STATIC_TARGET = path.join(OUT, 'join-target-static');
+const CXX_TARGET = path.join(OUT, 'join-target-cxx');
 const ARRAY = 2, LOOKUP = 1;
 
 /** counter[0] += 1 (array map 1) */
@@ -84,14 +87,25 @@ function count(native: NativeAddon, m: NativeShmMap): bigint {
   return native.shmMapOp(LOOKUP, m.id, mem, 0, 8, 0) === 0 ? Buffer.from(mem).readBigUInt64LE(8) : -1n;
 }
 
-/** joins pid and hooks uprobe_target_add with COUNTING into `m` */
-function joinAndHook(pid: number, m: NativeShmMap, timeoutMs?: number): AgentChannel {
-  const joined = joinProcess(pid, { agent: AGENT, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
-  const ch = new AgentChannel(joined.fd);
+/** joins pid (and closes the channel at the end of tt) with the program COUNTING into `m` loaded */
+function joined(tt: Tap.Test, pid: number, m: NativeShmMap): AgentChannel {
+  const ch = new AgentChannel(joinProcess(pid, { agent: AGENT }).fd);
+  tt.teardown(() => ch.close());
   ch.sendMap({ id: 1, fd: m.fd, notifyFd: -1 });
   ch.sendProgram({ id: 1, insns: COUNTING });
-  const r = resolveUprobe({ binary: TARGET, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
-  ch.sendHook({ id: 1, progId: 1, dev: r.dev, ino: r.ino, fileOffset: r.fileOffset, size: r.func?.size ?? 0, retprobe: false });
+  return ch;
+}
+
+/** hooks `func` of `binary` (its entry, or its return) with program 1 */
+function hook(ch: AgentChannel, retprobe = false, binary = TARGET, func = 'uprobe_target_add'): string {
+  const r = resolveUprobe({ binary, func, offset: 0, retprobe, sleepable: false });
+  return ch.sendHook({ id: 1, progId: 1, dev: r.dev, ino: r.ino, fileOffset: r.fileOffset, size: r.func?.size ?? 0, retprobe });
+}
+
+/** joins pid and hooks uprobe_target_add's entry with COUNTING into `m` */
+function joinAndHook(tt: Tap.Test, pid: number, m: NativeShmMap): AgentChannel {
+  const ch = joined(tt, pid, m);
+  hook(ch);
   return ch;
 }
 
@@ -109,14 +123,15 @@ if (process.arch !== 'x64') {
       const cc = spawnSync('gcc', ['-O2', '-g', ...extra, src, '-o', out, '-lpthread'], { encoding: 'utf8' });
       if (cc.status !== 0) throw new Error(`build ${out}: ${cc.stderr}`);
     }
+    const cxx = spawnSync('g++', ['-O2', '-g', '-x', 'c++', src, '-o', CXX_TARGET, '-lpthread'], { encoding: 'utf8' });
+    if (cxx.status !== 0) throw new Error(`build ${CXX_TARGET}: ${cxx.stderr}`);
   });
 
   t.test('join a running target: hook, count, unhook, close; it runs on to its normal end', async (tt) => {
     const m = counterMap(tt, native);
     const target = await running(tt, [TARGET, '3000', '0']);
     const before = tasks(target.pid);
-    const ch = joinAndHook(target.pid, m);
-    tt.teardown(() => ch.close());
+    const ch = joinAndHook(tt, target.pid, m);
     tt.ok(await until(() => count(native, m) >= 20n, 10_000), 'the hook counts the calls of the joined process');
     ch.unhook(1);
     const c1 = count(native, m);
@@ -131,8 +146,7 @@ if (process.arch !== 'x64') {
   t.test('8 threads busy calling the function while joining (and the main thread: none waits in a syscall); their registers unharmed', async (tt) => {
     const m = counterMap(tt, native);
     const target = await running(tt, [TARGET, '4000', '8', 'busy']);
-    const ch = joinAndHook(target.pid, m);
-    tt.teardown(() => ch.close());
+    const ch = joinAndHook(tt, target.pid, m);
     tt.ok(await until(() => count(native, m) >= 100_000n, 10_000), 'the hook counts calls of the 8 threads');
     ch.close();
     tt.equal(await target.exited, 0, 'the target exits 0');
@@ -142,7 +156,7 @@ if (process.arch !== 'x64') {
   t.test('a second join after the first host left works; one while it is served is refused', async (tt) => {
     const m1 = counterMap(tt, native), m2 = counterMap(tt, native);
     const target = await running(tt, [TARGET, '4000', '0']);
-    const ch = joinAndHook(target.pid, m1);
+    const ch = joinAndHook(tt, target.pid, m1);
     tt.ok(await until(() => count(native, m1) >= 10n, 10_000), 'the first join counts');
     tt.throws(() => joinProcess(target.pid, { agent: AGENT }), { errno: 16, message: /is served by another wasm-bpf host already/ },
       'a second host while the first is served: EBUSY');
@@ -150,13 +164,35 @@ if (process.arch !== 'x64') {
     ch.close();
     tt.ok(await until(() => tasks(target.pid) === 1, 10_000), 'the first host left');
     const c1 = count(native, m1);
-    const ch2 = joinAndHook(target.pid, m2);
-    tt.teardown(() => ch2.close());
+    const ch2 = joinAndHook(tt, target.pid, m2);
     tt.ok(await until(() => count(native, m2) >= 10n, 10_000), 'the second join counts in its own map (the same ids)');
     tt.equal(count(native, m1), c1, 'the first host\'s map no longer counts');
     ch2.close();
     tt.equal(await target.exited, 0, 'the target exits 0');
     tt.match(target.stdout(), /join-target: ok/, 'its normal output');
+  });
+
+  t.test('return probes: in a joined C program they count; where an exception may unwind (libstdc++) refused', async (tt) => {
+    const m = counterMap(tt, native);
+    const target = await running(tt, [TARGET, '3000', '0']);
+    const ch = joined(tt, target.pid, m);
+    tt.match(hook(ch, true), /^hook 1 at 0x[0-9a-f]+$/, 'a return hook in a C program');
+    tt.ok(await until(() => count(native, m) >= 20n, 10_000), 'it counts the returns');
+    ch.close();
+    tt.equal(await target.exited, 0, 'the target exits 0');
+    tt.match(target.stdout(), /join-target: ok/, 'its normal output');
+
+    const m2 = counterMap(tt, native);
+    const cxx = await running(tt, [CXX_TARGET, '3000', '0']);
+    const ch2 = joined(tt, cxx.pid, m2);
+    tt.throws(() => hook(ch2, true, CXX_TARGET, '_Z17uprobe_target_addii'), {
+      errno: 95,
+      message: 'agent: hook 1: a return probe in a joined process that maps libgcc_s or libstdc++ is refused: an exception unwinding through an armed call would end the process (a dlopen\'ed agent cannot interpose the unwinder); launch the command under wasm-bpf instead',
+    }, 'a return hook in a C++ program: EOPNOTSUPP, why and what to do');
+    tt.match(hook(ch2, false, CXX_TARGET, '_Z17uprobe_target_addii'), /^hook 1 at 0x[0-9a-f]+$/, 'an entry hook there is fine');
+    tt.ok(await until(() => count(native, m2) >= 20n, 10_000), 'and counts');
+    ch2.close();
+    tt.equal(await cxx.exited, 0, 'the C++ target exits 0');
   });
 
   t.test('an ordinary user (uid 65534) joins its own process; not another user\'s', async (tt) => {

@@ -1,6 +1,7 @@
 /* wbpf-inject PID AGENT_SO TIMEOUT_MS: loads the agent into a running process (join mode) and hands it
- * the host's channel, this program's fd 3. ptrace-seizes every thread, borrows one stopped in a safe place,
- * calls dlopen(AGENT_SO) and wbpf_agent_join() there, puts every register (and errno) back, detaches.
+ * the host's channel, this program's fd 3. ptrace-seizes every thread, borrows one stopped in a safe place
+ * (the others run on), calls dlopen(AGENT_SO) and wbpf_agent_join() there, puts every register (and errno)
+ * back, detaches.
  * Exit 0, or 1 with "ERRNO reason" on stderr. See native/agent/README.md, "Joining a running process". */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -67,7 +68,7 @@ static int64_t now_ms(void)
 struct thr {
 	pid_t tid;
 	int stopped; /* in a ptrace stop we caused or met */
-	int gone;
+	int gone;    /* ended, or let go */
 	int sig; /* a signal met in a signal-delivery stop: delivered when the thread is let go */
 };
 static struct thr th[4096];
@@ -466,6 +467,13 @@ static int join(const char *agent)
 		if (now_ms() > deadline_ms) return fail(ETIMEDOUT, "no thread of process %d stopped in a safe place (waiting in a syscall, or in the program's own code) within the timeout", pid);
 		if (let_run() < 0) return -1;
 	}
+	/* the other threads run on during the calls: one stopped while holding a lock dlopen takes (malloc's, the
+	 * loader's) would otherwise hold it until the timeout */
+	for (int i = 0; i < nth; i++)
+		if (&th[i] != victim && !th[i].gone) {
+			(void)ptrace(PTRACE_DETACH, th[i].tid, 0, (void *)(long)th[i].sig);
+			th[i].gone = 1;
+		}
 	if (ptrace(PTRACE_GETREGS, victim->tid, 0, &saved) < 0) return fail(errno, "PTRACE_GETREGS of thread %d: %s", victim->tid, strerror(errno));
 	if (ptrace(PTRACE_GETREGSET, victim->tid, (void *)NT_X86_XSTATE, &xstate_iov) == 0) have_xstate = 1;
 	else return fail(errno, "PTRACE_GETREGSET(NT_X86_XSTATE) of thread %d: %s", victim->tid, strerror(errno));

@@ -392,6 +392,22 @@ static void unlist(struct ahook *h)
 	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_sub_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
 }
 
+/* set by the constructor under LD_PRELOAD (launch mode); a joined agent was dlopen'ed instead */
+static int preloaded;
+
+/* a joined agent's interposers (hook/unwind.c) bind to nothing: an exception unwinding through an armed
+ * return would meet a return stub and end the process (std::terminate). Refused where unwinding is likely */
+static int unwinder_mapped(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f) return 1;
+	char line[512];
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f)) found = strstr(line, "/libgcc_s.so") || strstr(line, "/libstdc++.so");
+	fclose(f);
+	return found;
+}
+
 static void do_hook(uint32_t seq, const uint8_t *p, uint32_t len)
 {
 	struct wbpf_agent_hook r;
@@ -402,6 +418,10 @@ static void do_hook(uint32_t seq, const uint8_t *p, uint32_t len)
 	if (find_hook(r.id)) return reply(seq, EEXIST, "hook %u: the agent has a hook %u already", r.id, r.id);
 	struct ahook *h = free_hook();
 	if (!h) return reply(seq, ENOSPC, "hook %u: the agent holds %u hooks already", r.id, MAX_HOOKS);
+	if ((r.flags & WBPF_AGENT_HOOK_RETURN) && !preloaded && unwinder_mapped())
+		return reply(seq, EOPNOTSUPP, "hook %u: a return probe in a joined process that maps libgcc_s or libstdc++ is refused: an exception "
+			     "unwinding through an armed call would end the process (a dlopen'ed agent cannot interpose the unwinder); "
+			     "launch the command under wasm-bpf instead", r.id);
 	uintptr_t addr = find_address(&r);
 	if (!addr)
 		return reply(seq, ENOENT, "hook %u: file offset 0x%" PRIx64 " of dev %u:%u inode %" PRIu64 " is not mapped executable",
@@ -591,6 +611,7 @@ __attribute__((constructor)) static void wbpf_agent_init(void)
 	if (*end || fd < 0 || fd > 65535) return;
 	/* children and exec'd programs must not serve this host's channel (they'd race on it) */
 	unsetenv("WBPF_AGENT_FD");
+	preloaded = 1;
 	if (agent_claim() < 0) return;
 	chan = (int)fd;
 	pthread_t t;
