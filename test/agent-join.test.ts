@@ -214,6 +214,21 @@ if (process.arch !== 'x64') {
     tt.match(target.stdout(), /join-target: ok/, 'its normal output');
   });
 
+  t.test('a failed injection (not a library, no wbpf_agent_join) leaves the target as it was', async (tt) => {
+    const target = await running(tt, [TARGET, '3000', '2']);
+    const notElf = path.join(OUT, 'not-a-library.so');
+    fs.writeFileSync(notElf, 'not an ELF file\n');
+    tt.throws(() => joinProcess(target.pid, { agent: notElf }), { errno: 79, message: new RegExp(`^join: dlopen of the agent in process ${target.pid} failed: ${notElf}: (invalid ELF header|file too short)$`) },
+      'dlopen fails: ELIBACC with the loader\'s message');
+    const libm = path.join(OUT, 'no-entry.so');
+    fs.copyFileSync('/lib/x86_64-linux-gnu/libm.so.6', libm);
+    tt.throws(() => joinProcess(target.pid, { agent: libm }), { errno: 80, message: `join: ${libm} has no wbpf_agent_join (an agent built before join mode?)` },
+      'a library without the entry: ELIBBAD');
+    tt.equal(fs.readFileSync(`/proc/${target.pid}/status`, 'utf8').match(/^TracerPid:\s*(\d+)/m)?.[1], '0', 'no tracer left');
+    tt.equal(await target.exited, 0, 'the target exits 0');
+    tt.match(target.stdout(), /join-target: ok/, 'its own checks passed');
+  });
+
   t.test('refusals: no such pid, a tracer already there, a static program', async (tt) => {
     tt.throws(() => joinProcess(4_000_000, { agent: AGENT }), { errno: 3, message: 'join: there is no process 4000000', hint: 'check the pid (ps -p PID)' }, 'no such pid: ESRCH');
     tt.throws(() => joinProcess(process.pid, { agent: AGENT }), { errno: 22, message: `join: process ${process.pid} is this wasm-bpf process itself` }, 'itself: EINVAL');
