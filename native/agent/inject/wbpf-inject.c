@@ -255,6 +255,15 @@ static int exe_line(const struct mapping *m, void *arg)
 	return x->in;
 }
 
+/* pc inside the dynamic loader (ld-linux*.so, ld-*.so): a thread there may hold its lock and be half-way
+ * through loading a library; a dlopen on it would re-enter the loader (the lock is recursive) */
+static int loader_line(const struct mapping *m, void *arg)
+{
+	uintptr_t pc = *(const uintptr_t *)arg;
+	const char *b = strrchr(m->path, '/');
+	return pc >= m->start && pc < m->end && b && strncmp(b + 1, "ld-", 3) == 0 && strstr(b, ".so");
+}
+
 /* ---- symbols of libc (its .dynsym), read from the target's view of the file ---- */
 static uintptr_t libc_sym(const struct libc_info *l, const char *name)
 {
@@ -408,8 +417,9 @@ static int waiting_syscall(long nr)
 	return 0;
 }
 
-/* a stopped thread that is safe to borrow: waiting in a syscall of waiting_syscall(), else running the
- * program's own code (not inside libc or the loader, whose locks a call of dlopen would take); NULL: none now */
+/* a stopped thread that is safe to borrow: waiting in a syscall of waiting_syscall() (not from inside the
+ * loader), else running the program's own code (not inside libc or the loader, whose locks a call of dlopen
+ * would take); NULL: none now */
 static struct thr *pick_victim(const char *exe)
 {
 	struct thr *in_code = NULL;
@@ -420,7 +430,11 @@ static struct thr *pick_victim(const char *exe)
 		if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) continue;
 		long nr = (long)r.orig_rax, rax = (long)r.rax;
 		int in_sys = nr >= 0 && (rax == -512 || rax == -513 || rax == -514 || rax == -516 || rax == -EINTR);
-		if (in_sys && waiting_syscall(nr)) return t;
+		if (in_sys && waiting_syscall(nr)) {
+			uintptr_t pc = r.rip;
+			if (each_mapping(loader_line, &pc) == 0) return t;
+			continue;
+		}
 		if (in_sys || in_code) continue;
 		struct exe_info x = { .pc = r.rip };
 		snprintf(x.path, sizeof x.path, "%s", exe);
