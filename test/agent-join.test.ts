@@ -25,6 +25,7 @@ const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const TARGET = path.join(OUT, 'join-target');
 const STATIC_TARGET = path.join(OUT, 'join-target-static');
 const CXX_TARGET = path.join(OUT, 'join-target-cxx');
+const HANG_LIB = path.join(OUT, 'join-hang.so');
 const ARRAY = 2, LOOKUP = 1;
 
 /** counter[0] += 1 (array map 1) */
@@ -123,6 +124,8 @@ if (process.arch !== 'x64') {
       const cc = spawnSync('gcc', ['-O2', '-g', ...extra, src, '-o', out, '-lpthread'], { encoding: 'utf8' });
       if (cc.status !== 0) throw new Error(`build ${out}: ${cc.stderr}`);
     }
+    const hang = spawnSync('gcc', ['-O2', '-shared', '-fPIC', path.join(FIXTURES, 'agent', 'join-hang.c'), '-o', HANG_LIB], { encoding: 'utf8' });
+    if (hang.status !== 0) throw new Error(`build ${HANG_LIB}: ${hang.stderr}`);
     const cxx = spawnSync('g++', ['-O2', '-g', '-x', 'c++', src, '-o', CXX_TARGET, '-lpthread'], { encoding: 'utf8' });
     if (cxx.status !== 0) throw new Error(`build ${CXX_TARGET}: ${cxx.stderr}`);
   });
@@ -214,7 +217,7 @@ if (process.arch !== 'x64') {
     tt.match(target.stdout(), /join-target: ok/, 'its normal output');
   });
 
-  t.test('a failed injection (not a library, no wbpf_agent_join) leaves the target as it was', async (tt) => {
+  t.test('a failed injection (not a library, no wbpf_agent_join, a dlopen that never returns) leaves the target as it was', async (tt) => {
     const target = await running(tt, [TARGET, '3000', '2']);
     const notElf = path.join(OUT, 'not-a-library.so');
     fs.writeFileSync(notElf, 'not an ELF file\n');
@@ -227,6 +230,17 @@ if (process.arch !== 'x64') {
     tt.equal(fs.readFileSync(`/proc/${target.pid}/status`, 'utf8').match(/^TracerPid:\s*(\d+)/m)?.[1], '0', 'no tracer left');
     tt.equal(await target.exited, 0, 'the target exits 0');
     tt.match(target.stdout(), /join-target: ok/, 'its own checks passed');
+
+    // one thread: the borrowed one is main, which alone may take the loader's lock the abandoned dlopen left held
+    const lone = await running(tt, [TARGET, '2000', '0']);
+    const t0 = Date.now();
+    tt.throws(() => joinProcess(lone.pid, { agent: HANG_LIB, timeoutMs: 500 }),
+      { errno: 110, message: new RegExp(`^join: the call injected into thread ${lone.pid} of process ${lone.pid} did not return within the timeout$`) },
+      'a library whose constructor never returns: ETIMEDOUT, the thread interrupted and its registers put back');
+    tt.ok(Date.now() - t0 < 5000, 'within the timeout and the clean-up\'s time');
+    tt.match(fs.readFileSync(`/proc/${lone.pid}/status`, 'utf8'), /^TracerPid:\s*0$/m, 'no tracer left');
+    tt.equal(await lone.exited, 0, 'the target exits 0');
+    tt.match(lone.stdout(), /join-target: ok/, 'its own checks passed');
   });
 
   t.test('refusals: no such pid, a tracer already there, a static program', async (tt) => {

@@ -395,7 +395,13 @@ static int inject_call(uintptr_t fn, uintptr_t ret_addr, uintptr_t a0, uintptr_t
 
 static int restore_victim(void)
 {
-	int rc = 0;
+	int rc = 0, st;
+	if (victim->gone) return fail(ESRCH, "thread %d of process %d ended during the join", victim->tid, pid);
+	if (!victim->stopped) { /* running (a step failed): stop it where it is first */
+		if (ptrace(PTRACE_INTERRUPT, victim->tid, 0, 0) < 0 || wait_thr(victim, &st) != 0)
+			return fail(errno ? errno : ETIMEDOUT, "thread %d of process %d could not be stopped to put its registers back", victim->tid, pid);
+		victim->stopped = 1;
+	}
 	if (have_xstate && ptrace(PTRACE_SETREGSET, victim->tid, (void *)NT_X86_XSTATE, &xstate_iov) < 0) rc = fail(errno, "restoring the vector registers: %s", strerror(errno));
 	if (ptrace(PTRACE_SETREGS, victim->tid, 0, &saved) < 0) rc = fail(errno, "restoring the registers: %s", strerror(errno));
 	return rc;
@@ -568,7 +574,8 @@ static int join(const char *agent)
 		/* on failure the agent gives up after 10 s and serves nothing */
 	}
 restore:
-	if (scratch) {
+	deadline_ms = now_ms() + 2000; /* the clean-up's own time, the join's may be spent */
+	if (scratch && victim->stopped) {
 		long u[6] = { scratch, SCRATCH, 0, 0, 0, 0 }, r;
 		(void)inject_syscall(sys_insn, SYS_munmap, u, &r);
 	}
