@@ -2,7 +2,7 @@
 // native/agent/lib/join.c): a target running before anyone joins it is injected by ptrace and driven over the
 // channel like a launched one: hooks count its calls (one thread sleeping between calls, or 9 busy threads),
 // closing unhooks and it runs on to its normal end, its own checks of its registers and errno passing. A
-// second join after the first host left works, one while it is served is refused; return probes count (and
+// second join after the first host left works (and a host killed leaves it unhooked), one while it is served is refused; return probes count (and
 // are refused where an exception could unwind through them: a dlopen'ed agent cannot interpose the
 // unwinder); an ordinary user joins
 // its own process; each refusal (no such pid, another user, a tracer already there, a static program,
@@ -196,6 +196,23 @@ if (process.arch !== 'x64') {
     tt.ok(await until(() => count(native, m2) >= 20n, 10_000), 'and counts');
     ch2.close();
     tt.equal(await cxx.exited, 0, 'the C++ target exits 0');
+  });
+
+  t.test('the host killed (SIGKILL) while hooked: the agent unhooks, the target runs on', async (tt) => {
+    const target = await running(tt, [TARGET, '3000', '2']);
+    const host = spawn(process.execPath, ['--import=tsx', path.join(FIXTURES, 'agent', 'join-as-user.ts'), AGENT, TARGET, String(target.pid), '1', 'hold'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    tt.teardown(() => host.kill('SIGKILL'));
+    let out = '';
+    host.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    tt.ok(await until(() => out.includes('"counted"'), 30_000), 'the host joined and its hook counts');
+    tt.equal(tasks(target.pid), 4, 'the agent\'s thread is there');
+    host.kill('SIGKILL');
+    tt.ok(await until(() => tasks(target.pid) === 3, 5_000), 'the agent saw EOF, unhooked and ended its thread');
+    tt.equal(await target.exited, 0, 'the target exits 0');
+    tt.match(target.stdout(), /join-target: ok/, 'its own checks passed');
   });
 
   t.test('an ordinary user (uid 65534) joins its own process; not another user\'s', async (tt) => {
