@@ -112,7 +112,7 @@ static int wait_stopped(struct thr *t)
 	if (r == 1) return 0;
 	if (r < 0) return fail(ETIMEDOUT, "thread %d of process %d did not stop within the timeout", t->tid, pid);
 	int event = st >> 16, sig = WSTOPSIG(st);
-	if (event == 0 && sig != SIGTRAP && sig != (SIGTRAP | 0x80)) t->sig = sig; /* a signal-delivery stop */
+	if (event == 0 && sig != (SIGTRAP | 0x80)) t->sig = sig; /* a signal-delivery stop: the target's own signal */
 	t->stopped = 1;
 	return 0;
 }
@@ -350,7 +350,7 @@ static int run_until(int request, int (*want)(int st, const struct user_regs_str
 		if (ptrace(PTRACE_GETREGS, victim->tid, 0, out) < 0) return fail(errno, "PTRACE_GETREGS: %s", strerror(errno));
 		if (want(st, out, arg)) return 0;
 		int s = WSTOPSIG(st);
-		sig = (st >> 16) == 0 && s != SIGTRAP && s != (SIGTRAP | 0x80) ? s : 0; /* the target's own signal: delivered */
+		sig = (st >> 16) == 0 && s != (SIGTRAP | 0x80) ? s : 0; /* the target's own signal (a SIGTRAP too: ours was wanted): delivered */
 	}
 }
 
