@@ -1,7 +1,7 @@
 // Join mode of the uprobe agent (backends/userspace/attach/join.ts, native/agent/inject/wbpf-inject.c,
 // native/agent/lib/join.c): a target running before anyone joins it is injected by ptrace and driven over
 // the channel like a launched one: hooks count its calls (one thread sleeping between calls, or 9 busy
-// threads), closing unhooks and it runs on to its normal end, its own checks of its registers and errno
+// threads, or threads it starts after the join), closing unhooks and it runs on to its normal end, its own checks of its registers and errno
 // passing. A second join after the first host left works, one while it is served is refused; a host killed
 // leaves it unhooked; return probes count (and are refused where an exception could unwind through them: a
 // dlopen'ed agent cannot interpose the unwinder); a failed injection leaves it as it was; an ordinary user
@@ -154,6 +154,18 @@ if (process.arch !== 'x64') {
     ch.close();
     tt.equal(await target.exited, 0, 'the target exits 0');
     tt.match(target.stdout(), /join-target: ok, \d+ calls\n$/, 'every thread\'s check of its registers passed');
+  });
+
+  t.test('threads the process creates after the join hit the hook too', async (tt) => {
+    const m = counterMap(tt, native);
+    const target = await running(tt, [TARGET, '3000', '4', 'late']);
+    const ch = joinAndHook(tt, target.pid, m);
+    tt.equal(tasks(target.pid), 2, 'joined before the threads start: main and the agent\'s thread');
+    tt.ok(await until(() => tasks(target.pid) === 6, 5_000), 'the 4 threads start');
+    tt.ok(await until(() => count(native, m) >= 100_000n, 10_000), 'their busy calls are counted');
+    ch.close();
+    tt.equal(await target.exited, 0, 'the target exits 0');
+    tt.match(target.stdout(), /join-target: ok, \d+ calls\n$/, 'its own checks passed');
   });
 
   t.test('a second join after the first host left works; one while it is served is refused', async (tt) => {
