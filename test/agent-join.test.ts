@@ -1,12 +1,12 @@
 // Join mode of the uprobe agent (backends/userspace/attach/join.ts, native/agent/inject/wbpf-inject.c,
 // native/agent/lib/join.c): a target running before anyone joins it is injected by ptrace and driven over
 // the channel like a launched one: hooks count its calls (one thread sleeping between calls, or 9 busy
-// threads, or threads it starts after the join), closing unhooks and it runs on to its normal end, its own checks of its registers and errno
-// passing. A second join after the first host left works, one while it is served is refused; a host killed
-// leaves it unhooked; return probes count (and are refused where an exception could unwind through them: a
-// dlopen'ed agent cannot interpose the unwinder); a failed injection leaves it as it was; an ordinary user
-// joins its own process; each refusal (no such pid, another user, a tracer already there, a static program,
-// another arch, Yama) says why.
+// threads, or threads it starts after the join), closing unhooks and it runs on to its normal end, its own
+// checks of its registers and errno passing. A second join after the first host left works, one while it is
+// served is refused; a host killed leaves it unhooked; return probes count (and are refused where an
+// exception could unwind through them: a dlopen'ed agent cannot interpose the unwinder); a failed injection
+// leaves it as it was; an ordinary user joins its own process; each refusal (no such pid, another user, a
+// tracer already there, a static program, another arch, Yama) says why.
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
