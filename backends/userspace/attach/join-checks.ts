@@ -42,9 +42,11 @@ export function libcMapped(maps: string): boolean {
   return /\/libc(\.so[.\d]*|-[\d.]+\.so)$/m.test(maps);
 }
 
-/** a running agent library of ours already in the target (a launched command, or joined before) */
-export function agentMapped(maps: string): string | undefined {
-  return /\s(\/\S*\/libwbpf_agent(?:_join)?\.so)$/m.exec(maps)?.[1];
+/** a running agent library of ours already in the target (a launched command, or joined before); deleted:
+ * its file was replaced since (a rebuild), so a dlopen of the path would load a second agent */
+export function agentMapped(maps: string): { path: string; deleted: boolean } | undefined {
+  const m = /\s(\/\S*\/libwbpf_agent(?:_join)?\.so)( \(deleted\))?$/m.exec(maps);
+  return m ? { path: m[1]!, deleted: m[2] !== undefined } : undefined;
 }
 
 function refuse(errno: number, message: string, fix: string): BackendError {

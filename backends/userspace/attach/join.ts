@@ -29,9 +29,17 @@ const INJECTOR_GRACE_MS = 15_000;
 
 /** the library the target dlopens: ours already loaded there (launched under it, or joined before: dlopen
  * returns it), else the join build beside `agent` (small static TLS), else `agent` itself */
-export function joinLibrary(agent: string, targetMaps: string | undefined): string {
+export function joinLibrary(agent: string, targetMaps: string | undefined, pid = 0): string {
   const loaded = targetMaps === undefined ? undefined : agentMapped(targetMaps);
-  if (loaded !== undefined) return loaded;
+  if (loaded?.deleted) {
+    throw new BackendError(
+      `join: process ${pid} holds an agent whose file was replaced since it was loaded (${loaded.path}, rebuilt?): loading the new one beside it would make two agents`,
+      ERRNO.EBUSY,
+      '',
+      'restart the process (or launch it under wasm-bpf)',
+    );
+  }
+  if (loaded !== undefined) return loaded.path;
   const join = path.join(path.dirname(agent), 'libwbpf_agent_join.so');
   return path.basename(agent) === 'libwbpf_agent.so' && fs.existsSync(join) ? join : agent;
 }
@@ -54,7 +62,7 @@ export function joinProcess(pid: number, opts: JoinOptions): Joined {
   if (refusal) throw refusal;
   const timeoutMs = opts.timeoutMs ?? 5000;
   const injector = path.join(path.dirname(opts.agent), 'wbpf-inject');
-  const lib = joinLibrary(path.resolve(opts.agent), target.maps);
+  const lib = joinLibrary(path.resolve(opts.agent), target.maps, pid);
   for (const f of [injector, lib]) {
     if (!fs.existsSync(f)) throw new BackendError(`join: ${f} is not built`, ERRNO.ENOENT, '', `make -C ${path.resolve(path.dirname(opts.agent), '..')}`);
   }
