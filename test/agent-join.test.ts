@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
 import { AgentChannel } from '../backends/userspace/attach/channel.js';
-import { joinProcess } from '../backends/userspace/attach/join.js';
+import { joinLibrary, joinProcess } from '../backends/userspace/attach/join.js';
 import { joinRefusal, readSelf, readTarget, type JoinerView, type TargetView } from '../backends/userspace/attach/join-checks.js';
 import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
@@ -170,7 +170,9 @@ if (process.arch !== 'x64') {
 
   t.test('a second join after the first host left works; one while it is served is refused', async (tt) => {
     const m1 = counterMap(tt, native), m2 = counterMap(tt, native);
-    const target = await running(tt, [TARGET, '4000', '0']);
+    // busy: the only thread waiting in a syscall, so the one the refused join borrows, is the agent's serve
+    // thread, which blocks every signal (a trap there would have reset SIGTRAP and the next patch killed it)
+    const target = await running(tt, [TARGET, '4000', '0', 'busy']);
     const ch = joinAndHook(tt, target.pid, m1);
     tt.ok(await until(() => count(native, m1) >= 10n, 10_000), 'the first join counts');
     tt.throws(() => joinProcess(target.pid, { agent: AGENT }), { errno: 16, message: /is served by another wasm-bpf host already/ },
@@ -296,7 +298,7 @@ if (process.arch !== 'x64') {
     tt.equal(await stat.exited, 0, 'the static target was not touched');
   });
 
-  t.test('refusals decided from /proc: another arch, Yama, another user, stopped', (tt) => {
+  t.test('refusals decided from /proc: another arch, Yama, another user, stopped; the library chosen', (tt) => {
     const self: JoinerView = { pid: 10, uid: 1000, gid: 1000, capSysPtrace: false, arch: 'x64', yama: undefined };
     const status = (uid: number, state = 'S (sleeping)', tracer = 0): string =>
       `Name:\tapp\nState:\t${state}\nTracerPid:\t${tracer}\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\nGid:\t${uid}\t${uid}\t${uid}\t${uid}\n`;
@@ -325,6 +327,12 @@ if (process.arch !== 'x64') {
     tt.match(joinRefusal(42, { ...ok, status: status(1000, 'Z (zombie)') }, self)?.message, 'has exited', 'a zombie');
     tt.match(joinRefusal(42, { ...ok, maps: '' }, self)?.message, 'maps no libc.so', 'static');
     tt.equal(joinRefusal(42, ok, { ...self, arch: 'arm64' })?.errno, 95, 'an arm64 host: EOPNOTSUPP');
+    const agentLine = (file: string, deleted = false): string => `7f10-7f20 r-xp 00000000 08:01 99 ${file}${deleted ? ' (deleted)' : ''}\n`;
+    tt.equal(joinLibrary(AGENT, libc), path.join(OUT, 'libwbpf_agent_join.so'), 'a fresh process gets the join build');
+    tt.equal(joinLibrary(AGENT, libc + agentLine('/opt/w/libwbpf_agent.so')), '/opt/w/libwbpf_agent.so', 'one holding an agent (launched under it) gets that one');
+    tt.throws(() => joinLibrary(AGENT, libc + agentLine('/opt/w/libwbpf_agent_join.so', true), 42),
+      { errno: 16, message: 'join: process 42 holds an agent whose file was replaced since it was loaded (/opt/w/libwbpf_agent_join.so, rebuilt?): loading the new one beside it would make two agents' },
+      'one holding a rebuilt agent: EBUSY');
     tt.ok(readTarget(process.pid).status?.includes(`Pid:\t${process.pid}`), 'readTarget reads /proc');
     tt.equal(readSelf().pid, process.pid, 'readSelf');
     tt.end();

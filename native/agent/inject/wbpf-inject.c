@@ -28,7 +28,12 @@
 #include <unistd.h>
 
 #define CHANNEL_FD 3
-#define SCRATCH 8192 /* the page the calls return to (int3) and their strings */
+#define SCRATCH 8192 /* the page the calls return to (RETURN_STUB) and their strings */
+/* where each injected call returns: mov %rax,%rdi; mov $SYS_getpid,%eax; syscall. A syscall stop (we run the
+ * call under PTRACE_SYSCALL), not a trap: an int3 on a thread that blocks SIGTRAP (the agent's own serve
+ * thread blocks every signal) would make the kernel reset SIGTRAP to its default for the whole process,
+ * and the hook's int3-first patching would then kill it */
+static const uint8_t RETURN_STUB[] = { 0x48, 0x89, 0xc7, 0xb8, SYS_getpid, 0, 0, 0, 0x0f, 0x05 };
 #define XSTATE_MAX (64 << 10)
 
 static char why[1024];
@@ -350,7 +355,7 @@ static int run_until(int request, int (*want)(int st, const struct user_regs_str
 		if (ptrace(PTRACE_GETREGS, victim->tid, 0, out) < 0) return fail(errno, "PTRACE_GETREGS: %s", strerror(errno));
 		if (want(st, out, arg)) return 0;
 		int s = WSTOPSIG(st);
-		sig = (st >> 16) == 0 && s != (SIGTRAP | 0x80) ? s : 0; /* the target's own signal (a SIGTRAP too: ours was wanted): delivered */
+		sig = (st >> 16) == 0 && s != (SIGTRAP | 0x80) ? s : 0; /* the target's own signal (a SIGTRAP too: none is ours): delivered */
 	}
 }
 
@@ -360,9 +365,10 @@ static int at_syscall_stop(int st, const struct user_regs_struct *r, uintptr_t a
 	return (st >> 16) == 0 && WSTOPSIG(st) == (SIGTRAP | 0x80);
 }
 
+/* the entry of RETURN_STUB's syscall at arg */
 static int at_return(int st, const struct user_regs_struct *r, uintptr_t arg)
 {
-	return (st >> 16) == 0 && WSTOPSIG(st) == SIGTRAP && r->rip == arg + 1;
+	return (st >> 16) == 0 && WSTOPSIG(st) == (SIGTRAP | 0x80) && r->rip == arg + sizeof RETURN_STUB && r->orig_rax == SYS_getpid;
 }
 
 /* a syscall in the victim (at a `syscall` instruction of the target): its return value */
@@ -378,7 +384,7 @@ static int inject_syscall(uintptr_t insn, long nr, const long a[6], long *ret)
 	return 0;
 }
 
-/* a call fn(a0, a1, a2) in the victim, returning to the int3 at `ret_addr`: its rax */
+/* a call fn(a0, a1, a2) in the victim, returning to RETURN_STUB at `ret_addr`: its rax (the stub's rdi) */
 static int inject_call(uintptr_t fn, uintptr_t ret_addr, uintptr_t a0, uintptr_t a1, uintptr_t a2, uintptr_t *ret)
 {
 	struct user_regs_struct r = saved, out;
@@ -388,8 +394,9 @@ static int inject_call(uintptr_t fn, uintptr_t ret_addr, uintptr_t a0, uintptr_t
 	r.rdi = a0, r.rsi = a1, r.rdx = a2;
 	r.eflags &= ~0x400ul; /* DF clear, as the ABI wants at a call */
 	if (ptrace(PTRACE_SETREGS, victim->tid, 0, &r) < 0) return fail(errno, "PTRACE_SETREGS: %s", strerror(errno));
-	if (run_until(PTRACE_CONT, at_return, ret_addr, &out) < 0) return -1;
-	*ret = out.rax;
+	if (run_until(PTRACE_SYSCALL, at_return, ret_addr, &out) < 0) return -1; /* the stub's getpid entry */
+	*ret = out.rdi;
+	if (run_until(PTRACE_SYSCALL, at_syscall_stop, 0, &out) < 0) return -1; /* its exit: regs may be set again */
 	return 0;
 }
 
@@ -508,9 +515,9 @@ static int join(const char *agent)
 		goto restore;
 	}
 	{
-		/* int3 at +0 (every call returns there); the strings from +16 */
+		/* RETURN_STUB at +0 (every call returns there); the strings from +16 */
 		char page[SCRATCH] = { 0 };
-		page[0] = (char)0xcc;
+		memcpy(page, RETURN_STUB, sizeof RETURN_STUB);
 		size_t off = 16, alen = strlen(agent);
 		if (off + alen + 64 > sizeof page) {
 			fail(ENAMETOOLONG, "the agent's path is too long");
