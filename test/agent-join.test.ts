@@ -26,6 +26,7 @@ const TARGET = path.join(OUT, 'join-target');
 const STATIC_TARGET = path.join(OUT, 'join-target-static');
 const CXX_TARGET = path.join(OUT, 'join-target-cxx');
 const HANG_LIB = path.join(OUT, 'join-hang.so');
+const FAULT_LIB = path.join(OUT, 'join-fault.so');
 const ARRAY = 2, LOOKUP = 1;
 
 /** counter[0] += 1 (array map 1) */
@@ -126,6 +127,8 @@ if (process.arch !== 'x64') {
     }
     const hang = spawnSync('gcc', ['-O2', '-shared', '-fPIC', path.join(FIXTURES, 'agent', 'join-hang.c'), '-o', HANG_LIB], { encoding: 'utf8' });
     if (hang.status !== 0) throw new Error(`build ${HANG_LIB}: ${hang.stderr}`);
+    const fault = spawnSync('gcc', ['-O2', '-shared', '-fPIC', path.join(FIXTURES, 'agent', 'join-fault.c'), '-o', FAULT_LIB], { encoding: 'utf8' });
+    if (fault.status !== 0) throw new Error(`build ${FAULT_LIB}: ${fault.stderr}`);
     const cxx = spawnSync('g++', ['-O2', '-g', '-x', 'c++', src, '-o', CXX_TARGET, '-lpthread'], { encoding: 'utf8' });
     if (cxx.status !== 0) throw new Error(`build ${CXX_TARGET}: ${cxx.stderr}`);
   });
@@ -248,7 +251,7 @@ if (process.arch !== 'x64') {
     tt.match(target.stdout(), /join-target: ok/, 'its normal output');
   });
 
-  t.test('a failed injection (not a library, no wbpf_agent_join, a dlopen that never returns) leaves the target as it was', async (tt) => {
+  t.test('a failed injection (not a library, no wbpf_agent_join, a constructor that faults, a dlopen that never returns) leaves the target as it was', async (tt) => {
     const target = await running(tt, [TARGET, '3000', '2']);
     const notElf = path.join(OUT, 'not-a-library.so');
     fs.writeFileSync(notElf, 'not an ELF file\n');
@@ -262,8 +265,11 @@ if (process.arch !== 'x64') {
     tt.equal(await target.exited, 0, 'the target exits 0');
     tt.match(target.stdout(), /join-target: ok/, 'its own checks passed');
 
-    // one thread: the borrowed one is main, which alone may take the loader's lock the abandoned dlopen left held
+    // one thread: the borrowed one is main, which alone may take the loader's lock an abandoned dlopen left held
     const lone = await running(tt, [TARGET, '2000', '0']);
+    tt.throws(() => joinProcess(lone.pid, { agent: FAULT_LIB }),
+      { errno: 14, message: new RegExp(`^join: the call injected into thread ${lone.pid} of process ${lone.pid} faulted \\(signal 11 at 0x[0-9a-f]+, address 0x10\\)$`) },
+      'a library whose constructor faults: EFAULT, the SIGSEGV not delivered, the registers put back');
     const t0 = Date.now();
     tt.throws(() => joinProcess(lone.pid, { agent: HANG_LIB, timeoutMs: 500 }),
       { errno: 110, message: new RegExp(`^join: the call injected into thread ${lone.pid} of process ${lone.pid} did not return within the timeout$`) },

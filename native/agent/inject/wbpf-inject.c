@@ -356,6 +356,11 @@ static int run_until(int request, int (*want)(int st, const struct user_regs_str
 		if (want(st, out, arg)) return 0;
 		int s = WSTOPSIG(st);
 		sig = (st >> 16) == 0 && s != (SIGTRAP | 0x80) ? s : 0; /* the target's own signal (a SIGTRAP too: none is ours): delivered */
+		siginfo_t si;
+		if ((sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) && ptrace(PTRACE_GETSIGINFO, victim->tid, 0, &si) == 0 && si.si_code > 0)
+			/* a fault of the injected code itself: not delivered (it would end the process); the registers go back */
+			return fail(EFAULT, "the call injected into thread %d of process %d faulted (signal %d at 0x%llx, address %p)", victim->tid, pid, sig,
+				    (unsigned long long)out->rip, si.si_addr);
 	}
 }
 
