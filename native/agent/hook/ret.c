@@ -8,7 +8,9 @@
 #include <unistd.h>
 #include "internal.h"
 
+#ifndef WBPF_RET_DEPTH /* join mode's agent (Makefile) has less: a dlopen'ed library's static TLS is small */
 #define WBPF_RET_DEPTH 256
+#endif
 
 struct ret_entry {
 	uintptr_t slot;             /* where the return address was (the entry's rsp) */

@@ -185,7 +185,7 @@ struct amap *find_map(uint64_t ref)
 {
 	unsigned n = __atomic_load_n(&nmaps, __ATOMIC_ACQUIRE);
 	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = n; i-- > 0;) /* the newest: a later join's host may reuse an earlier host's ids */
 		if (maps[i].id == (uint32_t)ref) return &maps[i];
 	return NULL;
 }
@@ -419,6 +419,22 @@ static void unlist(struct ahook *h)
 	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_sub_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
 }
 
+/* set by the constructor under LD_PRELOAD (launch mode); a joined agent was dlopen'ed instead */
+static int preloaded;
+
+/* a joined agent's interposers (hook/unwind.c) bind to nothing: an exception unwinding through an armed
+ * return would meet a return stub and end the process (std::terminate). Refused where unwinding is likely */
+static int unwinder_mapped(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f) return 1;
+	char line[512];
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f)) found = strstr(line, "/libgcc_s.so") || strstr(line, "/libstdc++.so");
+	fclose(f);
+	return found;
+}
+
 /* puts live hook h (its req set, not listed) on the function at addr: 0, or an errno with msg (h freed) */
 static int install(struct ahook *h, uintptr_t addr, char *msg, size_t n)
 {
@@ -457,6 +473,10 @@ int agent_hook_add(const struct wbpf_agent_hook *r, int *pending, char *msg, siz
 	if (find_hook(r->id)) return put_msg(msg, n, "hook %u: the agent has a hook %u already", r->id, r->id), EEXIST;
 	struct ahook *h = free_hook();
 	if (!h) return put_msg(msg, n, "hook %u: the agent holds %u hooks already", r->id, MAX_HOOKS), ENOSPC;
+	if ((r->flags & WBPF_AGENT_HOOK_RETURN) && !preloaded && unwinder_mapped())
+		return put_msg(msg, n, "hook %u: a return probe in a joined process that maps libgcc_s or libstdc++ is refused: an exception "
+			       "unwinding through an armed call would end the process (a dlopen'ed agent cannot interpose the unwinder); "
+			       "launch the command under wasm-bpf instead", r->id), EOPNOTSUPP;
 	*h = (struct ahook){ .id = r->id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .prog = prog, .enabled = 1, .live = 1, .req = *r };
 	uintptr_t addr = find_address(r);
 	if (!addr) {
@@ -600,7 +620,8 @@ static void do_start(uint32_t seq)
 	release_start();
 }
 
-/* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one) */
+/* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one); the
+ * attachments are freed once no hit reads them, so a later join's host may use the same ids */
 void agent_unhook_all(void)
 {
 	for (unsigned i = 0; i < MAX_HOOKS; i++) hooks[i].enabled = 0;
@@ -610,6 +631,10 @@ void agent_unhook_all(void)
 		struct wbpf_hook_error err;
 		if (fns[i].hook && wbpf_hook_detach(fns[i].hook, &err) == 0) fns[i].hook = NULL;
 	}
+	for (unsigned i = 0; i < MAX_HOOKS; i++)
+		if (hooks[i].live) unlist(&hooks[i]);
+	for (unsigned i = 0; i < nfns; i++) fn_quiesce(&fns[i]);
+	for (unsigned i = 0; i < MAX_HOOKS; i++) hooks[i].live = 0;
 }
 
 /* ---- the channel ---- */
@@ -685,7 +710,30 @@ static void *serve(void *arg)
 	pthread_mutex_unlock(&agent_lock);
 	release_start();
 	close(chan);
+	chan = -1;
+	agent_unclaim();
 	return NULL;
+}
+
+/* ---- the one channel: launch mode's, or a join's (join.c) ---- */
+static int claimed; /* atomic */
+
+int agent_claim(void)
+{
+	int free_ = 0;
+	return __atomic_compare_exchange_n(&claimed, &free_, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ? 0 : -EBUSY;
+}
+
+void agent_unclaim(void)
+{
+	__atomic_store_n(&claimed, 0, __ATOMIC_RELEASE);
+}
+
+void agent_serve_joined(int fd)
+{
+	chan = fd;
+	release_start();
+	(void)serve(NULL);
 }
 
 /* the serve thread on channel fd; 0, or -1 when it cannot start */
@@ -693,7 +741,10 @@ static int serve_start(int fd)
 {
 	chan = fd;
 	pthread_t t;
-	if (pthread_create(&t, NULL, serve, NULL) != 0) return -1;
+	if (pthread_create(&t, NULL, serve, NULL) != 0) {
+		chan = -1;
+		return -1;
+	}
 	pthread_detach(t);
 	return 0;
 }
@@ -703,6 +754,8 @@ static int serve_start(int fd)
 int agent_serve_again(int fd)
 {
 	started = 1;
+	preloaded = 1;
+	(void)agent_claim();
 	return serve_start(fd);
 }
 
@@ -729,8 +782,13 @@ __attribute__((constructor)) static void wbpf_agent_init(void)
 	/* children and exec'd programs must not serve this host's channel (they'd race on it): they follow the
 	 * registry instead (follow.c) */
 	unsetenv("WBPF_AGENT_FD");
+	preloaded = 1;
+	if (agent_claim() < 0) return;
 	agent_reg = reg_create((int)fd);
 	if (agent_reg) follow_atfork();
-	if (serve_start((int)fd) != 0) return;
+	if (serve_start((int)fd) != 0) {
+		agent_unclaim();
+		return;
+	}
 	wait_start(); /* the command's main runs once the host says START (or goes away) */
 }

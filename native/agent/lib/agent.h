@@ -26,6 +26,15 @@ struct amap {
 /* the map an lddw src 1 value names, or NULL */
 struct amap *find_map(uint64_t ref);
 
+/* ---- join mode (join.c: the agent dlopen'ed by ptrace injection into a running process) ---- */
+/* takes the one channel slot: 0, or -EBUSY while a host's channel is served (launch or an earlier join) */
+int agent_claim(void);
+/* gives the slot back (a join that never got its channel) */
+void agent_unclaim(void);
+/* serves fd on the calling thread until EOF, then unhooks everything and gives the slot back; no START
+ * (the process runs already). The caller holds the slot (agent_claim) */
+void agent_serve_joined(int fd);
+
 /* the chan side sends a trace_printk text to the host (a weak stub in helpers.c drops it until then) */
 void agent_trace(uint32_t hook_id, const char *text, uint32_t len);
 
