@@ -238,7 +238,7 @@ if (process.arch !== 'x64') {
     tt.match(agent.notices[0], { kind: 'disabled', hookId: 2, message: /^hook 2 disabled: program 1 stopped with status 2 at pc 0/ }, 'a memory fault');
     agent.close();
     child.stdin?.end();
-    tt.equal(await exited, 0, 'the target exits 0');
+    tt.equal(await exited, 0, `the target exits 0 (${child.signalCode})`);
   });
 
   t.test('a hit inside a hit is skipped (a helper calling a hooked function)', async (tt) => {

@@ -414,6 +414,7 @@ static void fn_quiesce(struct afn *fn)
 static void unlist(struct ahook *h)
 {
 	struct afn *fn = h->fn;
+	if (!fn) return; /* pending: never installed on a function */
 	for (int i = 0; i < MAX_FN_HOOKS; i++)
 		if (fn->at[i] == h) __atomic_store_n(&fn->at[i], NULL, __ATOMIC_SEQ_CST);
 	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_sub_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
