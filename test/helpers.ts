@@ -95,8 +95,10 @@ export async function pollUntil(what: () => boolean, ms: number): Promise<boolea
 }
 
 /** `env`: the child's whole environment */
-export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Running {
-  return new Running(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: opts.env } : {}) }));
+/** the CLI started in the background; `wrap` runs it through a command (e.g. setpriv ... to change users) */
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv; wrap?: string[] } = {}): Running {
+  const argv = [...(opts.wrap ?? []), process.execPath, CLI, ...args];
+  return new Running(spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: opts.env } : {}) }));
 }
 
 export interface KernelIds {

@@ -3,7 +3,7 @@
 // ordinary user (uid 65534) the selector routes it to the userspace backend on its own. Targets with an
 // endbr64, a push %rbp and a plain (rip-relative mov) entry.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUILD, CLI, FIXTURES, ROOT, runCli, startCli } from './helpers.js';
@@ -72,11 +72,18 @@ async function waitGone(pid: number, ms: number): Promise<void> {
   if (fs.existsSync(`/proc/${pid}`)) throw new Error(`pid ${pid} still runs after ${ms} ms`);
 }
 
+/** the environment of uid 65534's runs: a HOME it may write, and not tap's NODE_OPTIONS (whose hooks write where it may not) */
+function nobodyEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
+  delete env['NODE_OPTIONS'];
+  return env;
+}
+
 function asNobody(args: string[], timeout = 90_000): ReturnType<typeof spawnSync> {
   return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], {
     encoding: 'utf8',
     timeout,
-    env: { ...process.env, HOME: '/tmp' },
+    env: nobodyEnv(),
   });
 }
 
@@ -209,6 +216,37 @@ if (process.arch !== 'x64') {
     tt.equal(events(r.stdout).entries.length, 0, 'no event');
     const ok = runCli(['run', '--backend', 'userspace', '--allow-uprobe', target, APP, target, '--', target, '1', '2', '3'], { timeout: 60_000 });
     tt.equal(events(ok.stdout).entries.length, 3, 'allowed: the events');
+  });
+
+  t.test('--pid: an ordinary user joins its own running process; Ctrl-C leaves it running as before', async (tt) => {
+    const target = built['endbr64']!;
+    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', target, '6', '7', '400', '300', '1', '10000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    tt.teardown(() => void child.kill('SIGKILL'));
+    const pid = child.pid!;
+    await new Promise((r) => setTimeout(r, 200));
+    const run = startCli(['run', '-v', '--pid', String(pid), APP, target], { env: nobodyEnv(), wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
+    tt.teardown(() => void run.interrupt('SIGKILL'));
+    await run.waitFor(new RegExp(`^URETPROBE pid=${pid} ret=13$`), 60_000);
+    tt.match(run.stderr, /selector: userspace: the kernel cannot run the object/, 'routed to the userspace backend');
+    tt.not(entryBytes(pid, target), fileBytes(target), 'the running process is hooked');
+    const r = await signalled(run, 'SIGINT');
+    tt.equal(r.code, 130, 'Ctrl-C: 130');
+    tt.equal(entryBytes(pid, target), fileBytes(target), 'its entry holds the original bytes again');
+    const entries = run.lines(new RegExp(`^UPROBE pid=${pid} a=6 b=7$`)).length;
+    tt.ok(entries > 0 && entries < 400, `events while joined (${entries})`);
+    tt.equal(await exited, 0, 'the process runs on to its end, exit 0');
+    tt.match(out, /uprobe_target_add\(6, 7\) = 13, 400 calls/, 'every call right');
+  });
+
+  t.test('--pid refusals name the pid and the reason', async (tt) => {
+    const r = runCli(['run', '--backend', 'userspace', '--pid', '999999999', APP, '/bin/true'], { timeout: 60_000 });
+    tt.not(r.code, 0, 'fails');
+    tt.match(r.stderr, /cannot join process 999999999: /, 'names the pid');
+    const nobody = asNobody(['run', '--pid', '1', APP, '/bin/true'], 60_000);
+    tt.match(String(nobody.stderr), /cannot join process 1: .*only a process of the same user may be joined/, 'another user\'s process: says why');
   });
 
   t.test('a command that does not exist', async (tt) => {

@@ -27,6 +27,10 @@ The first -- after the module starts the command: the guest's own arguments cann
 Options:
   --env K=V                     set an environment variable for the guest (repeatable; none by default)
   --dir HOST[:GUEST]            give the guest a host directory (repeatable; none by default)
+  --pid PID                     trace this running process too (repeatable; x86_64): the userspace backend
+                                injects the uprobe agent (ptrace; your own processes, Yama permitting) and
+                                runs the app's uprobe/uretprobe programs in it; at the end of the run every
+                                hook is removed and the process runs on as before
   --backend auto|linux|userspace|windows
                                 force a backend (default auto)
   --btfhub-mirror URL           when the kernel has no vmlinux BTF, fetch it from this btfhub-archive
@@ -57,6 +61,8 @@ interface Parsed {
   btfhubArchive?: string;
   /** the command after `--` that follows the module */
   command?: string[];
+  /** --pid: running processes to trace */
+  pids: number[];
 }
 
 function usageError(msg: string): never {
@@ -75,6 +81,7 @@ function parseRunArgs(argv: string[]): Parsed | 'help' {
     verbose: false,
     wrapperModule: 'callback-wrapper',
     callbackExport: 'go-callback',
+    pids: [],
   };
   const policy = new PolicyOptions();
   const assumed: string[] = [];
@@ -134,6 +141,13 @@ function parseRunArgs(argv: string[]): Parsed | 'help' {
         const dir = val();
         if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) usageError(`--btfhub-archive ${dir}: not a directory`);
         p.btfhubArchive = path.resolve(dir);
+        break;
+      }
+      case '--pid': {
+        const v = val();
+        const pid = Number(v);
+        if (!/^\d+$/.test(v) || !Number.isSafeInteger(pid) || pid <= 0) usageError(`--pid expects a process id, got '${v}'`);
+        if (!p.pids.includes(pid)) p.pids.push(pid);
         break;
       }
       case '--assume-missing':
@@ -197,6 +211,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       backend: parsed.backend,
       exitWhenStuck: true,
       ...(parsed.command ? { launch: { command: parsed.command } } : {}),
+      ...(parsed.pids.length ? { join: parsed.pids } : {}),
       ...(parsed.btfhubMirror !== undefined || parsed.btfhubArchive !== undefined
         ? { btfhub: { ...(parsed.btfhubMirror !== undefined ? { mirror: parsed.btfhubMirror } : {}), ...(parsed.btfhubArchive !== undefined ? { archive: parsed.btfhubArchive } : {}) } }
         : {}),

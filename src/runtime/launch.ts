@@ -8,6 +8,7 @@ import { WasmBpfError } from '../errors.js';
 import { agentLibraryPath, loadNative } from '../../backends/linux/native.js';
 import { agentSocketpair } from '../../backends/userspace/attach/channel.js';
 import { spawnUnderAgent } from '../../backends/userspace/attach/launch.js';
+import { joinProcess, type Joined } from '../../backends/userspace/attach/join.js';
 
 export interface Launched {
   child: ChildProcess;
@@ -18,16 +19,41 @@ export interface Launched {
   exited: Promise<number>;
 }
 
-/** Starts `command` under the agent; throws WasmBpfError when the agent is missing or the command cannot start. */
-export async function launchCommand(command: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Launched> {
-  if (command.length === 0 || command[0] === '') throw new WasmBpfError('USAGE', 'no command after --');
+/** the agent library, or a WasmBpfError saying why there is none */
+function agentLibrary(what: string): string {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new WasmBpfError('UNSUPPORTED', `launching a command under the uprobe agent needs Linux on x86_64 (this is ${process.platform} on ${process.arch}); arm64 comes later`);
+    throw new WasmBpfError('UNSUPPORTED', `${what} needs Linux on x86_64 (this is ${process.platform} on ${process.arch}); arm64 comes later`);
   }
   const agent = agentLibraryPath();
   if (!agent) {
-    throw new WasmBpfError('UNSUPPORTED', 'launching a command needs the uprobe agent, native/agent/build/libwbpf_agent.so, which is not built: run `make -C native/agent` (npm install does)');
+    throw new WasmBpfError('UNSUPPORTED', `${what} needs the uprobe agent, native/agent/build/libwbpf_agent.so, which is not built: run \`make -C native/agent\` (npm install does)`);
   }
+  return agent;
+}
+
+/**
+ * Injects the agent into each running process (`--pid`); on a refusal or failure, closes the channels
+ * already made and throws WasmBpfError naming the pid and the reason.
+ */
+export function joinProcesses(pids: readonly number[]): Joined[] {
+  const agent = agentLibrary('joining a running process with the uprobe agent');
+  const done: Joined[] = [];
+  for (const pid of pids) {
+    try {
+      done.push(joinProcess(pid, { agent }));
+    } catch (err) {
+      for (const j of done) loadNative().closeFd(j.fd);
+      const e = err as { message?: string; hint?: string };
+      throw new WasmBpfError('UNSUPPORTED', `cannot join process ${pid}: ${e.message ?? String(err)}${e.hint ? `; ${e.hint}` : ''}`);
+    }
+  }
+  return done;
+}
+
+/** Starts `command` under the agent; throws WasmBpfError when the agent is missing or the command cannot start. */
+export async function launchCommand(command: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Launched> {
+  if (command.length === 0 || command[0] === '') throw new WasmBpfError('USAGE', 'no command after --');
+  const agent = agentLibrary('launching a command under the uprobe agent');
   const native = loadNative();
   const { host, child: childEnd } = agentSocketpair();
   // spawnUnderAgent closes this process's copy of the child's end

@@ -11,7 +11,7 @@ import type { BackendChoice } from '../select/backend.js';
 import { WasmBpfError } from '../errors.js';
 import { mark } from '../trace.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
-import { launchCommand, type Launched } from './launch.js';
+import { joinProcesses, launchCommand, type Launched } from './launch.js';
 
 export interface RunOptions {
   /** module bytes, or a path to read them from */
@@ -59,6 +59,12 @@ export interface RunOptions {
    * command runs on, unhooked.
    */
   launch?: { command: readonly string[]; env?: NodeJS.ProcessEnv };
+  /**
+   * Running processes to trace (`--pid`): the uprobe agent is injected into each (ptrace; ./launch.ts
+   * joinProcesses), which then runs the app's uprobe programs like a launched command's; at the end of the
+   * run every hook is removed and each process runs on as before.
+   */
+  join?: readonly number[];
 }
 
 export interface RunResult {
@@ -123,10 +129,13 @@ export class Runtime {
     if (btf) input.btfCustomPath = btf;
     let launched: Launched | undefined;
     let commandStatus: number | undefined;
+    // joined first: a refusal (no such pid, Yama, ...) ends the run before a command is started
+    const joined = opts.join?.length ? joinProcesses(opts.join) : [];
+    if (joined.length) input.traced = joined.map((j) => ({ fd: j.fd, pid: j.pid, launched: false }));
     if (opts.launch) {
       launched = await launchCommand(opts.launch.command, opts.launch.env);
       // the guest's thread owns the channel's fd from here (it closes it when the run ends)
-      input.traced = [{ fd: launched.fd, pid: launched.pid, launched: true }];
+      input.traced = [...(input.traced ?? []), { fd: launched.fd, pid: launched.pid, launched: true }];
       void launched.exited.then((status) => {
         commandStatus = status;
         if (opts.verbose) process.stderr.write(`wasm-bpf: the launched command (pid ${launched!.pid}) exited with status ${status}; stopping the app\n`);

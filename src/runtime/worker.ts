@@ -62,6 +62,18 @@ const log = (line: string): void => {
 };
 
 async function run(): Promise<number> {
+  // the traced processes' agents: every channel the main thread made is closed however the run ends
+  const agent = input.traced?.length ? new AgentGroup(input.traced.map((t) => new AgentSession(t))) : undefined;
+  try {
+    return await runGuest(agent);
+  } finally {
+    // a launched command the guest never let start (it ended before its first poll or sleep) never ran a
+    // line of its own: it is killed, not left to run untraced
+    for (const pid of agent?.end() ?? []) log(`wasm-bpf: the app ended before it let the launched command start: killed it (pid ${pid}) before its main`);
+  }
+}
+
+async function runGuest(agent: AgentGroup | undefined): Promise<number> {
   const stop = new StopSignal(input.stop);
   const bytes = input.bytes;
   const shape = readModuleShape(bytes);
@@ -82,8 +94,7 @@ async function run(): Promise<number> {
   checkWasiImports(shape);
 
   if (input.btfCustomPath && input.backend !== 'userspace' && input.verbose) log(`wasm-bpf: vmlinux BTF for CO-RE: ${input.btfCustomPath}`);
-  const agent = input.traced?.length ? new AgentGroup(input.traced.map((t) => new AgentSession(t))) : undefined;
-  // a launched command runs once the guest is set up: at its first poll or sleep, or when it ends
+  // a launched command runs once the guest is set up: at its first poll or sleep
   const release = (): void => agent?.start();
   const backend = await createBackend(input.backend, {
     ...(agent ? { agent } : {}),
@@ -128,9 +139,7 @@ async function run(): Promise<number> {
     // proc_exit or a trap in the module's start function (run by the instantiation)
     const code = guestEnd(err, stop);
     if (code !== undefined) {
-      release();
       backend.dispose();
-      agent?.close();
       return code;
     }
     throw new ModuleError(err instanceof WebAssembly.LinkError ? 'WASM_IMPORT' : 'WASM_MALFORMED', `cannot instantiate the module: ${errorMessage(err)}`, { cause: err });
@@ -144,12 +153,9 @@ async function run(): Promise<number> {
     throw err;
   } finally {
     const open = host.openObjectCount;
-    release();
     host.closeAll();
     if (open && input.verbose) log(`wasm-bpf: closed ${open} object(s) the guest left open`);
     backend.dispose();
-    // the agent unhooks what is left and the command runs on
-    agent?.close();
   }
 }
 

@@ -44,6 +44,8 @@ export class AgentSession {
   readonly channel: AgentChannel;
   readonly pid: number;
   readonly launched: boolean;
+  /** start() was sent: a launched command runs its own code */
+  started = false;
   private readonly sentMaps = new Set<number>();
   private readonly loaded = new Set<number>();
   private readonly listeners: Array<(n: AgentNotice) => void> = [];
@@ -64,7 +66,9 @@ export class AgentSession {
 
   /** lets a launched command run (its agent holds it before main until then); idempotent */
   start(): void {
-    if (this.open && this.launched) this.channel.start();
+    if (this.started || !this.launched) return;
+    this.started = true;
+    if (this.open) this.channel.start();
   }
 
   /** the agent maps each shared map once (its memfd and eventfd travel with the frame) */
@@ -196,6 +200,26 @@ export class AgentGroup {
 
   close(): void {
     for (const s of this.sessions) s.close();
+  }
+
+  /**
+   * The end of the run: launched commands that were never started are killed (they are still held before
+   * their main: none of their own code ran), then every channel closes (each agent unhooks what is left
+   * and its process runs on). Returns the pids killed.
+   */
+  end(): number[] {
+    const killed: number[] = [];
+    for (const s of this.sessions) {
+      if (!s.launched || s.started || !s.open) continue;
+      try {
+        process.kill(s.pid, 'SIGKILL');
+        killed.push(s.pid);
+      } catch {
+        // already gone
+      }
+    }
+    this.close();
+    return killed;
   }
 }
 
