@@ -216,7 +216,8 @@ if (process.arch !== 'x64') {
   });
 
   t.test('the host killed (SIGKILL) while hooked: the agent unhooks, the target runs on', async (tt) => {
-    const target = await running(tt, [TARGET, '3000', '2']);
+    // long enough for a node + tsx host to start on a loaded machine (it took over 3 s in CI)
+    const target = await running(tt, [TARGET, '12000', '2']);
     const host = spawn(process.execPath, ['--import=tsx', path.join(FIXTURES, 'agent', 'join-as-user.ts'), AGENT, TARGET, String(target.pid), '1', 'hold'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -234,7 +235,7 @@ if (process.arch !== 'x64') {
 
   t.test('an ordinary user (uid 65534) joins its own process; not another user\'s', async (tt) => {
     const user = ['--reuid=65534', '--regid=65534', '--clear-groups'];
-    const target = await running(tt, ['setpriv', ...user, TARGET, '4000', '0']);
+    const target = await running(tt, ['setpriv', ...user, TARGET, '12000', '0']);
     const r = spawnSync('setpriv', [...user, process.execPath, '--import=tsx', path.join(FIXTURES, 'agent', 'join-as-user.ts'), AGENT, TARGET, String(target.pid), '1'], {
       encoding: 'utf8',
       cwd: ROOT,
