@@ -96,9 +96,10 @@ static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) 
   return hdr + RB_HDR;
 }
 
+/* after a commit: the header's exchange (a full barrier) is ordered before this load of `waiting`, as the
+ * consumer's store of `waiting` is before its look at the ring (wbpf_ring_wait): one of them sees the other */
 static void wake(struct wbpf_map *m, uint64_t flags) {
   if (flags & RB_NO_WAKEUP) return;
-  atomic_thread_fence(memory_order_seq_cst);
   if (((flags & RB_FORCE_WAKEUP) || atomic_load(&m->h->waiting)) && m->notify_fd >= 0) {
     uint64_t one = 1;
     ssize_t w = write(m->notify_fd, &one, 8);
@@ -118,7 +119,7 @@ static void commit(struct wbpf_map *m, void *p, int discard, uint64_t flags) {
   _Atomic uint32_t *hdr = busy_hdr(m, p);
   if (!hdr) return; /* not a reserved record (the verifier would have refused the program) */
   uint32_t l = (atomic_load(hdr) & ~RB_BUSY) | (discard ? RB_DISCARD : 0);
-  atomic_store_explicit(hdr, l, memory_order_release);
+  atomic_exchange_explicit(hdr, l, memory_order_seq_cst); /* a full barrier (the kernel's xchg): see wake() */
   if (!discard) wake(m, flags);
 }
 
