@@ -41,7 +41,7 @@ struct wbpf_ring {
   uint64_t limit;           /* the most bytes prod may be ahead of cons and pending */
   uint64_t mask;            /* cap - 1 */
   uint64_t data_off;        /* from the map's start */
-  pthread_mutex_t lock;     /* producers (robust, process-shared) */
+  _Atomic uint64_t lock;    /* producers: 0 free, else the holder's (pid << 32) | tid (ring_lock.c) */
 };
 
 struct wbpf_bucket {
@@ -99,6 +99,11 @@ static inline int wbpf_trylock(struct wbpf_map *m, pthread_mutex_t *l) {
 }
 static inline void wbpf_unlock(pthread_mutex_t *l) { pthread_mutex_unlock(l); }
 int wbpf_lock_init(pthread_mutex_t *l);
+
+/* a ring's producer lock (ring_lock.c): a spinlock word naming its holder; a holder found dead on
+ * contention is replaced (counted in recoveries). 0 taken, -EDEADLK: this thread holds it already */
+int wbpf_ring_lock(struct wbpf_map *m, _Atomic uint64_t *l);
+void wbpf_ring_unlock(_Atomic uint64_t *l);
 
 int wbpf_cpu(const struct wbpf_map *m);
 

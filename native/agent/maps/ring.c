@@ -1,5 +1,5 @@
 /* Ring buffer (kernel/bpf/ringbuf.c semantics) and perf event array (one ring per CPU, lost counts) in
- * shared memory: producers in any process reserve under a robust per-ring mutex and commit with one
+ * shared memory: producers in any process reserve under a per-ring lock (ring_lock.c) and commit with one
  * release store of the record header; the single consumer (the host) drains and sleeps in poll(2). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -45,8 +45,7 @@ int wbpf_ring_init(struct wbpf_map *m) {
     r->mask = cap - 1;
     r->limit = h->type == WBPF_MAP_RINGBUF ? cap - 1 : h->perf_bytes;
     r->data_off = data + (uint64_t)i * 2 * cap;
-    int e = wbpf_lock_init(&r->lock);
-    if (e) return e;
+    atomic_store(&r->lock, 0);
   }
   return 0;
 }
@@ -69,7 +68,10 @@ static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) 
   uint64_t len = ROUND8((uint64_t)size + RB_HDR);
   if (len > r->mask + 1) return NULL;
   uint8_t *d = data_of(m, r);
-  wbpf_lock(m, &r->lock);
+  if (wbpf_ring_lock(m, &r->lock) != 0) { /* this thread holds it (a hit in a signal handler): no deadlock */
+    atomic_fetch_add(&m->h->drops, 1);
+    return NULL;
+  }
   uint64_t prod = atomic_load_explicit(&r->prod, memory_order_relaxed);
   uint64_t pend = atomic_load_explicit(&r->pending, memory_order_relaxed);
   while (pend < prod) {
@@ -81,7 +83,7 @@ static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) 
   uint64_t np = prod + len;
   uint64_t cons = atomic_load_explicit(&r->cons, memory_order_acquire);
   if (np - cons > r->limit || np - pend > r->limit) {
-    wbpf_unlock(&r->lock);
+    wbpf_ring_unlock(&r->lock);
     atomic_fetch_add(&m->h->drops, 1);
     return NULL;
   }
@@ -90,13 +92,14 @@ static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) 
   atomic_store_explicit((_Atomic uint32_t *)(hdr + 4), (uint32_t)my_pid(), memory_order_relaxed);
   atomic_store_explicit((_Atomic uint32_t *)hdr, size | RB_BUSY, memory_order_release);
   atomic_store_explicit(&r->prod, np, memory_order_release);
-  wbpf_unlock(&r->lock);
+  wbpf_ring_unlock(&r->lock);
   return hdr + RB_HDR;
 }
 
+/* after a commit: the header's exchange (a full barrier) is ordered before this load of `waiting`, as the
+ * consumer's store of `waiting` is before its look at the ring (wbpf_ring_wait): one of them sees the other */
 static void wake(struct wbpf_map *m, uint64_t flags) {
   if (flags & RB_NO_WAKEUP) return;
-  atomic_thread_fence(memory_order_seq_cst);
   if (((flags & RB_FORCE_WAKEUP) || atomic_load(&m->h->waiting)) && m->notify_fd >= 0) {
     uint64_t one = 1;
     ssize_t w = write(m->notify_fd, &one, 8);
@@ -116,7 +119,7 @@ static void commit(struct wbpf_map *m, void *p, int discard, uint64_t flags) {
   _Atomic uint32_t *hdr = busy_hdr(m, p);
   if (!hdr) return; /* not a reserved record (the verifier would have refused the program) */
   uint32_t l = (atomic_load(hdr) & ~RB_BUSY) | (discard ? RB_DISCARD : 0);
-  atomic_store_explicit(hdr, l, memory_order_release);
+  atomic_exchange_explicit(hdr, l, memory_order_seq_cst); /* a full barrier (the kernel's xchg): see wake() */
   if (!discard) wake(m, flags);
 }
 

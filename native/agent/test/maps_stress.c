@@ -206,7 +206,7 @@ static void take_all_buckets(void) {
 }
 static void take_ring_lock(void) {
   struct wbpf_ring *r = (struct wbpf_ring *)((uint8_t *)rb.h + rb.h->off_a);
-  wbpf_lock(&rb, &r->lock);
+  if (wbpf_ring_lock(&rb, &r->lock) != 0) _exit(1);
 }
 static void reserve_and_hold(void) {
   if (!wbpf_ringbuf_reserve(&rb, 32, 0)) _exit(1);
@@ -236,6 +236,29 @@ static void crashes(void) {
   die_holding(take_ring_lock);
   uint64_t x = 42;
   CHECK(wbpf_ringbuf_output(&rb, &x, 8, 0) == 0, "a process killed holding the ring's producer lock: output works");
+  {
+    /* killed holding it and not reaped yet (a zombie): the parent, the taker here, must not wait for itself */
+    int fds[2];
+    if (pipe(fds) == 0) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        take_ring_lock();
+        if (write(fds[1], "x", 1) != 1) _exit(1);
+        for (;;) pause();
+      }
+      char c;
+      if (read(fds[0], &c, 1) != 1) printf("# child did not report\n");
+      while (wbpf_ring_drain(&rb, out, sizeof out) > 0) {}
+      kill(pid, SIGKILL);
+      siginfo_t si;
+      waitid(P_PID, pid, &si, WEXITED | WNOWAIT);
+      CHECK(wbpf_ringbuf_output(&rb, &x, 8, 0) == 0, "a process killed holding the ring's producer lock, not yet reaped: output works");
+      waitpid(pid, NULL, 0);
+      close(fds[0]);
+      close(fds[1]);
+    }
+  }
   die_holding(reserve_and_hold);
   CHECK(wbpf_ringbuf_output(&rb, &x, 8, 0) == 0, "output after a record left reserved by a killed process");
   int n = wbpf_ring_drain(&rb, out, sizeof out);

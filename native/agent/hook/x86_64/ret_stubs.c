@@ -3,6 +3,7 @@
  * the stubs' pool and its lock-free index, and the CET shadow stack check. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -37,10 +38,27 @@ static int pool_map(void);
 static int page_fill(uint32_t p);
 
 /* the slow paths (mmap, mprotect) keep the program's errno */
+/* Another thread mapping or filling: wait for it (its own signal handlers never get here: ret.c's busy
+ * flag keeps a nested arm out), else the calls of every thread meanwhile would go unreported (hundreds of
+ * them when the filler is preempted on a loaded machine). Not in a fork child of the filler's process
+ * (the filler is not there): a filler stores its pid before it claims the state. */
+static pid_t filler_pid; /* atomic */
+static int filling_here(void)
+{
+	if (__atomic_load_n(&filler_pid, __ATOMIC_ACQUIRE) != getpid()) return 0;
+	sched_yield();
+	return 1;
+}
+
 static int pool_ready(void)
 {
 	int st = __atomic_load_n(&pool_state, __ATOMIC_ACQUIRE);
 	if (st == P_READY) return 1;
+	if (st == P_FILLING) {
+		while ((st = __atomic_load_n(&pool_state, __ATOMIC_ACQUIRE)) == P_FILLING)
+			if (!filling_here()) return 0;
+		return st == P_READY;
+	}
 	if (st != P_EMPTY) return 0;
 	int saved_errno = errno, ok = pool_map();
 	errno = saved_errno;
@@ -51,6 +69,11 @@ static int page_ready(uint32_t p)
 {
 	uint8_t st = __atomic_load_n(&page_state[p], __ATOMIC_ACQUIRE);
 	if (st == P_READY) return 1;
+	if (st == P_FILLING) {
+		while ((st = __atomic_load_n(&page_state[p], __ATOMIC_ACQUIRE)) == P_FILLING)
+			if (!filling_here()) return 0;
+		return st == P_READY;
+	}
 	if (st != P_EMPTY) return 0;
 	int saved_errno = errno, ok = page_fill(p);
 	errno = saved_errno;
@@ -60,6 +83,7 @@ static int page_ready(uint32_t p)
 static int pool_map(void)
 {
 	int st = P_EMPTY;
+	__atomic_store_n(&filler_pid, getpid(), __ATOMIC_RELEASE);
 	/* one caller maps; a concurrent one (or a signal handler nested in it) just goes untraced */
 	if (!__atomic_compare_exchange_n(&pool_state, &st, P_FILLING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return 0;
 	size_t data = (size_t)NSTUBS * 8 + (size_t)TABLE_SIZE * 4;
@@ -81,6 +105,7 @@ static int pool_map(void)
 static int page_fill(uint32_t p)
 {
 	uint8_t st = P_EMPTY;
+	__atomic_store_n(&filler_pid, getpid(), __ATOMIC_RELEASE);
 	if (!__atomic_compare_exchange_n(&page_state[p], &st, P_FILLING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return 0;
 	uint8_t *pg = code + (size_t)p * PAGE;
 	if (mprotect(pg, PAGE, PROT_READ | PROT_WRITE)) {
