@@ -228,6 +228,14 @@ t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_v
   t.match(none.reason, /the agent is not built: .*nothere has no libwbpf_agent\.so/);
   t.equal(none.fix, `make -C ${agent}`);
 
+  // join (--pid): the injector and the join build, ptrace, Linux 5.6+
+  t.equal(d.join.state, 'no', 'the injector not built');
+  t.match(d.join.reason, /the injector is not built: .* has no wbpf-inject, libwbpf_agent_join\.so/);
+  for (const f of ['wbpf-inject', 'libwbpf_agent_join.so']) fs.writeFileSync(path.join(agent, f), '\x7fELF');
+  const dj = probe({ root: DEBIAN, agentDir: agent }).userspace.join;
+  t.same([dj.state, dj.since], ['yes', '5.6'], 'built, ptrace allowed, a 5.10 kernel');
+  t.match(dj.reason, /wbpf-inject and libwbpf_agent_join\.so built; ptrace of this user's own processes allowed; pidfd_getfd/);
+
   // an ordinary user under each Yama scope
   const user = copyOf(t, UBUNTU);
   fs.writeFileSync(path.join(user, 'proc/self/status'), 'Name:\tnode\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\n');
@@ -240,6 +248,9 @@ t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_v
   t.match(s0.reason, /^Yama ptrace_scope 0 \(classic: a process may ptrace any dumpable process of its own uid\)$/);
   const s1 = scope('1');
   t.same([s1.state, s1.errno], ['no', 'EPERM']);
+  const j1 = probe({ root: user, agentDir: agent }).userspace.join;
+  t.equal(j1.state, 'no', 'a 5.4 kernel: no join');
+  t.match(j1.reason, /^the agent gets its channel with pidfd_getfd, Linux 5\.6\+ \(this is 5\.4/);
   t.match(s1.reason, /joining a running process needs CAP_SYS_PTRACE, which this process lacks; commands launched under wasm-bpf \(LD_PRELOAD\) are not affected/);
   t.match(s1.fix, /CAP_SYS_PTRACE .*kernel\.yama\.ptrace_scope=0/);
   const s2 = scope('2');

@@ -171,6 +171,7 @@ export function formatReport(r: Report, opts: FormatOptions): string {
   check('agent', u.agent, u.agent.reason);
   check('ptrace', u.ptrace, u.ptrace.reason);
   check('LD_PRELOAD', u.preload, u.preload.reason);
+  check('join (--pid)', u.join, u.join.reason);
   check('process_vm_readv', u.processVmReadv, u.processVmReadv.reason);
   out.push('');
   return out.join('\n');

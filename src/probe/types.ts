@@ -214,6 +214,8 @@ export interface UserspaceSection {
   };
   /** launching a command with the agent in LD_PRELOAD (not for setuid/setgid/file-capability or static programs) */
   preload: Check;
+  /** joining a running process (`run --pid`): the injector and the agent's join build built, ptrace allowed, pidfd_getfd (Linux 5.6+) */
+  join: Feature;
   /** process_vm_readv(2): Linux 3.2+, CONFIG_CROSS_MEMORY_ATTACH */
   processVmReadv: Feature;
 }

@@ -16,6 +16,9 @@ export const AGENT_ARCHES: ReadonlySet<string> = new Set(['x86_64']);
 /** what the agent needs from native/agent/build/ (`make -C native/agent`): the LD_PRELOADed agent library */
 export const AGENT_FILES: readonly string[] = ['libwbpf_agent.so'];
 
+/** what joining a running process needs beside the agent: the injector and the agent's join build */
+export const JOIN_FILES: readonly string[] = ['wbpf-inject', 'libwbpf_agent_join.so'];
+
 export const YAMA_SCOPE = '/proc/sys/kernel/yama/ptrace_scope';
 
 /** native/agent/build of this install (src/probe/ and dist/src/probe/ both find it) */
@@ -130,6 +133,23 @@ function vmReadvCheck(platform: string, kernel: KernelVersion, kc: Kconfig): Fea
   return { state: 'unknown', reason: `CONFIG_CROSS_MEMORY_ATTACH is not in ${kc.section.path ?? 'the kernel config'}`, method: 'file', since };
 }
 
+/** `run --pid`: the join pieces built, this user may ptrace its processes, and the channel's hand-over (pidfd_getfd) */
+function joinCheck(dir: string, ptrace: Check, platform: string, kernel: KernelVersion): Feature {
+  const since = '5.6';
+  if (platform !== 'linux') return { state: 'no', reason: `ptrace injection is Linux's; this is ${platform}`, method: 'inferred', since };
+  const missing = JOIN_FILES.filter((f) => !fs.existsSync(path.join(dir, f)));
+  if (missing.length > 0) {
+    return { state: 'no', reason: `the injector is not built: ${dir} has no ${missing.join(', ')}`, method: 'file', since, fix: `make -C ${path.dirname(dir)}` };
+  }
+  if (kernel.code !== 0 && !atLeast(kernel, since)) {
+    return { state: 'no', reason: `the agent gets its channel with pidfd_getfd, Linux ${since}+ (this is ${kernel.version ?? kernel.release})`, method: 'inferred', since, fix: `a Linux ${since}+ kernel` };
+  }
+  if (ptrace.state !== 'yes') {
+    return { state: ptrace.state, reason: `joining needs ptrace: ${ptrace.reason}`, method: ptrace.method, since, ...(ptrace.fix ? { fix: ptrace.fix } : {}) };
+  }
+  return { state: 'yes', reason: `${JOIN_FILES.join(' and ')} built; ptrace of this user's own processes allowed; pidfd_getfd (Linux ${since}+)`, method: 'file', since };
+}
+
 export interface UserspaceInputs {
   sys: SystemView;
   platform: string;
@@ -145,12 +165,15 @@ export interface UserspaceInputs {
 }
 
 export function userspaceFacts(i: UserspaceInputs): UserspaceSection {
+  const dir = i.agentDir ?? defaultAgentDir();
+  const ptrace = ptraceCheck(i.sys, i.platform, i.privileges.capabilities.effective);
   return {
     attaches: [...i.attaches],
     arch: archCheck(i.arch),
-    agent: agentCheck(i.agentDir ?? defaultAgentDir()),
-    ptrace: ptraceCheck(i.sys, i.platform, i.privileges.capabilities.effective),
+    agent: agentCheck(dir),
+    ptrace,
     preload: preloadCheck(i.platform),
+    join: joinCheck(dir, ptrace, i.platform, i.kernel),
     processVmReadv: vmReadvCheck(i.platform, i.kernel, i.kc),
   };
 }
