@@ -264,6 +264,9 @@ t.test('errors', async (t) => {
     t.match(err.message, re);
   };
   e(`${dir}/nothere:f`, 2, /uprobe target binary .*\/nothere does not exist/);
+  // a device or a directory named as the binary: refused before any read (reading /dev/zero never ends)
+  e('/dev/zero:f', 22, /uprobe target binary \/dev\/zero is not a regular file/);
+  e(`${dir}:f`, 22, /is not a regular file/);
   e(`${dir}/prog.c:f`, 8, /is not an ELF64 file: not an ELF file/);
   e(`${pie}:no_such_fn`, 2, /no function 'no_such_fn' in .*prog-pie/);
   e('libc.so.6:malloc@GLIBC_9.9', 2, /no function 'malloc@GLIBC_9.9' in .*libc\.so\.6/);

@@ -138,9 +138,12 @@ export function resolveUprobe(t: UprobeTarget, search: SearchEnv = {}): Resolved
   let bytes: Buffer;
   let st: fs.BigIntStats;
   try {
-    bytes = fs.readFileSync(path);
+    // a regular file only: a device (/dev/zero) or a FIFO named by a guest would never end the read
     st = fs.statSync(path, { bigint: true });
+    if (!st.isFile()) throw invalid(`uprobe target binary ${path} is not a regular file`);
+    bytes = fs.readFileSync(path);
   } catch (err) {
+    if (err instanceof BackendError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') throw notFound(`uprobe target binary ${path} does not exist`);
     throw new BackendError(`uprobe target binary ${path}: ${(err as Error).message}`, code === 'EACCES' ? ERRNO.EACCES : ERRNO.EIO, '', undefined, { cause: err });
