@@ -21,7 +21,8 @@ uprobe/uretprobe programs inside it, at the hooked functions (no root needed; ch
 when the kernel cannot run them, or with --backend userspace). COMMAND starts once the app is set up
 (its first poll or sleep), so hooks see it from its first instruction; with the kernel backend it
 starts the same way. When COMMAND exits, the app is stopped (records already produced are
-delivered) and the exit code is COMMAND's; when the app ends first, COMMAND runs on, unhooked.
+delivered) and the exit code is COMMAND's; when the app ends first, COMMAND runs on, unhooked (if the
+app ended before its first poll or sleep, COMMAND never started: it is killed before its main).
 The first -- after the module starts the command: the guest's own arguments cannot contain --.
 
 Options:

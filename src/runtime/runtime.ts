@@ -12,6 +12,7 @@ import { WasmBpfError } from '../errors.js';
 import { mark } from '../trace.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 import { joinProcesses, launchCommand, type Launched } from './launch.js';
+import { loadNative } from '../../backends/linux/native.js';
 
 export interface RunOptions {
   /** module bytes, or a path to read them from */
@@ -56,7 +57,8 @@ export interface RunOptions {
    * uprobe agent (./launch.ts): the userspace backend traces it and everything it runs; it waits before its
    * main until the guest is set up (its first poll or sleep). When it exits, the run stops (the records it
    * produced are delivered first) and the run's exit code is the command's. When the run ends first, the
-   * command runs on, unhooked.
+   * command runs on, unhooked; one the guest never let start (it ended before its first poll or sleep) is
+   * killed before its main.
    */
   launch?: { command: readonly string[]; env?: NodeJS.ProcessEnv };
   /**
@@ -133,7 +135,13 @@ export class Runtime {
     const joined = opts.join?.length ? joinProcesses(opts.join) : [];
     if (joined.length) input.traced = joined.map((j) => ({ fd: j.fd, pid: j.pid, launched: false }));
     if (opts.launch) {
-      launched = await launchCommand(opts.launch.command, opts.launch.env);
+      try {
+        launched = await launchCommand(opts.launch.command, opts.launch.env);
+      } catch (err) {
+        // the joined processes' agents see their channel close and unhook (nothing was hooked yet)
+        for (const j of joined) loadNative().closeFd(j.fd);
+        throw err;
+      }
       // the guest's thread owns the channel's fd from here (it closes it when the run ends)
       input.traced = [...(input.traced ?? []), { fd: launched.fd, pid: launched.pid, launched: true }];
       void launched.exited.then((status) => {
