@@ -282,8 +282,33 @@ t.test('the CLI uses the cache', async (t) => {
   t.equal(a.code, 0, a.stderr);
   t.equal(b.code, 0, b.stderr);
   t.notMatch(a.stdout, /cached/);
-  t.match(b.stdout, /cached .*--no-cache to probe again/, 'the second run says it is cached');
-  t.ok(fs.existsSync(path.join(dir, 'probe-0.json')), 'written under $WASM_BPF_CACHE_DIR');
+  t.match(b.stdout, /cached answer, probed \d{4}-\d\d-\d\dT\S+ in [\d.]+ ms; --no-cache to probe again/, 'the second run says it is cached, and when it was made');
+  const ns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/mnt'))![1];
+  t.ok(fs.existsSync(path.join(dir, `probe-0-mnt${ns}.json`)), 'written under $WASM_BPF_CACHE_DIR, named by uid and mount namespace');
+});
+
+t.test('the cache is keyed by mount namespace and the BTF file: a namespace never reads or overwrites another\'s answer', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-probe-ns-cache-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const env = { ...process.env, WASM_BPF_CACHE_DIR: dir };
+  const vmlinux = (stdout: string): string => (JSON.parse(stdout) as Report).btf.vmlinux.state;
+  const host = runCli(['probe', '--json'], { env });
+  t.equal(host.code, 0, host.stderr);
+  t.equal(vmlinux(host.stdout), 'yes', 'the host has vmlinux BTF');
+  // a mount namespace whose /sys/kernel/btf/vmlinux is an empty file
+  const empty = path.join(dir, 'empty-vmlinux');
+  fs.writeFileSync(empty, '');
+  const inside = (extra: string[]): ReturnType<typeof spawnSync> =>
+    spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount --bind ${empty} /sys/kernel/btf/vmlinux && exec "$0" "$@"`, process.execPath, CLI, 'probe', '--json', ...extra], { env, encoding: 'utf8', timeout: 60_000 });
+  const a = inside([]);
+  t.equal(a.status, 0, String(a.stderr));
+  t.equal(vmlinux(String(a.stdout)), 'no', 'inside: its own answer (empty vmlinux), not the host\'s cached one');
+  const b = inside(['--no-cache']);
+  t.equal(vmlinux(String(b.stdout)), 'no', 'inside, --no-cache: the same');
+  const again = runCli(['probe', '--json'], { env });
+  t.equal(vmlinux(again.stdout), 'yes', 'outside again: the host\'s answer, not overwritten by the namespace\'s');
+  const files = fs.readdirSync(dir).filter((f) => /^probe-0-mnt\d+\.json$/.test(f));
+  t.equal(files.length, 2, `one cache file per mount namespace (${files.join(', ')})`);
 });
 
 t.test('no kernel object is left behind', async (t) => {

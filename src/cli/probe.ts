@@ -11,7 +11,8 @@ const USAGE = `Usage: wasm-bpf probe [options]
 
 Reports what eBPF can do on this host: system, privileges, kernel config, BTF, program and map types,
 attach mechanisms (decided by trying), features and backends. Every check answers yes / no / unknown
-with its reason. The report is cached per boot (kernel release + boot id + uid + capabilities).
+with its reason. The report is cached per boot, keyed by kernel release, boot id, uid, capabilities,
+mount namespace and the BTF file's identity (a container never reads or overwrites the host's answer).
 
 Options:
   --json          print the report as JSON (schema: src/probe/README.md; "schemaVersion": 1)
@@ -109,12 +110,11 @@ export function probeCommand(argv: string[]): number {
     // `compat` is derived from the report (src/select/compat.ts): an addition to schema version 1
     process.stdout.write(`${JSON.stringify({ ...res.report, compat }, null, 2)}\n`);
   } else {
-    const note = res.hit ? `cached ${res.report.generatedAt}; --no-cache to probe again` : undefined;
     process.stdout.write(
       formatReport(res.report, {
         color: useColor(process.stdout),
         width: process.stdout.columns ?? 100,
-        ...(note ? { note } : {}),
+        cached: res.hit,
       }) + formatCompat(compat),
     );
   }

@@ -1,7 +1,9 @@
 // The per-boot cache of the report. Key: kernel release + boot id (a reboot or another kernel invalidates it),
-// plus uid and effective capabilities (answers depend on privileges), the report schema, this build of the
-// prober (a new build may answer differently: the newest modification time of the files beside this one,
-// i.e. the prober's sources, its compiled files or the bundle's chunks), --full and --btf.
+// plus uid and effective capabilities (answers depend on privileges), the mount namespace and the identity of
+// the BTF file the answer read (a container sees other files), the report schema, this build of the prober
+// (a new build may answer differently: the newest modification time of the files beside this one, i.e. the
+// prober's sources, its compiled files or the bundle's chunks), --full and --btf. One file per uid, mount
+// namespace and --full: a namespace never overwrites another's answer.
 // Location: $WASM_BPF_CACHE_DIR if set, else /var/cache/wasm-bpf when root, else $XDG_CACHE_HOME/wasm-bpf
 // (~/.cache/wasm-bpf).
 import fs from 'node:fs';
@@ -22,6 +24,10 @@ export interface CacheKey {
   capEff: string | null;
   full: boolean;
   btfPath: string | null;
+  /** the mount namespace (`mnt:[4026531841]`), null when unreadable */
+  mountNs: string | null;
+  /** dev:ino:size:mtime of the BTF file probed (--btf, else /sys/kernel/btf/vmlinux), 'absent' when missing */
+  btfFile: string;
 }
 
 interface CacheFile {
@@ -44,7 +50,29 @@ export function currentKey(sys: SystemView, opts: { full?: boolean; btfPath?: st
     capEff: status.capEff === null ? null : status.capEff.toString(16),
     full: opts.full === true,
     btfPath: opts.btfPath ?? null,
+    mountNs: mountNamespace(sys),
+    btfFile: fileIdentity(sys, opts.btfPath ?? '/sys/kernel/btf/vmlinux'),
   };
+}
+
+/** the mount namespace this process sees files through (only the live host's own; a fixture tree has none) */
+function mountNamespace(sys: SystemView): string | null {
+  if (sys.mode !== 'live') return null;
+  try {
+    return fs.readlinkSync('/proc/self/ns/mnt');
+  } catch {
+    return null;
+  }
+}
+
+/** what tells one file from another that replaced it: device, inode, size and modification time */
+function fileIdentity(sys: SystemView, file: string): string {
+  try {
+    const st = fs.statSync(sys.mode === 'live' ? file : path.join(sys.root, file));
+    return `${st.dev}:${st.ino}:${st.size}:${Math.trunc(st.mtimeMs)}`;
+  } catch {
+    return 'absent';
+  }
 }
 
 let build: number | undefined;
@@ -75,7 +103,8 @@ export function defaultCacheDir(uid: number | null): string {
 }
 
 export function cacheFile(dir: string, key: CacheKey): string {
-  return path.join(dir, `probe-${key.uid ?? 'x'}${key.full ? '-full' : ''}.json`);
+  const ns = /\[(\d+)\]/.exec(key.mountNs ?? '')?.[1] ?? 'x';
+  return path.join(dir, `probe-${key.uid ?? 'x'}-mnt${ns}${key.full ? '-full' : ''}.json`);
 }
 
 function sameKey(a: CacheKey, b: CacheKey): boolean {

@@ -7,8 +7,8 @@ export interface FormatOptions {
   color: boolean;
   /** terminal width for wrapped lists */
   width?: number;
-  /** e.g. 'cached 2026-11-22T10:00:00Z' */
-  note?: string;
+  /** the report came from the cache: the header says when it was made instead of timing it as now */
+  cached?: boolean;
 }
 
 const CODES = { bold: [1, 22], dim: [2, 22], red: [31, 39], green: [32, 39], yellow: [33, 39], cyan: [36, 39] } as const;
@@ -48,7 +48,11 @@ export function formatReport(r: Report, opts: FormatOptions): string {
   out.push(
     paint('wasm-bpf probe', 'bold') +
       ` — ${s.platform === 'linux' ? 'Linux' : s.platform} ${s.kernel.release} ${s.arch.normalized}, ${distro}` +
-      paint(`  [${r.mode}${r.mode === 'fixture' ? `: ${r.root}` : ''}, ${r.durationMs} ms${opts.note ? `, ${opts.note}` : ''}]`, 'dim'),
+      paint(
+        `  [${r.mode}${r.mode === 'fixture' ? `: ${r.root}` : ''}, ` +
+          (opts.cached ? `cached answer, probed ${r.generatedAt} in ${r.durationMs} ms; --no-cache to probe again]` : `${r.durationMs} ms]`),
+        'dim',
+      ),
   );
 
   head('System');
