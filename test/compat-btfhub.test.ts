@@ -86,6 +86,7 @@ if (HAVE_BTF) makeTarXz(GOOD, `${RELEASE}.btf`, fs.readFileSync('/sys/kernel/btf
 makeTarXz(NOTBTF, `${RELEASE}.btf`, Buffer.from('this is not BTF at all, just some text\n'.repeat(4)));
 
 const requests: string[] = [];
+let slowSent = 0;
 const server = http.createServer((req, res) => {
   const url = req.url ?? '/';
   requests.push(url);
@@ -104,6 +105,14 @@ const server = http.createServer((req, res) => {
     res.writeHead(200).end(Buffer.from('\xfd7zXZ\x00garbage garbage garbage', 'latin1'));
   } else if (mode === 'notbtf') {
     res.writeHead(200).end(fs.readFileSync(NOTBTF));
+  } else if (mode === 'slow') {
+    // 10 MB promised, 64 KiB every 100 ms: a fetch interrupted in the middle
+    res.writeHead(200, { 'content-length': 10 << 20 });
+    const timer = setInterval(() => {
+      slowSent += 64 << 10;
+      res.write(Buffer.alloc(64 << 10, 0x41));
+    }, 100);
+    res.on('close', () => clearInterval(timer));
   } else res.writeHead(404).end('not found');
 });
 const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
@@ -159,6 +168,40 @@ t.test('404, corrupt archive, not BTF, offline: clear errors, nothing cached', a
   await t.rejects(fetchBtf(tg, { archive: path.join(TMP, 'empty-archive') }), /not in the BTFHub archive/);
   await off.catch((e: unknown) => t.ok(e instanceof BtfhubError));
   t.same(cacheFiles(dir), [], 'nothing cached, no temporary file left');
+  t.notOk(fs.existsSync(dir), 'not even the cache directories the failed fetches created');
+});
+
+t.test('Ctrl-C in the middle of `btf fetch` from a slow mirror: no file, no directory left; a killed fetch\'s leftovers go at the next one', async (t) => {
+  const dir = path.join(TMP, 'c9');
+  const env = { ...process.env, WASM_BPF_CACHE_DIR: dir };
+  const tg = hubTarget(undefined, dir);
+  const fetchDir = path.dirname(tg.cachePath);
+  const partial = (): number => {
+    let n = 0;
+    if (fs.existsSync(fetchDir)) for (const f of cacheFiles(fetchDir)) n += fs.statSync(path.join(fetchDir, f)).size;
+    return n;
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    slowSent = 0;
+    const run = new Running(spawn(process.execPath, [CLI, 'btf', 'fetch', '--force', '--btfhub-mirror', `${BASE}/slow`], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const t0 = Date.now();
+    while (partial() < 128 << 10 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+    t.ok(partial() >= 128 << 10, `a partial archive is on disk before the ${sig} (${partial()} bytes, ${slowSent} sent)`);
+    run.child.kill(sig);
+    const end = await run.exited;
+    t.equal(end.signal, sig, `the fetch ended by the ${sig}`, { stderr: run.stderr });
+    t.notOk(fs.existsSync(dir), `nothing left: no partial archive, no work or cache directory (${cacheFiles(dir).join(', ')})`);
+  }
+  // SIGKILL leaves its work directory (nothing can run then): the next fetch removes it
+  const killed = new Running(spawn(process.execPath, [CLI, 'btf', 'fetch', '--force', '--btfhub-mirror', `${BASE}/slow`], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const t0 = Date.now();
+  while (partial() < 64 << 10 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+  killed.child.kill('SIGKILL');
+  await killed.exited;
+  t.ok(fs.readdirSync(fetchDir).some((f) => f.startsWith('.fetch-')), 'a SIGKILLed fetch left its work directory');
+  const r = await cli(['btf', 'fetch', '--force', '--btfhub-mirror', `${BASE}/ok`], env);
+  t.equal(r.code, 0, r.stderr);
+  t.same(cacheFiles(dir), [path.relative(dir, tg.cachePath)], 'the next fetch cached the file and removed the dead one\'s leftovers');
 });
 
 /** runs the CLI asynchronously (the mirror lives in this process) */

@@ -20,9 +20,12 @@ export const ENV_MIRROR = 'WASM_BPF_BTFHUB_MIRROR';
 export const ENV_ARCHIVE = 'WASM_BPF_BTFHUB_ARCHIVE';
 
 export class BtfhubError extends Error {
-  constructor(message: string) {
+  /** the signal that interrupted the fetch (its files removed), when one did */
+  readonly signal: NodeJS.Signals | undefined;
+  constructor(message: string, signal?: NodeJS.Signals) {
     super(message);
     this.name = 'BtfhubError';
+    this.signal = signal;
   }
 }
 
@@ -168,6 +171,8 @@ export interface FetchOptions {
   progress?: ((line: string) => void) | undefined;
   /** download timeout in ms (no data for that long fails the fetch) */
   timeoutMs?: number;
+  /** aborts the download */
+  abort?: AbortSignal;
 }
 
 /** mirror from the option, else $WASM_BPF_BTFHUB_MIRROR, else the public archive */
@@ -249,6 +254,10 @@ async function download(url: string, file: string, opts: FetchOptions = {}, redi
       res.pipe(out);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeout / 1000} s`)));
+    if (opts.abort) {
+      if (opts.abort.aborted) req.destroy(new Error('interrupted'));
+      else opts.abort.addEventListener('abort', () => req.destroy(new Error('interrupted')), { once: true });
+    }
     req.on('error', (err) => fail(`${url}: ${describeNetError(err)}`));
   });
 }
@@ -303,12 +312,32 @@ export interface FetchResult {
 export async function fetchBtf(target: HubTarget, opts: FetchOptions = {}): Promise<FetchResult> {
   const archiveDir = opts.archive ?? (opts.mirror === undefined ? process.env[ENV_ARCHIVE] : undefined);
   const dir = path.dirname(target.cachePath);
+  let created: string | undefined;
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    created = fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   } catch (err) {
     throw new BtfhubError(`cannot create the BTF cache ${dir}: ${describeNetError(err)}`);
   }
-  const work = fs.mkdtempSync(path.join(dir, `.fetch-${target.release}-`));
+  sweepStale(dir);
+  const work = fs.mkdtempSync(path.join(dir, `.fetch-${target.release}-${process.pid}-`));
+  let done = false;
+  // nothing of a fetch outlives it: not its work directory, nor the cache directories it created
+  const undo = (): void => {
+    fs.rmSync(work, { recursive: true, force: true });
+    if (!done) removeCreated(dir, created);
+  };
+  // a signal aborts the download; the fetch then rejects with a BtfhubError carrying it (the caller ends as
+  // the signal says: `btf fetch` re-raises it, a run stops through its own handler)
+  const aborter = new AbortController();
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted ??= sig;
+    aborter.abort();
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal).on('SIGHUP', onSignal);
+  if (opts.abort?.aborted) aborter.abort();
+  else opts.abort?.addEventListener('abort', () => aborter.abort(), { once: true });
+  const fetchOpts: FetchOptions = { ...opts, abort: aborter.signal };
   try {
     let from: string;
     let tarball: string;
@@ -321,8 +350,11 @@ export async function fetchBtf(target: HubTarget, opts: FetchOptions = {}): Prom
     } else {
       from = `${mirrorUrl(opts.mirror)}/${target.relPath}`;
       tarball = path.join(work, path.basename(target.relPath));
-      await download(from, tarball, opts);
+      await download(from, tarball, fetchOpts).catch((err: unknown) => {
+        throw interrupted ? new BtfhubError(`fetching ${from}: interrupted by ${interrupted}; nothing was kept`, interrupted) : err;
+      });
     }
+    if (interrupted) throw new BtfhubError(`fetching ${from}: interrupted by ${interrupted}; nothing was kept`, interrupted);
     const out = path.join(work, 'out');
     fs.mkdirSync(out);
     const member = await unpack(tarball, out, target.release, from);
@@ -332,9 +364,48 @@ export async function fetchBtf(target: HubTarget, opts: FetchOptions = {}): Prom
     const tmp = path.join(dir, `.${path.basename(target.cachePath)}.${process.pid}.tmp`);
     fs.writeFileSync(tmp, bytes, { mode: 0o644 });
     fs.renameSync(tmp, target.cachePath);
+    done = true;
     return { path: target.cachePath, from, bytes: bytes.length };
   } finally {
-    fs.rmSync(work, { recursive: true, force: true });
+    process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal).removeListener('SIGHUP', onSignal);
+    undo();
+  }
+}
+
+/** the directories from `created` (the first one mkdir made) down to `dir`, deepest first, while empty */
+function removeCreated(dir: string, created: string | undefined): void {
+  if (!created) return;
+  for (let d = dir; ; d = path.dirname(d)) {
+    try {
+      fs.rmdirSync(d); // only when empty: another fetch may have cached a file there meanwhile
+    } catch {
+      return;
+    }
+    if (d === created || path.dirname(d) === d) return;
+  }
+}
+
+/** work directories and temporary files of fetches whose process is gone (killed with SIGKILL, a power cut) */
+function sweepStale(dir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^\.fetch-.*-(\d+)-[^-]+$/.exec(name) ?? /^\..*\.(\d+)\.tmp$/.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -10,6 +10,7 @@ import {
   hubTarget,
   mirrorUrl,
   ttyProgress,
+  BtfhubError,
   ENV_ARCHIVE,
 } from '../../compat/btfhub/index.js';
 import { minimizeBtf } from '../../compat/btfhub/minimize.js';
@@ -157,6 +158,8 @@ export async function btfCommand(argv: string[]): Promise<number> {
     return source === 'none' ? 1 : 0;
   } catch (err) {
     process.stderr.write(`wasm-bpf btf ${args.sub}: ${err instanceof Error ? err.message : String(err)}\n`);
+    // interrupted (its files removed): end as the signal says, like any command stopped by Ctrl-C
+    if (err instanceof BtfhubError && err.signal) process.kill(process.pid, err.signal);
     return 1;
   }
 }
