@@ -17,7 +17,8 @@ t.test('check: an object this host runs, and one it cannot (kprobe)', async (t) 
   t.match(ok.stdout, /plan: linux backend/);
   const no = runCli(['check', path.join(M, 'kprobe.wasm')]);
   t.equal(no.code, 1);
-  t.match(no.stdout, /program 'do_unlinkat' \(kprobe\/do_unlinkat\) needs attach mechanism kprobe .*CONFIG_KPROBES is not set/);
+  t.match(no.stdout, /programs 'do_unlinkat' \(kprobe\/do_unlinkat\), 'do_unlinkat_exit' \(kretprobe\/do_unlinkat\) need attach mechanism kprobe .*CONFIG_KPROBES is not set/);
+  t.equal(no.stdout.match(/CONFIG_KPROBES is not set/g)?.length, 1, 'one line for the missing capability, both programs named on it');
   const forced = runCli(['check', '--backend', 'linux', path.join(M, 'kprobe.bpf.o')]);
   t.equal(forced.code, 0, '--backend forces the choice');
   t.match(forced.stdout, /plan: linux backend \(--backend linux: chosen by the user\)/);

@@ -85,7 +85,8 @@ t.test('lsm: cannot load on this kernel, and the run says why', async (t) => {
 t.test('kprobe: cannot attach on this kernel, and the run says why', async (t) => {
   const r = spawnSync(process.execPath, [CLI, 'run', path.join(BUILD, 'kprobe.wasm')], { encoding: 'utf8', timeout: 20_000 });
   t.equal(r.status, 1);
-  t.match(r.stderr, /program 'do_unlinkat' \(kprobe\/do_unlinkat\) needs attach mechanism kprobe .*CONFIG_KPROBES is not set/);
+  t.match(r.stderr, /programs 'do_unlinkat' \(kprobe\/do_unlinkat\), 'do_unlinkat_exit' \(kretprobe\/do_unlinkat\) need attach mechanism kprobe .*CONFIG_KPROBES is not set/);
+  t.equal(r.stderr.match(/CONFIG_KPROBES is not set/g)?.length, 1, 'one line for the missing capability, both programs named on it');
   const forced = spawnSync(process.execPath, [CLI, 'run', '--backend', 'linux', path.join(BUILD, 'kprobe.wasm')], { encoding: 'utf8', timeout: 20_000 });
   t.equal(forced.status, 1);
   t.match(forced.stderr, /attaching program 'do_unlinkat' failed/);
@@ -97,6 +98,8 @@ t.test('fentry: BPF trampolines are refused on this kernel, and the run says why
   t.equal(r.status, 1);
   t.match(r.stderr, /program 'unlink_entry' \(fentry\/do_unlinkat\) needs attach mechanism fentry \(Linux 5\.5\+\): .*refused with EPERM/);
   t.match(r.stderr, /program 'unlink_exit' \(fexit\/do_unlinkat\) needs attach mechanism fexit/);
+  t.match(r.stderr, /; fix: this kernel refuses BPF trampoline programs \(fentry\/fexit\/fmod_ret\/lsm\) with EPERM even for root: run on a kernel with BPF trampolines enabled/, 'auto mode gives the true fix, as --backend linux does');
+  t.notMatch(r.stderr, /run on a kernel that supports it/);
   const forced = spawnSync(process.execPath, [CLI, 'run', '--backend', 'linux', path.join(BUILD, 'fentry.wasm')], { encoding: 'utf8', timeout: 20_000 });
   t.equal(forced.status, 1);
   t.match(forced.stderr, /hint: this kernel refuses BPF trampoline programs/);

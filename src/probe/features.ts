@@ -84,7 +84,7 @@ export function infer(
  * try); EPERM with CAP_SYS_ADMIN+CAP_BPF+CAP_PERFMON -> no (the kernel refuses even root); anything else -> no, naming the errno and,
  * when the kernel is older than `since`, the version that would do.
  */
-export function fromErrno(ctx: Ctx, err: number, since: string, yes: string, what: string, extra: { log?: string } = {}): Feature {
+export function fromErrno(ctx: Ctx, err: number, since: string, yes: string, what: string, extra: { log?: string; fix?: string } = {}): Feature {
   if (err === 0) return feature('yes', yes, since);
   const name = errnoName(err);
   const e = Math.abs(err);
@@ -100,7 +100,9 @@ export function fromErrno(ctx: Ctx, err: number, since: string, yes: string, wha
   if (logLine) reason += `: ${logLine}`;
   else if (e === EPERM) reason += ' (empty verifier log)';
   if (old) reason += `; ${old}`;
-  return feature('no', reason, since, { errno: name, ...(old ? { fix: `a Linux ${since}+ kernel` } : {}) });
+  // a refusal of root on a kernel new enough: the kernel's own policy (lockdown, an LSM, a hardened build)
+  const fix = old ? `a Linux ${since}+ kernel` : (extra.fix ?? (e === EPERM ? 'this kernel refuses it even for root (lockdown, an LSM or its build): run on a kernel that allows it' : undefined));
+  return feature('no', reason, since, { errno: name, ...(fix ? { fix } : {}) });
 }
 
 function firstLogLine(log: string): string {

@@ -5,7 +5,7 @@ import type { Feature } from './types.js';
 import { ATTACH_DEFS, PROG_TYPES } from './tables.js';
 import { ATTACH_TYPE as ATTACH, PROG_TYPE } from '../kernel/uapi.js';
 import { RETURN_0 } from './insns.js';
-import { EINVAL, ENOTSUPP, feature, fromErrno, infer, sinceFor } from './features.js';
+import { EINVAL, ENOTSUPP, EPERM, feature, fromErrno, infer, sinceFor } from './features.js';
 import { load, memo, type Run } from './run.js';
 
 const { TRACING, STRUCT_OPS, EXT, LSM } = PROG_TYPE;
@@ -47,8 +47,15 @@ function trampolineLoad(run: Run, key: 'fentry' | 'fexit' | 'tp_btf', attachType
     const r = load(run, run.live, { progType: TRACING, expectedAttachType: attachType, attachBtfId: target.id, insns: RETURN_0, logLevel: 1, ...link });
     const what = `loading a ${key} program on ${target.name} (BTF id ${target.id})`;
     if (r.err === 0 && key !== 'tp_btf') return attached(run, r.linkErr, since, `loaded and attached on ${target.name}`, `a ${key} program on ${target.name}`);
-    return fromErrno(run, r.err, since, `loaded on ${target.name}`, what, { log: r.log });
+    return fromErrno(run, r.err, since, `loaded on ${target.name}`, what, { log: r.log, ...trampolineFix(r.err) });
   });
+}
+
+/** EPERM for root on a trampoline program: this kernel refuses BPF trampolines outright */
+function trampolineFix(err: number, lsm = false): { fix?: string } {
+  return Math.abs(err) === EPERM
+    ? { fix: `this kernel refuses BPF trampoline programs (fentry/fexit/fmod_ret/lsm) with EPERM even for root: run on a kernel with BPF trampolines enabled${lsm ? " and 'bpf' in the active LSM list" : ''}` }
+    : {};
 }
 
 export function fentry(run: Run): Feature {
@@ -91,7 +98,7 @@ export function lsm(run: Run): Feature {
     if ('error' in target) return feature('no', target.error, since, { method: 'file' });
     // attached (and detached at once) only where its hooks would run; it allows everything meanwhile
     const r = load(run, run.live, { progType: LSM, expectedAttachType: ATTACH.LSM_MAC, attachBtfId: target.id, insns: RETURN_0, logLevel: 1, ...(notActive ? {} : { link: { attachType: ATTACH.LSM_MAC, target: 0, kind: 3 as const } }) });
-    let f = fromErrno(run, r.err, since, `loaded on bpf_lsm_file_open; ${lsmNote}`, 'loading an lsm program on bpf_lsm_file_open', { log: r.log });
+    let f = fromErrno(run, r.err, since, `loaded on bpf_lsm_file_open; ${lsmNote}`, 'loading an lsm program on bpf_lsm_file_open', { log: r.log, ...trampolineFix(r.err, true) });
     if (f.state === 'yes' && !notActive) f = attached(run, r.linkErr, since, `loaded and attached on bpf_lsm_file_open; ${lsmNote}`, 'an lsm program on bpf_lsm_file_open');
     if (f.state === 'yes' && notActive) return feature('no', `loads, but ${lsmNote}: hooks never run`, since, { fix: 'boot with lsm=...,bpf on the kernel command line' });
     if (f.state !== 'yes') return { ...f, reason: `${f.reason}; ${lsmNote}` };

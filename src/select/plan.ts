@@ -207,11 +207,22 @@ export function planObject(
   return { backend: null, blocking, uncertain, reasons, unavailable };
 }
 
-/** One message listing each missing capability and what would fix it, then each backend passed over and why. */
+/**
+ * One message listing each missing capability once (the programs and maps that need it named before it) and
+ * what would fix it, then each backend passed over and why.
+ */
 export function refusal(plan: Plan): string {
-  const lines = plan.blocking.map(({ subject, missing }) => {
+  const groups = new Map<string, string[]>();
+  for (const { subject, missing } of plan.blocking) {
     const since = missing.since ? ` (Linux ${missing.since}+)` : '';
-    return `  - ${subject} needs ${describeNeed(missing.need)}${since}: ${missing.reason}${missing.fix ? `; fix: ${missing.fix}` : ''}`;
+    const tail = `${describeNeed(missing.need)}${since}: ${missing.reason}${missing.fix ? `; fix: ${missing.fix}` : ''}`;
+    groups.set(tail, [...(groups.get(tail) ?? []), subject]);
+  }
+  const lines = [...groups].map(([tail, subjects]) => {
+    if (subjects.length === 1) return `  - ${subjects[0]} needs ${tail}`;
+    const programs = subjects.every((x) => x.startsWith('program '));
+    const who = programs ? `programs ${subjects.map((x) => x.slice('program '.length)).join(', ')}` : subjects.join(', ');
+    return `  - ${who} need ${tail}`;
   });
   for (const u of plan.unavailable ?? []) lines.push(`  - the ${u.backend} backend: ${u.reason}${u.fix ? `; fix: ${u.fix}` : ''}`);
   return `no backend on this host can run the object:\n${lines.join('\n')}`;
