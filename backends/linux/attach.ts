@@ -8,7 +8,7 @@ import { nativeCall } from './errors.js';
 import type { Policy } from '../../src/policy/policy.js';
 import { allowCgroup, allowInterface, allowUprobe } from '../../src/policy/enforce.js';
 import { parseUprobeSpec, sectionBinary } from '../../src/object/uprobe.js';
-import { ERRNO, PERF_COUNT_SW, PERF_TYPE, PROG_TYPE } from '../../src/kernel/uapi.js';
+import { ERRNO, PERF_COUNT_SW, PERF_TYPE, PROG_TYPE, XDP_FLAGS } from '../../src/kernel/uapi.js';
 
 const CGROUP_TYPES = new Set<number>([
   PROG_TYPE.CGROUP_SKB,
@@ -31,6 +31,8 @@ export interface AttachRequest {
   type: number;
   target: string | undefined;
   policy: Policy;
+  /** a note for the run's log (a fallback taken) */
+  warn?: (line: string) => void;
 }
 
 /** Returns the link ids created (perf_event programs get one per CPU). Throws BackendError. */
@@ -45,13 +47,14 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
       throw new BackendError(`${what} needs a network interface`, EOPNOTSUPP, '', 'call bpf_program__set_attach_target(prog, 0, "IFNAME") before attaching');
     }
     allowInterface(req.policy, target, what);
-    return [nativeCall(() => native.attachXdp(obj, program, interfaceIndex(native, target, what), 0), what)];
+    return attachXdp(native, req, interfaceIndex(native, target, what), what);
   }
   if (CGROUP_TYPES.has(type)) {
     if (!target) {
       throw new BackendError(`${what} needs a cgroup directory`, EOPNOTSUPP, '', 'call bpf_program__set_attach_target(prog, 0, "/sys/fs/cgroup/...") before attaching');
     }
     const dir = allowCgroup(req.policy, target, what);
+    requireCgroup2(dir, what);
     const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     try {
       return [nativeCall(() => native.attachCgroup(obj, program, fd), what)];
@@ -82,11 +85,56 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
     const binary = allowUprobe(req.policy, parsed.binary, what);
     if (!fs.existsSync(binary)) throw new BackendError(`${what}: uprobe target binary ${binary} does not exist`, ENOENT);
     const retprobe = req.section.startsWith('uretprobe');
-    return [nativeCall(() => native.attachUprobe(obj, program, retprobe, -1, binary, parsed.func, parsed.offset), what)];
+    const notFound = (errno: number): string | undefined =>
+      errno === ENOENT && !/^(0x[0-9a-f]+|\d+)$/i.test(parsed.func)
+        ? `check that ${binary} defines a function '${parsed.func}': \`nm -D --defined-only ${binary}\` lists what a stripped binary exports, \`nm ${binary}\` the rest`
+        : undefined;
+    return [nativeCall(() => native.attachUprobe(obj, program, retprobe, -1, binary, parsed.func, parsed.offset), what, notFound)];
   }
   const binary = sectionBinary(req.section);
   if (binary !== undefined) allowUprobe(req.policy, binary, what);
   return [nativeCall(() => native.attachAuto(obj, program), what, sectionHint(req.section))];
+}
+
+/**
+ * XDP in the mode the kernel picks (native when the driver has it); a driver that has native XDP but refuses
+ * it on this device (EOPNOTSUPP: virtio_net while the host offloads GRO/checksums, some bonding modes, ...)
+ * gets generic (skb) mode instead, said on the run's log: the same packets, seen later and slower.
+ */
+function attachXdp(native: NativeAddon, req: AttachRequest, ifindex: number, what: string): number[] {
+  try {
+    return [nativeCall(() => native.attachXdp(req.obj, req.program, ifindex, 0), what)];
+  } catch (err) {
+    if (!(err instanceof BackendError) || err.errno !== EOPNOTSUPP) throw err;
+    const generic = nativeCall(
+      () => native.attachXdp(req.obj, req.program, ifindex, XDP_FLAGS.SKB_MODE),
+      `${what}: the driver of ${req.target} refused native XDP (EOPNOTSUPP) and generic (skb) mode failed too`,
+    );
+    req.warn?.(`wasm-bpf: ${what}: the driver of ${req.target} refused native XDP (EOPNOTSUPP: e.g. virtio_net while the host offloads GRO/checksums); attached in generic (skb) mode: the same packets, seen later and slower`);
+    return [generic];
+  }
+}
+
+/** cgroup2's statfs magic (include/uapi/linux/magic.h) */
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+/** a cgroup program attaches to a directory of the cgroup2 hierarchy: anything else is the kernel's EBADF */
+function requireCgroup2(dir: string, what: string): void {
+  let type: number;
+  try {
+    type = fs.statfsSync(dir).type;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EINVAL';
+    throw new BackendError(`${what}: cannot use ${dir} as a cgroup: ${code}`, ERRNO[code as keyof typeof ERRNO] ?? ERRNO.EINVAL);
+  }
+  if (type !== CGROUP2_SUPER_MAGIC) {
+    throw new BackendError(
+      `${what}: ${dir} is not a cgroup2 directory (its filesystem's magic is 0x${type.toString(16)})`,
+      ERRNO.EBADF,
+      '',
+      'give a directory under the cgroup2 mount, e.g. /sys/fs/cgroup or /sys/fs/cgroup/SLICE (mount -t cgroup2 none /sys/fs/cgroup when it is not mounted)',
+    );
+  }
 }
 
 function interfaceIndex(native: NativeAddon, name: string, what: string): number {

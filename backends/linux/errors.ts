@@ -31,11 +31,28 @@ export function guestErrno(errno: number): number {
   return errno === KERNEL_ENOTSUPP ? EOPNOTSUPP : errno;
 }
 
+/** words of a libbpf line that gives a failure's cause */
+const CAUSE = /fail|error|invalid|cannot|can't|not found|unknown|no such|refus|unsupported|missing|not supported|mismatch/i;
+
+/**
+ * The line of libbpf's log (captured during the failed call) that says why, without its "libbpf: " prefix:
+ * the most specific one (a symbol not found, a section missing), not a restatement of the errno.
+ */
+export function logCause(log: string | undefined, errnoText: string): string | undefined {
+  if (!log) return undefined;
+  const lines = log.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('libbpf: ') && CAUSE.test(l)).map((l) => l.slice('libbpf: '.length));
+  // "prog 'x': failed to attach to cgroup: Bad file descriptor" adds nothing to the errno already said
+  const useful = lines.filter((l) => !l.endsWith(errnoText));
+  return useful.length ? useful[useful.length - 1] : undefined;
+}
+
 export function toBackendError(err: unknown, what: string, hint?: (errno: number) => string | undefined): BackendError {
   if (err instanceof BackendError) return err;
   if (isNativeError(err)) {
     const libbpf = LIBBPF_ERRORS[err.errno];
-    const message = libbpf ? `${err.op}: ${libbpf}` : err.message;
+    let message = libbpf ? `${err.op}: ${libbpf}` : err.message;
+    const cause = logCause(err.log, message.replace(/ \([A-Z0-9]+\)$/, '').split(': ').pop() ?? '');
+    if (cause && !message.includes(cause)) message += `: ${cause}`;
     // guests get a kernel errno: libbpf's private numbers become EINVAL
     return new BackendError(`${what}: ${message}`, libbpf ? 22 : guestErrno(err.errno), err.log ?? '', hint?.(err.errno), { cause: err });
   }

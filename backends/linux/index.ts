@@ -256,6 +256,7 @@ class LinuxObject implements LoadedObject {
           type: info.type,
           target,
           policy: this.opts.policy ?? DEFAULT_POLICY,
+          warn: this.opts.log,
         }),
       );
     } finally {

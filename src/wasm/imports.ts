@@ -92,6 +92,13 @@ class Reader {
 /** Parses the type, import, function and export sections. Throws ModuleError('WASM_MALFORMED') on bad input. */
 export function readModuleShape(bytes: Uint8Array): ModuleShape {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+    if (bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46) {
+      throw new ModuleError(
+        'WASM_MALFORMED',
+        'not a WebAssembly module but an ELF file (an eBPF object?): `run` takes the app (a .wasm that embeds its objects); ' +
+          '`wasm-bpf check OBJ.bpf.o` says what an object needs here, `wasm-bpf gen skeleton OBJ.bpf.o` writes the header an app embeds it with',
+      );
+    }
     throw new ModuleError('WASM_MALFORMED', 'not a WebAssembly module (missing \\0asm magic)');
   }
   if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
