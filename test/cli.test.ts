@@ -2,7 +2,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { abiGuest, BUILD, buildGuest, FIXTURES, runCli } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { abiGuest, BUILD, buildGuest, CLI, FIXTURES, ROOT, runCli } from './helpers.js';
 
 const wasm = abiGuest();
 const bad = (name: string, extra: string[] = []): string =>
@@ -82,4 +83,49 @@ t.test('an unknown wasm_bpf import and an unknown import module', async (t) => {
   const o = runCli(['run', bad('other_module')]);
   t.equal(o.code, 1);
   t.match(o.stderr, /imports env\.host_thing; this runtime provides wasi_snapshot_preview1, wasm_bpf and callback-wrapper/);
+});
+
+t.test('conventions: -V/--version, --help on every command, -j/-p, the process title', async (t) => {
+  const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  for (const v of ['-V', '--version']) {
+    const r = runCli([v]);
+    t.equal(r.code, 0);
+    t.equal(r.stdout, `wasm-bpf ${version}\n`, `${v}: the package's version`);
+  }
+  for (const cmd of [['run'], ['gen'], ['gen', 'skeleton'], ['check'], ['probe'], ['btf'], ['btf', 'fetch'], ['vm']]) {
+    const r = runCli([...cmd, '--help']);
+    t.equal(r.code, 0, `${cmd.join(' ')} --help exits 0`);
+    t.match(r.stdout, /Usage|usage/, `${cmd.join(' ')} --help prints a usage`);
+  }
+  const main = runCli(['--help']).stdout;
+  const desc = main.split('\n').filter((l) => /^  wasm-bpf \S/.test(l)).map((l) => /^(.*?\S {2,})\S/.exec(l)![1]!.length);
+  t.equal(new Set(desc).size, 1, `the descriptions of the main usage are aligned (${[...new Set(desc)].join(', ')})`);
+  // -j: one line of JSON (as bpftool); -p: indented
+  const j = runCli(['check', '-j', path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm')]);
+  t.equal(j.code, 0, j.stderr);
+  t.equal(j.stdout.trimEnd().split('\n').length, 1, 'check -j: one line');
+  const parsed = JSON.parse(j.stdout) as { objects: Array<{ maps: Array<{ name: string; type: string; typeId: number }> }> };
+  t.same(parsed.objects[0]!.maps.find((m) => m.name === 'rb'), { name: 'rb', type: 'ringbuf', typeId: 27 }, 'map types by name (and number)');
+  const p = runCli(['check', '-p', path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm')]);
+  t.ok(p.stdout.split('\n').length > 10, 'check -p: indented');
+  t.same(JSON.parse(p.stdout), parsed, 'the same data');
+  const probe = runCli(['probe', '-j']);
+  t.equal(probe.code, 0, probe.stderr);
+  t.equal((JSON.parse(probe.stdout) as { schemaVersion: number }).schemaVersion, 1, 'probe -j');
+  const btf = runCli(['btf', 'path', '-p']);
+  t.match(btf.stdout, /^\{\n {2}"source": /, 'btf path -p');
+});
+
+t.test('the process shows as wasm-bpf in ps, with its arguments', async (t) => {
+  const app = path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm');
+  const child = spawn(process.execPath, [CLI, 'run', app], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // the title is set as the CLI's main module starts (node's own start-up comes first)
+  const t0 = Date.now();
+  let comm = '';
+  while (Date.now() - t0 < 15_000 && (comm = fs.readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim()) !== 'wasm-bpf') await new Promise((r) => setTimeout(r, 50));
+  const cmdline = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'latin1').replace(/\0+$/, '').replace(/\0/g, ' ');
+  child.kill('SIGINT');
+  await new Promise((r) => child.once('exit', r));
+  t.equal(comm, 'wasm-bpf', '/proc/PID/comm (ps -o comm, top)');
+  t.match(cmdline, new RegExp(`^wasm-bpf run ${app.replace(/[.]/g, '\\.')}`), '/proc/PID/cmdline (ps -o args)');
 });

@@ -15,9 +15,10 @@ import {
 } from '../../compat/btfhub/index.js';
 import { minimizeBtf } from '../../compat/btfhub/minimize.js';
 import { parseBtf } from '../object/btf.js';
+import { formatJson, jsonFlag } from './json.js';
 import { loadObject } from '../object/loader.js';
 
-const USAGE = `Usage: wasm-bpf btf path [--json] [--btfhub-mirror URL | --btfhub-archive DIR]
+const USAGE = `Usage: wasm-bpf btf path [-j|--json|-p|--pretty] [--btfhub-mirror URL | --btfhub-archive DIR]
        wasm-bpf btf fetch [--force] [--btfhub-mirror URL | --btfhub-archive DIR]
        wasm-bpf btf clear
        wasm-bpf btf minimize OBJ.bpf.o... [-o OUT] [--btf VMLINUX]
@@ -38,7 +39,7 @@ Options:
   --btfhub-mirror URL   a btfhub-archive mirror (default $WASM_BPF_BTFHUB_MIRROR, else the public archive
                         https://github.com/aquasecurity/btfhub-archive/raw/main)
   --btfhub-archive DIR  a local btfhub-archive tree (default $WASM_BPF_BTFHUB_ARCHIVE)
-  --json                (path) machine-readable output
+  -j, --json            (path) machine-readable output, one line; -p, --pretty: indented
   -o, --output OUT      (minimize) output file
   --btf VMLINUX         (minimize) source BTF (default /sys/kernel/btf/vmlinux)
   -h, --help            show this help
@@ -52,6 +53,7 @@ class UsageError extends Error {}
 interface Args {
   sub: 'path' | 'fetch' | 'clear' | 'minimize';
   json: boolean;
+  pretty: boolean;
   force: boolean;
   mirror?: string;
   archive?: string;
@@ -64,7 +66,7 @@ function parse(argv: string[]): Args | 'help' {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '-h' || sub === '--help' || sub === 'help') return 'help';
   if (sub !== 'path' && sub !== 'fetch' && sub !== 'clear' && sub !== 'minimize') throw new UsageError(`unknown btf command '${sub}'`);
-  const out: Args = { sub, json: false, force: false, inputs: [] };
+  const out: Args = { sub, json: false, pretty: false, force: false, inputs: [] };
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     const eq = a.indexOf('=');
@@ -76,7 +78,10 @@ function parse(argv: string[]): Args | 'help' {
       return v;
     };
     if (flag === '-h' || flag === '--help') return 'help';
-    else if (flag === '--json' && sub === 'path') out.json = true;
+    else if (jsonFlag(flag) && sub === 'path') {
+      out.json = true;
+      out.pretty ||= jsonFlag(flag) === 'pretty';
+    }
     else if (flag === '--force' && sub === 'fetch') out.force = true;
     else if ((flag === '-o' || flag === '--output') && sub === 'minimize') out.output = val();
     else if (flag === '--btf' && sub === 'minimize') out.btf = val();
@@ -145,7 +150,7 @@ export async function btfCommand(argv: string[]): Promise<number> {
     const source = kernel ? kernel.source : cached ? 'btfhub' : 'none';
     const used = kernel ? kernel.path : (cached ?? null);
     if (args.json) {
-      process.stdout.write(`${JSON.stringify({ source, path: used, btfhubPath: target?.cachePath ?? null, cached: !!cached, fetchFrom, error: targetError ?? null }, null, 2)}\n`);
+      process.stdout.write(formatJson({ source, path: used, btfhubPath: target?.cachePath ?? null, cached: !!cached, fetchFrom, error: targetError ?? null }, args.pretty));
     } else {
       const lines = [
         `source   ${source}${kernel ? ' (the kernel\'s own BTF)' : cached ? ' (cache)' : ''}`,

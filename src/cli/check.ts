@@ -8,6 +8,8 @@ import { objectFacts } from '../select/facts.js';
 import { ptregsSettingsFromEnv } from '../../compat/ptregs/index.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { describeNeed } from '../probe/require.js';
+import { MAP_TYPES } from '../probe/tables.js';
+import { formatJson, jsonFlag } from './json.js';
 import { errorMessage } from '../errors.js';
 import { assumeMissing } from './probe.js';
 import { WasmBpfError } from '../errors.js';
@@ -16,7 +18,7 @@ import { violations } from '../policy/enforce.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicyOptions } from './policy.js';
 
-const USAGE = `Usage: wasm-bpf check [--json | --emit-policy] [--backend NAME] [--assume-missing FEATURE] [--launch] [policy options] <app.wasm | x.bpf.o>
+const USAGE = `Usage: wasm-bpf check [-j|--json | -p|--pretty | --emit-policy] [--backend NAME] [--assume-missing FEATURE] [--launch] [policy options] <app.wasm | x.bpf.o>
 
 Prints, for every eBPF object (a .bpf.o, or each object embedded in a .wasm module), its programs and
 maps, what each needs that this host lacks, the backend that would run it, and what it asks of the
@@ -33,7 +35,8 @@ interface ObjectPlan {
   offset: number;
   size: number;
   programs: Array<{ name: string; section: string }>;
-  maps: Array<{ name: string; type: number }>;
+  /** type: the kernel's name ('ringbuf'), typeId its number */
+  maps: Array<{ name: string; type: string; typeId: number }>;
   plan?: Plan;
   needs?: ObjectNeeds;
   /** what the policy given refuses (empty: allowed) */
@@ -43,6 +46,7 @@ interface ObjectPlan {
 
 export async function checkCommand(argv: string[]): Promise<number> {
   let json = false;
+  let pretty = false;
   let emit = false;
   let launch = false;
   let choice: BackendChoice = 'auto';
@@ -69,7 +73,10 @@ export async function checkCommand(argv: string[]): Promise<number> {
     if (a === '-h' || a === '--help') {
       process.stdout.write(USAGE);
       return 0;
-    } else if (a === '--json') json = true;
+    } else if (jsonFlag(a)) {
+      json = true;
+      pretty ||= jsonFlag(a) === 'pretty';
+    }
     else if (a === '--emit-policy') emit = true;
     else if (a === '--launch') launch = true;
     else if (a === '--backend') {
@@ -122,7 +129,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
         offset,
         size,
         programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
-        maps: facts.maps,
+        maps: facts.maps.map((m) => ({ name: m.name, type: MAP_TYPES.find((d) => d.id === m.type)?.name ?? `#${m.type}`, typeId: m.type })),
         plan: planObject(report, facts, choice, { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: launch }),
         needs,
         ...(policy ? { refused: violations(policy, needs) } : {}),
@@ -142,7 +149,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (json) {
-    process.stdout.write(`${JSON.stringify({ file, kernel: report.system.kernel.release, runnable, objects }, null, 2)}\n`);
+    process.stdout.write(formatJson({ file, kernel: report.system.kernel.release, runnable, objects }, pretty));
     return runnable ? 0 : 1;
   }
   const out: string[] = [`${file}: ${objects.length} eBPF object(s); host ${report.system.kernel.release} ${report.system.arch.normalized}`];

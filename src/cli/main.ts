@@ -1,8 +1,25 @@
 // wasm-bpf command line: dispatches to one file per command.
+import fs from 'node:fs';
 import process from 'node:process';
 import { fileOf, mark } from '../trace.js';
 
 mark('script_start', () => fileOf(import.meta.url));
+// `ps` and `top` show the tool and its arguments, not node and a script path (/proc/PID/comm: wasm-bpf)
+process.title = ['wasm-bpf', ...process.argv.slice(2)].join(' ');
+try {
+  fs.writeFileSync('/proc/self/comm', 'wasm-bpf'); // the title's first 15 bytes otherwise ('wasm-bpf run /w')
+} catch {
+  // not Linux
+}
+
+/** the package's version (package.json beside dist/, read once; the bundle sits at the same depth) */
+function version(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 const USAGE = `wasm-bpf: run eBPF applications packaged as WebAssembly modules
 
@@ -13,11 +30,11 @@ Usage:
   wasm-bpf vm run|asm|disasm ...                   the userspace eBPF VM (see \`wasm-bpf vm --help\`)
   wasm-bpf check [--json] <app.wasm|x.bpf.o>       which backend would run each eBPF object, and what is missing
   wasm-bpf probe [--json] [--full] [--root DIR]    what eBPF can do on this host (see \`wasm-bpf probe --help\`)
-  wasm-bpf btf path|fetch|clear|minimize                    vmlinux BTF for CO-RE: the kernel's own, or BTFHub's (cached)
+  wasm-bpf btf path|fetch|clear|minimize ...       vmlinux BTF for CO-RE: the kernel's own, or BTFHub's (cached)
 
 Options:
   -h, --help       show this help
-  --version        print the version
+  -V, --version    print the version
 `;
 
 /** starts the guest's thread before anything else, so that its start-up overlaps the CLI's (not for --help) */
@@ -35,8 +52,9 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
       process.stdout.write(USAGE);
       return cmd === undefined ? 2 : 0;
+    case '-V':
     case '--version':
-      process.stdout.write('wasm-bpf 0.1.0\n');
+      process.stdout.write(`wasm-bpf ${version()}\n`);
       return 0;
     case 'gen': {
       const { genCommand } = await import('./gen.js');

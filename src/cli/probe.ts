@@ -5,6 +5,7 @@ import { compatSteps, type CompatStep } from '../select/compat.js';
 import path from 'node:path';
 import process from 'node:process';
 import { cachedProbeResult } from '../probe/index.js';
+import { formatJson, jsonFlag } from './json.js';
 import { formatReport, useColor } from '../probe/format.js';
 
 const USAGE = `Usage: wasm-bpf probe [options]
@@ -15,7 +16,8 @@ with its reason. The report is cached per boot, keyed by kernel release, boot id
 mount namespace and the BTF file's identity (a container never reads or overwrites the host's answer).
 
 Options:
-  --json          print the report as JSON (schema: src/probe/README.md; "schemaVersion": 1)
+  -j, --json      print the report as JSON, one line (schema: src/probe/README.md; "schemaVersion": 1)
+  -p, --pretty    the same, indented
   --full          also probe every helper from every program type (slower)
   --no-cache      probe again instead of using the cached report (the cache is rewritten)
   --root DIR      read /proc, /sys, /boot, /etc under DIR and uname from DIR/uname.json (fixture mode:
@@ -41,6 +43,7 @@ export function assumeMissing(options: readonly string[]): string[] {
 
 interface ProbeArgs {
   json: boolean;
+  pretty: boolean;
   full: boolean;
   noCache: boolean;
   root?: string;
@@ -49,7 +52,7 @@ interface ProbeArgs {
 }
 
 function parseArgs(argv: string[]): ProbeArgs | 'help' {
-  const out: ProbeArgs = { json: false, full: false, noCache: false, assumeMissing: [] };
+  const out: ProbeArgs = { json: false, pretty: false, full: false, noCache: false, assumeMissing: [] };
   const assumed: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -59,7 +62,10 @@ function parseArgs(argv: string[]): ProbeArgs | 'help' {
       return v;
     };
     if (a === '-h' || a === '--help') return 'help';
-    else if (a === '--json') out.json = true;
+    else if (jsonFlag(a)) {
+      out.json = true;
+      out.pretty ||= jsonFlag(a) === 'pretty';
+    }
     else if (a === '--full') out.full = true;
     else if (a === '--no-cache') out.noCache = true;
     else if (a === '--root') out.root = value(a);
@@ -108,7 +114,7 @@ export function probeCommand(argv: string[]): number {
   const compat = compatSteps(res.report);
   if (args.json) {
     // `compat` is derived from the report (src/select/compat.ts): an addition to schema version 1
-    process.stdout.write(`${JSON.stringify({ ...res.report, compat }, null, 2)}\n`);
+    process.stdout.write(formatJson({ ...res.report, compat }, args.pretty));
   } else {
     process.stdout.write(
       formatReport(res.report, {
