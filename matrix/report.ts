@@ -135,6 +135,25 @@ export function renderMarkdown(r: Results): string {
 
 const escXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
+/** README's "What works where": wasm-bpf's verdict per app on each platform that ran, plus the host's userspace and unprivileged columns */
+export function renderSummary(r: Results): string {
+  const at = lookup(r);
+  const cols: Column[] = r.platforms.filter((p) => p.status === 'ran').map((p) => ({ platform: p.id, config: 'default' as Config, title: p.label.replace(' (qemu)', ''), sub: '' }));
+  for (const config of ['userspace', 'unprivileged'] as Config[]) {
+    if (r.cells.some((c) => c.platform === 'host' && c.config === config)) cols.push({ platform: 'host', config, title: CONFIG_TITLE[config], sub: '' });
+  }
+  const out = [`| app | ${cols.map((c) => c.title).join(' | ')} |`, `|---|${cols.map(() => ':-:').join('|')}|`];
+  for (const app of APPS) out.push(`| ${app} | ${cols.map((c) => SYMBOL[shown(r, at(app, c), c.platform)]).join(' | ')} |`);
+  return `${out.join('\n')}\n`;
+}
+
+const SUMMARY = /(<!-- matrix-summary:start[^>]*-->\n)[\s\S]*?(<!-- matrix-summary:end -->)/;
+
+/** README with its summary block rewritten from r (unchanged when it has no block) */
+export function withSummary(readme: string, r: Results): string {
+  return readme.replace(SUMMARY, (_, a: string, b: string) => `${a}${renderSummary(r)}${b}`);
+}
+
 export function renderSvg(r: Results): string {
   const at = lookup(r);
   const main = mainColumns(r).flat();

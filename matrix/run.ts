@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { APPS, type App } from './harness/scenarios.js';
 import { descendants } from './harness/running.js';
 import { cellKey as key, type Cell, type Config } from './harness/cells.js';
-import { regressions, renderMarkdown, renderSvg, type PlatformRun, type Results } from './report.js';
+import { regressions, renderMarkdown, renderSvg, withSummary, type PlatformRun, type Results } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = [path.resolve(here, '../..'), path.resolve(here, '..')].find((d) => fs.existsSync(path.join(d, 'bin', 'wasm-bpf.js')))!;
@@ -287,6 +287,9 @@ async function main(): Promise<number> {
     fs.writeFileSync(jsonPath, `${JSON.stringify(r, null, 1)}\n`);
     fs.writeFileSync(path.join(out, 'RESULTS.md'), renderMarkdown(r));
     fs.writeFileSync(path.join(out, 'results.svg'), renderSvg(r));
+    // README's "What works where" follows the committed results
+    const readme = path.join(ROOT, 'README.md');
+    if (out === MATRIX && fs.existsSync(readme)) fs.writeFileSync(readme, withSummary(fs.readFileSync(readme, 'utf8'), r));
   };
   if (process.argv.includes('--render')) {
     if (!previous) throw new Error(`${jsonPath}: no results to render; run the matrix first`);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { ROOT, Running, ensureMounts, kernelIds, settledLeaks } from './helpers.js';
 import { APPS, SCENARIOS, CheckFailed, type Launcher, type Place } from '../matrix/harness/scenarios.js';
-import { regressions, renderMarkdown, renderSvg, type Results } from '../matrix/report.js';
+import { regressions, renderMarkdown, renderSummary, renderSvg, withSummary, type Results } from '../matrix/report.js';
 import type { Cell } from '../matrix/harness/cells.js';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-matrix-test-'));
@@ -162,4 +162,12 @@ t.test('matrix/guests/boot.sh: bad input is refused before anything boots', asyn
 
 t.test('no program, map or link is left in the kernel', async (t) => {
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });
+});
+
+t.test('README\'s "What works where" is the committed results.json', async (t) => {
+  const results = JSON.parse(fs.readFileSync(path.join(ROOT, 'matrix', 'results.json'), 'utf8')) as Results;
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  t.ok(readme.includes(renderSummary(results)), 'the table is there, as renderSummary makes it (npm run matrix -- --render rewrites it)');
+  t.equal(withSummary(readme, results), readme, 'nothing to rewrite');
+  t.match(renderSummary(results), /^\| app \| host [^|]+ \|.*\| userspace backend \| unprivileged user \|\n/, 'platforms, then the host\'s userspace and unprivileged columns');
 });
