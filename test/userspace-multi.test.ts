@@ -1,0 +1,221 @@
+// Several runs on one process (issue 16 point 7): two `wasm-bpf run --pid` of the matrix's uprobe app
+// (unchanged) trace the same process, each with its own session in the agent (its own maps: its own ring
+// buffer), and both get every event, counted exactly against the calls the target says it made; one run
+// Ctrl-C'd or kill -9'd while the other continues (its counts stay exact; the entry stays patched while the
+// other hooks it and gets its original bytes back when the last leaves); a command launched by one run and
+// joined by another; both runs as uid 65534.
+import t from 'tap';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BUILD, FIXTURES, ROOT, startCli, type Running } from './helpers.js';
+import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
+import { processSites } from '../backends/userspace/attach/procmaps.js';
+
+const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
+const OUT = path.join(BUILD, 'userspace-multi');
+const SRC = path.join(FIXTURES, 'agent', 'uprobe-target.c');
+const TARGET = path.join(OUT, 'target');
+const LONG = '120000'; // the target's delay and tail: ended by SIGUSR1 (see uprobe-target.c)
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (what()) return true;
+    await sleep(20);
+  }
+  return what();
+}
+
+function fileBytes(binary: string): string {
+  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
+  const fd = fs.openSync(binary, 'r');
+  const b = Buffer.alloc(16);
+  fs.readSync(fd, b, 0, 16, r.fileOffset);
+  fs.closeSync(fd);
+  return b.toString('hex');
+}
+
+function entryBytes(pid: number, binary: string): string {
+  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
+  const site = processSites(pid, r).sites[0];
+  if (!site) throw new Error(`uprobe_target_add is not mapped in ${pid}`);
+  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+  const b = Buffer.alloc(16);
+  fs.readSync(fd, b, 0, 16, site.address);
+  fs.closeSync(fd);
+  return b.toString('hex');
+}
+
+function nobodyEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
+  delete env['NODE_OPTIONS'];
+  return env;
+}
+const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+
+interface Target {
+  child: ChildProcess;
+  pid: number;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+/** the target, waiting (LONG ms, or until a SIGUSR1) before its `count` calls of uprobe_target_add(a, b) */
+function target(tt: Tap.Test, a: number, b: number, count: number, pauseUs: number, asNobody = false): Target {
+  const args = [String(a), String(b), String(count), LONG, '1', String(pauseUs), LONG];
+  const child = asNobody ? spawn(NOBODY[0]!, [...NOBODY.slice(1), TARGET, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(TARGET, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  tt.teardown(() => void child.kill('SIGKILL'));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, pid: child.pid!, out: () => out, exited };
+}
+
+/** `wasm-bpf run --pid PID APP TARGET` (the userspace backend: forced as root, chosen by the selector as nobody) */
+function join(tt: Tap.Test, pid: number, asNobody = false): Running {
+  const run = asNobody
+    ? startCli(['run', '--pid', String(pid), APP, TARGET], { env: nobodyEnv(), wrap: NOBODY })
+    : startCli(['run', '--backend', 'userspace', '--pid', String(pid), APP, TARGET]);
+  tt.teardown(() => void run.interrupt('SIGKILL'));
+  return run;
+}
+
+const entries = (run: Running, pid: number, a: number, b: number): number => run.lines(new RegExp(`^UPROBE pid=${pid} a=${a} b=${b}$`)).length;
+const returns = (run: Running, pid: number, sum: number): number => run.lines(new RegExp(`^URETPROBE pid=${pid} ret=${sum}$`)).length;
+const events = (run: Running): number => run.lines(/^U(RET)?PROBE /).length;
+
+/** every event of `count` calls reached `run`, and no more */
+async function exact(tt: Tap.Test, run: Running, pid: number, a: number, b: number, count: number, who: string): Promise<void> {
+  await until(() => events(run) >= 2 * count, 30_000);
+  await sleep(300); // nothing more comes
+  tt.equal(entries(run, pid, a, b), count, `${who}: ${count} entry events, with the arguments`);
+  tt.equal(returns(run, pid, a + b), count, `${who}: ${count} return events, with the return value`);
+  tt.equal(events(run), 2 * count, `${who}: no other event`);
+}
+
+if (process.arch !== 'x64') {
+  t.pass('the agent hooks x86-64 only for now');
+} else {
+  t.setTimeout(600_000);
+  fs.mkdirSync(OUT, { recursive: true });
+  const cc = spawnSync('gcc', ['-O2', '-fcf-protection=full', SRC, '-o', TARGET, '-lpthread'], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`building the target: ${cc.stderr}`);
+  fs.chmodSync(OUT, 0o755);
+  if (!fs.existsSync(APP)) throw new Error(`${APP} is not built: make -C matrix`);
+
+  t.test('two runs join one process: both get every event; the entry is restored when the last leaves', async (tt) => {
+    const tg = target(tt, 2, 3, 300, 1000);
+    await sleep(200);
+    const a = join(tt, tg.pid);
+    await a.waitFor(/^# uprobe: attached/, 60_000);
+    const b = join(tt, tg.pid);
+    await b.waitFor(/^# uprobe: attached/, 60_000);
+    tg.child.kill('SIGUSR1'); // the calls start
+    tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
+    await exact(tt, a, tg.pid, 2, 3, 300, 'run A');
+    await exact(tt, b, tg.pid, 2, 3, 300, 'run B');
+    tt.not(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry is patched while both hook it');
+    tt.equal((await a.interrupt('SIGINT')).code, 130, 'run A: Ctrl-C, 130');
+    tt.not(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'after A left, the entry stays patched: B hooks it');
+    tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
+    tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'after the last left, the entry holds its original bytes');
+    tg.child.kill('SIGUSR1');
+    tt.equal(await tg.exited, 0, 'the target runs on to its end, exit 0');
+    tt.match(tg.out(), /uprobe_target_add\(2, 3\) = 5, 300 calls/, 'every call right');
+  });
+
+  t.test('run A Ctrl-C\'d during the calls: B\'s counts stay exact', async (tt) => {
+    const tg = target(tt, 4, 1, 600, 5000);
+    await sleep(200);
+    const a = join(tt, tg.pid);
+    await a.waitFor(/^# uprobe: attached/, 60_000);
+    const b = join(tt, tg.pid);
+    await b.waitFor(/^# uprobe: attached/, 60_000);
+    tg.child.kill('SIGUSR1');
+    await a.waitFor(/^UPROBE /, 30_000);
+    tt.equal((await a.interrupt('SIGINT')).code, 130, 'run A: Ctrl-C, 130');
+    tt.ok(!tg.out().includes('calls done'), 'A left while the target was still calling');
+    tt.ok(events(a) < 1200, `A saw part of the calls (${events(a)} events)`);
+    tt.not(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry stays patched: B hooks it');
+    tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
+    await exact(tt, b, tg.pid, 4, 1, 600, 'run B');
+    tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
+    tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
+    tg.child.kill('SIGUSR1');
+    tt.equal(await tg.exited, 0, 'the target exits 0');
+    tt.match(tg.out(), /uprobe_target_add\(4, 1\) = 5, 600 calls/, 'every call right');
+  });
+
+  t.test('run A kill -9\'d during the calls: B\'s counts stay exact, A\'s session is gone', async (tt) => {
+    const tg = target(tt, 5, 5, 600, 5000);
+    await sleep(200);
+    const a = join(tt, tg.pid);
+    await a.waitFor(/^# uprobe: attached/, 60_000);
+    const b = join(tt, tg.pid);
+    await b.waitFor(/^# uprobe: attached/, 60_000);
+    const threads = fs.readdirSync(`/proc/${tg.pid}/task`).length;
+    tt.equal(threads, 3, 'the target\'s thread and one agent thread per run');
+    tg.child.kill('SIGUSR1');
+    await a.waitFor(/^UPROBE /, 30_000);
+    tt.equal((await a.interrupt('SIGKILL')).signal, 'SIGKILL', 'run A killed');
+    tt.ok(await until(() => fs.readdirSync(`/proc/${tg.pid}/task`).length === 2, 5_000), 'the agent saw A\'s channel close and ended its session (its thread) within seconds');
+    tt.ok(!tg.out().includes('calls done'), 'while the target was still calling');
+    tt.not(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry stays patched: B hooks it');
+    tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
+    await exact(tt, b, tg.pid, 5, 5, 600, 'run B');
+    tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
+    tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
+    tg.child.kill('SIGUSR1');
+    tt.equal(await tg.exited, 0, 'the target exits 0');
+    tt.match(tg.out(), /uprobe_target_add\(5, 5\) = 10, 600 calls/, 'every call right');
+  });
+
+  t.test('a command launched by run A and joined by run B: both get every event', async (tt) => {
+    const a = startCli(['run', '--backend', 'userspace', APP, TARGET, '--', TARGET, '7', '1', '300', LONG, '1', '1000', LONG]);
+    tt.teardown(() => void a.interrupt('SIGKILL'));
+    await a.waitFor(/^# uprobe: attached/, 60_000);
+    let pid = 0;
+    tt.ok(await until(() => {
+      const kids = fs.readFileSync(`/proc/${a.child.pid}/task/${a.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      pid = kids.find((k) => { try { return fs.readlinkSync(`/proc/${k}/exe`) === TARGET; } catch { return false; } }) ?? 0;
+      return pid > 0;
+    }, 10_000), 'the launched command runs');
+    tt.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+    const b = join(tt, pid);
+    await b.waitFor(/^# uprobe: attached/, 60_000);
+    process.kill(pid, 'SIGUSR1');
+    await a.waitFor(/uprobe-target: calls done/, 60_000);
+    await exact(tt, a, pid, 7, 1, 300, 'run A (launched it)');
+    await exact(tt, b, pid, 7, 1, 300, 'run B (joined it)');
+    tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
+    tt.not(entryBytes(pid, TARGET), fileBytes(TARGET), 'the entry stays patched: A hooks it');
+    process.kill(pid, 'SIGUSR1');
+    const r = await a.exited;
+    tt.equal(r.code, 0, 'run A ends with the command\'s status, 0');
+    tt.match(a.stdout, /uprobe_target_add\(7, 1\) = 8, 300 calls/, 'every call right');
+  });
+
+  t.test('two runs as uid 65534 join its own process: both get every event', async (tt) => {
+    const tg = target(tt, 1, 8, 200, 1000, true);
+    await sleep(300);
+    const pid = tg.pid; // setpriv execs the target
+    tt.match(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'its uid');
+    const a = join(tt, pid, true);
+    await a.waitFor(/^# uprobe: attached/, 60_000);
+    const b = join(tt, pid, true);
+    await b.waitFor(/^# uprobe: attached/, 60_000);
+    process.kill(pid, 'SIGUSR1');
+    tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
+    await exact(tt, a, pid, 1, 8, 200, 'run A (uid 65534)');
+    await exact(tt, b, pid, 1, 8, 200, 'run B (uid 65534)');
+    tt.equal((await a.interrupt('SIGINT')).code, 130, 'run A: Ctrl-C, 130');
+    tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
+    tt.equal(entryBytes(pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
+    process.kill(pid, 'SIGUSR1');
+    tt.equal(await tg.exited, 0, 'the target exits 0');
+    tt.match(tg.out(), /uprobe_target_add\(1, 8\) = 9, 200 calls/, 'every call right');
+  });
+}
