@@ -64,8 +64,8 @@ interface Target {
 }
 
 /** the target, waiting (LONG ms, or until a SIGUSR1) before its `count` calls of uprobe_target_add(a, b) */
-function target(tt: Tap.Test, a: number, b: number, count: number, pauseUs: number, asNobody = false): Target {
-  const args = [String(a), String(b), String(count), LONG, '1', String(pauseUs), LONG];
+function target(tt: Tap.Test, a: number, b: number, count: number, pauseUs: number, asNobody = false, threads = 1): Target {
+  const args = [String(a), String(b), String(count), LONG, String(threads), String(pauseUs), LONG];
   const child = asNobody ? spawn(NOBODY[0]!, [...NOBODY.slice(1), TARGET, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(TARGET, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   tt.teardown(() => void child.kill('SIGKILL'));
   let out = '';
@@ -83,8 +83,10 @@ function join(tt: Tap.Test, pid: number, asNobody = false): Running {
   return run;
 }
 
-const entries = (run: Running, pid: number, a: number, b: number): number => run.lines(new RegExp(`^UPROBE pid=${pid} a=${a} b=${b}$`)).length;
-const returns = (run: Running, pid: number, sum: number): number => run.lines(new RegExp(`^URETPROBE pid=${pid} ret=${sum}$`)).length;
+/** pid: the events of that process; 0: of any */
+const entries = (run: Running, pid: number, a: number, b: number): number => run.lines(new RegExp(`^UPROBE pid=${pid || '\\d+'} a=${a} b=${b}$`)).length;
+const returns = (run: Running, pid: number, sum: number): number => run.lines(new RegExp(`^URETPROBE pid=${pid || '\\d+'} ret=${sum}$`)).length;
+const pids = (run: Running): Set<string> => new Set(run.lines(/^U(RET)?PROBE /).map((l) => /pid=(\d+)/.exec(l)![1]!));
 const events = (run: Running): number => run.lines(/^U(RET)?PROBE /).length;
 
 /** every event of `count` calls reached `run`, and no more */
@@ -173,8 +175,9 @@ if (process.arch !== 'x64') {
     tt.match(tg.out(), /uprobe_target_add\(5, 5\) = 10, 600 calls/, 'every call right');
   });
 
-  t.test('a command launched by run A and joined by run B: both get every event', async (tt) => {
-    const a = startCli(['run', '--backend', 'userspace', APP, TARGET, '--', TARGET, '7', '1', '300', LONG, '1', '1000', LONG]);
+  t.test('a command launched by run A and joined by run B: both get every event, also of its fork children', async (tt) => {
+    // 2 fork children make 150 calls each: they follow A's registry and B's channel
+    const a = startCli(['run', '--backend', 'userspace', APP, TARGET, '--', TARGET, '7', '1', '150', LONG, '-2', '1000', LONG]);
     tt.teardown(() => void a.interrupt('SIGKILL'));
     await a.waitFor(/^# uprobe: attached/, 60_000);
     let pid = 0;
@@ -188,14 +191,43 @@ if (process.arch !== 'x64') {
     await b.waitFor(/^# uprobe: attached/, 60_000);
     process.kill(pid, 'SIGUSR1');
     await a.waitFor(/uprobe-target: calls done/, 60_000);
-    await exact(tt, a, pid, 7, 1, 300, 'run A (launched it)');
-    await exact(tt, b, pid, 7, 1, 300, 'run B (joined it)');
+    await exact(tt, a, 0, 7, 1, 300, 'run A (launched it)');
+    await exact(tt, b, 0, 7, 1, 300, 'run B (joined it)');
+    tt.equal(pids(a).size, 2, 'A: the events of 2 processes (the fork children)');
+    tt.same(pids(b), pids(a), 'B: of the same 2');
     tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
     tt.not(entryBytes(pid, TARGET), fileBytes(TARGET), 'the entry stays patched: A hooks it');
     process.kill(pid, 'SIGUSR1');
     const r = await a.exited;
     tt.equal(r.code, 0, 'run A ends with the command\'s status, 0');
     tt.match(a.stdout, /uprobe_target_add\(7, 1\) = 8, 300 calls/, 'every call right');
+  });
+
+  t.test('fork children of a process two runs joined: each run leaving unhooks them too', async (tt) => {
+    const tg = target(tt, 6, 2, 1500, 2000, false, -2);
+    await sleep(200);
+    const a = join(tt, tg.pid);
+    await a.waitFor(/^# uprobe: attached/, 60_000);
+    const b = join(tt, tg.pid);
+    await b.waitFor(/^# uprobe: attached/, 60_000);
+    tg.child.kill('SIGUSR1');
+    tt.ok(await until(() => pids(a).size === 2 && pids(b).size === 2, 30_000), 'both runs get the events of both fork children');
+    const kids = [...pids(a)].map(Number);
+    tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
+    const nb = events(b);
+    tt.not(entryBytes(kids[0]!, TARGET), fileBytes(TARGET), 'a child\'s entry stays patched: A hooks it');
+    const na = events(a);
+    tt.ok(await until(() => events(a) > na + 20, 10_000), 'A still gets the children\'s events');
+    tt.equal((await a.interrupt('SIGINT')).code, 130, 'run A: Ctrl-C, 130');
+    const t0 = Date.now();
+    tt.ok(await until(() => kids.every((k) => entryBytes(k, TARGET) === fileBytes(TARGET)), 2_000),
+      `the children saw the hosts leave and restored their entries (${Date.now() - t0} ms)`);
+    tt.ok(!tg.out().includes('calls done'), 'while they were still calling');
+    tt.equal(events(b), nb, 'B got nothing after it left');
+    tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the children made their calls');
+    tg.child.kill('SIGUSR1');
+    tt.equal(await tg.exited, 0, 'the target exits 0 (its children exited 0: every call right)');
+    tt.match(tg.out(), /uprobe_target_add\(6, 2\) = 8, 3000 calls/, 'every call right');
   });
 
   t.test('two runs as uid 65534 join its own process: both get every event', async (tt) => {

@@ -80,6 +80,7 @@ struct notice {
 struct session {
 	int state; /* atomic: SESS_FREE, SESS_USED (claimed, served or followed), SESS_DEAD (a hit stalled: never reused) */
 	int chan;  /* -1: none (a descendant follows the registry, or the session ended) */
+	int watch_fd; /* a fork child's copy of a joined session's channel: never read or written, polled for the host's hang-up */
 	int root;  /* the launch's session: what it receives goes to the registry (agent_reg) */
 	pthread_mutex_t send_lock, notice_lock;
 	struct notice notice_q[NOTICE_QUEUE];
@@ -656,6 +657,7 @@ static struct session *claim(void)
 		int free_ = SESS_FREE;
 		if (!__atomic_compare_exchange_n(&s->state, &free_, SESS_USED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
 		s->chan = -1;
+		s->watch_fd = -1;
 		s->root = 0;
 		s->notice_n = 0;
 		pthread_mutex_init(&s->send_lock, NULL);
@@ -844,9 +846,9 @@ int agent_serve_again(int fd)
 }
 
 /* in a fork child (the only thread): the channels are the parent's (never ours to use) and the locks may
- * have been held by threads that do not exist here. The root session's hooks stay (the caller follows the
- * registry); every other session's are removed and its maps unmapped: a joined host has no registry for
- * the child to follow, so the child runs without them */
+ * have been held by threads that do not exist here. Every session's hooks stay: the root session's follow
+ * the registry (follow.c), a joined session's keep running what they ran at the fork until its host hangs
+ * up (agent_joined_check); a session still waiting for its channel (a join's hand-off) is dropped */
 void agent_child_reset(void)
 {
 	pthread_mutex_init(&agent_lock, NULL);
@@ -861,9 +863,30 @@ void agent_child_reset(void)
 		int chan = s->chan;
 		s->chan = -1;
 		if (s == root_sess) continue; /* its channel: descendants poll it for the host's hang-up (registry.c) */
-		end_session(s);
-		if (chan >= 0) close(chan);
+		if (chan >= 0) s->watch_fd = chan;
+		else if (s->watch_fd < 0) end_session(s);
 	}
+}
+
+/* a fork child's joined sessions whose host hung up (closed its end or died) end here too: their hooks go,
+ * their maps are unmapped. The number still followed. Caller holds agent_lock */
+unsigned agent_joined_check(void)
+{
+	unsigned left = 0;
+	for (unsigned i = 0; i < MAX_SESSIONS; i++) {
+		struct session *s = &sessions[i];
+		if (s->state != SESS_USED || s->watch_fd < 0) continue;
+		struct pollfd pf = { .fd = s->watch_fd, .events = POLLRDHUP };
+		if (poll(&pf, 1, 0) == 0) {
+			left++;
+			continue;
+		}
+		int fd = s->watch_fd;
+		s->watch_fd = -1;
+		end_session(s);
+		close(fd);
+	}
+	return left;
 }
 
 __attribute__((constructor)) static void wbpf_agent_init(void)

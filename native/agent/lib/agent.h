@@ -60,8 +60,11 @@ unsigned agent_npending(void); /* no lock needed */
 void agent_end_root(void);
 /* a root that exec'd: serve the same channel again (no START wait); 0 or -1 */
 int agent_serve_again(int fd);
-/* in a fork child: drop the parent's channels, reset the locks, remove the hooks of every session but the root's */
+/* in a fork child: drop the parent's channels (a joined session's stays, to be polled), reset the locks */
 void agent_child_reset(void);
+/* in a fork child: ends the joined sessions whose host hung up; returns how many are still followed.
+ * Caller holds agent_lock */
+unsigned agent_joined_check(void);
 
 /* ---- following descendants (follow.c) ---- */
 /* the root agent: fork children follow the registry (pthread_atfork) */

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,13 +83,35 @@ static void watch_start(void)
 	if (pthread_create(&t, NULL, watch, agent_reg) == 0) pthread_detach(t);
 }
 
-/* fork: the child gets a consistent copy of the tables (none is changing), keeps the root session's hooks
- * and follows the registry; joined sessions' hooks are removed there (agent_child_reset) */
+/* a fork child's joined sessions: their hooks stay (what the host had set at the fork) until the host hangs
+ * up its channel (closed, or died), polled every WATCH_MS */
+static void *watch_joined(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	struct timespec nap = { 0, WATCH_MS * 1000000L };
+	for (;;) {
+		pthread_mutex_lock(&agent_lock);
+		unsigned left = agent_joined_check();
+		pthread_mutex_unlock(&agent_lock);
+		if (!left) return NULL;
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* fork: the child gets a consistent copy of the tables (none is changing), keeps every session's hooks and
+ * follows the registry (the root session) and each joined session's channel */
 static void before_fork(void) { pthread_mutex_lock(&agent_lock); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&agent_lock); }
 static void after_fork_child(void)
 {
 	agent_child_reset();
+	if (agent_joined_check()) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, watch_joined, NULL) == 0) pthread_detach(t);
+	}
 	if (!agent_reg) return; /* joined only: no registry to follow */
 	if (!ended(agent_reg)) watch_start();
 	else agent_end_root();
