@@ -3,12 +3,14 @@
 // buffer), and both get every event, counted exactly against the calls the target says it made; one run
 // Ctrl-C'd or kill -9'd while the other continues (its counts stay exact; the entry stays patched while the
 // other hooks it and gets its original bytes back when the last leaves); a command launched by one run and
-// joined by another; both runs as uid 65534.
+// joined by another, and its fork children; fork children of a joined process unhooked as each run leaves;
+// both runs as uid 65534; two different apps (the uprobe app's ring buffer, a counting variant's array:
+// both map id 1 in their own run) each exact.
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD, FIXTURES, ROOT, startCli, type Running } from './helpers.js';
+import { BUILD, CLI, FIXTURES, GUEST_INCLUDE, ROOT, buildBpf, startCli, type Running } from './helpers.js';
 import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { processSites } from '../backends/userspace/attach/procmaps.js';
 
@@ -16,6 +18,7 @@ const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
 const OUT = path.join(BUILD, 'userspace-multi');
 const SRC = path.join(FIXTURES, 'agent', 'uprobe-target.c');
 const TARGET = path.join(OUT, 'target');
+const COUNT_APP = path.join(OUT, 'uprobe-count.wasm');
 const LONG = '120000'; // the target's delay and tail: ended by SIGUSR1 (see uprobe-target.c)
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -75,10 +78,10 @@ function target(tt: Tap.Test, a: number, b: number, count: number, pauseUs: numb
 }
 
 /** `wasm-bpf run --pid PID APP TARGET` (the userspace backend: forced as root, chosen by the selector as nobody) */
-function join(tt: Tap.Test, pid: number, asNobody = false): Running {
+function join(tt: Tap.Test, pid: number, asNobody = false, app = APP): Running {
   const run = asNobody
-    ? startCli(['run', '--pid', String(pid), APP, TARGET], { env: nobodyEnv(), wrap: NOBODY })
-    : startCli(['run', '--backend', 'userspace', '--pid', String(pid), APP, TARGET]);
+    ? startCli(['run', '--pid', String(pid), app, TARGET], { env: nobodyEnv(), wrap: NOBODY })
+    : startCli(['run', '--backend', 'userspace', '--pid', String(pid), app, TARGET]);
   tt.teardown(() => void run.interrupt('SIGKILL'));
   return run;
 }
@@ -107,6 +110,11 @@ if (process.arch !== 'x64') {
   if (cc.status !== 0) throw new Error(`building the target: ${cc.stderr}`);
   fs.chmodSync(OUT, 0o755);
   if (!fs.existsSync(APP)) throw new Error(`${APP} is not built: make -C matrix`);
+  // the counting variant: its object, its skeleton (wasm-bpf gen skeleton), its guest
+  const obj = buildBpf(path.join(FIXTURES, 'agent', 'uprobe-count.bpf.c'), path.join(OUT, 'uprobe-count.bpf.o'));
+  fs.writeFileSync(path.join(OUT, 'uprobe-count.skel.h'), execFileSync(process.execPath, [CLI, 'gen', 'skeleton', obj], { encoding: 'utf8' }));
+  execFileSync('clang-16', ['--target=wasm32-wasi', '--sysroot=/usr', '-O2', '-Wall', '-I', OUT, '-I', GUEST_INCLUDE, '-I', path.join(ROOT, 'matrix', 'apps', 'common'),
+    path.join(FIXTURES, 'agent', 'uprobe-count.c'), '-o', COUNT_APP, '-Wl,--allow-undefined,--export-table', '-Wl,--strip-debug']);
 
   t.test('two runs join one process: both get every event; the entry is restored when the last leaves', async (tt) => {
     const tg = target(tt, 2, 3, 300, 1000);
@@ -249,5 +257,27 @@ if (process.arch !== 'x64') {
     process.kill(pid, 'SIGUSR1');
     tt.equal(await tg.exited, 0, 'the target exits 0');
     tt.match(tg.out(), /uprobe_target_add\(1, 8\) = 9, 200 calls/, 'every call right');
+  });
+
+  t.test('two different apps on one process: the uprobe app\'s ring buffer and the counting app\'s array, each exact', async (tt) => {
+    const tg = target(tt, 3, 4, 400, 2000);
+    await sleep(200);
+    const a = join(tt, tg.pid);
+    await a.waitFor(/^# uprobe: attached/, 60_000);
+    const c = join(tt, tg.pid, false, COUNT_APP);
+    await c.waitFor(/^# uprobe-count: attached/, 60_000);
+    tg.child.kill('SIGUSR1');
+    await c.waitFor(/^COUNT entries=\d+ returns=\d+$/, 30_000);
+    tt.equal((await a.interrupt('SIGINT')).code, 130, 'the uprobe app: Ctrl-C during the calls, 130');
+    tt.ok(!tg.out().includes('calls done'), 'while the target was still calling');
+    tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
+    tt.ok(await until(() => c.lines(/^COUNT /).at(-1) === 'COUNT entries=400 returns=400', 5_000), 'the counting app counted every entry and return in its own array');
+    tt.ok(events(a) > 0 && events(a) < 800, `the uprobe app got its events in its own ring buffer until it left (${events(a)})`);
+    tt.equal(entries(a, tg.pid, 3, 4), returns(a, tg.pid, 7) + (events(a) % 2), 'as entry and return pairs');
+    tt.equal((await c.interrupt('SIGINT')).code, 130, 'the counting app: Ctrl-C, 130');
+    tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
+    tg.child.kill('SIGUSR1');
+    tt.equal(await tg.exited, 0, 'the target exits 0');
+    tt.match(tg.out(), /uprobe_target_add\(3, 4\) = 7, 400 calls/, 'every call right');
   });
 }
