@@ -211,6 +211,35 @@ if (process.arch !== 'x64') {
     tt.match(a.stdout, /uprobe_target_add\(7, 1\) = 8, 300 calls/, 'every call right');
   });
 
+  t.test('the launching run A Ctrl-C\'d during the calls: the command runs on and the joined run B\'s counts stay exact', async (tt) => {
+    const a = startCli(['run', '--backend', 'userspace', APP, TARGET, '--', TARGET, '2', '9', '600', LONG, '1', '5000', LONG]);
+    tt.teardown(() => void a.interrupt('SIGKILL'));
+    await a.waitFor(/^# uprobe: attached/, 60_000);
+    let pid = 0;
+    tt.ok(await until(() => {
+      const kids = fs.readFileSync(`/proc/${a.child.pid}/task/${a.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      pid = kids.find((k) => { try { return fs.readlinkSync(`/proc/${k}/exe`) === TARGET; } catch { return false; } }) ?? 0;
+      return pid > 0;
+    }, 10_000), 'the launched command runs');
+    tt.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+    const b = join(tt, pid);
+    await b.waitFor(/^# uprobe: attached/, 60_000);
+    process.kill(pid, 'SIGUSR1');
+    await a.waitFor(/^UPROBE /, 30_000);
+    const ra = new Promise<number | null>((resolve) => (a.done ? resolve(a.child.exitCode) : a.child.once('exit', (code) => resolve(code))));
+    a.child.kill('SIGINT');
+    tt.equal(await ra, 130, 'run A: Ctrl-C, 130 (its own exit; the command holds its stdout)');
+    tt.ok(fs.existsSync(`/proc/${pid}`) && !a.stdout.includes('calls done'), 'the command runs on, still calling');
+    tt.not(entryBytes(pid, TARGET), fileBytes(TARGET), 'the entry stays patched: B hooks it');
+    tt.ok(await until(() => a.stdout.includes('calls done'), 60_000), 'the command made its calls');
+    await exact(tt, b, pid, 2, 9, 600, 'run B (joined it)');
+    tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
+    tt.equal(entryBytes(pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
+    process.kill(pid, 'SIGUSR1');
+    await a.exited;
+    tt.match(a.stdout, /uprobe_target_add\(2, 9\) = 11, 600 calls/, 'the command ran to its end, every call right');
+  });
+
   t.test('fork children of a process two runs joined: each run leaving unhooks them too', async (tt) => {
     const tg = target(tt, 6, 2, 1500, 2000, false, -2);
     await sleep(200);
