@@ -2,8 +2,8 @@
 // native/agent/lib/join.c): a target running before anyone joins it is injected by ptrace and driven over
 // the channel like a launched one: hooks count its calls (one thread sleeping between calls, or 9 busy
 // threads, or threads it starts after the join), closing unhooks and it runs on to its normal end, its own
-// checks of its registers and errno passing. A second join after the first host left works, one while it is
-// served is refused; a host killed leaves it unhooked; return probes count (and are refused where an
+// checks of its registers and errno passing. A second join while the first is served gets its own session
+// (the same ids, its own maps and programs), up to 8 hosts at once; a host killed leaves it unhooked; return probes count (and are refused where an
 // exception could unwind through them: a dlopen'ed agent cannot interpose the unwinder); a failed injection
 // leaves it as it was; an ordinary user joins its own process; each refusal (no such pid, another user, a
 // tracer already there, a static program, another arch, Yama) says why.
@@ -171,25 +171,79 @@ if (process.arch !== 'x64') {
     tt.match(target.stdout(), /join-target: ok, \d+ calls\n$/, 'its own checks passed');
   });
 
-  t.test('a second join after the first host left works; one while it is served is refused', async (tt) => {
-    const m1 = counterMap(tt, native), m2 = counterMap(tt, native);
-    // busy: the only thread waiting in a syscall, so the one the refused join borrows, is the agent's serve
+  t.test('a second join while the first is served gets its own session: the same ids, its own map; after the first left, another join works', async (tt) => {
+    const m1 = counterMap(tt, native), m2 = counterMap(tt, native), m3 = counterMap(tt, native);
+    // busy: the only thread waiting in a syscall, so the one the second join borrows, is the agent's serve
     // thread, which blocks every signal (a trap there would have reset SIGTRAP and the next patch killed it)
     const target = await running(tt, [TARGET, '4000', '0', 'busy']);
     const ch = joinAndHook(tt, target.pid, m1);
     tt.ok(await until(() => count(native, m1) >= 10n, 10_000), 'the first join counts');
-    tt.throws(() => joinProcess(target.pid, { agent: AGENT }), { errno: 16, message: /is served by another wasm-bpf host already/ },
-      'a second host while the first is served: EBUSY');
-    tt.ok(count(native, m1) > 0n, 'the first join still counts');
-    ch.close();
-    tt.ok(await until(() => tasks(target.pid) === 1, 10_000), 'the first host left');
-    const c1 = count(native, m1);
-    const ch2 = joinAndHook(tt, target.pid, m2);
+    const ch2 = joinAndHook(tt, target.pid, m2); // map 1, program 1, hook 1: the first host's ids too
     tt.ok(await until(() => count(native, m2) >= 10n, 10_000), 'the second join counts in its own map (the same ids)');
+    const a = count(native, m1);
+    tt.ok(await until(() => count(native, m1) > a, 10_000), 'the first join still counts');
+    tt.equal(tasks(target.pid), 3, 'one serve thread per host');
+    ch.close();
+    tt.ok(await until(() => tasks(target.pid) === 2, 10_000), 'the first host left (its thread ended)');
+    const c1 = count(native, m1), c2 = count(native, m2);
+    tt.ok(await until(() => count(native, m2) > c2 + 10n, 10_000), 'the second still counts after the first left');
     tt.equal(count(native, m1), c1, 'the first host\'s map no longer counts');
+    const ch3 = joinAndHook(tt, target.pid, m3);
+    tt.ok(await until(() => count(native, m3) >= 10n, 10_000), 'a third join, after the first left, counts in its own map');
     ch2.close();
+    ch3.close();
     tt.equal(await target.exited, 0, 'the target exits 0');
     tt.match(target.stdout(), /join-target: ok/, 'its normal output');
+  });
+
+  t.test('two hosts with different programs on one function: each runs its own, into its own map (the same map ids)', async (tt) => {
+    /** counter[0] += 1000 (array map 1): another app's program, same ids as COUNTING's */
+    const THOUSANDS = assemble(`
+    stw [%r10-4], 0
+    lddw %r1, map_by_fd(1)
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, +2
+    mov %r1, 1000
+    lock add [%r0+0], %r1
+    mov %r0, 0
+    exit`);
+    const m1 = counterMap(tt, native), m2 = counterMap(tt, native);
+    const target = await running(tt, [TARGET, '4000', '0']);
+    const ch = joinAndHook(tt, target.pid, m1);
+    const ch2 = new AgentChannel(joinProcess(target.pid, { agent: AGENT }).fd);
+    tt.teardown(() => ch2.close());
+    ch2.sendMap({ id: 1, fd: m2.fd, notifyFd: -1 });
+    ch2.sendProgram({ id: 1, insns: THOUSANDS });
+    hook(ch2);
+    tt.ok(await until(() => count(native, m2) >= 10_000n, 10_000), 'the second host\'s program counts in thousands in its map');
+    tt.equal(count(native, m2) % 1000n, 0n, 'only the second host\'s program writes its map');
+    tt.ok(count(native, m1) > 0n && count(native, m1) < 1000n * count(native, m2), 'the first host\'s map counts in ones');
+    ch2.unhook(1);
+    tt.doesNotThrow(() => ch.unhook(1), 'each host unhooks its own hook 1 (the second\'s is gone, the first\'s still there)');
+    tt.throws(() => ch.unhook(1), { errno: 2 }, 'and only once');
+    ch.close();
+    ch2.close();
+    tt.equal(await target.exited, 0, 'the target exits 0');
+  });
+
+  t.test('at most 8 hosts at once: a ninth join is refused with EBUSY, why and the cap', async (tt) => {
+    const target = await running(tt, [TARGET, '6000', '0']);
+    const chans: AgentChannel[] = [];
+    tt.teardown(() => chans.forEach((c) => c.close()));
+    const maps = Array.from({ length: 8 }, () => counterMap(tt, native));
+    for (const m of maps) chans.push(joinAndHook(tt, target.pid, m));
+    tt.ok(await until(() => maps.every((m) => count(native, m) >= 5n), 15_000), '8 hosts count, each in its own map');
+    tt.throws(() => joinProcess(target.pid, { agent: AGENT }), { errno: 16, message: /is served by 8 wasm-bpf hosts already .*at most 8 at once/ },
+      'a ninth host: EBUSY');
+    chans.pop()!.close();
+    tt.ok(await until(() => tasks(target.pid) === 8, 10_000), 'one host left');
+    const m9 = counterMap(tt, native);
+    chans.push(joinAndHook(tt, target.pid, m9));
+    tt.ok(await until(() => count(native, m9) >= 5n, 10_000), 'its session is free again: another host joins and counts');
+    chans.forEach((c) => c.close());
+    tt.equal(await target.exited, 0, 'the target exits 0');
   });
 
   t.test('return probes: in a joined C program they count; where an exception may unwind (libstdc++) refused', async (tt) => {

@@ -24,6 +24,9 @@ export interface JoinOptions {
   timeoutMs?: number;
 }
 
+/** the hosts one agent serves at once (native/agent/lib/proto.h's WBPF_AGENT_MAX_SESSIONS) */
+export const MAX_HOSTS = 8;
+
 /** the injector's own limit on top of timeoutMs: it interrupts a call that did not return (1 s) and detaches */
 const INJECTOR_GRACE_MS = 15_000;
 
@@ -89,7 +92,7 @@ export function joinProcess(pid: number, opts: JoinOptions): Joined {
       const m = /^(\d+) (.*)$/m.exec(r.stderr ?? '');
       const errno = m ? Number(m[1]) : ERRNO.EIO;
       const why = m ? m[2]! : `the injector ended with ${r.signal ?? `status ${r.status}`}: ${(r.stderr ?? '').trim()}`;
-      throw new BackendError(`join: ${why}`, errno, '', errno === ERRNO.EBUSY ? 'one wasm-bpf run at a time per process: end the other run first' : undefined);
+      throw new BackendError(`join: ${why}`, errno, '', errno === ERRNO.EBUSY ? `at most ${MAX_HOSTS} wasm-bpf runs trace one process at once: end one of the others first` : undefined);
     }
     ok = true;
     return { pid, fd: host };

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/proto.h"
+
 #define CHANNEL_FD 3
 #define SCRATCH 8192 /* the page the calls return to (RETURN_STUB) and their strings */
 /* where each injected call returns: mov %rax,%rdi; mov $SYS_getpid,%eax; syscall. A syscall stop (we run the
@@ -561,7 +563,7 @@ static int join(const char *agent)
 		(void)poke(errno_at, &saved_errno, sizeof saved_errno);
 		int jfd = (int)got;
 		if (jfd < 0) {
-			if (jfd == -EBUSY) fail(EBUSY, "process %d is served by another wasm-bpf host already (launched under one, or joined by another run): the agent serves one host at a time", pid);
+			if (jfd == -EBUSY) fail(EBUSY, "process %d is served by %d wasm-bpf hosts already (launched under one, or joined by other runs): the agent serves at most %d at once", pid, WBPF_AGENT_MAX_SESSIONS, WBPF_AGENT_MAX_SESSIONS);
 			else fail(-jfd, "wbpf_agent_join in process %d: %s", pid, strerror(-jfd));
 			goto restore;
 		}

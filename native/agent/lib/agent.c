@@ -2,7 +2,9 @@
  * maps the shared maps, loads programs into the C engine, hooks functions (entry and return, several
  * programs per function); each hit runs the programs with ctx = the trampoline's pt_regs. The command
  * waits for START; EOF on the channel unhooks everything; a fault disables its hook only. What it
- * receives goes to the run's registry (registry.c), which descendants apply (follow.c). */
+ * receives goes to the run's registry (registry.c), which descendants apply (follow.c). Several hosts at
+ * once: each channel is a session (its own maps, programs, hooks, ids and serve thread); one session ending
+ * removes only its own hooks and maps. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -29,19 +31,24 @@
 
 #define MAX_MAPS 64
 #define MAX_PROGS 64
-#define MAX_HOOKS 64    /* attachments (entries of hooks[], reused once unhooked and no hit can read them) */
+#define MAX_HOOKS 128   /* attachments of every session (entries of hooks[], reused once unhooked and no hit can read them) */
 #define MAX_FNS 64      /* distinct functions hooked in the process's life (entries of fns[], never reused) */
 #define MAX_FN_HOOKS 16 /* attachments on one function */
 #define READER_SLOTS 8  /* a hit counts itself in its thread's slot: threads rarely share a cache line */
 #define RUN_BUDGET 1000000
+#define MAX_SESSIONS WBPF_AGENT_MAX_SESSIONS /* hosts served at once (proto.h) */
+#define NOTICE_QUEUE 16
+#define NOTICE_MAX (4 + PRINTK_SIZE) /* payload bytes of a notice a hit queues: a trace's whole text fits */
 
 struct aprog {
 	uint32_t id;
 	ebpf_vm_prog *prog;
 };
 struct afn;
+struct session;
 /* one attachment: a program at a function's entry or return (hits read it through afn.at) */
 struct ahook {
+	struct session *sess; /* whose hook (ids are per session) */
 	uint32_t id;
 	uint32_t flags; /* WBPF_AGENT_HOOK_RETURN */
 	const struct aprog *prog;
@@ -65,41 +72,48 @@ struct afn {
 	} __attribute__((aligned(64))) readers[READER_SLOTS];
 };
 
-static int chan = -1;
-static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
+struct notice {
+	uint32_t type, len;
+	uint8_t body[NOTICE_MAX];
+};
+/* one host's state: its channel, its notices, its maps and programs (its hooks are hooks[] naming it) */
+struct session {
+	int state; /* atomic: SESS_FREE, SESS_USED (claimed, served or followed), SESS_DEAD (a hit stalled: never reused) */
+	int chan;  /* -1: none (a descendant follows the registry, or the session ended) */
+	int watch_fd; /* a fork child's copy of a joined session's channel: never read or written, polled for the host's hang-up */
+	int root;  /* the launch's session: what it receives goes to the registry (agent_reg) */
+	pthread_mutex_t send_lock, notice_lock;
+	struct notice notice_q[NOTICE_QUEUE];
+	unsigned notice_n;
+	unsigned long notices_dropped; /* atomic: the queue was full or busy */
+	/* published with a release store of the count; entries never change once published, until the session
+	 * ends and no hit can read them */
+	struct amap maps[MAX_MAPS];
+	unsigned nmaps;
+	struct aprog progs[MAX_PROGS];
+	unsigned nprogs;
+};
+enum { SESS_FREE = 0, SESS_USED = 1, SESS_DEAD = 2 };
+
 pthread_mutex_t agent_lock = PTHREAD_MUTEX_INITIALIZER;
 struct registry *agent_reg;
 static unsigned npending; /* atomic: pending hooks (dlopen looks only when some are) */
-/* published with a release store of the count; entries never change once published */
-static struct amap maps[MAX_MAPS];
-static unsigned nmaps;
-static struct aprog progs[MAX_PROGS];
-static unsigned nprogs;
+static struct session sessions[MAX_SESSIONS];
 /* agent_lock */
 static struct ahook hooks[MAX_HOOKS];
 static struct afn fns[MAX_FNS];
 static unsigned nfns;
 
-/* ---- sending frames: the serve thread blocks; a hit never does (its notices queue) ---- */
-/* set on the serve thread (its hits are skipped, its sends may block) */
-static __thread int serving __attribute__((tls_model("initial-exec")));
-
-#define NOTICE_QUEUE 16
-#define NOTICE_MAX (4 + PRINTK_SIZE) /* payload bytes of a notice a hit queues: a trace's whole text fits */
-static struct notice {
-	uint32_t type, len;
-	uint8_t body[NOTICE_MAX];
-} notice_q[NOTICE_QUEUE];
-static unsigned notice_n;
-static pthread_mutex_t notice_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long notices_dropped; /* atomic: the queue was full or busy */
+/* ---- sending frames: a session's serve thread blocks; a hit never does (its notices queue) ---- */
+/* the session whose serve thread this is (its hits are skipped, its sends may block) */
+static __thread struct session *serving __attribute__((tls_model("initial-exec")));
 
 /* the whole of iov[0..n), looping on partial writes; 0, or -1 when the host is gone */
-static int send_iov(struct iovec *iov, int n, int flags)
+static int send_iov(const struct session *s, struct iovec *iov, int n, int flags)
 {
 	while (n > 0) {
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		ssize_t w = sendmsg(chan, &mh, MSG_NOSIGNAL | flags);
+		ssize_t w = sendmsg(s->chan, &mh, MSG_NOSIGNAL | flags);
 		if (w < 0 && errno == EINTR) continue;
 		if (w < 0) return -1;
 		flags &= ~MSG_DONTWAIT; /* a frame begun is finished: the stream stays whole */
@@ -109,84 +123,90 @@ static int send_iov(struct iovec *iov, int n, int flags)
 	return 0;
 }
 
-static void queue_notice(uint32_t type, const void *a, size_t alen, const char *msg, size_t mlen)
+static void queue_notice(struct session *s, uint32_t type, const void *a, size_t alen, const char *msg, size_t mlen)
 {
-	if (pthread_mutex_trylock(&notice_lock) != 0) {
-		__atomic_add_fetch(&notices_dropped, 1, __ATOMIC_RELAXED);
+	if (pthread_mutex_trylock(&s->notice_lock) != 0) {
+		__atomic_add_fetch(&s->notices_dropped, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	if (notice_n < NOTICE_QUEUE && alen + mlen <= NOTICE_MAX) {
-		struct notice *q = &notice_q[notice_n++];
+	if (s->notice_n < NOTICE_QUEUE && alen + mlen <= NOTICE_MAX) {
+		struct notice *q = &s->notice_q[s->notice_n++];
 		q->type = type;
 		q->len = (uint32_t)(alen + mlen);
 		memcpy(q->body, a, alen);
 		memcpy(q->body + alen, msg, mlen);
 	} else {
-		__atomic_add_fetch(&notices_dropped, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&s->notices_dropped, 1, __ATOMIC_RELAXED);
 	}
-	pthread_mutex_unlock(&notice_lock);
+	pthread_mutex_unlock(&s->notice_lock);
 }
 
-static void send_frame_n(uint32_t type, uint32_t seq, const void *a, size_t alen, const char *msg, size_t mlen)
+/* a frame to session s's host (nothing when s has no channel: a descendant) */
+static void send_frame_n(struct session *s, uint32_t type, uint32_t seq, const void *a, size_t alen, const char *msg, size_t mlen)
 {
+	if (!s || s->chan < 0) return;
 	struct wbpf_agent_frame f = { (uint32_t)(alen + mlen), type, seq };
 	struct iovec iov[3] = { { &f, sizeof f }, { (void *)a, alen }, { (void *)msg, mlen } };
-	if (serving) {
-		pthread_mutex_lock(&send_lock);
-		(void)send_iov(iov, 3, 0); /* the host gone: EOF tells the reader */
-		pthread_mutex_unlock(&send_lock);
+	if (serving == s) {
+		pthread_mutex_lock(&s->send_lock);
+		(void)send_iov(s, iov, 3, 0); /* the host gone: EOF tells the reader */
+		pthread_mutex_unlock(&s->send_lock);
 		return;
 	}
-	/* a hit on a traced thread: try once without blocking, else leave it to the serve thread */
-	if (pthread_mutex_trylock(&send_lock) == 0) {
-		int rc = send_iov(iov, 3, MSG_DONTWAIT);
+	/* a hit on a traced thread (or another session's thread): try once without blocking, else leave it to
+	 * the session's serve thread */
+	if (pthread_mutex_trylock(&s->send_lock) == 0) {
+		int rc = send_iov(s, iov, 3, MSG_DONTWAIT);
 		int again = rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-		pthread_mutex_unlock(&send_lock);
+		pthread_mutex_unlock(&s->send_lock);
 		if (!again) return;
 	}
-	queue_notice(type, a, alen, msg, mlen);
+	queue_notice(s, type, a, alen, msg, mlen);
 }
 
-static void send_frame(uint32_t type, uint32_t seq, const void *a, size_t alen, const char *msg)
+static void send_frame(struct session *s, uint32_t type, uint32_t seq, const void *a, size_t alen, const char *msg)
 {
-	send_frame_n(type, seq, a, alen, msg, msg ? strlen(msg) : 0);
+	send_frame_n(s, type, seq, a, alen, msg, msg ? strlen(msg) : 0);
 }
 
-/* serve thread: send what hits queued */
-static void flush_notices(void)
+/* s's serve thread: send what hits queued */
+static void flush_notices(struct session *s)
 {
-	static struct notice out[NOTICE_QUEUE];
-	pthread_mutex_lock(&notice_lock);
-	unsigned n = notice_n;
-	memcpy(out, notice_q, n * sizeof out[0]);
-	notice_n = 0;
-	pthread_mutex_unlock(&notice_lock);
-	for (unsigned i = 0; i < n; i++) send_frame_n(out[i].type, 0, out[i].body, out[i].len, NULL, 0);
+	static __thread struct notice *out __attribute__((tls_model("initial-exec")));
+	if (!out && !(out = malloc(sizeof(struct notice) * NOTICE_QUEUE))) return;
+	pthread_mutex_lock(&s->notice_lock);
+	unsigned n = s->notice_n;
+	memcpy(out, s->notice_q, n * sizeof out[0]);
+	s->notice_n = 0;
+	pthread_mutex_unlock(&s->notice_lock);
+	for (unsigned i = 0; i < n; i++) send_frame_n(s, out[i].type, 0, out[i].body, out[i].len, NULL, 0);
 }
 
 /* a TRACE frame (bpf_trace_printk's text) for the program run at hook_id (agent.h); never blocks a hit */
-void agent_trace(uint32_t hook_id, const char *text, uint32_t len)
+void agent_trace(struct session *s, uint32_t hook_id, const char *text, uint32_t len)
 {
 	if (len > NOTICE_MAX - sizeof hook_id) len = NOTICE_MAX - sizeof hook_id;
-	send_frame_n(WBPF_AGENT_TRACE, 0, &hook_id, sizeof hook_id, text, len);
+	send_frame_n(s, WBPF_AGENT_TRACE, 0, &hook_id, sizeof hook_id, text, len);
 }
 
-static void reply(uint32_t seq, int32_t status, const char *fmt, ...)
+static void reply(struct session *s, uint32_t seq, int32_t status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply(struct session *s, uint32_t seq, int32_t status, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	send_frame(WBPF_AGENT_REPLY, seq, &status, sizeof status, msg);
+	send_frame(s, WBPF_AGENT_REPLY, seq, &status, sizeof status, msg);
 }
 
-struct amap *find_map(uint64_t ref)
+/* session s's map an lddw src 1 value names (its ids are its own), or NULL */
+struct amap *find_map(const struct session *s, uint64_t ref)
 {
-	unsigned n = __atomic_load_n(&nmaps, __ATOMIC_ACQUIRE);
-	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
-	for (unsigned i = n; i-- > 0;) /* the newest: a later join's host may reuse an earlier host's ids */
-		if (maps[i].id == (uint32_t)ref) return &maps[i];
+	if (!s || (ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
+	unsigned n = __atomic_load_n(&s->nmaps, __ATOMIC_ACQUIRE);
+	for (unsigned i = n; i-- > 0;) /* the newest */
+		if (s->maps[i].id == (uint32_t)ref) return (struct amap *)&s->maps[i];
 	return NULL;
 }
 
@@ -265,7 +285,7 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 	char msg[160];
 	snprintf(msg, sizeof msg, "hook %u disabled: program %u stopped with status %d at pc %u (addr 0x%" PRIx64 ")",
 		 h->id, h->prog->id, st, run.fault.pc, run.fault.addr);
-	send_frame(WBPF_AGENT_EVENT, 0, &h->id, sizeof h->id, msg);
+	send_frame(h->sess, WBPF_AGENT_EVENT, 0, &h->id, sizeof h->id, msg);
 }
 
 /* ---- the tables: changed under agent_lock (the serve thread, a follower's watcher, dlopen) ---- */
@@ -278,37 +298,37 @@ static void put_msg(char *msg, size_t n, const char *fmt, ...)
 	va_end(ap);
 }
 
-int agent_has_map(uint32_t id)
+int agent_has_map(const struct session *s, uint32_t id)
 {
-	for (unsigned i = 0; i < nmaps; i++)
-		if (maps[i].id == id) return 1;
+	for (unsigned i = 0; i < s->nmaps; i++)
+		if (s->maps[i].id == id) return 1;
 	return 0;
 }
 
-/* maps map id from fd and notify_fd: 0, or an errno with msg */
-int agent_map_add(uint32_t id, int fd, int nfd, char *msg, size_t n)
+/* maps map id of session s from fd and notify_fd: 0, or an errno with msg */
+int agent_map_add(struct session *s, uint32_t id, int fd, int nfd, char *msg, size_t n)
 {
-	if (nmaps >= MAX_MAPS) return put_msg(msg, n, "map %u: the agent holds %u maps already", id, MAX_MAPS), ENOSPC;
-	struct amap *m = &maps[nmaps];
+	if (s->nmaps >= MAX_MAPS) return put_msg(msg, n, "map %u: the agent holds %u maps of this host already", id, MAX_MAPS), ENOSPC;
+	struct amap *m = &s->maps[s->nmaps];
 	m->id = id;
 	int rc = wbpf_map_open(fd, nfd, &m->m);
 	if (rc < 0) return put_msg(msg, n, "map %u: opening fd %d: %s", id, fd, strerror(-rc)), -rc;
-	__atomic_store_n(&nmaps, nmaps + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->nmaps, s->nmaps + 1, __ATOMIC_RELEASE);
 	put_msg(msg, n, "map %u", id);
 	return 0;
 }
 
-int agent_has_prog(uint32_t id)
+int agent_has_prog(const struct session *s, uint32_t id)
 {
-	for (unsigned i = 0; i < nprogs; i++)
-		if (progs[i].id == id) return 1;
+	for (unsigned i = 0; i < s->nprogs; i++)
+		if (s->progs[i].id == id) return 1;
 	return 0;
 }
 
-/* loads program id (helpers: nhelpers u32 ids, unaligned): 0, or an errno with msg */
-int agent_prog_add(uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len, char *msg, size_t n)
+/* loads program id of session s (helpers: nhelpers u32 ids, unaligned): 0, or an errno with msg */
+int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len, char *msg, size_t n)
 {
-	if (nprogs >= MAX_PROGS) return put_msg(msg, n, "prog %u: the agent holds %u programs already", id, MAX_PROGS), ENOSPC;
+	if (s->nprogs >= MAX_PROGS) return put_msg(msg, n, "prog %u: the agent holds %u programs of this host already", id, MAX_PROGS), ENOSPC;
 	for (uint32_t i = 0; i < nhelpers; i++) {
 		uint32_t h;
 		memcpy(&h, helpers + 4 * i, 4);
@@ -316,6 +336,7 @@ int agent_prog_add(uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const
 	}
 	struct prog_refs *refs = calloc(1, sizeof *refs);
 	if (!refs) return put_msg(msg, n, "prog %u: out of memory", id), ENOMEM;
+	refs->sess = s; /* its map references are its session's maps */
 	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs };
 	ebpf_vm_error err;
 	ebpf_vm_prog *prog;
@@ -323,7 +344,8 @@ int agent_prog_add(uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const
 		free(refs);
 		return put_msg(msg, n, "%s", err.message), EINVAL;
 	}
-	progs[nprogs++] = (struct aprog){ id, prog };
+	s->progs[s->nprogs] = (struct aprog){ id, prog };
+	__atomic_store_n(&s->nprogs, s->nprogs + 1, __ATOMIC_RELEASE);
 	put_msg(msg, n, "prog %u", id);
 	return 0;
 }
@@ -348,18 +370,18 @@ static uintptr_t find_address(const struct wbpf_agent_hook *r)
 }
 
 /* ---- attachments (agent_lock) ---- */
-static const struct aprog *find_prog(uint32_t id)
+static const struct aprog *find_prog(const struct session *s, uint32_t id)
 {
 	const struct aprog *prog = NULL;
-	for (unsigned i = 0; i < nprogs; i++)
-		if (progs[i].id == id) prog = &progs[i];
+	for (unsigned i = 0; i < s->nprogs; i++)
+		if (s->progs[i].id == id) prog = &s->progs[i];
 	return prog;
 }
 
-static struct ahook *find_hook(uint32_t id)
+static struct ahook *find_hook(const struct session *s, uint32_t id)
 {
 	for (unsigned i = 0; i < MAX_HOOKS; i++)
-		if (hooks[i].live && hooks[i].id == id) return &hooks[i];
+		if (hooks[i].live && hooks[i].sess == s && hooks[i].id == id) return &hooks[i];
 	return NULL;
 }
 
@@ -394,8 +416,9 @@ static int fn_empty(const struct afn *fn)
 	return 1;
 }
 
-/* waits (up to 2 s) until no hit that may have read fn->at before the last change is running */
-static void fn_quiesce(struct afn *fn)
+/* waits (up to 2 s) until no hit that may have read fn->at before the last change is running: 1, or 0
+ * when one stalled (what it may read must then never be freed) */
+static int fn_quiesce(struct afn *fn)
 {
 	unsigned old = __atomic_fetch_add(&fn->phase, 1, __ATOMIC_SEQ_CST) & 1;
 	struct timespec t0, now, nap = { 0, 20000 };
@@ -403,10 +426,10 @@ static void fn_quiesce(struct afn *fn)
 	for (;;) {
 		unsigned busy = 0;
 		for (unsigned i = 0; i < READER_SLOTS; i++) busy += __atomic_load_n(&fn->readers[i].n[old], __ATOMIC_SEQ_CST);
-		if (!busy) break;
+		if (!busy) return 1;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - t0.tv_sec) * 1000000000ll + (now.tv_nsec - t0.tv_nsec) > 2000000000ll)
-			break; /* a hit stalled: entries are never freed, only reused */
+			return 0; /* a hit stalled: entries are never freed, only reused */
 		nanosleep(&nap, NULL);
 	}
 }
@@ -463,22 +486,22 @@ static int install(struct ahook *h, uintptr_t addr, char *msg, size_t n)
 	return 0;
 }
 
-int agent_has_hook(uint32_t id) { return find_hook(id) != NULL; }
+int agent_has_hook(const struct session *s, uint32_t id) { return find_hook(s, id) != NULL; }
 
-/* adds hook r: 0 (set, or *pending: its file is not mapped yet), or an errno with msg */
-int agent_hook_add(const struct wbpf_agent_hook *r, int *pending, char *msg, size_t n)
+/* adds hook r of session s: 0 (set, or *pending: its file is not mapped yet), or an errno with msg */
+int agent_hook_add(struct session *s, const struct wbpf_agent_hook *r, int *pending, char *msg, size_t n)
 {
 	*pending = 0;
-	const struct aprog *prog = find_prog(r->prog_id);
+	const struct aprog *prog = find_prog(s, r->prog_id);
 	if (!prog) return put_msg(msg, n, "hook %u: no program %u", r->id, r->prog_id), ENOENT;
-	if (find_hook(r->id)) return put_msg(msg, n, "hook %u: the agent has a hook %u already", r->id, r->id), EEXIST;
+	if (find_hook(s, r->id)) return put_msg(msg, n, "hook %u: the agent has a hook %u already", r->id, r->id), EEXIST;
 	struct ahook *h = free_hook();
 	if (!h) return put_msg(msg, n, "hook %u: the agent holds %u hooks already", r->id, MAX_HOOKS), ENOSPC;
 	if ((r->flags & WBPF_AGENT_HOOK_RETURN) && !preloaded && unwinder_mapped())
 		return put_msg(msg, n, "hook %u: a return probe in a joined process that maps libgcc_s or libstdc++ is refused: an exception "
 			       "unwinding through an armed call would end the process (a dlopen'ed agent cannot interpose the unwinder); "
 			       "launch the command under wasm-bpf instead", r->id), EOPNOTSUPP;
-	*h = (struct ahook){ .id = r->id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .prog = prog, .enabled = 1, .live = 1, .req = *r };
+	*h = (struct ahook){ .sess = s, .id = r->id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .prog = prog, .enabled = 1, .live = 1, .req = *r };
 	uintptr_t addr = find_address(r);
 	if (!addr) {
 		h->pending = 1;
@@ -491,10 +514,10 @@ int agent_hook_add(const struct wbpf_agent_hook *r, int *pending, char *msg, siz
 	return install(h, addr, msg, n);
 }
 
-/* removes hook id: 0, or ENOENT; msg says so (and when the entry stays patched) */
-int agent_hook_remove(uint32_t id, char *msg, size_t n)
+/* removes hook id of session s: 0, or ENOENT; msg says so (and when the entry stays patched) */
+int agent_hook_remove(struct session *s, uint32_t id, char *msg, size_t n)
 {
-	struct ahook *h = find_hook(id);
+	struct ahook *h = find_hook(s, id);
 	if (!h) return put_msg(msg, n, "unhook %u: no hook %u", id, id), ENOENT;
 	if (h->pending) {
 		h->pending = 0;
@@ -530,69 +553,71 @@ void agent_hooks_retry(void)
 		h->pending = 0;
 		__atomic_sub_fetch(&npending, 1, __ATOMIC_SEQ_CST);
 		char msg[256];
-		if (install(h, addr, msg, sizeof msg) != 0) send_frame(WBPF_AGENT_EVENT, 0, &h->id, sizeof h->id, msg);
+		uint32_t id = h->id;
+		if (install(h, addr, msg, sizeof msg) != 0) send_frame(h->sess, WBPF_AGENT_EVENT, 0, &id, sizeof id, msg);
 	}
 	in_hit = was;
 }
 
 unsigned agent_npending(void) { return __atomic_load_n(&npending, __ATOMIC_SEQ_CST); }
 
-/* ---- requests (serve thread; what succeeds goes to the registry for the descendants) ---- */
-static void do_map(uint32_t seq, const uint8_t *p, uint32_t len, const int *fds, int nfds)
+/* ---- requests (a session's serve thread; what the root session's succeed goes to the registry for the
+ * descendants) ---- */
+static void do_map(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len, const int *fds, int nfds)
 {
 	struct wbpf_agent_map r;
 	char msg[256];
-	if (len < sizeof r) return reply(seq, EINVAL, "map: short request");
+	if (len < sizeof r) return reply(s, seq, EINVAL, "map: short request");
 	memcpy(&r, p, sizeof r);
 	int fd = nfds > 0 ? fds[0] : r.fd, nfd = nfds > 1 ? fds[1] : r.notify_fd;
-	int rc = agent_map_add(r.id, fd, nfd, msg, sizeof msg);
-	if (rc == 0 && agent_reg) {
+	int rc = agent_map_add(s, r.id, fd, nfd, msg, sizeof msg);
+	if (rc == 0 && s->root && agent_reg) {
 		/* exec'd descendants inherit the fds at the same numbers */
 		(void)fcntl(fd, F_SETFD, 0);
 		if (nfd >= 0) (void)fcntl(nfd, F_SETFD, 0);
 		(void)reg_add_map(agent_reg, r.id, fd, nfd);
 	}
-	reply(seq, rc, "%s", msg);
+	reply(s, seq, rc, "%s", msg);
 }
 
-static void do_prog(uint32_t seq, const uint8_t *p, uint32_t len)
+static void do_prog(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len)
 {
 	struct wbpf_agent_prog r;
 	char msg[256];
-	if (len < sizeof r) return reply(seq, EINVAL, "prog: short request");
+	if (len < sizeof r) return reply(s, seq, EINVAL, "prog: short request");
 	memcpy(&r, p, sizeof r);
-	if ((uint64_t)sizeof r + 4ull * r.nhelpers + r.insn_len != len) return reply(seq, EINVAL, "prog %u: bad length", r.id);
+	if ((uint64_t)sizeof r + 4ull * r.nhelpers + r.insn_len != len) return reply(s, seq, EINVAL, "prog %u: bad length", r.id);
 	const uint8_t *helpers = p + sizeof r, *insns = p + sizeof r + 4 * r.nhelpers;
-	int rc = agent_prog_add(r.id, helpers, r.nhelpers, insns, r.insn_len, msg, sizeof msg);
-	if (rc == 0 && agent_reg && reg_add_prog(agent_reg, r.id, helpers, r.nhelpers, insns, r.insn_len) < 0)
+	int rc = agent_prog_add(s, r.id, helpers, r.nhelpers, insns, r.insn_len, msg, sizeof msg);
+	if (rc == 0 && s->root && agent_reg && reg_add_prog(agent_reg, r.id, helpers, r.nhelpers, insns, r.insn_len) < 0)
 		snprintf(msg, sizeof msg, "prog %u (the run's registry is full: descendants will not run it)", r.id);
-	reply(seq, rc, "%s", msg);
+	reply(s, seq, rc, "%s", msg);
 }
 
-static void do_hook(uint32_t seq, const uint8_t *p, uint32_t len)
+static void do_hook(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len)
 {
 	struct wbpf_agent_hook r;
 	char msg[256];
 	int pending;
-	if (len < sizeof r) return reply(seq, EINVAL, "hook: short request");
+	if (len < sizeof r) return reply(s, seq, EINVAL, "hook: short request");
 	memcpy(&r, p, sizeof r);
-	int rc = agent_hook_add(&r, &pending, msg, sizeof msg);
-	if (rc == 0 && agent_reg && reg_add_hook(agent_reg, &r) < 0) {
+	int rc = agent_hook_add(s, &r, &pending, msg, sizeof msg);
+	if (rc == 0 && s->root && agent_reg && reg_add_hook(agent_reg, &r) < 0) {
 		size_t l = strlen(msg);
 		snprintf(msg + l, sizeof msg - l, " (the run's registry is full: not in descendants)");
 	}
-	reply(seq, rc, "%s", msg);
+	reply(s, seq, rc, "%s", msg);
 }
 
-static void do_unhook(uint32_t seq, const uint8_t *p, uint32_t len)
+static void do_unhook(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len)
 {
 	uint32_t id;
 	char msg[512];
-	if (len < sizeof id) return reply(seq, EINVAL, "unhook: short request");
+	if (len < sizeof id) return reply(s, seq, EINVAL, "unhook: short request");
 	memcpy(&id, p, sizeof id);
-	if (agent_reg) reg_unhook(agent_reg, id);
-	int rc = agent_hook_remove(id, msg, sizeof msg);
-	reply(seq, rc, "%s", msg);
+	if (s->root && agent_reg) reg_unhook(agent_reg, id);
+	int rc = agent_hook_remove(s, id, msg, sizeof msg);
+	reply(s, seq, rc, "%s", msg);
 }
 
 /* ---- START: the constructor waits for it (or EOF) before the command's main ---- */
@@ -615,31 +640,89 @@ static void wait_start(void)
 	pthread_mutex_unlock(&start_lock);
 }
 
-static void do_start(uint32_t seq)
+static void do_start(struct session *s, uint32_t seq)
 {
-	reply(seq, 0, "start"); /* first: a command that exits at once must not take the answer with it */
+	reply(s, seq, 0, "start"); /* first: a command that exits at once must not take the answer with it */
 	release_start();
 }
 
-/* the host is gone: the process runs on unhooked (programs and maps stay: a thread may be in one); the
- * attachments are freed once no hit reads them, so a later join's host may use the same ids */
-void agent_unhook_all(void)
+/* ---- sessions: claimed by the launch's constructor, a join (join.c) or a descendant following the
+ * registry; ended by EOF (the host closed or died) or the run's end ---- */
+static struct session *root_sess; /* the registry's session (launch mode, and descendants), or NULL */
+
+static struct session *claim(void)
 {
-	for (unsigned i = 0; i < MAX_HOOKS; i++) hooks[i].enabled = 0;
-	for (unsigned i = 0; i < MAX_HOOKS; i++)
-		if (hooks[i].pending) hooks[i].pending = 0, __atomic_sub_fetch(&npending, 1, __ATOMIC_SEQ_CST);
-	for (unsigned i = 0; i < nfns; i++) {
-		struct wbpf_hook_error err;
-		if (fns[i].hook && wbpf_hook_detach(fns[i].hook, &err) == 0) fns[i].hook = NULL;
+	for (unsigned i = 0; i < MAX_SESSIONS; i++) {
+		struct session *s = &sessions[i];
+		int free_ = SESS_FREE;
+		if (!__atomic_compare_exchange_n(&s->state, &free_, SESS_USED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+		s->chan = -1;
+		s->watch_fd = -1;
+		s->root = 0;
+		s->notice_n = 0;
+		pthread_mutex_init(&s->send_lock, NULL);
+		pthread_mutex_init(&s->notice_lock, NULL);
+		return s;
 	}
+	return NULL;
+}
+
+/* removes every hook of session s (the function is unpatched with its last hook, whoever's), then, when no
+ * hit can read them any more, unmaps its maps (closing their fds) and frees its programs and its slot; a
+ * stalled hit leaves them as they are and the slot is never reused. Caller holds agent_lock */
+static void end_session(struct session *s)
+{
+	struct afn *touched[MAX_FNS];
+	unsigned nt = 0;
+	for (unsigned i = 0; i < MAX_HOOKS; i++) {
+		struct ahook *h = &hooks[i];
+		if (!h->live || h->sess != s) continue;
+		h->enabled = 0;
+		if (h->pending) h->pending = 0, __atomic_sub_fetch(&npending, 1, __ATOMIC_SEQ_CST);
+		struct afn *fn = h->fn;
+		unlist(h);
+		if (!fn) continue;
+		unsigned k = 0;
+		while (k < nt && touched[k] != fn) k++;
+		if (k == nt) touched[nt++] = fn;
+	}
+	int quiet = 1;
+	for (unsigned k = 0; k < nt; k++) {
+		struct wbpf_hook_error err;
+		if (fn_empty(touched[k]) && touched[k]->hook && wbpf_hook_detach(touched[k]->hook, &err) == 0) touched[k]->hook = NULL;
+	}
+	for (unsigned k = 0; k < nt; k++) quiet &= fn_quiesce(touched[k]);
 	for (unsigned i = 0; i < MAX_HOOKS; i++)
-		if (hooks[i].live) unlist(&hooks[i]);
-	for (unsigned i = 0; i < nfns; i++) fn_quiesce(&fns[i]);
-	for (unsigned i = 0; i < MAX_HOOKS; i++) hooks[i].live = 0;
+		if (hooks[i].live && hooks[i].sess == s) hooks[i].live = 0;
+	if (s == root_sess) root_sess = NULL;
+	if (!quiet) {
+		__atomic_store_n(&s->state, SESS_DEAD, __ATOMIC_RELEASE);
+		return;
+	}
+	for (unsigned i = 0; i < s->nmaps; i++) wbpf_map_close(&s->maps[i].m, 1);
+	for (unsigned i = 0; i < s->nprogs; i++) {
+		free(ebpf_vm_user(s->progs[i].prog));
+		ebpf_vm_free(s->progs[i].prog);
+	}
+	__atomic_store_n(&s->nmaps, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->nprogs, 0, __ATOMIC_RELEASE);
+	s->root = 0;
+	__atomic_store_n(&s->state, SESS_FREE, __ATOMIC_RELEASE);
+}
+
+struct session *agent_root(void)
+{
+	if (!root_sess && (root_sess = claim())) root_sess->root = 1;
+	return root_sess;
+}
+
+void agent_end_root(void)
+{
+	if (root_sess) end_session(root_sess);
 }
 
 /* ---- the channel ---- */
-static int read_full(void *buf, size_t len, int *fds, int *nfds)
+static int read_full(int chan, void *buf, size_t len, int *fds, int *nfds)
 {
 	uint8_t *b = buf;
 	while (len > 0) {
@@ -665,23 +748,23 @@ static int read_full(void *buf, size_t len, int *fds, int *nfds)
 	return 0;
 }
 
-/* one request: read, answer; -1 at EOF (or a frame too large to be ours) */
-static int serve_one(void)
+/* one request of session s: read, answer; -1 at EOF (or a frame too large to be ours) */
+static int serve_one(struct session *s)
 {
 	struct wbpf_agent_frame f;
 	int fds[4], nfds = 0, rc = 0;
-	if (read_full(&f, sizeof f, fds, &nfds) < 0 || f.len > WBPF_AGENT_MAX_PAYLOAD) rc = -1;
+	if (read_full(s->chan, &f, sizeof f, fds, &nfds) < 0 || f.len > WBPF_AGENT_MAX_PAYLOAD) rc = -1;
 	uint8_t *p = rc ? NULL : malloc(f.len ? f.len : 1);
-	if (!rc && (!p || read_full(p, f.len, fds, &nfds) < 0)) rc = -1;
+	if (!rc && (!p || read_full(s->chan, p, f.len, fds, &nfds) < 0)) rc = -1;
 	if (!rc) {
 		if (f.type != WBPF_AGENT_START) pthread_mutex_lock(&agent_lock);
 		switch (f.type) {
-		case WBPF_AGENT_MAP: do_map(f.seq, p, f.len, fds, nfds); nfds = 0; break;
-		case WBPF_AGENT_PROG: do_prog(f.seq, p, f.len); break;
-		case WBPF_AGENT_HOOK: do_hook(f.seq, p, f.len); break;
-		case WBPF_AGENT_START: do_start(f.seq); break;
-		case WBPF_AGENT_UNHOOK: do_unhook(f.seq, p, f.len); break;
-		default: reply(f.seq, EINVAL, "unknown request type %u", f.type);
+		case WBPF_AGENT_MAP: do_map(s, f.seq, p, f.len, fds, nfds); nfds = 0; break;
+		case WBPF_AGENT_PROG: do_prog(s, f.seq, p, f.len); break;
+		case WBPF_AGENT_HOOK: do_hook(s, f.seq, p, f.len); break;
+		case WBPF_AGENT_START: do_start(s, f.seq); break;
+		case WBPF_AGENT_UNHOOK: do_unhook(s, f.seq, p, f.len); break;
+		default: reply(s, f.seq, EINVAL, "unknown request type %u", f.type);
 		}
 		if (f.type != WBPF_AGENT_START) pthread_mutex_unlock(&agent_lock);
 	}
@@ -690,87 +773,120 @@ static int serve_one(void)
 	return rc;
 }
 
+/* session s's serve thread until EOF; then only s's hooks go (the root's also ends the registry's run) */
 static void *serve(void *arg)
 {
-	(void)arg;
+	struct session *s = arg;
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* the target's signals go to its own threads */
-	serving = 1;
+	serving = s;
 	in_hit = 1; /* this thread calling a hooked function runs no program */
 	for (;;) {
-		struct pollfd pf = { .fd = chan, .events = POLLIN };
+		struct pollfd pf = { .fd = s->chan, .events = POLLIN };
 		int r = poll(&pf, 1, 100); /* wakes to send what hits queued */
-		flush_notices();
+		flush_notices(s);
 		if (r < 0 && errno != EINTR) break;
-		if (r > 0 && serve_one() < 0) break;
+		if (r > 0 && serve_one(s) < 0) break;
 	}
+	int root = s->root;
 	pthread_mutex_lock(&agent_lock);
-	if (agent_reg) reg_end(agent_reg); /* the descendants unhook too */
-	agent_unhook_all();
-	pthread_mutex_unlock(&agent_lock);
-	release_start();
+	if (root && agent_reg) reg_end(agent_reg); /* the descendants unhook too */
+	int chan = s->chan;
+	s->chan = -1; /* before its slot may be claimed again */
+	end_session(s);
 	close(chan);
-	chan = -1;
-	agent_unclaim();
+	pthread_mutex_unlock(&agent_lock);
+	serving = NULL;
+	if (root) release_start();
 	return NULL;
 }
 
-/* ---- the one channel: launch mode's, or a join's (join.c) ---- */
-static int claimed; /* atomic */
-
-int agent_claim(void)
+/* ---- join mode's sessions (join.c) ---- */
+struct session *agent_claim(void)
 {
-	int free_ = 0;
-	return __atomic_compare_exchange_n(&claimed, &free_, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ? 0 : -EBUSY;
+	struct session *s = claim();
+	if (s) follow_atfork(); /* a fork child drops the joined sessions (agent_child_reset) */
+	return s;
 }
 
-void agent_unclaim(void)
+void agent_unclaim(struct session *s)
 {
-	__atomic_store_n(&claimed, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->state, SESS_FREE, __ATOMIC_RELEASE);
 }
 
-void agent_serve_joined(int fd)
+void agent_serve_joined(struct session *s, int fd)
 {
-	chan = fd;
+	s->chan = fd;
 	release_start();
-	(void)serve(NULL);
+	(void)serve(s);
 }
 
-/* the serve thread on channel fd; 0, or -1 when it cannot start */
-static int serve_start(int fd)
+/* session s's serve thread on channel fd; 0, or -1 when it cannot start */
+static int serve_start(struct session *s, int fd)
 {
-	chan = fd;
+	s->chan = fd;
 	pthread_t t;
-	if (pthread_create(&t, NULL, serve, NULL) != 0) {
-		chan = -1;
+	if (pthread_create(&t, NULL, serve, s) != 0) {
+		s->chan = -1;
 		return -1;
 	}
 	pthread_detach(t);
 	return 0;
 }
 
-/* a process that was the root exec'd a new program (this one): the same channel, served again; its main
- * runs at once (START came before the exec). The caller applied the registry */
+/* a process that was the root exec'd a new program (this one): the same channel, served again by the root
+ * session (the registry's, applied by the caller); its main runs at once (START came before the exec) */
 int agent_serve_again(int fd)
 {
 	started = 1;
 	preloaded = 1;
-	(void)agent_claim();
-	return serve_start(fd);
+	struct session *s = agent_root();
+	return s ? serve_start(s, fd) : -1;
 }
 
-/* in a fork child (the only thread): the channel is the parent's (never ours to use) and the locks may
- * have been held by threads that do not exist here */
+/* in a fork child (the only thread): the channels are the parent's (never ours to use) and the locks may
+ * have been held by threads that do not exist here. Every session's hooks stay: the root session's follow
+ * the registry (follow.c), a joined session's keep running what they ran at the fork until its host hangs
+ * up (agent_joined_check); a session still waiting for its channel (a join's hand-off) is dropped */
 void agent_child_reset(void)
 {
-	chan = -1;
-	pthread_mutex_init(&send_lock, NULL);
-	pthread_mutex_init(&notice_lock, NULL);
 	pthread_mutex_init(&agent_lock, NULL);
-	notice_n = 0;
 	/* hits of the parent's other threads counted there never leave here: a removal must not wait for them */
 	for (unsigned i = 0; i < nfns; i++) memset(fns[i].readers, 0, sizeof fns[i].readers);
+	for (unsigned i = 0; i < MAX_SESSIONS; i++) {
+		struct session *s = &sessions[i];
+		pthread_mutex_init(&s->send_lock, NULL);
+		pthread_mutex_init(&s->notice_lock, NULL);
+		s->notice_n = 0;
+		if (s->state != SESS_USED) continue;
+		int chan = s->chan;
+		s->chan = -1;
+		if (s == root_sess) continue; /* its channel: descendants poll it for the host's hang-up (registry.c) */
+		if (chan >= 0) s->watch_fd = chan;
+		else if (s->watch_fd < 0) end_session(s);
+	}
+}
+
+/* a fork child's joined sessions whose host hung up (closed its end or died) end here too: their hooks go,
+ * their maps are unmapped. The number still followed. Caller holds agent_lock */
+unsigned agent_joined_check(void)
+{
+	unsigned left = 0;
+	for (unsigned i = 0; i < MAX_SESSIONS; i++) {
+		struct session *s = &sessions[i];
+		if (s->state != SESS_USED || s->watch_fd < 0) continue;
+		struct pollfd pf = { .fd = s->watch_fd, .events = POLLRDHUP };
+		if (poll(&pf, 1, 0) == 0) {
+			left++;
+			continue;
+		}
+		int fd = s->watch_fd;
+		s->watch_fd = -1;
+		end_session(s);
+		close(fd);
+	}
+	return left;
 }
 
 __attribute__((constructor)) static void wbpf_agent_init(void)
@@ -784,11 +900,13 @@ __attribute__((constructor)) static void wbpf_agent_init(void)
 	 * registry instead (follow.c) */
 	unsetenv("WBPF_AGENT_FD");
 	preloaded = 1;
-	if (agent_claim() < 0) return;
+	struct session *root = agent_root();
+	if (!root) return;
 	agent_reg = reg_create((int)fd);
 	if (agent_reg) follow_atfork();
-	if (serve_start((int)fd) != 0) {
-		agent_unclaim();
+	if (serve_start(root, (int)fd) != 0) {
+		root_sess = NULL;
+		agent_unclaim(root);
 		return;
 	}
 	wait_start(); /* the command's main runs once the host says START (or goes away) */

@@ -15,6 +15,8 @@
 #pragma GCC visibility push(hidden)
 
 struct registry;
+/* one host's state in the agent (agent.c): its channel, maps, programs and hooks; ids are per session */
+struct session;
 
 #define MAPREF_TAG 0x5742504d00000000ull /* "WBPM" << 32 | map id: what lddw map_by_fd(id) loads */
 
@@ -23,40 +25,46 @@ struct amap {
 	uint32_t id;
 	struct wbpf_map m;
 };
-/* the map an lddw src 1 value names, or NULL */
-struct amap *find_map(uint64_t ref);
+/* session s's map an lddw src 1 value names (a program only ever reaches its own session's maps), or NULL */
+struct amap *find_map(const struct session *s, uint64_t ref);
 
 /* ---- join mode (join.c: the agent dlopen'ed by ptrace injection into a running process) ---- */
-/* takes the one channel slot: 0, or -EBUSY while a host's channel is served (launch or an earlier join) */
-int agent_claim(void);
-/* gives the slot back (a join that never got its channel) */
-void agent_unclaim(void);
-/* serves fd on the calling thread until EOF, then unhooks everything and gives the slot back; no START
- * (the process runs already). The caller holds the slot (agent_claim) */
-void agent_serve_joined(int fd);
+/* a free session (at most WBPF_AGENT_MAX_SESSIONS hosts at once, launch's and joins' together), or NULL */
+struct session *agent_claim(void);
+/* gives the session back (a join that never got its channel) */
+void agent_unclaim(struct session *s);
+/* serves fd as session s on the calling thread until EOF, then removes s's hooks and maps and gives the
+ * session back; no START (the process runs already). The caller claimed s (agent_claim) */
+void agent_serve_joined(struct session *s, int fd);
 
-/* the chan side sends a trace_printk text to the host (a weak stub in helpers.c drops it until then) */
-void agent_trace(uint32_t hook_id, const char *text, uint32_t len);
+/* the chan side sends a trace_printk text to session s's host (a weak stub in helpers.c drops it until then) */
+void agent_trace(struct session *s, uint32_t hook_id, const char *text, uint32_t len);
 
 /* ---- the agent's tables (agent.c), changed under agent_lock only; each add/remove returns 0 or an errno,
- * its message (the reply's text) in msg ---- */
+ * its message (the reply's text) in msg; ids are those of session s ---- */
 extern pthread_mutex_t agent_lock;
 extern struct registry *agent_reg; /* the run's registry (registry.h), NULL when not traced */
-int agent_has_map(uint32_t id);
-int agent_map_add(uint32_t id, int fd, int notify_fd, char *msg, size_t n);
-int agent_has_prog(uint32_t id);
-int agent_prog_add(uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len, char *msg, size_t n);
-int agent_has_hook(uint32_t id);
+/* the registry's session (the launch's, or a descendant's copy of it), claimed on first use; NULL if none is free */
+struct session *agent_root(void);
+int agent_has_map(const struct session *s, uint32_t id);
+int agent_map_add(struct session *s, uint32_t id, int fd, int notify_fd, char *msg, size_t n);
+int agent_has_prog(const struct session *s, uint32_t id);
+int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len, char *msg, size_t n);
+int agent_has_hook(const struct session *s, uint32_t id);
 /* *pending: accepted, its file not mapped (yet): agent_hooks_retry sets it once it is */
-int agent_hook_add(const struct wbpf_agent_hook *r, int *pending, char *msg, size_t n);
-int agent_hook_remove(uint32_t id, char *msg, size_t n);
+int agent_hook_add(struct session *s, const struct wbpf_agent_hook *r, int *pending, char *msg, size_t n);
+int agent_hook_remove(struct session *s, uint32_t id, char *msg, size_t n);
 void agent_hooks_retry(void);
 unsigned agent_npending(void); /* no lock needed */
-void agent_unhook_all(void);
+/* the registry's run ended (or its host is gone): the root session's hooks go, the other sessions' stay */
+void agent_end_root(void);
 /* a root that exec'd: serve the same channel again (no START wait); 0 or -1 */
 int agent_serve_again(int fd);
-/* in a fork child: drop the parent's channel, reset the locks */
+/* in a fork child: drop the parent's channels (a joined session's stays, to be polled), reset the locks */
 void agent_child_reset(void);
+/* in a fork child: ends the joined sessions whose host hung up; returns how many are still followed.
+ * Caller holds agent_lock */
+unsigned agent_joined_check(void);
 
 /* ---- following descendants (follow.c) ---- */
 /* the root agent: fork children follow the registry (pthread_atfork) */
@@ -77,8 +85,10 @@ void follow_exec(void);
 #define HIT_MAX_DYN 32     /* lookup values and records one run may hold at once */
 #define HIT_MAX_RECORDS 8  /* ring buffer records reserved at once */
 
-/* a program's env.user: the global data maps its lddw src 2 named (filled by map_ref at load) */
+/* a program's env.user: its session (whose maps its map references name) and the global data maps its
+ * lddw src 2 named (filled by map_ref at load) */
 struct prog_refs {
+	struct session *sess;
 	unsigned n;
 	struct amap *globals[HIT_MAX_GLOBALS];
 };

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,33 +15,35 @@
 
 #define WATCH_MS 100 /* the host's death is noticed within this (plus a removal's wait) */
 
-/* the registry's maps, programs and hooks this process lacks are added; hooks unhooked there are removed.
- * Caller holds agent_lock. Refusals are silent: a descendant has no channel to say them on */
+/* the registry's maps, programs and hooks this process lacks are added to the root session; hooks unhooked
+ * there are removed. Caller holds agent_lock. Refusals are silent: a descendant has no channel to say them on */
 static void apply(const struct registry *r)
 {
 	char msg[512];
+	struct session *s = agent_root();
+	if (!s) return;
 	uint32_t n = reg_nmaps(r);
 	for (uint32_t i = 0; i < n; i++) {
 		struct reg_map m;
 		memcpy(&m, (const void *)&r->maps[i], sizeof m);
-		if (!agent_has_map(m.id)) (void)agent_map_add(m.id, m.fd, m.notify_fd, msg, sizeof msg);
+		if (!agent_has_map(s, m.id)) (void)agent_map_add(s, m.id, m.fd, m.notify_fd, msg, sizeof msg);
 	}
 	n = reg_nprogs(r);
 	for (uint32_t i = 0; i < n; i++) {
 		struct reg_prog p;
 		uint8_t *bytes;
-		if (agent_has_prog(__atomic_load_n(&r->progs[i].id, __ATOMIC_RELAXED))) continue;
-		if (reg_prog_copy(r, i, &p, &bytes) == 0 && !agent_has_prog(p.id))
-			(void)agent_prog_add(p.id, bytes, p.nhelpers, bytes + 4ull * p.nhelpers, p.insn_len, msg, sizeof msg);
+		if (agent_has_prog(s, __atomic_load_n(&r->progs[i].id, __ATOMIC_RELAXED))) continue;
+		if (reg_prog_copy(r, i, &p, &bytes) == 0 && !agent_has_prog(s, p.id))
+			(void)agent_prog_add(s, p.id, bytes, p.nhelpers, bytes + 4ull * p.nhelpers, p.insn_len, msg, sizeof msg);
 		free(bytes);
 	}
 	n = reg_nhooks(r);
 	for (uint32_t i = 0; i < n; i++) {
 		struct reg_hook h;
 		memcpy(&h, (const void *)&r->hooks[i], sizeof h);
-		int have = agent_has_hook(h.h.id), pending;
-		if (h.active && !have) (void)agent_hook_add(&h.h, &pending, msg, sizeof msg);
-		else if (!h.active && have) (void)agent_hook_remove(h.h.id, msg, sizeof msg);
+		int have = agent_has_hook(s, h.h.id), pending;
+		if (h.active && !have) (void)agent_hook_add(s, &h.h, &pending, msg, sizeof msg);
+		else if (!h.active && have) (void)agent_hook_remove(s, h.h.id, msg, sizeof msg);
 	}
 }
 
@@ -69,7 +72,7 @@ static void *watch(void *arg)
 		reg_wait(r, g, WATCH_MS);
 	}
 	pthread_mutex_lock(&agent_lock);
-	agent_unhook_all();
+	agent_end_root();
 	pthread_mutex_unlock(&agent_lock);
 	return NULL;
 }
@@ -80,14 +83,38 @@ static void watch_start(void)
 	if (pthread_create(&t, NULL, watch, agent_reg) == 0) pthread_detach(t);
 }
 
-/* fork: the child gets a consistent copy of the tables (none is changing), then follows */
+/* a fork child's joined sessions: their hooks stay (what the host had set at the fork) until the host hangs
+ * up its channel (closed, or died), polled every WATCH_MS */
+static void *watch_joined(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	struct timespec nap = { 0, WATCH_MS * 1000000L };
+	for (;;) {
+		pthread_mutex_lock(&agent_lock);
+		unsigned left = agent_joined_check();
+		pthread_mutex_unlock(&agent_lock);
+		if (!left) return NULL;
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* fork: the child gets a consistent copy of the tables (none is changing), keeps every session's hooks and
+ * follows the registry (the root session) and each joined session's channel */
 static void before_fork(void) { pthread_mutex_lock(&agent_lock); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&agent_lock); }
 static void after_fork_child(void)
 {
 	agent_child_reset();
+	if (agent_joined_check()) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, watch_joined, NULL) == 0) pthread_detach(t);
+	}
+	if (!agent_reg) return; /* joined only: no registry to follow */
 	if (!ended(agent_reg)) watch_start();
-	else agent_unhook_all();
+	else agent_end_root();
 }
 
 void follow_atfork(void)

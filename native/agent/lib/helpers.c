@@ -14,20 +14,23 @@
 #include "agent.h"
 
 /* agent.c's agent_trace (the chan side) sends the text to the host; until it exists this stub drops it */
-__attribute__((weak)) void agent_trace(uint32_t hook_id, const char *text, uint32_t len)
+__attribute__((weak)) void agent_trace(struct session *s, uint32_t hook_id, const char *text, uint32_t len)
 {
-	(void)hook_id, (void)text, (void)len;
+	(void)s, (void)hook_id, (void)text, (void)len;
 }
 
-static struct amap *ring_arg(uint64_t ref)
+/* the session of the program making call c: its map references name that session's maps only */
+#define SESS(c) ((c)->user ? ((const struct prog_refs *)(c)->user)->sess : (struct session *)NULL)
+
+static struct amap *ring_arg(const struct session *s, uint64_t ref)
 {
-	struct amap *m = find_map(ref);
+	struct amap *m = find_map(s, ref);
 	return m && wbpf_map_type(&m->m) == WBPF_MAP_RINGBUF ? m : NULL;
 }
 
 static int h_lookup(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(c->args[0]);
+	struct amap *m = find_map(SESS(c), c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	void *v = wbpf_map_lookup_elem(&m->m, (const void *)(uintptr_t)c->args[1]);
 	if (v && region_add_dyn(c->run, (uintptr_t)v, wbpf_map_value_size(&m->m), value_flags(m)) < 0) v = NULL;
@@ -36,7 +39,7 @@ static int h_lookup(ebpf_vm_call *c)
 }
 static int h_update(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(c->args[0]);
+	struct amap *m = find_map(SESS(c), c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	if (!ptr_ok(c->run, c->args[2], wbpf_map_value_size(&m->m), 0)) return 1;
 	c->r0 = (uint64_t)wbpf_map_update_elem(&m->m, (const void *)(uintptr_t)c->args[1],
@@ -45,7 +48,7 @@ static int h_update(ebpf_vm_call *c)
 }
 static int h_delete(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(c->args[0]);
+	struct amap *m = find_map(SESS(c), c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	c->r0 = (uint64_t)wbpf_map_delete_elem(&m->m, (const void *)(uintptr_t)c->args[1]);
 	return 0;
@@ -172,14 +175,14 @@ static int h_comm(ebpf_vm_call *c)
 
 static int h_perf_output(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(c->args[1]);
+	struct amap *m = find_map(SESS(c), c->args[1]);
 	if (!m || !ptr_ok(c->run, c->args[3], c->args[4], 0)) return 1;
 	c->r0 = (uint64_t)wbpf_perf_event_output(&m->m, c->args[2], (const void *)(uintptr_t)c->args[3], c->args[4]);
 	return 0;
 }
 static int h_ringbuf_output(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(c->args[0]);
+	struct amap *m = find_map(SESS(c), c->args[0]);
 	if (!m || wbpf_map_type(&m->m) != WBPF_MAP_RINGBUF || !ptr_ok(c->run, c->args[1], c->args[2], 0)) return 1;
 	c->r0 = (uint64_t)wbpf_ringbuf_output(&m->m, (const void *)(uintptr_t)c->args[1], c->args[2], c->args[3]);
 	return 0;
@@ -187,7 +190,7 @@ static int h_ringbuf_output(ebpf_vm_call *c)
 /* ringbuf_reserve 131: the record's data becomes a writable region until submit/discard (or the run's end) */
 static int h_ringbuf_reserve(ebpf_vm_call *c)
 {
-	struct amap *m = ring_arg(c->args[0]);
+	struct amap *m = ring_arg(SESS(c), c->args[0]);
 	struct hit *x = c->run->data;
 	if (!m) return 1;
 	c->r0 = 0;
@@ -223,7 +226,7 @@ static int h_ringbuf_submit(ebpf_vm_call *c) { return finish_record(c, 0); }
 static int h_ringbuf_discard(ebpf_vm_call *c) { return finish_record(c, 1); }
 static int h_ringbuf_query(ebpf_vm_call *c)
 {
-	struct amap *m = ring_arg(c->args[0]);
+	struct amap *m = ring_arg(SESS(c), c->args[0]);
 	if (!m) return 1;
 	c->r0 = wbpf_ringbuf_query(&m->m, c->args[1]);
 	return 0;
@@ -247,7 +250,7 @@ static int h_trace_printk(ebpf_vm_call *c)
 		return 0;
 	}
 	struct hit *x = c->run->data;
-	agent_trace(x->hook_id, out, (uint32_t)(n < PRINTK_SIZE - 1 ? n : PRINTK_SIZE - 1));
+	agent_trace(SESS(c), x->hook_id, out, (uint32_t)(n < PRINTK_SIZE - 1 ? n : PRINTK_SIZE - 1));
 	c->r0 = (uint64_t)n;
 	return 0;
 }
@@ -290,13 +293,13 @@ ebpf_vm_helper_fn helper_of(void *user, uint32_t id)
  * data; the engine adds the second imm), recorded in the program's prog_refs for its runs' regions */
 int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value)
 {
-	struct amap *m = find_map(MAPREF_TAG | (uint32_t)imm);
+	struct prog_refs *refs = user;
+	struct amap *m = find_map(refs ? refs->sess : NULL, MAPREF_TAG | (uint32_t)imm);
 	if (!m) return 1;
 	if (src == 1) {
 		*value = MAPREF_TAG | (uint32_t)imm;
 		return 0;
 	}
-	struct prog_refs *refs = user;
 	void *v = src == 2 ? wbpf_map_direct_value(&m->m) : NULL;
 	if (!v || !refs) return 1;
 	unsigned i = 0;

@@ -20,6 +20,10 @@ struct wbpf_agent_frame {
 };
 #define WBPF_AGENT_MAX_PAYLOAD (64u << 20)
 
+/* Several hosts at once: one agent serves up to this many channels (the launch's and joins'), each a
+ * session with its own ids, maps, programs and hooks; a join past it is refused (wbpf_agent_join: -EBUSY) */
+#define WBPF_AGENT_MAX_SESSIONS 8
+
 enum wbpf_agent_type {
 	/* host -> agent */
 	WBPF_AGENT_MAP = 1,  /* struct wbpf_agent_map */

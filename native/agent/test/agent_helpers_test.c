@@ -18,8 +18,9 @@
 /* ---- what agent.c provides ---- */
 static struct amap maps[8];
 static unsigned nmaps;
-struct amap *find_map(uint64_t ref)
+struct amap *find_map(const struct session *s, uint64_t ref)
 {
+	(void)s; /* one table here: the programs' env.user names no session */
 	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
 	for (unsigned i = 0; i < nmaps; i++)
 		if (maps[i].id == (uint32_t)ref) return &maps[i];
@@ -27,8 +28,9 @@ struct amap *find_map(uint64_t ref)
 }
 static char traced[PRINTK_SIZE + 16];
 static uint32_t traced_len, traced_hook;
-void agent_trace(uint32_t hook_id, const char *text, uint32_t len)
+void agent_trace(struct session *s, uint32_t hook_id, const char *text, uint32_t len)
 {
+	(void)s;
 	traced_hook = hook_id;
 	traced_len = len;
 	memcpy(traced, text, len);
