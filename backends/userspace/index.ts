@@ -542,6 +542,16 @@ export class UserspaceObject implements LoadedObject {
       }
     }
     this.hooks.length = 0;
+    // what the object had in the agents goes with it (a run that loads and closes objects again and again
+    // must not fill the agents' tables)
+    try {
+      agent?.drop(
+        [...this.progs.values()].flatMap((p) => (p.agentId !== undefined ? [p.agentId] : [])),
+        this.mapList.flatMap((e) => (e.shared ? [e.shared.id] : [])),
+      );
+    } catch (e) {
+      this.owner.options.log?.(`wasm-bpf: userspace: freeing the object in the agents: ${e instanceof Error ? e.message : String(e)}`);
+    }
     for (const s of [...this.sources]) s.close();
     for (const e of this.mapList) {
       if (e.shared) {

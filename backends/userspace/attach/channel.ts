@@ -5,7 +5,9 @@ import { loadNative, type NativeAddon } from '../../linux/native.js';
 import { BackendError, errorMessage } from '../../../src/errors.js';
 
 /** frame types of native/agent/lib/proto.h */
-const MAP = 1, PROG = 2, HOOK = 3, START = 4, UNHOOK = 5, REPLY = 16, EVENT = 17, TRACE = 18;
+const MAP = 1, PROG = 2, HOOK = 3, START = 4, UNHOOK = 5, DROP = 6, REPLY = 16, EVENT = 17, TRACE = 18;
+/** what DROP frees (proto.h WBPF_AGENT_DROP_*) */
+const DROP_PROG = 1, DROP_MAP = 2;
 const HEADER = 12;
 const MAX_PAYLOAD = 64 << 20;
 const HOOK_RETURN = 1;
@@ -136,6 +138,17 @@ export class AgentChannel {
     const b = Buffer.alloc(4);
     b.writeUInt32LE(id, 0);
     this.request(UNHOOK, b, [], `unhook ${id}`);
+  }
+
+  /**
+   * Frees what a closed object had in the agent: a program once no hook runs it, then a map once no program
+   * names it (the agent answers EBUSY otherwise). Unhook first.
+   */
+  drop(kind: 'prog' | 'map', id: number): void {
+    const b = Buffer.alloc(8);
+    b.writeUInt32LE(kind === 'prog' ? DROP_PROG : DROP_MAP, 0);
+    b.writeUInt32LE(id, 4);
+    this.request(DROP, b, [], `drop ${kind} ${id}`);
   }
 
   /** lets the launched command run (its main waits for this); idempotent */

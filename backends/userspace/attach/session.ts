@@ -111,6 +111,18 @@ export class AgentSession {
     if (this.open) this.channel.unhook(id);
   }
 
+  /** frees a closed object's programs, then its maps, in this agent (only what was sent here) */
+  drop(progIds: readonly number[], mapIds: readonly number[]): void {
+    for (const id of progIds) {
+      if (!this.loaded.delete(id)) continue;
+      if (this.open) this.channel.drop('prog', id);
+    }
+    for (const id of mapIds) {
+      if (!this.sentMaps.delete(id)) continue;
+      if (this.open) this.channel.drop('map', id);
+    }
+  }
+
   /** notices the agent sent since the last read (hooks disabled by a fault, bpf_trace_printk text) */
   poll(): void {
     if (this.open) this.channel.poll();
@@ -188,6 +200,17 @@ export class AgentGroup {
     for (const s of this.sessions) {
       try {
         s.unhook(id);
+      } catch (e) {
+        if (!(e instanceof BackendError) || s.open) throw e;
+      }
+    }
+  }
+
+  /** a closed object's programs and maps leave every agent (after its hooks); an agent gone meanwhile is skipped */
+  drop(progIds: readonly number[], mapIds: readonly number[]): void {
+    for (const s of this.sessions) {
+      try {
+        s.drop(progIds, mapIds);
       } catch (e) {
         if (!(e instanceof BackendError) || s.open) throw e;
       }

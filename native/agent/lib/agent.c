@@ -205,8 +205,9 @@ struct amap *find_map(const struct session *s, uint64_t ref)
 {
 	if (!s || (ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
 	unsigned n = __atomic_load_n(&s->nmaps, __ATOMIC_ACQUIRE);
+	if ((uint32_t)ref == 0) return NULL; /* a free slot */
 	for (unsigned i = n; i-- > 0;) /* the newest */
-		if (s->maps[i].id == (uint32_t)ref) return (struct amap *)&s->maps[i];
+		if (__atomic_load_n(&s->maps[i].id, __ATOMIC_ACQUIRE) == (uint32_t)ref) return (struct amap *)&s->maps[i];
 	return NULL;
 }
 
@@ -300,35 +301,83 @@ static void put_msg(char *msg, size_t n, const char *fmt, ...)
 
 int agent_has_map(const struct session *s, uint32_t id)
 {
-	for (unsigned i = 0; i < s->nmaps; i++)
+	for (unsigned i = 0; id && i < s->nmaps; i++)
 		if (s->maps[i].id == id) return 1;
 	return 0;
 }
 
-/* maps map id of session s from fd and notify_fd: 0, or an errno with msg */
+/* maps map id of session s from fd and notify_fd into a free slot (a dropped map's, else a new one): 0, or an
+ * errno with msg. The id is published last: a hit looking up another id never sees a half-set slot */
 int agent_map_add(struct session *s, uint32_t id, int fd, int nfd, char *msg, size_t n)
 {
-	if (s->nmaps >= MAX_MAPS) return put_msg(msg, n, "map %u: the agent holds %u maps of this host already", id, MAX_MAPS), ENOSPC;
-	struct amap *m = &s->maps[s->nmaps];
-	m->id = id;
+	if (!id) return put_msg(msg, n, "map 0: id 0 is reserved"), EINVAL;
+	unsigned i = 0;
+	while (i < s->nmaps && s->maps[i].id) i++;
+	if (i >= MAX_MAPS) return put_msg(msg, n, "map %u: the agent holds %u maps of this host already", id, MAX_MAPS), ENOSPC;
+	struct amap *m = &s->maps[i];
 	int rc = wbpf_map_open(fd, nfd, &m->m);
 	if (rc < 0) return put_msg(msg, n, "map %u: opening fd %d: %s", id, fd, strerror(-rc)), -rc;
-	__atomic_store_n(&s->nmaps, s->nmaps + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&m->id, id, __ATOMIC_RELEASE);
+	if (i == s->nmaps) __atomic_store_n(&s->nmaps, s->nmaps + 1, __ATOMIC_RELEASE);
 	put_msg(msg, n, "map %u", id);
 	return 0;
 }
 
 int agent_has_prog(const struct session *s, uint32_t id)
 {
-	for (unsigned i = 0; i < s->nprogs; i++)
+	for (unsigned i = 0; id && i < s->nprogs; i++)
 		if (s->progs[i].id == id) return 1;
 	return 0;
 }
 
-/* loads program id of session s (helpers: nhelpers u32 ids, unaligned): 0, or an errno with msg */
+/* frees program id of session s once no hook runs it (its hooks were removed: no hit can be inside it): 0, or
+ * ENOENT / EBUSY with msg. Caller holds agent_lock */
+static int prog_drop(struct session *s, uint32_t id, char *msg, size_t n)
+{
+	struct aprog *p = NULL;
+	for (unsigned i = 0; id && i < s->nprogs; i++)
+		if (s->progs[i].id == id) p = &s->progs[i];
+	if (!p) return put_msg(msg, n, "drop prog %u: no program %u", id, id), ENOENT;
+	for (unsigned i = 0; i < MAX_HOOKS; i++)
+		if (hooks[i].live && hooks[i].prog == p) return put_msg(msg, n, "drop prog %u: hook %u still runs it", id, hooks[i].id), EBUSY;
+	free(ebpf_vm_user(p->prog));
+	ebpf_vm_free(p->prog);
+	*p = (struct aprog){ 0, NULL };
+	put_msg(msg, n, "drop prog %u", id);
+	return 0;
+}
+
+/* unmaps map id of session s (closing its fds) once no loaded program names it (no hit can reach it): 0, or
+ * ENOENT / EBUSY with msg. Caller holds agent_lock */
+static int map_drop(struct session *s, uint32_t id, char *msg, size_t n)
+{
+	struct amap *m = NULL;
+	for (unsigned i = 0; id && i < s->nmaps; i++)
+		if (s->maps[i].id == id) m = &s->maps[i];
+	if (!m) return put_msg(msg, n, "drop map %u: no map %u", id, id), ENOENT;
+	for (unsigned i = 0; i < s->nprogs; i++) {
+		const struct prog_refs *refs = s->progs[i].prog ? ebpf_vm_user(s->progs[i].prog) : NULL;
+		for (unsigned k = 0; refs && k < refs->nmaps; k++)
+			if (refs->map_ids[k] == id) return put_msg(msg, n, "drop map %u: program %u still names it", id, s->progs[i].id), EBUSY;
+	}
+	__atomic_store_n(&m->id, 0, __ATOMIC_RELEASE);
+	wbpf_map_close(&m->m, 1);
+	put_msg(msg, n, "drop map %u", id);
+	return 0;
+}
+
+int agent_drop(struct session *s, int is_map, uint32_t id, char *msg, size_t n)
+{
+	return is_map ? map_drop(s, id, msg, n) : prog_drop(s, id, msg, n);
+}
+
+/* loads program id of session s (helpers: nhelpers u32 ids, unaligned) into a free slot: 0, or an errno with msg */
 int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len, char *msg, size_t n)
 {
-	if (s->nprogs >= MAX_PROGS) return put_msg(msg, n, "prog %u: the agent holds %u programs of this host already", id, MAX_PROGS), ENOSPC;
+	if (!id) return put_msg(msg, n, "prog 0: id 0 is reserved"), EINVAL;
+	unsigned slot = 0;
+	while (slot < s->nprogs && s->progs[slot].prog) slot++;
+	if (slot >= MAX_PROGS) return put_msg(msg, n, "prog %u: the agent holds %u programs of this host already", id, MAX_PROGS), ENOSPC;
 	for (uint32_t i = 0; i < nhelpers; i++) {
 		uint32_t h;
 		memcpy(&h, helpers + 4 * i, 4);
@@ -344,8 +393,8 @@ int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint3
 		free(refs);
 		return put_msg(msg, n, "%s", err.message), EINVAL;
 	}
-	s->progs[s->nprogs] = (struct aprog){ id, prog };
-	__atomic_store_n(&s->nprogs, s->nprogs + 1, __ATOMIC_RELEASE);
+	s->progs[slot] = (struct aprog){ id, prog };
+	if (slot == s->nprogs) __atomic_store_n(&s->nprogs, s->nprogs + 1, __ATOMIC_RELEASE);
 	put_msg(msg, n, "prog %u", id);
 	return 0;
 }
@@ -373,7 +422,7 @@ static uintptr_t find_address(const struct wbpf_agent_hook *r)
 static const struct aprog *find_prog(const struct session *s, uint32_t id)
 {
 	const struct aprog *prog = NULL;
-	for (unsigned i = 0; i < s->nprogs; i++)
+	for (unsigned i = 0; id && i < s->nprogs; i++)
 		if (s->progs[i].id == id) prog = &s->progs[i];
 	return prog;
 }
@@ -620,6 +669,18 @@ static void do_unhook(struct session *s, uint32_t seq, const uint8_t *p, uint32_
 	reply(s, seq, rc, "%s", msg);
 }
 
+static void do_drop(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len)
+{
+	struct wbpf_agent_drop r;
+	char msg[256];
+	if (len < sizeof r) return reply(s, seq, EINVAL, "drop: short request");
+	memcpy(&r, p, sizeof r);
+	if (r.kind != WBPF_AGENT_DROP_PROG && r.kind != WBPF_AGENT_DROP_MAP) return reply(s, seq, EINVAL, "drop: unknown kind %u", r.kind);
+	int rc = agent_drop(s, r.kind == WBPF_AGENT_DROP_MAP, r.id, msg, sizeof msg);
+	if (rc == 0 && s->root && agent_reg) reg_drop(agent_reg, r.kind == WBPF_AGENT_DROP_MAP, r.id);
+	reply(s, seq, rc, "%s", msg);
+}
+
 /* ---- START: the constructor waits for it (or EOF) before the command's main ---- */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t start_cond = PTHREAD_COND_INITIALIZER;
@@ -699,10 +760,13 @@ static void end_session(struct session *s)
 		__atomic_store_n(&s->state, SESS_DEAD, __ATOMIC_RELEASE);
 		return;
 	}
-	for (unsigned i = 0; i < s->nmaps; i++) wbpf_map_close(&s->maps[i].m, 1);
+	for (unsigned i = 0; i < s->nmaps; i++)
+		if (s->maps[i].id) s->maps[i].id = 0, wbpf_map_close(&s->maps[i].m, 1);
 	for (unsigned i = 0; i < s->nprogs; i++) {
+		if (!s->progs[i].prog) continue;
 		free(ebpf_vm_user(s->progs[i].prog));
 		ebpf_vm_free(s->progs[i].prog);
+		s->progs[i] = (struct aprog){ 0, NULL };
 	}
 	__atomic_store_n(&s->nmaps, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->nprogs, 0, __ATOMIC_RELEASE);
@@ -764,6 +828,7 @@ static int serve_one(struct session *s)
 		case WBPF_AGENT_HOOK: do_hook(s, f.seq, p, f.len); break;
 		case WBPF_AGENT_START: do_start(s, f.seq); break;
 		case WBPF_AGENT_UNHOOK: do_unhook(s, f.seq, p, f.len); break;
+		case WBPF_AGENT_DROP: do_drop(s, f.seq, p, f.len); break;
 		default: reply(s, f.seq, EINVAL, "unknown request type %u", f.type);
 		}
 		if (f.type != WBPF_AGENT_START) pthread_mutex_unlock(&agent_lock);

@@ -50,6 +50,8 @@ int agent_has_map(const struct session *s, uint32_t id);
 int agent_map_add(struct session *s, uint32_t id, int fd, int notify_fd, char *msg, size_t n);
 int agent_has_prog(const struct session *s, uint32_t id);
 int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len, char *msg, size_t n);
+/* frees a program of s (is_map 0: no hook runs it) or unmaps a map (1: no program names it): 0, ENOENT, EBUSY */
+int agent_drop(struct session *s, int is_map, uint32_t id, char *msg, size_t n);
 int agent_has_hook(const struct session *s, uint32_t id);
 /* *pending: accepted, its file not mapped (yet): agent_hooks_retry sets it once it is */
 int agent_hook_add(struct session *s, const struct wbpf_agent_hook *r, int *pending, char *msg, size_t n);
@@ -87,10 +89,13 @@ void follow_exec(void);
 
 /* a program's env.user: its session (whose maps its map references name) and the global data maps its
  * lddw src 2 named (filled by map_ref at load) */
+#define PROG_MAX_MAPS 64 /* maps one program may name (the kernel's MAX_USED_MAPS) */
 struct prog_refs {
 	struct session *sess;
 	unsigned n;
 	struct amap *globals[HIT_MAX_GLOBALS];
+	unsigned nmaps;                /* the ids of every map it names: a map is freed only when no program names it */
+	uint32_t map_ids[PROG_MAX_MAPS];
 };
 
 /* one run's memory (run->data), on the hooked thread's stack */

@@ -26,13 +26,13 @@ static void apply(const struct registry *r)
 	for (uint32_t i = 0; i < n; i++) {
 		struct reg_map m;
 		memcpy(&m, (const void *)&r->maps[i], sizeof m);
-		if (!agent_has_map(s, m.id)) (void)agent_map_add(s, m.id, m.fd, m.notify_fd, msg, sizeof msg);
+		if (!m.dropped && !agent_has_map(s, m.id)) (void)agent_map_add(s, m.id, m.fd, m.notify_fd, msg, sizeof msg);
 	}
 	n = reg_nprogs(r);
 	for (uint32_t i = 0; i < n; i++) {
 		struct reg_prog p;
 		uint8_t *bytes;
-		if (agent_has_prog(s, __atomic_load_n(&r->progs[i].id, __ATOMIC_RELAXED))) continue;
+		if (__atomic_load_n(&r->progs[i].dropped, __ATOMIC_ACQUIRE) || agent_has_prog(s, __atomic_load_n(&r->progs[i].id, __ATOMIC_RELAXED))) continue;
 		if (reg_prog_copy(r, i, &p, &bytes) == 0 && !agent_has_prog(s, p.id))
 			(void)agent_prog_add(s, p.id, bytes, p.nhelpers, bytes + 4ull * p.nhelpers, p.insn_len, msg, sizeof msg);
 		free(bytes);
@@ -44,6 +44,17 @@ static void apply(const struct registry *r)
 		int have = agent_has_hook(s, h.h.id), pending;
 		if (h.active && !have) (void)agent_hook_add(s, &h.h, &pending, msg, sizeof msg);
 		else if (!h.active && have) (void)agent_hook_remove(s, h.h.id, msg, sizeof msg);
+	}
+	/* what closed objects had: programs (their hooks are gone), then maps (no program names them) */
+	n = reg_nprogs(r);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t id = __atomic_load_n(&r->progs[i].id, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&r->progs[i].dropped, __ATOMIC_ACQUIRE) && agent_has_prog(s, id)) (void)agent_drop(s, 0, id, msg, sizeof msg);
+	}
+	n = reg_nmaps(r);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t id = __atomic_load_n(&r->maps[i].id, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&r->maps[i].dropped, __ATOMIC_ACQUIRE) && agent_has_map(s, id)) (void)agent_drop(s, 1, id, msg, sizeof msg);
 	}
 }
 

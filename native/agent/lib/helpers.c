@@ -296,6 +296,14 @@ int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value)
 	struct prog_refs *refs = user;
 	struct amap *m = find_map(refs ? refs->sess : NULL, MAPREF_TAG | (uint32_t)imm);
 	if (!m) return 1;
+	if (refs) {
+		unsigned k = 0;
+		while (k < refs->nmaps && refs->map_ids[k] != (uint32_t)imm) k++;
+		if (k == refs->nmaps) {
+			if (refs->nmaps >= PROG_MAX_MAPS) return 1;
+			refs->map_ids[refs->nmaps++] = (uint32_t)imm;
+		}
+	}
 	if (src == 1) {
 		*value = MAPREF_TAG | (uint32_t)imm;
 		return 0;

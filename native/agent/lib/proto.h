@@ -32,6 +32,7 @@ enum wbpf_agent_type {
 	WBPF_AGENT_START = 4,  /* empty: let the launched command run (idempotent) */
 	WBPF_AGENT_UNHOOK = 5, /* u32 hook id: remove that attachment; the function is unpatched with its last */
 	/* agent -> host */
+	WBPF_AGENT_DROP = 6,   /* struct wbpf_agent_drop: free a program (no hook uses it) or a map (no program names it) */
 	WBPF_AGENT_REPLY = 16, /* i32 status (0 OK, else a positive errno-like code), then a message (no NUL) */
 	WBPF_AGENT_EVENT = 17, /* u32 hook id, then a message: a hook was disabled (a fault at a hit) */
 	WBPF_AGENT_TRACE = 18, /* u32 hook id, then text: bpf_trace_printk of a program run at that hook */
@@ -61,6 +62,14 @@ struct wbpf_agent_prog {
  * several apps' programs): each runs at each hit; UNHOOK removes one. A file not mapped (yet): the reply
  * is status 0 with "hook N pending: <why>", and the hook is set once a dlopen maps it. Descendants of
  * the process (fork, exec) apply the same hooks (registry.h). */
+/* DROP: what an object's close frees in the agent, after its hooks are removed (programs first, then maps);
+ * EBUSY while a hook still runs the program or a loaded program still names the map */
+enum { WBPF_AGENT_DROP_PROG = 1, WBPF_AGENT_DROP_MAP = 2 };
+struct wbpf_agent_drop {
+	uint32_t kind; /* WBPF_AGENT_DROP_PROG, WBPF_AGENT_DROP_MAP */
+	uint32_t id;
+};
+
 struct wbpf_agent_hook {
 	uint32_t id;       /* the host's hook id (events name it) */
 	uint32_t prog_id;

@@ -24,6 +24,7 @@ static struct {
 	uint32_t nmaps, nprogs, nhooks;
 	uint64_t blob_used;
 	uint32_t hook_ids[REG_HOOKS];
+	uint32_t map_ids[REG_MAPS], prog_ids[REG_PROGS];
 } w;
 
 static void wake(struct registry *r)
@@ -84,6 +85,7 @@ int reg_add_map(struct registry *r, uint32_t id, int fd, int notify_fd)
 	uint32_t n = w.nmaps;
 	if (n >= REG_MAPS) return -1;
 	r->maps[n] = (struct reg_map){ id, fd, notify_fd, 0 };
+	w.map_ids[n] = id;
 	__atomic_store_n(&r->nmaps, w.nmaps = n + 1, __ATOMIC_RELEASE);
 	wake(r);
 	return 0;
@@ -97,6 +99,7 @@ int reg_add_prog(struct registry *r, uint32_t id, const uint8_t *helpers, uint32
 	memcpy(r->blob + used, helpers, 4ull * nhelpers);
 	memcpy(r->blob + used + 4ull * nhelpers, insns, insn_len);
 	r->progs[n] = (struct reg_prog){ .id = id, .nhelpers = nhelpers, .insn_len = insn_len, .off = used };
+	w.prog_ids[n] = id;
 	r->blob_used = w.blob_used = used + ((len + 7) & ~7ull);
 	__atomic_store_n(&r->nprogs, w.nprogs = n + 1, __ATOMIC_RELEASE);
 	wake(r);
@@ -121,12 +124,24 @@ void reg_unhook(struct registry *r, uint32_t id)
 	wake(r);
 }
 
+void reg_drop(struct registry *r, int is_map, uint32_t id)
+{
+	uint32_t n = is_map ? w.nmaps : w.nprogs;
+	for (uint32_t i = 0; i < n; i++) {
+		if ((is_map ? w.map_ids[i] : w.prog_ids[i]) != id) continue;
+		__atomic_store_n(is_map ? &r->maps[i].dropped : &r->progs[i].dropped, 1, __ATOMIC_RELEASE);
+	}
+	wake(r);
+}
+
 void reg_adopt(const struct registry *r)
 {
 	w.nmaps = reg_nmaps(r);
 	w.nprogs = reg_nprogs(r);
 	w.nhooks = reg_nhooks(r);
 	for (uint32_t i = 0; i < w.nhooks; i++) w.hook_ids[i] = __atomic_load_n(&r->hooks[i].h.id, __ATOMIC_RELAXED);
+	for (uint32_t i = 0; i < w.nmaps; i++) w.map_ids[i] = __atomic_load_n(&r->maps[i].id, __ATOMIC_RELAXED);
+	for (uint32_t i = 0; i < w.nprogs; i++) w.prog_ids[i] = __atomic_load_n(&r->progs[i].id, __ATOMIC_RELAXED);
 	uint64_t used = __atomic_load_n(&r->blob_used, __ATOMIC_ACQUIRE);
 	w.blob_used = used < REG_BLOB ? (used + 7) & ~7ull : REG_BLOB;
 }

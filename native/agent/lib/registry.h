@@ -12,7 +12,7 @@
 
 #define REG_ENV "WBPF_AGENT_REG" /* the registry's fd number, in every traced process's environment */
 #define REG_MAGIC 0x5247455242505757ull
-#define REG_VERSION 1u
+#define REG_VERSION 2u /* 2: maps and programs carry a dropped flag */
 #define REG_MAPS 64
 #define REG_PROGS 64
 #define REG_HOOKS 1024
@@ -23,10 +23,10 @@ enum { REG_ACTIVE = 1, REG_ENDED = 2 };
 struct reg_map {
 	uint32_t id;
 	int32_t fd, notify_fd; /* inherited at these numbers (the root agent clears their FD_CLOEXEC) */
-	uint32_t reserved;
+	uint32_t dropped;      /* 1: its object was closed (the root unmapped it and closed the fds) */
 };
 struct reg_prog {
-	uint32_t id, nhelpers, insn_len, reserved;
+	uint32_t id, nhelpers, insn_len, dropped; /* dropped: 1 once its object was closed */
 	uint64_t off; /* blob[off, off + 4 * nhelpers + insn_len): helper ids then instructions */
 };
 struct reg_hook {
@@ -62,6 +62,8 @@ int reg_add_map(struct registry *r, uint32_t id, int fd, int notify_fd);
 int reg_add_prog(struct registry *r, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len);
 int reg_add_hook(struct registry *r, const struct wbpf_agent_hook *h);
 void reg_unhook(struct registry *r, uint32_t id);
+/* a map (is_map) or a program the root dropped: descendants drop it too and never add it again */
+void reg_drop(struct registry *r, int is_map, uint32_t id);
 void reg_end(struct registry *r);
 /* a root that exec'd takes over the registry: its counts from the shared ones (clamped) */
 void reg_adopt(const struct registry *r);
