@@ -1,7 +1,8 @@
 // The per-boot cache of the report. Key: kernel release + boot id (a reboot or another kernel invalidates it),
 // plus uid and effective capabilities (answers depend on privileges), the report schema, this build of the
 // prober (a new build may answer differently: the newest modification time of the files beside this one,
-// i.e. the prober's sources, its compiled files or the bundle's chunks), --full and --btf.
+// i.e. the prober's sources, its compiled files or the bundle's chunks), --full and --btf, and the native
+// addon and agent files (an install that built them later, e.g. `npm rebuild`, probes again).
 // Location: $WASM_BPF_CACHE_DIR if set, else /var/cache/wasm-bpf when root, else $XDG_CACHE_HOME/wasm-bpf
 // (~/.cache/wasm-bpf).
 import fs from 'node:fs';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { SCHEMA_VERSION, type Report } from './types.js';
 import { readText, type SystemView } from './system.js';
 import { parseStatus } from './procstatus.js';
+import { addonFile, agentLibraryPath } from '../../backends/linux/native.js';
 
 export interface CacheKey {
   schemaVersion: number;
@@ -22,6 +24,8 @@ export interface CacheKey {
   capEff: string | null;
   full: boolean;
   btfPath: string | null;
+  /** the native parts the answers depend on (the addon, the uprobe agent): path and modification time, or none */
+  native: string;
 }
 
 interface CacheFile {
@@ -44,7 +48,20 @@ export function currentKey(sys: SystemView, opts: { full?: boolean; btfPath?: st
     capEff: status.capEff === null ? null : status.capEff.toString(16),
     full: opts.full === true,
     btfPath: opts.btfPath ?? null,
+    native: nativeIdentity(),
   };
+}
+
+/** an install whose addon or agent was built (or rebuilt) after the report was cached probes again */
+function nativeIdentity(): string {
+  const id = (f: string | undefined): string => {
+    try {
+      return f ? `${f}@${Math.trunc(fs.statSync(f).mtimeMs)}` : 'none';
+    } catch {
+      return 'none';
+    }
+  };
+  return `${id(addonFile())} ${id(agentLibraryPath())}`;
 }
 
 let build: number | undefined;
