@@ -1,10 +1,9 @@
 // `wasm-bpf probe [--json] [--full] [--no-cache] [--root DIR] [--btf FILE]`: what eBPF can do on this host.
 import fs from 'node:fs';
 import { cliAssumedMissing } from '../probe/assume.js';
-import { compatSteps, type CompatStep } from '../select/compat.js';
-import path from 'node:path';
+import type { CompatStep } from '../select/compat.js';
 import process from 'node:process';
-import { cachedProbeResult } from '../probe/index.js';
+import { probeHost } from '../api/probe.js';
 import { formatReport, useColor } from '../probe/format.js';
 
 const USAGE = `Usage: wasm-bpf probe [options]
@@ -96,18 +95,18 @@ export function probeCommand(argv: string[]): number {
     process.stdout.write(USAGE);
     return 0;
   }
-  const res = cachedProbeResult({
+  const { result, cached: res } = probeHost({
     ...(args.root !== undefined ? { root: args.root } : {}),
     // live: relative to the current directory; with --root: a path inside the tree
-    ...(args.btf !== undefined ? { btfPath: args.root === undefined ? path.resolve(args.btf) : args.btf } : {}),
+    ...(args.btf !== undefined ? { btf: args.btf } : {}),
     full: args.full,
     noCache: args.noCache,
     assumeMissing: args.assumeMissing,
   });
-  const compat = compatSteps(res.report);
+  const compat = result.compat;
   if (args.json) {
     // `compat` is derived from the report (src/select/compat.ts): an addition to schema version 1
-    process.stdout.write(`${JSON.stringify({ ...res.report, compat }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } else {
     const note = res.hit ? `cached ${res.report.generatedAt}; --no-cache to probe again` : undefined;
     process.stdout.write(
