@@ -29,22 +29,28 @@ function step(what, cmd, args) {
 const FIX = 'install the build tools and libbpf (Debian 12: apt-get install g++ cmake make pkg-config libbpf-dev libelf-dev zlib1g-dev), then run `npm rebuild wasm-bpf`';
 const status = { at: new Date().toISOString(), addon: { ok: false, reason: '' }, agent: { ok: false, reason: '' } };
 
-if (process.env.WASM_BPF_SKIP_NATIVE === '1') {
-  status.addon.reason = status.agent.reason = 'not built: WASM_BPF_SKIP_NATIVE=1 was set during the install';
-} else if (process.platform !== 'linux') {
+// WASM_BPF_SKIP_NATIVE: 1 (both parts), or addon / agent (that part)
+const skip = new Set((process.env.WASM_BPF_SKIP_NATIVE ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const skipped = (part) => skip.has('1') || skip.has(part);
+const SKIPPED = `not built: WASM_BPF_SKIP_NATIVE=${process.env.WASM_BPF_SKIP_NATIVE} was set during the install`;
+if (process.platform !== 'linux') {
   status.addon.reason = status.agent.reason = `not built: the native parts need Linux (this is ${process.platform})`;
 } else {
-  // cmake-js is a dependency: in this package's node_modules or hoisted into the installing project's
-  let cmakeJs;
-  try {
-    cmakeJs = path.join(path.dirname(createRequire(import.meta.url).resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-  } catch {
-    cmakeJs = undefined;
+  if (skipped('addon')) status.addon.reason = SKIPPED;
+  else {
+    // cmake-js is a dependency: in this package's node_modules or hoisted into the installing project's
+    let cmakeJs;
+    try {
+      cmakeJs = path.join(path.dirname(createRequire(import.meta.url).resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+    } catch {
+      cmakeJs = undefined;
+    }
+    status.addon = cmakeJs
+      ? step('the libbpf addon (native/)', process.execPath, [cmakeJs, 'compile', '-d', 'native', '--out', 'native/build'])
+      : { ok: false, reason: 'the libbpf addon (native/): cmake-js (a dependency) is not installed' };
   }
-  status.addon = cmakeJs
-    ? step('the libbpf addon (native/)', process.execPath, [cmakeJs, 'compile', '-d', 'native', '--out', 'native/build'])
-    : { ok: false, reason: 'the libbpf addon (native/): cmake-js (a dependency) is not installed' };
-  status.agent = step('the uprobe agent (native/agent)', 'make', ['-s', '-C', 'native/agent']);
+  if (skipped('agent')) status.agent.reason = SKIPPED;
+  else status.agent = step('the uprobe agent (native/agent)', 'make', ['-s', '-C', 'native/agent']);
 }
 
 for (const [name, s] of [['kernel backend addon', status.addon], ['uprobe agent', status.agent]]) {

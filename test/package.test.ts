@@ -103,6 +103,17 @@ t.test('the package', { skip }, async (t) => {
     t.ok(fs.existsSync(path.join(PKG, 'src', 'guest', 'libbpf-wasm.h')), 'the header the skeleton includes is shipped');
   });
 
+  t.test('a native build that fails (no C++ compiler) is reported; the install script still exits 0', async (t) => {
+    const r = spawnSync(process.execPath, ['native/install.js'], { cwd: PKG, env: { ...env, CXX: '/nonexistent/g++', WASM_BPF_SKIP_NATIVE: 'agent' }, encoding: 'utf8', timeout: 300_000 });
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, /wasm-bpf install: kernel backend addon: the libbpf addon \(native\/\) failed .*CXX.*; to build it, install the build tools and libbpf .*npm rebuild wasm-bpf/);
+    t.match(r.stderr, /the install goes on: `wasm-bpf probe` says what is missing/);
+    const p = npx(['probe', '--json']);
+    const linux = (JSON.parse(p.stdout) as { backends: { linux: { state: string; reason: string } } }).backends.linux;
+    t.equal(linux.state, 'no');
+    t.match(linux.reason, /npm's install script did not build it: the libbpf addon \(native\/\) failed .*CXX/, 'probe names the cause');
+  });
+
   t.test('the library API, imported by name from the installed package', async (t) => {
     // what the install script builds, from this checkout's build
     fs.mkdirSync(path.join(PKG, 'native', 'build', 'Release'), { recursive: true });
@@ -133,6 +144,8 @@ t.test('the package', { skip }, async (t) => {
     t.same(out['waitAnswered'], { stdout: 'arg0=api-guest.wasm\narg1=wait\nwaiting\nwaited=41\n', code: 7 }, 'an embedder function may answer with a promise');
     t.equal(out['sleepTerminated'].code, 143, 'terminate() while the guest sleeps');
     t.ok(out['sleepTerminated'].ms < 1000, `... within ${out['sleepTerminated'].ms} ms`);
+    t.equal(out['spinTerminated'].code, 143, 'terminate() of a guest that never calls the host (its thread is ended after graceMs)');
+    t.ok(out['spinTerminated'].ms >= 250 && out['spinTerminated'].ms < 2000, `... after the grace, within ${out['spinTerminated'].ms} ms`);
     t.equal(out['threw'].code, 134, 'an embedder function that throws traps the guest');
     t.match(out['threw'].stderr, /the guest trapped: the embedder's host function env\.add threw: boom/);
     const p = out['pause'];

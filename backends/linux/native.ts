@@ -345,6 +345,13 @@ function addonCandidates(): string[] {
   return [path.resolve(here, '../../native/build/Release/wasm_bpf_native.node'), path.resolve(here, '../../../native/build/Release/wasm_bpf_native.node')];
 }
 
+/** native/install-status.json, where npm's install script records why a native part was not built (when there is one) */
+export function installStatusFile(): string | undefined {
+  return nativeRoots()
+    .map((r) => path.join(r, 'native', 'install-status.json'))
+    .find((c) => fs.existsSync(c));
+}
+
 /** the addon's file, when built */
 export function addonFile(): string | undefined {
   return addonCandidates().find((c) => fs.existsSync(c));

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { SCHEMA_VERSION, type Report } from './types.js';
 import { readText, type SystemView } from './system.js';
 import { parseStatus } from './procstatus.js';
-import { addonFile, agentLibraryPath } from '../../backends/linux/native.js';
+import { addonFile, agentLibraryPath, installStatusFile } from '../../backends/linux/native.js';
 
 export interface CacheKey {
   schemaVersion: number;
@@ -24,7 +24,8 @@ export interface CacheKey {
   capEff: string | null;
   full: boolean;
   btfPath: string | null;
-  /** the native parts the answers depend on (the addon, the uprobe agent): path and modification time, or none */
+  /** the native parts the answers depend on (the addon, the uprobe agent, what the install script recorded of
+   * their build): path and modification time, or none */
   native: string;
 }
 
@@ -61,7 +62,7 @@ function nativeIdentity(): string {
       return 'none';
     }
   };
-  return `${id(addonFile())} ${id(agentLibraryPath())}`;
+  return `${id(addonFile())} ${id(agentLibraryPath())} ${id(installStatusFile())}`;
 }
 
 let build: number | undefined;
