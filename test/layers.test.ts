@@ -38,7 +38,11 @@ const RANK: Record<string, number> = {
   'src/abi': 5,
   // one guest's run, and the command line
   'src/runtime': 6,
+  // what the CLI and the library API share: run with streams and a handle, probe and check as data
+  'src/api': 6.5,
   'src/cli': 7,
+  // the library API's entry (package.json exports)
+  'src/index': 8,
 };
 
 /** today's exceptions: "importer room -> imported room", each with the reason and the step that removes it */

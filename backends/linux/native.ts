@@ -323,18 +323,48 @@ export function agentLibraryPath(): string | undefined {
     .find((c) => fs.existsSync(c));
 }
 
+/**
+ * Why the addon is missing, as the install script (native/install.js) recorded it in native/install-status.json
+ * (an installed package), else the fix for a checkout.
+ */
+function installReason(candidates: string[]): string {
+  for (const c of candidates) {
+    try {
+      const status = JSON.parse(fs.readFileSync(path.resolve(c, '../../../install-status.json'), 'utf8')) as { addon?: { ok?: boolean; reason?: string } };
+      if (status.addon && !status.addon.ok && status.addon.reason) return `npm's install script did not build it: ${status.addon.reason.replace(/^not built: /, '')}`;
+    } catch {
+      // no status there
+    }
+  }
+  return 'run `npm install`';
+}
+
+/** where the addon may be: from the TypeScript source tree and from dist/ */
+function addonCandidates(): string[] {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return [path.resolve(here, '../../native/build/Release/wasm_bpf_native.node'), path.resolve(here, '../../../native/build/Release/wasm_bpf_native.node')];
+}
+
+/** native/install-status.json, where npm's install script records why a native part was not built (when there is one) */
+export function installStatusFile(): string | undefined {
+  return nativeRoots()
+    .map((r) => path.join(r, 'native', 'install-status.json'))
+    .find((c) => fs.existsSync(c));
+}
+
+/** the addon's file, when built */
+export function addonFile(): string | undefined {
+  return addonCandidates().find((c) => fs.existsSync(c));
+}
+
 /** Loads native/build/Release/wasm_bpf_native.node (built by `npm install`). */
 export function loadNative(): NativeAddon {
   if (cached) return cached;
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  // works from the TypeScript source tree and from dist/
-  const candidates = [
-    path.resolve(here, '../../native/build/Release/wasm_bpf_native.node'),
-    path.resolve(here, '../../../native/build/Release/wasm_bpf_native.node'),
-  ];
+  const candidates = addonCandidates();
   const file = candidates.find((c) => fs.existsSync(c));
   if (!file) {
-    throw new Error(`native addon not built (looked for ${candidates.join(', ')}): run \`npm install\``);
+    const roots = candidates.map((c) => path.resolve(c, '../../../..'));
+    throw new Error(`native addon not built (no native/build/Release/wasm_bpf_native.node in ${roots.join(' or ')}): ${installReason(candidates)}`);
   }
   const require = createRequire(import.meta.url);
   cached = require(file) as NativeAddon;

@@ -1,22 +1,16 @@
 // `wasm-bpf check <app.wasm|x.bpf.o>`: the selector's plan for every eBPF object, nothing attached.
 import fs from 'node:fs';
-import { findElfObjects } from '../object/elf.js';
-import { loadObject } from '../object/loader.js';
-import { hostReport } from '../probe/fast.js';
-import { planObject, refusal, type Plan } from '../select/plan.js';
-import { objectFacts } from '../select/facts.js';
-import { ptregsSettingsFromEnv } from '../../compat/ptregs/index.js';
+import { refusal } from '../select/plan.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { describeNeed } from '../probe/require.js';
-import { MAP_TYPES } from '../probe/tables.js';
 import { formatJson, jsonFlag } from './json.js';
 import { errorMessage } from '../errors.js';
 import { assumeMissing } from './probe.js';
 import { WasmBpfError } from '../errors.js';
-import { objectNeeds, type ObjectNeeds } from '../policy/needs.js';
-import { violations } from '../policy/enforce.js';
+import type { ObjectNeeds } from '../policy/needs.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicyOptions } from './policy.js';
+import { checkBytes, type CheckResult } from '../api/check.js';
 
 const USAGE = `Usage: wasm-bpf check [-j|--json | -p|--pretty | --emit-policy] [--backend NAME] [--assume-missing FEATURE] [--launch] [policy options] <app.wasm | x.bpf.o>
 
@@ -30,19 +24,6 @@ objects hold (add the interfaces, cgroups and uprobe binaries the guest names at
 run uprobe objects inside it (without, it has no process to trace).
 Exit code: 0 when every object can run here (under the policy given), 1 when one cannot, 2 on bad input.
 `;
-
-interface ObjectPlan {
-  offset: number;
-  size: number;
-  programs: Array<{ name: string; section: string }>;
-  /** type: the kernel's name ('ringbuf'), typeId its number */
-  maps: Array<{ name: string; type: string; typeId: number }>;
-  plan?: Plan;
-  needs?: ObjectNeeds;
-  /** what the policy given refuses (empty: allowed) */
-  refused?: string[];
-  error?: string;
-}
 
 export async function checkCommand(argv: string[]): Promise<number> {
   let json = false;
@@ -104,12 +85,6 @@ export async function checkCommand(argv: string[]): Promise<number> {
     process.stderr.write(`wasm-bpf check: cannot read ${file}: ${errorMessage(err)}\n`);
     return 2;
   }
-  const isElf = bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
-  const spans = isElf ? [{ offset: 0, size: bytes.length }] : findElfObjects(bytes);
-  if (spans.length === 0) {
-    process.stderr.write(`wasm-bpf check: ${file} holds no eBPF ELF object\n`);
-    return 2;
-  }
   let policy: Policy | undefined;
   let assumeMissingNames: string[];
   try {
@@ -119,26 +94,15 @@ export async function checkCommand(argv: string[]): Promise<number> {
     process.stderr.write(`wasm-bpf check: ${errorMessage(err)}\n`);
     return 2;
   }
-  const report = await hostReport({ assumeMissing: assumeMissingNames });
-  const objects: ObjectPlan[] = spans.map(({ offset, size }) => {
-    try {
-      const obj = loadObject(bytes.subarray(offset, offset + size));
-      const needs = objectNeeds(obj);
-      const facts = objectFacts(obj);
-      return {
-        offset,
-        size,
-        programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
-        maps: facts.maps.map((m) => ({ name: m.name, type: MAP_TYPES.find((d) => d.id === m.type)?.name ?? `#${m.type}`, typeId: m.type })),
-        plan: planObject(report, facts, choice, { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: launch }),
-        needs,
-        ...(policy ? { refused: violations(policy, needs) } : {}),
-      };
-    } catch (err) {
-      return { offset, size, programs: [], maps: [], error: errorMessage(err) };
-    }
-  });
-  const runnable = objects.every((o) => o.plan && o.plan.backend !== null && !o.refused?.length);
+  let checked: { result: CheckResult; arch: string };
+  try {
+    checked = await checkBytes(bytes, file, { backend: choice, assumeMissing: assumeMissingNames, launch, ...(policy ? { policy } : {}) });
+  } catch (err) {
+    if (!(err instanceof WasmBpfError && err.code === 'USAGE')) throw err;
+    process.stderr.write(`wasm-bpf check: ${err.message}\n`);
+    return 2;
+  }
+  const { objects, runnable } = checked.result;
   if (emit) {
     const failed = objects.find((o) => o.error);
     if (failed) {
@@ -149,10 +113,10 @@ export async function checkCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (json) {
-    process.stdout.write(formatJson({ file, kernel: report.system.kernel.release, runnable, objects }, pretty));
+    process.stdout.write(formatJson(checked.result, pretty));
     return runnable ? 0 : 1;
   }
-  const out: string[] = [`${file}: ${objects.length} eBPF object(s); host ${report.system.kernel.release} ${report.system.arch.normalized}`];
+  const out: string[] = [`${file}: ${objects.length} eBPF object(s); host ${checked.result.kernel} ${checked.arch}`];
   objects.forEach((o, i) => {
     out.push('', `object ${i + 1} (bytes ${o.offset}..${o.offset + o.size})`);
     if (o.error) {

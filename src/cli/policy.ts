@@ -1,7 +1,7 @@
 // The policy options shared by `run` and `check`: --policy FILE, --default-deny and the --allow-* lists.
 import { WasmBpfError } from '../errors.js';
-import { PROGRAM_KINDS } from '../policy/needs.js';
-import { buildPolicy, mergeSpecs, PolicyError, readPolicyFile, type Policy, type PolicySpec } from '../policy/policy.js';
+import { PolicyError, type Policy, type PolicySpec } from '../policy/policy.js';
+import { policyFrom } from '../policy/from-spec.js';
 
 export const POLICY_HELP = `Policy (what the module's eBPF objects may load and attach to). The default is to allow every program
 type and helper, any network interface, any binary for uprobes and any cgroup on a cgroup2 mount, and to
@@ -63,10 +63,7 @@ export class PolicyOptions {
 
   build(): Policy {
     try {
-      const spec = [...this.files.map(readPolicyFile), this.spec].reduce(mergeSpecs, {});
-      const bad = spec.programTypes?.find((t) => !PROGRAM_KINDS.has(t));
-      if (bad !== undefined) throw new PolicyError(`program type '${bad}' is not one the kernel knows (${[...PROGRAM_KINDS].join(', ')})`);
-      return buildPolicy(spec);
+      return policyFrom([...this.files, this.spec]);
     } catch (err) {
       if (err instanceof PolicyError) throw new WasmBpfError('USAGE', err.message);
       throw err;

@@ -1,10 +1,9 @@
 // `wasm-bpf probe [--json] [--full] [--no-cache] [--root DIR] [--btf FILE]`: what eBPF can do on this host.
 import fs from 'node:fs';
 import { cliAssumedMissing } from '../probe/assume.js';
-import { compatSteps, type CompatStep } from '../select/compat.js';
-import path from 'node:path';
+import type { CompatStep } from '../select/compat.js';
 import process from 'node:process';
-import { cachedProbeResult } from '../probe/index.js';
+import { probeHost } from '../api/probe.js';
 import { formatJson, jsonFlag } from './json.js';
 import { formatReport, useColor } from '../probe/format.js';
 
@@ -103,18 +102,18 @@ export function probeCommand(argv: string[]): number {
     process.stdout.write(USAGE);
     return 0;
   }
-  const res = cachedProbeResult({
+  const { result, cached: res } = probeHost({
     ...(args.root !== undefined ? { root: args.root } : {}),
     // live: relative to the current directory; with --root: a path inside the tree
-    ...(args.btf !== undefined ? { btfPath: args.root === undefined ? path.resolve(args.btf) : args.btf } : {}),
+    ...(args.btf !== undefined ? { btf: args.btf } : {}),
     full: args.full,
     noCache: args.noCache,
     assumeMissing: args.assumeMissing,
   });
-  const compat = compatSteps(res.report);
+  const compat = result.compat;
   if (args.json) {
     // `compat` is derived from the report (src/select/compat.ts): an addition to schema version 1
-    process.stdout.write(formatJson({ ...res.report, compat }, args.pretty));
+    process.stdout.write(formatJson(result, args.pretty));
   } else {
     process.stdout.write(
       formatReport(res.report, {

@@ -19,7 +19,18 @@ export const USERSPACE_ATTACH: ReadonlySet<string> = new Set<string>(['uprobe', 
 /** Where eBPF for Windows installs ebpfapi.dll (paths of the viewed system; '/X' = the system drive's X). */
 export const EBPFAPI_PATHS = ['/Windows/System32/ebpfapi.dll', '/Program Files/ebpf-for-windows/ebpfapi.dll'];
 
-function combine(name: BackendName, host: Check): BackendCheck {
+/** `missing`: why this install lacks the backend's native part (the kernel backend's addon not built) */
+function combine(name: BackendName, host: Check, missing?: string): BackendCheck {
+  if (missing !== undefined) {
+    return {
+      state: 'no',
+      reason: missing,
+      method: 'inferred',
+      fix: 'install g++, cmake, make, pkg-config, libbpf-dev, libelf-dev and zlib1g-dev (Debian 12), then `npm rebuild wasm-bpf` (in a checkout: `npm install`)',
+      host,
+      built: false,
+    };
+  }
   const built = BUILT_BACKENDS.has(name);
   if (!built) {
     return {
@@ -33,7 +44,8 @@ function combine(name: BackendName, host: Check): BackendCheck {
   return { ...host, host, built };
 }
 
-export function backends(sys: SystemView, platform: string, bpfSyscall: Feature): Record<BackendName, BackendCheck> {
+/** `addonMissing`: why the kernel backend's addon could not be loaded, when it is not built (live mode only) */
+export function backends(sys: SystemView, platform: string, bpfSyscall: Feature, addonMissing?: string): Record<BackendName, BackendCheck> {
   const linuxHost: Check =
     platform !== 'linux'
       ? { state: 'no', reason: `needs Linux; this is ${platform}`, method: 'inferred' }
@@ -53,7 +65,7 @@ export function backends(sys: SystemView, platform: string, bpfSyscall: Feature)
       : { state: 'no', reason: `eBPF for Windows is not installed (no ebpfapi.dll in ${EBPFAPI_PATHS.join(', ')})`, method: 'file', fix: 'install eBPF for Windows' };
   }
   return {
-    linux: combine('linux', linuxHost),
+    linux: combine('linux', linuxHost, platform === 'linux' ? addonMissing : undefined),
     userspace: combine('userspace', {
       state: 'yes',
       reason: `needs no kernel support; attaches ${USERSPACE_ATTACH.size ? [...USERSPACE_ATTACH].join(', ') : 'no program kind in this build'}`,

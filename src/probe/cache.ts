@@ -2,7 +2,8 @@
 // plus uid and effective capabilities (answers depend on privileges), the mount namespace and the identity of
 // the BTF file the answer read (a container sees other files), the report schema, this build of the prober
 // (a new build may answer differently: the newest modification time of the files beside this one, i.e. the
-// prober's sources, its compiled files or the bundle's chunks), --full and --btf. One file per uid, mount
+// prober's sources, its compiled files or the bundle's chunks), --full and --btf, and the native addon and
+// agent files (an install that built them later, e.g. `npm rebuild`, probes again). One file per uid, mount
 // namespace and --full: a namespace never overwrites another's answer.
 // Location: $WASM_BPF_CACHE_DIR if set, else /var/cache/wasm-bpf when root, else $XDG_CACHE_HOME/wasm-bpf
 // (~/.cache/wasm-bpf).
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { SCHEMA_VERSION, type Report } from './types.js';
 import { readText, type SystemView } from './system.js';
 import { parseStatus } from './procstatus.js';
+import { addonFile, agentLibraryPath, installStatusFile } from '../../backends/linux/native.js';
 
 export interface CacheKey {
   schemaVersion: number;
@@ -28,6 +30,9 @@ export interface CacheKey {
   mountNs: string | null;
   /** dev:ino:size:mtime of the BTF file probed (--btf, else /sys/kernel/btf/vmlinux), 'absent' when missing */
   btfFile: string;
+  /** the native parts the answers depend on (the addon, the uprobe agent, what the install script recorded of
+   * their build): path and modification time, or none */
+  native: string;
 }
 
 interface CacheFile {
@@ -52,6 +57,7 @@ export function currentKey(sys: SystemView, opts: { full?: boolean; btfPath?: st
     btfPath: opts.btfPath ?? null,
     mountNs: mountNamespace(sys),
     btfFile: fileIdentity(sys, opts.btfPath ?? '/sys/kernel/btf/vmlinux'),
+    native: nativeIdentity(),
   };
 }
 
@@ -73,6 +79,18 @@ function fileIdentity(sys: SystemView, file: string): string {
   } catch {
     return 'absent';
   }
+}
+
+/** an install whose addon or agent was built (or rebuilt) after the report was cached probes again */
+function nativeIdentity(): string {
+  const id = (f: string | undefined): string => {
+    try {
+      return f ? `${f}@${Math.trunc(fs.statSync(f).mtimeMs)}` : 'none';
+    } catch {
+      return 'none';
+    }
+  };
+  return `${id(addonFile())} ${id(agentLibraryPath())} ${id(installStatusFile())}`;
 }
 
 let build: number | undefined;

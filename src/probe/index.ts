@@ -3,6 +3,7 @@
 import { buildReport, type BuildOptions } from './report.js';
 import { fixtureSystem, hostSystem, type SystemView } from './system.js';
 import { nativeProbes } from './live.js';
+import { addonFile } from '../../backends/linux/native.js';
 import { cacheFile, currentKey, defaultCacheDir, readCache, writeCache } from './cache.js';
 import type { Report } from './types.js';
 import { applyAssumedMissing } from './assume.js';
@@ -60,7 +61,10 @@ function resolveSystem(opts: ProbeOptions): { sys: SystemView; noProbeReason?: s
 }
 
 function buildOpts(opts: ProbeOptions, sys: SystemView, noProbeReason?: string): BuildOptions {
+  // this host (not a fixture, not a given view) without the addon: the kernel backend is missing
+  const addonMissing = !opts.system && opts.root === undefined && process.platform === 'linux' && !addonFile() ? (sys.liveError ?? 'not built').replace(/^not probed: /, '') : undefined;
   return {
+    ...(addonMissing ? { addonMissing } : {}),
     ...(opts.full ? { full: true } : {}),
     ...(opts.btfPath ? { btfPath: opts.btfPath } : {}),
     ...(opts.agentDir ? { agentDir: opts.agentDir } : {}),

@@ -26,6 +26,8 @@ export interface BuildOptions {
   noProbeReason?: string;
   /** the agent's build directory checked for the userspace backend (default: this install's native/agent/build) */
   agentDir?: string;
+  /** this host, and the kernel backend's addon is not built: why (the backend is reported missing) */
+  addonMissing?: string;
 }
 
 /** which of the capabilities that bpf() checks this process lacks ('' when none) */
@@ -113,7 +115,7 @@ export function buildReport(sys: SystemView, opts: BuildOptions = {}): Report {
     mapTypes: maps,
     attach,
     features: feats,
-    backends: backends(sys, platform, feats.bpf_syscall),
+    backends: backends(sys, platform, feats.bpf_syscall, opts.addonMissing),
     userspace: userspaceFacts({ sys, platform, arch, kernel, kc, privileges, attaches: USERSPACE_ATTACH, ...(opts.agentDir ? { agentDir: opts.agentDir } : {}) }),
   };
   if (opts.full) report.helpers = helpers(run, prog);

@@ -3,6 +3,7 @@ import type { BackendChoice } from '../select/backend.js';
 import type { ValidatedObject } from '../select/facts.js';
 import type { Report } from '../probe/types.js';
 import type { Policy } from '../policy/policy.js';
+import type { HostCallRequest } from './hostcall.js';
 
 export interface WorkerInput {
   bytes: Uint8Array;
@@ -37,6 +38,12 @@ export interface WorkerInput {
   traced?: Array<{ fd: number; pid: number; launched: boolean }>;
   /** the main thread's time origin, for the start-up trace (trace.ts) */
   origin?: number;
+  /** the guest's stdout and stderr (and the host's warnings) go to the main thread as 'output' messages instead of fds 1 and 2 */
+  captureOutput?: boolean;
+  /** PauseGate's shared flag (library API): the guest's WASI and embedder calls wait while it is set */
+  pause?: SharedArrayBuffer;
+  /** the embedder's host functions (module -> names) and their call channel (hostcall.ts) */
+  hostImports?: { names: Record<string, string[]>; channel: SharedArrayBuffer };
 }
 
 /** the worker's workerData: the whole input, or (a prestarted worker) only the stop flag, the input following as a message */
@@ -45,4 +52,6 @@ export type WorkerData = WorkerInput | { warm: true; stop: SharedArrayBuffer; or
 export type WorkerMessage =
   | { type: 'wakefd'; fd: number }
   | { type: 'exit'; code: number }
-  | { type: 'error'; code: string; message: string };
+  | { type: 'error'; code: string; message: string }
+  | { type: 'output'; fd: 1 | 2; data: Uint8Array }
+  | HostCallRequest;

@@ -13,6 +13,8 @@ import { mark } from '../trace.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 import { joinProcesses, launchCommand, type Launched } from './launch.js';
 import { loadNative } from '../../backends/linux/native.js';
+import { PauseGate } from './pause.js';
+import { CALL_BYTES, cancelCall, importNames, serveCall, type HostImports } from './hostcall.js';
 
 export interface RunOptions {
   /** module bytes, or a path to read them from */
@@ -67,6 +69,15 @@ export interface RunOptions {
    * run every hook is removed and each process runs on as before.
    */
   join?: readonly number[];
+  /**
+   * The embedder's host functions the guest may import (module -> name -> JavaScript function; see
+   * ./hostcall.ts): called on this thread with the guest's i32/i64/f32/f64 values while the guest waits.
+   */
+  imports?: HostImports;
+  /** the guest's stdout and stderr (and the runtime's warnings) go here instead of this process's fds 1 and 2 */
+  output?: (fd: 1 | 2, data: Uint8Array) => void;
+  /** let pause() stop the guest at its next WASI or embedder call (a check on each such call) */
+  pausable?: boolean;
 }
 
 export interface RunResult {
@@ -97,6 +108,10 @@ export class Runtime {
   private readonly stopSignal: StopSignal;
   private readonly prestarted: Prestarted | undefined;
   private wakeFd = -1;
+  private readonly gate = new PauseGate();
+  private callChannel: SharedArrayBuffer | undefined;
+  /** the run's stop with a deadline (as on a signal), while it runs */
+  private terminator: ((signal: number) => void) | undefined;
 
   constructor() {
     const w = takePrestarted();
@@ -107,6 +122,32 @@ export class Runtime {
   /** Ask a running guest to stop (as on SIGINT). */
   stop(signal = 2): void {
     this.stopSignal.request(signal, this.wakeFd);
+    // a guest paused, or waiting for an embedder's function, unwinds now
+    if (this.callChannel) cancelCall(this.callChannel);
+    this.gate.resume();
+  }
+
+  /**
+   * Stop the guest as a signal would: it unwinds at once from a poll, a sleep, a pause or an embedder's
+   * function; a guest that does not yield has its thread terminated after graceMs. run() then settles
+   * with 128 + signal.
+   */
+  terminate(signal = 15): void {
+    if (this.terminator) this.terminator(signal);
+    else this.stop(signal);
+  }
+
+  /** pausable runs: the guest waits at its next WASI or embedder call until resume() */
+  pause(): void {
+    this.gate.pause();
+  }
+
+  resume(): void {
+    this.gate.resume();
+  }
+
+  get paused(): boolean {
+    return this.gate.paused;
   }
 
   async run(opts: RunOptions): Promise<RunResult> {
@@ -127,7 +168,19 @@ export class Runtime {
       backend: opts.backend ?? 'auto',
       stop: this.stopSignal.shared,
     };
-    const btf = opts.btfCustomPath ?? (await hubBtf(opts));
+    if (opts.output) input.captureOutput = true;
+    if (opts.pausable) input.pause = this.gate.shared;
+    if (opts.imports && Object.keys(opts.imports).length) {
+      const reserved = ['wasi_snapshot_preview1', 'wasm_bpf', input.wrapperModule].filter((m) => m in opts.imports!);
+      if (reserved.length) throw new WasmBpfError('USAGE', `imports: the module name ${reserved.join(', ')} is the runtime's own; give the embedder's functions another module name`);
+      this.callChannel = new SharedArrayBuffer(CALL_BYTES);
+      input.hostImports = { names: importNames(opts.imports), channel: this.callChannel };
+    }
+    const warn = (line: string): void => {
+      if (opts.output) opts.output(2, Buffer.from(line));
+      else process.stderr.write(line);
+    };
+    const btf = opts.btfCustomPath ?? (await hubBtf(opts, warn));
     if (btf) input.btfCustomPath = btf;
     let launched: Launched | undefined;
     let commandStatus: number | undefined;
@@ -146,7 +199,7 @@ export class Runtime {
       input.traced = [...(input.traced ?? []), { fd: launched.fd, pid: launched.pid, launched: true }];
       void launched.exited.then((status) => {
         commandStatus = status;
-        if (opts.verbose) process.stderr.write(`wasm-bpf: the launched command (pid ${launched!.pid}) exited with status ${status}; stopping the app\n`);
+        if (opts.verbose) warn(`wasm-bpf: the launched command (pid ${launched!.pid}) exited with status ${status}; stopping the app\n`);
         this.stopSignal.request(COMMAND_ENDED, this.wakeFd, true);
       });
     }
@@ -174,8 +227,9 @@ export class Runtime {
     const graceMs = opts.graceMs ?? 900;
     let forced: NodeJS.Timeout | undefined;
     let stuck: NodeJS.Timeout | undefined;
-    const onSignal = (sig: 'SIGINT' | 'SIGTERM'): void => {
-      this.stop(SIGNALS[sig]);
+    const onSignal = (signo: number): void => {
+      const sig = signo === 2 ? 'SIGINT' : signo === 15 ? 'SIGTERM' : `signal ${signo}`;
+      this.stop(signo);
       forced ??= setTimeout(() => {
         void worker.terminate();
         if (!opts.exitWhenStuck) return;
@@ -183,12 +237,15 @@ export class Runtime {
           process.stderr.write(
             `wasm-bpf: the guest did not yield within ${((graceMs + STUCK_MS) / 1000).toFixed(2)} s of ${sig} (a loop V8 cannot interrupt, such as memory.grow, or a blocking read); ending the process, its kernel objects close with it\n`,
           );
-          void exitNow(128 + SIGNALS[sig]);
+          void exitNow(128 + signo);
         }, STUCK_MS);
       }, graceMs);
     };
-    const onInt = (): void => onSignal('SIGINT');
-    const onTerm = (): void => onSignal('SIGTERM');
+    this.terminator = onSignal;
+    // terminate() before the guest's thread was started: its deadline starts now
+    if (this.stopSignal.stopped) onSignal(this.stopSignal.stopped);
+    const onInt = (): void => onSignal(SIGNALS.SIGINT);
+    const onTerm = (): void => onSignal(SIGNALS.SIGTERM);
     if (opts.handleSignals !== false) {
       process.on('SIGINT', onInt);
       process.on('SIGTERM', onTerm);
@@ -197,7 +254,11 @@ export class Runtime {
       return await new Promise<RunResult>((resolve, reject) => {
         let settled = false;
         worker.on('message', (m: WorkerMessage) => {
-          if (m.type === 'wakefd') {
+          if (m.type === 'output') {
+            opts.output?.(m.fd, m.data);
+          } else if (m.type === 'hostcall') {
+            if (this.callChannel && opts.imports) void serveCall(this.callChannel, m, opts.imports);
+          } else if (m.type === 'wakefd') {
             this.wakeFd = m.fd;
             if (this.stopSignal.stopped) StopSignal.wake(m.fd);
           } else if (m.type === 'exit') {
@@ -225,6 +286,7 @@ export class Runtime {
       if (stuck) clearTimeout(stuck);
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
+      this.terminator = undefined;
       this.worker = undefined;
       await worker.terminate();
     }
@@ -242,7 +304,7 @@ function sysfsBtf(): boolean {
 }
 
 /** The BTFHub file to use when the kernel carries no vmlinux BTF (see compat/btfhub/README.md). */
-async function hubBtf(opts: RunOptions): Promise<string | undefined> {
+async function hubBtf(opts: RunOptions, warn: (line: string) => void): Promise<string | undefined> {
   const backend = opts.backend ?? 'auto';
   if (opts.btfhub === false || process.platform !== 'linux' || backend === 'userspace' || backend === 'windows' || sysfsBtf()) return undefined;
   const { resolveBtf, ttyProgress, ENV_ARCHIVE, ENV_MIRROR } = await import('../../compat/btfhub/index.js');
@@ -252,13 +314,13 @@ async function hubBtf(opts: RunOptions): Promise<string | undefined> {
     const r = await resolveBtf({ mirror: hub.mirror, archive: hub.archive, progress: ttyProgress() });
     if (r.source === 'kernel') return undefined;
     if (opts.verbose || r.source === 'fetched') {
-      process.stderr.write(`wasm-bpf: this kernel has no vmlinux BTF; using BTFHub's ${r.path}${r.source === 'fetched' ? ` (fetched from ${r.from})` : ''}\n`);
+      warn(`wasm-bpf: this kernel has no vmlinux BTF; using BTFHub's ${r.path}${r.source === 'fetched' ? ` (fetched from ${r.from})` : ''}\n`);
     }
     return r.path;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     if (explicit) throw new WasmBpfError('NOT_FOUND', msg);
-    process.stderr.write(`wasm-bpf: warning: ${msg}; CO-RE objects will not load (set a mirror with --btfhub-mirror URL or --btfhub-archive DIR)\n`);
+    warn(`wasm-bpf: warning: ${msg}; CO-RE objects will not load (set a mirror with --btfhub-mirror URL or --btfhub-archive DIR)\n`);
     return undefined;
   }
 }

@@ -26,6 +26,8 @@ export interface WasiOptions {
   stop: StopSignal;
   /** called before the guest's first sleep (a launched command waits until the app is set up) */
   beforeSleep?: () => void;
+  /** the guest's writes to fds 1 and 2 go here instead of the host's fds (the library API's streams) */
+  output?: (fd: 1 | 2, data: Uint8Array) => void;
 }
 
 type WasiFn = (...args: Array<number | bigint>) => number;
@@ -164,6 +166,28 @@ export class GuestWasi {
     };
     wrapped['fd_read'] = waiting('fd_read', [0]);
     wrapped['fd_write'] = waiting('fd_write', [1, 2]);
+    const output = opts.output;
+    if (output) {
+      const write = wrapped['fd_write'];
+      wrapped['fd_write'] = (fd, iovs, iovsLen, done) => {
+        const n = fd as number;
+        if ((n !== 1 && n !== 2) || this.stdioClosed[n]) return write(fd, iovs, iovsLen, done);
+        const list = span(iovs as number, ((iovsLen as number) >>> 0) * 8);
+        if (!list || !span(done as number, 4)) return ERRNO_FAULT;
+        const parts: Uint8Array[] = [];
+        for (let i = 0; i < (iovsLen as number) >>> 0; i++) {
+          const at = ((iovs as number) >>> 0) + i * 8;
+          const ptr = list.getUint32(at, true);
+          const len = list.getUint32(at + 4, true);
+          if (!span(ptr, len)) return ERRNO_FAULT;
+          parts.push(new Uint8Array(this.memory!.buffer, ptr, len));
+        }
+        const data = Buffer.concat(parts);
+        if (data.length) output(n, data);
+        new DataView(this.memory!.buffer).setUint32((done as number) >>> 0, data.length, true);
+        return ERRNO_SUCCESS;
+      };
+    }
     const fdFilestatGet = fn('fd_filestat_get');
     wrapped['fd_filestat_get'] = (fd, ptr) => {
       const r = fdFilestatGet(fd, ptr);

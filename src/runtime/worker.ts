@@ -19,6 +19,8 @@ import '../../backends/linux/index.js';
 import { loadNative } from '../../backends/linux/native.js';
 import { AgentGroup, AgentSession } from '../../backends/userspace/attach/session.js';
 import { mark } from '../trace.js';
+import { PauseGate } from './pause.js';
+import { embedderImports } from './hostcall.js';
 
 mark('worker_modules');
 
@@ -44,7 +46,16 @@ async function prestarted(): Promise<WorkerInput> {
 }
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
 const pause = new Int32Array(new SharedArrayBuffer(4));
+/** the guest's stdout/stderr for the main thread (library API): the bytes' buffer moves, it is not copied */
+const output = (fd: 1 | 2, data: Uint8Array): void => {
+  const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+  parentPort!.postMessage({ type: 'output', fd, data: own } satisfies WorkerMessage, [own.buffer as ArrayBuffer]);
+};
 const log = (line: string): void => {
+  if (input.captureOutput) {
+    output(2, Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
+    return;
+  }
   // synchronous: the worker's process.stderr is relayed through the main thread and could lag or be lost.
   // A non-blocking stderr (a pipe the reader drains slowly) answers EAGAIN when full: wait for it (a
   // guest that makes the host log a lot must not end the run with an error), at most 10 s per line.
@@ -82,11 +93,13 @@ async function runGuest(agent: AgentGroup | undefined): Promise<number> {
     throw new ModuleError('WASM_EXPORT', 'the module exports no _start function (is it a WASI command module?)');
   }
   if (!exportNames.has('memory')) throw new ModuleError('WASM_EXPORT', 'the module exports no memory');
+  const embedder = input.hostImports?.names ?? {};
   for (const imp of shape.imports) {
-    if (imp.module !== 'wasi_snapshot_preview1' && imp.module !== 'wasm_bpf' && imp.module !== input.wrapperModule) {
+    if (imp.module !== 'wasi_snapshot_preview1' && imp.module !== 'wasm_bpf' && imp.module !== input.wrapperModule && !(imp.module in embedder)) {
+      const more = Object.keys(embedder);
       throw new ModuleError(
         'WASM_IMPORT',
-        `the module imports ${imp.module}.${imp.name}; this runtime provides wasi_snapshot_preview1, wasm_bpf and ${input.wrapperModule}`,
+        `the module imports ${imp.module}.${imp.name}; this runtime provides wasi_snapshot_preview1, wasm_bpf${more.length ? `, ${more.join(', ')} (the embedder's)` : ''} and ${input.wrapperModule}`,
       );
     }
   }
@@ -126,8 +139,23 @@ async function runGuest(agent: AgentGroup | undefined): Promise<number> {
     log,
     ...(agent ? { beforeFirstPoll: release } : {}),
   });
-  const wasi = new GuestWasi({ args: input.args, env: input.env, preopens: input.preopens, stop, ...(agent ? { beforeSleep: release } : {}) });
-  const importObject: WebAssembly.Imports = { wasi_snapshot_preview1: wasi.imports, ...host.imports(shape) };
+  const wasi = new GuestWasi({
+    args: input.args,
+    env: input.env,
+    preopens: input.preopens,
+    stop,
+    ...(agent ? { beforeSleep: release } : {}),
+    ...(input.captureOutput ? { output } : {}),
+  });
+  const gate = input.pause ? new PauseGate(input.pause) : undefined;
+  const hostCalls = input.hostImports ? embedderImports(shape, input.hostImports.names, input.hostImports.channel, stop, post) : {};
+  // the library API's pause: the guest stops at its next WASI or embedder call
+  const paused = <F extends (...args: never[]) => unknown>(fns: Record<string, F>): Record<string, F> => (gate ? gate.wrap(fns, stop) : fns);
+  const importObject: WebAssembly.Imports = {
+    ...Object.fromEntries(Object.entries(hostCalls).map(([m, fns]) => [m, paused(fns)])),
+    wasi_snapshot_preview1: paused(wasi.imports),
+    ...host.imports(shape),
+  };
 
   let instance: WebAssembly.Instance;
   try {
