@@ -312,7 +312,7 @@ export interface VmApi {
   /** an environment over `memory` with these helpers and nothing else (convenient for tests) */
   createEnvironment(opts?: { memory?: VmMemory; helpers?: ReadonlyMap<number, Helper> | Record<number, Helper> }): VmEnvironment;
   /** assemble the common textual syntax ("mov32 %r0, 1", "ldxdw %r0, [%r1+8]", "jeq %r1, 0, +3") */
-  asm(text: string): Uint8Array;
-  /** one instruction per line, in the syntax asm() reads */
-  disasm(insns: Uint8Array): string;
+  asm(text: string, opts?: { syntax?: 'llvm' | 'ubpf' | 'auto' }): Uint8Array;
+  /** one instruction per line, in the syntax asm() reads (default 'ubpf'; 'llvm': what llvm-objdump prints) */
+  disasm(insns: Uint8Array, opts?: { syntax?: 'llvm' | 'ubpf' }): string;
 }
