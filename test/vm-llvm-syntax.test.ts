@@ -288,3 +288,32 @@ t.test('disasm --elf text: labels and relocation comments, reassembling to the s
   t.throws(() => disasmElf(bytes, { section: 'nope' }), /no code section named 'nope' \(code sections: \.text, tp\/sched\/sched_switch\)/);
   t.equal(disassembleLines(vm.asm('r1 = 1 ll\nexit'), { syntax: 'llvm' }).map((l) => l.pc).join(','), '0,2');
 });
+
+t.test('llvm-objdump and verifier-log listings assemble back to their bytes', async (t) => {
+  const objs = [
+    buildBpf(path.join(FIXTURES, 'vm', 'maps.bpf.c'), path.join(BUILD, 'vm-maps.bpf.o')),
+    buildBpf(path.join(FIXTURES, 'vm', 'maps.bpf.c'), path.join(BUILD, 'vm-maps-v3.bpf.o'), ['-mcpu=v3']),
+    buildBpf(path.join(FIXTURES, 'vm', 'prog.bpf.c'), path.join(BUILD, 'vm-prog-v3.bpf.o'), ['-mcpu=v3']),
+  ];
+  const { parseElf, SHF } = await import('../src/object/elf.js');
+  for (const f of objs) {
+    const elf = parseElf(new Uint8Array(fs.readFileSync(f)));
+    const secs = elf.sections.filter((s) => (s.flags & SHF.EXECINSTR) !== 0 && s.size > 0);
+    const want = new Uint8Array(secs.reduce((n, s) => n + s.size, 0));
+    secs.reduce((at, s) => (want.set(s.data(), at), at + s.size), 0);
+    const name = path.basename(f);
+    for (const flags of [['-d'], ['-dr']]) {
+      const text = execFileSync('llvm-objdump-16', [...flags, f], { encoding: 'utf8' });
+      t.ok(same(vm.asm(text), want), `${name}: llvm-objdump-16 ${flags.join(' ')} | vm asm gives the code sections' bytes`);
+    }
+    // without the raw bytes, a bpf-to-bpf call reads as llvm prints it: `call -0x1`, a helper call
+    const bare = vm.asm(execFileSync('llvm-objdump-16', ['-d', '--no-show-raw-insn', f], { encoding: 'utf8' }));
+    const diff: number[] = [];
+    for (let k = 0; k < want.length; k += 8) if (!same(bare.subarray(k, k + 8), want.subarray(k, k + 8))) diff.push(k / 8);
+    t.ok(diff.every((k) => want[k * 8] === 0x85 && want[k * 8 + 1]! >> 4 === 1 && bare[k * 8 + 1]! >> 4 === 0), `${name}: --no-show-raw-insn differs only at bpf-to-bpf calls (${diff.join(', ')})`);
+    t.ok(same(vm.asm(disasmElf(new Uint8Array(fs.readFileSync(f)))), want), `${name}: vm disasm --elf | vm asm too`);
+  }
+  const log = '0: (b7) r0 = 1\n; return x + 1;\n1: (07) r0 += 1\n2: (15) if r0 == 0x2 goto pc+1\n3: (b7) r0 = 0\n4: (95) exit\n';
+  t.ok(same(vm.asm(log), vm.asm('mov %r0, 1\nadd %r0, 1\njeq %r0, 2, +1\nmov %r0, 0\nexit')), 'a verifier log');
+  t.equal(vm.run(vm.asm(log)), 2n);
+});

@@ -39,7 +39,7 @@ Options:
 
 Assemble text (FILE or stdin) to raw instruction bytes on stdout. Labels ("loop:"), comments
 (#, //, ;), ".quad 0x<16 hex>" (one raw slot) and ".bytes 0x.. 0x.." (a raw tail) are read in both
-syntaxes.
+syntaxes, and so are llvm-objdump -d listings and verifier-log lines ("3: (b7) r0 = 1").
 
 ${SYNTAXES}
 

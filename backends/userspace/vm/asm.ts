@@ -13,11 +13,13 @@
 // Registers may be written r0 or %r0. Comments start with #, // or ;. "label:" defines a label; a jump
 // to the undefined label "exit" goes to the last exit instruction (a bpf_conformance convention).
 // `.quad 0x<16 hex>` emits one raw slot (little-endian value), `.bytes 0x.. 0x..` raw trailing bytes.
+// Listings of llvm-objdump -d(r) and the verifier log are read too (see dump-lines.ts).
 
 import { AsmError, parseImm32, parseInt64, parseOff16, parseReg } from './asm-common.js';
 import { ALU_OP, ATOMIC, CLS, JMP_OP, MODE, OP_LDDW, SIZE, SRC_X, disasmOne, encode, rawText, type Insn } from './isa.js';
 import { disasmOneLlvm } from './llvm-disasm.js';
 import { looksLlvm, parseLlvmLine } from './llvm-asm.js';
+import { dumpLine } from './dump-lines.js';
 
 /** `llvm`: the kernel/LLVM syntax (`w0 = 1`); `ubpf`: `mov32 %r0, 1`; `auto` (asm only): decided per line */
 export type Syntax = 'llvm' | 'ubpf';
@@ -88,6 +90,15 @@ export function assemble(text: string, opts: AsmOptions = {}): Uint8Array {
   for (const [ln, lineText] of lines.entries()) {
     const line = ln + 1;
     let src = lineText.replace(/(#|\/\/|;).*$/, '').trim();
+    // an llvm-objdump or verifier-log line: its index, raw bytes and opcode taken off
+    const dump = dumpLine(src);
+    let raw: Uint8Array | undefined;
+    if (dump?.kind === 'skip') continue;
+    if (dump?.kind === 'label') src = `${dump.name}:`;
+    else if (dump?.kind === 'insn') {
+      src = dump.text;
+      raw = dump.raw;
+    }
     for (;;) {
       const lm = /^([A-Za-z_.][\w.]*)\s*:\s*/.exec(src);
       if (lm === null) break;
@@ -118,11 +129,16 @@ export function assemble(text: string, opts: AsmOptions = {}): Uint8Array {
       trailing = rest.split(/\s+/).filter((x) => x !== '').map((x) => Number(parseInt64(x, line)) & 0xff);
       continue;
     }
-    if (syntax === 'llvm' || (syntax === 'auto' && looksLlvm(src))) {
+    if (syntax === 'llvm' || (syntax === 'auto' && (raw !== undefined || looksLlvm(src)))) {
       const slot = slots.length;
       const insns = parseLlvmLine(src, line, (t, field) => target(t, slot, line, field));
       if (insns === undefined) throw new AsmError(line, `not an instruction of the LLVM syntax: '${src}'`);
       for (const i of insns) emit(i);
+      // llvm-objdump's text is ambiguous in places (a bpf-to-bpf call prints as `call -0x1`, like a
+      // helper call): its raw bytes, when the listing has them, are the instruction
+      if (raw !== undefined && raw.length === insns.length * 8 && pending.every((p) => p.slot < slot)) {
+        for (let k = 0; k < insns.length; k++) slots[slot + k] = raw.slice(k * 8, k * 8 + 8);
+      }
       if (insns.length === 1 && insns[0]!.op === (CLS.JMP | JMP_OP.EXIT)) exitSlots.push(slot);
       continue;
     }
