@@ -117,6 +117,7 @@ t.test('labels, comments and both syntaxes mixed in one file', async (t) => {
   t.throws(() => vm.asm('if r1 == 0 goto nowhere'), /undefined label 'nowhere'/);
   t.throws(() => vm.asm('r1 = *(u64 *)(r11 + 0)'), /bad register 'r11'/);
   t.throws(() => vm.asm('call 1 2'), /line 1:/);
+  t.throws(() => vm.asm('exit\nr0 = frob'), { name: 'AsmError', code: 'USAGE', line: 2 }, 'an AsmError with a code and the line');
 });
 
 t.test('asm(disasm(b)) == b for any bytes, in the LLVM syntax', async (t) => {

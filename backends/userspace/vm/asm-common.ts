@@ -1,8 +1,11 @@
 // What both assembler syntaxes share: the error class and the number and register parsers.
 
-export class AsmError extends Error {
+import { WasmBpfError } from '../../../src/errors.js';
+
+/** text that does not assemble: the line (1-based) and what is wrong there (code USAGE) */
+export class AsmError extends WasmBpfError {
   constructor(readonly line: number, message: string) {
-    super(`line ${line}: ${message}`);
+    super('USAGE', `line ${line}: ${message}`);
     this.name = 'AsmError';
   }
 }
