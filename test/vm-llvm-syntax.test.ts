@@ -224,6 +224,9 @@ t.test('disasm agrees with llvm-objdump-16 on every eBPF object built in the tre
     buildBpf(path.join(FIXTURES, 'vm', 'maps.bpf.c'), path.join(BUILD, 'vm-maps.bpf.o')),
     buildBpf(path.join(FIXTURES, 'vm', 'maps.bpf.c'), path.join(BUILD, 'vm-maps-v3.bpf.o'), ['-mcpu=v3']),
     buildBpf(path.join(FIXTURES, 'vm', 'prog.bpf.c'), path.join(BUILD, 'vm-prog-v3.bpf.o'), ['-mcpu=v3']),
+    // the benchmark kernels (bench/vm), plain and alu32
+    buildBpf(path.join(ROOT, 'bench', 'vm', 'kernels.c'), path.join(BUILD, 'vm-kernels.bpf.o'), []),
+    buildBpf(path.join(ROOT, 'bench', 'vm', 'kernels.c'), path.join(BUILD, 'vm-kernels-v3.bpf.o'), ['-mcpu=v3']),
   ];
   const found: string[] = [];
   const walk = (dir: string): void => {
