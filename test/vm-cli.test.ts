@@ -1,5 +1,5 @@
 // `wasm-bpf vm run|asm|disasm`: the conformance-plugin convention (program on stdin, memory as a hex
-// argument, r0 in hex on stdout, errors on stderr with a non-zero exit), on every engine, driven by the
+// argument, r0 in hex (0x...) on stdout, errors on stderr with a non-zero exit), on every engine, driven by the
 // .data files in test/fixtures/vm/data (the bpf_conformance layout: -- asm / -- mem / -- result|error).
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
@@ -72,8 +72,8 @@ t.test('conformance-style .data files through asm | run, every engine', async (t
       const r = runs[k]!;
       if (s.has('result')) {
         t.equal(r.code, 0, `${f} (${engine}): exit 0 ${r.stderr}`);
-        t.equal(BigInt(`0x${r.stdout.trim()}`), BigInt(s.get('result')!.trim()), `${f} (${engine}): r0`);
-        t.match(r.stdout, /^[0-9a-f]+\n$/, 'printed like %lx');
+        t.equal(BigInt(r.stdout.trim()), BigInt(s.get('result')!.trim()), `${f} (${engine}): r0`);
+        t.match(r.stdout, /^0x[0-9a-f]+\n$/, 'printed like %#lx');
       } else {
         t.equal(r.code, 1, `${f} (${engine}): exit 1`);
         t.equal(r.stdout, '', 'nothing on stdout');
@@ -87,12 +87,12 @@ t.test('disasm prints what asm reads', async (t) => {
   const src = 'mov32 %r0, 1\nldxdw %r0, [%r1+8]\njeq %r1, 0, +3\nlddw %r2, 0x1122334455667788\nlock fetch add32 [%r10-8], %r2\ncall local -2\nexit\n';
   const a = cli(['asm'], src);
   t.equal(a.raw.length, 8 * 8);
-  const d = cli(['disasm'], a.raw);
+  const d = cli(['disasm', '--syntax', 'ubpf'], a.raw);
   t.equal(d.code, 0);
   t.equal(d.stdout, src);
   const file = path.join(BUILD, 'vm-cli.bin');
   fs.writeFileSync(file, a.raw);
-  t.equal(cli(['disasm', file]).stdout, src, 'from a file');
+  t.equal(cli(['disasm', '--syntax', 'ubpf', file]).stdout, src, 'from a file');
   const bad = cli(['asm'], 'mov %r0, 1\nfrob\n');
   t.equal(bad.code, 1);
   t.match(bad.stderr, /line 2: unknown instruction 'frob'/);
@@ -108,11 +108,11 @@ t.test('--elf: a clang-built object, .text subprograms linked', async (t) => {
   for (const engine of ['interp', 'jit', 'native']) {
     const r = cli(['run', '--elf', '--engine', engine, '010203fa'], bytes);
     t.equal(r.code, 0, r.stderr);
-    t.equal(BigInt(`0x${r.stdout.trim()}`), want, `${engine}: first program (vm/hash) with its .text callee`);
+    t.equal(BigInt(r.stdout.trim()), want, `${engine}: first program (vm/hash) with its .text callee`);
     const s = cli(['run', '--elf', '--section', 'vm/answer', '--engine', engine], bytes);
-    t.equal(s.stdout, '2a\n', `${engine}: --section`);
+    t.equal(s.stdout, '0x2a\n', `${engine}: --section`);
   }
-  const d = cli(['disasm', '--elf'], bytes);
+  const d = cli(['disasm', '--elf', '--linked', '--syntax', 'ubpf'], bytes);
   t.match(d.stdout, /call local /, 'the linked call shows in the disassembly');
   const miss = cli(['run', '--elf', '--section', 'nope'], bytes);
   t.equal(miss.code, 1);
@@ -124,7 +124,7 @@ t.test('--elf: a clang-built object, .text subprograms linked', async (t) => {
 
 t.test('--budget', async (t) => {
   const a = cli(['asm'], 'mov %r0, 0\nadd %r0, 1\njlt %r0, 1000, -2\nexit\n');
-  t.equal(cli(['run'], a.raw).stdout, '3e8\n');
+  t.equal(cli(['run'], a.raw).stdout, '0x3e8\n');
   const r = cli(['run', '--budget', '100'], a.raw);
   t.equal(r.code, 1);
   t.match(r.stderr, /budget: instruction budget exhausted/);

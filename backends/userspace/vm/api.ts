@@ -311,8 +311,8 @@ export interface VmApi {
   createMemory(opts?: MemoryOptions): VmMemory;
   /** an environment over `memory` with these helpers and nothing else (convenient for tests) */
   createEnvironment(opts?: { memory?: VmMemory; helpers?: ReadonlyMap<number, Helper> | Record<number, Helper> }): VmEnvironment;
-  /** assemble the common textual syntax ("mov32 %r0, 1", "ldxdw %r0, [%r1+8]", "jeq %r1, 0, +3") */
-  asm(text: string): Uint8Array;
-  /** one instruction per line, in the syntax asm() reads */
-  disasm(insns: Uint8Array): string;
+  /** assemble text: the kernel/LLVM syntax ("w0 = 1", "r0 = *(u64 *)(r1 + 8)") and the ubpf one ("mov32 %r0, 1"), decided per line unless `syntax` says; throws AsmError (code USAGE) naming the line */
+  asm(text: string, opts?: { syntax?: 'llvm' | 'ubpf' | 'auto' }): Uint8Array;
+  /** one instruction per line, in the syntax asm() reads (default 'ubpf'; 'llvm': what llvm-objdump prints) */
+  disasm(insns: Uint8Array, opts?: { syntax?: 'llvm' | 'ubpf' }): string;
 }

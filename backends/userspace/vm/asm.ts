@@ -1,5 +1,6 @@
-// Assembler for the common textual eBPF syntax (ubpf / bpf_conformance style), the inverse of
-// isa.disasmOne:
+// Assembler for both textual eBPF syntaxes and the disassembler that checks its own round trip. The
+// kernel/LLVM syntax (`w0 = 1`, see llvm-asm.ts) is decided per line; the ubpf / bpf_conformance
+// syntax, the inverse of isa.disasmOne, is read here:
 //   mov32 %r0, 1          add %r1, %r2          neg %r3        sdiv %r0, -3      movsx864 %r0, %r1
 //   le16 %r0   be32 %r0   bswap64 %r0
 //   lddw %r0, 0x1122334455667788      lddw %r1, map_by_fd(3)     lddw %r1, map_val(3)+8
@@ -9,18 +10,27 @@
 //   ldabsw 12   ldindh %r1, 4
 //   ja +3   ja32 -100   jeq %r1, 0, +3   jsgt32 %r1, %r2, label   call 1   call local +4 (or a label)
 //   call btf 7   callx %r2 (also "call %r2")   exit
-// Registers may be written r0 or %r0. Comments start with # or //. "label:" defines a label; a jump
+// Registers may be written r0 or %r0. Comments start with #, // or ;. "label:" defines a label; a jump
 // to the undefined label "exit" goes to the last exit instruction (a bpf_conformance convention).
 // `.quad 0x<16 hex>` emits one raw slot (little-endian value), `.bytes 0x.. 0x..` raw trailing bytes.
+// Listings of llvm-objdump -d(r) and the verifier log are read too (see dump-lines.ts).
 
+import { AsmError, parseImm32, parseInt64, parseOff16, parseReg } from './asm-common.js';
 import { ALU_OP, ATOMIC, CLS, JMP_OP, MODE, OP_LDDW, SIZE, SRC_X, disasmOne, encode, rawText, type Insn } from './isa.js';
+import { disasmOneLlvm } from './llvm-disasm.js';
+import { looksLlvm, parseLlvmLine } from './llvm-asm.js';
+import { dumpLine } from './dump-lines.js';
 
-export class AsmError extends Error {
-  constructor(readonly line: number, message: string) {
-    super(`line ${line}: ${message}`);
-    this.name = 'AsmError';
-  }
+/** `llvm`: the kernel/LLVM syntax (`w0 = 1`); `ubpf`: `mov32 %r0, 1`; `auto` (asm only): decided per line */
+export type Syntax = 'llvm' | 'ubpf';
+export interface AsmOptions {
+  syntax?: Syntax | 'auto';
 }
+export interface DisasmOptions {
+  /** default 'ubpf' for the library (stable), the CLI defaults to 'llvm' */
+  syntax?: Syntax;
+}
+export { AsmError };
 
 const ALU: Record<string, number> = {
   add: ALU_OP.ADD, sub: ALU_OP.SUB, mul: ALU_OP.MUL, div: ALU_OP.DIV, or: ALU_OP.OR, and: ALU_OP.AND,
@@ -42,34 +52,6 @@ interface Pending {
   label: string;
 }
 
-function parseInt64(text: string, line: number): bigint {
-  const t = text.trim();
-  const m = /^([+-]?)(0x[0-9a-f]+|[0-9]+)$/i.exec(t);
-  if (m === null) throw new AsmError(line, `bad number '${text}'`);
-  let v = BigInt(m[2]!);
-  if (m[1] === '-') v = -v;
-  if (v < -(1n << 63n) || v >= 1n << 64n) throw new AsmError(line, `number out of range '${text}'`);
-  return v;
-}
-
-function parseImm32(text: string, line: number): number {
-  const v = parseInt64(text, line);
-  if (v < -(1n << 31n) || v >= 1n << 32n) throw new AsmError(line, `immediate out of 32-bit range '${text}'`);
-  return Number(BigInt.asIntN(32, v));
-}
-
-function parseOff16(text: string, line: number): number {
-  const v = parseInt64(text, line);
-  if (v < -32768n || v > 32767n) throw new AsmError(line, `offset out of 16-bit range '${text}'`);
-  return Number(v);
-}
-
-function parseReg(text: string, line: number): number {
-  const m = /^%?r(\d+)$/i.exec(text.trim());
-  if (m === null || Number(m[1]) > 10) throw new AsmError(line, `bad register '${text}'`);
-  return Number(m[1]);
-}
-
 const isReg = (t: string): boolean => /^%?r\d+$/i.test(t.trim());
 
 function parseMem(text: string, line: number): { reg: number; off: number } {
@@ -85,7 +67,8 @@ function splitOperands(rest: string): string[] {
 }
 
 /** assemble text into instruction bytes; throws AsmError naming the line */
-export function assemble(text: string): Uint8Array {
+export function assemble(text: string, opts: AsmOptions = {}): Uint8Array {
+  const syntax = opts.syntax ?? 'auto';
   const slots: Uint8Array[] = [];
   const labels = new Map<string, number>();
   const pending: Pending[] = [];
@@ -106,7 +89,16 @@ export function assemble(text: string): Uint8Array {
   const lines = text.split('\n');
   for (const [ln, lineText] of lines.entries()) {
     const line = ln + 1;
-    let src = lineText.replace(/(#|\/\/).*$/, '').trim();
+    let src = lineText.replace(/(#|\/\/|;).*$/, '').trim();
+    // an llvm-objdump or verifier-log line: its index, raw bytes and opcode taken off
+    const dump = dumpLine(src);
+    let raw: Uint8Array | undefined;
+    if (dump?.kind === 'skip') continue;
+    if (dump?.kind === 'label') src = `${dump.name}:`;
+    else if (dump?.kind === 'insn') {
+      src = dump.text;
+      raw = dump.raw;
+    }
     for (;;) {
       const lm = /^([A-Za-z_.][\w.]*)\s*:\s*/.exec(src);
       if (lm === null) break;
@@ -135,6 +127,19 @@ export function assemble(text: string): Uint8Array {
     }
     if (mn === '.bytes') {
       trailing = rest.split(/\s+/).filter((x) => x !== '').map((x) => Number(parseInt64(x, line)) & 0xff);
+      continue;
+    }
+    if (syntax === 'llvm' || (syntax === 'auto' && (raw !== undefined || looksLlvm(src)))) {
+      const slot = slots.length;
+      const insns = parseLlvmLine(src, line, (t, field) => target(t, slot, line, field));
+      if (insns === undefined) throw new AsmError(line, `not an instruction of the LLVM syntax: '${src}'`);
+      for (const i of insns) emit(i);
+      // llvm-objdump's text is ambiguous in places (a bpf-to-bpf call prints as `call -0x1`, like a
+      // helper call): its raw bytes, when the listing has them, are the instruction
+      if (raw !== undefined && raw.length === insns.length * 8 && pending.every((p) => p.slot < slot)) {
+        for (let k = 0; k < insns.length; k++) slots[slot + k] = raw.slice(k * 8, k * 8 + 8);
+      }
+      if (insns.length === 1 && insns[0]!.op === (CLS.JMP | JMP_OP.EXIT)) exitSlots.push(slot);
       continue;
     }
     if (mn === 'exit') {
@@ -349,29 +354,49 @@ export function assemble(text: string): Uint8Array {
   return out;
 }
 
+/** one disassembled line: the slot it starts at and its text (lddw spans two slots) */
+export interface DisasmLine {
+  pc: number;
+  slots: number;
+  text: string;
+}
+
 /**
- * One instruction per line. A slot whose text would not assemble back to the very same bytes (unused
- * fields set, bad encodings) is shown as `.quad 0x...`, so that asm(disassemble(b)) == b for any b.
+ * The instructions of `bytes`, one per line. A slot whose text would not assemble back to the very same
+ * bytes (unused fields set, bad encodings) is shown as `.quad 0x...`, so that asm(disasm(b)) == b for
+ * any b. A truncated tail (not a multiple of 8 bytes) is not included.
  */
-export function disassemble(bytes: Uint8Array): string {
+export function disassembleLines(bytes: Uint8Array, opts: DisasmOptions = {}): DisasmLine[] {
+  const syntax = opts.syntax ?? 'ubpf';
+  const one = syntax === 'llvm' ? disasmOneLlvm : disasmOne;
   const n = bytes.length >> 3;
-  const out: string[] = [];
+  const out: DisasmLine[] = [];
   for (let pc = 0; pc < n; pc++) {
-    let t = disasmOne(bytes, pc);
-    const slots = t.startsWith('lddw') ? 2 : 1;
+    let t = one(bytes, pc);
+    let slots = (syntax === 'llvm' ? t.endsWith(' ll') : t.startsWith('lddw')) ? 2 : 1;
     if (!t.startsWith('.quad')) {
       let same = false;
       try {
-        const b = assemble(t);
+        const b = assemble(t, { syntax });
         same = b.length === slots * 8 && b.every((x, k) => x === bytes[pc * 8 + k]);
       } catch {
         same = false;
       }
-      if (!same) t = rawText(bytes, pc);
-      else pc += slots - 1;
-    }
-    out.push(t);
+      if (!same) {
+        t = rawText(bytes, pc);
+        slots = 1;
+      }
+    } else slots = 1;
+    out.push({ pc, slots, text: t });
+    pc += slots - 1;
   }
+  return out;
+}
+
+/** One instruction per line (see disassembleLines), then `.bytes` for a truncated tail. */
+export function disassemble(bytes: Uint8Array, opts: DisasmOptions = {}): string {
+  const n = bytes.length >> 3;
+  const out = disassembleLines(bytes, opts).map((l) => l.text);
   if (bytes.length % 8 !== 0) {
     out.push(`.bytes ${Array.from(bytes.subarray(n * 8), (b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ')}`);
   }

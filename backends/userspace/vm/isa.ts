@@ -26,7 +26,7 @@ export interface Insn {
   imm: number;
 }
 
-function decode(bytes: Uint8Array, pc: number): Insn {
+export function decode(bytes: Uint8Array, pc: number): Insn {
   const o = pc * 8;
   const dv = new DataView(bytes.buffer, bytes.byteOffset + o, 8);
   const regs = bytes[o + 1]!;
