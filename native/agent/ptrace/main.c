@@ -26,13 +26,17 @@
 
 void tlog(const char *fmt, ...)
 {
-	if (!getenv("WBPF_PTRACE_DEBUG")) return;
+	/* WBPF_PTRACE_DEBUG=FILE: a line per notable event appended there */
+	const char *to = getenv("WBPF_PTRACE_DEBUG");
+	FILE *f = to && *to == '/' ? fopen(to, "ae") : NULL;
+	if (!f) return;
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "wbpf-ptrace: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	fprintf(f, "wbpf-ptrace %d: ", (int)getpid());
+	vfprintf(f, fmt, ap);
+	fputc('\n', f);
 	va_end(ap);
+	fclose(f);
 }
 
 static void fail(int err, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
@@ -156,16 +160,14 @@ int main(int argc, char **argv)
 		}
 		close(rep[0]);
 		setsid(); /* the host's terminal and its signals are not the tracer's */
-		int keep = dup(2);
 		dup2(rep[1], 2);
 		join((pid_t)atoi(argv[2]));
 		int null = open("/dev/null", O_RDWR);
 		if (null >= 0) dup2(null, 0), dup2(null, 1);
 		if (write(2, "ok\n", 3) != 3) {
 		}
-		dup2(getenv("WBPF_PTRACE_DEBUG") && keep >= 0 ? keep : (null >= 0 ? null : 2), 2);
+		dup2(null >= 0 ? null : 2, 2);
 		close(rep[1]);
-		if (keep >= 0) close(keep);
 		if (null > 2) close(null);
 	}
 
@@ -178,7 +180,10 @@ int main(int argc, char **argv)
 			while (queue_pop(&tid, &st)) task_event(tid, st);
 		}
 		if (root_pid && root_status >= 0) break; /* the launched command ended: the run does too */
-		if (ntasks == 0) break;
+		if (ntasks == 0) {
+			tlog("no task left");
+			break;
+		}
 		static int released;
 		if (root_pid && started && !released) {
 			struct task *r = task_find(root_pid);
@@ -196,7 +201,10 @@ int main(int argc, char **argv)
 			while (read(sfd, &si, sizeof si) == sizeof si) {
 			}
 		}
-		if (pf[0].revents && chan_serve_one() < 0) break;
+		if (pf[0].revents && chan_serve_one() < 0) {
+			tlog("the channel closed");
+			break;
+		}
 	}
 	detach_all();
 	if (root_pid && root_status < 0) {

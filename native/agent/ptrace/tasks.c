@@ -224,6 +224,7 @@ void task_event(pid_t tid, int status)
 {
 	struct task *t = task_find(tid);
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		tlog("task %d ended (status 0x%x)", (int)tid, status);
 		if (tid == root_pid) root_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		if (t) task_remove(t);
 		return;
@@ -282,6 +283,7 @@ void task_event(pid_t tid, int status)
 			}
 		}
 	}
+	tlog("task %d: signal %d passed on", (int)tid, sig);
 	t->pending_sig = sig; /* someone else's signal: delivered unchanged */
 	task_resume(t);
 }
