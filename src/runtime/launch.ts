@@ -62,7 +62,7 @@ export function joinProcesses(pids: readonly number[], choice: TierChoice = 'aut
 }
 
 /** Starts `command` under the agent; throws WasmBpfError when the agent is missing or the command cannot start. */
-export async function launchCommand(command: readonly string[], env: NodeJS.ProcessEnv = process.env, choice: TierChoice = 'auto'): Promise<Launched> {
+export async function launchCommand(command: readonly string[], env: NodeJS.ProcessEnv = process.env, choice: TierChoice = 'auto', verbose = false): Promise<Launched> {
   if (command.length === 0 || command[0] === '') throw new WasmBpfError('USAGE', 'no command after --');
   const agent = agentLibrary('launching a command under the uprobe agent');
   const tiered = launchTier(command, choice, env);
@@ -72,7 +72,9 @@ export async function launchCommand(command: readonly string[], env: NodeJS.Proc
   // spawnUnderAgent / spawnUnderTracer close this process's copy of the child's end
   const stdio = ['inherit', 'inherit', 'inherit'] as const;
   const child: ChildProcess =
-    tracer !== undefined ? spawnUnderTracer(command, { tracer, channelFd: childEnd, env, stdio }) : spawnUnderAgent(command, { agent, channelFd: childEnd, env, stdio });
+    tracer !== undefined
+      ? // verbose: the tracer says at its end what a hit cost it (WBPF_PTRACE_STATS; not passed on to the command)
+        spawnUnderTracer(command, { tracer, channelFd: childEnd, env: verbose ? { ...env, WBPF_PTRACE_STATS: '1' } : env, stdio }) : spawnUnderAgent(command, { agent, channelFd: childEnd, env, stdio });
   const exited = new Promise<number>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
   });

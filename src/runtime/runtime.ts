@@ -150,7 +150,7 @@ export class Runtime {
     if (joined.length) input.traced = joined.map((j) => ({ fd: j.fd, pid: j.pid, launched: false }));
     if (opts.launch) {
       try {
-        launched = await launchCommand(opts.launch.command, opts.launch.env, tier);
+        launched = await launchCommand(opts.launch.command, opts.launch.env, tier, opts.verbose ?? false);
         sayTier(launched.pid, launched, 'launched');
       } catch (err) {
         // the joined processes' agents see their channel close and unhook (nothing was hooked yet)

@@ -12,7 +12,8 @@ export type UserspaceTier = 'agent' | 'ptrace';
 export type TierChoice = UserspaceTier | 'auto';
 export const TIER_CHOICES: readonly TierChoice[] = ['auto', 'agent', 'ptrace'];
 
-/** what a hit costs in the ptrace tier, for --verbose (bench/uprobe measures it: bench/uprobe/RESULTS.md) */
+/** what a hit costs in the ptrace tier, for --verbose: CPU time of the target and the tracer, ~8-30 us by entry
+ * kind (bench/uprobe/RESULTS.md), more wall-clock time on a loaded machine */
 export const PTRACE_HIT_US = 20;
 
 /** the tier asked for: the option, else WBPF_USERSPACE_TIER, else auto */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,6 +67,7 @@ static void launch(char **argv)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (read(go[0], &c, 1) != 1) _exit(127); /* the tracer died first */
+		unsetenv("WBPF_PTRACE_STATS");
 		execvp(argv[0], argv);
 		fprintf(stderr, "wbpf-ptrace: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -207,6 +209,17 @@ int main(int argc, char **argv)
 		}
 	}
 	detach_all();
+	if (getenv("WBPF_PTRACE_STATS") && hits_total) {
+		/* the tracer's own CPU per hit (the traced thread's trap and stop are its own CPU time) */
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		double cpu = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
+		FILE *out = fdopen(dup(2), "w");
+		if (out) {
+			fprintf(out, "wbpf-ptrace: %llu hits, %.0f ns of the tracer's CPU per hit\n", (unsigned long long)hits_total, cpu / (double)hits_total);
+			fclose(out);
+		}
+	}
 	if (root_pid && root_status < 0) {
 		/* the run ended first: the command runs on on its own */
 		return 0;
