@@ -122,7 +122,7 @@ if (process.arch !== 'x64') {
       const target = built[kind]!;
       const r = runCli(['run', '-v', '--backend', 'userspace', APP, target, '--', target, '2', '3', '5'], { timeout: 90_000 });
       tt.equal(r.code, 0, 'exit status 0 (the command\'s)', { stderr: r.stderr });
-      tt.match(r.stderr, /launched pid \d+: ptrace tier: slow \(~\d+ us per hit\): .* is statically linked/, '--verbose says the ptrace tier, slow, and why');
+      tt.match(r.stderr, /launched pid \d+ \(wbpf-ptrace, the command.s tracer and parent\): ptrace tier: slow \(~\d+ us per hit\): .* is statically linked/, '--verbose says the ptrace tier, slow, and why');
       tt.match(r.stdout, /uprobe-target: uprobe_target_add\(2, 3\) = 5, 5 calls/, 'the target ran to its end');
       const ev = events(r.stdout);
       tt.same(ev.entries, Array(5).fill('a=2 b=3'), '5 entry events, with the arguments');

@@ -143,7 +143,8 @@ export class Runtime {
     const sayTier = (pid: number, t: Tiered, what: string): void => {
       if (!opts.verbose) return;
       const how = t.tier === 'ptrace' ? `ptrace tier: slow (~${PTRACE_HIT_US} us per hit)` : 'agent tier';
-      process.stderr.write(`wasm-bpf: ${what} pid ${pid}: ${how}: ${t.why}\n`);
+      const who = t.tier === 'ptrace' && what === 'launched' ? `pid ${pid} (wbpf-ptrace, the command's tracer and parent)` : `pid ${pid}`;
+      process.stderr.write(`wasm-bpf: ${what} ${who}: ${how}: ${t.why}\n`);
     };
     const joined = opts.join?.length ? joinProcesses(opts.join, tier) : [];
     for (const j of joined) sayTier(j.pid, j, 'joined');

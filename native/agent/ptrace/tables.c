@@ -107,6 +107,7 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 	*h = (struct thook){ .id = r->id, .prog = r->prog_id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .live = 1, .req = *r };
 	int set = 0;
 	uint64_t where = 0;
+	pid_t in = 0;
 	for (unsigned i = 0; i < nprocs; i++) {
 		int rc = proc_hook(procs[i], h);
 		if (rc < 0) {
@@ -117,6 +118,7 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 		}
 		if (rc > 0 && !set) {
 			set = 1;
+			in = procs[i]->pid;
 			for (unsigned k = 0; k < procs[i]->nsites; k++)
 				if (procs[i]->sites[k].hook == h->id) where = procs[i]->sites[k].addr;
 		}
@@ -124,7 +126,7 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 	if (!set)
 		return put(msg, n, 0, "hook %u pending: file offset 0x%" PRIx64 " of dev %u:%u inode %" PRIu64 " is not mapped executable",
 			   r->id, r->file_offset, gnu_dev_major(r->dev), gnu_dev_minor(r->dev), r->ino);
-	return put(msg, n, 0, "hook %u at 0x%" PRIx64 " (ptrace tier)", r->id, where);
+	return put(msg, n, 0, "hook %u at 0x%" PRIx64 " in process %d (ptrace tier)", r->id, where, (int)in);
 }
 
 int tables_unhook(uint32_t id, char *msg, size_t n)
