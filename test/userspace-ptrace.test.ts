@@ -154,6 +154,17 @@ if (process.arch !== 'x64') {
     tt.match(bad.stderr, /--userspace-tier must be one of auto, agent, ptrace/, 'naming the choices');
   });
 
+  t.test('descendants: a shell (forced tier) that forks, execs static programs and execs one itself: each traced', async (tt) => {
+    const target = built['endbr64']!;
+    const sh = `${target} 1 2 2; ${target} 3 4 2 & wait; exec ${target} 5 6 1`;
+    const r = runCli(['run', '--backend', 'userspace', '--userspace-tier', 'ptrace', APP, target, '--', 'sh', '-c', sh], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
+    const ev = events(r.stdout);
+    tt.same([...ev.entries].sort(), ['a=1 b=2', 'a=1 b=2', 'a=3 b=4', 'a=3 b=4', 'a=5 b=6'], 'every entry: a forked child, a background child, the shell\'s own exec');
+    tt.same([...ev.returns].sort(), ['ret=11', 'ret=3', 'ret=3', 'ret=7', 'ret=7'], 'every return');
+    tt.equal(ev.pids.size, 3, 'three processes');
+  });
+
   t.test('a recursive function: every return matched to its call (the kernel\'s events exactly)', async (tt) => {
     // -O0: gcc -O2 turns this recursion into a loop
     const rec = path.join(OUT, 'target-recursive');
