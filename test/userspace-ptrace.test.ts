@@ -165,6 +165,17 @@ if (process.arch !== 'x64') {
     tt.equal(ev.pids.size, 3, 'three processes');
   });
 
+  t.test('a main thread that ends before its threads (a zombie leader): the stepped entry still works, every call counted', async (tt) => {
+    const lead = path.join(OUT, 'target-leader-exit');
+    const b = spawnSync('gcc', ['-O2', '-fcf-protection=none', '-static', path.join(FIXTURES, 'agent', 'uprobe-leader-exit.c'), '-o', lead, '-lpthread'], { encoding: 'utf8' });
+    tt.equal(b.status, 0, 'built', { stderr: b.stderr });
+    const r = runCli(['run', '--backend', 'userspace', APP, lead, '--', lead], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit 0 (no deadlock)', { stderr: r.stderr });
+    const ev = events(r.stdout);
+    tt.equal(ev.entries.length, 900, '900 entries');
+    tt.equal(ev.returns.length, 900, '900 returns');
+  });
+
   t.test('a recursive function: every return matched to its call (the kernel\'s events exactly)', async (tt) => {
     // -O0: gcc -O2 turns this recursion into a loop
     const rec = path.join(OUT, 'target-recursive');

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tracer.h"
@@ -123,6 +124,20 @@ void task_resume(struct task *t)
 
 static int is_stop_event(int status, int event) { return WIFSTOPPED(status) && (status >> 16) == event; }
 
+/* the task has ended (a zombie, or gone): it runs no code */
+static int zombie(pid_t tgid, pid_t tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)tgid, (int)tid);
+	FILE *f = fopen(path, "re");
+	if (!f) return 1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *e = strrchr(buf, ')');
+	return !e || e[1] != ' ' || e[2] == 'Z' || e[2] == 'X';
+}
+
 void stop_others(struct proc *p, struct task *except)
 {
 	for (unsigned i = 0; i < ntasks; i++) {
@@ -135,9 +150,14 @@ void stop_others(struct proc *p, struct task *except)
 		if (u == except || u->p != p || u->state != T_RUNNING) continue;
 		int st;
 		pid_t r;
-		while ((r = waitpid(u->tid, &st, __WALL)) < 0 && errno == EINTR) {
+		/* not a blocking wait: a thread-group leader that ended while its threads run is a zombie whose
+		 * exit is reported only after theirs; it runs no code, so it is skipped */
+		struct timespec nap = { 0, 20000 };
+		while ((r = waitpid(u->tid, &st, __WALL | WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
+			if (r == 0 && zombie(p->pid, u->tid)) break;
+			nanosleep(&nap, NULL);
 		}
-		if (r < 0) continue;
+		if (r <= 0) continue;
 		if (WIFEXITED(st) || WIFSIGNALED(st)) {
 			queue_push(u->tid, st); /* its exit is handled by the main loop (the task goes then) */
 			u->state = T_STOPPED;
