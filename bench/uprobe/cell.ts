@@ -10,6 +10,8 @@ export interface Probe {
   variant: Variant;
   /** the app's -i: 0 a blocking poll (woken by the hits), else drain every intervalMs ms */
   intervalMs: number;
+  /** the userspace backend's ptrace tier (`--userspace-tier ptrace`) instead of the in-process hook */
+  tier?: 'ptrace';
 }
 
 export interface CellRun {
@@ -25,6 +27,8 @@ export interface CellRun {
   expected?: number;
   /** records the ring refused because it was full, as the run reported them (ours counts them; the kernel does not) */
   dropped?: number;
+  /** the ptrace tier: the tracer's own CPU time per hit (WBPF_PTRACE_STATS) */
+  tracerNsPerHit?: number;
 }
 
 export interface CellPaths {
@@ -35,18 +39,19 @@ export interface CellPaths {
 const TARGET_LINE = /^target: (\d+) calls, (\d+) ns, [\d.]+ ns per call, (\d+) cpu ns/m;
 const RECORDS_LINE = /^ubench: records (\d+)$/gm;
 const DROPS_LINE = /map 'rb': (\d+) records refused because it was full/;
+const TRACER_LINE = /^wbpf-ptrace: (\d+) hits, (\d+) ns of the tracer's CPU per hit$/m;
 
 /** Runs TARGET N (bare) or under the app; throws with the output when the run fails or prints no result. */
 export function runCell(target: string, calls: number, probe: Probe | undefined, paths: CellPaths, lingerMs: number, timeoutMs: number): CellRun {
   const targetArgs = [target, String(calls), String(probe ? lingerMs : 0)];
   const argv = probe
-    ? [paths.cli, 'run', '--backend', probe.backend, paths.wasm, '-m', probe.variant, '-i', String(probe.intervalMs), target, 'bench_fn', '--', ...targetArgs]
+    ? [paths.cli, 'run', '--backend', probe.backend, ...(probe.tier ? ['--userspace-tier', probe.tier] : []), paths.wasm, '-m', probe.variant, '-i', String(probe.intervalMs), target, 'bench_fn', '--', ...targetArgs]
     : targetArgs;
   const r = probe
-    ? spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 })
+    ? spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20, env: probe.tier ? { ...process.env, WBPF_PTRACE_STATS: '1' } : process.env })
     : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: timeoutMs });
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-  const what = probe ? `${probe.backend} ${probe.variant} -i ${probe.intervalMs}` : 'bare';
+  const what = probe ? `${probe.backend}${probe.tier ? ` (${probe.tier} tier)` : ''} ${probe.variant} -i ${probe.intervalMs}` : 'bare';
   if (r.error || r.status !== 0) {
     throw new Error(`${what} run of ${target} failed (${r.error ? r.error.message : `exit ${r.status}`}):\n${out.slice(-2000)}`);
   }
@@ -60,6 +65,8 @@ export function runCell(target: string, calls: number, probe: Probe | undefined,
     run.expected = probe.variant === 'both' ? 2 * calls : calls;
     const d = DROPS_LINE.exec(r.stderr);
     if (d) run.dropped = Number(d[1]);
+    const tr = TRACER_LINE.exec(r.stderr);
+    if (tr) run.tracerNsPerHit = Number(tr[2]);
   }
   return run;
 }

@@ -24,6 +24,8 @@ export interface KindResult {
   /** by RowSpec id: the kernel's runs and ours */
   linux: Record<string, CellRun[]>;
   userspace: Record<string, CellRun[]>;
+  /** the ptrace tier (`--userspace-tier ptrace`), entry probe, batching consumer: its runs */
+  ptrace?: CellRun[];
 }
 
 export interface Meta {
@@ -40,6 +42,8 @@ export interface Meta {
   /** the runner's nice value, if it set one */
   nice?: number;
   kernelNote?: string;
+  /** when the ptrace tier's rows were measured (`--only-ptrace` adds them to a saved run) */
+  ptrace?: { date: string; commit: string; runs: number; calls: number; load: string };
 }
 
 export const median = (xs: number[]): number => {
@@ -115,14 +119,36 @@ export function rows(results: KindResult[], specs: RowSpec[]): Row[] {
   return out;
 }
 
+const us = (x: number): string => `${(x / 1000).toFixed(1)} us`;
+
+/** the ptrace tier's rows: CPU per hit = the target thread's (its trap, its stops) + the tracer's own (its
+ * waits, ptrace calls and the program), against the kernel's uprobe on the same kind; and the wall-clock
+ * per hit, which on a loaded machine is mostly the wait for the tracer to be scheduled */
+export function ptraceRows(results: KindResult[]): string[] {
+  const measured = results.filter((k) => (k.ptrace ?? []).length > 0);
+  if (measured.length === 0) return ['| any | ptrace tier (the host runs the program at each hit) | - | - | not run | - | - | - |'];
+  return measured.map((k) => {
+    const runs = k.ptrace ?? [];
+    const bare = median(k.bare.map((r) => r.nsPerCall));
+    const bareWall = median(k.bare.map((r) => r.wallNsPerCall));
+    const cpu = runs.map((r) => r.nsPerCall - bare + (r.tracerNsPerHit ?? 0));
+    const wall = median(runs.map((r) => r.wallNsPerCall - bareWall));
+    const kr = k.linux['entry'] ?? [];
+    const kernel = kr.length ? median(perHit(kr, bare)) : undefined;
+    const m = median(cpu);
+    const cell = cpu.length === 1 ? us(m) : `${us(m)} [${us(Math.min(...cpu))} - ${us(Math.max(...cpu))}]`;
+    const ratio = kernel !== undefined && kernel > 0 ? `${(m / kernel).toFixed(1)}x` : '-';
+    return `| ${k.kind}, ptrace tier | entry, batching consumer: CPU per hit, target + tracer (wall ${us(wall)}) | ${ns(bare)} | ${kernel !== undefined ? ns(kernel) : 'not run'} | ${cell} | ${ratio} | - / ${records(runs)} | a last resort (static binaries): correct, slow |`;
+  });
+}
+
 export function table(results: KindResult[], specs: RowSpec[]): string {
   const head = [
     '| entry kind | programs attached, consumer | bare: CPU ns/call | kernel uprobe: ns per hit | ours (in-process hook): ns per hit | ours/kernel | records received (kernel / ours) | verdict |',
     '|---|---|---:|---:|---:|---:|---|---|',
   ];
   const body = rows(results, specs).map((r) => `| ${r.cells.join(' | ')} | ${r.verdicts.join('; ') || '-'} |`);
-  const ptrace = '| any | ptrace tier (the host runs the program at each hit) | - | - | **not built** (issue 16, item 4) | - | - | - |';
-  return [...head, ...body, ptrace].join('\n');
+  return [...head, ...body, ...ptraceRows(results)].join('\n');
 }
 
 export function markdown(results: KindResult[], specs: RowSpec[], meta: Meta): string {
@@ -161,7 +187,13 @@ ${table(results, specs)}
   guest's callback saw, against the calls made (x2 for entry + return); a shortfall is split into records
   the ring refused because it was full (ours reports them; the kernel's ring buffer counts none) and records
   not delivered before the run stopped.
-- The **ptrace tier** (a process where no agent can be loaded) is not built yet: no row measures it.${kernelNote}
+- The **ptrace tier** (\`--userspace-tier ptrace\`; chosen by itself for static binaries, where no agent can
+  be loaded): the tracer \`wbpf-ptrace\` stops the thread at an int3, runs the same program in its own engine
+  and resumes it (two context switches and several ptrace calls per hit). Its rows add the tracer's own CPU
+  time per hit (\`WBPF_PTRACE_STATS=1\` makes it report it) to the target thread's, and show the wall-clock
+  per hit beside it (on a loaded machine mostly the wait for the tracer to be scheduled); the entry probe with the batching consumer,
+  ${meta.ptrace ? `${meta.ptrace.calls} calls per run, ${meta.ptrace.runs} runs, measured ${meta.ptrace.date} at commit ${meta.ptrace.commit} (load ${meta.ptrace.load})` : 'not run'}; "ours/kernel" compares
+  that CPU time with the kernel's uprobe per hit.${kernelNote}
 
 ## The entry kinds
 

@@ -4,11 +4,13 @@
 //
 //   node --import=tsx bench/uprobe/run.ts [--runs 3] [--calls 1000000] [--kernel-calls 200000]
 //        [--kinds nop5,endbr64,push,plain] [--interval 10] [--linger 1000] [--no-kernel] [--no-write] [--cli PATH]
-//        [--nice N] [--render]
+//        [--nice N] [--render] [--ptrace-calls 20000] [--no-ptrace] [--only-ptrace]
 //   npm run bench:uprobe           (the same, compiled: node dist/bench/uprobe/run.js)
 //
 // --nice N renices the runner and so every process it starts (other people's bursts on a shared machine
-// land less in the timed loops); --render rewrites RESULTS.md from results.json and ANALYSIS.md, measuring nothing.
+// land less in the timed loops); --render rewrites RESULTS.md from results.json and ANALYSIS.md, measuring nothing;
+// --only-ptrace measures only the ptrace tier's rows (--userspace-tier ptrace, --ptrace-calls calls a run) and adds
+// them to the saved results.json.
 //
 // Needs gcc, clang-16, llvm-strip-16, bpftool, wasi-libc, the built runtime (dist/) and agent
 // (native/agent/build); the kernel's rows need root (skipped otherwise).
@@ -18,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCell, type CellPaths, type CellRun } from './cell.js';
-import { KINDS, markdown, table, type Kind, type KindResult, type Meta, type RowSpec } from './report.js';
+import { KINDS, markdown, ptraceRows, table, type Kind, type KindResult, type Meta, type RowSpec } from './report.js';
 
 function findRoot(from: string): string {
   let dir = from;
@@ -46,6 +48,9 @@ interface Options {
   cli: string;
   nice: number;
   render: boolean;
+  ptraceCalls: number;
+  ptrace: boolean;
+  onlyPtrace: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -61,6 +66,9 @@ function parseOptions(argv: string[]): Options {
     cli: path.join(ROOT, 'bin', 'wasm-bpf.js'),
     nice: 0,
     render: false,
+    ptraceCalls: 20_000,
+    ptrace: true,
+    onlyPtrace: false,
   };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
@@ -79,6 +87,9 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--cli') o.cli = path.resolve(argv[++i] ?? '');
     else if (a === '--nice') o.nice = Number(argv[++i]);
     else if (a === '--render') o.render = true;
+    else if (a === '--ptrace-calls') o.ptraceCalls = Math.max(1, num(++i, a));
+    else if (a === '--no-ptrace') o.ptrace = false;
+    else if (a === '--only-ptrace') o.onlyPtrace = true;
     else if (a === '--kinds') {
       const kinds = (argv[++i] ?? '').split(',');
       for (const k of kinds) if (!(KINDS as readonly string[]).includes(k)) throw new Error(`unknown kind ${k} (${KINDS.join(', ')})`);
@@ -144,9 +155,38 @@ function render(): void {
   fs.writeFileSync(path.join(HERE, 'RESULTS.md'), markdown(saved.results, rowSpecs(saved.meta.intervalMs), saved.meta) + analysis());
 }
 
+/** one ptrace tier cell: the entry probe, batching consumer */
+function ptraceCell(o: Options, paths: CellPaths, k: KindResult, run: number): void {
+  const target = path.join(BUILD, `target-${k.kind}`);
+  const r = runCell(target, o.ptraceCalls, { backend: 'userspace', tier: 'ptrace', variant: 'entry', intervalMs: o.intervalMs }, paths, o.lingerMs, 180_000);
+  (k.ptrace ??= []).push(r);
+  process.stderr.write(`# run ${run}/${o.runs} ${k.kind} ptrace entry: ${r.wallNsPerCall.toFixed(0)} wall ns/call, records ${r.records}/${r.expected}\n`);
+}
+
+/** --only-ptrace: the ptrace tier's rows, added to the saved results */
+function onlyPtrace(o: Options): void {
+  const file = path.join(HERE, 'results.json');
+  const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as { meta: Meta; results: KindResult[] };
+  const loadStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  execFileSync('make', ['-s', '-C', HERE, `WASM_BPF=${process.execPath} ${o.cli}`], { stdio: 'inherit' });
+  const paths: CellPaths = { cli: o.cli, wasm: path.join(BUILD, 'ubench.wasm') };
+  const kinds = saved.results.filter((k) => o.kinds.includes(k.kind));
+  for (const k of kinds) k.ptrace = [];
+  for (let run = 1; run <= o.runs; run++) for (const k of kinds) ptraceCell(o, paths, k, run);
+  const loadEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  saved.meta.ptrace = { date: new Date().toISOString(), commit: commit(), runs: o.runs, calls: o.ptraceCalls, load: `${loadStart} / ${loadEnd}` };
+  process.stdout.write(`${ptraceRows(saved.results).join('\n')}\n`);
+  if (!o.write) return;
+  fs.writeFileSync(file, JSON.stringify(saved, null, 2) + '\n');
+  render();
+  process.stderr.write(`# added the ptrace tier's rows to ${path.relative(ROOT, path.join(HERE, 'RESULTS.md'))} and results.json\n`);
+}
+
 function main(): void {
   const o = parseOptions(process.argv.slice(2));
   if (o.render) return render();
+  if (o.nice) os.setPriority(0, o.nice);
+  if (o.onlyPtrace) return onlyPtrace(o);
   if (o.nice) os.setPriority(0, o.nice);
   const t0 = Date.now();
   const loadStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -181,6 +221,7 @@ function main(): void {
           log(`${backend} ${spec.id}`, r);
         }
       }
+      if (o.ptrace) ptraceCell(o, paths, k, run);
     }
   }
 
@@ -198,6 +239,7 @@ function main(): void {
     kernelCalls: o.kernelCalls,
     intervalMs: o.intervalMs,
     lingerMs: o.lingerMs,
+    ...(o.ptrace ? { ptrace: { date: new Date().toISOString(), commit: commit(), runs: o.runs, calls: o.ptraceCalls, load: `${loadStart} / ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}` } } : {}),
     ...(o.nice ? { nice: o.nice } : {}),
     ...(kernel ? {} : { kernelNote: o.kernel ? 'The kernel rows were not run: they need root.' : 'The kernel rows were not run (--no-kernel).' }),
   };

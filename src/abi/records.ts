@@ -296,6 +296,8 @@ export class RecordDelivery {
       const draining = stop.stopped !== 0 && stop.draining === true;
       if (stop.stopped !== 0 && (!draining || (this.stopSeen ??= Date.now()) + STOP_DRAIN_MS < Date.now())) throw new Interrupted();
       let n = st.src.poll(draining ? 0 : timeoutMs, st.u8);
+      // a draining stop that woke this wait: the records produced meanwhile are delivered first
+      if (n === -EINTR && !draining && stop.stopped !== 0 && stop.draining === true) n = st.src.poll(0, st.u8);
       if (draining && (n === 0 || n === -EINTR)) throw new Interrupted();
       while (n === -ENOBUFS) {
         const need = st.src.pendingSize() + 8;

@@ -7,6 +7,7 @@ import { errorMessage, WasmBpfError } from '../errors.js';
 import { cliAssumedMissing } from '../probe/assume.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 import { POLICY_HELP, PolicyOptions } from './policy.js';
+import { TIER_CHOICES, type TierChoice } from '../../backends/userspace/attach/tier.js';
 
 const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...] [-- COMMAND [ARGS...]]
        wasm-bpf [options] <module.wasm> [args...] [-- COMMAND [ARGS...]]
@@ -32,6 +33,12 @@ Options:
                                 injects the uprobe agent (ptrace; your own processes, Yama permitting) and
                                 runs the app's uprobe/uretprobe programs in it; at the end of the run every
                                 hook is removed and the process runs on as before
+  --userspace-tier auto|agent|ptrace
+                                how the userspace backend traces COMMAND and --pid processes (default
+                                $WBPF_USERSPACE_TIER, else auto): agent, inside the process (fast); ptrace,
+                                the tracer wbpf-ptrace runs the programs at int3 breakpoints (slow, ~20 us
+                                a hit; --verbose says so); auto: ptrace for statically linked programs
+                                (no loader to preload the agent, no dlopen to inject it), else the agent
   --backend auto|linux|userspace|windows
                                 force a backend (default auto)
   --btfhub-mirror URL           when the kernel has no vmlinux BTF, fetch it from this btfhub-archive
@@ -64,6 +71,8 @@ interface Parsed {
   command?: string[];
   /** --pid: running processes to trace */
   pids: number[];
+  /** --userspace-tier */
+  userspaceTier?: TierChoice;
 }
 
 function usageError(msg: string): never {
@@ -151,6 +160,12 @@ function parseRunArgs(argv: string[]): Parsed | 'help' {
         if (!p.pids.includes(pid)) p.pids.push(pid);
         break;
       }
+      case '--userspace-tier': {
+        const v = val();
+        if (!(TIER_CHOICES as readonly string[]).includes(v)) usageError(`--userspace-tier must be one of ${TIER_CHOICES.join(', ')}`);
+        p.userspaceTier = v as TierChoice;
+        break;
+      }
       case '--assume-missing':
         assumed.push(val());
         break;
@@ -213,6 +228,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       exitWhenStuck: true,
       ...(parsed.command ? { launch: { command: parsed.command } } : {}),
       ...(parsed.pids.length ? { join: parsed.pids } : {}),
+      ...(parsed.userspaceTier !== undefined ? { userspaceTier: parsed.userspaceTier } : {}),
       ...(parsed.btfhubMirror !== undefined || parsed.btfhubArchive !== undefined
         ? { btfhub: { ...(parsed.btfhubMirror !== undefined ? { mirror: parsed.btfhubMirror } : {}), ...(parsed.btfhubArchive !== undefined ? { archive: parsed.btfhubArchive } : {}) } }
         : {}),

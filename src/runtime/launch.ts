@@ -1,6 +1,7 @@
 // The command a run launches (`wasm-bpf run APP.wasm [ARGS] -- COMMAND [ARGS]`): started by the main
 // thread under the uprobe agent (LD_PRELOAD, backends/userspace/attach/launch.ts) with a control channel
 // whose other end the guest's thread drives; the agent holds it before its main until the app is set up.
+// A static command (or a forced tier) goes to the ptrace tier instead (backends/userspace/attach/tier.ts).
 import { once } from 'node:events';
 import os from 'node:os';
 import type { ChildProcess } from 'node:child_process';
@@ -9,8 +10,16 @@ import { agentLibraryPath, loadNative } from '../../backends/linux/native.js';
 import { agentSocketpair } from '../../backends/userspace/attach/channel.js';
 import { spawnUnderAgent } from '../../backends/userspace/attach/launch.js';
 import { joinProcess, type Joined } from '../../backends/userspace/attach/join.js';
+import { spawnUnderTracer, traceProcess, tracerPath } from '../../backends/userspace/attach/ptrace.js';
+import { joinTier, launchTier, type TierChoice, type UserspaceTier } from '../../backends/userspace/attach/tier.js';
 
-export interface Launched {
+/** the tier tracing a process, and why it was chosen (for --verbose) */
+export interface Tiered {
+  tier: UserspaceTier;
+  why: string;
+}
+
+export interface Launched extends Tiered {
   child: ChildProcess;
   pid: number;
   /** this process's end of the control channel (the guest's thread uses it) */
@@ -35,12 +44,14 @@ function agentLibrary(what: string): string {
  * Injects the agent into each running process (`--pid`); on a refusal or failure, closes the channels
  * already made and throws WasmBpfError naming the pid and the reason.
  */
-export function joinProcesses(pids: readonly number[]): Joined[] {
+export function joinProcesses(pids: readonly number[], choice: TierChoice = 'auto'): Array<Joined & Tiered> {
   const agent = agentLibrary('joining a running process with the uprobe agent');
-  const done: Joined[] = [];
+  const done: Array<Joined & Tiered> = [];
   for (const pid of pids) {
     try {
-      done.push(joinProcess(pid, { agent }));
+      const t = joinTier(pid, choice);
+      const j = t.tier === 'ptrace' ? traceProcess(pid, { tracer: tracerPath(agent) }) : joinProcess(pid, { agent });
+      done.push({ ...j, ...t });
     } catch (err) {
       for (const j of done) loadNative().closeFd(j.fd);
       const e = err as { message?: string; hint?: string };
@@ -51,13 +62,19 @@ export function joinProcesses(pids: readonly number[]): Joined[] {
 }
 
 /** Starts `command` under the agent; throws WasmBpfError when the agent is missing or the command cannot start. */
-export async function launchCommand(command: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Launched> {
+export async function launchCommand(command: readonly string[], env: NodeJS.ProcessEnv = process.env, choice: TierChoice = 'auto', verbose = false): Promise<Launched> {
   if (command.length === 0 || command[0] === '') throw new WasmBpfError('USAGE', 'no command after --');
   const agent = agentLibrary('launching a command under the uprobe agent');
+  const tiered = launchTier(command, choice, env);
+  const tracer = tiered.tier === 'ptrace' ? tracerPath(agent) : undefined;
   const native = loadNative();
   const { host, child: childEnd } = agentSocketpair();
-  // spawnUnderAgent closes this process's copy of the child's end
-  const child: ChildProcess = spawnUnderAgent(command, { agent, channelFd: childEnd, env, stdio: ['inherit', 'inherit', 'inherit'] });
+  // spawnUnderAgent / spawnUnderTracer close this process's copy of the child's end
+  const stdio = ['inherit', 'inherit', 'inherit'] as const;
+  const child: ChildProcess =
+    tracer !== undefined
+      ? // verbose: the tracer says at its end what a hit cost it (WBPF_PTRACE_STATS; not passed on to the command)
+        spawnUnderTracer(command, { tracer, channelFd: childEnd, env: verbose ? { ...env, WBPF_PTRACE_STATS: '1' } : env, stdio }) : spawnUnderAgent(command, { agent, channelFd: childEnd, env, stdio });
   const exited = new Promise<number>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
   });
@@ -71,7 +88,7 @@ export async function launchCommand(command: readonly string[], env: NodeJS.Proc
   }
   // the run does not wait for the command: when the app ends first, the command runs on, on its own
   child.unref();
-  return { child, pid: child.pid!, fd: host, exited };
+  return { child, pid: child.pid!, fd: host, exited, ...tiered };
 }
 
 function signalNumber(name: NodeJS.Signals): number {

@@ -11,7 +11,8 @@ import type { BackendChoice } from '../select/backend.js';
 import { WasmBpfError } from '../errors.js';
 import { mark } from '../trace.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
-import { joinProcesses, launchCommand, type Launched } from './launch.js';
+import { joinProcesses, launchCommand, type Launched, type Tiered } from './launch.js';
+import { PTRACE_HIT_US, tierChoice } from '../../backends/userspace/attach/tier.js';
 import { loadNative } from '../../backends/linux/native.js';
 import { PauseGate } from './pause.js';
 import { CALL_BYTES, cancelCall, importNames, serveCall, type HostImports } from './hostcall.js';
@@ -78,6 +79,12 @@ export interface RunOptions {
   output?: (fd: 1 | 2, data: Uint8Array) => void;
   /** let pause() stop the guest at its next WASI or embedder call (a check on each such call) */
   pausable?: boolean;
+  /**
+   * Which userspace tier traces the launched command and the joined processes (`--userspace-tier`, else
+   * WBPF_USERSPACE_TIER): 'agent' (inside the process), 'ptrace' (the host's tracer runs the programs at
+   * each hit: slow, for static binaries), 'auto' (default: ptrace for static binaries, else the agent).
+   */
+  userspaceTier?: 'auto' | 'agent' | 'ptrace';
 }
 
 export interface RunResult {
@@ -185,11 +192,20 @@ export class Runtime {
     let launched: Launched | undefined;
     let commandStatus: number | undefined;
     // joined first: a refusal (no such pid, Yama, ...) ends the run before a command is started
-    const joined = opts.join?.length ? joinProcesses(opts.join) : [];
+    const tier = tierChoice(opts.userspaceTier);
+    const sayTier = (pid: number, t: Tiered, what: string): void => {
+      if (!opts.verbose) return;
+      const how = t.tier === 'ptrace' ? `ptrace tier: slow (~${PTRACE_HIT_US} us per hit)` : 'agent tier';
+      const who = t.tier === 'ptrace' && what === 'launched' ? `pid ${pid} (wbpf-ptrace, the command's tracer and parent)` : `pid ${pid}`;
+      process.stderr.write(`wasm-bpf: ${what} ${who}: ${how}: ${t.why}\n`);
+    };
+    const joined = opts.join?.length ? joinProcesses(opts.join, tier) : [];
+    for (const j of joined) sayTier(j.pid, j, 'joined');
     if (joined.length) input.traced = joined.map((j) => ({ fd: j.fd, pid: j.pid, launched: false }));
     if (opts.launch) {
       try {
-        launched = await launchCommand(opts.launch.command, opts.launch.env);
+        launched = await launchCommand(opts.launch.command, opts.launch.env, tier, opts.verbose ?? false);
+        sayTier(launched.pid, launched, 'launched');
       } catch (err) {
         // the joined processes' agents see their channel close and unhook (nothing was hooked yet)
         for (const j of joined) loadNative().closeFd(j.fd);

@@ -9,6 +9,7 @@
 
 #include "agent.h"
 
+#ifndef WBPF_READ_PID
 /* this process's pid, cached (reset in a forked child: hooks live on in children) */
 static pid_t self_pid;
 static pthread_once_t self_once = PTHREAD_ONCE_INIT;
@@ -18,14 +19,23 @@ static void self_init(void)
 	self_reset();
 	pthread_atfork(NULL, NULL, self_reset);
 }
+#endif
+
+/* the process read: ours; the ptrace tier's tracer (ptrace/) builds this file with -DWBPF_READ_PID=cur_tgid,
+ * the traced process of the current hit */
+#ifdef WBPF_READ_PID
+extern pid_t WBPF_READ_PID;
+#define READ_PID() WBPF_READ_PID
+#else
+#define READ_PID() (pthread_once(&self_once, self_init), self_pid)
+#endif
 
 /* copy [src, src+len) into dst: 0, or -EFAULT (unmapped or unreadable: process_vm_readv fails, never faults) */
 int safe_read(void *dst, uint64_t src, size_t len)
 {
 	if (len == 0) return 0;
-	pthread_once(&self_once, self_init);
 	struct iovec l = { dst, len }, r = { (void *)(uintptr_t)src, len };
-	return process_vm_readv(self_pid, &l, 1, &r, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+	return process_vm_readv(READ_PID(), &l, 1, &r, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }
 
 /* strncpy_from_user_nofault: up to size - 1 bytes then a NUL, nothing written past the NUL; the length with

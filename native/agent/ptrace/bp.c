@@ -1,0 +1,129 @@
+/* The tracer's breakpoints: one int3 byte per address in a traced process's memory (written through
+ * /proc/PID/mem, which reaches read-only text), reference-counted by hook sites and armed returns, the
+ * original byte kept to restore; and where a hook's file offset is mapped in a process. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "tracer.h"
+
+int mem_read(struct proc *p, uint64_t addr, void *buf, size_t n)
+{
+	return pread(p->mem, buf, n, (off_t)addr) == (ssize_t)n ? 0 : -EFAULT;
+}
+
+int mem_write(struct proc *p, uint64_t addr, const void *buf, size_t n)
+{
+	return pwrite(p->mem, buf, n, (off_t)addr) == (ssize_t)n ? 0 : -EFAULT;
+}
+
+struct bp *bp_find(struct proc *p, uint64_t addr)
+{
+	for (unsigned i = 0; i < p->nbps; i++)
+		if (p->bps[i].addr == addr) return &p->bps[i];
+	return NULL;
+}
+
+struct bp *bp_get(struct proc *p, uint64_t addr, int ret)
+{
+	struct bp *b = bp_find(p, addr);
+	if (!b) {
+		if (p->nbps >= MAX_BPS) return NULL;
+		b = &p->bps[p->nbps];
+		memset(b, 0, sizeof *b);
+		b->addr = addr;
+		if (mem_read(p, addr, &b->orig, 1) < 0) return NULL;
+		p->nbps++;
+	}
+	if (!b->inserted) {
+		static const uint8_t int3 = 0xcc;
+		if (mem_read(p, addr, &b->orig, 1) < 0 || mem_write(p, addr, &int3, 1) < 0) return NULL;
+		b->inserted = 1;
+	}
+	if (ret) b->nrets++;
+	else b->nsites++;
+	return b;
+}
+
+void bp_put(struct proc *p, uint64_t addr, int ret)
+{
+	struct bp *b = bp_find(p, addr);
+	if (!b) return;
+	if (ret && b->nrets) b->nrets--;
+	if (!ret && b->nsites) b->nsites--;
+	if (b->nrets == 0 && b->nsites == 0 && b->inserted) {
+		(void)mem_write(p, addr, &b->orig, 1);
+		b->inserted = 0; /* the entry stays: a thread already trapped there is still recognized (hit.c) */
+	}
+}
+
+void bp_restore_all(struct proc *p)
+{
+	for (unsigned i = 0; i < p->nbps; i++)
+		if (p->bps[i].inserted) {
+			(void)mem_write(p, p->bps[i].addr, &p->bps[i].orig, 1);
+			p->bps[i].inserted = 0;
+			p->bps[i].nrets = p->bps[i].nsites = 0;
+		}
+}
+
+void bp_copy(struct proc *dst, const struct proc *src)
+{
+	memcpy(dst->bps, src->bps, src->nbps * sizeof src->bps[0]);
+	dst->nbps = src->nbps;
+	for (unsigned i = 0; i < dst->nbps; i++) dst->bps[i].nrets = 0; /* the returns a copied thread armed come back with it (tasks.c) */
+	memcpy(dst->sites, src->sites, src->nsites * sizeof src->sites[0]);
+	dst->nsites = src->nsites;
+}
+
+uint64_t proc_find_address(pid_t pid, const struct wbpf_agent_hook *r)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f) return 0;
+	char line[512];
+	uint64_t found = 0;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned long start, end, off, ino;
+		unsigned maj, min;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &start, &end, perms, &off, &maj, &min, &ino) != 7) continue;
+		if (perms[2] != 'x' || ino != r->ino || maj != gnu_dev_major(r->dev) || min != gnu_dev_minor(r->dev)) continue;
+		if (r->file_offset >= off && r->file_offset < off + (end - start)) found = start + (r->file_offset - off);
+	}
+	fclose(f);
+	return found;
+}
+
+int proc_hook(struct proc *p, const struct thook *h)
+{
+	for (unsigned i = 0; i < p->nsites; i++)
+		if (p->sites[i].hook == h->id) return 1;
+	uint64_t addr = proc_find_address(p->pid, &h->req);
+	if (!addr) return 0;
+	if (p->nsites >= MAX_SITES) return -ENOSPC;
+	struct bp *b = bp_get(p, addr, 0);
+	if (!b) return -EFAULT;
+	if (b->orig == 0xcc) {
+		bp_put(p, addr, 0);
+		return -EBUSY; /* someone else's breakpoint (a debugger's) */
+	}
+	p->sites[p->nsites++] = (struct site){ h->id, addr };
+	return 1;
+}
+
+void proc_unhook(struct proc *p, uint32_t hook)
+{
+	for (unsigned i = 0; i < p->nsites; i++) {
+		if (p->sites[i].hook != hook) continue;
+		uint64_t addr = p->sites[i].addr;
+		p->sites[i] = p->sites[--p->nsites];
+		bp_put(p, addr, 0);
+		return;
+	}
+}

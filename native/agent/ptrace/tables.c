@@ -1,0 +1,165 @@
+/* The tracer's tables: the shared maps it mapped, the programs it loaded into the C engine, the run's hooks
+ * (set in every traced process that maps their file); and a program's run at a hit, on a copy of the
+ * stopped thread's registers as ctx (read-only, the kernel's pt_regs layout). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+
+#include "../hook/hook.h"
+#include "../lib/agent.h"
+#include "tracer.h"
+
+#define MAX_MAPS 64
+#define MAX_PROGS 64
+#define RUN_BUDGET 1000000
+
+static struct amap maps[MAX_MAPS];
+static unsigned nmaps;
+static struct {
+	uint32_t id;
+	ebpf_vm_prog *prog;
+} progs[MAX_PROGS];
+static unsigned nprogs;
+struct thook thooks[MAX_THOOKS];
+
+static int put(char *msg, size_t n, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int put(char *msg, size_t n, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, n, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+struct amap *find_map(uint64_t ref)
+{
+	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
+	for (unsigned i = nmaps; i-- > 0;)
+		if (maps[i].id == (uint32_t)ref) return &maps[i];
+	return NULL;
+}
+
+int tables_map_add(uint32_t id, int fd, int nfd, char *msg, size_t n)
+{
+	if (nmaps >= MAX_MAPS) return put(msg, n, ENOSPC, "map %u: the tracer holds %u maps already", id, MAX_MAPS);
+	int rc = wbpf_map_open(fd, nfd, &maps[nmaps].m);
+	if (rc < 0) return put(msg, n, -rc, "map %u: opening fd %d: %s", id, fd, strerror(-rc));
+	maps[nmaps++].id = id;
+	return put(msg, n, 0, "map %u", id);
+}
+
+int tables_prog_add(const uint8_t *p, uint32_t len, char *msg, size_t n)
+{
+	struct wbpf_agent_prog r;
+	if (len < sizeof r) return put(msg, n, EINVAL, "prog: short request");
+	memcpy(&r, p, sizeof r);
+	if ((uint64_t)sizeof r + 4ull * r.nhelpers + r.insn_len != len) return put(msg, n, EINVAL, "prog %u: bad length", r.id);
+	if (nprogs >= MAX_PROGS) return put(msg, n, ENOSPC, "prog %u: the tracer holds %u programs already", r.id, MAX_PROGS);
+	const uint8_t *helpers = p + sizeof r, *insns = helpers + 4 * r.nhelpers;
+	for (uint32_t i = 0; i < r.nhelpers; i++) {
+		uint32_t h;
+		memcpy(&h, helpers + 4 * i, 4);
+		if (!helper_of(NULL, h)) return put(msg, n, EOPNOTSUPP, "prog %u: helper %u is not implemented by the agent", r.id, h);
+	}
+	struct prog_refs *refs = calloc(1, sizeof *refs);
+	if (!refs) return put(msg, n, ENOMEM, "prog %u: out of memory", r.id);
+	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs };
+	ebpf_vm_error err;
+	ebpf_vm_prog *prog;
+	if (ebpf_vm_load(insns, r.insn_len, &env, &prog, &err) != EBPF_VM_OK) {
+		free(refs);
+		return put(msg, n, EINVAL, "%s", err.message);
+	}
+	progs[nprogs].id = r.id;
+	progs[nprogs++].prog = prog;
+	return put(msg, n, 0, "prog %u", r.id);
+}
+
+static ebpf_vm_prog *find_prog(uint32_t id)
+{
+	for (unsigned i = nprogs; i-- > 0;)
+		if (progs[i].id == id) return progs[i].prog;
+	return NULL;
+}
+
+struct thook *tables_hook(uint32_t id)
+{
+	for (unsigned i = 0; i < MAX_THOOKS; i++)
+		if (thooks[i].live && thooks[i].id == id) return &thooks[i];
+	return NULL;
+}
+
+/* sets the hook in every traced process; answered as the agent does (pending when no process maps the file) */
+int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
+{
+	if (!find_prog(r->prog_id)) return put(msg, n, ENOENT, "hook %u: no program %u", r->id, r->prog_id);
+	if (tables_hook(r->id)) return put(msg, n, EEXIST, "hook %u: the tracer has a hook %u already", r->id, r->id);
+	struct thook *h = NULL;
+	for (unsigned i = 0; i < MAX_THOOKS && !h; i++)
+		if (!thooks[i].live) h = &thooks[i];
+	if (!h) return put(msg, n, ENOSPC, "hook %u: the tracer holds %u hooks already", r->id, MAX_THOOKS);
+	*h = (struct thook){ .id = r->id, .prog = r->prog_id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .live = 1, .req = *r };
+	int set = 0;
+	uint64_t where = 0;
+	pid_t in = 0;
+	for (unsigned i = 0; i < nprocs; i++) {
+		int rc = proc_hook(procs[i], h);
+		if (rc < 0) {
+			for (unsigned j = 0; j < nprocs; j++) proc_unhook(procs[j], h->id);
+			h->live = 0;
+			return put(msg, n, -rc, "hook %u: %s in process %d", r->id,
+				   rc == -EBUSY ? "the entry holds an int3 already (another debugger's breakpoint)" : strerror(-rc), (int)procs[i]->pid);
+		}
+		if (rc > 0 && !set) {
+			set = 1;
+			in = procs[i]->pid;
+			for (unsigned k = 0; k < procs[i]->nsites; k++)
+				if (procs[i]->sites[k].hook == h->id) where = procs[i]->sites[k].addr;
+		}
+	}
+	if (!set)
+		return put(msg, n, 0, "hook %u pending: file offset 0x%" PRIx64 " of dev %u:%u inode %" PRIu64 " is not mapped executable",
+			   r->id, r->file_offset, gnu_dev_major(r->dev), gnu_dev_minor(r->dev), r->ino);
+	return put(msg, n, 0, "hook %u at 0x%" PRIx64 " in process %d (ptrace tier)", r->id, where, (int)in);
+}
+
+int tables_unhook(uint32_t id, char *msg, size_t n)
+{
+	struct thook *h = tables_hook(id);
+	if (!h) return put(msg, n, ENOENT, "unhook %u: no hook %u", id, id);
+	for (unsigned i = 0; i < nprocs; i++) proc_unhook(procs[i], id);
+	h->live = 0;
+	return put(msg, n, 0, "unhook %u", id);
+}
+
+int tables_run(struct thook *h, struct task *t, struct user_regs_struct *regs)
+{
+	ebpf_vm_prog *prog = find_prog(h->prog);
+	if (!prog) return EBPF_VM_F_HELPER;
+	struct wbpf_pt_regs ctx;
+	_Static_assert(sizeof ctx <= sizeof *regs, "pt_regs is a prefix of user_regs_struct");
+	memcpy(&ctx, regs, sizeof ctx);
+	cur_tid = t->tid;
+	cur_tgid = t->p->pid;
+	struct hit mem;
+	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
+	ebpf_vm_run run = { .stack = stack, .stack_addr = (uintptr_t)stack, .budget = RUN_BUDGET };
+	hit_begin(&mem, &run, h->id, prog, &ctx, sizeof ctx);
+	uint64_t args[5] = { (uintptr_t)&ctx, 0, 0, 0, 0 };
+	int st = ebpf_vm_exec(prog, &run, args);
+	hit_end(&mem);
+	if (st != EBPF_VM_DONE) {
+		h->disabled = 1;
+		char msg[200];
+		snprintf(msg, sizeof msg, "hook %u disabled: program %u stopped with status %d at pc %u (addr 0x%" PRIx64 ")",
+			 h->id, h->prog, st, run.fault.pc, run.fault.addr);
+		chan_event(h->id, msg);
+	}
+	return st;
+}

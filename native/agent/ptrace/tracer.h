@@ -1,0 +1,133 @@
+/* wbpf-ptrace, the userspace backend's ptrace tier: what its files share. The tracer speaks the agent's
+ * channel protocol (lib/proto.h) and runs the programs itself at each hit of an int3 it put in the traced
+ * processes (no code of ours inside them). One thread, one event loop (main.c). */
+#ifndef WBPF_TRACER_H
+#define WBPF_TRACER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "../lib/proto.h"
+
+#define MAX_TASKS 4096
+#define MAX_PROCS 256
+#define MAX_BPS 256     /* breakpoints per process (entries and pending return addresses) */
+#define MAX_SITES 256   /* hooks set in one process */
+#define MAX_RFRAMES 256 /* armed returns per thread */
+#define MAX_THOOKS 64   /* the run's hooks */
+
+/* a breakpoint in one process: its original byte, and who wants it */
+struct bp {
+	uint64_t addr;
+	uint8_t orig;
+	uint8_t inserted; /* 0xcc is in memory */
+	uint32_t nsites;  /* hook sites at this address */
+	uint32_t nrets;   /* armed returns to this address (every thread's) */
+};
+/* a hook set in one process, at a function's address there */
+struct site {
+	uint32_t hook;
+	uint64_t addr;
+};
+/* a traced address space (a process; a vfork child shares its parent's until it execs) */
+struct proc {
+	pid_t pid;
+	int mem;   /* /proc/PID/mem, read-write */
+	int refs;  /* tasks using it */
+	struct bp bps[MAX_BPS];
+	unsigned nbps;
+	struct site sites[MAX_SITES];
+	unsigned nsites;
+};
+/* an armed return: the function at fn returns to ret with rsp == sp */
+struct rframe {
+	uint64_t fn, ret, sp;
+};
+enum { T_RUNNING, T_STOPPED };
+struct task {
+	pid_t tid;
+	int state;
+	int pending_sig;   /* a signal to deliver at the next resume */
+	struct proc *p;
+	struct rframe rf[MAX_RFRAMES];
+	unsigned nrf;
+};
+
+/* ---- the run's tables (tables.c): maps, programs, hooks from the host ---- */
+struct thook {
+	uint32_t id, prog, flags;
+	int live;
+	int disabled; /* its program faulted once: it runs no more (an EVENT said so) */
+	struct wbpf_agent_hook req;
+};
+extern struct thook thooks[MAX_THOOKS];
+int tables_map_add(uint32_t id, int fd, int nfd, char *msg, size_t n);
+int tables_prog_add(const uint8_t *p, uint32_t len, char *msg, size_t n);
+struct thook *tables_hook(uint32_t id);
+int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n);
+int tables_unhook(uint32_t id, char *msg, size_t n);
+/* runs program prog on ctx for hook id in task t (hit.c calls it); 0 done, else the engine's status */
+int tables_run(struct thook *h, struct task *t, struct user_regs_struct *regs);
+
+/* ---- breakpoints and memory (bp.c) ---- */
+int mem_read(struct proc *p, uint64_t addr, void *buf, size_t n);
+int mem_write(struct proc *p, uint64_t addr, const void *buf, size_t n);
+struct bp *bp_find(struct proc *p, uint64_t addr);
+/* takes a reference (site or return) on the breakpoint at addr, inserting it: the bp, or NULL */
+struct bp *bp_get(struct proc *p, uint64_t addr, int ret);
+/* drops one; the original byte goes back with the last */
+void bp_put(struct proc *p, uint64_t addr, int ret);
+/* every inserted byte restored (the end of the run) */
+void bp_restore_all(struct proc *p);
+/* a fork child's copy: the same breakpoints are in its memory */
+void bp_copy(struct proc *dst, const struct proc *src);
+/* the address of file_offset of (dev, ino) in an executable mapping of the process, or 0 */
+uint64_t proc_find_address(pid_t pid, const struct wbpf_agent_hook *r);
+/* sets hook h in process p (if it maps the file): 1 set, 0 not mapped, -errno */
+int proc_hook(struct proc *p, const struct thook *h);
+void proc_unhook(struct proc *p, uint32_t hook);
+
+/* ---- tasks (tasks.c) ---- */
+extern struct task *tasks[MAX_TASKS];
+extern unsigned ntasks;
+struct task *task_find(pid_t tid);
+struct task *task_add(pid_t tid, struct proc *p);
+void task_remove(struct task *t);
+struct proc *proc_new(pid_t pid);
+void proc_unref(struct proc *p);
+extern struct proc *procs[MAX_PROCS];
+extern unsigned nprocs;
+/* resumes a stopped task (delivering its pending signal) */
+void task_resume(struct task *t);
+/* one wait status of tid: breakpoints, new tasks, exec, signals; sets *root_status when the launched root ended */
+void task_event(pid_t tid, int status);
+/* stops every running task of p except `except`; returns how many; their other stops are queued */
+void stop_others(struct proc *p, struct task *except);
+void resume_others(struct proc *p, struct task *except);
+/* queued wait statuses (met while stopping tasks), handled by the main loop */
+int queue_pop(pid_t *tid, int *status);
+void queue_push(pid_t tid, int status);
+/* the end: every task stopped, every byte restored, every task detached */
+void detach_all(void);
+extern pid_t root_pid;    /* launch mode: the command; 0: join mode */
+extern int root_status;   /* -1 while it runs; else its status as a shell reports it */
+
+/* ---- hits (hit.c) ---- */
+/* t stopped by an int3 of ours at addr (regs as stopped): runs the programs, arms returns, steps over */
+void hit(struct task *t, struct user_regs_struct *regs, uint64_t addr);
+extern uint64_t hits_total;
+
+/* ---- the channel (chan.c) ---- */
+extern int chan;
+/* serves one request: 0, or -1 at EOF */
+int chan_serve_one(void);
+void chan_event(uint32_t hook, const char *msg);
+void chan_trace(uint32_t hook, const char *text, uint32_t len);
+extern int started; /* launch mode: START came */
+
+/* ---- the current hit, for the helpers (helpers.c) ---- */
+extern pid_t cur_tid, cur_tgid;
+
+void tlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
