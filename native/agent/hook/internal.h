@@ -40,6 +40,15 @@ struct wbpf_hook {
 	struct wbpf_tramp *tramp;
 };
 
+/* the stack pointer at the probed entry, per arch (ret.c orders its shadow stack by it) */
+#if defined(__x86_64__)
+#define WBPF_REGS_SP(r) ((r)->rsp)
+#define WBPF_NEAR_REACH "+-2 GiB"
+#elif defined(__aarch64__)
+#define WBPF_REGS_SP(r) ((r)->sp)
+#define WBPF_NEAR_REACH "+-128 MiB"
+#endif
+
 /* sets err (if not NULL) and returns code */
 int wbpf_fail(struct wbpf_hook_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -47,7 +56,8 @@ int wbpf_fail(struct wbpf_hook_error *err, int code, const char *fmt, ...)
 /* the site table (hook.c), read by the arch's signal handlers */
 struct wbpf_site *wbpf_site_find(uintptr_t fn);
 
-/* near.c: a fresh RW page whose every byte is within +-(2 GiB - 1 MiB) of addr, or NULL */
+/* near.c: a fresh RW page whose every byte is within the arch's branch reach of addr (x86-64: +-(2 GiB -
+ * 2 MiB), jmp rel32; arm64: +-(128 MiB - 2 MiB), b imm26), or NULL */
 uint8_t *wbpf_near_page(uintptr_t addr);
 
 /* patch.c: writing code that other threads may be running */

@@ -90,7 +90,7 @@ int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler o
 	int rc = -1;
 	if (!s->blocked) s->blocked = wbpf_arch_ret_blocked() ? 2 : 1;
 	if (s->blocked == 1 && enter(s)) {
-		rc = arm(s, (uintptr_t)entry_regs->rsp, on_return, cookie);
+		rc = arm(s, (uintptr_t)WBPF_REGS_SP(entry_regs), on_return, cookie);
 		leave(s);
 	}
 	return rc;
