@@ -66,6 +66,9 @@ int wbpf_text_open(struct wbpf_text *t, uintptr_t addr, size_t len, struct wbpf_
 void wbpf_text_close(struct wbpf_text *t);
 void wbpf_text_store(uintptr_t addr, const uint8_t *bytes, size_t n);
 void wbpf_sync_cores(void);
+#if defined(__aarch64__)
+int wbpf_a64_bti_guarded(uintptr_t addr); /* hook/arm64/trampoline.c: /proc/self/maps does not show PROT_BTI */
+#endif
 /* bytes readable from addr to the end of its mapping; 0 if not mapped readable */
 size_t wbpf_readable_from(uintptr_t addr);
 const char *wbpf_sync_method_name(void);

@@ -4,6 +4,9 @@
  * far forms; threads calling while the main thread hooks and unhooks. Prints "ok ..." per check and
  * "hook_test_arm64: OK"; exits 1 at the first failure. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,24 +82,24 @@ struct kind {
 };
 
 static const struct kind kinds[] = {
-	{ "plain (mov)", t_plain, t_plain, m_plain },
-	{ "stp x29, x30 frame", t_frame, t_frame, m_add },
-	{ "adrp", t_adrp, t_adrp, m_adrp },
-	{ "adr", t_adr, t_adr, m_adr },
-	{ "ldr w literal", t_ldrw, t_ldrw, m_ldrw },
+	{ "plain (mov)", t_plain, t_plain, m_plain, 0 },
+	{ "stp x29, x30 frame", t_frame, t_frame, m_add, 0 },
+	{ "adrp", t_adrp, t_adrp, m_adrp, 0 },
+	{ "adr", t_adr, t_adr, m_adr, 0 },
+	{ "ldr w literal", t_ldrw, t_ldrw, m_ldrw, 0 },
 	{ "ldr x literal", t_ldrx, t_ldrx, m_ldrx, 1 },
 	{ "ldrsw literal", t_ldrsw, t_ldrsw, m_ldrsw, 1 },
-	{ "ldr s literal", t_ldrs, t_ldrs, m_ldrs },
+	{ "ldr s literal", t_ldrs, t_ldrs, m_ldrs, 0 },
 	{ "ldr q literal", t_ldrq, t_ldrq, m_ldrq, 1 },
-	{ "prfm literal", t_prfm, t_prfm, m_add },
-	{ "b (tail call)", t_b, t_b, m_add },
-	{ "bl", t_bl, t_bl_call, m_bl },
-	{ "b.lt", t_bcond, t_bcond_call, m_bcond },
-	{ "cbz", t_cbz, t_cbz, m_cbz },
-	{ "tbnz", t_tbnz, t_tbnz, m_tbnz },
-	{ "paciasp", t_pac, t_pac, m_add },
-	{ "bti c", t_bti, t_bti, m_add },
-	{ "ret only", t_ret_only, t_ret_only, NULL },
+	{ "prfm literal", t_prfm, t_prfm, m_add, 0 },
+	{ "b (tail call)", t_b, t_b, m_add, 0 },
+	{ "bl", t_bl, t_bl_call, m_bl, 0 },
+	{ "b.lt", t_bcond, t_bcond_call, m_bcond, 0 },
+	{ "cbz", t_cbz, t_cbz, m_cbz, 0 },
+	{ "tbnz", t_tbnz, t_tbnz, m_tbnz, 0 },
+	{ "paciasp", t_pac, t_pac, m_add, 0 },
+	{ "bti c", t_bti, t_bti, m_add, 0 },
+	{ "ret only", t_ret_only, t_ret_only, NULL, 0 },
 };
 
 static const long args[][2] = { { 3, 4 }, { 0, 9 }, { -7, 2 }, { 100000, -3 } };
@@ -261,6 +264,55 @@ static void check_far(void)
 	printf("ok far branches, adrp, refusals (relocator)\n");
 }
 
+/* landing pads on a BTI-guarded page (libbti_targets.so next to the test): they stay, the b replaces the
+ * next instruction, and an indirect call (which must land on a landing pad) still works hooked */
+static int guarded(uintptr_t addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512];
+	unsigned long lo, hi;
+	int in = 0, g = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) in = addr >= lo && addr < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8)) { g = strstr(line, " bt") != NULL; break; }
+	}
+	if (f) fclose(f);
+	return g;
+}
+
+static void check_bti(void)
+{
+	char exe[PATH_MAX], lib[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0) FAIL("readlink /proc/self/exe");
+	exe[n] = 0;
+	snprintf(lib, sizeof lib, "%s/libbti_targets.so", dirname(exe));
+	void *so = dlopen(lib, RTLD_NOW);
+	if (!so) FAIL("dlopen %s: %s", lib, dlerror());
+	static const struct { const char *name; long add; } fns[] = { { "b_add", 0 }, { "b_pac", 0 }, { "b_adr", 5 } };
+	int g = -1;
+	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+		lfn f = (lfn)dlsym(so, fns[i].name);
+		if (!f) FAIL("dlsym %s", fns[i].name);
+		if (g < 0) g = guarded((uintptr_t)f);
+		struct wbpf_hook *h;
+		hook((void *)f, &h);
+		int replaced = wbpf_hook_replaced_len(h);
+		memset(&seen, 0, sizeof seen);
+		lfn volatile call = f; /* blr: an indirect call, which a guarded page checks */
+		long got = (int)call(20, 22);
+		unhook(h);
+		if (got != 42 + fns[i].add || seen.calls != 1 || seen.r.pc != (uintptr_t)f || seen.r.regs[0] != 20)
+			FAIL("%s on a %sguarded page: %ld, %d calls, pc %#lx", fns[i].name, g ? "" : "not ", got, seen.calls,
+			     (unsigned long)seen.r.pc);
+		if (replaced != (g ? 8 : 4)) FAIL("%s: %d bytes replaced, want %d", fns[i].name, replaced, g ? 8 : 4);
+		if (guarded((uintptr_t)f) != g) FAIL("%s: the page's BTI guard changed by the patch", fns[i].name);
+	}
+	/* the guest's qemu cpu (max) and kernel have BTI: the loader must have guarded the library */
+	if (!g && getenv("WBPF_EXPECT_BTI")) FAIL("libbti_targets.so is not BTI-guarded (VmFlags without bt)");
+	printf("ok landing pads (bti c, paciasp) on a %s page\n", g ? "BTI-guarded" : "not guarded");
+}
+
 /* threads call t_frame while the main thread hooks and unhooks it: every result right, the handler's
  * arguments right, hits seen */
 static volatile int stop;
@@ -316,6 +368,7 @@ int main(int argc, char **argv)
 	check_refused((void *)t_udf, WBPF_HOOK_EDECODE, "unallocated instruction");
 	check_refused((void *)((uintptr_t)t_plain + 2), WBPF_HOOK_EINVAL, "unaligned address");
 	check_far();
+	check_bti();
 	check_stress(argc > 1 ? atoi(argv[1]) : 200, argc > 2 ? atoi(argv[2]) : 3);
 	printf("hook_test_arm64: OK (sync: %s)\n", wbpf_hook_sync_method());
 	return 0;

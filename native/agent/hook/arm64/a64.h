@@ -22,4 +22,7 @@ uint32_t a64_b(uintptr_t at, uintptr_t target);
 /* landing pads (bti, paciasp, pacibsp): kept in place on a BTI-guarded page */
 int a64_is_landing_pad(uint32_t insn);
 
+/* 1 if the page holding addr is BTI-guarded (VmFlags "bt" in /proc/self/smaps) */
+int wbpf_a64_bti_guarded(uintptr_t addr);
+
 #endif

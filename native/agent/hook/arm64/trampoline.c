@@ -17,9 +17,9 @@ _Static_assert(__builtin_offsetof(struct wbpf_pt_regs, pc) == 256, "pc");
 _Static_assert(__builtin_offsetof(struct wbpf_pt_regs, pstate) == 264, "pstate");
 _Static_assert(sizeof(struct wbpf_pt_regs) == 272, "struct user_pt_regs");
 
-/* 1 if the page holding addr is BTI-guarded (VmFlags "bt" in /proc/self/smaps): an indirect call
- * must land on its landing pad there, so a landing pad at the entry stays and the `b` goes after it */
-static int bti_guarded(uintptr_t addr)
+/* an indirect call must land on a landing pad on a guarded page, so a landing pad at the entry stays
+ * and the `b` goes after it; patch.c keeps the guard when it restores the text's protection */
+int wbpf_a64_bti_guarded(uintptr_t addr)
 {
 	FILE *f = fopen("/proc/self/smaps", "re");
 	char line[512];
@@ -48,7 +48,7 @@ int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn
 		return wbpf_fail(err, WBPF_HOOK_ESHORT, "the function is shorter than the 4 bytes the branch needs");
 	const uint32_t *code = (const uint32_t *)fn;
 	size_t off = 0;
-	if (a64_is_landing_pad(code[0]) && bti_guarded(fn)) {
+	if (a64_is_landing_pad(code[0]) && wbpf_a64_bti_guarded(fn)) {
 		if (readable < 8 || (fn_size && fn_size < 8))
 			return wbpf_fail(err, WBPF_HOOK_ESHORT, "the function is a lone landing pad (bti/paciasp) on a BTI-guarded page");
 		off = 4;
