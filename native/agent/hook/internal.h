@@ -41,11 +41,15 @@ struct wbpf_hook {
 };
 
 /* the stack pointer at the probed entry, per arch (ret.c orders its shadow stack by it) */
+/* where a function's return address is at its entry, which a return probe rewrites: x86-64 the stack
+ * slot at rsp; arm64 x30 in the entry trampoline's saved registers (restored from there) */
 #if defined(__x86_64__)
 #define WBPF_REGS_SP(r) ((r)->rsp)
+#define WBPF_RET_ADDR_AT(r) ((volatile uintptr_t *)(uintptr_t)(r)->rsp)
 #define WBPF_NEAR_REACH "+-2 GiB"
 #elif defined(__aarch64__)
 #define WBPF_REGS_SP(r) ((r)->sp)
+#define WBPF_RET_ADDR_AT(r) ((volatile uintptr_t *)(uintptr_t)&(r)->regs[30])
 #define WBPF_NEAR_REACH "+-128 MiB"
 #endif
 

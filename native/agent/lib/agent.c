@@ -478,11 +478,6 @@ int agent_hook_add(const struct wbpf_agent_hook *r, int *pending, char *msg, siz
 		return put_msg(msg, n, "hook %u: a return probe in a joined process that maps libgcc_s or libstdc++ is refused: an exception "
 			       "unwinding through an armed call would end the process (a dlopen'ed agent cannot interpose the unwinder); "
 			       "launch the command under wasm-bpf instead", r->id), EOPNOTSUPP;
-#if defined(__aarch64__)
-	if (r->flags & WBPF_AGENT_HOOK_RETURN)
-		return put_msg(msg, n, "hook %u: return probes (uretprobe) are not implemented by the agent on arm64 yet (entry uprobes are)", r->id),
-		       EOPNOTSUPP;
-#endif
 	*h = (struct ahook){ .id = r->id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .prog = prog, .enabled = 1, .live = 1, .req = *r };
 	uintptr_t addr = find_address(r);
 	if (!addr) {
