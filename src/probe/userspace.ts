@@ -28,7 +28,8 @@ export const YAMA_SCOPE = '/proc/sys/kernel/yama/ptrace_scope';
 export function defaultAgentDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const roots = [path.resolve(here, '../..'), path.resolve(here, '../../..')];
-  const root = roots.find((r) => fs.existsSync(path.join(r, 'native', 'agent', 'Makefile'))) ?? roots[0]!;
+  // a checkout (the Makefile), or a staged copy holding only the built agent (the matrix's arm64 guests)
+  const root = roots.find((r) => fs.existsSync(path.join(r, 'native', 'agent', 'Makefile')) || fs.existsSync(path.join(r, 'native', 'agent', 'build', AGENT_FILES[0]!))) ?? roots[0]!;
   return path.join(root, 'native', 'agent', 'build');
 }
 
