@@ -1,7 +1,8 @@
 // The agent's arm64 inline hook (native/agent/hook/arm64) on a real arm64 kernel: cross-builds the agent
 // and its C tests (make ARCH=arm64 CC=aarch64-linux-gnu-gcc) and runs them in the matrix's arm64 6.1 qemu
 // guest (matrix/guests/boot.sh; the cross build is arm64-build.sh's): every entry kind hooked and unhooked,
-// registers, refusals, landing pads on a BTI-guarded page, attach/detach under calling threads; the maps'
+// registers, refusals, landing pads on a BTI-guarded page, attach/detach under calling threads; return
+// probes (recursion, longjmp, tail calls, return registers, threads, PAC, C++ exceptions); the maps'
 // and helpers' C tests on arm64. Needs qemu-system-aarch64 and the cross compiler
 // (matrix/guests/setup-host.sh, which .ci/setup runs): without them this test fails, it does not skip.
 import t from 'tap';
@@ -38,6 +39,8 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     'T=$WASM_BPF_ROOT/native/agent/build/test',
     'echo "arch $(uname -m) kernel $(uname -r)"',
     'WBPF_EXPECT_BTI=1 $T/hook_test_arm64 200 3; echo "status hook_test_arm64 $?"',
+    '$T/ret_test_arm64; echo "status ret_test_arm64 $?"',
+    '$T/ret_cxx_arm64; echo "status ret_cxx_arm64 $?"',
     '$T/maps_unit; echo "status maps_unit $?"',
     '$T/maps_stress 2 2 2000; echo "status maps_stress $?"',
     '$T/agent_helpers_test | sed "s/^/helpers: /"; echo "status agent_helpers_test $?"',
@@ -49,7 +52,7 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   const out = r.stdout ?? '';
   tt.equal(r.status, 0, 'the guest booted and ran the script', { stderr: (r.stderr ?? '').slice(-3000), stdout: out.slice(-3000) });
   tt.match(out, /^arch aarch64 kernel 6\.1\./m, 'an arm64 6.1 kernel');
-  for (const prog of ['hook_test_arm64', 'maps_unit', 'maps_stress'])
+  for (const prog of ['hook_test_arm64', 'ret_test_arm64', 'ret_cxx_arm64', 'maps_unit', 'maps_stress'])
     tt.match(out, new RegExp(`^status ${prog} 0$`, 'm'), `${prog} exits 0`, { stdout: out.slice(-4000) });
   // agent_helpers_test: every check but its timing ones (a syscall costs ~30x the host's under TCG)
   const helpers = out.split('\n').filter((l) => l.startsWith('helpers: '));
@@ -67,4 +70,17 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.match(out, /^ok landing pads \(bti c, paciasp\) on a BTI-guarded page$/m);
   tt.match(out, /^ok stress: 200 attach\/detach cycles under 3 calling threads, [1-9]\d* hits$/m);
   tt.match(out, /^hook_test_arm64: OK \(sync: membarrier-sync-core\)$/m);
+  // return probes
+  tt.match(out, /^ok recursion depth 100: 101 returns, innermost first, values 1000\.\.1100, sp and pc of each call$/m);
+  tt.match(out, /^ok longjmp out of 11 armed calls: none reported, the next calls are$/m);
+  tt.match(out, /^ok tail call \(r_tail b r_add, both hooked\): 2 returns of 105 at the same sp and pc$/m);
+  tt.match(out, /^ok 4 threads x 20000 calls: every return reported on its thread, every result right$/m);
+  tt.match(out, /^ok x0:x1 and d0 returns kept across the return handler/m);
+  tt.match(out, /^ok a signed return address \(PAC\) is left alone: the call goes untraced \(PAC on\)$/m);
+  tt.match(out, /^ret_test_arm64: OK$/m);
+  // C++ exceptions through armed calls (the unwinder never meets a stub)
+  tt.match(out, /^ok throw through 4 hooked calls, caught above them/m);
+  tt.match(out, /^ok 1000 throws through 5 hooked calls$/m);
+  tt.match(out, /^ok pthread_exit below an armed call: the destructors above it run \(100 threads\)$/m);
+  tt.match(out, /^ret_cxx: OK$/m);
 });

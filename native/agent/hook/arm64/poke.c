@@ -161,6 +161,7 @@ static int poke(uintptr_t addr, uint32_t insn, struct wbpf_hook_error *err)
 	if (rc) return rc;
 	struct wbpf_text tx;
 	if ((rc = wbpf_text_open(&tx, addr, 4, err))) return rc;
+	(void)wbpf_sync_method_name(); /* its one-time setup now, not while the other threads are parked */
 	if ((rc = park_all(err))) {
 		wbpf_text_close(&tx);
 		return rc;
