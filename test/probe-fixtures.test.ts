@@ -199,8 +199,8 @@ t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_v
   // ubuntu arm64: Yama scope 1, root with every capability
   const u = probe({ root: UBUNTU, agentDir: agent }).userspace;
   t.same(u.attaches, ['uprobe', 'uprobe.s', 'uretprobe', 'uretprobe.s'], 'USERSPACE_ATTACH: uprobes and uretprobes');
-  t.equal(u.arch.state, 'no');
-  t.match(u.arch.reason, /supports x86_64 only; this is arm64 \(arm64 is planned/);
+  t.equal(u.arch.state, 'yes', 'arm64: the agent\'s hook supports it (native/agent/hook/arm64)');
+  t.match(u.arch.reason, /^arm64: the agent's inline hook supports it \(native\/agent\/hook\/arm64\)$/);
   t.equal(u.agent.state, 'yes');
   t.same(u.agent.files, ['libwbpf_agent.so']);
   t.equal(u.ptrace.state, 'yes');
@@ -221,6 +221,18 @@ t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_v
   t.match(d.ptrace.reason, /^no Yama \(no \/proc\/sys\/kernel\/yama\/ptrace_scope\): a process may ptrace the dumpable processes of its own uid \(and CAP_SYS_PTRACE: any process\)/);
   t.equal(d.processVmReadv.state, 'unknown');
   t.match(d.processVmReadv.reason, /CONFIG_CROSS_MEMORY_ATTACH is not in \/proc\/config\.gz/);
+
+  // an agent library built for another arch (an x86-64 one on this arm64 host) is refused, by its ELF header
+  const x86 = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-agent-x86-'));
+  t.teardown(() => fs.rmSync(x86, { recursive: true, force: true }));
+  const hdr = Buffer.alloc(64);
+  hdr.write('\x7fELF', 0, 'latin1');
+  hdr.writeUInt16LE(62, 18); // EM_X86_64
+  fs.writeFileSync(path.join(x86, 'libwbpf_agent.so'), hdr);
+  const wrong = probe({ root: UBUNTU, agentDir: x86 }).userspace.agent;
+  t.equal(wrong.state, 'no', 'an x86-64 agent on an arm64 host');
+  t.match(wrong.reason, /libwbpf_agent\.so is built for x86_64, not for this arm64 host/);
+  t.equal(probe({ root: DEBIAN, agentDir: x86 }).userspace.agent.state, 'yes', 'the same library on an x86_64 host');
 
   // the agent not built
   const none = probe({ root: DEBIAN, agentDir: path.join(agent, 'nothere') }).userspace.agent;
@@ -275,14 +287,17 @@ t.test('the userspace backend: arch, agent, ptrace (Yama), LD_PRELOAD, process_v
   // shown by `wasm-bpf probe`
   const human = runCli(['probe', '--root', UBUNTU]);
   t.equal(human.code, 0, human.stderr);
-  t.match(human.stdout, /Userspace backend {2}attaching in live processes\n {2}attaches +uprobe, uprobe.s, uretprobe, uretprobe.s\n {2}arch +no +the agent's inline hook supports x86_64 only/);
+  t.match(human.stdout, /Userspace backend {2}attaching in live processes\n {2}attaches +uprobe, uprobe.s, uretprobe, uretprobe.s\n {2}arch +yes +arm64: the agent's inline hook supports it/);
+  // this checkout's agent is the x86-64 host's: not one for the arm64 fixture
+  t.match(human.stdout, /\n {2}agent +no +\S*libwbpf_agent\.so is built for x86_64, not for this arm64 host/);
   t.match(human.stdout, /\n {2}ptrace +yes +Yama ptrace_scope 1/);
   t.match(human.stdout, /\n {2}LD_PRELOAD +yes /);
   t.match(human.stdout, /\n {2}process_vm_readv yes +CONFIG_CROSS_MEMORY_ATTACH=y/);
   const json = runCli(['probe', '--root', UBUNTU, '--json']);
   const j = JSON.parse(json.stdout) as Report;
   t.equal(j.userspace.ptrace.yamaScope, 1);
-  t.equal(j.userspace.arch.state, 'no');
+  t.equal(j.userspace.arch.state, 'yes');
+  t.equal(j.userspace.agent.state, 'no', 'the x86-64 agent, on the arm64 fixture');
 });
 
 t.test('bad input: config.gz', async (t) => {

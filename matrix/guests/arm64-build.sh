@@ -8,6 +8,8 @@
 #                                                BPF_ARCH=arm64 (+ compat/ptregs' user_pt_regs against
 #                                                the host's x86 vmlinux.h), libbpf/libelf/zlib static
 #   $CACHE/arm64/build/matrix/uprobe-target
+#   $CACHE/arm64/build/agent/                    the uprobe agent (native/agent, ARCH=arm64): libwbpf_agent.so
+#                                                and its C tests (test/hook_test_arm64, maps, helpers)
 # Needs the sysroot arm64.sh prepare unpacks ($CACHE/arm64/sysroot) and, for the matrix .wasm
 # files the guests run, a host `make -C matrix` (run here if build/bootstrap.wasm is missing).
 set -euo pipefail
@@ -69,8 +71,13 @@ make -C "$P/matrix" -j"$JOBS" native B="$O/matrix" BPF_ARCH=arm64 \
   NATIVE_CC="$TRIPLE-gcc -isystem $S/usr/include" \
   NATIVE_LIBS="-L$S/usr/lib/$TRIPLE -Wl,-Bstatic -lbpf -lelf -lz -Wl,-Bdynamic" \
   > "$O/matrix-build.log" 2>&1 || { tail -40 "$O/matrix-build.log" >&2; exit 1; }
+# ---- the uprobe agent and its C tests ----------------------------------------------------------
+make -C "$P/native/agent" -j"$JOBS" ARCH=arm64 CC=$TRIPLE-gcc CXX=$TRIPLE-g++ B="$O/agent" all tests \
+  > "$O/agent-build.log" 2>&1 || { tail -40 "$O/agent-build.log" >&2; exit 1; }
+is_arm64 "$O/agent/libwbpf_agent.so" || { echo "arm64-build.sh: $O/agent/libwbpf_agent.so is not an arm64 object" >&2; exit 1; }
+
 for f in "$O"/matrix/native/* "$O/matrix/uprobe-target"; do
   case "$f" in *.h) continue;; esac
   is_arm64 "$f" || { echo "arm64-build.sh: $f is not an arm64 executable" >&2; exit 1; }
 done
-echo "arm64-build.sh: addon + $(ls "$O"/matrix/native | grep -vc '\.h$') native twins + uprobe-target (arm64) up to date in $O"
+echo "arm64-build.sh: addon + $(ls "$O"/matrix/native | grep -vc '\.h$') native twins + uprobe-target + the agent (arm64) up to date in $O"

@@ -201,7 +201,7 @@ export interface BackendCheck extends Check {
 export interface UserspaceSection {
   /** the program kinds it attaches in this build (USERSPACE_ATTACH of src/probe/backends.ts) */
   attaches: string[];
-  /** the arch is one the agent's inline hook supports (x86_64; arm64 later) */
+  /** the arch is one the agent's inline hook supports (x86_64, arm64) */
   arch: Check;
   /** the agent's native parts are built in this install: `dir` holds every one of `files` */
   agent: Check & { dir: string; files: string[] };

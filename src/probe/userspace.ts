@@ -11,7 +11,10 @@ import { errCode, type SystemView } from './system.js';
 import { CAP } from '../kernel/uapi.js';
 
 /** the arches the agent's inline hook supports (native/agent/hook/<arch>/) */
-export const AGENT_ARCHES: ReadonlySet<string> = new Set(['x86_64']);
+export const AGENT_ARCHES: ReadonlySet<string> = new Set(['x86_64', 'arm64']);
+
+/** ELF e_machine of each arch in AGENT_ARCHES: the agent library must be built for this host's */
+const ELF_MACHINE: Readonly<Record<string, number>> = { x86_64: 62, arm64: 183 };
 
 /** what the agent needs from native/agent/build/ (`make -C native/agent`): the LD_PRELOADed agent library */
 export const AGENT_FILES: readonly string[] = ['libwbpf_agent.so'];
@@ -25,7 +28,8 @@ export const YAMA_SCOPE = '/proc/sys/kernel/yama/ptrace_scope';
 export function defaultAgentDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const roots = [path.resolve(here, '../..'), path.resolve(here, '../../..')];
-  const root = roots.find((r) => fs.existsSync(path.join(r, 'native', 'agent', 'Makefile'))) ?? roots[0]!;
+  // a checkout (the Makefile), or a staged copy holding only the built agent (the matrix's arm64 guests)
+  const root = roots.find((r) => fs.existsSync(path.join(r, 'native', 'agent', 'Makefile')) || fs.existsSync(path.join(r, 'native', 'agent', 'build', AGENT_FILES[0]!))) ?? roots[0]!;
   return path.join(root, 'native', 'agent', 'build');
 }
 
@@ -33,15 +37,46 @@ function archCheck(arch: string): Check {
   if (AGENT_ARCHES.has(arch)) return { state: 'yes', reason: `${arch}: the agent's inline hook supports it (native/agent/hook/${arch})`, method: 'inferred' };
   return {
     state: 'no',
-    reason: `the agent's inline hook supports ${[...AGENT_ARCHES].join(', ')} only; this is ${arch}${arch === 'arm64' ? ' (arm64 is planned: native/agent/hook/arm64)' : ''}`,
+    reason: `the agent's inline hook supports ${[...AGENT_ARCHES].join(', ')} only; this is ${arch}`,
     method: 'inferred',
     fix: `an ${[...AGENT_ARCHES].join(' or ')} host`,
   };
 }
 
-function agentCheck(dir: string): UserspaceSection['agent'] {
+/** the ELF e_machine of a file, or null if it is not a readable ELF file */
+function elfMachine(file: string): number | null {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const b = Buffer.alloc(20);
+      if (fs.readSync(fd, b, 0, 20, 0) !== 20 || b.readUInt32BE(0) !== 0x7f454c46) return null;
+      return b.readUInt16LE(18);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
+function agentCheck(dir: string, arch: string): UserspaceSection['agent'] {
   const missing = AGENT_FILES.filter((f) => !fs.existsSync(path.join(dir, f)));
   const base = { dir, files: [...AGENT_FILES] };
+  const want = ELF_MACHINE[arch];
+  const lib = path.join(dir, AGENT_FILES[0]!);
+  // a whole ELF header naming another machine (a library copied from another host); one too short to
+  // tell is left to the loader
+  const got = missing.length === 0 && want !== undefined ? elfMachine(lib) : null;
+  if (got !== null && got !== want) {
+    const other = Object.entries(ELF_MACHINE).find(([, m]) => m === got)?.[0];
+    return {
+      ...base,
+      state: 'no',
+      reason: `${lib} is built for ${other ?? `ELF machine ${got}`}, not for this ${arch} host`,
+      method: 'file',
+      fix: `rebuild it here: make -C ${path.dirname(dir)} clean all`,
+    };
+  }
   if (missing.length === 0) return { ...base, state: 'yes', reason: `${dir} has ${AGENT_FILES.join(', ')} (the agent: inline hook, eBPF engine, shared maps)`, method: 'file' };
   return {
     ...base,
@@ -170,7 +205,7 @@ export function userspaceFacts(i: UserspaceInputs): UserspaceSection {
   return {
     attaches: [...i.attaches],
     arch: archCheck(i.arch),
-    agent: agentCheck(dir),
+    agent: agentCheck(dir, i.arch),
     ptrace,
     preload: preloadCheck(i.platform),
     join: joinCheck(dir, ptrace, i.platform, i.kernel),

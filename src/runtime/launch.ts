@@ -30,8 +30,8 @@ export interface Launched extends Tiered {
 
 /** the agent library, or a WasmBpfError saying why there is none */
 function agentLibrary(what: string): string {
-  if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new WasmBpfError('UNSUPPORTED', `${what} needs Linux on x86_64 (this is ${process.platform} on ${process.arch}); arm64 comes later`);
+  if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) {
+    throw new WasmBpfError('UNSUPPORTED', `${what} needs Linux on x86_64 or arm64 (this is ${process.platform} on ${process.arch})`);
   }
   const agent = agentLibraryPath();
   if (!agent) {

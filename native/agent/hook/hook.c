@@ -62,7 +62,7 @@ static int build(uintptr_t fn, size_t size, wbpf_hook_handler handler, void *coo
 	size_t readable = wbpf_readable_from(fn);
 	if (!readable) return wbpf_fail(err, WBPF_HOOK_EINVAL, "%#lx is not in a readable mapping", (unsigned long)fn);
 	uint8_t *page = wbpf_near_page(fn);
-	if (!page) return wbpf_fail(err, WBPF_HOOK_ENOMEM, "no free page within +-2 GiB of %#lx", (unsigned long)fn);
+	if (!page) return wbpf_fail(err, WBPF_HOOK_ENOMEM, "no free page within " WBPF_NEAR_REACH " of %#lx", (unsigned long)fn);
 	struct wbpf_tramp *t = calloc(1, sizeof *t);
 	int rc = t ? wbpf_arch_build(t, page, fn, size, readable, handler, cookie, err)
 		   : wbpf_fail(err, WBPF_HOOK_ENOMEM, "out of memory");

@@ -12,8 +12,17 @@ struct wbpf_pt_regs {
 	uint64_t r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;
 	uint64_t rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss;
 };
+#elif defined(__aarch64__)
+/* laid out as the kernel's arm64 struct user_pt_regs (arch/arm64/include/uapi/asm/ptrace.h), what a
+ * uprobe program built with -D__TARGET_ARCH_arm64 reads: PT_REGS_PARM1..8 = regs[0..7], PT_REGS_RC =
+ * regs[0], PT_REGS_RET = regs[30] (the return address), PT_REGS_SP = sp, PT_REGS_IP = pc; pstate holds
+ * NZCV only (bits 31-28) */
+struct wbpf_pt_regs {
+	uint64_t regs[31];
+	uint64_t sp, pc, pstate;
+};
 #else
-#error "the inline hook supports x86-64 only for now (arm64: hook/arm64/, later)"
+#error "the inline hook supports x86-64 and arm64 only"
 #endif
 
 /* Runs on the thread that called the hooked function, at its entry, before its first instruction.

@@ -40,6 +40,19 @@ struct wbpf_hook {
 	struct wbpf_tramp *tramp;
 };
 
+/* the stack pointer at the probed entry, per arch (ret.c orders its shadow stack by it) */
+/* where a function's return address is at its entry, which a return probe rewrites: x86-64 the stack
+ * slot at rsp; arm64 x30 in the entry trampoline's saved registers (restored from there) */
+#if defined(__x86_64__)
+#define WBPF_REGS_SP(r) ((r)->rsp)
+#define WBPF_RET_ADDR_AT(r) ((volatile uintptr_t *)(uintptr_t)(r)->rsp)
+#define WBPF_NEAR_REACH "+-2 GiB"
+#elif defined(__aarch64__)
+#define WBPF_REGS_SP(r) ((r)->sp)
+#define WBPF_RET_ADDR_AT(r) ((volatile uintptr_t *)(uintptr_t)&(r)->regs[30])
+#define WBPF_NEAR_REACH "+-128 MiB"
+#endif
+
 /* sets err (if not NULL) and returns code */
 int wbpf_fail(struct wbpf_hook_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -47,7 +60,8 @@ int wbpf_fail(struct wbpf_hook_error *err, int code, const char *fmt, ...)
 /* the site table (hook.c), read by the arch's signal handlers */
 struct wbpf_site *wbpf_site_find(uintptr_t fn);
 
-/* near.c: a fresh RW page whose every byte is within +-(2 GiB - 1 MiB) of addr, or NULL */
+/* near.c: a fresh RW page whose every byte is within the arch's branch reach of addr (x86-64: +-(2 GiB -
+ * 2 MiB), jmp rel32; arm64: +-(128 MiB - 2 MiB), b imm26), or NULL */
 uint8_t *wbpf_near_page(uintptr_t addr);
 
 /* patch.c: writing code that other threads may be running */
@@ -56,6 +70,9 @@ int wbpf_text_open(struct wbpf_text *t, uintptr_t addr, size_t len, struct wbpf_
 void wbpf_text_close(struct wbpf_text *t);
 void wbpf_text_store(uintptr_t addr, const uint8_t *bytes, size_t n);
 void wbpf_sync_cores(void);
+#if defined(__aarch64__)
+int wbpf_a64_bti_guarded(uintptr_t addr); /* hook/arm64/trampoline.c: /proc/self/maps does not show PROT_BTI */
+#endif
 /* bytes readable from addr to the end of its mapping; 0 if not mapped readable */
 size_t wbpf_readable_from(uintptr_t addr);
 const char *wbpf_sync_method_name(void);

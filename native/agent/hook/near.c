@@ -1,5 +1,6 @@
-/* Pages near an address: a trampoline must be within +-2 GiB of its function (jmp rel32 both ways,
- * and rip-relative operands re-based from it), so mmap is asked at hints stepping away from it. */
+/* Pages near an address: a trampoline must be within branch reach of its function (x86-64: +-2 GiB,
+ * jmp rel32 both ways and rip-relative operands re-based from it; arm64: +-128 MiB, b imm26), so mmap
+ * is asked at hints stepping away from it. */
 #define _GNU_SOURCE
 #include <sys/mman.h>
 #include "internal.h"
@@ -9,7 +10,11 @@
 #endif
 
 #define STEP (1UL << 20)
+#if defined(__aarch64__)
+#define REACH ((1UL << 27) - 2 * STEP)
+#else
 #define REACH ((1UL << 31) - 2 * STEP)
+#endif
 
 static int near(uintptr_t p, uintptr_t addr) { return p > addr ? p - addr < REACH : addr - p < REACH; }
 

@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #define PAGE 4096UL
+#define WBPF_PROT_BTI 0x10 /* arm64 PROT_BTI (asm/mman.h) */
 
 enum { SYNC_UNSET, SYNC_CORE, SYNC_EXPEDITED, SYNC_MPROTECT };
 static int sync_method;
@@ -107,6 +108,9 @@ int wbpf_text_open(struct wbpf_text *t, uintptr_t addr, size_t len, struct wbpf_
 			while (i--) mprotect((void *)(t->start + i * PAGE), PAGE, t->prot[i]);
 			return wbpf_fail(err, WBPF_HOOK_EPROTECT, "%#lx is not mapped", (unsigned long)pg);
 		}
+#if defined(__aarch64__)
+		if ((t->prot[i] & PROT_EXEC) && wbpf_a64_bti_guarded(pg)) t->prot[i] |= WBPF_PROT_BTI; /* kept when restored */
+#endif
 		if (mprotect((void *)pg, PAGE, PROT_READ | PROT_WRITE | PROT_EXEC)) {
 			int e = errno;
 			while (i--) mprotect((void *)(t->start + i * PAGE), PAGE, t->prot[i]);

@@ -50,10 +50,10 @@ static void leave(struct ret_stack *s)
 	s->busy = 0;
 }
 
-/* pushes {slot, orig} for the call whose return address is at rsp and diverts it */
-static int arm(struct ret_stack *s, uintptr_t rsp, wbpf_hook_handler handler, void *cookie)
+/* pushes {rsp, orig} for the call whose entry stack pointer is rsp and whose return address is at *slot
+ * (x86-64: the stack slot at rsp; arm64: the saved x30), and diverts it */
+static int arm(struct ret_stack *s, uintptr_t rsp, volatile uintptr_t *slot, wbpf_hook_handler handler, void *cookie)
 {
-	volatile uintptr_t *slot = (volatile uintptr_t *)rsp;
 	uintptr_t ra = *slot, stub = ra;
 	/* already diverted: a second arm of this call, or a tail call from a function whose return is
 	 * armed; the return then reports both, innermost first (as the kernel's chained uretprobes) */
@@ -90,7 +90,7 @@ int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler o
 	int rc = -1;
 	if (!s->blocked) s->blocked = wbpf_arch_ret_blocked() ? 2 : 1;
 	if (s->blocked == 1 && enter(s)) {
-		rc = arm(s, (uintptr_t)entry_regs->rsp, on_return, cookie);
+		rc = arm(s, (uintptr_t)WBPF_REGS_SP(entry_regs), WBPF_RET_ADDR_AT(entry_regs), on_return, cookie);
 		leave(s);
 	}
 	return rc;
@@ -125,7 +125,7 @@ void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t or
 }
 
 /* reads 8 bytes at addr without faulting if it is not mapped (a stack that was freed) */
-static int read_word(uintptr_t addr, uintptr_t *out)
+__attribute__((unused)) static int read_word(uintptr_t addr, uintptr_t *out)
 {
 	struct iovec local = { out, sizeof *out }, remote = { (void *)addr, sizeof *out };
 	long n = syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1L, 0L);
@@ -146,6 +146,18 @@ void wbpf_ret_unwinding(void)
 		return;
 	}
 	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+#if defined(__aarch64__)
+	/* arm64: a diverted return address is wherever its function saved x30 (its frame, below its entry
+	 * sp), not at the entry's sp: every stack word between this frame and the outermost live armed
+	 * entry that holds a return stub's address gets its real return address back */
+	uintptr_t top = 0;
+	for (int i = 0; i < s->depth; i++)
+		if (s->e[i].slot >= sp && s->e[i].slot > top && s->e[i].slot - sp < (8u << 20)) top = s->e[i].slot;
+	for (uintptr_t a = sp & ~(uintptr_t)7; a < top; a += 8) {
+		uintptr_t v = *(volatile uintptr_t *)a, o = wbpf_arch_ret_orig(v);
+		if (o) *(volatile uintptr_t *)a = o;
+	}
+#else
 	for (int i = s->depth - 1; i >= 0; i--) {
 		struct ret_entry *e = &s->e[i];
 		uintptr_t v;
@@ -153,6 +165,7 @@ void wbpf_ret_unwinding(void)
 		if (read_word(e->slot, &v) || wbpf_arch_ret_orig(v) != e->orig) continue;
 		*(volatile uintptr_t *)e->slot = e->orig;
 	}
+#endif
 	BARRIER();
 	s->depth = 0;
 	leave(s);
