@@ -75,6 +75,22 @@ if (process.arch !== 'x64') {
     tt.match(p.out, /uprobe-target: uprobe_target_add\(2, 3\) = 5, \d+ calls/);
   });
 
+  t.test('100 cycles on a process joined by the ptrace tier (the tracer frees what each object had too)', async (tt) => {
+    const proc = spawn(target, ['2', '3', '1000000000', '0', '8', '500'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const procEnd = exited(proc);
+    await new Promise((r) => setTimeout(r, 300));
+    const run = startCli(['run', '--backend', 'userspace', '--userspace-tier', 'ptrace', '--pid', String(proc.pid), guest, target, '100', '2', '3']);
+    const end = await run.exited;
+    tt.equal(end.code, 0, 'the app ended with status 0');
+    summary(tt, run.stdout, run.stderr, 100);
+    tt.ok(proc.exitCode === null, 'the process still runs');
+    const e = entry(proc.pid!, target);
+    tt.equal(e.live, e.file, 'its entry is the file\'s again');
+    proc.kill('SIGUSR2');
+    const p = await procEnd;
+    tt.equal(p.code, 0, 'it ended its calls with every result right');
+  });
+
   t.test('200 cycles on a launched command (the run\'s registry drops what each object had)', async (tt) => {
     const run = startCli(['run', '--backend', 'userspace', guest, target, '200', '2', '3', '--', target, '2', '3', '1000000001', '0', '8', '200']);
     tt.teardown(() => {

@@ -117,6 +117,7 @@ int chan_serve_one(void)
 			reply(f.seq, tables_unhook(id, msg, sizeof msg), msg);
 			break;
 		}
+		case WBPF_AGENT_DROP: reply(f.seq, tables_drop(p, f.len, msg, sizeof msg), msg); break;
 		case WBPF_AGENT_START:
 			reply(f.seq, 0, "start");
 			started = 1;

@@ -83,7 +83,8 @@ ebpf_vm_helper_fn helper_of(void *user, uint32_t id)
 	}
 }
 
-void agent_trace(uint32_t hook_id, const char *text, uint32_t len)
+void agent_trace(struct session *s, uint32_t hook_id, const char *text, uint32_t len)
 {
+	(void)s; /* one host */
 	chan_trace(hook_id, text, len);
 }

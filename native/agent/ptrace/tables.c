@@ -37,21 +37,63 @@ static int put(char *msg, size_t n, int rc, const char *fmt, ...)
 	return rc;
 }
 
-struct amap *find_map(uint64_t ref)
+/* the tracer serves one host: the session the agent's helpers pass is ignored */
+struct amap *find_map(const struct session *s, uint64_t ref)
 {
-	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG) return NULL;
+	(void)s;
+	if ((ref & 0xffffffff00000000ull) != MAPREF_TAG || (uint32_t)ref == 0) return NULL;
 	for (unsigned i = nmaps; i-- > 0;)
 		if (maps[i].id == (uint32_t)ref) return &maps[i];
 	return NULL;
 }
 
+/* into a dropped map's slot (id 0), else a new one */
 int tables_map_add(uint32_t id, int fd, int nfd, char *msg, size_t n)
 {
-	if (nmaps >= MAX_MAPS) return put(msg, n, ENOSPC, "map %u: the tracer holds %u maps already", id, MAX_MAPS);
-	int rc = wbpf_map_open(fd, nfd, &maps[nmaps].m);
+	if (!id) return put(msg, n, EINVAL, "map 0: id 0 is reserved");
+	unsigned i = 0;
+	while (i < nmaps && maps[i].id) i++;
+	if (i >= MAX_MAPS) return put(msg, n, ENOSPC, "map %u: the tracer holds %u maps already", id, MAX_MAPS);
+	int rc = wbpf_map_open(fd, nfd, &maps[i].m);
 	if (rc < 0) return put(msg, n, -rc, "map %u: opening fd %d: %s", id, fd, strerror(-rc));
-	maps[nmaps++].id = id;
+	maps[i].id = id;
+	if (i == nmaps) nmaps++;
 	return put(msg, n, 0, "map %u", id);
+}
+
+/* DROP (proto.h): a program no hook runs, then a map no program names; the tracer's one thread runs every
+ * program, so nothing can be inside them */
+int tables_drop(const uint8_t *p, uint32_t len, char *msg, size_t n)
+{
+	struct wbpf_agent_drop r;
+	if (len < sizeof r) return put(msg, n, EINVAL, "drop: short request");
+	memcpy(&r, p, sizeof r);
+	if (!r.id) return put(msg, n, ENOENT, "drop: no object 0");
+	if (r.kind == WBPF_AGENT_DROP_PROG) {
+		for (unsigned i = 0; i < nprogs; i++) {
+			if (progs[i].id != r.id) continue;
+			for (unsigned k = 0; k < MAX_THOOKS; k++)
+				if (thooks[k].live && thooks[k].prog == r.id) return put(msg, n, EBUSY, "drop prog %u: hook %u still runs it", r.id, thooks[k].id);
+			free(ebpf_vm_user(progs[i].prog));
+			ebpf_vm_free(progs[i].prog);
+			progs[i].id = 0, progs[i].prog = NULL;
+			return put(msg, n, 0, "drop prog %u", r.id);
+		}
+		return put(msg, n, ENOENT, "drop prog %u: no program %u", r.id, r.id);
+	}
+	if (r.kind != WBPF_AGENT_DROP_MAP) return put(msg, n, EINVAL, "drop: unknown kind %u", r.kind);
+	for (unsigned i = 0; i < nmaps; i++) {
+		if (maps[i].id != r.id) continue;
+		for (unsigned k = 0; k < nprogs; k++) {
+			const struct prog_refs *refs = progs[k].prog ? ebpf_vm_user(progs[k].prog) : NULL;
+			for (unsigned j = 0; refs && j < refs->nmaps; j++)
+				if (refs->map_ids[j] == r.id) return put(msg, n, EBUSY, "drop map %u: program %u still names it", r.id, progs[k].id);
+		}
+		maps[i].id = 0;
+		wbpf_map_close(&maps[i].m, 1);
+		return put(msg, n, 0, "drop map %u", r.id);
+	}
+	return put(msg, n, ENOENT, "drop map %u: no map %u", r.id, r.id);
 }
 
 int tables_prog_add(const uint8_t *p, uint32_t len, char *msg, size_t n)
@@ -60,7 +102,10 @@ int tables_prog_add(const uint8_t *p, uint32_t len, char *msg, size_t n)
 	if (len < sizeof r) return put(msg, n, EINVAL, "prog: short request");
 	memcpy(&r, p, sizeof r);
 	if ((uint64_t)sizeof r + 4ull * r.nhelpers + r.insn_len != len) return put(msg, n, EINVAL, "prog %u: bad length", r.id);
-	if (nprogs >= MAX_PROGS) return put(msg, n, ENOSPC, "prog %u: the tracer holds %u programs already", r.id, MAX_PROGS);
+	if (!r.id) return put(msg, n, EINVAL, "prog 0: id 0 is reserved");
+	unsigned slot = 0;
+	while (slot < nprogs && progs[slot].prog) slot++;
+	if (slot >= MAX_PROGS) return put(msg, n, ENOSPC, "prog %u: the tracer holds %u programs already", r.id, MAX_PROGS);
 	const uint8_t *helpers = p + sizeof r, *insns = helpers + 4 * r.nhelpers;
 	for (uint32_t i = 0; i < r.nhelpers; i++) {
 		uint32_t h;
@@ -76,14 +121,15 @@ int tables_prog_add(const uint8_t *p, uint32_t len, char *msg, size_t n)
 		free(refs);
 		return put(msg, n, EINVAL, "%s", err.message);
 	}
-	progs[nprogs].id = r.id;
-	progs[nprogs++].prog = prog;
+	progs[slot].id = r.id;
+	progs[slot].prog = prog;
+	if (slot == nprogs) nprogs++;
 	return put(msg, n, 0, "prog %u", r.id);
 }
 
 static ebpf_vm_prog *find_prog(uint32_t id)
 {
-	for (unsigned i = nprogs; i-- > 0;)
+	for (unsigned i = nprogs; id && i-- > 0;)
 		if (progs[i].id == id) return progs[i].prog;
 	return NULL;
 }

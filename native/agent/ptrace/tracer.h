@@ -64,6 +64,7 @@ struct thook {
 extern struct thook thooks[MAX_THOOKS];
 int tables_map_add(uint32_t id, int fd, int nfd, char *msg, size_t n);
 int tables_prog_add(const uint8_t *p, uint32_t len, char *msg, size_t n);
+int tables_drop(const uint8_t *p, uint32_t len, char *msg, size_t n);
 struct thook *tables_hook(uint32_t id);
 int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n);
 int tables_unhook(uint32_t id, char *msg, size_t n);
