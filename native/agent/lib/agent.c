@@ -25,6 +25,7 @@
 #include "../vm/ebpf_vm.h"
 #include "agent.h"
 #include "proto.h"
+#include "readers.h"
 #include "registry.h"
 
 #define MAX_MAPS 64
@@ -32,7 +33,7 @@
 #define MAX_HOOKS 64    /* attachments (entries of hooks[], reused once unhooked and no hit can read them) */
 #define MAX_FNS 64      /* distinct functions hooked in the process's life (entries of fns[], never reused) */
 #define MAX_FN_HOOKS 16 /* attachments on one function */
-#define READER_SLOTS 8  /* a hit counts itself in its thread's slot: threads rarely share a cache line */
+#define READER_SLOTS 8  /* a hit of a thread without a reader slot (readers.h) counts itself here, by thread */
 #define RUN_BUDGET 1000000
 
 struct aprog {
@@ -205,8 +206,10 @@ int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler o
 static __thread unsigned reader_slot __attribute__((tls_model("initial-exec")));
 static unsigned reader_slots_taken;
 
+/* 2: counted in this thread's own reader slot (readers.h, no locked instruction); else the phase's counter */
 static unsigned fn_enter(struct afn *fn)
 {
+	if (reader_enter(fn)) return 2;
 	if (!reader_slot) reader_slot = __atomic_add_fetch(&reader_slots_taken, 1, __ATOMIC_RELAXED) % READER_SLOTS + 1;
 	unsigned idx = __atomic_load_n(&fn->phase, __ATOMIC_SEQ_CST) & 1;
 	__atomic_add_fetch(&fn->readers[reader_slot - 1].n[idx], 1, __ATOMIC_SEQ_CST);
@@ -215,6 +218,7 @@ static unsigned fn_enter(struct afn *fn)
 
 static void fn_leave(struct afn *fn, unsigned idx)
 {
+	if (idx == 2) return reader_leave();
 	__atomic_sub_fetch(&fn->readers[reader_slot - 1].n[idx], 1, __ATOMIC_RELEASE);
 }
 
@@ -409,6 +413,7 @@ static void fn_quiesce(struct afn *fn)
 			break; /* a hit stalled: entries are never freed, only reused */
 		nanosleep(&nap, NULL);
 	}
+	readers_wait(fn, &t0, 2000000000ll); /* and the hits counted in threads' own slots */
 }
 
 static void unlist(struct ahook *h)
@@ -771,6 +776,7 @@ void agent_child_reset(void)
 	notice_n = 0;
 	/* hits of the parent's other threads counted there never leave here: a removal must not wait for them */
 	for (unsigned i = 0; i < nfns; i++) memset(fns[i].readers, 0, sizeof fns[i].readers);
+	readers_child_reset();
 }
 
 __attribute__((constructor)) static void wbpf_agent_init(void)
