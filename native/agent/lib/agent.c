@@ -59,6 +59,7 @@ struct afn {
 	uintptr_t addr;
 	struct wbpf_hook *hook;         /* serve thread only; NULL while unpatched */
 	struct ahook *at[MAX_FN_HOOKS]; /* atomic; NULL: a free slot */
+	unsigned top;                   /* atomic: at[top..] were never used (a hit looks at at[0..top) only) */
 	unsigned nret;                  /* atomic: return attachments in at[] */
 	unsigned phase;                 /* atomic: odd/even, flipped by each change */
 	struct {
@@ -225,7 +226,8 @@ static void fn_leave(struct afn *fn, unsigned idx)
 /* runs fn's enabled attachments of one kind (0: entry, WBPF_AGENT_HOOK_RETURN: return) */
 static void run_list(struct afn *fn, struct wbpf_pt_regs *regs, uint32_t kind)
 {
-	for (unsigned i = 0; i < MAX_FN_HOOKS; i++) {
+	unsigned top = __atomic_load_n(&fn->top, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < top && i < MAX_FN_HOOKS; i++) {
 		struct ahook *h = __atomic_load_n(&fn->at[i], __ATOMIC_ACQUIRE);
 		if (h && (h->flags & WBPF_AGENT_HOOK_RETURN) == kind && h->enabled) run_hit(h, regs);
 	}
@@ -452,6 +454,7 @@ static int install(struct ahook *h, uintptr_t addr, char *msg, size_t n)
 	h->fn = fn;
 	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_add_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&fn->at[slot], h, __ATOMIC_SEQ_CST);
+	if ((unsigned)slot >= fn->top) __atomic_store_n(&fn->top, (unsigned)slot + 1, __ATOMIC_RELEASE);
 	if (!fn->hook) {
 		struct wbpf_hook_error err;
 		struct wbpf_hook *wh;
