@@ -2,7 +2,7 @@
 // -C native/agent tests, into test/build/agent) and runs them: entry kinds hooked and unhooked,
 // refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function; return probes
 // (recursion, longjmp, tail calls, flags, fork, signals, 8 threads, pthread_exit, attach/detach cycles, a full
-// shadow stack; C++ exceptions).
+// shadow stack; C++ exceptions; the flags at an entry); the agent's per-thread reader slots (readers_test).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -86,6 +86,7 @@ if (process.arch !== 'x64') {
       /^ok one call armed twice: 2 returns of 42, the last armed first$/m,
       /^ok xmm0 and rax:rdx returns kept across the return handler \(which clobbers them\); rax\/rdx reported$/m,
       /^ok flags after the return \(OF DF SF ZF AF PF CF\) as the function left them$/m,
+      /^ok flags at the entry \(OF DF SF ZF AF PF CF\) as the caller left them, in pt_regs too; the handler runs with DF clear$/m,
       /^ok fork in a hooked call: the child returns 77 and reports it, the parent returns the pid$/m,
       /^ok signal handler calling a hooked function inside a hooked call: returns 5 then 41$/m,
       /^ok the same on sigaltstack: values right, [0-2] of 2 returns reported$/m,
@@ -110,6 +111,24 @@ if (process.arch !== 'x64') {
     tt.match(r.stdout, /^ok pthread_exit below an armed call: the destructors above it run \(100 threads\)$/m);
     tt.match(r.stdout, /^ret_cxx: OK$/m);
   });
+
+  // the agent's per-thread reader slots (lib/readers.c): what lets an UNHOOK wait for the hits in progress
+  for (const sync of ['', 'mprotect']) {
+    t.test(`reader slots: waits, torture, slots running out, fork${sync ? ` (sync: ${sync})` : ''}`, async (tt) => {
+      const r = run('readers_test', [], sync ? { WBPF_HOOK_SYNC: sync } : {}, 120_000);
+      exitedOk(tt, r, 'readers_test');
+      for (const line of [
+        /^ok - a wait for X while a hit of X runs lasts until its limit/m,
+        /^ok - a wait for Y does not wait for a hit of X/m,
+        /^ok - a wait for X ends when the hit leaves/m,
+        /^ok - 500 swaps under 2 reading threads \(\d+ reads\): no reader saw a retired object \(0 times\)/m,
+        /^ok - a fork child does not wait for the parent's hit in progress, and its thread keeps its slot$/m,
+        /^ok - 296 live threads: 255 got a slot/m,
+        /^ok - after they exited, 296 new threads: 255 took over a dead thread's slot$/m,
+        /^readers_test: 0 failed$/m,
+      ]) tt.match(r.stdout, line);
+    });
+  }
 
   // every call between "attach returned" and "detach started" is seen, with the right arguments
   const stress = (name: string, cycles: number, env: Record<string, string> = {}, sync?: string): void => {

@@ -27,6 +27,7 @@
 #include "../vm/ebpf_vm.h"
 #include "agent.h"
 #include "proto.h"
+#include "readers.h"
 #include "registry.h"
 
 #define MAX_MAPS 64
@@ -34,7 +35,7 @@
 #define MAX_HOOKS 128   /* attachments of every session (entries of hooks[], reused once unhooked and no hit can read them) */
 #define MAX_FNS 64      /* distinct functions hooked in the process's life (entries of fns[], never reused) */
 #define MAX_FN_HOOKS 16 /* attachments on one function */
-#define READER_SLOTS 8  /* a hit counts itself in its thread's slot: threads rarely share a cache line */
+#define READER_SLOTS 8  /* a hit of a thread without a reader slot (readers.h) counts itself here, by thread */
 #define RUN_BUDGET 1000000
 #define MAX_SESSIONS WBPF_AGENT_MAX_SESSIONS /* hosts served at once (proto.h) */
 #define NOTICE_QUEUE 16
@@ -65,6 +66,7 @@ struct afn {
 	uintptr_t addr;
 	struct wbpf_hook *hook;         /* serve thread only; NULL while unpatched */
 	struct ahook *at[MAX_FN_HOOKS]; /* atomic; NULL: a free slot */
+	unsigned top;                   /* atomic: at[top..] were never used (a hit looks at at[0..top) only) */
 	unsigned nret;                  /* atomic: return attachments in at[] */
 	unsigned phase;                 /* atomic: odd/even, flipped by each change */
 	struct {
@@ -226,8 +228,10 @@ int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler o
 static __thread unsigned reader_slot __attribute__((tls_model("initial-exec")));
 static unsigned reader_slots_taken;
 
+/* 2: counted in this thread's own reader slot (readers.h, no locked instruction); else the phase's counter */
 static unsigned fn_enter(struct afn *fn)
 {
+	if (reader_enter(fn)) return 2;
 	if (!reader_slot) reader_slot = __atomic_add_fetch(&reader_slots_taken, 1, __ATOMIC_RELAXED) % READER_SLOTS + 1;
 	unsigned idx = __atomic_load_n(&fn->phase, __ATOMIC_SEQ_CST) & 1;
 	__atomic_add_fetch(&fn->readers[reader_slot - 1].n[idx], 1, __ATOMIC_SEQ_CST);
@@ -236,13 +240,15 @@ static unsigned fn_enter(struct afn *fn)
 
 static void fn_leave(struct afn *fn, unsigned idx)
 {
+	if (idx == 2) return reader_leave();
 	__atomic_sub_fetch(&fn->readers[reader_slot - 1].n[idx], 1, __ATOMIC_RELEASE);
 }
 
 /* runs fn's enabled attachments of one kind (0: entry, WBPF_AGENT_HOOK_RETURN: return) */
 static void run_list(struct afn *fn, struct wbpf_pt_regs *regs, uint32_t kind)
 {
-	for (unsigned i = 0; i < MAX_FN_HOOKS; i++) {
+	unsigned top = __atomic_load_n(&fn->top, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < top && i < MAX_FN_HOOKS; i++) {
 		struct ahook *h = __atomic_load_n(&fn->at[i], __ATOMIC_ACQUIRE);
 		if (h && (h->flags & WBPF_AGENT_HOOK_RETURN) == kind && h->enabled) run_hit(h, regs);
 	}
@@ -481,6 +487,7 @@ static int fn_quiesce(struct afn *fn)
 			return 0; /* a hit stalled: entries are never freed, only reused */
 		nanosleep(&nap, NULL);
 	}
+	readers_wait(fn, &t0, 2000000000ll); /* and the hits counted in threads' own slots */
 }
 
 static void unlist(struct ahook *h)
@@ -519,6 +526,7 @@ static int install(struct ahook *h, uintptr_t addr, char *msg, size_t n)
 	h->fn = fn;
 	if (h->flags & WBPF_AGENT_HOOK_RETURN) __atomic_add_fetch(&fn->nret, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&fn->at[slot], h, __ATOMIC_SEQ_CST);
+	if ((unsigned)slot >= fn->top) __atomic_store_n(&fn->top, (unsigned)slot + 1, __ATOMIC_RELEASE);
 	if (!fn->hook) {
 		struct wbpf_hook_error err;
 		struct wbpf_hook *wh;
@@ -919,6 +927,7 @@ void agent_child_reset(void)
 	pthread_mutex_init(&agent_lock, NULL);
 	/* hits of the parent's other threads counted there never leave here: a removal must not wait for them */
 	for (unsigned i = 0; i < nfns; i++) memset(fns[i].readers, 0, sizeof fns[i].readers);
+	readers_child_reset();
 	for (unsigned i = 0; i < MAX_SESSIONS; i++) {
 		struct session *s = &sessions[i];
 		pthread_mutex_init(&s->send_lock, NULL);

@@ -24,7 +24,7 @@ static int region_insert(struct hit *x, uintptr_t addr, uint64_t size, uint32_t 
 	}
 	if (i < n && addr + size > x->regions[i].addr) return -1;
 	if (n >= sizeof x->regions / sizeof x->regions[0]) return -1;
-	memmove(&x->regions[i + 1], &x->regions[i], (n - i) * sizeof x->regions[0]);
+	for (uint32_t k = n; k > i; k--) x->regions[k] = x->regions[k - 1]; /* a few entries: no memmove call */
 	x->regions[i] = (ebpf_vm_region){ addr, size, (uint8_t *)addr, flags };
 	x->nregions = n + 1;
 	return 0;
@@ -51,7 +51,7 @@ void region_remove_dyn(ebpf_vm_run *run, uintptr_t addr)
 	struct hit *x = run->data;
 	for (uint32_t i = 0; i < x->nregions; i++)
 		if (x->regions[i].addr == addr) {
-			memmove(&x->regions[i], &x->regions[i + 1], (x->nregions - i - 1) * sizeof x->regions[0]);
+			for (uint32_t k = i + 1; k < x->nregions; k++) x->regions[k - 1] = x->regions[k];
 			x->nregions--;
 			x->ndyn--;
 			break;
@@ -62,8 +62,10 @@ void region_remove_dyn(ebpf_vm_run *run, uintptr_t addr)
 void hit_begin(struct hit *x, ebpf_vm_run *run, uint32_t hook_id, const ebpf_vm_prog *prog, void *ctx, size_t ctx_size)
 {
 	x->hook_id = hook_id;
-	x->nregions = x->ndyn = x->nrecords = 0;
-	region_insert(x, (uintptr_t)ctx, ctx_size, 0);
+	x->ndyn = x->nrecords = 0;
+	x->nregions = 0;
+	if (ctx_size && (uintptr_t)ctx + ctx_size > (uintptr_t)ctx) /* the first region: region_insert's checks, inline */
+		x->regions[x->nregions++] = (ebpf_vm_region){ (uintptr_t)ctx, ctx_size, (uint8_t *)ctx, 0 };
 	const struct prog_refs *refs = prog ? ebpf_vm_user(prog) : NULL;
 	for (unsigned i = 0; refs && i < refs->n; i++) {
 		struct amap *m = refs->globals[i];

@@ -52,14 +52,16 @@ int wbpf_ring_init(struct wbpf_map *m) {
 
 /* this process's pid, cached (reset in a forked child) */
 static pid_t cached_pid;
+static int pid_ready; /* atomic: cached_pid set (a reserve calls no pthread_once) */
 static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
 static void reset_pid(void) { cached_pid = getpid(); }
 static void init_pid(void) {
   reset_pid();
   pthread_atfork(NULL, NULL, reset_pid);
+  __atomic_store_n(&pid_ready, 1, __ATOMIC_RELEASE);
 }
 static pid_t my_pid(void) {
-  pthread_once(&pid_once, init_pid);
+  if (!__atomic_load_n(&pid_ready, __ATOMIC_ACQUIRE)) pthread_once(&pid_once, init_pid);
   return cached_pid;
 }
 

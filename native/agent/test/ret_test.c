@@ -161,6 +161,37 @@ static void check_flags(void)
 	unhook(h, "r_flags");
 }
 
+uint64_t e_flags(void);
+uint64_t call_with_flags(uint64_t f, uint64_t (*fn)(void));
+
+static uint64_t ef_regs, ef_live; /* the last entry's pt_regs eflags; the flags the handler ran with */
+static void on_entry_flags(struct wbpf_pt_regs *r, void *cookie)
+{
+	(void)cookie;
+	ef_regs = r->eflags;
+	__asm__ volatile("pushfq\n\tpop %0" : "=r"(ef_live));
+	/* what a handler may do: the body must still start with the caller's flags */
+	__asm__ volatile("cmp %%rsp, %%rsp\n\tstd\n\tcld" ::: "cc");
+}
+
+/* the function's body starts with the flags its caller left (the entry trampoline restores them without
+ * popfq), the handler sees them in pt_regs, and it runs with DF clear whatever the caller left */
+static void check_entry_flags(void)
+{
+	struct wbpf_hook *h = hook((void *)e_flags, "e_flags", on_entry_flags);
+	const uint64_t mask = 0xcd5; /* OF DF SF ZF AF PF CF */
+	const uint64_t cases[] = { 0x202, 0x202 | 0xcd5, 0x203, 0x206, 0x212, 0x242, 0x282, 0x602, 0xa02, 0x202 | 0x8c1 };
+	for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ef_regs = ef_live = 0;
+		uint64_t got = call_with_flags(cases[i], e_flags);
+		if ((got & mask) != (cases[i] & mask)) FAIL("entry flags: called with %#lx, the body saw %#lx", (unsigned long)cases[i], (unsigned long)got);
+		if ((ef_regs & mask) != (cases[i] & mask)) FAIL("entry flags: called with %#lx, pt_regs has %#lx", (unsigned long)cases[i], (unsigned long)ef_regs);
+		if (!ef_live || (ef_live & 0x400)) FAIL("entry flags: called with %#lx, the handler ran with %#lx (DF set or not run)", (unsigned long)cases[i], (unsigned long)ef_live);
+	}
+	printf("ok flags at the entry (OF DF SF ZF AF PF CF) as the caller left them, in pt_regs too; the handler runs with DF clear\n");
+	unhook(h, "e_flags");
+}
+
 static void check_fork(void)
 {
 	struct wbpf_hook *h = hook((void *)r_fork, "r_fork", on_entry);
@@ -421,6 +452,7 @@ int main(void)
 	check_tail_and_twice();
 	check_registers();
 	check_flags();
+	check_entry_flags();
 	check_fork();
 	check_signal(0);
 	check_signal(1);

@@ -4,7 +4,8 @@
 /* Entered by the jmp at the function's first byte (or from the int3 handler), in the function-entry
  * state: (%rsp) = return address. It skips the 128-byte red zone, saves the flags and every GPR into
  * a struct pt_regs laid out as the kernel's (r15 at +0 ... ss at +160), saves xmm0-7 (argument
- * registers), calls handler(&regs, cookie) with %rsp 16-byte aligned, restores and falls through.
+ * registers), calls handler(&regs, cookie) with %rsp 16-byte aligned, restores and falls through (the
+ * flags restored without popfq: DF, OF and sahf's five, all the handler can change).
  *
  * Frame (E = %rsp at entry):  E-128..E: red zone, untouched;  pt_regs at B = E-296:
  *   +160 ss  +152 rsp (= E)  +144 eflags  +136 cs  +128 rip (= function)  +120 orig_rax (= -1)
@@ -55,6 +56,7 @@ wbpf_x86_tramp_ip:
 	movaps %xmm5, 80(%rsp)
 	movaps %xmm6, 96(%rsp)
 	movaps %xmm7, 112(%rsp)
+	cld				/* the C ABI's direction flag, whatever the caller left */
 	mov %rbx, %rdi			/* struct pt_regs * */
 	.byte 0x48, 0xbe		/* movabs $cookie, %rsi */
 wbpf_x86_tramp_cookie:
@@ -72,7 +74,18 @@ wbpf_x86_tramp_handler:
 	movaps 96(%rsp), %xmm6
 	movaps 112(%rsp), %xmm7
 	mov %rbx, %rsp
-	mov 80(%rsp), %rax
+	/* the flags without popfq (~10 ns; as ret_tramp.S): only DF and the arithmetic flags can have
+	 * changed here. DF; then OF (add of 0x7f overflows iff the saved bit is 1); then SF ZF AF PF CF (sahf) */
+	testw $0x400, 144(%rsp)
+	jz 1f
+	std
+1:	movzbl 145(%rsp), %eax		/* flags bits 8-15: OF is bit 3 */
+	shr $3, %al
+	and $1, %al
+	add $0x7f, %al
+	movb 144(%rsp), %ah
+	sahf
+	mov 80(%rsp), %rax		/* mov and lea from here on: the flags stay as restored */
 	mov 88(%rsp), %rcx
 	mov 96(%rsp), %rdx
 	mov 104(%rsp), %rsi
@@ -82,9 +95,7 @@ wbpf_x86_tramp_handler:
 	mov 56(%rsp), %r10
 	mov 48(%rsp), %r11
 	mov 40(%rsp), %rbx
-	lea 144(%rsp), %rsp
-	popfq
-	lea 144(%rsp), %rsp		/* back to the entry %rsp; the relocated prologue follows */
+	lea 296(%rsp), %rsp		/* back to the entry %rsp; the relocated prologue follows */
 wbpf_x86_tramp_end:
 
 	.section .note.GNU-stack,"",@progbits
