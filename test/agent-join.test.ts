@@ -354,7 +354,7 @@ if (process.arch !== 'x64') {
     tt.throws(() => joinProcess(stat.pid, { agent: AGENT }), {
       errno: 8,
       message: `join: process ${stat.pid} (join-target-sta) maps no libc.so: a statically linked program has no dlopen to load the agent with`,
-      hint: 'a static program needs the ptrace tier (the host runs the programs at each hit), which is not built yet',
+      hint: 'a static program is traced by the ptrace tier: leave --userspace-tier at auto (or set it to ptrace)',
     }, 'a static program: ENOEXEC, the ptrace tier named');
     tt.equal(await stat.exited, 0, 'the static target was not touched');
   });

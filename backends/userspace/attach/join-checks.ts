@@ -102,7 +102,7 @@ export function joinRefusal(pid: number, target: TargetView, self: JoinerView): 
     return refuse(
       ERRNO.ENOEXEC,
       `join: ${who} maps no libc.so: a statically linked program has no dlopen to load the agent with`,
-      'a static program needs the ptrace tier (the host runs the programs at each hit), which is not built yet',
+      'a static program is traced by the ptrace tier: leave --userspace-tier at auto (or set it to ptrace)',
     );
   }
   return undefined;
