@@ -481,13 +481,13 @@ static int fn_quiesce(struct afn *fn)
 	for (;;) {
 		unsigned busy = 0;
 		for (unsigned i = 0; i < READER_SLOTS; i++) busy += __atomic_load_n(&fn->readers[i].n[old], __ATOMIC_SEQ_CST);
-		if (!busy) return 1;
+		if (!busy) break;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - t0.tv_sec) * 1000000000ll + (now.tv_nsec - t0.tv_nsec) > 2000000000ll)
 			return 0; /* a hit stalled: entries are never freed, only reused */
 		nanosleep(&nap, NULL);
 	}
-	readers_wait(fn, &t0, 2000000000ll); /* and the hits counted in threads' own slots */
+	return readers_wait(fn, &t0, 2000000000ll); /* and the hits counted in threads' own slots */
 }
 
 static void unlist(struct ahook *h)

@@ -43,7 +43,7 @@ struct reader *reader_claim(void)
 	return reader_self = READER_NONE;
 }
 
-void readers_wait(const void *what, const struct timespec *t0, long long limit_ns)
+int readers_wait(const void *what, const struct timespec *t0, long long limit_ns)
 {
 	/* every thread of the process runs a full barrier (or is off-CPU): a hit either marked its slot
 	 * visibly to the loads below, or reads what the writer stored before this */
@@ -61,9 +61,9 @@ void readers_wait(const void *what, const struct timespec *t0, long long limit_n
 			if (__atomic_load_n(&slots[i].seq, __ATOMIC_ACQUIRE) != snap[i]) snap[i] = 0;
 			else busy++;
 		}
-		if (!busy) return;
+		if (!busy) return 1;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0->tv_sec) * 1000000000ll + (now.tv_nsec - t0->tv_nsec) > limit_ns) return;
+		if ((now.tv_sec - t0->tv_sec) * 1000000000ll + (now.tv_nsec - t0->tv_nsec) > limit_ns) return 0;
 		nanosleep(&nap, NULL);
 	}
 }

@@ -42,8 +42,8 @@ static inline void reader_leave(void)
 }
 
 /* a writer changed what hits of `what` read: waits until every hit marked in a slot that may have read the
- * old value has left, or until `limit_ns` after `t0` (CLOCK_MONOTONIC; a stalled hit) */
-void readers_wait(const void *what, const struct timespec *t0, long long limit_ns);
+ * old value has left (1), or until `limit_ns` after `t0` (CLOCK_MONOTONIC; a stalled hit: 0) */
+int readers_wait(const void *what, const struct timespec *t0, long long limit_ns);
 
 /* a fork child: the parent's other threads are gone, their slots free; this thread keeps its own */
 void readers_child_reset(void);
