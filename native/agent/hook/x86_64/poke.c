@@ -1,11 +1,13 @@
 /* x86-64 live patching of a function entry while other threads run it: int3-first writes (the
  * kernel's text_poke_bp order) with a core sync after each, the SIGTRAP handler for threads hitting
- * our int3, and the evacuation of threads stopped inside the replaced bytes to the relocated copy. */
+ * our int3 (and for the trap tier's hits, trap.c), and the evacuation of threads stopped inside the
+ * replaced bytes to the relocated copy. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +40,17 @@ static int evac_signal(void) { return SIGRTMAX - 2; }
 
 static void chain_trap(int sig, siginfo_t *si, void *uc)
 {
-	if (prev_trap.sa_flags & SA_SIGINFO) {
-		prev_trap.sa_sigaction(sig, si, uc);
-	} else if (prev_trap.sa_handler == SIG_DFL || prev_trap.sa_handler == SIG_IGN) {
+	if (prev_trap.sa_handler != SIG_DFL && prev_trap.sa_handler != SIG_IGN) {
+		/* the program's handler runs with its own sa_mask, as the kernel would run it, except SIGTRAP
+		 * itself (ours is SA_NODEFER: a trap hook hit inside that handler must not find it blocked) */
+		sigset_t mask, old;
+		memcpy(&mask, &prev_trap.sa_mask, sizeof mask);
+		sigdelset(&mask, SIGTRAP);
+		pthread_sigmask(SIG_BLOCK, &mask, &old);
+		if (prev_trap.sa_flags & SA_SIGINFO) prev_trap.sa_sigaction(sig, si, uc);
+		else prev_trap.sa_handler(sig);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	} else {
 		/* what the kernel does for a trap nobody handles: die by SIGTRAP (ignoring it is not
 		 * possible for a forced trap either) */
 		struct sigaction dfl;
@@ -48,8 +58,6 @@ static void chain_trap(int sig, siginfo_t *si, void *uc)
 		dfl.sa_handler = SIG_DFL;
 		sigaction(SIGTRAP, &dfl, NULL);
 		raise(SIGTRAP);
-	} else {
-		prev_trap.sa_handler(sig);
 	}
 }
 
@@ -61,6 +69,7 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 		uintptr_t at = (uintptr_t)g[REG_RIP] - 1;
 		struct wbpf_site *s = wbpf_site_find(at);
 		if (s) {
+			if (wbpf_x86_trap_hit(s, at, ucv)) return; /* a trap-tier hook's hit */
 			int state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 			if (*(volatile uint8_t *)at != 0xcc) {
 				/* our int3 is gone (the patch finished meanwhile): run what is there now */
@@ -98,7 +107,7 @@ static void on_evac(int sig, siginfo_t *si, void *ucv)
 		if (evac.tids[i] == me) __atomic_store_n(&evac.acked[i], 1, __ATOMIC_RELEASE);
 }
 
-static int signals_init(struct wbpf_hook_error *err)
+int wbpf_x86_signals_init(struct wbpf_hook_error *err)
 {
 	if (signals_ready) return 0;
 	struct sigaction sa, old;
@@ -114,6 +123,8 @@ static int signals_init(struct wbpf_hook_error *err)
 	if (sigaction(es, &sa, NULL))
 		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(%d): %s", es, strerror(errno));
 	sa.sa_sigaction = on_trap;
+	sa.sa_flags |= SA_NODEFER; /* a trap hook hit while our handler runs (a program's helper, the app's own
+	                            * SIGTRAP handler) must not find SIGTRAP blocked: the kernel would kill */
 	if (sigaction(SIGTRAP, &sa, &prev_trap))
 		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(SIGTRAP): %s", strerror(errno));
 	signals_ready = 1;
@@ -209,11 +220,12 @@ void wbpf_hook_get_stats(struct wbpf_hook_stats *out)
 	out->trapped = __atomic_load_n(&stats.trapped, __ATOMIC_RELAXED);
 	out->rewound = __atomic_load_n(&stats.rewound, __ATOMIC_RELAXED);
 	out->evacuated = __atomic_load_n(&stats.evacuated, __ATOMIC_RELAXED);
+	out->trap_hits = __atomic_load_n(&wbpf_x86_trap_hits, __ATOMIC_RELAXED);
 }
 
 int wbpf_arch_patch_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err)
 {
-	int rc = signals_init(err);
+	int rc = wbpf_x86_signals_init(err);
 	if (rc) return rc;
 	uintptr_t fn = s->fn;
 	uint8_t jmp[5] = { 0xe9 }, int3 = 0xcc;
