@@ -126,6 +126,9 @@ if (process.arch !== 'x64') {
       /^ok loop: 2000 hook\/unhook cycles under 4 calling threads /m,
       /^ok a hit on a sigaltstack, and one nested in the handler$/m,
       /^ok handler installed before the hook: the program's own int3 reaches its SIGTRAP handler, trap hook hits do not$/m,
+      /^ok handler set again after the hook \(sigaction\): the program's own int3 reaches its SIGTRAP handler, trap hook hits do not$/m,
+      /^ok the program's SIGTRAP handler set after the hook \(sigaction, signal\): the hook's stays installed$/m,
+      /^ok a thread blocking every signal hits a trap hook \(SIGTRAP is never blocked\)$/m,
       /^trap_test: OK$/m,
     ]) tt.match(r.stdout, line);
     const cost = /# ([\d.]+ us of CPU per call[^)]*)/.exec(r.stdout);

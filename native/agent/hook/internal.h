@@ -82,6 +82,13 @@ int wbpf_arch_trap_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size
 int wbpf_arch_trap_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
 int wbpf_arch_trap_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
 
+/* sigtrap.c: SIGTRAP stays the hook's (sigaction, signal and the masks interposed). install: the hook's
+ * handler, once (the program's disposition is kept as the one to chain to); chain: a SIGTRAP that is
+ * not the hook's, to the program's handler or the default action */
+#include <signal.h>
+int wbpf_sigtrap_install(void (*handler)(int, siginfo_t *, void *), int flags, struct wbpf_hook_error *err);
+void wbpf_sigtrap_chain(int sig, siginfo_t *si, void *uc);
+
 /* return probes: ret.c keeps the per-thread shadow stack; hook/<arch>/ provides the code a diverted
  * return runs. Every function here is async-signal-safe and never allocates with malloc. */
 /* a return address to store in a slot so that the return comes back through the arch's return code

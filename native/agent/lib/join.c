@@ -43,6 +43,7 @@ static void *handoff(void *arg)
 	(void)arg;
 	sigset_t all;
 	sigfillset(&all);
+	sigdelset(&all, SIGTRAP); /* never blocked: a trap hook hit would be fatal (hook/sigtrap.c) */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	int fd = receive_channel();
 	close(pair[0]);
@@ -68,7 +69,8 @@ __attribute__((visibility("default"))) int wbpf_agent_join(void)
 	}
 	sigset_t all, old;
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with every signal blocked */
+	sigdelset(&all, SIGTRAP);
+	pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with every signal blocked but SIGTRAP */
 	pthread_t t;
 	int rc = pthread_create(&t, NULL, handoff, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -295,6 +295,64 @@ static void check_own_int3(const char *when)
 	printf("ok %s: the program's own int3 reaches its SIGTRAP handler, trap hook hits do not\n", when);
 }
 
+/* the program sets its SIGTRAP handler after the hook's (sigaction, then signal): the hook's stays, the
+ * program's is what sigaction reports and what gets its own int3s */
+static volatile int own_plain;
+static void own_plain_trap(int sig) { (void)sig; own_plain++; }
+static void check_late_handler(void)
+{
+	struct sigaction sa, cur;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	if (sigaction(SIGTRAP, &sa, NULL)) FAIL("sigaction(SIGTRAP, SIG_DFL)");
+	sa.sa_sigaction = own_trap;
+	sa.sa_flags = SA_SIGINFO;
+	if (sigaction(SIGTRAP, &sa, NULL)) FAIL("sigaction(SIGTRAP, own_trap)");
+	if (sigaction(SIGTRAP, NULL, &cur) || cur.sa_sigaction != own_trap) FAIL("sigaction does not report the program's handler");
+	check_own_int3("handler set again after the hook (sigaction)");
+	own_plain = 0;
+	if (signal(SIGTRAP, own_plain_trap) != (sighandler_t)(void *)own_trap) FAIL("signal() did not return the previous handler");
+	struct wbpf_hook *h;
+	struct wbpf_hook_error e;
+	if (wbpf_hook_attach_any((void *)t_tiny, sym_size((void *)t_tiny), handler, &seen, &h, &e)) FAIL("attach: %s", e.reason);
+	reset();
+	if (call(t_tiny, 1, 2) != 3 || seen.hits != 1 || own_plain) FAIL("signal(): a trap hook hit reached the program's handler");
+	__asm__ volatile("int3");
+	if (own_plain != 1) FAIL("signal(): the program's own int3 did not reach its handler");
+	if (wbpf_hook_detach(h, &e)) FAIL("detach: %s", e.reason);
+	sa.sa_sigaction = own_trap;
+	sigaction(SIGTRAP, &sa, NULL);
+	printf("ok the program's SIGTRAP handler set after the hook (sigaction, signal): the hook's stays installed\n");
+}
+
+/* a thread blocking every signal calls a trap-hooked function: SIGTRAP is never blocked (the kernel would
+ * kill the process), the hit runs */
+static void *blocker(void *arg)
+{
+	(void)arg;
+	sigset_t all, now;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	pthread_sigmask(SIG_SETMASK, NULL, &now);
+	if (sigismember(&now, SIGTRAP) || !sigismember(&now, SIGUSR1)) return (void *)1;
+	return (void *)(intptr_t)(call(t_lfence, 4, 5) != 9);
+}
+static void check_blocking_thread(void)
+{
+	struct wbpf_hook *h;
+	struct wbpf_hook_error e;
+	if (wbpf_hook_attach_any((void *)t_lfence, sym_size((void *)t_lfence), handler, &seen, &h, &e)) FAIL("attach: %s", e.reason);
+	reset();
+	pthread_t th;
+	void *bad;
+	pthread_create(&th, NULL, blocker, NULL);
+	pthread_join(th, &bad);
+	if (bad || seen.hits != 1) FAIL("a thread blocking every signal: bad %p, hits %lu", bad, (unsigned long)seen.hits);
+	if (wbpf_hook_detach(h, &e)) FAIL("detach: %s", e.reason);
+	printf("ok a thread blocking every signal hits a trap hook (SIGTRAP is never blocked)\n");
+}
+
 int main(void)
 {
 	struct sigaction sa;
@@ -314,6 +372,8 @@ int main(void)
 	check_cycles("loop", t_loop, m_loop, 2000);
 	check_signal_contexts();
 	check_own_int3("handler installed before the hook");
+	check_late_handler();
+	check_blocking_thread();
 	printf("trap_test: OK\n");
 	return 0;
 }

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 #define EVAC_MAX_THREADS 4096
 #define EVAC_TIMEOUT_NS 2000000000L
 
-static struct sigaction prev_trap;
 static struct wbpf_hook_stats stats;
 static int signals_ready;
 
@@ -37,29 +35,6 @@ static struct {
 } evac;
 
 static int evac_signal(void) { return SIGRTMAX - 2; }
-
-static void chain_trap(int sig, siginfo_t *si, void *uc)
-{
-	if (prev_trap.sa_handler != SIG_DFL && prev_trap.sa_handler != SIG_IGN) {
-		/* the program's handler runs with its own sa_mask, as the kernel would run it, except SIGTRAP
-		 * itself (ours is SA_NODEFER: a trap hook hit inside that handler must not find it blocked) */
-		sigset_t mask, old;
-		memcpy(&mask, &prev_trap.sa_mask, sizeof mask);
-		sigdelset(&mask, SIGTRAP);
-		pthread_sigmask(SIG_BLOCK, &mask, &old);
-		if (prev_trap.sa_flags & SA_SIGINFO) prev_trap.sa_sigaction(sig, si, uc);
-		else prev_trap.sa_handler(sig);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	} else {
-		/* what the kernel does for a trap nobody handles: die by SIGTRAP (ignoring it is not
-		 * possible for a forced trap either) */
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof dfl);
-		dfl.sa_handler = SIG_DFL;
-		sigaction(SIGTRAP, &dfl, NULL);
-		raise(SIGTRAP);
-	}
-}
 
 static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
@@ -84,7 +59,7 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 			}
 		}
 	}
-	chain_trap(sig, si, ucv);
+	wbpf_sigtrap_chain(sig, si, ucv);
 }
 
 static void on_evac(int sig, siginfo_t *si, void *ucv)
@@ -122,11 +97,10 @@ int wbpf_x86_signals_init(struct wbpf_hook_error *err)
 	sa.sa_sigaction = on_evac;
 	if (sigaction(es, &sa, NULL))
 		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(%d): %s", es, strerror(errno));
-	sa.sa_sigaction = on_trap;
-	sa.sa_flags |= SA_NODEFER; /* a trap hook hit while our handler runs (a program's helper, the app's own
-	                            * SIGTRAP handler) must not find SIGTRAP blocked: the kernel would kill */
-	if (sigaction(SIGTRAP, &sa, &prev_trap))
-		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(SIGTRAP): %s", strerror(errno));
+	/* SA_NODEFER: a trap hook hit while our handler runs (a program's helper, the app's own SIGTRAP
+	 * handler) must not find SIGTRAP blocked: the kernel would kill the process */
+	int rc = wbpf_sigtrap_install(on_trap, SA_RESTART | SA_NODEFER, err);
+	if (rc) return rc;
 	signals_ready = 1;
 	return 0;
 }
