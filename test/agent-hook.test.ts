@@ -129,6 +129,7 @@ if (process.arch !== 'x64') {
       /^ok handler set again after the hook \(sigaction\): the program's own int3 reaches its SIGTRAP handler, trap hook hits do not$/m,
       /^ok the program's SIGTRAP handler set after the hook \(sigaction, signal\): the hook's stays installed$/m,
       /^ok a thread blocking every signal hits a trap hook \(SIGTRAP is never blocked\)$/m,
+      /^ok the program's SIGTRAP handler set behind the interposers: re-installed by the check and by a trap attach$/m,
       /^trap_test: OK$/m,
     ]) tt.match(r.stdout, line);
     const cost = /# ([\d.]+ us of CPU per call[^)]*)/.exec(r.stdout);

@@ -113,6 +113,7 @@ static int attach_locked(uintptr_t fn, size_t size, int trap, wbpf_hook_handler 
 		s->replaced = t->replaced;
 	}
 	__atomic_store_n(&s->state, WBPF_SITE_PATCHING, __ATOMIC_RELEASE);
+	if (t->trap) wbpf_hook_signals_check(); /* the handler the int3 needs is still ours */
 	rc = t->trap ? wbpf_arch_trap_in(s, t, err) : wbpf_arch_patch_in(s, t, err);
 	if (rc) {
 		__atomic_store_n(&s->state, WBPF_SITE_IDLE, __ATOMIC_RELEASE);

@@ -73,6 +73,11 @@ enum wbpf_hook_tier { WBPF_HOOK_TIER_INLINE = 1, WBPF_HOOK_TIER_TRAP = 2 };
 int wbpf_hook_tier(const struct wbpf_hook *hook);
 const char *wbpf_hook_tier_name(int tier);
 
+/* Re-installs the hook's SIGTRAP handler if the program replaced it behind the interposers (hook/sigtrap.c;
+ * they bind to nothing in a dlopen'ed agent), the program's handler then chained to. Cheap (one
+ * sigaction query); the trap tier's attach calls it, the agent every 100 ms. */
+void wbpf_hook_signals_check(void);
+
 /* Restores fn's original bytes. The trampoline stays mapped (a thread may still be inside it). */
 int wbpf_hook_detach(struct wbpf_hook *hook, struct wbpf_hook_error *err);
 

@@ -1,7 +1,8 @@
 /* SIGTRAP stays the hook's: once its handler is installed, sigaction() and signal() are interposed so
  * that a program setting a SIGTRAP handler later is recorded as the one chained to (never installed),
  * and the masks (pthread_sigmask, sigprocmask, sa_mask) never block SIGTRAP: a trap hook hit on a
- * thread blocking it would make the kernel kill the process. */
+ * thread blocking it would make the kernel kill the process. Where the interposers bind to nothing (a
+ * dlopen'ed agent), wbpf_hook_signals_check re-installs the handler, chaining to the program's. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -19,6 +20,7 @@ static sigmask_fn real_pthread_sigmask, real_sigprocmask;
  * current one's index published atomically (a handler reading one while the program sets another) */
 static struct sigaction prev[4];
 static int cur = -1;        /* -1: the hook's handler is not installed: everything passes through */
+static struct sigaction ours;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 __attribute__((constructor)) static void resolve(void)
@@ -47,10 +49,26 @@ int wbpf_sigtrap_install(void (*handler)(int, siginfo_t *, void *), int flags, s
 	if (cur < 0) {
 		if (call_sigaction(SIGTRAP, &sa, &prev[0]))
 			rc = wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(SIGTRAP): %s", strerror(errno));
-		else __atomic_store_n(&cur, 0, __ATOMIC_RELEASE);
+		else {
+			ours = sa;
+			__atomic_store_n(&cur, 0, __ATOMIC_RELEASE);
+		}
 	}
 	pthread_mutex_unlock(&lock);
 	return rc;
+}
+
+void wbpf_hook_signals_check(void)
+{
+	if (__atomic_load_n(&cur, __ATOMIC_ACQUIRE) < 0) return;
+	struct sigaction now;
+	pthread_mutex_lock(&lock);
+	if (!call_sigaction(SIGTRAP, NULL, &now) && !((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == ours.sa_sigaction)) {
+		int j = (cur + 1) & 3;
+		prev[j] = now;
+		if (!call_sigaction(SIGTRAP, &ours, NULL)) __atomic_store_n(&cur, j, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 /* a SIGTRAP that is not the hook's: to the program's handler (with its sa_mask, except SIGTRAP), or

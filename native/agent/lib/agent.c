@@ -708,6 +708,7 @@ static void *serve(void *arg)
 		struct pollfd pf = { .fd = chan, .events = POLLIN };
 		int r = poll(&pf, 1, 100); /* wakes to send what hits queued */
 		flush_notices();
+		wbpf_hook_signals_check(); /* a joined program's own sigaction(SIGTRAP) is not interposed */
 		if (r < 0 && errno != EINTR) break;
 		if (r > 0 && serve_one() < 0) break;
 	}

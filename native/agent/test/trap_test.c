@@ -325,6 +325,35 @@ static void check_late_handler(void)
 	printf("ok the program's SIGTRAP handler set after the hook (sigaction, signal): the hook's stays installed\n");
 }
 
+/* the program's handler set behind the interposers (libc's own sigaction, as a joined process does):
+ * wbpf_hook_signals_check (the agent calls it every 100 ms) re-installs the hook's, chaining to it */
+static void check_behind(void)
+{
+	int (*libc_sigaction)(int, const struct sigaction *, struct sigaction *) =
+		(int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction");
+	if (!libc_sigaction) FAIL("no libc sigaction");
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = own_trap;
+	sa.sa_flags = SA_SIGINFO;
+	struct sigaction now;
+	if (libc_sigaction(SIGTRAP, &sa, NULL) || libc_sigaction(SIGTRAP, NULL, &now) || now.sa_sigaction != own_trap) FAIL("libc sigaction");
+	wbpf_hook_signals_check();
+	if (libc_sigaction(SIGTRAP, NULL, &now) || now.sa_sigaction == own_trap) FAIL("wbpf_hook_signals_check did not re-install the hook's handler");
+	if (sigaction(SIGTRAP, NULL, &now) || now.sa_sigaction != own_trap) FAIL("sigaction does not report the program's handler");
+	check_own_int3("handler set behind the interposers, then wbpf_hook_signals_check");
+	struct wbpf_hook *h;
+	struct wbpf_hook_error e;
+	if (libc_sigaction(SIGTRAP, &sa, NULL)) FAIL("libc sigaction");
+	/* an attach of the trap tier checks too */
+	if (wbpf_hook_attach_any((void *)t_tiny, sym_size((void *)t_tiny), handler, &seen, &h, &e)) FAIL("attach: %s", e.reason);
+	reset();
+	own_traps = 0;
+	if (call(t_tiny, 2, 2) != 4 || seen.hits != 1 || own_traps) FAIL("a trap attach did not re-install the hook's SIGTRAP handler");
+	if (wbpf_hook_detach(h, &e)) FAIL("detach: %s", e.reason);
+	printf("ok the program's SIGTRAP handler set behind the interposers: re-installed by the check and by a trap attach\n");
+}
+
 /* a thread blocking every signal calls a trap-hooked function: SIGTRAP is never blocked (the kernel would
  * kill the process), the hit runs */
 static void *blocker(void *arg)
@@ -374,6 +403,7 @@ int main(void)
 	check_own_int3("handler installed before the hook");
 	check_late_handler();
 	check_blocking_thread();
+	check_behind();
 	printf("trap_test: OK\n");
 	return 0;
 }
