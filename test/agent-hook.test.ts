@@ -130,6 +130,7 @@ if (process.arch !== 'x64') {
       /^ok the program's SIGTRAP handler set after the hook \(sigaction, signal\): the hook's stays installed$/m,
       /^ok a thread blocking every signal hits a trap hook \(SIGTRAP is never blocked\)$/m,
       /^ok the program's SIGTRAP handler set behind the interposers: re-installed by the check and by a trap attach$/m,
+      /^ok a fork child keeps the trap hook, hits it and unhooks its copy$/m,
       /^trap_test: OK$/m,
     ]) tt.match(r.stdout, line);
     const cost = /# ([\d.]+ us of CPU per call[^)]*)/.exec(r.stdout);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "../hook/hook.h"
 
@@ -382,6 +383,28 @@ static void check_blocking_thread(void)
 	printf("ok a thread blocking every signal hits a trap hook (SIGTRAP is never blocked)\n");
 }
 
+/* a fork child keeps the trap hook (the int3 and the handler are copied); unhooking in the parent leaves
+ * the child's copy hooked until the child unhooks it */
+static void check_fork(void)
+{
+	struct wbpf_hook *h;
+	struct wbpf_hook_error e;
+	if (wbpf_hook_attach_any((void *)t_tiny, sym_size((void *)t_tiny), handler, &seen, &h, &e)) FAIL("attach: %s", e.reason);
+	reset();
+	pid_t pid = fork();
+	if (pid == 0) {
+		int ok = call(t_tiny, 20, 1) == 21 && seen.hits == 1;
+		ok = ok && !wbpf_hook_detach(h, &e) && call(t_tiny, 1, 1) == 2 && seen.hits == 1 && *(volatile uint8_t *)t_tiny != 0xcc;
+		_exit(ok ? 0 : 1);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) FAIL("fork child: status %#x", st);
+	if (call(t_tiny, 2, 3) != 5 || seen.hits != 1) FAIL("parent after the fork: hits %lu", (unsigned long)seen.hits);
+	if (wbpf_hook_detach(h, &e)) FAIL("detach: %s", e.reason);
+	printf("ok a fork child keeps the trap hook, hits it and unhooks its copy\n");
+}
+
 int main(void)
 {
 	struct sigaction sa;
@@ -404,6 +427,7 @@ int main(void)
 	check_late_handler();
 	check_blocking_thread();
 	check_behind();
+	check_fork();
 	printf("trap_test: OK\n");
 	return 0;
 }
