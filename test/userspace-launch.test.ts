@@ -2,7 +2,7 @@
 // on the userspace backend (the agent inside the target) and on the kernel, with the same events; as an
 // ordinary user (uid 65534) the selector routes it to the userspace backend on its own. Targets with an
 // endbr64, a push %rbp and a plain (rip-relative mov) entry; and entries the inline hook refuses (an unknown
-// instruction at +2, a 4-byte function), which the agent hooks with its trap tier (an int3).
+// instruction at +2, a 4-byte function), which the agent hooks with its trap tier (an int3), launched and joined (--pid).
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -263,6 +263,30 @@ if (process.arch !== 'x64') {
     await run.waitFor(new RegExp(`^URETPROBE pid=${pid} ret=13$`), 60_000);
     tt.match(run.stderr, /selector: userspace: the kernel cannot run the object/, 'routed to the userspace backend');
     tt.not(entryBytes(pid, target), fileBytes(target), 'the running process is hooked');
+    const r = await signalled(run, 'SIGINT');
+    tt.equal(r.code, 130, 'Ctrl-C: 130');
+    tt.equal(entryBytes(pid, target), fileBytes(target), 'its entry holds the original bytes again');
+    const entries = run.lines(new RegExp(`^UPROBE pid=${pid} a=6 b=7$`)).length;
+    tt.ok(entries > 0 && entries < 400, `events while joined (${entries})`);
+    tt.equal(await exited, 0, 'the process runs on to its end, exit 0');
+    tt.match(out, /uprobe_target_add\(6, 7\) = 13, 400 calls/, 'every call right');
+  });
+
+  t.test('--pid on an entry the inline hook refuses: the trap tier in a joined process; Ctrl-C restores its byte', async (tt) => {
+    const target = built['refused (lfence at +2)']!;
+    const child = spawn(target, ['6', '7', '400', '300', '1', '10000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    tt.teardown(() => void child.kill('SIGKILL'));
+    const pid = child.pid!;
+    await new Promise((r) => setTimeout(r, 200));
+    const run = startCli(['run', '-v', '--backend', 'userspace', '--pid', String(pid), APP, target]);
+    tt.teardown(() => void run.interrupt('SIGKILL'));
+    await run.waitFor(new RegExp(`^URETPROBE pid=${pid} ret=13$`), 60_000);
+    tt.match(run.stderr, new RegExp(`hooked \\S+:uprobe_target_add in pid ${pid}: trap hook `), '--verbose names the trap tier');
+    tt.equal(entryBytes(pid, target).slice(0, 2), 'cc', 'the running process has an int3 on the entry\'s first byte');
+    tt.equal(entryBytes(pid, target).slice(2), fileBytes(target).slice(2), 'and only there');
     const r = await signalled(run, 'SIGINT');
     tt.equal(r.code, 130, 'Ctrl-C: 130');
     tt.equal(entryBytes(pid, target), fileBytes(target), 'its entry holds the original bytes again');
