@@ -119,6 +119,7 @@ if (process.arch !== 'x64') {
       /^ok trap tiny \(inline: WBPF_HOOK_ESHORT\)$/m,
       /^ok trap lfence \(inline: WBPF_HOOK_EDECODE\)$/m,
       /^ok refused by both tiers: WBPF_HOOK_EDECODE: unknown instruction 0f 31 at \+0; nor can the trap hook take it: unknown instruction 0f 31 at \+0$/m,
+      /^ok trap empty \(inline: WBPF_HOOK_ESHORT\): 100 entries and returns$/m,
       /^ok forced trap tier riplea, then inline$/m,
       /^ok forced trap tier push, then inline$/m,
       /^ok lfence: 8 threads x 20000 calls, entries and returns counted exactly /m,

@@ -103,6 +103,14 @@ t_lfence:
 	ret
 	.size t_lfence, .-t_lfence
 
+/* an empty function of one byte, `ret` (ESHORT), called as void (void) */
+	.globl t_empty
+	.p2align 4, 0xcc
+	.type t_empty, @function
+t_empty:
+	ret
+	.size t_empty, .-t_empty
+
 /* where the evacuation test's parked thread returns to: eax = the probed function's result */
 	.globl t_landing
 	.weak t_landed

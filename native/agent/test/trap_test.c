@@ -405,6 +405,35 @@ static void check_fork(void)
 	printf("ok a fork child keeps the trap hook, hits it and unhooks its copy\n");
 }
 
+/* an empty function (a lone `ret`): the trap tier hooks it, entry and return (the ret runs out of line) */
+void t_empty(void);
+static uint64_t empty_hits, empty_rets;
+static void empty_ret(struct wbpf_pt_regs *r, void *cookie) { (void)r; (void)cookie; empty_rets++; }
+static void empty_entry(struct wbpf_pt_regs *r, void *cookie)
+{
+	(void)cookie;
+	empty_hits++;
+	wbpf_hook_ret_arm(r, empty_ret, NULL);
+}
+static void check_empty(const char *name, void (*fn)(void), int want_inline_code)
+{
+	struct wbpf_hook *h;
+	struct wbpf_hook_error e;
+	size_t size = sym_size((void *)fn);
+	if (wbpf_hook_attach_sized((void *)fn, size, empty_entry, NULL, &h, &e) != want_inline_code)
+		FAIL("%s: the inline hook returned %s: %s", name, wbpf_hook_code_name(e.code), e.reason);
+	if (wbpf_hook_attach_any((void *)fn, size, empty_entry, NULL, &h, &e) || wbpf_hook_tier(h) != WBPF_HOOK_TIER_TRAP)
+		FAIL("%s: attach_any: %s", name, e.reason);
+	void (*volatile f)(void) = fn;
+	empty_hits = empty_rets = 0;
+	for (int i = 0; i < 100; i++) f();
+	if (wbpf_hook_detach(h, &e)) FAIL("%s: detach: %s", name, e.reason);
+	f();
+	if (empty_hits != 100 || empty_rets != 100) FAIL("%s: %lu entries, %lu returns of 100 calls", name,
+							 (unsigned long)empty_hits, (unsigned long)empty_rets);
+	printf("ok trap %s (inline: %s): 100 entries and returns\n", name, wbpf_hook_code_name(want_inline_code));
+}
+
 int main(void)
 {
 	struct sigaction sa;
@@ -417,6 +446,7 @@ int main(void)
 	check_trap("tiny", t_tiny, m_add, WBPF_HOOK_ESHORT);
 	check_trap("lfence", t_lfence, m_add, WBPF_HOOK_EDECODE);
 	check_refused();
+	check_empty("empty", t_empty, WBPF_HOOK_ESHORT);
 	check_forced("riplea", t_riplea, m_riplea);
 	check_forced("push", t_push, m_add);
 	check_threads("lfence", t_lfence);
