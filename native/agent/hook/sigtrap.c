@@ -16,9 +16,12 @@ typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
 static sigaction_fn real_sigaction;
 static sigmask_fn real_pthread_sigmask, real_sigprocmask;
 
-/* the program's SIGTRAP disposition, as it believes it is: 4 slots written in turn under `lock`, the
- * current one's index published atomically (a handler reading one while the program sets another) */
-static struct sigaction prev[4];
+/* the program's SIGTRAP disposition, as it believes it is: 8 slots taken in turn (an atomic counter: no
+ * lock, sigaction is async-signal-safe and a handler may call it), the current one's index published
+ * atomically (a handler reading one while the program sets another). `lock` serialises the hook's own
+ * installs and checks (never in a signal handler) */
+static struct sigaction prev[8];
+static unsigned next_slot;
 static int cur = -1;        /* -1: the hook's handler is not installed: everything passes through */
 static struct sigaction ours;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -64,7 +67,7 @@ void wbpf_hook_signals_check(void)
 	struct sigaction now;
 	pthread_mutex_lock(&lock);
 	if (!call_sigaction(SIGTRAP, NULL, &now) && !((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == ours.sa_sigaction)) {
-		int j = (cur + 1) & 3;
+		int j = (int)(__atomic_add_fetch(&next_slot, 1, __ATOMIC_RELAXED) & 7);
 		prev[j] = now;
 		if (!call_sigaction(SIGTRAP, &ours, NULL)) __atomic_store_n(&cur, j, __ATOMIC_RELEASE);
 	}
@@ -104,15 +107,14 @@ int sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
 		}
 		return call_sigaction(sig, sa, old);
 	}
-	pthread_mutex_lock(&lock);
-	int i = cur;
-	if (old) *old = prev[i];
+	int i = __atomic_load_n(&cur, __ATOMIC_ACQUIRE);
+	struct sigaction was = prev[i];
 	if (sa) {
-		int j = (i + 1) & 3;
+		int j = (int)(__atomic_add_fetch(&next_slot, 1, __ATOMIC_RELAXED) & 7);
 		prev[j] = *sa;
 		__atomic_store_n(&cur, j, __ATOMIC_RELEASE);
 	}
-	pthread_mutex_unlock(&lock);
+	if (old) *old = was;
 	return 0;
 }
 
