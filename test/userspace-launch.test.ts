@@ -145,6 +145,17 @@ if (process.arch !== 'x64') {
     });
   }
 
+  t.test('trap tier: a command that sets its own SIGTRAP handler after the hook and blocks every signal', async (tt) => {
+    const target = path.join(OUT, 'trap-late');
+    const cc = spawnSync('gcc', ['-O2', path.join(FIXTURES, 'agent', 'trap-late.c'), '-o', target], { encoding: 'utf8' });
+    tt.equal(cc.status, 0, 'built', { stderr: cc.stderr });
+    const r = runCli(['run', '--backend', 'userspace', APP, target, '--', target], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit 0: both calls right, its handler got its own int3 only', { stdout: r.stdout, stderr: r.stderr });
+    tt.match(r.stdout, /^trap-late: own int3s 1$/m, 'its own int3 reached its handler');
+    tt.same(events(r.stdout).entries, ['a=1 b=2', 'a=3 b=4'], 'both calls traced, before and after it took SIGTRAP');
+    tt.same(events(r.stdout).returns, ['ret=3', 'ret=7'], 'and their returns');
+  });
+
   t.test('trap tier, 8 threads: every call counted', async (tt) => {
     const target = built['refused (lfence at +2)']!;
     const r = runCli(['run', '--backend', 'userspace', APP, target, '--', target, '1', '1', '500', '0', '8'], { timeout: 120_000 });
