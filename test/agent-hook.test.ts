@@ -2,7 +2,8 @@
 // -C native/agent tests, into test/build/agent) and runs them: entry kinds hooked and unhooked,
 // refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function; return probes
 // (recursion, longjmp, tail calls, flags, fork, signals, 8 threads, pthread_exit, attach/detach cycles, a full
-// shadow stack; C++ exceptions; the flags at an entry); the agent's per-thread reader slots (readers_test).
+// shadow stack; C++ exceptions; the flags at an entry); the agent's per-thread reader slots (readers_test);
+// the trap tier (trap_test: entries the inline hook refuses, hooked by an int3).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -130,6 +131,33 @@ if (process.arch !== 'x64') {
     });
   }
 
+  t.test('trap tier: entries the inline hook refuses hooked by an int3, exact on 8 threads', async (tt) => {
+    const r = run('trap_test', [], {}, 120_000);
+    exitedOk(tt, r, 'trap_test');
+    for (const line of [
+      /^ok trap loop \(inline: WBPF_HOOK_EBRANCH\)$/m,
+      /^ok trap tiny \(inline: WBPF_HOOK_ESHORT\)$/m,
+      /^ok trap lfence \(inline: WBPF_HOOK_EDECODE\)$/m,
+      /^ok refused by both tiers: WBPF_HOOK_EDECODE: unknown instruction 0f 31 at \+0; nor can the trap hook take it: unknown instruction 0f 31 at \+0$/m,
+      /^ok trap empty \(inline: WBPF_HOOK_ESHORT\): 100 entries and returns$/m,
+      /^ok forced trap tier riplea, then inline$/m,
+      /^ok forced trap tier push, then inline$/m,
+      /^ok lfence: 8 threads x 20000 calls, entries and returns counted exactly /m,
+      /^ok tiny: 8 threads x 20000 calls, entries and returns counted exactly /m,
+      /^ok loop: 2000 hook\/unhook cycles under 4 calling threads /m,
+      /^ok a hit on a sigaltstack, and one nested in the handler$/m,
+      /^ok handler installed before the hook: the program's own int3 reaches its SIGTRAP handler, trap hook hits do not$/m,
+      /^ok handler set again after the hook \(sigaction\): the program's own int3 reaches its SIGTRAP handler, trap hook hits do not$/m,
+      /^ok the program's SIGTRAP handler set after the hook \(sigaction, signal\): the hook's stays installed$/m,
+      /^ok a thread blocking every signal hits a trap hook \(SIGTRAP is never blocked\)$/m,
+      /^ok the program's SIGTRAP handler set behind the interposers: re-installed by the check and by a trap attach$/m,
+      /^ok a fork child keeps the trap hook, hits it and unhooks its copy$/m,
+      /^trap_test: OK$/m,
+    ]) tt.match(r.stdout, line);
+    const cost = /# ([\d.]+ us of CPU per call[^)]*)/.exec(r.stdout);
+    if (cost) tt.comment(`trap tier: ${cost[1]}`);
+  });
+
   // every call between "attach returned" and "detach started" is seen, with the right arguments
   const stress = (name: string, cycles: number, env: Record<string, string> = {}, sync?: string): void => {
     const label = `stress ${name}: ${cycles} hook/unhook cycles under 8 calling threads${sync ? ` (sync: ${sync})` : ''}`;
@@ -155,6 +183,8 @@ if (process.arch !== 'x64') {
   stress('push', 200);
   stress('nop5', 200);
   stress('jshort', 200);
+  stress('lfence', 100); // the trap tier (the inline hook refuses it)
+  stress('tiny', 100);
   stress('push', 100, { WBPF_HOOK_SYNC: 'membarrier' }, 'membarrier');
   stress('nop5', 100, { WBPF_HOOK_SYNC: 'mprotect' }, 'mprotect');
 }

@@ -1,7 +1,8 @@
 // `wasm-bpf run APP.wasm ARGS -- COMMAND`: the matrix's uprobe app (unchanged) traces a launched target
 // on the userspace backend (the agent inside the target) and on the kernel, with the same events; as an
 // ordinary user (uid 65534) the selector routes it to the userspace backend on its own. Targets with an
-// endbr64, a push %rbp and a plain (rip-relative mov) entry.
+// endbr64, a push %rbp and a plain (rip-relative mov) entry; and entries the inline hook refuses (an unknown
+// instruction at +2, a 4-byte function), which the agent hooks with its trap tier (an int3), launched and joined (--pid).
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,7 +21,11 @@ const TARGETS: Record<string, string[]> = {
   endbr64: ['gcc', '-O2', '-fcf-protection=full'],
   push: ['clang-16', '-O2', '-fno-omit-frame-pointer', '-fcf-protection=none'],
   plain: ['gcc', '-O2', '-fcf-protection=none'],
+  'refused (lfence at +2)': ['gcc', '-O2', '-fcf-protection=none', '-DREFUSED_ENTRY=1'],
+  'refused (4 bytes long)': ['gcc', '-O2', '-fcf-protection=none', '-DREFUSED_ENTRY=2'],
 };
+/** the entries the inline hook refuses: the trap tier takes them */
+const TRAP_KINDS = ['refused (lfence at +2)', 'refused (4 bytes long)'];
 
 interface Events {
   entries: string[];
@@ -94,7 +99,7 @@ if (process.arch !== 'x64') {
   fs.mkdirSync(OUT, { recursive: true });
   const built: Record<string, string> = {};
   for (const [kind, [cc, ...flags]] of Object.entries(TARGETS)) {
-    const out = path.join(OUT, `target-${kind}`);
+    const out = path.join(OUT, `target-${kind.replace(/\W+/g, '-').replace(/-$/, '')}`);
     const r = spawnSync(cc!, [...flags, SRC, '-o', out, '-lpthread'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`building the ${kind} target: ${r.stderr}`);
     built[kind] = out;
@@ -121,6 +126,43 @@ if (process.arch !== 'x64') {
     tt.same(events(user.stdout).entries, events(kernel.stdout).entries, 'same entry events');
     tt.same(events(user.stdout).returns, events(kernel.stdout).returns, 'same return events');
     tt.equal(events(kernel.stdout).entries.length, 5, 'the kernel saw every call (the command waited for the attach)');
+  });
+
+  for (const kind of TRAP_KINDS) {
+    t.test(`trap tier, ${kind}: the same events as the kernel's uprobe, and --verbose names the tier`, async (tt) => {
+      const target = built[kind]!;
+      const kernel = runCli(['run', '--backend', 'linux', APP, target, '--', target, '4', '9', '7'], { timeout: 90_000 });
+      tt.equal(kernel.code, 0, 'kernel: exit 0', { stderr: kernel.stderr });
+      const user = runCli(['run', '--verbose', '--backend', 'userspace', APP, target, '--', target, '4', '9', '7'], { timeout: 90_000 });
+      tt.equal(user.code, 0, 'userspace: exit 0 (the command\'s)', { stderr: user.stderr });
+      tt.match(user.stdout, /uprobe-target: uprobe_target_add\(4, 9\) = 13, 7 calls/, 'the target ran to its end');
+      tt.same(events(user.stdout).entries, Array(7).fill('a=4 b=9'), '7 entry events, with the arguments');
+      tt.same(events(user.stdout).returns, Array(7).fill('ret=13'), '7 return events, with the return value');
+      tt.same(events(user.stdout).entries, events(kernel.stdout).entries, 'same entry events as the kernel');
+      tt.same(events(user.stdout).returns, events(kernel.stdout).returns, 'same return events as the kernel');
+      tt.match(user.stderr, /hooked \S+:uprobe_target_add in pid \d+: trap hook \(an int3 per hit, ~2-3 us: the inline hook refused this entry\) \(hook \d+ at 0x[0-9a-f]+ \(trap hook: ~2-3 us per hit; the inline hook was refused: WBPF_HOOK_E(DECODE|SHORT): /,
+        '--verbose names the trap tier and why', { stderr: user.stderr });
+    });
+  }
+
+  t.test('trap tier: a command that sets its own SIGTRAP handler after the hook and blocks every signal', async (tt) => {
+    const target = path.join(OUT, 'trap-late');
+    const cc = spawnSync('gcc', ['-O2', path.join(FIXTURES, 'agent', 'trap-late.c'), '-o', target], { encoding: 'utf8' });
+    tt.equal(cc.status, 0, 'built', { stderr: cc.stderr });
+    const r = runCli(['run', '--backend', 'userspace', APP, target, '--', target], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit 0: both calls right, its handler got its own int3 only', { stdout: r.stdout, stderr: r.stderr });
+    tt.match(r.stdout, /^trap-late: own int3s 1$/m, 'its own int3 reached its handler');
+    tt.same(events(r.stdout).entries, ['a=1 b=2', 'a=3 b=4'], 'both calls traced, before and after it took SIGTRAP');
+    tt.same(events(r.stdout).returns, ['ret=3', 'ret=7'], 'and their returns');
+  });
+
+  t.test('trap tier, 8 threads: every call counted', async (tt) => {
+    const target = built['refused (lfence at +2)']!;
+    const r = runCli(['run', '--backend', 'userspace', APP, target, '--', target, '1', '1', '500', '0', '8'], { timeout: 120_000 });
+    tt.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
+    const ev = events(r.stdout);
+    tt.equal(ev.entries.length, 4000, '4000 entries');
+    tt.equal(ev.returns.length, 4000, '4000 returns');
   });
 
   t.test('8 threads: every call counted', async (tt) => {
@@ -232,6 +274,30 @@ if (process.arch !== 'x64') {
     await run.waitFor(new RegExp(`^URETPROBE pid=${pid} ret=13$`), 60_000);
     tt.match(run.stderr, /selector: userspace: the kernel cannot run the object/, 'routed to the userspace backend');
     tt.not(entryBytes(pid, target), fileBytes(target), 'the running process is hooked');
+    const r = await signalled(run, 'SIGINT');
+    tt.equal(r.code, 130, 'Ctrl-C: 130');
+    tt.equal(entryBytes(pid, target), fileBytes(target), 'its entry holds the original bytes again');
+    const entries = run.lines(new RegExp(`^UPROBE pid=${pid} a=6 b=7$`)).length;
+    tt.ok(entries > 0 && entries < 400, `events while joined (${entries})`);
+    tt.equal(await exited, 0, 'the process runs on to its end, exit 0');
+    tt.match(out, /uprobe_target_add\(6, 7\) = 13, 400 calls/, 'every call right');
+  });
+
+  t.test('--pid on an entry the inline hook refuses: the trap tier in a joined process; Ctrl-C restores its byte', async (tt) => {
+    const target = built['refused (lfence at +2)']!;
+    const child = spawn(target, ['6', '7', '400', '300', '1', '10000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    tt.teardown(() => void child.kill('SIGKILL'));
+    const pid = child.pid!;
+    await new Promise((r) => setTimeout(r, 200));
+    const run = startCli(['run', '-v', '--backend', 'userspace', '--pid', String(pid), APP, target]);
+    tt.teardown(() => void run.interrupt('SIGKILL'));
+    await run.waitFor(new RegExp(`^URETPROBE pid=${pid} ret=13$`), 60_000);
+    tt.match(run.stderr, new RegExp(`hooked \\S+:uprobe_target_add in pid ${pid}: trap hook `), '--verbose names the trap tier');
+    tt.equal(entryBytes(pid, target).slice(0, 2), 'cc', 'the running process has an int3 on the entry\'s first byte');
+    tt.equal(entryBytes(pid, target).slice(2), fileBytes(target).slice(2), 'and only there');
     const r = await signalled(run, 'SIGINT');
     tt.equal(r.code, 130, 'Ctrl-C: 130');
     tt.equal(entryBytes(pid, target), fileBytes(target), 'its entry holds the original bytes again');

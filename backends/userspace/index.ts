@@ -96,6 +96,11 @@ export interface RunOptions {
   args?: readonly bigint[];
 }
 
+/** the tier the agent's reply to a HOOK names: the trap tier says so ('hook 3 at 0x... (trap hook: ...)') */
+function hookTier(message: string): string {
+  return /\(trap hook\b/.test(message) ? 'trap hook (an int3 per hit, ~2-3 us: the inline hook refused this entry)' : 'inline hook';
+}
+
 const DEFAULT_MAX_MAP_BYTES = 64 * 1024 * 1024;
 /** the section heads attach() takes: uprobes and uretprobes, run by the agent of a traced process */
 const USERSPACE_HEADS = new Set(['uprobe', 'uprobe.s', 'uretprobe', 'uretprobe.s']);
@@ -456,7 +461,7 @@ export class UserspaceObject implements LoadedObject {
     const where = `${resolved.path}:${resolved.func?.name ?? `0x${resolved.fileOffset.toString(16)}`}`;
     for (const ph of h.processes) {
       if (ph.pending) this.owner.options.log?.(`wasm-bpf: userspace: ${what}: ${where} is not mapped in pid ${ph.pid} (yet); the hook waits for it (${ph.message})`);
-      else this.owner.options.log?.(`wasm-bpf: userspace: ${what} hooked ${where} in pid ${ph.pid} (${ph.message})`);
+      else this.owner.options.log?.(`wasm-bpf: userspace: ${what} hooked ${where} in pid ${ph.pid}: ${hookTier(ph.message)} (${ph.message})`);
     }
   }
 

@@ -1,9 +1,9 @@
-// The uprobe benchmark (issue 16): bench_fn in four entry kinds, called N times in a timed loop, bare,
+// The uprobe benchmark (issue 16): bench_fn in five entry kinds (the fifth, trap, one our inline hook refuses), called N times in a timed loop, bare,
 // under the kernel's uprobe (--backend linux) and under our in-process hook (--backend userspace), with
 // the same ring buffer program; prints the table and rewrites bench/uprobe/RESULTS.md and results.json.
 //
 //   node --import=tsx bench/uprobe/run.ts [--runs 3] [--calls 1000000] [--kernel-calls 200000]
-//        [--kinds nop5,endbr64,push,plain] [--interval 10] [--linger 1000] [--no-kernel] [--no-write] [--cli PATH]
+//        [--kinds nop5,endbr64,push,plain,trap] [--interval 10] [--linger 1000] [--no-kernel] [--no-write] [--cli PATH]
 //        [--nice N] [--render] [--ptrace-calls 20000] [--no-ptrace] [--only-ptrace]
 //   npm run bench:uprobe           (the same, compiled: node dist/bench/uprobe/run.js)
 //
@@ -105,6 +105,7 @@ const BUILDS: Record<Kind, { build: string; check: (insn: string) => boolean }> 
   endbr64: { build: 'gcc -O2 -fcf-protection', check: (i) => /\sendbr64/.test(i) },
   push: { build: 'clang-16 -O2 -fno-omit-frame-pointer', check: (i) => /\spush\s+%rbp/.test(i) },
   plain: { build: 'gcc -O2 -fcf-protection=none', check: (i) => !/\s(nop|endbr64|push)/.test(i) },
+  trap: { build: 'gcc -O2 -DTRAP_ENTRY (lfence at +2: the agent\'s trap tier)', check: (i) => /^89 f8\s+mov\s+%edi,%eax/.test(i) },
 };
 
 /** bench_fn's first instruction: "bytes  mnemonic operands" as objdump prints it */
@@ -215,7 +216,8 @@ function main(): void {
       log('bare', bare);
       for (const spec of specs) {
         for (const backend of kernel ? (['linux', 'userspace'] as const) : (['userspace'] as const)) {
-          const calls = backend === 'linux' ? o.kernelCalls : o.calls;
+          // the trap tier costs microseconds per hit, as the kernel's single-step: the same small N
+          const calls = backend === 'linux' || k.kind === 'trap' ? o.kernelCalls : o.calls;
           const r = runCell(target, calls, { backend, variant: spec.variant, intervalMs: spec.intervalMs }, paths, o.lingerMs, timeoutMs);
           (k[backend][spec.id] ??= []).push(r);
           log(`${backend} ${spec.id}`, r);

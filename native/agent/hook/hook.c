@@ -1,5 +1,6 @@
-/* The hook API (hook.h): attach and detach under one lock, the table of probe sites the signal
- * handlers consult, and the trampolines' lifetime (never unmapped; reused for the same handler). */
+/* The hook API (hook.h): attach and detach under one lock, the choice of tier (inline, else the trap
+ * tier for an entry the relocator refuses), the table of probe sites the signal handlers consult, and
+ * the trampolines' lifetime (never unmapped; reused for the same handler). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdarg.h>
@@ -37,11 +38,11 @@ struct wbpf_site *wbpf_site_find(uintptr_t fn)
 	return NULL;
 }
 
-static struct wbpf_tramp *take_retired(struct wbpf_site *s, size_t size, wbpf_hook_handler handler, void *cookie)
+static struct wbpf_tramp *take_retired(struct wbpf_site *s, size_t size, int trap, wbpf_hook_handler handler, void *cookie)
 {
 	for (struct wbpf_tramp **p = &s->retired; *p; p = &(*p)->next) {
 		struct wbpf_tramp *t = *p;
-		if (t->handler == handler && t->cookie == cookie && t->fn_size == size) {
+		if (t->handler == handler && t->cookie == cookie && t->fn_size == size && t->trap == trap) {
 			*p = t->next;
 			t->next = NULL;
 			return t;
@@ -56,16 +57,21 @@ static void retire(struct wbpf_site *s, struct wbpf_tramp *t)
 	s->retired = t;
 }
 
-static int build(uintptr_t fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_tramp **out,
+static int build(uintptr_t fn, size_t size, int trap, wbpf_hook_handler handler, void *cookie, struct wbpf_tramp **out,
 		 struct wbpf_hook_error *err)
 {
 	size_t readable = wbpf_readable_from(fn);
 	if (!readable) return wbpf_fail(err, WBPF_HOOK_EINVAL, "%#lx is not in a readable mapping", (unsigned long)fn);
 	uint8_t *page = wbpf_near_page(fn);
+	if (!page && trap) { /* the out-of-line copy may live anywhere (an absolute jump back), unless rip-relative */
+		page = mmap(NULL, WBPF_TRAMP_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (page == MAP_FAILED) page = NULL;
+	}
 	if (!page) return wbpf_fail(err, WBPF_HOOK_ENOMEM, "no free page within " WBPF_NEAR_REACH " of %#lx", (unsigned long)fn);
 	struct wbpf_tramp *t = calloc(1, sizeof *t);
-	int rc = t ? wbpf_arch_build(t, page, fn, size, readable, handler, cookie, err)
-		   : wbpf_fail(err, WBPF_HOOK_ENOMEM, "out of memory");
+	int rc = !t ? wbpf_fail(err, WBPF_HOOK_ENOMEM, "out of memory")
+		 : trap ? wbpf_arch_trap_build(t, page, fn, size, readable, handler, cookie, err)
+			: wbpf_arch_build(t, page, fn, size, readable, handler, cookie, err);
 	if (!rc && mprotect(page, WBPF_TRAMP_PAGE, PROT_READ | PROT_EXEC))
 		rc = wbpf_fail(err, WBPF_HOOK_EPROTECT, "mprotect(R+X) of the trampoline page failed");
 	if (rc) { /* never reachable yet: safe to free */
@@ -78,15 +84,15 @@ static int build(uintptr_t fn, size_t size, wbpf_hook_handler handler, void *coo
 	return 0;
 }
 
-static int attach_locked(uintptr_t fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_hook **out,
-			 struct wbpf_hook_error *err)
+static int attach_locked(uintptr_t fn, size_t size, int trap, wbpf_hook_handler handler, void *cookie,
+			 struct wbpf_hook **out, struct wbpf_hook_error *err)
 {
 	struct wbpf_site *s = wbpf_site_find(fn);
 	if (s && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != WBPF_SITE_IDLE)
 		return wbpf_fail(err, WBPF_HOOK_EBUSY, "%#lx is already hooked", (unsigned long)fn);
-	struct wbpf_tramp *t = s ? take_retired(s, size, handler, cookie) : NULL;
+	struct wbpf_tramp *t = s ? take_retired(s, size, trap, handler, cookie) : NULL;
 	int rc;
-	if (!t && (rc = build(fn, size, handler, cookie, &t, err))) return rc;
+	if (!t && (rc = build(fn, size, trap, handler, cookie, &t, err))) return rc;
 	struct wbpf_hook *h = malloc(sizeof *h);
 	if (!h) {
 		if (s) retire(s, t);
@@ -102,9 +108,13 @@ static int attach_locked(uintptr_t fn, size_t size, wbpf_hook_handler handler, v
 		s->replaced = t->replaced;
 		memcpy(s->orig_bytes, (const void *)fn, t->replaced);
 		__atomic_store_n(&s->fn, fn, __ATOMIC_RELEASE);
+	} else if (s->replaced < t->replaced) { /* first hooked by the trap tier (1 byte): idle, so fn is original */
+		memcpy(s->orig_bytes, (const void *)fn, t->replaced);
+		s->replaced = t->replaced;
 	}
 	__atomic_store_n(&s->state, WBPF_SITE_PATCHING, __ATOMIC_RELEASE);
-	rc = wbpf_arch_patch_in(s, t, err);
+	if (t->trap) wbpf_hook_signals_check(); /* the handler the int3 needs is still ours */
+	rc = t->trap ? wbpf_arch_trap_in(s, t, err) : wbpf_arch_patch_in(s, t, err);
 	if (rc) {
 		__atomic_store_n(&s->state, WBPF_SITE_IDLE, __ATOMIC_RELEASE);
 		retire(s, t); /* a thread may have been sent into it during the attempt */
@@ -131,9 +141,54 @@ int wbpf_hook_attach_sized(void *fn, size_t size, wbpf_hook_handler handler, voi
 	if (err) { err->code = 0; err->reason[0] = 0; }
 	if (!fn || !handler || !out) return wbpf_fail(err, WBPF_HOOK_EINVAL, "null function, handler or out pointer");
 	pthread_mutex_lock(&lock);
-	int rc = attach_locked((uintptr_t)fn, size, handler, cookie, out, err);
+	int rc = attach_locked((uintptr_t)fn, size, 0, handler, cookie, out, err);
 	pthread_mutex_unlock(&lock);
 	return rc;
+}
+
+/* the relocator's refusals of the entry: the trap tier may still hook it */
+static int relocator_refused(int code)
+{
+	return code == WBPF_HOOK_EDECODE || code == WBPF_HOOK_ESHORT || code == WBPF_HOOK_EBRANCH ||
+	       code == WBPF_HOOK_ERANGE || code == WBPF_HOOK_ENOMEM;
+}
+
+int wbpf_hook_attach_any(void *fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_hook **out,
+			 struct wbpf_hook_error *err)
+{
+	struct wbpf_hook_error e1, e2;
+	if (err) { err->code = 0; err->reason[0] = 0; }
+	if (!fn || !handler || !out) return wbpf_fail(err, WBPF_HOOK_EINVAL, "null function, handler or out pointer");
+	pthread_mutex_lock(&lock);
+	int rc = attach_locked((uintptr_t)fn, size, 0, handler, cookie, out, &e1);
+	if (rc && relocator_refused(rc)) {
+		int rc2 = attach_locked((uintptr_t)fn, size, 1, handler, cookie, out, &e2);
+		if (!rc2) wbpf_fail(err, WBPF_HOOK_OK, "the inline hook was refused: %s: %s", wbpf_hook_code_name(rc), e1.reason);
+		else wbpf_fail(err, rc, "%s; nor can the trap hook take it: %s", e1.reason, e2.reason);
+		rc = rc2 ? rc : 0;
+	} else if (rc && err) {
+		*err = e1;
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+int wbpf_hook_attach_trap(void *fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_hook **out,
+			  struct wbpf_hook_error *err)
+{
+	if (err) { err->code = 0; err->reason[0] = 0; }
+	if (!fn || !handler || !out) return wbpf_fail(err, WBPF_HOOK_EINVAL, "null function, handler or out pointer");
+	pthread_mutex_lock(&lock);
+	int rc = attach_locked((uintptr_t)fn, size, 1, handler, cookie, out, err);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+int wbpf_hook_tier(const struct wbpf_hook *h) { return h->tramp->trap ? WBPF_HOOK_TIER_TRAP : WBPF_HOOK_TIER_INLINE; }
+
+const char *wbpf_hook_tier_name(int tier)
+{
+	return tier == WBPF_HOOK_TIER_TRAP ? "trap hook" : tier == WBPF_HOOK_TIER_INLINE ? "inline hook" : "no hook";
 }
 
 int wbpf_hook_detach(struct wbpf_hook *h, struct wbpf_hook_error *err)
@@ -147,7 +202,7 @@ int wbpf_hook_detach(struct wbpf_hook *h, struct wbpf_hook_error *err)
 		rc = wbpf_fail(err, WBPF_HOOK_ENOENT, "%#lx is not hooked by this hook", (unsigned long)s->fn);
 	} else {
 		__atomic_store_n(&s->state, WBPF_SITE_UNPATCHING, __ATOMIC_RELEASE);
-		rc = wbpf_arch_patch_out(s, h->tramp, err);
+		rc = h->tramp->trap ? wbpf_arch_trap_out(s, h->tramp, err) : wbpf_arch_patch_out(s, h->tramp, err);
 		if (rc) {
 			__atomic_store_n(&s->state, WBPF_SITE_ACTIVE, __ATOMIC_RELEASE);
 		} else {

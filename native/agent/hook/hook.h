@@ -63,6 +63,30 @@ int wbpf_hook_attach(void *fn, wbpf_hook_handler handler, void *cookie, struct w
 int wbpf_hook_attach_sized(void *fn, size_t size, wbpf_hook_handler handler, void *cookie,
 			   struct wbpf_hook **out, struct wbpf_hook_error *err);
 
+/* The same, with the trap tier as the fallback: when the relocator refuses fn's entry (EDECODE, ESHORT,
+ * EBRANCH, ERANGE, ENOMEM), fn's first byte becomes an int3 whose SIGTRAP the hook's handler takes:
+ * it runs handler with the registers of the entry (from the signal's context), then the displaced
+ * first instruction out of line (relocated alone) and the rest of fn. Costs a signal per hit
+ * (~2-3 us, against ~15-25 ns inline). On success with the trap tier, err->code is WBPF_HOOK_OK and
+ * err->reason says why the inline hook was refused. When even the first instruction cannot be
+ * moved, returns the inline refusal's code, the reason naming both. */
+int wbpf_hook_attach_any(void *fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_hook **out,
+			 struct wbpf_hook_error *err);
+
+/* The trap tier only, whatever the relocator would say of the entry (tests, benchmarks). */
+int wbpf_hook_attach_trap(void *fn, size_t size, wbpf_hook_handler handler, void *cookie, struct wbpf_hook **out,
+			  struct wbpf_hook_error *err);
+
+enum wbpf_hook_tier { WBPF_HOOK_TIER_INLINE = 1, WBPF_HOOK_TIER_TRAP = 2 };
+/* the hook's tier; wbpf_hook_tier_name: "inline hook" or "trap hook" */
+int wbpf_hook_tier(const struct wbpf_hook *hook);
+const char *wbpf_hook_tier_name(int tier);
+
+/* Re-installs the hook's SIGTRAP handler if the program replaced it behind the interposers (hook/sigtrap.c;
+ * they bind to nothing in a dlopen'ed agent), the program's handler then chained to. Cheap (one
+ * sigaction query); the trap tier's attach calls it, the agent every 100 ms. */
+void wbpf_hook_signals_check(void);
+
 /* Restores fn's original bytes. The trampoline stays mapped (a thread may still be inside it). */
 int wbpf_hook_detach(struct wbpf_hook *hook, struct wbpf_hook_error *err);
 
@@ -77,6 +101,7 @@ struct wbpf_hook_stats {
 	uint64_t trapped;    /* threads that hit an int3 of a patch in progress and were sent on */
 	uint64_t rewound;    /* ... whose int3 was gone when their handler ran (re-run the new bytes) */
 	uint64_t evacuated;  /* threads found stopped inside the replaced bytes, moved to the copy */
+	uint64_t trap_hits;  /* hits of trap-tier hooks (each ran the handler and the first instruction out of line) */
 };
 void wbpf_hook_get_stats(struct wbpf_hook_stats *out);
 

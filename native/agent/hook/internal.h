@@ -20,6 +20,7 @@ struct wbpf_tramp {
 	wbpf_hook_handler handler;
 	void *cookie;
 	size_t fn_size;             /* as given to attach (0: unknown); a reuse must match it too */
+	int trap;                   /* the trap tier: fn's first byte is an int3, orig = its first instruction out of line */
 	struct wbpf_tramp *next;    /* the site's retired trampolines, kept for reuse */
 };
 
@@ -32,6 +33,8 @@ struct wbpf_site {
 	int state;                  /* atomic: WBPF_SITE_* */
 	struct wbpf_tramp *tramp;   /* the attached trampoline */
 	struct wbpf_tramp *retired;
+	struct wbpf_tramp *trap;    /* atomic: the trap tier's record while fn's int3 is ours (set before the
+	                             * int3 is stored, cleared after the byte is restored); NULL otherwise */
 };
 enum { WBPF_SITE_IDLE, WBPF_SITE_PATCHING, WBPF_SITE_ACTIVE, WBPF_SITE_UNPATCHING };
 
@@ -86,6 +89,22 @@ int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn
 /* patches fn's entry to jump to t (site->state PATCHING on entry), or restores it */
 int wbpf_arch_patch_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
 int wbpf_arch_patch_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
+
+/* the trap tier (hook/<arch>/trap.c): for an entry the relocator refuses, the first byte becomes an
+ * int3 and the arch's SIGTRAP handler runs the handler, then the first instruction out of line.
+ * build: writes that instruction's relocated copy and the jump back into page (RW) and fills t
+ * (t->replaced = 1, t->trap = 1); in/out: store or restore the int3 (no evacuation: one byte) */
+int wbpf_arch_trap_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
+			 wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err);
+int wbpf_arch_trap_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
+int wbpf_arch_trap_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
+
+/* sigtrap.c: SIGTRAP stays the hook's (sigaction, signal and the masks interposed). install: the hook's
+ * handler, once (the program's disposition is kept as the one to chain to); chain: a SIGTRAP that is
+ * not the hook's, to the program's handler or the default action */
+#include <signal.h>
+int wbpf_sigtrap_install(void (*handler)(int, siginfo_t *, void *), int flags, struct wbpf_hook_error *err);
+void wbpf_sigtrap_chain(int sig, siginfo_t *si, void *uc);
 
 /* return probes: ret.c keeps the per-thread shadow stack; hook/<arch>/ provides the code a diverted
  * return runs. Every function here is async-signal-safe and never allocates with malloc. */

@@ -530,7 +530,8 @@ static int install(struct ahook *h, uintptr_t addr, char *msg, size_t n)
 	if (!fn->hook) {
 		struct wbpf_hook_error err;
 		struct wbpf_hook *wh;
-		if (wbpf_hook_attach_sized((void *)addr, h->req.size, on_hit, fn, &wh, &err) != 0) {
+		/* inline, else the trap tier (an int3) for an entry the relocator refuses */
+		if (wbpf_hook_attach_any((void *)addr, h->req.size, on_hit, fn, &wh, &err) != 0) {
 			unlist(h);
 			fn_quiesce(fn);
 			h->live = 0;
@@ -538,6 +539,10 @@ static int install(struct ahook *h, uintptr_t addr, char *msg, size_t n)
 			return err.code;
 		}
 		fn->hook = wh;
+		if (wbpf_hook_tier(wh) == WBPF_HOOK_TIER_TRAP)
+			return put_msg(msg, n, "hook %u at 0x%" PRIxPTR " (trap hook: ~2-3 us per hit; %s)", id, addr, err.reason), 0;
+	} else if (wbpf_hook_tier(fn->hook) == WBPF_HOOK_TIER_TRAP) {
+		return put_msg(msg, n, "hook %u at 0x%" PRIxPTR " (trap hook: ~2-3 us per hit)", id, addr), 0;
 	}
 	put_msg(msg, n, "hook %u at 0x%" PRIxPTR, id, addr);
 	return 0;
@@ -852,6 +857,7 @@ static void *serve(void *arg)
 	struct session *s = arg;
 	sigset_t all;
 	sigfillset(&all);
+	sigdelset(&all, SIGTRAP); /* never blocked: a trap hook hit would be fatal (hook/sigtrap.c) */
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* the target's signals go to its own threads */
 	serving = s;
 	in_hit = 1; /* this thread calling a hooked function runs no program */
@@ -859,6 +865,7 @@ static void *serve(void *arg)
 		struct pollfd pf = { .fd = s->chan, .events = POLLIN };
 		int r = poll(&pf, 1, 100); /* wakes to send what hits queued */
 		flush_notices(s);
+		wbpf_hook_signals_check(); /* a joined program's own sigaction(SIGTRAP) is not interposed */
 		if (r < 0 && errno != EINTR) break;
 		if (r > 0 && serve_one(s) < 0) break;
 	}

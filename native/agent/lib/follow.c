@@ -68,6 +68,7 @@ static void *watch(void *arg)
 	struct registry *r = arg;
 	sigset_t all;
 	sigfillset(&all);
+	sigdelset(&all, SIGTRAP); /* never blocked: a trap hook hit would be fatal (hook/sigtrap.c) */
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* the target's signals go to its own threads */
 	uint32_t seen = 0;
 	int first = 1;

@@ -50,6 +50,7 @@ static void *handoff(void *arg)
 	struct handoff *h = arg;
 	sigset_t all;
 	sigfillset(&all);
+	sigdelset(&all, SIGTRAP); /* never blocked: a trap hook hit would be fatal (hook/sigtrap.c) */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	int fd = receive_channel(h->pair);
 	close(h->pair[0]);
@@ -84,7 +85,8 @@ __attribute__((visibility("default"))) int wbpf_agent_join(void)
 	int fd = h->pair[1];
 	sigset_t all, old;
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with every signal blocked */
+	sigdelset(&all, SIGTRAP);
+	pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with every signal blocked but SIGTRAP */
 	pthread_t t;
 	int rc = pthread_create(&t, NULL, handoff, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

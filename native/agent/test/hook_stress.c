@@ -1,6 +1,7 @@
 /* Stress test of live patching: THREADS threads call the function while the main thread hooks and
  * unhooks it CYCLES times; every call inside a hooked window must be seen, with the right PARM1/2.
- * usage: hook_stress endbr|push|nop5|jshort|plain [CYCLES] [THREADS] [YIELD] */
+ * usage: hook_stress endbr|push|nop5|jshort|plain|lfence|tiny [CYCLES] [THREADS] [YIELD]
+ * (lfence, tiny: entries the inline hook refuses, hooked by the trap tier: wbpf_hook_attach_any) */
 
 /* Windows: a call that starts after an attach returned and ends before the next detach starts.
  * Workers yield the CPU every YIELD calls (default 1024; 0: never) so that all of them get scheduled
@@ -17,6 +18,7 @@
 #include "../hook/hook.h"
 
 int t_endbr(int, int), t_push(int, int), t_nop5(int, int), t_plain(int, int), t_jshort(int, int);
+int t_lfence(int, int), t_tiny(int, int);
 int t_gv = 7;
 
 typedef int (*ifn)(int, int);
@@ -87,6 +89,8 @@ int main(int argc, char **argv)
 	else if (!strcmp(name, "nop5")) target = t_nop5, model = m_add;
 	else if (!strcmp(name, "jshort")) target = t_jshort, model = m_jshort;
 	else if (!strcmp(name, "plain")) target = t_plain, model = m_plain;
+	else if (!strcmp(name, "lfence")) target = t_lfence, model = m_add;
+	else if (!strcmp(name, "tiny")) target = t_tiny, model = m_add;
 	else { fprintf(stderr, "unknown target %s\n", name); return 2; }
 	Dl_info info;
 	const ElfW(Sym) *sym = NULL;
@@ -102,7 +106,7 @@ int main(int argc, char **argv)
 	for (long k = 1; k <= cycles; k++) {
 		struct wbpf_hook *h;
 		struct wbpf_hook_error e;
-		if (wbpf_hook_attach_sized((void *)target, size, handler, NULL, &h, &e)) {
+		if (wbpf_hook_attach_any((void *)target, size, handler, NULL, &h, &e)) {
 			printf("FAIL attach %ld: %s: %s\n", k, wbpf_hook_code_name(e.code), e.reason);
 			return 1;
 		}
@@ -121,9 +125,9 @@ int main(int argc, char **argv)
 	struct wbpf_hook_stats st;
 	wbpf_hook_get_stats(&st);
 	printf("stress %s: cycles %ld threads %d calls %ld in-window %ld hits %ld missed %ld bad %ld wrong-args %ld "
-	       "trapped %lu rewound %lu evacuated %lu (%.0f ms, sync %s)\n",
+	       "trapped %lu rewound %lu evacuated %lu trap-hits %lu (%.0f ms, sync %s)\n",
 	       name, cycles, threads, calls, in_window, hits, missed, bad, wrong_args, (unsigned long)st.trapped,
-	       (unsigned long)st.rewound, (unsigned long)st.evacuated, (now_ns() - t0) / 1e6, wbpf_hook_sync_method());
+	       (unsigned long)st.rewound, (unsigned long)st.evacuated, (unsigned long)st.trap_hits, (now_ns() - t0) / 1e6, wbpf_hook_sync_method());
 	int ok = missed == 0 && bad == 0 && wrong_args == 0 && in_window > 0;
 	printf("hook_stress: %s\n", ok ? "OK" : "FAIL");
 	return !ok;

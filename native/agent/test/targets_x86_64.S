@@ -82,6 +82,35 @@ t_loop:
 	ret
 	.size t_loop, .-t_loop
 
+/* the trap tier's targets (trap_test; with t_loop, a loop head at +2): entries the inline hook refuses
+ * but whose first instruction moves alone. t_tiny: 4 bytes long, a + b (ESHORT) */
+	.globl t_tiny
+	.p2align 4, 0xcc
+	.type t_tiny, @function
+t_tiny:
+	lea (%rdi,%rsi), %eax		/* 8d 04 37 */
+	ret
+	.size t_tiny, .-t_tiny
+
+/* an instruction the decoder does not know at +2 (lfence: 0f ae e8, harmless): a + b (EDECODE) */
+	.globl t_lfence
+	.p2align 4, 0xcc
+	.type t_lfence, @function
+t_lfence:
+	mov %edi, %eax			/* 89 f8 */
+	lfence
+	add %esi, %eax
+	ret
+	.size t_lfence, .-t_lfence
+
+/* an empty function of one byte, `ret` (ESHORT), called as void (void) */
+	.globl t_empty
+	.p2align 4, 0xcc
+	.type t_empty, @function
+t_empty:
+	ret
+	.size t_empty, .-t_empty
+
 /* where the evacuation test's parked thread returns to: eax = the probed function's result */
 	.globl t_landing
 	.weak t_landed

@@ -1,6 +1,7 @@
 /* x86-64 live patching of a function entry while other threads run it: int3-first writes (the
  * kernel's text_poke_bp order) with a core sync after each, the SIGTRAP handler for threads hitting
- * our int3, and the evacuation of threads stopped inside the replaced bytes to the relocated copy. */
+ * our int3 (and for the trap tier's hits, trap.c), and the evacuation of threads stopped inside the
+ * replaced bytes to the relocated copy. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -19,7 +20,6 @@
 #define EVAC_MAX_THREADS 4096
 #define EVAC_TIMEOUT_NS 2000000000L
 
-static struct sigaction prev_trap;
 static struct wbpf_hook_stats stats;
 static int signals_ready;
 
@@ -36,23 +36,6 @@ static struct {
 
 static int evac_signal(void) { return SIGRTMAX - 2; }
 
-static void chain_trap(int sig, siginfo_t *si, void *uc)
-{
-	if (prev_trap.sa_flags & SA_SIGINFO) {
-		prev_trap.sa_sigaction(sig, si, uc);
-	} else if (prev_trap.sa_handler == SIG_DFL || prev_trap.sa_handler == SIG_IGN) {
-		/* what the kernel does for a trap nobody handles: die by SIGTRAP (ignoring it is not
-		 * possible for a forced trap either) */
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof dfl);
-		dfl.sa_handler = SIG_DFL;
-		sigaction(SIGTRAP, &dfl, NULL);
-		raise(SIGTRAP);
-	} else {
-		prev_trap.sa_handler(sig);
-	}
-}
-
 static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
@@ -61,6 +44,7 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 		uintptr_t at = (uintptr_t)g[REG_RIP] - 1;
 		struct wbpf_site *s = wbpf_site_find(at);
 		if (s) {
+			if (wbpf_x86_trap_hit(s, at, ucv)) return; /* a trap-tier hook's hit */
 			int state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 			if (*(volatile uint8_t *)at != 0xcc) {
 				/* our int3 is gone (the patch finished meanwhile): run what is there now */
@@ -75,7 +59,7 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 			}
 		}
 	}
-	chain_trap(sig, si, ucv);
+	wbpf_sigtrap_chain(sig, si, ucv);
 }
 
 static void on_evac(int sig, siginfo_t *si, void *ucv)
@@ -98,7 +82,7 @@ static void on_evac(int sig, siginfo_t *si, void *ucv)
 		if (evac.tids[i] == me) __atomic_store_n(&evac.acked[i], 1, __ATOMIC_RELEASE);
 }
 
-static int signals_init(struct wbpf_hook_error *err)
+int wbpf_x86_signals_init(struct wbpf_hook_error *err)
 {
 	if (signals_ready) return 0;
 	struct sigaction sa, old;
@@ -113,9 +97,10 @@ static int signals_init(struct wbpf_hook_error *err)
 	sa.sa_sigaction = on_evac;
 	if (sigaction(es, &sa, NULL))
 		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(%d): %s", es, strerror(errno));
-	sa.sa_sigaction = on_trap;
-	if (sigaction(SIGTRAP, &sa, &prev_trap))
-		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(SIGTRAP): %s", strerror(errno));
+	/* SA_NODEFER: a trap hook hit while our handler runs (a program's helper, the app's own SIGTRAP
+	 * handler) must not find SIGTRAP blocked: the kernel would kill the process */
+	int rc = wbpf_sigtrap_install(on_trap, SA_RESTART | SA_NODEFER, err);
+	if (rc) return rc;
 	signals_ready = 1;
 	return 0;
 }
@@ -209,11 +194,12 @@ void wbpf_hook_get_stats(struct wbpf_hook_stats *out)
 	out->trapped = __atomic_load_n(&stats.trapped, __ATOMIC_RELAXED);
 	out->rewound = __atomic_load_n(&stats.rewound, __ATOMIC_RELAXED);
 	out->evacuated = __atomic_load_n(&stats.evacuated, __ATOMIC_RELAXED);
+	out->trap_hits = __atomic_load_n(&wbpf_x86_trap_hits, __ATOMIC_RELAXED);
 }
 
 int wbpf_arch_patch_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err)
 {
-	int rc = signals_init(err);
+	int rc = wbpf_x86_signals_init(err);
 	if (rc) return rc;
 	uintptr_t fn = s->fn;
 	uint8_t jmp[5] = { 0xe9 }, int3 = 0xcc;

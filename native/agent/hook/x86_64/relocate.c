@@ -185,8 +185,9 @@ int x86_relocate(const uint8_t *fn, size_t fn_size, size_t readable, int min_len
 		if (targets[k] > src_addr && targets[k] < src_addr + s)
 			return -wbpf_fail(err, WBPF_HOOK_EBRANCH, "a branch in the entry targets +%d, inside the %d replaced bytes",
 					  (int)(targets[k] - src_addr), s);
+	/* min_len 1 (the trap tier): only the first byte is replaced, and a branch to fn itself is fine */
 	if (!ended) {
-		int rc = scan_body(fn, fn_size, readable, s, err);
+		int rc = min_len > 1 ? scan_body(fn, fn_size, readable, s, err) : 0;
 		if (rc) return -rc;
 		d += x86_emit_jmp(dst + d, dst_addr + d, src_addr + s);
 	}

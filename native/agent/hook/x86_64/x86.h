@@ -30,6 +30,13 @@ int x86_decode(const uint8_t *p, struct x86_insn *in, char *why, size_t whylen);
 int x86_relocate(const uint8_t *fn, size_t fn_size, size_t readable, int min_len, uint8_t *dst, size_t cap,
 		 uintptr_t dst_addr, struct wbpf_tramp *t, struct wbpf_hook_error *err);
 
+/* poke.c: installs the agent's SIGTRAP and evacuation handlers once (0, or a WBPF_HOOK_ESIGNAL) */
+int wbpf_x86_signals_init(struct wbpf_hook_error *err);
+/* trap.c, called by poke.c's SIGTRAP handler for an int3 at fn (site s): 1 if it was a trap-tier hit
+ * (handled: the handler ran and the context resumes out of line), 0 if not one */
+int wbpf_x86_trap_hit(struct wbpf_site *s, uintptr_t fn, void *ucontext);
+extern uint64_t wbpf_x86_trap_hits; /* atomic: trap-tier hits so far */
+
 /* jmp to target from code at `at`: rel32 when it reaches, else jmp *0(%rip); .quad; returns length */
 int x86_emit_jmp(uint8_t *p, uintptr_t at, uintptr_t target);
 
