@@ -88,6 +88,7 @@ if (process.arch !== 'x64') {
       /^ok xmm0 and rax:rdx returns kept across the return handler \(which clobbers them\); rax\/rdx reported$/m,
       /^ok flags after the return \(OF DF SF ZF AF PF CF\) as the function left them$/m,
       /^ok flags at the entry \(OF DF SF ZF AF PF CF\) as the caller left them, in pt_regs too; the handler runs with DF clear$/m,
+      /^ok xmm0-15 as the caller left them across a hooked call whose handler clobbers them$/m,
       /^ok fork in a hooked call: the child returns 77 and reports it, the parent returns the pid$/m,
       /^ok signal handler calling a hooked function inside a hooked call: returns 5 then 41$/m,
       /^ok the same on sigaltstack: values right, [0-2] of 2 returns reported$/m,

@@ -69,4 +69,54 @@ call_with_flags:
 	ret
 	.size call_with_flags, .-call_with_flags
 
+/* call_keeping_xmm(in, out, fn): xmm0-15 = in[0..15] (16 bytes each), fn(), out[0..15] = xmm0-15: what a
+ * caller built with -fipa-ra may rely on when it knows fn leaves vector registers alone (e_flags does) */
+	.globl call_keeping_xmm
+	.p2align 4, 0xcc
+	.type call_keeping_xmm, @function
+call_keeping_xmm:
+	push %rbx
+	push %r12
+	sub $8, %rsp
+	mov %rsi, %rbx
+	mov %rdx, %r12
+	movups 0(%rdi), %xmm0
+	movups 16(%rdi), %xmm1
+	movups 32(%rdi), %xmm2
+	movups 48(%rdi), %xmm3
+	movups 64(%rdi), %xmm4
+	movups 80(%rdi), %xmm5
+	movups 96(%rdi), %xmm6
+	movups 112(%rdi), %xmm7
+	movups 128(%rdi), %xmm8
+	movups 144(%rdi), %xmm9
+	movups 160(%rdi), %xmm10
+	movups 176(%rdi), %xmm11
+	movups 192(%rdi), %xmm12
+	movups 208(%rdi), %xmm13
+	movups 224(%rdi), %xmm14
+	movups 240(%rdi), %xmm15
+	call *%r12
+	movups %xmm0, 0(%rbx)
+	movups %xmm1, 16(%rbx)
+	movups %xmm2, 32(%rbx)
+	movups %xmm3, 48(%rbx)
+	movups %xmm4, 64(%rbx)
+	movups %xmm5, 80(%rbx)
+	movups %xmm6, 96(%rbx)
+	movups %xmm7, 112(%rbx)
+	movups %xmm8, 128(%rbx)
+	movups %xmm9, 144(%rbx)
+	movups %xmm10, 160(%rbx)
+	movups %xmm11, 176(%rbx)
+	movups %xmm12, 192(%rbx)
+	movups %xmm13, 208(%rbx)
+	movups %xmm14, 224(%rbx)
+	movups %xmm15, 240(%rbx)
+	add $8, %rsp
+	pop %r12
+	pop %rbx
+	ret
+	.size call_keeping_xmm, .-call_keeping_xmm
+
 	.section .note.GNU-stack,"",@progbits

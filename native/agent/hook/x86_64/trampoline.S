@@ -3,15 +3,16 @@
 
 /* Entered by the jmp at the function's first byte (or from the int3 handler), in the function-entry
  * state: (%rsp) = return address. It skips the 128-byte red zone, saves the flags and every GPR into
- * a struct pt_regs laid out as the kernel's (r15 at +0 ... ss at +160), saves xmm0-7 (argument
- * registers), calls handler(&regs, cookie) with %rsp 16-byte aligned, restores and falls through (the
+ * a struct pt_regs laid out as the kernel's (r15 at +0 ... ss at +160), saves xmm0-15 (the argument
+ * registers, and xmm8-15: a caller built with -fipa-ra may keep values there across a call it knows
+ * leaves them alone), calls handler(&regs, cookie) with %rsp 16-byte aligned, restores and falls through (the
  * flags restored without popfq: DF, OF and sahf's five, all the handler can change).
  *
  * Frame (E = %rsp at entry):  E-128..E: red zone, untouched;  pt_regs at B = E-296:
  *   +160 ss  +152 rsp (= E)  +144 eflags  +136 cs  +128 rip (= function)  +120 orig_rax (= -1)
  *   +112 rdi +104 rsi +96 rdx +88 rcx +80 rax +72 r8 +64 r9 +56 r10 +48 r11
  *   +40 rbx +32 rbp +24 r12 +16 r13 +8 r14 +0 r15
- * then, below B rounded down to 16: 128 bytes of xmm0-7.
+ * then, below B rounded down to 16: 256 bytes of xmm0-15.
  */
 	.section .rodata
 	.p2align 4
@@ -47,7 +48,7 @@ wbpf_x86_tramp_ip:
 	mov %rax, 128(%rsp)		/* rip: the probed address, as a uprobe reports it */
 	mov %rsp, %rbx			/* B, kept across the call (callee-saved) */
 	and $-16, %rsp			/* aligned even if the caller broke the ABI */
-	lea -128(%rsp), %rsp
+	lea -256(%rsp), %rsp
 	movaps %xmm0, 0(%rsp)
 	movaps %xmm1, 16(%rsp)
 	movaps %xmm2, 32(%rsp)
@@ -56,6 +57,14 @@ wbpf_x86_tramp_ip:
 	movaps %xmm5, 80(%rsp)
 	movaps %xmm6, 96(%rsp)
 	movaps %xmm7, 112(%rsp)
+	movaps %xmm8, 128(%rsp)
+	movaps %xmm9, 144(%rsp)
+	movaps %xmm10, 160(%rsp)
+	movaps %xmm11, 176(%rsp)
+	movaps %xmm12, 192(%rsp)
+	movaps %xmm13, 208(%rsp)
+	movaps %xmm14, 224(%rsp)
+	movaps %xmm15, 240(%rsp)
 	cld				/* the C ABI's direction flag, whatever the caller left */
 	mov %rbx, %rdi			/* struct pt_regs * */
 	.byte 0x48, 0xbe		/* movabs $cookie, %rsi */
@@ -73,6 +82,14 @@ wbpf_x86_tramp_handler:
 	movaps 80(%rsp), %xmm5
 	movaps 96(%rsp), %xmm6
 	movaps 112(%rsp), %xmm7
+	movaps 128(%rsp), %xmm8
+	movaps 144(%rsp), %xmm9
+	movaps 160(%rsp), %xmm10
+	movaps 176(%rsp), %xmm11
+	movaps 192(%rsp), %xmm12
+	movaps 208(%rsp), %xmm13
+	movaps 224(%rsp), %xmm14
+	movaps 240(%rsp), %xmm15
 	mov %rbx, %rsp
 	/* the flags without popfq (~10 ns; as ret_tramp.S): only DF and the arithmetic flags can have
 	 * changed here. DF; then OF (add of 0x7f overflows iff the saved bit is 1); then SF ZF AF PF CF (sahf) */
