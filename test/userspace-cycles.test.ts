@@ -8,24 +8,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUILD, FIXTURES, ROOT, buildGuest, startCli } from './helpers.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
-import { processSites } from '../backends/userspace/attach/procmaps.js';
+import { entryBytes, fileBytes } from './uprobe-common.js';
 
 const OUT = path.join(BUILD, 'userspace-cycles');
 const MATRIX = path.join(ROOT, 'matrix');
 
-/** the first 16 bytes of uprobe_target_add in the file and in the running process */
-function entry(pid: number, binary: string): { file: string; live: string } {
-  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
-  const read = (file: string, at: number): string => {
-    const fd = fs.openSync(file, 'r');
-    const b = Buffer.alloc(16);
-    fs.readSync(fd, b, 0, 16, at);
-    fs.closeSync(fd);
-    return b.toString('hex');
-  };
-  return { file: read(binary, r.fileOffset), live: read(`/proc/${pid}/mem`, processSites(pid, r).sites[0]!.address) };
-}
 
 function exited(child: ChildProcess): Promise<{ code: number | null; out: string }> {
   let out = '';
@@ -58,38 +45,26 @@ if (process.arch !== 'x64') {
     tt.notMatch(stderr, /holds \d+ (programs|maps|hooks)|refused by the agent|freeing the object/, 'no agent table filled up, every drop answered');
   };
 
-  t.test('1000 load/attach/poll/destroy cycles on a joined process calling the function from 8 threads', async (tt) => {
-    const proc = spawn(target, ['2', '3', '1000000000', '0', '8', '200'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const procEnd = exited(proc);
-    await new Promise((r) => setTimeout(r, 300));
-    const run = startCli(['run', '--backend', 'userspace', '--pid', String(proc.pid), guest, target, '1000', '2', '3']);
-    const end = await run.exited;
-    tt.equal(end.code, 0, 'the app ended with status 0');
-    summary(tt, run.stdout, run.stderr, 1000);
-    tt.ok(proc.exitCode === null, 'the process still runs');
-    const e = entry(proc.pid!, target);
-    tt.equal(e.live, e.file, 'its entry is the file\'s again');
-    proc.kill('SIGUSR2');
-    const p = await procEnd;
-    tt.equal(p.code, 0, 'it ended its calls with every result right');
-    tt.match(p.out, /uprobe-target: uprobe_target_add\(2, 3\) = 5, \d+ calls/);
-  });
-
-  t.test('100 cycles on a process joined by the ptrace tier (the tracer frees what each object had too)', async (tt) => {
-    const proc = spawn(target, ['2', '3', '1000000000', '0', '8', '500'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const procEnd = exited(proc);
-    await new Promise((r) => setTimeout(r, 300));
-    const run = startCli(['run', '--backend', 'userspace', '--userspace-tier', 'ptrace', '--pid', String(proc.pid), guest, target, '100', '2', '3']);
-    const end = await run.exited;
-    tt.equal(end.code, 0, 'the app ended with status 0');
-    summary(tt, run.stdout, run.stderr, 100);
-    tt.ok(proc.exitCode === null, 'the process still runs');
-    const e = entry(proc.pid!, target);
-    tt.equal(e.live, e.file, 'its entry is the file\'s again');
-    proc.kill('SIGUSR2');
-    const p = await procEnd;
-    tt.equal(p.code, 0, 'it ended its calls with every result right');
-  });
+  /** CYCLES cycles on a process joined (--pid) by the given tier, calling the function from 8 threads PAUSE_US apart */
+  const joined = (label: string, tier: 'agent' | 'ptrace', cycles: number, pauseUs: number): void => {
+    t.test(label, async (tt) => {
+      const proc = spawn(target, ['2', '3', '1000000000', '0', '8', String(pauseUs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const procEnd = exited(proc);
+      await new Promise((r) => setTimeout(r, 300));
+      const run = startCli(['run', '--backend', 'userspace', '--userspace-tier', tier, '--pid', String(proc.pid), guest, target, String(cycles), '2', '3']);
+      const end = await run.exited;
+      tt.equal(end.code, 0, 'the app ended with status 0');
+      summary(tt, run.stdout, run.stderr, cycles);
+      tt.ok(proc.exitCode === null, 'the process still runs');
+      tt.equal(entryBytes(proc.pid!, target), fileBytes(target), 'its entry is the file\'s again');
+      proc.kill('SIGUSR2');
+      const p = await procEnd;
+      tt.equal(p.code, 0, 'it ended its calls with every result right');
+      tt.match(p.out, /uprobe-target: uprobe_target_add\(2, 3\) = 5, \d+ calls/);
+    });
+  };
+  joined('1000 load/attach/poll/destroy cycles on a joined process calling the function from 8 threads', 'agent', 1000, 200);
+  joined('100 cycles on a process joined by the ptrace tier (the tracer frees what each object had too)', 'ptrace', 100, 500);
 
   t.test('200 cycles on a launched command (the run\'s registry drops what each object had)', async (tt) => {
     const run = startCli(['run', '--backend', 'userspace', guest, target, '200', '2', '3', '--', target, '2', '3', '1000000001', '0', '8', '200']);
@@ -116,8 +91,7 @@ if (process.arch !== 'x64') {
     });
     tt.ok(pid, 'the launched command runs on');
     if (pid) {
-      const e = entry(Number(pid), target);
-      tt.equal(e.live, e.file, 'its entry is the file\'s again');
+      tt.equal(entryBytes(Number(pid), target), fileBytes(target), 'its entry is the file\'s again');
       process.kill(Number(pid), 'SIGUSR2');
     }
     const end = await run.exited;

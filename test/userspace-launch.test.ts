@@ -8,8 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUILD, CLI, FIXTURES, ROOT, runCli, startCli } from './helpers.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
-import { processSites } from '../backends/userspace/attach/procmaps.js';
+import { entryBytes, events, fileBytes } from './uprobe-common.js';
 
 const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
 const KPROBE_APP = path.join(ROOT, 'matrix', 'build', 'kprobe.wasm');
@@ -27,39 +26,8 @@ const TARGETS: Record<string, string[]> = {
 /** the entries the inline hook refuses: the trap tier takes them */
 const TRAP_KINDS = ['refused (lfence at +2)', 'refused (4 bytes long)'];
 
-interface Events {
-  entries: string[];
-  returns: string[];
-  pids: Set<string>;
-}
 
-function events(stdout: string): Events {
-  const lines = stdout.split('\n');
-  const entries = lines.filter((l) => l.startsWith('UPROBE '));
-  const returns = lines.filter((l) => l.startsWith('URETPROBE '));
-  const pids = new Set([...entries, ...returns].map((l) => /pid=(\d+)/.exec(l)?.[1] ?? '?'));
-  return { entries: entries.map((l) => l.replace(/^UPROBE pid=\d+ /, '')), returns: returns.map((l) => l.replace(/^URETPROBE pid=\d+ /, '')), pids };
-}
 
-/** the first 16 bytes of uprobe_target_add in the binary and as the running process has them */
-function fileBytes(binary: string): string {
-  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
-  const fd = fs.openSync(binary, 'r');
-  const b = Buffer.alloc(16);
-  fs.readSync(fd, b, 0, 16, r.fileOffset);
-  fs.closeSync(fd);
-  return b.toString('hex');
-}
-function entryBytes(pid: number, binary: string): string {
-  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
-  const site = processSites(pid, r).sites[0];
-  if (!site) throw new Error(`uprobe_target_add (${binary} ${r.dev}:${r.ino}) is not mapped in ${pid}: ${fs.readFileSync(`/proc/${pid}/maps`, 'utf8')}`);
-  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
-  const b = Buffer.alloc(16);
-  fs.readSync(fd, b, 0, 16, site.address);
-  fs.closeSync(fd);
-  return b.toString('hex');
-}
 
 /** sends the app a signal and waits for its own exit (not for its stdout, which the launched command shares) */
 async function signalled(run: ReturnType<typeof startCli>, sig: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

@@ -11,8 +11,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUILD, CLI, FIXTURES, GUEST_INCLUDE, ROOT, buildBpf, startCli, type Running } from './helpers.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
-import { processSites } from '../backends/userspace/attach/procmaps.js';
+import { entryBytes, fileBytes } from './uprobe-common.js';
 
 const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
 const OUT = path.join(BUILD, 'userspace-multi');
@@ -32,25 +31,7 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
   return what();
 }
 
-function fileBytes(binary: string): string {
-  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
-  const fd = fs.openSync(binary, 'r');
-  const b = Buffer.alloc(16);
-  fs.readSync(fd, b, 0, 16, r.fileOffset);
-  fs.closeSync(fd);
-  return b.toString('hex');
-}
 
-function entryBytes(pid: number, binary: string): string {
-  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
-  const site = processSites(pid, r).sites[0];
-  if (!site) throw new Error(`uprobe_target_add is not mapped in ${pid}`);
-  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
-  const b = Buffer.alloc(16);
-  fs.readSync(fd, b, 0, 16, site.address);
-  fs.closeSync(fd);
-  return b.toString('hex');
-}
 
 function nobodyEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };

@@ -7,8 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUILD, CLI, FIXTURES, ROOT, runCli, startCli } from './helpers.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
-import { processSites } from '../backends/userspace/attach/procmaps.js';
+import { entryBytes, events, fileBytes } from './uprobe-common.js';
 import { isStaticElf } from '../backends/userspace/attach/tier.js';
 
 const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
@@ -23,41 +22,8 @@ const TARGETS: Record<string, string[]> = {
   dynamic: ['gcc', '-O2', '-fcf-protection=full'],
 };
 
-interface Events {
-  entries: string[];
-  returns: string[];
-  pids: Set<string>;
-}
 
-function events(stdout: string): Events {
-  const lines = stdout.split('\n');
-  const entries = lines.filter((l) => l.startsWith('UPROBE '));
-  const returns = lines.filter((l) => l.startsWith('URETPROBE '));
-  const pids = new Set([...entries, ...returns].map((l) => /pid=(\d+)/.exec(l)?.[1] ?? '?'));
-  return { entries: entries.map((l) => l.replace(/^UPROBE pid=\d+ /, '')), returns: returns.map((l) => l.replace(/^URETPROBE pid=\d+ /, '')), pids };
-}
 
-function readAt(file: string, offset: number, n: number): string {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    fs.readSync(fd, b, 0, n, offset);
-    return b.toString('hex');
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-/** the first 16 bytes of uprobe_target_add in the binary, and as the running process has them */
-function fileBytes(binary: string): string {
-  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
-  return readAt(binary, r.fileOffset, 16);
-}
-function entryBytes(pid: number, binary: string): string {
-  const r = resolveUprobe({ binary, func: 'uprobe_target_add', offset: 0, retprobe: false, sleepable: false });
-  const site = processSites(pid, r).sites[0];
-  if (!site) throw new Error(`uprobe_target_add is not mapped in ${pid}`);
-  return readAt(`/proc/${pid}/mem`, site.address, 16);
-}
 
 function status(pid: number, name: string): string {
   return new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
