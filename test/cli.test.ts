@@ -2,7 +2,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { abiGuest, BUILD, buildGuest, CLI, FIXTURES, ROOT, runCli } from './helpers.js';
 
 const wasm = abiGuest();
@@ -128,4 +128,34 @@ t.test('the process shows as wasm-bpf in ps, with its arguments', async (t) => {
   await new Promise((r) => child.once('exit', r));
   t.equal(comm, 'wasm-bpf', '/proc/PID/comm (ps -o comm, top)');
   t.match(cmdline, new RegExp(`^wasm-bpf run ${app.replace(/[.]/g, '\\.')}`), '/proc/PID/cmdline (ps -o args)');
+});
+
+t.test('one style of colour and prefix on every command: on a terminal only, and never with NO_COLOR', async (t) => {
+  const M = path.join(ROOT, 'matrix', 'build');
+  // a pseudo-terminal (util-linux script): what a user at a terminal sees
+  // the test runner's own NO_COLOR (and node options) are not the user's
+  const userEnv: NodeJS.ProcessEnv = { ...process.env };
+  delete userEnv['NO_COLOR'];
+  delete userEnv['NODE_OPTIONS'];
+  const tty = (cmd: string, env: NodeJS.ProcessEnv = userEnv): string =>
+    spawnSync('script', ['-qfec', cmd, '/dev/null'], { encoding: 'utf8', env, timeout: 60_000 }).stdout;
+  const cli = `${process.execPath} ${CLI}`;
+  const RED = '\x1b[31m', CYAN = '\x1b[36m', GREEN = '\x1b[32m', DIM = '\x1b[2m';
+  const run = tty(`${cli} run ${M}/uprobe.wasm /bin/ls`);
+  t.ok(run.includes(`${RED}wasm-bpf:\x1b[39m attaching program 'uprobe_add'`), 'run: an error\'s prefix in red');
+  t.ok(run.includes(`${CYAN}hint:\x1b[39m check that /bin/ls defines`), 'run: a hint\'s word in cyan');
+  t.ok(run.includes(`${DIM}wasm-bpf: (run with --verbose`), 'run: a note dim');
+  const usage = tty(`${cli} check --bogus x`);
+  t.ok(usage.includes(`${RED}wasm-bpf check:\x1b[39m unknown option --bogus`), 'check: the same prefix and colour for a usage error');
+  const gen = tty(`${cli} gen frob`);
+  t.ok(gen.includes(`${RED}wasm-bpf gen:\x1b[39m unknown subcommand`), 'gen: the same');
+  const plan = tty(`${cli} check ${M}/bootstrap.wasm`);
+  t.ok(plan.includes(`${GREEN}plan:\x1b[39m linux backend`), 'check: the plan in green, as probe\'s yes');
+  const refused = tty(`${cli} check ${M}/kprobe.wasm`);
+  t.ok(refused.includes(`${RED}plan: refused:\x1b[39m`) && refused.includes(`${CYAN}fix:\x1b[39m`), 'check: a refusal in red, its fix in cyan, as probe\'s no and fix');
+  const plain = tty(`${cli} run ${M}/uprobe.wasm /bin/ls`, { ...userEnv, NO_COLOR: '1' });
+  t.notOk(plain.includes('\x1b['), 'NO_COLOR: no escape at all');
+  const piped = runCli(['run', path.join(M, 'uprobe.wasm'), '/bin/ls']);
+  t.notOk(piped.stderr.includes('\x1b['), 'not a terminal: no escape at all');
+  t.match(piped.stderr, /^wasm-bpf: attaching program 'uprobe_add'.*\nwasm-bpf: hint: check that/m, 'and the same text');
 });

@@ -13,6 +13,7 @@ const RANK: Record<string, number> = {
   'src/errors': 0,
   'src/kernel': 0,
   'src/trace': 0,
+  'src/style': 0,
   'src/object': 0.5,
   'src/wasm': 0.5,
   // the one door to the native addon (bpf(), perf, epoll): a file of its own

@@ -13,6 +13,7 @@ import { RecordDelivery, type StopFlag } from './records.js';
 import { createDirectPoll, createPollGate, type DirectPollFunction, type PollGate } from './pollgate.js';
 import { mark } from '../trace.js';
 import type { Policy } from '../policy/policy.js';
+import type { Diag } from '../style.js';
 
 const WASM_BPF_MODULE = 'wasm_bpf';
 
@@ -35,7 +36,8 @@ export interface HostOptions {
   callbackExport: string;
   stop: StopFlag;
   /** diagnostics (host stderr) */
-  log: (line: string) => void;
+  /** a diagnostic line for stderr; `kind` styles it (src/style.ts) where the output is a terminal */
+  log: (line: string, kind?: Diag) => void;
   /** serve map_operate from JavaScript even when the backend has a direct one (tests compare the two) */
   noDirectMapOps?: boolean;
   /** serve wasm_bpf_buffer_poll from JavaScript only, even when the backend has a direct record source */
@@ -239,13 +241,13 @@ export class WasmBpfHost {
   private report(err: unknown, what: string): number {
     if (err instanceof Interrupted) throw err;
     if (err instanceof BackendError) {
-      this.opts.log(`wasm-bpf: ${what}: ${err.message}`);
-      if (err.hint) this.opts.log(`wasm-bpf: hint: ${err.hint}`);
+      this.opts.log(`wasm-bpf: ${what}: ${err.message}`, 'error');
+      if (err.hint) this.opts.log(`wasm-bpf: hint: ${err.hint}`, 'hint');
       if (this.opts.verbose && err.log) this.opts.log(err.log.trimEnd());
-      else if (err.log && !err.hint?.includes('--verbose')) this.opts.log('wasm-bpf: (run with --verbose for the libbpf and verifier log)');
+      else if (err.log && !err.hint?.includes('--verbose')) this.opts.log('wasm-bpf: (run with --verbose for the libbpf and verifier log)', 'note');
       return -(err.errno || EINVAL);
     }
-    this.opts.log(`wasm-bpf: ${what}: ${errorMessage(err)}`);
+    this.opts.log(`wasm-bpf: ${what}: ${errorMessage(err)}`, 'error');
     return -EINVAL;
   }
 

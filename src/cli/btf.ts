@@ -17,6 +17,7 @@ import { minimizeBtf } from '../../compat/btfhub/minimize.js';
 import { parseBtf } from '../object/btf.js';
 import { formatJson, jsonFlag } from './json.js';
 import { loadObject } from '../object/loader.js';
+import { say } from './say.js';
 
 const USAGE = `Usage: wasm-bpf btf path [-j|--json|-p|--pretty] [--btfhub-mirror URL | --btfhub-archive DIR]
        wasm-bpf btf fetch [--force] [--btfhub-mirror URL | --btfhub-archive DIR]
@@ -108,7 +109,8 @@ export async function btfCommand(argv: string[]): Promise<number> {
     args = parse(argv);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`wasm-bpf btf: ${err.message}\n\n${USAGE}`);
+      say('wasm-bpf btf', err.message);
+      process.stderr.write(`\n${USAGE}`);
       return 2;
     }
     throw err;
@@ -131,7 +133,7 @@ export async function btfCommand(argv: string[]): Promise<number> {
         return 0;
       }
       const r = await fetchBtf(target, { mirror: args.mirror, archive: args.archive, progress: ttyProgress() });
-      process.stderr.write(`wasm-bpf: fetched ${r.from} (${r.bytes} bytes of BTF)\n`);
+      say('wasm-bpf', `fetched ${r.from} (${r.bytes} bytes of BTF)`, 'note');
       process.stdout.write(`${r.path}\n`);
       return 0;
     }
@@ -162,7 +164,7 @@ export async function btfCommand(argv: string[]): Promise<number> {
     }
     return source === 'none' ? 1 : 0;
   } catch (err) {
-    process.stderr.write(`wasm-bpf btf ${args.sub}: ${err instanceof Error ? err.message : String(err)}\n`);
+    say(`wasm-bpf btf ${args.sub}`, `${err instanceof Error ? err.message : String(err)}`);
     // interrupted (its files removed): end as the signal says, like any command stopped by Ctrl-C
     if (err instanceof BtfhubError && err.signal) process.kill(process.pid, err.signal);
     return 1;

@@ -11,6 +11,8 @@ import type { ObjectNeeds } from '../policy/needs.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicyOptions } from './policy.js';
 import { checkBytes, type CheckResult } from '../api/check.js';
+import { say } from './say.js';
+import { painter, useColor } from '../style.js';
 
 const USAGE = `Usage: wasm-bpf check [-j|--json | -p|--pretty | --emit-policy] [--backend NAME] [--assume-missing FEATURE] [--launch] [policy options] <app.wasm | x.bpf.o>
 
@@ -48,7 +50,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       )
         continue;
     } catch (err) {
-      process.stderr.write(`wasm-bpf check: ${errorMessage(err)}\n`);
+      say('wasm-bpf check', `${errorMessage(err)}`);
       return 2;
     }
     if (a === '-h' || a === '--help') {
@@ -63,14 +65,15 @@ export async function checkCommand(argv: string[]): Promise<number> {
     else if (a === '--backend') {
       const b = argv[++i];
       if (!b || !BACKEND_CHOICES.includes(b as BackendChoice)) {
-        process.stderr.write(`wasm-bpf check: --backend must be one of ${BACKEND_CHOICES.join(', ')}\n`);
+        say('wasm-bpf check', `--backend must be one of ${BACKEND_CHOICES.join(', ')}`);
         return 2;
       }
       choice = b as BackendChoice;
     } else if (a === '--assume-missing') {
       assumed.push(argv[++i] ?? '');
     } else if (a.startsWith('-')) {
-      process.stderr.write(`wasm-bpf check: unknown option ${a}\n${USAGE}`);
+      say('wasm-bpf check', `unknown option ${a}`);
+      process.stderr.write(`${USAGE}`);
       return 2;
     } else file = a;
   }
@@ -82,7 +85,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   try {
     bytes = fs.readFileSync(file);
   } catch (err) {
-    process.stderr.write(`wasm-bpf check: cannot read ${file}: ${errorMessage(err)}\n`);
+    say('wasm-bpf check', `cannot read ${file}: ${errorMessage(err)}`);
     return 2;
   }
   let policy: Policy | undefined;
@@ -91,7 +94,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     assumeMissingNames = assumeMissing(assumed);
     if (!policyOpts.empty) policy = policyOpts.build();
   } catch (err) {
-    process.stderr.write(`wasm-bpf check: ${errorMessage(err)}\n`);
+    say('wasm-bpf check', `${errorMessage(err)}`);
     return 2;
   }
   let checked: { result: CheckResult; arch: string };
@@ -99,14 +102,14 @@ export async function checkCommand(argv: string[]): Promise<number> {
     checked = await checkBytes(bytes, file, { backend: choice, assumeMissing: assumeMissingNames, launch, ...(policy ? { policy } : {}) });
   } catch (err) {
     if (!(err instanceof WasmBpfError && err.code === 'USAGE')) throw err;
-    process.stderr.write(`wasm-bpf check: ${err.message}\n`);
+    say('wasm-bpf check', err.message);
     return 2;
   }
   const { objects, runnable } = checked.result;
   if (emit) {
     const failed = objects.find((o) => o.error);
     if (failed) {
-      process.stderr.write(`wasm-bpf check: cannot read object at byte ${failed.offset}: ${failed.error}\n`);
+      say('wasm-bpf check', `cannot read object at byte ${failed.offset}: ${failed.error}`);
       return 1;
     }
     process.stdout.write(`${JSON.stringify(policyFor(objects.map((o) => o.needs!)), null, 2)}\n`);
@@ -117,8 +120,9 @@ export async function checkCommand(argv: string[]): Promise<number> {
     return runnable ? 0 : 1;
   }
   const out: string[] = [`${file}: ${objects.length} eBPF object(s); host ${checked.result.kernel} ${checked.arch}`];
+  const paint = painter(useColor(process.stdout));
   objects.forEach((o, i) => {
-    out.push('', `object ${i + 1} (bytes ${o.offset}..${o.offset + o.size})`);
+    out.push('', paint(`object ${i + 1} (bytes ${o.offset}..${o.offset + o.size})`, 'bold'));
     if (o.error) {
       out.push(`  cannot read it: ${o.error}`);
       return;
@@ -126,11 +130,11 @@ export async function checkCommand(argv: string[]): Promise<number> {
     out.push(`  programs: ${o.programs.map((p) => `${p.name} (${p.section})`).join(', ') || 'none'}`);
     out.push(`  maps:     ${o.maps.map((m) => m.name).join(', ') || 'none'}`);
     const plan = o.plan!;
-    for (const u of plan.uncertain) out.push(`  ? ${u.subject}: ${describeNeed(u.missing.need)} unknown (${u.missing.reason})`);
-    if (plan.backend) out.push(`  plan: ${plan.backend} backend (${plan.reasons.join('; ')})`);
-    else out.push(`  plan: refused: ${refusal(plan).replace(/\n/g, '\n  ')}`);
+    for (const u of plan.uncertain) out.push(`  ${paint('?', 'yellow')} ${u.subject}: ${describeNeed(u.missing.need)} ${paint('unknown', 'yellow')} (${u.missing.reason})`);
+    if (plan.backend) out.push(`  ${paint('plan:', 'green')} ${plan.backend} backend (${plan.reasons.join('; ')})`);
+    else out.push(`  ${paint('plan: refused:', 'red')} ${refusal(plan).replace(/\n/g, '\n  ').replace(/; fix: /g, `; ${paint('fix:', 'cyan')} `)}`);
     out.push(...describeNeeds(o.needs!));
-    if (o.refused) out.push(o.refused.length ? `  policy: refused:\n${o.refused.map((r) => `    - ${r}`).join('\n')}` : '  policy: allowed');
+    if (o.refused) out.push(o.refused.length ? `  ${paint('policy: refused:', 'red')}\n${o.refused.map((r) => `    - ${r}`).join('\n')}` : `  ${paint('policy: allowed', 'green')}`);
   });
   process.stdout.write(`${out.join('\n')}\n`);
   return runnable ? 0 : 1;

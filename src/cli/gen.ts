@@ -5,6 +5,7 @@ import process from 'node:process';
 import { BtfError } from '../object/btf.js';
 import { ElfError } from '../object/elf.js';
 import { checkSkeletonName, generateSkeleton, SkeletonError, skeletonName } from '../guest/skeleton.js';
+import { say } from './say.js';
 
 const USAGE = `Usage: wasm-bpf gen skeleton <file.bpf.o> [-n|--name NAME] [-o|--output FILE]
        wasm-bpf gen header [-o|--output FILE]
@@ -68,7 +69,8 @@ export function genCommand(argv: string[]): number {
     }
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`wasm-bpf gen: ${e.message}\n\n${USAGE}`);
+    say('wasm-bpf gen', e.message);
+    process.stderr.write(`\n${USAGE}`);
     return 2;
   }
   if (args === 'help') {
@@ -95,7 +97,7 @@ export function genCommand(argv: string[]): number {
     return 0;
   } catch (e) {
     const prefix = e instanceof ElfError || e instanceof BtfError || e instanceof SkeletonError ? `${args.file}: ` : '';
-    process.stderr.write(`wasm-bpf gen: ${prefix}${e instanceof Error ? e.message : String(e)}\n`);
+    say('wasm-bpf gen', `${prefix}${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
 }

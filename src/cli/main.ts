@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import process from 'node:process';
 import { fileOf, mark } from '../trace.js';
+import { say } from './say.js';
 
 mark('script_start', () => fileOf(import.meta.url));
 // `ps` and `top` show the tool and its arguments, not node and a script path (/proc/PID/comm: wasm-bpf)
@@ -89,7 +90,8 @@ async function main(argv: string[]): Promise<number> {
         mark('cli_modules');
         return runCommand(argv);
       }
-      process.stderr.write(`wasm-bpf: unknown command '${cmd}'\n\n${USAGE}`);
+      say('wasm-bpf', `unknown command '${cmd}'`);
+      process.stderr.write(`\n${USAGE}`);
       return 2;
     }
   }
@@ -100,7 +102,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`wasm-bpf: ${err instanceof Error ? err.message : String(err)}\n`);
+    say('wasm-bpf', `${err instanceof Error ? err.message : String(err)}`);
     process.exitCode = 1;
   },
 );

@@ -6,6 +6,7 @@ import process from 'node:process';
 import { probeHost } from '../api/probe.js';
 import { formatJson, jsonFlag } from './json.js';
 import { formatReport, useColor } from '../probe/format.js';
+import { say } from './say.js';
 
 const USAGE = `Usage: wasm-bpf probe [options]
 
@@ -95,7 +96,8 @@ export function probeCommand(argv: string[]): number {
     }
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`wasm-bpf probe: ${e.message}\n\n${USAGE}`);
+    say('wasm-bpf probe', e.message);
+    process.stderr.write(`\n${USAGE}`);
     return 2;
   }
   if (args === 'help') {

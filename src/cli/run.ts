@@ -8,6 +8,7 @@ import { cliAssumedMissing } from '../probe/assume.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
 import { POLICY_HELP, PolicyOptions } from './policy.js';
 import { TIER_CHOICES, type TierChoice } from '../../backends/userspace/attach/tier.js';
+import { say } from './say.js';
 
 const RUN_USAGE = `Usage: wasm-bpf run [options] <module.wasm> [args...] [-- COMMAND [ARGS...]]
        wasm-bpf [options] <module.wasm> [args...] [-- COMMAND [ARGS...]]
@@ -205,7 +206,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     parsed = parseRunArgs(argv);
   } catch (err) {
-    process.stderr.write(`wasm-bpf: ${errorMessage(err)}\n`);
+    say('wasm-bpf', `${errorMessage(err)}`);
     return 2;
   }
   if (parsed === 'help') {
@@ -235,12 +236,12 @@ export async function runCommand(argv: string[]): Promise<number> {
     });
     if (exitCode > 255) {
       // the process's status keeps only the low 8 bits: 256 would read as success
-      process.stderr.write(`wasm-bpf: the guest exited with code ${exitCode}, which is not an exit status (0-255); exiting with 1\n`);
+      say('wasm-bpf', `the guest exited with code ${exitCode}, which is not an exit status (0-255); exiting with 1`);
       return 1;
     }
     return exitCode;
   } catch (err) {
-    process.stderr.write(`wasm-bpf: ${errorMessage(err)}\n`);
+    say('wasm-bpf', `${errorMessage(err)}`);
     return 1;
   }
 }

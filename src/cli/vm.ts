@@ -10,6 +10,7 @@ import process from 'node:process';
 import { AsmError, vm, VmError, type Engine } from '../../backends/userspace/vm/index.js';
 import { programFromElf } from '../../backends/userspace/vm/elf.js';
 import { disasmElf } from '../../backends/userspace/vm/elf-disasm.js';
+import { say } from './say.js';
 
 const SYNTAXES = `Syntax (--syntax): llvm, the kernel/LLVM form that llvm-objdump, bpftool and the verifier log
 print (w0 = 1, r0 = *(u64 *)(r1 + 8), if r1 == 0x0 goto +3, call bpf_ktime_get_ns, exit), the default;
@@ -94,7 +95,7 @@ function parseHex(s: string): Uint8Array | undefined {
 }
 
 function fail(msg: string, code = 1): number {
-  process.stderr.write(`wasm-bpf vm: ${msg}\n`);
+  say('wasm-bpf vm', msg);
   return code;
 }
 

@@ -1,7 +1,9 @@
 // Human output of a report: sections, aligned columns, the reason on every line that is not 'yes'.
-// Colours only when asked (the CLI asks when stdout is a TTY and NO_COLOR is unset or empty).
+// Colours only when asked (the CLI asks when stdout is a TTY and NO_COLOR is unset or empty), in the palette
+// every command uses (src/style.ts).
 import type { Check, Feature, Report, State, SysctlValue } from './types.js';
 import { ATTACH_DEFS, FEATURE_DEFS } from './tables.js';
+import { painter } from '../style.js';
 
 export interface FormatOptions {
   color: boolean;
@@ -11,17 +13,10 @@ export interface FormatOptions {
   cached?: boolean;
 }
 
-const CODES = { bold: [1, 22], dim: [2, 22], red: [31, 39], green: [32, 39], yellow: [33, 39], cyan: [36, 39] } as const;
-type Style = keyof typeof CODES;
-
-export function useColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
-  const noColor = env['NO_COLOR'];
-  if (noColor !== undefined && noColor !== '') return false;
-  return stream.isTTY === true;
-}
+export { useColor } from '../style.js';
 
 export function formatReport(r: Report, opts: FormatOptions): string {
-  const paint = (s: string, style: Style): string => (opts.color ? `\x1b[${CODES[style][0]}m${s}\x1b[${CODES[style][1]}m` : s);
+  const paint = painter(opts.color);
   const stateWord = (s: State): string => paint(s.padEnd(7), s === 'yes' ? 'green' : s === 'no' ? 'red' : 'yellow');
   const width = opts.width ?? 100;
   const out: string[] = [];

@@ -21,6 +21,8 @@ import { AgentGroup, AgentSession } from '../../backends/userspace/attach/sessio
 import { mark } from '../trace.js';
 import { PauseGate } from './pause.js';
 import { embedderImports } from './hostcall.js';
+import tty from 'node:tty';
+import { diagLine, painter, useColor, type Diag } from '../style.js';
 
 mark('worker_modules');
 
@@ -51,7 +53,10 @@ const output = (fd: 1 | 2, data: Uint8Array): void => {
   const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
   parentPort!.postMessage({ type: 'output', fd, data: own } satisfies WorkerMessage, [own.buffer as ArrayBuffer]);
 };
-const log = (line: string): void => {
+/** the run's diagnostics styled as every command's (src/style.ts) when stderr is a terminal */
+const paint = painter(useColor({ isTTY: tty.isatty(2) }));
+const log = (raw: string, kind?: Diag): void => {
+  const line = kind && !input.captureOutput && raw.startsWith('wasm-bpf: ') ? diagLine(paint, 'wasm-bpf', raw.slice('wasm-bpf: '.length), kind) : raw;
   if (input.captureOutput) {
     output(2, Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
     return;
