@@ -350,7 +350,7 @@ async function decide(app: App, plan: Plan, place: Place, platform: string, toke
     const unsupportedBackend = /is not supported by the userspace backend yet[^\n]*/.exec(text);
     if (unsupportedBackend) return { ...base, verdict: 'unsupported', reason: `userspace backend: attach ${unsupportedBackend[0].replace(/^.*is not supported by the userspace backend yet: /, 'not implemented yet: ')}` };
     // the run's own refusal (the selector names every missing capability), else the plan `check` makes
-    const selector = /no backend on this host can run the object:\n\s+- [^\n]*? needs ([^\n]*)/.exec(text);
+    const selector = /no backend on this host can run the object:\n\s+- [^\n]*? needs? ([^\n]*)/.exec(text);
     if (selector) return { ...base, verdict: 'unsupported', reason: selector[1]!.replace(/^(.*?): /, '$1: ') };
     // no capability missing, every backend passed over (an ordinary user: the kernel refuses bpf()): each backend's reason
     const backends = /no backend on this host can run the object:\n((?:\s+- the \w+ backend: [^\n]*\n?)+)/.exec(text);
