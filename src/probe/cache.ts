@@ -1,7 +1,7 @@
 // The per-boot cache of the report. Key: kernel release + boot id (a reboot or another kernel invalidates it),
 // plus uid and effective capabilities (answers depend on privileges), the mount namespace and the identity of
 // the BTF file the answer read (a container sees other files), the report schema, this build of the prober
-// (a new build may answer differently: the newest modification time of the files beside this one, i.e. the
+// (a new build may answer differently: the newest modification time of the prober's own folder, i.e. the
 // prober's sources, its compiled files or the bundle's chunks), --full and --btf, and the native addon and
 // agent files (an install that built them later, e.g. `npm rebuild`, probes again). One file per uid, mount
 // namespace and --full: a namespace never overwrites another's answer.
@@ -18,7 +18,7 @@ import { addonFile, agentLibraryPath, installStatusFile } from '../../backends/l
 
 export interface CacheKey {
   schemaVersion: number;
-  /** this build of the prober: the newest modification time (ms) of the files in the folder this code runs from */
+  /** this build of the prober: the newest modification time (ms) of the prober's folder (src/probe or dist/src/probe, also from the CLI's bundle) */
   build: number;
   release: string;
   bootId: string;
@@ -97,7 +97,9 @@ let build: number | undefined;
 function thisBuild(): number {
   if (build === undefined) {
     try {
-      const dir = path.dirname(fileURLToPath(import.meta.url));
+      // the prober's own folder, also when this code runs from the CLI's bundle (dist/src/cli/): the CLI and
+      // the library API (dist/src/probe/) must agree on the key, or each probes again and overwrites the other
+      const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'probe');
       let newest = 0;
       for (const f of fs.readdirSync(dir)) {
         if (!/\.(ts|js|mjs)$/.test(f)) continue;
