@@ -14,6 +14,12 @@ export interface RecordHeader {
   flags?: number;
   /** common_preempt_count */
   preemptCount?: number;
+  /**
+   * The record as a BPF program's ctx: the kernel stores its pt_regs pointer over the 8 header bytes before it runs
+   * a tracepoint program (perf_trace_run_bpf_submit, perf_call_bpf_enter/exit), and the verifier refuses direct
+   * reads below offset 8. Give the pointer value the backend exposes (e.g. a pt_regs image's VM address).
+   */
+  regs?: bigint;
 }
 
 const utf8 = new TextEncoder();
@@ -87,6 +93,7 @@ export function buildRecord(layout: EventLayout, header: RecordHeader, values: R
       writeInt(dv, f.offset, f.size, v);
     }
   }
+  if (header.regs !== undefined) dv.setBigUint64(0, BigInt.asUintN(64, header.regs), true);
   return out;
 }
 
