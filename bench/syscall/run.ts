@@ -1,0 +1,121 @@
+// The syscall bench (issue 18): tight loops of getppid, openat+close, getpid (untraced) and libc's syscall(getppid) in a
+// target (build/sysbench), untraced, under the kernel's syscall tracepoint + a ringbuf program, and under each candidate
+// userspace mechanism (C prototypes here, not in the agent); prints the table and rewrites RESULTS.md and results.json.
+//
+//   node --import=tsx bench/syscall/run.ts [--rounds 5] [--calls 1000000] [--no-write] [--render]
+//
+// --render rewrites RESULTS.md from results.json and ANALYSIS.md, measuring nothing. x86_64; the kernel rows need root.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cells, markdown, table, MECHANISMS, type Mechanism, type Meta, type Run, type Workload } from './report.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url)).replace(`${path.sep}dist${path.sep}`, path.sep);
+const BUILD = path.join(HERE, 'build');
+const BIN = path.join(BUILD, 'sysbench');
+const OBJ = path.join(BUILD, 'tp.bpf.o');
+
+const PLAN: Record<Workload, readonly Mechanism[]> = {
+  getppid: MECHANISMS,
+  openat: ['none', 'kernel', 'trap', 'sud', 'seccomp-trace', 'ptrace-syscall', 'rewrite'],
+  getpid: MECHANISMS,
+  'raw-getppid': ['none', 'kernel', 'trap', 'rewrite'],
+};
+
+interface Options { rounds: number; calls: number; write: boolean; render: boolean }
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { rounds: 5, calls: 1_000_000, write: true, render: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--rounds') o.rounds = Number(argv[++i]);
+    else if (a === '--calls') o.calls = Number(argv[++i]);
+    else if (a === '--no-write') o.write = false;
+    else if (a === '--render') o.render = true;
+    else throw new Error(`unknown option '${a}' (--rounds N, --calls N, --no-write, --render)`);
+  }
+  return o;
+}
+
+/** fewer calls where one costs microseconds, so every cell takes about as long */
+function callsFor(m: Mechanism, w: Workload, calls: number): number {
+  const slow = m === 'seccomp-trace' || m === 'ptrace-syscall' ? 10 : m === 'sud' || (m === 'trap' && w !== 'getpid') ? 4 : 1;
+  return Math.max(1000, Math.round(calls / slow / (w === 'openat' ? 4 : 1)));
+}
+
+function parse(line: string): Run {
+  const kv = Object.fromEntries(line.trim().split(/\s+/).map((p) => p.split('=') as [string, string]));
+  const w = kv.workload === 'openat+close' ? 'openat' : (kv.workload as Workload);
+  return { mechanism: kv.mechanism as Mechanism, workload: w, calls: Number(kv.calls), threadCpuNs: Number(kv.thread_cpu_ns), wallNs: Number(kv.wall_ns), tracerCpuNs: Number(kv.tracer_cpu_ns), records: Number(kv.records) };
+}
+
+function runOne(m: Mechanism, w: Workload, calls: number, asNobody = false): Run {
+  const args = [m, w, String(calls), OBJ];
+  const r = asNobody
+    ? spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', BIN, ...args], { encoding: 'utf8', timeout: 120_000 })
+    : spawnSync(BIN, args, { encoding: 'utf8', timeout: 120_000, cwd: BUILD });
+  if (r.status !== 0) throw new Error((r.stderr || `exit ${r.status}`).trim());
+  return parse(r.stdout);
+}
+
+function unprivileged(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of MECHANISMS) {
+    if (m === 'none' || m === 'sud-allow') continue;
+    try {
+      const r = runOne(m, 'getppid', 2000, true);
+      out[m] = r.records === r.calls ? 'yes' : `records ${r.records} of ${r.calls}`;
+    } catch (e) {
+      out[m] = `no (${(e as Error).message.replace(/^sysbench: /, '')})`;
+    }
+  }
+  return out;
+}
+
+function main(): void {
+  const o = parseOptions(process.argv.slice(2));
+  const results = path.join(HERE, 'results.json');
+  const analysisFile = path.join(HERE, 'ANALYSIS.md');
+  const analysis = fs.existsSync(analysisFile) ? fs.readFileSync(analysisFile, 'utf8') : '';
+  if (o.render) {
+    const saved = JSON.parse(fs.readFileSync(results, 'utf8')) as { meta: Meta; runs: Run[] };
+    fs.writeFileSync(path.join(HERE, 'RESULTS.md'), markdown(cells(saved.runs), saved.meta, analysis));
+    return;
+  }
+  if (os.arch() !== 'x64') throw new Error('the syscall bench\'s prototypes are x86_64 only');
+  execFileSync('make', ['-s', '-C', HERE], { stdio: 'inherit' });
+  const root = process.getuid?.() === 0;
+  const t0 = Date.now();
+  const loadStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const runs: Run[] = [];
+  for (let round = 0; round < o.rounds; round++) {
+    for (const [w, ms] of Object.entries(PLAN) as [Workload, readonly Mechanism[]][]) {
+      for (const m of ms) {
+        if (m === 'kernel' && !root) continue;
+        runs.push(runOne(m, w, callsFor(m, w, o.calls)));
+      }
+    }
+    process.stderr.write(`round ${round + 1}/${o.rounds} done (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+  }
+  const meta: Meta = {
+    date: new Date().toISOString(),
+    seconds: (Date.now() - t0) / 1000,
+    kernel: os.release(),
+    cpu: `${os.cpus()[0]?.model ?? '?'} x ${os.cpus().length}`,
+    loadStart,
+    loadEnd: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: HERE, encoding: 'utf8' }).trim(),
+    rounds: o.rounds,
+    unprivileged: root ? unprivileged() : {},
+  };
+  const cs = cells(runs);
+  process.stdout.write(table(cs, meta));
+  if (o.write) {
+    fs.writeFileSync(results, `${JSON.stringify({ meta, runs }, null, 1)}\n`);
+    fs.writeFileSync(path.join(HERE, 'RESULTS.md'), markdown(cs, meta, analysis));
+  }
+}
+
+main();
