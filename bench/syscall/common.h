@@ -5,7 +5,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
-enum workload { W_GETPPID, W_OPENAT, W_GETPID, W_RAW_GETPPID };
+/* asm-getppid: a `syscall` instruction in this binary's own code, which no mechanism rewrites */
+enum workload { W_GETPPID, W_OPENAT, W_GETPID, W_RAW_GETPPID, W_ASM_GETPPID };
 
 struct result {
   uint64_t calls;
@@ -24,6 +25,10 @@ int traced_nr(enum workload w);
 /* the stub and its ring */
 void stub_enter(long nr, const long args[6]);
 void stub_exit(long nr, long ret);
+/* for sites whose number arrives in a register: the stubs run only for numbers added here */
+void stub_trace(long nr);
+void stub_enter_dyn(long nr, const long args[6]);
+void stub_exit_dyn(long nr, long ret);
 uint64_t stub_records(void);
 void consumer_start(void);
 void consumer_stop(void);

@@ -20,11 +20,14 @@ gadget_restorer:
         syscall
         ud2
 
-/* tramp_common: what a rewritten libc site's trampoline calls (mech_rewrite.c), with the number in eax and the
- * arguments in the syscall registers: stub_enter(nr, args), the syscall itself (from inside this range, so the
- * seccomp catch-all lets it through), stub_exit(nr, ret); preserves every register but rax, rcx, r11. */
-        .globl tramp_common
-tramp_common:
+/* tramp_common / tramp_dyn: what a rewritten libc site's trampoline calls (mech_rewrite.c), with the number in eax
+ * and the arguments in the syscall registers: the enter stub, the syscall itself (from inside this range, so the
+ * seccomp catch-all lets it through), the exit stub; preserves every register but rax, rcx, r11. tramp_common
+ * serves sites of a traced number (mov $nr,%eax; syscall); tramp_dyn libc's syscall(), whose number arrives in
+ * a register: its stubs check the number against the traced set. */
+        .macro TRAMP name, enter, exit
+        .globl \name
+\name:
         push %rbp
         mov %rsp, %rbp
         push %r9
@@ -38,7 +41,7 @@ tramp_common:
         and $-16, %rsp
         movslq %eax, %rdi
         lea -48(%rbp), %rsi
-        call stub_enter
+        call \enter
         mov -56(%rbp), %rax
         mov -48(%rbp), %rdi
         mov -40(%rbp), %rsi
@@ -50,7 +53,7 @@ tramp_common:
         mov %rax, -64(%rbp)
         mov -56(%rbp), %rdi
         mov %rax, %rsi
-        call stub_exit
+        call \exit
         mov -64(%rbp), %rax
         mov -48(%rbp), %rdi
         mov -40(%rbp), %rsi
@@ -61,5 +64,9 @@ tramp_common:
         leave
         ret
         ud2
+        .endm
+
+        TRAMP tramp_common, stub_enter, stub_exit
+        TRAMP tramp_dyn, stub_enter_dyn, stub_exit_dyn
 gadget_end:
         .section .note.GNU-stack, "", @progbits

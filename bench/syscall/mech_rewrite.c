@@ -1,6 +1,7 @@
 /* (e) libc's `mov $nr,%eax; syscall` sites of the traced wrappers become `jmp trampoline` (5 bytes + 2 nops); the
  * trampoline, within rel32 reach of libc, calls tramp_common (gadget.S: stub, syscall, stub) and jumps back.
- * Sites not rewritten (libc's syscall(), other code) fall to (a), the seccomp catch-all. */
+ * libc's syscall() is rewritten too (its number arrives in rax: tramp_dyn checks it). Sites not rewritten (the
+ * program's own `syscall` instructions, other libraries) fall to (a), the seccomp catch-all. */
 #define _GNU_SOURCE
 #include "common.h"
 #include "mech.h"
@@ -10,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-extern char tramp_common[];
+extern char tramp_common[], tramp_dyn[];
 
 static uint8_t *near_page(uint8_t *site) {
   uintptr_t base = ((uintptr_t)site & ~(uintptr_t)0xffff);
@@ -21,14 +22,16 @@ static uint8_t *near_page(uint8_t *site) {
   return 0;
 }
 
-/* the trampoline for one site; returns its length */
-static size_t emit(uint8_t *t, int nr, uint8_t *back) {
+/* the trampoline for one site: the displaced instruction (if any), past the red zone, [mov $nr,%eax], call the
+ * common part, back; returns its length */
+static size_t emit(uint8_t *t, const uint8_t *pre, size_t npre, int nr, void *common, uint8_t *back) {
   size_t k = 0;
   static const uint8_t lea_down[] = { 0x48, 0x8d, 0x64, 0x24, 0x80 };          /* lea -128(%rsp),%rsp: past the red zone */
   static const uint8_t lea_up[] = { 0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0 };   /* lea 128(%rsp),%rsp */
+  memcpy(t + k, pre, npre); k += npre;
   memcpy(t + k, lea_down, sizeof lea_down); k += sizeof lea_down;
-  t[k++] = 0xb8; memcpy(t + k, &nr, 4); k += 4;                                /* mov $nr,%eax */
-  t[k++] = 0x49; t[k++] = 0xbb; uint64_t c = (uint64_t)tramp_common; memcpy(t + k, &c, 8); k += 8; /* movabs $tramp_common,%r11 */
+  if (nr >= 0) { t[k++] = 0xb8; memcpy(t + k, &nr, 4); k += 4; }              /* mov $nr,%eax */
+  t[k++] = 0x49; t[k++] = 0xbb; uint64_t c = (uint64_t)common; memcpy(t + k, &c, 8); k += 8; /* movabs $common,%r11 */
   t[k++] = 0x41; t[k++] = 0xff; t[k++] = 0xd3;                                 /* call *%r11 */
   memcpy(t + k, lea_up, sizeof lea_up); k += sizeof lea_up;
   t[k++] = 0xff; t[k++] = 0x25; memset(t + k, 0, 4); k += 4;                    /* jmp *0(%rip) */
@@ -36,22 +39,26 @@ static size_t emit(uint8_t *t, int nr, uint8_t *back) {
   return k;
 }
 
-static int rewrite(const char *fn, int nr) {
+static uint8_t *page;
+static size_t used;
+
+/* every 7-byte `pat` in function fn: `pat` minus its final syscall (2 bytes) is re-executed in the trampoline
+ * unless nr >= 0 (then it was `mov $nr,%eax`, which the trampoline sets itself) */
+static int rewrite(const char *fn, const uint8_t pat[7], int nr, void *common) {
   void *addr = dlsym(RTLD_DEFAULT, fn);
   Dl_info info;
   const ElfW(Sym) *sym = 0;
   if (!addr || !dladdr1(addr, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym) return -1;
-  uint8_t *f = addr, pat[7] = { 0xb8, 0, 0, 0, 0, 0x0f, 0x05 };
-  memcpy(pat + 1, &nr, 4);
-  static uint8_t *page;
-  static size_t used;
+  uint8_t *f = addr;
   int sites = 0;
   for (size_t i = 0; i + 7 <= sym->st_size; i++) {
     if (memcmp(f + i, pat, 7)) continue;
     uint8_t *site = f + i;
     if (!page && !(page = near_page(site))) return -1;
+    mprotect(page, 4096, PROT_READ | PROT_WRITE);
     uint8_t *t = page + used;
-    used += emit(t, nr, site + 7);
+    used += emit(t, pat, nr >= 0 ? 0 : 5, nr, common, site + 7);
+    mprotect(page, 4096, PROT_READ | PROT_EXEC);
     long rel = (long)(t - (site + 5));
     if (rel != (int32_t)rel) return -1;
     uintptr_t pg = (uintptr_t)site & ~(uintptr_t)4095;
@@ -64,12 +71,15 @@ static int rewrite(const char *fn, int nr) {
     mprotect((void *)pg, len, PROT_READ | PROT_EXEC);
     sites++;
   }
-  if (page) mprotect(page, 4096, PROT_READ | PROT_EXEC);
   return sites;
 }
 
 int mech_rewrite(enum workload w, const int *nrs, int n) {
-  int sites = w == W_OPENAT ? rewrite("openat", nrs[0]) : rewrite("getppid", nrs[0]);
-  if (sites <= 0) return -1;
+  uint8_t fixed[7] = { 0xb8, 0, 0, 0, 0, 0x0f, 0x05 };                        /* mov $nr,%eax; syscall */
+  static const uint8_t generic[7] = { 0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05 }; /* syscall(): mov 0x8(%rsp),%r9; syscall */
+  memcpy(fixed + 1, &nrs[0], 4);
+  if (rewrite(w == W_OPENAT ? "openat" : "getppid", fixed, nrs[0], tramp_common) <= 0) return -1;
+  if (rewrite("syscall", generic, -1, tramp_dyn) <= 0) return -1;
+  for (int i = 0; i < n; i++) stub_trace(nrs[i]);
   return mech_trap(nrs, n);
 }

@@ -3,7 +3,7 @@
 
 export const MECHANISMS = ['none', 'kernel', 'trap', 'sud', 'sud-allow', 'seccomp-trace', 'ptrace-syscall', 'rewrite'] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
-export const WORKLOADS = ['getppid', 'openat', 'getpid', 'raw-getppid'] as const;
+export const WORKLOADS = ['getppid', 'openat', 'getpid', 'raw-getppid', 'asm-getppid'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export const LABEL: Record<Mechanism, string> = {
@@ -14,14 +14,15 @@ export const LABEL: Record<Mechanism, string> = {
   'sud-allow': '(b) Syscall User Dispatch on, selector ALLOW',
   'seccomp-trace': '(c) seccomp RET_TRACE + ptrace tracer',
   'ptrace-syscall': '(d) PTRACE_SYSCALL tracer',
-  rewrite: '(e) rewritten libc site + (a) as catch-all',
+  rewrite: '(e) rewritten libc sites + (a) as catch-all',
 };
 
 export const WORKLOAD_LABEL: Record<Workload, string> = {
   getppid: 'getppid() loop, getppid traced',
   openat: 'openat()+close() loop, openat traced',
   getpid: 'getpid() loop while getppid is traced (an untraced syscall)',
-  'raw-getppid': 'syscall(SYS_getppid) loop (libc\'s syscall(), a site (e) does not rewrite), getppid traced',
+  'raw-getppid': 'syscall(SYS_getppid) loop (libc\'s syscall(): (e) rewrites it with a number check), getppid traced',
+  'asm-getppid': 'a `syscall` instruction of the target\'s own code (no mechanism rewrites it: (e)\'s catch-all), getppid traced',
 };
 
 /** one run of the target: what sysbench prints */
