@@ -34,6 +34,8 @@ export interface Run {
   wallNs: number;
   tracerCpuNs: number;
   records: number;
+  /** the round it ran in: added costs pair each run with the untraced run of its round */
+  round?: number;
 }
 
 export interface Cell {
@@ -42,7 +44,7 @@ export interface Cell {
   runs: number;
   /** CPU ns per call (the looping thread + the tracer's, for ptrace rows): median, min, max */
   ns: [number, number, number];
-  /** ns per call more than the untraced process's median */
+  /** ns per call more than the untraced process: the median, over the rounds, of (this run - the untraced run of the same round) */
   added: number;
   records: string;
 }
@@ -75,6 +77,10 @@ export function cells(runs: readonly Run[]): Cell[] {
       const rs = runs.filter((r) => r.workload === workload && r.mechanism === mechanism);
       if (!rs.length) continue;
       const ns = rs.map(perCall);
+      const paired = rs.map((r) => {
+        const u = runs.find((x) => x.workload === workload && x.mechanism === 'none' && x.round !== undefined && x.round === r.round);
+        return u ? perCall(r) - perCall(u) : perCall(r) - b;
+      });
       const traced = mechanism !== 'none' && workload !== 'getpid' && mechanism !== 'sud-allow';
       const all = rs.every((r) => r.records === r.calls);
       out.push({
@@ -82,7 +88,7 @@ export function cells(runs: readonly Run[]): Cell[] {
         workload,
         runs: rs.length,
         ns: [median(ns), Math.min(...ns), Math.max(...ns)],
-        added: median(ns) - b,
+        added: median(paired),
         records: !traced ? (rs.every((r) => r.records === 0) ? 'none' : 'some!') : all ? 'all' : `${Math.min(...rs.map((r) => r.records))} of ${rs[0]!.calls}`,
       });
     }
@@ -130,7 +136,8 @@ export function markdown(cs: readonly Cell[], meta: Meta, analysis: string): str
     `- wasm-bpf commit ${meta.commit}; ${meta.rounds} rounds, every cell once per round, interleaved; medians [min - max] of the runs`,
     '- **CPU per call** is the looping thread\'s CPU time (`CLOCK_THREAD_CPUTIME_ID`: the kernel\'s tracepoint, program, signal',
     '  delivery and handler all run in that thread) divided by the calls, plus, for the ptrace rows, the tracer\'s CPU time',
-    '  (`getrusage`) over the whole run. **added** = that minus the untraced process\'s median for the same loop.',
+    '  (`getrusage`) over the whole run. **added** = the median over the rounds of (this run - the untraced run of the',
+    '  same loop in the same round): pairing by round cancels much of the machine\'s drifting load.',
     '- Every traced call runs the same stub: a 24-byte record into a ring a consumer thread drains every 10 ms (the',
     '  kernel rows: `bpf_ringbuf_reserve/submit` of 24 bytes, a libbpf consumer every 10 ms). The real program in the',
     '  agent costs more than the stub (the uprobe bench measures the agent\'s hit path at ~100 ns): these rows measure',

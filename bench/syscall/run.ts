@@ -3,7 +3,7 @@
 // target (build/sysbench), untraced, under the kernel's syscall tracepoint + a ringbuf program, and under each candidate
 // userspace mechanism (C prototypes here, not in the agent); prints the table and rewrites RESULTS.md and results.json.
 //
-//   node --import=tsx bench/syscall/run.ts [--rounds 5] [--calls 1000000] [--no-write] [--render]
+//   node --import=tsx bench/syscall/run.ts [--rounds 7] [--calls 1000000] [--no-write] [--render]
 //
 // --render rewrites RESULTS.md from results.json and ANALYSIS.md, measuring nothing. x86_64; the kernel rows need root.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -29,7 +29,7 @@ const PLAN: Record<Workload, readonly Mechanism[]> = {
 interface Options { rounds: number; calls: number; write: boolean; render: boolean }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { rounds: 5, calls: 1_000_000, write: true, render: false };
+  const o: Options = { rounds: 7, calls: 1_000_000, write: true, render: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rounds') o.rounds = Number(argv[++i]);
@@ -96,7 +96,7 @@ function main(): void {
     for (const [w, ms] of Object.entries(PLAN) as [Workload, readonly Mechanism[]][]) {
       for (const m of ms) {
         if (m === 'kernel' && !root) continue;
-        runs.push(runOne(m, w, callsFor(m, w, o.calls)));
+        runs.push({ ...runOne(m, w, callsFor(m, w, o.calls)), round });
       }
     }
     process.stderr.write(`round ${round + 1}/${o.rounds} done (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
