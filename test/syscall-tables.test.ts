@@ -1,9 +1,10 @@
 // The built-in syscall tables (backends/userspace/syscalls/tables/): the committed modules are what gen.ts writes,
 // every covered event's layout equals this host's tracefs (fails on any drift), known numbers and layouts per arch,
-// and the context builder's bytes (header, registers, __data_loc strings).
+// and the context builder's bytes (header, registers, __data_loc strings); an ordinary user (no tracefs) gets the table.
 import t from 'tap';
 import fs from 'node:fs';
-import { ensureMounts } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { ensureMounts, ROOT as REPO } from './helpers.js';
 import { generate, sourceTable, tableModule, hostEvents, parseUnistd } from '../backends/userspace/syscalls/gen.js';
 import { hostArch } from '../backends/userspace/syscalls/host.js';
 import { eventLayout, syscallName, syscallNumber, TABLES } from '../backends/userspace/syscalls/layout.js';
@@ -115,4 +116,14 @@ t.test('the builder: header, registers as the kernel stores them, __data_loc str
   t.throws(() => buildRecord(exec, { pid: 1 }, { nope: 1 }), /has no field 'nope'/);
   t.throws(() => buildRecord(exec, { pid: 1 }, { pid: 'x' }), /cannot hold string/);
   t.throws(() => syscallFromRegs('arm64', { x8: 1n }), /register 'x0' missing/);
+});
+
+t.test('uid 65534 cannot read tracefs (mode 0700): the layout comes from the built-in table, and equals the kernel\'s', { skip: (process.getuid?.() !== 0 || !ROOT || !HOST) && 'needs root to switch to uid 65534, tracefs, a table for this arch' }, async (t) => {
+  const script = "import('./backends/userspace/syscalls/layout.ts').then((m) => { const l = m.eventLayout('tp/syscalls/sys_enter_openat'); process.stdout.write(JSON.stringify({ source: l.source, id: l.id, fields: l.fields })); })";
+  const r = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, '--import=tsx', '-e', script], { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
+  t.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout) as { source: string; id: number; fields: unknown };
+  t.equal(got.source, 'table');
+  t.equal(got.id, 0, 'no event id without tracefs');
+  t.same(got.fields, eventLayout('tp/syscalls/sys_enter_openat')!.fields, 'the same fields as the root\'s tracefs answer');
 });
