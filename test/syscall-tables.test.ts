@@ -5,7 +5,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { ensureMounts, ROOT as REPO } from './helpers.js';
-import { generate, sourceTable, tableModule, hostEvents, parseUnistd } from '../backends/userspace/syscalls/gen.js';
+import { ARM64_FORMATS, generate, sourceTable, tableModule, hostEvents, parseUnistd, savedEvents } from '../backends/userspace/syscalls/gen.js';
 import { hostArch } from '../backends/userspace/syscalls/host.js';
 import { eventLayout, syscallName, syscallNumber, TABLES } from '../backends/userspace/syscalls/layout.js';
 import { tableEvents } from '../backends/userspace/syscalls/table.js';
@@ -48,6 +48,15 @@ t.test('every syscalls/*, raw_syscalls/* and sched_process_* layout of the built
   t.equal(l?.id, parseFormat(fs.readFileSync(`${ROOT}/events/syscalls/sys_enter_openat/format`, 'utf8')).id);
   t.ok((l?.id ?? 0) > 0, 'an event id');
   t.equal(eventLayout('sys_enter_openat', HOST, { tracefs: false })?.source, 'table');
+});
+
+t.test('the arm64 table equals the arm64 guest\'s saved tracefs formats, field by field', async (t) => {
+  const saved = savedEvents(fs.readFileSync(ARM64_FORMATS, 'utf8'));
+  const builtin = tableEvents(TABLES.arm64);
+  t.equal(saved.size, 605, '600 syscall events, 2 raw_syscalls, 3 sched');
+  t.same([...builtin.keys()].sort(), [...saved.keys()].sort(), 'the same events');
+  const drift = [...saved].filter(([k, ev]) => JSON.stringify(builtin.get(k)?.fields) !== JSON.stringify(ev.fields)).map(([k]) => k);
+  t.same(drift, [], 'no event differs');
 });
 
 t.test('numbers, names and layouts per arch', async (t) => {
