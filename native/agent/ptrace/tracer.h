@@ -83,8 +83,6 @@ void bp_put(struct proc *p, uint64_t addr, int ret);
 void bp_restore_all(struct proc *p);
 /* a fork child's copy: the same breakpoints are in its memory */
 void bp_copy(struct proc *dst, const struct proc *src);
-/* the address of file_offset of (dev, ino) in an executable mapping of the process, or 0 */
-uint64_t proc_find_address(pid_t pid, const struct wbpf_agent_hook *r);
 /* sets hook h in process p (if it maps the file): 1 set, 0 not mapped, -errno */
 int proc_hook(struct proc *p, const struct thook *h);
 void proc_unhook(struct proc *p, uint32_t hook);
