@@ -11,5 +11,7 @@
 /* the address of r's file_offset of (dev, ino) in an executable mapping of process pid (0: this process),
  * the first one listed, or 0 (not mapped, or the maps file unreadable) */
 uint64_t wbpf_maps_find(pid_t pid, const struct wbpf_agent_hook *r);
+/* whether r's file offset is at addr in an executable mapping of r's file in process pid (0: this one) */
+int wbpf_maps_has(pid_t pid, const struct wbpf_agent_hook *r, uint64_t addr);
 #pragma GCC visibility pop
 #endif

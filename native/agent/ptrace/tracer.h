@@ -117,6 +117,12 @@ extern int root_status;   /* -1 while it runs; else its status as a shell report
 void hit(struct task *t, struct user_regs_struct *regs, uint64_t addr);
 extern uint64_t hits_total;
 
+/* ---- libraries loaded later (loader.c) ---- */
+/* a breakpoint on p's dynamic loader's debugger hook (or, before the loader ran, on the program's entry) */
+void loader_watch(struct proc *p);
+/* a hit at addr in p: 1 when it was the loader's (the hooks were set again there; the caller runs hit()) */
+int loader_event(struct proc *p, uint64_t addr);
+
 /* ---- the channel (chan.c) ---- */
 extern int chan;
 /* serves one request: 0, or -1 at EOF */
