@@ -285,6 +285,19 @@ if (process.arch !== 'x64') {
     tt.match(r.stderr, /wbpf-ptrace: 29 hits/, 'the loader\'s hook stopped the command only at its entry and at each dlopen and dlclose');
   });
 
+  t.test('a launched dynamic command (--userspace-tier ptrace) linked with the probed library (mapped by its loader before main): exact events', async (tt) => {
+    buildDlopen(tt);
+    const prog = path.join(OUT, 'uprobe-needed');
+    const b = spawnSync('gcc', ['-O2', '-DNEEDED', DL_SRC, '-o', prog, `-L${OUT}`, '-luprobe-dlopen', `-Wl,-rpath,${OUT}`], { encoding: 'utf8' });
+    tt.equal(b.status, 0, 'built uprobe-needed', { stderr: b.stderr });
+    const r = runCli(['run', '--backend', 'userspace', '--userspace-tier', 'ptrace', APP, DL_LIB, '--', prog, DL_LIB, '6', '1', '7'], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
+    tt.match(r.stdout, /uprobe-dlopen: uprobe_target_add\(6, 1\) = 7, 7 calls/, 'the command made its calls, each right');
+    const ev = events(r.stdout);
+    tt.same(ev.entries, Array(7).fill('a=6 b=1'), '7 entry events, with the arguments');
+    tt.same(ev.returns, Array(7).fill('ret=7'), '7 return events, with the return value');
+  });
+
   t.test('a joined dynamic process (--userspace-tier ptrace) that dlopens the probed library after the join: exact events, then detached', async (tt) => {
     buildDlopen(tt);
     const p = startTarget([DL_PROG, DL_LIB, '4', '5', '50', '120000', '2']);
