@@ -11,13 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
-import { AgentChannel, agentSocketpair, type ChannelHook } from '../backends/userspace/attach/channel.js';
-import { spawnUnderAgent } from '../backends/userspace/attach/launch.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
-import { assemble } from '../backends/userspace/vm/asm.js';
+import type { ChannelHook } from '../backends/userspace/attach/channel.js';
+import { buildAgent, counterMap, counting, hookRequest, launchUnderAgent, peekCounter, sleep } from './agent-common.js';
 import { BUILD, FIXTURES, ROOT, runCli, pollUntil as until } from './helpers.js';
 
-const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 const OUT = path.join(BUILD, 'agent-follow');
 const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const SRC = path.join(FIXTURES, 'agent');
@@ -27,28 +24,15 @@ const TARGET = path.join(OUT, 'follow-target');
 const OTHER = path.join(OUT, 'follow-other');
 const UPROBE_TARGET = path.join(OUT, 'uprobe-target');
 const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
-const ARRAY = 2, LOOKUP = 1, KEYS = 16;
+const KEYS = 16;
 
 // counter[PARM1] += 1 (array map 1; a key out of range counts nothing)
-const COUNT_BY_ARG = assemble(`
-  ldxdw %r2, [%r1+112]
-  stxw [%r10-4], %r2
-  lddw %r1, map_by_fd(1)
-  mov %r2, %r10
-  add %r2, -4
-  call 1
-  jeq %r0, 0, +2
-  mov %r1, 1
-  lock add [%r0+0], %r1
-  mov %r0, 0
-  exit`);
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const COUNT_BY_ARG = counting('PARM1');
 
 function build(): void {
   fs.mkdirSync(OUT, { recursive: true });
+  buildAgent(OUT);
   const steps: string[][] = [
-    ['make', '-C', AGENT_DIR, `B=${OUT}`, '-j2'],
     ['gcc', '-O2', '-shared', '-fPIC', path.join(SRC, 'follow-lib.c'), '-o', LIB],
     ['gcc', '-O2', '-shared', '-fPIC', '-DDL', path.join(SRC, 'follow-lib.c'), '-o', DL_LIB],
     ['gcc', '-O2', path.join(SRC, 'follow-target.c'), '-o', TARGET, `-L${OUT}`, '-lfollow', '-Wl,-rpath,$ORIGIN', '-lpthread', '-ldl'],
@@ -61,17 +45,10 @@ function build(): void {
   }
 }
 
-function hookOn(binary: string, func: string, id: number, progId: number): ChannelHook {
-  const r = resolveUprobe({ binary, func, offset: 0, retprobe: false, sleepable: false });
-  return { id, progId, dev: r.dev, ino: r.ino, fileOffset: r.fileOffset, size: r.func?.size ?? 0, retprobe: false };
-}
+const hookOn = (binary: string, func: string, id: number, progId: number): ChannelHook => hookRequest(binary, func, id, progId);
 
 function counts(native: NativeAddon, counter: NativeShmMap): bigint[] {
-  return Array.from({ length: KEYS }, (_, key) => {
-    const mem = new Uint8Array(16);
-    new DataView(mem.buffer).setUint32(0, key, true);
-    return native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0) === 0 ? Buffer.from(mem).readBigUInt64LE(8) : -1n;
-  });
+  return Array.from({ length: KEYS }, (_, key) => peekCounter(native, counter, key));
 }
 
 /** a fresh directory for the processes' stop/go files and log */
@@ -111,26 +88,14 @@ if (process.arch !== 'x64') {
 } else {
   t.setTimeout(240_000);
   const native = loadNative();
-  const ncpus = native.numPossibleCpus();
   build();
 
-  const counterMap = (tt: Tap.Test): NativeShmMap => {
-    const m = native.shmMapCreate(ARRAY, 4, 8, KEYS, 0, ncpus, 0, 'hits');
-    tt.teardown(() => native.shmMapClose(m.id));
-    return m;
-  };
+  const counterOf = (tt: Tap.Test): NativeShmMap => counterMap(tt, native, KEYS);
 
   t.test('fork, exec of itself and of another binary, a new thread: counted from main; close unhooks them all', async (tt) => {
     const dir = workdir(tt);
-    const counter = counterMap(tt);
-    const pair = agentSocketpair();
-    const child = spawnUnderAgent([TARGET, dir, 'tree', OTHER], { agent: AGENT, channelFd: pair.child });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => {
-      agent.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const counter = counterOf(tt);
+    const { agent, exited } = launchUnderAgent(tt, AGENT, [TARGET, dir, 'tree', OTHER]);
     agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
     agent.sendProgram({ id: 1, insns: COUNT_BY_ARG });
     tt.match(agent.sendHook(hookOn(LIB, 'follow_fn', 1, 1)), /^hook 1 at 0x[0-9a-f]+$/, 'the root hooks follow_fn in libfollow.so');
@@ -162,12 +127,8 @@ if (process.arch !== 'x64') {
 
   t.test('the root exits first: closing the channel still unhooks its orphaned child', async (tt) => {
     const dir = workdir(tt);
-    const counter = counterMap(tt);
-    const pair = agentSocketpair();
-    const child = spawnUnderAgent([TARGET, dir, 'orphan'], { agent: AGENT, channelFd: pair.child });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => agent.close());
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const counter = counterOf(tt);
+    const { agent, exited } = launchUnderAgent(tt, AGENT, [TARGET, dir, 'orphan'], true);
     agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
     agent.sendProgram({ id: 1, insns: COUNT_BY_ARG });
     agent.sendHook(hookOn(LIB, 'follow_fn', 1, 1));
@@ -186,15 +147,8 @@ if (process.arch !== 'x64') {
 
   t.test('a hostile descendant overwrites the registry: no agent breaks, the others keep their hooks', async (tt) => {
     const dir = workdir(tt);
-    const counter = counterMap(tt);
-    const pair = agentSocketpair();
-    const child = spawnUnderAgent([TARGET, dir, 'scribble'], { agent: AGENT, channelFd: pair.child });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => {
-      agent.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const counter = counterOf(tt);
+    const { agent, exited } = launchUnderAgent(tt, AGENT, [TARGET, dir, 'scribble']);
     agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
     agent.sendProgram({ id: 1, insns: COUNT_BY_ARG });
     agent.sendHook(hookOn(LIB, 'follow_fn', 1, 1));
@@ -213,15 +167,8 @@ if (process.arch !== 'x64') {
 
   t.test('forks while hooks come and go (200 cycles): no hang, every child exits 0, none counts after the end', async (tt) => {
     const dir = workdir(tt);
-    const counter = counterMap(tt);
-    const pair = agentSocketpair();
-    const child = spawnUnderAgent([TARGET, dir, 'forker'], { agent: AGENT, channelFd: pair.child });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => {
-      agent.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const counter = counterOf(tt);
+    const { agent, exited } = launchUnderAgent(tt, AGENT, [TARGET, dir, 'forker']);
     agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
     agent.sendProgram({ id: 1, insns: COUNT_BY_ARG });
     agent.start();
@@ -247,17 +194,8 @@ if (process.arch !== 'x64') {
 
   t.test('a hook on a library loaded later by dlopen: pending, then set in each process that loads it', async (tt) => {
     const dir = workdir(tt);
-    const counter = counterMap(tt);
-    const pair = agentSocketpair();
-    const child = spawnUnderAgent([TARGET, dir, 'dlopen', DL_LIB], { agent: AGENT, channelFd: pair.child });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => {
-      agent.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const counter = counterOf(tt);
+    const { agent, stdout, exited } = launchUnderAgent(tt, AGENT, [TARGET, dir, 'dlopen', DL_LIB]);
     agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
     agent.sendProgram({ id: 1, insns: COUNT_BY_ARG });
     agent.start();
@@ -266,7 +204,7 @@ if (process.arch !== 'x64') {
       'not mapped yet: pending');
     fs.writeFileSync(path.join(dir, 'go'), '');
     tt.equal(await exited, 0, 'the target exits 0');
-    tt.match(out, /dlopen done/, 'both processes loaded the library and called dl_fn');
+    tt.match(stdout(), /dlopen done/, 'both processes loaded the library and called dl_fn');
     const c = counts(native, counter);
     tt.same([c[0], c[1]], [100n, 100n], 'every call counted, in the root (dlopen) and in its fork child (dlmopen)');
     agent.poll();
@@ -275,7 +213,7 @@ if (process.arch !== 'x64') {
 
   t.test('kill -9 of the host: every agent unhooks within a second, the processes run on and exit 0', async (tt) => {
     const dir = workdir(tt);
-    const counter = counterMap(tt);
+    const counter = counterOf(tt);
     const h = hookOn(LIB, 'follow_fn', 1, 1);
     const arg = JSON.stringify({
       agent: AGENT,

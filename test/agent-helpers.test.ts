@@ -10,19 +10,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadNative } from '../backends/linux/native.js';
 import { AGENT_HELPERS, agentMissingHelper, checkAgentHelpers } from '../backends/userspace/attach/agent-helpers.js';
-import { AgentChannel, agentSocketpair } from '../backends/userspace/attach/channel.js';
-import { spawnUnderAgent } from '../backends/userspace/attach/launch.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
 import { BackendError } from '../src/errors.js';
-import { BUILD, FIXTURES, ROOT, pollUntil as until } from './helpers.js';
+import { AGENT_DIR, LOOKUP, RINGBUF, counterMap, hookRequest, launchUnderAgent, lookupAsm, ringbufOutputAsm } from './agent-common.js';
+import { BUILD, FIXTURES, pollUntil as until } from './helpers.js';
 
-const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 // its own build folder: test/agent-launch and test/agent-hook run make in test/build/agent at the same time
 const OUT = path.join(BUILD, 'agent-helpers');
 const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const TARGET = path.join(OUT, 'helpers-target');
-const ARRAY = 2, RINGBUF = 27, LOOKUP = 1;
 const N = 30;
 
 t.test('the agent\'s helper list: helper_of in lib/helpers.c', async (tt) => {
@@ -67,25 +63,13 @@ if (process.arch !== 'x64') {
     tt.equal(cc.status, 0, 'build the target', { stderr: cc.stderr });
     const native = loadNative();
     const ncpus = native.numPossibleCpus();
-    const arr = native.shmMapCreate(ARRAY, 4, 8, 1, 0, ncpus, 0, 'data');
+    const arr = counterMap(tt, native, 1, 'data');
     const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, ncpus, 0, 'events');
-    tt.teardown(() => {
-      native.shmMapClose(arr.id);
-      native.shmMapClose(ring.id);
-    });
-    const pair = agentSocketpair();
-    const child = spawnUnderAgent([TARGET, String(N)], { agent: AGENT, channelFd: pair.child });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => {
-      agent.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
+    tt.teardown(() => native.shmMapClose(ring.id));
+    const { agent, child, stdout, exited } = launchUnderAgent(tt, AGENT, [TARGET, String(N)]);
     agent.sendMap({ id: 1, fd: arr.fd, notifyFd: -1 });
     agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
     const disabled = (): typeof agent.notices => agent.notices.filter((x) => x.kind === 'disabled');
-    let stdout = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
 
     // greet(name, i): a 64-byte record { comm[16], name[32], probe_read_user_str's result, i }; the global
     // counter (element 0 of map 1 through lddw src 2) += 1
@@ -136,22 +120,12 @@ if (process.arch !== 'x64') {
       ldxdw %r3, [%r6+104]
       call 6
       stxdw [%r10-8], %r0
-      lddw %r1, map_by_fd(2)
-      mov %r2, %r10
-      add %r2, -24
-      mov %r3, 24
-      mov %r4, 0
-      call 130
+      ${ringbufOutputAsm(-24, 24)}
       mov %r0, 0
       exit`);
     // past: writes 8 bytes just past the 8-byte value a lookup returned (the map's next bytes)
     const past = assemble(`
-      stw [%r10-4], 0
-      lddw %r1, map_by_fd(1)
-      mov %r2, %r10
-      add %r2, -4
-      call 1
-      jeq %r0, 0, +2
+      ${lookupAsm(0)}
       mov %r1, -1
       stxdw [%r0+8], %r1
       mov %r0, 0
@@ -161,14 +135,12 @@ if (process.arch !== 'x64') {
     const progs = [greet, wild, past, ctxw];
     for (const [i, insns] of progs.entries()) tt.equal(agent.sendProgram({ id: i + 1, insns }), `prog ${i + 1}`);
     for (const [i, func] of ['greet', 'wild', 'past', 'ctxw'].entries()) {
-      const u = resolveUprobe({ binary: TARGET, func, offset: 0, retprobe: false, sleepable: false });
-      tt.match(agent.sendHook({ id: i + 1, progId: i + 1, dev: u.dev, ino: u.ino, fileOffset: u.fileOffset, size: u.func?.size ?? 0, retprobe: false }),
-        new RegExp(`^hook ${i + 1} at 0x`), `${func} hooked`);
+      tt.match(agent.sendHook(hookRequest(TARGET, func, i + 1, i + 1)), new RegExp(`^hook ${i + 1} at 0x`), `${func} hooked`);
     }
     agent.start();
 
     child.stdin?.write('1');
-    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.ok(await until(() => stdout().includes('round 0 done'), 20_000), 'round 0 ran');
     tt.ok(await until(() => (agent.poll(), disabled().length >= 2), 5_000), 'two hooks disabled');
     const out = new Uint8Array((N + 1) * 80 + 64);
     const n = native.shmRingPoll(ring.id, 1000, out, -1);
@@ -215,7 +187,7 @@ if (process.arch !== 'x64') {
     tt.same(agent.notices.filter((x) => x.kind === 'trace'), [{ kind: 'trace', hookId: 2, message: 'n=42' }], 'trace_printk\'s text came as a TRACE notice of wild\'s hook');
 
     child.stdin?.write('2');
-    tt.ok(await until(() => stdout.includes('round 1 done'), 20_000), 'round 1 ran: the target lives on');
+    tt.ok(await until(() => stdout().includes('round 1 done'), 20_000), 'round 1 ran: the target lives on');
     tt.equal(native.shmRingPoll(ring.id, 1000, out, -1), N + 1, 'greet and wild still run');
     agent.poll();
     tt.equal(disabled().length, 2, 'no new event');

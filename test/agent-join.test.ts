@@ -15,11 +15,9 @@ import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/lin
 import { AgentChannel } from '../backends/userspace/attach/channel.js';
 import { joinLibrary, joinProcess } from '../backends/userspace/attach/join.js';
 import { joinRefusal, readSelf, readTarget, type JoinerView, type TargetView } from '../backends/userspace/attach/join-checks.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
-import { assemble } from '../backends/userspace/vm/asm.js';
-import { BUILD, FIXTURES, ROOT } from './helpers.js';
+import { buildAgent, counterMap, counting, hookRequest, peekCounter, sleep, tasks } from './agent-common.js';
+import { BUILD, FIXTURES, ROOT, pollUntil as until } from './helpers.js';
 
-const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 const OUT = path.join(BUILD, 'agent');
 const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const TARGET = path.join(OUT, 'join-target');
@@ -27,35 +25,9 @@ const STATIC_TARGET = path.join(OUT, 'join-target-static');
 const CXX_TARGET = path.join(OUT, 'join-target-cxx');
 const HANG_LIB = path.join(OUT, 'join-hang.so');
 const FAULT_LIB = path.join(OUT, 'join-fault.so');
-const ARRAY = 2, LOOKUP = 1;
 
 /** counter[0] += 1 (array map 1) */
-const COUNTING = assemble(`
-    stw [%r10-4], 0
-    lddw %r1, map_by_fd(1)
-    mov %r2, %r10
-    add %r2, -4
-    call 1
-    jeq %r0, 0, +2
-    mov %r1, 1
-    lock add [%r0+0], %r1
-    mov %r0, 0
-    exit`);
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (what()) return true;
-    await sleep(10);
-  }
-  return what();
-}
-
-function tasks(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/task`).length;
-}
+const COUNTING = counting(0);
 
 interface Running {
   child: ChildProcess;
@@ -78,16 +50,7 @@ async function running(tt: Tap.Test, cmd: string[]): Promise<Running> {
   return { child, pid: child.pid!, stdout: () => out, exited };
 }
 
-function counterMap(tt: Tap.Test, native: NativeAddon): NativeShmMap {
-  const m = native.shmMapCreate(ARRAY, 4, 8, 1, 0, native.numPossibleCpus(), 0, 'hits');
-  tt.teardown(() => native.shmMapClose(m.id));
-  return m;
-}
-
-function count(native: NativeAddon, m: NativeShmMap): bigint {
-  const mem = new Uint8Array(16);
-  return native.shmMapOp(LOOKUP, m.id, mem, 0, 8, 0) === 0 ? Buffer.from(mem).readBigUInt64LE(8) : -1n;
-}
+const count = (native: NativeAddon, m: NativeShmMap): bigint => peekCounter(native, m);
 
 /** joins pid (and closes the channel at the end of tt) with the program COUNTING into `m` loaded */
 function joined(tt: Tap.Test, pid: number, m: NativeShmMap): AgentChannel {
@@ -100,8 +63,7 @@ function joined(tt: Tap.Test, pid: number, m: NativeShmMap): AgentChannel {
 
 /** hooks `func` of `binary` (its entry, or its return) with program 1 */
 function hook(ch: AgentChannel, retprobe = false, binary = TARGET, func = 'uprobe_target_add'): string {
-  const r = resolveUprobe({ binary, func, offset: 0, retprobe, sleepable: false });
-  return ch.sendHook({ id: 1, progId: 1, dev: r.dev, ino: r.ino, fileOffset: r.fileOffset, size: r.func?.size ?? 0, retprobe });
+  return ch.sendHook(hookRequest(binary, func, 1, 1, retprobe));
 }
 
 /** joins pid and hooks uprobe_target_add's entry with COUNTING into `m` */
@@ -118,8 +80,7 @@ if (process.arch !== 'x64') {
   const native = loadNative();
 
   t.before(() => {
-    const mk = spawnSync('make', ['-C', AGENT_DIR, `B=${OUT}`, '-j2'], { encoding: 'utf8' });
-    if (mk.status !== 0) throw new Error(`make the agent: ${mk.stderr}`);
+    buildAgent(OUT);
     const src = path.join(FIXTURES, 'agent', 'join-target.c');
     for (const [out, extra] of [[TARGET, []], [STATIC_TARGET, ['-static']]] as const) {
       const cc = spawnSync('gcc', ['-O2', '-g', ...extra, src, '-o', out, '-lpthread'], { encoding: 'utf8' });
@@ -198,17 +159,7 @@ if (process.arch !== 'x64') {
 
   t.test('two hosts with different programs on one function: each runs its own, into its own map (the same map ids)', async (tt) => {
     /** counter[0] += 1000 (array map 1): another app's program, same ids as COUNTING's */
-    const THOUSANDS = assemble(`
-    stw [%r10-4], 0
-    lddw %r1, map_by_fd(1)
-    mov %r2, %r10
-    add %r2, -4
-    call 1
-    jeq %r0, 0, +2
-    mov %r1, 1000
-    lock add [%r0+0], %r1
-    mov %r0, 0
-    exit`);
+    const THOUSANDS = counting(0, undefined, 1000);
     const m1 = counterMap(tt, native), m2 = counterMap(tt, native);
     const target = await running(tt, [TARGET, '4000', '0']);
     const ch = joinAndHook(tt, target.pid, m1);

@@ -4,117 +4,39 @@
 // function (entry and return, two programs), hooks come and go while 8 threads call it; closing the
 // channel unhooks and the target runs on unchanged to exit 0. The channel is synchronous throughout.
 import t from 'tap';
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
-import { AgentChannel, agentSocketpair, type ChannelHook } from '../backends/userspace/attach/channel.js';
-import { spawnUnderAgent } from '../backends/userspace/attach/launch.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
+import type { ChannelHook } from '../backends/userspace/attach/channel.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
-import { BUILD, FIXTURES, ROOT, pollUntil as until } from './helpers.js';
+import { AGENT_DIR, PARM1, RC, RINGBUF, counterMap, counting, hookRequest, launchUnderAgent, peekCounter, sleep, tasks, type Launched } from './agent-common.js';
+import { BUILD, FIXTURES, pollUntil as until } from './helpers.js';
 
-const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 const OUT = path.join(BUILD, 'agent');
 const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const TARGET = path.join(OUT, 'launch-target');
 const N = 100;
-const ARRAY = 2, RINGBUF = 27, LOOKUP = 1;
 
 // counter[0] += 1 (array map 1); ringbuf_output(map 2, &PARM1, 8, 0)
-const PROGRAM = `
-  mov %r6, %r1
-  stw [%r10-4], 0
-  lddw %r1, map_by_fd(1)
-  mov %r2, %r10
-  add %r2, -4
-  call 1
-  jeq %r0, 0, +2
-  mov %r1, 1
-  lock add [%r0+0], %r1
-  ldxdw %r1, [%r6+112]
-  stxdw [%r10-16], %r1
-  lddw %r1, map_by_fd(2)
-  mov %r2, %r10
-  add %r2, -16
-  mov %r3, 8
-  mov %r4, 0
-  call 130
-  mov %r0, 0
-  exit
-`;
+const PROGRAM = counting(0, PARM1);
 
-/** counter[key] += 1 (array map 1); with `reg`, also ringbuf_output(map 2, &ctx[reg], 8, 0) */
-function counting(key: number, reg?: number): Uint8Array {
-  const out = reg === undefined ? '' : `
-      ldxdw %r1, [%r6+${reg}]
-      stxdw [%r10-16], %r1
-      lddw %r1, map_by_fd(2)
-      mov %r2, %r10
-      add %r2, -16
-      mov %r3, 8
-      mov %r4, 0
-      call 130`;
-  return assemble(`
-      mov %r6, %r1
-      stw [%r10-4], ${key}
-      lddw %r1, map_by_fd(1)
-      mov %r2, %r10
-      add %r2, -4
-      call 1
-      jeq %r0, 0, +2
-      mov %r1, 1
-      lock add [%r0+0], %r1${out}
-      mov %r0, 0
-      exit`);
-}
-
-const PARM1 = 112, RC = 80;
-
-function tasks(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/task`).length;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-interface Started {
+interface Started extends Launched {
   counter: NativeShmMap;
   ring: NativeShmMap | undefined;
-  agent: AgentChannel;
-  child: ChildProcess;
-  stdout: () => string;
-  exited: Promise<number | null>;
 }
 
 /** the target spawned under the agent (not started) with a counter (array map 1) and, when ringBytes > 0, a
  * ring buffer (map 2) sent over the channel; all closed or killed at the end of `tt` */
 function spawned(tt: Tap.Test, native: NativeAddon, ncpus: number, args: string[], counterEntries: number, ringBytes: number): Started {
-  const counter = native.shmMapCreate(ARRAY, 4, 8, counterEntries, 0, ncpus, 0, 'hits');
+  const counter = counterMap(tt, native, counterEntries);
   const ring = ringBytes > 0 ? native.shmMapCreate(RINGBUF, 0, 0, ringBytes, 0, ncpus, 0, 'args') : undefined;
   tt.teardown(() => {
-    native.shmMapClose(counter.id);
     if (ring) native.shmMapClose(ring.id);
   });
-  const pair = agentSocketpair();
-  const child = spawnUnderAgent([TARGET, ...args], { agent: AGENT, channelFd: pair.child });
-  const agent = new AgentChannel(pair.host);
-  tt.teardown(() => {
-    agent.close();
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
-  if (ring) agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { counter, ring, agent, child, stdout: () => out, exited };
-}
-
-/** counter[key]; -1 when the lookup fails */
-function peekCounter(native: NativeAddon, counter: NativeShmMap, key: number): bigint {
-  const mem = new Uint8Array(16);
-  new DataView(mem.buffer).setUint32(0, key, true);
-  return native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0) === 0 ? Buffer.from(mem).readBigUInt64LE(8) : -1n;
+  const run = launchUnderAgent(tt, AGENT, [TARGET, ...args]);
+  run.agent.sendMap({ id: 1, fd: counter.fd, notifyFd: -1 });
+  if (ring) run.agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
+  return { ...run, counter, ring };
 }
 
 /** counter[key], the lookup checked */
@@ -132,10 +54,7 @@ function records(native: NativeAddon, ring: NativeShmMap, max: number): bigint[]
   return Array.from({ length: Math.max(0, n) }, (_, i) => b.readBigUInt64LE(i * 16 + 8));
 }
 
-function hookOf(func: string, id: number, progId: number, retprobe = false): ChannelHook {
-  const r = resolveUprobe({ binary: TARGET, func, offset: 0, retprobe, sleepable: false });
-  return { id, progId, dev: r.dev, ino: r.ino, fileOffset: r.fileOffset, size: r.func?.size ?? 0, retprobe };
-}
+const hookOf = (func: string, id: number, progId: number, retprobe = false): ChannelHook => hookRequest(TARGET, func, id, progId, retprobe);
 
 if (process.arch !== 'x64') {
   t.pass('the inline hook supports x86-64 only for now');
@@ -154,7 +73,7 @@ if (process.arch !== 'x64') {
     const { counter, agent, child, stdout, exited } = run;
     const ring = run.ring as NativeShmMap;
 
-    tt.equal(agent.sendProgram({ id: 7, insns: assemble(PROGRAM) }), 'prog 7', 'the engine loads the program');
+    tt.equal(agent.sendProgram({ id: 7, insns: PROGRAM }), 'prog 7', 'the engine loads the program');
     tt.throws(() => agent.sendProgram({ id: 8, insns: assemble('call 35\nexit') }), /helper 35 is not implemented by the agent/,
       'a helper the agent lacks is refused');
     tt.throws(() => agent.sendProgram({ id: 9, insns: assemble('ja +5\nexit') }), /out of range/, 'the engine\'s refusal is answered');
@@ -242,14 +161,12 @@ if (process.arch !== 'x64') {
   });
 
   t.test('a hit inside a hit is skipped (a helper calling a hooked function)', async (tt) => {
-    // a function of the agent's own map_lookup_elem helper, which the programs call
-    const lookup = resolveUprobe({ binary: AGENT, func: 'wbpf_map_key_size', offset: 0, retprobe: false, sleepable: false });
     const { counter, agent, child, stdout, exited } = spawned(tt, native, ncpus, [String(N)], 2, 0);
     // counter[KEY] += 1 (the helper calls wbpf_map_key_size)
     agent.sendProgram({ id: 1, insns: counting(0) });
     agent.sendProgram({ id: 2, insns: counting(1) });
     agent.sendHook(hookOf('target', 1, 1));
-    agent.sendHook({ id: 2, progId: 2, dev: lookup.dev, ino: lookup.ino, fileOffset: lookup.fileOffset, size: lookup.func?.size ?? 0, retprobe: false });
+    agent.sendHook(hookRequest(AGENT, 'wbpf_map_key_size', 2, 2)); // a function of the agent's own map_lookup_elem helper, which the programs call
     agent.start();
     child.stdin?.write('1');
     tt.ok(await until(() => stdout().includes('round 0 done'), 20_000), 'round 0 ran');
@@ -267,7 +184,7 @@ if (process.arch !== 'x64') {
     const run = spawned(tt, native, ncpus, [String(CALLS), String(THREADS)], 1, 1 << 20);
     const { counter, agent, child, stdout, exited } = run;
     const ring = run.ring as NativeShmMap;
-    agent.sendProgram({ id: 7, insns: assemble(PROGRAM) });
+    agent.sendProgram({ id: 7, insns: PROGRAM });
     agent.sendHook(hookOf('target', 3, 7));
     agent.start();
     child.stdin?.write('1');

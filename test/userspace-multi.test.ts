@@ -10,7 +10,7 @@ import t from 'tap';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD, CLI, FIXTURES, GUEST_INCLUDE, ROOT, buildBpf, startCli, type Running } from './helpers.js';
+import { BUILD, CLI, FIXTURES, GUEST_INCLUDE, ROOT, buildBpf, pollUntil as until, startCli, type Running } from './helpers.js';
 import { entryBytes, fileBytes } from './uprobe-common.js';
 
 const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
@@ -21,17 +21,6 @@ const COUNT_APP = path.join(OUT, 'uprobe-count.wasm');
 const LONG = '120000'; // the target's delay and tail: ended by SIGUSR1 (see uprobe-target.c)
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (what()) return true;
-    await sleep(20);
-  }
-  return what();
-}
-
-
 
 function nobodyEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
@@ -82,6 +71,36 @@ async function exact(tt: Tap.Test, run: Running, pid: number, a: number, b: numb
   tt.equal(events(run), 2 * count, `${who}: no other event`);
 }
 
+/** runs A and B join pid, one after the other, each attached */
+async function joinBoth(tt: Tap.Test, pid: number, asNobody = false): Promise<[Running, Running]> {
+  const a = join(tt, pid, asNobody);
+  await a.waitFor(/^# uprobe: attached/, 60_000);
+  const b = join(tt, pid, asNobody);
+  await b.waitFor(/^# uprobe: attached/, 60_000);
+  return [a, b];
+}
+
+/** the pid of the command run A launched (the CLI's child running TARGET) */
+async function launched(tt: Tap.Test, a: Running): Promise<number> {
+  let pid = 0;
+  tt.ok(await until(() => {
+    const kids = fs.readFileSync(`/proc/${a.child.pid}/task/${a.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    pid = kids.find((k) => { try { return fs.readlinkSync(`/proc/${k}/exe`) === TARGET; } catch { return false; } }) ?? 0;
+    return pid > 0;
+  }, 10_000), 'the launched command runs');
+  tt.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+  return pid;
+}
+
+/** every run has left: pid's entry holds its original bytes again; released, the target runs to its end
+ * (exit 0) with its `count` calls of uprobe_target_add(a, b) right */
+async function restoredAndDone(tt: Tap.Test, tg: Target, a: number, b: number, count: number): Promise<void> {
+  tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
+  tg.child.kill('SIGUSR1');
+  tt.equal(await tg.exited, 0, 'the target exits 0');
+  tt.match(tg.out(), `uprobe_target_add(${a}, ${b}) = ${a + b}, ${count} calls`, 'every call right');
+}
+
 if (process.arch !== 'x64') {
   t.pass('the agent hooks x86-64 only for now');
 } else {
@@ -100,10 +119,7 @@ if (process.arch !== 'x64') {
   t.test('two runs join one process: both get every event; the entry is restored when the last leaves', async (tt) => {
     const tg = target(tt, 2, 3, 300, 1000);
     await sleep(200);
-    const a = join(tt, tg.pid);
-    await a.waitFor(/^# uprobe: attached/, 60_000);
-    const b = join(tt, tg.pid);
-    await b.waitFor(/^# uprobe: attached/, 60_000);
+    const [a, b] = await joinBoth(tt, tg.pid);
     tg.child.kill('SIGUSR1'); // the calls start
     tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
     await exact(tt, a, tg.pid, 2, 3, 300, 'run A');
@@ -112,19 +128,13 @@ if (process.arch !== 'x64') {
     tt.equal((await a.interrupt('SIGINT')).code, 130, 'run A: Ctrl-C, 130');
     tt.not(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'after A left, the entry stays patched: B hooks it');
     tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
-    tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'after the last left, the entry holds its original bytes');
-    tg.child.kill('SIGUSR1');
-    tt.equal(await tg.exited, 0, 'the target runs on to its end, exit 0');
-    tt.match(tg.out(), /uprobe_target_add\(2, 3\) = 5, 300 calls/, 'every call right');
+    await restoredAndDone(tt, tg, 2, 3, 300);
   });
 
   t.test('run A Ctrl-C\'d during the calls: B\'s counts stay exact', async (tt) => {
     const tg = target(tt, 4, 1, 600, 5000);
     await sleep(200);
-    const a = join(tt, tg.pid);
-    await a.waitFor(/^# uprobe: attached/, 60_000);
-    const b = join(tt, tg.pid);
-    await b.waitFor(/^# uprobe: attached/, 60_000);
+    const [a, b] = await joinBoth(tt, tg.pid);
     tg.child.kill('SIGUSR1');
     await a.waitFor(/^UPROBE /, 30_000);
     tt.equal((await a.interrupt('SIGINT')).code, 130, 'run A: Ctrl-C, 130');
@@ -134,19 +144,13 @@ if (process.arch !== 'x64') {
     tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
     await exact(tt, b, tg.pid, 4, 1, 600, 'run B');
     tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
-    tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
-    tg.child.kill('SIGUSR1');
-    tt.equal(await tg.exited, 0, 'the target exits 0');
-    tt.match(tg.out(), /uprobe_target_add\(4, 1\) = 5, 600 calls/, 'every call right');
+    await restoredAndDone(tt, tg, 4, 1, 600);
   });
 
   t.test('run A kill -9\'d during the calls: B\'s counts stay exact, A\'s session is gone', async (tt) => {
     const tg = target(tt, 5, 5, 600, 5000);
     await sleep(200);
-    const a = join(tt, tg.pid);
-    await a.waitFor(/^# uprobe: attached/, 60_000);
-    const b = join(tt, tg.pid);
-    await b.waitFor(/^# uprobe: attached/, 60_000);
+    const [a, b] = await joinBoth(tt, tg.pid);
     const threads = fs.readdirSync(`/proc/${tg.pid}/task`).length;
     tt.equal(threads, 3, 'the target\'s thread and one agent thread per run');
     tg.child.kill('SIGUSR1');
@@ -158,10 +162,7 @@ if (process.arch !== 'x64') {
     tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
     await exact(tt, b, tg.pid, 5, 5, 600, 'run B');
     tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
-    tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
-    tg.child.kill('SIGUSR1');
-    tt.equal(await tg.exited, 0, 'the target exits 0');
-    tt.match(tg.out(), /uprobe_target_add\(5, 5\) = 10, 600 calls/, 'every call right');
+    await restoredAndDone(tt, tg, 5, 5, 600);
   });
 
   t.test('a command launched by run A and joined by run B: both get every event, also of its fork children', async (tt) => {
@@ -169,13 +170,7 @@ if (process.arch !== 'x64') {
     const a = startCli(['run', '--backend', 'userspace', APP, TARGET, '--', TARGET, '7', '1', '150', LONG, '-2', '1000', LONG]);
     tt.teardown(() => void a.interrupt('SIGKILL'));
     await a.waitFor(/^# uprobe: attached/, 60_000);
-    let pid = 0;
-    tt.ok(await until(() => {
-      const kids = fs.readFileSync(`/proc/${a.child.pid}/task/${a.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      pid = kids.find((k) => { try { return fs.readlinkSync(`/proc/${k}/exe`) === TARGET; } catch { return false; } }) ?? 0;
-      return pid > 0;
-    }, 10_000), 'the launched command runs');
-    tt.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+    const pid = await launched(tt, a);
     const b = join(tt, pid);
     await b.waitFor(/^# uprobe: attached/, 60_000);
     process.kill(pid, 'SIGUSR1');
@@ -196,13 +191,7 @@ if (process.arch !== 'x64') {
     const a = startCli(['run', '--backend', 'userspace', APP, TARGET, '--', TARGET, '2', '9', '600', LONG, '1', '5000', LONG]);
     tt.teardown(() => void a.interrupt('SIGKILL'));
     await a.waitFor(/^# uprobe: attached/, 60_000);
-    let pid = 0;
-    tt.ok(await until(() => {
-      const kids = fs.readFileSync(`/proc/${a.child.pid}/task/${a.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      pid = kids.find((k) => { try { return fs.readlinkSync(`/proc/${k}/exe`) === TARGET; } catch { return false; } }) ?? 0;
-      return pid > 0;
-    }, 10_000), 'the launched command runs');
-    tt.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+    const pid = await launched(tt, a);
     const b = join(tt, pid);
     await b.waitFor(/^# uprobe: attached/, 60_000);
     process.kill(pid, 'SIGUSR1');
@@ -224,10 +213,7 @@ if (process.arch !== 'x64') {
   t.test('fork children of a process two runs joined: each run leaving unhooks them too', async (tt) => {
     const tg = target(tt, 6, 2, 1500, 2000, false, -2);
     await sleep(200);
-    const a = join(tt, tg.pid);
-    await a.waitFor(/^# uprobe: attached/, 60_000);
-    const b = join(tt, tg.pid);
-    await b.waitFor(/^# uprobe: attached/, 60_000);
+    const [a, b] = await joinBoth(tt, tg.pid);
     tg.child.kill('SIGUSR1');
     tt.ok(await until(() => pids(a).size === 2 && pids(b).size === 2, 30_000), 'both runs get the events of both fork children');
     const kids = [...pids(a)].map(Number);
@@ -253,20 +239,14 @@ if (process.arch !== 'x64') {
     await sleep(300);
     const pid = tg.pid; // setpriv execs the target
     tt.match(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'its uid');
-    const a = join(tt, pid, true);
-    await a.waitFor(/^# uprobe: attached/, 60_000);
-    const b = join(tt, pid, true);
-    await b.waitFor(/^# uprobe: attached/, 60_000);
+    const [a, b] = await joinBoth(tt, pid, true);
     process.kill(pid, 'SIGUSR1');
     tt.ok(await until(() => tg.out().includes('calls done'), 60_000), 'the target made its calls');
     await exact(tt, a, pid, 1, 8, 200, 'run A (uid 65534)');
     await exact(tt, b, pid, 1, 8, 200, 'run B (uid 65534)');
     tt.equal((await a.interrupt('SIGINT')).code, 130, 'run A: Ctrl-C, 130');
     tt.equal((await b.interrupt('SIGINT')).code, 130, 'run B: Ctrl-C, 130');
-    tt.equal(entryBytes(pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
-    process.kill(pid, 'SIGUSR1');
-    tt.equal(await tg.exited, 0, 'the target exits 0');
-    tt.match(tg.out(), /uprobe_target_add\(1, 8\) = 9, 200 calls/, 'every call right');
+    await restoredAndDone(tt, tg, 1, 8, 200);
   });
 
   t.test('two different apps on one process: the uprobe app\'s ring buffer and the counting app\'s array, each exact', async (tt) => {
@@ -285,9 +265,6 @@ if (process.arch !== 'x64') {
     tt.ok(events(a) > 0 && events(a) < 800, `the uprobe app got its events in its own ring buffer until it left (${events(a)})`);
     tt.equal(entries(a, tg.pid, 3, 4), returns(a, tg.pid, 7) + (events(a) % 2), 'as entry and return pairs');
     tt.equal((await c.interrupt('SIGINT')).code, 130, 'the counting app: Ctrl-C, 130');
-    tt.equal(entryBytes(tg.pid, TARGET), fileBytes(TARGET), 'the entry holds its original bytes again');
-    tg.child.kill('SIGUSR1');
-    tt.equal(await tg.exited, 0, 'the target exits 0');
-    tt.match(tg.out(), /uprobe_target_add\(3, 4\) = 7, 400 calls/, 'every call right');
+    await restoredAndDone(tt, tg, 3, 4, 400);
   });
 }

@@ -258,6 +258,66 @@ if (process.arch !== 'x64') {
     tt.equal(await p.exited, 0, 'it runs on to its end');
   });
 
+  // issue 16 point 1: a library loaded later (dlopen) is followed by the ptrace tier too, through a breakpoint
+  // on the dynamic loader's debugger hook (native/agent/ptrace/loader.c); dlclose and a second dlopen too
+  const DL_SRC = path.join(FIXTURES, 'agent', 'uprobe-dlopen.c');
+  const DL_PROG = path.join(OUT, 'uprobe-dlopen');
+  const DL_LIB = path.join(OUT, 'libuprobe-dlopen.so');
+  const buildDlopen = (tt: Tap.Test): void => {
+    for (const args of [['-O2', '-fcf-protection=full', '-shared', '-fPIC', '-DLIB', DL_SRC, '-o', DL_LIB], ['-O2', DL_SRC, '-o', DL_PROG, '-ldl']]) {
+      const b = spawnSync('gcc', args, { encoding: 'utf8' });
+      tt.equal(b.status, 0, `built ${path.basename(args[args.indexOf('-o') + 1]!)}`, { stderr: b.stderr });
+    }
+  };
+
+  t.test('a launched dynamic command (--userspace-tier ptrace) that dlopens the probed library, dlcloses it and loads it again: exact events', async (tt) => {
+    buildDlopen(tt);
+    const r = runCli(['run', '-v', '--backend', 'userspace', '--userspace-tier', 'ptrace', APP, DL_LIB, '--', DL_PROG, DL_LIB, '2', '3', '5', '0', '2'],
+      { timeout: 90_000, env: { ...process.env, WBPF_PTRACE_STATS: '1' } });
+    tt.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
+    tt.match(r.stderr, /ptrace tier: slow .*forced/, 'the ptrace tier');
+    tt.match(r.stderr, /is not mapped in pid \d+ \(yet\); the hook waits for it/, 'the hook waited for the library');
+    tt.match(r.stdout, /uprobe-dlopen: uprobe_target_add\(2, 3\) = 5, 10 calls/, 'the command made its calls, each right');
+    const ev = events(r.stdout);
+    tt.same(ev.entries, Array(10).fill('a=2 b=3'), '10 entry events (5 in each load of the library), with the arguments');
+    tt.same(ev.returns, Array(10).fill('ret=5'), '10 return events, with the return value');
+    // 20 of the probes; the loader's: the program's entry once, then 2 per dlopen and 2 per dlclose
+    tt.match(r.stderr, /wbpf-ptrace: 29 hits/, 'the loader\'s hook stopped the command only at its entry and at each dlopen and dlclose');
+  });
+
+  t.test('a launched dynamic command (--userspace-tier ptrace) linked with the probed library (mapped by its loader before main): exact events', async (tt) => {
+    buildDlopen(tt);
+    const prog = path.join(OUT, 'uprobe-needed');
+    const b = spawnSync('gcc', ['-O2', '-DNEEDED', DL_SRC, '-o', prog, `-L${OUT}`, '-luprobe-dlopen', `-Wl,-rpath,${OUT}`], { encoding: 'utf8' });
+    tt.equal(b.status, 0, 'built uprobe-needed', { stderr: b.stderr });
+    const r = runCli(['run', '--backend', 'userspace', '--userspace-tier', 'ptrace', APP, DL_LIB, '--', prog, DL_LIB, '6', '1', '7'], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
+    tt.match(r.stdout, /uprobe-dlopen: uprobe_target_add\(6, 1\) = 7, 7 calls/, 'the command made its calls, each right');
+    const ev = events(r.stdout);
+    tt.same(ev.entries, Array(7).fill('a=6 b=1'), '7 entry events, with the arguments');
+    tt.same(ev.returns, Array(7).fill('ret=7'), '7 return events, with the return value');
+  });
+
+  t.test('a joined dynamic process (--userspace-tier ptrace) that dlopens the probed library after the join: exact events, then detached', async (tt) => {
+    buildDlopen(tt);
+    const p = startTarget([DL_PROG, DL_LIB, '4', '5', '50', '120000', '2']);
+    tt.teardown(p.kill);
+    await new Promise((res) => setTimeout(res, 100));
+    const run = startCli(['run', '--backend', 'userspace', '--userspace-tier', 'ptrace', '--pid', String(p.pid), APP, DL_LIB]);
+    tt.teardown(() => void run.interrupt('SIGKILL'));
+    await run.waitFor(/^# uprobe: attached/, 60_000);
+    tt.notOk(fs.readFileSync(`/proc/${p.pid}/maps`, 'utf8').includes(DL_LIB), 'the library is not loaded yet');
+    process.kill(p.pid, 'SIGUSR1'); // the program loads it and calls
+    tt.equal(await p.exited, 0, 'the process ran to its end, exit 0');
+    tt.match(p.out(), /uprobe_target_add\(4, 5\) = 9, 100 calls/, 'every call right');
+    tt.ok(await until(() => run.lines(/^URETPROBE /).length >= 100, 30_000), 'the events came');
+    await new Promise((res) => setTimeout(res, 300)); // nothing more comes
+    tt.equal(run.lines(new RegExp(`^UPROBE pid=${p.pid} a=4 b=5$`)).length, 100, '100 entry events, with the arguments');
+    tt.equal(run.lines(new RegExp(`^URETPROBE pid=${p.pid} ret=9$`)).length, 100, '100 return events, with the return value');
+    tt.equal(run.lines(/^U(RET)?PROBE /).length, 200, 'no other event');
+    await signalled(run, 'SIGINT');
+  });
+
   t.test('refusals name the cause and the fix: another user\'s process, one already traced', async (tt) => {
     const target = built['endbr64']!;
     const r = spawnSync(NOBODY[0]!, [...NOBODY.slice(1), process.execPath, CLI, 'run', '--userspace-tier', 'ptrace', '--pid', '1', APP, target], { encoding: 'utf8', timeout: 60_000, env: nobodyEnv() });

@@ -26,6 +26,8 @@
 #include "../maps/wbpf_maps.h"
 #include "../vm/ebpf_vm.h"
 #include "agent.h"
+#include "frames.h"
+#include "maps_file.h"
 #include "proto.h"
 #include "readers.h"
 #include "registry.h"
@@ -405,25 +407,6 @@ int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint3
 	return 0;
 }
 
-/* the address of file_offset of (dev, ino) in an executable mapping of this process, or 0 */
-static uintptr_t find_address(const struct wbpf_agent_hook *r)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f) return 0;
-	char line[512];
-	uintptr_t found = 0;
-	while (!found && fgets(line, sizeof line, f)) {
-		unsigned long start, end, off, ino;
-		unsigned maj, min;
-		char perms[8];
-		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &start, &end, perms, &off, &maj, &min, &ino) != 7) continue;
-		if (perms[2] != 'x' || ino != r->ino || maj != gnu_dev_major(r->dev) || min != gnu_dev_minor(r->dev)) continue;
-		if (r->file_offset >= off && r->file_offset < off + (end - start)) found = start + (r->file_offset - off);
-	}
-	fclose(f);
-	return found;
-}
-
 /* ---- attachments (agent_lock) ---- */
 static const struct aprog *find_prog(const struct session *s, uint32_t id)
 {
@@ -564,7 +547,7 @@ int agent_hook_add(struct session *s, const struct wbpf_agent_hook *r, int *pend
 			       "unwinding through an armed call would end the process (a dlopen'ed agent cannot interpose the unwinder); "
 			       "launch the command under wasm-bpf instead", r->id), EOPNOTSUPP;
 	*h = (struct ahook){ .sess = s, .id = r->id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .prog = prog, .enabled = 1, .live = 1, .req = *r };
-	uintptr_t addr = find_address(r);
+	uintptr_t addr = (uintptr_t)wbpf_maps_find(0, r);
 	if (!addr) {
 		h->pending = 1;
 		__atomic_add_fetch(&npending, 1, __ATOMIC_SEQ_CST);
@@ -610,7 +593,7 @@ void agent_hooks_retry(void)
 	for (unsigned i = 0; i < MAX_HOOKS; i++) {
 		struct ahook *h = &hooks[i];
 		if (!h->live || !h->pending) continue;
-		uintptr_t addr = find_address(&h->req);
+		uintptr_t addr = (uintptr_t)wbpf_maps_find(0, &h->req);
 		if (!addr) continue;
 		h->pending = 0;
 		__atomic_sub_fetch(&npending, 1, __ATOMIC_SEQ_CST);
@@ -799,40 +782,13 @@ void agent_end_root(void)
 }
 
 /* ---- the channel ---- */
-static int read_full(int chan, void *buf, size_t len, int *fds, int *nfds)
-{
-	uint8_t *b = buf;
-	while (len > 0) {
-		char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-		struct iovec iov = { b, len };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-		ssize_t n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) return -1;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-			if (fds && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-				for (int i = 0; i < k; i++) {
-					int fd;
-					memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-					if (*nfds < 4) fds[(*nfds)++] = fd;
-					else close(fd);
-				}
-			}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* one request of session s: read, answer; -1 at EOF (or a frame too large to be ours) */
 static int serve_one(struct session *s)
 {
 	struct wbpf_agent_frame f;
-	int fds[4], nfds = 0, rc = 0;
-	if (read_full(s->chan, &f, sizeof f, fds, &nfds) < 0 || f.len > WBPF_AGENT_MAX_PAYLOAD) rc = -1;
-	uint8_t *p = rc ? NULL : malloc(f.len ? f.len : 1);
-	if (!rc && (!p || read_full(s->chan, p, f.len, fds, &nfds) < 0)) rc = -1;
+	int fds[WBPF_FRAME_MAX_FDS], nfds = 0;
+	uint8_t *p;
+	int rc = wbpf_frame_read(s->chan, &f, &p, fds, &nfds);
 	if (!rc) {
 		if (f.type != WBPF_AGENT_START) pthread_mutex_lock(&agent_lock);
 		switch (f.type) {

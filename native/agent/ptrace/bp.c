@@ -6,9 +6,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "../lib/maps_file.h"
 #include "tracer.h"
 
 int mem_read(struct proc *p, uint64_t addr, void *buf, size_t n)
@@ -80,31 +80,11 @@ void bp_copy(struct proc *dst, const struct proc *src)
 	dst->nsites = src->nsites;
 }
 
-uint64_t proc_find_address(pid_t pid, const struct wbpf_agent_hook *r)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f) return 0;
-	char line[512];
-	uint64_t found = 0;
-	while (!found && fgets(line, sizeof line, f)) {
-		unsigned long start, end, off, ino;
-		unsigned maj, min;
-		char perms[8];
-		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &start, &end, perms, &off, &maj, &min, &ino) != 7) continue;
-		if (perms[2] != 'x' || ino != r->ino || maj != gnu_dev_major(r->dev) || min != gnu_dev_minor(r->dev)) continue;
-		if (r->file_offset >= off && r->file_offset < off + (end - start)) found = start + (r->file_offset - off);
-	}
-	fclose(f);
-	return found;
-}
-
 int proc_hook(struct proc *p, const struct thook *h)
 {
 	for (unsigned i = 0; i < p->nsites; i++)
 		if (p->sites[i].hook == h->id) return 1;
-	uint64_t addr = proc_find_address(p->pid, &h->req);
+	uint64_t addr = wbpf_maps_find(p->pid, &h->req);
 	if (!addr) return 0;
 	if (p->nsites >= MAX_SITES) return -ENOSPC;
 	struct bp *b = bp_get(p, addr, 0);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/frames.h"
 #include "tracer.h"
 
 int chan = 3;
@@ -47,40 +48,13 @@ void chan_trace(uint32_t hook, const char *text, uint32_t len)
 	(void)send_frame(WBPF_AGENT_TRACE, 0, &hook, sizeof hook, text, len);
 }
 
-static int read_full(void *buf, size_t len, int *fds, int *nfds)
-{
-	uint8_t *b = buf;
-	while (len > 0) {
-		char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-		struct iovec iov = { b, len };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-		ssize_t n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) return -1;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-				for (int i = 0; i < k; i++) {
-					int fd;
-					memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-					if (*nfds < 4) fds[(*nfds)++] = fd;
-					else close(fd);
-				}
-			}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int chan_serve_one(void)
 {
 	struct wbpf_agent_frame f;
-	int fds[4], nfds = 0, rc = 0;
+	int fds[WBPF_FRAME_MAX_FDS], nfds = 0;
 	char msg[256];
-	if (read_full(&f, sizeof f, fds, &nfds) < 0 || f.len > WBPF_AGENT_MAX_PAYLOAD) rc = -1;
-	uint8_t *p = rc ? NULL : malloc(f.len ? f.len : 1);
-	if (!rc && (!p || read_full(p, f.len, fds, &nfds) < 0)) rc = -1;
+	uint8_t *p;
+	int rc = wbpf_frame_read(chan, &f, &p, fds, &nfds);
 	if (!rc) {
 		switch (f.type) {
 		case WBPF_AGENT_MAP: {

@@ -114,6 +114,7 @@ static void join(pid_t pid)
 		}
 		closedir(d);
 	}
+	loader_watch(p); /* the libraries it dlopens from now on */
 }
 
 int main(int argc, char **argv)

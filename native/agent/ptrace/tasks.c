@@ -238,6 +238,7 @@ static void after_exec(struct task *t)
 	proc_unref(old);
 	for (unsigned i = 0; i < MAX_THOOKS; i++)
 		if (thooks[i].live) (void)proc_hook(p, &thooks[i]);
+	loader_watch(p); /* the libraries its loader maps, and those it dlopens */
 }
 
 void task_event(pid_t tid, int status)
@@ -298,6 +299,7 @@ void task_event(pid_t tid, int status)
 			uint64_t addr = regs.rip - 1;
 			struct bp *b = bp_find(t->p, addr);
 			if (b) {
+				(void)loader_event(t->p, addr);
 				hit(t, &regs, addr);
 				return;
 			}

@@ -83,8 +83,6 @@ void bp_put(struct proc *p, uint64_t addr, int ret);
 void bp_restore_all(struct proc *p);
 /* a fork child's copy: the same breakpoints are in its memory */
 void bp_copy(struct proc *dst, const struct proc *src);
-/* the address of file_offset of (dev, ino) in an executable mapping of the process, or 0 */
-uint64_t proc_find_address(pid_t pid, const struct wbpf_agent_hook *r);
 /* sets hook h in process p (if it maps the file): 1 set, 0 not mapped, -errno */
 int proc_hook(struct proc *p, const struct thook *h);
 void proc_unhook(struct proc *p, uint32_t hook);
@@ -118,6 +116,12 @@ extern int root_status;   /* -1 while it runs; else its status as a shell report
 /* t stopped by an int3 of ours at addr (regs as stopped): runs the programs, arms returns, steps over */
 void hit(struct task *t, struct user_regs_struct *regs, uint64_t addr);
 extern uint64_t hits_total;
+
+/* ---- libraries loaded later (loader.c) ---- */
+/* a breakpoint on p's dynamic loader's debugger hook (or, before the loader ran, on the program's entry) */
+void loader_watch(struct proc *p);
+/* a hit at addr in p: 1 when it was the loader's (the hooks were set again there; the caller runs hit()) */
+int loader_event(struct proc *p, uint64_t addr);
 
 /* ---- the channel (chan.c) ---- */
 extern int chan;
