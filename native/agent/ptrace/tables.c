@@ -144,6 +144,8 @@ struct thook *tables_hook(uint32_t id)
 /* sets the hook in every traced process; answered as the agent does (pending when no process maps the file) */
 int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 {
+	if (!r->id || r->id >= 0xfffffffeu) /* 0 and the loader's two sites (loader.c) */
+		return put(msg, n, EINVAL, "hook %u: ids 0, 0xfffffffe and 0xffffffff are reserved", r->id);
 	if (!find_prog(r->prog_id)) return put(msg, n, ENOENT, "hook %u: no program %u", r->id, r->prog_id);
 	if (tables_hook(r->id)) return put(msg, n, EEXIST, "hook %u: the tracer has a hook %u already", r->id, r->id);
 	struct thook *h = NULL;
