@@ -3,6 +3,7 @@
 // events this test causes, and the `-j` machine format: escaped, and the same bytes from the Wasm
 // guest and its native twin. (The matrix judges the apps by their -j events: matrix/harness/scenarios.ts.)
 import t from 'tap';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,7 +80,7 @@ t.test('the log2 histogram (hist.h) for known counts: buckets, counts, 40-star b
   t.same(JSON.parse(json).s, 'a"b\\c\td\x7fé', 'and the string comes back');
 });
 
-t.test('runqlat: a log2 histogram per interval; -m in msecs; -j its slots', async (t) => {
+t.test('runqlat: a log2 histogram per interval; -m in msecs; -P one per process; -j its slots', async (t) => {
   for (const [args, unit] of [[['1', '1'], 'usecs'], [['-m', '1', '1'], 'msecs']] as const) {
     const r = spawnSync(path.join(M, 'native', 'runqlat'), [...args], { encoding: 'utf8', timeout: 20_000 });
     t.equal(r.status, 0, r.stderr);
@@ -101,6 +102,10 @@ t.test('runqlat: a log2 histogram per interval; -m in msecs; -j its slots', asyn
     const max = Math.max(...counts);
     rows.forEach((row, i) => t.equal(/\|(\**)/.exec(row)?.[1]?.length, Math.floor((counts[i]! * 40) / max), `bar ${i} is count*40/max stars`));
   }
+  const per = spawnSync(path.join(M, 'native', 'runqlat'), ['-P', '1', '1'], { encoding: 'utf8', timeout: 20_000 }).stdout.split('\n');
+  const heads = per.flatMap((l, i) => (/^pid = \d+$/.test(l) ? [i] : []));
+  t.ok(heads.length > 0, '-P: a histogram per process');
+  t.ok(heads.every((i) => per[i - 1] === '' && per[i + 1] === '     usecs               : count    distribution'), '-P: a blank line, "pid = PID", then the histogram');
   const j = spawnSync(path.join(M, 'native', 'runqlat'), ['-j', '-m', '1', '1'], { encoding: 'utf8', timeout: 20_000 });
   const [attached, hist] = parseEvents(j.stdout);
   t.same(attached, { event: 'attached', app: 'runqlat' });
@@ -183,6 +188,19 @@ t.test('bootstrap: TIME EVENT COMM PID PPID FILENAME/EXIT CODE (libbpf-bootstrap
   const pad = (n: number): string => String(n).padEnd(7);
   t.match(mine, new RegExp(`^\\d\\d:\\d\\d:\\d\\d EXIT  sh {15}${pad(pid)} ${pad(process.pid)} \\[3\\] \\(\\d+ms\\)$`), `the exit row: ${mine}`);
   t.match(run.lines(new RegExp(`^\\S+ EXEC  sh {15}${pid} `))[0], new RegExp(`^\\d\\d:\\d\\d:\\d\\d EXEC  sh {15}${pad(pid)} ${pad(process.pid)} /bin/sh$`), 'the exec row');
+  await run.interrupt('SIGINT');
+});
+
+t.test('sockfilter: PROTO SRC DST LEN columns', async (t) => {
+  const run = native('sockfilter', ['lo']);
+  await attachedHuman(run, 'sockfilter', `${'PROTO'.padEnd(6)} ${'SRC'.padEnd(21)} ${'DST'.padEnd(21)} LEN`);
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  const src = sock.address().port;
+  const port = 40000 + ((process.pid + 7) % 20000);
+  const row = await untilLine(run, new RegExp(`^UDP +127\\.0\\.0\\.1:${src} `), () => void sock.send('hello', port, '127.0.0.1'));
+  sock.close();
+  t.match(row, new RegExp(`^${esc(`${'UDP'.padEnd(6)} ${`127.0.0.1:${src}`.padEnd(21)} ${`127.0.0.1:${port}`.padEnd(21)} `)}\\d+$`), `the row: ${row}`);
   await run.interrupt('SIGINT');
 });
 
