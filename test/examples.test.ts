@@ -33,7 +33,7 @@ const place: Place = { build: BUILD, tmp: TMP, node: process.execPath, cgroup: '
 const wasm: Launcher = { label: 'wasm', interruptStatus: 130, start: (name, args, o) => app(name, args, o?.netns) };
 const what: Record<string, string> = {
   bootstrap: 'exec and exit of a process the test starts (ring buffer)',
-  execve: 'filename and first argument (perf buffer)',
+  execve: 'filename, first argument, parent and result (perf buffer)',
   opensnoop: 'a file the test opens, with its fd and flags; a missing one with -ENOENT; -p filters',
   runqlat: 'a histogram read from a hash map with map_operate',
   sockfilter: 'a UDP datagram the test sends on loopback',
