@@ -526,7 +526,8 @@ async function oneStartup(cmd: string, args: string[], env: NodeJS.ProcessEnv, l
   );
   const loop = start(path.join(BUILD, 'execloop'), [String(EXEC_INTERVAL_US), '/bin/true'], 'execloop');
   try {
-    await c.waitLine(/^EXEC .*filename=\/bin\/true/, 20_000);
+    // bootstrap's row `TIME EXEC  COMM PID PPID /bin/true`, or the floor's `EXEC pid=.. filename=/bin/true`
+    await c.waitLine(/^(\S+ +)?EXEC .*[ =]\/bin\/true$/, 20_000);
   } finally {
     loop.child.kill('SIGKILL');
   }

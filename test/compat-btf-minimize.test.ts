@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { BUILD, CLI, ROOT, Running, buildBpf, runCli } from './helpers.js';
+import { BUILD, CLI, ROOT, Running, buildBpf, runCli, type AppEvent } from './helpers.js';
 import { parseBtf, type Btf } from '../src/object/btf.js';
 import { loadObject, type BpfObject } from '../src/object/loader.js';
 import { applyCoreRelocations, resolveCoreRelo, CORE_KIND } from '../src/object/core.js';
@@ -206,20 +206,21 @@ t.test('bootstrap runs without vmlinux BTF, with the minimized BTF from a btfhub
   execFileSync('tar', ['-C', pack, '-cJf', file, `${os.release()}.btf`]);
 
   const env = { ...process.env, WASM_BPF_CACHE_DIR: cacheDir };
-  const argv = [process.execPath, CLI, 'run', '--btfhub-archive', archive, path.join(MATRIX, 'bootstrap.wasm')];
+  const argv = [process.execPath, CLI, 'run', '--btfhub-archive', archive, path.join(MATRIX, 'bootstrap.wasm'), '-j'];
   const run = new Running(
     spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null ${VMLINUX} && exec ${argv.join(' ')}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
-  await run.waitFor(/^# bootstrap/, 60_000);
+  await run.attached('bootstrap');
   t.match(run.stderr, `fetched from ${file}`);
   t.ok(fs.readFileSync(tg.cachePath).equals(Buffer.from(minBytes)), 'the cached BTF is the minimized one');
   let pid = 0;
   const deadline = Date.now() + 15_000;
-  while (!run.lines(new RegExp(`^EXEC pid=${pid} `)).length) {
+  const execOf = (p: number): AppEvent | undefined => run.events((e) => e.event === 'exec' && e['pid'] === p)[0];
+  while (!execOf(pid)) {
     if (Date.now() > deadline || run.child.exitCode !== null) break;
     pid = spawnSync('/bin/sh', ['-c', 'exit 3']).pid ?? 0;
     await new Promise((r) => setTimeout(r, 100));
   }
-  t.match(run.lines(new RegExp(`^EXEC pid=${pid} `))[0] ?? `no EXEC line\n${run.stdout.slice(-2000)}\n${run.stderr}`, /filename=\/bin\/sh$/);
+  t.equal(execOf(pid)?.['filename'], '/bin/sh', `the exec event of /bin/sh\n${run.stdout.slice(-2000)}\n${run.stderr}`);
   t.equal((await run.interrupt('SIGINT')).code, 130);
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { CLI, ROOT, Running } from './helpers.js';
+import { CLI, ROOT, Running, type AppEvent } from './helpers.js';
 import { fetchBtf, hubArch, hubDistro, hubTarget, resolveBtf, BtfhubError, type HubTarget } from '../compat/btfhub/index.js';
 import type { SystemView } from '../src/probe/system.js';
 
@@ -255,23 +255,24 @@ t.test('bootstrap (CO-RE) in a mount namespace without vmlinux BTF, BTF from the
   t.equal((JSON.parse(probe.stdout) as Record<string, unknown>)['source'], 'none', 'no kernel BTF inside the namespace');
 
   const before = requests.length;
-  const argv = [process.execPath, CLI, 'run', '--btfhub-mirror', `${BASE}/ok`, path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm')];
+  const argv = [process.execPath, CLI, 'run', '--btfhub-mirror', `${BASE}/ok`, path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm'), '-j'];
   const run = new Running(
     spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec ${argv.join(' ')}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
-  await run.waitFor(/^# bootstrap/, 60_000);
+  await run.attached('bootstrap');
   t.ok(requests.slice(before).includes(`/ok/${target.relPath}`), 'the archive was fetched from the mirror');
   t.match(run.stderr, /no vmlinux BTF; using BTFHub's .*fetched from http:\/\/127\.0\.0\.1/);
   const tg = hubTarget(undefined, dir);
   t.ok(fs.existsSync(tg.cachePath), 'cached');
   let pid = 0;
   const deadline = Date.now() + 15_000;
-  while (!run.lines(new RegExp(`^EXEC pid=${pid} `)).length) {
+  const execOf = (p: number): AppEvent | undefined => run.events((e) => e.event === 'exec' && e['pid'] === p)[0];
+  while (!execOf(pid)) {
     if (Date.now() > deadline || run.child.exitCode !== null) break;
     pid = spawnSync('/bin/sh', ['-c', 'exit 3']).pid ?? 0;
     await new Promise((r) => setTimeout(r, 100));
   }
-  t.match(run.lines(new RegExp(`^EXEC pid=${pid} `))[0] ?? `no EXEC line\n${run.stdout.slice(-2000)}\n${run.stderr}`, /filename=\/bin\/sh$/);
+  t.equal(execOf(pid)?.['filename'], '/bin/sh', `the exec event of /bin/sh\n${run.stdout.slice(-2000)}\n${run.stderr}`);
   const exit = await run.interrupt('SIGINT');
   t.equal(exit.code, 130);
 
@@ -280,17 +281,17 @@ t.test('bootstrap (CO-RE) in a mount namespace without vmlinux BTF, BTF from the
   const again = new Running(
     spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec ${argv.join(' ')}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
-  await again.waitFor(/^# bootstrap/, 60_000);
+  await again.attached('bootstrap');
   t.equal(requests.length, n, 'no download when cached');
   t.equal((await again.interrupt('SIGINT')).code, 130);
 
   // air-gapped: a local archive tree, fresh cache
   const env2 = { ...process.env, WASM_BPF_CACHE_DIR: path.join(TMP, 'c7') };
-  const argv2 = [process.execPath, CLI, 'run', '--btfhub-archive', ARCHIVE, path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm')];
+  const argv2 = [process.execPath, CLI, 'run', '--btfhub-archive', ARCHIVE, path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm'), '-j'];
   const gapped = new Running(
     spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec ${argv2.join(' ')}`], { env: env2, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
-  await gapped.waitFor(/^# bootstrap/, 60_000);
+  await gapped.attached('bootstrap');
   t.match(gapped.stderr, `fetched from ${GOOD}`);
   t.equal(requests.length, n, 'no request to the mirror');
   t.equal((await gapped.interrupt('SIGINT')).code, 130);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { loadObject } from '../src/object/loader.js';
 import { rewriteRingbuf, usesRingbufHelpers } from '../compat/ringbuf/index.js';
-import { CLI, ROOT, Running, abiGuest, ensureMounts, kernelIds, kv, settledLeaks, type KernelIds, until } from './helpers.js';
+import { CLI, ROOT, Running, abiGuest, ensureMounts, kernelIds, kv, settledLeaks, type KernelIds, until, untilEvent } from './helpers.js';
 
 const BUILD = path.join(ROOT, 'matrix', 'build');
 ensureMounts();
@@ -83,17 +83,17 @@ t.test('the ELF rewrite alone: every ring buffer example still parses, with no r
 for (const mode of MODES) {
   t.test(`bootstrap (${mode}): exec and exit of a process the test starts`, async (t) => {
     const since = kernelIds();
-    const run = app('bootstrap', mode);
-    await run.waitFor(/^# bootstrap/);
+    const run = app('bootstrap', mode, ['-j']);
+    await run.attached('bootstrap');
     let pid = 0;
-    const exec = await until(run, /^EXEC /, () => {
+    const exec = await untilEvent(run, (e) => e.event === 'exec', 'an exec', () => {
       const c = spawnSync('/bin/sh', ['-c', 'exit 3']);
       pid = c.pid ?? 0;
     });
-    t.match(exec, /comm=sh? /);
-    const mine = await until(run, new RegExp(`^EXIT pid=${pid} `), () => {});
-    t.match(mine, /exit_code=3 /);
-    t.match(run.lines(new RegExp(`^EXEC pid=${pid} `))[0] ?? '', /filename=\/bin\/sh$/);
+    t.match(exec['comm'], /^sh?$/);
+    const mine = await untilEvent(run, (e) => e.event === 'exit' && e['pid'] === pid, `the exit of ${pid}`, () => {});
+    t.equal(mine['exit_code'], 3);
+    t.equal(run.events((e) => e.event === 'exec' && e['pid'] === pid)[0]?.['filename'], '/bin/sh');
     await checkMode(t, run, mode, since);
   });
 
@@ -101,49 +101,51 @@ for (const mode of MODES) {
     const since = kernelIds();
     const file = path.join(BUILD, `opensnoop-compat-${mode}.txt`);
     fs.writeFileSync(file, 'x');
-    const run = app('opensnoop', mode, ['-p', String(process.pid)]);
-    await run.waitFor(/^# opensnoop/);
-    const line = await until(run, new RegExp(path.basename(file).replace(/[.]/g, '\\.')), () => fs.closeSync(fs.openSync(file, 'r')));
-    t.match(line, new RegExp(`^OPEN pid=${process.pid} comm=\\S+ ret=\\d+ flags=0x[0-9a-f]+ filename=${file.replace(/[.]/g, '\\.')}$`));
-    const missing = await until(run, /no-such-file-for-opensnoop-compat/, () => {
+    const run = app('opensnoop', mode, ['-j', '-p', String(process.pid)]);
+    await run.attached('opensnoop');
+    const e = await untilEvent(run, (e) => e['filename'] === file, 'the open of the file', () => fs.closeSync(fs.openSync(file, 'r')));
+    t.match(e, { event: 'open', pid: process.pid, comm: /^\S+$/, ret: Number, flags: Number });
+    t.ok((e['ret'] as number) >= 0, 'an fd');
+    const missing = await untilEvent(run, (e) => e['filename'] === '/no-such-file-for-opensnoop-compat', 'the missing file', () => {
       try {
         fs.openSync('/no-such-file-for-opensnoop-compat', 'r');
       } catch {
         /* expected */
       }
     });
-    t.match(missing, /ret=-2 /);
-    t.equal(run.lines(/^OPEN /).filter((l) => !l.includes(`pid=${process.pid} `)).length, 0, '-p filters other processes out');
+    t.equal(missing['ret'], -2);
+    t.equal(run.events((e) => e.event === 'open' && e['pid'] !== process.pid).length, 0, '-p filters other processes out');
     await checkMode(t, run, mode, since);
   });
 
   t.test(`sockfilter (${mode}): a UDP datagram the test sends on loopback (reserve/discard/submit)`, async (t) => {
     const since = kernelIds();
-    const run = app('sockfilter', mode, ['lo']);
-    await run.waitFor(/^# sockfilter/);
+    const run = app('sockfilter', mode, ['-j', 'lo']);
+    await run.attached('sockfilter');
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
     const port = 40000 + ((process.pid + (mode === 'compat' ? 1 : 0)) % 20000);
-    const line = await until(run, new RegExp(`^PKT proto=UDP src=127\\.0\\.0\\.1:${sock.address().port} dst=127\\.0\\.0\\.1:${port} `), async () => {
+    const src = sock.address().port;
+    const pkt = await untilEvent(run, (e) => e.event === 'packet' && e['proto'] === 'UDP' && e['src'] === '127.0.0.1' && e['src_port'] === src && e['dst'] === '127.0.0.1' && e['dst_port'] === port, 'the datagram', async () => {
       await new Promise<void>((r) => sock.send('hello', port, '127.0.0.1', () => r()));
     });
-    t.match(line, /len=\d+$/);
+    t.type(pkt['len'], 'number');
     sock.close();
     await checkMode(t, run, mode, since);
   });
 
   t.test(`sockops (${mode}): a TCP connection on loopback, seen from both ends`, async (t) => {
     const since = kernelIds();
-    const run = app('sockops', mode, ['/sys/fs/cgroup/unified']);
-    await run.waitFor(/^# sockops/);
+    const run = app('sockops', mode, ['-j', '/sys/fs/cgroup/unified']);
+    await run.attached('sockops');
     const server = net.createServer((s) => s.end());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as net.AddressInfo).port;
-    const active = await until(run, new RegExp(`^TCP op=active local=127\\.0\\.0\\.1:\\d+ remote=127\\.0\\.0\\.1:${port}$`), async () => {
+    const active = await untilEvent(run, (e) => e.event === 'tcp' && e['op'] === 'active' && e['local'] === '127.0.0.1' && e['remote'] === '127.0.0.1' && e['remote_port'] === port, 'the active open', async () => {
       await new Promise<void>((r) => net.connect(port, '127.0.0.1').on('close', () => r()).on('error', () => r()));
     });
     t.ok(active);
-    await until(run, new RegExp(`^TCP op=passive local=127\\.0\\.0\\.1:${port} `), () => {});
+    await untilEvent(run, (e) => e.event === 'tcp' && e['op'] === 'passive' && e['local'] === '127.0.0.1' && e['local_port'] === port, 'the passive open', () => {});
     server.close();
     await checkMode(t, run, mode, since);
   });

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
-import { CLI, ROOT, Running, ensureMounts, kernelIds, settledLeaks, until } from './helpers.js';
+import { CLI, ROOT, Running, ensureMounts, kernelIds, settledLeaks, untilEvent } from './helpers.js';
 import { SCENARIOS, type Launcher, type Place } from '../matrix/harness/scenarios.js';
 
 const BUILD = path.join(ROOT, 'matrix', 'build');
@@ -33,7 +33,7 @@ const place: Place = { build: BUILD, tmp: TMP, node: process.execPath, cgroup: '
 const wasm: Launcher = { label: 'wasm', interruptStatus: 130, start: (name, args, o) => app(name, args, o?.netns) };
 const what: Record<string, string> = {
   bootstrap: 'exec and exit of a process the test starts (ring buffer)',
-  execve: 'filename and first argument (perf buffer)',
+  execve: 'filename, first argument, parent and result (perf buffer)',
   opensnoop: 'a file the test opens, with its fd and flags; a missing one with -ENOENT; -p filters',
   runqlat: 'a histogram read from a hash map with map_operate',
   sockfilter: 'a UDP datagram the test sends on loopback',
@@ -49,12 +49,12 @@ for (const name of ['bootstrap', 'execve', 'opensnoop', 'runqlat', 'sockfilter',
 }
 
 t.test('bootstrap -d: the rodata minimum duration reaches the kernel', async (t) => {
-  const run = app('bootstrap', ['-d', '400']);
-  await run.waitFor(/^# bootstrap/);
+  const run = app('bootstrap', ['-j', '-d', '400']);
+  await run.attached('bootstrap');
   const quick = spawnSync('/bin/true').pid;
   const slow = spawn('/bin/sleep', ['0.6']);
-  await until(run, new RegExp(`^EXIT pid=${slow.pid} `), () => {});
-  t.equal(run.lines(new RegExp(`^EXIT pid=${quick} `)).length, 0, 'a process shorter than 400 ms is not reported');
+  await untilEvent(run, (e) => e.event === 'exit' && e['pid'] === slow.pid, 'the exit of the slow process', () => {});
+  t.equal(run.events((e) => e.event === 'exit' && e['pid'] === quick).length, 0, 'a process shorter than 400 ms is not reported');
   await stop(t, run);
 });
 

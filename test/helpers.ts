@@ -82,7 +82,7 @@ export function kv(text: string): Record<string, string> {
 }
 
 import { Running } from '../matrix/harness/running.js';
-export { Running, until } from '../matrix/harness/running.js';
+export { Running, parseEvents, sleep, until, untilEvent, type AppEvent } from '../matrix/harness/running.js';
 
 /** true as soon as `what()` holds (checked every 10 ms), false when it still does not after `ms` */
 export async function pollUntil(what: () => boolean, ms: number): Promise<boolean> {

@@ -22,11 +22,13 @@ function fake(script: string): Launcher {
 }
 
 t.test('the judge: an event with a wrong field fails the cell', async (t) => {
-  const wrong = fake('echo "# execve: attached"; echo "EXECVE pid=1 uid=0 comm=x filename=/bin/false arg1=wasm-bpf-marker-1"; sleep 20');
+  // (the apps run with -j: one JSON object per line)
+  const wrong = fake(`echo '{"event":"attached","app":"execve"}'; echo '{"event":"exec","pid":1,"ppid":0,"uid":0,"ret":0,"comm":"x","filename":"/bin/false","arg1":"wasm-bpf-marker-1"}'; sleep 20`);
   await t.rejects(SCENARIOS.execve(wrong, place), CheckFailed);
-  await t.rejects(SCENARIOS.execve(wrong, place), /EXECVE line: .*filename=\/bin\/false/);
+  await t.rejects(SCENARIOS.execve(wrong, place), /exec event: .*"filename":"\/bin\/false"/);
   // runqlat whose total is not the sum of its slots
-  const bad = fake(`echo "HIST key=0 total=5 slots=${Array(26).fill(1).join(',')}"; echo "HIST key=0 total=26 slots=${Array(26).fill(1).join(',')}"`);
+  const hist = (total: number): string => `echo '{"event":"hist","key":0,"unit":"usecs","total":${total},"slots":[${Array(26).fill(1).join(',')}]}'`;
+  const bad = fake(`${hist(5)}; ${hist(26)}`);
   await t.rejects(SCENARIOS.runqlat(bad, place), /total 5 is the sum of the slots \(26\)/);
   // an app that dies before attaching
   await t.rejects(SCENARIOS.bootstrap(fake('echo "bootstrap: load BPF skeleton: Invalid argument" >&2; exit 1'), place), /exited \(1\) before/);
@@ -38,12 +40,14 @@ t.test('the judge: a launched uprobe target\'s events must come from the process
     ...fake(''),
     launches: true,
     start: () => {
-      const lines = ['UPROBE pid=PID a=3 b=4', 'URETPROBE pid=PID ret=7', 'UPROBE pid=PID a=3 b=4', 'URETPROBE pid=PID ret=7', 'uprobe-target: uprobe_target_add(3, 4) = 7, 2 calls'];
-      const script = `sleep 0.5 & c=$!; sleep 0.2; ${lines.map((l) => `echo "${l.replace(/PID/g, pid)}"`).join('; ')}; wait`;
+      const call = '{"event":"uprobe","pid":PID,"a":3,"b":4}';
+      const ret = '{"event":"uretprobe","pid":PID,"ret":7}';
+      const lines = [call, ret, call, ret, 'uprobe-target: uprobe_target_add(3, 4) = 7, 2 calls'];
+      const script = `sleep 0.5 & c=$!; sleep 0.2; ${lines.map((l) => `echo '${l.replace(/PID/g, `'"${pid}"'`)}'`).join('; ')}; wait`;
       return new Running(spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }));
     },
   });
-  t.match(await SCENARIOS.uprobe(launching('$c'), place), /^UPROBE pid=\d+ a=3 b=4$/, 'the launched child\'s events pass');
+  t.match(await SCENARIOS.uprobe(launching('$c'), place), /^\{"event":"uprobe","pid":\d+,"a":3,"b":4\}$/, 'the launched child\'s events pass');
   await t.rejects(SCENARIOS.uprobe(launching('1'), place), /the events' pid 1 is the launched target's/, 'another process\'s events fail the cell');
 });
 
@@ -98,7 +102,7 @@ t.test('npm run matrix on the host: real cells, files written, --check fails on 
   const get = (app: string, config: string, runner: string): Cell | undefined => res.cells.find((c) => c.app === app && c.platform === 'host' && c.config === config && c.runner === runner);
   t.equal(get('runqlat', 'default', 'native')?.verdict, 'pass');
   t.equal(get('runqlat', 'default', 'wasm')?.verdict, 'pass');
-  t.match(get('runqlat', 'default', 'wasm')?.evidence ?? '', /^HIST key=0 total=\d+ slots=/);
+  t.match(get('runqlat', 'default', 'wasm')?.evidence ?? '', /^\{"event":"hist","key":0,"unit":"usecs","total":\d+,"slots":\[/);
   t.equal(get('runqlat', 'no-btf', 'wasm')?.verdict, 'unsupported', 'tp_btf needs the kernel\'s own BTF, BTFHub cannot help');
   t.equal(get('kprobe', 'default', 'native')?.verdict, 'unsupported');
   t.equal(get('runqlat', 'unprivileged', 'wasm')?.verdict, 'unsupported', 'an ordinary user: refused, not failed');

@@ -132,7 +132,7 @@ t.test('the package', { skip }, async (t) => {
     t.same(out['check'], cliCheck, 'check() is what `check --json` prints');
 
     const b = out['bootstrap'];
-    t.match(b.header, /^# bootstrap/, 'bootstrap.wasm runs on the kernel, its stdout a stream');
+    t.equal(b.header, '{"event":"attached","app":"bootstrap"}', 'bootstrap.wasm runs on the kernel, its stdout a stream');
     t.ok(b.exec, 'an exec the test caused arrives');
     t.equal(b.code, 143, 'terminate() while it polls: 128 + SIGTERM');
     t.ok(b.ms < 1500, `it ended within ${b.ms} ms`);

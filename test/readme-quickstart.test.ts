@@ -24,8 +24,10 @@ t.test('the first command: .ci/setup, then the bundled example runs as written',
   t.teardown(() => execs.kill());
   const r = spawnSync('bash', ['-c', example], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   t.equal(r.status, 0, `\`${example}\` exits 0: ${r.stderr.slice(-2000)}`);
-  t.match(r.stdout, /^EXEC .*filename=\/bin\/true$/m, 'it prints the execs it sees');
-  t.match(r.stdout, /^EXIT /m, 'and the exits');
+  // libbpf-bootstrap's layout: a header, then TIME EVENT COMM PID PPID FILENAME/EXIT CODE columns
+  t.match(r.stdout, /^TIME {5}EVENT COMM {13}PID {5}PPID {4}FILENAME\/EXIT CODE$/m, 'the header');
+  t.match(r.stdout, /^\d\d:\d\d:\d\d EXEC  true {12} \d+ +\d+ +\/bin\/true$/m, 'it prints the execs it sees');
+  t.match(r.stdout, /^\d\d:\d\d:\d\d EXIT  \S+ +\d+ +\d+ +\[\d+\]( \(\d+ms\))?$/m, 'and the exits');
 });
 
 t.test('the second command is what .ci/run runs after the set-up', async (t) => {

@@ -134,8 +134,9 @@ async function btfhubMirror(tmp: string): Promise<{ url: string; archive: string
   const stage = fs.mkdtempSync(path.join(tmp, 'pack-'));
   const member = `${target.release}.btf`;
   fs.copyFileSync('/sys/kernel/btf/vmlinux', path.join(stage, member));
-  const tar = spawnSync('tar', ['-cJf', file, '-C', stage, member]);
-  if (tar.status !== 0) throw new Error(`tar -cJf failed: ${tar.stderr}`);
+  // xz of the BTF takes seconds, tens on a loaded or emulated machine: not blocking the event loop meanwhile
+  const tar = await exec('tar', ['-cJf', file, '-C', stage, member], 600_000);
+  if (tar.status !== 0) throw new Error(`tar -cJf failed (${tar.status}): ${tar.stderr}`);
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     requests.push(req.url ?? '');
@@ -227,6 +228,8 @@ export async function runCells(opts: {
   /** a cell starts (the caller can say which one hangs) */
   begin?: (c: Pick<Cell, 'app' | 'config' | 'runner'>) => void;
   emit?: (c: Cell) => void;
+  /** called every second while the harness prepares something slow between cells (the BTFHub mirror) */
+  alive?: () => void;
 }): Promise<Cell[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-matrix-'));
   const place: Place = { build: BUILD, tmp, node: process.execPath, cgroup: ensureMounts() };
@@ -249,7 +252,11 @@ export async function runCells(opts: {
             plans.push({ config, runner: 'wasm', launcher: nativeLauncher, fixed: { verdict: 'n/a', reason: 'needs this kernel\'s BTF to build the loopback mirror' }, checkFlags: [] });
             continue;
           }
-          mirror ??= await btfhubMirror(tmp);
+          if (!mirror) {
+            // said every second, so that the matrix does not take the silence for a stalled harness
+            const tick = opts.alive && setInterval(opts.alive, 1000);
+            mirror = await btfhubMirror(tmp).finally(() => tick && clearInterval(tick));
+          }
           const cache = path.join(tmp, `btf-cache-${app}`);
           const wrap = 'mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux';
           // an app inside a network namespace cannot reach the loopback mirror: it reads the same archive from disk
@@ -399,6 +406,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     skip,
     begin: (c) => process.stdout.write(`BEGIN ${JSON.stringify(c)}\n`),
     emit: (c) => process.stdout.write(`CELL ${JSON.stringify(c)}\n`),
+    alive: () => process.stdout.write('ALIVE\n'),
   });
   process.exit(0);
 }

@@ -1,6 +1,6 @@
 // A running example app (Wasm under wasm-bpf, or its native twin): its output collected as it
-// streams, waits for lines, and Ctrl-C. Shared by the tap tests and the compatibility matrix, so
-// both judge an app by the same lines in the same way.
+// streams, waits for lines or for the JSON events of its machine format (`-j`), and Ctrl-C. Shared
+// by the tap tests and the compatibility matrix, so both judge an app by the same events in the same way.
 import fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 
@@ -18,6 +18,30 @@ process.on('exit', () => {
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/**
+ * one line of an app's `-j` output: a JSON object whose "event" names its kind (see
+ * matrix/apps/common/json.h); the fields are numbers, strings or arrays of numbers
+ */
+export interface AppEvent {
+  readonly event: string;
+  readonly [field: string]: string | number | number[] | undefined;
+}
+
+/** the JSON events among stdout's lines (other lines, such as a launched target's own, are skipped) */
+export function parseEvents(stdout: string): AppEvent[] {
+  const out: AppEvent[] = [];
+  for (const l of stdout.split('\n')) {
+    if (!l.startsWith('{') || !l.endsWith('}')) continue;
+    try {
+      const v = JSON.parse(l) as unknown;
+      if (v && typeof v === 'object' && typeof (v as { event?: unknown }).event === 'string') out.push(v as AppEvent);
+    } catch {
+      /* a line cut by the kill, or not ours */
+    }
+  }
+  return out;
 }
 
 export class Running {
@@ -64,6 +88,36 @@ export class Running {
   }
   lines(re: RegExp): string[] {
     return this.stdout.split('\n').filter((l) => re.test(l));
+  }
+  /** the `-j` events of stdout's complete lines up to parsedTo (parsed once each: a busy app prints many) */
+  private parsed: AppEvent[] = [];
+  private parsedTo = 0;
+  /** the app's `-j` events so far that match */
+  events(match: (e: AppEvent) => boolean = () => true): AppEvent[] {
+    const end = this.stdout.lastIndexOf('\n') + 1;
+    if (end > this.parsedTo) {
+      this.parsed.push(...parseEvents(this.stdout.slice(this.parsedTo, end)));
+      this.parsedTo = end;
+    }
+    return this.parsed.filter(match);
+  }
+  /** resolves with the first `-j` event that matches; rejects on timeout or exit */
+  async waitEvent(match: (e: AppEvent) => boolean, what: string, ms = 20_000): Promise<AppEvent> {
+    const deadline = Date.now() + ms * SCALE;
+    for (;;) {
+      const hit = this.events(match)[0];
+      if (hit) return hit;
+      if (this.aborted) throw new Error(`${this.aborted} (waiting for ${what})`);
+      if (this.done) {
+        throw new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      await sleep(20);
+    }
+  }
+  /** waits for the app's {"event":"attached"} line (it prints it once its programs are attached) */
+  attached(app: string, ms = 60_000): Promise<AppEvent> {
+    return this.waitEvent((e) => e.event === 'attached' && e['app'] === app, `${app} attached`, ms);
   }
   /** a signal (SIGINT: Ctrl-C), then wait for exit */
   async interrupt(signal: NodeJS.Signals = 'SIGINT'): Promise<Exit & { ms: number }> {
@@ -136,6 +190,21 @@ export function descendants(pid: number): number[] {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** runs fn (which causes events) repeatedly until the app printed a `-j` event that matches */
+export async function untilEvent(run: Running, match: (e: AppEvent) => boolean, what: string, fn: () => void | Promise<void>, ms = 15_000): Promise<AppEvent> {
+  const deadline = Date.now() + ms * SCALE;
+  for (;;) {
+    const hit = run.events(match)[0];
+    if (hit) return hit;
+    if (run.aborted) throw new Error(`${run.aborted} (waiting for ${what})`);
+    if (Date.now() > deadline || run.done) {
+      throw new Error(`no event: ${what}\nstdout:\n${run.stdout.slice(-3000)}\nstderr:\n${run.stderr.slice(-5000)}`);
+    }
+    await fn();
+    await sleep(50);
+  }
 }
 
 /** runs fn (which causes events) repeatedly until the app printed a line matching re */

@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* bootstrap: print process exec and exit events.
+/* bootstrap: print process exec and exit events, in libbpf-bootstrap's layout.
  *
- *   bootstrap [-d MIN_DURATION_MS] [-t SECONDS]
+ *   bootstrap [-j] [-d MIN_DURATION_MS] [-t SECONDS]
  *
- *   EXEC pid=.. ppid=.. comm=.. filename=..
- *   EXIT pid=.. ppid=.. comm=.. exit_code=.. duration_ms=..
+ *   TIME     EVENT COMM             PID     PPID    FILENAME/EXIT CODE
+ *   12:00:01 EXEC  sh               4242    4100    /bin/sh
+ *   12:00:01 EXIT  sh               4242    4100    [3] (2ms)        (the duration if it is >= 1 ms)
+ *
+ * -j: {"event":"exec","pid":..,"ppid":..,"comm":"..","filename":".."}
+ *     {"event":"exit","pid":..,"ppid":..,"comm":"..","exit_code":..,"duration_ns":..}
  */
 #include "common.h"
 #include "buffer.h"
 #include "bootstrap.h"
 #include "bootstrap.skel.h"
 
-static const char synopsis[] = "[-d MIN_DURATION_MS] [-t SECONDS]";
+static const char synopsis[] = "[-j] [-d MIN_DURATION_MS] [-t SECONDS]";
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -19,12 +23,28 @@ static int handle_event(void *ctx, void *data, size_t size)
 	(void)ctx;
 	if (size < sizeof(*e))
 		return 0;
-	if (e->exit_event)
-		printf("EXIT pid=%d ppid=%d comm=%s exit_code=%u duration_ms=%llu\n", e->pid, e->ppid,
-		       STR(e->comm), e->exit_code, (unsigned long long)(e->duration_ns / 1000000));
+	if (json_out) {
+		json_begin(e->exit_event ? "exit" : "exec");
+		json_int("pid", e->pid);
+		json_int("ppid", e->ppid);
+		JSON_FIELD("comm", e->comm);
+		if (e->exit_event) {
+			json_uint("exit_code", e->exit_code);
+			json_uint("duration_ns", e->duration_ns);
+		} else {
+			JSON_FIELD("filename", e->filename);
+		}
+		json_end();
+		return 0;
+	}
+	printf("%-8s %-5s %-16s %-7d %-7d ", time_of_day(), e->exit_event ? "EXIT" : "EXEC", STR(e->comm),
+	       e->pid, e->ppid);
+	if (!e->exit_event)
+		printf("%s\n", STR(e->filename));
+	else if (e->duration_ns / 1000000)
+		printf("[%u] (%llums)\n", e->exit_code, (unsigned long long)(e->duration_ns / 1000000));
 	else
-		printf("EXEC pid=%d ppid=%d comm=%s filename=%s\n", e->pid, e->ppid, STR(e->comm),
-		       STR(e->filename));
+		printf("[%u]\n", e->exit_code);
 	fflush(stdout);
 	return 0;
 }
@@ -37,7 +57,11 @@ int main(int argc, char **argv)
 	int opt, err;
 
 	app_init("bootstrap");
-	while ((opt = getopt(argc, argv, "d:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "jd:t:")) != -1) {
+		if (opt == 'j') {
+			json_out = true;
+			continue;
+		}
 		if (opt == 'd' && parse_num(optarg, false, &min_duration_ms))
 			continue;
 		if (opt == 't' && parse_num(optarg, true, &seconds))
@@ -71,6 +95,10 @@ int main(int argc, char **argv)
 	}
 
 	print_attached("Ctrl-C to stop");
+	if (!json_out) {
+		printf("%-8s %-5s %-16s %-7s %-7s %s\n", "TIME", "EVENT", "COMM", "PID", "PPID", "FILENAME/EXIT CODE");
+		fflush(stdout);
+	}
 	run_for(seconds);
 	err = app_buffer__run(buf);
 out:

@@ -28,7 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
+
 /* The app's name, used in error messages ("<app>: <what failed>: <strerror>"). */
+#define STR_MAX_APP 32
 static const char *app_name = "app";
 
 /* Set by SIGINT/SIGTERM in the native build. A Wasm guest has no signals: the host stops it. */
@@ -120,15 +123,34 @@ static inline void app_init(const char *name)
 #endif
 }
 
-/* Print "# <app>: attached; ..." (the line tests wait for) and flush. */
+/* Say the programs are attached (the line tests wait for), then flush: "# <app>: attached; ..."
+ * in the human layout, {"event":"attached","app":"<app>"} with -j. */
 static inline void print_attached(const char *how_to_stop)
 {
+	if (json_out) {
+		json_begin("attached");
+		json_str("app", app_name, STR_MAX_APP);
+		json_end();
+		return;
+	}
 	printf("# %s: attached; %s\n", app_name, how_to_stop);
 	fflush(stdout);
 }
 
+/* The local time of day, "HH:MM:SS" (the TIME column of libbpf-bootstrap and bcc); UTC in a Wasm
+ * guest, which has no time zone. */
+static inline const char *time_of_day(void)
+{
+	static char b[16];
+	time_t t = time(NULL);
+	struct tm tm;
+	if (!localtime_r(&t, &tm) || !strftime(b, sizeof(b), "%H:%M:%S", &tm))
+		snprintf(b, sizeof(b), "--:--:--");
+	return b;
+}
+
 /* ---- printing values ---------------------------------------------------------------------------
- * Event lines are `KIND key=value key=value ...`; a value never contains a space. */
+ * The human layout: a header line, then aligned columns; a value never contains a space. */
 #define STR_BUFS 4
 #define STR_MAX 512
 static char str_bufs[STR_BUFS][STR_MAX];
@@ -166,6 +188,20 @@ static inline const char *ip_port_str(int ipver, const void *addr, unsigned port
 	} else {
 		const unsigned char *a = (const unsigned char *)addr;
 		snprintf(b, STR_MAX, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3], port);
+	}
+	return b;
+}
+
+/* The address alone: "a.b.c.d" (ipver 4) or the IPv6 text form (ipver 6). */
+static inline const char *ip_str(int ipver, const void *addr)
+{
+	char *b = next_buf();
+	if (ipver == 6) {
+		if (!inet_ntop(AF_INET6, addr, b, STR_MAX))
+			snprintf(b, STR_MAX, "?");
+	} else {
+		const unsigned char *a = (const unsigned char *)addr;
+		snprintf(b, STR_MAX, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
 	}
 	return b;
 }

@@ -1,16 +1,22 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* execve: print every execve() call (events come through a perf buffer).
+/* execve: print every execve() call and its result (events come through a perf buffer), in the
+ * layout of bcc's execsnoop.
  *
- *   execve [-t SECONDS]
+ *   execve [-j] [-x] [-t SECONDS]           (-x: failed calls only)
  *
- *   EXECVE pid=.. uid=.. comm=.. filename=.. arg1=..
+ *   PCOMM            PID    PPID   RET ARGS
+ *   echo             4242   4100     0 /bin/echo hello       (the path and the first argument only)
+ *
+ * -j: {"event":"exec","pid":..,"ppid":..,"uid":..,"ret":..,"comm":"..","filename":"..","arg1":".."}
  */
 #include "common.h"
 #include "buffer.h"
 #include "execve.h"
 #include "execve.skel.h"
 
-static const char synopsis[] = "[-t SECONDS]";
+static const char synopsis[] = "[-j] [-x] [-t SECONDS]";
+
+static bool failed_only; /* -x */
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -18,8 +24,22 @@ static int handle_event(void *ctx, void *data, size_t size)
 	(void)ctx;
 	if (size < sizeof(*e))
 		return 0;
-	printf("EXECVE pid=%d uid=%u comm=%s filename=%s arg1=%s\n", e->pid, e->uid, STR(e->comm),
-	       STR(e->filename), STR(e->arg1));
+	if (failed_only && e->ret >= 0)
+		return 0;
+	if (json_out) {
+		json_begin("exec");
+		json_int("pid", e->pid);
+		json_int("ppid", e->ppid);
+		json_uint("uid", e->uid);
+		json_int("ret", e->ret);
+		JSON_FIELD("comm", e->comm);
+		JSON_FIELD("filename", e->filename);
+		JSON_FIELD("arg1", e->arg1);
+		json_end();
+		return 0;
+	}
+	printf("%-16s %-6d %-6d %3d %s%s%s\n", STR(e->comm), e->pid, e->ppid, e->ret, STR(e->filename),
+	       e->arg1[0] ? " " : "", STR(e->arg1));
 	fflush(stdout);
 	return 0;
 }
@@ -32,7 +52,11 @@ int main(int argc, char **argv)
 	int opt, err;
 
 	app_init("execve");
-	while ((opt = getopt(argc, argv, "t:")) != -1) {
+	while ((opt = getopt(argc, argv, "jxt:")) != -1) {
+		if (opt == 'j' || opt == 'x') {
+			*(opt == 'j' ? &json_out : &failed_only) = true;
+			continue;
+		}
 		if (opt == 't' && parse_num(optarg, true, &seconds))
 			continue;
 		return usage("bad option", synopsis);
@@ -55,6 +79,10 @@ int main(int argc, char **argv)
 	}
 
 	print_attached("Ctrl-C to stop");
+	if (!json_out) {
+		printf("%-16s %-6s %-6s %3s %s\n", "PCOMM", "PID", "PPID", "RET", "ARGS");
+		fflush(stdout);
+	}
 	run_for(seconds);
 	err = app_buffer__run(buf);
 out:

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* fentry: print unlink()/unlinkat() calls, seen by fentry and fexit programs on do_unlinkat().
  *
- *   fentry [-t SECONDS]
- *
- *   UNLINK pid=.. filename=..
- *   UNLINK_RET pid=.. ret=..      (ret: 0 or -errno)
+ *   fentry [-j] [-t SECONDS]
  *
  * The same records and lines as the kprobe app, so the user side is kprobe's, on this object.
  */

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* kprobe: print unlink()/unlinkat() calls, seen by a kprobe and a kretprobe on do_unlinkat().
  *
- *   kprobe [-t SECONDS]
+ *   kprobe [-j] [-t SECONDS]
  *
- *   UNLINK pid=.. filename=..
- *   UNLINK_RET pid=.. ret=..      (ret: 0 or -errno)
+ *   PID     EVENT  FILENAME/RET
+ *   4242    ENTRY  /tmp/x
+ *   4242    RETURN 0                 (0 or -errno)
+ *
+ * -j: {"event":"unlink","pid":..,"filename":".."}  {"event":"unlink_ret","pid":..,"ret":..}
  *
  * The fentry app is this same user side on its own object: apps/fentry/fentry.c defines the
  * UNLINK_* names below and includes this file.
@@ -24,7 +27,7 @@
 #include "kprobe.h"
 #include UNLINK_SKEL_H
 
-static const char synopsis[] = "[-t SECONDS]";
+static const char synopsis[] = "[-j] [-t SECONDS]";
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -32,10 +35,20 @@ static int handle_event(void *ctx, void *data, size_t size)
 	(void)ctx;
 	if (size < sizeof(*e))
 		return 0;
+	if (json_out) {
+		json_begin(e->is_ret ? "unlink_ret" : "unlink");
+		json_int("pid", e->pid);
+		if (e->is_ret)
+			json_int("ret", e->ret);
+		else
+			JSON_FIELD("filename", e->filename);
+		json_end();
+		return 0;
+	}
 	if (e->is_ret)
-		printf("UNLINK_RET pid=%d ret=%lld\n", e->pid, (long long)e->ret);
+		printf("%-7d %-6s %lld\n", e->pid, "RETURN", (long long)e->ret);
 	else
-		printf("UNLINK pid=%d filename=%s\n", e->pid, STR(e->filename));
+		printf("%-7d %-6s %s\n", e->pid, "ENTRY", STR(e->filename));
 	fflush(stdout);
 	return 0;
 }
@@ -48,7 +61,11 @@ int main(int argc, char **argv)
 	int opt, err;
 
 	app_init(UNLINK_APP);
-	while ((opt = getopt(argc, argv, "t:")) != -1) {
+	while ((opt = getopt(argc, argv, "jt:")) != -1) {
+		if (opt == 'j') {
+			json_out = true;
+			continue;
+		}
 		if (opt == 't' && parse_num(optarg, true, &seconds))
 			continue;
 		return usage("bad option", synopsis);
@@ -71,6 +88,10 @@ int main(int argc, char **argv)
 	}
 
 	print_attached("Ctrl-C to stop");
+	if (!json_out) {
+		printf("%-7s %-6s %s\n", "PID", "EVENT", "FILENAME/RET");
+		fflush(stdout);
+	}
 	run_for(seconds);
 	err = app_buffer__run(buf);
 out:

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* lsm: print every program execution, seen from the BPF LSM hook bprm_check_security.
  *
- *   lsm [-t SECONDS]
+ *   lsm [-j] [-t SECONDS]
  *
- *   LSM pid=.. comm=.. filename=..
+ *   PID     COMM             FILENAME
+ *   4242    sh               /bin/true
+ *
+ * -j: {"event":"exec","pid":..,"comm":"..","filename":".."}
  */
 #include "common.h"
 #include "buffer.h"
 #include "lsm.h"
 #include "lsm.skel.h"
 
-static const char synopsis[] = "[-t SECONDS]";
+static const char synopsis[] = "[-j] [-t SECONDS]";
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -18,7 +21,15 @@ static int handle_event(void *ctx, void *data, size_t size)
 	(void)ctx;
 	if (size < sizeof(*e))
 		return 0;
-	printf("LSM pid=%d comm=%s filename=%s\n", e->pid, STR(e->comm), STR(e->filename));
+	if (json_out) {
+		json_begin("exec");
+		json_int("pid", e->pid);
+		JSON_FIELD("comm", e->comm);
+		JSON_FIELD("filename", e->filename);
+		json_end();
+		return 0;
+	}
+	printf("%-7d %-16s %s\n", e->pid, STR(e->comm), STR(e->filename));
 	fflush(stdout);
 	return 0;
 }
@@ -31,7 +42,11 @@ int main(int argc, char **argv)
 	int opt, err;
 
 	app_init("lsm");
-	while ((opt = getopt(argc, argv, "t:")) != -1) {
+	while ((opt = getopt(argc, argv, "jt:")) != -1) {
+		if (opt == 'j') {
+			json_out = true;
+			continue;
+		}
 		if (opt == 't' && parse_num(optarg, true, &seconds))
 			continue;
 		return usage("bad option", synopsis);
@@ -54,6 +69,10 @@ int main(int argc, char **argv)
 	}
 
 	print_attached("Ctrl-C to stop");
+	if (!json_out) {
+		printf("%-7s %-16s %s\n", "PID", "COMM", "FILENAME");
+		fflush(stdout);
+	}
 	run_for(seconds);
 	err = app_buffer__run(buf);
 out:

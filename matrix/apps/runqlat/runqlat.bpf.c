@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* runqlat: how long tasks wait on a CPU run queue, as log2 histograms of microseconds
- * (after libbpf-tools' runqlat). BTF-enabled tracepoints (tp_btf), CO-RE reads of task_struct. */
+/* runqlat: how long tasks wait on a CPU run queue, as log2 histograms of microseconds (or
+ * milliseconds: -m) (after libbpf-tools' runqlat). BTF-enabled tracepoints (tp_btf), CO-RE reads of task_struct. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -13,6 +13,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by user space before load (-P): one histogram per process (key = pid) instead of key 0. */
 const volatile bool targ_per_process = false;
+/* Set by user space before load (-m): slots of milliseconds instead of microseconds. */
+const volatile bool targ_ms = false;
 
 /* tid -> when it was put on the run queue (ns) */
 struct {
@@ -111,7 +113,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 		if (!histp)
 			goto cleanup;
 	}
-	slot = log2_u64(delta / 1000U);
+	slot = log2_u64(targ_ms ? delta / 1000000U : delta / 1000U);
 	if (slot >= MAX_SLOTS)
 		slot = MAX_SLOTS - 1;
 	__sync_fetch_and_add(&histp->slots[slot], 1);

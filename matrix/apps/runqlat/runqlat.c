@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* runqlat: run-queue latency histograms. Every INTERVAL seconds the user side walks the `hists`
- * map (bpf_map_get_next_key + bpf_map_lookup_elem), prints one line per key, then deletes the keys.
+ * map (bpf_map_get_next_key + bpf_map_lookup_elem), prints each histogram, then deletes the keys.
  *
- *   runqlat [-P] [-t SECONDS] [INTERVAL_S [COUNT]]    (defaults: 1 s, until stopped)
+ *   runqlat [-j] [-m] [-P] [-t SECONDS] [INTERVAL_S [COUNT]]    (defaults: 1 s, until stopped)
  *
- *   HIST key=.. total=.. slots=s0,s1,...,s25
- *   key: 0 (all tasks) or, with -P, a process id; slots[i]: waits of [2^i, 2^(i+1)) us.
+ * A log2 histogram per interval, as libbpf-tools' runqlat prints it (hist.h): -m in msecs instead
+ * of usecs, -P one per process, after a line "pid = PID". An interval with no wait prints nothing.
+ *
+ *   (blank line)
+ *        usecs               : count    distribution
+ *            0 -> 1          : 12       |****************************************|
+ *            2 -> 3          : 3        |**********                              |
+ *
+ * -j: {"event":"hist","key":..,"unit":"usecs"|"msecs","total":..,"slots":[s0,...,s25]}
+ *     key: 0 (all tasks) or, with -P, a process id; slots[i]: waits of [2^i, 2^(i+1)) units.
  */
 #include "common.h"
+#include "hist.h"
 #include "runqlat.h"
 #include "runqlat.skel.h"
 
-static const char synopsis[] = "[-P] [-t SECONDS] [INTERVAL_S [COUNT]]";
+static const char synopsis[] = "[-j] [-m] [-P] [-t SECONDS] [INTERVAL_S [COUNT]]";
+static bool per_process, msecs;
 
 #define MAX_KEYS 10240
 
@@ -35,11 +45,19 @@ static void print_hists(int fd)
 			continue; /* deleted meanwhile */
 		for (int s = 0; s < MAX_SLOTS; s++)
 			total += h.slots[s];
-		printf("HIST key=%u total=%llu slots=", keys[i], total);
-		for (int s = 0; s < MAX_SLOTS; s++)
-			printf(s ? ",%u" : "%u", h.slots[s]);
+		if (json_out) {
+			json_begin("hist");
+			json_uint("key", keys[i]);
+			json_str("unit", msecs ? "msecs" : "usecs", 8);
+			json_uint("total", total);
+			json_uints("slots", h.slots, MAX_SLOTS);
+			json_end();
+			continue;
+		}
 		printf("\n");
-		fflush(stdout);
+		if (per_process)
+			printf("pid = %u\n", keys[i]);
+		print_log2_hist(h.slots, MAX_SLOTS, msecs ? "msecs" : "usecs");
 	}
 	for (int i = 0; i < n; i++)
 		bpf_map_delete_elem(fd, &keys[i]);
@@ -49,13 +67,12 @@ int main(int argc, char **argv)
 {
 	struct runqlat_bpf *skel;
 	double interval = 1, count = 0, seconds = 0;
-	bool per_process = false;
 	int opt, err;
 
 	app_init("runqlat");
-	while ((opt = getopt(argc, argv, "Pt:")) != -1) {
-		if (opt == 'P') {
-			per_process = true;
+	while ((opt = getopt(argc, argv, "jmPt:")) != -1) {
+		if (opt == 'j' || opt == 'm' || opt == 'P') {
+			*(opt == 'j' ? &json_out : opt == 'm' ? &msecs : &per_process) = true;
 			continue;
 		}
 		if (opt == 't' && parse_num(optarg, true, &seconds))
@@ -75,6 +92,7 @@ int main(int argc, char **argv)
 
 	/* patch .rodata before load */
 	skel->rodata->targ_per_process = per_process;
+	skel->rodata->targ_ms = msecs;
 
 	err = runqlat_bpf__load(skel);
 	if (err) {

@@ -2,9 +2,13 @@
 /* sockfilter: print the IPv4 packets seen on a network interface, as parsed by a socket filter
  * program on a raw AF_PACKET socket. On lo each packet shows twice (sent and received).
  *
- *   sockfilter [-t SECONDS] [IFNAME]    (default lo)
+ *   sockfilter [-j] [-t SECONDS] [IFNAME]    (default lo)
  *
- *   PKT proto=TCP|UDP|ICMP|<number> src=IP:PORT dst=IP:PORT len=..   (ports 0 unless TCP/UDP)
+ *   PROTO  SRC                   DST                   LEN
+ *   UDP    127.0.0.1:40000       127.0.0.1:9           47      (ports 0 unless TCP/UDP)
+ *
+ * -j: {"event":"packet","proto":"TCP"|"UDP"|"ICMP"|"<number>","src":"IP","src_port":..,
+ *      "dst":"IP","dst_port":..,"len":..}
  */
 #include "common.h"
 #include "buffer.h"
@@ -18,7 +22,7 @@
 #include <sys/socket.h>
 #endif
 
-static const char synopsis[] = "[-t SECONDS] [IFNAME]";
+static const char synopsis[] = "[-j] [-t SECONDS] [IFNAME]";
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -26,8 +30,19 @@ static int handle_event(void *ctx, void *data, size_t size)
 	(void)ctx;
 	if (size < sizeof(*e))
 		return 0;
-	printf("PKT proto=%s src=%s dst=%s len=%u\n", ip_proto_str(e->ip_proto),
-	       ip_port_str(4, e->src_addr, e->src_port), ip_port_str(4, e->dst_addr, e->dst_port), e->len);
+	if (json_out) {
+		json_begin("packet");
+		json_str("proto", ip_proto_str(e->ip_proto), STR_MAX);
+		json_str("src", ip_str(4, e->src_addr), STR_MAX);
+		json_uint("src_port", e->src_port);
+		json_str("dst", ip_str(4, e->dst_addr), STR_MAX);
+		json_uint("dst_port", e->dst_port);
+		json_uint("len", e->len);
+		json_end();
+		return 0;
+	}
+	printf("%-6s %-21s %-21s %u\n", ip_proto_str(e->ip_proto), ip_port_str(4, e->src_addr, e->src_port),
+	       ip_port_str(4, e->dst_addr, e->dst_port), e->len);
 	fflush(stdout);
 	return 0;
 }
@@ -67,7 +82,11 @@ int main(int argc, char **argv)
 	int opt, err, sock = -1;
 
 	app_init("sockfilter");
-	while ((opt = getopt(argc, argv, "t:")) != -1) {
+	while ((opt = getopt(argc, argv, "jt:")) != -1) {
+		if (opt == 'j') {
+			json_out = true;
+			continue;
+		}
 		if (opt == 't' && parse_num(optarg, true, &seconds))
 			continue;
 		return usage("bad option", synopsis);
@@ -100,6 +119,10 @@ int main(int argc, char **argv)
 	}
 
 	print_attached("Ctrl-C to stop");
+	if (!json_out) {
+		printf("%-6s %-21s %-21s %s\n", "PROTO", "SRC", "DST", "LEN");
+		fflush(stdout);
+	}
 	run_for(seconds);
 	err = app_buffer__run(buf);
 out:

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* sockops: print the TCP connections established by the processes of a cgroup v2 directory.
  *
- *   sockops [-t SECONDS] CGROUP_PATH       (e.g. /sys/fs/cgroup/unified, a cgroup2 mount)
+ *   sockops [-j] [-t SECONDS] CGROUP_PATH       (e.g. /sys/fs/cgroup/unified, a cgroup2 mount)
  *
- *   TCP op=active|passive local=IP:PORT remote=IP:PORT      (IPv6: [addr]:port)
+ *   OP      LOCAL                                           REMOTE
+ *   active  127.0.0.1:51234                                 127.0.0.1:8080     (IPv6: [addr]:port)
+ *
+ * -j: {"event":"tcp","op":"active"|"passive","ipver":4|6,"local":"IP","local_port":..,
+ *      "remote":"IP","remote_port":..}
  */
 #include "common.h"
 #include "buffer.h"
@@ -14,7 +18,7 @@
 #include <fcntl.h>
 #endif
 
-static const char synopsis[] = "[-t SECONDS] CGROUP_PATH";
+static const char synopsis[] = "[-j] [-t SECONDS] CGROUP_PATH";
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -22,8 +26,18 @@ static int handle_event(void *ctx, void *data, size_t size)
 	(void)ctx;
 	if (size < sizeof(*e))
 		return 0;
-	printf("TCP op=%s local=%s remote=%s\n", e->active ? "active" : "passive",
-	       ip_port_str(e->ipver, e->local_addr, e->local_port),
+	if (json_out) {
+		json_begin("tcp");
+		json_str("op", e->active ? "active" : "passive", 8);
+		json_uint("ipver", e->ipver);
+		json_str("local", ip_str(e->ipver, e->local_addr), STR_MAX);
+		json_uint("local_port", e->local_port);
+		json_str("remote", ip_str(e->ipver, e->remote_addr), STR_MAX);
+		json_uint("remote_port", e->remote_port);
+		json_end();
+		return 0;
+	}
+	printf("%-7s %-47s %s\n", e->active ? "active" : "passive", ip_port_str(e->ipver, e->local_addr, e->local_port),
 	       ip_port_str(e->ipver, e->remote_addr, e->remote_port));
 	fflush(stdout);
 	return 0;
@@ -38,7 +52,11 @@ int main(int argc, char **argv)
 	int opt, err;
 
 	app_init("sockops");
-	while ((opt = getopt(argc, argv, "t:")) != -1) {
+	while ((opt = getopt(argc, argv, "jt:")) != -1) {
+		if (opt == 'j') {
+			json_out = true;
+			continue;
+		}
 		if (opt == 't' && parse_num(optarg, true, &seconds))
 			continue;
 		return usage("bad option", synopsis);
@@ -76,6 +94,10 @@ int main(int argc, char **argv)
 	}
 
 	print_attached("Ctrl-C to stop");
+	if (!json_out) {
+		printf("%-7s %-47s %s\n", "OP", "LOCAL", "REMOTE");
+		fflush(stdout);
+	}
 	run_for(seconds);
 	err = app_buffer__run(buf);
 out:

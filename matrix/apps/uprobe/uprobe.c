@@ -2,10 +2,12 @@
 /* uprobe: trace calls of uprobe_target_add(int a, int b) in a binary (see target.c), in every
  * process that runs it.
  *
- *   uprobe [-t SECONDS] BINARY_PATH
+ *   uprobe [-j] [-t SECONDS] BINARY_PATH
  *
  *   UPROBE pid=.. a=.. b=..
  *   URETPROBE pid=.. ret=..
+ *
+ * -j: {"event":"uprobe","pid":..,"a":..,"b":..}  {"event":"uretprobe","pid":..,"ret":..}
  */
 #include "common.h"
 #include "buffer.h"
@@ -14,7 +16,7 @@
 
 #define FUNC_NAME "uprobe_target_add"
 
-static const char synopsis[] = "[-t SECONDS] BINARY_PATH";
+static const char synopsis[] = "[-j] [-t SECONDS] BINARY_PATH";
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -22,6 +24,18 @@ static int handle_event(void *ctx, void *data, size_t size)
 	(void)ctx;
 	if (size < sizeof(*e))
 		return 0;
+	if (json_out) {
+		json_begin(e->is_ret ? "uretprobe" : "uprobe");
+		json_int("pid", e->pid);
+		if (e->is_ret) {
+			json_int("ret", e->ret);
+		} else {
+			json_int("a", e->a);
+			json_int("b", e->b);
+		}
+		json_end();
+		return 0;
+	}
 	if (e->is_ret)
 		printf("URETPROBE pid=%d ret=%d\n", e->pid, e->ret);
 	else
@@ -38,7 +52,11 @@ int main(int argc, char **argv)
 	int opt, err;
 
 	app_init("uprobe");
-	while ((opt = getopt(argc, argv, "t:")) != -1) {
+	while ((opt = getopt(argc, argv, "jt:")) != -1) {
+		if (opt == 'j') {
+			json_out = true;
+			continue;
+		}
 		if (opt == 't' && parse_num(optarg, true, &seconds))
 			continue;
 		return usage("bad option", synopsis);

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* xdp: count received packets per IP protocol with an XDP program; every interval print the totals
- * so far, one line per protocol seen.
+ * so far (since attach), one row per protocol seen, after a blank line and the time.
  *
- *   xdp [-i INTERVAL_MS] [-t SECONDS] [IFNAME]     (defaults: 1000 ms, lo)
+ *   xdp [-j] [-i INTERVAL_MS] [-t SECONDS] [IFNAME]     (defaults: 1000 ms, lo)
  *
- *   XDP proto=TCP|UDP|ICMP|ICMPv6|<number> packets=.. bytes=..   (totals since attach)
+ *   12:00:01
+ *   PROTO    PACKETS      BYTES
+ *   UDP            5        210
+ *
+ * -j: {"event":"proto","proto":"TCP"|"UDP"|"ICMP"|"ICMPv6"|"<number>","packets":..,"bytes":..}
  */
 #include "common.h"
 #include "xdp.h"
@@ -14,20 +18,32 @@
 #include <net/if.h>
 #endif
 
-static const char synopsis[] = "[-i INTERVAL_MS] [-t SECONDS] [IFNAME]";
+static const char synopsis[] = "[-j] [-i INTERVAL_MS] [-t SECONDS] [IFNAME]";
 
 /* Returns 0 or a negative errno. */
 static int print_stats(int fd)
 {
 	struct proto_stats st;
+	bool header = false;
 	for (__u32 proto = 0; proto < MAX_PROTO; proto++) {
 		int err = bpf_map_lookup_elem(fd, &proto, &st);
 		if (err)
 			return err;
 		if (!st.packets)
 			continue;
-		printf("XDP proto=%s packets=%llu bytes=%llu\n", ip_proto_str(proto),
-		       (unsigned long long)st.packets, (unsigned long long)st.bytes);
+		if (json_out) {
+			json_begin("proto");
+			json_str("proto", ip_proto_str(proto), STR_MAX);
+			json_uint("packets", st.packets);
+			json_uint("bytes", st.bytes);
+			json_end();
+			continue;
+		}
+		if (!header)
+			printf("\n%s\n%-6s %10s %10s\n", time_of_day(), "PROTO", "PACKETS", "BYTES");
+		header = true;
+		printf("%-6s %10llu %10llu\n", ip_proto_str(proto), (unsigned long long)st.packets,
+		       (unsigned long long)st.bytes);
 		fflush(stdout);
 	}
 	return 0;
@@ -41,7 +57,11 @@ int main(int argc, char **argv)
 	int opt, err;
 
 	app_init("xdp");
-	while ((opt = getopt(argc, argv, "i:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "ji:t:")) != -1) {
+		if (opt == 'j') {
+			json_out = true;
+			continue;
+		}
 		if (opt == 'i' && parse_num(optarg, false, &interval_ms) && interval_ms > 0)
 			continue;
 		if (opt == 't' && parse_num(optarg, true, &seconds))
