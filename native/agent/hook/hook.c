@@ -38,6 +38,35 @@ struct wbpf_site *wbpf_site_find(uintptr_t fn)
 	return NULL;
 }
 
+/* sys/ (the syscall site rewriter): a one-instruction rewrite at `at` (len bytes) gets the site record the
+ * SIGTRAP handler reads (state, trap_target), marked PATCHING; NULL if at is hooked or the table is full.
+ * wbpf_site_release sets its state (IDLE: its bytes are original again) under the same lock. */
+struct wbpf_site *wbpf_site_claim(uintptr_t at, int len)
+{
+	pthread_mutex_lock(&lock);
+	struct wbpf_site *s = wbpf_site_find(at);
+	if (s && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != WBPF_SITE_IDLE) s = NULL;
+	else if (!s) {
+		for (int i = 0; i < MAX_SITES && !s; i++)
+			if (!sites[i].fn) s = &sites[i];
+		if (s) {
+			s->replaced = len;
+			memcpy(s->orig_bytes, (const void *)at, len);
+			__atomic_store_n(&s->fn, at, __ATOMIC_RELEASE);
+		}
+	}
+	if (s) __atomic_store_n(&s->state, WBPF_SITE_PATCHING, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&lock);
+	return s;
+}
+
+void wbpf_site_release(struct wbpf_site *s, int state)
+{
+	pthread_mutex_lock(&lock);
+	__atomic_store_n(&s->state, state, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&lock);
+}
+
 static struct wbpf_tramp *take_retired(struct wbpf_site *s, size_t size, int trap, wbpf_hook_handler handler, void *cookie)
 {
 	for (struct wbpf_tramp **p = &s->retired; *p; p = &(*p)->next) {
