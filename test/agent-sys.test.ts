@@ -42,7 +42,9 @@ if (process.arch !== 'x64') {
       /^ok - after the rounds every byte is the original$/m,
       /^sys_test: 0 failed$/m,
     ]) tt.match(r.stdout, line);
-    const sites = /^# .*$/m.exec(r.stdout);
-    if (sites) tt.comment(sites[0]);
+    for (const re of [/^# .*$/m, /^cost: .*$/m]) {
+      const m = re.exec(r.stdout);
+      if (m) tt.comment(m[0]);
+    }
   });
 }
