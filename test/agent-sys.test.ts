@@ -1,7 +1,7 @@
 // The agent's syscall site rewriter (native/agent/sys, x86-64): builds test/sys_test.c (into its own build
 // folder) and runs it: the scan on byte strings (refusals), getppid/openat/close and syscall() rewritten in
 // this process's glibc under 8 threads (exact counts, arguments, results, errno), detach restoring every
-// byte, and 100 attach/detach rounds under calling threads.
+// byte, 100 attach/detach rounds under calling threads, and a raw getpid site in the main program (its .symtab).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -40,6 +40,9 @@ if (process.arch !== 'x64') {
       /^ok - after detach the calls work \(0 wrong\) and no callback runs$/m,
       /^ok - 100 attach\/detach rounds under 8 calling threads: 0 failed, 0 wrong results$/m,
       /^ok - after the rounds every byte is the original$/m,
+      /^ok - main program: its one getpid site rewritten/m,
+      /^ok - main program: 1000 raw getpid calls traced \(1000 enters\), results right \(0 wrong\)$/m,
+      /^ok - main program: detach restored its bytes$/m,
       /^sys_test: 0 failed$/m,
     ]) tt.match(r.stdout, line);
     for (const re of [/^# .*$/m, /^cost: .*$/m]) {

@@ -137,6 +137,32 @@ static double getppid_ns(void)
 	return best;
 }
 
+/* a raw site in the main program (not libc): found through its .symtab */
+long sys_test_raw_getpid(void);
+__asm__(".text\n.globl sys_test_raw_getpid\n.type sys_test_raw_getpid, @function\n"
+	"sys_test_raw_getpid:\n\tmov $39, %eax\n\tsyscall\n\tret\n.size sys_test_raw_getpid, . - sys_test_raw_getpid\n");
+
+static void check_main_program(void)
+{
+	uint8_t copy[8];
+	memcpy(copy, (void *)sys_test_raw_getpid, sizeof copy);
+	int nr = SYS_getpid;
+	struct wbpf_sys *h;
+	struct wbpf_sys_report rep;
+	struct wbpf_hook_error err;
+	int rc = wbpf_sys_attach("", &nr, 1, 0, on_enter, on_exit_cb, &n_enter, &h, &rep, &err);
+	CHECK(rc == 0 && rep.rewritten == 1, "main program: its one getpid site rewritten (rc %d, %d sites; %s)", rc, rep.rewritten, err.reason);
+	if (rc) return;
+	long before = n_enter[SYS_getpid], wrong = 0;
+	counting = 1;
+	for (int i = 0; i < 1000; i++) wrong += sys_test_raw_getpid() != getpid();
+	counting = 0;
+	CHECK(wrong == 0 && n_enter[SYS_getpid] - before == 1000 && n_exit[SYS_getpid] - before == 1000,
+	      "main program: 1000 raw getpid calls traced (%ld enters), results right (%ld wrong)", n_enter[SYS_getpid] - before, wrong);
+	rc = wbpf_sys_detach(h, &err);
+	CHECK(rc == 0 && !memcmp(copy, (void *)sys_test_raw_getpid, sizeof copy), "main program: detach restored its bytes");
+}
+
 struct fn { const char *name; uint8_t *p; size_t size; uint8_t *copy; };
 
 int main(void)
@@ -220,6 +246,7 @@ int main(void)
 		if (memcmp(fns[i].p, fns[i].copy, fns[i].size)) same = 0;
 	CHECK(same, "after the rounds every byte is the original");
 	CHECK(bad == 0, "no callback saw a wrong argument or result under the rounds (%ld)", bad);
+	check_main_program();
 	printf("sys_test: %d failed\n", failures);
 	return failures ? 1 : 0;
 }
