@@ -40,9 +40,13 @@ if (process.arch !== 'x64') {
       /^ok - after detach the calls work \(0 wrong\) and no callback runs$/m,
       /^ok - 100 attach\/detach rounds under 8 calling threads: 0 failed, 0 wrong results$/m,
       /^ok - after the rounds every byte is the original$/m,
-      /^ok - main program: its one getpid site rewritten/m,
+      /^ok - main program: its two getpid sites rewritten/m,
       /^ok - main program: 1000 raw getpid calls traced \(1000 enters\), results right \(0 wrong\)$/m,
       /^ok - main program: detach restored its bytes$/m,
+      /^ok - a function hook whose entry bytes overlap a rewritten site is refused/m,
+      /^ok - the site restored, the function hook attaches/m,
+      /^ok - with the hook in place only the other site is rewritten/m,
+      /^ok - the hooked function still works, then unhooked$/m,
       /^sys_test: 0 failed$/m,
     ]) tt.match(r.stdout, line);
     for (const re of [/^# .*$/m, /^cost: .*$/m]) {

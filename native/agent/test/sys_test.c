@@ -142,6 +142,14 @@ long sys_test_raw_getpid(void);
 __asm__(".text\n.globl sys_test_raw_getpid\n.type sys_test_raw_getpid, @function\n"
 	"sys_test_raw_getpid:\n\tmov $39, %eax\n\tsyscall\n\tret\n.size sys_test_raw_getpid, . - sys_test_raw_getpid\n");
 
+/* a site one byte into a function: a function hook of its entry would replace the nop and the mov (the
+ * hook is given 6 bytes as the size: its decoder does not know `syscall` and would refuse the body) */
+long sys_test_nop_getpid(void);
+__asm__(".text\n.globl sys_test_nop_getpid\n.type sys_test_nop_getpid, @function\n"
+	"sys_test_nop_getpid:\n\tnop\n\tmov $39, %eax\n\tsyscall\n\tret\n.size sys_test_nop_getpid, . - sys_test_nop_getpid\n");
+
+static void on_hook(struct wbpf_pt_regs *regs, void *cookie) { (void)regs; (void)cookie; }
+
 static void check_main_program(void)
 {
 	uint8_t copy[8];
@@ -151,7 +159,7 @@ static void check_main_program(void)
 	struct wbpf_sys_report rep;
 	struct wbpf_hook_error err;
 	int rc = wbpf_sys_attach("", &nr, 1, 0, on_enter, on_exit_cb, &n_enter, &h, &rep, &err);
-	CHECK(rc == 0 && rep.rewritten == 1, "main program: its one getpid site rewritten (rc %d, %d sites; %s)", rc, rep.rewritten, err.reason);
+	CHECK(rc == 0 && rep.rewritten == 2, "main program: its two getpid sites rewritten (rc %d, %d sites; %s)", rc, rep.rewritten, err.reason);
 	if (rc) return;
 	long before = n_enter[SYS_getpid], wrong = 0;
 	counting = 1;
@@ -159,8 +167,20 @@ static void check_main_program(void)
 	counting = 0;
 	CHECK(wrong == 0 && n_enter[SYS_getpid] - before == 1000 && n_exit[SYS_getpid] - before == 1000,
 	      "main program: 1000 raw getpid calls traced (%ld enters), results right (%ld wrong)", n_enter[SYS_getpid] - before, wrong);
+	/* a function hook and a rewritten site never patch the same bytes */
+	struct wbpf_hook *fh;
+	rc = wbpf_hook_attach_sized((void *)sys_test_nop_getpid, 6, on_hook, NULL, &fh, &err);
+	CHECK(rc == WBPF_HOOK_EBUSY && strstr(err.reason, "overlap a rewritten syscall site"),
+	      "a function hook whose entry bytes overlap a rewritten site is refused (%s)", err.reason);
 	rc = wbpf_sys_detach(h, &err);
 	CHECK(rc == 0 && !memcmp(copy, (void *)sys_test_raw_getpid, sizeof copy), "main program: detach restored its bytes");
+	rc = wbpf_hook_attach_sized((void *)sys_test_nop_getpid, 6, on_hook, NULL, &fh, &err);
+	CHECK(rc == 0, "the site restored, the function hook attaches (%s)", err.reason);
+	if (rc) return;
+	rc = wbpf_sys_attach("", &nr, 1, 0, on_enter, on_exit_cb, &n_enter, &h, &rep, &err);
+	CHECK(rc == 0 && rep.rewritten == 1, "with the hook in place only the other site is rewritten (%d; its bytes are the hook's jump now)", rep.rewritten);
+	if (!rc) wbpf_sys_detach(h, &err);
+	CHECK(sys_test_nop_getpid() == getpid() && wbpf_hook_detach(fh, &err) == 0 && sys_test_nop_getpid() == getpid(), "the hooked function still works, then unhooked");
 }
 
 struct fn { const char *name; uint8_t *p; size_t size; uint8_t *copy; };
