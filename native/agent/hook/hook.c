@@ -38,6 +38,51 @@ struct wbpf_site *wbpf_site_find(uintptr_t fn)
 	return NULL;
 }
 
+/* another site in use whose bytes overlap [at, at+len): a function hook's entry and a syscall site
+ * (sys/) must never patch the same bytes (each restores its own original bytes at removal) */
+static struct wbpf_site *overlap(uintptr_t at, int len, const struct wbpf_site *self)
+{
+	for (int i = 0; i < MAX_SITES; i++) {
+		struct wbpf_site *s = &sites[i];
+		uintptr_t f = __atomic_load_n(&s->fn, __ATOMIC_ACQUIRE);
+		if (!f) break;
+		if (s == self || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == WBPF_SITE_IDLE) continue;
+		if (f < at + (uintptr_t)len && at < f + (uintptr_t)s->replaced) return s;
+	}
+	return NULL;
+}
+
+/* sys/ (the syscall site rewriter): a one-instruction rewrite at `at` (len bytes) gets the site record the
+ * SIGTRAP handler reads (state, trap_target), marked PATCHING; NULL if at is hooked, its bytes overlap a
+ * hooked entry's, or the table is full.
+ * wbpf_site_release sets its state (IDLE: its bytes are original again) under the same lock. */
+struct wbpf_site *wbpf_site_claim(uintptr_t at, int len)
+{
+	pthread_mutex_lock(&lock);
+	struct wbpf_site *s = wbpf_site_find(at);
+	if (s && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != WBPF_SITE_IDLE) s = NULL;
+	else if (overlap(at, len, s)) s = NULL;
+	else if (!s) {
+		for (int i = 0; i < MAX_SITES && !s; i++)
+			if (!sites[i].fn) s = &sites[i];
+		if (s) {
+			s->replaced = len;
+			memcpy(s->orig_bytes, (const void *)at, len);
+			__atomic_store_n(&s->fn, at, __ATOMIC_RELEASE);
+		}
+	}
+	if (s) __atomic_store_n(&s->state, WBPF_SITE_PATCHING, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&lock);
+	return s;
+}
+
+void wbpf_site_release(struct wbpf_site *s, int state)
+{
+	pthread_mutex_lock(&lock);
+	__atomic_store_n(&s->state, state, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&lock);
+}
+
 static struct wbpf_tramp *take_retired(struct wbpf_site *s, size_t size, int trap, wbpf_hook_handler handler, void *cookie)
 {
 	for (struct wbpf_tramp **p = &s->retired; *p; p = &(*p)->next) {
@@ -93,6 +138,12 @@ static int attach_locked(uintptr_t fn, size_t size, int trap, wbpf_hook_handler 
 	struct wbpf_tramp *t = s ? take_retired(s, size, trap, handler, cookie) : NULL;
 	int rc;
 	if (!t && (rc = build(fn, size, trap, handler, cookie, &t, err))) return rc;
+	struct wbpf_site *o = overlap(fn, t->replaced, s);
+	if (o) {
+		if (s) retire(s, t); /* else t stays mapped, unreached */
+		return wbpf_fail(err, WBPF_HOOK_EBUSY, "the entry's bytes %#lx..%#lx overlap a rewritten syscall site or another hook at %#lx",
+				 (unsigned long)fn, (unsigned long)(fn + t->replaced), (unsigned long)o->fn);
+	}
 	struct wbpf_hook *h = malloc(sizeof *h);
 	if (!h) {
 		if (s) retire(s, t);

@@ -33,7 +33,7 @@ typedef void (*wbpf_hook_handler)(struct wbpf_pt_regs *regs, void *cookie);
 enum wbpf_hook_code {
 	WBPF_HOOK_OK = 0,
 	WBPF_HOOK_EINVAL,       /* null function or handler */
-	WBPF_HOOK_EBUSY,        /* the function is already hooked */
+	WBPF_HOOK_EBUSY,        /* the function is already hooked, or its entry overlaps a rewritten syscall site */
 	WBPF_HOOK_EDECODE,      /* an instruction in the entry is not one the relocator knows */
 	WBPF_HOOK_ESHORT,       /* the function ends (ret / jmp) before the bytes the jump needs */
 	WBPF_HOOK_EBRANCH,      /* a branch in the entry targets the replaced bytes (or reads its own address) */

@@ -63,6 +63,10 @@ int wbpf_fail(struct wbpf_hook_error *err, int code, const char *fmt, ...)
 /* the site table (hook.c), read by the arch's signal handlers */
 struct wbpf_site *wbpf_site_find(uintptr_t fn);
 
+/* hook.c, for sys/: a site record for a one-instruction rewrite (see hook.c) */
+struct wbpf_site *wbpf_site_claim(uintptr_t at, int len);
+void wbpf_site_release(struct wbpf_site *s, int state);
+
 /* near.c: a fresh RW page whose every byte is within the arch's branch reach of addr (x86-64: +-(2 GiB -
  * 2 MiB), jmp rel32; arm64: +-(128 MiB - 2 MiB), b imm26), or NULL */
 uint8_t *wbpf_near_page(uintptr_t addr);
