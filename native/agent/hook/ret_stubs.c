@@ -117,7 +117,23 @@ static uintptr_t stub_addr(uint32_t k)
 	return (uintptr_t)code + (uintptr_t)(k / WBPF_RET_PER_PAGE) * WBPF_RET_PAGE + WBPF_RET_STUB * (k % WBPF_RET_PER_PAGE + 1);
 }
 
+/* this thread's last answer: a call site armed again and again (a loop calling the probed function) skips
+ * the index. Never stale: a stub's address is never reused for another (orig_of[k] is written once), and a
+ * fork child has the same pool */
+static __thread uintptr_t last_orig __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t last_stub __attribute__((tls_model("initial-exec")));
+
+static uintptr_t stub_lookup(uintptr_t orig);
+
 uintptr_t wbpf_arch_ret_stub(uintptr_t orig)
+{
+	if (orig && orig == last_orig) return last_stub;
+	uintptr_t stub = stub_lookup(orig);
+	if (stub) last_orig = orig, last_stub = stub;
+	return stub;
+}
+
+static uintptr_t stub_lookup(uintptr_t orig)
 {
 	if (!orig || !wbpf_arch_ret_divertable(orig) || !pool_ready()) return 0;
 	uint32_t h = (uint32_t)(((uint64_t)orig * 0x9e3779b97f4a7c15ull) >> (64 - TABLE_BITS));
