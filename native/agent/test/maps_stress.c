@@ -4,6 +4,7 @@
  * the survivors must go on. Usage: maps_stress [procs threads iters]; exit 0 when every check holds. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,7 +344,9 @@ static void wakeups(void) {
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (uint32_t r = 1; r <= ROUNDS; r++) {
-      while (__atomic_load_n(go, __ATOMIC_ACQUIRE) < r) {}
+      /* spin a little (the race), then yield: on one CPU (an arm64 guest) the consumer needs it to go on */
+      for (unsigned spin = 0; __atomic_load_n(go, __ATOMIC_ACQUIRE) < r; spin++)
+        if (spin > 2000) sched_yield();
       for (volatile unsigned spin = (unsigned)rand() % 3000; spin; spin--) {}
       uint64_t v = r;
       if (wbpf_ringbuf_output(&rb, &v, 8, 0) != 0) _exit(1);
