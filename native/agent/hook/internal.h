@@ -112,11 +112,23 @@ void wbpf_sigtrap_chain(int sig, siginfo_t *si, void *uc);
 
 /* return probes: ret.c keeps the per-thread shadow stack; hook/<arch>/ provides the code a diverted
  * return runs. Every function here is async-signal-safe and never allocates with malloc. */
-/* a return address to store in a slot so that the return comes back through the arch's return code
- * and then continues at orig, or 0 (none left, or the pool could not be mapped) */
+/* ret_stubs.c, the stubs' pool: a return address to store in a slot so that the return comes back
+ * through the arch's return code and then continues at orig, or 0 (none left, or the pool could not be
+ * mapped, or orig may not be diverted) */
 uintptr_t wbpf_arch_ret_stub(uintptr_t orig);
 /* orig if addr is such a return address, else 0 */
 uintptr_t wbpf_arch_ret_orig(uintptr_t addr);
+/* the real return address of stub number k (what the arch's return code was entered with), 0 if none */
+uintptr_t wbpf_ret_stub_orig(uint64_t k);
+/* hook/<arch>/ret_stub.c: a page of stubs is WBPF_RET_PAGE bytes: +0 a quad for the arch's use (the
+ * return code's address), then WBPF_RET_PER_PAGE stubs of WBPF_RET_STUB bytes at +16, +32, ... */
+#define WBPF_RET_PAGE 4096
+#define WBPF_RET_STUB 16
+#define WBPF_RET_PER_PAGE (WBPF_RET_PAGE / WBPF_RET_STUB - 1)
+/* writes the page (RW; made R+X after) whose stubs are numbers first .. first + WBPF_RET_PER_PAGE - 1 */
+void wbpf_arch_ret_page_write(uint8_t *pg, uint32_t first);
+/* orig may be replaced by a stub's address (arm64: not a PAC-signed one) */
+int wbpf_arch_ret_divertable(uintptr_t orig);
 /* nonzero if this thread's return addresses must not be rewritten (a CET shadow stack) */
 int wbpf_arch_ret_blocked(void);
 /* called by the arch's return code with the registers at the return (rip = orig, rsp after the

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "wbpf_maps.h"
 
@@ -77,6 +78,8 @@ struct wbpf_map_hdr {
   _Atomic uint32_t count;     /* hash: linked elements */
   _Atomic uint32_t waiting;   /* rings: the consumer sleeps in poll(2) (producers then write the eventfd) */
   _Atomic uint32_t frozen;    /* bpf_map_freeze: syscall-side writes EPERM (programs still write) */
+  _Atomic uint32_t light;     /* rings: 1 if the consumer runs membarrier's global expedited barrier before it
+                               * sleeps (ring_fence.c): registered producers then commit without a full barrier */
 };
 
 static inline uint8_t *map_base(const struct wbpf_map *m) { return (uint8_t *)m->h; }
@@ -103,6 +106,15 @@ int wbpf_lock_init(pthread_mutex_t *l);
 /* a ring's producer lock (ring_lock.c): a spinlock word naming its holder; a holder found dead on
  * contention is replaced (counted in recoveries). 0 taken, -EDEADLK: this thread holds it already */
 int wbpf_ring_lock(struct wbpf_map *m, _Atomic uint64_t *l);
+/* this process's pid, cached (ring.c; a fork child reads it again) */
+pid_t wbpf_ring_self_pid(void);
+/* ring_fence.c: this process is registered for membarrier's global expedited barrier (registers it on first
+ * use in each process): its commits may skip the full barrier when the map's `light` says so */
+int wbpf_ring_fence_producer(void);
+/* the host, creating a ring: 1 if the global expedited barrier works here (and this process is registered) */
+int wbpf_ring_fence_host(void);
+/* the consumer, after storing `waiting` and before it looks at the ring a last time: 0, or -errno */
+int wbpf_ring_fence_consumer(void);
 void wbpf_ring_unlock(_Atomic uint64_t *l);
 
 int wbpf_cpu(const struct wbpf_map *m);

@@ -135,6 +135,8 @@ int wbpf_map_create(const struct wbpf_map_spec *s, struct wbpf_map *out) {
     wbpf_map_close(out, 1);
     return r;
   }
+  /* rings: commits without a full barrier where the consumer can fence for them (ring_fence.c) */
+  if (nfd >= 0) atomic_store(&out->h->light, (uint32_t)wbpf_ring_fence_host());
   return 0;
 fail:
   r = -errno;
@@ -157,6 +159,8 @@ int wbpf_map_open(int fd, int notify_fd, struct wbpf_map *out) {
   out->size = (size_t)st.st_size;
   out->fd = fd;
   out->notify_fd = notify_fd;
+  /* a producer registers its process now, not at its first commit (in a hit) */
+  if (atomic_load(&out->h->light)) (void)wbpf_ring_fence_producer();
   return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Ring buffer (kernel/bpf/ringbuf.c semantics) and perf event array (one ring per CPU, lost counts) in
  * shared memory: producers in any process reserve under a per-ring lock (ring_lock.c) and commit with one
- * release store of the record header; the single consumer (the host) drains and sleeps in poll(2). */
+ * store of the record header (a release store, or an exchange where the wake-up needs a full barrier:
+ * ring_fence.c); the single consumer (the host) drains and sleeps in poll(2). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -64,6 +65,7 @@ static pid_t my_pid(void) {
   if (!__atomic_load_n(&pid_ready, __ATOMIC_ACQUIRE)) pthread_once(&pid_once, init_pid);
   return cached_pid;
 }
+pid_t wbpf_ring_self_pid(void) { return my_pid(); }
 
 /* reserve len bytes for a record of `size`: its data, or NULL (full: counted in drops) */
 static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) {
@@ -98,8 +100,9 @@ static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) 
   return hdr + RB_HDR;
 }
 
-/* after a commit: the header's exchange (a full barrier) is ordered before this load of `waiting`, as the
- * consumer's store of `waiting` is before its look at the ring (wbpf_ring_wait): one of them sees the other */
+/* after a commit: the commit is ordered before this load of `waiting` (by the header's exchange, a full
+ * barrier, or by the consumer's membarrier: ring_fence.c), as the consumer's store of `waiting` is before its
+ * look at the ring (wbpf_ring_wait): one of them sees the other */
 static void wake(struct wbpf_map *m, uint64_t flags) {
   if (flags & RB_NO_WAKEUP) return;
   if (((flags & RB_FORCE_WAKEUP) || atomic_load(&m->h->waiting)) && m->notify_fd >= 0) {
@@ -121,7 +124,11 @@ static void commit(struct wbpf_map *m, void *p, int discard, uint64_t flags) {
   _Atomic uint32_t *hdr = busy_hdr(m, p);
   if (!hdr) return; /* not a reserved record (the verifier would have refused the program) */
   uint32_t l = (atomic_load(hdr) & ~RB_BUSY) | (discard ? RB_DISCARD : 0);
-  atomic_exchange_explicit(hdr, l, memory_order_seq_cst); /* a full barrier (the kernel's xchg): see wake() */
+  /* the consumer fences before it sleeps (a registered process: its threads take part in that barrier) */
+  if (atomic_load_explicit(&m->h->light, memory_order_relaxed) && wbpf_ring_fence_producer())
+    atomic_store_explicit(hdr, l, memory_order_release);
+  else
+    atomic_exchange_explicit(hdr, l, memory_order_seq_cst); /* a full barrier (the kernel's xchg): see wake() */
   if (!discard) wake(m, flags);
 }
 
@@ -261,6 +268,14 @@ int wbpf_ring_drain(struct wbpf_map *m, uint8_t *out, size_t out_len) {
 int wbpf_ring_wait(struct wbpf_map *m, int timeout_ms, int stop_fd) {
   if (wbpf_ring_pending_size(m)) return 1;
   atomic_store(&m->h->waiting, 1);
+  /* light commits carry no barrier: this one, in every registered process, orders each commit before its
+   * producer's look at `waiting`, or after this store (then the look below sees it). Not when the poll
+   * does not sleep (timeout 0): nothing to wake. Failing (it worked when the map was made): commits go back
+   * to the full barrier, and this sleep is cut short in case one was missed */
+  if (timeout_ms != 0 && atomic_load(&m->h->light) && wbpf_ring_fence_consumer() < 0) {
+    atomic_store(&m->h->light, 0);
+    if (timeout_ms < 0 || timeout_ms > 10) timeout_ms = 10;
+  }
   /* a producer that committed before the flag was visible did not write the eventfd: look again */
   if (wbpf_ring_pending_size(m)) {
     atomic_store(&m->h->waiting, 0);

@@ -4,12 +4,14 @@
  * the survivors must go on. Usage: maps_stress [procs threads iters]; exit 0 when every check holds. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -329,6 +331,54 @@ static void killed_mid_update(void) {
         "the hash is whole (%u keys left, %llu lock recoveries)", nk, (unsigned long long)wbpf_map_recoveries(&hash));
 }
 
+/* every commit wakes a consumer that is going to sleep (no lost wake-up, light commits or not: ring_fence.c):
+ * a producer process commits one record per round at a random moment after the go, racing the consumer,
+ * which drains and sleeps until it has it; a sleep that times out (1 s) lost its wake-up */
+static void wakeups(void) {
+  enum { ROUNDS = 4000 };
+  volatile uint32_t *go = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (go == MAP_FAILED) return;
+  uint8_t out[4096];
+  while (wbpf_ring_drain(&rb, out, sizeof out) > 0) {}
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (uint32_t r = 1; r <= ROUNDS; r++) {
+      /* spin a little (the race), then yield: on one CPU (an arm64 guest) the consumer needs it to go on */
+      for (unsigned spin = 0; __atomic_load_n(go, __ATOMIC_ACQUIRE) < r; spin++)
+        if (spin > 2000) sched_yield();
+      for (volatile unsigned spin = (unsigned)rand() % 3000; spin; spin--) {}
+      uint64_t v = r;
+      if (wbpf_ringbuf_output(&rb, &v, 8, 0) != 0) _exit(1);
+    }
+    _exit(0);
+  }
+  unsigned late = 0, got = 0;
+  for (uint32_t r = 1; r <= ROUNDS; r++) {
+    __atomic_store_n(go, r, __ATOMIC_RELEASE);
+    for (;;) {
+      int n = wbpf_ring_drain(&rb, out, sizeof out);
+      if (n > 0) {
+        got += (unsigned)n;
+        break;
+      }
+      /* the record comes within microseconds: a sleep that times out missed its wake-up */
+      if (wbpf_ring_wait(&rb, 1000, -1) == 0 && ++late > 3) break;
+    }
+    if (late > 3) break;
+  }
+  int st = -1;
+  if (late > 3) kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  CHECK(late == 0 && got == ROUNDS && st == 0, "a consumer going to sleep is woken by every commit of another process "
+        "(%u rounds racing its sleep, %u records, %u wake-ups lost; light commits %u)", ROUNDS, got, late, (unsigned)rb.h->light);
+  /* the light commits are on wherever the kernel has membarrier's global expedited barrier (4.16+) */
+  long q = syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0);
+  CHECK(rb.h->light == (q > 0 && (q & (1 << 1)) ? 1u : 0u), "ring commits skip the full barrier where the consumer can fence for them "
+        "(membarrier commands %#lx, light %u)", (unsigned long)q, (unsigned)rb.h->light);
+  munmap((void *)go, 4096);
+}
+
 int main(int argc, char **argv) {
   if (argc == 4) NP = atoi(argv[1]), NT = atoi(argv[2]), ITERS = atoi(argv[3]);
   if (NP < 1 || NP > MAXP || NT < 1 || NT > MAXT || ITERS < HOT_KEYS || ITERS % HOT_KEYS) {
@@ -341,6 +391,7 @@ int main(int argc, char **argv) {
   stress();
   crashes();
   srand((unsigned)getpid());
+  wakeups();
   killed_mid_update();
   printf("maps_stress: %d failed\n", failures);
   return failures ? 1 : 0;

@@ -1,4 +1,4 @@
-/* Return probes on arm64 (hook/arm64/ret_stubs.c, ret_tramp.S, hook/ret.c): recursion, a longjmp out of
+/* Return probes on arm64 (hook/ret_stubs.c, hook/arm64/ret_stub.c, ret_tramp.S, hook/ret.c): recursion, a longjmp out of
  * armed calls, a tail call between two hooked functions, x0/x1 and d0 return values kept across the
  * return handler (which clobbers them), 4 threads, a signed return address (paciasp ran first) left
  * alone. Prints "ok ..." per check and "ret_test_arm64: OK"; exits 1 at the first failure. */

@@ -1,4 +1,4 @@
-/* arm64 return code: where a diverted return lands (through a stub of ret_stubs.c). It saves every
+/* arm64 return code: where a diverted return lands (through a stub of ../ret_stubs.c, written by ret_stub.c). It saves every
  * register and NZCV, builds a struct user_pt_regs at the return, calls wbpf_a64_ret_entered (which
  * reports the return and answers the real return address), restores everything and branches there.
  *

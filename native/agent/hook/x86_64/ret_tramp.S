@@ -1,4 +1,4 @@
-/* x86-64 return code: where a diverted return lands (through a stub of ret_stubs.c). It saves every
+/* x86-64 return code: where a diverted return lands (through a stub of ../ret_stubs.c, written by ret_stub.c). It saves every
  * register and the flags, builds a struct pt_regs at the return, calls wbpf_x86_ret_entered (which
  * reports the return and answers the real return address), restores everything and jumps there.
  *

@@ -1,34 +1,24 @@
-/* x86-64 return diversion: one 16-byte stub per distinct real return address, so that a diverted
- * return always knows where to continue (the address is never only in a table that could lose it),
- * the stubs' pool and its lock-free index, and the CET shadow stack check. */
+/* Return stubs, any arch: one 16-byte stub per distinct real return address (so that a diverted return
+ * always knows where to continue: the address is never only in a table that could lose it), their pool of
+ * pages filled one by one when first needed, and its lock-free index. hook/<arch>/ret_stub.c writes a
+ * page's stubs (wbpf_arch_ret_page_write) and says which return addresses may be diverted. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-#include "x86.h"
+#include "internal.h"
 
-/* Stub pages, mapped PROT_NONE at the first arm and filled one by one when first needed. A page:
- * +0 the address of wbpf_x86_ret_common; +16*j (j = 1..255) a stub: `push $k` (68 imm32, k its
- * number), `jmp *-(16j+11)(%rip)` (ff 25, the page's first quad), int3 padding. No call: the return
- * stack buffer stays balanced, and the common code leaves with an indirect jmp the predictor learns. */
-#define PAGE 4096
-#define STUB 16
 #define STUB_PAGES 256
-#define PER_PAGE (PAGE / STUB - 1)
-#define NSTUBS (STUB_PAGES * PER_PAGE)
+#define NSTUBS (STUB_PAGES * WBPF_RET_PER_PAGE) /* 65280: k fits arm64's movz (16 bits) */
 #define TABLE_BITS 17 /* 2^17 index slots for at most 65280 stubs: load <= 0.5 */
 #define TABLE_SIZE (1u << TABLE_BITS)
 
 enum { P_EMPTY, P_FILLING, P_READY, P_FAILED };
 
-extern const uint8_t wbpf_x86_ret_common[];
-uintptr_t wbpf_x86_ret_entered(struct wbpf_pt_regs *regs, uint64_t k);
-
 static int pool_state;             /* atomic: P_EMPTY, P_FILLING (mapping), P_READY, P_FAILED */
-static uint8_t *code;              /* STUB_PAGES pages */
+static uint8_t *code;              /* STUB_PAGES pages, PROT_NONE until filled */
 static uint64_t *orig_of;          /* [NSTUBS]: the real return address of stub k; 0: not handed out */
 static uint32_t *table;            /* [TABLE_SIZE]: k + 1 by hash of the address; 0: empty */
 static uint32_t next_stub;         /* atomic */
@@ -87,10 +77,10 @@ static int pool_map(void)
 	/* one caller maps; a concurrent one (or a signal handler nested in it) just goes untraced */
 	if (!__atomic_compare_exchange_n(&pool_state, &st, P_FILLING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return 0;
 	size_t data = (size_t)NSTUBS * 8 + (size_t)TABLE_SIZE * 4;
-	void *c = mmap(NULL, (size_t)STUB_PAGES * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *c = mmap(NULL, (size_t)STUB_PAGES * WBPF_RET_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	void *d = mmap(NULL, data, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (c == MAP_FAILED || d == MAP_FAILED) {
-		if (c != MAP_FAILED) munmap(c, (size_t)STUB_PAGES * PAGE);
+		if (c != MAP_FAILED) munmap(c, (size_t)STUB_PAGES * WBPF_RET_PAGE);
 		if (d != MAP_FAILED) munmap(d, data);
 		__atomic_store_n(&pool_state, P_FAILED, __ATOMIC_RELEASE);
 		return 0;
@@ -107,26 +97,14 @@ static int page_fill(uint32_t p)
 	uint8_t st = P_EMPTY;
 	__atomic_store_n(&filler_pid, getpid(), __ATOMIC_RELEASE);
 	if (!__atomic_compare_exchange_n(&page_state[p], &st, P_FILLING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return 0;
-	uint8_t *pg = code + (size_t)p * PAGE;
-	if (mprotect(pg, PAGE, PROT_READ | PROT_WRITE)) {
+	uint8_t *pg = code + (size_t)p * WBPF_RET_PAGE;
+	if (mprotect(pg, WBPF_RET_PAGE, PROT_READ | PROT_WRITE)) {
 		__atomic_store_n(&page_state[p], P_FAILED, __ATOMIC_RELEASE);
 		return 0;
 	}
-	uint64_t common = (uint64_t)(uintptr_t)wbpf_x86_ret_common;
-	memcpy(pg, &common, 8);
-	memset(pg + 8, 0xcc, PAGE - 8);
-	for (int j = 1; j <= PER_PAGE; j++) {
-		uint8_t *sp = pg + STUB * j;
-		uint32_t k = p * PER_PAGE + (uint32_t)(j - 1);
-		int32_t disp = -(STUB * j + 11);
-		sp[0] = 0x68;
-		memcpy(sp + 1, &k, 4);
-		sp[5] = 0xff;
-		sp[6] = 0x25;
-		memcpy(sp + 7, &disp, 4);
-	}
-	if (mprotect(pg, PAGE, PROT_READ | PROT_EXEC)) {
-		mprotect(pg, PAGE, PROT_NONE);
+	wbpf_arch_ret_page_write(pg, p * WBPF_RET_PER_PAGE);
+	if (mprotect(pg, WBPF_RET_PAGE, PROT_READ | PROT_EXEC)) {
+		mprotect(pg, WBPF_RET_PAGE, PROT_NONE);
 		__atomic_store_n(&page_state[p], P_FAILED, __ATOMIC_RELEASE);
 		return 0;
 	}
@@ -136,12 +114,28 @@ static int page_fill(uint32_t p)
 
 static uintptr_t stub_addr(uint32_t k)
 {
-	return (uintptr_t)code + (uintptr_t)(k / PER_PAGE) * PAGE + STUB * (k % PER_PAGE + 1);
+	return (uintptr_t)code + (uintptr_t)(k / WBPF_RET_PER_PAGE) * WBPF_RET_PAGE + WBPF_RET_STUB * (k % WBPF_RET_PER_PAGE + 1);
 }
+
+/* this thread's last answer: a call site armed again and again (a loop calling the probed function) skips
+ * the index. Never stale: a stub's address is never reused for another (orig_of[k] is written once), and a
+ * fork child has the same pool */
+static __thread uintptr_t last_orig __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t last_stub __attribute__((tls_model("initial-exec")));
+
+static uintptr_t stub_lookup(uintptr_t orig);
 
 uintptr_t wbpf_arch_ret_stub(uintptr_t orig)
 {
-	if (!orig || !pool_ready()) return 0;
+	if (orig && orig == last_orig) return last_stub;
+	uintptr_t stub = stub_lookup(orig);
+	if (stub) last_orig = orig, last_stub = stub;
+	return stub;
+}
+
+static uintptr_t stub_lookup(uintptr_t orig)
+{
+	if (!orig || !wbpf_arch_ret_divertable(orig) || !pool_ready()) return 0;
 	uint32_t h = (uint32_t)(((uint64_t)orig * 0x9e3779b97f4a7c15ull) >> (64 - TABLE_BITS));
 	int64_t claimed = -1;
 	for (uint32_t n = 0; n < TABLE_SIZE; n++, h = (h + 1) & (TABLE_SIZE - 1)) {
@@ -150,7 +144,7 @@ uintptr_t wbpf_arch_ret_stub(uintptr_t orig)
 			if (claimed < 0) {
 				if (__atomic_load_n(&next_stub, __ATOMIC_RELAXED) >= NSTUBS) return 0;
 				uint32_t k = __atomic_fetch_add(&next_stub, 1, __ATOMIC_RELAXED);
-				if (k >= NSTUBS || !page_ready(k / PER_PAGE)) return 0; /* k stays unused */
+				if (k >= NSTUBS || !page_ready(k / WBPF_RET_PER_PAGE)) return 0; /* k stays unused */
 				claimed = k;
 				__atomic_store_n(&orig_of[k], (uint64_t)orig, __ATOMIC_RELAXED);
 			}
@@ -168,27 +162,12 @@ uintptr_t wbpf_arch_ret_orig(uintptr_t addr)
 {
 	if (__atomic_load_n(&pool_state, __ATOMIC_ACQUIRE) != P_READY) return 0;
 	uintptr_t off = addr - (uintptr_t)code;
-	if (off >= (uintptr_t)STUB_PAGES * PAGE || (off & (STUB - 1)) || !(off & (PAGE - 1))) return 0;
-	uint32_t k = (uint32_t)(off / PAGE) * PER_PAGE + (uint32_t)((off & (PAGE - 1)) / STUB) - 1;
+	if (off >= (uintptr_t)STUB_PAGES * WBPF_RET_PAGE || (off & (WBPF_RET_STUB - 1)) || !(off & (WBPF_RET_PAGE - 1))) return 0;
+	uint32_t k = (uint32_t)(off / WBPF_RET_PAGE) * WBPF_RET_PER_PAGE + (uint32_t)((off & (WBPF_RET_PAGE - 1)) / WBPF_RET_STUB) - 1;
 	return (uintptr_t)__atomic_load_n(&orig_of[k], __ATOMIC_RELAXED);
 }
 
-/* ARCH_SHSTK_STATUS (Linux 6.6+): a thread with a user shadow stack would fault on a rewritten
- * return address; kernels without it answer EINVAL */
-int wbpf_arch_ret_blocked(void)
+uintptr_t wbpf_ret_stub_orig(uint64_t k)
 {
-	unsigned long features = 0;
-	int saved_errno = errno;
-	long rc = syscall(SYS_arch_prctl, 0x5005L, &features);
-	errno = saved_errno;
-	return rc == 0 && (features & 1);
-}
-
-/* called by wbpf_x86_ret_common (ret_tramp.S) with the number the stub pushed; returns where to go */
-uintptr_t wbpf_x86_ret_entered(struct wbpf_pt_regs *regs, uint64_t k)
-{
-	uintptr_t orig = k < NSTUBS ? (uintptr_t)__atomic_load_n(&orig_of[k], __ATOMIC_RELAXED) : 0;
-	regs->rip = orig;
-	wbpf_ret_fire(regs, (uintptr_t)regs->rsp - 8, orig);
-	return orig;
+	return k < NSTUBS ? (uintptr_t)__atomic_load_n(&orig_of[k], __ATOMIC_RELAXED) : 0;
 }
