@@ -205,4 +205,26 @@ t.test('the JIT against the interpreter (native/agent/test/jit_diff_test.c)', { 
   t.match(r2.stdout, new RegExp(`^ok - jit = interpreter on the ${progs.length} programs of `, 'm'));
   t.match(r2.stdout, /^ok - WBPF_JIT=0: counted as disabled, not compiled$/m);
   t.match(r2.stdout, /^ok - 3000 loads and frees leave no code mapped/m);
+  t.match(r2.stdout, /^ok - mprotect\(PROT_EXEC\) refused: the program runs on the interpreter, counted/m);
+});
+
+// `wasm-bpf vm run --engine native` runs the addon's engine, machine code by default; WBPF_JIT=0 (the
+// CLI's environment) keeps it on the interpreter: the same answers either way, results and faults.
+t.test('vm run --engine native: the JIT by default, WBPF_JIT=0 the interpreter, the same answers', async (t) => {
+  const cli = path.join(ROOT, 'bin', 'wasm-bpf.js');
+  const cases: [string, string, string][] = [
+    ['a loop over memory', 'mov %r0, 0\nmov %r2, 0\nldxb %r3, [%r1+0]\nadd %r0, %r3\nadd %r1, 1\nadd %r2, 1\njlt %r2, 8, -5\nexit', '0102030405060708'],
+    ['a load past the memory', 'ldxdw %r0, [%r1+4]\nexit', '00112233'],
+    ['an endless loop', 'ja -1\nexit', ''],
+    ['division by zero', 'mov %r0, 7\nmov %r2, 0\ndiv %r0, %r2\nmod %r2, 0\nadd %r0, 9\nexit', ''],
+  ];
+  for (const [name, asm, mem] of cases) {
+    const bytes = vm.asm(asm);
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [cli, 'vm', 'run', '--engine', 'native', ...(mem ? [mem] : [])], { input: bytes, env, encoding: 'utf8', timeout: 60_000 });
+    const on = run({ ...process.env, WBPF_JIT: undefined });
+    const off = run({ ...process.env, WBPF_JIT: '0' });
+    t.equal(on.stderr, off.stderr, `${name}: the same diagnostics (${on.stderr.trim() || 'none'})`);
+    t.equal(on.stdout, off.stdout, `${name}: the same r0 (${on.stdout.trim() || 'none'})`);
+    t.equal(on.status, off.status, `${name}: the same exit status`);
+  }
 });

@@ -4,10 +4,19 @@
  * endless loops, division by zero, read-only stores, failing helpers) and seeded random ones; optionally a
  * file of programs (argv[1]: records of u32 length + bytes, e.g. the conformance fixtures). Also: the JIT
  * compiled what it should, WBPF_JIT=0 turns it off, and freeing programs unmaps their code. */
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../vm/ebpf_vm.h"
 #include "../vm/jit.h"
@@ -188,6 +197,36 @@ static int count_maps(void) {
   return n;
 }
 
+/* in a child that may not make memory executable (seccomp: mprotect with PROT_EXEC fails with EACCES, as
+ * under a W^X policy): the program loads, is counted as without executable memory, and runs on the
+ * interpreter with the same result. Exit status: 0 when all of that holds. */
+static int no_exec_child(void) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mprotect, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog fp = {sizeof f / sizeof f[0], f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp) != 0) return 10;
+  const raw p[] = {I_(0xb7, 0, 0, 0, 41), I_(0x07, 0, 0, 0, 1), I_(0x95, 0, 0, 0, 0)};
+  ebpf_vm_env env = {.helper = helper};
+  ebpf_vm_prog *prog;
+  ebpf_vm_jit_stats s0, s1;
+  unsetenv("WBPF_JIT");
+  ebpf_vm_jit_get_stats(&s0);
+  if (ebpf_vm_load(p, sizeof p, &env, &prog, NULL) != EBPF_VM_OK) return 11;
+  ebpf_vm_jit_get_stats(&s1);
+  if (s1.nomem != s0.nomem + 1 || s1.compiled != s0.compiled) return 12;
+  uint8_t stack[EBPF_VM_STACK_SIZE];
+  ebpf_vm_run run = {.stack = stack, .stack_addr = (uintptr_t)stack, .budget = 100};
+  if (ebpf_vm_exec(prog, &run, NULL) != EBPF_VM_DONE || run.r0 != 42) return 13;
+  ebpf_vm_free(prog);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   for (size_t k = 0; k < sizeof ctx0; k++) ctx0[k] = (uint8_t)(k * 7 + 1);
   for (size_t k = 0; k < sizeof map0; k++) map0[k] = (uint8_t)(k * 13 + 5);
@@ -261,6 +300,16 @@ int main(int argc, char **argv) {
       ebpf_vm_free(prog);
     }
     CHECK(ok && count_maps() <= before + 2, "3000 loads and frees leave no code mapped (%d maps before, %d after)", before, count_maps());
+  }
+
+  /* no executable memory: the interpreter, counted */
+  {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) _exit(no_exec_child());
+    int st = -1;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mprotect(PROT_EXEC) refused: the program runs on the interpreter, counted (child status %d)", st);
   }
 
   /* random programs */

@@ -1,6 +1,6 @@
 /* jit.c: the JIT's arch-neutral side: compile at load (WBPF_JIT=0 turns it off; executable memory is mapped
  * RW, written, then made RX, never RWX; any refusal leaves the program on the interpreter, counted), free
- * with the program, the run wrapper, and the slow path compiled code calls (interpreter semantics). */
+ * with the program, the run wrapper, and the slow paths compiled code calls (interpreter semantics). */
 #include "jit.h"
 
 #include <stdlib.h>
@@ -89,9 +89,7 @@ static int jit_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args
   run->tail_calls = 0;
   run->r0 = 0;
   memset(&run->fault, 0, sizeof run->fault);
-  st.R[0] = 0;
-  for (int k = 0; k < 5; k++) st.R[k + 1] = args[k];
-  st.R[6] = st.R[7] = st.R[8] = st.R[9] = 0;
+  for (int k = 0; k < 5; k++) st.R[k + 1] = args[k]; /* the prologue zeroes r0, r6..r9 */
   st.stack_addr = run->stack_addr;
   st.stack_top = run->stack_addr + EBPF_VM_STACK_SIZE;
   st.R[10] = st.stack_top;
@@ -100,6 +98,9 @@ static int jit_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args
   st.rc_addr = st.wc_addr = st.rc_delta = st.wc_delta = 0;
   st.run = run;
   st.prog = p;
+  st.call.run = run;
+  st.call.prog = p;
+  st.call.user = p->env.user;
   reset_view(&st);
   st.budget = run->budget;
   st.fault_pc = 0;
@@ -146,6 +147,13 @@ static int fault_mem(ebpf_jit_state *st, uint32_t pc, uint64_t a, uint32_t w, in
   run->fault.stack_lo = st->stack_lo;
   st->fault_pc = pc;
   return EBPF_VM_F_MEMORY;
+}
+
+uint8_t *ebpf_jit_miss(ebpf_jit_state *st, uint64_t a, uint32_t how) {
+  const uint32_t w = 1u << (how >> 28), write = (how >> 27) & 1;
+  uint8_t *h = jat(st, a, w, (int)write);
+  if (h == NULL) fault_mem(st, how & 0x7ffffff, a, w, (int)write);
+  return h;
 }
 
 int ebpf_jit_slow(ebpf_jit_state *st, uint32_t pc) {
@@ -199,24 +207,6 @@ int ebpf_jit_slow(ebpf_jit_state *st, uint32_t pc) {
       ph = r->host + (a - r->addr);
     }
     R[0] = w == 1 ? ph[0] : w == 2 ? ((uint32_t)ph[0] << 8) | ph[1] : ((uint32_t)ph[0] << 24) | ((uint32_t)ph[1] << 16) | ((uint32_t)ph[2] << 8) | ph[3];
-    return 0;
-  }
-  if (op == 0x85) { /* a helper */
-    ebpf_vm_call call;
-    call.run = st->run;
-    call.prog = p;
-    call.user = p->env.user;
-    call.pc = pc;
-    call.id = (uint32_t)i->imm;
-    for (int k = 0; k < 5; k++) call.args[k] = R[k + 1];
-    call.r0 = 0;
-    st->run->budget = st->budget;
-    if (p->helpers[pc](&call) != 0) {
-      st->fault_pc = pc;
-      return EBPF_VM_F_HELPER;
-    }
-    R[0] = call.r0;
-    reset_view(st);
     return 0;
   }
   const uint64_t s64 = op & 0x08 ? *S : KS;

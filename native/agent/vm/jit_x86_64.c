@@ -1,6 +1,7 @@
 /* jit_x86_64.c: the x86-64 template JIT: machine code per eBPF instruction, with the interpreter's budget
- * (charged at the same basic-block leaders), inline memory checks (the frame, the region used last) and
- * the C slow path (jit.c) for helpers, cache misses, division, atomics, byte swaps and packet loads.
+ * (charged at the same basic-block leaders), inline memory checks (the frame, the region used last, then the
+ * run's region table), helpers called directly, and the C slow path (jit.c) for division, atomics, byte swaps
+ * and packet loads.
  * Programs with bpf-to-bpf calls, tail calls or callx are refused here and stay on the interpreter. */
 #include <stddef.h>
 #include <stdlib.h>
@@ -127,7 +128,7 @@ typedef struct jit {
   size_t *pos; /* machine code offset of each slot */
   fix *fx;
   size_t nfx;
-  size_t spill, ret; /* the slow-path stub and the common return */
+  size_t spill, ret, miss[4][2]; /* the slow-path stub, the common return, the memory-miss stubs */
 } jit;
 
 static void to_slot(jit *j, size_t at, uint32_t target) { j->fx[j->nfx++] = (fix){at, target}; }
@@ -139,19 +140,56 @@ static void slow(jit *j, uint32_t pc) {
   u32(&j->b, (uint32_t)(int32_t)((int64_t)j->spill - (int64_t)(j->b.n + 4)));
 }
 
-/* a helper: r1..r5 to the state (the arguments), ebpf_jit_slow(st, pc) calls it, r0 from the state and r1..r5
- * back (the interpreter keeps them); r6..r10 live in callee-saved registers */
-static void helper(jit *j, uint32_t pc) {
+static void mov_m32_imm(buf *b, int base, int32_t off, uint32_t imm) { /* mov dword [base+off], imm */
+  rex(b, 0, 0, 0, base);
+  u8(b, 0xc7);
+  modrm_mem(b, 0, base, -1, off);
+  u32(b, imm);
+}
+static void mov_m64_imm(buf *b, int base, int32_t off, int32_t imm) { /* mov qword [base+off], imm (sign-extended) */
+  rex(b, 1, 0, 0, base);
+  u8(b, 0xc7);
+  modrm_mem(b, 0, base, -1, off);
+  u32(b, (uint32_t)imm);
+}
+
+static void leave(jit *j, uint32_t pc, int status);
+
+/* a helper, as the interpreter calls it: r1..r5 to call.args and to R (the interpreter keeps them), the
+ * call's slot and id, the budget to run->budget, the helper through its pointer (resolved at load); nonzero
+ * ends the run (EBPF_VM_F_HELPER); then the view is reset (the helper may have changed the regions or the
+ * stack: caches dropped, the stack re-read), r0 = call.r0 and r1..r5 back. call.run/prog/user are set once
+ * per run (jit.c). */
+static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
   buf *b = &j->b;
-  for (int r = 1; r <= 5; r++) st_st(b, M[r], OFF(R) + 8 * r);
-  mov_rr(b, 1, RDI, ST);
-  mov_ri32(b, RSI, pc);
-  mov_ri64(b, RAX, (uint64_t)(uintptr_t)&ebpf_jit_slow);
+  for (int r = 1; r <= 5; r++) {
+    st_st(b, M[r], OFF(call.args) + 8 * (r - 1));
+    st_st(b, M[r], OFF(R) + 8 * r);
+  }
+  mov_m32_imm(b, ST, OFF(call.pc), pc);
+  mov_m32_imm(b, ST, OFF(call.id), (uint32_t)p->code[pc].imm);
+  mov_m64_imm(b, ST, OFF(call.r0), 0);
+  ld_st(b, R11, OFF(run));
+  ld_st(b, RAX, OFF(budget));
+  mem1(b, 1, 0x89, RAX, R11, (int32_t)offsetof(ebpf_vm_run, budget)); /* run->budget = budget */
+  mem1(b, 1, 0x8d, RDI, ST, OFF(call)); /* lea rdi, [st+call] */
+  mov_ri64(b, RAX, (uint64_t)(uintptr_t)p->helpers[pc]);
   u8(b, 0xff); /* call rax */
   u8(b, 0xd0);
   rr(b, 0, 0x85, RAX, RAX);
-  patch(b, jcc(b, CC_NE), j->ret);
-  for (int r = 0; r <= 5; r++) ld_st(b, M[r], OFF(R) + 8 * r);
+  size_t ok = jcc(b, CC_E);
+  leave(j, pc, EBPF_VM_F_HELPER);
+  here(b, ok);
+  ld_st(b, R11, OFF(run));
+  mem1(b, 1, 0x8b, RAX, R11, (int32_t)offsetof(ebpf_vm_run, stack)); /* stack_delta = run->stack - stack_addr */
+  mem1(b, 1, 0x2b, RAX, ST, OFF(stack_addr));
+  st_st(b, RAX, OFF(stack_delta));
+  for (int k = 0; k < 4; k++) {
+    mov_m64_imm(b, ST, OFF(rc_end) + 8 * k, 0);
+    mov_m64_imm(b, ST, OFF(wc_end) + 8 * k, 0);
+  }
+  ld_st(b, RAX, OFF(call.r0));
+  for (int r = 1; r <= 5; r++) ld_st(b, M[r], OFF(R) + 8 * r);
 }
 
 /* end the run at pc with a status (budget) */
@@ -165,6 +203,90 @@ static void leave(jit *j, uint32_t pc, int status) {
   patch(b, jmp(b), j->ret);
 }
 
+#define RUN_OFF(f) ((int32_t)offsetof(ebpf_vm_run, f))
+#define REG_OFF(f) ((int32_t)offsetof(ebpf_vm_region, f))
+
+static void miss_stub(jit *j, int wl, int write) {
+  buf *b = &j->b;
+  const int32_t w = 1 << wl;
+  const int32_t ca = write ? OFF(wc_addr) : OFF(rc_addr);
+  const int32_t cd = write ? OFF(wc_delta) : OFF(rc_delta);
+  const int32_t ce = write ? OFF(wc_end) : OFF(rc_end);
+  j->miss[wl][write] = b->n;
+  rex(b, 0, 0, 0, R10); /* push r10 (pc) */
+  u8(b, 0x52);
+  u8(b, 0x50); /* push rax */
+  ld_st(b, R9, OFF(run));
+  mem1(b, 0, 0x8b, R10, R9, RUN_OFF(nregions)); /* mov r10d, [r9+nregions] */
+  mem1(b, 1, 0x8b, R9, R9, RUN_OFF(regions));   /* mov r9, [r9+regions] */
+  rex(b, 1, 0, 0, R10); /* shl r10, 5 */
+  u8(b, 0xc1);
+  u8(b, (uint8_t)(0xc0 | (4 << 3) | (R10 & 7)));
+  u8(b, 5);
+  rr(b, 1, 0x01, R10, R9); /* add r9, r10: the end of the table */
+  const size_t loop = b->n;
+  rr(b, 1, 0x85, R10, R10); /* test r10, r10 */
+  size_t none1 = jcc(b, CC_E);
+  alu_ri(b, 1, 5, R9, (int32_t)sizeof(ebpf_vm_region));
+  alu_ri(b, 1, 5, R10, (int32_t)sizeof(ebpf_vm_region));
+  mem1(b, 1, 0x3b, R11, R9, REG_OFF(addr)); /* cmp r11, [r9+addr] */
+  patch(b, jcc(b, CC_B), loop);
+  mov_rr(b, 1, RAX, R11);
+  mem1(b, 1, 0x2b, RAX, R9, REG_OFF(addr)); /* d = a - addr */
+  mem1(b, 1, 0x3b, RAX, R9, REG_OFF(size));
+  size_t none2 = jcc(b, CC_AE);
+  alu_ri(b, 1, 0, RAX, w); /* d + w <= size */
+  mem1(b, 1, 0x3b, RAX, R9, REG_OFF(size));
+  size_t none3 = jcc(b, CC_A);
+  size_t none4 = 0;
+  if (write) { /* test dword [r9+flags], WRITABLE */
+    rex(b, 0, 0, 0, R9);
+    u8(b, 0xf7);
+    modrm_mem(b, 0, R9, -1, REG_OFF(flags));
+    u32(b, EBPF_VM_REGION_WRITABLE);
+    none4 = jcc(b, CC_E);
+  }
+  /* a hit: the cache, and the host address */
+  mem1(b, 1, 0x8b, RAX, R9, REG_OFF(host));
+  mem1(b, 1, 0x2b, RAX, R9, REG_OFF(addr));
+  st_st(b, RAX, cd);
+  rr(b, 1, 0x01, RAX, R11); /* add r11, rax */
+  mem1(b, 1, 0x8b, RAX, R9, REG_OFF(addr));
+  st_st(b, RAX, ca);
+  mem1(b, 1, 0x8b, RAX, R9, REG_OFF(size));
+  st_st(b, RAX, ce);
+  rr(b, 0, 0x31, R10, R10);
+  static const int32_t step[3] = {1, 2, 4};
+  for (int k = 0; k < 3; k++) { /* end[k+1] = size - (2^(k+1) - 1), or 0 */
+    alu_ri(b, 1, 5, RAX, step[k]);
+    rr2(b, 1, 0x0f, 0x42, RAX, R10); /* cmovb rax, r10 */
+    st_st(b, RAX, ce + 8 * (k + 1));
+  }
+  u8(b, 0x58); /* pop rax */
+  rex(b, 0, 0, 0, R10); /* pop r10 */
+  u8(b, 0x5a);
+  rr(b, 0, 0x31, R10, R10); /* xor r10d, r10d */
+  u8(b, 0xc3);
+  /* none: the fault, recorded as the interpreter does */
+  here(b, none1);
+  here(b, none2);
+  here(b, none3);
+  if (write) here(b, none4);
+  u8(b, 0x58); /* pop rax */
+  rex(b, 0, 0, 0, R10); /* pop r10 */
+  u8(b, 0x5a);
+  alu_ri(b, 1, 4, RSP, -16); /* and rsp, -16: the run ends, the return restores rsp */
+  mov_rr(b, 1, RDI, ST);
+  mov_rr(b, 1, RSI, R11);
+  mov_rr(b, 0, RDX, R10);
+  alu_ri(b, 0, 1, RDX, (int32_t)((uint32_t)wl << 28 | (uint32_t)write << 27)); /* or edx, how */
+  mov_ri64(b, RAX, (uint64_t)(uintptr_t)&ebpf_jit_miss);
+  u8(b, 0xff); /* call rax */
+  u8(b, 0xd0);
+  mov_ri32(b, RAX, EBPF_VM_F_MEMORY);
+  patch(b, jmp(b), j->ret);
+}
+
 static void prologue(jit *j) {
   buf *b = &j->b;
   static const uint8_t push[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57}; /* rbx rbp r12-r15 */
@@ -172,7 +294,10 @@ static void prologue(jit *j) {
   alu_ri(b, 1, 5, RSP, 8); /* sub rsp, 8: 16-byte aligned */
   mov_rr(b, 1, ST, RDI);
   st_st(b, RSP, OFF(saved_sp));
-  for (int r = 10; r >= 0; r--) ld_st(b, M[r], OFF(R) + 8 * r); /* rdi (r1) last but one: st is in r12 */
+  for (int r = 1; r <= 5; r++) ld_st(b, M[r], OFF(R) + 8 * r); /* st is in r12 */
+  ld_st(b, M[10], OFF(R) + 8 * 10);
+  rr(b, 0, 0x31, RAX, RAX); /* r0, r6..r9 = 0 */
+  for (int r = 6; r <= 9; r++) rr(b, 0, 0x31, M[r], M[r]);
   size_t over = jmp(b);
   /* the common return: status in eax */
   j->ret = b->n;
@@ -194,6 +319,12 @@ static void prologue(jit *j) {
   patch(b, jcc(b, CC_NE), j->ret);
   for (int r = 0; r < 10; r++) ld_st(b, M[r], OFF(R) + 8 * r);
   u8(b, 0xc3);
+  /* the memory-miss stubs, one per width and direction: r11 = the address, r10d = pc; called. The region
+   * table is searched as the interpreter's find() does (from the last region, the first whose addr <= a must
+   * hold [a, a + w), and be writable for a store); a hit refills the cache and returns the host address in
+   * r11 with r10 = 0; a miss records the fault (ebpf_jit_miss, as the interpreter) and leaves the run. */
+  for (int wl = 0; wl < 4; wl++)
+    for (int write = 0; write < 2; write++) miss_stub(j, wl, write);
   here(b, over);
 }
 
@@ -202,7 +333,7 @@ static void prologue(jit *j) {
 static void access(jit *j, uint32_t pc, int kind, uint32_t w, int sx, int base, int16_t off, int reg, int32_t imm) {
   buf *b = &j->b;
   const int wl = w == 1 ? 0 : w == 2 ? 1 : w == 4 ? 2 : 3;
-  size_t to_do = 0, to_do2 = 0, done = 0;
+  size_t to_do = 0, to_do2 = 0;
   int through_stack = base == M[10] && off >= -(int32_t)EBPF_VM_FRAME_SIZE && off <= -(int32_t)w;
   int abase, aindex;
   int32_t adisp;
@@ -230,8 +361,9 @@ static void access(jit *j, uint32_t pc, int kind, uint32_t w, int sx, int base, 
     ld_st(b, R10, cd);
     to_do2 = jmp(b);
     here(b, miss);
-    slow(j, pc);
-    done = jmp(b);
+    mov_ri32(b, R10, pc);
+    u8(b, 0xe8); /* call the miss stub: r11 = the host address, r10 = 0 */
+    u32(b, (uint32_t)(int32_t)((int64_t)j->miss[wl][kind != 0] - (int64_t)(b->n + 4)));
     here(b, to_do);
     here(b, to_do2);
     abase = R11;
@@ -253,7 +385,6 @@ static void access(jit *j, uint32_t pc, int kind, uint32_t w, int sx, int base, 
       put(b, &v, 2);
     } else u32(b, (uint32_t)imm);
   }
-  if (!through_stack) here(b, done);
 }
 
 /* shift dst by src (x86 masks the count as eBPF does: 63, or 31 for 32 bits) through cl */
@@ -352,7 +483,7 @@ static int insn_emit(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
         return 0;
       }
       if (code == 0x8) { /* a helper (local calls, tail calls and callx are refused above) */
-        helper(j, pc);
+        helper(j, p, pc);
         return 0;
       }
       if (code == 0x9) { /* exit */
