@@ -220,6 +220,7 @@ static int no_exec_child(void) {
   if (ebpf_vm_load(p, sizeof p, &env, &prog, NULL) != EBPF_VM_OK) return 11;
   ebpf_vm_jit_get_stats(&s1);
   if (s1.nomem != s0.nomem + 1 || s1.compiled != s0.compiled) return 12;
+  if (ebpf_vm_engine_note(prog) == NULL || strstr(ebpf_vm_engine_note(prog), "mprotect") == NULL) return 14;
   uint8_t stack[EBPF_VM_STACK_SIZE];
   ebpf_vm_run run = {.stack = stack, .stack_addr = (uintptr_t)stack, .budget = 100};
   if (ebpf_vm_exec(prog, &run, NULL) != EBPF_VM_DONE || run.r0 != 42) return 13;
@@ -279,6 +280,7 @@ int main(int argc, char **argv) {
     CHECK(ebpf_vm_load(p, sizeof p, &env, &prog, NULL) == EBPF_VM_OK, "a program with a local call loads");
     ebpf_vm_jit_get_stats(&s1);
     CHECK(s1.unsupported == s0.unsupported + 1 && s1.compiled == s0.compiled, "it is counted as unsupported and runs on the interpreter");
+    CHECK(ebpf_vm_engine_note(prog) != NULL && strstr(ebpf_vm_engine_note(prog), "bpf-to-bpf") != NULL, "its note says why: %s", ebpf_vm_engine_note(prog));
     ebpf_vm_free(prog);
     CHECK(diff("a local call", p, 4, 0), "jit = interpreter: a program the JIT refuses");
     setenv("WBPF_JIT", "0", 1);
@@ -286,6 +288,7 @@ int main(int argc, char **argv) {
     CHECK(ebpf_vm_load(p + 2, 16, &env, &prog, NULL) == EBPF_VM_OK, "loads with WBPF_JIT=0");
     ebpf_vm_jit_get_stats(&s1);
     CHECK(s1.disabled == s0.disabled + 1 && s1.compiled == s0.compiled, "WBPF_JIT=0: counted as disabled, not compiled");
+    CHECK(ebpf_vm_engine_note(prog) == NULL, "WBPF_JIT=0: asked for, no note");
     ebpf_vm_free(prog);
     unsetenv("WBPF_JIT");
   }

@@ -13,6 +13,7 @@
 
 uint32_t ebpf_vm_length(const ebpf_vm_prog *p) { return p->n; }
 void *ebpf_vm_user(const ebpf_vm_prog *p) { return p->env.user; }
+const char *ebpf_vm_engine_note(const ebpf_vm_prog *p) { return p->jit_note; }
 
 const ebpf_vm_jit_ops *ebpf_vm_jit;
 

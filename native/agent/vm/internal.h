@@ -33,6 +33,7 @@ struct ebpf_vm_prog {
   uint8_t *addr_taken;        /* functions whose address is taken (valid callx targets) */
   ebpf_vm_env env;
   struct ebpf_jit_code *jit;  /* the program's machine code (jit.c), or NULL: the interpreter runs it */
+  const char *jit_note;       /* why the JIT left it to the interpreter (not for WBPF_JIT=0 or an arch without one) */
 };
 
 /* the JIT, when one is linked in (jit.c registers it from a constructor; NULL: interpreter only) */

@@ -38,6 +38,8 @@ static void jit_compile(ebpf_vm_prog *p) {
   if (rc != EBPF_JIT_OK) {
     free(code);
     count(rc == EBPF_JIT_NOARCH ? &stats.disabled : rc == EBPF_JIT_NOMEM ? &stats.nomem : &stats.unsupported);
+    if (rc == EBPF_JIT_UNSUPPORTED) p->jit_note = "interpreter: the JIT does not compile bpf-to-bpf calls, tail calls or callx";
+    else if (rc == EBPF_JIT_NOMEM) p->jit_note = "interpreter: out of memory for the JIT";
     return;
   }
   struct ebpf_jit_code *j = (struct ebpf_jit_code *)calloc(1, sizeof *j);
@@ -47,6 +49,7 @@ static void jit_compile(ebpf_vm_prog *p) {
     free(j);
     free(code);
     count(&stats.nomem);
+    p->jit_note = "interpreter: no executable memory (mmap refused)";
     return;
   }
   memcpy(mem, code, len);
@@ -55,6 +58,7 @@ static void jit_compile(ebpf_vm_prog *p) {
     munmap(mem, size);
     free(j);
     count(&stats.nomem);
+    p->jit_note = "interpreter: no executable memory (mprotect to read-execute refused)";
     return;
   }
   j->mem = mem;
