@@ -161,3 +161,70 @@ t.test('the engine alone, as the agent uses it (native/agent/vm/selftest.c)', { 
     t.same(used.filter((s) => !allowed.has(s)), [], `undefined symbols: ${used.join(' ')}`);
   }
 });
+
+// The JIT (native/agent/vm/jit.c, jit_x86_64.c): the selftest again with the JIT linked in, then
+// native/agent/test/jit_diff_test.c: every program on both engines (WBPF_JIT=0 and on) with identical
+// results, faults, budget left and memory: its directed hostile programs, its random ones, and a file of the
+// conformance programs (test/fixtures/vm/data) and this file's generators' programs.
+t.test('the JIT against the interpreter (native/agent/test/jit_diff_test.c)', { skip: cc && process.arch === 'x64' ? false : 'x86-64 with a C compiler only' }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ebpf-jit-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const src = path.join(ROOT, 'native/agent/vm');
+  const jit = [path.join(src, 'jit.c'), path.join(src, 'jit_x86_64.c')];
+  const st = path.join(dir, 'selftest-jit');
+  const b1 = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11', '-o', st, path.join(src, 'ebpf_vm.c'), ...jit, path.join(src, 'selftest.c')], { encoding: 'utf8' });
+  t.equal(b1.status, 0, `the selftest builds with the JIT ${b1.stderr}`);
+  const r1 = spawnSync(st, [], { encoding: 'utf8' });
+  t.equal(r1.stdout, 'ok\n', 'every selftest check passes on machine code');
+  const exe = path.join(dir, 'jit_diff_test');
+  const b2 = spawnSync('cc', ['-O2', '-g', '-Wall', '-Wextra', '-Werror', '-std=gnu11', '-o', exe, path.join(ROOT, 'native/agent/test/jit_diff_test.c'), path.join(src, 'ebpf_vm.c'), ...jit], { encoding: 'utf8' });
+  t.equal(b2.status, 0, `jit_diff_test builds ${b2.stderr}`);
+  const progs: Uint8Array[] = [];
+  const data = path.join(ROOT, 'test/fixtures/vm/data');
+  for (const f of fs.readdirSync(data).filter((x) => x.endsWith('.data')).sort()) {
+    const asm = /-- asm\n([\s\S]*?)(?=\n-- |$)/.exec(fs.readFileSync(path.join(data, f), 'utf8'))?.[1];
+    if (asm !== undefined) progs.push(vm.asm(asm));
+  }
+  const seed = Number(process.env.VM_DIFF_SEED ?? Date.now() % 1_000_000);
+  t.comment(`seed ${seed}`);
+  const rng = new Rng(seed);
+  for (let k = 0; k < 1500; k++) progs.push(genFreeProgram(rng, 8 + (k % 60)));
+  const file = path.join(dir, 'programs.bin');
+  fs.writeFileSync(file, Buffer.concat(progs.flatMap((p) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(p.length);
+    return [len, Buffer.from(p)];
+  })));
+  const r2 = spawnSync(exe, [file, '6000'], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(r2.signal, null, 'no crash');
+  t.equal(r2.status, 0, 'every check holds', { stdout: r2.stdout.split('\n').filter((l) => !l.startsWith('ok')).join('\n') });
+  t.notMatch(r2.stdout, /^not ok/m);
+  t.match(r2.stdout, /^ok - jit = interpreter: endless loop$/m);
+  t.match(r2.stdout, /^ok - jit = interpreter: wild pointer store$/m);
+  t.match(r2.stdout, /^ok - jit = interpreter on 6000 random programs \(6000 compiled/m);
+  t.match(r2.stdout, new RegExp(`^ok - jit = interpreter on the ${progs.length} programs of `, 'm'));
+  t.match(r2.stdout, /^ok - WBPF_JIT=0: counted as disabled, not compiled$/m);
+  t.match(r2.stdout, /^ok - 3000 loads and frees leave no code mapped/m);
+  t.match(r2.stdout, /^ok - mprotect\(PROT_EXEC\) refused: the program runs on the interpreter, counted/m);
+});
+
+// `wasm-bpf vm run --engine native` runs the addon's engine, machine code by default; WBPF_JIT=0 (the
+// CLI's environment) keeps it on the interpreter: the same answers either way, results and faults.
+t.test('vm run --engine native: the JIT by default, WBPF_JIT=0 the interpreter, the same answers', async (t) => {
+  const cli = path.join(ROOT, 'bin', 'wasm-bpf.js');
+  const cases: [string, string, string][] = [
+    ['a loop over memory', 'mov %r0, 0\nmov %r2, 0\nldxb %r3, [%r1+0]\nadd %r0, %r3\nadd %r1, 1\nadd %r2, 1\njlt %r2, 8, -5\nexit', '0102030405060708'],
+    ['a load past the memory', 'ldxdw %r0, [%r1+4]\nexit', '00112233'],
+    ['an endless loop', 'ja -1\nexit', ''],
+    ['division by zero', 'mov %r0, 7\nmov %r2, 0\ndiv %r0, %r2\nmod %r2, 0\nadd %r0, 9\nexit', ''],
+  ];
+  for (const [name, asm, mem] of cases) {
+    const bytes = vm.asm(asm);
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [cli, 'vm', 'run', '--engine', 'native', ...(mem ? [mem] : [])], { input: bytes, env, encoding: 'utf8', timeout: 60_000 });
+    const on = run({ ...process.env, WBPF_JIT: undefined });
+    const off = run({ ...process.env, WBPF_JIT: '0' });
+    t.equal(on.stderr, off.stderr, `${name}: the same diagnostics (${on.stderr.trim() || 'none'})`);
+    t.equal(on.stdout, off.stdout, `${name}: the same r0 (${on.stdout.trim() || 'none'})`);
+    t.equal(on.status, off.status, `${name}: the same exit status`);
+  }
+});

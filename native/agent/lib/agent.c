@@ -527,7 +527,8 @@ static int install(struct ahook *h, uintptr_t addr, char *msg, size_t n)
 	} else if (wbpf_hook_tier(fn->hook) == WBPF_HOOK_TIER_TRAP) {
 		return put_msg(msg, n, "hook %u at 0x%" PRIxPTR " (trap hook: ~2-3 us per hit)", id, addr), 0;
 	}
-	put_msg(msg, n, "hook %u at 0x%" PRIxPTR, id, addr);
+	const char *note = ebpf_vm_engine_note(h->prog->prog); /* the engine's JIT left the program to the interpreter */
+	put_msg(msg, n, "hook %u at 0x%" PRIxPTR "%s%s%s", id, addr, note ? " (" : "", note ? note : "", note ? ")" : "");
 	return 0;
 }
 

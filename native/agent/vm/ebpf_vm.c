@@ -8,40 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* decoded kinds */
-enum { K_PLAIN, K_LDDW, K_LDDW2, K_HELPER, K_LOCAL, K_TAIL, K_CALLX };
-
-/* handler ids: the opcode, or one of these (opcodes load never admits) */
-#define H_LEADER 0x00
-#define H_LOCAL 0x01
-#define H_TAIL 0x02
-
-typedef struct insn {
-  uint8_t h;    /* what dispatch jumps to: H_LEADER at basic-block leaders, else `real` */
-  uint8_t real; /* the handler of the instruction itself */
-  uint8_t dst;  /* callx: the register holding the target */
-  uint8_t src;
-  int16_t off;
-  uint8_t kind;
-  uint8_t pad;
-  int32_t imm;
-} insn;
-
-struct ebpf_vm_prog {
-  uint32_t n;
-  insn *code;
-  int32_t *cost;              /* at leaders: instructions charged on arrival (negative at loop headers) */
-  uint64_t *k;                /* lddw values */
-  ebpf_vm_helper_fn *helpers; /* resolved helpers by slot */
-  uint8_t *addr_taken;        /* functions whose address is taken (valid callx targets) */
-  ebpf_vm_env env;
-};
+#include "internal.h"
+#include "ops.h"
 
 uint32_t ebpf_vm_length(const ebpf_vm_prog *p) { return p->n; }
 void *ebpf_vm_user(const ebpf_vm_prog *p) { return p->env.user; }
+const char *ebpf_vm_engine_note(const ebpf_vm_prog *p) { return p->jit_note; }
+
+const ebpf_vm_jit_ops *ebpf_vm_jit;
 
 void ebpf_vm_free(ebpf_vm_prog *p) {
   if (p == NULL) return;
+  if (p->jit != NULL && ebpf_vm_jit != NULL) ebpf_vm_jit->release(p);
   free(p->code);
   free(p->cost);
   free(p->k);
@@ -335,6 +313,7 @@ done:
     ebpf_vm_free(p);
     return rc;
   }
+  if (ebpf_vm_jit != NULL) ebpf_vm_jit->compile(p);
   *out = p;
   if (err != NULL) {
     err->code = EBPF_VM_OK;
@@ -359,21 +338,6 @@ static inline __attribute__((always_inline)) void mview_reset(mview *m) {
   m->stack = m->run->stack;
   m->rc_size = 0;
   m->wc_size = 0;
-}
-
-/* the region holding [a, a + w), or NULL */
-static const ebpf_vm_region *find(const ebpf_vm_run *run, uint64_t a, uint32_t w) {
-  const ebpf_vm_region *r = run->regions;
-  uint32_t lo = 0, hi = run->nregions;
-  while (lo < hi) { /* first region with addr > a */
-    uint32_t mid = (lo + hi) / 2;
-    if (r[mid].addr <= a) lo = mid + 1;
-    else hi = mid;
-  }
-  if (lo == 0) return NULL;
-  const ebpf_vm_region *x = &r[lo - 1];
-  uint64_t d = a - x->addr;
-  return d < x->size && x->size - d >= w ? x : NULL;
 }
 
 /* the region an access may use (writable for a store), or NULL */
@@ -406,72 +370,6 @@ static inline __attribute__((always_inline)) uint8_t *at(mview *m, uint64_t a, u
   return r->host + (a - r->addr);
 }
 
-static inline uint16_t bswap16(uint16_t x) { return (uint16_t)((x << 8) | (x >> 8)); }
-static inline uint32_t bswap32(uint32_t x) { return __builtin_bswap32(x); }
-static inline uint64_t bswap64(uint64_t x) { return __builtin_bswap64(x); }
-
-static inline uint64_t div64(uint64_t a, uint64_t b, int sgn) {
-  if (b == 0) return 0;
-  if (!sgn) return a / b;
-  if (b == UINT64_MAX) return (uint64_t)0 - a;
-  return (uint64_t)((int64_t)a / (int64_t)b);
-}
-static inline uint64_t mod64(uint64_t a, uint64_t b, int sgn) {
-  if (b == 0) return a;
-  if (!sgn) return a % b;
-  if (b == UINT64_MAX) return 0;
-  return (uint64_t)((int64_t)a % (int64_t)b);
-}
-static inline uint32_t div32(uint32_t a, uint32_t b, int sgn) {
-  if (b == 0) return 0;
-  if (!sgn) return a / b;
-  if (b == UINT32_MAX) return (uint32_t)0 - a;
-  return (uint32_t)((int32_t)a / (int32_t)b);
-}
-static inline uint32_t mod32(uint32_t a, uint32_t b, int sgn) {
-  if (b == 0) return a;
-  if (!sgn) return a % b;
-  if (b == UINT32_MAX) return 0;
-  return (uint32_t)((int32_t)a % (int32_t)b);
-}
-
-static inline uint32_t ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint64_t ld64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static inline void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static inline void st16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-
-/* atomic read-modify-write (real atomics when aligned: maps are shared with other threads); one body
- * for both widths */
-#define DEFINE_RMW(NAME, T, LD, ST)                                                                           \
-  static T NAME(uint8_t *p, int32_t op, T v, T expect) {                                                      \
-    if (((uintptr_t)p & (sizeof(T) - 1)) == 0) {                                                              \
-      T *q = (T *)(void *)p;                                                                                  \
-      switch (op) {                                                                                           \
-        case 0xf1: __atomic_compare_exchange_n(q, &expect, v, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); return expect; \
-        case 0xe1: return __atomic_exchange_n(q, v, __ATOMIC_SEQ_CST);                                        \
-        case 0x00: case 0x01: return __atomic_fetch_add(q, v, __ATOMIC_SEQ_CST);                              \
-        case 0x40: case 0x41: return __atomic_fetch_or(q, v, __ATOMIC_SEQ_CST);                               \
-        case 0x50: case 0x51: return __atomic_fetch_and(q, v, __ATOMIC_SEQ_CST);                              \
-        default: return __atomic_fetch_xor(q, v, __ATOMIC_SEQ_CST);                                           \
-      }                                                                                                       \
-    }                                                                                                         \
-    T old = LD(p), nv;                                                                                        \
-    switch (op) {                                                                                             \
-      case 0xf1: if (old == expect) ST(p, v); return old;                                                     \
-      case 0xe1: nv = v; break;                                                                               \
-      case 0x00: case 0x01: nv = old + v; break;                                                              \
-      case 0x40: case 0x41: nv = old | v; break;                                                              \
-      case 0x50: case 0x51: nv = old & v; break;                                                              \
-      default: nv = old ^ v;                                                                                  \
-    }                                                                                                         \
-    ST(p, nv);                                                                                                \
-    return old;                                                                                               \
-  }
-DEFINE_RMW(rmw32, uint32_t, ld32, st32)
-DEFINE_RMW(rmw64, uint64_t, ld64, st64)
-#undef DEFINE_RMW
 
 /* LD_ABS / LD_IND: a network-order load from the packet; 0 and *ok = 0 outside it */
 static uint32_t packet_load(const ebpf_vm_run *run, int32_t off, uint32_t w, int *ok) {
@@ -510,6 +408,7 @@ static int fail_mem(ebpf_vm_run *run, const ebpf_vm_prog *p, uint32_t pc, uint64
 
 int ebpf_vm_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args[5]) {
   static const uint64_t zero[5] = {0};
+  if (p->jit != NULL) return ebpf_vm_jit->exec(p, run, args ? args : zero);
   run->tail_calls = 0;
   run->r0 = 0;
   memset(&run->fault, 0, sizeof run->fault);

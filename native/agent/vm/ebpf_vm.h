@@ -94,6 +94,8 @@ typedef struct ebpf_vm_error {
 int ebpf_vm_load(const void *insns, size_t len, const ebpf_vm_env *env, ebpf_vm_prog **out, ebpf_vm_error *err);
 void ebpf_vm_free(ebpf_vm_prog *prog);
 uint32_t ebpf_vm_length(const ebpf_vm_prog *prog);
+/* NULL, or why a JIT linked in left this program to the interpreter ("interpreter: ...") */
+const char *ebpf_vm_engine_note(const ebpf_vm_prog *prog);
 void *ebpf_vm_user(const ebpf_vm_prog *prog);
 
 /* One run. The host fills the inputs; the engine writes the outputs. No allocation, no libc calls
