@@ -3,7 +3,7 @@
 // guest (matrix/guests/boot.sh; the cross build is arm64-build.sh's): every entry kind hooked and unhooked,
 // registers, refusals, landing pads on a BTI-guarded page, attach/detach under calling threads; return
 // probes (recursion, longjmp, tail calls, return registers, threads, PAC, C++ exceptions); the maps'
-// and helpers' C tests on arm64. Needs qemu-system-aarch64 and the cross compiler
+// and helpers' C tests on arm64; join (wbpf-inject): the CLI joins a running process by pid. Needs qemu-system-aarch64 and the cross compiler
 // (matrix/guests/setup-host.sh, which .ci/setup runs): without them this test fails, it does not skip.
 import t from 'tap';
 import fs from 'node:fs';
@@ -44,6 +44,22 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     '$T/maps_unit; echo "status maps_unit $?"',
     '$T/maps_stress 2 2 2000; echo "status maps_stress $?"',
     '$T/agent_helpers_test | sed "s/^/helpers: /"; echo "status agent_helpers_test $?"',
+    // join: a running target (sleeping until SIGUSR1) joined by pid through the CLI and the injector; its
+    // calls after the hooks are in, Ctrl-C during its tail sleep, then it runs on to its end
+    'M=$WASM_BPF_ROOT/matrix/build; J=/tmp/join; mkdir -p $J',
+    '$T/uprobe-target-join 3 4 3 120000 1 1000 120000 > $J/target.out 2>&1 & TP=$!',
+    'echo "join pid $TP"',
+    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run -v --backend userspace --pid $TP $M/uprobe-arm64.wasm $T/uprobe-target-join > $J/run.out 2> $J/run.err & RP=$!',
+    'n=0; while [ $n -lt 600 ] && ! grep -q "^# uprobe" $J/run.out && kill -0 $RP 2>/dev/null; do sleep 0.2; n=$((n+1)); done',
+    'echo "join ready after $n"',
+    'kill -USR1 $TP',
+    'n=0; while [ $n -lt 300 ] && [ "$(grep -c "^URETPROBE pid=$TP ret=7$" $J/run.out)" -lt 3 ]; do sleep 0.2; n=$((n+1)); done',
+    'grep -q "calls done" $J/target.out && echo "join target in its tail"',
+    'kill -INT $RP; wait $RP; echo "status join run $?"',
+    'kill -0 $TP && echo "join target alive after the run"',
+    'grep -c "libwbpf_agent" /proc/$TP/maps | sed "s/^/join agent mappings /"',
+    'kill -USR1 $TP; wait $TP; echo "status join target $?"',
+    'sed "s/^/join out: /" $J/run.out; sed "s/^/join err: /" $J/run.err; sed "s/^/join target: /" $J/target.out',
     '',
   ].join('\n'));
   const r = spawnSync('bash', [path.join(ROOT, 'matrix', 'guests', 'boot.sh'), 'arm64-6.1', script], {
@@ -83,4 +99,16 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.match(out, /^ok 1000 throws through 5 hooked calls$/m);
   tt.match(out, /^ok pthread_exit below an armed call: the destructors above it run \(100 threads\)$/m);
   tt.match(out, /^ret_cxx: OK$/m);
+  // join (wbpf-inject's arm64 part): exact events of the running process, which runs on after the run
+  const pid = /^join pid (\d+)$/m.exec(out)?.[1];
+  tt.ok(pid, 'the join target started', { stdout: out.slice(-4000) });
+  const lines = (re: RegExp): string[] => out.split('\n').filter((l) => re.test(l));
+  tt.match(out, new RegExp(`^join err: .*hooked \\S+:uprobe_target_add in pid ${pid}`, 'm'), 'the CLI joined the running process by pid and hooked it', { stdout: out.slice(-4000) });
+  tt.same(lines(/^join out: UPROBE /), [1, 2, 3].map(() => `join out: UPROBE pid=${pid} a=3 b=4`), 'three entry events, a=3 b=4');
+  tt.same(lines(/^join out: URETPROBE /), [1, 2, 3].map(() => `join out: URETPROBE pid=${pid} ret=7`), 'three return events, ret=7');
+  tt.match(out, /^join target in its tail$/m, 'the run ended while the target still ran');
+  tt.match(out, /^status join run 130$/m, 'Ctrl-C: 130');
+  tt.match(out, /^join target alive after the run$/m, 'the target runs on after the run');
+  tt.match(out, /^join target: uprobe-target: uprobe_target_add\(3, 4\) = 7, 3 calls$/m, 'every call right');
+  tt.match(out, /^status join target 0$/m, 'the target ran to its end, exit 0');
 });
