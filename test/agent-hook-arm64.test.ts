@@ -3,7 +3,8 @@
 // guest (matrix/guests/boot.sh; the cross build is arm64-build.sh's): every entry kind hooked and unhooked,
 // registers, refusals, landing pads on a BTI-guarded page, attach/detach under calling threads; return
 // probes (recursion, longjmp, tail calls, return registers, threads, PAC, C++ exceptions); the maps'
-// and helpers' C tests on arm64; join (wbpf-inject): the CLI joins a running process by pid. Needs qemu-system-aarch64 and the cross compiler
+// and helpers' C tests on arm64; the trap tier (a brk on the entry); join (wbpf-inject): the CLI joins a
+// running process by pid. Needs qemu-system-aarch64 and the cross compiler
 // (matrix/guests/setup-host.sh, which .ci/setup runs): without them this test fails, it does not skip.
 import t from 'tap';
 import fs from 'node:fs';
@@ -39,6 +40,7 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     'T=$WASM_BPF_ROOT/native/agent/build/test',
     'echo "arch $(uname -m) kernel $(uname -r)"',
     'WBPF_EXPECT_BTI=1 $T/hook_test_arm64 200 3; echo "status hook_test_arm64 $?"',
+    '$T/trap_test_arm64 100; echo "status trap_test_arm64 $?"',
     '$T/ret_test_arm64; echo "status ret_test_arm64 $?"',
     '$T/ret_cxx_arm64; echo "status ret_cxx_arm64 $?"',
     '$T/maps_unit; echo "status maps_unit $?"',
@@ -68,7 +70,7 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   const out = r.stdout ?? '';
   tt.equal(r.status, 0, 'the guest booted and ran the script', { stderr: (r.stderr ?? '').slice(-3000), stdout: out.slice(-3000) });
   tt.match(out, /^arch aarch64 kernel 6\.1\./m, 'an arm64 6.1 kernel');
-  for (const prog of ['hook_test_arm64', 'ret_test_arm64', 'ret_cxx_arm64', 'maps_unit', 'maps_stress'])
+  for (const prog of ['hook_test_arm64', 'trap_test_arm64', 'ret_test_arm64', 'ret_cxx_arm64', 'maps_unit', 'maps_stress'])
     tt.match(out, new RegExp(`^status ${prog} 0$`, 'm'), `${prog} exits 0`, { stdout: out.slice(-4000) });
   // agent_helpers_test: every check but its timing ones (a syscall costs ~30x the host's under TCG)
   const helpers = out.split('\n').filter((l) => l.startsWith('helpers: '));
@@ -86,6 +88,15 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.match(out, /^ok landing pads \(bti c, paciasp\) on a BTI-guarded page$/m);
   tt.match(out, /^ok stress: 200 attach\/detach cycles under 3 calling threads, [1-9]\d* hits$/m);
   tt.match(out, /^hook_test_arm64: OK \(sync: membarrier-sync-core\)$/m);
+  // the trap tier: a brk on the entry, the SIGTRAP handler, the instruction out of line
+  for (const kind of ['plain \\(mov\\)', 'stp x29, x30 frame', 'adrp', 'adr', 'ldr w literal', 'ldr x literal', 'b \\(tail call\\)', 'bl', 'b\\.lt',
+    'cbz', 'tbnz', 'paciasp', 'bti c'])
+    tt.match(out, new RegExp(`^ok trap ${kind}: hooked by a brk, called, unhooked$`, 'm'), `trap tier, entry kind ${kind}`);
+  tt.match(out, /^ok return probes through a trap hook: 100 entries, 100 returns, results kept$/m);
+  tt.match(out, /^ok 4 threads x 2000 calls: 8000 hits, every result right$/m);
+  tt.match(out, /^ok 100 trap attach\/detach cycles under 3 calling threads, [1-9]\d* hits, \d+ calls$/m);
+  tt.match(out, /^ok the program's SIGTRAP handler gets its own brk, trap hook hits do not reach it \([1-9]\d* trap hits\)$/m);
+  tt.match(out, /^trap_test_arm64: OK$/m);
   // return probes
   tt.match(out, /^ok recursion depth 100: 101 returns, innermost first, values 1000\.\.1100, sp and pc of each call$/m);
   tt.match(out, /^ok longjmp out of 11 armed calls: none reported, the next calls are$/m);

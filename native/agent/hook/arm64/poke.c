@@ -25,8 +25,8 @@ static void on_park(int sig, siginfo_t *si, void *uc)
 	errno = saved;
 }
 
-/* stores one instruction at addr with every other thread stopped */
-static int poke(uintptr_t addr, uint32_t insn, struct wbpf_hook_error *err)
+/* stores one instruction at addr with every other thread stopped (also the trap tier's brk, trap.c) */
+int wbpf_a64_poke(uintptr_t addr, uint32_t insn, struct wbpf_hook_error *err)
 {
 	int rc = wbpf_park_install(on_park, err);
 	if (rc) return rc;
@@ -51,6 +51,7 @@ void wbpf_hook_get_stats(struct wbpf_hook_stats *out)
 	out->trapped = __atomic_load_n(&stats.trapped, __ATOMIC_RELAXED);
 	out->rewound = __atomic_load_n(&stats.rewound, __ATOMIC_RELAXED);
 	out->evacuated = __atomic_load_n(&stats.evacuated, __ATOMIC_RELAXED);
+	out->trap_hits = __atomic_load_n(&wbpf_a64_trap_hits, __ATOMIC_RELAXED);
 }
 
 int wbpf_arch_patch_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err)
@@ -59,7 +60,7 @@ int wbpf_arch_patch_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_ho
 	uint32_t b = a64_b(at, t->entry);
 	if (!b) return wbpf_fail(err, WBPF_HOOK_ENOMEM, "trampoline out of the b's reach of %#lx", (unsigned long)at);
 	__atomic_store_n(&s->trap_target, t->entry, __ATOMIC_RELEASE);
-	return poke(at, b, err);
+	return wbpf_a64_poke(at, b, err);
 }
 
 int wbpf_arch_patch_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err)
@@ -68,5 +69,5 @@ int wbpf_arch_patch_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_h
 	uint32_t insn;
 	memcpy(&insn, s->orig_bytes + off, 4);
 	__atomic_store_n(&s->trap_target, t->orig, __ATOMIC_RELEASE);
-	return poke(s->fn + (uintptr_t)off, insn, err);
+	return wbpf_a64_poke(s->fn + (uintptr_t)off, insn, err);
 }
