@@ -40,7 +40,7 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     'T=$WASM_BPF_ROOT/native/agent/build/test',
     'echo "arch $(uname -m) kernel $(uname -r)"',
     'WBPF_EXPECT_BTI=1 $T/hook_test_arm64 200 3; echo "status hook_test_arm64 $?"',
-    '$T/trap_test_arm64 100; echo "status trap_test_arm64 $?"',
+    'WBPF_EXPECT_BTI=1 $T/trap_test_arm64 100; echo "status trap_test_arm64 $?"',
     '$T/ret_test_arm64; echo "status ret_test_arm64 $?"',
     '$T/ret_cxx_arm64; echo "status ret_cxx_arm64 $?"',
     '$T/maps_unit; echo "status maps_unit $?"',
@@ -92,6 +92,7 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   for (const kind of ['plain \\(mov\\)', 'stp x29, x30 frame', 'adrp', 'adr', 'ldr w literal', 'ldr x literal', 'b \\(tail call\\)', 'bl', 'b\\.lt',
     'cbz', 'tbnz', 'paciasp', 'bti c'])
     tt.match(out, new RegExp(`^ok trap ${kind}: hooked by a brk, called, unhooked$`, 'm'), `trap tier, entry kind ${kind}`);
+  tt.match(out, /^ok trap landing pads \(bti c, paciasp\) on a BTI-guarded page: the brk after them$/m);
   tt.match(out, /^ok return probes through a trap hook: 100 entries, 100 returns, results kept$/m);
   tt.match(out, /^ok 4 threads x 2000 calls: 8000 hits, every result right$/m);
   tt.match(out, /^ok 100 trap attach\/detach cycles under 3 calling threads, [1-9]\d* hits, \d+ calls$/m);

@@ -1,10 +1,13 @@
 /* Test of the arm64 trap tier (wbpf_hook_attach_trap: a brk on the entry, hook/arm64/trap.c): every entry
  * kind of test/targets_arm64.S hooked by a brk, called (the handler sees the registers as struct
- * user_pt_regs and pc = the function), unhooked; return probes through it (x30 rewritten in the signal's
+ * user_pt_regs and pc = the function), unhooked; landing pads on a BTI-guarded page (the brk after them); return probes through it (x30 rewritten in the signal's
  * context); exact counts on 4 threads; attach/detach cycles under calling threads; the program's own
  * SIGTRAP handler still gets its own brk. Prints "ok ..." per check and "trap_test_arm64: OK"; exits 1 at
  * the first failure. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -186,6 +189,58 @@ static void check_cycles(int cycles)
 	printf("ok %d trap attach/detach cycles under 3 calling threads, %ld hits, %ld calls\n", cycles, seen.hits, calls);
 }
 
+/* 1 if the page holding addr is BTI-guarded (VmFlags "bt" in /proc/self/smaps) */
+static int guarded(uintptr_t addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512];
+	int in = 0, g = 0;
+	unsigned long lo, hi;
+	if (!f) return 0;
+	while (fgets(line, sizeof line, f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) in = addr >= lo && addr < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8)) { g = strstr(line, " bt") != NULL; break; }
+	}
+	fclose(f);
+	return g;
+}
+
+/* landing pads (test/bti_targets_arm64.S, a library the loader maps BTI-guarded): the brk goes after the
+ * pad, an indirect call still lands on it */
+static void check_bti(void)
+{
+	char exe[PATH_MAX], lib[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0) FAIL("readlink /proc/self/exe");
+	exe[n] = 0;
+	snprintf(lib, sizeof lib, "%s/libbti_targets.so", dirname(exe));
+	void *so = dlopen(lib, RTLD_NOW);
+	if (!so) FAIL("dlopen %s: %s", lib, dlerror());
+	static const struct { const char *name; long add; } fns[] = { { "b_add", 0 }, { "b_pac", 0 }, { "b_adr", 5 } };
+	int g = -1;
+	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+		lfn f = (lfn)dlsym(so, fns[i].name);
+		if (!f) FAIL("dlsym %s", fns[i].name);
+		if (g < 0) g = guarded((uintptr_t)f);
+		struct wbpf_hook *h;
+		memset(&seen, 0, sizeof seen);
+		attach((void *)f, &h, &seen);
+		int replaced = wbpf_hook_replaced_len(h);
+		uint32_t brk;
+		memcpy(&brk, (char *)f + replaced - 4, 4);
+		lfn volatile call = f; /* blr: an indirect call, which a guarded page checks */
+		long got = (int)call(20, 22);
+		detach(h);
+		if ((brk & 0xffe0001fu) != 0xd4200000u) FAIL("%s: no brk at +%d", fns[i].name, replaced - 4);
+		if (got != 42 + fns[i].add || seen.hits != 1 || seen.r.pc != (uintptr_t)f || seen.r.regs[0] != 20)
+			FAIL("%s on a %sguarded page: %ld, %ld hits, pc %#lx", fns[i].name, g ? "" : "not ", got, seen.hits, (unsigned long)seen.r.pc);
+		if (replaced != (g ? 8 : 4)) FAIL("%s: brk at +%d, want +%d", fns[i].name, replaced - 4, g ? 4 : 0);
+		if (guarded((uintptr_t)f) != g) FAIL("%s: the page's BTI guard changed by the patch", fns[i].name);
+	}
+	if (!g && getenv("WBPF_EXPECT_BTI")) FAIL("libbti_targets.so is not BTI-guarded (VmFlags without bt)");
+	printf("ok trap landing pads (bti c, paciasp) on a %s page: the brk after them\n", g ? "BTI-guarded" : "not guarded");
+}
+
 static int own_traps;
 static void own_handler(int sig, siginfo_t *si, void *ucv)
 {
@@ -222,6 +277,7 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) check_kind(&kinds[i]);
+	check_bti();
 	check_ret();
 	check_threads();
 	check_cycles(argc > 1 ? atoi(argv[1]) : 100);

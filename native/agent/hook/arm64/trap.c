@@ -30,6 +30,11 @@ int wbpf_arch_trap_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size
 		off = 4;
 	}
 	uintptr_t at = fn + off;
+	/* the branch back is a `b` when near; far it is `br x16`, which on a BTI-guarded page must land on a
+	 * landing pad, and the instruction after the entry's is none */
+	if (off && !a64_b((uintptr_t)page + 64, at + 4))
+		return wbpf_fail(err, WBPF_HOOK_ENOMEM, "no page within +-128 MiB of %#lx for the out-of-line copy, which a BTI-guarded function needs (its far branch back would need a landing pad)",
+				 (unsigned long)fn);
 	uint32_t *dst = (uint32_t *)page;
 	char why[120];
 	int n = a64_relocate(code[off / 4], at, dst, WBPF_TRAMP_PAGE / 4 - 4, (uintptr_t)page, why, sizeof why);
