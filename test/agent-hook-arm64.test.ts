@@ -62,6 +62,11 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     'grep -c "libwbpf_agent" /proc/$TP/maps | sed "s/^/join agent mappings /"',
     'kill -USR1 $TP; wait $TP; echo "status join target $?"',
     'sed "s/^/join out: /" $J/run.out; sed "s/^/join err: /" $J/run.err; sed "s/^/join target: /" $J/target.out',
+    // a static program goes to the ptrace tier, which arm64 refuses with its reason: launched and joined
+    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run --backend userspace $M/uprobe-arm64.wasm $T/uprobe-target-static -- $T/uprobe-target-static 3 4 1 0 2>&1 | sed "s/^/static launch: /"',
+    '$T/uprobe-target-static 3 4 1 120000 > /dev/null & SP=$!',
+    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run --backend userspace --pid $SP $M/uprobe-arm64.wasm $T/uprobe-target-static 2>&1 | sed "s/^/static join: /"',
+    'kill -0 $SP && echo "static target untouched"; kill -USR1 $SP; wait $SP; echo "status static target $?"',
     '',
   ].join('\n'));
   const r = spawnSync('bash', [path.join(ROOT, 'matrix', 'guests', 'boot.sh'), 'arm64-6.1', script], {
@@ -123,4 +128,11 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.match(out, /^join target alive after the run$/m, 'the target runs on after the run');
   tt.match(out, /^join target: uprobe-target: uprobe_target_add\(3, 4\) = 7, 3 calls$/m, 'every call right');
   tt.match(out, /^status join target 0$/m, 'the target ran to its end, exit 0');
+  // the ptrace tier (static programs) is x86-64 only: refused with the reason and the fix
+  const refused = /the ptrace tier \(a static program, or --userspace-tier ptrace\) is implemented for x86-64 only; this is arm64/;
+  tt.match(lines(/^static launch: /).join('\n'), refused, 'a static command: the ptrace tier refused on arm64', { stdout: out.slice(-3000) });
+  tt.match(lines(/^static join: /).join('\n'), refused, 'a running static process: the ptrace tier refused on arm64');
+  tt.match(out, /^static join: .*trace a dynamically linked build of the program/m, 'the fix');
+  tt.match(out, /^static target untouched$/m, 'the static process runs on');
+  tt.match(out, /^status static target 0$/m, 'and ends normally');
 });
