@@ -62,6 +62,17 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     'grep -c "libwbpf_agent" /proc/$TP/maps | sed "s/^/join agent mappings /"',
     'kill -USR1 $TP; wait $TP; echo "status join target $?"',
     'sed "s/^/join out: /" $J/run.out; sed "s/^/join err: /" $J/run.err; sed "s/^/join target: /" $J/target.out',
+    // two join-targets joined by one run: one borrowed in its 1 ms nanosleeps (errno checked around each),
+    // one whose two threads both run the program's code (registers checked after every call); both run on
+    // (niced: their spinning threads would starve the CLI of the guest's two emulated cpus)
+    'nice -n 19 $T/join-target 90000 1 > $J/jt1.out 2>&1 & P1=$!; nice -n 19 $T/join-target 90000 1 busy > $J/jt2.out 2>&1 & P2=$!',
+    'echo "jt pids $P1 $P2"; t0=$(date +%s)',
+    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run -v --backend userspace --pid $P1 --pid $P2 $M/uprobe-arm64.wasm $T/join-target > $J/jr.out 2> $J/jr.err & R=$!',
+    'n=0; while [ $n -lt 600 ] && ! grep -q "^# uprobe" $J/jr.out && kill -0 $R 2>/dev/null; do sleep 0.2; n=$((n+1)); done',
+    'echo "jt joined after $(( $(date +%s) - t0 )) s"; sleep 2; kill -INT $R; wait $R; echo "status jt run $?"',
+    'wait $P1; echo "status jt1 $?"; wait $P2; echo "status jt2 $?"',
+    'echo "jt1 events $(grep -c "^UPROBE pid=$P1 " $J/jr.out) jt2 events $(grep -c "^UPROBE pid=$P2 " $J/jr.out)"',
+    'sed "s/^/jt1: /" $J/jt1.out; sed "s/^/jt2: /" $J/jt2.out; grep "hooked\\|cannot" $J/jr.err | sed "s/^/jt err: /"',
     // a static program goes to the ptrace tier, which arm64 refuses with its reason: launched and joined
     '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run --backend userspace $M/uprobe-arm64.wasm $T/uprobe-target-static -- $T/uprobe-target-static 3 4 1 0 2>&1 | sed "s/^/static launch: /"',
     '$T/uprobe-target-static 3 4 1 120000 > /dev/null & SP=$!',
@@ -128,6 +139,15 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.match(out, /^join target alive after the run$/m, 'the target runs on after the run');
   tt.match(out, /^join target: uprobe-target: uprobe_target_add\(3, 4\) = 7, 3 calls$/m, 'every call right');
   tt.match(out, /^status join target 0$/m, 'the target ran to its end, exit 0');
+  // errno and registers of joined processes: one borrowed in a syscall, one in its own code
+  tt.match(out, /^status jt run 130$/m, 'two processes joined by one run, Ctrl-C: 130', { stdout: out.slice(-3000) });
+  const [p1, p2] = /^jt pids (\d+) (\d+)$/m.exec(out)?.slice(1) ?? [];
+  for (const p of [p1, p2]) tt.match(out, new RegExp(`^jt err: .*hooked \\S+:uprobe_target_add in pid ${p}: inline hook`, 'm'), `process ${p} joined and hooked`);
+  tt.match(out, /^jt1 events [1-9]\d* /m, 'events (the busy one\'s may find the ring full of the other\'s)');
+  tt.match(out, /^jt1: join-target: ok, \d+ calls$/m, 'the sleeping one: errno kept across every sleep, every result right');
+  tt.match(out, /^jt2: join-target: ok, \d+ calls$/m, 'the busy one: registers kept after every call');
+  tt.match(out, /^status jt1 0$/m);
+  tt.match(out, /^status jt2 0$/m);
   // the ptrace tier (static programs) is x86-64 only: refused with the reason and the fix
   const refused = /the ptrace tier \(a static program, or --userspace-tier ptrace\) is implemented for x86-64 only; this is arm64/;
   tt.match(lines(/^static launch: /).join('\n'), refused, 'a static command: the ptrace tier refused on arm64', { stdout: out.slice(-3000) });

@@ -10,7 +10,7 @@
 #   $CACHE/arm64/build/matrix/uprobe-target
 #   $CACHE/arm64/build/agent/                    the uprobe agent (native/agent, ARCH=arm64): libwbpf_agent.so,
 #                                                its join build and injector (libwbpf_agent_join.so, wbpf-inject),
-#                                                its C tests (test/hook_test_arm64, maps, helpers), uprobe-target-join and -static
+#                                                its C tests (test/hook_test_arm64, maps, helpers), uprobe-target-join and -static, join-target
 # Needs the sysroot arm64.sh prepare unpacks ($CACHE/arm64/sysroot) and, for the matrix .wasm
 # files the guests run, a host `make -C matrix` (run here if build/bootstrap.wasm is missing).
 set -euo pipefail
@@ -78,9 +78,12 @@ make -C "$P/native/agent" -j"$JOBS" ARCH=arm64 CC=$TRIPLE-gcc CXX=$TRIPLE-g++ B=
 # the target test/agent-hook-arm64.test.ts joins by pid (test/fixtures/agent/uprobe-target.c, as userspace-launch.test.ts builds it)
 src=$P/test/fixtures/agent/uprobe-target.c
 [ "$O/agent/test/uprobe-target-join" -nt "$src" ] || $TRIPLE-gcc -O2 -g "$src" -o "$O/agent/test/uprobe-target-join" -lpthread
-# and its static build, which the ptrace tier would take (refused on arm64: the tracer is x86-64 only)
+# join-target (test/fixtures/agent/join-target.c): checks its own errno and registers around a join
+jt=$P/test/fixtures/agent/join-target.c
+[ "$O/agent/test/join-target" -nt "$jt" ] || $TRIPLE-gcc -O2 -g "$jt" -o "$O/agent/test/join-target" -lpthread
+# and uprobe-target's static build, which the ptrace tier would take (refused on arm64: the tracer is x86-64 only)
 [ "$O/agent/test/uprobe-target-static" -nt "$src" ] || $TRIPLE-gcc -O2 -g -static "$src" -o "$O/agent/test/uprobe-target-static" -lpthread
-for f in libwbpf_agent.so libwbpf_agent_join.so wbpf-inject test/uprobe-target-join test/uprobe-target-static; do
+for f in libwbpf_agent.so libwbpf_agent_join.so wbpf-inject test/uprobe-target-join test/uprobe-target-static test/join-target; do
   is_arm64 "$O/agent/$f" || { echo "arm64-build.sh: $O/agent/$f is not an arm64 object" >&2; exit 1; }
 done
 
