@@ -3,7 +3,8 @@
 // guest (matrix/guests/boot.sh; the cross build is arm64-build.sh's): every entry kind hooked and unhooked,
 // registers, refusals, landing pads on a BTI-guarded page, attach/detach under calling threads; return
 // probes (recursion, longjmp, tail calls, return registers, threads, PAC, C++ exceptions); the maps'
-// and helpers' C tests on arm64. Needs qemu-system-aarch64 and the cross compiler
+// and helpers' C tests on arm64; the trap tier (a brk on the entry); join (wbpf-inject): the CLI joins a
+// running process by pid. Needs qemu-system-aarch64 and the cross compiler
 // (matrix/guests/setup-host.sh, which .ci/setup runs): without them this test fails, it does not skip.
 import t from 'tap';
 import fs from 'node:fs';
@@ -39,11 +40,44 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     'T=$WASM_BPF_ROOT/native/agent/build/test',
     'echo "arch $(uname -m) kernel $(uname -r)"',
     'WBPF_EXPECT_BTI=1 $T/hook_test_arm64 200 3; echo "status hook_test_arm64 $?"',
+    'WBPF_EXPECT_BTI=1 $T/trap_test_arm64 100; echo "status trap_test_arm64 $?"',
     '$T/ret_test_arm64; echo "status ret_test_arm64 $?"',
     '$T/ret_cxx_arm64; echo "status ret_cxx_arm64 $?"',
     '$T/maps_unit; echo "status maps_unit $?"',
     '$T/maps_stress 2 2 2000; echo "status maps_stress $?"',
     '$T/agent_helpers_test | sed "s/^/helpers: /"; echo "status agent_helpers_test $?"',
+    // join: a running target (sleeping until SIGUSR1) joined by pid through the CLI and the injector; its
+    // calls after the hooks are in, Ctrl-C during its tail sleep, then it runs on to its end
+    'M=$WASM_BPF_ROOT/matrix/build; J=/tmp/join; mkdir -p $J',
+    '$T/uprobe-target-join 3 4 3 120000 1 1000 120000 > $J/target.out 2>&1 & TP=$!',
+    'echo "join pid $TP"',
+    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run -v --backend userspace --pid $TP $M/uprobe-arm64.wasm $T/uprobe-target-join > $J/run.out 2> $J/run.err & RP=$!',
+    'n=0; while [ $n -lt 600 ] && ! grep -q "^# uprobe" $J/run.out && kill -0 $RP 2>/dev/null; do sleep 0.2; n=$((n+1)); done',
+    'echo "join ready after $n"',
+    'kill -USR1 $TP',
+    'n=0; while [ $n -lt 300 ] && [ "$(grep -c "^URETPROBE pid=$TP ret=7$" $J/run.out)" -lt 3 ]; do sleep 0.2; n=$((n+1)); done',
+    'grep -q "calls done" $J/target.out && echo "join target in its tail"',
+    'kill -INT $RP; wait $RP; echo "status join run $?"',
+    'kill -0 $TP && echo "join target alive after the run"',
+    'grep -c "libwbpf_agent" /proc/$TP/maps | sed "s/^/join agent mappings /"',
+    'kill -USR1 $TP; wait $TP; echo "status join target $?"',
+    'sed "s/^/join out: /" $J/run.out; sed "s/^/join err: /" $J/run.err; sed "s/^/join target: /" $J/target.out',
+    // two join-targets joined by one run: one borrowed in its 1 ms nanosleeps (errno checked around each),
+    // one whose two threads both run the program's code (registers checked after every call); both run on
+    // (niced: their spinning threads would starve the CLI of the guest's two emulated cpus)
+    'nice -n 19 $T/join-target 90000 1 > $J/jt1.out 2>&1 & P1=$!; nice -n 19 $T/join-target 90000 1 busy > $J/jt2.out 2>&1 & P2=$!',
+    'echo "jt pids $P1 $P2"; t0=$(date +%s)',
+    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run -v --backend userspace --pid $P1 --pid $P2 $M/uprobe-arm64.wasm $T/join-target > $J/jr.out 2> $J/jr.err & R=$!',
+    'n=0; while [ $n -lt 600 ] && ! grep -q "^# uprobe" $J/jr.out && kill -0 $R 2>/dev/null; do sleep 0.2; n=$((n+1)); done',
+    'echo "jt joined after $(( $(date +%s) - t0 )) s"; sleep 2; kill -INT $R; wait $R; echo "status jt run $?"',
+    'wait $P1; echo "status jt1 $?"; wait $P2; echo "status jt2 $?"',
+    'echo "jt1 events $(grep -c "^UPROBE pid=$P1 " $J/jr.out) jt2 events $(grep -c "^UPROBE pid=$P2 " $J/jr.out)"',
+    'sed "s/^/jt1: /" $J/jt1.out; sed "s/^/jt2: /" $J/jt2.out; grep "hooked\\|cannot" $J/jr.err | sed "s/^/jt err: /"',
+    // a static program goes to the ptrace tier, which arm64 refuses with its reason: launched and joined
+    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run --backend userspace $M/uprobe-arm64.wasm $T/uprobe-target-static -- $T/uprobe-target-static 3 4 1 0 2>&1 | sed "s/^/static launch: /"',
+    '$T/uprobe-target-static 3 4 1 120000 > /dev/null & SP=$!',
+    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run --backend userspace --pid $SP $M/uprobe-arm64.wasm $T/uprobe-target-static 2>&1 | sed "s/^/static join: /"',
+    'kill -0 $SP && echo "static target untouched"; kill -USR1 $SP; wait $SP; echo "status static target $?"',
     '',
   ].join('\n'));
   const r = spawnSync('bash', [path.join(ROOT, 'matrix', 'guests', 'boot.sh'), 'arm64-6.1', script], {
@@ -52,7 +86,7 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   const out = r.stdout ?? '';
   tt.equal(r.status, 0, 'the guest booted and ran the script', { stderr: (r.stderr ?? '').slice(-3000), stdout: out.slice(-3000) });
   tt.match(out, /^arch aarch64 kernel 6\.1\./m, 'an arm64 6.1 kernel');
-  for (const prog of ['hook_test_arm64', 'ret_test_arm64', 'ret_cxx_arm64', 'maps_unit', 'maps_stress'])
+  for (const prog of ['hook_test_arm64', 'trap_test_arm64', 'ret_test_arm64', 'ret_cxx_arm64', 'maps_unit', 'maps_stress'])
     tt.match(out, new RegExp(`^status ${prog} 0$`, 'm'), `${prog} exits 0`, { stdout: out.slice(-4000) });
   // agent_helpers_test: every check but its timing ones (a syscall costs ~30x the host's under TCG)
   const helpers = out.split('\n').filter((l) => l.startsWith('helpers: '));
@@ -70,6 +104,16 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.match(out, /^ok landing pads \(bti c, paciasp\) on a BTI-guarded page$/m);
   tt.match(out, /^ok stress: 200 attach\/detach cycles under 3 calling threads, [1-9]\d* hits$/m);
   tt.match(out, /^hook_test_arm64: OK \(sync: membarrier-sync-core\)$/m);
+  // the trap tier: a brk on the entry, the SIGTRAP handler, the instruction out of line
+  for (const kind of ['plain \\(mov\\)', 'stp x29, x30 frame', 'adrp', 'adr', 'ldr w literal', 'ldr x literal', 'b \\(tail call\\)', 'bl', 'b\\.lt',
+    'cbz', 'tbnz', 'paciasp', 'bti c'])
+    tt.match(out, new RegExp(`^ok trap ${kind}: hooked by a brk, called, unhooked$`, 'm'), `trap tier, entry kind ${kind}`);
+  tt.match(out, /^ok trap landing pads \(bti c, paciasp\) on a BTI-guarded page: the brk after them$/m);
+  tt.match(out, /^ok return probes through a trap hook: 100 entries, 100 returns, results kept$/m);
+  tt.match(out, /^ok 4 threads x 2000 calls: 8000 hits, every result right$/m);
+  tt.match(out, /^ok 100 trap attach\/detach cycles under 3 calling threads, [1-9]\d* hits, \d+ calls$/m);
+  tt.match(out, /^ok the program's SIGTRAP handler gets its own brk, trap hook hits do not reach it \([1-9]\d* trap hits\)$/m);
+  tt.match(out, /^trap_test_arm64: OK$/m);
   // return probes
   tt.match(out, /^ok recursion depth 100: 101 returns, innermost first, values 1000\.\.1100, sp and pc of each call$/m);
   tt.match(out, /^ok longjmp out of 11 armed calls: none reported, the next calls are$/m);
@@ -83,4 +127,32 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.match(out, /^ok 1000 throws through 5 hooked calls$/m);
   tt.match(out, /^ok pthread_exit below an armed call: the destructors above it run \(100 threads\)$/m);
   tt.match(out, /^ret_cxx: OK$/m);
+  // join (wbpf-inject's arm64 part): exact events of the running process, which runs on after the run
+  const pid = /^join pid (\d+)$/m.exec(out)?.[1];
+  tt.ok(pid, 'the join target started', { stdout: out.slice(-4000) });
+  const lines = (re: RegExp): string[] => out.split('\n').filter((l) => re.test(l));
+  tt.match(out, new RegExp(`^join err: .*hooked \\S+:uprobe_target_add in pid ${pid}`, 'm'), 'the CLI joined the running process by pid and hooked it', { stdout: out.slice(-4000) });
+  tt.same(lines(/^join out: UPROBE /), [1, 2, 3].map(() => `join out: UPROBE pid=${pid} a=3 b=4`), 'three entry events, a=3 b=4');
+  tt.same(lines(/^join out: URETPROBE /), [1, 2, 3].map(() => `join out: URETPROBE pid=${pid} ret=7`), 'three return events, ret=7');
+  tt.match(out, /^join target in its tail$/m, 'the run ended while the target still ran');
+  tt.match(out, /^status join run 130$/m, 'Ctrl-C: 130');
+  tt.match(out, /^join target alive after the run$/m, 'the target runs on after the run');
+  tt.match(out, /^join target: uprobe-target: uprobe_target_add\(3, 4\) = 7, 3 calls$/m, 'every call right');
+  tt.match(out, /^status join target 0$/m, 'the target ran to its end, exit 0');
+  // errno and registers of joined processes: one borrowed in a syscall, one in its own code
+  tt.match(out, /^status jt run 130$/m, 'two processes joined by one run, Ctrl-C: 130', { stdout: out.slice(-3000) });
+  const [p1, p2] = /^jt pids (\d+) (\d+)$/m.exec(out)?.slice(1) ?? [];
+  for (const p of [p1, p2]) tt.match(out, new RegExp(`^jt err: .*hooked \\S+:uprobe_target_add in pid ${p}: inline hook`, 'm'), `process ${p} joined and hooked`);
+  tt.match(out, /^jt1 events [1-9]\d* /m, 'events (the busy one\'s may find the ring full of the other\'s)');
+  tt.match(out, /^jt1: join-target: ok, \d+ calls$/m, 'the sleeping one: errno kept across every sleep, every result right');
+  tt.match(out, /^jt2: join-target: ok, \d+ calls$/m, 'the busy one: registers kept after every call');
+  tt.match(out, /^status jt1 0$/m);
+  tt.match(out, /^status jt2 0$/m);
+  // the ptrace tier (static programs) is x86-64 only: refused with the reason and the fix
+  const refused = /the ptrace tier \(a static program, or --userspace-tier ptrace\) is implemented for x86-64 only; this is arm64/;
+  tt.match(lines(/^static launch: /).join('\n'), refused, 'a static command: the ptrace tier refused on arm64', { stdout: out.slice(-3000) });
+  tt.match(lines(/^static join: /).join('\n'), refused, 'a running static process: the ptrace tier refused on arm64');
+  tt.match(out, /^static join: .*trace a dynamically linked build of the program/m, 'the fix');
+  tt.match(out, /^static target untouched$/m, 'the static process runs on');
+  tt.match(out, /^status static target 0$/m, 'and ends normally');
 });

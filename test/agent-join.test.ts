@@ -338,7 +338,9 @@ if (process.arch !== 'x64') {
     tt.match(joinRefusal(42, { ...ok, status: status(1000, 'T (stopped)') }, self)?.message, 'join: process 42 (app) is stopped (T (stopped))', 'stopped');
     tt.match(joinRefusal(42, { ...ok, status: status(1000, 'Z (zombie)') }, self)?.message, 'has exited', 'a zombie');
     tt.match(joinRefusal(42, { ...ok, maps: '' }, self)?.message, 'maps no libc.so', 'static');
-    tt.equal(joinRefusal(42, ok, { ...self, arch: 'arm64' })?.errno, 95, 'an arm64 host: EOPNOTSUPP');
+    tt.equal(joinRefusal(42, ok, { ...self, arch: 'riscv64' })?.errno, 95, 'a host of another arch than x86-64 and arm64: EOPNOTSUPP');
+    tt.equal(joinRefusal(42, { ...ok, exeHeader: elf(2, 183) }, { ...self, arch: 'arm64' }), undefined, 'an arm64 host joins an arm64 program');
+    tt.match(joinRefusal(42, ok, { ...self, arch: 'arm64' })?.message, 'join: process 42 (app) runs a 64-bit x86-64 program; the agent is a 64-bit arm64 library', 'an arm64 host: an x86-64 program refused');
     const agentLine = (file: string, deleted = false): string => `7f10-7f20 r-xp 00000000 08:01 99 ${file}${deleted ? ' (deleted)' : ''}\n`;
     tt.equal(joinLibrary(AGENT, libc), path.join(OUT, 'libwbpf_agent_join.so'), 'a fresh process gets the join build');
     tt.equal(joinLibrary(AGENT, libc + agentLine('/opt/w/libwbpf_agent.so')), '/opt/w/libwbpf_agent.so', 'one holding an agent (launched under it) gets that one');

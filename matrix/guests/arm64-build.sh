@@ -8,8 +8,9 @@
 #                                                BPF_ARCH=arm64 (+ compat/ptregs' user_pt_regs against
 #                                                the host's x86 vmlinux.h), libbpf/libelf/zlib static
 #   $CACHE/arm64/build/matrix/uprobe-target
-#   $CACHE/arm64/build/agent/                    the uprobe agent (native/agent, ARCH=arm64): libwbpf_agent.so
-#                                                and its C tests (test/hook_test_arm64, maps, helpers)
+#   $CACHE/arm64/build/agent/                    the uprobe agent (native/agent, ARCH=arm64): libwbpf_agent.so,
+#                                                its join build and injector (libwbpf_agent_join.so, wbpf-inject),
+#                                                its C tests (test/hook_test_arm64, maps, helpers), uprobe-target-join and -static, join-target
 # Needs the sysroot arm64.sh prepare unpacks ($CACHE/arm64/sysroot) and, for the matrix .wasm
 # files the guests run, a host `make -C matrix` (run here if build/bootstrap.wasm is missing).
 set -euo pipefail
@@ -74,7 +75,17 @@ make -C "$P/matrix" -j"$JOBS" native B="$O/matrix" BPF_ARCH=arm64 \
 # ---- the uprobe agent and its C tests ----------------------------------------------------------
 make -C "$P/native/agent" -j"$JOBS" ARCH=arm64 CC=$TRIPLE-gcc CXX=$TRIPLE-g++ B="$O/agent" all tests \
   > "$O/agent-build.log" 2>&1 || { tail -40 "$O/agent-build.log" >&2; exit 1; }
-is_arm64 "$O/agent/libwbpf_agent.so" || { echo "arm64-build.sh: $O/agent/libwbpf_agent.so is not an arm64 object" >&2; exit 1; }
+# the target test/agent-hook-arm64.test.ts joins by pid (test/fixtures/agent/uprobe-target.c, as userspace-launch.test.ts builds it)
+src=$P/test/fixtures/agent/uprobe-target.c
+[ "$O/agent/test/uprobe-target-join" -nt "$src" ] || $TRIPLE-gcc -O2 -g "$src" -o "$O/agent/test/uprobe-target-join" -lpthread
+# join-target (test/fixtures/agent/join-target.c): checks its own errno and registers around a join
+jt=$P/test/fixtures/agent/join-target.c
+[ "$O/agent/test/join-target" -nt "$jt" ] || $TRIPLE-gcc -O2 -g "$jt" -o "$O/agent/test/join-target" -lpthread
+# and uprobe-target's static build, which the ptrace tier would take (refused on arm64: the tracer is x86-64 only)
+[ "$O/agent/test/uprobe-target-static" -nt "$src" ] || $TRIPLE-gcc -O2 -g -static "$src" -o "$O/agent/test/uprobe-target-static" -lpthread
+for f in libwbpf_agent.so libwbpf_agent_join.so wbpf-inject test/uprobe-target-join test/uprobe-target-static test/join-target; do
+  is_arm64 "$O/agent/$f" || { echo "arm64-build.sh: $O/agent/$f is not an arm64 object" >&2; exit 1; }
+done
 
 for f in "$O"/matrix/native/* "$O/matrix/uprobe-target"; do
   case "$f" in *.h) continue;; esac

@@ -31,6 +31,8 @@ export interface JoinerView {
 
 const MACHINES: Record<number, string> = { 3: 'i386', 8: 'MIPS', 20: 'PowerPC', 21: 'PowerPC64', 22: 's390', 40: 'ARM', 62: 'x86-64', 183: 'arm64 (aarch64)', 243: 'RISC-V' };
 const EM_X86_64 = 62;
+/** the arches the injector joins (native/agent/inject/<arch>.c): process.arch -> ELF e_machine and name */
+const JOIN_ARCHES: Record<string, { machine: number; name: string }> = { x64: { machine: EM_X86_64, name: 'x86-64' }, arm64: { machine: 183, name: 'arm64' } };
 
 function field(status: string, name: string): string | undefined {
   const m = new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status);
@@ -56,7 +58,8 @@ function refuse(errno: number, message: string, fix: string): BackendError {
 /** why this process cannot join pid, or undefined when nothing known stands in the way */
 export function joinRefusal(pid: number, target: TargetView, self: JoinerView): BackendError | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return refuse(ERRNO.EINVAL, `join: '${pid}' is not a process id`, 'give the pid of a running process (a positive integer)');
-  if (self.arch !== 'x64') return refuse(ERRNO.EOPNOTSUPP, `join: joining a running process is implemented for x86-64 only; this is ${self.arch}`, 'launch the command under wasm-bpf instead (-- COMMAND ARGS)');
+  const arch = JOIN_ARCHES[self.arch];
+  if (arch === undefined) return refuse(ERRNO.EOPNOTSUPP, `join: joining a running process is implemented for x86-64 and arm64 only; this is ${self.arch}`, 'launch the command under wasm-bpf instead (-- COMMAND ARGS)');
   if (target.status === undefined) return refuse(ERRNO.ESRCH, `join: there is no process ${pid}`, 'check the pid (ps -p PID)');
   if (pid === self.pid) return refuse(ERRNO.EINVAL, `join: process ${pid} is this wasm-bpf process itself`, 'give the pid of another process');
   const name = field(target.status, 'Name') ?? '?';
@@ -93,9 +96,9 @@ export function joinRefusal(pid: number, target: TargetView, self: JoinerView): 
   const h = target.exeHeader;
   if (h !== undefined && h.byteLength >= 20 && h[0] === 0x7f && h[1] === 0x45 && h[2] === 0x4c && h[3] === 0x46) {
     const machine = h[18]! | (h[19]! << 8);
-    if (machine !== EM_X86_64 || h[4] !== 2) {
-      const what = machine === EM_X86_64 ? 'a 32-bit x86-64 (x32)' : `${h[4] === 1 ? 'a 32-bit' : 'a 64-bit'} ${MACHINES[machine] ?? `machine ${machine}`}`;
-      return refuse(ERRNO.ENOEXEC, `join: ${who} runs ${what} program; the agent is a 64-bit x86-64 library`, 'the agent can only join programs of its own arch');
+    if (machine !== arch.machine || h[4] !== 2) {
+      const what = machine === EM_X86_64 && h[4] === 1 ? 'a 32-bit x86-64 (x32)' : `${h[4] === 1 ? 'a 32-bit' : 'a 64-bit'} ${MACHINES[machine] ?? `machine ${machine}`}`;
+      return refuse(ERRNO.ENOEXEC, `join: ${who} runs ${what} program; the agent is a 64-bit ${arch.name} library`, 'the agent can only join programs of its own arch');
     }
   }
   if (target.maps !== undefined && !libcMapped(target.maps)) {

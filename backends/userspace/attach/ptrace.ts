@@ -13,8 +13,21 @@ import { loadNative } from '../../linux/native.js';
 import { BackendError } from '../../../src/errors.js';
 import { ERRNO } from '../../../src/kernel/uapi.js';
 
+/** why this host cannot run the ptrace tier (the tracer, native/agent/ptrace/, is x86-64 only), or undefined */
+export function ptraceTierRefusal(arch: string = process.arch): BackendError | undefined {
+  if (arch === 'x64') return undefined;
+  return new BackendError(
+    `the ptrace tier (a static program, or --userspace-tier ptrace) is implemented for x86-64 only; this is ${arch}`,
+    ERRNO.EOPNOTSUPP,
+    '',
+    'trace a dynamically linked build of the program (the agent takes it, launched or joined with --pid), or use the kernel backend',
+  );
+}
+
 /** the tracer beside the agent library (native/agent/build/) */
 export function tracerPath(agent: string): string {
+  const refusal = ptraceTierRefusal();
+  if (refusal) throw refusal;
   const tracer = path.join(path.dirname(agent), 'wbpf-ptrace');
   if (!fs.existsSync(tracer)) throw new BackendError(`the ptrace tier's tracer ${tracer} is not built`, ERRNO.ENOENT, '', `make -C ${path.resolve(path.dirname(agent), '..')}`);
   return tracer;

@@ -110,6 +110,18 @@ int wbpf_arch_trap_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_ho
 int wbpf_sigtrap_install(void (*handler)(int, siginfo_t *, void *), int flags, struct wbpf_hook_error *err);
 void wbpf_sigtrap_chain(int sig, siginfo_t *si, void *uc);
 
+/* park.c: the agent's signal (SIGRTMAX-2) to every other thread, one round at a time (hook.c's lock held).
+ * install: the arch's handler, once; in it, mine: the round's seq if si is its signal (else 0), ack: this
+ * thread answered, wait: parked until release (at most 3 s; async-signal-safe). round: signals every other
+ * thread and waits until each acked, exited, or sleeps in a syscall (and quiet(pc) if given, pc: where it
+ * goes on); fails after 2 s (released), naming quiet_what. release: ends the round, wakes the parked */
+int wbpf_park_install(void (*handler)(int, siginfo_t *, void *), struct wbpf_hook_error *err);
+uint32_t wbpf_park_mine(const siginfo_t *si);
+void wbpf_park_ack(void);
+void wbpf_park_wait(uint32_t seq);
+int wbpf_park_round(int (*quiet)(uintptr_t pc, void *arg), void *arg, const char *quiet_what, struct wbpf_hook_error *err);
+void wbpf_park_release(void);
+
 /* return probes: ret.c keeps the per-thread shadow stack; hook/<arch>/ provides the code a diverted
  * return runs. Every function here is async-signal-safe and never allocates with malloc. */
 /* ret_stubs.c, the stubs' pool: a return address to store in a slot so that the return comes back

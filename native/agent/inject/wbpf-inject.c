@@ -1,7 +1,7 @@
 /* wbpf-inject PID AGENT_SO TIMEOUT_MS: loads the agent into a running process (join mode) and hands it
  * the host's channel, this program's fd 3. ptrace-seizes every thread, borrows one stopped in a safe place
  * (the others run on), calls dlopen(AGENT_SO) and wbpf_agent_join() there, puts every register (and errno)
- * back, detaches.
+ * back, detaches. The registers, instructions and calling convention are inject/<arch>.c's (arch.h).
  * Exit 0, or 1 with "ERRNO reason" on stderr. See native/agent/README.md, "Joining a running process". */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -22,21 +22,16 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../lib/proto.h"
+#include "arch.h"
 
 #define CHANNEL_FD 3
-#define SCRATCH 8192 /* the page the calls return to (RETURN_STUB) and their strings */
-/* where each injected call returns: mov %rax,%rdi; mov $SYS_getpid,%eax; syscall. A syscall stop (we run the
- * call under PTRACE_SYSCALL), not a trap: an int3 on a thread that blocks SIGTRAP (the agent's own serve
- * thread blocks every signal) would make the kernel reset SIGTRAP to its default for the whole process,
- * and the hook's int3-first patching would then kill it */
-static const uint8_t RETURN_STUB[] = { 0x48, 0x89, 0xc7, 0xb8, SYS_getpid, 0, 0, 0, 0x0f, 0x05 };
-#define XSTATE_MAX (64 << 10)
+#define SCRATCH 8192 /* the page the calls return to (the arch's return stub) and their strings */
+#define STRINGS 64   /* where the strings start in it */
 
 static char why[1024];
 static int why_errno;
@@ -53,13 +48,6 @@ static int fail(int err, const char *fmt, ...)
 	return -1;
 }
 
-#ifndef __x86_64__
-int main(void)
-{
-	fprintf(stderr, "%d joining a running process is implemented for x86-64 only\n", EOPNOTSUPP);
-	return 1;
-}
-#else
 
 static pid_t pid;
 static int64_t deadline_ms;
@@ -316,10 +304,7 @@ out:
 /* ---- the borrowed thread ---- */
 static int memfd = -1;
 static struct thr *victim;
-static struct user_regs_struct saved;
-static uint8_t xstate[XSTATE_MAX] __attribute__((aligned(64)));
-static struct iovec xstate_iov = { xstate, sizeof xstate };
-static int have_xstate;
+static inj_regs saved;
 
 static int poke(uintptr_t addr, const void *p, size_t n)
 {
@@ -333,8 +318,16 @@ static int peek(uintptr_t addr, void *p, size_t n)
 	return 0;
 }
 
+/* as peek, a failure not recorded */
+static int peek_quiet(uintptr_t addr, void *p, size_t n)
+{
+	return pread(memfd, p, n, (off_t)addr) == (ssize_t)n ? 0 : -1;
+}
+
+static int poke_mem(uintptr_t addr, void *p, size_t n) { return poke(addr, p, n); }
+
 /* runs the victim until the stop `want` says is ours, passing the target's own signals on */
-static int run_until(int request, int (*want)(int st, const struct user_regs_struct *r, uintptr_t arg), uintptr_t arg, struct user_regs_struct *out)
+static int run_until(int request, int (*want)(int st, const inj_regs *r, uintptr_t arg), uintptr_t arg, inj_regs *out)
 {
 	int sig = 0;
 	for (;;) {
@@ -354,7 +347,7 @@ static int run_until(int request, int (*want)(int st, const struct user_regs_str
 			return fail(ETIMEDOUT, "the call injected into thread %d of process %d did not return within the timeout", victim->tid, pid);
 		}
 		victim->stopped = 1;
-		if (ptrace(PTRACE_GETREGS, victim->tid, 0, out) < 0) return fail(errno, "PTRACE_GETREGS: %s", strerror(errno));
+		if (inj_getregs(victim->tid, out) < 0) return fail(errno, "reading the registers of thread %d: %s", victim->tid, strerror(errno));
 		if (want(st, out, arg)) return 0;
 		int s = WSTOPSIG(st);
 		sig = (st >> 16) == 0 && s != (SIGTRAP | 0x80) ? s : 0; /* the target's own signal (a SIGTRAP too: none is ours): delivered */
@@ -362,47 +355,43 @@ static int run_until(int request, int (*want)(int st, const struct user_regs_str
 		if ((sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) && ptrace(PTRACE_GETSIGINFO, victim->tid, 0, &si) == 0 && si.si_code > 0)
 			/* a fault of the injected code itself: not delivered (it would end the process); the registers go back */
 			return fail(EFAULT, "the call injected into thread %d of process %d faulted (signal %d at 0x%llx, address %p)", victim->tid, pid, sig,
-				    (unsigned long long)out->rip, si.si_addr);
+				    (unsigned long long)inj_pc(out), si.si_addr);
 	}
 }
 
-static int at_syscall_stop(int st, const struct user_regs_struct *r, uintptr_t arg)
+static int at_syscall_stop(int st, const inj_regs *r, uintptr_t arg)
 {
 	(void)r, (void)arg;
 	return (st >> 16) == 0 && WSTOPSIG(st) == (SIGTRAP | 0x80);
 }
 
-/* the entry of RETURN_STUB's syscall at arg */
-static int at_return(int st, const struct user_regs_struct *r, uintptr_t arg)
+/* the entry of the return stub's syscall at arg */
+static int at_return(int st, const inj_regs *r, uintptr_t arg)
 {
-	return (st >> 16) == 0 && WSTOPSIG(st) == (SIGTRAP | 0x80) && r->rip == arg + sizeof RETURN_STUB && r->orig_rax == SYS_getpid;
+	return (st >> 16) == 0 && WSTOPSIG(st) == (SIGTRAP | 0x80) && inj_at_return(r, arg);
 }
 
 /* a syscall in the victim (at a `syscall` instruction of the target): its return value */
 static int inject_syscall(uintptr_t insn, long nr, const long a[6], long *ret)
 {
-	struct user_regs_struct r = saved, out;
-	r.rip = insn, r.rax = (unsigned long)nr, r.orig_rax = (unsigned long)-1;
-	r.rdi = a[0], r.rsi = a[1], r.rdx = a[2], r.r10 = a[3], r.r8 = a[4], r.r9 = a[5];
-	if (ptrace(PTRACE_SETREGS, victim->tid, 0, &r) < 0) return fail(errno, "PTRACE_SETREGS: %s", strerror(errno));
+	inj_regs r = saved, out;
+	inj_setup_syscall(&r, insn, nr, a);
+	if (inj_setregs(victim->tid, &r) < 0) return fail(errno, "setting the registers of thread %d: %s", victim->tid, strerror(errno));
 	if (run_until(PTRACE_SYSCALL, at_syscall_stop, 0, &out) < 0) return -1; /* the entry */
 	if (run_until(PTRACE_SYSCALL, at_syscall_stop, 0, &out) < 0) return -1; /* the exit */
-	*ret = (long)out.rax;
+	*ret = inj_syscall_result(&out);
 	return 0;
 }
 
-/* a call fn(a0, a1, a2) in the victim, returning to RETURN_STUB at `ret_addr`: its rax (the stub's rdi) */
+/* a call fn(a0, a1, a2) in the victim, returning to the return stub at `ret_addr`: its return value */
 static int inject_call(uintptr_t fn, uintptr_t ret_addr, uintptr_t a0, uintptr_t a1, uintptr_t a2, uintptr_t *ret)
 {
-	struct user_regs_struct r = saved, out;
-	uintptr_t sp = ((saved.rsp - 256) & ~(uintptr_t)15) - 8; /* below the red zone; entry alignment */
-	if (poke(sp, &ret_addr, sizeof ret_addr) < 0) return -1;
-	r.rip = fn, r.rsp = sp, r.rax = 0, r.orig_rax = (unsigned long)-1;
-	r.rdi = a0, r.rsi = a1, r.rdx = a2;
-	r.eflags &= ~0x400ul; /* DF clear, as the ABI wants at a call */
-	if (ptrace(PTRACE_SETREGS, victim->tid, 0, &r) < 0) return fail(errno, "PTRACE_SETREGS: %s", strerror(errno));
+	inj_regs r = saved, out;
+	const uintptr_t a[3] = { a0, a1, a2 };
+	if (inj_setup_call(&r, fn, ret_addr, a, poke_mem) < 0) return -1;
+	if (inj_setregs(victim->tid, &r) < 0) return fail(errno, "setting the registers of thread %d: %s", victim->tid, strerror(errno));
 	if (run_until(PTRACE_SYSCALL, at_return, ret_addr, &out) < 0) return -1; /* the stub's getpid entry */
-	*ret = out.rdi;
+	*ret = inj_call_result(&out);
 	if (run_until(PTRACE_SYSCALL, at_syscall_stop, 0, &out) < 0) return -1; /* its exit: regs may be set again */
 	return 0;
 }
@@ -416,28 +405,12 @@ static int restore_victim(void)
 			return fail(errno ? errno : ETIMEDOUT, "thread %d of process %d could not be stopped to put its registers back", victim->tid, pid);
 		victim->stopped = 1;
 	}
-	if (have_xstate && ptrace(PTRACE_SETREGSET, victim->tid, (void *)NT_X86_XSTATE, &xstate_iov) < 0) rc = fail(errno, "restoring the vector registers: %s", strerror(errno));
-	if (ptrace(PTRACE_SETREGS, victim->tid, 0, &saved) < 0) rc = fail(errno, "restoring the registers: %s", strerror(errno));
+	if (inj_restore_ext(victim->tid) < 0) rc = fail(errno, "restoring the vector registers: %s", strerror(errno));
+	if (inj_setregs(victim->tid, &saved) < 0) rc = fail(errno, "restoring the registers: %s", strerror(errno));
 	return rc;
 }
 
-/* syscalls a thread waits in without holding a libc lock that dlopen or pthread_create would take */
-static int waiting_syscall(long nr)
-{
-	switch (nr) {
-	case SYS_read: case SYS_poll: case SYS_select: case SYS_nanosleep: case SYS_pause: case SYS_accept:
-	case SYS_recvfrom: case SYS_recvmsg: case SYS_wait4: case SYS_rt_sigtimedwait: case SYS_rt_sigsuspend:
-	case SYS_epoll_wait: case SYS_clock_nanosleep: case SYS_waitid: case SYS_pselect6: case SYS_ppoll:
-	case SYS_epoll_pwait: case SYS_accept4: case SYS_futex:
-#ifdef SYS_epoll_pwait2
-	case SYS_epoll_pwait2:
-#endif
-		return 1;
-	}
-	return 0;
-}
-
-/* a stopped thread that is safe to borrow: waiting in a syscall of waiting_syscall() (not from inside the
+/* a stopped thread that is safe to borrow: waiting in a syscall of inj_waiting_syscall() (not from inside the
  * loader), else running the program's own code (not inside libc or the loader, whose locks a call of dlopen
  * would take); NULL: none now */
 static struct thr *pick_victim(const char *exe)
@@ -446,17 +419,17 @@ static struct thr *pick_victim(const char *exe)
 	for (int i = 0; i < nth; i++) {
 		struct thr *t = &th[i];
 		if (t->gone || !t->stopped || t->sig) continue;
-		struct user_regs_struct r;
-		if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) continue;
-		long nr = (long)r.orig_rax, rax = (long)r.rax;
-		int in_sys = nr >= 0 && (rax == -512 || rax == -513 || rax == -514 || rax == -516 || rax == -EINTR);
-		if (in_sys && waiting_syscall(nr)) {
-			uintptr_t pc = r.rip;
+		inj_regs r;
+		if (inj_getregs(t->tid, &r) < 0) continue;
+		long nr = inj_syscall_of(&r, peek_quiet);
+		int in_sys = nr >= 0;
+		if (in_sys && inj_waiting_syscall(nr)) {
+			uintptr_t pc = inj_pc(&r);
 			if (each_mapping(loader_line, &pc) == 0) return t;
 			continue;
 		}
 		if (in_sys || in_code) continue;
-		struct exe_info x = { .pc = r.rip };
+		struct exe_info x = { .pc = inj_pc(&r) };
 		snprintf(x.path, sizeof x.path, "%s", exe);
 		if (each_mapping(exe_line, &x) > 0) in_code = t;
 	}
@@ -482,18 +455,19 @@ static int join(const char *agent)
 	memfd = open(p, O_RDWR | O_CLOEXEC);
 	if (memfd < 0) return fail(errno, "%s: %s", p, strerror(errno));
 
-	/* a `syscall` instruction in libc's text, for the mmap/munmap of the scratch page */
-	uintptr_t sys_insn = 0;
+	/* two syscall instructions in libc's text, for the mmap/munmap of the scratch page: the victim may be
+	 * stopped at one (arm64 rewinds an interrupted syscall to its svc; one restarted there could become
+	 * restart_syscall) */
+	uintptr_t sys_insns[2] = { 0, 0 };
 	{
-		size_t len = libc.text_end - libc.text;
+		size_t len = libc.text_end - libc.text, found = 0;
 		uint8_t *buf = malloc(len);
 		if (!buf) return fail(ENOMEM, "out of memory");
-		if (peek(libc.text, buf, len) == 0) {
-			uint8_t *hit = memmem(buf, len, "\x0f\x05", 2);
-			if (hit) sys_insn = libc.text + (uintptr_t)(hit - buf);
-		}
+		if (peek(libc.text, buf, len) == 0)
+			for (size_t off = 0; found < 2 && off + inj_syscall_insn_len <= len; off += inj_insn_align)
+				if (memcmp(buf + off, inj_syscall_insn, inj_syscall_insn_len) == 0) sys_insns[found++] = libc.text + off;
 		free(buf);
-		if (!sys_insn) return fail(ENOEXEC, "no syscall instruction found in %s", libc.path);
+		if (found < 2) return fail(ENOEXEC, "no syscall instruction found in %s", libc.path);
 	}
 
 	if (seize_all() < 0) return -1;
@@ -508,9 +482,10 @@ static int join(const char *agent)
 			(void)ptrace(PTRACE_DETACH, th[i].tid, 0, (void *)(long)th[i].sig);
 			th[i].gone = 1;
 		}
-	if (ptrace(PTRACE_GETREGS, victim->tid, 0, &saved) < 0) return fail(errno, "PTRACE_GETREGS of thread %d: %s", victim->tid, strerror(errno));
-	if (ptrace(PTRACE_GETREGSET, victim->tid, (void *)NT_X86_XSTATE, &xstate_iov) == 0) have_xstate = 1;
-	else return fail(errno, "PTRACE_GETREGSET(NT_X86_XSTATE) of thread %d: %s", victim->tid, strerror(errno));
+	if (inj_getregs(victim->tid, &saved) < 0) return fail(errno, "reading the registers of thread %d: %s", victim->tid, strerror(errno));
+	const char *ext = "";
+	if (inj_save_ext(victim->tid, &ext) < 0) return fail(errno, "PTRACE_GETREGSET(%s) of thread %d: %s", ext, victim->tid, strerror(errno));
+	uintptr_t sys_insn = sys_insns[0] == inj_pc(&saved) ? sys_insns[1] : sys_insns[0];
 
 	int rc = -1;
 	long scratch = 0;
@@ -522,10 +497,13 @@ static int join(const char *agent)
 		goto restore;
 	}
 	{
-		/* RETURN_STUB at +0 (every call returns there); the strings from +16 */
+		/* the return stub at +0 (every call returns there); the strings from +STRINGS */
 		char page[SCRATCH] = { 0 };
-		memcpy(page, RETURN_STUB, sizeof RETURN_STUB);
-		size_t off = 16, alen = strlen(agent);
+		if (!inj_return_stub((uint8_t *)page, STRINGS, &saved)) {
+			fail(EINVAL, "the return stub does not fit");
+			goto restore;
+		}
+		size_t off = STRINGS, alen = strlen(agent);
 		if (off + alen + 64 > sizeof page) {
 			fail(ENAMETOOLONG, "the agent's path is too long");
 			goto restore;
@@ -617,4 +595,3 @@ int main(int argc, char **argv)
 	fprintf(stderr, "%d %s\n", why_errno, why);
 	return 1;
 }
-#endif

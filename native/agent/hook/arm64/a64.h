@@ -1,4 +1,4 @@
-/* arm64 internals shared by relocate.c, trampoline.c and poke.c. */
+/* arm64 internals shared by relocate.c, trampoline.c, poke.c and trap.c. */
 #ifndef WBPF_HOOK_A64_H
 #define WBPF_HOOK_A64_H
 #include <stddef.h>
@@ -24,5 +24,11 @@ int a64_is_landing_pad(uint32_t insn);
 
 /* 1 if the page holding addr is BTI-guarded (VmFlags "bt" in /proc/self/smaps) */
 int wbpf_a64_bti_guarded(uintptr_t addr);
+
+/* poke.c: stores one instruction at addr with every other thread parked (park.c) */
+int wbpf_a64_poke(uintptr_t addr, uint32_t insn, struct wbpf_hook_error *err);
+
+/* trap.c: the trap tier's hits so far (atomic) */
+extern uint64_t wbpf_a64_trap_hits;
 
 #endif

@@ -17,6 +17,7 @@
 	.section .rodata
 	.p2align 3
 	.globl wbpf_a64_tramp_start, wbpf_a64_tramp_entry, wbpf_a64_tramp_end
+	.hidden wbpf_a64_tramp_start, wbpf_a64_tramp_entry, wbpf_a64_tramp_end /* the join build links without -Bsymbolic: ldr literal needs a local symbol */
 wbpf_a64_tramp_start:
 	.quad 0				/* +0  the function (pc) */
 	.quad 0				/* +8  cookie */

@@ -1,24 +1,13 @@
 /* x86-64 live patching of a function entry while other threads run it: int3-first writes (the
  * kernel's text_poke_bp order) with a core sync after each, the SIGTRAP handler for threads hitting
  * our int3 (and for the trap tier's hits, trap.c), and the evacuation of threads stopped inside the
- * replaced bytes to the relocated copy. */
+ * replaced bytes to the relocated copy (park.c signals them). */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <ucontext.h>
-#include <unistd.h>
 #include "x86.h"
-
-#define EVAC_MAGIC 0x77627066 /* "wbpf" */
-#define EVAC_MAX_THREADS 4096
-#define EVAC_TIMEOUT_NS 2000000000L
 
 static struct wbpf_hook_stats stats;
 static int signals_ready;
@@ -28,13 +17,8 @@ static struct {
 	uintptr_t fn, orig;
 	int len;
 	uint8_t map[WBPF_REPLACED_MAX];
-	pid_t tids[EVAC_MAX_THREADS];
-	int acked[EVAC_MAX_THREADS];
-	int n;
 	int bad; /* a thread stopped inside an instruction: cannot happen, but never guess */
 } evac;
-
-static int evac_signal(void) { return SIGRTMAX - 2; }
 
 static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
@@ -62,10 +46,12 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 	wbpf_sigtrap_chain(sig, si, ucv);
 }
 
+/* a round of park.c's signal: a thread stopped inside (fn, fn+len) goes on at the same point of the copy */
 static void on_evac(int sig, siginfo_t *si, void *ucv)
 {
 	(void)sig;
-	if (si->si_code != SI_QUEUE || si->si_pid != getpid() || si->si_value.sival_int != EVAC_MAGIC) return;
+	if (!wbpf_park_mine(si)) return;
+	int saved = errno;
 	ucontext_t *uc = ucv;
 	greg_t *g = uc->uc_mcontext.gregs;
 	uintptr_t rip = (uintptr_t)g[REG_RIP];
@@ -77,113 +63,41 @@ static void on_evac(int sig, siginfo_t *si, void *ucv)
 			__atomic_fetch_add(&stats.evacuated, 1, __ATOMIC_RELAXED);
 		}
 	}
-	pid_t me = (pid_t)syscall(SYS_gettid);
-	for (int i = 0; i < evac.n; i++)
-		if (evac.tids[i] == me) __atomic_store_n(&evac.acked[i], 1, __ATOMIC_RELEASE);
+	wbpf_park_ack();
+	errno = saved;
 }
 
 int wbpf_x86_signals_init(struct wbpf_hook_error *err)
 {
 	if (signals_ready) return 0;
-	struct sigaction sa, old;
-	int es = evac_signal();
-	if (sigaction(es, NULL, &old))
-		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(%d): %s", es, strerror(errno));
-	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL)
-		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "signal %d (SIGRTMAX-2), which the agent needs, is in use by the program", es);
-	memset(&sa, 0, sizeof sa);
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sa.sa_sigaction = on_evac;
-	if (sigaction(es, &sa, NULL))
-		return wbpf_fail(err, WBPF_HOOK_ESIGNAL, "sigaction(%d): %s", es, strerror(errno));
+	int rc = wbpf_park_install(on_evac, err);
+	if (rc) return rc;
 	/* SA_NODEFER: a trap hook hit while our handler runs (a program's helper, the app's own SIGTRAP
 	 * handler) must not find SIGTRAP blocked: the kernel would kill the process */
-	int rc = wbpf_sigtrap_install(on_trap, SA_RESTART | SA_NODEFER, err);
+	rc = wbpf_sigtrap_install(on_trap, SA_RESTART | SA_NODEFER, err);
 	if (rc) return rc;
 	signals_ready = 1;
 	return 0;
 }
 
-static long elapsed_ns(const struct timespec *t0)
+/* a thread asleep outside (fn, fn+len) never gets inside once the int3 is in place */
+static int outside(uintptr_t pc, void *arg)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
-}
-
-/* A thread that does not answer (it may block the agent's signal, as helper threads often block all
- * signals) is safe if it sleeps outside (fn, fn+len): /proc/self/task/TID/syscall shows the user pc
- * of a thread that is not running ("NR args... sp pc", or "-1 sp pc"), and a thread outside the
- * replaced bytes never gets inside them once the int3 is in place. */
-static int sleeps_outside(pid_t tid, uintptr_t fn, int len)
-{
-	char path[64], buf[256];
-	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0) return 0;
-	buf[n] = 0;
-	if (buf[0] != '-' && (buf[0] < '0' || buf[0] > '9')) return 0; /* "running" */
-	char *last = strrchr(buf, ' ');
-	if (!last) return 0;
-	uintptr_t pc = (uintptr_t)strtoull(last + 1, NULL, 16);
-	return pc && !(pc > fn && pc < fn + (uintptr_t)len);
+	(void)arg;
+	return !(pc > evac.fn && pc < evac.fn + (uintptr_t)evac.len);
 }
 
 /* every other thread: if stopped inside (fn, fn+len), continue at the same point of the copy */
 static int evacuate(uintptr_t fn, const struct wbpf_tramp *t, struct wbpf_hook_error *err)
 {
-	pid_t pid = getpid(), self = (pid_t)syscall(SYS_gettid);
-	DIR *d = opendir("/proc/self/task");
-	if (!d) return wbpf_fail(err, WBPF_HOOK_ETHREADS, "opendir(/proc/self/task): %s", strerror(errno));
 	evac.fn = fn;
 	evac.orig = t->orig;
 	evac.len = t->replaced;
 	memcpy(evac.map, t->map, sizeof evac.map);
 	evac.bad = 0;
-	evac.n = 0;
-	struct dirent *e;
-	int too_many = 0;
-	while ((e = readdir(d))) {
-		pid_t tid = (pid_t)atoi(e->d_name);
-		if (tid <= 0 || tid == self) continue;
-		if (evac.n == EVAC_MAX_THREADS) { too_many = 1; break; }
-		evac.acked[evac.n] = 0;
-		evac.tids[evac.n++] = tid;
-	}
-	closedir(d);
-	if (too_many) return wbpf_fail(err, WBPF_HOOK_ETHREADS, "more than %d threads", EVAC_MAX_THREADS);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	for (int i = 0; i < evac.n; i++) {
-		siginfo_t si;
-		memset(&si, 0, sizeof si);
-		si.si_signo = evac_signal();
-		si.si_code = SI_QUEUE;
-		si.si_pid = pid;
-		si.si_uid = getuid();
-		si.si_value.sival_int = EVAC_MAGIC;
-		if (syscall(SYS_rt_tgsigqueueinfo, pid, evac.tids[i], evac_signal(), &si))
-			evac.acked[i] = 1; /* exited */
-	}
-	struct timespec t0, nap = { 0, 20000 };
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		int left = 0;
-		for (int i = 0; i < evac.n; i++) {
-			if (__atomic_load_n(&evac.acked[i], __ATOMIC_ACQUIRE)) continue;
-			if (syscall(SYS_tgkill, pid, evac.tids[i], 0) && errno == ESRCH) { evac.acked[i] = 1; continue; }
-			if (elapsed_ns(&t0) > 1000000 && sleeps_outside(evac.tids[i], fn, t->replaced)) { evac.acked[i] = 1; continue; }
-			left++;
-		}
-		if (!left) break;
-		if (elapsed_ns(&t0) > EVAC_TIMEOUT_NS)
-			return wbpf_fail(err, WBPF_HOOK_ETHREADS, "%d thread(s) did not answer the agent's signal %d in 2 s and are not asleep outside the entry",
-					 left, evac_signal());
-		nanosleep(&nap, NULL);
-	}
+	int rc = wbpf_park_round(outside, NULL, "outside the entry", err);
+	wbpf_park_release(); /* nobody waits: the handlers only acknowledge */
+	if (rc) return rc;
 	if (__atomic_load_n(&evac.bad, __ATOMIC_ACQUIRE))
 		return wbpf_fail(err, WBPF_HOOK_ETHREADS, "a thread stopped inside an instruction of the entry");
 	return 0;
