@@ -112,9 +112,9 @@ void wbpf_sigtrap_chain(int sig, siginfo_t *si, void *uc);
 
 /* park.c: the agent's signal (SIGRTMAX-2) to every other thread, one round at a time (hook.c's lock held).
  * install: the arch's handler, once; in it, mine: the round's seq if si is its signal (else 0), ack: this
- * thread answered, wait: parked until release (at most 3 s; async-signal-safe). round: signals every other
+ * thread answered, wait: parked until release (at most 6 s; async-signal-safe). round: signals every other
  * thread and waits until each acked, exited, or sleeps in a syscall (and quiet(pc) if given, pc: where it
- * goes on); fails after 2 s (released), naming quiet_what. release: ends the round, wakes the parked */
+ * goes on); fails after 5 s (released), naming quiet_what. release: ends the round, wakes the parked */
 int wbpf_park_install(void (*handler)(int, siginfo_t *, void *), struct wbpf_hook_error *err);
 uint32_t wbpf_park_mine(const siginfo_t *si);
 void wbpf_park_ack(void);

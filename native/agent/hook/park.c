@@ -17,8 +17,10 @@
 
 #define PARK_MAGIC 0x77627066ULL /* "wbpf" */
 #define PARK_MAX_THREADS 4096
-#define PARK_TIMEOUT_NS 2000000000L
-#define PARKED_MAX_NS 3000000000L /* a parked thread never waits longer, whatever the patcher does */
+/* a round waits this long for every other thread (busy threads on a loaded machine take seconds to be
+ * scheduled: 2 s failed hooks at a load average of 15); a parked thread never waits longer than PARKED_MAX_NS */
+#define PARK_TIMEOUT_NS 5000000000L
+#define PARKED_MAX_NS 6000000000L
 
 static int installed;
 
@@ -151,8 +153,8 @@ int wbpf_park_round(int (*quiet)(uintptr_t pc, void *arg), void *arg, const char
 		if (!left) return 0;
 		if (elapsed_ns(&t0) > PARK_TIMEOUT_NS) {
 			wbpf_park_release();
-			return wbpf_fail(err, WBPF_HOOK_ETHREADS, "%d thread(s) did not answer the agent's signal %d in 2 s and are not asleep %s",
-					 left, park_signal(), quiet_what);
+			return wbpf_fail(err, WBPF_HOOK_ETHREADS, "%d thread(s) did not answer the agent's signal %d in %d s and are not asleep %s",
+					 left, park_signal(), (int)(PARK_TIMEOUT_NS / 1000000000L), quiet_what);
 		}
 		nanosleep(&nap, NULL);
 	}
