@@ -101,6 +101,17 @@ int wbpf_arch_patch_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_h
 int wbpf_arch_trap_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
 			 wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err);
 int wbpf_arch_trap_in(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
+/* what every arch's trap build sets once the out-of-line copy is in page: the copy is the "original" */
+static inline void wbpf_trap_fill(struct wbpf_tramp *t, uint8_t *page, int replaced, wbpf_hook_handler handler, void *cookie)
+{
+	t->replaced = replaced;
+	t->page = page;
+	t->entry = 0;
+	t->orig = (uintptr_t)page;
+	t->handler = handler;
+	t->cookie = cookie;
+	t->trap = 1;
+}
 int wbpf_arch_trap_out(struct wbpf_site *s, struct wbpf_tramp *t, struct wbpf_hook_error *err);
 
 /* sigtrap.c: SIGTRAP stays the hook's (sigaction, signal and the masks interposed). install: the hook's

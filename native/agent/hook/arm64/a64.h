@@ -24,6 +24,9 @@ int a64_is_landing_pad(uint32_t insn);
 
 /* 1 if the page holding addr is BTI-guarded (VmFlags "bt" in /proc/self/smaps) */
 int wbpf_a64_bti_guarded(uintptr_t addr);
+/* trampoline.c: the checks both arm64 tiers make of an entry (aligned, long enough for the 4 bytes the
+ * patch `takes`); *off = 4 past a landing pad kept on a BTI-guarded page, else 0; a wbpf_fail code or 0 */
+int wbpf_a64_entry(uintptr_t fn, size_t fn_size, size_t readable, const char *takes, size_t *off, struct wbpf_hook_error *err);
 
 /* poke.c: stores one instruction at addr with every other thread parked (park.c) */
 int wbpf_a64_poke(uintptr_t addr, uint32_t insn, struct wbpf_hook_error *err);

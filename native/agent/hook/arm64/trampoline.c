@@ -40,19 +40,27 @@ int wbpf_a64_bti_guarded(uintptr_t addr)
 	return guarded;
 }
 
-int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
-		    wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err)
+int wbpf_a64_entry(uintptr_t fn, size_t fn_size, size_t readable, const char *takes, size_t *off, struct wbpf_hook_error *err)
 {
 	if (fn & 3) return wbpf_fail(err, WBPF_HOOK_EINVAL, "%#lx is not 4-byte aligned (not an arm64 function)", (unsigned long)fn);
 	if (readable < 4 || (fn_size && fn_size < 4))
-		return wbpf_fail(err, WBPF_HOOK_ESHORT, "the function is shorter than the 4 bytes the branch needs");
-	const uint32_t *code = (const uint32_t *)fn;
-	size_t off = 0;
-	if (a64_is_landing_pad(code[0]) && wbpf_a64_bti_guarded(fn)) {
+		return wbpf_fail(err, WBPF_HOOK_ESHORT, "the function is shorter than the 4 bytes %s", takes);
+	*off = 0;
+	if (a64_is_landing_pad(*(const uint32_t *)fn) && wbpf_a64_bti_guarded(fn)) {
 		if (readable < 8 || (fn_size && fn_size < 8))
 			return wbpf_fail(err, WBPF_HOOK_ESHORT, "the function is a lone landing pad (bti/paciasp) on a BTI-guarded page");
-		off = 4;
+		*off = 4;
 	}
+	return 0;
+}
+
+int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
+		    wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err)
+{
+	size_t off;
+	int rc = wbpf_a64_entry(fn, fn_size, readable, "the branch needs", &off, err);
+	if (rc) return rc;
+	const uint32_t *code = (const uint32_t *)fn;
 	size_t tl = (size_t)(wbpf_a64_tramp_end - wbpf_a64_tramp_start);
 	memcpy(page, wbpf_a64_tramp_start, tl);
 	uint64_t v = fn;

@@ -19,16 +19,10 @@ uint64_t wbpf_a64_trap_hits;
 int wbpf_arch_trap_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
 			 wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err)
 {
-	if (fn & 3) return wbpf_fail(err, WBPF_HOOK_EINVAL, "%#lx is not 4-byte aligned (not an arm64 function)", (unsigned long)fn);
-	if (readable < 4 || (fn_size && fn_size < 4))
-		return wbpf_fail(err, WBPF_HOOK_ESHORT, "the function is shorter than the 4 bytes a brk takes");
+	size_t off;
+	int rc = wbpf_a64_entry(fn, fn_size, readable, "a brk takes", &off, err);
+	if (rc) return rc;
 	const uint32_t *code = (const uint32_t *)fn;
-	size_t off = 0;
-	if (a64_is_landing_pad(code[0]) && wbpf_a64_bti_guarded(fn)) {
-		if (readable < 8 || (fn_size && fn_size < 8))
-			return wbpf_fail(err, WBPF_HOOK_ESHORT, "the function is a lone landing pad (bti/paciasp) on a BTI-guarded page");
-		off = 4;
-	}
 	uintptr_t at = fn + off;
 	/* the branch back is a `b` when near; far it is `br x16`, which on a BTI-guarded page must land on a
 	 * landing pad, and the instruction after the entry's is none */
@@ -43,13 +37,7 @@ int wbpf_arch_trap_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size
 	__builtin___clear_cache((char *)page, (char *)(dst + n));
 	memset(t->map, 0xff, sizeof t->map);
 	t->map[off] = 0;
-	t->replaced = (int)off + 4;
-	t->page = page;
-	t->entry = 0;
-	t->orig = (uintptr_t)page;
-	t->handler = handler;
-	t->cookie = cookie;
-	t->trap = 1;
+	wbpf_trap_fill(t, page, (int)off + 4, handler, cookie);
 	return 0;
 }
 

@@ -16,13 +16,7 @@ int wbpf_arch_trap_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size
 	/* one instruction (min_len 1): no branch can target inside the one byte replaced */
 	int n = x86_relocate((const uint8_t *)fn, fn_size, readable, 1, page, WBPF_TRAMP_PAGE, (uintptr_t)page, t, err);
 	if (n < 0) return -n;
-	t->replaced = 1;
-	t->page = page;
-	t->entry = 0;
-	t->orig = (uintptr_t)page;
-	t->handler = handler;
-	t->cookie = cookie;
-	t->trap = 1;
+	wbpf_trap_fill(t, page, 1, handler, cookie);
 	return 0;
 }
 
