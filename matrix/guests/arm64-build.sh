@@ -27,6 +27,13 @@ for t in $TRIPLE-gcc $TRIPLE-g++ cmake pkg-config; do
   command -v "$t" > /dev/null || { echo "arm64-build.sh: $t missing (apt-get install gcc-$TRIPLE g++-$TRIPLE cmake pkg-config)" >&2; exit 2; }
 done
 mkdir -p "$O"
+# the build dirs are one checkout's: cmake keeps the source dir it was configured with and make trusts the
+# objects' times, so a build left by another checkout (a CI clone, a worktree) would be reused unchanged
+# (the guest then ran an addon of another tree: a shared-map layout mismatch, EINVAL at MAP)
+if [ "$(cat "$O/.source" 2>/dev/null)" != "$P" ]; then
+  rm -rf "$O/addon" "$O/agent" "$O/matrix" "$O/wasm_bpf_native.node" "$O/toolchain.cmake"
+  echo "$P" > "$O/.source"
+fi
 is_arm64() { readelf -h "$1" 2>/dev/null | grep -q 'Machine:.*AArch64'; }
 
 # ---- host prerequisites: dist/ and the matrix .wasm files ---------------------------------------
