@@ -11,17 +11,14 @@ import path from 'node:path';
 import { loadNative, type NativeAddon } from '../backends/linux/native.js';
 import { AgentChannel, agentSocketpair, type ChannelHook } from '../backends/userspace/attach/channel.js';
 import { spawnUnderAgent } from '../backends/userspace/attach/launch.js';
-import { resolveUprobe } from '../backends/userspace/attach/symbols.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
-import { BUILD, FIXTURES, ROOT, pollUntil as until } from './helpers.js';
+import { AGENT_DIR, PARM1, RINGBUF, counterMap, hookRequest, lookupAsm, peekCounter, ringbufOutputAsm } from './agent-common.js';
+import { BUILD, FIXTURES, pollUntil as until } from './helpers.js';
 
-const AGENT_DIR = path.join(ROOT, 'native', 'agent');
 const OUT = path.join(BUILD, 'agent-jit');
 const AGENT = path.join(OUT, 'libwbpf_agent.so');
 const TARGET = path.join(OUT, 'launch-target');
 const N = 200;
-const ARRAY = 2, RINGBUF = 27, LOOKUP = 1;
-const PARM1 = 112;
 
 // acc = sum over k < 16 of ((PARM1 ^ k) * 7 >> 1) kept on the stack; counter[0] += 1; ringbuf_output(&acc, 8)
 const COMPUTE = `
@@ -46,12 +43,7 @@ const COMPUTE = `
   jeq %r0, 0, +2
   mov %r1, 1
   lock add [%r0+0], %r1
-  lddw %r1, map_by_fd(2)
-  mov %r2, %r10
-  add %r2, -8
-  mov %r3, 8
-  mov %r4, 0
-  call 130
+  ${ringbufOutputAsm(-8, 8)}
   mov %r0, 0
   exit
 `;
@@ -61,12 +53,7 @@ const LOCAL = `
   mov %r0, 0
   exit
 count:
-  stw [%r10-4], 1
-  lddw %r1, map_by_fd(1)
-  mov %r2, %r10
-  add %r2, -4
-  call 1
-  jeq %r0, 0, +2
+  ${lookupAsm(1)}
   mov %r1, 1
   lock add [%r0+0], %r1
   mov %r0, 0
@@ -79,10 +66,7 @@ const WILD = `
   exit
 `;
 
-function hookOf(func: string, id: number, progId: number): ChannelHook {
-  const r = resolveUprobe({ binary: TARGET, func, offset: 0, retprobe: false, sleepable: false });
-  return { id, progId, dev: r.dev, ino: r.ino, fileOffset: r.fileOffset, size: r.func?.size ?? 0, retprobe: false };
-}
+const hookOf = (func: string, id: number, progId: number): ChannelHook => hookRequest(TARGET, func, id, progId);
 
 /** bytes of anonymous read-execute mappings of pid (the hook's trampolines, the JIT's code); no anonymous mapping may be writable and executable */
 function anonExec(pid: number): { bytes: number; wx: number } {
@@ -100,12 +84,9 @@ interface Outcome { counters: bigint[]; records: bigint[]; notices: string[]; re
 
 async function runOnce(tt: Tap.Test, native: NativeAddon, jit: boolean): Promise<Outcome> {
   const ncpus = native.numPossibleCpus();
-  const counter = native.shmMapCreate(ARRAY, 4, 8, 2, 0, ncpus, 0, 'hits');
+  const counter = counterMap(tt, native, 2);
   const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, ncpus, 0, 'out');
-  tt.teardown(() => {
-    native.shmMapClose(counter.id);
-    native.shmMapClose(ring.id);
-  });
+  tt.teardown(() => native.shmMapClose(ring.id));
   const env = { ...process.env };
   if (jit) delete env.WBPF_JIT;
   else env.WBPF_JIT = '0';
@@ -130,11 +111,7 @@ async function runOnce(tt: Tap.Test, native: NativeAddon, jit: boolean): Promise
   agent.start();
   child.stdin?.write('1');
   tt.ok(await until(() => out.includes('round 0 done'), 20_000), `${jit ? 'jit' : 'interpreter'}: round 0 ran`);
-  const counters = [0, 1].map((k) => {
-    const mem = new Uint8Array(16);
-    new DataView(mem.buffer).setUint32(0, k, true);
-    return native.shmMapOp(LOOKUP, counter.id, mem, 0, 8, 0) === 0 ? Buffer.from(mem).readBigUInt64LE(8) : -1n;
-  });
+  const counters = [0, 1].map((k) => peekCounter(native, counter, k));
   const buf = new Uint8Array(N * 16 + 64);
   const n = native.shmRingPoll(ring.id, 1000, buf, -1);
   const b = Buffer.from(buf);
