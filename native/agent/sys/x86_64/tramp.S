@@ -2,6 +2,25 @@
  * and SSE registers, asks wbpf_sys_enter_c, issues the syscall from here and calls wbpf_sys_exit_c, or
  * hands it back untraced (r11 = 1: the site's own `syscall` runs). In: eax = nr, args in rdi rsi rdx r10
  * r8 r9, 8(%rsp) = the site's record. Out: rax = the result, r11 = 0; every other register kept but rcx. */
+/* xmm0-15 to (save) or from (restore) 0..255(%rsp) */
+        .macro xmm_all op, dir
+        .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        .ifc \dir, save
+        \op %xmm\i, 16*\i(%rsp)
+        .else
+        \op 16*\i(%rsp), %xmm\i
+        .endif
+        .endr
+        .endm
+/* the syscall's arguments back in rdi rsi rdx r10 r8 r9 from -48..-8(%rbp) */
+        .macro load_args
+        mov -48(%rbp), %rdi
+        mov -40(%rbp), %rsi
+        mov -32(%rbp), %rdx
+        mov -24(%rbp), %r10
+        mov -16(%rbp), %r8
+        mov -8(%rbp), %r9
+        .endm
         .text
         .globl wbpf_sys_common
         .hidden wbpf_sys_common
@@ -20,22 +39,7 @@ wbpf_sys_common:
         push %rax               /* -72(%rbp): the result */
         sub $264, %rsp
         and $-16, %rsp
-        movdqu %xmm0, 0(%rsp)
-        movdqu %xmm1, 16(%rsp)
-        movdqu %xmm2, 32(%rsp)
-        movdqu %xmm3, 48(%rsp)
-        movdqu %xmm4, 64(%rsp)
-        movdqu %xmm5, 80(%rsp)
-        movdqu %xmm6, 96(%rsp)
-        movdqu %xmm7, 112(%rsp)
-        movdqu %xmm8, 128(%rsp)
-        movdqu %xmm9, 144(%rsp)
-        movdqu %xmm10, 160(%rsp)
-        movdqu %xmm11, 176(%rsp)
-        movdqu %xmm12, 192(%rsp)
-        movdqu %xmm13, 208(%rsp)
-        movdqu %xmm14, 224(%rsp)
-        movdqu %xmm15, 240(%rsp)
+        xmm_all movdqu, save
         mov 16(%rbp), %rdi      /* the record */
         movslq -56(%rbp), %rsi
         lea -48(%rbp), %rdx
@@ -44,12 +48,7 @@ wbpf_sys_common:
         jz 1f
         mov %rax, -64(%rbp)
         mov -56(%rbp), %rax
-        mov -48(%rbp), %rdi
-        mov -40(%rbp), %rsi
-        mov -32(%rbp), %rdx
-        mov -24(%rbp), %r10
-        mov -16(%rbp), %r8
-        mov -8(%rbp), %r9
+        load_args
         syscall
         mov %rax, -72(%rbp)
         mov -64(%rbp), %rdi
@@ -62,29 +61,9 @@ wbpf_sys_common:
 1:      mov $1, %r11d           /* untraced: the site's own syscall runs */
         mov -56(%rbp), %rax
         mov %rax, -72(%rbp)
-2:      movdqu 0(%rsp), %xmm0
-        movdqu 16(%rsp), %xmm1
-        movdqu 32(%rsp), %xmm2
-        movdqu 48(%rsp), %xmm3
-        movdqu 64(%rsp), %xmm4
-        movdqu 80(%rsp), %xmm5
-        movdqu 96(%rsp), %xmm6
-        movdqu 112(%rsp), %xmm7
-        movdqu 128(%rsp), %xmm8
-        movdqu 144(%rsp), %xmm9
-        movdqu 160(%rsp), %xmm10
-        movdqu 176(%rsp), %xmm11
-        movdqu 192(%rsp), %xmm12
-        movdqu 208(%rsp), %xmm13
-        movdqu 224(%rsp), %xmm14
-        movdqu 240(%rsp), %xmm15
+2:      xmm_all movdqu, restore
         mov -72(%rbp), %rax
-        mov -48(%rbp), %rdi
-        mov -40(%rbp), %rsi
-        mov -32(%rbp), %rdx
-        mov -24(%rbp), %r10
-        mov -16(%rbp), %r8
-        mov -8(%rbp), %r9
+        load_args
         leave
         ret
         .size wbpf_sys_common, . - wbpf_sys_common
