@@ -1,7 +1,7 @@
 /* Ring buffer (kernel/bpf/ringbuf.c semantics) and perf event array (one ring per CPU, lost counts) in
  * shared memory: producers in any process reserve under a per-ring lock (ring_lock.c) and commit with one
  * store of the record header (a release store, or an exchange where the wake-up needs a full barrier:
- * ring_fence.c); the single consumer (the host) drains and sleeps in poll(2). */
+ * ring_fence.c); the single consumer (the host) drains in batches and sleeps in poll(2). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
