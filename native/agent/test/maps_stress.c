@@ -3,6 +3,7 @@
  * processes SIGKILLed while holding a bucket lock, the ring's producer lock and a reserved record, and
  * the survivors must go on. Usage: maps_stress [procs threads iters]; exit 0 when every check holds. */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -377,6 +378,33 @@ static void wakeups(void) {
   CHECK(rb.h->light == (q > 0 && (q & (1 << 1)) ? 1u : 0u), "ring commits skip the full barrier where the consumer can fence for them "
         "(membarrier commands %#lx, light %u)", (unsigned long)q, (unsigned)rb.h->light);
   munmap((void *)go, 4096);
+
+  /* one eventfd write per sleep, not per record: the consumer asleep (`waiting` set), 100 outputs by two
+   * processes leave the eventfd's counter at 1 and `waiting` cleared; BPF_RB_FORCE_WAKEUP still writes */
+  while (wbpf_ring_drain(&rb, out, sizeof out) > 0) {}
+  uint64_t cnt = 0;
+  struct pollfd pf = {.fd = rb.notify_fd, .events = POLLIN};
+  while (poll(&pf, 1, 0) == 1 && read(rb.notify_fd, &cnt, 8) == 8) {}
+  atomic_store(&rb.h->waiting, 1);
+  pid_t other = fork();
+  if (other == 0) {
+    for (uint64_t v = 0; v < 50; v++) wbpf_ringbuf_output(&rb, &v, 8, 0);
+    _exit(0);
+  }
+  for (uint64_t v = 0; v < 50; v++) wbpf_ringbuf_output(&rb, &v, 8, 0);
+  waitpid(other, &st, 0);
+  cnt = 0;
+  int rd = poll(&pf, 1, 0) == 1 ? (int)read(rb.notify_fd, &cnt, 8) : 0;
+  uint32_t left = atomic_load(&rb.h->waiting);
+  uint64_t forced = 0;
+  wbpf_ringbuf_output(&rb, &cnt, 8, RB_FORCE_WAKEUP);
+  wbpf_ringbuf_output(&rb, &cnt, 8, RB_FORCE_WAKEUP);
+  int rd2 = poll(&pf, 1, 0) == 1 ? (int)read(rb.notify_fd, &forced, 8) : 0;
+  int drained = 0, k;
+  while ((k = wbpf_ring_drain(&rb, out, sizeof out)) > 0) drained += k;
+  CHECK(rd == 8 && cnt == 1 && left == 0 && rd2 == 8 && forced == 2 && drained == 102,
+        "a sleeping consumer costs one eventfd write, not one per record (100 outputs of 2 processes: counter %llu, "
+        "waiting %u after; 2 forced wake-ups: %llu; %d records)", (unsigned long long)cnt, left, (unsigned long long)forced, drained);
 }
 
 /* the consumer's batches (maps/ring.c walk: prod read once per batch, cons stored per batch or every few KiB)
