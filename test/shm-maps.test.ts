@@ -3,7 +3,7 @@
 // TypeScript userspace maps give (and the kernel, the table's `want`); random operation sequences agree
 // with the TypeScript maps for every hash and array type; ring buffer and perf event array records,
 // drops and wake-ups; then the C programs: maps_unit (the program side) and maps_stress (N processes x
-// M threads, SIGKILLed holders).
+// M threads, SIGKILLed holders, one wake-up per sleep, the consumer's batches on a small ring).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -335,6 +335,9 @@ t.test('the C programs: the program side, and the stress (processes x threads, e
   t.match(r.stdout, /^ok - a sleeping consumer is woken by another process's output/m);
   t.match(r.stdout, /^ok - a process SIGKILLed mid-update: the others finish/m);
   t.match(r.stdout, /^ok - LRU hash under contention: every update succeeded/m);
+  t.match(r.stdout, /^ok - a sleeping consumer costs one eventfd write, not one per record/m);
+  t.match(r.stdout, /^ok - batched draining of a 4 KiB ring, .*: each committed record once, in order, whole/m);
+  t.match(r.stdout, /^ok - the small ring filled up/m);
   const u = spawnSync(path.join(out, 'test', 'maps_unit'), [], { encoding: 'utf8', timeout: 60_000 });
   t.equal(u.status, 0, 'maps_unit: the program side (LRU order, per-CPU updates, ring reserve/submit/discard)', { stdout: u.stdout, stderr: u.stderr });
   t.notMatch(u.stdout, /^not ok/m);

@@ -33,17 +33,19 @@
 #define RB_FORCE_WAKEUP 2u
 
 /* one ring (the ring buffer's, or one CPU's of a perf array): positions grow forever; data is 2 x cap
- * bytes so that a record starting near the end stays contiguous (it runs into the second half) */
+ * bytes so that a record starting near the end stays contiguous (it runs into the second half). The
+ * consumer's word and the producers' words on cache lines of their own (and a perf array's rings too) */
 struct wbpf_ring {
   _Atomic uint64_t cons; /* written by the consumer only */
-  char pad0[WBPF_ALIGN - 8];
-  _Atomic uint64_t prod;    /* under lock */
+  _Atomic uint64_t prod __attribute__((aligned(WBPF_ALIGN))); /* under lock */
   _Atomic uint64_t pending; /* the oldest record that may still be busy (Linux 6.8+'s pending_pos); under lock */
+  _Atomic uint64_t cons_seen; /* producers: the last cons read (under lock); cons is read again only when the
+                               * ring looks full by it, so that an eager consumer's line is not pulled per record */
   uint64_t limit;           /* the most bytes prod may be ahead of cons and pending */
   uint64_t mask;            /* cap - 1 */
   uint64_t data_off;        /* from the map's start */
   _Atomic uint64_t lock;    /* producers: 0 free, else the holder's (pid << 32) | tid (ring_lock.c) */
-};
+} __attribute__((aligned(WBPF_ALIGN)));
 
 struct wbpf_bucket {
   pthread_mutex_t lock;   /* robust, process-shared */
@@ -76,10 +78,12 @@ struct wbpf_map_hdr {
   _Atomic uint64_t drops;
   _Atomic uint64_t recoveries;
   _Atomic uint32_t count;     /* hash: linked elements */
-  _Atomic uint32_t waiting;   /* rings: the consumer sleeps in poll(2) (producers then write the eventfd) */
   _Atomic uint32_t frozen;    /* bpf_map_freeze: syscall-side writes EPERM (programs still write) */
   _Atomic uint32_t light;     /* rings: 1 if the consumer runs membarrier's global expedited barrier before it
                                * sleeps (ring_fence.c): registered producers then commit without a full barrier */
+  /* rings: the consumer sleeps in poll(2) (producers then write the eventfd); on a line of its own: the
+   * consumer stores it at each sleep, producers read the line above at each record */
+  _Atomic uint32_t waiting __attribute__((aligned(WBPF_ALIGN)));
 };
 
 static inline uint8_t *map_base(const struct wbpf_map *m) { return (uint8_t *)m->h; }

@@ -1,7 +1,7 @@
 /* Ring buffer (kernel/bpf/ringbuf.c semantics) and perf event array (one ring per CPU, lost counts) in
  * shared memory: producers in any process reserve under a per-ring lock (ring_lock.c) and commit with one
  * store of the record header (a release store, or an exchange where the wake-up needs a full barrier:
- * ring_fence.c); the single consumer (the host) drains and sleeps in poll(2). */
+ * ring_fence.c); the single consumer (the host) drains in batches and sleeps in poll(2). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -85,7 +85,12 @@ static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) 
   }
   atomic_store_explicit(&r->pending, pend, memory_order_relaxed);
   uint64_t np = prod + len;
-  uint64_t cons = atomic_load_explicit(&r->cons, memory_order_acquire);
+  /* cons only grows: a stale one only makes the ring look fuller than it is */
+  uint64_t cons = atomic_load_explicit(&r->cons_seen, memory_order_relaxed);
+  if (np - cons > r->limit) {
+    cons = atomic_load_explicit(&r->cons, memory_order_acquire);
+    atomic_store_explicit(&r->cons_seen, cons, memory_order_relaxed);
+  }
   if (np - cons > r->limit || np - pend > r->limit) {
     wbpf_ring_unlock(&r->lock);
     atomic_fetch_add(&m->h->drops, 1);
@@ -102,10 +107,12 @@ static uint8_t *reserve(struct wbpf_map *m, struct wbpf_ring *r, uint32_t size) 
 
 /* after a commit: the commit is ordered before this load of `waiting` (by the header's exchange, a full
  * barrier, or by the consumer's membarrier: ring_fence.c), as the consumer's store of `waiting` is before its
- * look at the ring (wbpf_ring_wait): one of them sees the other */
+ * look at the ring (wbpf_ring_wait): one of them sees the other. One producer per sleep writes the eventfd:
+ * the one whose exchange takes `waiting` from 1 (the others, seeing 0, know a write is on its way: the
+ * consumer wakes and drains their records too), not every commit until the consumer runs */
 static void wake(struct wbpf_map *m, uint64_t flags) {
-  if (flags & RB_NO_WAKEUP) return;
-  if (((flags & RB_FORCE_WAKEUP) || atomic_load(&m->h->waiting)) && m->notify_fd >= 0) {
+  if ((flags & RB_NO_WAKEUP) || m->notify_fd < 0) return;
+  if ((flags & RB_FORCE_WAKEUP) || (atomic_load(&m->h->waiting) && atomic_exchange(&m->h->waiting, 0))) {
     uint64_t one = 1;
     ssize_t w = write(m->notify_fd, &one, 8);
     (void)w;
@@ -210,57 +217,81 @@ static int owner_dead(uint8_t *hdr) {
   return pid > 0 && kill(pid, 0) < 0 && errno == ESRCH;
 }
 
-/* the header of the next record to deliver (discarded ones skipped), or NULL */
-static uint8_t *next_record(struct wbpf_map *m, struct wbpf_ring *r, uint32_t *size) {
+/* the consumer frees space in steps of at most this many bytes (or a quarter of the ring), not per record */
+#define CONS_STEP 16384u
+
+/* a record at cons, busy: its producer's process is dead, it is discarded now (1), or it is still to
+ * come (0). Its header word in *l */
+static int take_dead(uint8_t *hdr, uint32_t *l) {
+  _Atomic uint32_t *lp = (_Atomic uint32_t *)hdr;
+  if (!owner_dead(hdr) || !atomic_compare_exchange_strong(lp, l, (*l & ~RB_BUSY) | RB_DISCARD)) return 0;
+  *l = (*l & ~RB_BUSY) | RB_DISCARD;
+  return 1;
+}
+
+/* walk ring r from cons: deliver each committed record to out (NULL: stop at the first, its size in *first),
+ * skip discarded ones. prod is read once, and again only when the walk reaches it; cons is stored every
+ * CONS_STEP bytes (so that producers see space freed during a long batch) and at the end. The records
+ * copied (*full set when the next did not fit), or -ENOBUFS when the first of the whole drain does not */
+static int walk(struct wbpf_map *m, struct wbpf_ring *r, uint8_t *out, size_t out_len, size_t *off, uint32_t *first,
+                int *full) {
   uint8_t *d = data_of(m, r);
-  uint64_t cons = atomic_load_explicit(&r->cons, memory_order_relaxed);
+  uint64_t cons = atomic_load_explicit(&r->cons, memory_order_relaxed), stored = cons;
+  uint64_t step = (r->mask + 1) / 4 < CONS_STEP ? (r->mask + 1) / 4 : CONS_STEP;
   uint64_t prod = atomic_load_explicit(&r->prod, memory_order_acquire);
-  while (cons < prod) {
+  int n = 0;
+  for (;;) {
+    if (cons == prod && (prod = atomic_load_explicit(&r->prod, memory_order_acquire)) == cons) break;
     uint8_t *hdr = d + (cons & r->mask);
-    _Atomic uint32_t *lp = (_Atomic uint32_t *)hdr;
-    uint32_t l = atomic_load_explicit(lp, memory_order_acquire);
-    if (l & RB_BUSY) {
-      if (!owner_dead(hdr) || !atomic_compare_exchange_strong(lp, &l, (l & ~RB_BUSY) | RB_DISCARD)) return NULL;
-      l = (l & ~RB_BUSY) | RB_DISCARD;
-    }
+    uint32_t l = atomic_load_explicit((_Atomic uint32_t *)hdr, memory_order_acquire);
+    if ((l & RB_BUSY) && !take_dead(hdr, &l)) break;
     uint32_t sz = l & ~(RB_BUSY | RB_DISCARD);
     if (!(l & RB_DISCARD)) {
-      *size = sz;
-      return hdr;
+      if (!out) {
+        *first = sz;
+        break;
+      }
+      size_t need = 8 + ROUND8((size_t)sz);
+      if (*off + need > out_len) {
+        *full = 1;
+        if (*off == 0) n = -ENOBUFS;
+        break;
+      }
+      uint32_t h2[2] = {sz, 0};
+      memcpy(out + *off, h2, 8);
+      memcpy(out + *off + 8, hdr + RB_HDR, sz);
+      memset(out + *off + 8 + sz, 0, need - 8 - sz);
+      *off += need;
+      n++;
     }
     cons += ROUND8((uint64_t)sz + RB_HDR);
-    atomic_store_explicit(&r->cons, cons, memory_order_release);
+    if (cons - stored >= step) {
+      atomic_store_explicit(&r->cons, cons, memory_order_release);
+      stored = cons;
+    }
   }
-  return NULL;
+  if (cons != stored) atomic_store_explicit(&r->cons, cons, memory_order_release);
+  return n;
 }
 
 uint32_t wbpf_ring_pending_size(struct wbpf_map *m) {
   for (uint32_t i = 0; i < m->h->nrings; i++) {
-    uint32_t sz;
-    if (next_record(m, ring(m, i), &sz)) return sz;
+    uint32_t sz = 0;
+    size_t off = 0;
+    int full = 0;
+    walk(m, ring(m, i), NULL, 0, &off, &sz, &full);
+    if (sz) return sz;
   }
   return 0;
 }
 
 int wbpf_ring_drain(struct wbpf_map *m, uint8_t *out, size_t out_len) {
   size_t off = 0;
-  int n = 0;
-  for (uint32_t i = 0; i < m->h->nrings; i++) {
-    struct wbpf_ring *r = ring(m, i);
-    uint32_t sz;
-    uint8_t *hdr;
-    while ((hdr = next_record(m, r, &sz)) != NULL) {
-      size_t need = 8 + ROUND8((size_t)sz);
-      if (off + need > out_len) return n == 0 ? -ENOBUFS : n;
-      uint32_t h2[2] = {sz, 0};
-      memcpy(out + off, h2, 8);
-      memcpy(out + off + 8, hdr + RB_HDR, sz);
-      memset(out + off + 8 + sz, 0, need - 8 - sz);
-      off += need;
-      n++;
-      uint64_t cons = atomic_load_explicit(&r->cons, memory_order_relaxed) + ROUND8((uint64_t)sz + RB_HDR);
-      atomic_store_explicit(&r->cons, cons, memory_order_release);
-    }
+  int n = 0, full = 0;
+  for (uint32_t i = 0; i < m->h->nrings && !full; i++) {
+    int k = walk(m, ring(m, i), out, out_len, &off, NULL, &full);
+    if (k < 0) return k; /* nothing copied before it (off was 0) */
+    n += k;
   }
   return n;
 }

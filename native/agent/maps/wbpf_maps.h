@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 #define WBPF_MAP_MAGIC 0x4d504257u /* "WBPM" */
-#define WBPF_MAP_VERSION 3u
+#define WBPF_MAP_VERSION 4u
 
 /* enum bpf_map_type values this library implements */
 enum {

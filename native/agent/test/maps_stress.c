@@ -3,6 +3,7 @@
  * processes SIGKILLed while holding a bucket lock, the ring's producer lock and a reserved record, and
  * the survivors must go on. Usage: maps_stress [procs threads iters]; exit 0 when every check holds. */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -377,6 +378,163 @@ static void wakeups(void) {
   CHECK(rb.h->light == (q > 0 && (q & (1 << 1)) ? 1u : 0u), "ring commits skip the full barrier where the consumer can fence for them "
         "(membarrier commands %#lx, light %u)", (unsigned long)q, (unsigned)rb.h->light);
   munmap((void *)go, 4096);
+
+  /* one eventfd write per sleep, not per record: the consumer asleep (`waiting` set), 100 outputs by two
+   * processes leave the eventfd's counter at 1 and `waiting` cleared; BPF_RB_FORCE_WAKEUP still writes */
+  while (wbpf_ring_drain(&rb, out, sizeof out) > 0) {}
+  uint64_t cnt = 0;
+  struct pollfd pf = {.fd = rb.notify_fd, .events = POLLIN};
+  while (poll(&pf, 1, 0) == 1 && read(rb.notify_fd, &cnt, 8) == 8) {}
+  atomic_store(&rb.h->waiting, 1);
+  pid_t other = fork();
+  if (other == 0) {
+    for (uint64_t v = 0; v < 50; v++) wbpf_ringbuf_output(&rb, &v, 8, 0);
+    _exit(0);
+  }
+  for (uint64_t v = 0; v < 50; v++) wbpf_ringbuf_output(&rb, &v, 8, 0);
+  waitpid(other, &st, 0);
+  cnt = 0;
+  int rd = poll(&pf, 1, 0) == 1 ? (int)read(rb.notify_fd, &cnt, 8) : 0;
+  uint32_t left = atomic_load(&rb.h->waiting);
+  uint64_t forced = 0;
+  wbpf_ringbuf_output(&rb, &cnt, 8, RB_FORCE_WAKEUP);
+  wbpf_ringbuf_output(&rb, &cnt, 8, RB_FORCE_WAKEUP);
+  int rd2 = poll(&pf, 1, 0) == 1 ? (int)read(rb.notify_fd, &forced, 8) : 0;
+  int drained = 0, k;
+  while ((k = wbpf_ring_drain(&rb, out, sizeof out)) > 0) drained += k;
+  CHECK(rd == 8 && cnt == 1 && left == 0 && rd2 == 8 && forced == 2 && drained == 102,
+        "a sleeping consumer costs one eventfd write, not one per record (100 outputs of 2 processes: counter %llu, "
+        "waiting %u after; 2 forced wake-ups: %llu; %d records)", (unsigned long long)cnt, left, (unsigned long long)forced, drained);
+}
+
+/* the consumer's batches (maps/ring.c walk: prod read once per batch, cons stored per batch or every few KiB)
+ * and the producers' cached cons: BP processes x BT threads reserve, fill and submit (or discard, or output)
+ * records of varied sizes with sequence numbers into a 4 KiB ring that wraps thousands of times and fills
+ * up, while the consumer drains with buffers of varied sizes (one record, a few, many), sometimes sleeping.
+ * Every record a producer committed arrives exactly once, in its order, whole; nothing discarded or refused
+ * arrives; the refusals are the drops */
+enum { BP = 3, BT = 2, BITERS = 60000 };
+struct batch_shared {
+  _Atomic uint8_t accepted[BP][BT][BITERS / 8]; /* committed records' sequence numbers */
+  _Atomic uint64_t refused;
+};
+static void batch_producer(struct batch_shared *bs, int p, int t) {
+  uint8_t buf[128];
+  for (uint32_t seq = 0; seq < BITERS; seq++) {
+    uint32_t len = (seq * 7 + (uint32_t)t * 3) % 57, size = (uint32_t)sizeof(struct rec) + len;
+    int how = (int)((seq ^ (uint32_t)p) % 7); /* 0: discard, 1-2: output, else reserve + submit */
+    struct rec *r = how == 1 || how == 2 ? (struct rec *)buf : wbpf_ringbuf_reserve(&rb, size, 0);
+    if (!r) {
+      atomic_fetch_add(&bs->refused, 1);
+      sched_yield(); /* let the consumer run (on one CPU) */
+      continue;
+    }
+    r->proc = (uint32_t)p, r->thread = (uint32_t)t, r->seq = seq, r->len = len;
+    for (uint32_t j = 0; j < len; j++) r->fill[j] = (uint8_t)((r->proc * 31 + r->thread * 7 + seq) & 0xff);
+    if (how == 0) {
+      wbpf_ringbuf_discard(&rb, r, 0);
+      continue;
+    }
+    atomic_fetch_or_explicit(&bs->accepted[p][t][seq / 8], (uint8_t)(1u << (seq % 8)), memory_order_relaxed);
+    if (how != 1 && how != 2) {
+      wbpf_ringbuf_submit(&rb, r, 0);
+      continue;
+    }
+    if (wbpf_ringbuf_output(&rb, r, size, 0) != 0) { /* refused: not accepted after all */
+      atomic_fetch_and(&bs->accepted[p][t][seq / 8], (uint8_t) ~(1u << (seq % 8)));
+      atomic_fetch_add(&bs->refused, 1);
+      sched_yield();
+    }
+  }
+}
+struct batch_arg {
+  struct batch_shared *bs;
+  int p, t;
+};
+static void *batch_thread(void *a) {
+  struct batch_arg *ba = a;
+  batch_producer(ba->bs, ba->p, ba->t);
+  return NULL;
+}
+static void batches(void) {
+  struct batch_shared *bs = mmap(NULL, sizeof *bs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  struct wbpf_map small;
+  if (bs == MAP_FAILED || mk(&small, WBPF_MAP_RINGBUF, 0, 0, 4096) != 0) {
+    CHECK(0, "batches: setup");
+    return;
+  }
+  struct wbpf_map saved = rb;
+  rb = small; /* the producers (forked below) and the consumer use it */
+  pid_t pids[BP];
+  for (int p = 0; p < BP; p++)
+    if ((pids[p] = fork()) == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      pthread_t th[BT];
+      struct batch_arg args[BT];
+      for (int t = 0; t < BT; t++) {
+        args[t] = (struct batch_arg){bs, p, t};
+        pthread_create(&th[t], NULL, batch_thread, &args[t]);
+      }
+      for (int t = 0; t < BT; t++) pthread_join(th[t], NULL);
+      _exit(0);
+    }
+  static uint8_t out[8192];
+  static const size_t lens[] = {40, 64, 100, 300, 1000, 8192};
+  uint64_t got[BP][BT] = {{0}}, bad = 0, dup_or_order = 0, unaccepted = 0, rounds = 0;
+  int64_t last[BP][BT];
+  for (int p = 0; p < BP; p++)
+    for (int t = 0; t < BT; t++) last[p][t] = -1;
+  int live = BP, clean = 1;
+  while (live > 0 || wbpf_ring_pending_size(&rb)) {
+    int n = wbpf_ring_drain(&rb, out, lens[rounds++ % 6]);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+      uint32_t size;
+      memcpy(&size, out + off, 4);
+      struct rec *r = (struct rec *)(out + off + 8);
+      off += 8 + ROUND8(size);
+      int ok = size >= sizeof *r && size == sizeof *r + r->len && r->proc < BP && r->thread < BT && r->seq < BITERS;
+      for (uint32_t j = 0; ok && j < r->len; j++) ok = r->fill[j] == (uint8_t)((r->proc * 31 + r->thread * 7 + r->seq) & 0xff);
+      if (!ok) {
+        bad++;
+        continue;
+      }
+      if ((int64_t)r->seq <= last[r->proc][r->thread]) dup_or_order++;
+      last[r->proc][r->thread] = r->seq;
+      if (!(atomic_load(&bs->accepted[r->proc][r->thread][r->seq / 8]) & (1u << (r->seq % 8)))) unaccepted++;
+      got[r->proc][r->thread]++;
+    }
+    if (n == 0 && rounds % 3 == 0) wbpf_ring_wait(&rb, 5, -1);
+    for (int p = 0; p < BP; p++) {
+      int st;
+      if (pids[p] > 0 && waitpid(pids[p], &st, WNOHANG) == pids[p]) {
+        clean &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        pids[p] = 0;
+        live--;
+      }
+    }
+  }
+  uint64_t missing = 0, total = 0;
+  for (int p = 0; p < BP; p++)
+    for (int t = 0; t < BT; t++) {
+      uint64_t want = 0;
+      for (int b = 0; b < BITERS / 8; b++) want += (uint64_t)__builtin_popcount(atomic_load(&bs->accepted[p][t][b]));
+      missing += want > got[p][t] ? want - got[p][t] : got[p][t] - want;
+      total += got[p][t];
+    }
+  uint64_t prod = wbpf_ringbuf_query(&rb, 3), cons = wbpf_ringbuf_query(&rb, 2);
+  CHECK(clean && bad == 0 && dup_or_order == 0 && unaccepted == 0 && missing == 0,
+        "batched draining of a 4 KiB ring, %d processes x %d threads x %d records: each committed record once, in order, whole "
+        "(%llu received; torn %llu, duplicated or reordered %llu, discarded or refused yet received %llu, lost %llu)",
+        BP, BT, BITERS, (unsigned long long)total, (unsigned long long)bad, (unsigned long long)dup_or_order,
+        (unsigned long long)unaccepted, (unsigned long long)missing);
+  CHECK(wbpf_map_drops(&rb) == atomic_load(&bs->refused) && atomic_load(&bs->refused) > 0 && prod / 4096 > 500 && cons == prod,
+        "the small ring filled up (%llu refused, %llu drops) and wrapped %llu times; all consumed (cons %llu == prod %llu)",
+        (unsigned long long)atomic_load(&bs->refused), (unsigned long long)wbpf_map_drops(&rb), (unsigned long long)(prod / 4096),
+        (unsigned long long)cons, (unsigned long long)prod);
+  wbpf_map_close(&small, 1);
+  rb = saved;
+  munmap(bs, sizeof *bs);
 }
 
 int main(int argc, char **argv) {
@@ -392,6 +550,7 @@ int main(int argc, char **argv) {
   crashes();
   srand((unsigned)getpid());
   wakeups();
+  batches();
   killed_mid_update();
   printf("maps_stress: %d failed\n", failures);
   return failures ? 1 : 0;
