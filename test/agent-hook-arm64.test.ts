@@ -4,7 +4,7 @@
 // registers, refusals, landing pads on a BTI-guarded page, attach/detach under calling threads; return
 // probes (recursion, longjmp, tail calls, return registers, threads, PAC, C++ exceptions); the maps'
 // and helpers' C tests on arm64; the trap tier (a brk on the entry); join (wbpf-inject): the CLI joins a
-// running process by pid. Needs qemu-system-aarch64 and the cross compiler
+// running process by pid; the ptrace tier (wbpf-ptrace): static programs launched and joined. Needs qemu-system-aarch64 and the cross compiler
 // (matrix/guests/setup-host.sh, which .ci/setup runs): without them this test fails, it does not skip.
 import t from 'tap';
 import fs from 'node:fs';
@@ -41,6 +41,7 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     'echo "arch $(uname -m) kernel $(uname -r)"',
     'WBPF_EXPECT_BTI=1 $T/hook_test_arm64 200 3; echo "status hook_test_arm64 $?"',
     'WBPF_EXPECT_BTI=1 $T/trap_test_arm64 100; echo "status trap_test_arm64 $?"',
+    '$T/ptrace_arch_test; echo "status ptrace_arch_test $?"',
     '$T/ret_test_arm64; echo "status ret_test_arm64 $?"',
     '$T/ret_cxx_arm64; echo "status ret_cxx_arm64 $?"',
     '$T/maps_unit; echo "status maps_unit $?"',
@@ -73,11 +74,23 @@ t.test('in the arm64 6.1 guest', async (tt) => {
     'wait $P1; echo "status jt1 $?"; wait $P2; echo "status jt2 $?"',
     'echo "jt1 events $(grep -c "^UPROBE pid=$P1 " $J/jr.out) jt2 events $(grep -c "^UPROBE pid=$P2 " $J/jr.out)"',
     'sed "s/^/jt1: /" $J/jt1.out; sed "s/^/jt2: /" $J/jt2.out; grep "hooked\\|cannot" $J/jr.err | sed "s/^/jt err: /"',
-    // a static program goes to the ptrace tier, which arm64 refuses with its reason: launched and joined
-    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run --backend userspace $M/uprobe-arm64.wasm $T/uprobe-target-static -- $T/uprobe-target-static 3 4 1 0 2>&1 | sed "s/^/static launch: /"',
-    '$T/uprobe-target-static 3 4 1 120000 > /dev/null & SP=$!',
-    '$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run --backend userspace --pid $SP $M/uprobe-arm64.wasm $T/uprobe-target-static 2>&1 | sed "s/^/static join: /"',
-    'kill -0 $SP && echo "static target untouched"; kill -USR1 $SP; wait $SP; echo "status static target $?"',
+    // the ptrace tier (wbpf-ptrace's arm64 part: brk breakpoints, x30 returns): a static program launched (one
+    // thread, then 4 threads), a dynamic one with the tier forced (the loader's breakpoint), a running static one joined
+    'S=$T/uprobe-target-static; U="$WASM_BPF_NODE $WASM_BPF_ROOT/bin/wasm-bpf.js run --backend userspace"',
+    '$U $M/uprobe-arm64.wasm $S -- $S 3 4 2 0 > $J/s1.out 2> $J/s1.err; echo "status static launch $?"',
+    'sed "s/^/static launch: /" $J/s1.out; grep -i "ptrace\|error" $J/s1.err | sed "s/^/static launch err: /"',
+    '$U $M/uprobe-arm64.wasm $S -- $S 3 4 50 0 4 > $J/s4.out 2> $J/s4.err; echo "status static threads $?"',
+    'echo "static threads events $(grep -c "^UPROBE pid=.* a=3 b=4$" $J/s4.out) $(grep -c "^URETPROBE pid=.* ret=7$" $J/s4.out)"; grep "^uprobe-target: uprobe_target_add" $J/s4.out | sed "s/^/static threads: /"',
+    '$U --userspace-tier ptrace $M/uprobe-arm64.wasm $T/uprobe-target-join -- $T/uprobe-target-join 3 4 2 0 > $J/d1.out 2> $J/d1.err; echo "status forced launch $?"',
+    'sed "s/^/forced launch: /" $J/d1.out',
+    '$S 3 4 3 120000 1 0 120000 > $J/sj-target.out 2>&1 & SP=$!',
+    '$U --pid $SP $M/uprobe-arm64.wasm $S > $J/sj.out 2> $J/sj.err & RP=$!',
+    'n=0; while [ $n -lt 600 ] && ! grep -q "^# uprobe" $J/sj.out && kill -0 $RP 2>/dev/null; do sleep 0.2; n=$((n+1)); done',
+    'echo "static join pid $SP ready after $n"; kill -USR1 $SP',
+    'n=0; while [ $n -lt 300 ] && [ "$(grep -c "^URETPROBE pid=$SP ret=7$" $J/sj.out)" -lt 3 ]; do sleep 0.2; n=$((n+1)); done',
+    'kill -INT $RP; wait $RP; echo "status static join run $?"',
+    'kill -0 $SP && echo "static target alive after the run"; kill -USR1 $SP; wait $SP; echo "status static target $?"',
+    'sed "s/^/static join: /" $J/sj.out; grep -i "ptrace\|error" $J/sj.err | sed "s/^/static join err: /"; sed "s/^/static join target: /" $J/sj-target.out',
     '',
   ].join('\n'));
   const r = spawnSync('bash', [path.join(ROOT, 'matrix', 'guests', 'boot.sh'), 'arm64-6.1', script], {
@@ -148,11 +161,30 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.match(out, /^jt2: join-target: ok, \d+ calls$/m, 'the busy one: registers kept after every call');
   tt.match(out, /^status jt1 0$/m);
   tt.match(out, /^status jt2 0$/m);
-  // the ptrace tier (static programs) is x86-64 only: refused with the reason and the fix
-  const refused = /the ptrace tier \(a static program, or --userspace-tier ptrace\) is implemented for x86-64 only; this is arm64/;
-  tt.match(lines(/^static launch: /).join('\n'), refused, 'a static command: the ptrace tier refused on arm64', { stdout: out.slice(-3000) });
-  tt.match(lines(/^static join: /).join('\n'), refused, 'a running static process: the ptrace tier refused on arm64');
-  tt.match(out, /^static join: .*trace a dynamically linked build of the program/m, 'the fix');
-  tt.match(out, /^static target untouched$/m, 'the static process runs on');
+  // the ptrace tier's arch part: brk #0, and the entry instructions emulated (or not) on registers and the stack
+  tt.match(out, /^status ptrace_arch_test 0$/m, 'ptrace_arch_test exits 0');
+  for (const l of ['the breakpoint is brk #0', 'any brk #imm already there is foreign', 'mov x29, sp', 'paciasp: stepped \\(it signs x30 with the kernel\'s key\\)',
+    'add w0, w0, w1: stepped', 'stp x19, x30, \\[sp, #-16\\]!: stepped \\(not the frame pair\\)', 'stp x29, x30, \\[sp\\] without writeback: stepped'])
+    tt.match(out, new RegExp(`^ok ${l}$`, 'm'), l);
+  for (const n of [16, 32, 64, 128]) tt.match(out, new RegExp(`^ok stp x29, x30, \\[sp, #-${n}\\]!: both stored at the new sp, sp moved$`, 'm'));
+  for (const b of ['nop', 'bti c', 'bti j', 'bti jc', 'bti']) tt.match(out, new RegExp(`^ok ${b}: the next instruction \\(pc \\+4: 1\\)$`, 'm'), b);
+  tt.match(out, /^ptrace_arch_test: OK$/m);
+  // the ptrace tier on arm64: the kernel's events for a static program, launched and joined, exact on 4 threads
+  tt.match(out, /^status static launch 0$/m, 'a static command under the ptrace tier: exit 0', { stdout: out.slice(-4000) });
+  tt.same(lines(/^static launch: U(RET)?PROBE /).map((l) => l.replace(/pid=\d+ /, '')), ['UPROBE a=3 b=4', 'URETPROBE ret=7', 'UPROBE a=3 b=4', 'URETPROBE ret=7'].map((l) => `static launch: ${l}`), 'two calls: entry a=3 b=4 then return ret=7, each');
+  tt.match(out, /^static launch: uprobe-target: uprobe_target_add\(3, 4\) = 7, 2 calls$/m, 'the static target ran right');
+  tt.match(out, /^status static threads 0$/m, '4 threads under the ptrace tier: exit 0');
+  tt.match(out, /^static threads events 200 200$/m, '4 threads x 50 calls: 200 entries, 200 returns, exact');
+  tt.match(out, /^static threads: uprobe-target: uprobe_target_add\(3, 4\) = 7, 200 calls$/m, 'every call right');
+  tt.match(out, /^status forced launch 0$/m, 'a dynamic command with --userspace-tier ptrace: exit 0');
+  tt.equal(lines(/^forced launch: UPROBE .* a=3 b=4$/).length, 2, 'forced: two entries (the function in the program, hooked after the loader ran)');
+  tt.equal(lines(/^forced launch: URETPROBE .* ret=7$/).length, 2, 'forced: two returns');
+  const sp = /^static join pid (\d+) ready/m.exec(out)?.[1];
+  tt.ok(sp, 'the static join target started');
+  tt.same(lines(/^static join: UPROBE /), [1, 2, 3].map(() => `static join: UPROBE pid=${sp} a=3 b=4`), 'joined static process: three entries');
+  tt.same(lines(/^static join: URETPROBE /), [1, 2, 3].map(() => `static join: URETPROBE pid=${sp} ret=7`), 'three returns');
+  tt.match(out, /^status static join run 130$/m, 'Ctrl-C: 130');
+  tt.match(out, /^static target alive after the run$/m, 'the static process runs on after the run');
+  tt.match(out, /^static join target: uprobe-target: uprobe_target_add\(3, 4\) = 7, 3 calls$/m, 'every call right');
   tt.match(out, /^status static target 0$/m, 'and ends normally');
 });

@@ -3,7 +3,7 @@
 // refusals, evacuation, and 1000 hook/unhook cycles while 8 threads call the function; return probes
 // (recursion, longjmp, tail calls, flags, fork, signals, 8 threads, pthread_exit, attach/detach cycles, a full
 // shadow stack; C++ exceptions; the flags at an entry); the agent's per-thread reader slots (readers_test);
-// the trap tier (trap_test: entries the inline hook refuses, hooked by an int3).
+// the trap tier (trap_test: entries the inline hook refuses, hooked by an int3); the ptrace tier's arch part.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -131,6 +131,16 @@ if (process.arch !== 'x64') {
       ]) tt.match(r.stdout, line);
     });
   }
+
+  // the ptrace tier's arch part (ptrace/x86_64/arch.c): the int3, and the entry instructions it emulates on a
+  // traced thread's registers and stack instead of single-stepping them (its arm64 twin runs in agent-hook-arm64)
+  t.test('ptrace tier: the breakpoint and the emulated entry instructions', async (tt) => {
+    const r = run('ptrace_arch_test');
+    exitedOk(tt, r, 'ptrace_arch_test');
+    for (const line of [/^ok the breakpoint is int3$/m, /^ok an int3 already there is foreign$/m, /^ok push %rbp: stored below rsp, rsp - 8$/m,
+      /^ok push %r12$/m, /^ok mov %rsp,%rbp$/m, /^ok endbr64$/m, /^ok lea .*: stepped, not emulated$/m, /^ptrace_arch_test: OK$/m]) tt.match(r.stdout, line);
+    tt.notMatch(r.stdout, /^not ok/m);
+  });
 
   t.test('trap tier: entries the inline hook refuses hooked by an int3, exact on 8 threads', async (tt) => {
     const r = run('trap_test', [], {}, 120_000);

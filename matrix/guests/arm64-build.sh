@@ -88,9 +88,9 @@ src=$P/test/fixtures/agent/uprobe-target.c
 # join-target (test/fixtures/agent/join-target.c): checks its own errno and registers around a join
 jt=$P/test/fixtures/agent/join-target.c
 [ "$O/agent/test/join-target" -nt "$jt" ] || $TRIPLE-gcc -O2 -g "$jt" -o "$O/agent/test/join-target" -lpthread
-# and uprobe-target's static build, which the ptrace tier would take (refused on arm64: the tracer is x86-64 only)
+# and uprobe-target's static build, which the ptrace tier (build/wbpf-ptrace) takes
 [ "$O/agent/test/uprobe-target-static" -nt "$src" ] || $TRIPLE-gcc -O2 -g -static "$src" -o "$O/agent/test/uprobe-target-static" -lpthread
-for f in libwbpf_agent.so libwbpf_agent_join.so wbpf-inject test/uprobe-target-join test/uprobe-target-static test/join-target; do
+for f in libwbpf_agent.so libwbpf_agent_join.so wbpf-inject wbpf-ptrace test/uprobe-target-join test/uprobe-target-static test/join-target; do
   is_arm64 "$O/agent/$f" || { echo "arm64-build.sh: $O/agent/$f is not an arm64 object" >&2; exit 1; }
 done
 

@@ -177,9 +177,9 @@ stage() {
   cp -a "$A/build/matrix/native/." "$O.new/matrix/build/native/"
   rm -f "$O.new"/matrix/build/native/*.skel.h
   cp "$A/build/matrix/uprobe-target" "$O.new/matrix/build/"
-  # the uprobe agent (the userspace backend), its join build and injector, and its C tests, where npm's build puts them
+  # the uprobe agent (the userspace backend), its join build, injector and ptrace tracer, and its C tests, where npm's build puts them
   mkdir -p "$O.new/native/agent/build/test"
-  cp "$A/build/agent/libwbpf_agent.so" "$A/build/agent/libwbpf_agent_join.so" "$A/build/agent/wbpf-inject" "$O.new/native/agent/build/"
+  cp "$A/build/agent/libwbpf_agent.so" "$A/build/agent/libwbpf_agent_join.so" "$A/build/agent/wbpf-inject" "$A/build/agent/wbpf-ptrace" "$O.new/native/agent/build/"
   cp "$A"/build/agent/test/* "$O.new/native/agent/build/test/" 2>/dev/null || true
   rm -rf "$O" && mv "$O.new" "$O"
 }

@@ -1,5 +1,5 @@
 // The ptrace tier (native/agent/ptrace/, build/wbpf-ptrace): a tracer process speaks the agent's channel
-// protocol, so an AgentSession drives it unchanged, and runs the programs itself at int3s it puts in the
+// protocol, so an AgentSession drives it unchanged, and runs the programs itself at breakpoints it puts in the
 // traced processes. Launch: the tracer runs the command (its exit status is the command's). Join: the
 // tracer seizes a running process and runs on, detached from this call, until the channel closes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -13,14 +13,14 @@ import { loadNative } from '../../linux/native.js';
 import { BackendError } from '../../../src/errors.js';
 import { ERRNO } from '../../../src/kernel/uapi.js';
 
-/** why this host cannot run the ptrace tier (the tracer, native/agent/ptrace/, is x86-64 only), or undefined */
+/** why this host cannot run the ptrace tier (the tracer, native/agent/ptrace/, has x86-64 and arm64 parts), or undefined */
 export function ptraceTierRefusal(arch: string = process.arch): BackendError | undefined {
-  if (arch === 'x64') return undefined;
+  if (arch === 'x64' || arch === 'arm64') return undefined;
   return new BackendError(
-    `the ptrace tier (a static program, or --userspace-tier ptrace) is implemented for x86-64 only; this is ${arch}`,
+    `the ptrace tier (a static program, or --userspace-tier ptrace) is implemented for x86-64 and arm64 only; this is ${arch}`,
     ERRNO.EOPNOTSUPP,
     '',
-    'trace a dynamically linked build of the program (the agent takes it, launched or joined with --pid), or use the kernel backend',
+    'use the kernel backend on this machine',
   );
 }
 

@@ -1,11 +1,15 @@
-/* The tracer's breakpoints: one int3 byte per address in a traced process's memory (written through
- * /proc/PID/mem, which reaches read-only text), reference-counted by hook sites and armed returns, the
- * original byte kept to restore; and where a hook's file offset is mapped in a process. */
+/* The tracer's breakpoints: one breakpoint instruction (the arch's bp_insn) per address in a traced
+ * process's memory (written through /proc/PID/mem, which reaches read-only text and keeps arm64's
+ * instruction cache coherent), reference-counted by hook sites and armed returns, the original bytes kept
+ * to restore; a thread's registers; and where a hook's file offset is mapped in a process. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <elf.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../lib/maps_file.h"
@@ -19,6 +23,18 @@ int mem_read(struct proc *p, uint64_t addr, void *buf, size_t n)
 int mem_write(struct proc *p, uint64_t addr, const void *buf, size_t n)
 {
 	return pwrite(p->mem, buf, n, (off_t)addr) == (ssize_t)n ? 0 : -EFAULT;
+}
+
+int regs_get(pid_t tid, struct user_regs_struct *r)
+{
+	struct iovec v = { r, sizeof *r };
+	return ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &v) == 0 && v.iov_len == sizeof *r ? 0 : -1;
+}
+
+int regs_set(pid_t tid, const struct user_regs_struct *r)
+{
+	struct iovec v = { (void *)r, sizeof *r };
+	return ptrace(PTRACE_SETREGSET, tid, (void *)NT_PRSTATUS, &v) == 0 ? 0 : -1;
 }
 
 struct bp *bp_find(struct proc *p, uint64_t addr)
@@ -36,12 +52,11 @@ struct bp *bp_get(struct proc *p, uint64_t addr, int ret)
 		b = &p->bps[p->nbps];
 		memset(b, 0, sizeof *b);
 		b->addr = addr;
-		if (mem_read(p, addr, &b->orig, 1) < 0) return NULL;
+		if (mem_read(p, addr, b->orig, bp_len) < 0) return NULL;
 		p->nbps++;
 	}
 	if (!b->inserted) {
-		static const uint8_t int3 = 0xcc;
-		if (mem_read(p, addr, &b->orig, 1) < 0 || mem_write(p, addr, &int3, 1) < 0) return NULL;
+		if (mem_read(p, addr, b->orig, bp_len) < 0 || mem_write(p, addr, bp_insn, bp_len) < 0) return NULL;
 		b->inserted = 1;
 	}
 	if (ret) b->nrets++;
@@ -56,7 +71,7 @@ void bp_put(struct proc *p, uint64_t addr, int ret)
 	if (ret && b->nrets) b->nrets--;
 	if (!ret && b->nsites) b->nsites--;
 	if (b->nrets == 0 && b->nsites == 0 && b->inserted) {
-		(void)mem_write(p, addr, &b->orig, 1);
+		(void)mem_write(p, addr, b->orig, bp_len);
 		b->inserted = 0; /* the entry stays: a thread already trapped there is still recognized (hit.c) */
 	}
 }
@@ -65,7 +80,7 @@ void bp_restore_all(struct proc *p)
 {
 	for (unsigned i = 0; i < p->nbps; i++)
 		if (p->bps[i].inserted) {
-			(void)mem_write(p, p->bps[i].addr, &p->bps[i].orig, 1);
+			(void)mem_write(p, p->bps[i].addr, p->bps[i].orig, bp_len);
 			p->bps[i].inserted = 0;
 			p->bps[i].nrets = p->bps[i].nsites = 0;
 		}
@@ -89,7 +104,7 @@ int proc_hook(struct proc *p, const struct thook *h)
 	if (p->nsites >= MAX_SITES) return -ENOSPC;
 	struct bp *b = bp_get(p, addr, 0);
 	if (!b) return -EFAULT;
-	if (b->orig == 0xcc) {
+	if (arch_bp_foreign(b->orig)) {
 		bp_put(p, addr, 0);
 		return -EBUSY; /* someone else's breakpoint (a debugger's) */
 	}

@@ -67,7 +67,7 @@ static void add_site(struct proc *p, uint32_t id, uint64_t addr)
 	if (!addr || p->nsites >= MAX_SITES || site_of(p, id)) return;
 	struct bp *b = bp_get(p, addr, 0);
 	if (!b) return;
-	if (b->orig == 0xcc) { /* someone else's breakpoint (a debugger's): left alone */
+	if (arch_bp_foreign(b->orig)) { /* someone else's breakpoint (a debugger's): left alone */
 		bp_put(p, addr, 0);
 		return;
 	}

@@ -295,9 +295,9 @@ void task_event(pid_t tid, int status)
 	if (sig == SIGTRAP) {
 		siginfo_t si;
 		struct user_regs_struct regs;
-		if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == SI_KERNEL && ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0) {
-			uint64_t addr = regs.rip - 1;
-			struct bp *b = bp_find(t->p, addr);
+		if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && regs_get(tid, &regs) == 0) {
+			uint64_t addr = arch_trap_addr(&si, &regs);
+			struct bp *b = addr ? bp_find(t->p, addr) : NULL;
 			if (b) {
 				(void)loader_event(t->p, addr);
 				hit(t, &regs, addr);
@@ -329,10 +329,11 @@ void detach_all(void)
 		if (sig == SIGTRAP) {
 			siginfo_t si;
 			struct user_regs_struct regs;
-			if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == SI_KERNEL && ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0 &&
-			    bp_find(t->p, regs.rip - 1)) {
-				regs.rip--; /* our int3: the instruction runs again once the byte is back */
-				(void)ptrace(PTRACE_SETREGS, tid, 0, &regs);
+			uint64_t addr;
+			if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && regs_get(tid, &regs) == 0 && (addr = arch_trap_addr(&si, &regs)) &&
+			    bp_find(t->p, addr)) {
+				regs_set_pc(&regs, addr); /* our breakpoint: the instruction runs again once its bytes are back */
+				(void)regs_set(tid, &regs);
 				continue;
 			}
 		}

@@ -1,9 +1,10 @@
 /* wbpf-ptrace, the userspace backend's ptrace tier: what its files share. The tracer speaks the agent's
- * channel protocol (lib/proto.h) and runs the programs itself at each hit of an int3 it put in the traced
+ * channel protocol (lib/proto.h) and runs the programs itself at each hit of a breakpoint it put in the traced
  * processes (no code of ours inside them). One thread, one event loop (main.c). */
 #ifndef WBPF_TRACER_H
 #define WBPF_TRACER_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
@@ -17,11 +18,12 @@
 #define MAX_RFRAMES 256 /* armed returns per thread */
 #define MAX_THOOKS 64   /* the run's hooks */
 
-/* a breakpoint in one process: its original byte, and who wants it */
+#define BP_MAX 4 /* the longest breakpoint instruction: int3 is 1 byte (x86-64), brk 4 (arm64) */
+/* a breakpoint in one process: its original bytes, and who wants it */
 struct bp {
 	uint64_t addr;
-	uint8_t orig;
-	uint8_t inserted; /* 0xcc is in memory */
+	uint8_t orig[BP_MAX];
+	uint8_t inserted; /* the breakpoint instruction is in memory */
 	uint32_t nsites;  /* hook sites at this address */
 	uint32_t nrets;   /* armed returns to this address (every thread's) */
 };
@@ -40,7 +42,7 @@ struct proc {
 	struct site sites[MAX_SITES];
 	unsigned nsites;
 };
-/* an armed return: the function at fn returns to ret with rsp == sp */
+/* an armed return: the function at fn returns to ret with its stack pointer == sp */
 struct rframe {
 	uint64_t fn, ret, sp;
 };
@@ -71,7 +73,27 @@ int tables_unhook(uint32_t id, char *msg, size_t n);
 /* runs program prog on ctx for hook id in task t (hit.c calls it); 0 done, else the engine's status */
 int tables_run(struct thook *h, struct task *t, struct user_regs_struct *regs);
 
-/* ---- breakpoints and memory (bp.c) ---- */
+/* ---- the arch (ptrace/x86_64/arch.c, ptrace/arm64/arch.c): registers are glibc's user_regs_struct on both,
+ * read and written as the NT_PRSTATUS regset; on arm64 it is laid out as struct wbpf_pt_regs (hook/hook.h) ---- */
+extern const uint8_t bp_insn[BP_MAX]; /* the breakpoint instruction, bp_len bytes */
+extern const unsigned bp_len;
+uint64_t regs_pc(const struct user_regs_struct *r);
+void regs_set_pc(struct user_regs_struct *r, uint64_t pc);
+uint64_t regs_sp(const struct user_regs_struct *r);
+/* where the breakpoint that stopped a thread with this SIGTRAP is (to look up with bp_find), or 0 when the
+ * trap was no breakpoint instruction's */
+uint64_t arch_trap_addr(const siginfo_t *si, const struct user_regs_struct *r);
+/* the original bytes at a site are a breakpoint instruction already (a debugger's) */
+int arch_bp_foreign(const uint8_t *orig);
+/* at a function's entry: the address it returns to and the stack pointer it returns with; 0 or -EFAULT */
+int arch_ret_of(struct proc *p, const struct user_regs_struct *r, uint64_t *ra, uint64_t *sp);
+/* runs the displaced instruction of b (at regs' pc) on r without executing it: 1 done, 0 not one emulated
+ * (the caller single-steps it) */
+int arch_emulate(struct proc *p, struct user_regs_struct *r, const struct bp *b);
+
+/* ---- breakpoints, memory and registers (bp.c) ---- */
+int regs_get(pid_t tid, struct user_regs_struct *r);
+int regs_set(pid_t tid, const struct user_regs_struct *r);
 int mem_read(struct proc *p, uint64_t addr, void *buf, size_t n);
 int mem_write(struct proc *p, uint64_t addr, const void *buf, size_t n);
 struct bp *bp_find(struct proc *p, uint64_t addr);
@@ -113,7 +135,7 @@ extern pid_t root_pid;    /* launch mode: the command; 0: join mode */
 extern int root_status;   /* -1 while it runs; else its status as a shell reports it */
 
 /* ---- hits (hit.c) ---- */
-/* t stopped by an int3 of ours at addr (regs as stopped): runs the programs, arms returns, steps over */
+/* t stopped by a breakpoint of ours at addr (regs as stopped): runs the programs, arms returns, steps over */
 void hit(struct task *t, struct user_regs_struct *regs, uint64_t addr);
 extern uint64_t hits_total;
 
