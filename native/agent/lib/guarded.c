@@ -6,6 +6,8 @@
 
 #include "agent.h"
 
+#if defined(__x86_64__) /* arm64: the agent keeps libc's (its trampolines save q0-q7) */
+
 struct fmt_call {
 	char *s;
 	size_t n;
@@ -52,3 +54,5 @@ __attribute__((visibility("hidden"))) int pthread_atfork(void (*prepare)(void), 
 	vec_guarded(slow_register_atfork, &c);
 	return c.r;
 }
+
+#endif

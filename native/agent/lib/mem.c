@@ -1,21 +1,17 @@
 /* The agent's own memcpy, memmove, memset, memcmp, memchr, strlen, strnlen and strrchr, hidden in libwbpf_agent.so: the
  * compiler's and our calls bind here (not to libc's AVX variants), so a hit touches no vector register
- * and the trampolines need not save any (README "A vector-free hit path"). General registers only. */
+ * and the trampolines need not save any (README "A vector-free hit path"). General registers only; x86-64 only. */
 #include <stddef.h>
 #include <stdint.h>
 
 #define HIDDEN __attribute__((visibility("hidden")))
 
+#if defined(__x86_64__) /* arm64: the agent keeps libc's (its trampolines save q0-q7) */
+
 HIDDEN void *memcpy(void *restrict d, const void *restrict s, size_t n)
 {
 	void *r = d;
-#if defined(__x86_64__)
 	__asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
-#else
-	unsigned char *dp = d;
-	const unsigned char *sp = s;
-	while (n--) *dp++ = *sp++;
-#endif
 	return r;
 }
 
@@ -25,26 +21,17 @@ HIDDEN void *memmove(void *d, const void *s, size_t n)
 	const unsigned char *sp = s;
 	if (dp == sp || n == 0) return d;
 	if ((uintptr_t)dp - (uintptr_t)sp >= n) return memcpy(d, s, n); /* no overlap with d after s */
-#if defined(__x86_64__)
 	/* backwards: std; rep movsb from the last byte; cld (the ABI's DF) */
 	const void *se = sp + n - 1;
 	void *de = dp + n - 1;
 	__asm__ volatile("std\n\trep movsb\n\tcld" : "+D"(de), "+S"(se), "+c"(n) : : "memory");
-#else
-	while (n--) dp[n] = sp[n];
-#endif
 	return d;
 }
 
 HIDDEN void *memset(void *d, int c, size_t n)
 {
 	void *r = d;
-#if defined(__x86_64__)
 	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
-#else
-	unsigned char *dp = d;
-	while (n--) *dp++ = (unsigned char)c;
-#endif
 	return r;
 }
 
@@ -86,3 +73,5 @@ HIDDEN char *strrchr(const char *s, int c)
 		if (!*s) return (char *)last;
 	}
 }
+
+#endif
