@@ -86,7 +86,10 @@ export function walk(fns: Disasm, roots: string[], stop: (fn: string) => boolean
     if (w.reached.has(fn) || stop(fn)) continue;
     w.reached.set(fn, chain);
     if (fn.endsWith('@plt')) {
-      w.plt.set(fn.slice(0, -4), chain);
+      const sym = fn.slice(0, -4);
+      // the library's own exported function called through its PLT (linked without -Bsymbolic): followed
+      if (fns.has(sym)) todo.push([...chain, sym]);
+      else w.plt.set(sym, chain);
       continue;
     }
     const insns = fns.get(fn) ?? [];
