@@ -36,3 +36,19 @@ t.test('bench/uprobe/run.ts completes with N = 1000 on the nop5 entry', async (t
   t.match(r.stdout, /^\| nop5, ptrace tier \| entry, batching consumer: CPU per hit, target \+ tracer \(wall [\d.]+ us\) \| [\d.]+ \| [^|]+ \| [\d.]+ us \| [^|]+ \| - \/ all 20000 \|/m, 'the ptrace tier measured, every record received');
   if (before) t.same(await settledLeaks(before), { progs: [], maps: [], links: [] }, 'no BPF object left behind');
 });
+
+t.test('bench/uprobe/run.ts and ab.ts: --help lists every option; an unknown one points to it', async (t) => {
+  for (const script of ['run.ts', 'ab.ts']) {
+    const file = path.join(ROOT, 'bench', 'uprobe', script);
+    const help = spawnSync(process.execPath, ['--import=tsx', file, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    t.equal(help.status, 0, `${script} --help exits 0`);
+    t.match(help.stdout, /^usage: /, `${script}: a usage line`);
+    const src = (await import('node:fs')).readFileSync(file, 'utf8');
+    const flags = [...new Set([...src.matchAll(/[af] === '(--[a-z-]+)'/g)].map((m) => m[1]!))];
+    t.ok(flags.length >= 8, `${script}: ${flags.length} options parsed`);
+    for (const f of flags) t.match(help.stdout, new RegExp(`^\\s+${f}\\b`, 'm'), `${script} --help: ${f}`);
+    const bad = spawnSync(process.execPath, ['--import=tsx', file, '--bogus'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    t.not(bad.status, 0, `${script} --bogus fails`);
+    t.match(bad.stderr, /unknown option --bogus \(--help lists them\)/, `${script}: the error names --help`);
+  }
+});

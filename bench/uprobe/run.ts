@@ -4,7 +4,7 @@
 //
 //   node --import=tsx bench/uprobe/run.ts [--runs 3] [--calls 1000000] [--kernel-calls 200000]
 //        [--kinds nop5,endbr64,push,plain,trap] [--interval 10] [--linger 1000] [--no-kernel] [--no-write] [--cli PATH]
-//        [--nice N] [--render] [--ptrace-calls 20000] [--no-ptrace] [--only-ptrace]
+//        [--nice N] [--render] [--ptrace-calls 20000] [--no-ptrace] [--only-ptrace] [--help]
 //   npm run bench:uprobe           (the same, compiled: node dist/bench/uprobe/run.js)
 //
 // --nice N renices the runner and so every process it starts (other people's bursts on a shared machine
@@ -53,6 +53,28 @@ interface Options {
   onlyPtrace: boolean;
 }
 
+/** what --help prints */
+export const USAGE = `usage: node --import=tsx bench/uprobe/run.ts [options]   (or: npm run bench:uprobe -- [options])
+Measures a uprobe hit (a ring buffer record per call of bench_fn) bare, under the kernel (--backend linux)
+and under the in-process agent (--backend userspace), per entry kind, and rewrites bench/uprobe/RESULTS.md
+and results.json.
+  --runs N           runs per cell (3)
+  --calls N          calls per userspace and bare run (1000000)
+  --kernel-calls N   calls per kernel run (200000)
+  --kinds LIST       entry kinds, comma-separated, of ${KINDS.join(',')} (all)
+  --interval MS      the app's ring drain interval for the batching rows (10)
+  --linger MS        the target's wait before and after its loop, for attach and drain (1000)
+  --no-kernel        skip the kernel's rows (they need root)
+  --no-write         print the table only; leave RESULTS.md and results.json alone
+  --cli PATH         the wasm-bpf CLI to run (bin/wasm-bpf.js)
+  --nice N           renice the runner and so every process it starts
+  --render           rewrite RESULTS.md from results.json and ANALYSIS.md; measure nothing
+  --ptrace-calls N   calls per ptrace-tier run (20000)
+  --no-ptrace        skip the ptrace tier's rows
+  --only-ptrace      measure only the ptrace tier's rows, added to the saved results.json
+  --help, -h         this text
+One cell, two agent builds A/B: bench/uprobe/ab.ts (see its header).`;
+
 function parseOptions(argv: string[]): Options {
   const o: Options = {
     runs: 3,
@@ -77,7 +99,10 @@ function parseOptions(argv: string[]): Options {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--runs') o.runs = Math.max(1, num(++i, a));
+    if (a === '--help' || a === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else if (a === '--runs') o.runs = Math.max(1, num(++i, a));
     else if (a === '--calls') o.calls = Math.max(1, num(++i, a));
     else if (a === '--kernel-calls') o.kernelCalls = Math.max(1, num(++i, a));
     else if (a === '--interval') o.intervalMs = num(++i, a);
@@ -94,7 +119,7 @@ function parseOptions(argv: string[]): Options {
       const kinds = (argv[++i] ?? '').split(',');
       for (const k of kinds) if (!(KINDS as readonly string[]).includes(k)) throw new Error(`unknown kind ${k} (${KINDS.join(', ')})`);
       o.kinds = kinds as Kind[];
-    } else throw new Error(`unknown option ${a}`);
+    } else throw new Error(`unknown option ${a} (--help lists them)`);
   }
   return o;
 }

@@ -271,6 +271,9 @@ int wbpf_hook_replaced_len(const struct wbpf_hook *h) { return h->tramp->replace
 
 const char *wbpf_hook_sync_method(void) { return wbpf_sync_method_name(); }
 
+int wbpf_hook_vector_free;
+void wbpf_hook_set_vector_free(int on) { __atomic_store_n(&wbpf_hook_vector_free, !!on, __ATOMIC_RELAXED); }
+
 const char *wbpf_hook_code_name(int code)
 {
 	static const char *const names[] = {

@@ -113,6 +113,12 @@ void wbpf_hook_get_stats(struct wbpf_hook_stats *out);
  * stack is full): the call then runs untraced and unharmed. */
 int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie);
 
+/* Declares that every handler (entry and return) given from now on touches no vector or x87 register:
+ * built with -mgeneral-regs-only, calling nothing that does (libwbpf_agent.so: lib/mem.c). x86-64: the
+ * trampolines and return code made after this save no xmm register around the handler; by default
+ * (any handler) they save xmm0-15. arm64: no effect (its trampolines keep saving q0-q7). */
+void wbpf_hook_set_vector_free(int on);
+
 /* the code's name, e.g. "WBPF_HOOK_EDECODE" */
 const char *wbpf_hook_code_name(int code);
 

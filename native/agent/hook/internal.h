@@ -86,6 +86,7 @@ const char *wbpf_sync_method_name(void);
 
 /* what hook/<arch>/ provides */
 extern const int wbpf_arch_patch_len;
+extern int wbpf_hook_vector_free; /* wbpf_hook_set_vector_free */
 /* writes the trampoline for fn (fn_size bytes long, 0: unknown; readable: bytes mapped from fn on)
  * into page (RW) and fills t; fn's bytes are only read */
 int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,

@@ -279,6 +279,22 @@ static void on_hit(struct wbpf_pt_regs *regs, void *cookie)
 	in_hit = 0;
 }
 
+/* a hook disabled by its program's fault, reported once (a hit's slow path: run in vec_guarded) */
+struct disabled_report {
+	struct ahook *h;
+	int st;
+	uint32_t pc;
+	uint64_t addr;
+};
+__attribute__((noinline)) static void slow_report_disabled(void *arg)
+{
+	struct disabled_report *r = arg;
+	char msg[160];
+	snprintf(msg, sizeof msg, "hook %u disabled: program %u stopped with status %d at pc %u (addr 0x%" PRIx64 ")",
+		 r->h->id, r->h->prog->id, r->st, (unsigned)r->pc, r->addr);
+	send_frame(r->h->sess, WBPF_AGENT_EVENT, 0, &r->h->id, sizeof r->h->id, msg);
+}
+
 static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 {
 	struct hit mem;
@@ -291,10 +307,8 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 	if (st == EBPF_VM_DONE) return;
 	h->enabled = 0;
 	if (__atomic_exchange_n(&h->reported, 1, __ATOMIC_ACQ_REL)) return;
-	char msg[160];
-	snprintf(msg, sizeof msg, "hook %u disabled: program %u stopped with status %d at pc %u (addr 0x%" PRIx64 ")",
-		 h->id, h->prog->id, st, run.fault.pc, run.fault.addr);
-	send_frame(h->sess, WBPF_AGENT_EVENT, 0, &h->id, sizeof h->id, msg);
+	struct disabled_report r = { h, st, run.fault.pc, run.fault.addr };
+	vec_guarded(slow_report_disabled, &r); /* snprintf: libc, which may use vector registers */
 }
 
 /* ---- the tables: changed under agent_lock (the serve thread, a follower's watcher, dlopen) ---- */
@@ -929,6 +943,9 @@ unsigned agent_joined_check(void)
 
 __attribute__((constructor)) static void wbpf_agent_init(void)
 {
+#ifdef WBPF_VECTOR_FREE
+	wbpf_hook_set_vector_free(1); /* the hit path is built -mgeneral-regs-only (Makefile GPR) */
+#endif
 	const char *s = getenv("WBPF_AGENT_FD");
 	if (!s || !*s) return follow_exec(); /* a descendant of a traced process, or nothing to do */
 	char *end;

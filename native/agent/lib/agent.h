@@ -132,6 +132,9 @@ long safe_read_str(uint8_t *dst, uint64_t src, uint32_t size);
 /* f (flen bytes, no NUL) with args into out (PRINTK_SIZE bytes, NUL-terminated, truncated): the text's
  * length, or -1 for a format the kernel refuses (-EINVAL) */
 long format_printk(const uint8_t *f, size_t flen, const uint64_t args[3], char *out);
+/* fn(arg) with the thread's whole vector state saved and restored around it (lib/<arch>/vecsave.c): a hit's
+ * slow paths into libc (snprintf, ...), since the hit path and its trampolines keep no vector register */
+void vec_guarded(void (*fn)(void *), void *arg);
 
 /* ---- the helpers (helpers.c) ---- */
 ebpf_vm_helper_fn helper_of(void *user, uint32_t id);

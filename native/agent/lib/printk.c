@@ -2,8 +2,7 @@
  * (%d %i %u %x %X with l/ll, %c, %s and %pks/%pus through the safe read, %p, %pK/%px, %pi4/%pI4/%pi6/%pI6,
  * %%; flags 0 + - space and a width; at most 3 arguments); output truncated to PRINTK_SIZE - 1 bytes. */
 #include <inttypes.h>
-#include <stdio.h>
-#include <string.h>
+#include <stddef.h>
 
 #include "agent.h"
 
@@ -11,6 +10,13 @@ struct pbuf {
 	char *s;
 	uint32_t len; /* the text's length (as bstr_printf: what would have been written) */
 };
+/* c in the NUL-terminated s (no libc on a hit: it may use vector registers, lib/mem.c) */
+static int has(const char *s, char c)
+{
+	for (; *s; s++)
+		if (*s == c) return 1;
+	return 0;
+}
 static void put(struct pbuf *b, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++, b->len++)
@@ -20,12 +26,12 @@ static void put(struct pbuf *b, const char *s, size_t n)
 static void put_padded(struct pbuf *b, const char *s, size_t n, const char *flags, unsigned width, int numeric)
 {
 	size_t fill = width > n ? width - n : 0;
-	if (strchr(flags, '-')) {
+	if (has(flags, '-')) {
 		put(b, s, n);
 		for (; fill; fill--) put(b, " ", 1);
 		return;
 	}
-	if (numeric && strchr(flags, '0')) {
+	if (numeric && has(flags, '0')) {
 		if (n && (s[0] == '-' || s[0] == '+')) put(b, s, 1), s++, n--;
 		for (; fill; fill--) put(b, "0", 1);
 	} else
@@ -34,7 +40,24 @@ static void put_padded(struct pbuf *b, const char *s, size_t n, const char *flag
 }
 static int is_punct_p(uint8_t c) /* \p{P} in ASCII */
 {
-	return c && strchr("!\"#%&'()*,-./:;?@[\\]_{}", c) != NULL;
+	return c && has("!\"#%&'()*,-./:;?@[\\]_{}", (char)c);
+}
+/* v in base 10 or 16 (upper: A-F), zero-padded to minw digits, after the prefix pre (snprintf's work
+ * for the conversions above, without libc); returns the length written at out (at most 31) */
+static int fmt_u64(char *out, const char *pre, uint64_t v, unsigned base, int upper, unsigned minw)
+{
+	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	char t[24];
+	unsigned n = 0, k = 0;
+	do {
+		t[n++] = digits[v % base];
+		v /= base;
+	} while (v);
+	while (n < minw && n < sizeof t) t[n++] = '0';
+	for (; *pre; pre++) out[k++] = *pre;
+	while (n) out[k++] = t[--n];
+	out[k] = 0;
+	return (int)k;
 }
 
 long format_printk(const uint8_t *f, size_t flen, const uint64_t args[3], char *out)
@@ -75,7 +98,7 @@ long format_printk(const uint8_t *f, size_t flen, const uint64_t args[3], char *
 			}
 			if (n == 0 || n == ' ' || (n >= 0x09 && n <= 0x0d) || is_punct_p(n) || n == 'K' || n == 'x' || n == 's' || n == 'S') {
 				if (n == 'K' || n == 'x' || n == 's' || n == 'S') i++;
-				int k = snprintf(num, sizeof num, "%016" PRIx64, arg);
+				int k = fmt_u64(num, "", arg, 16, 0, 16);
 				put_padded(&b, num, (size_t)k, flags, width, 0);
 				continue;
 			}
@@ -89,11 +112,11 @@ long format_printk(const uint8_t *f, size_t flen, const uint64_t args[3], char *
 					put(&b, "(efault)", 8);
 					continue;
 				}
-				if (!v6) k = snprintf(t, sizeof t, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3]);
+				if (!v6)
+					for (int w = 0; w < 4; w++) k += fmt_u64(t + k, w ? "." : "", ip[w], 10, 0, 1);
 				else
 					for (int w = 0; w < 16; w += 2)
-						k += snprintf(t + k, sizeof t - (size_t)k, n == 'I' ? "%s%x" : "%s%04x", w ? ":" : "",
-							      (unsigned)(ip[w] << 8 | ip[w + 1]));
+						k += fmt_u64(t + k, w ? ":" : "", (unsigned)(ip[w] << 8 | ip[w + 1]), 16, 0, n == 'I' ? 1 : 4);
 				put_padded(&b, t, (size_t)k, flags, width, 0);
 				continue;
 			}
@@ -124,12 +147,13 @@ long format_printk(const uint8_t *f, size_t flen, const uint64_t args[3], char *
 		case 'd':
 		case 'i': {
 			int64_t sv = lng ? (int64_t)arg : (int64_t)(int32_t)arg;
-			k = snprintf(num, sizeof num, "%s%" PRId64, sv >= 0 && strchr(flags, '+') ? "+" : sv >= 0 && strchr(flags, ' ') ? " " : "", sv);
+			const char *sign = sv < 0 ? "-" : has(flags, '+') ? "+" : has(flags, ' ') ? " " : "";
+			k = fmt_u64(num, sign, sv < 0 ? -(uint64_t)sv : (uint64_t)sv, 10, 0, 1);
 			break;
 		}
-		case 'u': k = snprintf(num, sizeof num, "%" PRIu64, v); break;
-		case 'x': k = snprintf(num, sizeof num, "%" PRIx64, v); break;
-		case 'X': k = snprintf(num, sizeof num, "%" PRIX64, v); break;
+		case 'u': k = fmt_u64(num, "", v, 10, 0, 1); break;
+		case 'x': k = fmt_u64(num, "", v, 16, 0, 1); break;
+		case 'X': k = fmt_u64(num, "", v, 16, 1, 1); break;
 		default: return -1;
 		}
 		put_padded(&b, num, (size_t)k, flags, width, 1);

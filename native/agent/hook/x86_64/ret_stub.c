@@ -7,15 +7,16 @@
 #include <unistd.h>
 #include "x86.h"
 
-extern const uint8_t wbpf_x86_ret_common[];
+extern const uint8_t wbpf_x86_ret_common[], wbpf_x86_ret_common_gp[]; /* _gp: no xmm saves */
 uintptr_t wbpf_x86_ret_entered(struct wbpf_pt_regs *regs, uint64_t k);
 
-/* A page: +0 the address of wbpf_x86_ret_common; +16*j (j = 1..255) stub k = first + j - 1: `push $k`
+/* A page: +0 the address of wbpf_x86_ret_common (_gp once wbpf_hook_set_vector_free); +16*j (j = 1..255) stub k = first + j - 1: `push $k`
  * (68 imm32), `jmp *-(16j+11)(%rip)` (ff 25, the page's first quad), int3 padding. No call: the return
  * stack buffer stays balanced, and the common code leaves with an indirect jmp the predictor learns. */
 void wbpf_arch_ret_page_write(uint8_t *pg, uint32_t first)
 {
-	uint64_t common = (uint64_t)(uintptr_t)wbpf_x86_ret_common;
+	int gp = __atomic_load_n(&wbpf_hook_vector_free, __ATOMIC_RELAXED);
+	uint64_t common = (uint64_t)(uintptr_t)(gp ? wbpf_x86_ret_common_gp : wbpf_x86_ret_common);
 	memcpy(pg, &common, 8);
 	memset(pg + 8, 0xcc, WBPF_RET_PAGE - 8);
 	for (int j = 1; j <= WBPF_RET_PER_PAGE; j++) {

@@ -6,14 +6,16 @@
  * pointer after the return, (R-8) = k. Frame:  R-8: k, replaced by the real return address for the
  * final `jmp *-8(%rsp)` (R-8 is then in the red zone, which signal delivery skips);  R-16: flags;
  * pt_regs at B = R-184 (kernel layout, as trampoline.S: +152 rsp = R, +144 eflags, +128 rip = set by
- * the C side);  below B rounded down to 16: xmm0-15. The stack under R is free: the function that
- * returned owned it.
+ * the C side);  below B rounded down to 16: xmm0-15 (not in _gp). The stack under R is free: the function
+ * that returned owned it. Assembled twice: wbpf_x86_ret_common as above, and wbpf_x86_ret_common_gp without
+ * the xmm saves, for handlers that touch no vector register (wbpf_hook_set_vector_free: the agent).
  */
 	.text
-	.globl wbpf_x86_ret_common
-	.type wbpf_x86_ret_common, @function
+.macro ret_common sfx, vec
+	.globl wbpf_x86_ret_common\sfx
+	.type wbpf_x86_ret_common\sfx, @function
 	.p2align 4
-wbpf_x86_ret_common:
+wbpf_x86_ret_common\sfx:
 	.cfi_startproc
 	.cfi_undefined rip		/* an unwinder stops here (no caller it could use) */
 	pushfq
@@ -44,6 +46,7 @@ wbpf_x86_ret_common:
 	cld				/* the C ABI's direction flag, whatever the function left */
 	mov %rsp, %rbx			/* B (callee-saved) */
 	and $-16, %rsp
+	.if \vec
 	lea -256(%rsp), %rsp
 	movaps %xmm0, 0(%rsp)
 	movaps %xmm1, 16(%rsp)
@@ -61,10 +64,12 @@ wbpf_x86_ret_common:
 	movaps %xmm13, 208(%rsp)
 	movaps %xmm14, 224(%rsp)
 	movaps %xmm15, 240(%rsp)
+	.endif
 	mov %rbx, %rdi			/* struct pt_regs * */
 	mov 176(%rbx), %rsi		/* k */
 	call wbpf_x86_ret_entered@PLT
 	mov %rax, 176(%rbx)		/* the real return address, for the final jmp */
+	.if \vec
 	movaps 0(%rsp), %xmm0
 	movaps 16(%rsp), %xmm1
 	movaps 32(%rsp), %xmm2
@@ -81,13 +86,14 @@ wbpf_x86_ret_common:
 	movaps 208(%rsp), %xmm13
 	movaps 224(%rsp), %xmm14
 	movaps 240(%rsp), %xmm15
+	.endif
 	mov %rbx, %rsp
 	/* the flags without popfq (~10 ns): only DF and the arithmetic flags can have changed here.
 	 * DF; then OF (add of 0x7f overflows iff the saved bit is 1); then SF ZF AF PF CF (sahf) */
 	testw $0x400, 168(%rsp)
-	jz 1f
+	jz 1\@f
 	std
-1:	movzbl 169(%rsp), %eax		/* flags bits 8-15: OF is bit 3 */
+1\@:	movzbl 169(%rsp), %eax		/* flags bits 8-15: OF is bit 3 */
 	shr $3, %al
 	and $1, %al
 	add $0x7f, %al
@@ -111,6 +117,13 @@ wbpf_x86_ret_common:
 	lea 184(%rsp), %rsp		/* R (lea: flags untouched) */
 	jmp *-8(%rsp)			/* the real return address */
 	.cfi_endproc
-	.size wbpf_x86_ret_common, .-wbpf_x86_ret_common
+	.size wbpf_x86_ret_common\sfx, .-wbpf_x86_ret_common\sfx
+
+.endm
+
+/* for any return handler: xmm0-15 saved around it */
+	ret_common "", 1
+/* for a vector-free one (wbpf_hook_set_vector_free): no vector register saved */
+	ret_common _gp, 0
 
 	.section .note.GNU-stack,"",@progbits

@@ -5,6 +5,9 @@
 
 extern const uint8_t wbpf_x86_tramp_start[], wbpf_x86_tramp_ip[], wbpf_x86_tramp_cookie[],
 	wbpf_x86_tramp_handler[], wbpf_x86_tramp_end[];
+/* the same without the xmm saves, for vector-free handlers (wbpf_hook_set_vector_free) */
+extern const uint8_t wbpf_x86_tramp_gp_start[], wbpf_x86_tramp_gp_ip[], wbpf_x86_tramp_gp_cookie[],
+	wbpf_x86_tramp_gp_handler[], wbpf_x86_tramp_gp_end[];
 
 const int wbpf_arch_patch_len = 5; /* jmp rel32 */
 
@@ -23,15 +26,20 @@ _Static_assert(sizeof(struct wbpf_pt_regs) == 168, "struct pt_regs");
 int wbpf_arch_build(struct wbpf_tramp *t, uint8_t *page, uintptr_t fn, size_t fn_size, size_t readable,
 		    wbpf_hook_handler handler, void *cookie, struct wbpf_hook_error *err)
 {
-	size_t tl = (size_t)(wbpf_x86_tramp_end - wbpf_x86_tramp_start);
+	int gp = __atomic_load_n(&wbpf_hook_vector_free, __ATOMIC_RELAXED);
+	const uint8_t *start = gp ? wbpf_x86_tramp_gp_start : wbpf_x86_tramp_start;
+	const uint8_t *ip = gp ? wbpf_x86_tramp_gp_ip : wbpf_x86_tramp_ip;
+	const uint8_t *ck = gp ? wbpf_x86_tramp_gp_cookie : wbpf_x86_tramp_cookie;
+	const uint8_t *hd = gp ? wbpf_x86_tramp_gp_handler : wbpf_x86_tramp_handler;
+	size_t tl = (size_t)((gp ? wbpf_x86_tramp_gp_end : wbpf_x86_tramp_end) - start);
 	uint64_t v;
-	memcpy(page, wbpf_x86_tramp_start, tl);
+	memcpy(page, start, tl);
 	v = fn;
-	memcpy(page + (wbpf_x86_tramp_ip - wbpf_x86_tramp_start), &v, 8);
+	memcpy(page + (ip - start), &v, 8);
 	v = (uint64_t)(uintptr_t)cookie;
-	memcpy(page + (wbpf_x86_tramp_cookie - wbpf_x86_tramp_start), &v, 8);
+	memcpy(page + (ck - start), &v, 8);
 	v = (uint64_t)(uintptr_t)handler;
-	memcpy(page + (wbpf_x86_tramp_handler - wbpf_x86_tramp_start), &v, 8);
+	memcpy(page + (hd - start), &v, 8);
 	/* the original path is also entered on its own (int3 during unpatching, evacuated threads) */
 	int n = x86_relocate((const uint8_t *)fn, fn_size, readable, wbpf_arch_patch_len, page + tl, WBPF_TRAMP_PAGE - tl,
 			     (uintptr_t)page + tl, t, err);
