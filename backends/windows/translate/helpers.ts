@@ -103,5 +103,5 @@ export function windowsHelper(linuxId: number, linuxName: string): HelperVerdict
   if (r) return { rewritten: r };
   const closer = INSTEAD.get(linuxId);
   const names = Object.keys(WIN_HELPER).map((n) => `bpf_${n}`);
-  return { refused: `eBPF for Windows has no ${linuxName}${closer ? ` (${closer})` : ''}; its general helpers: ${names.join(', ')}` };
+  return { refused: closer ? `eBPF for Windows has no ${linuxName} (${closer})` : `eBPF for Windows has no ${linuxName}; its general helpers: ${names.join(', ')}` };
 }
