@@ -1,22 +1,9 @@
 // Linux attach type numbers -> eBPF for Windows' (enum bpf_attach_type in include/ebpf_structs.h of
 // microsoft/ebpf-for-windows @ 64be483d, see ./source.ts). Windows numbers its few attach types from 1.
 import { ATTACH_TYPE } from '../../../src/kernel/uapi.js';
+import { WIN_ATTACH_TYPE } from '../../../src/kernel/ebpf-windows.js';
+export { WIN_ATTACH_TYPE };
 
-/** eBPF for Windows' enum bpf_attach_type */
-export const WIN_ATTACH_TYPE = {
-  UNSPEC: 0,
-  XDP: 1,
-  BIND: 2,
-  CGROUP_INET4_CONNECT: 3,
-  CGROUP_INET6_CONNECT: 4,
-  CGROUP_INET4_RECV_ACCEPT: 5,
-  CGROUP_INET6_RECV_ACCEPT: 6,
-  CGROUP_SOCK_OPS: 7,
-  SAMPLE: 8,
-  XDP_TEST: 9,
-  NETEVENT: 10,
-  PROCESS: 11,
-} as const;
 
 /** Linux attach type -> Windows attach type, for the hooks both have */
 export const ATTACH_TYPE_TO_WINDOWS: ReadonlyMap<number, number> = new Map([

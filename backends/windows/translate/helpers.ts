@@ -2,42 +2,9 @@
 // include/bpf_helper_defs.h, microsoft/ebpf-for-windows @ 64be483d, see ./source.ts): the `call imm` of a
 // program's helper calls. Only the first three ids agree; the rest are renumbered or absent.
 import { HELPER } from '../../../src/kernel/uapi.js';
+import { WIN_HELPER } from '../../../src/kernel/ebpf-windows.js';
+export { WIN_HELPER };
 
-/** eBPF for Windows' ebpf_helper_id_t (the general helpers every program type has) */
-export const WIN_HELPER = {
-  map_lookup_elem: 1,
-  map_update_elem: 2,
-  map_delete_elem: 3,
-  map_lookup_and_delete_elem: 4,
-  tail_call: 5,
-  get_prandom_u32: 6,
-  ktime_get_boot_ns: 7,
-  get_smp_processor_id: 8,
-  ktime_get_ns: 9,
-  csum_diff: 10,
-  ringbuf_output: 11,
-  trace_printk2: 12,
-  trace_printk3: 13,
-  trace_printk4: 14,
-  trace_printk5: 15,
-  map_push_elem: 16,
-  map_pop_elem: 17,
-  map_peek_elem: 18,
-  get_current_pid_tgid: 19,
-  get_current_logon_id: 20,
-  is_current_admin: 21,
-  memcpy_s: 22,
-  memcmp_s: 23,
-  memset: 24,
-  memmove_s: 25,
-  get_socket_cookie: 26,
-  strncpy_s: 27,
-  strncat_s: 28,
-  strnlen_s: 29,
-  ktime_get_boot_ms: 30,
-  ktime_get_ms: 31,
-  perf_event_output: 32,
-} as const;
 
 /** Linux helper id -> Windows helper id, where both mean the same call with the same arguments */
 export const HELPER_TO_WINDOWS: ReadonlyMap<number, number> = new Map([

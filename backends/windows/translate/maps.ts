@@ -2,25 +2,9 @@
 // microsoft/ebpf-for-windows @ 64be483d, see ./source.ts): data only, with the reason for every type
 // Windows lacks. The numbers past PROG_ARRAY differ (ring buffer: 27 on Linux, 13 on Windows).
 import { MAP_TYPE } from '../../../src/kernel/uapi.js';
+import { WIN_MAP_TYPE } from '../../../src/kernel/ebpf-windows.js';
+export { WIN_MAP_TYPE };
 
-/** eBPF for Windows' enum bpf_map_type */
-export const WIN_MAP_TYPE = {
-  UNSPEC: 0,
-  HASH: 1,
-  ARRAY: 2,
-  PROG_ARRAY: 3,
-  PERCPU_HASH: 4,
-  PERCPU_ARRAY: 5,
-  HASH_OF_MAPS: 6,
-  ARRAY_OF_MAPS: 7,
-  LRU_HASH: 8,
-  LPM_TRIE: 9,
-  QUEUE: 10,
-  LRU_PERCPU_HASH: 11,
-  STACK: 12,
-  RINGBUF: 13,
-  PERF_EVENT_ARRAY: 14,
-} as const;
 
 /** Linux map type -> Windows map type, for every Linux type Windows has */
 export const MAP_TYPE_TO_WINDOWS: ReadonlyMap<number, number> = new Map([

@@ -3,19 +3,9 @@
 // @ 64be483d (./source.ts); and, for every Linux kind Windows lacks, the reason and what it offers instead.
 import { ATTACH_TYPE, PROG_TYPE } from '../../../src/kernel/uapi.js';
 import { WIN_ATTACH_TYPE } from './attach.js';
+import { WIN_PROG_TYPE } from '../../../src/kernel/ebpf-windows.js';
+export { WIN_PROG_TYPE };
 
-/** eBPF for Windows' enum bpf_prog_type */
-export const WIN_PROG_TYPE = {
-  UNSPEC: 0,
-  XDP: 1,
-  BIND: 2,
-  CGROUP_SOCK_ADDR: 3,
-  SOCK_OPS: 4,
-  NETEVENT: 5,
-  PROCESS: 6,
-  XDP_TEST: 998,
-  SAMPLE: 999,
-} as const;
 
 export interface WindowsSection {
   /** the section name eBPF for Windows matches */
