@@ -138,14 +138,15 @@ t.test('the pass on a fixture: BTF and legacy map types, helper ids, nothing els
   t.same(linuxCalls, [HELPER.ktime_get_ns, HELPER.get_prandom_u32, HELPER.map_update_elem, HELPER.map_lookup_elem, HELPER.map_update_elem, HELPER.map_push_elem, HELPER.ringbuf_output, HELPER.trace_printk, HELPER.trace_printk]);
   t.same(winCalls, [9, 6, 2, 1, 2, 16, 11, 13, 15], 'Windows ids; printk with 1 and 3 values -> trace_printk3 and trace_printk5');
   // exactly the renumbered words changed: 4 BTF nelems (h stays 1), the legacy type, 6 call immediates (the
-  // 3 map update/lookup calls keep ids 1 and 2)
+  // 3 map update/lookup calls keep ids 1 and 2) and the return value (XDP_PASS 2 -> 1)
   const words = [...new Set(diffs(bytes, tr.bytes).map((o) => o - (o % 4)))];
   const sectionOf = (o: number): string => before.elf.sections.find((x) => o >= x.offset && o < x.offset + x.size)?.name ?? '?';
   const bySection: Record<string, number> = {};
   for (const w of words) bySection[sectionOf(w)] = (bySection[sectionOf(w)] ?? 0) + 1;
-  t.same(bySection, { '.BTF': 4, maps: 1, xdp: 6 }, `changed words: ${words.join(', ')}`);
+  t.same(bySection, { '.BTF': 4, maps: 1, xdp: 7 }, `changed words: ${words.join(', ')}`);
   t.same(tr.programs, [{ name: 'xdp_all', section: 'xdp', linux: { progType: PROG_TYPE.XDP, attachType: ATTACH_TYPE.XDP }, windows: { section: 'xdp', progType: 1, attachType: 1 } }]);
-  t.match(tr.caveats.join('\n'), /program 'xdp_all' \(xdp\): context not rewritten yet: .*XDP_PASS 2; Windows XDP_PASS 1/);
+  t.same(tr.caveats, [], 'its context (no loads) and return code translated');
+  t.match(tr.steps.join('\n'), /program 'xdp_all' \(xdp\): context xdp_md loads none; XDP actions 2 -> 1/);
   t.equal(tr.edits, undefined, 'no ring buffer records: no edits');
 });
 
@@ -173,6 +174,18 @@ t.test('every matrix app', async (t) => {
   t.same(xdp.programs.map((p) => p.windows), [{ section: 'xdp', progType: WIN_PROG_TYPE.XDP, attachType: WIN_ATTACH_TYPE.XDP }]);
   t.same(xdp.maps, [{ name: 'stats', linuxType: MAP_TYPE.ARRAY, windowsType: WIN_MAP_TYPE.ARRAY, via: 'same' }]);
   t.same(callIds(xdp.bytes), [WIN_HELPER.map_lookup_elem]);
+  // its context loads become Windows' pointer loads, its XDP_PASS Windows' 1 (llvm-objdump: the first two and the return)
+  const code = (o: Uint8Array): Uint8Array => loadObject(o).elf.section('xdp')!.data();
+  const lin = code(fs.readFileSync(path.join(MATRIX, 'xdp.bpf.o')));
+  const win = code(xdp.bytes);
+  t.same([...lin.subarray(0, 4)], [0x61, 0x16, 4, 0], 'Linux: r6 = *(u32 *)(r1 + 4) (data_end)');
+  t.same([...win.subarray(0, 4)], [0x79, 0x16, 8, 0], 'Windows: r6 = *(u64 *)(r1 + 8)');
+  t.same([...lin.subarray(8, 12)], [0x61, 0x17, 0, 0], 'Linux: r7 = *(u32 *)(r1 + 0) (data)');
+  t.same([...win.subarray(8, 12)], [0x79, 0x17, 0, 0], 'Windows: r7 = *(u64 *)(r1 + 0)');
+  const ret = (b: Uint8Array): number[] => { const out: number[] = []; for (let i = 0; i + 8 <= b.length; i += 8) if (b[i] === 0xb7 && (b[i + 1]! & 0xf) === 0) out.push(new DataView(b.buffer, b.byteOffset + i + 4, 4).getInt32(0, true)); return out; };
+  t.same(ret(lin), [2], 'Linux: return XDP_PASS (2)');
+  t.same(ret(win), [1], 'Windows: return XDP_PASS (1)');
+  t.same(diffs(fs.readFileSync(path.join(MATRIX, 'xdp.bpf.o')), xdp.bytes).length > 0 && xdp.caveats, [], 'no caveat left');
 
   const so = tr.sockops!;
   t.equal(so.accepted, true, `sockops accepted ${JSON.stringify(so.refusals)}`);
@@ -183,7 +196,11 @@ t.test('every matrix app', async (t) => {
   t.same(so.edits?.retype, [{ name: 'rb', type: WIN_MAP_TYPE.PERF_EVENT_ARRAY, keySize: 4, valueSize: 4, maxEntries: 0 }]);
   t.same(so.edits?.hostMaps?.map((h) => [h.type, h.keySize, h.valueSize, h.maxEntries]), [[WIN_MAP_TYPE.PERCPU_ARRAY, 4, 40, 1]]);
   t.match(so.steps.join('\n'), /bpf_ringbuf_reserve\(40 bytes\) -> per-CPU scratch map lookup/);
-  t.match(so.caveats.join('\n'), /sockops_handler.*ACTIVE_ESTABLISHED_CB 4/);
+  t.match(so.caveats.join('\n'), /sockops_handler.*the op numbers differ \(Linux BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB 4/);
+  t.match(so.steps.join('\n'), /context bpf_sock_ops loads op 0 -> 0, family 20 -> 4, local_port 68 -> 24, remote_port 64 -> 44, remote_ip4 24 -> 28, local_ip4 28 -> 8/);
+  const soCode = loadObject(so.bytes).elf.section('sockops')!.data();
+  const family = [...Array(soCode.length / 8).keys()].find((i) => soCode[i * 8] === 0x61 && new DataView(soCode.buffer, soCode.byteOffset + i * 8 + 2, 2).getInt16(0, true) === 4);
+  t.ok(family !== undefined, 'a u32 load at Windows offset 4 (family) exists in the rewritten code');
 
   const reasons: Record<string, RegExp[]> = {
     bootstrap: [/program 'handle_exec' \(tp\/sched\/sched_process_exec\): .*no tracepoints/, /helper bpf_probe_read_kernel called by 'handle_exec'/, /helper bpf_get_current_comm/],

@@ -154,7 +154,7 @@ function describeWindows(w: WindowsPlan, paint: ReturnType<typeof painter>): str
   for (const p of w.programs) out.push(`    program '${p.name}' (${p.section}) -> section '${p.windowsSection}', program type ${p.progType} (${p.progTypeName}), attach type ${p.attachType}`);
   for (const m of w.maps) out.push(`    map '${m.name}' ${m.linuxTypeName} ${m.linuxType} -> ${m.windowsTypeName} ${m.windowsType}${m.via === 'same' ? ' (same number)' : ` (rewritten in ${m.via === 'btf' ? 'the .maps BTF' : 'the maps section'})`}`);
   for (const h of w.helpers) out.push(`    helper ${h.name} ${h.linux} -> ${h.windows}${h.linux === h.windows ? ' (same id)' : ''}, ${h.calls} call(s)`);
-  for (const s of w.steps.filter((x) => x.startsWith('ringbuf records:'))) out.push(`    ${s}`);
+  for (const s of w.steps.filter((x) => x.startsWith('ringbuf records:') || x.includes(': context '))) out.push(`    ${s}`);
   for (const c of w.caveats) out.push(`    ${paint('caveat:', 'yellow')} ${c}`);
   return out;
 }

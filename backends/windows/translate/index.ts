@@ -12,7 +12,7 @@ import { windowsMapType, WIN_MAP_TYPE } from './maps.js';
 import { windowsHelper, windowsTracePrintk } from './helpers.js';
 import { windowsProgram } from './programs.js';
 import { btfTypeSlots } from './btf-types.js';
-import { contextNotes } from './context.js';
+import { translateContext } from './context.js';
 
 export interface TranslatedProgram {
   name: string;
@@ -135,7 +135,7 @@ export function translateForWindows(bytes: Uint8Array, parsed?: BpfObject): Tran
     if (!refusedHelpers.has(key)) refusedHelpers.set(key, { subject: `helper ${helperName(c.id)} called by '${func}'`, reason: v.refused });
   }
   refusals.push(...refusedHelpers.values());
-  const caveats = contextNotes(programs);
+  const caveats: string[] = [];
   const none: Translation = { accepted: false, bytes, programs, maps: [], helpers: [], steps, refusals, caveats };
   if (refusals.length) return none;
 
@@ -174,6 +174,15 @@ export function translateForWindows(bytes: Uint8Array, parsed?: BpfObject): Tran
     else throw new Error(`translate: helper ${c.id} left after the ring buffer step`); // refused above, or rewritten by it
     new DataView(out.buffer, out.byteOffset, out.byteLength).setInt32(c.fileOff, w, true);
     helpers.push({ func: funcAt(current, c.section, c.insn), insn: c.insn, linux: c.id, windows: w });
+  }
+  // program contexts and return codes
+  for (const p of programs) {
+    const f = current.functions.find((x) => x.isProgram && x.name === p.name);
+    const sec = current.elf.sections.find((x) => x.name === p.section && (x.flags & SHF.EXECINSTR) !== 0);
+    if (!f || !sec) continue;
+    const r = translateContext(out.subarray(sec.offset, sec.offset + sec.size), f.sectionInsn, f.sectionInsn + f.length, p.windows.progType, `program '${p.name}' (${p.section})`);
+    steps.push(...r.steps);
+    caveats.push(...r.caveats);
   }
   if (helpers.some((h) => h.linux !== h.windows)) steps.push(`helper ids: ${[...new Set(helpers.filter((h) => h.linux !== h.windows).map((h) => `${helperName(h.linux)} ${h.linux} -> ${h.windows}`))].join(', ')}`);
 
