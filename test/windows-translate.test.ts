@@ -5,7 +5,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildBpf, BUILD, FIXTURES, ROOT } from './helpers.js';
-import { loadObject } from '../src/object/loader.js';
+import { loadObject, ObjectError } from '../src/object/loader.js';
 import { HELPER, MAP_TYPE, ATTACH_TYPE, PROG_TYPE } from '../src/kernel/uapi.js';
 import { MAP_TYPE_TO_WINDOWS, WIN_MAP_TYPE, windowsMapType } from '../backends/windows/translate/maps.js';
 import { HELPER_TO_WINDOWS, WIN_HELPER, windowsHelper, windowsTracePrintk } from '../backends/windows/translate/helpers.js';
@@ -220,4 +220,33 @@ t.test('every matrix app', async (t) => {
     const text = r.refusals.map((x) => `${x.subject}: ${x.reason}`).join('\n');
     for (const re of res) t.match(text, re, `${app}: ${re}`);
   }
+});
+
+t.test('hostile objects: every mutation either translates, refuses or is an ObjectError, promptly', async (t) => {
+  const base = fs.readFileSync(path.join(MATRIX, 'sockops.bpf.o'));
+  const elf = loadObject(base).elf;
+  const code = elf.section('sockops')!;
+  const btf = elf.section('.BTF')!;
+  let seed = 19;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % n;
+  };
+  const outcomes = { accepted: 0, refused: 0, threw: 0 };
+  const t0 = Date.now();
+  for (let k = 0; k < 300; k++) {
+    const b = new Uint8Array(base);
+    const sec = k % 2 ? code : btf;
+    for (let j = 0; j < 1 + rnd(4); j++) b[sec.offset + rnd(sec.size)] = rnd(256);
+    try {
+      const tr = translateForWindows(b);
+      outcomes[tr.accepted ? 'accepted' : 'refused']++;
+    } catch (e) {
+      // only our object reader's errors (what is malformed, where), never a crash of the pass itself
+      if (!(e instanceof ObjectError)) throw e;
+      outcomes.threw++;
+    }
+  }
+  t.ok(Date.now() - t0 < 60_000, `300 mutations in ${Date.now() - t0} ms (${JSON.stringify(outcomes)})`);
+  t.equal(outcomes.accepted + outcomes.refused + outcomes.threw, 300);
 });
