@@ -59,7 +59,7 @@ export interface Translation {
   /** one line per step taken, for `check` and --verbose */
   steps: string[];
   refusals: Refusal[];
-  /** differences this pass does not rewrite yet (program contexts, return codes): the object may load but behave differently */
+  /** differences the pass leaves (sock_ops op numbers, sock_addr contexts, a context it could not follow): the object may load but behave differently */
   caveats: string[];
 }
 
