@@ -12,6 +12,7 @@ import { objectNeeds, type ObjectNeeds } from '../policy/needs.js';
 import { violations } from '../policy/enforce.js';
 import type { Policy } from '../policy/policy.js';
 import { MAP_TYPES } from '../probe/tables.js';
+import { planWindows, type WindowsPlan } from '../select/windows.js';
 
 export interface CheckRequest {
   /** force a backend, as --backend (default auto) */
@@ -32,6 +33,8 @@ export interface ObjectPlan {
   /** type: the kernel's name ('ringbuf'), typeId its number */
   maps: Array<{ name: string; type: string; typeId: number }>;
   plan?: Plan;
+  /** --backend windows: the object translated for eBPF for Windows (what would load there, what is refused) */
+  windows?: WindowsPlan;
   needs?: ObjectNeeds;
   /** what the policy given refuses (empty: allowed) */
   refused?: string[];
@@ -59,12 +62,14 @@ export async function checkBytes(bytes: Uint8Array, file: string, req: CheckRequ
       const obj = loadObject(bytes.subarray(offset, offset + size));
       const needs = objectNeeds(obj);
       const facts = objectFacts(obj);
+      const win = req.backend === 'windows' ? planWindows(bytes.subarray(offset, offset + size), obj) : undefined;
       return {
         offset,
         size,
         programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
         maps: facts.maps.map((m) => ({ name: m.name, type: MAP_TYPES.find((d) => d.id === m.type)?.name ?? `#${m.type}`, typeId: m.type })),
-        plan: planObject(report, facts, req.backend ?? 'auto', { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: req.launch ?? false }),
+        plan: win?.plan ?? planObject(report, facts, req.backend ?? 'auto', { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: req.launch ?? false }),
+        ...(win ? { windows: win.windows } : {}),
         needs,
         ...(req.policy ? { refused: violations(req.policy, needs) } : {}),
       };

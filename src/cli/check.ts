@@ -13,6 +13,7 @@ import { PolicyOptions } from './policy.js';
 import { checkBytes, type CheckResult } from '../api/check.js';
 import { say } from './say.js';
 import { painter, useColor } from '../style.js';
+import type { WindowsPlan } from '../select/windows.js';
 
 const USAGE = `Usage: wasm-bpf check [-j|--json | -p|--pretty | --emit-policy] [--backend NAME] [--assume-missing FEATURE] [--launch] [policy options] <app.wasm | x.bpf.o>
 
@@ -22,6 +23,8 @@ policy (program types, helpers, uprobe binaries, run-time attach targets, pinned
 options (as for \`wasm-bpf run\`: --policy FILE, --default-deny, --allow-*), also whether that policy
 would let it load. --emit-policy prints a deny-by-default policy file that allows exactly what the
 objects hold (add the interfaces, cgroups and uprobe binaries the guest names at run time). Nothing is loaded.
+--backend windows plans for eBPF for Windows on any host: each object translated for Windows (program and
+attach types, map type numbers, helper ids), or refused with the reason and what Windows offers instead.
 --launch plans as \`wasm-bpf run APP.wasm -- COMMAND\` would: with a launched command the userspace backend can
 run uprobe objects inside it (without, it has no process to trace).
 Exit code: 0 when every object can run here (under the policy given), 1 when one cannot, 2 on bad input.
@@ -131,13 +134,29 @@ export async function checkCommand(argv: string[]): Promise<number> {
     out.push(`  maps:     ${o.maps.map((m) => m.name).join(', ') || 'none'}`);
     const plan = o.plan!;
     for (const u of plan.uncertain) out.push(`  ${paint('?', 'yellow')} ${u.subject}: ${describeNeed(u.missing.need)} ${paint('unknown', 'yellow')} (${u.missing.reason})`);
-    if (plan.backend) out.push(`  ${paint('plan:', 'green')} ${plan.backend} backend (${plan.reasons.join('; ')})`);
+    if (o.windows) out.push(...describeWindows(o.windows, paint));
+    else if (plan.backend) out.push(`  ${paint('plan:', 'green')} ${plan.backend} backend (${plan.reasons.join('; ')})`);
     else out.push(`  ${paint('plan: refused:', 'red')} ${refusal(plan).replace(/\n/g, '\n  ').replace(/; fix: /g, `; ${paint('fix:', 'cyan')} `)}`);
     out.push(...describeNeeds(o.needs!));
     if (o.refused) out.push(o.refused.length ? `  ${paint('policy: refused:', 'red')}\n${o.refused.map((r) => `    - ${r}`).join('\n')}` : `  ${paint('policy: allowed', 'green')}`);
   });
   process.stdout.write(`${out.join('\n')}\n`);
   return runnable ? 0 : 1;
+}
+
+/** --backend windows: the translation for eBPF for Windows, as `check` prints it */
+function describeWindows(w: WindowsPlan, paint: ReturnType<typeof painter>): string[] {
+  const out = [w.accepted
+    ? `  ${paint('plan:', 'green')} windows backend: the object translates for eBPF for Windows (tables of ${w.source}; nothing loaded)`
+    : `  ${paint('plan: refused:', 'red')} eBPF for Windows cannot run the object (tables of ${w.source}):`];
+  for (const r of w.refusals) out.push(`    - ${r.subject}: ${r.reason}`);
+  if (!w.accepted) return out;
+  for (const p of w.programs) out.push(`    program '${p.name}' (${p.section}) -> section '${p.windowsSection}', program type ${p.progType} (${p.progTypeName}), attach type ${p.attachType}`);
+  for (const m of w.maps) out.push(`    map '${m.name}' ${m.linuxTypeName} ${m.linuxType} -> ${m.windowsTypeName} ${m.windowsType}${m.via === 'same' ? ' (same number)' : ` (rewritten in ${m.via === 'btf' ? 'the .maps BTF' : 'the maps section'})`}`);
+  for (const h of w.helpers) out.push(`    helper ${h.name} ${h.linux} -> ${h.windows}${h.linux === h.windows ? ' (same id)' : ''}, ${h.calls} call(s)`);
+  for (const s of w.steps.filter((x) => x.startsWith('ringbuf records:') || x.includes(': context '))) out.push(`    ${s}`);
+  for (const c of w.caveats) out.push(`    ${paint('caveat:', 'yellow')} ${c}`);
+  return out;
 }
 
 /** what the object asks of the policy, as `check` prints it */

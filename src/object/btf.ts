@@ -389,6 +389,14 @@ export class Btf {
     return this.str(off);
   }
 
+  /** Where the data after this own type's 12-byte header starts, as a byte offset in the bytes parsed
+   *  (an ARRAY's element type, index type and nelems words): for passes that patch BTF in place. */
+  dataOffset(id: number): number {
+    const off = this.dataOffs[id - this.startId];
+    if (id < this.startId || off === undefined) throw new BtfError(`no own BTF type with id ${id}`, 'BTF_NOT_FOUND');
+    return off;
+  }
+
   /** The type with this id (0 is void). O(1); objects are built on first access and cached. */
   type(id: number): BtfType {
     if (id === 0) return VOID;

@@ -163,6 +163,19 @@ export function formatReport(r: Report, opts: FormatOptions): string {
   head('Backends');
   for (const [n, b] of Object.entries(r.backends)) check(n, b, b.reason, 10);
 
+  const w = r.windows;
+  if (w) {
+    head('Windows', 'eBPF for Windows');
+    check('os', w.os, w.os.reason);
+    check('arch', w.arch, w.arch.reason);
+    check('eBPF for Windows', w.ebpf, w.ebpf.reason);
+    for (const [n, c] of Object.entries(w.ebpf.services)) check(`  ${n}`, c, c.reason);
+    check('execution', w.execution, w.execution.reason);
+    const list = (t: Record<string, Check>, state: State): string => Object.entries(t).filter(([, c]) => c.state === state).map(([n]) => n).join(', ') || 'none';
+    kv('program types', `${paint('yes', 'green')} ${list(w.progTypes, 'yes')}; ${paint('no', 'red')} ${list(w.progTypes, 'no')}${Object.values(w.progTypes).some((c) => c.state === 'unknown') ? `; ${paint('unknown', 'yellow')} ${list(w.progTypes, 'unknown')}` : ''}`, 16);
+    kv('map types', `${paint(list(w.mapTypes, 'yes') === 'none' ? 'none' : 'yes', 'green')} ${list(w.mapTypes, 'yes')}`, 16);
+  }
+
   const u = r.userspace;
   head('Userspace backend', 'attaching in live processes');
   kv('attaches', u.attaches.length ? u.attaches.join(', ') : 'no program kind in this build', 16);

@@ -14,6 +14,7 @@ import { attachMechanisms, features } from './attach.js';
 import { backends, USERSPACE_ATTACH } from './backends.js';
 import { userspaceFacts } from './userspace.js';
 import { readText } from './system.js';
+import { probeWindows } from './windows/index.js';
 
 export interface BuildOptions {
   /** probe helpers per program type (slow) */
@@ -118,6 +119,7 @@ export function buildReport(sys: SystemView, opts: BuildOptions = {}): Report {
     backends: backends(sys, platform, feats.bpf_syscall, opts.addonMissing),
     userspace: userspaceFacts({ sys, platform, arch, kernel, kc, privileges, attaches: USERSPACE_ATTACH, ...(opts.agentDir ? { agentDir: opts.agentDir } : {}) }),
   };
+  if (platform === 'win32') report.windows = probeWindows(sys);
   if (opts.full) report.helpers = helpers(run, prog);
   report.durationMs = Math.round((performance.now() - t0) * 10) / 10;
   return report;

@@ -2,6 +2,8 @@
 // schema (documented field by field in src/probe/README.md). Changing the meaning of a field, or removing
 // one, bumps SCHEMA_VERSION; adding a field does not.
 
+import type { WindowsReport } from './windows/types.js';
+
 export const SCHEMA_VERSION = 1;
 
 /** Every check answers one of these. 'unknown' = could not be decided here (not permitted, not probed). */
@@ -252,4 +254,6 @@ export interface Report {
   backends: Record<BackendName, BackendCheck>;
   /** the userspace backend's facts for attaching in live processes */
   userspace: UserspaceSection;
+  /** Windows hosts (and Windows fixtures) only: the OS build, eBPF for Windows' install, JIT or native-only, its program and map types */
+  windows?: WindowsReport;
 }
