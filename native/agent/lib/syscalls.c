@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -126,6 +127,13 @@ int agent_sys_uses(const struct aprog *p)
 	return 0;
 }
 
+/* a fork child: calls the parent's other threads had in progress never end here (readers.c resets its slots;
+ * these are the counts of threads without one) */
+static void child_reset(void)
+{
+	for (unsigned i = 0; i < WBPF_SYS_NR_MAX; i++) __atomic_store_n(&nrs[i].nobody, 0, __ATOMIC_RELAXED);
+}
+
 static int put(char *msg, size_t n, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int put(char *msg, size_t n, int rc, const char *fmt, ...)
 {
@@ -162,6 +170,8 @@ int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const u
 	*a = (struct asys){ .sess = s, .id = id, .prog = prog, .nr = (int)r->nr, .exit = t.exit, .t = t, .enabled = 1, .live = 1 };
 	sn->nr = (int)r->nr;
 	char rewrote[160] = "";
+	static int atfork;
+	if (!atfork) atfork = pthread_atfork(NULL, NULL, child_reset) == 0;
 	if (!sn->h) {
 		struct wbpf_sys_report rep;
 		struct wbpf_hook_error err;
