@@ -31,7 +31,7 @@ export function syscallTarget(section: string): SyscallTarget {
   const arch = hostArch();
   if (arch !== 'x86_64') {
     throw new BackendError(
-      `'${section}': the userspace backend traces syscalls on x86_64 only so far (this is ${arch ?? 'another arch'})`,
+      `attaching '${section}' is not supported by the userspace backend yet: it traces syscalls on x86_64 only so far (this is ${arch ?? 'another arch'})`,
       ERRNO.EOPNOTSUPP, '', 'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel');
   }
   const event = `${key[0]}/${key[1]}`;
