@@ -23,6 +23,7 @@ import type { AgentGroup, AgentNotice } from './attach/session.js';
 import { agentInsns, type MapForAgent } from './attach/program.js';
 import { checkAgentHelpers } from './attach/agent-helpers.js';
 import { uprobeTarget } from './attach/target.js';
+import { syscallEvent, syscallTarget } from './attach/syscall-target.js';
 import { resolveUprobe } from './attach/symbols.js';
 import { loadNative } from '../linux/native.js';
 import { DEFAULT_POLICY, type Policy } from '../../src/policy/policy.js';
@@ -390,7 +391,7 @@ export class UserspaceObject implements LoadedObject {
         }
       }
       // with agents, uprobe programs run in the traced process: only the helpers the agent implements
-      if (this.owner.options.agent && USERSPACE_HEADS.has(p.section.split('/', 1)[0]!)) checkAgentHelpers(where, p.insns);
+      if (this.owner.options.agent && (USERSPACE_HEADS.has(p.section.split('/', 1)[0]!) || syscallEvent(p.section))) checkAgentHelpers(where, p.insns);
       let loaded: VmProgram;
       try {
         loaded = vm.load(p.insns, { name: p.name, env });
@@ -430,9 +431,10 @@ export class UserspaceObject implements LoadedObject {
     }
     const what = `program '${program}' (${p.info.section}${target ? `, target '${target}'` : ''})`;
     const head = p.info.section.split('/', 1)[0]!;
-    if (!USERSPACE_HEADS.has(head)) {
+    const sys = syscallEvent(p.info.section);
+    if (!USERSPACE_HEADS.has(head) && !sys) {
       throw new BackendError(
-        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs (this is a ${head} program); syscall tracing comes with a later issue`,
+        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_* programs in launched commands on x86_64 (this is a ${head} program)`,
         E.EOPNOTSUPP,
         '',
         'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel',
@@ -441,12 +443,13 @@ export class UserspaceObject implements LoadedObject {
     const agent = this.owner.options.agent;
     if (!agent) {
       throw new BackendError(
-        `attaching ${what} needs a process to trace: the userspace backend runs uprobe programs inside the processes it launches`,
+        `attaching ${what} needs a process to trace: the userspace backend runs ${sys ? 'syscall tracepoint' : 'uprobe'} programs inside the processes it launches`,
         E.EOPNOTSUPP,
         '',
         'run the command to trace under the app: wasm-bpf run APP.wasm [ARGS] -- COMMAND [ARGS], or use --backend linux as root',
       );
     }
+    if (sys) return this.attachSyscall(p, what);
     const t = uprobeTarget(p.info.section, target);
     // the policy's uprobe binaries: what was checked is what is probed
     const resolved = resolveUprobe({ ...t, binary: allowUprobe(this.policy, t.binary, `attaching ${what}`) });
@@ -463,6 +466,21 @@ export class UserspaceObject implements LoadedObject {
       if (ph.pending) this.owner.options.log?.(`wasm-bpf: userspace: ${what}: ${where} is not mapped in pid ${ph.pid} (yet); the hook waits for it (${ph.message})`);
       else this.owner.options.log?.(`wasm-bpf: userspace: ${what} hooked ${where} in pid ${ph.pid}: ${hookTier(ph.message)} (${ph.message})`);
     }
+  }
+
+  /** a tp/syscalls program: its number's libc sites rewritten in every traced process (attach/syscall-target.ts) */
+  private attachSyscall(p: ProgEntry, what: string): void {
+    const agent = this.owner.options.agent!;
+    const t = syscallTarget(p.info.section);
+    if (!agent.open) throw new BackendError(`attaching ${what}: no traced process is running any more (pids ${agent.pids})`, ERRNO.ESRCH);
+    if (p.agentId === undefined || p.agentInsns === undefined) {
+      p.agentInsns = agentInsns(p.info.name, p.source.insns, (i) => this.mapForAgent(i));
+      p.agentId = agent.programId();
+    }
+    const shared = this.mapList.flatMap((e) => (e.shared ? [e.shared] : []));
+    const h = agent.syscall(shared, { id: p.agentId, name: p.info.name, insns: p.agentInsns }, t);
+    this.hooks.push(h.id);
+    for (const ph of h.processes) this.owner.options.log?.(`wasm-bpf: userspace: ${what} traces ${t.event} (syscall ${t.nr}, layout from ${t.layout.source}) in pid ${ph.pid}: ${ph.message}`);
   }
 
   private mapForAgent(index: number): MapForAgent {

@@ -98,6 +98,20 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
   async opensnoop(l, p) {
     const file = path.join(p.tmp, 'opensnoop-target.txt');
     fs.writeFileSync(file, 'x');
+    fs.chmodSync(file, 0o644);
+    if (l.launches) {
+      // a shell launched under the app runs cat on the file and on a missing one (exec'd descendants are traced)
+      const sh = bin('/bin/sh', '/usr/bin/sh'), cat = bin('/bin/cat', '/usr/bin/cat');
+      const run = l.start('opensnoop', ['-j', '--', sh, '-c', `${cat} ${file} > /dev/null; ${cat} /no-such-file-for-opensnoop 2> /dev/null; exit 0`]);
+      const r = await run.exited;
+      expect(r.code === 0, `the app with its launched shell exited ${r.code ?? r.signal}`, run);
+      const opens = run.events((e) => e.event === 'open' && e['comm'] === 'cat');
+      const e = opens.find((x) => x['filename'] === file);
+      expect(e !== undefined && (e['ret'] as number) >= 0 && typeof e['flags'] === 'number' && e['pid'] !== process.pid, `cat's open of the file: ${opens.map(show).join(' | ') || 'no event'}`, run);
+      const missing = opens.find((x) => x['filename'] === '/no-such-file-for-opensnoop');
+      expect(missing !== undefined && missing['ret'] === -2, `a missing file reports ret -2: ${opens.map(show).join(' | ')}`, run);
+      return show(e);
+    }
     const run = l.start('opensnoop', ['-j', '-p', String(process.pid)]);
     await run.attached('opensnoop');
     const e = await untilEvent(run, (e) => e['filename'] === file, 'the open of the target', () => fs.closeSync(fs.openSync(file, 'r')), 30_000);

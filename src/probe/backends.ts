@@ -16,6 +16,22 @@ export const BUILT_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['l
  */
 export const USERSPACE_ATTACH: ReadonlySet<string> = new Set<string>(['uprobe', 'uprobe.s', 'uretprobe', 'uretprobe.s']);
 
+/** Syscall tracepoints it attaches too, on these arches: the agent rewrites libc's syscall sites of the
+ *  number in the launched command (backends/userspace/SYSCALLS.md) */
+export const USERSPACE_SYSCALL_TP = /^(tp|tracepoint)\/syscalls\/sys_(enter|exit)_[a-z0-9_]+$/;
+export const USERSPACE_SYSCALL_ARCHES: ReadonlySet<string> = new Set<string>(['x86_64']);
+const SYSCALL_TP_TEXT = `tracepoint/syscalls/sys_enter_*|sys_exit_* (${[...USERSPACE_SYSCALL_ARCHES].join(', ')})`;
+
+/** the userspace backend attaches a program of this section on this arch (system.arch.normalized) */
+export function userspaceAttaches(section: string, arch: string): boolean {
+  return USERSPACE_ATTACH.has(section.split('/')[0] ?? section) || (USERSPACE_SYSCALL_ARCHES.has(arch) && USERSPACE_SYSCALL_TP.test(section));
+}
+
+/** what it attaches, for messages */
+export function userspaceAttachesText(): string {
+  return USERSPACE_ATTACH.size ? `${[...USERSPACE_ATTACH].join(', ')}, ${SYSCALL_TP_TEXT}` : SYSCALL_TP_TEXT;
+}
+
 /** Where eBPF for Windows installs ebpfapi.dll (paths of the viewed system; '/X' = the system drive's X). */
 export const EBPFAPI_PATHS = ['/Windows/System32/ebpfapi.dll', '/Program Files/ebpf-for-windows/ebpfapi.dll'];
 
@@ -68,7 +84,7 @@ export function backends(sys: SystemView, platform: string, bpfSyscall: Feature,
     linux: combine('linux', linuxHost, platform === 'linux' ? addonMissing : undefined),
     userspace: combine('userspace', {
       state: 'yes',
-      reason: `needs no kernel support; attaches ${USERSPACE_ATTACH.size ? [...USERSPACE_ATTACH].join(', ') : 'no program kind in this build'}`,
+      reason: `needs no kernel support; attaches ${userspaceAttachesText()}`,
       method: 'inferred',
     }),
     windows: combine('windows', winHost),

@@ -4,7 +4,7 @@
 import type { BackendName } from '../../backends/backend.js';
 import type { Report } from '../probe/types.js';
 import { describeNeed, needsForMap, needsForProgram, requirementsMet, type Missing } from '../probe/require.js';
-import { USERSPACE_ATTACH } from '../probe/backends.js';
+import { userspaceAttaches, userspaceAttachesText } from '../probe/backends.js';
 import { mapTypeName } from '../probe/tables.js';
 import { MAP_TYPE } from '../kernel/uapi.js';
 import { mayNeedPtRegs, type PtRegsSettings } from '../../compat/ptregs/index.js';
@@ -179,7 +179,7 @@ export function planObject(
     reasons.push(`userspace: ${us.reason}`);
     unavailable.push({ backend: 'userspace', reason: us.reason });
   } else {
-    const cannot = shape.programs.filter((p) => !USERSPACE_ATTACH.has(head(p.section)));
+    const cannot = shape.programs.filter((p) => !userspaceAttaches(p.section, report.system.arch.normalized));
     const facts = report.userspace;
     const hostGap = cannot.length > 0 || shape.programs.length === 0 ? undefined : [facts.arch, facts.agent].find((c) => c.state !== 'yes');
     if (hostGap) {
@@ -189,7 +189,7 @@ export function planObject(
       return { backend: null, blocking, uncertain, reasons, unavailable };
     }
     if (cannot.length === 0 && shape.programs.length > 0 && !settings.userspaceTargets) {
-      const why = 'it could run every program (uprobes, inside the traced process), but this run traces no process: the userspace backend traces the commands it launches';
+      const why = 'it could run every program (uprobes and syscall tracepoints, inside the traced process), but this run traces no process: the userspace backend traces the commands it launches';
       reasons.push(`userspace: ${why}`);
       unavailable.push({ backend: 'userspace', reason: why, fix: 'name the command to trace after the app: wasm-bpf run APP.wasm [ARGS] -- COMMAND [ARGS]' });
       return { backend: null, blocking, uncertain, reasons, unavailable };
@@ -199,7 +199,7 @@ export function planObject(
       return { backend: 'userspace', blocking: [], uncertain: [], reasons, ...(compat.includes('ptregs') ? { compat: ['ptregs'] } : {}) };
     }
     const kinds = [...new Set(cannot.map((p) => head(p.section)))];
-    const attaches = USERSPACE_ATTACH.size ? [...USERSPACE_ATTACH].join(', ') : 'none in this build';
+    const attaches = userspaceAttachesText();
     const why = `it cannot run ${kinds.map((k) => `${k}`).join(', ')} programs (${cannot.map((p) => `'${p.name}'`).join(', ')}); it attaches: ${attaches}`;
     reasons.push(`userspace: ${why}`);
     unavailable.push({ backend: 'userspace', reason: why });

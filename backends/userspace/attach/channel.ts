@@ -5,7 +5,7 @@ import { loadNative, type NativeAddon } from '../../linux/native.js';
 import { BackendError, errorMessage } from '../../../src/errors.js';
 
 /** frame types of native/agent/lib/proto.h */
-const MAP = 1, PROG = 2, HOOK = 3, START = 4, UNHOOK = 5, DROP = 6, REPLY = 16, EVENT = 17, TRACE = 18;
+const MAP = 1, PROG = 2, HOOK = 3, START = 4, UNHOOK = 5, DROP = 6, SYSCALL = 7, REPLY = 16, EVENT = 17, TRACE = 18;
 /** what DROP frees (proto.h WBPF_AGENT_DROP_*) */
 const DROP_PROG = 1, DROP_MAP = 2;
 const HEADER = 12;
@@ -38,6 +38,16 @@ export interface ChannelHook {
   fileOffset: number;
   size: number;
   retprobe: boolean;
+}
+
+/** a tp/syscalls program at one syscall number's entry or exit (the agent rewrites libc's sites of it);
+ * table: the event's 64-byte field table (../syscalls/fieldtable.ts) */
+export interface ChannelSyscall {
+  id: number;
+  progId: number;
+  nr: number;
+  exit: boolean;
+  table: Uint8Array;
 }
 
 /** EVENT frames ('disabled': a program faulted, its hook runs nothing from then on) and TRACE frames
@@ -131,6 +141,18 @@ export class AgentChannel {
     b.writeBigUInt64LE(BigInt(h.size), 32);
     b.writeUInt32LE(h.retprobe ? HOOK_RETURN : 0, 40);
     return this.request(HOOK, b, [], `hook ${h.id}`);
+  }
+
+  /** a syscall program: 'syscall hook N on sys_enter of syscall M: K libc sites rewritten'; a refusal throws
+   * (no site of that number in libc, the table refused); UNHOOK removes it */
+  sendSyscall(h: ChannelSyscall): string {
+    const b = Buffer.alloc(16 + h.table.byteLength);
+    b.writeUInt32LE(h.id, 0);
+    b.writeUInt32LE(h.progId, 4);
+    b.writeUInt32LE(h.nr, 8);
+    b.writeUInt32LE(h.exit ? 1 : 0, 12);
+    b.set(h.table, 16);
+    return this.request(SYSCALL, b, [], `syscall hook ${h.id}`);
   }
 
   /** removes one hook; once it returns no hit runs its program. The function runs unhooked once its last hook goes */

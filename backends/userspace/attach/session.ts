@@ -6,6 +6,7 @@ import { BackendError } from '../../../src/errors.js';
 import { ERRNO } from '../../../src/kernel/uapi.js';
 import { AgentChannel, type AgentNotice } from './channel.js';
 import type { ResolvedUprobe } from './symbols.js';
+import type { SyscallTarget } from './syscall-target.js';
 
 export interface SharedMapRef {
   id: number;
@@ -107,6 +108,12 @@ export class AgentSession {
     return { pid: this.pid, message, pending: PENDING.test(message) };
   }
 
+  /** a tp/syscalls program on its number's libc sites in this process */
+  syscall(id: number, progId: number, target: SyscallTarget): ProcessHook {
+    const message = this.channel.sendSyscall({ id, progId, nr: target.nr, exit: target.exit, table: target.table });
+    return { pid: this.pid, message, pending: false };
+  }
+
   unhook(id: number): void {
     if (this.open) this.channel.unhook(id);
   }
@@ -179,6 +186,15 @@ export class AgentGroup {
    * that has exited meanwhile is skipped.
    */
   hook(maps: readonly SharedMapRef[], prog: { id: number; name: string; insns: Uint8Array }, target: ResolvedUprobe): HookResult {
+    return this.each(maps, prog, (s, id) => s.hook(id, prog.id, target));
+  }
+
+  /** a tp/syscalls program in every traced process still running, as hook() */
+  syscall(maps: readonly SharedMapRef[], prog: { id: number; name: string; insns: Uint8Array }, target: SyscallTarget): HookResult {
+    return this.each(maps, prog, (s, id) => s.syscall(id, prog.id, target));
+  }
+
+  private each(maps: readonly SharedMapRef[], prog: { id: number; name: string; insns: Uint8Array }, set: (s: AgentSession, id: number) => ProcessHook): HookResult {
     const id = this.nextHook++;
     const processes: ProcessHook[] = [];
     for (const s of this.sessions) {
@@ -186,7 +202,7 @@ export class AgentGroup {
       try {
         s.shareMaps(maps);
         s.loadProgram(prog.id, prog.name, prog.insns);
-        processes.push(s.hook(id, prog.id, target));
+        processes.push(set(s, id));
       } catch (e) {
         if (e instanceof BackendError && !s.open) continue; // it exited while we talked
         throw e;

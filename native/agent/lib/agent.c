@@ -311,6 +311,34 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 	vec_guarded(slow_report_disabled, &r); /* snprintf: libc, which may use vector registers */
 }
 
+/* ---- syscall programs (syscalls.c): the same run as a hit's, the same guard ---- */
+int agent_hit_begin(void)
+{
+	if (in_hit) return 0;
+	in_hit = 1;
+	return 1;
+}
+
+void agent_hit_end(void) { in_hit = 0; }
+
+const ebpf_vm_prog *agent_prog_vm(const struct aprog *p) { return p->prog; }
+
+int agent_run(const struct aprog *p, uint32_t id, void *ctx, size_t size, char *msg, size_t n)
+{
+	struct hit mem;
+	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
+	ebpf_vm_run run = { .stack = stack, .stack_addr = (uintptr_t)stack, .budget = RUN_BUDGET };
+	hit_begin(&mem, &run, id, p->prog, ctx, size);
+	uint64_t args[5] = { (uintptr_t)ctx, 0, 0, 0, 0 };
+	int st = ebpf_vm_exec(p->prog, &run, args);
+	hit_end(&mem);
+	if (st == EBPF_VM_DONE) return 0;
+	snprintf(msg, n, "program %u stopped with status %d at pc %u (addr 0x%" PRIx64 ")", p->id, st, run.fault.pc, run.fault.addr);
+	return st;
+}
+
+void agent_event(struct session *s, uint32_t id, const char *msg) { send_frame(s, WBPF_AGENT_EVENT, 0, &id, sizeof id, msg); }
+
 /* ---- the tables: changed under agent_lock (the serve thread, a follower's watcher, dlopen) ---- */
 static void put_msg(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void put_msg(char *msg, size_t n, const char *fmt, ...)
@@ -362,6 +390,8 @@ static int prog_drop(struct session *s, uint32_t id, char *msg, size_t n)
 	if (!p) return put_msg(msg, n, "drop prog %u: no program %u", id, id), ENOENT;
 	for (unsigned i = 0; i < MAX_HOOKS; i++)
 		if (hooks[i].live && hooks[i].prog == p) return put_msg(msg, n, "drop prog %u: hook %u still runs it", id, hooks[i].id), EBUSY;
+	int sys = agent_sys_uses(p);
+	if (sys) return put_msg(msg, n, "drop prog %u: syscall hook %d still runs it", id, sys), EBUSY;
 	free(ebpf_vm_user(p->prog));
 	ebpf_vm_free(p->prog);
 	*p = (struct aprog){ 0, NULL };
@@ -429,6 +459,8 @@ static const struct aprog *find_prog(const struct session *s, uint32_t id)
 		if (s->progs[i].id == id) prog = &s->progs[i];
 	return prog;
 }
+
+const struct aprog *agent_find_prog(const struct session *s, uint32_t id) { return find_prog(s, id); }
 
 static struct ahook *find_hook(const struct session *s, uint32_t id)
 {
@@ -661,6 +693,7 @@ static void do_hook(struct session *s, uint32_t seq, const uint8_t *p, uint32_t 
 	int pending;
 	if (len < sizeof r) return reply(s, seq, EINVAL, "hook: short request");
 	memcpy(&r, p, sizeof r);
+	if (agent_has_sys(s, r.id)) return reply(s, seq, EEXIST, "hook %u: id in use", r.id);
 	int rc = agent_hook_add(s, &r, &pending, msg, sizeof msg);
 	if (rc == 0 && s->root && agent_reg && reg_add_hook(agent_reg, &r) < 0) {
 		size_t l = strlen(msg);
@@ -676,7 +709,24 @@ static void do_unhook(struct session *s, uint32_t seq, const uint8_t *p, uint32_
 	if (len < sizeof id) return reply(s, seq, EINVAL, "unhook: short request");
 	memcpy(&id, p, sizeof id);
 	if (s->root && agent_reg) reg_unhook(agent_reg, id);
+	if (agent_has_sys(s, id)) return reply(s, seq, agent_sys_remove(s, id, msg, sizeof msg), "%s", msg);
 	int rc = agent_hook_remove(s, id, msg, sizeof msg);
+	reply(s, seq, rc, "%s", msg);
+}
+
+/* a syscall program (syscalls.c); fork children keep it (the rewritten text and the tables are copied),
+ * exec'd programs apply it from the registry */
+static void do_syscall(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len)
+{
+	struct wbpf_agent_syscall r;
+	char msg[320];
+	if (len != sizeof r + 64) return reply(s, seq, EINVAL, "syscall: a %u-byte request (%zu expected)", len, sizeof r + 64);
+	memcpy(&r, p, sizeof r);
+	int rc = agent_sys_add(s, &r, p + sizeof r, msg, sizeof msg);
+	if (rc == 0 && s->root && agent_reg && reg_add_sys(agent_reg, &r, p + sizeof r) < 0) {
+		size_t l = strlen(msg);
+		snprintf(msg + l, sizeof msg - l, " (the run's registry is full: not in exec'd descendants)");
+	}
 	reply(s, seq, rc, "%s", msg);
 }
 
@@ -764,6 +814,7 @@ static void end_session(struct session *s)
 		if (fn_empty(touched[k]) && touched[k]->hook && wbpf_hook_detach(touched[k]->hook, &err) == 0) touched[k]->hook = NULL;
 	}
 	for (unsigned k = 0; k < nt; k++) quiet &= fn_quiesce(touched[k]);
+	quiet &= agent_sys_end(s);
 	for (unsigned i = 0; i < MAX_HOOKS; i++)
 		if (hooks[i].live && hooks[i].sess == s) hooks[i].live = 0;
 	if (s == root_sess) root_sess = NULL;
@@ -813,6 +864,7 @@ static int serve_one(struct session *s)
 		case WBPF_AGENT_START: do_start(s, f.seq); break;
 		case WBPF_AGENT_UNHOOK: do_unhook(s, f.seq, p, f.len); break;
 		case WBPF_AGENT_DROP: do_drop(s, f.seq, p, f.len); break;
+		case WBPF_AGENT_SYSCALL: do_syscall(s, f.seq, p, f.len); break;
 		default: reply(s, f.seq, EINVAL, "unknown request type %u", f.type);
 		}
 		if (f.type != WBPF_AGENT_START) pthread_mutex_unlock(&agent_lock);

@@ -140,5 +140,26 @@ void vec_guarded(void (*fn)(void *), void *arg);
 ebpf_vm_helper_fn helper_of(void *user, uint32_t id);
 int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value);
 
+/* ---- syscall tracepoints (syscalls.c: the SYSCALL frame; agent.c runs the programs) ---- */
+struct aprog;
+/* session s's program id, or NULL. Caller holds agent_lock */
+const struct aprog *agent_find_prog(const struct session *s, uint32_t id);
+const ebpf_vm_prog *agent_prog_vm(const struct aprog *p);
+/* a program run begins on this thread: 1, or 0 when one runs already (or this is a serve thread): skip it */
+int agent_hit_begin(void);
+void agent_hit_end(void);
+/* runs p with ctx [ctx, ctx+size) (read-only) as a hit of hook id: 0, or the engine's status with msg saying why */
+int agent_run(const struct aprog *p, uint32_t id, void *ctx, size_t size, char *msg, size_t n);
+/* an EVENT notice (a hook was disabled) to session s's host; never blocks */
+void agent_event(struct session *s, uint32_t id, const char *msg);
+/* the table follows r in the frame (WBPF_SYS_TABLE_SIZE bytes). 0, or an errno with msg */
+int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg, size_t n);
+int agent_sys_remove(struct session *s, uint32_t id, char *msg, size_t n);
+int agent_has_sys(const struct session *s, uint32_t id);
+/* the id of a syscall hook running p, or 0 */
+int agent_sys_uses(const struct aprog *p);
+/* removes session s's syscall hooks: 1, or 0 when a call stalled (what it reads is never freed) */
+int agent_sys_end(struct session *s);
+
 #pragma GCC visibility pop
 #endif

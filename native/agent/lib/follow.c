@@ -15,7 +15,7 @@
 
 #define WATCH_MS 100 /* the host's death is noticed within this (plus a removal's wait) */
 
-/* the registry's maps, programs and hooks this process lacks are added to the root session; hooks unhooked
+/* the registry's maps, programs, hooks and syscall hooks this process lacks are added to the root session; hooks unhooked
  * there are removed. Caller holds agent_lock. Refusals are silent: a descendant has no channel to say them on */
 static void apply(const struct registry *r)
 {
@@ -44,6 +44,14 @@ static void apply(const struct registry *r)
 		int have = agent_has_hook(s, h.h.id), pending;
 		if (h.active && !have) (void)agent_hook_add(s, &h.h, &pending, msg, sizeof msg);
 		else if (!h.active && have) (void)agent_hook_remove(s, h.h.id, msg, sizeof msg);
+	}
+	n = reg_nsys(r);
+	for (uint32_t i = 0; i < n; i++) {
+		struct reg_sys y;
+		memcpy(&y, (const void *)&r->sys[i], sizeof y); /* one snapshot: agent_sys_add checks every field */
+		int have = agent_has_sys(s, y.s.id);
+		if (y.active && !have) (void)agent_sys_add(s, &y.s, y.table, msg, sizeof msg);
+		else if (!y.active && have) (void)agent_sys_remove(s, y.s.id, msg, sizeof msg);
 	}
 	/* what closed objects had: programs (their hooks are gone), then maps (no program names them) */
 	n = reg_nprogs(r);

@@ -33,6 +33,7 @@ enum wbpf_agent_type {
 	WBPF_AGENT_UNHOOK = 5, /* u32 hook id: remove that attachment; the function is unpatched with its last */
 	/* agent -> host */
 	WBPF_AGENT_DROP = 6,   /* struct wbpf_agent_drop: free a program (no hook uses it) or a map (no program names it) */
+	WBPF_AGENT_SYSCALL = 7, /* struct wbpf_agent_syscall, then the event's 64-byte field table; UNHOOK removes it */
 	WBPF_AGENT_REPLY = 16, /* i32 status (0 OK, else a positive errno-like code), then a message (no NUL) */
 	WBPF_AGENT_EVENT = 17, /* u32 hook id, then a message: a hook was disabled (a fault at a hit) */
 	WBPF_AGENT_TRACE = 18, /* u32 hook id, then text: bpf_trace_printk of a program run at that hook */
@@ -81,5 +82,17 @@ struct wbpf_agent_hook {
 	uint32_t reserved;
 };
 #define WBPF_AGENT_HOOK_RETURN 1u /* a return probe: the program runs at the function's return (ctx: the return regs) */
+
+/* A tp/syscalls (or raw_syscalls) program at one syscall number's entry or exit, in this process's libc
+ * (its `mov $nr,%eax; syscall` sites rewritten to a trampoline: native/agent/sys/). Followed by the event's
+ * field table (WBPF_SYS_TABLE_SIZE bytes, backends/userspace/syscalls/fieldtable.ts): where the record's
+ * header, number, arguments and result sit. Its id shares the hooks' id space (UNHOOK removes it). */
+struct wbpf_agent_syscall {
+	uint32_t id;
+	uint32_t prog_id;
+	uint32_t nr;    /* the syscall number of this arch */
+	uint32_t flags; /* WBPF_AGENT_SYSCALL_EXIT: sys_exit_* (ctx has the result) */
+};
+#define WBPF_AGENT_SYSCALL_EXIT 1u
 
 #endif

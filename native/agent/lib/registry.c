@@ -21,9 +21,9 @@
 /* the writer's own counts (the root agent's): what a traced process wrote over the shared ones never
  * moves where the root writes */
 static struct {
-	uint32_t nmaps, nprogs, nhooks;
+	uint32_t nmaps, nprogs, nhooks, nsys;
 	uint64_t blob_used;
-	uint32_t hook_ids[REG_HOOKS];
+	uint32_t hook_ids[REG_HOOKS], sys_ids[REG_SYS];
 	uint32_t map_ids[REG_MAPS], prog_ids[REG_PROGS];
 } w;
 
@@ -117,10 +117,25 @@ int reg_add_hook(struct registry *r, const struct wbpf_agent_hook *h)
 	return 0;
 }
 
+int reg_add_sys(struct registry *r, const struct wbpf_agent_syscall *s, const uint8_t *table)
+{
+	uint32_t n = w.nsys;
+	if (n >= REG_SYS) return -1;
+	r->sys[n].s = *s;
+	memcpy(r->sys[n].table, table, sizeof r->sys[n].table);
+	__atomic_store_n(&r->sys[n].active, 1, __ATOMIC_RELEASE);
+	w.sys_ids[n] = s->id;
+	__atomic_store_n(&r->nsys, w.nsys = n + 1, __ATOMIC_RELEASE);
+	wake(r);
+	return 0;
+}
+
 void reg_unhook(struct registry *r, uint32_t id)
 {
 	for (uint32_t i = 0; i < w.nhooks; i++)
 		if (w.hook_ids[i] == id) __atomic_store_n(&r->hooks[i].active, 0, __ATOMIC_RELEASE);
+	for (uint32_t i = 0; i < w.nsys; i++)
+		if (w.sys_ids[i] == id) __atomic_store_n(&r->sys[i].active, 0, __ATOMIC_RELEASE);
 	wake(r);
 }
 
@@ -140,6 +155,8 @@ void reg_adopt(const struct registry *r)
 	w.nprogs = reg_nprogs(r);
 	w.nhooks = reg_nhooks(r);
 	for (uint32_t i = 0; i < w.nhooks; i++) w.hook_ids[i] = __atomic_load_n(&r->hooks[i].h.id, __ATOMIC_RELAXED);
+	w.nsys = reg_nsys(r);
+	for (uint32_t i = 0; i < w.nsys; i++) w.sys_ids[i] = __atomic_load_n(&r->sys[i].s.id, __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < w.nmaps; i++) w.map_ids[i] = __atomic_load_n(&r->maps[i].id, __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < w.nprogs; i++) w.prog_ids[i] = __atomic_load_n(&r->progs[i].id, __ATOMIC_RELAXED);
 	uint64_t used = __atomic_load_n(&r->blob_used, __ATOMIC_ACQUIRE);
@@ -160,6 +177,7 @@ static uint32_t clamp(const uint32_t *n, uint32_t max)
 uint32_t reg_nmaps(const struct registry *r) { return clamp(&r->nmaps, REG_MAPS); }
 uint32_t reg_nprogs(const struct registry *r) { return clamp(&r->nprogs, REG_PROGS); }
 uint32_t reg_nhooks(const struct registry *r) { return clamp(&r->nhooks, REG_HOOKS); }
+uint32_t reg_nsys(const struct registry *r) { return clamp(&r->nsys, REG_SYS); }
 
 int reg_prog_copy(const struct registry *r, uint32_t i, struct reg_prog *p, uint8_t **bytes)
 {

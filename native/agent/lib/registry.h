@@ -12,10 +12,11 @@
 
 #define REG_ENV "WBPF_AGENT_REG" /* the registry's fd number, in every traced process's environment */
 #define REG_MAGIC 0x5247455242505757ull
-#define REG_VERSION 2u /* 2: maps and programs carry a dropped flag */
+#define REG_VERSION 3u /* 2: maps and programs carry a dropped flag; 3: syscall hooks */
 #define REG_MAPS 64
 #define REG_PROGS 64
 #define REG_HOOKS 1024
+#define REG_SYS 64 /* syscall hooks (lib/syscalls.c) */
 #define REG_BLOB (16u << 20) /* programs' helper ids and instructions, append-only */
 
 enum { REG_ACTIVE = 1, REG_ENDED = 2 };
@@ -34,6 +35,13 @@ struct reg_hook {
 	uint32_t active; /* 0 once unhooked */
 	uint32_t reserved;
 };
+/* a SYSCALL request and its field table, as the root agent received it */
+struct reg_sys {
+	struct wbpf_agent_syscall s;
+	uint8_t table[64];
+	uint32_t active; /* 0 once unhooked */
+	uint32_t reserved;
+};
 struct registry {
 	uint64_t magic;
 	uint32_t version;
@@ -48,6 +56,8 @@ struct registry {
 	struct reg_map maps[REG_MAPS];
 	struct reg_prog progs[REG_PROGS];
 	struct reg_hook hooks[REG_HOOKS];
+	uint32_t nsys, reserved2;
+	struct reg_sys sys[REG_SYS];
 	uint8_t blob[REG_BLOB];
 };
 
@@ -61,6 +71,8 @@ struct registry *reg_from_env(void);
 int reg_add_map(struct registry *r, uint32_t id, int fd, int notify_fd);
 int reg_add_prog(struct registry *r, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len);
 int reg_add_hook(struct registry *r, const struct wbpf_agent_hook *h);
+int reg_add_sys(struct registry *r, const struct wbpf_agent_syscall *s, const uint8_t *table);
+/* a hook or a syscall hook removed */
 void reg_unhook(struct registry *r, uint32_t id);
 /* a map (is_map) or a program the root dropped: descendants drop it too and never add it again */
 void reg_drop(struct registry *r, int is_map, uint32_t id);
@@ -72,6 +84,7 @@ void reg_adopt(const struct registry *r);
 uint32_t reg_nmaps(const struct registry *r);
 uint32_t reg_nprogs(const struct registry *r);
 uint32_t reg_nhooks(const struct registry *r);
+uint32_t reg_nsys(const struct registry *r);
 int reg_prog_copy(const struct registry *r, uint32_t i, struct reg_prog *p, uint8_t **bytes);
 /* waits (up to ms) while gen == seen */
 void reg_wait(struct registry *r, uint32_t seen, int ms);
