@@ -259,6 +259,21 @@ export interface NativeAddon {
   agentRecv(fd: number, out: Uint8Array, timeoutMs: number): number;
 }
 
+/**
+ * What the kernel backend (index.ts, attach.ts, pinning.ts, structops.ts) needs of its native part: the
+ * addon, or the FFI binding to the system's libbpf (backends/libbpf-ffi/) when the addon is not built.
+ */
+export type KernelLib = Pick<
+  NativeAddon,
+  | 'open' | 'programs' | 'maps' | 'setMapType' | 'setMapPinPath' | 'setMapFlags' | 'load' | 'close'
+  | 'attachAuto' | 'attachXdp' | 'attachCgroup' | 'attachUprobe' | 'attachPerfEvent' | 'attachSocket' | 'attachStructOps' | 'detach'
+  | 'perfEventOpen' | 'openPacketSocket' | 'ifIndex' | 'eventFd' | 'closeFd' | 'numPossibleCpus'
+  | 'fastCalls' | 'mapOp' | 'ringbufOpen' | 'perfbufOpen' | 'bufferPoll' | 'bufferPendingSize' | 'bufferLost' | 'bufferClose'
+  | 'takeLog' | 'mapCreate'
+  | 'guestMapOpen' | 'guestMapBind' | 'guestMapSet' | 'guestMapClose' | 'guestMapRelease'
+  | 'guestPollFunctions' | 'guestPollBind' | 'guestPollSet' | 'guestPollHandle'
+>;
+
 /** a shared-memory map as the addon hands it out */
 export interface NativeShmMap {
   id: number;

@@ -1,0 +1,68 @@
+// Map operations through the FFI path with the addon's mapOp contract (native/src/maps.cc): keys and
+// values in place in the guest's memory at checked offsets, 0 or -errno, never a throw.
+import { libbpfApi } from './api.js';
+import { linuxApi } from './linux.js';
+import { checkInt } from './errors.js';
+import { captureLog } from './log.js';
+
+const EINVAL = 22;
+const EFAULT = 14;
+const EOPNOTSUPP = 95;
+/** the kernel-internal ENOTSUPP, which a guest sees as EOPNOTSUPP (native/src/guesterrno.h) */
+const KERNEL_ENOTSUPP = 524;
+
+const LOOKUP = 1;
+const UPDATE = 2;
+const DELETE = 3;
+const GET_NEXT_KEY = 4;
+const LOOKUP_AND_DELETE = 21;
+
+/** the bytes of a buffer or a view (as the addon accepts them), or undefined for anything else */
+function bytesOf(mem: unknown): Uint8Array | undefined {
+  if (mem instanceof Uint8Array) return mem;
+  if (ArrayBuffer.isView(mem)) return new Uint8Array(mem.buffer, mem.byteOffset, mem.byteLength);
+  if (mem instanceof ArrayBuffer || mem instanceof SharedArrayBuffer) return new Uint8Array(mem);
+  return undefined;
+}
+
+/**
+ * One map operation: cmd 1 lookup, 2 update, 3 delete, 4 get next key, 21 lookup and delete; offset -1
+ * passes NULL. The caller checked the offsets against the key and value sizes; here, as in the addon,
+ * only that they lie inside `mem` (a detached or shrunk memory cannot become a wild pointer).
+ */
+export function mapOp(cmd: number, fd: number, mem: Uint8Array | ArrayBuffer, keyOff: number, valOff: number, flags: number): number {
+  const m = bytesOf(mem);
+  if (!m) return -EINVAL;
+  const len = m.byteLength;
+  if (cmd !== LOOKUP && cmd !== UPDATE && cmd !== DELETE && cmd !== GET_NEXT_KEY && cmd !== LOOKUP_AND_DELETE) return -EINVAL;
+  if ((keyOff >= 0 && keyOff >= len) || (valOff >= 0 && valOff >= len) || ((keyOff >= 0 || valOff >= 0) && len === 0)) return -EFAULT;
+  const key = keyOff >= 0 ? m.subarray(keyOff) : null;
+  const val = valOff >= 0 ? m.subarray(valOff) : null;
+  const { api } = libbpfApi();
+  let r: number;
+  switch (cmd) {
+    case LOOKUP:
+      r = api.bpf_map_lookup_elem_flags(fd, key, val, flags);
+      break;
+    case UPDATE:
+      r = api.bpf_map_update_elem(fd, key, val, flags);
+      break;
+    // the kernel refuses flags on these (their attr ends before flags); libbpf's calls take none
+    case DELETE:
+      r = flags ? -EINVAL : api.bpf_map_delete_elem(fd, key);
+      break;
+    case GET_NEXT_KEY:
+      r = flags ? -EINVAL : api.bpf_map_get_next_key(fd, key, val);
+      break;
+    default:
+      r = linuxApi().bpf_map_lookup_and_delete_elem_flags(fd, key, val, flags);
+  }
+  if (r >= 0) return 0;
+  return r === -KERNEL_ENOTSUPP ? -EOPNOTSUPP : r;
+}
+
+/** bpf_map_create: a map the caller owns (closes) */
+export function mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number {
+  const log = captureLog(0);
+  return checkInt(linuxApi().bpf_map_create(type, name || null, keySize, valueSize, maxEntries, null), 'bpf_map_create', `map '${name}'`, log);
+}
