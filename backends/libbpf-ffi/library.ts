@@ -56,3 +56,12 @@ export function openLibrary(): OpenedLibrary {
   failure = new Error(`no libbpf-compatible library found (${tried.join('; ')}): ${fix}`);
   throw failure;
 }
+
+/** whether the library opens here (the prober's question): its name, or why not */
+export function ffiLibrary(): { library: string } | { error: string } {
+  try {
+    return { library: openLibrary().file };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
