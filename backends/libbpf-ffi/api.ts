@@ -36,6 +36,11 @@ export interface LibbpfApi {
   bpf_map_update_elem(fd: number, key: Bytes | null, value: Bytes | null, flags: bigint | number): number;
   bpf_map_delete_elem(fd: number, key: Bytes | null): number;
   bpf_map_get_next_key(fd: number, key: Bytes | null, next: Bytes | null): number;
+  /** the same four calls with addresses (uintptr_t as a number) instead of buffers: mapop.ts's fast form */
+  lookupAt(fd: number, key: number, value: number, flags: number): number;
+  updateAt(fd: number, key: number, value: number, flags: number): number;
+  deleteAt(fd: number, key: number): number;
+  nextKeyAt(fd: number, key: number, next: number): number;
   bpf_xdp_attach(ifindex: number, progFd: number, flags: number, opts: Ptr): number;
   bpf_xdp_detach(ifindex: number, flags: number, opts: XdpAttachOpts | null): number;
   bpf_prog_attach(progFd: number, targetFd: number, type: number, flags: number): number;
@@ -170,6 +175,16 @@ export function libbpfApi(): { api: LibbpfApi; protos: Protos; openOptsSize: num
     'int libbpf_num_possible_cpus()',
   ];
   const out: Record<string, unknown> = { file, ...declare(lib, file, decls) };
+  const at = declare(lib, file, [
+    'int bpf_map_lookup_elem_flags(int fd, uintptr_t key, uintptr_t value, uint64_t flags)',
+    'int bpf_map_update_elem(int fd, uintptr_t key, uintptr_t value, uint64_t flags)',
+    'int bpf_map_delete_elem(int fd, uintptr_t key)',
+    'int bpf_map_get_next_key(int fd, uintptr_t key, uintptr_t next)',
+  ]);
+  out.lookupAt = at.bpf_map_lookup_elem_flags;
+  out.updateAt = at.bpf_map_update_elem;
+  out.deleteAt = at.bpf_map_delete_elem;
+  out.nextKeyAt = at.bpf_map_get_next_key;
   api = { api: out as unknown as LibbpfApi, protos, openOptsSize: k.sizeof(OpenOptsT) };
   return api;
 }

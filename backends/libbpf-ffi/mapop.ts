@@ -1,6 +1,7 @@
 // Map operations through the FFI path with the addon's mapOp contract (native/src/maps.cc): keys and
 // values in place in the guest's memory at checked offsets, 0 or -errno, never a throw.
-import { libbpfApi } from './api.js';
+import { libbpfApi, type LibbpfApi } from './api.js';
+import { koffi } from './library.js';
 import { linuxApi } from './linux.js';
 import { checkInt } from './errors.js';
 import { captureLog } from './log.js';
@@ -16,6 +17,24 @@ const UPDATE = 2;
 const DELETE = 3;
 const GET_NEXT_KEY = 4;
 const LOOKUP_AND_DELETE = 21;
+
+/**
+ * Typed arrays up to this size may live in V8's heap, where the collector moves them: only larger ones (a
+ * guest's memory always is) are passed by address.
+ */
+const ON_HEAP_MAX = 64;
+let lastBuffer: ArrayBufferLike | undefined;
+let lastBase = 0;
+/** the address of m[0]: its buffer's, cached while the buffer stays the same (memory.grow gives a new one) */
+function baseOf(m: Uint8Array): number {
+  if (m.buffer !== lastBuffer) {
+    lastBase = Number(koffi().address(m.buffer));
+    lastBuffer = m.buffer;
+  }
+  return lastBase + m.byteOffset;
+}
+/** the address forms of the calls, fetched on first use */
+let fastApi: LibbpfApi | undefined;
 
 /** the bytes of a buffer or a view (as the addon accepts them), or undefined for anything else */
 function bytesOf(mem: unknown): Uint8Array | undefined {
@@ -36,6 +55,19 @@ export function mapOp(cmd: number, fd: number, mem: Uint8Array | ArrayBuffer, ke
   const len = m.byteLength;
   if (cmd !== LOOKUP && cmd !== UPDATE && cmd !== DELETE && cmd !== GET_NEXT_KEY && cmd !== LOOKUP_AND_DELETE) return -EINVAL;
   if ((keyOff >= 0 && keyOff >= len) || (valOff >= 0 && valOff >= len) || ((keyOff >= 0 || valOff >= 0) && len === 0)) return -EFAULT;
+  if (cmd !== LOOKUP_AND_DELETE && len > ON_HEAP_MAX) {
+    const fast = (fastApi ??= libbpfApi().api);
+    const base = baseOf(m);
+    const key = keyOff >= 0 ? base + keyOff : 0;
+    const val = valOff >= 0 ? base + valOff : 0;
+    const r =
+      cmd === LOOKUP ? fast.lookupAt(fd, key, val, flags)
+      : cmd === UPDATE ? fast.updateAt(fd, key, val, flags)
+      : flags ? -EINVAL // the kernel refuses flags on delete and get-next-key (their attr ends before flags)
+      : cmd === DELETE ? fast.deleteAt(fd, key)
+      : fast.nextKeyAt(fd, key, val);
+    return r >= 0 ? 0 : r === -KERNEL_ENOTSUPP ? -EOPNOTSUPP : r;
+  }
   const key = keyOff >= 0 ? m.subarray(keyOff) : null;
   const val = valOff >= 0 ? m.subarray(valOff) : null;
   const { api } = libbpfApi();
