@@ -9,14 +9,18 @@ import { requireObject, type FfiObject } from './objects.js';
 import { lastErrno } from './libc.js';
 
 const ENOENT = 2;
-const EOPNOTSUPP = 95;
+const MAP_TYPE_STRUCT_OPS = 26;
+/** BPF_STRUCT_OPS in enum bpf_attach_type */
+const ATTACH_STRUCT_OPS = 44;
 const SOL_SOCKET = 1;
 const SO_ATTACH_BPF = 50;
 
 type Link =
   | { kind: 'link'; obj: FfiObject; link: bigint }
   | { kind: 'xdp'; obj: FfiObject; ifindex: number; flags: number; progFd: number }
-  | { kind: 'socket'; obj: FfiObject; sockFd: number };
+  | { kind: 'socket'; obj: FfiObject; sockFd: number }
+  /** a struct_ops map registered through a BPF link (BPF_F_LINK): closing linkFd unregisters it */
+  | { kind: 'structops'; obj: FfiObject; link: bigint; linkFd: number };
 
 const links = new Map<number, Link>();
 let nextLink = 1;
@@ -80,20 +84,25 @@ export function attachSocket(id: number, prog: string, sockFd: number): number {
   return add({ kind: 'socket', obj: o, sockFd });
 }
 
-/** struct_ops maps registered by a map update (a BPF_F_LINK map needs BPF_LINK_CREATE: the addon's only) */
+/**
+ * Registers a struct_ops map (bpf_map__attach_struct_ops writes the program fds into its value); a map
+ * declared with BPF_F_LINK then gets its BPF link, whose fd holds the registration, as the addon does.
+ */
 export function attachStructOps(id: number, mapName: string, link: boolean): number {
   const o = requireObject(id, 'attachStructOps');
   const log = captureLog(o.logLevel);
-  if (link) {
-    throw ffiError(
-      'attachStructOps',
-      EOPNOTSUPP,
-      `struct_ops map '${mapName}' is declared with BPF_F_LINK, which the FFI libbpf path cannot register (libbpf 1.1 has no call for it): build the native addon (npm rebuild wasm-bpf) or use SEC(".struct_ops") without BPF_F_LINK`,
-    );
+  const { api } = libbpfApi();
+  const m = api.bpf_object__find_map_by_name(o.obj, mapName);
+  if (!m || api.bpf_map__type(m) !== MAP_TYPE_STRUCT_OPS) throw ffiError('bpf_object__find_map_by_name', ENOENT, `no struct_ops map '${mapName}' in object '${o.name}'`, log());
+  const l = checkPtr(linuxApi().bpf_map__attach_struct_ops(m), 'bpf_map__attach_struct_ops', `struct_ops map '${mapName}'`, log);
+  if (!link) return add({ kind: 'link', obj: o, link: l });
+  // BPF_LINK_CREATE with the map's fd in prog_fd's place (link_create.map_fd for BPF_STRUCT_OPS)
+  const fd = linuxApi().bpf_link_create(api.bpf_map__fd(m), 0, ATTACH_STRUCT_OPS, null);
+  if (fd < 0) {
+    api.bpf_link__destroy(l);
+    throw ffiError('BPF_LINK_CREATE (BPF_STRUCT_OPS)', fd, `struct_ops map '${mapName}'`, log());
   }
-  const m = libbpfApi().api.bpf_object__find_map_by_name(o.obj, mapName);
-  if (!m) throw ffiError('bpf_object__find_map_by_name', ENOENT, `no struct_ops map '${mapName}' in object '${o.name}'`, log());
-  return add({ kind: 'link', obj: o, link: checkPtr(linuxApi().bpf_map__attach_struct_ops(m), 'bpf_map__attach_struct_ops', `struct_ops map '${mapName}'`, log) });
+  return add({ kind: 'structops', obj: o, link: l, linkFd: fd });
 }
 
 /** destroys one link; an unknown id (already destroyed, e.g. by its object's close) is a no-op */
@@ -105,10 +114,17 @@ export function detach(id: number): void {
   l.obj.links.delete(id);
   let err = 0;
   if (l.kind === 'link') err = libbpfApi().api.bpf_link__destroy(l.link);
+  else if (l.kind === 'structops') {
+    // the registration is the link's: closing it unregisters (as the process's death would); libbpf's own
+    // detach would delete the map's element, nothing to undo once the link is gone
+    err = libcApi().close(l.linkFd) < 0 && lastErrno() !== 4 ? -lastErrno() : 0;
+    linuxApi().bpf_link__disconnect(l.link);
+    libbpfApi().api.bpf_link__destroy(l.link);
+  }
   else if (l.kind === 'socket') err = libcApi().close(l.sockFd) < 0 ? -lastErrno() : 0;
   else {
     const sz = 16;
     err = libbpfApi().api.bpf_xdp_detach(l.ifindex, l.flags >>> 0, { sz, old_prog_fd: l.progFd });
   }
-  if (err < 0) throw ffiError(l.kind === 'socket' ? 'close' : l.kind === 'xdp' ? 'bpf_xdp_detach' : 'bpf_link__destroy', err, `link ${id}`, log());
+  if (err < 0) throw ffiError(l.kind === 'socket' || l.kind === 'structops' ? 'close' : l.kind === 'xdp' ? 'bpf_xdp_detach' : 'bpf_link__destroy', err, `link ${id}`, log());
 }

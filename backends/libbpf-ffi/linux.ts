@@ -9,6 +9,8 @@ export interface LinuxLibbpf {
   bpf_program__attach_cgroup(p: Ptr, cgroupFd: number): Ptr;
   bpf_program__attach_xdp(p: Ptr, ifindex: number): Ptr;
   bpf_map__attach_struct_ops(m: Ptr): Ptr;
+  bpf_link_create(progFd: number, targetFd: number, type: number, opts: Ptr): number;
+  bpf_link__disconnect(l: Ptr): void;
   bpf_map__set_type(m: Ptr, type: number): number;
   bpf_map__set_key_size(m: Ptr, size: number): number;
   bpf_map__set_value_size(m: Ptr, size: number): number;
@@ -44,6 +46,8 @@ function declareLinux(): { api: LinuxLibbpf; uprobeOptsSize: number } {
     'void *bpf_program__attach_cgroup(void *p, int cgroup_fd)',
     'void *bpf_program__attach_xdp(void *p, int ifindex)',
     'void *bpf_map__attach_struct_ops(void *m)',
+    'int bpf_link_create(int prog_fd, int target_fd, int type, void *opts)',
+    'void bpf_link__disconnect(void *l)',
     'int bpf_map__set_type(void *m, int type)',
     'int bpf_map__set_key_size(void *m, uint32_t size)',
     'int bpf_map__set_value_size(void *m, uint32_t size)',
