@@ -27,3 +27,6 @@ export function addonOnly(what: string): string | false {
  * on the FFI path the host's JavaScript serves them, with the same checks
  */
 export const directPaths = (): boolean => testKernelPath() === 'addon';
+
+/** whether the prober's live probes run (the addon's): without them a kernel's refusal comes at load, not at planning */
+export const liveProbes = (): boolean => testKernelPath() === 'addon';

@@ -61,7 +61,7 @@ export function mapOp(cmd: number, fd: number, mem: Uint8Array | ArrayBuffer, ke
     const key = keyOff >= 0 ? base + keyOff : 0;
     const val = valOff >= 0 ? base + valOff : 0;
     const r =
-      cmd === LOOKUP ? fast.lookupAt(fd, key, val, flags)
+      cmd === LOOKUP ? (flags === 0 ? fast.lookupNoFlagsAt(fd, key, val) : fast.lookupAt(fd, key, val, flags))
       : cmd === UPDATE ? fast.updateAt(fd, key, val, flags)
       : flags ? -EINVAL // the kernel refuses flags on delete and get-next-key (their attr ends before flags)
       : cmd === DELETE ? fast.deleteAt(fd, key)
