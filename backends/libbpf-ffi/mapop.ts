@@ -33,8 +33,22 @@ function baseOf(m: Uint8Array): number {
   }
   return lastBase + m.byteOffset;
 }
-/** the address forms of the calls, fetched on first use */
-let fastApi: LibbpfApi | undefined;
+/**
+ * the address forms of the calls, held in a small object of their own: the API object has too many
+ * properties for V8 to keep it in fast mode (each load from it would be a dictionary lookup)
+ */
+interface AddressCalls {
+  lookup: LibbpfApi['lookupNoFlagsAt'];
+  lookupFlags: LibbpfApi['lookupAt'];
+  update: LibbpfApi['updateAt'];
+  del: LibbpfApi['deleteAt'];
+  nextKey: LibbpfApi['nextKeyAt'];
+}
+let fast: AddressCalls | undefined;
+function addressCalls(): AddressCalls {
+  const a = libbpfApi().api;
+  return { lookup: a.lookupNoFlagsAt, lookupFlags: a.lookupAt, update: a.updateAt, del: a.deleteAt, nextKey: a.nextKeyAt };
+}
 
 /** the bytes of a buffer or a view (as the addon accepts them), or undefined for anything else */
 function bytesOf(mem: unknown): Uint8Array | undefined {
@@ -56,16 +70,16 @@ export function mapOp(cmd: number, fd: number, mem: Uint8Array | ArrayBuffer, ke
   if (cmd !== LOOKUP && cmd !== UPDATE && cmd !== DELETE && cmd !== GET_NEXT_KEY && cmd !== LOOKUP_AND_DELETE) return -EINVAL;
   if ((keyOff >= 0 && keyOff >= len) || (valOff >= 0 && valOff >= len) || ((keyOff >= 0 || valOff >= 0) && len === 0)) return -EFAULT;
   if (cmd !== LOOKUP_AND_DELETE && len > ON_HEAP_MAX) {
-    const fast = (fastApi ??= libbpfApi().api);
-    const base = baseOf(m);
+    if (!fast) fast = addressCalls();
+    const base = m.buffer === lastBuffer ? lastBase + m.byteOffset : baseOf(m);
     const key = keyOff >= 0 ? base + keyOff : 0;
     const val = valOff >= 0 ? base + valOff : 0;
     const r =
-      cmd === LOOKUP ? (flags === 0 ? fast.lookupNoFlagsAt(fd, key, val) : fast.lookupAt(fd, key, val, flags))
-      : cmd === UPDATE ? fast.updateAt(fd, key, val, flags)
+      cmd === LOOKUP ? (flags === 0 ? fast.lookup(fd, key, val) : fast.lookupFlags(fd, key, val, flags))
+      : cmd === UPDATE ? fast.update(fd, key, val, flags)
       : flags ? -EINVAL // the kernel refuses flags on delete and get-next-key (their attr ends before flags)
-      : cmd === DELETE ? fast.deleteAt(fd, key)
-      : fast.nextKeyAt(fd, key, val);
+      : cmd === DELETE ? fast.del(fd, key)
+      : fast.nextKey(fd, key, val);
     return r >= 0 ? 0 : r === -KERNEL_ENOTSUPP ? -EOPNOTSUPP : r;
   }
   const key = keyOff >= 0 ? m.subarray(keyOff) : null;
