@@ -695,6 +695,19 @@ function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
+/** bench/ffi-map.ts's section of the current RESULTS.md (its own run, kept when this rewrites the file) */
+function ffiSection(): string {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(BENCH, 'RESULTS.md'), 'utf8');
+  } catch {
+    return '';
+  }
+  const a = text.indexOf('<!-- ffi-map:start -->');
+  const b = text.indexOf('<!-- ffi-map:end -->');
+  return a >= 0 && b > a ? `\n${text.slice(a, b + '<!-- ffi-map:end -->'.length)}\n` : '';
+}
+
 async function microBench(): Promise<Record<string, number>> {
   const r = spawnSync(process.execPath, [path.join(DIST_BENCH, 'micro.js'), BUILD], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
@@ -852,7 +865,7 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   if (o.render) {
     const report = JSON.parse(fs.readFileSync(path.join(BENCH, 'results.json'), 'utf8')) as Report;
-    fs.writeFileSync(path.join(BENCH, 'RESULTS.md'), `${markdown(report)}\n${analysisSection(report)}`);
+    fs.writeFileSync(path.join(BENCH, 'RESULTS.md'), `${markdown(report)}\n${analysisSection(report)}${ffiSection()}`);
     log('rewrote bench/RESULTS.md from bench/results.json');
     return;
   }
@@ -908,7 +921,7 @@ async function main(): Promise<void> {
   };
   const md = markdown(report);
   if (o.write) {
-    fs.writeFileSync(path.join(BENCH, 'RESULTS.md'), `${md}\n${analysisSection(report)}`);
+    fs.writeFileSync(path.join(BENCH, 'RESULTS.md'), `${md}\n${analysisSection(report)}${ffiSection()}`);
     fs.writeFileSync(path.join(BENCH, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
     log('wrote bench/RESULTS.md and bench/results.json');
   }

@@ -43,6 +43,7 @@ const CONFIG_TITLE: Record<Config, string> = {
   userspace: 'userspace backend',
   'cross-arch': 'object built for the other arch',
   unprivileged: 'unprivileged user',
+  ffi: 'kernel via FFI (no addon)',
 };
 
 export function key(c: Pick<Cell, 'app' | 'platform' | 'config' | 'runner'>): string {
@@ -71,7 +72,7 @@ function mainColumns(r: Results): Column[][] {
 function extraColumns(r: Results): Column[] {
   const cols: Column[] = [];
   for (const p of r.platforms) {
-    for (const config of ['no-ringbuf', 'no-btf', 'userspace', 'cross-arch', 'unprivileged'] as Config[]) {
+    for (const config of ['no-ringbuf', 'no-btf', 'userspace', 'cross-arch', 'unprivileged', 'ffi'] as Config[]) {
       if (r.cells.some((c) => c.platform === p.id && c.config === config)) cols.push({ platform: p.id, config, title: p.label, sub: CONFIG_TITLE[config] });
     }
   }
@@ -108,7 +109,8 @@ export function renderMarkdown(r: Results): string {
     out.push('- *no vmlinux BTF*: the app runs in a mount namespace where /sys/kernel/btf/vmlinux is empty; its BTF comes from a BTFHub archive mirror on loopback (compat/btfhub).');
     out.push('- *object built for the other arch*: uprobe/kprobe objects compiled for arm64 run on x86_64 and the other way round, through the pt_regs relocation (compat/ptregs).');
     out.push(`- *userspace backend*: \`--backend userspace\`; the uprobe app launches its target (\`wasm-bpf run APP ARGS -- COMMAND\`) and its programs run inside it (the uprobe agent).`);
-    out.push(`- *unprivileged user*: the app run as uid 65534 (no capabilities) with automatic routing: the kernel refuses bpf(), so the uprobe app goes to the userspace backend (its target launched under the app); every other app is refused with each backend's reason.`, '');
+    out.push(`- *unprivileged user*: the app run as uid 65534 (no capabilities) with automatic routing: the kernel refuses bpf(), so the uprobe app goes to the userspace backend (its target launched under the app); every other app is refused with each backend's reason.`);
+    out.push(`- *kernel via FFI (no addon)*: the app run with the native addon hidden (WASM_BPF_NO_ADDON=1), as an install without a compiler runs it: the kernel backend on the system's libbpf.so.1 through koffi (backends/libbpf-ffi/); a refusal is judged by \`wasm-bpf check\` (the prober's live probes are the addon's).`, '');
     out.push(`| app | ${extra.map((c) => `${c.title}<br>${c.sub}`).join(' | ')} |`);
     out.push(`|---|${extra.map(() => ':-:').join('|')}|`);
     for (const app of APPS) out.push(`| ${app} | ${extra.map((c) => SYMBOL[shown(r, at(app, c), c.platform)]).join(' | ')} |`);

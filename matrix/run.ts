@@ -32,7 +32,7 @@ interface PlatformDef {
 }
 
 const PLATFORMS: PlatformDef[] = [
-  { id: 'host', label: `host ${os.release().split('-')[0]} ${os.arch() === 'x64' ? 'x86_64' : os.arch()}`, configs: ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch', 'unprivileged'], timeScale: 1, kind: 'host' },
+  { id: 'host', label: `host ${os.release().split('-')[0]} ${os.arch() === 'x64' ? 'x86_64' : os.arch()}`, configs: ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch', 'unprivileged', 'ffi'], timeScale: 1, kind: 'host' },
   { id: 'x86_64-6.1', label: 'x86_64 6.1 (qemu)', configs: ['default', 'cross-arch', 'userspace', 'unprivileged'], timeScale: 6, kind: 'guest' },
   { id: 'x86_64-5.10', label: 'x86_64 5.10 (qemu)', configs: ['default', 'cross-arch', 'userspace', 'unprivileged'], timeScale: 6, kind: 'guest' },
   { id: 'arm64-6.1', label: 'arm64 6.1 (qemu)', configs: ['default', 'cross-arch', 'userspace', 'unprivileged'], timeScale: 12, kind: 'guest' },

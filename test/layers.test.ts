@@ -18,6 +18,8 @@ const RANK: Record<string, number> = {
   'src/wasm': 0.5,
   // the one door to the native addon (bpf(), perf, epoll): a file of its own
   'backends/linux/native': 0.5,
+  // the other door: the system's libbpf through FFI (koffi), with the addon's contract (Windows' ebpfapi.dll too)
+  'backends/libbpf-ffi': 0.75,
   // what the host can do, and what the user allows
   'src/probe': 1,
   'src/guest': 1,

@@ -1,4 +1,5 @@
-// Tests of the native addon (native/, contract: backends/linux/native.ts) on the real kernel.
+// Tests of the native addon (native/, contract: backends/linux/native.ts) on the real kernel; run through the
+// FFI libbpf path (backends/libbpf-ffi/) too by native-ffi.test.ts.
 // Builds tiny eBPF objects with clang-16 at test time; needs root (bpf(), tracefs, AF_PACKET).
 import t from 'tap';
 import fs from 'node:fs';
@@ -7,7 +8,8 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { loadNative, type NativeErrorFields } from '../backends/linux/native.js';
+import type { NativeErrorFields } from '../backends/linux/native.js';
+import { addonOnly, kernelLibUnderTest } from './kernel-lib.js';
 import { Bytes, OP, T, buildModule } from '../src/wasm/writer.js';
 import { WasmBpfHost } from '../src/abi/host.js';
 import { LinuxBackend } from '../backends/linux/index.js';
@@ -144,7 +146,7 @@ function caught(fn: () => unknown): NativeError {
   throw new Error('expected an exception');
 }
 
-const native = loadNative();
+const native = kernelLibUnderTest();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-native-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -337,12 +339,12 @@ t.test('guestMapOpen: map_operate in C for one guest, its slots and their reuse'
   t.equal(gdv().getBigUint64(65536 + 8, true), 99n, 'lands there');
   // a Wasm module importing it as wasm_bpf_map_operate calls the C function directly
   const loop = wasmCaller(fn);
-  const before = native.fastCallCount();
+  const before = native.fastCallCount!();
   gdv().setBigUint64(24, 0n, true);
   t.equal(loop(20000, fd, LOOKUP, 0, 24), 0, 'lookups from Wasm: 0');
   t.equal(gdv().getBigUint64(24, true), 99n, 'the value arrived');
   t.equal(loop(10, fd, LOOKUP, 0, 65536 * 2 - 4), -14, 'from Wasm, a value past the end: -EFAULT');
-  t.ok(native.fastCallCount() - before >= 20000, `every call from Wasm took the fast path (${native.fastCallCount() - before})`);
+  t.ok(native.fastCallCount!() - before >= 20000, `every call from Wasm took the fast path (${native.fastCallCount!() - before})`);
   t.ok(set(slot, fd), 'map forgotten');
   t.equal(op(fd, LOOKUP, 0, 16, 0, 0n), -EBADF, 'forgotten: -EBADF');
   set(slot, fd, 4, 8);
@@ -442,7 +444,7 @@ const wasmCaller = (fn: unknown): ((n: number, fd: number, cmd: number, key: num
 const wasmFillCaller = (fill: unknown): ((n: number, handle: bigint, fd: number, stage: number, len: number) => number) =>
   wasmLoop(fill, [T.i64, T.i32, T.i32, T.i32, T.i32, T.i32], 4);
 
-t.test('mapOp and bufferPoll called from optimized code (the V8 fast path) give the same results', async (t) => {
+t.test('mapOp and bufferPoll called from optimized code (the V8 fast path) give the same results', { skip: addonOnly('V8 fast calls') }, async (t) => {
   // Node 20 on x86-64 (V8 11.3): the addon registers both with a V8 fast call (native/src/fastcall.h)
   const expectFast = process.arch === 'x64' && process.versions.v8.startsWith('11.3.');
   t.equal(native.fastCalls, expectFast, `fast calls ${expectFast ? 'built' : 'not built'} for V8 ${process.versions.v8} on ${process.arch}`);
@@ -461,11 +463,11 @@ t.test('mapOp and bufferPoll called from optimized code (the V8 fast path) give 
   ];
   const op = (c: (typeof cases)[number]): number => native.mapOp(c[1], c[2], u8, c[3], c[4], c[5]);
   const seen = cases.map(() => new Set<number>());
-  const before = native.fastCallCount();
+  const before = native.fastCallCount!();
   let wrongValue = 0;
   // until V8 has optimized the loop and 10,000 calls took the fast path (at most 400,000 rounds: on a
   // busy machine the optimizing compile can come late)
-  for (let i = 0; i < 400_000 && (i < 20_000 || (expectFast && native.fastCallCount() - before < 10_000)); i++) {
+  for (let i = 0; i < 400_000 && (i < 20_000 || (expectFast && native.fastCallCount!() - before < 10_000)); i++) {
     for (let j = 0; j < cases.length; j++) {
       dv.setBigUint64(VAL + 8, 0n, true);
       seen[j]!.add(op(cases[j]!));
@@ -474,22 +476,22 @@ t.test('mapOp and bufferPoll called from optimized code (the V8 fast path) give 
   }
   cases.forEach((c, j) => t.same([...seen[j]!], [c[6]], `${c[0]}: ${c[6]} on every call`));
   t.equal(wrongValue, 0, 'every lookup wrote the value at its offset');
-  if (expectFast) t.ok(native.fastCallCount() - before > 10000, `calls took the fast path (${native.fastCallCount() - before})`);
+  if (expectFast) t.ok(native.fastCallCount!() - before > 10000, `calls took the fast path (${native.fastCallCount!() - before})`);
 
   const buf = native.ringbufOpen(fds.rb!);
   const out = new Uint8Array(4096);
   const poll = (id: number): number => native.bufferPoll(id, 0, -1, out);
   const polled = new Set<number>();
   const bad = new Set<number>();
-  const before2 = native.fastCallCount();
-  for (let i = 0; i < 1_000_000 && (i < 20_000 || (expectFast && native.fastCallCount() - before2 < 10_000)); i++) {
+  const before2 = native.fastCallCount!();
+  for (let i = 0; i < 1_000_000 && (i < 20_000 || (expectFast && native.fastCallCount!() - before2 < 10_000)); i++) {
     polled.add(poll(buf));
     bad.add(poll(987654));
   }
   native.bufferClose(buf);
   t.same([...polled], [0], 'empty ring buffer: 0 on every poll');
   t.same([...bad], [-EBADF], 'unknown buffer: -EBADF on every poll');
-  if (expectFast) t.ok(native.fastCallCount() - before2 > 10000, `polls took the fast path (${native.fastCallCount() - before2})`);
+  if (expectFast) t.ok(native.fastCallCount!() - before2 > 10000, `polls took the fast path (${native.fastCallCount!() - before2})`);
 });
 
 t.test('attachAuto a tracepoint, ring buffer records', async (t) => {
@@ -617,12 +619,12 @@ t.test('guestPoll: a ring buffer polled in C straight into guest memory, for reg
   done(FD);
   // from Wasm: the import is the C function
   const loop = wasmFillCaller(pair[0]);
-  const before = native.fastCallCount();
+  const before = native.fastCallCount!();
   t.equal(loop(20000, 1n, FD, 1024, 4096), 0, 'polls from Wasm: an empty ring');
   trigger(3);
   t.equal(loop(1, 1n, FD, 1024, 4096), 3, 'and records');
   done(FD);
-  t.ok(native.fastCallCount() - before >= 20000, `every call from Wasm took the fast path (${native.fastCallCount() - before})`);
+  t.ok(native.fastCallCount!() - before >= 20000, `every call from Wasm took the fast path (${native.fastCallCount!() - before})`);
   t.ok(phandle(slot, 1, false));
   t.equal(fill(1n, FD, 1024, 4096, 0, 0), SLOW, 'a closed handle');
   phandle(slot, 1, true);
@@ -708,7 +710,7 @@ t.test('bufferPoll returns -EINTR promptly when the wake fd is written from anot
   native.bufferClose(buf);
 });
 
-t.test('the addon works in a worker thread at the same time; worker exit cleans up', async (t) => {
+t.test('the addon works in a worker thread at the same time; worker exit cleans up', { skip: addonOnly('per-thread cleanup hook') }, async (t) => {
   const before = progCount('wbn_sock');
   setCtl(fds.ctl!, 0, 0); // stop producing records
   const buf = native.ringbufOpen(fds.rb!);

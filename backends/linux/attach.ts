@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { BackendError } from '../../src/errors.js';
-import type { NativeAddon } from './native.js';
+import type { KernelLib } from './native.js';
 import { nativeCall } from './errors.js';
 import type { Policy } from '../../src/policy/policy.js';
 import { allowCgroup, allowInterface, allowUprobe } from '../../src/policy/enforce.js';
@@ -36,7 +36,7 @@ export interface AttachRequest {
 }
 
 /** Returns the link ids created (perf_event programs get one per CPU). Throws BackendError. */
-export function attachProgram(native: NativeAddon, req: AttachRequest): number[] {
+export function attachProgram(native: KernelLib, req: AttachRequest): number[] {
   const { obj, program, type, target } = req;
   const what = `program '${program}' (${req.section})`;
   if (type === PROG_TYPE.XDP || type === PROG_TYPE.SCHED_CLS) {
@@ -101,7 +101,7 @@ export function attachProgram(native: NativeAddon, req: AttachRequest): number[]
  * it on this device (EOPNOTSUPP: virtio_net while the host offloads GRO/checksums, some bonding modes, ...)
  * gets generic (skb) mode instead, said on the run's log: the same packets, seen later and slower.
  */
-function attachXdp(native: NativeAddon, req: AttachRequest, ifindex: number, what: string): number[] {
+function attachXdp(native: KernelLib, req: AttachRequest, ifindex: number, what: string): number[] {
   try {
     return [nativeCall(() => native.attachXdp(req.obj, req.program, ifindex, 0), what)];
   } catch (err) {
@@ -137,7 +137,7 @@ function requireCgroup2(dir: string, what: string): void {
   }
 }
 
-function interfaceIndex(native: NativeAddon, name: string, what: string): number {
+function interfaceIndex(native: KernelLib, name: string, what: string): number {
   const idx = native.ifIndex(name);
   if (idx <= 0) {
     throw new BackendError(`${what}: no network interface named '${name}' in this network namespace`, ENODEV, '', 'list interfaces with `ip link`');
@@ -160,7 +160,7 @@ function onlineCpus(): number[] {
 }
 
 /** target: '' = cpu-clock at 99 Hz on every CPU; 'freq=N' or 'period=N' change the rate */
-function attachPerfEvent(native: NativeAddon, obj: number, program: string, target: string | undefined, what: string): number[] {
+function attachPerfEvent(native: KernelLib, obj: number, program: string, target: string | undefined, what: string): number[] {
   let freq = true;
   let value = 99;
   if (target) {

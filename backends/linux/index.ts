@@ -1,4 +1,5 @@
-// The Linux kernel backend: libbpf through the native addon. It loads what the selector (src/select)
+// The Linux kernel backend: libbpf through the native addon, or through koffi when the addon is not built
+// (./kernellib.ts). It loads what the selector (src/select)
 // prepared: the bytes, opened once, with the compat passes' edits (src/object/edits.ts) applied.
 import type { Backend, LoadedObject, LoadOptions, MapInfo, ProgramInfo, RecordSource } from '../backend.js';
 import type { DirectMapOps, DirectPoll, FastPaths } from '../fastpath.js';
@@ -6,7 +7,8 @@ import { isPerCpuMap } from '../backend.js';
 import { BackendError } from '../../src/errors.js';
 import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { mark } from '../../src/trace.js';
-import { loadNative, type NativeAddon } from './native.js';
+import type { KernelLib } from './native.js';
+import { openKernelLib, type KernelPath, type KernelPathChoice } from './kernellib.js';
 import { attachProgram } from './attach.js';
 import { ERRNO, MAP_TYPE, PROG_TYPE } from '../../src/kernel/uapi.js';
 import { nativeCall, toBackendError } from './errors.js';
@@ -20,13 +22,19 @@ const PERF_BUFFER_PAGES = 64;
 
 export class LinuxBackend implements Backend, FastPaths {
   readonly name = 'linux' as const;
-  private readonly native: NativeAddon;
+  private readonly native: KernelLib;
+  /** which native part runs it: the addon or libbpf through FFI, and why */
+  readonly kernelPath: KernelPath;
+  readonly kernelPathWhy: string;
   private wake = -1;
   /** vmlinux BTF for CO-RE when the kernel has none (BTFHub, compat/btfhub): libbpf's btf_custom_path */
   private readonly btfCustomPath: string | undefined;
 
-  constructor(native?: NativeAddon, opts: { btfCustomPath?: string } = {}) {
-    this.native = native ?? loadNative();
+  constructor(native?: KernelLib, opts: { btfCustomPath?: string; libbpf?: KernelPathChoice } = {}) {
+    const opened = native ? { lib: native, path: 'library' in native ? ('ffi' as const) : ('addon' as const), why: 'given by the caller' } : openKernelLib(opts.libbpf);
+    this.native = opened.lib;
+    this.kernelPath = opened.path;
+    this.kernelPathWhy = opened.why;
     this.btfCustomPath = opts.btfCustomPath;
   }
 
@@ -160,7 +168,7 @@ export class LinuxBackend implements Backend, FastPaths {
 }
 
 /** creates each host map and writes its fd at its offsets, in a copy of `bytes`; the fds go to `fds` */
-function withHostMaps(native: NativeAddon, bytes: Uint8Array, maps: readonly HostMap[], fds: number[]): Uint8Array {
+function withHostMaps(native: KernelLib, bytes: Uint8Array, maps: readonly HostMap[], fds: number[]): Uint8Array {
   const out = new Uint8Array(bytes);
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   for (const m of maps) {
@@ -181,10 +189,10 @@ class LinuxObject implements LoadedObject {
   private closed = false;
   /** native.mapOp held directly: the addon's exports object has too many properties for V8 to keep
    * it in fast mode, so loading the function from it on every call is a generic property lookup */
-  private readonly mapOp: NativeAddon['mapOp'];
+  private readonly mapOp: KernelLib['mapOp'];
 
   constructor(
-    private readonly native: NativeAddon,
+    private readonly native: KernelLib,
     private readonly obj: number,
     readonly programs: readonly ProgramInfo[],
     readonly maps: readonly MapInfo[],
@@ -312,9 +320,9 @@ class LinuxRecordSource implements RecordSource {
     return this.id;
   }
   /** held directly, as LinuxObject.mapOp */
-  private readonly bufferPoll: NativeAddon['bufferPoll'];
+  private readonly bufferPoll: KernelLib['bufferPoll'];
   constructor(
-    private readonly native: NativeAddon,
+    private readonly native: KernelLib,
     private readonly id: number,
     private readonly wakeFd: number,
     private readonly onClose: () => void,

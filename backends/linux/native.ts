@@ -259,6 +259,21 @@ export interface NativeAddon {
   agentRecv(fd: number, out: Uint8Array, timeoutMs: number): number;
 }
 
+/**
+ * What the kernel backend (index.ts, attach.ts, pinning.ts, structops.ts) needs of its native part: the
+ * addon, or the FFI binding to the system's libbpf (backends/libbpf-ffi/) when the addon is not built.
+ */
+export type KernelLib = Pick<
+  NativeAddon,
+  | 'open' | 'programs' | 'maps' | 'setMapType' | 'setMapPinPath' | 'setMapFlags' | 'load' | 'close'
+  | 'attachAuto' | 'attachXdp' | 'attachCgroup' | 'attachUprobe' | 'attachPerfEvent' | 'attachSocket' | 'attachStructOps' | 'detach'
+  | 'perfEventOpen' | 'openPacketSocket' | 'ifIndex' | 'eventFd' | 'closeFd' | 'numPossibleCpus'
+  | 'fastCalls' | 'mapOp' | 'ringbufOpen' | 'perfbufOpen' | 'bufferPoll' | 'bufferPendingSize' | 'bufferLost' | 'bufferClose'
+  | 'takeLog' | 'mapCreate'
+  | 'guestMapOpen' | 'guestMapBind' | 'guestMapSet' | 'guestMapClose' | 'guestMapRelease'
+  | 'guestPollFunctions' | 'guestPollBind' | 'guestPollSet' | 'guestPollHandle'
+>;
+
 /** a shared-memory map as the addon hands it out */
 export interface NativeShmMap {
   id: number;
@@ -352,14 +367,23 @@ export function installStatusFile(): string | undefined {
     .find((c) => fs.existsSync(c));
 }
 
+/**
+ * For tests and the matrix: WASM_BPF_NO_ADDON=1 hides a built addon, as if npm's install script had not built
+ * it (the kernel backend then runs on libbpf through FFI, backends/libbpf-ffi/).
+ */
+export const NO_ADDON_ENV = 'WASM_BPF_NO_ADDON';
+const addonHidden = (): boolean => process.env[NO_ADDON_ENV] === '1';
+
 /** the addon's file, when built */
 export function addonFile(): string | undefined {
+  if (addonHidden()) return undefined;
   return addonCandidates().find((c) => fs.existsSync(c));
 }
 
 /** Loads native/build/Release/wasm_bpf_native.node (built by `npm install`). */
 export function loadNative(): NativeAddon {
   if (cached) return cached;
+  if (addonHidden()) throw new Error(`native addon hidden by ${NO_ADDON_ENV}=1 (a test setting: unset it to use the addon)`);
   const candidates = addonCandidates();
   const file = candidates.find((c) => fs.existsSync(c));
   if (!file) {

@@ -9,13 +9,13 @@ import { BackendError } from '../../src/errors.js';
 import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { PolicyDenied } from '../../src/policy/enforce.js';
 import type { LoadOptions } from '../backend.js';
-import type { NativeAddon } from './native.js';
+import type { KernelLib } from './native.js';
 import { ERRNO } from '../../src/kernel/uapi.js';
 
 const { EINVAL } = ERRNO;
 
 /** applies the policy's pin rule to every map of the opened (not yet loaded) object `obj` */
-export function confinePinning(native: NativeAddon, obj: number, opts: LoadOptions): void {
+export function confinePinning(native: KernelLib, obj: number, opts: LoadOptions): void {
   const rule = (opts.policy ?? DEFAULT_POLICY).pin;
   for (const m of native.maps(obj)) {
     if (!m.pinPath) continue;

@@ -7,7 +7,7 @@
 // struct_ops map is refused (mapaccess.ts).
 import { parseElf, STT } from '../../src/object/elf.js';
 import type { LoadOptions } from '../backend.js';
-import type { NativeAddon } from './native.js';
+import type { KernelLib } from './native.js';
 import { MAP_TYPE_FD } from './mapaccess.js';
 import { BPF_F } from '../../src/kernel/uapi.js';
 
@@ -19,7 +19,7 @@ const BPF_F_LINK = BPF_F.LINK;
  * plan gave them BPF_F_LINK when the prober's report has struct_ops_link; ObjectEdits.mapFlags). Says
  * which with --verbose.
  */
-export function linkedStructOps(native: NativeAddon, obj: number, opts: LoadOptions): Set<string> {
+export function linkedStructOps(native: KernelLib, obj: number, opts: LoadOptions): Set<string> {
   const linked = new Set<string>();
   for (const m of native.maps(obj)) {
     if (m.type !== MAP_TYPE_FD.STRUCT_OPS) continue;

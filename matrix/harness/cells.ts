@@ -16,7 +16,7 @@ import { Running, TIME_SCALE, abortAll, describePid, descendants, exec, livePids
 import { cgroup2Mounts } from '../../src/policy/enforce.js';
 import { APPS, SCENARIOS, type App, type Launcher, type Place } from './scenarios.js';
 
-export const CONFIGS = ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch', 'unprivileged'] as const;
+export const CONFIGS = ['default', 'no-ringbuf', 'no-btf', 'userspace', 'cross-arch', 'unprivileged', 'ffi'] as const;
 export type Config = (typeof CONFIGS)[number];
 export type Runner = 'native' | 'wasm';
 export type Verdict = 'pass' | 'fail' | 'unsupported' | 'n/a';
@@ -275,6 +275,10 @@ export async function runCells(opts: {
           user ??= makeUser(NOBODY, tmp);
           const launcher = wasmLauncher(`wasm, uid ${NOBODY}, auto routing`, ['--verbose'], { user, launches: true });
           plans.push({ config, runner: 'wasm', launcher, proof: /selector: userspace: the kernel cannot run the object/, checkFlags: [] });
+        } else if (config === 'ffi') {
+          // the kernel backend on the system's libbpf through FFI, as an install without the addon runs it
+          const launcher = wasmLauncher('wasm, kernel via FFI (no addon)', ['--verbose'], { env: { WASM_BPF_NO_ADDON: '1' } });
+          plans.push({ config, runner: 'wasm', launcher, proof: /the kernel backend runs on libbpf through FFI/, checkFlags: [] });
         }
       }
       for (const plan of plans) {
@@ -362,7 +366,8 @@ async function decide(app: App, plan: Plan, place: Place, platform: string, toke
     // no capability missing, every backend passed over (an ordinary user: the kernel refuses bpf()): each backend's reason
     const backends = /no backend on this host can run the object:\n((?:\s+- the \w+ backend: [^\n]*\n?)+)/.exec(text);
     if (backends) return { ...base, verdict: 'unsupported', reason: backends[1]!.trim().split('\n').map((l) => l.trim().replace(/^- /, '')).join('; ') };
-    const refused = plan.runner === 'native' && !token.abandoned ? await refusal(wasmFile(app, plan.cross), plan.checkFlags) : undefined;
+    // (without the addon the prober infers instead of trying loads: the FFI cell asks `check`, which has them)
+    const refused = (plan.runner === 'native' || plan.config === 'ffi') && !token.abandoned ? await refusal(wasmFile(app, plan.cross), plan.checkFlags) : undefined;
     if (refused) return { ...base, verdict: 'unsupported', reason: refused };
     return { ...base, verdict: 'fail', reason: firstError(e) };
   }

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Runtime } from '../runtime/runtime.js';
-import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
+import { BACKEND_CHOICES, KERNEL_PATH_CHOICES, type BackendChoice, type KernelPathChoice } from '../select/backend.js';
 import { errorMessage, WasmBpfError } from '../errors.js';
 import { cliAssumedMissing } from '../probe/assume.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
@@ -42,6 +42,9 @@ Options:
                                 (no loader to preload the agent, no dlopen to inject it), else the agent
   --backend auto|linux|userspace|windows
                                 force a backend (default auto)
+  --libbpf auto|addon|ffi       the kernel backend's libbpf: through the native addon, or the system's
+                                libbpf.so.1 through FFI (koffi; needs no compiler at install); default
+                                auto: the addon when it is built, else FFI (\`wasm-bpf probe\` says which)
   --btfhub-mirror URL           when the kernel has no vmlinux BTF, fetch it from this btfhub-archive
                                 mirror (default $WASM_BPF_BTFHUB_MIRROR, else the public archive)
   --btfhub-archive DIR          ... or read it from this local btfhub-archive tree (air-gapped)
@@ -63,6 +66,7 @@ interface Parsed {
   /** --assume-missing and $WASM_BPF_ASSUME_MISSING */
   assumeMissing: string[];
   backend: BackendChoice;
+  libbpf?: KernelPathChoice;
   verbose: boolean;
   wrapperModule: string;
   callbackExport: string;
@@ -140,6 +144,12 @@ function parseRunArgs(argv: string[]): Parsed | 'help' {
         const b = val();
         if (!BACKEND_CHOICES.includes(b as BackendChoice)) usageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`);
         p.backend = b as BackendChoice;
+        break;
+      }
+      case '--libbpf': {
+        const l = val();
+        if (!KERNEL_PATH_CHOICES.includes(l as KernelPathChoice)) usageError(`--libbpf must be one of ${KERNEL_PATH_CHOICES.join(', ')}`);
+        p.libbpf = l as KernelPathChoice;
         break;
       }
       case '--btfhub-mirror': {
@@ -226,6 +236,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       wrapperModule: parsed.wrapperModule,
       callbackExport: parsed.callbackExport,
       backend: parsed.backend,
+      ...(parsed.libbpf ? { libbpf: parsed.libbpf } : {}),
       exitWhenStuck: true,
       ...(parsed.command ? { launch: { command: parsed.command } } : {}),
       ...(parsed.pids.length ? { join: parsed.pids } : {}),

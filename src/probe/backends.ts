@@ -42,7 +42,7 @@ function combine(name: BackendName, host: Check, missing?: string): BackendCheck
       state: 'no',
       reason: missing,
       method: 'inferred',
-      fix: 'install g++, cmake, make, pkg-config, libbpf-dev, libelf-dev and zlib1g-dev (Debian 12), then `npm rebuild wasm-bpf` (in a checkout: `npm install`)',
+      fix: 'install libbpf1 (Debian 12: the FFI path needs no compiler), or g++, cmake, make, pkg-config, libbpf-dev, libelf-dev and zlib1g-dev, then `npm rebuild wasm-bpf` (in a checkout: `npm install`)',
       host,
       built: false,
     };
@@ -60,8 +60,17 @@ function combine(name: BackendName, host: Check, missing?: string): BackendCheck
   return { ...host, host, built };
 }
 
-/** `addonMissing`: why the kernel backend's addon could not be loaded, when it is not built (live mode only) */
-export function backends(sys: SystemView, platform: string, bpfSyscall: Feature, addonMissing?: string): Record<BackendName, BackendCheck> {
+/**
+ * `addonMissing`: why the kernel backend has no native part (no addon built, no libbpf for the FFI path; live
+ * mode only); `kernelPath`: which native part it runs on (live mode only)
+ */
+export function backends(
+  sys: SystemView,
+  platform: string,
+  bpfSyscall: Feature,
+  addonMissing?: string,
+  kernelPath?: { path: 'addon' | 'ffi'; reason: string },
+): Record<BackendName, BackendCheck> {
   const linuxHost: Check =
     platform !== 'linux'
       ? { state: 'no', reason: `needs Linux; this is ${platform}`, method: 'inferred' }
@@ -81,7 +90,10 @@ export function backends(sys: SystemView, platform: string, bpfSyscall: Feature,
       : { state: 'no', reason: `eBPF for Windows is not installed (no ebpfapi.dll in ${EBPFAPI_PATHS.join(', ')})`, method: 'file', fix: 'install eBPF for Windows' };
   }
   return {
-    linux: combine('linux', linuxHost, platform === 'linux' ? addonMissing : undefined),
+    linux: {
+      ...combine('linux', linuxHost, platform === 'linux' ? addonMissing : undefined),
+      ...(platform === 'linux' && kernelPath && addonMissing === undefined ? { kernelPath } : {}),
+    },
     userspace: combine('userspace', {
       state: 'yes',
       reason: `needs no kernel support; attaches ${userspaceAttachesText()}`,

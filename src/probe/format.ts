@@ -161,7 +161,10 @@ export function formatReport(r: Report, opts: FormatOptions): string {
   }
 
   head('Backends');
-  for (const [n, b] of Object.entries(r.backends)) check(n, b, b.reason, 10);
+  for (const [n, b] of Object.entries(r.backends)) {
+    check(n, b, b.reason, 10);
+    if (b.kernelPath) kv('  via', `${b.kernelPath.path === 'ffi' ? 'libbpf through FFI' : 'the native addon'}: ${b.kernelPath.reason}`, 10);
+  }
 
   const w = r.windows;
   if (w) {

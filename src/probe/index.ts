@@ -4,6 +4,7 @@ import { buildReport, type BuildOptions } from './report.js';
 import { fixtureSystem, hostSystem, type SystemView } from './system.js';
 import { nativeProbes } from './live.js';
 import { addonFile } from '../../backends/linux/native.js';
+import { ffiLibrary } from '../../backends/libbpf-ffi/library.js';
 import { cacheFile, currentKey, defaultCacheDir, readCache, writeCache } from './cache.js';
 import type { Report } from './types.js';
 import { applyAssumedMissing } from './assume.js';
@@ -60,11 +61,25 @@ function resolveSystem(opts: ProbeOptions): { sys: SystemView; noProbeReason?: s
   return { sys: lazyHost() };
 }
 
+/** the kernel backend's native part on this host (backends/linux/kernellib.ts's automatic choice), or why none */
+function hostKernelPath(sys: SystemView): { path: 'addon' | 'ffi'; reason: string } | { missing: string } {
+  if (addonFile()) return { path: 'addon', reason: 'the native addon is built' };
+  const why = (sys.liveError ?? 'not built').replace(/^not probed: /, '');
+  const ffi = ffiLibrary();
+  if ('library' in ffi) return { path: 'ffi', reason: `${ffi.library} through koffi (the addon: ${why})` };
+  return { missing: `${why}; no libbpf for the FFI path either (${ffi.error})` };
+}
+
 function buildOpts(opts: ProbeOptions, sys: SystemView, noProbeReason?: string): BuildOptions {
-  // this host (not a fixture, not a given view) without the addon: the kernel backend is missing
-  const addonMissing = !opts.system && opts.root === undefined && process.platform === 'linux' && !addonFile() ? (sys.liveError ?? 'not built').replace(/^not probed: /, '') : undefined;
+  // this host (not a fixture, not a given view): the kernel backend's native part, the addon or else libbpf
+  // through FFI; neither: the kernel backend is missing
+  const host = !opts.system && opts.root === undefined && process.platform === 'linux';
+  const path = host ? hostKernelPath(sys) : undefined;
+  const addonMissing = path && 'missing' in path ? path.missing : undefined;
+  const kernelPath = path && 'path' in path ? path : undefined;
   return {
     ...(addonMissing ? { addonMissing } : {}),
+    ...(kernelPath ? { kernelPath } : {}),
     ...(opts.full ? { full: true } : {}),
     ...(opts.btfPath ? { btfPath: opts.btfPath } : {}),
     ...(opts.agentDir ? { agentDir: opts.agentDir } : {}),

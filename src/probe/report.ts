@@ -29,6 +29,8 @@ export interface BuildOptions {
   agentDir?: string;
   /** this host, and the kernel backend's addon is not built: why (the backend is reported missing) */
   addonMissing?: string;
+  /** this host: the kernel backend's native part (the addon, or libbpf through FFI when the addon is not built) */
+  kernelPath?: { path: 'addon' | 'ffi'; reason: string };
 }
 
 /** which of the capabilities that bpf() checks this process lacks ('' when none) */
@@ -116,7 +118,7 @@ export function buildReport(sys: SystemView, opts: BuildOptions = {}): Report {
     mapTypes: maps,
     attach,
     features: feats,
-    backends: backends(sys, platform, feats.bpf_syscall, opts.addonMissing),
+    backends: backends(sys, platform, feats.bpf_syscall, opts.addonMissing, opts.kernelPath),
     userspace: userspaceFacts({ sys, platform, arch, kernel, kc, privileges, attaches: USERSPACE_ATTACH, ...(opts.agentDir ? { agentDir: opts.agentDir } : {}) }),
   };
   if (platform === 'win32') report.windows = probeWindows(sys);

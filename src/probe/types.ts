@@ -197,6 +197,8 @@ export interface BackendCheck extends Check {
   host: Check;
   /** is the backend implemented in this build of wasm-bpf? */
   built: boolean;
+  /** linux on this host: which native part runs it, the addon or libbpf through FFI (koffi), and why */
+  kernelPath?: { path: 'addon' | 'ffi'; reason: string };
 }
 
 /** The userspace backend's facts for attaching uprobes inside live processes (src/probe/userspace.ts). */

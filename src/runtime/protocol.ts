@@ -1,5 +1,5 @@
 // Messages between the main thread (Runtime) and the guest's worker.
-import type { BackendChoice } from '../select/backend.js';
+import type { BackendChoice, KernelPathChoice } from '../select/backend.js';
 import type { ValidatedObject } from '../select/facts.js';
 import type { Report } from '../probe/types.js';
 import type { Policy } from '../policy/policy.js';
@@ -19,6 +19,8 @@ export interface WorkerInput {
   wrapperModule: string;
   callbackExport: string;
   backend: BackendChoice;
+  /** the kernel backend's native part: the addon, libbpf through FFI, or auto (the addon when built) */
+  libbpf?: KernelPathChoice;
   /** vmlinux BTF for libbpf's CO-RE (btf_custom_path) when the kernel has none (BTFHub) */
   btfCustomPath?: string;
   /** the module, compiled by the main thread while this thread started (absent: compile `bytes` here) */

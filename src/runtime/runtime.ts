@@ -7,7 +7,7 @@ import path from 'node:path';
 import { StopSignal } from './stop.js';
 import type { WorkerInput, WorkerMessage } from './protocol.js';
 import { startWorker, takePrestarted, type Prestarted } from './prestart.js';
-import type { BackendChoice } from '../select/backend.js';
+import type { BackendChoice, KernelPathChoice } from '../select/backend.js';
 import { WasmBpfError } from '../errors.js';
 import { mark } from '../trace.js';
 import { DEFAULT_POLICY, type Policy } from '../policy/policy.js';
@@ -35,6 +35,8 @@ export interface RunOptions {
   wrapperModule?: string;
   callbackExport?: string;
   backend?: BackendChoice;
+  /** the kernel backend's native part: 'addon', 'ffi' (libbpf through koffi) or 'auto' (default: the addon when built) */
+  libbpf?: KernelPathChoice;
   /** vmlinux BTF for libbpf's CO-RE (btf_custom_path); default: the kernel's own, else BTFHub (compat/btfhub) */
   btfCustomPath?: string;
   /**
@@ -173,6 +175,7 @@ export class Runtime {
       wrapperModule: opts.wrapperModule ?? 'callback-wrapper',
       callbackExport: opts.callbackExport ?? 'go-callback',
       backend: opts.backend ?? 'auto',
+      ...(opts.libbpf ? { libbpf: opts.libbpf } : {}),
       stop: this.stopSignal.shared,
     };
     if (opts.output) input.captureOutput = true;

@@ -123,6 +123,7 @@ async function runGuest(agent: AgentGroup | undefined): Promise<number> {
     assumeMissing: input.assumeMissing,
     ptregs: ptregsSettingsFromEnv(process.env),
     ...(input.btfCustomPath ? { btfCustomPath: input.btfCustomPath } : {}),
+    ...(input.libbpf ? { libbpf: input.libbpf } : {}),
     ...(input.validated ? { validated: input.validated.map((s) => ({ bytes: bytes.subarray(s.offset, s.offset + s.size), facts: s.facts })) } : {}),
   });
   mark('backend');

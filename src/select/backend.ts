@@ -18,8 +18,11 @@ import { ERRNO } from '../kernel/uapi.js';
 import type { PtRegsSettings } from '../../compat/ptregs/index.js';
 import { mark } from '../trace.js';
 import type { AgentGroup } from '../../backends/userspace/attach/session.js';
+import type { KernelPathChoice } from '../../backends/linux/kernellib.js';
 
 export type BackendChoice = 'auto' | BackendName;
+export type { KernelPathChoice } from '../../backends/linux/kernellib.js';
+export { KERNEL_PATH_CHOICES } from '../../backends/linux/kernellib.js';
 
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'linux', 'userspace', 'windows'];
 
@@ -36,6 +39,8 @@ export interface BackendOptions {
   assumeMissing?: readonly string[];
   /** vmlinux BTF for libbpf's CO-RE when the kernel has none (BTFHub) */
   btfCustomPath?: string;
+  /** the kernel backend's native part (--libbpf): the addon, libbpf through FFI, or auto (the addon when built) */
+  libbpf?: KernelPathChoice;
   /** objects already validated, with their facts (./facts.ts validatedObjects, on the main thread): a load of exactly these bytes is not parsed again */
   validated?: ReadonlyArray<{ bytes: Uint8Array; facts: ObjectFacts }>;
   /** the pt_regs pass's settings (off, or the arch objects were built for) */
@@ -118,12 +123,14 @@ export class Selector implements ObjectLoader, FastPaths {
   }
 }
 
-async function linuxBackend(btfCustomPath: string | undefined): Promise<Backend> {
+async function linuxBackend(btfCustomPath: string | undefined, libbpf: KernelPathChoice | undefined, log?: (line: string) => void): Promise<Backend> {
   if (process.platform !== 'linux') {
     throw new WasmBpfError('UNSUPPORTED', `the linux backend needs Linux; this is ${process.platform}`);
   }
   const { LinuxBackend } = await import('../../backends/linux/index.js');
-  return new LinuxBackend(undefined, btfCustomPath ? { btfCustomPath } : {});
+  const b = new LinuxBackend(undefined, { ...(btfCustomPath ? { btfCustomPath } : {}), ...(libbpf ? { libbpf } : {}) });
+  log?.(`wasm-bpf: selector: the kernel backend runs on ${b.kernelPath === 'ffi' ? 'libbpf through FFI' : 'the native addon'} (${b.kernelPathWhy})`);
+  return b;
 }
 
 /**
@@ -146,7 +153,7 @@ export async function createBackend(choice: BackendChoice, opts: BackendOptions 
     return new Selector({ userspace: await userspace() }, report, choice, validated, opts.ptregs, agent !== undefined);
   }
   const [linux, hostReport] = await Promise.all([
-    linuxBackend(opts.btfCustomPath),
+    linuxBackend(opts.btfCustomPath, opts.libbpf, log),
     report ??
       import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: opts.assumeMissing ?? [] })).catch((err: unknown) => {
         log?.(`wasm-bpf: selector: the probe failed (${errorMessage(err)}); loading without routing`);
