@@ -76,17 +76,21 @@ t.test('the package', { skip }, async (t) => {
     t.equal(status.addon.ok, false);
   });
 
-  t.test('without the addon: probe says the kernel backend is missing and why; vm, check and probe work', async (t) => {
+  t.test('without the addon: probe says the kernel backend runs on the system libbpf through FFI, and why; vm, check and probe work', async (t) => {
     const p = npx(['probe', '--json']);
     t.equal(p.status, 0, p.stderr);
-    const report = JSON.parse(p.stdout) as { backends: { linux: { state: string; built: boolean; reason: string; fix: string }; userspace: { state: string } } };
-    t.equal(report.backends.linux.state, 'no');
-    t.equal(report.backends.linux.built, false);
-    t.match(report.backends.linux.reason, /native addon not built .*WASM_BPF_SKIP_NATIVE=1/);
-    t.match(report.backends.linux.fix, /libbpf-dev.*npm rebuild wasm-bpf/);
+    const report = JSON.parse(p.stdout) as { backends: { linux: { state: string; built: boolean; kernelPath: { path: string; reason: string } }; userspace: { state: string } } };
+    t.equal(report.backends.linux.state, 'yes', 'the kernel backend is there without the addon');
+    t.equal(report.backends.linux.kernelPath.path, 'ffi', 'through libbpf.so.1 and koffi');
+    t.match(report.backends.linux.kernelPath.reason, /libbpf\.so\.1 through koffi \(the addon: native addon not built .*WASM_BPF_SKIP_NATIVE=1/, 'naming why the addon is not used');
     t.equal(report.backends.userspace.state, 'yes');
     const human = npx(['probe']);
-    t.match(human.stdout, /linux\s+no\s+native addon not built/);
+    t.match(human.stdout, /^\s+linux\s+yes\s/m);
+    t.match(human.stdout, /^\s+via\s+libbpf through FFI: .*native addon not built/m);
+    // and an app runs there: a user without a compiler gets the kernel backend
+    const run = npx(['run', BOOTSTRAP, '-j', '-t', '1']);
+    t.equal(run.status, 0, run.stderr);
+    t.match(run.stdout, /^\{"event":"attached","app":"bootstrap"/m, 'bootstrap attached through libbpf.so.1');
     const asm = npx(['vm', 'asm'], { input: 'mov %r0, 42\nexit\n' });
     t.equal(asm.status, 0, asm.stderr);
     const prog = path.join(TMP, 'p.bin');
@@ -109,9 +113,10 @@ t.test('the package', { skip }, async (t) => {
     t.match(r.stderr, /wasm-bpf install: kernel backend addon: the libbpf addon \(native\/\) failed .*CXX.*; to build it, install the build tools and libbpf .*npm rebuild wasm-bpf/);
     t.match(r.stderr, /the install goes on: `wasm-bpf probe` says what is missing/);
     const p = npx(['probe', '--json']);
-    const linux = (JSON.parse(p.stdout) as { backends: { linux: { state: string; reason: string } } }).backends.linux;
-    t.equal(linux.state, 'no');
-    t.match(linux.reason, /npm's install script did not build it: the libbpf addon \(native\/\) failed .*CXX/, 'probe names the cause');
+    const linux = (JSON.parse(p.stdout) as { backends: { linux: { state: string; kernelPath: { path: string; reason: string } } } }).backends.linux;
+    t.equal(linux.state, 'yes', 'the kernel backend runs on the system libbpf instead');
+    t.equal(linux.kernelPath.path, 'ffi');
+    t.match(linux.kernelPath.reason, /npm's install script did not build it: the libbpf addon \(native\/\) failed .*CXX/, 'probe names the cause');
   });
 
   t.test('the library API, imported by name from the installed package', async (t) => {

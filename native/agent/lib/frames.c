@@ -1,6 +1,9 @@
 /* Reading the channel's frames (frames.h): whole reads across short ones and EINTR, the fds a frame
- * carries (close-on-exec), the payload's allocation. Used by lib/agent.c and ptrace/chan.c. */
+ * carries (close-on-exec), the payload's allocation; a reply's message. Used by lib/agent.c, lib/syscalls.c and the
+ * ptrace tier (chan.c, tables.c). */
 #define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,5 +51,14 @@ int wbpf_frame_read(int chan, struct wbpf_agent_frame *f, uint8_t **payload, int
 		p = NULL;
 	}
 	*payload = p;
+	return rc;
+}
+
+int wbpf_frame_msg(char *msg, size_t n, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, n, fmt, ap);
+	va_end(ap);
 	return rc;
 }

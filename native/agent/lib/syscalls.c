@@ -16,6 +16,7 @@
 #include "../sys/sys.h"
 #include "agent.h"
 #include "readers.h"
+#include "frames.h"
 
 #define MAX_SYS 64    /* syscall attachments of every session (reused once removed and no call can read them) */
 #define MAX_NR_ATT 16 /* attachments on one number (enter and exit together) */
@@ -134,39 +135,30 @@ static void child_reset(void)
 	for (unsigned i = 0; i < WBPF_SYS_NR_MAX; i++) __atomic_store_n(&nrs[i].nobody, 0, __ATOMIC_RELAXED);
 }
 
-static int put(char *msg, size_t n, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int put(char *msg, size_t n, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, n, fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg, size_t n)
 {
 	uint32_t id = r->id;
-	if (find(s, id) || agent_has_hook(s, id)) return put(msg, n, EEXIST, "syscall hook %u: id in use", id);
-	if (r->nr >= WBPF_SYS_NR_MAX) return put(msg, n, EINVAL, "syscall hook %u: syscall number %u is out of 0..%d", id, r->nr, WBPF_SYS_NR_MAX - 1);
+	if (find(s, id) || agent_has_hook(s, id)) return wbpf_frame_msg(msg, n, EEXIST, "syscall hook %u: id in use", id);
+	if (r->nr >= WBPF_SYS_NR_MAX) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: syscall number %u is out of 0..%d", id, r->nr, WBPF_SYS_NR_MAX - 1);
 	const struct aprog *prog = agent_find_prog(s, r->prog_id);
-	if (!prog) return put(msg, n, ENOENT, "syscall hook %u: no program %u", id, r->prog_id);
+	if (!prog) return wbpf_frame_msg(msg, n, ENOENT, "syscall hook %u: no program %u", id, r->prog_id);
 	struct wbpf_sys_table t;
 	char why[200];
-	if (wbpf_sys_table_decode(table, WBPF_SYS_TABLE_SIZE, &t, why, sizeof why)) return put(msg, n, EINVAL, "syscall hook %u: %s", id, why);
-	if (t.size > REC_MAX) return put(msg, n, EINVAL, "syscall hook %u: a %u-byte record (the agent builds at most %d)", id, t.size, REC_MAX);
+	if (wbpf_sys_table_decode(table, WBPF_SYS_TABLE_SIZE, &t, why, sizeof why)) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: %s", id, why);
+	if (t.size > REC_MAX) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: a %u-byte record (the agent builds at most %d)", id, t.size, REC_MAX);
 	if (t.exit != !!(r->flags & WBPF_AGENT_SYSCALL_EXIT))
-		return put(msg, n, EINVAL, "syscall hook %u: the field table is for sys_%s, the frame says sys_%s", id, t.exit ? "exit" : "enter",
+		return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: the field table is for sys_%s, the frame says sys_%s", id, t.exit ? "exit" : "enter",
 			   r->flags & WBPF_AGENT_SYSCALL_EXIT ? "exit" : "enter");
 	struct asys *a = NULL;
 	for (unsigned i = 0; i < MAX_SYS && !a; i++)
 		if (!atts[i].live) a = &atts[i];
-	if (!a) return put(msg, n, ENOSPC, "syscall hook %u: the agent holds %d syscall hooks already", id, MAX_SYS);
+	if (!a) return wbpf_frame_msg(msg, n, ENOSPC, "syscall hook %u: the agent holds %d syscall hooks already", id, MAX_SYS);
 	struct snr *sn = &nrs[r->nr];
 	int slot = -1;
 	for (int i = 0; i < MAX_NR_ATT && slot < 0; i++)
 		if (!sn->at[i]) slot = i;
-	if (slot < 0) return put(msg, n, ENOSPC, "syscall hook %u: syscall %u has %d hooks already", id, r->nr, MAX_NR_ATT);
+	if (slot < 0) return wbpf_frame_msg(msg, n, ENOSPC, "syscall hook %u: syscall %u has %d hooks already", id, r->nr, MAX_NR_ATT);
 	*a = (struct asys){ .sess = s, .id = id, .prog = prog, .nr = (int)r->nr, .exit = t.exit, .t = t, .enabled = 1, .live = 1 };
 	sn->nr = (int)r->nr;
 	char rewrote[160] = "";
@@ -178,22 +170,22 @@ int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const u
 		int nr = (int)r->nr;
 		if (wbpf_sys_attach(NULL, &nr, 1, 0, on_enter, on_exit_, sn, &sn->h, &rep, &err)) {
 			a->live = 0;
-			return put(msg, n, EINVAL, "syscall hook %u: rewriting libc's sites of syscall %d: %s: %s", id, nr, wbpf_hook_code_name(err.code), err.reason);
+			return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: rewriting libc's sites of syscall %d: %s: %s", id, nr, wbpf_hook_code_name(err.code), err.reason);
 		}
 		if (!rep.rewritten) {
 			wbpf_sys_detach(sn->h, &err);
 			sn->h = NULL;
 			a->live = 0;
 			if (rep.refused)
-				return put(msg, n, EOPNOTSUPP, "syscall hook %u: no site of syscall %d in libc could be rewritten (%d refused; %s)", id, nr, rep.refused, rep.refusal);
-			return put(msg, n, ENOENT, "syscall hook %u: libc has no `mov $%d,%%eax; syscall` site: its calls of syscall %d cannot be traced by rewriting", id, nr, nr);
+				return wbpf_frame_msg(msg, n, EOPNOTSUPP, "syscall hook %u: no site of syscall %d in libc could be rewritten (%d refused; %s)", id, nr, rep.refused, rep.refusal);
+			return wbpf_frame_msg(msg, n, ENOENT, "syscall hook %u: libc has no `mov $%d,%%eax; syscall` site: its calls of syscall %d cannot be traced by rewriting", id, nr, nr);
 		}
 		snprintf(rewrote, sizeof rewrote, ": %d libc site%s rewritten%s%.100s", rep.rewritten, rep.rewritten == 1 ? "" : "s",
 			 rep.refused ? ", some refused: " : "", rep.refused ? rep.refusal : "");
 	}
 	__atomic_store_n(&sn->at[slot], a, __ATOMIC_SEQ_CST);
 	const char *note = ebpf_vm_engine_note(agent_prog_vm(prog));
-	return put(msg, n, 0, "syscall hook %u on sys_%s of syscall %u%s%s%s%s", id, t.exit ? "exit" : "enter", r->nr, rewrote,
+	return wbpf_frame_msg(msg, n, 0, "syscall hook %u on sys_%s of syscall %u%s%s%s%s", id, t.exit ? "exit" : "enter", r->nr, rewrote,
 		   note ? " (" : "", note ? note : "", note ? ")" : "");
 }
 
@@ -221,10 +213,10 @@ static int unlist(struct asys *a, char *note, size_t n)
 int agent_sys_remove(struct session *s, uint32_t id, char *msg, size_t n)
 {
 	struct asys *a = find(s, id);
-	if (!a) return put(msg, n, ENOENT, "unhook %u: no hook %u", id, id);
+	if (!a) return wbpf_frame_msg(msg, n, ENOENT, "unhook %u: no hook %u", id, id);
 	char note[200] = "";
 	unlist(a, note, sizeof note);
-	return put(msg, n, 0, "unhook %u%s", id, note);
+	return wbpf_frame_msg(msg, n, 0, "unhook %u%s", id, note);
 }
 
 int agent_sys_end(struct session *s)

@@ -13,6 +13,7 @@
 #include "../hook/hook.h"
 #include "../lib/agent.h"
 #include "tracer.h"
+#include "../lib/frames.h"
 
 #define MAX_MAPS 64
 #define MAX_PROGS 64
@@ -27,15 +28,6 @@ static struct {
 static unsigned nprogs;
 struct thook thooks[MAX_THOOKS];
 
-static int put(char *msg, size_t n, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int put(char *msg, size_t n, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, n, fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 /* the tracer serves one host: the session the agent's helpers pass is ignored */
 struct amap *find_map(const struct session *s, uint64_t ref)
@@ -50,15 +42,15 @@ struct amap *find_map(const struct session *s, uint64_t ref)
 /* into a dropped map's slot (id 0), else a new one */
 int tables_map_add(uint32_t id, int fd, int nfd, char *msg, size_t n)
 {
-	if (!id) return put(msg, n, EINVAL, "map 0: id 0 is reserved");
+	if (!id) return wbpf_frame_msg(msg, n, EINVAL, "map 0: id 0 is reserved");
 	unsigned i = 0;
 	while (i < nmaps && maps[i].id) i++;
-	if (i >= MAX_MAPS) return put(msg, n, ENOSPC, "map %u: the tracer holds %u maps already", id, MAX_MAPS);
+	if (i >= MAX_MAPS) return wbpf_frame_msg(msg, n, ENOSPC, "map %u: the tracer holds %u maps already", id, MAX_MAPS);
 	int rc = wbpf_map_open(fd, nfd, &maps[i].m);
-	if (rc < 0) return put(msg, n, -rc, "map %u: opening fd %d: %s", id, fd, strerror(-rc));
+	if (rc < 0) return wbpf_frame_msg(msg, n, -rc, "map %u: opening fd %d: %s", id, fd, strerror(-rc));
 	maps[i].id = id;
 	if (i == nmaps) nmaps++;
-	return put(msg, n, 0, "map %u", id);
+	return wbpf_frame_msg(msg, n, 0, "map %u", id);
 }
 
 /* DROP (proto.h): a program no hook runs, then a map no program names; the tracer's one thread runs every
@@ -66,65 +58,65 @@ int tables_map_add(uint32_t id, int fd, int nfd, char *msg, size_t n)
 int tables_drop(const uint8_t *p, uint32_t len, char *msg, size_t n)
 {
 	struct wbpf_agent_drop r;
-	if (len < sizeof r) return put(msg, n, EINVAL, "drop: short request");
+	if (len < sizeof r) return wbpf_frame_msg(msg, n, EINVAL, "drop: short request");
 	memcpy(&r, p, sizeof r);
-	if (!r.id) return put(msg, n, ENOENT, "drop: no object 0");
+	if (!r.id) return wbpf_frame_msg(msg, n, ENOENT, "drop: no object 0");
 	if (r.kind == WBPF_AGENT_DROP_PROG) {
 		for (unsigned i = 0; i < nprogs; i++) {
 			if (progs[i].id != r.id) continue;
 			for (unsigned k = 0; k < MAX_THOOKS; k++)
-				if (thooks[k].live && thooks[k].prog == r.id) return put(msg, n, EBUSY, "drop prog %u: hook %u still runs it", r.id, thooks[k].id);
+				if (thooks[k].live && thooks[k].prog == r.id) return wbpf_frame_msg(msg, n, EBUSY, "drop prog %u: hook %u still runs it", r.id, thooks[k].id);
 			free(ebpf_vm_user(progs[i].prog));
 			ebpf_vm_free(progs[i].prog);
 			progs[i].id = 0, progs[i].prog = NULL;
-			return put(msg, n, 0, "drop prog %u", r.id);
+			return wbpf_frame_msg(msg, n, 0, "drop prog %u", r.id);
 		}
-		return put(msg, n, ENOENT, "drop prog %u: no program %u", r.id, r.id);
+		return wbpf_frame_msg(msg, n, ENOENT, "drop prog %u: no program %u", r.id, r.id);
 	}
-	if (r.kind != WBPF_AGENT_DROP_MAP) return put(msg, n, EINVAL, "drop: unknown kind %u", r.kind);
+	if (r.kind != WBPF_AGENT_DROP_MAP) return wbpf_frame_msg(msg, n, EINVAL, "drop: unknown kind %u", r.kind);
 	for (unsigned i = 0; i < nmaps; i++) {
 		if (maps[i].id != r.id) continue;
 		for (unsigned k = 0; k < nprogs; k++) {
 			const struct prog_refs *refs = progs[k].prog ? ebpf_vm_user(progs[k].prog) : NULL;
 			for (unsigned j = 0; refs && j < refs->nmaps; j++)
-				if (refs->map_ids[j] == r.id) return put(msg, n, EBUSY, "drop map %u: program %u still names it", r.id, progs[k].id);
+				if (refs->map_ids[j] == r.id) return wbpf_frame_msg(msg, n, EBUSY, "drop map %u: program %u still names it", r.id, progs[k].id);
 		}
 		maps[i].id = 0;
 		wbpf_map_close(&maps[i].m, 1);
-		return put(msg, n, 0, "drop map %u", r.id);
+		return wbpf_frame_msg(msg, n, 0, "drop map %u", r.id);
 	}
-	return put(msg, n, ENOENT, "drop map %u: no map %u", r.id, r.id);
+	return wbpf_frame_msg(msg, n, ENOENT, "drop map %u: no map %u", r.id, r.id);
 }
 
 int tables_prog_add(const uint8_t *p, uint32_t len, char *msg, size_t n)
 {
 	struct wbpf_agent_prog r;
-	if (len < sizeof r) return put(msg, n, EINVAL, "prog: short request");
+	if (len < sizeof r) return wbpf_frame_msg(msg, n, EINVAL, "prog: short request");
 	memcpy(&r, p, sizeof r);
-	if ((uint64_t)sizeof r + 4ull * r.nhelpers + r.insn_len != len) return put(msg, n, EINVAL, "prog %u: bad length", r.id);
-	if (!r.id) return put(msg, n, EINVAL, "prog 0: id 0 is reserved");
+	if ((uint64_t)sizeof r + 4ull * r.nhelpers + r.insn_len != len) return wbpf_frame_msg(msg, n, EINVAL, "prog %u: bad length", r.id);
+	if (!r.id) return wbpf_frame_msg(msg, n, EINVAL, "prog 0: id 0 is reserved");
 	unsigned slot = 0;
 	while (slot < nprogs && progs[slot].prog) slot++;
-	if (slot >= MAX_PROGS) return put(msg, n, ENOSPC, "prog %u: the tracer holds %u programs already", r.id, MAX_PROGS);
+	if (slot >= MAX_PROGS) return wbpf_frame_msg(msg, n, ENOSPC, "prog %u: the tracer holds %u programs already", r.id, MAX_PROGS);
 	const uint8_t *helpers = p + sizeof r, *insns = helpers + 4 * r.nhelpers;
 	for (uint32_t i = 0; i < r.nhelpers; i++) {
 		uint32_t h;
 		memcpy(&h, helpers + 4 * i, 4);
-		if (!helper_of(NULL, h)) return put(msg, n, EOPNOTSUPP, "prog %u: helper %u is not implemented by the agent", r.id, h);
+		if (!helper_of(NULL, h)) return wbpf_frame_msg(msg, n, EOPNOTSUPP, "prog %u: helper %u is not implemented by the agent", r.id, h);
 	}
 	struct prog_refs *refs = calloc(1, sizeof *refs);
-	if (!refs) return put(msg, n, ENOMEM, "prog %u: out of memory", r.id);
+	if (!refs) return wbpf_frame_msg(msg, n, ENOMEM, "prog %u: out of memory", r.id);
 	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs };
 	ebpf_vm_error err;
 	ebpf_vm_prog *prog;
 	if (ebpf_vm_load(insns, r.insn_len, &env, &prog, &err) != EBPF_VM_OK) {
 		free(refs);
-		return put(msg, n, EINVAL, "%s", err.message);
+		return wbpf_frame_msg(msg, n, EINVAL, "%s", err.message);
 	}
 	progs[slot].id = r.id;
 	progs[slot].prog = prog;
 	if (slot == nprogs) nprogs++;
-	return put(msg, n, 0, "prog %u", r.id);
+	return wbpf_frame_msg(msg, n, 0, "prog %u", r.id);
 }
 
 static ebpf_vm_prog *find_prog(uint32_t id)
@@ -145,13 +137,13 @@ struct thook *tables_hook(uint32_t id)
 int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 {
 	if (!r->id || r->id >= 0xfffffffeu) /* 0 and the loader's two sites (loader.c) */
-		return put(msg, n, EINVAL, "hook %u: ids 0, 0xfffffffe and 0xffffffff are reserved", r->id);
-	if (!find_prog(r->prog_id)) return put(msg, n, ENOENT, "hook %u: no program %u", r->id, r->prog_id);
-	if (tables_hook(r->id)) return put(msg, n, EEXIST, "hook %u: the tracer has a hook %u already", r->id, r->id);
+		return wbpf_frame_msg(msg, n, EINVAL, "hook %u: ids 0, 0xfffffffe and 0xffffffff are reserved", r->id);
+	if (!find_prog(r->prog_id)) return wbpf_frame_msg(msg, n, ENOENT, "hook %u: no program %u", r->id, r->prog_id);
+	if (tables_hook(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "hook %u: the tracer has a hook %u already", r->id, r->id);
 	struct thook *h = NULL;
 	for (unsigned i = 0; i < MAX_THOOKS && !h; i++)
 		if (!thooks[i].live) h = &thooks[i];
-	if (!h) return put(msg, n, ENOSPC, "hook %u: the tracer holds %u hooks already", r->id, MAX_THOOKS);
+	if (!h) return wbpf_frame_msg(msg, n, ENOSPC, "hook %u: the tracer holds %u hooks already", r->id, MAX_THOOKS);
 	*h = (struct thook){ .id = r->id, .prog = r->prog_id, .flags = r->flags & WBPF_AGENT_HOOK_RETURN, .live = 1, .req = *r };
 	int set = 0;
 	uint64_t where = 0;
@@ -161,7 +153,7 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 		if (rc < 0) {
 			for (unsigned j = 0; j < nprocs; j++) proc_unhook(procs[j], h->id);
 			h->live = 0;
-			return put(msg, n, -rc, "hook %u: %s in process %d", r->id,
+			return wbpf_frame_msg(msg, n, -rc, "hook %u: %s in process %d", r->id,
 				   rc == -EBUSY ? "the entry holds an int3 already (another debugger's breakpoint)" : strerror(-rc), (int)procs[i]->pid);
 		}
 		if (rc > 0 && !set) {
@@ -172,18 +164,18 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 		}
 	}
 	if (!set)
-		return put(msg, n, 0, "hook %u pending: file offset 0x%" PRIx64 " of dev %u:%u inode %" PRIu64 " is not mapped executable",
+		return wbpf_frame_msg(msg, n, 0, "hook %u pending: file offset 0x%" PRIx64 " of dev %u:%u inode %" PRIu64 " is not mapped executable",
 			   r->id, r->file_offset, gnu_dev_major(r->dev), gnu_dev_minor(r->dev), r->ino);
-	return put(msg, n, 0, "hook %u at 0x%" PRIx64 " in process %d (ptrace tier)", r->id, where, (int)in);
+	return wbpf_frame_msg(msg, n, 0, "hook %u at 0x%" PRIx64 " in process %d (ptrace tier)", r->id, where, (int)in);
 }
 
 int tables_unhook(uint32_t id, char *msg, size_t n)
 {
 	struct thook *h = tables_hook(id);
-	if (!h) return put(msg, n, ENOENT, "unhook %u: no hook %u", id, id);
+	if (!h) return wbpf_frame_msg(msg, n, ENOENT, "unhook %u: no hook %u", id, id);
 	for (unsigned i = 0; i < nprocs; i++) proc_unhook(procs[i], id);
 	h->live = 0;
-	return put(msg, n, 0, "unhook %u", id);
+	return wbpf_frame_msg(msg, n, 0, "unhook %u", id);
 }
 
 int tables_run(struct thook *h, struct task *t, struct user_regs_struct *regs)
