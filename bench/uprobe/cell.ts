@@ -39,7 +39,7 @@ export interface CellPaths {
 const TARGET_LINE = /^target: (\d+) calls, (\d+) ns, [\d.]+ ns per call, (\d+) cpu ns/m;
 const RECORDS_LINE = /^ubench: records (\d+)$/gm;
 const DROPS_LINE = /map 'rb': (\d+) records refused because it was full/;
-const TRACER_LINE = /^wbpf-ptrace: (\d+) hits, (\d+) ns of the tracer's CPU per hit$/m;
+const TRACER_LINE = /^wbpf-ptrace: (\d+) hits, (\d+) ns of the tracer's CPU per hit[;\n]/m;
 
 /** Runs TARGET N (bare) or under the app; throws with the output when the run fails or prints no result. */
 export function runCell(target: string, calls: number, probe: Probe | undefined, paths: CellPaths, lingerMs: number, timeoutMs: number): CellRun {

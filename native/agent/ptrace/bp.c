@@ -22,7 +22,10 @@ int mem_read(struct proc *p, uint64_t addr, void *buf, size_t n)
 
 int mem_write(struct proc *p, uint64_t addr, const void *buf, size_t n)
 {
-	return pwrite(p->mem, buf, n, (off_t)addr) == (ssize_t)n ? 0 : -EFAULT;
+	ssize_t w = pwrite(p->mem, buf, n, (off_t)addr);
+	if (w == (ssize_t)n) return 0;
+	tlog("process %d: writing %zu bytes at 0x%llx: %s", (int)p->pid, n, (unsigned long long)addr, w < 0 ? strerror(errno) : "short write");
+	return -EFAULT;
 }
 
 int regs_get(pid_t tid, struct user_regs_struct *r)

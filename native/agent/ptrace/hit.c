@@ -15,6 +15,7 @@
 #include "tracer.h"
 
 uint64_t hits_total;
+uint64_t rets_armed, rets_run, rets_dropped, rets_unarmed; /* return probes: armed, run, dropped (longjmp), not armable */
 
 static void run_sites(struct task *t, struct user_regs_struct *regs, uint64_t fn, uint32_t kind, int *want_ret)
 {
@@ -36,6 +37,9 @@ static void run_returns(struct task *t, struct user_regs_struct *regs, uint64_t 
 	while (t->nrf > 0) {
 		struct rframe *f = &t->rf[t->nrf - 1];
 		if (f->sp < regs_sp(regs)) { /* that call never returned here (longjmp, an exception): dropped */
+			tlog("task %d: armed return of 0x%llx to 0x%llx (sp 0x%llx) dropped at 0x%llx (sp 0x%llx)", (int)t->tid, (unsigned long long)f->fn,
+			     (unsigned long long)f->ret, (unsigned long long)f->sp, (unsigned long long)addr, (unsigned long long)regs_sp(regs));
+			rets_dropped++;
 			bp_put(t->p, f->ret, 1);
 			t->nrf--;
 			continue;
@@ -43,6 +47,7 @@ static void run_returns(struct task *t, struct user_regs_struct *regs, uint64_t 
 		if (f->sp == regs_sp(regs) && f->ret == addr) {
 			struct rframe done = *f;
 			t->nrf--;
+			rets_run++;
 			run_sites(t, regs, done.fn, WBPF_AGENT_HOOK_RETURN, NULL);
 			bp_put(t->p, done.ret, 1);
 		}
@@ -102,8 +107,13 @@ void hit(struct task *t, struct user_regs_struct *regs, uint64_t addr)
 		int want_ret = 0;
 		if (b->nsites) run_sites(t, regs, addr, 0, &want_ret);
 		uint64_t ra, sp;
-		if (want_ret && t->nrf < MAX_RFRAMES && arch_ret_of(p, regs, &ra, &sp) == 0 && bp_get(p, ra, 1))
+		if (want_ret && t->nrf < MAX_RFRAMES && arch_ret_of(p, regs, &ra, &sp) == 0 && bp_get(p, ra, 1)) {
 			t->rf[t->nrf++] = (struct rframe){ addr, ra, sp };
+			rets_armed++;
+		} else if (want_ret) {
+			rets_unarmed++;
+			tlog("task %d: the return of 0x%llx not armed (%u armed)", (int)t->tid, (unsigned long long)addr, t->nrf);
+		}
 	}
 	if (!b->inserted || arch_emulate(p, regs, b)) {
 		/* removed meanwhile (the original bytes are back: it runs again), or emulated */

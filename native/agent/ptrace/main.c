@@ -217,7 +217,9 @@ int main(int argc, char **argv)
 		double cpu = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
 		FILE *out = fdopen(dup(2), "w");
 		if (out) {
-			fprintf(out, "wbpf-ptrace: %llu hits, %.0f ns of the tracer's CPU per hit\n", (unsigned long long)hits_total, cpu / (double)hits_total);
+			fprintf(out, "wbpf-ptrace: %llu hits, %.0f ns of the tracer's CPU per hit; returns: %llu armed, %llu run, %llu dropped, %llu not armed\n",
+				(unsigned long long)hits_total, cpu / (double)hits_total, (unsigned long long)rets_armed, (unsigned long long)rets_run,
+				(unsigned long long)rets_dropped, (unsigned long long)rets_unarmed);
 			fclose(out);
 		}
 	}

@@ -138,6 +138,7 @@ extern int root_status;   /* -1 while it runs; else its status as a shell report
 /* t stopped by a breakpoint of ours at addr (regs as stopped): runs the programs, arms returns, steps over */
 void hit(struct task *t, struct user_regs_struct *regs, uint64_t addr);
 extern uint64_t hits_total;
+extern uint64_t rets_armed, rets_run, rets_dropped, rets_unarmed;
 
 /* ---- libraries loaded later (loader.c) ---- */
 /* a breakpoint on p's dynamic loader's debugger hook (or, before the loader ran, on the program's entry) */
