@@ -358,6 +358,9 @@ async function decide(app: App, plan: Plan, place: Place, platform: string, toke
     const text = `${e instanceof Error ? e.message : String(e)}\n${started?.stderr ?? ''}`;
     const noAgent = /launching a command under the uprobe agent needs [^\n]*/.exec(text);
     if (noAgent) return { ...base, verdict: 'unsupported', reason: `userspace backend: ${noAgent[0]}` };
+    // a system-wide scenario (it watches every process) on a backend that traces only the processes it launches
+    const noProcess = /needs a process to trace: [^\n]*/.exec(text);
+    if (noProcess) return { ...base, verdict: 'unsupported', reason: `userspace backend: this scenario watches every process; it ${noProcess[0].replace(/^needs a process to trace: the userspace backend /, '')}` };
     const unsupportedBackend = /is not supported by the userspace backend yet[^\n]*/.exec(text);
     if (unsupportedBackend) return { ...base, verdict: 'unsupported', reason: `userspace backend: attach ${unsupportedBackend[0].replace(/^.*is not supported by the userspace backend yet: /, 'not implemented yet: ')}` };
     // the run's own refusal (the selector names every missing capability), else the plan `check` makes
