@@ -74,11 +74,17 @@ t.test('sockops: a cgroup outside the allow-list is refused', async (t) => {
 
 // examples-ffi.test.ts runs this file with the addon hidden: the prober's live probes (its BPF_PROG_LOAD tries,
 // native/src/probe.cc) are the addon's, so the plan cannot know ahead that this kernel refuses trampolines
-const liveProbes = process.env.WASM_BPF_NO_ADDON === '1' ? "the prober's live probes need the addon (not in the FFI path yet): the refusal comes at load" : false;
+// (the refusal then comes at load: the kernel's EPERM with the same hint)
+const ffi = process.env.WASM_BPF_NO_ADDON === '1';
 
-t.test('lsm: cannot load on this kernel, and the run says why', { skip: liveProbes }, async (t) => {
+t.test('lsm: cannot load on this kernel, and the run says why', async (t) => {
   const r = spawnSync(process.execPath, [CLI, 'run', path.join(BUILD, 'lsm.wasm')], { encoding: 'utf8', timeout: 20_000 });
   t.equal(r.status, 1);
+  if (ffi) {
+    t.match(r.stderr, /the kernel refused to load program 'lsm_bprm_check' \(lsm\/bprm_check_security\): Operation not permitted \(EPERM\)/, 'FFI path: the kernel refuses it at load');
+    t.match(r.stderr, /hint: this kernel refuses BPF trampoline programs/);
+    return;
+  }
   t.match(r.stderr, /no backend on this host can run the object:\n  - program 'lsm_bprm_check' \(lsm\/bprm_check_security\) needs program type lsm \(Linux 5\.7\+\): loading an lsm program .* refused with EPERM/);
   const forced = spawnSync(process.execPath, [CLI, 'run', '--backend', 'linux', path.join(BUILD, 'lsm.wasm')], { encoding: 'utf8', timeout: 20_000 });
   t.equal(forced.status, 1);
@@ -97,9 +103,14 @@ t.test('kprobe: cannot attach on this kernel, and the run says why', async (t) =
   t.match(forced.stderr, /hint: kprobe attach needs a kernel built with CONFIG_KPROBES/);
 });
 
-t.test('fentry: BPF trampolines are refused on this kernel, and the run says why', { skip: liveProbes }, async (t) => {
+t.test('fentry: BPF trampolines are refused on this kernel, and the run says why', async (t) => {
   const r = spawnSync(process.execPath, [CLI, 'run', path.join(BUILD, 'fentry.wasm')], { encoding: 'utf8', timeout: 20_000 });
   t.equal(r.status, 1);
+  if (ffi) {
+    t.match(r.stderr, /the kernel refused to load program 'unlink_entry' \(fentry\/do_unlinkat\): Operation not permitted \(EPERM\)/, 'FFI path: the kernel refuses it at load');
+    t.match(r.stderr, /hint: this kernel refuses BPF trampoline programs \(fentry\/fexit\/fmod_ret\/lsm\) with EPERM even for root/);
+    return;
+  }
   t.match(r.stderr, /program 'unlink_entry' \(fentry\/do_unlinkat\) needs attach mechanism fentry \(Linux 5\.5\+\): .*refused with EPERM/);
   t.match(r.stderr, /program 'unlink_exit' \(fexit\/do_unlinkat\) needs attach mechanism fexit/);
   t.match(r.stderr, /; fix: this kernel refuses BPF trampoline programs \(fentry\/fexit\/fmod_ret\/lsm\) with EPERM even for root: run on a kernel with BPF trampolines enabled/, 'auto mode gives the true fix, as --backend linux does');
