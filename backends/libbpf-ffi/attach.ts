@@ -7,8 +7,10 @@ import { captureLog } from './log.js';
 import { checkPtr, ffiError, checkInt } from './errors.js';
 import { requireObject, type FfiObject } from './objects.js';
 import { lastErrno } from './libc.js';
+import { ERRNO } from '../../src/kernel/uapi.js';
 
-const ENOENT = 2;
+const { ENOENT } = ERRNO;
+
 const MAP_TYPE_STRUCT_OPS = 26;
 /** BPF_STRUCT_OPS in enum bpf_attach_type */
 const ATTACH_STRUCT_OPS = 44;

@@ -6,10 +6,10 @@ import { libcApi, lastErrno } from './libc.js';
 import { koffi } from './library.js';
 import { captureLog } from './log.js';
 import { checkPtr } from './errors.js';
+import { ERRNO } from '../../src/kernel/uapi.js';
 
-const ENOBUFS = 105;
-const EINTR = 4;
-const EBADF = 9;
+const { ENOBUFS, EINTR, EBADF } = ERRNO;
+
 const POLLIN = 1;
 const POLLNVAL = 0x20;
 

@@ -5,10 +5,10 @@ import { koffi } from './library.js';
 import { linuxApi } from './linux.js';
 import { checkInt } from './errors.js';
 import { captureLog } from './log.js';
+import { ERRNO } from '../../src/kernel/uapi.js';
 
-const EINVAL = 22;
-const EFAULT = 14;
-const EOPNOTSUPP = 95;
+const { EINVAL, EFAULT, EOPNOTSUPP } = ERRNO;
+
 /** the kernel-internal ENOTSUPP, which a guest sees as EOPNOTSUPP (native/src/guesterrno.h) */
 const KERNEL_ENOTSUPP = 524;
 

@@ -6,9 +6,10 @@ import { linuxApi } from './linux.js';
 import { koffi } from './library.js';
 import { captureLog } from './log.js';
 import { checkInt, checkPtr, ffiError } from './errors.js';
+import { ERRNO } from '../../src/kernel/uapi.js';
 
-const EBADF = 9;
-const ENOENT = 2;
+const { EBADF, ENOENT } = ERRNO;
+
 
 export interface FfiObject {
   name: string;

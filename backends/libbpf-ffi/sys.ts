@@ -4,8 +4,10 @@ import { libcApi } from './libc.js';
 import { libbpfApi } from './api.js';
 import { checkSys, checkInt, ffiError } from './errors.js';
 import { lastErrno } from './libc.js';
+import { ERRNO } from '../../src/kernel/uapi.js';
 
-const EINTR = 4;
+const { EINTR } = ERRNO;
+
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const AF_PACKET = 17;
