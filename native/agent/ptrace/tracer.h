@@ -26,6 +26,7 @@ struct bp {
 	uint8_t inserted; /* the breakpoint instruction is in memory */
 	uint32_t nsites;  /* hook sites at this address */
 	uint32_t nrets;   /* armed returns to this address (every thread's) */
+	uint8_t ret_site; /* a return was armed here once: kept inserted while the process has a return hook */
 };
 /* a hook set in one process, at a function's address there */
 struct site {
@@ -101,6 +102,7 @@ struct bp *bp_find(struct proc *p, uint64_t addr);
 struct bp *bp_get(struct proc *p, uint64_t addr, int ret);
 /* drops one; the original byte goes back with the last */
 void bp_put(struct proc *p, uint64_t addr, int ret);
+int bp_needed(const struct proc *p, const struct bp *b); /* still wanted in memory */
 /* every inserted byte restored (the end of the run) */
 void bp_restore_all(struct proc *p);
 /* a fork child's copy: the same breakpoints are in its memory */
