@@ -52,7 +52,7 @@ int chan_serve_one(void)
 {
 	struct wbpf_agent_frame f;
 	int fds[WBPF_FRAME_MAX_FDS], nfds = 0;
-	char msg[256];
+	char msg[512];
 	uint8_t *p;
 	int rc = wbpf_frame_read(chan, &f, &p, fds, &nfds);
 	if (!rc) {

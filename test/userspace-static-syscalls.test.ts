@@ -1,0 +1,320 @@
+// tp/syscalls programs in statically linked commands (issue 18, the ptrace tier: native/agent/ptrace/sys.c).
+// The target (test/fixtures/agent/sys-static-target.c, gcc -static) opens files through glibc's wrapper and
+// through a raw `syscall` instruction of its own, forks, and the child execs the target again. Over the channel:
+// the record's fields and its pt_regs image, hostile programs disabled while the opens keep their results. Through
+// the CLI: matrix's opensnoop, unchanged, gives the kernel backend's events field by field, launched (a seccomp
+// filter the command installs at its start) as root and as uid 65534, and on a joined pid (every syscall stops);
+// kill -9 and Ctrl-C of the host leave the command running with its syscalls' results, and nothing behind.
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
+import { AgentChannel, agentSocketpair } from '../backends/userspace/attach/channel.js';
+import { spawnUnderTracer } from '../backends/userspace/attach/ptrace.js';
+import { syscallTarget } from '../backends/userspace/attach/syscall-target.js';
+import { isStaticElf } from '../backends/userspace/attach/tier.js';
+import { assemble } from '../backends/userspace/vm/asm.js';
+import { Running } from '../matrix/harness/running.js';
+import { AGENT_DIR, RINGBUF, ringbufOutputAsm } from './agent-common.js';
+import { BUILD, CLI, FIXTURES, ROOT, pollUntil as until, runCli, startCli } from './helpers.js';
+
+const OUT = path.join(BUILD, 'userspace-static-syscalls');
+const TRACER = path.join(AGENT_DIR, 'build', 'wbpf-ptrace');
+const TARGET = path.join(OUT, 'sys-static-target');
+const APP = path.join(ROOT, 'matrix', 'build', 'opensnoop.wasm');
+const EXISTING = '/etc/hostname';
+const MISSING = '/nonexistent-wasm-bpf-static';
+const NR_OPENAT = 257, AT_FDCWD = 0xffffffffffffff9cn, AT_FDCWD32 = 0xffffff9cn, O_CLOEXEC = 0x80000n, RSI = 104, RAX = 80, ORIG_RAX = 120;
+const comm = path.basename(TARGET).slice(0, 15);
+
+/** ringbuf_output(map 2) of the u64 at [reg+off] */
+function out(reg: string, off: number): string {
+  return `ldxdw %r1, [${reg}+${off}]
+      stxdw [%r10-16], %r1
+      ${ringbufOutputAsm(-16, 8)}`;
+}
+// sys_enter_openat: __syscall_nr, args[0..2], then through the record's pt_regs pointer: rsi, orig_rax, rax
+const ENTER = assemble(`
+      mov %r6, %r1
+      ${out('%r6', 8)}
+      ${out('%r6', 16)}
+      ${out('%r6', 24)}
+      ${out('%r6', 32)}
+      ldxdw %r7, [%r6+0]
+      ${out('%r7', RSI)}
+      ${out('%r7', ORIG_RAX)}
+      ${out('%r7', RAX)}
+      mov %r0, 0
+      exit`);
+// sys_exit_openat: __syscall_nr, ret
+const EXIT = assemble(`
+      mov %r6, %r1
+      ${out('%r6', 8)}
+      ${out('%r6', 16)}
+      mov %r0, 0
+      exit`);
+
+function records(native: NativeAddon, ring: NativeShmMap, max: number): bigint[] {
+  const buf = new Uint8Array(max * 16 + 64);
+  const n = native.shmRingPoll(ring.id, 200, buf, -1);
+  const b = Buffer.from(buf);
+  return Array.from({ length: Math.max(0, n) }, (_, i) => b.readBigUInt64LE(i * 16 + 8));
+}
+
+/** [how, path, ret] of the target's "HOW PATH RET" lines */
+function opens(stdout: string): Array<[string, string, number]> {
+  return stdout.split('\n').flatMap((l) => {
+    const m = /^(open|raw|child|exec) (\S+) (-?\d+)$/.exec(l);
+    return m ? [[m[1]!, m[2]!, Number(m[3])] as [string, string, number]] : [];
+  });
+}
+
+interface OpenEvent { pid: number; comm: string; ret: number; flags: number; filename: string }
+function openEvents(stdout: string): OpenEvent[] {
+  return stdout.split('\n').flatMap((l) => {
+    if (!l.startsWith('{"event":"open"')) return [];
+    const e = JSON.parse(l) as OpenEvent;
+    return e.comm === comm && (e.filename === EXISTING || e.filename === MISSING) ? [e] : [];
+  });
+}
+/** an event without its pid, a successful open's fd as 'fd' (checked against the command's own report instead) */
+const strip = (es: OpenEvent[]): Array<Omit<OpenEvent, 'pid' | 'ret'> & { ret: number | 'fd' }> =>
+  es.map(({ pid: _pid, ret, ...rest }) => ({ ...rest, ret: ret >= 0 ? 'fd' : ret }));
+/** each event's ret is the result the command printed for that call, in order */
+function retsMatch(tt: Tap.Test, es: OpenEvent[], stdout: string): void {
+  tt.same(es.map((e) => [e.filename, e.ret]), opens(stdout).map(([, p, ret]) => [p, ret]), 'each event\'s ret is the call\'s result as the command printed it');
+}
+/** what the target prints for a round, the fds as 'fd' */
+const ROUND = [['open', EXISTING, 'fd'], ['raw', EXISTING, 'fd'], ['open', MISSING, -2], ['raw', MISSING, -2],
+  ['child', EXISTING, 'fd'], ['child', MISSING, -2], ['exec', EXISTING, -20], ['exec', MISSING, -2]];
+const printed = (stdout: string): Array<[string, string, number | 'fd']> => opens(stdout).map(([h, p, r]) => [h, p, r >= 0 ? 'fd' : r]);
+
+function status(pid: number, name: string): string {
+  try {
+    return new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+  } catch {
+    return '';
+  }
+}
+const alive = (pid: number): boolean => fs.existsSync(`/proc/${pid}`) && !/^Z/.test(status(pid, 'State'));
+/** processes running the tracer on this test's target */
+function tracers(): number[] {
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((p) => {
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'latin1');
+      return cmd.startsWith(TRACER) && cmd.includes(TARGET) ? [Number(p)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function nobodyEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
+  delete env['NODE_OPTIONS'];
+  return env;
+}
+const NOBODY = ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+
+if (process.arch !== 'x64') {
+  t.pass('the ptrace tier traces syscalls on x86_64 only');
+} else {
+  t.setTimeout(300_000);
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.chmodSync(OUT, 0o755);
+  const mk = spawnSync('make', ['-s', '-C', AGENT_DIR], { encoding: 'utf8' });
+  if (mk.status !== 0) throw new Error(`make the agent: ${mk.stderr}`);
+  const cc = spawnSync('gcc', ['-O2', '-static', path.join(FIXTURES, 'agent', 'sys-static-target.c'), '-o', TARGET], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`build the target: ${cc.stderr}`);
+  if (!fs.existsSync(APP)) throw new Error(`${APP} is not built: make -C matrix`);
+  const native = loadNative();
+  const ncpus = native.numPossibleCpus();
+
+  t.test('the target is static and makes a raw syscall instruction', async (tt) => {
+    tt.ok(isStaticElf(TARGET), 'no PT_INTERP');
+    const r = spawnSync(TARGET, [EXISTING, MISSING], { encoding: 'utf8' });
+    tt.same(printed(r.stdout), ROUND, 'its round untraced');
+  });
+
+  t.test('over the channel: records, pt_regs, hostile programs, unhook', async (tt) => {
+    const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, ncpus, 0, 'sys');
+    tt.teardown(() => native.shmMapClose(ring.id));
+    const pair = agentSocketpair();
+    const child = spawnUnderTracer([TARGET, '-w', EXISTING, MISSING], { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
+    const agent = new AgentChannel(pair.host);
+    tt.teardown(() => {
+      agent.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
+    agent.sendProgram({ id: 1, insns: ENTER });
+    agent.sendProgram({ id: 2, insns: EXIT });
+    const enter = syscallTarget('tracepoint/syscalls/sys_enter_openat'), exit = syscallTarget('tp/syscalls/sys_exit_openat');
+    tt.throws(() => agent.sendSyscall({ id: 1, progId: 9, nr: NR_OPENAT, exit: false, table: enter.table }), { errno: 2, message: /no program 9/ }, 'an unknown program: ENOENT');
+    tt.throws(() => agent.sendSyscall({ id: 1, progId: 1, nr: NR_OPENAT, exit: true, table: enter.table }), { errno: 22, message: /the field table is for sys_enter, the frame says sys_exit/ }, 'a table of the other kind');
+    tt.throws(() => agent.sendSyscall({ id: 1, progId: 1, nr: 1, exit: false, table: new Uint8Array(64) }), { errno: 22, message: /version 0/ }, 'a table of another version');
+    tt.throws(() => agent.sendSyscall({ id: 1, progId: 1, nr: 4096, exit: false, table: enter.table }), { errno: 22, message: /out of 0\.\.511/ }, 'a number out of range');
+    tt.match(agent.sendSyscall({ id: 1, progId: 1, nr: NR_OPENAT, exit: false, table: enter.table }), /^syscall hook 1 on sys_enter of syscall 257 \(ptrace tier: a seccomp filter the command installs at its start/, 'sys_enter_openat set');
+    tt.match(agent.sendSyscall({ id: 2, progId: 2, nr: NR_OPENAT, exit: true, table: exit.table }), /^syscall hook 2 on sys_exit of syscall 257/, 'sys_exit_openat set');
+    tt.throws(() => agent.sendSyscall({ id: 2, progId: 2, nr: NR_OPENAT, exit: true, table: exit.table }), { errno: 17 }, 'an id in use: EEXIST');
+    agent.start();
+
+    child.stdin!.write('1');
+    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.same(printed(stdout), ROUND, 'the opens have their results');
+    const cmdPid = Number(fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+    tt.match(status(cmdPid, 'Seccomp'), /^2$/, 'the command runs with a seccomp filter (mode 2)');
+    const recs = records(native, ring, 200);
+    const calls = opens(stdout);
+    tt.equal(recs.length, calls.length * 9, '7 enter and 2 exit records per call (the fork child\'s and the exec\'d program\'s too)');
+    const FLAGS: Record<string, bigint> = { open: 0n, raw: O_CLOEXEC, child: 0x800n, exec: 0x10000n };
+    calls.forEach(([how, p, ret], i) => {
+      const [nr, a0, a1, a2, rsi, orig, rax, xnr, xret] = recs.slice(i * 9, i * 9 + 9);
+      tt.equal(nr, BigInt(NR_OPENAT), `${how} ${p}: __syscall_nr`);
+      // glibc's wrapper loads AT_FDCWD with `mov $-100,%edi`; the raw instruction's is the sign-extended long
+      tt.equal(a0, how === 'raw' ? AT_FDCWD : AT_FDCWD32, `${how} ${p}: args[0] is the whole rdi`);
+      tt.equal(a2, FLAGS[how], `${how} ${p}: args[2], the flags`);
+      tt.equal(rsi, a1, `${how} ${p}: PT_REGS_PARM2 through the record's pt_regs pointer is args[1]`);
+      tt.equal(orig, BigInt(NR_OPENAT), `${how} ${p}: pt_regs orig_rax`);
+      tt.equal(BigInt.asIntN(64, rax!), -38n, `${how} ${p}: pt_regs rax is -ENOSYS at entry (the kernel's)`);
+      tt.equal(xnr, BigInt(NR_OPENAT), `${how} ${p}: sys_exit's __syscall_nr`);
+      tt.equal(BigInt.asIntN(64, xret!), BigInt(ret), `${how} ${p}: ret is the call's result`);
+    });
+
+    // hostile programs on the same number: a wild pointer at entry, an endless loop at exit
+    agent.sendProgram({ id: 3, insns: assemble('lddw %r2, 0x10\nldxdw %r0, [%r2+0]\nexit') });
+    agent.sendProgram({ id: 4, insns: assemble('loop:\nja loop\nexit') });
+    agent.sendSyscall({ id: 3, progId: 3, nr: NR_OPENAT, exit: false, table: enter.table });
+    agent.sendSyscall({ id: 4, progId: 4, nr: NR_OPENAT, exit: true, table: exit.table });
+    child.stdin!.write('2');
+    tt.ok(await until(() => stdout.includes('round 1 done'), 30_000), 'round 1 ran');
+    tt.same(printed(stdout).slice(ROUND.length), ROUND, 'the syscalls still ran with their results');
+    tt.ok(await until(() => (agent.poll(), agent.notices.length >= 2), 5_000), 'both hostile hooks reported');
+    const why = agent.notices.map((n) => `${n.hookId}: ${n.message}`).sort();
+    tt.match(why[0], /^3: syscall hook 3 \(sys_enter of syscall 257\) disabled: program 3 stopped with status \d+ at pc 2 \(addr 0x10\); the syscall itself ran on$/, 'the wild pointer: a fault');
+    tt.match(why[1], /^4: syscall hook 4 \(sys_exit of syscall 257\) disabled: program 4 stopped with status \d+/, 'the endless loop: the budget');
+    tt.equal(agent.notices.length, 2, 'each once');
+    tt.equal(records(native, ring, 200).length, ROUND.length * 9, 'the good programs ran on beside them');
+    tt.throws(() => agent.drop('prog', 1), { errno: 16 }, 'a program a syscall hook runs cannot be dropped');
+
+    for (const id of [1, 2, 3, 4]) agent.unhook(id);
+    child.stdin!.write('3');
+    tt.ok(await until(() => stdout.includes('round 2 done'), 20_000), 'round 2 ran');
+    tt.same(printed(stdout).slice(2 * ROUND.length), ROUND, 'its opens ran');
+    tt.equal(records(native, ring, 200).length, 0, 'no program ran');
+    child.stdin!.end();
+    tt.equal(await exited, 0, 'the command exits 0 (the tracer\'s status is its own)');
+  });
+
+  const cmd = ['--', TARGET, EXISTING, MISSING];
+  const kernel = runCli(['run', '--backend', 'linux', APP, '-j', ...cmd], { timeout: 90_000 });
+  const kernelEvents = openEvents(kernel.stdout);
+
+  t.test('opensnoop on the kernel backend: the reference', async (tt) => {
+    tt.equal(kernel.code, 0, 'exit status 0', { stderr: kernel.stderr });
+    tt.equal(kernelEvents.length, 8, 'eight opens: libc\'s, the raw instruction\'s, the fork child\'s, the exec\'d program\'s');
+    tt.equal(new Set(kernelEvents.map((e) => e.pid)).size, 2, 'two processes');
+    retsMatch(tt, kernelEvents, kernel.stdout);
+  });
+
+  t.test('opensnoop unchanged on a launched static command as root: the kernel\'s events, field by field', async (tt) => {
+    const r = runCli(['run', '--backend', 'userspace', '--verbose', APP, '-j', ...cmd], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit status 0 (the command\'s)', { stderr: r.stderr });
+    tt.match(r.stderr, /ptrace tier: .*statically linked/, 'the ptrace tier');
+    tt.match(r.stderr, /traces syscalls\/sys_enter_openat \(syscall 257, layout from tracefs\) in pid \d+: syscall hook \d+ on sys_enter of syscall 257 \(ptrace tier: a seccomp filter the command installs at its start stops at the traced numbers only\)/, '--verbose names the mechanism');
+    tt.match(r.stderr, /wbpf-ptrace: 16 traced syscalls \(seccomp filter\)/, 'the tracer\'s count: 8 enters and 8 exits');
+    const ours = openEvents(r.stdout);
+    retsMatch(tt, ours, r.stdout);
+    tt.same(strip(ours), strip(kernelEvents), 'comm, ret, flags, filename: the kernel\'s');
+    tt.equal(new Set(ours.map((e) => e.pid)).size, 2, 'two processes, as in the kernel');
+  });
+
+  for (const backend of [['--backend', 'userspace'], []]) {
+    const how = backend.length ? '--backend userspace' : 'routed there by the selector';
+    t.test(`opensnoop on a launched static command as uid 65534, ${how}`, async (tt) => {
+      const r = spawnSync(NOBODY[0]!, [...NOBODY.slice(1), process.execPath, CLI, 'run', ...backend, '--verbose', APP, '-j', ...cmd], { encoding: 'utf8', timeout: 90_000, env: nobodyEnv() });
+      tt.equal(r.status, 0, 'exit status 0', { stderr: r.stderr });
+      tt.match(r.stderr, /as an ordinary user it sets no_new_privs first: set-uid and file-capability programs it execs run without their privileges/, '--verbose says no_new_privs');
+      tt.match(r.stderr, /traced syscalls \(seccomp filter \(no_new_privs\)\)/, 'the filter went in with no_new_privs');
+      const ours = openEvents(r.stdout);
+      retsMatch(tt, ours, r.stdout);
+      tt.same(strip(ours), strip(kernelEvents), 'the kernel\'s events, field by field');
+    });
+  }
+
+  const joined = async (tt: Tap.Test, wrap: string[]): Promise<void> => {
+    const env = wrap.length ? nobodyEnv() : process.env;
+    const argv = [...wrap, TARGET, '-w', EXISTING, MISSING];
+    const target = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+    tt.teardown(() => { if (target.exitCode === null && target.signalCode === null) target.kill('SIGKILL'); });
+    let said = '';
+    target.stdout!.setEncoding('utf8').on('data', (d: string) => (said += d));
+    const exited = new Promise<number | null>((resolve) => target.on('exit', (code) => resolve(code)));
+    // the target itself (setpriv execs it: the same pid)
+    tt.ok(await until(() => fs.readFileSync(`/proc/${target.pid}/cmdline`, 'latin1').startsWith(TARGET), 5_000), 'the target runs');
+    const run = startCli(['run', '--backend', 'userspace', '--verbose', '--pid', String(target.pid), APP, '-j', '-t', '5'], { wrap, env });
+    await run.attached('opensnoop');
+    tt.match(run.stderr, /ptrace tier: a joined process: every syscall of it stops \(PTRACE_SYSCALL, ~10 us each; no filter can be added from outside\)/, '--verbose: every syscall stops');
+    target.stdin!.write('1');
+    tt.ok(await until(() => said.includes('round 0 done'), 20_000), 'round 0 ran');
+    const end = await run.exited;
+    tt.equal(end.code, 0, 'the app ends after -t 5', { stderr: run.stderr });
+    const ours = openEvents(run.stdout);
+    retsMatch(tt, ours, said);
+    tt.same(strip(ours), strip(kernelEvents), 'the kernel\'s events, field by field');
+    tt.ok(ours.slice(0, 4).every((e) => e.pid === target.pid), 'the joined pid\'s four, then its child\'s');
+    tt.ok(await until(() => status(target.pid!, 'TracerPid') === '0', 5_000), 'detached at the run\'s end');
+    tt.equal(status(target.pid!, 'Seccomp'), '0', 'no filter left in it');
+    target.stdin!.write('2');
+    tt.ok(await until(() => said.includes('round 1 done'), 20_000), 'it runs on');
+    tt.same(printed(said).slice(ROUND.length), ROUND, 'with its results');
+    target.stdin!.end();
+    tt.equal(await exited, 0, 'and exits 0');
+  };
+  t.test('a joined static process (--pid) as root: the kernel\'s events; detached at the end, it runs on', (tt) => joined(tt, []));
+  t.test('a joined static process of uid 65534, by uid 65534', (tt) => joined(tt, NOBODY));
+
+  for (const sig of ['SIGKILL', 'SIGINT'] as const) {
+    t.test(`${sig} of the host during a launched run: the command runs on with its results; nothing stays behind`, async (tt) => {
+      // the command's stdin: a FIFO this test writes (node closes a child's stdin pipe when the child, the host, exits)
+      const fifo = path.join(OUT, `stdin-${sig}`);
+      fs.rmSync(fifo, { force: true });
+      spawnSync('mkfifo', [fifo]);
+      const hold = fs.openSync(fifo, 'r+');
+      const w = fs.openSync(fifo, 'w'), r = fs.openSync(fifo, 'r');
+      fs.closeSync(hold);
+      let wOpen = true;
+      const write = (s: string): void => void fs.writeSync(w, s);
+      const child = spawn(process.execPath, [CLI, 'run', '--backend', 'userspace', APP, '-j', '--', TARGET, '-w', EXISTING, MISSING], { stdio: [r, 'pipe', 'pipe'] });
+      fs.closeSync(r);
+      const run = new Running(child);
+      tt.teardown(() => {
+        if (!run.done) child.kill('SIGKILL');
+        if (wOpen) fs.closeSync(w);
+      });
+      const hostExit = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+      await run.attached('opensnoop');
+      write('1');
+      tt.ok(await until(() => run.stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+      tt.ok(await until(() => openEvents(run.stdout).length === 8, 5_000), 'its 8 events came');
+      const tracer = tracers();
+      tt.equal(tracer.length, 1, 'one tracer');
+      const cmdPid = Number(fs.readFileSync(`/proc/${tracer[0]}/task/${tracer[0]}/children`, 'utf8').trim().split(/\s+/)[0]);
+      child.kill(sig);
+      await hostExit;
+      tt.ok(alive(cmdPid), 'the command is still running');
+      write('2');
+      tt.ok(await until(() => run.stdout.includes('round 1 done'), 20_000), 'round 1 ran');
+      tt.same(printed(run.stdout).slice(ROUND.length), ROUND, 'its syscalls have their results (the filter\'s stops passed through, no ENOSYS)');
+      tt.equal(openEvents(run.stdout).length, 8, 'no program ran after the host\'s end');
+      fs.closeSync(w);
+      wOpen = false;
+      tt.ok(await until(() => !alive(cmdPid), 10_000), 'the command ended at its stdin\'s EOF');
+      tt.ok(await until(() => tracers().length === 0, 10_000), 'and its tracer with it: no process left');
+    });
+  }
+}
