@@ -226,7 +226,7 @@ if (process.arch !== 'x64') {
     tt.equal(r.code, 0, 'exit status 0 (the command\'s)', { stderr: r.stderr });
     tt.match(r.stderr, /ptrace tier: .*statically linked/, 'the ptrace tier');
     tt.match(r.stderr, /traces syscalls\/sys_enter_openat \(syscall 257, layout from tracefs\) in pid \d+: syscall hook \d+ on sys_enter of syscall 257 \(ptrace tier: a seccomp filter the command installs at its start stops at the traced numbers only\)/, '--verbose names the mechanism');
-    tt.match(r.stderr, /wbpf-ptrace: 16 traced syscalls \(seccomp filter\)/, 'the tracer\'s count: 8 enters and 8 exits');
+    tt.match(r.stderr, /wbpf-ptrace: 16 traced syscalls \(seccomp filter\), \d+ ns of the tracer's CPU per traced syscall/, 'the tracer\'s count: 8 enters and 8 exits');
     const ours = openEvents(r.stdout);
     retsMatch(tt, ours, r.stdout);
     tt.same(strip(ours), strip(kernelEvents), 'comm, ret, flags, filename: the kernel\'s');

@@ -225,9 +225,14 @@ int main(int argc, char **argv)
 	}
 	detach_all();
 	if (getenv("WBPF_PTRACE_STATS") && sys_calls) {
+		/* the tracer's own CPU per syscall stop that ran programs (the traced thread's stops are its own CPU time) */
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		double cpu = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
 		FILE *out = fdopen(dup(2), "w");
 		if (out) {
-			fprintf(out, "wbpf-ptrace: %llu traced syscalls (%s)\n", (unsigned long long)sys_calls, sys_mode());
+			fprintf(out, "wbpf-ptrace: %llu traced syscalls (%s), %.0f ns of the tracer's CPU per traced syscall\n", (unsigned long long)sys_calls,
+				sys_mode(), cpu / (double)sys_calls);
 			fclose(out);
 		}
 	}
