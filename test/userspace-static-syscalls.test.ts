@@ -210,6 +210,47 @@ if (process.arch !== 'x64') {
     tt.equal(await exited, 0, 'the command exits 0 (the tracer\'s status is its own)');
   });
 
+  t.test('a number attached after START (not in the filter): every syscall stops while it lives', async (tt) => {
+    const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, ncpus, 0, 'sys2');
+    tt.teardown(() => native.shmMapClose(ring.id));
+    const pair = agentSocketpair();
+    const child = spawnUnderTracer([TARGET, '-w', EXISTING, MISSING], { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
+    const agent = new AgentChannel(pair.host);
+    tt.teardown(() => {
+      agent.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
+    agent.sendProgram({ id: 1, insns: EXIT });
+    const exit = syscallTarget('tp/syscalls/sys_exit_openat'), close = syscallTarget('tp/syscalls/sys_enter_close');
+    agent.sendSyscall({ id: 1, progId: 1, nr: NR_OPENAT, exit: true, table: exit.table });
+    agent.start();
+    child.stdin!.write('1');
+    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.equal(records(native, ring, 200).length, ROUND.length * 2, 'sys_exit_openat through the filter: 2 records per open');
+    // sys_enter_close's record: __syscall_nr at 8, fd at 16
+    agent.sendProgram({ id: 2, insns: EXIT });
+    tt.match(agent.sendSyscall({ id: 2, progId: 2, nr: close.nr, exit: false, table: close.table }),
+      /^syscall hook 2 on sys_enter of syscall 3 \(ptrace tier: attached after the start, not in the command's seccomp filter: every syscall of the traced processes stops/, 'close: the stops, said so');
+    child.stdin!.write('2');
+    tt.ok(await until(() => stdout.includes('round 1 done'), 20_000), 'round 1 ran');
+    tt.same(printed(stdout).slice(ROUND.length), ROUND, 'with its results');
+    const recs = records(native, ring, 400);
+    const closes = recs.filter((_, i) => i % 2 === 0 && recs[i] === 3n).length;
+    const fds = opens(stdout).slice(ROUND.length).filter(([, , r]) => r >= 0).length;
+    tt.ok(closes >= fds, `a close record per fd the round closed (${closes} >= ${fds}; the libc start-up's own closes may add)`);
+    tt.equal(recs.filter((_, i) => i % 2 === 0 && recs[i] === BigInt(NR_OPENAT)).length, ROUND.length, 'and the openat exits still');
+    agent.unhook(2);
+    child.stdin!.write('3');
+    tt.ok(await until(() => stdout.includes('round 2 done'), 20_000), 'round 2 ran');
+    tt.equal(records(native, ring, 400).length, ROUND.length * 2, 'close unhooked: only the filter\'s openat exits');
+    child.stdin!.end();
+    tt.equal(await exited, 0, 'the command exits 0');
+  });
+
   const cmd = ['--', TARGET, EXISTING, MISSING];
   const kernel = runCli(['run', '--backend', 'linux', APP, '-j', ...cmd], { timeout: 90_000 });
   const kernelEvents = openEvents(kernel.stdout);

@@ -53,6 +53,7 @@ static int nnp;                            /* the filter needed no_new_privs */
 
 static int filtered(int nr) { return sys_filtered && nr >= 0 && nr < SYS_NR_MAX && (in_filter[nr / 8] >> (nr % 8) & 1); }
 
+#if defined(__x86_64__)
 /* the tracer (and so the command it forked) has CAP_SYS_ADMIN: a filter without no_new_privs */
 static int admin(void)
 {
@@ -64,6 +65,7 @@ static int admin(void)
 	if (f) fclose(f);
 	return (cap >> 21) & 1;
 }
+#endif
 
 static struct tsys *sys_find(uint32_t id)
 {
