@@ -13,6 +13,8 @@ import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/lin
 import { AgentChannel, agentSocketpair } from '../backends/userspace/attach/channel.js';
 import { spawnUnderTracer } from '../backends/userspace/attach/ptrace.js';
 import { syscallTarget } from '../backends/userspace/attach/syscall-target.js';
+import { encodeFieldTable, sysFieldTable } from '../backends/userspace/syscalls/fieldtable.js';
+import { eventLayout } from '../backends/userspace/syscalls/layout.js';
 import { isStaticElf } from '../backends/userspace/attach/tier.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
 import { Running } from '../matrix/harness/running.js';
@@ -247,6 +249,43 @@ if (process.arch !== 'x64') {
     child.stdin!.write('3');
     tt.ok(await until(() => stdout.includes('round 2 done'), 20_000), 'round 2 ran');
     tt.equal(records(native, ring, 400).length, ROUND.length * 2, 'close unhooked: only the filter\'s openat exits');
+    child.stdin!.end();
+    tt.equal(await exited, 0, 'the command exits 0');
+  });
+
+  t.test('raw_syscalls/sys_enter and sys_exit (the RAW flag): every number stops through the filter', async (tt) => {
+    const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 20, 0, ncpus, 0, 'sys3');
+    tt.teardown(() => native.shmMapClose(ring.id));
+    const pair = agentSocketpair();
+    const child = spawnUnderTracer([TARGET, '-w', EXISTING, MISSING], { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
+    const agent = new AgentChannel(pair.host);
+    tt.teardown(() => {
+      agent.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
+    // raw_syscalls/sys_enter: id at 8, args[0] at 16; sys_exit: id at 8, ret at 16 (the same program reads both)
+    agent.sendProgram({ id: 1, insns: EXIT });
+    const table = (exit: boolean): Uint8Array => encodeFieldTable(sysFieldTable(eventLayout(`raw_syscalls/sys_${exit ? 'exit' : 'enter'}`, 'x86_64')!));
+    const send = (id: number, exit: boolean): string => agent.sendSyscall({ id, progId: 1, nr: 0, exit, raw: true, table: table(exit) });
+    tt.match(send(1, false), /^syscall hook 1 on raw_syscalls\/sys_enter, every number \(ptrace tier: a seccomp filter/, 'raw enter');
+    tt.match(send(2, true), /^syscall hook 2 on raw_syscalls\/sys_exit, every number/, 'raw exit');
+    agent.start();
+    child.stdin!.write('1');
+    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.same(printed(stdout), ROUND, 'the opens have their results');
+    const recs = records(native, ring, 4000);
+    const pairs = Array.from({ length: recs.length / 2 }, (_, i) => [Number(recs[2 * i]!), BigInt.asIntN(64, recs[2 * i + 1]!)] as const);
+    const ids = new Set(pairs.map(([id]) => id));
+    tt.ok([0, 1, 3, 56, 59, 61, 257].every((n) => ids.has(n)), `read, write, close, clone, execve, wait4, openat all seen (${[...ids].sort((a, b) => a - b).join(',')})`);
+    const openats = pairs.filter(([id]) => id === NR_OPENAT);
+    tt.equal(openats.length, ROUND.length * 2, 'each open: an enter and an exit record');
+    tt.same(openats.filter((_, i) => i % 2 === 1).map(([, v]) => Number(v)), opens(stdout).map(([, , r]) => r), 'the exits\' ret: the calls\' results');
+    tt.ok(openats.filter((_, i) => i % 2 === 0).every(([, a0]) => BigInt.asUintN(32, a0) === AT_FDCWD32), 'the enters\' args[0]: AT_FDCWD');
+    for (const id of [1, 2]) agent.unhook(id);
     child.stdin!.end();
     tt.equal(await exited, 0, 'the command exits 0');
   });

@@ -1,9 +1,11 @@
 /* Syscall tracepoints in the ptrace tier (x86-64): tp/syscalls/sys_enter_* and sys_exit_* programs (the
- * SYSCALL frame, lib/proto.h) for processes no agent can enter (static binaries). Two mechanisms:
+ * SYSCALL frame, lib/proto.h), and raw_syscalls/sys_enter|sys_exit (the frame's RAW flag: every number), for
+ * processes no agent can enter (static binaries). Two mechanisms:
  *
  * - a launched command: at START, before its first instruction, the tracer makes it install a seccomp filter
  *   (injected prctl(PR_SET_NO_NEW_PRIVS) when the tracer has no CAP_SYS_ADMIN, then seccomp(SET_MODE_FILTER))
- *   that returns SECCOMP_RET_TRACE for the traced numbers only and SECCOMP_RET_ALLOW for the rest: only a
+ *   that returns SECCOMP_RET_TRACE for the traced numbers only (every number when a raw_syscalls program is
+ *   attached) and SECCOMP_RET_ALLOW for the rest: only a
  *   traced number stops (PTRACE_EVENT_SECCOMP: the enter programs run on its registers); a number with exit
  *   programs is resumed with PTRACE_SYSCALL once, and its syscall-exit-stop runs them with rax. The filter is
  *   inherited by every thread, fork child and exec'd program of the command and can never be removed: without
@@ -39,19 +41,28 @@
 #define FILTER_MAX_NRS 200
 #define SYS_NR_MAX 512 /* numbers 0..511, as the agent's (sys/sys.h) */ /* a BPF jump reaches 255 instructions ahead */
 
+#ifndef WBPF_AGENT_SYSCALL_RAW
+#define WBPF_AGENT_SYSCALL_RAW 2u /* raw_syscalls/sys_enter|sys_exit: every number (the frame's nr ignored) */
+#endif
+
 struct tsys {
 	uint32_t id, prog;
-	int nr, exit, live, disabled;
+	int nr, exit, raw, live, disabled;
 	struct wbpf_sys_table t;
 };
 static struct tsys tsyss[MAX_TSYS];
 static uint8_t in_filter[SYS_NR_MAX / 8]; /* the numbers the launched command's filter traces */
 int sys_filtered;                          /* a filter is in the launched command's tree */
+static int filter_all;                     /* it traces every number (a raw_syscalls program was attached at START) */
 int sys_stops;                             /* every task is resumed with PTRACE_SYSCALL */
 uint64_t sys_calls;                        /* syscalls the programs ran at */
 static int nnp;                            /* the filter needed no_new_privs */
 
-static int filtered(int nr) { return sys_filtered && nr >= 0 && nr < SYS_NR_MAX && (in_filter[nr / 8] >> (nr % 8) & 1); }
+static int filtered(int nr)
+{
+	return sys_filtered && (filter_all || (nr >= 0 && nr < SYS_NR_MAX && (in_filter[nr / 8] >> (nr % 8) & 1)));
+}
+static int covered(const struct tsys *a) { return a->raw ? sys_filtered && filter_all : filtered(a->nr); }
 
 #if defined(__x86_64__)
 /* the tracer (and so the command it forked) has CAP_SYS_ADMIN: a filter without no_new_privs */
@@ -101,7 +112,7 @@ static void recheck_stops(void)
 {
 	int need = 0;
 	for (unsigned i = 0; i < MAX_TSYS; i++)
-		if (tsyss[i].live && !filtered(tsyss[i].nr) && (started || !root_pid)) need = 1;
+		if (tsyss[i].live && !covered(&tsyss[i]) && (started || !root_pid)) need = 1;
 	switch_stops(need);
 }
 
@@ -113,7 +124,8 @@ int sys_add(const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg,
 #else
 	if (!r->id || r->id >= 0xfffffffeu) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: ids 0, 0xfffffffe and 0xffffffff are reserved", r->id);
 	if (sys_find(r->id) || tables_hook(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "syscall hook %u: id in use", r->id);
-	if (r->nr >= SYS_NR_MAX) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: syscall number %u is out of 0..%d", r->id, r->nr, SYS_NR_MAX - 1);
+	int raw = (r->flags & WBPF_AGENT_SYSCALL_RAW) != 0;
+	if (!raw && r->nr >= SYS_NR_MAX) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: syscall number %u is out of 0..%d", r->id, r->nr, SYS_NR_MAX - 1);
 	if (!tables_prog(r->prog_id)) return wbpf_frame_msg(msg, n, ENOENT, "syscall hook %u: no program %u", r->id, r->prog_id);
 	struct wbpf_sys_table t;
 	char why[160];
@@ -127,16 +139,17 @@ int sys_add(const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg,
 	for (unsigned i = 0; i < MAX_TSYS && !a; i++)
 		if (!tsyss[i].live) a = &tsyss[i];
 	if (!a) return wbpf_frame_msg(msg, n, ENOSPC, "syscall hook %u: the tracer holds %d syscall hooks already", r->id, MAX_TSYS);
-	*a = (struct tsys){ .id = r->id, .prog = r->prog_id, .nr = (int)r->nr, .exit = exit, .live = 1, .t = t };
+	*a = (struct tsys){ .id = r->id, .prog = r->prog_id, .nr = raw ? -1 : (int)r->nr, .exit = exit, .raw = raw, .live = 1, .t = t };
 	const char *how;
 	if (root_pid && !started)
 		how = admin() ? "a seccomp filter the command installs at its start stops at the traced numbers only"
 			      : "a seccomp filter the command installs at its start stops at the traced numbers only; as an ordinary user it sets no_new_privs first: "
 				"set-uid and file-capability programs it execs run without their privileges";
-	else if (filtered(a->nr)) how = "the command's seccomp filter stops at it";
+	else if (covered(a)) how = "the command's seccomp filter stops at it";
 	else how = root_pid ? "attached after the start, not in the command's seccomp filter: every syscall of the traced processes stops (PTRACE_SYSCALL, ~10 us each)"
 			    : "a joined process: every syscall of it stops (PTRACE_SYSCALL, ~10 us each; no filter can be added from outside)";
 	recheck_stops();
+	if (raw) return wbpf_frame_msg(msg, n, 0, "syscall hook %u on raw_syscalls/sys_%s, every number (ptrace tier: %s)", r->id, exit ? "exit" : "enter", how);
 	return wbpf_frame_msg(msg, n, 0, "syscall hook %u on sys_%s of syscall %u (ptrace tier: %s)", r->id, exit ? "exit" : "enter", r->nr, how);
 #endif
 }
@@ -187,16 +200,21 @@ static long inject(struct task *t, const struct user_regs_struct *at, long nr, u
 /* the command's filter, made by the command: t is the launched root, stopped at its exec (no instruction run) */
 static int install(struct task *t, char *why, size_t n)
 {
-	int nrs[FILTER_MAX_NRS], k = 0;
+	int nrs[FILTER_MAX_NRS], k = 0, all = 0;
 	for (unsigned i = 0; i < MAX_TSYS; i++) {
 		if (!tsyss[i].live) continue;
+		if (tsyss[i].raw) {
+			all = 1;
+			continue;
+		}
 		int dup = 0;
 		for (int j = 0; j < k; j++) dup |= nrs[j] == tsyss[i].nr;
 		if (dup) continue;
 		if (k == FILTER_MAX_NRS) return snprintf(why, n, "more than %d traced numbers", FILTER_MAX_NRS), -1;
 		nrs[k++] = tsyss[i].nr;
 	}
-	if (!k) return 0;
+	if (all) k = 0; /* every number stops: no list */
+	if (!k && !all) return 0;
 	/* arch != x86_64 (an int 0x80 call: i386 numbers) and x32 numbers run on: the kernel's tracepoint would see them
 	 * with other numbers, and so are not traced here */
 	struct sock_filter f[FILTER_MAX_NRS + 6];
@@ -204,9 +222,11 @@ static int install(struct task *t, char *why, size_t n)
 	f[m++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
 	f[m++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
 	f[m++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	f[m++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-	for (int i = 0; i < k; i++) f[m++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nrs[i], (uint8_t)(k - i), 0);
-	f[m++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	if (!all) {
+		f[m++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+		for (int i = 0; i < k; i++) f[m++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nrs[i], (uint8_t)(k - i), 0);
+		f[m++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	}
 	f[m++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
 
 	/* out of the exec: a single step reports at the syscall's exit, before the program's first instruction */
@@ -246,8 +266,9 @@ static int install(struct task *t, char *why, size_t n)
 	(void)regs_set(t->tid, &saved);
 	if (rc == 0) {
 		sys_filtered = 1;
+		filter_all = all;
 		for (int i = 0; i < k; i++) in_filter[nrs[i] / 8] |= (uint8_t)(1u << (nrs[i] % 8));
-		tlog("filter installed: %d numbers%s", k, nnp ? " (no_new_privs set)" : "");
+		tlog("filter installed: %s%d numbers%s", all ? "every number, " : "", k, nnp ? " (no_new_privs set)" : "");
 	}
 	return rc;
 }
@@ -286,7 +307,7 @@ static void run(struct task *t, struct user_regs_struct *regs, int exit)
 	int ran = 0;
 	for (unsigned i = 0; i < MAX_TSYS; i++) {
 		struct tsys *a = &tsyss[i];
-		if (!a->live || a->disabled || a->nr != nr || a->exit != exit) continue;
+		if (!a->live || a->disabled || (!a->raw && a->nr != nr) || a->exit != exit) continue;
 		size_t size = a->t.size;
 		memcpy(buf + size, &img, sizeof img);
 		/* the record's pointer is the image's address in the program's ctx region: buf's own */
@@ -305,7 +326,7 @@ static void run(struct task *t, struct user_regs_struct *regs, int exit)
 static int wants(int nr, int exit)
 {
 	for (unsigned i = 0; i < MAX_TSYS; i++)
-		if (tsyss[i].live && !tsyss[i].disabled && tsyss[i].nr == nr && tsyss[i].exit == exit) return 1;
+		if (tsyss[i].live && !tsyss[i].disabled && (tsyss[i].raw || tsyss[i].nr == nr) && tsyss[i].exit == exit) return 1;
 	return 0;
 }
 #endif
