@@ -290,6 +290,44 @@ if (process.arch !== 'x64') {
     tt.equal(await exited, 0, 'the command exits 0');
   });
 
+  for (const mode of ['filter', 'stops'] as const) {
+    t.test(`8 threads opening at once (${mode === 'filter' ? 'the launched command\'s filter' : 'attached after START: every syscall stops'}): every call, exact`, async (tt) => {
+      const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 20, 0, ncpus, 0, `sys-${mode}`);
+      tt.teardown(() => native.shmMapClose(ring.id));
+      const pair = agentSocketpair();
+      const child = spawnUnderTracer([TARGET, '--threads', '8', '200', EXISTING], { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
+      const agent = new AgentChannel(pair.host);
+      tt.teardown(() => {
+        agent.close();
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
+      let stdout = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
+      agent.sendProgram({ id: 1, insns: EXIT });
+      const enter = syscallTarget('tp/syscalls/sys_enter_openat'), exit = syscallTarget('tp/syscalls/sys_exit_openat');
+      const attach = (): void => {
+        agent.sendSyscall({ id: 1, progId: 1, nr: NR_OPENAT, exit: false, table: enter.table });
+        agent.sendSyscall({ id: 2, progId: 1, nr: NR_OPENAT, exit: true, table: exit.table });
+      };
+      if (mode === 'filter') attach();
+      agent.start();
+      if (mode === 'stops') attach();
+      let recs: bigint[] = [];
+      const drain = (): void => void (recs = recs.concat(records(native, ring, 4000)));
+      child.stdin!.end('g');
+      tt.ok(await until(() => (drain(), stdout.includes('threads:')), 60_000), 'the threads ran');
+      tt.equal(stdout.trim(), 'threads: 1600 opened', 'every open succeeded');
+      tt.equal(await exited, 0, 'the command exits 0');
+      drain();
+      const pairs = Array.from({ length: recs.length / 2 }, (_, i) => [recs[2 * i]!, BigInt.asIntN(64, recs[2 * i + 1]!)] as const);
+      const mine = pairs.filter(([, v]) => v >= 0n && v < 1024n);
+      tt.equal(mine.length, 1600, `1600 exit records with an fd (of ${pairs.length} records)`);
+      tt.equal(pairs.filter(([, v]) => v === AT_FDCWD32).length, 1600, '1600 enter records with AT_FDCWD');
+    });
+  }
+
   const cmd = ['--', TARGET, EXISTING, MISSING];
   const kernel = runCli(['run', '--backend', 'linux', APP, '-j', ...cmd], { timeout: 90_000 });
   const kernelEvents = openEvents(kernel.stdout);
