@@ -67,7 +67,7 @@ function records(native: NativeAddon, ring: NativeShmMap, max: number): bigint[]
 /** [how, path, ret] of the target's "HOW PATH RET" lines */
 function opens(stdout: string): Array<[string, string, number]> {
   return stdout.split('\n').flatMap((l) => {
-    const m = /^(open|raw|child|exec) (\S+) (-?\d+)$/.exec(l);
+    const m = /^(open|raw|child|exec|orphan) (\S+) (-?\d+)$/.exec(l);
     return m ? [[m[1]!, m[2]!, Number(m[3])] as [string, string, number]] : [];
   });
 }
@@ -395,6 +395,16 @@ if (process.arch !== 'x64') {
   };
   t.test('a joined static process (--pid) as root: the kernel\'s events; detached at the end, it runs on', (tt) => joined(tt, []));
   t.test('a joined static process of uid 65534, by uid 65534', (tt) => joined(tt, NOBODY));
+
+  t.test('a child that outlives the launched command: traced until it ends (the filter needs its tracer), the command\'s status kept', async (tt) => {
+    const r = runCli(['run', '--backend', 'userspace', APP, '-j', '--', TARGET, '--orphan', EXISTING], { timeout: 90_000 });
+    tt.equal(r.code, 7, 'the command\'s exit status');
+    tt.match(r.stdout, /^orphan \/etc\/hostname \d+$/m, 'the child\'s open ran, with an fd (not ENOSYS)');
+    const es = openEvents(r.stdout);
+    tt.equal(es.length, 1, 'its one open reported');
+    retsMatch(tt, es, r.stdout);
+    tt.ok(await until(() => tracers().length === 0, 5_000), 'no tracer left');
+  });
 
   for (const sig of ['SIGKILL', 'SIGINT'] as const) {
     t.test(`${sig} of the host during a launched run: the command runs on with its results; nothing stays behind`, async (tt) => {
