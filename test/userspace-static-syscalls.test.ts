@@ -4,7 +4,9 @@
 // the record's fields and its pt_regs image, hostile programs disabled while the opens keep their results. Through
 // the CLI: matrix's opensnoop, unchanged, gives the kernel backend's events field by field, launched (a seccomp
 // filter the command installs at its start) as root and as uid 65534, and on a joined pid (every syscall stops);
-// kill -9 and Ctrl-C of the host leave the command running with its syscalls' results, and nothing behind.
+// kill -9 and Ctrl-C of the host leave the command running with its syscalls' results, and nothing behind (a
+// joined process: detached). Also: raw_syscalls (the frame's RAW flag), a number attached after START (the
+// stops), 8 threads exact under both mechanisms, a child that outlives the launched command.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -404,6 +406,33 @@ if (process.arch !== 'x64') {
     tt.equal(es.length, 1, 'its one open reported');
     retsMatch(tt, es, r.stdout);
     tt.ok(await until(() => tracers().length === 0, 5_000), 'no tracer left');
+  });
+
+  t.test('kill -9 of the host during a joined run (every syscall stopping): detached, the process runs on with its results', async (tt) => {
+    const target = spawn(TARGET, ['-w', EXISTING, MISSING], { stdio: ['pipe', 'pipe', 'inherit'] });
+    tt.teardown(() => { if (target.exitCode === null && target.signalCode === null) target.kill('SIGKILL'); });
+    let said = '';
+    target.stdout!.setEncoding('utf8').on('data', (d: string) => (said += d));
+    const exited = new Promise<number | null>((resolve) => target.on('exit', (code) => resolve(code)));
+    const run = startCli(['run', '--backend', 'userspace', '--pid', String(target.pid), APP, '-j']);
+    await run.attached('opensnoop');
+    target.stdin!.write('1');
+    tt.ok(await until(() => said.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.ok(await until(() => openEvents(run.stdout).length === 8, 5_000), 'its 8 events came');
+    run.child.kill('SIGKILL');
+    tt.ok(await until(() => status(target.pid!, 'TracerPid') === '0', 5_000), 'the tracer detached');
+    tt.ok(await until(() => tracers().length === 0 && !fs.readdirSync('/proc').some((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'latin1').startsWith(`${TRACER}\0--pid\0${target.pid}`);
+      } catch {
+        return false;
+      }
+    }), 5_000), 'and ended');
+    target.stdin!.write('2');
+    tt.ok(await until(() => said.includes('round 1 done'), 20_000), 'round 1 ran');
+    tt.same(printed(said).slice(ROUND.length), ROUND, 'with its results');
+    target.stdin!.end();
+    tt.equal(await exited, 0, 'and it exits 0');
   });
 
   for (const sig of ['SIGKILL', 'SIGINT'] as const) {
