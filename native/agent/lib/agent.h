@@ -139,6 +139,8 @@ void vec_guarded(void (*fn)(void *), void *arg);
 /* ---- the helpers (helpers.c) ---- */
 ebpf_vm_helper_fn helper_of(void *user, uint32_t id);
 int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value);
+/* this thread's tgid << 32 | tid, cached per thread (read again in a fork child) */
+uint64_t agent_pid_tgid(void);
 
 /* ---- syscall tracepoints (syscalls.c: the SYSCALL frame; agent.c runs the programs) ---- */
 struct aprog;
