@@ -45,8 +45,11 @@ export interface ChannelHook {
 export interface ChannelSyscall {
   id: number;
   progId: number;
+  /** the syscall number (ignored when raw) */
   nr: number;
   exit: boolean;
+  /** raw_syscalls/sys_enter|sys_exit: every number */
+  raw?: boolean;
   table: Uint8Array;
 }
 
@@ -149,8 +152,8 @@ export class AgentChannel {
     const b = Buffer.alloc(16 + h.table.byteLength);
     b.writeUInt32LE(h.id, 0);
     b.writeUInt32LE(h.progId, 4);
-    b.writeUInt32LE(h.nr, 8);
-    b.writeUInt32LE(h.exit ? 1 : 0, 12);
+    b.writeUInt32LE(h.raw ? 0 : h.nr, 8);
+    b.writeUInt32LE((h.exit ? 1 : 0) | (h.raw ? 2 : 0), 12);
     b.set(h.table, 16);
     return this.request(SYSCALL, b, [], `syscall hook ${h.id}`);
   }
