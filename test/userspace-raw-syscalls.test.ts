@@ -1,7 +1,7 @@
 // raw_syscalls and syscalls made outside libc's wrappers in the userspace backend (issue 18 point 1): the agent
 // rewrites every syscall site of every loaded object for tp/raw_syscalls/sys_enter|sys_exit, libc's generic
 // syscall() with the number checked at run time, and a `syscall` instruction of the main program's own code
-// (test/fixtures/agent/sys-raw-target.c: inline asm). Through the CLI, a guest (fixtures/agent/raw-sys-guest.c)
+// (test/fixtures/agent/sys-raw-target.c: inline asm) and of a library it dlopen()s (sys-raw-lib.c). Through the CLI, a guest (fixtures/agent/raw-sys-guest.c)
 // attaching raw-sys.bpf.c's programs: the target's main-thread events between its two getppid() markers, field
 // by field against the kernel backend's, as root and as uid 65534 (--backend userspace and routed there).
 // Hostile section names (an unknown syscall, a 4000-character name, raw_syscalls/foo, sched/nonsense, an empty
@@ -17,7 +17,8 @@ const OUT = path.join(BUILD, 'userspace-raw-syscalls');
 const TARGET = path.join(OUT, 'sys-raw-target');
 const FILE = '/etc/hostname';
 const AT_FDCWD32 = 4294967196n;
-const NR = { close: 3, getpid: 39, getuid: 102, getppid: 110, openat: 257 } as const;
+const NR = { close: 3, getpid: 39, getuid: 102, getgid: 104, getppid: 110, openat: 257 } as const;
+const LIB = path.join(OUT, 'libsys-raw.so');
 
 interface Rec { kind: number; tid: number; id: number; args: bigint[]; ret: bigint }
 
@@ -29,10 +30,10 @@ function recs(stdout: string): Rec[] {
   });
 }
 
-/** the target's report: the open's result, its pid and uid */
-function printed(stdout: string): { open: number; pid: number; uid: number } {
-  const o = /^open \S+ (-?\d+)$/m.exec(stdout), p = /^pid (\d+) uid (\d+)$/m.exec(stdout);
-  return { open: Number(o?.[1] ?? NaN), pid: Number(p?.[1] ?? NaN), uid: Number(p?.[2] ?? NaN) };
+/** the target's report: the open's result, its pid, uid and gid */
+function printed(stdout: string): { open: number; pid: number; uid: number; gid: number } {
+  const o = /^open \S+ (-?\d+)$/m.exec(stdout), p = /^pid (\d+) uid (\d+) gid (-?\d+)$/m.exec(stdout);
+  return { open: Number(o?.[1] ?? NaN), pid: Number(p?.[1] ?? NaN), uid: Number(p?.[2] ?? NaN), gid: Number(p?.[3] ?? NaN) };
 }
 
 /** the events between the first getppid entry and the last getppid exit, each as the fields that do not vary
@@ -59,6 +60,7 @@ function window(stdout: string): string[] {
       case NR.openat: return `${what} openat ret ${r.ret === BigInt(me.open) ? 'as printed' : r.ret}`;
       case NR.getpid: return `${what} getpid ret ${r.ret === BigInt(me.pid) ? 'its pid' : r.ret}`;
       case NR.getuid: return `${what} getuid ret ${r.ret === BigInt(me.uid) ? 'its uid' : r.ret}`;
+      case NR.getgid: return `${what} getgid ret ${r.ret === BigInt(me.gid) ? 'its gid' : r.ret}`;
       case NR.getppid: return `${what} getppid ret ${r.ret > 0n ? 'a pid' : r.ret}`;
       default: return `${what} ${r.id} ret ${r.ret}`;
     }
@@ -86,13 +88,15 @@ if (process.arch !== 'x64') {
   if (mk.status !== 0) throw new Error(`make the agent: ${mk.stderr}`);
   const cc = spawnSync('gcc', ['-O2', path.join(FIXTURES, 'agent', 'sys-raw-target.c'), '-o', TARGET], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`build the target: ${cc.stderr}`);
+  const so = spawnSync('gcc', ['-O2', '-shared', '-fPIC', path.join(FIXTURES, 'agent', 'sys-raw-lib.c'), '-o', LIB], { encoding: 'utf8' });
+  if (so.status !== 0) throw new Error(`build the library: ${so.stderr}`);
   buildBpf(path.join(FIXTURES, 'agent', 'raw-sys.bpf.c'), path.join(OUT, 'raw-sys.bpf.o'));
   buildBpf(path.join(FIXTURES, 'agent', 'hostile-sys.bpf.c'), path.join(OUT, 'hostile-sys.bpf.o'));
   for (const f of ['raw-sys.bpf.o', 'hostile-sys.bpf.o']) fs.chmodSync(path.join(OUT, f), 0o644);
   const guest = buildGuest(path.join(FIXTURES, 'agent', 'raw-sys-guest.c'), path.join(OUT, 'raw-sys-guest.wasm'));
   fs.chmodSync(guest, 0o644);
   const PROGS = ['raw_enter', 'raw_exit', 'enter_getuid'];
-  const args = (backend: string[]): string[] => ['run', ...backend, '--verbose', '--dir', `${OUT}:/d`, guest, '/d/raw-sys.bpf.o', ...PROGS, '--', TARGET, FILE];
+  const args = (backend: string[]): string[] => ['run', ...backend, '--verbose', '--dir', `${OUT}:/d`, guest, '/d/raw-sys.bpf.o', ...PROGS, '--', TARGET, FILE, LIB];
 
   const kernel = runCli(args(['--backend', 'linux']), { timeout: 90_000 });
   const ref = window(kernel.stdout);
@@ -105,8 +109,9 @@ if (process.arch !== 'x64') {
       'raw enter close fd the open\'s', 'raw exit 3 ret 0',
       'raw enter 39', 'raw exit getpid ret its pid',
       'raw enter 102', 'sys_enter_getuid nr 102', 'raw exit getuid ret its uid',
+      'raw enter 104', 'raw exit getgid ret its gid',
       'raw enter 110', 'raw exit getppid ret a pid',
-    ], 'wrappers, syscall(SYS_getpid) and the inline `syscall`: each entry and exit');
+    ], 'wrappers, syscall(SYS_getpid), the main program\'s and the dlopen\'ed library\'s `syscall`: each entry and exit');
   });
 
   t.test('the userspace backend as root: the kernel\'s events, field by field', async (tt) => {
@@ -115,7 +120,7 @@ if (process.arch !== 'x64') {
     tt.match(r.stderr, /traces raw_syscalls\/sys_enter \(every syscall, layout from tracefs\) in pid \d+: syscall hook \d+ on raw_syscalls\/sys_enter: \d+ sites rewritten in [3-9] objects/, 'every loaded object\'s sites rewritten (main program, libc, ld.so)');
     tt.match(r.stderr, /libc's syscall\(\) rewritten/, 'libc\'s syscall() rewritten');
     tt.match(r.stderr, /syscall hook \d+ on sys_enter of syscall 102: 0 sites rewritten in \d+ objects \(and some the raw_syscalls attach holds\)/, 'sys_enter_getuid shares the sites raw holds');
-    tt.same(window(r.stdout), ref, 'the same events: libc wrappers, syscall(), the main program\'s own `syscall`');
+    tt.same(window(r.stdout), ref, 'the same events: libc wrappers, syscall(), the main program\'s and the dlopen\'ed library\'s own `syscall`');
   });
 
   for (const backend of [['--backend', 'userspace'], []]) {

@@ -24,6 +24,7 @@
 #define MAX_SYS 64    /* syscall attachments of every session (reused once removed and no call can read them) */
 #define MAX_NR_ATT 16 /* attachments on one number (enter and exit together) */
 #define REC_MAX 512   /* a record's bytes (a syscall event's is 24-64; raw_syscalls' 64) */
+#define MAX_MORE 16   /* a number's attaches of dlopen'ed objects (later ones: their sites are missed) */
 
 /* one attachment: a program at one syscall number's entry or exit */
 struct asys {
@@ -43,6 +44,8 @@ struct snr {
 	struct asys *at[MAX_NR_ATT];    /* atomic */
 	unsigned top;                   /* atomic: at[top..] are NULL */
 	unsigned count[2];              /* atomic: live attachments at entry [0] and exit [1]: a call skips a kind with none */
+	struct wbpf_sys *more[MAX_MORE];/* agent_lock: attaches of objects dlopen'ed since h's */
+	unsigned nmore;
 };
 
 static struct asys atts[MAX_SYS];
@@ -262,6 +265,44 @@ int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const u
 
 static int has_atts(const struct snr *sn) { return sn->count[0] || sn->count[1]; }
 
+/* restores the sites of sn's attaches (h and those of dlopen'ed objects): 0, or -1 with err (h stays) */
+static int snr_detach(struct snr *sn, struct wbpf_hook_error *err)
+{
+	for (unsigned i = 0; i < sn->nmore; i++) (void)wbpf_sys_detach(sn->more[i], err);
+	sn->nmore = 0;
+	if (sn->h && wbpf_sys_detach(sn->h, err)) return -1;
+	sn->h = NULL;
+	return 0;
+}
+
+/* a library was dlopen'ed (lib/dlopen.c, agent_lock held): the traced numbers' sites in it (every site, while
+ * raw_syscalls has an attachment) are rewritten too; the objects scanned before count their sites as held */
+int agent_sys_live(void)
+{
+	if (__atomic_load_n(&raw.count[0], __ATOMIC_RELAXED) || __atomic_load_n(&raw.count[1], __ATOMIC_RELAXED)) return 1;
+	for (unsigned i = 0; i < MAX_SYS; i++)
+		if (__atomic_load_n(&atts[i].live, __ATOMIC_RELAXED)) return 1;
+	return 0;
+}
+
+void agent_sys_loaded(void)
+{
+	static int all[WBPF_SYS_NR_MAX];
+	int k = 0;
+	for (int i = 0; i < WBPF_SYS_NR_MAX; i++)
+		if (!unsafe_nr(i)) all[k++] = i;
+	for (int i = -1; i < WBPF_SYS_NR_MAX; i++) {
+		struct snr *sn = i < 0 ? &raw : &nrs[i];
+		if (!sn->h || !has_atts(sn) || sn->nmore >= MAX_MORE) continue;
+		struct wbpf_sys *h = NULL;
+		struct wbpf_sys_report rep;
+		struct wbpf_hook_error err;
+		if (wbpf_sys_attach("*", i < 0 ? all : &i, i < 0 ? k : 1, 0, on_enter, on_exit_, sn, &h, &rep, &err)) continue;
+		if (rep.rewritten) sn->more[sn->nmore++] = h;
+		else wbpf_sys_detach(h, &err);
+	}
+}
+
 /* libc's syscall() restored once no attachment is left */
 static void generic_release(void)
 {
@@ -279,11 +320,10 @@ static void release(struct snr *sn, char *note, size_t n)
 	struct wbpf_hook_error err;
 	if (sn == &raw) {
 		if (has_atts(&raw)) return;
-		if (raw.h && wbpf_sys_detach(raw.h, &err) == 0) raw.h = NULL;
-		else if (raw.h && note) snprintf(note, n, " (the raw sites stay rewritten, running nothing: %.120s)", err.reason);
+		if (snr_detach(&raw, &err) && note) snprintf(note, n, " (the raw sites stay rewritten, running nothing: %.120s)", err.reason);
 		for (int i = 0; i < WBPF_SYS_NR_MAX; i++) {
 			if (!nrs[i].h) continue;
-			if (wbpf_sys_detach(nrs[i].h, &err) == 0) nrs[i].h = NULL;
+			(void)snr_detach(&nrs[i], &err);
 			if (nrs[i].h || !has_atts(&nrs[i])) continue;
 			/* its sites raw held: rewritten for it now (its calls in between are missed) */
 			struct wbpf_sys_report rep;
@@ -297,8 +337,7 @@ static void release(struct snr *sn, char *note, size_t n)
 	generic_trace(sn->nr, 0, NULL, 0);
 	generic_release();
 	if (has_atts(&raw) || !sn->h) return;
-	if (wbpf_sys_detach(sn->h, &err) == 0) sn->h = NULL;
-	else if (note) snprintf(note, n, " (syscall %d's sites stay rewritten, running nothing: %.120s)", sn->nr, err.reason);
+	if (snr_detach(sn, &err) && note) snprintf(note, n, " (syscall %d's sites stay rewritten, running nothing: %.120s)", sn->nr, err.reason);
 }
 
 /* takes a off its list; the sites are restored with the list's last attachment (release). 1: no call reads a
