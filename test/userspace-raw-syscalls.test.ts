@@ -3,7 +3,8 @@
 // syscall() with the number checked at run time, and a `syscall` instruction of the main program's own code
 // (test/fixtures/agent/sys-raw-target.c: inline asm) and of a library it dlopen()s (sys-raw-lib.c). Through the CLI, a guest (fixtures/agent/raw-sys-guest.c)
 // attaching raw-sys.bpf.c's programs: the target's main-thread events between its two getppid() markers, field
-// by field against the kernel backend's, as root and as uid 65534 (--backend userspace and routed there).
+// by field against the kernel backend's, as root and as uid 65534 (--backend userspace and routed there), and
+// when a shell execs it.
 // Hostile section names (an unknown syscall, a 4000-character name, raw_syscalls/foo, sched/nonsense, an empty
 // name): a clear error, the guest's exit code, the launched command killed before its main, no kernel object left.
 import t from 'tap';
@@ -121,6 +122,12 @@ if (process.arch !== 'x64') {
     tt.match(r.stderr, /libc's syscall\(\) rewritten/, 'libc\'s syscall() rewritten');
     tt.match(r.stderr, /syscall hook \d+ on sys_enter of syscall 102: 0 sites rewritten in \d+ objects \(and some the raw_syscalls attach holds\)/, 'sys_enter_getuid shares the sites raw holds');
     tt.same(window(r.stdout), ref, 'the same events: libc wrappers, syscall(), the main program\'s and the dlopen\'ed library\'s own `syscall`');
+  });
+
+  t.test('an exec\'d descendant (sh -c TARGET): its raw events from the run\'s registry, as the kernel\'s', async (tt) => {
+    const r = runCli(['run', '--backend', 'userspace', '--dir', `${OUT}:/d`, guest, '/d/raw-sys.bpf.o', ...PROGS, '--', '/bin/sh', '-c', `${TARGET} ${FILE} ${LIB}`], { timeout: 90_000 });
+    tt.equal(r.code, 0, 'exit status 0', { stderr: r.stderr });
+    tt.same(window(r.stdout), ref, 'the exec\'d target\'s events, field by field');
   });
 
   for (const backend of [['--backend', 'userspace'], []]) {
