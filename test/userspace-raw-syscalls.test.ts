@@ -119,6 +119,7 @@ if (process.arch !== 'x64') {
     const r = runCli(args(['--backend', 'userspace']), { timeout: 90_000 });
     tt.equal(r.code, 0, 'exit status 0 (the command\'s)', { stderr: r.stderr });
     tt.match(r.stderr, /traces raw_syscalls\/sys_enter \(every syscall, layout from tracefs\) in pid \d+: syscall hook \d+ on raw_syscalls\/sys_enter: \d+ sites rewritten in [3-9] objects/, 'every loaded object\'s sites rewritten (main program, libc, ld.so)');
+    tt.match(r.stderr, /on raw_syscalls\/sys_enter: \d+ sites rewritten in \d+ objects; missed: \d+ `syscall` instructions loading no constant number, \d+ refused \(the first: site 0x[0-9a-f]+: [^)]+\)/, '--verbose counts what raw cannot see');
     tt.match(r.stderr, /libc's syscall\(\) rewritten/, 'libc\'s syscall() rewritten');
     tt.match(r.stderr, /syscall hook \d+ on sys_enter of syscall 102: 0 sites rewritten in \d+ objects \(and some the raw_syscalls attach holds\)/, 'sys_enter_getuid shares the sites raw holds');
     tt.same(window(r.stdout), ref, 'the same events: libc wrappers, syscall(), the main program\'s and the dlopen\'ed library\'s own `syscall`');

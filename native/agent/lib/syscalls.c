@@ -194,8 +194,10 @@ static int raw_attach(uint32_t id, char *rewrote, size_t rn, char *msg, size_t n
 	struct wbpf_hook_error err;
 	if (wbpf_sys_attach("*", all, k, 0, on_enter, on_exit_, &raw, &raw.h, &rep, &err))
 		return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: rewriting every syscall site: %s: %s", id, wbpf_hook_code_name(err.code), err.reason);
-	snprintf(rewrote, rn, ": %d sites rewritten in %d objects (%d held already%s%.100s)", rep.rewritten, rep.objects, rep.held,
-		 rep.refused > rep.held ? "; refused: " : "", rep.refused > rep.held ? rep.refusal : "");
+	snprintf(rewrote, rn, ": %d sites rewritten in %d objects; missed: %d `syscall` instructions loading no constant number%s%d refused%s%.100s",
+		 rep.rewritten, rep.objects, rep.others, rep.refused > rep.held ? ", " : "", rep.refused - rep.held,
+		 rep.refused > rep.held ? " (the first: " : "", rep.refused > rep.held ? rep.refusal : "");
+	if (rep.refused > rep.held) snprintf(rewrote + strlen(rewrote), rn - strlen(rewrote), ")");
 	return 0;
 }
 
@@ -226,7 +228,7 @@ int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const u
 	if (slot < 0) return wbpf_frame_msg(msg, n, ENOSPC, "syscall hook %u: %s has %d hooks already", id, is_raw ? "raw_syscalls" : "this syscall", MAX_NR_ATT);
 	*a = (struct asys){ .sess = s, .id = id, .prog = prog, .nr = is_raw ? -1 : (int)r->nr, .exit = t.exit, .t = t, .enabled = 1, .live = 1 };
 	if (!is_raw) sn->nr = (int)r->nr;
-	char rewrote[200] = "", gnote[80] = "";
+	char rewrote[320] = "", gnote[80] = "";
 	static int atfork;
 	if (!atfork) atfork = pthread_atfork(NULL, NULL, child_reset) == 0;
 	if (is_raw && !sn->h) {

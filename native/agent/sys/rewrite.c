@@ -195,6 +195,7 @@ static int attach_one(const char *object, int generic, struct wbpf_sys *h, struc
 			if (done[q]->at + WBPF_SYS_REPLACED <= fns[i].addr + fns[i].size) memcpy(copy + (done[q]->at - fns[i].addr), done[q]->orig, WBPF_SYS_REPLACED);
 		}
 		int k = wbpf_sys_scan(code, fns[i].size, h->traced, generic, found, MAX_FOUND);
+		rep->others += wbpf_sys_scan_others(code, fns[i].size);
 		free(copy);
 		for (int j = 0; j < k; j++) {
 			uintptr_t at = fns[i].addr + found[j].off;

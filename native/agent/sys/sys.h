@@ -20,6 +20,8 @@ struct wbpf_sys_report {
 	int shared;      /* rewritten sites whose `syscall` a branch also reaches past the rewritten mov: calls on that path are missed */
 	int held;        /* sites of a traced number another attach holds (counted in refused too): its callbacks run there */
 	int objects;     /* objects scanned */
+	int others;      /* `syscall` instructions of the scanned functions that are no site (the number comes from a
+			    register, or another instruction sits between): their calls are never seen */
 	char refusal[200];
 };
 
