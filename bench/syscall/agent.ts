@@ -41,12 +41,14 @@ const EVENT: Record<Workload, string> = {
   getpid: 'tp/syscalls/sys_enter_getppid',
   'raw-getppid': 'tp/syscalls/sys_enter_getppid',
   'asm-getppid': 'tp/syscalls/sys_enter_getppid',
+  'raw-getpid': 'tp/syscalls/sys_enter_getppid',
 };
 
 /** one run of `sysbench none W CALLS` under the agent with the workload's syscall traced */
 export async function runAgent(bin: string, agentSo: string, w: Workload, calls: number, onStart?: (pid: number) => Promise<void>): Promise<Run> {
   const native = loadNative();
-  const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 23, 0, native.numPossibleCpus(), 0, 'sysbench');
+  // 64 MiB: a run's every record fits even when the host's timer is late (a loaded machine): drops would be the consumer's, not the path's
+  const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 26, 0, native.numPossibleCpus(), 0, 'sysbench');
   const pair = agentSocketpair();
   const child = spawnUnderAgent([bin, 'none', w, String(calls)], { agent: agentSo, channelFd: pair.child, stdio: ['ignore', 'pipe', 'pipe'] });
   const agent = new AgentChannel(pair.host);

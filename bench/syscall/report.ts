@@ -3,7 +3,7 @@
 
 export const MECHANISMS = ['none', 'kernel', 'agent', 'trap', 'sud', 'sud-allow', 'seccomp-trace', 'ptrace-syscall', 'rewrite'] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
-export const WORKLOADS = ['getppid', 'openat', 'getpid', 'raw-getppid', 'asm-getppid'] as const;
+export const WORKLOADS = ['getppid', 'openat', 'getpid', 'raw-getppid', 'asm-getppid', 'raw-getpid'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export const LABEL: Record<Mechanism, string> = {
@@ -24,6 +24,7 @@ export const WORKLOAD_LABEL: Record<Workload, string> = {
   getpid: 'getpid() loop while getppid is traced (an untraced syscall)',
   'raw-getppid': 'syscall(SYS_getppid) loop (libc\'s syscall(): (e) rewrites it with a number check), getppid traced',
   'asm-getppid': 'a `syscall` instruction of the target\'s own code (no mechanism rewrites it: (e)\'s catch-all), getppid traced',
+  'raw-getpid': 'syscall(SYS_getpid) loop while getppid is traced (an untraced number through libc\'s rewritten syscall())',
 };
 
 /** one run of the target: what sysbench prints */
@@ -82,7 +83,7 @@ export function cells(runs: readonly Run[]): Cell[] {
         const u = runs.find((x) => x.workload === workload && x.mechanism === 'none' && x.round !== undefined && x.round === r.round);
         return u ? perCall(r) - perCall(u) : perCall(r) - b;
       });
-      const traced = mechanism !== 'none' && workload !== 'getpid' && mechanism !== 'sud-allow';
+      const traced = mechanism !== 'none' && workload !== 'getpid' && workload !== 'raw-getpid' && mechanism !== 'sud-allow';
       const all = rs.every((r) => r.records === r.calls);
       out.push({
         mechanism,
@@ -102,7 +103,7 @@ const f = (n: number): string => (Math.abs(n) >= 1000 ? `${(n / 1000).toFixed(2)
 export function verdict(c: Cell, all: readonly Cell[]): string {
   if (c.mechanism === 'none') return '-';
   const base = all.find((x) => x.workload === c.workload && x.mechanism === 'none')!;
-  if (c.workload === 'getpid' || c.mechanism === 'sud-allow') {
+  if (c.workload === 'getpid' || c.workload === 'raw-getpid' || c.mechanism === 'sud-allow') {
     const pct = (100 * c.added) / base.ns[0];
     return `untraced +${pct.toFixed(1)} % (target <= 5 %: ${pct <= 5 ? '**PASS**' : '**MISS**'})`;
   }

@@ -26,6 +26,7 @@ const PLAN: Record<Workload, readonly Mechanism[]> = {
   getpid: MECHANISMS,
   'raw-getppid': ['none', 'kernel', 'agent', 'trap', 'rewrite'],
   'asm-getppid': ['none', 'kernel', 'agent', 'rewrite'],
+  'raw-getpid': ['none', 'kernel', 'agent', 'rewrite'],
 };
 
 interface Options { rounds: number; calls: number; write: boolean; render: boolean; agent: string }
