@@ -4,15 +4,15 @@
 // (test/fixtures/agent/sys-raw-target.c: inline asm) and of a library it dlopen()s (sys-raw-lib.c). Through the CLI, a guest (fixtures/agent/raw-sys-guest.c)
 // attaching raw-sys.bpf.c's programs: the target's main-thread events between its two getppid() markers, field
 // by field against the kernel backend's, as root and as uid 65534 (--backend userspace and routed there), and
-// when a shell execs it.
+// when a shell execs it; a joined process's (--pid) opens, and it runs on after the run.
 // Hostile section names (an unknown syscall, a 4000-character name, raw_syscalls/foo, sched/nonsense, an empty
 // name): a clear error, the guest's exit code, the launched command killed before its main, no kernel object left.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_DIR } from './agent-common.js';
-import { BUILD, CLI, FIXTURES, buildBpf, buildGuest, kernelIds, runCli, settledLeaks } from './helpers.js';
+import { BUILD, CLI, FIXTURES, buildBpf, buildGuest, kernelIds, pollUntil as until, runCli, settledLeaks, startCli } from './helpers.js';
 
 const OUT = path.join(BUILD, 'userspace-raw-syscalls');
 const TARGET = path.join(OUT, 'sys-raw-target');
@@ -129,6 +129,39 @@ if (process.arch !== 'x64') {
     const r = runCli(['run', '--backend', 'userspace', '--dir', `${OUT}:/d`, guest, '/d/raw-sys.bpf.o', ...PROGS, '--', '/bin/sh', '-c', `${TARGET} ${FILE} ${LIB}`], { timeout: 90_000 });
     tt.equal(r.code, 0, 'exit status 0', { stderr: r.stderr });
     tt.same(window(r.stdout), ref, 'the exec\'d target\'s events, field by field');
+  });
+
+  t.test('a joined process (--pid): its raw events while the run lasts; then it runs on', async (tt) => {
+    // sys-open-target (-w: a round of opens per stdin byte), under the comm the program filters on
+    const joined = path.join(OUT, 'join', 'sys-raw-target');
+    fs.mkdirSync(path.dirname(joined), { recursive: true });
+    const cj = spawnSync('gcc', ['-O2', path.join(FIXTURES, 'agent', 'sys-open-target.c'), '-o', joined], { encoding: 'utf8' });
+    tt.equal(cj.status, 0, 'the waiting target builds', { stderr: cj.stderr });
+    const target = spawn(joined, ['-w', FILE], { stdio: ['pipe', 'pipe', 'inherit'] });
+    tt.teardown(() => { if (target.exitCode === null && target.signalCode === null) target.kill('SIGKILL'); });
+    let out = '';
+    target.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const exited = new Promise<number | null>((resolve) => target.on('exit', (code) => resolve(code)));
+    tt.ok(await until(() => fs.readFileSync(`/proc/${target.pid}/maps`, 'utf8').includes('libc.so.6'), 5_000), 'the target runs');
+    const run = startCli(['run', '--backend', 'userspace', '--pid', String(target.pid), '--dir', `${OUT}:/d`, guest, '/d/raw-sys.bpf.o', 'raw_enter', 'raw_exit']);
+    await run.waitFor(/^attached$/, 60_000);
+    target.stdin.write('1');
+    tt.ok(await until(() => out.includes('round 0 done'), 20_000), 'round 0 ran');
+    const fds = out.split('\n').flatMap((l) => /^(open|openat|fopen) \S+ (\d+)$/.exec(l)?.[2] ?? []).map(BigInt);
+    tt.equal(fds.length, 3, 'three opens printed');
+    const mine = (): Rec[] => recs(run.stdout).filter((r) => r.tid === target.pid);
+    tt.ok(await until(() => mine().filter((r) => r.kind === 2 && r.id === NR.openat).length >= 3, 10_000), 'their exits came');
+    const enters = mine().filter((r) => r.kind === 1 && r.id === NR.openat);
+    tt.equal(enters.length, 3, 'three raw openat entries');
+    tt.ok(enters.every((r) => r.args[0] === AT_FDCWD32), 'each with dfd AT_FDCWD');
+    tt.same(mine().filter((r) => r.kind === 2 && r.id === NR.openat).map((r) => r.ret), fds, 'each exit\'s ret is the fd the target printed');
+    tt.same(mine().filter((r) => r.kind === 1 && r.id === NR.close).map((r) => r.args[0]), fds, 'the closes of those fds');
+    const end = await run.interrupt();
+    tt.equal(end.signal, null, 'the run ends on SIGINT without a signal of its own');
+    target.stdin.write('2');
+    tt.ok(await until(() => out.includes('round 1 done'), 20_000), 'the target runs on after the run');
+    target.stdin.end();
+    tt.equal(await exited, 0, 'and exits 0');
   });
 
   for (const backend of [['--backend', 'userspace'], []]) {
