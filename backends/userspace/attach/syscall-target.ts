@@ -1,6 +1,7 @@
-// Which syscall event a userspace tp/syscalls program names (`tracepoint/syscalls/sys_enter_openat`,
-// `tp/syscalls/sys_exit_openat`): its number on this arch, enter or exit, and the field table the agent
-// builds the event's record from (the running kernel's tracefs layout, else the built-in table).
+// Which syscall event a userspace tp/syscalls or tp/raw_syscalls program names (`tracepoint/syscalls/sys_enter_openat`,
+// `tp/syscalls/sys_exit_openat`, `tp/raw_syscalls/sys_enter`): its number on this arch (raw: every number),
+// enter or exit, and the field table the agent builds the event's record from (the running kernel's tracefs
+// layout, else the built-in table).
 import { BackendError } from '../../../src/errors.js';
 import { ERRNO } from '../../../src/kernel/uapi.js';
 import { encodeFieldTable, sysFieldTable } from '../syscalls/fieldtable.js';
@@ -8,26 +9,30 @@ import { hostArch } from '../syscalls/host.js';
 import { eventKey, eventLayout, syscallNumber, type EventLayout } from '../syscalls/layout.js';
 
 export interface SyscallTarget {
-  /** 'syscalls/sys_enter_openat' */
+  /** 'syscalls/sys_enter_openat', 'raw_syscalls/sys_exit' */
   event: string;
+  /** the syscall number; -1 for raw_syscalls (every number) */
   nr: number;
+  raw: boolean;
   exit: boolean;
   layout: EventLayout;
   /** the 64-byte field table (../syscalls/fieldtable.ts) */
   table: Uint8Array;
 }
 
-/** a `tp/syscalls/*` or `tracepoint/syscalls/*` section: the event's [category, name]; else undefined */
+/** a `tp/syscalls/*`, `tp/raw_syscalls/*` (or `tracepoint/...`) section: the event's [category, name]; else undefined */
 export function syscallEvent(section: string): [string, string] | undefined {
-  if (!/^(tp|tracepoint)\/syscalls\//.test(section)) return undefined;
+  if (!/^(tp|tracepoint)\/(raw_)?syscalls\//.test(section)) return undefined;
   return eventKey(section);
 }
 
 /** the target of a syscall tracepoint program; a refusal names why and what runs it instead */
 export function syscallTarget(section: string): SyscallTarget {
   const key = syscallEvent(section);
-  const m = key ? /^sys_(enter|exit)_(.+)$/.exec(key[1]) : null;
-  if (!key || !m) throw new BackendError(`'${section}' is not a syscall tracepoint (tracepoint/syscalls/sys_enter_NAME or sys_exit_NAME)`, ERRNO.EINVAL);
+  const raw = key?.[0] === 'raw_syscalls';
+  const m = key ? (raw ? /^sys_(enter|exit)$/ : /^sys_(enter|exit)_(.+)$/).exec(key[1]) : null;
+  const shown = section.length > 80 ? `${section.slice(0, 80)}... (${section.length} characters)` : section;
+  if (!key || !m) throw new BackendError(`'${shown}' is not a syscall tracepoint (tracepoint/syscalls/sys_enter_NAME or sys_exit_NAME, tracepoint/raw_syscalls/sys_enter or sys_exit)`, ERRNO.EINVAL);
   const arch = hostArch();
   if (arch !== 'x86_64') {
     throw new BackendError(
@@ -35,8 +40,8 @@ export function syscallTarget(section: string): SyscallTarget {
       ERRNO.EOPNOTSUPP, '', 'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel');
   }
   const event = `${key[0]}/${key[1]}`;
-  const nr = syscallNumber(m[2]!, arch);
+  const nr = raw ? -1 : syscallNumber(m[2]!, arch);
   const layout = eventLayout(event, arch);
-  if (nr === undefined || !layout) throw new BackendError(`'${section}': ${arch} has no syscall '${m[2]}' with a tracepoint`, ERRNO.ENOENT);
-  return { event, nr, exit: m[1] === 'exit', layout, table: encodeFieldTable(sysFieldTable(layout)) };
+  if (nr === undefined || !layout) throw new BackendError(`'${shown}': ${arch} has no syscall '${m[2]!.slice(0, 64)}' with a tracepoint`, ERRNO.ENOENT);
+  return { event, nr, raw, exit: m[1] === 'exit', layout, table: encodeFieldTable(sysFieldTable(layout)) };
 }

@@ -91,8 +91,9 @@ struct wbpf_agent_syscall {
 	uint32_t id;
 	uint32_t prog_id;
 	uint32_t nr;    /* the syscall number of this arch */
-	uint32_t flags; /* WBPF_AGENT_SYSCALL_EXIT: sys_exit_* (ctx has the result) */
+	uint32_t flags; /* WBPF_AGENT_SYSCALL_EXIT: sys_exit_* (ctx has the result); _RAW: raw_syscalls/sys_enter|sys_exit (nr ignored) */
 };
 #define WBPF_AGENT_SYSCALL_EXIT 1u
+#define WBPF_AGENT_SYSCALL_RAW 2u
 
 #endif

@@ -1,6 +1,9 @@
-/* tp/syscalls programs at rewritten syscall sites (sys/, x86-64): the SYSCALL frame's attachments by number,
- * one rewriter attach of libc's sites per traced number, and at each traced call the enter (or exit)
- * programs run with the tracepoint record the host's field table describes (sys/record.h) as ctx. */
+/* tp/syscalls and tp/raw_syscalls programs at rewritten syscall sites (sys/, x86-64): the SYSCALL frame's
+ * attachments by number (or every number: WBPF_AGENT_SYSCALL_RAW), one rewriter attach per traced number of
+ * every loaded object's `mov $nr,%eax; syscall` sites, one of every site of every number while a raw_syscalls
+ * program is attached, and one of libc's generic syscall() whose traced set follows the attachments; at
+ * each traced call the number's and the raw programs run with the tracepoint record the host's field table
+ * describes (sys/record.h) as ctx. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +24,7 @@
 #define MAX_SYS 64    /* syscall attachments of every session (reused once removed and no call can read them) */
 #define MAX_NR_ATT 16 /* attachments on one number (enter and exit together) */
 #define REC_MAX 512   /* a record's bytes (a syscall event's is 24-64; raw_syscalls' 64) */
+#define MAX_MORE 16   /* a number's attaches of dlopen'ed objects (later ones: their sites are missed) */
 
 /* one attachment: a program at one syscall number's entry or exit */
 struct asys {
@@ -33,78 +37,98 @@ struct asys {
 	int reported;
 	int live; /* agent_lock */
 };
-/* one traced number: its rewriter attach and its attachments (calls read at[] between reader marks) */
+/* one traced number (or raw: every number): its rewriter attach and its attachments (calls read at[] between reader marks) */
 struct snr {
-	int nr;
+	int nr;                         /* -1: raw */
 	struct wbpf_sys *h;             /* agent_lock; NULL: not rewritten */
 	struct asys *at[MAX_NR_ATT];    /* atomic */
-	unsigned nobody;                /* atomic: calls in progress of threads without a reader slot */
+	unsigned top;                   /* atomic: at[top..] are NULL */
+	unsigned count[2];              /* atomic: live attachments at entry [0] and exit [1]: a call skips a kind with none */
+	struct wbpf_sys *more[MAX_MORE];/* agent_lock: attaches of objects dlopen'ed since h's */
+	unsigned nmore;
 };
 
 static struct asys atts[MAX_SYS];
 static struct snr nrs[WBPF_SYS_NR_MAX]; /* never freed: a thread blocked in a syscall reads its exit list later */
+static struct snr raw = { .nr = -1 };   /* raw_syscalls/sys_enter|sys_exit */
+static struct wbpf_sys *generic;        /* agent_lock: libc's syscall(), its traced set the numbers with attachments (all while raw has one) */
+static unsigned nobody;                 /* atomic: calls in progress of threads without a reader slot */
+#define READ_KEY ((const void *)nrs)    /* what every call marks in its reader slot: a change waits for all of them */
 
-static void run_list(struct snr *n, int exit, const uint64_t args[6], long ret)
+/* the per-call work, lean (bench/syscall's agent row): no system call (the tid is cached per thread), the
+ * pt_regs image built once per call, the record of each attachment written right before it */
+static void run_list(struct snr *n, long nr, int exit, const uint64_t args[6], long ret)
 {
-	struct wbpf_pt_regs regs = { 0 };
-	uint8_t buf[REC_MAX + sizeof regs] __attribute__((aligned(16)));
-	int32_t tid = 0;
-	for (unsigned i = 0; i < MAX_NR_ATT; i++) {
+	uint8_t buf[REC_MAX + sizeof(struct wbpf_pt_regs)] __attribute__((aligned(16)));
+	struct wbpf_pt_regs *regs = (struct wbpf_pt_regs *)(buf + REC_MAX);
+	int built = 0;
+	unsigned top = __atomic_load_n(&n->top, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < top && i < MAX_NR_ATT; i++) {
 		struct asys *a = __atomic_load_n(&n->at[i], __ATOMIC_ACQUIRE);
 		if (!a || a->exit != exit || !a->enabled) continue;
-		if (!tid) {
-			tid = (int32_t)gettid();
+		if (!built) {
 			/* the kernel's pt_regs at a syscall: the arguments, orig_rax the number, rax -ENOSYS at entry */
-			regs.rdi = args[0], regs.rsi = args[1], regs.rdx = args[2];
-			regs.r10 = args[3], regs.r8 = args[4], regs.r9 = args[5];
-			regs.orig_rax = (uint64_t)n->nr;
-			regs.rax = exit ? (uint64_t)ret : (uint64_t)-ENOSYS;
+			memset(regs, 0, sizeof *regs);
+			regs->rdi = args[0], regs->rsi = args[1], regs->rdx = args[2];
+			regs->r10 = args[3], regs->r8 = args[4], regs->r9 = args[5];
+			regs->orig_rax = (uint64_t)nr;
+			regs->rax = exit ? (uint64_t)ret : (uint64_t)-ENOSYS;
+			built = 1;
 		}
 		/* the record, then the pt_regs image its first 8 bytes point at: one ctx region holds both */
 		size_t size = a->t.size;
-		memcpy(buf + size, &regs, sizeof regs);
-		wbpf_sys_record(&a->t, buf, REC_MAX, tid, 1, (uint64_t)(uintptr_t)(buf + size), n->nr, args, ret);
+		uint8_t *rec = buf + REC_MAX - size;
+		wbpf_sys_record(&a->t, rec, size, (int32_t)agent_pid_tgid(), 1, (uint64_t)(uintptr_t)regs, nr, args, ret);
 		char msg[200];
-		if (agent_run(a->prog, a->id, buf, size + sizeof regs, msg, sizeof msg) == 0) continue;
+		if (__builtin_expect(agent_run(a->prog, a->id, rec, size + sizeof *regs, msg, sizeof msg) == 0, 1)) continue;
 		a->enabled = 0;
 		if (__atomic_exchange_n(&a->reported, 1, __ATOMIC_ACQ_REL)) continue;
 		char ev[256];
-		snprintf(ev, sizeof ev, "syscall hook %u (sys_%s of syscall %d) disabled: %.150s; the syscall itself ran on", a->id,
-			 exit ? "exit" : "enter", n->nr, msg);
+		if (n->nr < 0)
+			snprintf(ev, sizeof ev, "syscall hook %u (raw_syscalls/sys_%s, at syscall %ld) disabled: %.150s; the syscall itself ran on", a->id,
+				 exit ? "exit" : "enter", nr, msg);
+		else
+			snprintf(ev, sizeof ev, "syscall hook %u (sys_%s of syscall %d) disabled: %.150s; the syscall itself ran on", a->id,
+				 exit ? "exit" : "enter", n->nr, msg);
 		agent_event(a->sess, a->id, ev);
 	}
 }
 
-static void on_call(struct snr *n, int exit, const uint64_t args[6], long ret)
+/* whichever attach's site made the call, the number's programs and the raw ones run (a site has one owner) */
+static void on_call(long nr, int exit, const uint64_t args[6], long ret)
 {
+	struct snr *n = (unsigned long)nr < WBPF_SYS_NR_MAX ? &nrs[nr] : NULL;
+	int mine = n && __atomic_load_n(&n->count[exit], __ATOMIC_RELAXED), any = __atomic_load_n(&raw.count[exit], __ATOMIC_RELAXED);
+	if (!mine && !any) return; /* nothing at this end of the call */
 	if (!agent_hit_begin()) return; /* a program (or the agent's own thread) made this syscall */
-	int slot = reader_enter(n);
-	if (!slot) __atomic_add_fetch(&n->nobody, 1, __ATOMIC_SEQ_CST);
-	run_list(n, exit, args, ret);
+	int slot = reader_enter(READ_KEY);
+	if (!slot) __atomic_add_fetch(&nobody, 1, __ATOMIC_SEQ_CST);
+	if (any) run_list(&raw, nr, exit, args, ret); /* raw_syscalls first, as the kernel runs them here */
+	if (mine) run_list(n, nr, exit, args, ret);
 	if (slot) reader_leave();
-	else __atomic_sub_fetch(&n->nobody, 1, __ATOMIC_RELEASE);
+	else __atomic_sub_fetch(&nobody, 1, __ATOMIC_RELEASE);
 	agent_hit_end();
 }
 
 static void on_enter(long nr, const uint64_t args[6], void *cookie)
 {
-	(void)nr;
-	on_call(cookie, 0, args, 0);
+	(void)cookie;
+	on_call(nr, 0, args, 0);
 }
 
 static void on_exit_(long nr, const uint64_t args[6], long ret, void *cookie)
 {
-	(void)nr;
-	on_call(cookie, 1, args, ret);
+	(void)cookie;
+	on_call(nr, 1, args, ret);
 }
 
-/* waits (up to 2 s) until no call that may have read n->at before the last change runs: 1, or 0 (stalled) */
-static int quiesce(struct snr *n)
+/* waits (up to 2 s) until no call that may have read an at[] before the last change runs: 1, or 0 (stalled) */
+static int quiesce(void)
 {
 	struct timespec t0, now, nap = { 0, 20000 };
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!readers_wait(n, &t0, 2000000000ll)) return 0;
-	while (__atomic_load_n(&n->nobody, __ATOMIC_SEQ_CST)) {
+	if (!readers_wait(READ_KEY, &t0, 2000000000ll)) return 0;
+	while (__atomic_load_n(&nobody, __ATOMIC_SEQ_CST)) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - t0.tv_sec) * 1000000000ll + (now.tv_nsec - t0.tv_nsec) > 2000000000ll) return 0;
 		nanosleep(&nap, NULL);
@@ -132,15 +156,58 @@ int agent_sys_uses(const struct aprog *p)
  * these are the counts of threads without one) */
 static void child_reset(void)
 {
-	for (unsigned i = 0; i < WBPF_SYS_NR_MAX; i++) __atomic_store_n(&nrs[i].nobody, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&nobody, 0, __ATOMIC_RELAXED);
 }
 
+
+static int unsafe_nr(int nr) { return nr == 56 || nr == 57 || nr == 58 || nr == 435 || nr == 15; } /* as sys/rewrite.c */
+
+/* sets nr (or every number: -1) in the generic syscall()'s traced set, attaching it with the first call
+ * (libc without the pattern: its calls are missed, said in note) */
+static void generic_trace(int nr, int on, char *note, size_t n)
+{
+	if (!generic && on) {
+		struct wbpf_sys_report rep;
+		struct wbpf_hook_error err;
+		if (wbpf_sys_attach(NULL, NULL, 0, 1, on_enter, on_exit_, NULL, &generic, &rep, &err) || !rep.rewritten) {
+			if (generic) wbpf_sys_detach(generic, &err);
+			generic = NULL;
+			if (note) snprintf(note, n, "; libc's syscall() not rewritten (its calls are missed)");
+			return;
+		}
+		if (note) snprintf(note, n, "; libc's syscall() rewritten");
+	}
+	if (!generic) return;
+	for (int i = nr < 0 ? 0 : nr; i < (nr < 0 ? WBPF_SYS_NR_MAX : nr + 1); i++) {
+		int want = on || raw.count[0] || raw.count[1] || nrs[i].count[0] || nrs[i].count[1];
+		wbpf_sys_set_traced(generic, i, want);
+	}
+}
+
+/* the raw attach: every site of every number in every loaded object (the unsafe ones refused) */
+static int raw_attach(uint32_t id, char *rewrote, size_t rn, char *msg, size_t n)
+{
+	int all[WBPF_SYS_NR_MAX], k = 0;
+	for (int i = 0; i < WBPF_SYS_NR_MAX; i++)
+		if (!unsafe_nr(i)) all[k++] = i;
+	struct wbpf_sys_report rep;
+	struct wbpf_hook_error err;
+	if (wbpf_sys_attach("*", all, k, 0, on_enter, on_exit_, &raw, &raw.h, &rep, &err))
+		return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: rewriting every syscall site: %s: %s", id, wbpf_hook_code_name(err.code), err.reason);
+	snprintf(rewrote, rn, ": %d sites rewritten in %d objects; missed: %d `syscall` instructions loading no constant number%s%d refused%s%.100s",
+		 rep.rewritten, rep.objects, rep.others, rep.refused > rep.held ? ", " : "", rep.refused - rep.held,
+		 rep.refused > rep.held ? " (the first: " : "", rep.refused > rep.held ? rep.refusal : "");
+	if (rep.refused > rep.held) snprintf(rewrote + strlen(rewrote), rn - strlen(rewrote), ")");
+	return 0;
+}
 
 int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg, size_t n)
 {
 	uint32_t id = r->id;
+	int is_raw = !!(r->flags & WBPF_AGENT_SYSCALL_RAW);
 	if (find(s, id) || agent_has_hook(s, id)) return wbpf_frame_msg(msg, n, EEXIST, "syscall hook %u: id in use", id);
-	if (r->nr >= WBPF_SYS_NR_MAX) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: syscall number %u is out of 0..%d", id, r->nr, WBPF_SYS_NR_MAX - 1);
+	if (!is_raw && r->nr >= WBPF_SYS_NR_MAX) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: syscall number %u is out of 0..%d", id, r->nr, WBPF_SYS_NR_MAX - 1);
+	if (r->flags & ~(WBPF_AGENT_SYSCALL_EXIT | WBPF_AGENT_SYSCALL_RAW)) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: unknown flags %#x", id, r->flags);
 	const struct aprog *prog = agent_find_prog(s, r->prog_id);
 	if (!prog) return wbpf_frame_msg(msg, n, ENOENT, "syscall hook %u: no program %u", id, r->prog_id);
 	struct wbpf_sys_table t;
@@ -154,58 +221,141 @@ int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const u
 	for (unsigned i = 0; i < MAX_SYS && !a; i++)
 		if (!atts[i].live) a = &atts[i];
 	if (!a) return wbpf_frame_msg(msg, n, ENOSPC, "syscall hook %u: the agent holds %d syscall hooks already", id, MAX_SYS);
-	struct snr *sn = &nrs[r->nr];
+	struct snr *sn = is_raw ? &raw : &nrs[r->nr];
 	int slot = -1;
 	for (int i = 0; i < MAX_NR_ATT && slot < 0; i++)
 		if (!sn->at[i]) slot = i;
-	if (slot < 0) return wbpf_frame_msg(msg, n, ENOSPC, "syscall hook %u: syscall %u has %d hooks already", id, r->nr, MAX_NR_ATT);
-	*a = (struct asys){ .sess = s, .id = id, .prog = prog, .nr = (int)r->nr, .exit = t.exit, .t = t, .enabled = 1, .live = 1 };
-	sn->nr = (int)r->nr;
-	char rewrote[160] = "";
+	if (slot < 0) return wbpf_frame_msg(msg, n, ENOSPC, "syscall hook %u: %s has %d hooks already", id, is_raw ? "raw_syscalls" : "this syscall", MAX_NR_ATT);
+	*a = (struct asys){ .sess = s, .id = id, .prog = prog, .nr = is_raw ? -1 : (int)r->nr, .exit = t.exit, .t = t, .enabled = 1, .live = 1 };
+	if (!is_raw) sn->nr = (int)r->nr;
+	char rewrote[320] = "", gnote[80] = "";
 	static int atfork;
 	if (!atfork) atfork = pthread_atfork(NULL, NULL, child_reset) == 0;
-	if (!sn->h) {
+	if (is_raw && !sn->h) {
+		int rc = raw_attach(id, rewrote, sizeof rewrote, msg, n);
+		if (rc) { a->live = 0; return rc; }
+	} else if (!sn->h) {
 		struct wbpf_sys_report rep;
 		struct wbpf_hook_error err;
 		int nr = (int)r->nr;
-		if (wbpf_sys_attach(NULL, &nr, 1, 0, on_enter, on_exit_, sn, &sn->h, &rep, &err)) {
+		if (wbpf_sys_attach("*", &nr, 1, 0, on_enter, on_exit_, sn, &sn->h, &rep, &err)) {
 			a->live = 0;
-			return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: rewriting libc's sites of syscall %d: %s: %s", id, nr, wbpf_hook_code_name(err.code), err.reason);
+			return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: rewriting the sites of syscall %d: %s: %s", id, nr, wbpf_hook_code_name(err.code), err.reason);
 		}
-		if (!rep.rewritten) {
+		if (!rep.rewritten && !rep.held) {
 			wbpf_sys_detach(sn->h, &err);
 			sn->h = NULL;
 			a->live = 0;
 			if (rep.refused)
-				return wbpf_frame_msg(msg, n, EOPNOTSUPP, "syscall hook %u: no site of syscall %d in libc could be rewritten (%d refused; %s)", id, nr, rep.refused, rep.refusal);
-			return wbpf_frame_msg(msg, n, ENOENT, "syscall hook %u: libc has no `mov $%d,%%eax; syscall` site: its calls of syscall %d cannot be traced by rewriting", id, nr, nr);
+				return wbpf_frame_msg(msg, n, EOPNOTSUPP, "syscall hook %u: no site of syscall %d could be rewritten (%d refused; %s)", id, nr, rep.refused, rep.refusal);
+			return wbpf_frame_msg(msg, n, ENOENT, "syscall hook %u: no loaded object has a `mov $%d,%%eax; syscall` site: its calls of syscall %d cannot be traced by rewriting", id, nr, nr);
 		}
-		snprintf(rewrote, sizeof rewrote, ": %d libc site%s rewritten%s%.100s", rep.rewritten, rep.rewritten == 1 ? "" : "s",
-			 rep.refused ? ", some refused: " : "", rep.refused ? rep.refusal : "");
+		snprintf(rewrote, sizeof rewrote, ": %d site%s rewritten in %d objects%s%s%.100s", rep.rewritten, rep.rewritten == 1 ? "" : "s", rep.objects,
+			 rep.held ? " (and some the raw_syscalls attach holds)" : "", rep.refused > rep.held ? ", some refused: " : "", rep.refused > rep.held ? rep.refusal : "");
 	}
 	__atomic_store_n(&sn->at[slot], a, __ATOMIC_SEQ_CST);
+	if ((unsigned)slot >= sn->top) __atomic_store_n(&sn->top, (unsigned)slot + 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&sn->count[t.exit], 1, __ATOMIC_SEQ_CST);
+	generic_trace(is_raw ? -1 : (int)r->nr, 1, gnote, sizeof gnote);
 	const char *note = ebpf_vm_engine_note(agent_prog_vm(prog));
-	return wbpf_frame_msg(msg, n, 0, "syscall hook %u on sys_%s of syscall %u%s%s%s%s", id, t.exit ? "exit" : "enter", r->nr, rewrote,
+	if (is_raw)
+		return wbpf_frame_msg(msg, n, 0, "syscall hook %u on raw_syscalls/sys_%s%s%s%s%s%s", id, t.exit ? "exit" : "enter", rewrote, gnote,
+				   note ? " (" : "", note ? note : "", note ? ")" : "");
+	return wbpf_frame_msg(msg, n, 0, "syscall hook %u on sys_%s of syscall %u%s%s%s%s%s", id, t.exit ? "exit" : "enter", r->nr, rewrote, gnote,
 		   note ? " (" : "", note ? note : "", note ? ")" : "");
 }
 
-/* takes a off its number's list; the sites are restored with the number's last attachment. 1: no call reads a
+static int has_atts(const struct snr *sn) { return sn->count[0] || sn->count[1]; }
+
+/* restores the sites of sn's attaches (h and those of dlopen'ed objects): 0, or -1 with err (h stays) */
+static int snr_detach(struct snr *sn, struct wbpf_hook_error *err)
+{
+	for (unsigned i = 0; i < sn->nmore; i++) (void)wbpf_sys_detach(sn->more[i], err);
+	sn->nmore = 0;
+	if (sn->h && wbpf_sys_detach(sn->h, err)) return -1;
+	sn->h = NULL;
+	return 0;
+}
+
+/* a library was dlopen'ed (lib/dlopen.c, agent_lock held): the traced numbers' sites in it (every site, while
+ * raw_syscalls has an attachment) are rewritten too; the objects scanned before count their sites as held */
+int agent_sys_live(void)
+{
+	if (__atomic_load_n(&raw.count[0], __ATOMIC_RELAXED) || __atomic_load_n(&raw.count[1], __ATOMIC_RELAXED)) return 1;
+	for (unsigned i = 0; i < MAX_SYS; i++)
+		if (__atomic_load_n(&atts[i].live, __ATOMIC_RELAXED)) return 1;
+	return 0;
+}
+
+void agent_sys_loaded(void)
+{
+	static int all[WBPF_SYS_NR_MAX];
+	int k = 0;
+	for (int i = 0; i < WBPF_SYS_NR_MAX; i++)
+		if (!unsafe_nr(i)) all[k++] = i;
+	for (int i = -1; i < WBPF_SYS_NR_MAX; i++) {
+		struct snr *sn = i < 0 ? &raw : &nrs[i];
+		if (!sn->h || !has_atts(sn) || sn->nmore >= MAX_MORE) continue;
+		struct wbpf_sys *h = NULL;
+		struct wbpf_sys_report rep;
+		struct wbpf_hook_error err;
+		if (wbpf_sys_attach("*", i < 0 ? all : &i, i < 0 ? k : 1, 0, on_enter, on_exit_, sn, &h, &rep, &err)) continue;
+		if (rep.rewritten) sn->more[sn->nmore++] = h;
+		else wbpf_sys_detach(h, &err);
+	}
+}
+
+/* libc's syscall() restored once no attachment is left */
+static void generic_release(void)
+{
+	if (!generic || has_atts(&raw)) return;
+	for (int i = 0; i < WBPF_SYS_NR_MAX; i++)
+		if (has_atts(&nrs[i])) return;
+	struct wbpf_hook_error err;
+	if (wbpf_sys_detach(generic, &err) == 0) generic = NULL;
+}
+
+/* restores sn's sites when neither it nor (for a number) the raw attach needs them: a number's sites stay
+ * while raw is attached (raw's attach left them to it); raw's end restores the numbers left without attachments */
+static void release(struct snr *sn, char *note, size_t n)
+{
+	struct wbpf_hook_error err;
+	if (sn == &raw) {
+		if (has_atts(&raw)) return;
+		if (snr_detach(&raw, &err) && note) snprintf(note, n, " (the raw sites stay rewritten, running nothing: %.120s)", err.reason);
+		for (int i = 0; i < WBPF_SYS_NR_MAX; i++) {
+			if (!nrs[i].h) continue;
+			(void)snr_detach(&nrs[i], &err);
+			if (nrs[i].h || !has_atts(&nrs[i])) continue;
+			/* its sites raw held: rewritten for it now (its calls in between are missed) */
+			struct wbpf_sys_report rep;
+			if (wbpf_sys_attach("*", &i, 1, 0, on_enter, on_exit_, &nrs[i], &nrs[i].h, &rep, &err)) nrs[i].h = NULL;
+		}
+		generic_trace(-1, 0, NULL, 0);
+		generic_release();
+		return;
+	}
+	if (has_atts(sn)) return;
+	generic_trace(sn->nr, 0, NULL, 0);
+	generic_release();
+	if (has_atts(&raw) || !sn->h) return;
+	if (snr_detach(sn, &err) && note) snprintf(note, n, " (syscall %d's sites stay rewritten, running nothing: %.120s)", sn->nr, err.reason);
+}
+
+/* takes a off its list; the sites are restored with the list's last attachment (release). 1: no call reads a
  * any more; 0: one stalled (a stays live: never reused) */
 static int unlist(struct asys *a, char *note, size_t n)
 {
-	struct snr *sn = &nrs[a->nr];
-	int left = 0;
+	struct snr *sn = a->nr < 0 ? &raw : &nrs[a->nr];
 	for (int i = 0; i < MAX_NR_ATT; i++) {
-		if (sn->at[i] == a) __atomic_store_n(&sn->at[i], NULL, __ATOMIC_SEQ_CST);
-		else if (sn->at[i]) left++;
+		if (sn->at[i] == a) {
+			__atomic_store_n(&sn->at[i], NULL, __ATOMIC_SEQ_CST);
+			__atomic_sub_fetch(&sn->count[a->exit], 1, __ATOMIC_SEQ_CST);
+		}
 	}
-	if (!left && sn->h) {
-		struct wbpf_hook_error err;
-		if (wbpf_sys_detach(sn->h, &err) == 0) sn->h = NULL;
-		else if (note) snprintf(note, n, " (syscall %d's sites stay rewritten, running nothing: %.120s)", a->nr, err.reason);
-	}
+	release(sn, note, n);
 	a->enabled = 0;
-	if (!quiesce(sn)) return 0;
+	if (!quiesce()) return 0;
 	a->live = 0;
 	return 1;
 }
@@ -224,5 +374,6 @@ int agent_sys_end(struct session *s)
 	int quiet = 1;
 	for (unsigned i = 0; i < MAX_SYS; i++)
 		if (atts[i].live && atts[i].sess == s) quiet &= unlist(&atts[i], NULL, 0);
+	generic_release();
 	return quiet;
 }
