@@ -17,6 +17,7 @@ import { WindowsObject, WindowsBackendError, planFromTranslation, isPeImage, typ
 import type { EbpfBinding, Handle, MapDef, ProgramInfo } from '../backends/windows/ebpfapi.js';
 import { WIN_ATTACH_TYPE, WIN_PROG_TYPE, WIN_MAP_TYPE } from '../src/kernel/ebpf-windows.js';
 import { ffiBinding } from '../backends/windows/binding.js';
+import { win32 } from '../backends/windows/win32.js';
 
 fs.mkdirSync(BUILD, { recursive: true });
 const OBJ = buildBpf(path.join(FIXTURES, 'windows-load.bpf.c'), path.join(BUILD, 'windows-load.bpf.o'));
@@ -361,4 +362,23 @@ t.test('libbpf.so.1: native mode is Windows-only (EOPNOTSUPP here, said)', async
   const b = ffiBinding();
   t.equal(b.loadNative('/nonexistent.sys'), -95);
   t.throws(() => WindowsObject.load(b, { name: 'drv', bytes: peImage(), programs: [] }), { code: 'UNSUPPORTED', op: 'ebpf_object_load_native_by_fds' });
+});
+
+t.test("Windows-only calls live in backends/windows/win32.ts alone (cilium/ebpf's internal/efw rule)", async (t) => {
+  const WINDOWS_ONLY = /ebpf_object_load_native_by_fds\(|iphlpapi\.dll|ucrtbase\.dll|\b_close\(/;
+  const dirs = [path.join(ROOT, 'backends'), path.join(ROOT, 'src')];
+  const files: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) files.push(p);
+    }
+  };
+  dirs.forEach(walk);
+  const code = (f: string): string => fs.readFileSync(f, 'utf8').split('\n').filter((l) => !/^\s*(\/\/|\*|\/\*)/.test(l)).join('\n');
+  const hits = files.filter((f) => WINDOWS_ONLY.test(code(f))).map((f) => path.relative(ROOT, f));
+  t.same(hits, ['backends/windows/win32.ts'], 'the native load, iphlpapi, the C runtime: one module');
+  t.match(code(path.join(ROOT, 'backends/windows/win32.ts')), /process\.platform !== 'win32'/, 'which refuses to run elsewhere');
+  t.throws(() => win32(), { code: 'EOPNOTSUPP', message: /Windows only; this is linux/ }, 'on Linux it throws, saying so');
 });
