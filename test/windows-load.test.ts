@@ -17,6 +17,9 @@ import { WindowsObject, WindowsBackendError, planFromTranslation, isPeImage, typ
 import type { EbpfBinding, Handle, MapDef, ProgramInfo } from '../backends/windows/ebpfapi.js';
 import { WIN_ATTACH_TYPE, WIN_PROG_TYPE, WIN_MAP_TYPE } from '../src/kernel/ebpf-windows.js';
 import { ffiBinding } from '../backends/windows/binding.js';
+import { WindowsBackend } from '../backends/windows/index.js';
+import { MAP_TYPE } from '../backends/backend.js';
+import { DEFAULT_POLICY } from '../src/policy/policy.js';
 import { win32 } from '../backends/windows/win32.js';
 
 fs.mkdirSync(BUILD, { recursive: true });
@@ -70,7 +73,11 @@ class FakeBinding implements EbpfBinding {
   }
   mapFd(obj: Handle, name: string): number {
     this.rec('mapFd', obj, name);
-    return name === 'ring' ? 20 : name === 'perf' ? 21 : -2;
+    return name === 'ring' ? 20 : name === 'perf' ? 21 : name === 'counts' ? 22 : -2;
+  }
+  mapOp(cmd: number, fd: number, mem: Uint8Array, keyOff: number, valOff: number, flags: number): number {
+    this.rec('mapOp', cmd, fd, mem.length, keyOff, valOff, flags);
+    return 0;
   }
   ifIndex(name: string): number {
     this.rec('ifIndex', name);
@@ -280,6 +287,46 @@ t.test('fake: failures are errors with the errno; nothing the load made is left'
   t.same(names(b5.calls), ['mapCreate']);
   const refused = translateForWindows(new Uint8Array(fs.readFileSync(path.join(ROOT, 'matrix', 'build', 'kprobe.bpf.o'))));
   t.throws(() => planFromTranslation('kprobe', refused), { code: 'UNSUPPORTED', message: /kernel function probes/ }, 'a refused translation has no plan');
+});
+
+t.test('fake: the Backend contract over the load path (WindowsBackend): Linux names for the guest, Windows underneath', async (t) => {
+  const b = new FakeBinding();
+  const stop = new SharedArrayBuffer(8);
+  const backend = new WindowsBackend(b, { stop });
+  t.equal(backend.name, 'windows');
+  t.equal(backend.wakeFd(), -1);
+  const logs: string[] = [];
+  const obj = backend.load(objBytes, { objectName: 'windows-load', verbose: true, log: (l) => logs.push(l), policy: { ...DEFAULT_POLICY, interfaces: ['Ethernet 2'] } });
+  t.match(logs.join('\n'), /windows: helper ids: bpf_ringbuf_output 130 -> 11/, '--verbose: the translation steps');
+  t.same(obj.programs.map((p) => [p.name, p.type]), [['xdp_report', 6], ['connect_allow', 18]], 'programs under their Linux types');
+  t.same(obj.maps.map((m) => [m.name, m.type, m.fd, m.keySize, m.valueSize]), [['counts', MAP_TYPE.ARRAY, 22, 4, 8], ['ring', MAP_TYPE.RINGBUF, 20, 0, 0], ['perf', MAP_TYPE.PERF_EVENT_ARRAY, 21, 4, 4]], 'maps under their Linux types, the Windows fds');
+  b.calls.length = 0;
+  const mem = new Uint8Array(128);
+  t.equal(obj.mapOperate(1, 22, mem, 0, 8, 0), 0);
+  t.same(b.calls, [['mapOp', 1, 22, 128, 0, 8, 0]], 'map_operate: the binding, as given');
+  b.calls.length = 0;
+  t.throws(() => obj.attach('xdp_report', 'Ethernet 9'), { code: 'POLICY' }, 'the policy first');
+  t.same(b.calls, [], 'nothing asked of the binding for a refused target');
+  obj.attach('xdp_report', 'Ethernet 2');
+  t.same(b.calls, [['ifIndex', 'Ethernet 2'], ['xdpAttach', 7, 10, 0]]);
+  t.throws(() => obj.openRecords(22), { errno: 22 }, 'an array is no record source');
+  t.throws(() => obj.openRecords(99), { errno: 9 }, 'a map fd of no map of ours');
+  const src = obj.openRecords(20);
+  b.toDeliver = [new Uint8Array([7, 7])];
+  const out = new Uint8Array(32);
+  t.equal(src.poll(10, out), 1);
+  t.same(framed(out, 1), [[7, 7]]);
+  new Int32Array(stop)[0] = 1;
+  t.equal(src.poll(1000, out), -4, 'the run stopped: -EINTR');
+  b.calls.length = 0;
+  obj.close();
+  obj.close();
+  t.same(names(b.calls), ['xdpDetach', 'ringBufferFree', 'objectClose']);
+  t.equal(obj.mapOperate(1, 22, mem, 0, 8, 0), -9, 'closed: -EBADF');
+  const kprobe = new Uint8Array(fs.readFileSync(path.join(ROOT, 'matrix', 'build', 'kprobe.bpf.o')));
+  t.throws(() => backend.load(kprobe, { objectName: 'kprobe', verbose: false, log: () => {} }), { code: 'UNSUPPORTED', message: /kernel function probes/ });
+  t.throws(() => backend.load(objBytes, { objectName: 'x', verbose: false, log: () => {}, edits: { retype: [{ name: 'ring', type: 4, keySize: 4, valueSize: 4, maxEntries: 0 }] } }), { errno: 95 }, "the selector's edits: refused");
+  t.throws(() => backend.load(objBytes, { objectName: 'x', verbose: false, log: () => {}, policy: { ...DEFAULT_POLICY, programTypes: ['kprobe'] } }), { code: 'POLICY' }, 'the load policy: an object with program kinds it does not allow');
 });
 
 // ---- the shared part for real: libbpf.so.1 through backends/windows/binding.ts ---------------------------

@@ -6,6 +6,7 @@
 import { libbpfApi, declare, type Ptr } from '../libbpf-ffi/api.js';
 import { koffi, openLibrary } from '../libbpf-ffi/library.js';
 import * as sys from '../libbpf-ffi/sys.js';
+import { mapOp } from '../libbpf-ffi/mapop.js';
 import { ERRNO } from '../../src/kernel/uapi.js';
 import type { EbpfBinding, Handle, MapDef, ProgramInfo } from './ebpfapi.js';
 import { win32 } from './win32.js';
@@ -94,6 +95,14 @@ export function ffiBinding(): EbpfBinding {
     mapFd(obj, name) {
       const m = api.bpf_object__find_map_by_name(obj, name);
       return m ? api.bpf_map__fd(m) : -ENOENT;
+    },
+    mapOp(cmd, fd, mem, keyOff, valOff, flags) {
+      try {
+        return mapOp(cmd, fd, mem, keyOff, valOff, flags);
+      } catch (err) {
+        // a call the library does not export (ebpfapi.dll: lookup-and-delete) throws EOPNOTSUPP where it is declared
+        return -Math.abs((err as { errno?: number }).errno ?? EOPNOTSUPP);
+      }
     },
     ifIndex: (name) => (WINDOWS ? win32().ifNameToIndex(name) : sys.ifIndex(name)),
     xdpAttach: (ifindex, progFd, flags) => api.bpf_xdp_attach(ifindex, progFd, flags, null),

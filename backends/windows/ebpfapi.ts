@@ -40,6 +40,11 @@ export interface EbpfBinding {
   mapFd(obj: Handle, name: string): number;
   /** the interface index of a name (if_nametoindex), 0 when there is none */
   ifIndex(name: string): number;
+  /**
+   * one map operation with backends/linux's contract (cmd 1 lookup, 2 update, 3 delete, 4 next key, 21
+   * lookup and delete; key and value at offsets of `mem`, -1 for NULL): 0 or -errno, never a throw
+   */
+  mapOp(cmd: number, fd: number, mem: Uint8Array, keyOff: number, valOff: number, flags: number): number;
   /** bpf_xdp_attach(ifindex, prog fd, flags, NULL) / bpf_xdp_detach(ifindex, flags, NULL) */
   xdpAttach(ifindex: number, progFd: number, flags: number): number;
   xdpDetach(ifindex: number, flags: number): number;

@@ -176,6 +176,14 @@ export class WindowsObject {
     }
   }
 
+  /** a map's fd by name (JIT mode), or throws */
+  mapFd(name: string): number {
+    if (this.obj === undefined) this.fail('bpf_map__fd', -EOPNOTSUPP, `map '${name}': native mode gives map fds without names`);
+    const fd = this.b.mapFd(this.obj, name);
+    if (fd < 0) this.fail('bpf_map__fd', fd, `map '${name}' of '${this.plan.name}'`);
+    return fd;
+  }
+
   /** the loaded programs' names */
   programNames(): string[] {
     return [...this.programs.keys()];
