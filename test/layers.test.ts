@@ -14,6 +14,8 @@ const RANK: Record<string, number> = {
   'src/kernel': 0,
   'src/trace': 0,
   'src/style': 0,
+  // the poll record framing: the one writer the record sources share, read by src/abi/records.ts
+  'src/records': 0,
   'src/object': 0.5,
   'src/wasm': 0.5,
   // the one door to the native addon (bpf(), perf, epoll): a file of its own

@@ -1,5 +1,5 @@
 // Ring buffer and perf buffer readers through the FFI path, with the addon's bufferPoll contract
-// (native/src/buffer.cc): records copied into `out` as [u32 size][u32 0][data, padded to 8], none dropped.
+// (native/src/buffer.cc): records copied into `out` by src/records.ts's writer ([u32 size][u32 0][data, padded to 8]), none dropped.
 import type { TypeObject } from 'koffi';
 import { libbpfApi } from './api.js';
 import { libcApi, lastErrno } from './libc.js';
@@ -7,6 +7,7 @@ import { koffi } from './library.js';
 import { captureLog } from './log.js';
 import { checkPtr } from './errors.js';
 import { ERRNO } from '../../src/kernel/uapi.js';
+import { recordView, writeRecord } from '../../src/records.js';
 
 const { ENOBUFS, EINTR, EBADF } = ERRNO;
 
@@ -83,16 +84,11 @@ function consume(r: Reader): number {
 function deliver(r: Reader, out: Uint8Array): number {
   let at = 0;
   let count = 0;
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const view = recordView(out);
   while (r.pending.length) {
-    const rec = r.pending[0]!;
-    const need = 8 + ((rec.length + 7) & ~7);
-    if (at + need > out.byteLength) break;
-    dv.setUint32(at, rec.length, true);
-    dv.setUint32(at + 4, 0, true);
-    out.set(rec, at + 8);
-    out.fill(0, at + 8 + rec.length, at + need);
-    at += need;
+    const next = writeRecord(out, view, at, r.pending[0]!);
+    if (next < 0) break;
+    at = next;
     count++;
     r.pending.shift();
   }

@@ -1,4 +1,5 @@
 // Record delivery of wasm_bpf_buffer_poll (and TinyGo's wrapper poll), for the handles host.ts has
+// (the batch framing, [u32 size][u32 0][data padded to 8], is src/records.ts's: its writer, read here)
 // checked: the record buffers (BufferState), the JavaScript poll, chunked delivery through dispatch.ts,
 // truncation reports, leftover records, the callback checks and the one-poll-at-a-time flag.
 import type { LoadedObject, MapInfo, RecordSource } from '../../backends/backend.js';
@@ -11,6 +12,7 @@ import type { GuestMemory } from './memory.js';
 import { createDispatcher, type RecordDispatcher } from './dispatch.js';
 import { checkCallback, type GuestCallback } from './callback.js';
 import type { DirectPollFunction } from './pollgate.js';
+import { RECORD_HEADER, recordSpan } from '../records.js';
 
 /** What the delivery needs of the host (host.ts): the guest's memory, its maps, and where to report. */
 /** the run's stop request (src/runtime/stop.ts's StopSignal): polls end with -EINTR once it is set */
@@ -269,10 +271,10 @@ export class RecordDelivery {
     const dv = new DataView(g8.buffer);
     let p = from;
     let kept = 0;
-    while (kept < count && end - p >= 8) {
+    while (kept < count && end - p >= RECORD_HEADER) {
       const size = dv.getUint32(p, true);
-      if (size > end - p - 8) break;
-      p += 8 + ((size + 7) & ~7);
+      if (size > end - p - RECORD_HEADER) break;
+      p += recordSpan(size);
       kept++;
     }
     if (kept < count) this.opts.log(`wasm-bpf: warning: ${count - kept} record(s) of map fd ${fd} were lost: the guest overwrote them in its poll buffer`);
@@ -367,7 +369,7 @@ export class RecordDelivery {
     const mem = this.memory;
     const { u8, u32 } = st;
     const size = u32[st.pos >>> 2]!;
-    const start = st.pos + 8;
+    const start = st.pos + RECORD_HEADER;
     let copied = size;
     if (size > maxSize) {
       copied = maxSize;
@@ -391,7 +393,7 @@ export class RecordDelivery {
     } else {
       mem.u8.set(u8.subarray(start, start + copied), dataOff);
     }
-    st.pos = start + ((size + 7) & ~7);
+    st.pos += recordSpan(size);
     st.remaining--;
     return fn(ctx, dataOff, copied);
   }

@@ -172,7 +172,9 @@ export async function btfCommand(argv: string[]): Promise<number> {
 }
 
 function minimize(args: Args): number {
-  const src = args.btf ?? '/sys/kernel/btf/vmlinux';
+  // the kernel's own BTF by default, on Linux; elsewhere --btf FILE names it
+  const src = args.btf ?? (process.platform === 'linux' ? '/sys/kernel/btf/vmlinux' : undefined);
+  if (src === undefined) throw new Error('no kernel BTF on this platform: name a vmlinux BTF file with --btf FILE');
   let source;
   try {
     source = parseBtf(fs.readFileSync(src));

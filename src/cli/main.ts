@@ -7,10 +7,12 @@ import { say } from './say.js';
 mark('script_start', () => fileOf(import.meta.url));
 // `ps` and `top` show the tool and its arguments, not node and a script path (/proc/PID/comm: wasm-bpf)
 process.title = ['wasm-bpf', ...process.argv.slice(2)].join(' ');
-try {
-  fs.writeFileSync('/proc/self/comm', 'wasm-bpf'); // the title's first 15 bytes otherwise ('wasm-bpf run /w')
-} catch {
-  // not Linux
+if (process.platform === 'linux') {
+  try {
+    fs.writeFileSync('/proc/self/comm', 'wasm-bpf'); // the title's first 15 bytes otherwise ('wasm-bpf run /w')
+  } catch {
+    // no procfs (a container without it)
+  }
 }
 
 /** the package's version (package.json beside dist/, read once; the bundle sits at the same depth) */

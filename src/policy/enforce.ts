@@ -62,6 +62,7 @@ export function allowInterface(p: Policy, name: string | undefined, what: string
 
 /** every cgroup2 mount point of this mount namespace */
 export function cgroup2Mounts(): string[] {
+  if (process.platform !== 'linux') return [];
   try {
     return fs
       .readFileSync('/proc/self/mounts', 'utf8')

@@ -314,6 +314,7 @@ export class Runtime {
 
 /** fast path: the kernel's own vmlinux BTF in sysfs (a regular file with at least a header) */
 function sysfsBtf(): boolean {
+  if (process.platform !== 'linux') return false;
   try {
     const st = fs.statSync('/sys/kernel/btf/vmlinux');
     return st.isFile() && st.size >= 24;

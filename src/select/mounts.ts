@@ -9,6 +9,7 @@ import type { MountStep } from './plan.js';
 
 /** where each filesystem shows that it is mounted (a mount by someone else since the probe counts) */
 const PRESENT: Record<MountStep['fs'], readonly string[]> = {
+  // platform: data for the mount step, which runs on Linux only (mountFor checks before it mounts)
   tracefs: ['/sys/kernel/tracing/events', '/sys/kernel/debug/tracing/events'],
 };
 
@@ -24,6 +25,8 @@ export function mountFor(step: MountStep, log: ((line: string) => void) | undefi
   if (process.getuid?.() !== 0) {
     throw new BackendError(`${step.fs} is not mounted (${step.why})`, ERRNO.EOPNOTSUPP, '', `run \`${command}\` as root, or run wasm-bpf as root`);
   }
+  // tracefs and mount(8) are Linux's (the plan asks for them only for the Linux kernel backend)
+  if (process.platform !== 'linux') throw new BackendError(`${step.fs} is Linux's; this is ${process.platform}`, ERRNO.EOPNOTSUPP);
   // loaded only here: node:child_process costs start-up time every run would pay
   const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   const r = spawnSync('mount', ['-t', step.fs, 'nodev', step.target], { encoding: 'utf8' });

@@ -34,6 +34,7 @@ export interface MountStep {
   why: string;
 }
 
+// platform: data: a mount step planned for tracepoints on the Linux kernel backend only (mounts.ts runs it on Linux)
 const TRACEFS = { fs: 'tracefs', target: '/sys/kernel/tracing' } as const;
 
 /** A backend that cannot run the object at all, and why (for the refusal). */

@@ -10,6 +10,7 @@
 
 import { checkSizes, E, MAP_F, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
 import { BPF_F, ERRNO } from '../../../src/kernel/uapi.js';
+import { recordView, writeRecord } from '../../../src/records.js';
 
 const BPF_F_INDEX_MASK = BigInt(BPF_F.INDEX_MASK);
 const BPF_F_CURRENT_CPU = BigInt(BPF_F.CURRENT_CPU);
@@ -88,22 +89,17 @@ export class PerfEventArrayMap extends UserMap {
 
   /** as RingBufMap.drain */
   drain(out: Uint8Array): number {
-    const o8 = out;
-    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    const view = recordView(out);
     let off = 0;
     let n = 0;
     while (this.head < this.queue.length) {
       const s = this.queue[this.head]!;
-      const need = 8 + ((s.data.length + 7) & ~7);
-      if (off + need > out.byteLength) {
+      const next = writeRecord(out, view, off, s.data);
+      if (next < 0) {
         if (n === 0) return -ERRNO.ENOBUFS;
         break;
       }
-      dv.setUint32(off, s.data.length, true);
-      dv.setUint32(off + 4, 0, true);
-      o8.set(s.data, off + 8);
-      o8.fill(0, off + 8 + s.data.length, off + need);
-      off += need;
+      off = next;
       n++;
       this.usedBytes[s.cpu]! -= s.cost;
       this.head++;

@@ -16,6 +16,7 @@
 import type { VmMemory } from '../vm/api.js';
 import { checkSizes, E, MAP_F, MapCreateError, type MapEnv, type MapSpec, UserMap } from './common.js';
 import { BPF_RB, ERRNO } from '../../../src/kernel/uapi.js';
+import { recordView, writeRecord } from '../../../src/records.js';
 
 const { NO_WAKEUP: BPF_RB_NO_WAKEUP, FORCE_WAKEUP: BPF_RB_FORCE_WAKEUP } = BPF_RB;
 const { AVAIL_DATA: BPF_RB_AVAIL_DATA, RING_SIZE: BPF_RB_RING_SIZE, CONS_POS: BPF_RB_CONS_POS, PROD_POS: BPF_RB_PROD_POS } = BPF_RB;
@@ -178,29 +179,25 @@ export class RingBufMap extends UserMap {
   }
 
   /**
-   * Copies whole committed records into `out` as [u32 size][u32 0][data padded to 8], in order, up to
+   * Copies whole committed records into `out` (src/records.ts's framing: [u32 size][u32 0][data padded to 8]), in order, up to
    * the first record still reserved. Returns the count, or -ENOBUFS when the next one alone does not fit.
    */
   drain(out: Uint8Array): number {
-    const o8 = out;
-    const o32 = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    const view = recordView(out);
+    const bytes = this.memory.bytes();
     let off = 0;
     let n = 0;
     for (;;) {
       this.skipDiscarded();
       const r = this.recs[this.head];
       if (!r || r.state !== 'committed') break;
-      const need = 8 + ((r.size + 7) & ~7);
-      if (off + need > out.byteLength) {
+      const a = this.data + (r.pos & this.mask) + HDR;
+      const next = writeRecord(out, view, off, bytes.subarray(a, a + r.size));
+      if (next < 0) {
         if (n === 0) return -ENOBUFS;
         break;
       }
-      o32.setUint32(off, r.size, true);
-      o32.setUint32(off + 4, 0, true);
-      const a = this.data + (r.pos & this.mask) + HDR;
-      o8.set(this.memory.bytes().subarray(a, a + r.size), off + 8);
-      o8.fill(0, off + 8 + r.size, off + need);
-      off += need;
+      off = next;
       n++;
       this.advance();
     }
