@@ -138,6 +138,7 @@ void vec_guarded(void (*fn)(void *), void *arg);
 
 /* ---- the helpers (helpers.c) ---- */
 ebpf_vm_helper_fn helper_of(void *user, uint32_t id);
+ebpf_vm_leaf_fn leaf_of(void *user, uint32_t id); /* the agent's programs' env.leaf (not the ptrace tier's) */
 int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value);
 
 /* ---- syscall tracepoints (syscalls.c: the SYSCALL frame; agent.c runs the programs) ---- */

@@ -140,7 +140,7 @@ static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
 static void ids_forked(void) { ids_gen++; }
 static void ids_init(void) { pthread_atfork(NULL, NULL, ids_forked); }
 
-static int h_pid_tgid(ebpf_vm_call *c)
+static uint64_t pid_tgid(void)
 {
 	uint32_t gen = ids_gen;
 	if (tls_ids_gen != gen) {
@@ -148,7 +148,11 @@ static int h_pid_tgid(ebpf_vm_call *c)
 		tls_pid_tgid = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
 		tls_ids_gen = gen;
 	}
-	c->r0 = tls_pid_tgid;
+	return tls_pid_tgid;
+}
+static int h_pid_tgid(ebpf_vm_call *c)
+{
+	c->r0 = pid_tgid();
 	return 0;
 }
 static int h_uid_gid(ebpf_vm_call *c)
@@ -287,6 +291,14 @@ ebpf_vm_helper_fn helper_of(void *user, uint32_t id)
 	case 160: return h_ktime_coarse;
 	default: return NULL;
 	}
+}
+
+/* the helpers the JIT may call directly (ebpf_vm_env.leaf): bpf_get_current_pid_tgid 14 (a per-thread cache:
+ * the helper dispatch around it cost more than its work) */
+ebpf_vm_leaf_fn leaf_of(void *user, uint32_t id)
+{
+	(void)user;
+	return id == 14 ? pid_tgid : NULL;
 }
 
 /* lddw src 1: the map (MAPREF_TAG | id); src 2: the address of element 0's value of an array map (global
