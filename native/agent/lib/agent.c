@@ -225,6 +225,9 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs);
  * without it, return attachments are accepted and never run */
 int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
 	__attribute__((weak));
+/* on_return never writes the regs (a program's ctx is read-only, no helper writes it): armed without the copy */
+int wbpf_hook_ret_arm_ro(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
+	__attribute__((weak));
 
 /* this thread's reader slot + 1 (0: not chosen yet) */
 static __thread unsigned reader_slot __attribute__((tls_model("initial-exec")));
@@ -274,7 +277,10 @@ static void on_hit(struct wbpf_pt_regs *regs, void *cookie)
 	in_hit = 1;
 	unsigned idx = fn_enter(fn);
 	run_list(fn, regs, 0);
-	if (__atomic_load_n(&fn->nret, __ATOMIC_ACQUIRE) && wbpf_hook_ret_arm) (void)wbpf_hook_ret_arm(regs, on_return, fn);
+	if (__atomic_load_n(&fn->nret, __ATOMIC_ACQUIRE)) {
+		if (wbpf_hook_ret_arm_ro) (void)wbpf_hook_ret_arm_ro(regs, on_return, fn);
+		else if (wbpf_hook_ret_arm) (void)wbpf_hook_ret_arm(regs, on_return, fn);
+	}
 	fn_leave(fn, idx);
 	in_hit = 0;
 }
