@@ -305,7 +305,11 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 {
 	struct hit mem;
 	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
-	ebpf_vm_run run = { .stack = stack, .stack_addr = (uintptr_t)stack, .budget = RUN_BUDGET };
+	ebpf_vm_run run; /* its inputs only (hit_begin: the regions and data); the engine sets every output */
+	run.stack = stack;
+	run.stack_addr = (uintptr_t)stack;
+	run.packet_addr = run.packet_size = 0;
+	run.budget = RUN_BUDGET;
 	hit_begin(&mem, &run, h->id, h->prog->prog, regs, sizeof *regs);
 	uint64_t args[5] = { (uintptr_t)regs, 0, 0, 0, 0 };
 	int st = ebpf_vm_exec(h->prog->prog, &run, args);
