@@ -112,6 +112,10 @@ void wbpf_hook_get_stats(struct wbpf_hook_stats *out);
  * as if nothing happened. Returns 0, or -1 when this return cannot be traced (the thread's shadow
  * stack is full): the call then runs untraced and unharmed. */
 int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie);
+/* The same for an on_return that never writes *regs (the agent's: its programs' ctx is read-only): it gets
+ * the return code's own saved registers instead of a copy (what the caller gets back still cannot depend on
+ * it; a handler that writes them would change it) */
+int wbpf_hook_ret_arm_ro(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie);
 
 /* Declares that every handler (entry and return) given from now on touches no vector or x87 register:
  * built with -mgeneral-regs-only, calling nothing that does (libwbpf_agent.so: lib/mem.c). x86-64: the

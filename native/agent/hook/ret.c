@@ -26,6 +26,10 @@ struct ret_stack {
 	int busy;
 	int depth;
 	int blocked;                /* 0: not checked yet, 1: returns may be diverted, 2: they may not (shadow stack) */
+	/* bit i: e[i]'s handler never writes the regs (wbpf_hook_ret_arm_ro): no copy. A bitmap, not a field of
+	 * the entries: join mode's 32 entries must fit the static TLS a dlopen'ed library finds (its one word
+	 * takes the padding before e[]) */
+	uint32_t ro[(WBPF_RET_DEPTH + 31) / 32];
 	struct ret_entry e[WBPF_RET_DEPTH];
 };
 static __thread struct ret_stack rs __attribute__((tls_model("initial-exec")));
@@ -52,7 +56,7 @@ static void leave(struct ret_stack *s)
 
 /* pushes {rsp, orig} for the call whose entry stack pointer is rsp and whose return address is at *slot
  * (x86-64: the stack slot at rsp; arm64: the saved x30), and diverts it */
-static int arm(struct ret_stack *s, uintptr_t rsp, volatile uintptr_t *slot, wbpf_hook_handler handler, void *cookie)
+static int arm(struct ret_stack *s, uintptr_t rsp, volatile uintptr_t *slot, wbpf_hook_handler handler, void *cookie, uintptr_t ro)
 {
 	uintptr_t ra = *slot, stub = ra;
 	/* already diverted: a second arm of this call, or a tail call from a function whose return is
@@ -76,6 +80,8 @@ static int arm(struct ret_stack *s, uintptr_t rsp, volatile uintptr_t *slot, wbp
 		return -1;
 	}
 	s->e[d] = (struct ret_entry){ rsp, orig, handler, cookie };
+	if (ro) s->ro[d / 32] |= 1u << (d % 32);
+	else s->ro[d / 32] &= ~(1u << (d % 32));
 	BARRIER();
 	s->depth = d + 1;
 	BARRIER();
@@ -83,17 +89,27 @@ static int arm(struct ret_stack *s, uintptr_t rsp, volatile uintptr_t *slot, wbp
 	return 0;
 }
 
-int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
+static int ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie, uintptr_t ro)
 {
 	if (!entry_regs || !on_return) return -1;
 	struct ret_stack *s = &rs;
 	int rc = -1;
 	if (!s->blocked) s->blocked = wbpf_arch_ret_blocked() ? 2 : 1;
 	if (s->blocked == 1 && enter(s)) {
-		rc = arm(s, (uintptr_t)WBPF_REGS_SP(entry_regs), WBPF_RET_ADDR_AT(entry_regs), on_return, cookie);
+		rc = arm(s, (uintptr_t)WBPF_REGS_SP(entry_regs), WBPF_RET_ADDR_AT(entry_regs), on_return, cookie, ro);
 		leave(s);
 	}
 	return rc;
+}
+
+int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
+{
+	return ret_arm(entry_regs, on_return, cookie, 0);
+}
+
+int wbpf_hook_ret_arm_ro(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
+{
+	return ret_arm(entry_regs, on_return, cookie, 1);
 }
 
 void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t orig)
@@ -115,9 +131,14 @@ void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t or
 		}
 		wbpf_hook_handler h = s->e[i].handler;
 		void *cookie = s->e[i].cookie;
+		uint32_t ro = s->ro[i / 32] & (1u << (i % 32));
 		BARRIER();
 		s->depth = i;
 		leave(s);
+		if (ro) { /* it never writes them (wbpf_hook_ret_arm_ro): no 168-byte copy per return */
+			h((struct wbpf_pt_regs *)regs, cookie);
+			continue;
+		}
 		struct wbpf_pt_regs copy = *regs; /* what the caller gets back does not depend on the handler */
 		h(&copy, cookie);
 	}

@@ -225,6 +225,9 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs);
  * without it, return attachments are accepted and never run */
 int wbpf_hook_ret_arm(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
 	__attribute__((weak));
+/* on_return never writes the regs (a program's ctx is read-only, no helper writes it): armed without the copy */
+int wbpf_hook_ret_arm_ro(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handler on_return, void *cookie)
+	__attribute__((weak));
 
 /* this thread's reader slot + 1 (0: not chosen yet) */
 static __thread unsigned reader_slot __attribute__((tls_model("initial-exec")));
@@ -274,7 +277,10 @@ static void on_hit(struct wbpf_pt_regs *regs, void *cookie)
 	in_hit = 1;
 	unsigned idx = fn_enter(fn);
 	run_list(fn, regs, 0);
-	if (__atomic_load_n(&fn->nret, __ATOMIC_ACQUIRE) && wbpf_hook_ret_arm) (void)wbpf_hook_ret_arm(regs, on_return, fn);
+	if (__atomic_load_n(&fn->nret, __ATOMIC_ACQUIRE)) {
+		if (wbpf_hook_ret_arm_ro) (void)wbpf_hook_ret_arm_ro(regs, on_return, fn);
+		else if (wbpf_hook_ret_arm) (void)wbpf_hook_ret_arm(regs, on_return, fn);
+	}
 	fn_leave(fn, idx);
 	in_hit = 0;
 }
@@ -299,7 +305,11 @@ static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 {
 	struct hit mem;
 	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
-	ebpf_vm_run run = { .stack = stack, .stack_addr = (uintptr_t)stack, .budget = RUN_BUDGET };
+	ebpf_vm_run run; /* its inputs only (hit_begin: the regions and data); the engine sets every output */
+	run.stack = stack;
+	run.stack_addr = (uintptr_t)stack;
+	run.packet_addr = run.packet_size = 0;
+	run.budget = RUN_BUDGET;
 	hit_begin(&mem, &run, h->id, h->prog->prog, regs, sizeof *regs);
 	uint64_t args[5] = { (uintptr_t)regs, 0, 0, 0, 0 };
 	int st = ebpf_vm_exec(h->prog->prog, &run, args);
@@ -438,7 +448,7 @@ int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint3
 	struct prog_refs *refs = calloc(1, sizeof *refs);
 	if (!refs) return put_msg(msg, n, "prog %u: out of memory", id), ENOMEM;
 	refs->sess = s; /* its map references are its session's maps */
-	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs };
+	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs, .leaf = leaf_of };
 	ebpf_vm_error err;
 	ebpf_vm_prog *prog;
 	if (ebpf_vm_load(insns, insn_len, &env, &prog, &err) != EBPF_VM_OK) {

@@ -294,6 +294,14 @@ ebpf_vm_helper_fn helper_of(void *user, uint32_t id)
 	}
 }
 
+/* the helpers the JIT may call directly (ebpf_vm_env.leaf): bpf_get_current_pid_tgid 14 (a per-thread cache:
+ * the helper dispatch around it cost more than its work) */
+ebpf_vm_leaf_fn leaf_of(void *user, uint32_t id)
+{
+	(void)user;
+	return id == 14 ? agent_pid_tgid : NULL;
+}
+
 /* lddw src 1: the map (MAPREF_TAG | id); src 2: the address of element 0's value of an array map (global
  * data; the engine adds the second imm), recorded in the program's prog_refs for its runs' regions */
 int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value)

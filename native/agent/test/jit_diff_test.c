@@ -33,9 +33,17 @@ static int h_value(ebpf_vm_call *c) { /* the map value's address (the second reg
   return 0;
 }
 static int h_abort(ebpf_vm_call *c) { if ((c->args[2] & 3) == 0) return 1; c->r0 = 5; return 0; }
+/* helper 4 and its leaf (ebpf_vm_env.leaf: the JIT calls the leaf directly, the interpreter the helper) */
+static uint64_t leaf_calls;
+static uint64_t l_count(void) { return 0x5a5a000000000000ull + ++leaf_calls; }
+static int h_count(ebpf_vm_call *c) { c->r0 = l_count(); return 0; }
 static ebpf_vm_helper_fn helper(void *user, uint32_t id) {
   (void)user;
-  return id == 1 ? h_pure : id == 2 ? h_value : id == 3 ? h_abort : NULL;
+  return id == 1 ? h_pure : id == 2 ? h_value : id == 3 ? h_abort : id == 4 ? h_count : NULL;
+}
+static ebpf_vm_leaf_fn leaf(void *user, uint32_t id) {
+  (void)user;
+  return id == 4 ? l_count : NULL;
 }
 
 typedef struct outcome {
@@ -57,9 +65,10 @@ static int run_one(const raw *prog, size_t n, int jit, outcome *o, int *compiled
   else setenv("WBPF_JIT", "0", 1);
   ebpf_vm_jit_stats before, after;
   ebpf_vm_jit_get_stats(&before);
-  ebpf_vm_env env = {.helper = helper};
+  ebpf_vm_env env = {.helper = helper, .leaf = leaf};
   ebpf_vm_prog *p;
   ebpf_vm_error err;
+  leaf_calls = 0; /* both engines see the same values */
   o->load = ebpf_vm_load(prog, n * 8, &env, &p, &err);
   if (o->load != EBPF_VM_OK) return 0;
   ebpf_vm_jit_get_stats(&after);
@@ -254,6 +263,9 @@ int main(int argc, char **argv) {
   DIFF("shift by a register", I_(0xb7, 0, 0, 0, -1), I_(0xb7, 4, 0, 0, 77), I_(0x7f, 0, 4, 0, 0), I_(0xcc, 4, 4, 0, 0), I_(0x0f, 0, 4, 0, 0), I_(0x95, 0, 0, 0, 0));
   DIFF("shift r4 by itself", I_(0xb7, 4, 0, 0, 35), I_(0x6f, 4, 4, 0, 0), I_(0xbf, 0, 4, 0, 0), I_(0x95, 0, 0, 0, 0));
   DIFF("helper keeps r1..r5", I_(0x85, 0, 0, 0, 1), I_(0x0f, 0, 1, 0, 0), I_(0x0f, 0, 5, 0, 0), I_(0x95, 0, 0, 0, 0));
+  DIFF("leaf helper keeps r1..r5", I_(0xb7, 3, 0, 0, 33), I_(0xb7, 4, 0, 0, 44), I_(0xb7, 5, 0, 0, 55), I_(0x85, 0, 0, 0, 4),
+       I_(0x0f, 0, 1, 0, 0), I_(0x0f, 0, 2, 0, 0), I_(0x0f, 0, 3, 0, 0), I_(0x0f, 0, 4, 0, 0), I_(0x0f, 0, 5, 0, 0),
+       I_(0xbf, 6, 0, 0, 0), I_(0x85, 0, 0, 0, 4), I_(0x0f, 0, 6, 0, 0), I_(0x79, 3, 1, 8, 0), I_(0x0f, 0, 3, 0, 0), I_(0x95, 0, 0, 0, 0));
   DIFF("helper aborts", I_(0xb7, 3, 0, 0, 4), I_(0x85, 0, 0, 0, 3), I_(0x95, 0, 0, 0, 0));
   DIFF("helper returns a region", I_(0x85, 0, 0, 0, 2), I_(0x7a, 0, 0, 8, 9), I_(0xdb, 0, 0, 8, 0x01), I_(0x79, 0, 0, 8, 0), I_(0x95, 0, 0, 0, 0));
   DIFF("atomics", I_(0xb7, 3, 0, 0, 5), I_(0xdb, 2, 3, 0, 0x01), I_(0xc3, 2, 3, 4, 0xa1), I_(0xdb, 10, 3, -8, 0xe1), I_(0xdb, 2, 3, 16, 0xf1), I_(0x95, 0, 0, 0, 0));

@@ -87,11 +87,14 @@ static void on_return(struct wbpf_pt_regs *r, void *cookie)
 	CLOBBER();
 }
 
+/* how on_entry arms: wbpf_hook_ret_arm, or wbpf_hook_ret_arm_ro (on_return writes nothing in r) */
+static int (*ret_arm_fn)(const struct wbpf_pt_regs *, wbpf_hook_handler, void *) = wbpf_hook_ret_arm;
+
 static void on_entry(struct wbpf_pt_regs *r, void *cookie)
 {
 	lg.entries++;
 	log_add('E', cookie, R_P1(r), 0, R_SP(r), R_RA(r));
-	if (wbpf_hook_ret_arm(r, on_return, cookie)) lg.arm_failed++;
+	if (ret_arm_fn(r, on_return, cookie)) lg.arm_failed++;
 }
 
 /* arms twice with cookies 1 and 2: the return is reported twice, last armed first */

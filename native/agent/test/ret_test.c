@@ -490,6 +490,17 @@ int main(void)
 	check_pthread_exit();
 	check_signal_storm();
 	check_attach_cycles();
+	/* again, armed without the regs' copy (wbpf_hook_ret_arm_ro, as the agent arms): the same returns, values,
+	 * registers and flags given back */
+	ret_arm_fn = wbpf_hook_ret_arm_ro;
+	printf("# armed with wbpf_hook_ret_arm_ro:\n");
+	check_recursion();
+	check_longjmp();
+	check_tail_and_twice();
+	check_registers();
+	check_flags();
+	check_threads();
+	ret_arm_fn = wbpf_hook_ret_arm;
 	cost();
 	printf("ret_test: OK\n");
 	return 0;

@@ -66,6 +66,8 @@ typedef struct ebpf_vm_call {
 /* A helper: reads call->args, sets call->r0 and returns 0; nonzero aborts the run (EBPF_VM_F_HELPER).
  * Helpers must check every pointer they are given themselves (against the run's regions). */
 typedef int (*ebpf_vm_helper_fn)(ebpf_vm_call *call);
+/* A leaf helper (ebpf_vm_env.leaf): r0, from nothing the call passes */
+typedef uint64_t (*ebpf_vm_leaf_fn)(void);
 
 /* What a program's external references resolve to; copied at load. Every callback may be NULL. */
 typedef struct ebpf_vm_env {
@@ -80,6 +82,10 @@ typedef struct ebpf_vm_env {
    * The target must share the caller's address space (it runs on the same regions and stack). */
   int (*tail_call)(ebpf_vm_call *call, uint64_t map, uint32_t index, const ebpf_vm_prog **target);
   void *user;
+  /* optional: for helper id, a leaf the JIT may call instead, directly (no ebpf_vm_call): it reads no
+   * argument, changes no region or stack, cannot fail and returns what helper(user, id) would set as r0
+   * (e.g. bpf_get_current_pid_tgid from a per-thread cache); NULL: none. The interpreter calls the helper */
+  ebpf_vm_leaf_fn (*leaf)(void *user, uint32_t id);
 } ebpf_vm_env;
 
 typedef struct ebpf_vm_error {

@@ -155,13 +155,26 @@ static void mov_m64_imm(buf *b, int base, int32_t off, int32_t imm) { /* mov qwo
 
 static void leave(jit *j, uint32_t pc, int status);
 
-/* a helper, as the interpreter calls it: r1..r5 to call.args and to R (the interpreter keeps them), the
+/* a helper (a leaf: a direct call, see ebpf_vm_env.leaf), as the interpreter calls it: r1..r5 to call.args and to R (the interpreter keeps them), the
  * call's slot and id, the budget to run->budget, the helper through its pointer (resolved at load); nonzero
  * ends the run (EBPF_VM_F_HELPER); then the view is reset (the helper may have changed the regions or the
  * stack: caches dropped, the stack re-read), r0 = call.r0 and r1..r5 back. call.run/prog/user are set once
  * per run (jit.c). */
 static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
   buf *b = &j->b;
+  ebpf_vm_leaf_fn leaf = p->env.leaf ? p->env.leaf(p->env.user, (uint32_t)p->code[pc].imm) : NULL;
+  if (leaf) { /* r1..r5 kept around a plain call (rsp stays 16-byte aligned: 5 pushes + 8), r0 = its result */
+    static const uint8_t save[] = {0x57, 0x56, 0x52, 0x51, 0x41, 0x50}; /* push rdi rsi rdx rcx r8 */
+    static const uint8_t restore[] = {0x41, 0x58, 0x59, 0x5a, 0x5e, 0x5f}; /* pop r8 rcx rdx rsi rdi */
+    put(b, save, sizeof save);
+    alu_ri(b, 1, 5, RSP, 8);
+    mov_ri64(b, RAX, (uint64_t)(uintptr_t)leaf);
+    u8(b, 0xff); /* call rax */
+    u8(b, 0xd0);
+    alu_ri(b, 1, 0, RSP, 8);
+    put(b, restore, sizeof restore);
+    return;
+  }
   for (int r = 1; r <= 5; r++) {
     st_st(b, M[r], OFF(call.args) + 8 * (r - 1));
     st_st(b, M[r], OFF(R) + 8 * r);
