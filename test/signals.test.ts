@@ -4,7 +4,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { abiGuest, BUILD, buildGuest, CLI, FIXTURES, kernelIds, Running, settledLeaks, startCli } from './helpers.js';
+import { abiGuest, BUILD, buildGuest, CLI, FIXTURES, kernelIds, ROOT, Running, settledLeaks, startCli } from './helpers.js';
 
 const wasm = abiGuest();
 const before = kernelIds();
@@ -48,6 +48,41 @@ t.test('a guest spinning without host calls is stopped within 1 s', async (t) =>
   t.equal(r.code, 130);
   t.ok(r.ms < 1500, `exited in ${r.ms} ms`);
 });
+
+// the guest inside its own record callback (called by the host from a buffer poll), which sleeps or spins:
+// Ctrl-C through the CLI, and terminate() through the library API, stop it as promptly
+for (const how of ['callback', 'callback-spin'] as const) {
+  const limit = how === 'callback' ? 1000 : 1500; // a spin is ended after the 0.9 s grace
+  t.test(`SIGINT while the guest is inside its own callback (${how === 'callback' ? 'sleeping' : 'spinning'}): exit 130 within ${limit} ms`, async (t) => {
+    const run = startCli([wasm, 'block', how]);
+    await run.waitFor(/^# ready/);
+    for (let i = 0; i < 200 && !/^# in callback$/m.test(run.stdout); i++) {
+      void process.ppid; // a getppid() record for the guest's callback
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.match(run.stdout, /^# in callback$/m, 'the guest is in its callback');
+    const r = await run.interrupt('SIGINT');
+    t.equal(r.code, 130);
+    t.ok(r.ms < limit, `exited in ${r.ms} ms`);
+  });
+  t.test(`the library API: terminate() while the guest is inside its own callback (${how === 'callback' ? 'sleeping' : 'spinning'})`, async (t) => {
+    const api = (await import(path.join(ROOT, 'dist', 'src', 'index.js'))) as typeof import('../src/index.js');
+    const app = api.run(wasm, { args: ['block', how] });
+    let out = '';
+    app.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    app.stderr!.resume();
+    for (let i = 0; i < 500 && !/^# in callback$/m.test(out); i++) {
+      if (out.includes('# ready')) void process.ppid;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.match(out, /^# in callback$/m, 'the guest is in its callback');
+    const t0 = Date.now();
+    const code = await app.terminate();
+    const ms = Date.now() - t0;
+    t.equal(code, 143, '128 + SIGTERM');
+    t.ok(ms < limit, `ended in ${ms} ms`);
+  });
+}
 
 t.test('nothing left in the kernel', async (t) => {
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });
