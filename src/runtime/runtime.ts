@@ -4,6 +4,7 @@
 import type { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { StopSignal } from './stop.js';
 import type { WorkerInput, WorkerMessage } from './protocol.js';
 import { startWorker, takePrestarted, type Prestarted } from './prestart.js';
@@ -121,6 +122,8 @@ export class Runtime {
   private callChannel: SharedArrayBuffer | undefined;
   /** the run's stop with a deadline (as on a signal), while it runs */
   private terminator: ((signal: number) => void) | undefined;
+  /** a BTFHub fetch before the guest starts: terminate() aborts it (its files removed) and the run ends with 128 + signal */
+  private fetching: { abort: AbortController; signal?: number } | undefined;
 
   constructor() {
     const w = takePrestarted();
@@ -142,6 +145,10 @@ export class Runtime {
    * with 128 + signal.
    */
   terminate(signal = 15): void {
+    if (this.fetching) {
+      this.fetching.signal ??= signal;
+      this.fetching.abort.abort();
+    }
     if (this.terminator) this.terminator(signal);
     else this.stop(signal);
   }
@@ -190,7 +197,19 @@ export class Runtime {
       if (opts.output) opts.output(2, Buffer.from(line));
       else process.stderr.write(line);
     };
-    const btf = opts.btfCustomPath ?? (await hubBtf(opts, warn));
+    let btf: string | undefined;
+    try {
+      this.fetching = { abort: new AbortController() };
+      btf = opts.btfCustomPath ?? (await hubBtf(opts, warn, this.fetching.abort.signal));
+    } catch (err) {
+      // Ctrl-C / SIGTERM (or terminate()) during the fetch: nothing kept, the run ends as the signal says
+      const signal = err instanceof FetchInterrupted ? (this.fetching?.signal ?? err.signal) : undefined;
+      if (signal === undefined) throw err;
+      warn(`wasm-bpf: ${err instanceof Error ? err.message : String(err)}\n`);
+      return { exitCode: 128 + signal };
+    } finally {
+      this.fetching = undefined;
+    }
     if (btf) input.btfCustomPath = btf;
     let launched: Launched | undefined;
     let commandStatus: number | undefined;
@@ -323,14 +342,25 @@ function sysfsBtf(): boolean {
 }
 
 /** The BTFHub file to use when the kernel carries no vmlinux BTF (see compat/btfhub/README.md). */
-async function hubBtf(opts: RunOptions, warn: (line: string) => void): Promise<string | undefined> {
+/** a BTFHub fetch ended by a signal or terminate(): the run ends with 128 + signal */
+class FetchInterrupted extends Error {
+  constructor(
+    message: string,
+    readonly signal: number,
+  ) {
+    super(message);
+  }
+}
+
+async function hubBtf(opts: RunOptions, warn: (line: string) => void, abort: AbortSignal): Promise<string | undefined> {
   const backend = opts.backend ?? 'auto';
   if (opts.btfhub === false || process.platform !== 'linux' || backend === 'userspace' || backend === 'windows' || sysfsBtf()) return undefined;
   const { resolveBtf, ttyProgress, ENV_ARCHIVE, ENV_MIRROR } = await import('../../compat/btfhub/index.js');
   const hub = opts.btfhub ?? {};
   const explicit = hub.mirror !== undefined || hub.archive !== undefined || !!process.env[ENV_MIRROR] || !!process.env[ENV_ARCHIVE];
   try {
-    const r = await resolveBtf({ mirror: hub.mirror, archive: hub.archive, progress: ttyProgress() });
+    // an embedder's process keeps its own signals (handleSignals false): terminate() aborts the fetch instead
+    const r = await resolveBtf({ mirror: hub.mirror, archive: hub.archive, progress: ttyProgress(), abort, signals: opts.handleSignals !== false });
     if (r.source === 'kernel') return undefined;
     if (opts.verbose || r.source === 'fetched') {
       warn(`wasm-bpf: this kernel has no vmlinux BTF; using BTFHub's ${r.path}${r.source === 'fetched' ? ` (fetched from ${r.from})` : ''}\n`);
@@ -338,6 +368,9 @@ async function hubBtf(opts: RunOptions, warn: (line: string) => void): Promise<s
     return r.path;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
+    const sig = (err as { signal?: NodeJS.Signals }).signal;
+    if (sig) throw new FetchInterrupted(msg, os.constants.signals[sig]);
+    if (abort.aborted) throw new FetchInterrupted(`${msg} (stopped by terminate(); nothing was kept)`, 15);
     if (explicit) throw new WasmBpfError('NOT_FOUND', msg);
     warn(`wasm-bpf: warning: ${msg}; CO-RE objects will not load (set a mirror with --btfhub-mirror URL or --btfhub-archive DIR)\n`);
     return undefined;
