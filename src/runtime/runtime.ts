@@ -28,6 +28,11 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** guest path -> host path */
   preopens?: Record<string, string>;
+  /**
+   * the guest's stdin (fd 0): 'inherit' (default) this process's fd 0; 'ignore' nothing (end of file at once);
+   * bytes or a string (UTF-8): that input, then end of file
+   */
+  stdin?: 'inherit' | 'ignore' | Uint8Array | string;
   verbose?: boolean;
   /** what the guest's objects may load and attach to (default DEFAULT_POLICY: see src/policy/policy.ts) */
   policy?: Policy;
@@ -186,6 +191,12 @@ export class Runtime {
       stop: this.stopSignal.shared,
     };
     if (opts.output) input.captureOutput = true;
+    if (opts.stdin !== undefined && opts.stdin !== 'inherit') {
+      if (opts.stdin === 'ignore') input.stdin = new Uint8Array(0);
+      else if (typeof opts.stdin === 'string') input.stdin = Buffer.from(opts.stdin, 'utf8');
+      else if (opts.stdin instanceof Uint8Array) input.stdin = opts.stdin;
+      else throw new WasmBpfError('USAGE', "stdin: 'inherit', 'ignore', a string or a Uint8Array");
+    }
     if (opts.pausable) input.pause = this.gate.shared;
     if (opts.imports && Object.keys(opts.imports).length) {
       const reserved = ['wasi_snapshot_preview1', 'wasm_bpf', input.wrapperModule].filter((m) => m in opts.imports!);
