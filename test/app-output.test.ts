@@ -149,27 +149,34 @@ t.test('opensnoop: PID COMM FD ERR PATH; -x failed only; the same text and JSON 
   t.match(jsonLines[0], /"filename":"[^"]*no such \\"file\\" \\\\ é"/, 'quotes and backslashes escaped, UTF-8 as it is');
 });
 
-t.test('execve: execsnoop\'s PCOMM PID PPID RET ARGS; -x failed calls only', async (t) => {
+t.test('execve: execsnoop\'s PCOMM PID PPID RET ARGS; successful calls only, -x adds the failed ones (execsnoop\'s --fails)', async (t) => {
   const header = `${'PCOMM'.padEnd(16)} ${'PID'.padEnd(6)} ${'PPID'.padEnd(6)} RET ARGS`;
+  const failing = (): void => void spawn('/bin/sh', ['-c', 'exec /wasm-bpf-no-such-program 2>/dev/null'], { stdio: 'ignore' });
   const run = native('execve', []);
   await attachedHuman(run, 'execve', header);
   const pids = new Set<number>();
-  const row = await untilLine(run, /wasm-bpf-layout-marker$/, () => void pids.add(spawn('/bin/echo', ['wasm-bpf-layout-marker'], { stdio: 'ignore' }).pid ?? 0));
+  const row = await untilLine(run, /wasm-bpf-layout-marker$/, () => {
+    failing();
+    pids.add(spawn('/bin/echo', ['wasm-bpf-layout-marker'], { stdio: 'ignore' }).pid ?? 0);
+  });
   const m = /^echo {13}(\d+) +(\d+) +0 \/bin\/echo wasm-bpf-layout-marker$/.exec(row);
   t.ok(m, `the row: ${row}`);
   t.ok(pids.has(Number(m?.[1])), 'PID: the echo this test ran');
   t.equal(Number(m?.[2]), process.pid, 'PPID: this test');
   t.equal(row, `${'echo'.padEnd(16)} ${m?.[1]!.padEnd(6)} ${String(process.pid).padEnd(6)}   0 /bin/echo wasm-bpf-layout-marker`, 'columns');
+  await sleep(300);
+  t.same(run.lines(/wasm-bpf-no-such-program/), [], 'without -x: no failed call (execsnoop\'s default)');
   await run.interrupt('SIGINT');
 
   const x = native('execve', ['-x']);
   await attachedHuman(x, 'execve', header);
   const failed = await untilLine(x, /wasm-bpf-no-such-program$/, () => {
-    spawn('/bin/sh', ['-c', 'exec /wasm-bpf-no-such-program 2>/dev/null'], { stdio: 'ignore' });
-    spawn('/bin/true', [], { stdio: 'ignore' });
+    failing();
+    spawn('/bin/echo', ['wasm-bpf-layout-marker-x'], { stdio: 'ignore' });
   });
-  t.match(failed, /^sh {15}\d+ +\d+ +-2 \/wasm-bpf-no-such-program$/, 'a failed execve: RET -2');
-  t.same(x.lines(/ 0 \//), [], '-x: no successful calls');
+  t.match(failed, /^sh {15}\d+ +\d+ +-2 \/wasm-bpf-no-such-program$/, '-x: a failed execve, RET -2');
+  await untilLine(x, /wasm-bpf-layout-marker-x$/, () => void spawn('/bin/echo', ['wasm-bpf-layout-marker-x'], { stdio: 'ignore' }));
+  t.pass('-x: and the successful ones');
   await x.interrupt('SIGINT');
 });
 

@@ -2,7 +2,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD, FIXTURES, ROOT, runCli } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { BUILD, CLI, FIXTURES, ROOT, runCli } from './helpers.js';
 import { probe } from '../src/probe/index.js';
 import { loadObject } from '../src/object/loader.js';
 import { planObject } from '../src/select/plan.js';
@@ -71,4 +72,28 @@ t.test('probe shows the compat steps a plan would apply, and why', async (t) => 
   const old = runCli(['probe', '--json', '--root', path.join(systems, 'ubuntu-20.04-arm64')]);
   const j = JSON.parse(old.stdout) as { compat: Array<{ step: string; applies: boolean }> };
   t.same(j.compat.map((c) => [c.step, c.applies]), [['ringbuf->perf', true], ['btfhub', true], ['ptregs', true]], 'a 5.4 kernel without BTF: both fallbacks');
+});
+
+t.test('as uid 65534: run and check name the kernel backend\'s cause and fix (never an empty list), each cause said once', { skip: process.getuid?.() !== 0 && 'needs root to change users' }, async (t) => {
+  const nobody = (args: string[]) =>
+    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], {
+      encoding: 'utf8',
+      cwd: '/',
+      env: { ...process.env, HOME: '/nonexistent', XDG_CACHE_HOME: '', NO_COLOR: '1' },
+      timeout: 60_000,
+    });
+  const wasm = path.join(M, 'bootstrap.wasm');
+  const run = nobody(['run', wasm, '-t', '1']);
+  t.equal(run.status, 1, 'run exits 1');
+  t.match(run.stderr, /no backend on this host can run the object:\n {2}- the linux backend: bpf\(\) not permitted for uid 65534 \(EPERM[^\n]*; fix: run as root, or grant CAP_BPF and CAP_PERFMON/, 'run: the kernel backend\'s cause and fix');
+  t.match(run.stderr, /\n {2}- the userspace backend: it cannot run tp programs/, 'run: and why not the userspace backend');
+  const check = nobody(['check', wasm]);
+  t.equal(check.status, 1);
+  t.match(check.stdout, /plan: refused: no backend on this host can run the object:\n {4}- the linux backend: bpf\(\) not permitted for uid 65534 [^\n]*; fix: run as root/, 'check: the same cause and fix');
+  const cause = /bpf\(\) not permitted for uid 65534 \(EPERM[^)]*\)/g;
+  t.equal(check.stdout.match(cause)?.length, 2, 'the cause once for the needs it leaves unknown, once in the refusal (not once per program and map)');
+  t.match(check.stdout, /\? bpf\(\) not permitted for uid 65534 [^\n]*; so, unknown:\n {6}program type tracepoint for programs 'handle_exec' \(tp\/sched\/sched_process_exec\), 'handle_exit' \(tp\/sched\/sched_process_exit\)\n {6}attach mechanism tracepoint for programs /, 'the needs it leaves unknown listed under it');
+  const j = JSON.parse(nobody(['check', '-j', wasm]).stdout) as { runnable: boolean; objects: Array<{ plan: { unavailable: Array<{ backend: string; reason: string; fix?: string }> } }> };
+  t.equal(j.runnable, false);
+  t.match(j.objects[0]!.plan.unavailable, [{ backend: 'linux', reason: /not permitted for uid 65534/, fix: /root/ }, { backend: 'userspace' }], '--json: each backend passed over, with its reason');
 });

@@ -104,8 +104,9 @@ t.test('conventions: -V/--version, --help on every command, -j/-p, the process t
   const j = runCli(['check', '-j', path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm')]);
   t.equal(j.code, 0, j.stderr);
   t.equal(j.stdout.trimEnd().split('\n').length, 1, 'check -j: one line');
-  const parsed = JSON.parse(j.stdout) as { objects: Array<{ maps: Array<{ name: string; type: string; typeId: number }> }> };
+  const parsed = JSON.parse(j.stdout) as { objects: Array<{ maps: Array<{ name: string; type: string; typeId: number }>; programs: Array<{ name: string; type: string }> }> };
   t.same(parsed.objects[0]!.maps.find((m) => m.name === 'rb'), { name: 'rb', type: 'ringbuf', typeId: 27 }, 'map types by name (and number)');
+  t.same(parsed.objects[0]!.programs.find((p) => p.name === 'handle_exec'), { name: 'handle_exec', section: 'tp/sched/sched_process_exec', type: 'tracepoint', typeId: 5 }, 'program types by name (and number)');
   const p = runCli(['check', '-p', path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm')]);
   t.ok(p.stdout.split('\n').length > 10, 'check -p: indented');
   t.same(JSON.parse(p.stdout), parsed, 'the same data');

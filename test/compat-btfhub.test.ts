@@ -318,3 +318,59 @@ t.test('run without vmlinux BTF: 404, corrupt, offline exit 1 naming the URL; no
   t.notOk(r.stdout.includes('# bootstrap'), 'nothing loaded');
   t.same(cacheFiles(path.join(dir, 'btfhub')), [], 'nothing cached');
 });
+
+t.test('Ctrl-C in the middle of a run\'s BTF fetch: exit 130, nothing left; the library API: terminate() aborts it, the embedder\'s signals untouched', { skip: !canNs && 'needs root, unshare, kernel BTF and matrix/build' }, async (t) => {
+  const wasm = path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm');
+  const dir = path.join(TMP, 'c10');
+  const env = { ...process.env, WASM_BPF_CACHE_DIR: dir };
+  const tg = hubTarget(undefined, dir);
+  const fetchDir = path.dirname(tg.cachePath);
+  const downloading = async (): Promise<boolean> => {
+    const t0 = Date.now();
+    while (Date.now() - t0 < 20_000) {
+      if (fs.existsSync(fetchDir) && cacheFiles(fetchDir).some((f) => f.endsWith('.tar.xz') && fs.statSync(path.join(fetchDir, f)).size >= 64 << 10)) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  };
+  const inNs = (argv: string[]): Running =>
+    new Running(spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec "$@"`, 'sh', ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+
+  const run = inNs([process.execPath, CLI, 'run', '--btfhub-mirror', `${BASE}/slow`, wasm, '-j']);
+  t.ok(await downloading(), 'the run is downloading');
+  run.child.kill('SIGINT');
+  const end = await run.exited;
+  t.equal(end.code, 130, 'the run ends as Ctrl-C says (130), not as a failure');
+  t.match(run.stderr, /fetching http:\/\/127\.0\.0\.1:\d+\/slow\/.*: interrupted by SIGINT; nothing was kept/);
+  t.notOk(fs.existsSync(dir), `nothing left (${cacheFiles(dir).join(', ')})`);
+
+  // the library API in an embedder: its SIGINT stays its own; terminate() stops the fetch
+  const script = path.join(TMP, 'api-fetch.mjs');
+  fs.writeFileSync(
+    script,
+    `const count = () => process.listenerCount('SIGINT') + process.listenerCount('SIGTERM') + process.listenerCount('SIGHUP');
+const base = count(); // a test harness's own (tap's processinfo hooks signals through NODE_OPTIONS)
+const { run } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'index.js'))});
+const app = run(${JSON.stringify(wasm)}, { args: ['-j'], btfhub: { mirror: ${JSON.stringify(`${BASE}/slow`)} } });
+let err = ''; app.stderr.on('data', (d) => (err += d)); app.stdout.resume();
+process.stdout.write('fetching\\n');
+await new Promise((r) => process.stdin.once('data', r));
+process.stdin.destroy();
+const listeners = count() - base;
+const t0 = Date.now();
+const code = await app.terminate();
+process.stdout.write(JSON.stringify({ code, ms: Date.now() - t0, listeners, err }) + '\\n');
+`,
+  );
+  const api = new Running(spawn('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec "$@"`, 'sh', process.execPath, script], { env, stdio: ['pipe', 'pipe', 'pipe'] }));
+  t.ok(await downloading(), 'the embedded run is downloading');
+  api.child.stdin!.end('go\n');
+  const done = await api.exited;
+  t.equal(done.code, 0, api.stderr);
+  const out = JSON.parse(api.stdout.split('\n').find((l) => l.startsWith('{'))!) as { code: number; ms: number; listeners: number; err: string };
+  t.equal(out.listeners, 0, `no signal handler of ours in the embedder's process while it fetched (${out.listeners})`);
+  t.equal(out.code, 143, 'terminate() during the fetch: 128 + SIGTERM');
+  t.ok(out.ms < 1000, `within ${out.ms} ms`);
+  t.match(out.err, /stopped by terminate\(\); nothing was kept/);
+  t.notOk(fs.existsSync(dir), `nothing left (${cacheFiles(dir).join(', ')})`);
+});

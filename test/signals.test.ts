@@ -3,8 +3,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { abiGuest, BUILD, buildGuest, CLI, FIXTURES, kernelIds, Running, settledLeaks, startCli } from './helpers.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { abiGuest, BUILD, buildGuest, CLI, FIXTURES, kernelIds, ROOT, Running, settledLeaks, startCli } from './helpers.js';
 
 const wasm = abiGuest();
 const before = kernelIds();
@@ -48,6 +48,50 @@ t.test('a guest spinning without host calls is stopped within 1 s', async (t) =>
   t.equal(r.code, 130);
   t.ok(r.ms < 1500, `exited in ${r.ms} ms`);
 });
+
+// the guest inside its own record callback (called by the host from a buffer poll), which sleeps or spins:
+// Ctrl-C through the CLI, and terminate() through the library API, stop it as promptly
+for (const how of ['callback', 'callback-spin'] as const) {
+  const limit = how === 'callback' ? 1000 : 1500; // a spin is ended after the 0.9 s grace
+  t.test(`SIGINT while the guest is inside its own callback (${how === 'callback' ? 'sleeping' : 'spinning'}): exit 130 within ${limit} ms`, async (t) => {
+    const run = startCli([wasm, 'block', how]);
+    await run.waitFor(/^# ready/);
+    for (let i = 0; i < 200 && !/^# in callback$/m.test(run.stdout); i++) {
+      void process.ppid; // a getppid() record for the guest's callback
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.match(run.stdout, /^# in callback$/m, 'the guest is in its callback');
+    const r = await run.interrupt('SIGINT');
+    t.equal(r.code, 130);
+    t.ok(r.ms < limit, `exited in ${r.ms} ms`);
+  });
+  t.test(`the library API: terminate() while the guest is inside its own callback (${how === 'callback' ? 'sleeping' : 'spinning'})`, async (t) => {
+    // the embedder is a plain node process importing dist/, as an installed package is used
+    const file = path.join(BUILD, `signals-embedder-${how}.mjs`);
+    fs.writeFileSync(
+      file,
+      `const { run } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'index.js'))});
+const app = run(${JSON.stringify(wasm)}, { args: ['block', '${how}'] });
+let out = '';
+app.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+app.stderr.resume();
+for (let i = 0; i < 500 && !/^# in callback$/m.test(out); i++) {
+  if (out.includes('# ready')) void process.ppid; // a getppid() record for the guest's callback
+  await new Promise((r) => setTimeout(r, 20));
+}
+const t0 = Date.now();
+const code = await app.terminate();
+process.stdout.write(JSON.stringify({ inCallback: /^# in callback$/m.test(out), code, ms: Date.now() - t0 }));
+`,
+    );
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } });
+    t.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { inCallback: boolean; code: number; ms: number };
+    t.ok(out.inCallback, 'the guest was in its callback');
+    t.equal(out.code, 143, '128 + SIGTERM');
+    t.ok(out.ms < limit, `ended in ${out.ms} ms`);
+  });
+}
 
 t.test('nothing left in the kernel', async (t) => {
   t.same(await settledLeaks(before), { progs: [], maps: [], links: [] });

@@ -18,9 +18,42 @@ function activeLsmList(): string | undefined {
   }
 }
 
+/**
+ * libbpf's lines when it finds no usable vmlinux BTF for the object's CO-RE relocations (it then fails the
+ * load with ESRCH before the kernel sees a program): "loading kernel BTF '/sys/kernel/btf/vmlinux': -5",
+ * "failed to find valid kernel BTF", "Error loading vmlinux BTF: -3".
+ */
+const NO_KERNEL_BTF = /failed to find valid kernel BTF|Error loading vmlinux BTF/;
+
+/** the object needs vmlinux BTF that libbpf could not load: what was tried and how to give it one */
+function noKernelBtf(err: Error & { errno: number; log?: string }, log: string): BackendError {
+  const tried = /loading kernel BTF '([^']+)': (-?\d+)/.exec(log);
+  const reason = err.message.split(': ').pop() ?? err.message;
+  const message =
+    `loading the object failed: ${reason}: its CO-RE relocations need this kernel's vmlinux BTF, which libbpf could not load` +
+    (tried ? ` (${tried[1]}: error ${tried[2]})` : ' (libbpf: failed to find valid kernel BTF)');
+  const hint =
+    'this kernel has no usable vmlinux BTF: give wasm-bpf one from BTFHub with --btfhub-mirror URL (a reachable btfhub-archive mirror) ' +
+    'or --btfhub-archive DIR (a local copy), or `wasm-bpf btf fetch` ahead of time; or run on a kernel built with CONFIG_DEBUG_INFO_BTF=y';
+  return new BackendError(message, guestErrno(err.errno), log, hint, { cause: err });
+}
+
+/** words of a libbpf line that gives a failure's cause (as backends/linux/errors.ts's logCause) */
+const CAUSE = /fail|error|invalid|cannot|can't|not found|unknown|no such|refus|unsupported|missing|not supported|mismatch/i;
+
+/** the first line of libbpf's log that says why an object failed to load (not its closing "failed to load object") */
+function objectCause(log: string): string | undefined {
+  return log
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('libbpf: ') && CAUSE.test(l) && !/failed to load object/.test(l))
+    .map((l) => l.slice('libbpf: '.length))[0];
+}
+
 export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[]): BackendError {
   if (!isNativeError(err)) return new BackendError(`loading the object failed: ${String(err)}`, EINVAL, '', undefined, { cause: err });
   const log = err.log ?? '';
+  if (NO_KERNEL_BTF.test(log)) return noKernelBtf(err, log);
   // libbpf: "libbpf: prog 'handle_exec': BPF program load failed: Permission denied"
   const m = /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(log) ?? /prog '([^']+)'/.exec(log);
   const prog = m ? programs.find((p) => p.name === m[1]) : undefined;
@@ -41,5 +74,7 @@ export function explainLoadFailure(err: unknown, programs: readonly ProgramInfo[
   } else if (/relocat|CO-RE/i.test(log)) {
     hint = 'a CO-RE relocation failed: the program reads a kernel type or field this kernel lacks (run with --verbose)';
   }
-  return new BackendError(`the kernel refused to load ${who}: ${reason}`, guestErrno(err.errno), log, hint, { cause: err });
+  // no program named: the failure is libbpf's (a relocation, a map, BTF), and its log says which
+  const cause = prog ? undefined : objectCause(log);
+  return new BackendError(`${prog ? 'the kernel refused to load' : 'loading'} ${who}${prog ? '' : ' failed'}: ${reason}${cause ? `: ${cause}` : ''}`, guestErrno(err.errno), log, hint, { cause: err });
 }

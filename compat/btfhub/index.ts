@@ -173,6 +173,11 @@ export interface FetchOptions {
   timeoutMs?: number;
   /** aborts the download */
   abort?: AbortSignal;
+  /**
+   * SIGINT, SIGTERM and SIGHUP abort the fetch (the error carries the signal) while it runs (default true);
+   * false leaves the process's signals alone (an embedder's own), `abort` being the only way to stop it
+   */
+  signals?: boolean;
 }
 
 /** mirror from the option, else $WASM_BPF_BTFHUB_MIRROR, else the public archive */
@@ -334,7 +339,8 @@ export async function fetchBtf(target: HubTarget, opts: FetchOptions = {}): Prom
     interrupted ??= sig;
     aborter.abort();
   };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal).on('SIGHUP', onSignal);
+  const hook = opts.signals !== false;
+  if (hook) process.on('SIGINT', onSignal).on('SIGTERM', onSignal).on('SIGHUP', onSignal);
   if (opts.abort?.aborted) aborter.abort();
   else opts.abort?.addEventListener('abort', () => aborter.abort(), { once: true });
   const fetchOpts: FetchOptions = { ...opts, abort: aborter.signal };
@@ -367,7 +373,7 @@ export async function fetchBtf(target: HubTarget, opts: FetchOptions = {}): Prom
     done = true;
     return { path: target.cachePath, from, bytes: bytes.length };
   } finally {
-    process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal).removeListener('SIGHUP', onSignal);
+    if (hook) process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal).removeListener('SIGHUP', onSignal);
     undo();
   }
 }
@@ -438,7 +444,10 @@ export async function resolveBtf(opts: ResolveOptions = {}): Promise<Resolved> {
     return { source: 'fetched', path: r.path, target, from: r.from };
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new BtfhubError(`this kernel has no vmlinux BTF (not in ${SYSFS_VMLINUX} nor libbpf's paths, not cached at ${target.cachePath}) and fetching it from BTFHub failed: ${msg}`);
+    throw new BtfhubError(
+      `this kernel has no vmlinux BTF (not in ${SYSFS_VMLINUX} nor libbpf's paths, not cached at ${target.cachePath}) and fetching it from BTFHub failed: ${msg}`,
+      err instanceof BtfhubError ? err.signal : undefined,
+    );
   }
 }
 

@@ -11,7 +11,7 @@ import { errorMessage, WasmBpfError } from '../errors.js';
 import { objectNeeds, type ObjectNeeds } from '../policy/needs.js';
 import { violations } from '../policy/enforce.js';
 import type { Policy } from '../policy/policy.js';
-import { MAP_TYPES } from '../probe/tables.js';
+import { MAP_TYPES, PROG_TYPES } from '../probe/tables.js';
 import { planWindows, type WindowsPlan } from '../select/windows.js';
 
 export interface CheckRequest {
@@ -29,7 +29,8 @@ export interface ObjectPlan {
   /** where the object lies in the file */
   offset: number;
   size: number;
-  programs: Array<{ name: string; section: string }>;
+  /** type: the kernel's name of the program type ('tracepoint', 'kprobe'; 'unspec' when the section is not known), typeId its number */
+  programs: Array<{ name: string; section: string; type: string; typeId: number }>;
   /** type: the kernel's name ('ringbuf'), typeId its number */
   maps: Array<{ name: string; type: string; typeId: number }>;
   plan?: Plan;
@@ -51,6 +52,11 @@ export interface CheckResult {
   objects: ObjectPlan[];
 }
 
+/** a program type's kernel name (as probe's progTypes keys), '#N' for a number the tables lack */
+function progTypeName(id: number): string {
+  return id === 0 ? 'unspec' : (PROG_TYPES.find((d) => d.id === id)?.name ?? `#${id}`);
+}
+
 /** a check result and the host's arch (the CLI's header) */
 export async function checkBytes(bytes: Uint8Array, file: string, req: CheckRequest = {}): Promise<{ result: CheckResult; arch: string }> {
   const isElf = bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
@@ -66,7 +72,7 @@ export async function checkBytes(bytes: Uint8Array, file: string, req: CheckRequ
       return {
         offset,
         size,
-        programs: obj.programs.map((p) => ({ name: p.name, section: p.section })),
+        programs: obj.programs.map((p) => ({ name: p.name, section: p.section, type: progTypeName(p.type), typeId: p.type })),
         maps: facts.maps.map((m) => ({ name: m.name, type: MAP_TYPES.find((d) => d.id === m.type)?.name ?? `#${m.type}`, typeId: m.type })),
         plan: win?.plan ?? planObject(report, facts, req.backend ?? 'auto', { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: req.launch ?? false }),
         ...(win ? { windows: win.windows } : {}),

@@ -1,6 +1,6 @@
 // `wasm-bpf check <app.wasm|x.bpf.o>`: the selector's plan for every eBPF object, nothing attached.
 import fs from 'node:fs';
-import { refusal } from '../select/plan.js';
+import { refusal, type Plan } from '../select/plan.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../select/backend.js';
 import { describeNeed } from '../probe/require.js';
 import { formatJson, jsonFlag } from './json.js';
@@ -133,7 +133,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     out.push(`  programs: ${o.programs.map((p) => `${p.name} (${p.section})`).join(', ') || 'none'}`);
     out.push(`  maps:     ${o.maps.map((m) => m.name).join(', ') || 'none'}`);
     const plan = o.plan!;
-    for (const u of plan.uncertain) out.push(`  ${paint('?', 'yellow')} ${u.subject}: ${describeNeed(u.missing.need)} ${paint('unknown', 'yellow')} (${u.missing.reason})`);
+    out.push(...describeUncertain(plan.uncertain, paint));
     if (o.windows) out.push(...describeWindows(o.windows, paint));
     else if (plan.backend) out.push(`  ${paint('plan:', 'green')} ${plan.backend} backend (${plan.reasons.join('; ')})`);
     else out.push(`  ${paint('plan: refused:', 'red')} ${refusal(plan).replace(/\n/g, '\n  ').replace(/; fix: /g, `; ${paint('fix:', 'cyan')} `)}`);
@@ -142,6 +142,35 @@ export async function checkCommand(argv: string[]): Promise<number> {
   });
   process.stdout.write(`${out.join('\n')}\n`);
   return runnable ? 0 : 1;
+}
+
+/**
+ * The needs the probe could not decide, one line per cause (as the refusals are): the same reason (e.g.
+ * bpf() not permitted for this user) is said once, with each need it leaves unknown and the programs or
+ * maps that have that need.
+ */
+function describeUncertain(uncertain: Plan['uncertain'], paint: ReturnType<typeof painter>): string[] {
+  const byReason = new Map<string, Map<string, string[]>>();
+  for (const u of uncertain) {
+    // "tracepoint programs: bpf() not permitted ..." is the same cause as "bpf() not permitted ..."
+    const reason = u.missing.reason.replace(/^[\w.-]+ programs: /, '');
+    const needs = byReason.get(reason) ?? new Map<string, string[]>();
+    const need = describeNeed(u.missing.need);
+    needs.set(need, [...(needs.get(need) ?? []), u.subject]);
+    byReason.set(reason, needs);
+  }
+  const who = (subjects: string[]): string => {
+    if (subjects.length === 1) return subjects[0]!;
+    const kind = subjects.every((x) => x.startsWith('program ')) ? 'program ' : subjects.every((x) => x.startsWith('map ')) ? 'map ' : '';
+    return kind ? `${kind.trim()}s ${subjects.map((x) => x.slice(kind.length)).join(', ')}` : subjects.join(', ');
+  };
+  const out: string[] = [];
+  for (const [reason, needs] of byReason) {
+    const items = [...needs].map(([need, subjects]) => `${need} ${paint('unknown', 'yellow')} for ${who(subjects)}`);
+    if (items.length === 1) out.push(`  ${paint('?', 'yellow')} ${items[0]} (${reason})`);
+    else out.push(`  ${paint('?', 'yellow')} ${reason}; so, ${paint('unknown', 'yellow')}:`, ...[...needs].map(([need, subjects]) => `      ${need} for ${who(subjects)}`));
+  }
+  return out;
 }
 
 /** --backend windows: the translation for eBPF for Windows, as `check` prints it */

@@ -40,6 +40,8 @@ export interface WorkerInput {
   traced?: Array<{ fd: number; pid: number; launched: boolean }>;
   /** the main thread's time origin, for the start-up trace (trace.ts) */
   origin?: number;
+  /** the guest's whole stdin (fd 0), then end of file; absent: the host process's fd 0 */
+  stdin?: Uint8Array;
   /** the guest's stdout and stderr (and the host's warnings) go to the main thread as 'output' messages instead of fds 1 and 2 */
   captureOutput?: boolean;
   /** PauseGate's shared flag (library API): the guest's WASI and embedder calls wait while it is set */

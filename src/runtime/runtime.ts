@@ -4,6 +4,7 @@
 import type { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { StopSignal } from './stop.js';
 import type { WorkerInput, WorkerMessage } from './protocol.js';
 import { startWorker, takePrestarted, type Prestarted } from './prestart.js';
@@ -27,6 +28,11 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** guest path -> host path */
   preopens?: Record<string, string>;
+  /**
+   * the guest's stdin (fd 0): 'inherit' (default) this process's fd 0; 'ignore' nothing (end of file at once);
+   * bytes or a string (UTF-8): that input, then end of file
+   */
+  stdin?: 'inherit' | 'ignore' | Uint8Array | string;
   verbose?: boolean;
   /** what the guest's objects may load and attach to (default DEFAULT_POLICY: see src/policy/policy.ts) */
   policy?: Policy;
@@ -121,6 +127,8 @@ export class Runtime {
   private callChannel: SharedArrayBuffer | undefined;
   /** the run's stop with a deadline (as on a signal), while it runs */
   private terminator: ((signal: number) => void) | undefined;
+  /** a BTFHub fetch before the guest starts: terminate() aborts it (its files removed) and the run ends with 128 + signal */
+  private fetching: { abort: AbortController; signal?: number } | undefined;
 
   constructor() {
     const w = takePrestarted();
@@ -142,6 +150,10 @@ export class Runtime {
    * with 128 + signal.
    */
   terminate(signal = 15): void {
+    if (this.fetching) {
+      this.fetching.signal ??= signal;
+      this.fetching.abort.abort();
+    }
     if (this.terminator) this.terminator(signal);
     else this.stop(signal);
   }
@@ -179,6 +191,12 @@ export class Runtime {
       stop: this.stopSignal.shared,
     };
     if (opts.output) input.captureOutput = true;
+    if (opts.stdin !== undefined && opts.stdin !== 'inherit') {
+      if (opts.stdin === 'ignore') input.stdin = new Uint8Array(0);
+      else if (typeof opts.stdin === 'string') input.stdin = Buffer.from(opts.stdin, 'utf8');
+      else if (opts.stdin instanceof Uint8Array) input.stdin = opts.stdin;
+      else throw new WasmBpfError('USAGE', "stdin: 'inherit', 'ignore', a string or a Uint8Array");
+    }
     if (opts.pausable) input.pause = this.gate.shared;
     if (opts.imports && Object.keys(opts.imports).length) {
       const reserved = ['wasi_snapshot_preview1', 'wasm_bpf', input.wrapperModule].filter((m) => m in opts.imports!);
@@ -190,7 +208,19 @@ export class Runtime {
       if (opts.output) opts.output(2, Buffer.from(line));
       else process.stderr.write(line);
     };
-    const btf = opts.btfCustomPath ?? (await hubBtf(opts, warn));
+    let btf: string | undefined;
+    try {
+      this.fetching = { abort: new AbortController() };
+      btf = opts.btfCustomPath ?? (await hubBtf(opts, warn, this.fetching.abort.signal));
+    } catch (err) {
+      // Ctrl-C / SIGTERM (or terminate()) during the fetch: nothing kept, the run ends as the signal says
+      const signal = err instanceof FetchInterrupted ? (this.fetching?.signal ?? err.signal) : undefined;
+      if (signal === undefined) throw err;
+      warn(`wasm-bpf: ${err instanceof Error ? err.message : String(err)}\n`);
+      return { exitCode: 128 + signal };
+    } finally {
+      this.fetching = undefined;
+    }
     if (btf) input.btfCustomPath = btf;
     let launched: Launched | undefined;
     let commandStatus: number | undefined;
@@ -324,14 +354,25 @@ function sysfsBtf(): boolean {
 }
 
 /** The BTFHub file to use when the kernel carries no vmlinux BTF (see compat/btfhub/README.md). */
-async function hubBtf(opts: RunOptions, warn: (line: string) => void): Promise<string | undefined> {
+/** a BTFHub fetch ended by a signal or terminate(): the run ends with 128 + signal */
+class FetchInterrupted extends Error {
+  constructor(
+    message: string,
+    readonly signal: number,
+  ) {
+    super(message);
+  }
+}
+
+async function hubBtf(opts: RunOptions, warn: (line: string) => void, abort: AbortSignal): Promise<string | undefined> {
   const backend = opts.backend ?? 'auto';
   if (opts.btfhub === false || process.platform !== 'linux' || backend === 'userspace' || backend === 'windows' || sysfsBtf()) return undefined;
   const { resolveBtf, ttyProgress, ENV_ARCHIVE, ENV_MIRROR } = await import('../../compat/btfhub/index.js');
   const hub = opts.btfhub ?? {};
   const explicit = hub.mirror !== undefined || hub.archive !== undefined || !!process.env[ENV_MIRROR] || !!process.env[ENV_ARCHIVE];
   try {
-    const r = await resolveBtf({ mirror: hub.mirror, archive: hub.archive, progress: ttyProgress() });
+    // an embedder's process keeps its own signals (handleSignals false): terminate() aborts the fetch instead
+    const r = await resolveBtf({ mirror: hub.mirror, archive: hub.archive, progress: ttyProgress(), abort, signals: opts.handleSignals !== false });
     if (r.source === 'kernel') return undefined;
     if (opts.verbose || r.source === 'fetched') {
       warn(`wasm-bpf: this kernel has no vmlinux BTF; using BTFHub's ${r.path}${r.source === 'fetched' ? ` (fetched from ${r.from})` : ''}\n`);
@@ -339,6 +380,9 @@ async function hubBtf(opts: RunOptions, warn: (line: string) => void): Promise<s
     return r.path;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
+    const sig = (err as { signal?: NodeJS.Signals }).signal;
+    if (sig) throw new FetchInterrupted(msg, os.constants.signals[sig]);
+    if (abort.aborted) throw new FetchInterrupted(`${msg} (stopped by terminate(); nothing was kept)`, 15);
     if (explicit) throw new WasmBpfError('NOT_FOUND', msg);
     warn(`wasm-bpf: warning: ${msg}; CO-RE objects will not load (set a mirror with --btfhub-mirror URL or --btfhub-archive DIR)\n`);
     return undefined;

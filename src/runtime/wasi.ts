@@ -28,6 +28,8 @@ export interface WasiOptions {
   beforeSleep?: () => void;
   /** the guest's writes to fds 1 and 2 go here instead of the host's fds (the library API's streams) */
   output?: (fd: 1 | 2, data: Uint8Array) => void;
+  /** the guest's whole stdin instead of the host's fd 0 (the library API's `stdin`): read, then end of file */
+  input?: Uint8Array;
 }
 
 type WasiFn = (...args: Array<number | bigint>) => number;
@@ -185,6 +187,29 @@ export class GuestWasi {
         const data = Buffer.concat(parts);
         if (data.length) output(n, data);
         new DataView(this.memory!.buffer).setUint32((done as number) >>> 0, data.length, true);
+        return ERRNO_SUCCESS;
+      };
+    }
+    const input = opts.input;
+    if (input) {
+      let at = 0;
+      const read = wrapped['fd_read'];
+      wrapped['fd_read'] = (fd, iovs, iovsLen, done) => {
+        if (fd !== 0 || this.stdioClosed[0]) return read(fd, iovs, iovsLen, done);
+        const list = span(iovs as number, ((iovsLen as number) >>> 0) * 8);
+        if (!list || !span(done as number, 4)) return ERRNO_FAULT;
+        let n = 0;
+        for (let i = 0; i < (iovsLen as number) >>> 0 && at < input.length; i++) {
+          const entry = ((iovs as number) >>> 0) + i * 8;
+          const ptr = list.getUint32(entry, true);
+          const len = list.getUint32(entry + 4, true);
+          if (!span(ptr, len)) return ERRNO_FAULT;
+          const part = input.subarray(at, at + len);
+          new Uint8Array(this.memory!.buffer, ptr, part.length).set(part);
+          at += part.length;
+          n += part.length;
+        }
+        new DataView(this.memory!.buffer).setUint32((done as number) >>> 0, n, true);
         return ERRNO_SUCCESS;
       };
     }

@@ -152,6 +152,7 @@ async function runGuest(agent: AgentGroup | undefined): Promise<number> {
     stop,
     ...(agent ? { beforeSleep: release } : {}),
     ...(input.captureOutput ? { output } : {}),
+    ...(input.stdin ? { input: input.stdin } : {}),
   });
   const gate = input.pause ? new PauseGate(input.pause) : undefined;
   const hostCalls = input.hostImports ? embedderImports(shape, input.hostImports.names, input.hostImports.channel, stop, post) : {};

@@ -2,7 +2,7 @@
 /* execve: print every execve() call and its result (events come through a perf buffer), in the
  * layout of bcc's execsnoop.
  *
- *   execve [-j] [-x] [-t SECONDS]           (-x: failed calls only)
+ *   execve [-j] [-x] [-t SECONDS]           (-x: include failed calls, as execsnoop's -x)
  *
  *   PCOMM            PID    PPID   RET ARGS
  *   echo             4242   4100     0 /bin/echo hello       (the path and the first argument only)
@@ -16,7 +16,7 @@
 
 static const char synopsis[] = "[-j] [-x] [-t SECONDS]";
 
-static bool failed_only; /* -x */
+static bool include_failed; /* -x: execsnoop's --fails; without it, successful calls only */
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -24,7 +24,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 	(void)ctx;
 	if (size < sizeof(*e))
 		return 0;
-	if (failed_only && e->ret >= 0)
+	if (!include_failed && e->ret < 0)
 		return 0;
 	if (json_out) {
 		json_begin("exec");
@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 	app_init("execve");
 	while ((opt = getopt(argc, argv, "jxt:")) != -1) {
 		if (opt == 'j' || opt == 'x') {
-			*(opt == 'j' ? &json_out : &failed_only) = true;
+			*(opt == 'j' ? &json_out : &include_failed) = true;
 			continue;
 		}
 		if (opt == 't' && parse_num(optarg, true, &seconds))
