@@ -12,8 +12,7 @@ const guest = buildGuest(path.join(FIXTURES, 'stdin-cat.c'), path.join(BUILD, 's
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-bpf-api-stdin-'));
 t.teardown(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
-// one guest per embedder process (see the report of this audit: several short runs in one embedder process
-// sometimes crash it in the native addon's libelf at a guest thread's end, with or without stdin)
+// one guest per embedder process (several short guests in one process: test/api-addon-unload.test.ts)
 const script = (stdin: string): string => `const { run } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'index.js'))});
 let code, stdout = '';
 try {
