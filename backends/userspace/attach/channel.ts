@@ -5,7 +5,7 @@ import { loadNative, type NativeAddon } from '../../linux/native.js';
 import { BackendError, errorMessage } from '../../../src/errors.js';
 
 /** frame types of native/agent/lib/proto.h */
-const MAP = 1, PROG = 2, HOOK = 3, START = 4, UNHOOK = 5, DROP = 6, SYSCALL = 7, REPLY = 16, EVENT = 17, TRACE = 18;
+const MAP = 1, PROG = 2, HOOK = 3, START = 4, UNHOOK = 5, DROP = 6, SYSCALL = 7, TASK = 8, REPLY = 16, EVENT = 17, TRACE = 18;
 /** what DROP frees (proto.h WBPF_AGENT_DROP_*) */
 const DROP_PROG = 1, DROP_MAP = 2;
 const HEADER = 12;
@@ -48,6 +48,8 @@ export interface ChannelSyscall {
   nr: number;
   exit: boolean;
   table: Uint8Array;
+  /** a sched_process_* program (nr: the event, table: its sched table) */
+  sched?: boolean;
 }
 
 /** EVENT frames ('disabled': a program faulted, its hook runs nothing from then on) and TRACE frames
@@ -150,9 +152,14 @@ export class AgentChannel {
     b.writeUInt32LE(h.id, 0);
     b.writeUInt32LE(h.progId, 4);
     b.writeUInt32LE(h.nr, 8);
-    b.writeUInt32LE(h.exit ? 1 : 0, 12);
+    b.writeUInt32LE((h.exit ? 1 : 0) | (h.sched ? 2 : 0), 12);
     b.set(h.table, 16);
     return this.request(SYSCALL, b, [], `syscall hook ${h.id}`);
+  }
+
+  /** the task_struct image's layout (attach/task-layout.ts's encodeTaskLayout) for bpf_get_current_task */
+  sendTask(payload: Uint8Array): string {
+    return this.request(TASK, Buffer.from(payload), [], 'task layout');
   }
 
   /** removes one hook; once it returns no hit runs its program. The function runs unhooked once its last hook goes */
