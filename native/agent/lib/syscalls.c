@@ -246,7 +246,9 @@ static void on_exit_hit(struct wbpf_pt_regs *regs, void *cookie)
 {
 	(void)cookie;
 	const uint64_t args[6] = { regs->rdi, 0, 0, 0, 0, 0 };
+	agent_ids_forget(), agent_read_pid_reset(); /* a vfork child's _exit (an exec that failed): not its parent's ids */
 	on_call(&nrs[231], 0, args, 0);
+	agent_ids_forget(), agent_read_pid_reset();
 }
 
 /* waits (up to 2 s) until no call that may have read n->at before the last change runs: 1, or 0 (stalled) */
