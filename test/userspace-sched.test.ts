@@ -9,7 +9,12 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { CLI, ROOT } from './helpers.js';
+import { CLI, ROOT, pollUntil as until } from './helpers.js';
+import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
+import { syscallTarget } from '../backends/userspace/attach/syscall-target.js';
+import { encodeTaskLayout } from '../backends/userspace/attach/task-layout.js';
+import { assemble } from '../backends/userspace/vm/asm.js';
+import { AGENT_DIR, RINGBUF, launchUnderAgent, ringbufOutputAsm } from './agent-common.js';
 
 const BOOTSTRAP = path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm');
 const EXECVE = path.join(ROOT, 'matrix', 'build', 'execve.wasm');
@@ -66,9 +71,118 @@ function run(app: string, backend: readonly string[], prefix: readonly string[] 
   return { stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+// ---- over the channel: a synthetic task_struct layout, the image's fields, zeros, and wild pointers ----
+const LAYOUT = { size: 256, offsets: { pid: 0, tgid: 4, real_parent: 8, parent: 16, comm: 24, exit_code: 40, start_time: 48, start_boottime: 56 } };
+/** probe_read_kernel(size bytes at reg+off) into [r10-16] (zeroed first): ring records of the value, then the result */
+function readK(size: number, reg: string, off: number): string {
+  return `mov %r1, 0
+      stxdw [%r10-16], %r1
+      mov %r1, %r10
+      add %r1, -16
+      mov %r2, ${size}
+      mov %r3, ${reg}
+      add %r3, ${off}
+      call 113
+      stxdw [%r10-24], %r0
+      ${ringbufOutputAsm(-16, 8)}
+      ${ringbufOutputAsm(-24, 8)}`;
+}
+// sched_process_exit: the image's pid, tgid, exit_code, real_parent (kept in r7), the parent's tgid and real_parent
+// (NULL: kept in r8), a read through that NULL, an unfilled field, a wild address, and a direct load of pid
+const EXIT_PROG = assemble(`
+      call 35
+      mov %r6, %r0
+      ${readK(4, '%r6', 0)}
+      ${readK(4, '%r6', 4)}
+      ${readK(4, '%r6', 40)}
+      ${readK(8, '%r6', 8)}
+      ldxdw %r7, [%r10-16]
+      ${readK(4, '%r7', 4)}
+      ${readK(8, '%r7', 8)}
+      ldxdw %r8, [%r10-16]
+      ${readK(4, '%r8', 4)}
+      ${readK(4, '%r6', 200)}
+      lddw %r8, 0x10
+      ${readK(4, '%r8', 0)}
+      ldxw %r1, [%r6+0]
+      stxdw [%r10-16], %r1
+      ${ringbufOutputAsm(-16, 8)}
+      mov %r0, 0
+      exit`);
+// sched_process_exec: the first 8 bytes of the filename its __data_loc names, and the pid field
+const EXEC_PROG = assemble(`
+      mov %r9, %r1
+      ldxw %r2, [%r9+8]
+      and %r2, 0xffff
+      add %r2, %r9
+      ldxdw %r1, [%r2+0]
+      stxdw [%r10-16], %r1
+      ${ringbufOutputAsm(-16, 8)}
+      ldxw %r1, [%r9+12]
+      stxdw [%r10-16], %r1
+      ${ringbufOutputAsm(-16, 8)}
+      mov %r0, 0
+      exit`);
+
+function records(native: NativeAddon, ring: NativeShmMap, max: number): bigint[] {
+  const buf = new Uint8Array(max * 16 + 64);
+  const n = native.shmRingPoll(ring.id, 200, buf, -1);
+  const b = Buffer.from(buf);
+  return Array.from({ length: Math.max(0, n) }, (_, i) => b.readBigUInt64LE(i * 16 + 8));
+}
+
+if (process.arch === 'x64') {
+  t.test('over the channel: sched events and the task_struct image', async (tt) => {
+    const mk = spawnSync('make', ['-s', '-C', AGENT_DIR], { encoding: 'utf8' });
+    if (mk.status !== 0) throw new Error(`make the agent: ${mk.stderr}`);
+    const native = loadNative();
+    const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, native.numPossibleCpus(), 0, 'sched');
+    tt.teardown(() => native.shmMapClose(ring.id));
+    const { agent, child, exited } = launchUnderAgent(tt, path.join(AGENT_DIR, 'build', 'libwbpf_agent.so'), ['/bin/sh', '-c', 'exit 3']);
+    agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
+    agent.sendProgram({ id: 1, insns: EXIT_PROG });
+    agent.sendProgram({ id: 2, insns: EXEC_PROG });
+    tt.throws(() => agent.sendTask(encodeTaskLayout({ size: 16, offsets: { comm: 8 } })), { errno: 22, message: /does not fit/ }, 'a layout whose field is past the image: EINVAL');
+    tt.throws(() => agent.sendTask(encodeTaskLayout({ size: 1 << 20, offsets: {} })), { errno: 22 }, 'an image past 64 KiB: EINVAL');
+    tt.match(agent.sendTask(encodeTaskLayout(LAYOUT)), /256-byte task_struct image/, 'the layout');
+    const exit = syscallTarget('tp/sched/sched_process_exit'), exec = syscallTarget('tracepoint/sched/sched_process_exec');
+    tt.throws(() => syscallTarget('tp/sched/sched_process_fork'), /fork is not yet/, 'sched_process_fork: refused, said so');
+    tt.throws(() => agent.sendSyscall({ id: 1, progId: 1, nr: 1, exit: false, table: exec.table, sched: true }), { errno: 22, message: /the table is for event 0, the frame says 1/ }, 'a table of the other event: EINVAL');
+    tt.match(agent.sendSyscall({ id: 1, progId: 1, nr: exit.nr, exit: false, table: exit.table, sched: true }), /^syscall hook 1 on sys_enter of syscall 231/, 'sched_process_exit set');
+    tt.match(agent.sendSyscall({ id: 2, progId: 2, nr: exec.nr, exit: false, table: exec.table, sched: true }), /^sched hook 2 on sched_process_exec/, 'sched_process_exec set');
+    agent.start();
+    tt.equal(await exited, 3, 'sh exits 3: nothing a program read harmed it');
+    const pid = BigInt(child.pid!);
+    let recs: bigint[] = [];
+    await until(() => (recs.push(...records(native, ring, 64)), recs.length >= 21), 5_000);
+    const EFAULT = BigInt.asUintN(64, -14n);
+    tt.equal(recs.length, 21, '2 exec records, 19 exit records');
+    tt.equal(Buffer.from(recs[0]!.toString(16).padStart(16, '0'), 'hex').reverse().toString('latin1'), '/bin/sh\0', 'exec: the filename through __data_loc (AT_EXECFN)');
+    tt.equal(recs[1], pid, 'exec: pid');
+    const x = recs.slice(2);
+    tt.same([x[0], x[1]], [pid, 0n], 'task->pid');
+    tt.same([x[2], x[3]], [pid, 0n], 'task->tgid');
+    tt.same([x[4], x[5]], [3n << 8n, 0n], 'task->exit_code: (status & 0xff) << 8, as the kernel keeps it');
+    tt.ok(x[6]! !== 0n && x[7] === 0n, 'task->real_parent: a pointer');
+    tt.same([x[8], x[9]], [BigInt(process.pid), 0n], 'task->real_parent->tgid: the parent\'s');
+    tt.same([x[10], x[11]], [0n, 0n], 'the parent image\'s real_parent: NULL');
+    tt.same([x[12], x[13]], [0n, EFAULT], 'a read through it: zeros, -EFAULT');
+    tt.same([x[14], x[15]], [0n, 0n], 'a field the image does not fill: 0');
+    tt.same([x[16], x[17]], [0n, EFAULT], 'a wild address: zeros, -EFAULT');
+    tt.equal(x[18], pid, 'a direct load from the image (bpf_get_current_task_btf\'s use): pid');
+  });
+}
+
 if (process.arch !== 'x64' || process.getuid?.() !== 0 || !fs.existsSync(BOOTSTRAP)) {
   t.pass('x86-64, root and matrix/build (make -C matrix) needed: the kernel backend is the reference');
 } else {
+  t.test('check: the task_struct fields a program reads, for the userspace backend', async (tt) => {
+    const r = spawnSync(process.execPath, [CLI, 'check', '--backend', 'userspace', BOOTSTRAP], { encoding: 'utf8', timeout: 60_000 });
+    tt.match(r.stdout, /userspace: handle_exit reads task_struct real_parent, tgid, exit_code: each filled by the userspace backend/, 'bootstrap\'s handle_exit');
+    const k = spawnSync(process.execPath, [CLI, 'check', '--backend', 'linux', BOOTSTRAP], { encoding: 'utf8', timeout: 60_000 });
+    tt.notMatch(k.stdout, /task_struct/, 'not for the kernel backend');
+  });
+
   for (const [label, app] of [['bootstrap', BOOTSTRAP], ['execve', EXECVE]] as const) {
     t.test(`${label}: userspace (root, uid 65534) gives the kernel's events`, async (tt) => {
       const k = run(app, ['--backend', 'linux']);
