@@ -115,6 +115,17 @@ int agent_task_layout_set(const struct wbpf_agent_task *t, char *msg, size_t n)
 	return 0;
 }
 
+/* the thread's images (2 * *size bytes), freed when it exits (a key's destructor); task_img stays NULL on failure */
+static void slow_task_alloc(void *arg)
+{
+	uint32_t size = *(const uint32_t *)arg;
+	void *p = mmap(NULL, 2 * (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) return;
+	task_img = p, task_img_size = size;
+	pthread_once(&task_once, task_key_init);
+	(void)pthread_setspecific(task_key, p);
+}
+
 void agent_task_exit(long status) { task_exit_code = (int32_t)((status & 0xff) << 8); }
 
 static void put32(uint8_t *img, uint32_t off, uint32_t v)
@@ -160,11 +171,8 @@ static uintptr_t task_current(void)
 		task_img = NULL;
 	}
 	if (!task_img) {
-		void *p = mmap(NULL, 2 * (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED) return 0;
-		task_img = p, task_img_size = size;
-		pthread_once(&task_once, task_key_init);
-		(void)pthread_setspecific(task_key, p);
+		vec_guarded(slow_task_alloc, &size); /* once per thread: pthread's key functions are libc's, not vector-free */
+		if (!task_img) return 0;
 	}
 	uint8_t *self = task_img, *parent = task_img + size;
 	memset(task_img, 0, 2 * (size_t)size);
