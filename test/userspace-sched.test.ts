@@ -148,7 +148,9 @@ if (process.arch === 'x64') {
     const exit = syscallTarget('tp/sched/sched_process_exit'), exec = syscallTarget('tracepoint/sched/sched_process_exec');
     tt.throws(() => syscallTarget('tp/sched/sched_process_fork'), /fork is not yet/, 'sched_process_fork: refused, said so');
     tt.throws(() => agent.sendSyscall({ id: 1, progId: 1, nr: 1, exit: false, table: exec.table, sched: true }), { errno: 22, message: /the table is for event 0, the frame says 1/ }, 'a table of the other event: EINVAL');
-    tt.match(agent.sendSyscall({ id: 1, progId: 1, nr: exit.nr, exit: false, table: exit.table, sched: true }), /^syscall hook 1 on sys_enter of syscall 231/, 'sched_process_exit set');
+    tt.throws(() => agent.sendSyscall({ id: 1, progId: 1, nr: exit.nr, exit: true, table: exit.table, sched: true }), { errno: 22, message: /SCHED goes with no other flag/ }, 'SCHED with EXIT: EINVAL');
+    tt.throws(() => agent.sendSyscall({ id: 1, progId: 1, nr: exit.nr, exit: false, raw: true, table: exit.table, sched: true }), { errno: 22, message: /SCHED goes with no other flag/ }, 'SCHED with RAW: EINVAL');
+    tt.match(agent.sendSyscall({ id: 1, progId: 1, nr: exit.nr, exit: false, table: exit.table, sched: true }), /^sched hook 1 on sched_process_exit/, 'sched_process_exit set');
     tt.match(agent.sendSyscall({ id: 2, progId: 2, nr: exec.nr, exit: false, table: exec.table, sched: true }), /^sched hook 2 on sched_process_exec/, 'sched_process_exec set');
     agent.start();
     tt.equal(await exited, 3, 'sh exits 3: nothing a program read harmed it');

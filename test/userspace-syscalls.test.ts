@@ -137,7 +137,7 @@ if (process.arch !== 'x64') {
       'a table of the other kind is refused');
     tt.throws(() => agent.sendSyscall({ id: 1, progId: 1, nr: 1, exit: false, table: new Uint8Array(64) }), { errno: 22, message: /version 0/ }, 'a table of another version is refused');
     tt.equal(libcDiff(child.pid!), 0, 'libc as on disk before');
-    tt.match(agent.sendSyscall({ id: 1, progId: 1, nr: NR_OPENAT, exit: false, table: enter.table }), /^syscall hook 1 on sys_enter of syscall 257: \d+ libc sites? rewritten/, 'sys_enter_openat set');
+    tt.match(agent.sendSyscall({ id: 1, progId: 1, nr: NR_OPENAT, exit: false, table: enter.table }), /^syscall hook 1 on sys_enter of syscall 257: \d+ sites? rewritten in \d+ objects; libc's syscall\(\) rewritten/, 'sys_enter_openat set');
     tt.match(agent.sendSyscall({ id: 2, progId: 2, nr: NR_OPENAT, exit: true, table: exit.table }), /^syscall hook 2 on sys_exit of syscall 257$/, 'sys_exit_openat set (the sites are rewritten already)');
     tt.throws(() => agent.sendSyscall({ id: 2, progId: 2, nr: NR_OPENAT, exit: true, table: exit.table }), { errno: 17 }, 'an id in use: EEXIST');
     tt.ok(libcDiff(child.pid!) > 0, 'libc\'s openat sites are rewritten');
@@ -216,7 +216,7 @@ if (process.arch !== 'x64') {
   t.test('opensnoop unchanged on the userspace backend as root: the kernel\'s events, field by field', async (tt) => {
     const r = runCli(['run', '--backend', 'userspace', '--verbose', APP, '-j', ...cmd], { timeout: 90_000 });
     tt.equal(r.code, 0, 'exit status 0 (the command\'s)', { stderr: r.stderr });
-    tt.match(r.stderr, /traces syscalls\/sys_enter_openat \(syscall 257, layout from tracefs\) in pid \d+: syscall hook \d+ on sys_enter of syscall 257: \d+ libc sites? rewritten/, '--verbose says what was rewritten');
+    tt.match(r.stderr, /traces syscalls\/sys_enter_openat \(syscall 257, layout from tracefs\) in pid \d+: syscall hook \d+ on sys_enter of syscall 257: \d+ sites? rewritten in \d+ objects/, '--verbose says what was rewritten');
     const ours = openEvents(r.stdout, comm);
     tt.ok(ours.every((e) => e.pid === launchedPid(r.stderr)), 'pid: the launched command\'s');
     retsMatch(tt, ours, r.stdout);
@@ -290,6 +290,6 @@ if (process.arch !== 'x64') {
     const r = asNobody(['check', '--launch', APP]);
     tt.match(String(r.stdout), /plan: userspace backend \(.*userspace: the kernel cannot run the object; the userspace backend runs every program of it, inside the launched command\)/, 'opensnoop: the userspace backend');
     const none = asNobody(['check', '--launch', path.join(ROOT, 'matrix', 'build', 'runqlat.wasm')]);
-    tt.match(String(none.stdout), /the userspace backend: it cannot run tp_btf programs .*; it attaches: uprobe, uprobe\.s, uretprobe, uretprobe\.s, tracepoint\/syscalls\/sys_enter_\*\|sys_exit_\*, tp\/sched\/sched_process_exec\|exit \(x86_64\)/, 'a refusal lists the syscall tracepoints and process events');
+    tt.match(String(none.stdout), /the userspace backend: it cannot run tp_btf programs .*; it attaches: uprobe, uprobe\.s, uretprobe, uretprobe\.s, tracepoint\/syscalls\/sys_enter_\*\|sys_exit_\*, tracepoint\/raw_syscalls\/sys_enter\|sys_exit, tp\/sched\/sched_process_exec\|exit \(x86_64\)/, 'a refusal lists the syscall tracepoints and process events');
   });
 }

@@ -438,7 +438,7 @@ export class UserspaceObject implements LoadedObject {
     const sys = syscallEvent(p.info.section);
     if (!USERSPACE_HEADS.has(head) && !sys) {
       throw new BackendError(
-        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_* and tp/sched/sched_process_exec|exit programs in launched commands on x86_64 (this is a ${head} program)`,
+        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_*, tracepoint/raw_syscalls/sys_enter|sys_exit and tp/sched/sched_process_exec|exit programs in launched commands on x86_64 (this is a ${head} program)`,
         E.EOPNOTSUPP,
         '',
         'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel',
@@ -486,7 +486,7 @@ export class UserspaceObject implements LoadedObject {
     const shared = this.mapList.flatMap((e) => (e.shared ? [e.shared] : []));
     const h = agent.syscall(shared, { id: p.agentId, name: p.info.name, insns: p.agentInsns }, t);
     this.hooks.push(h.id);
-    for (const ph of h.processes) this.owner.options.log?.(`wasm-bpf: userspace: ${what} traces ${t.event} (${t.sched ? 'process event' : `syscall ${t.nr}`}, layout from ${t.layout.source}) in pid ${ph.pid}: ${ph.message}`);
+    for (const ph of h.processes) this.owner.options.log?.(`wasm-bpf: userspace: ${what} traces ${t.event} (${t.sched ? 'process event' : t.raw ? 'every syscall' : `syscall ${t.nr}`}, layout from ${t.layout.source}) in pid ${ph.pid}: ${ph.message}`);
   }
 
   /**

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 /* asm-getppid: a `syscall` instruction in this binary's own code, which no mechanism rewrites */
-enum workload { W_GETPPID, W_OPENAT, W_GETPID, W_RAW_GETPPID, W_ASM_GETPPID };
+enum workload { W_GETPPID, W_OPENAT, W_GETPID, W_RAW_GETPPID, W_ASM_GETPPID, W_RAW_GETPID };
 
 struct result {
   uint64_t calls;

@@ -1,9 +1,9 @@
 // The syscall bench (issue 18): tight loops of getppid, openat+close, getpid (untraced), libc's syscall(getppid) and a raw
 // `syscall` instruction in a
 // target (build/sysbench), untraced, under the kernel's syscall tracepoint + a ringbuf program, and under each candidate
-// userspace mechanism (C prototypes here, not in the agent); prints the table and rewrites RESULTS.md and results.json.
+// userspace mechanism (C prototypes here), and under the agent itself (agent.ts: the real path, "ours"); prints the table and rewrites RESULTS.md and results.json.
 //
-//   node --import=tsx bench/syscall/run.ts [--rounds 7] [--calls 1000000] [--no-write] [--render]
+//   node --import=tsx bench/syscall/run.ts [--rounds 7] [--calls 1000000] [--no-write] [--render] [--agent libwbpf_agent.so]
 //
 // --render rewrites RESULTS.md from results.json and ANALYSIS.md, measuring nothing. x86_64; the kernel rows need root.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -11,32 +11,36 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runAgent } from './agent.js';
 import { cells, markdown, table, MECHANISMS, type Mechanism, type Meta, type Run, type Workload } from './report.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url)).replace(`${path.sep}dist${path.sep}`, path.sep);
 const BUILD = path.join(HERE, 'build');
 const BIN = path.join(BUILD, 'sysbench');
 const OBJ = path.join(BUILD, 'tp.bpf.o');
+const AGENT = path.join(HERE, '..', '..', 'native', 'agent', 'build', 'libwbpf_agent.so');
 
 const PLAN: Record<Workload, readonly Mechanism[]> = {
   getppid: MECHANISMS,
-  openat: ['none', 'kernel', 'trap', 'sud', 'seccomp-trace', 'ptrace-syscall', 'rewrite'],
+  openat: ['none', 'kernel', 'agent', 'trap', 'sud', 'seccomp-trace', 'ptrace-syscall', 'rewrite'],
   getpid: MECHANISMS,
-  'raw-getppid': ['none', 'kernel', 'trap', 'rewrite'],
-  'asm-getppid': ['none', 'kernel', 'rewrite'],
+  'raw-getppid': ['none', 'kernel', 'agent', 'trap', 'rewrite'],
+  'asm-getppid': ['none', 'kernel', 'agent', 'rewrite'],
+  'raw-getpid': ['none', 'kernel', 'agent', 'rewrite'],
 };
 
-interface Options { rounds: number; calls: number; write: boolean; render: boolean }
+interface Options { rounds: number; calls: number; write: boolean; render: boolean; agent: string }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { rounds: 7, calls: 1_000_000, write: true, render: false };
+  const o: Options = { rounds: 7, calls: 1_000_000, write: true, render: false, agent: AGENT };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rounds') o.rounds = Number(argv[++i]);
     else if (a === '--calls') o.calls = Number(argv[++i]);
     else if (a === '--no-write') o.write = false;
     else if (a === '--render') o.render = true;
-    else throw new Error(`unknown option '${a}' (--rounds N, --calls N, --no-write, --render)`);
+    else if (a === '--agent') o.agent = path.resolve(argv[++i] ?? '');
+    else throw new Error(`unknown option '${a}' (--rounds N, --calls N, --no-write, --render, --agent LIB)`);
   }
   return o;
 }
@@ -66,6 +70,7 @@ function unprivileged(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const m of MECHANISMS) {
     if (m === 'none' || m === 'sud-allow') continue;
+    if (m === 'agent') { out[m] = 'yes (the CLI runs it as uid 65534: test/userspace-syscalls.test.ts)'; continue; }
     try {
       const r = runOne(m, 'getppid', 2000, true);
       out[m] = r.records === r.calls ? 'yes' : `records ${r.records} of ${r.calls}`;
@@ -76,7 +81,7 @@ function unprivileged(): Record<string, string> {
   return out;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const results = path.join(HERE, 'results.json');
   const analysisFile = path.join(HERE, 'ANALYSIS.md');
@@ -88,6 +93,7 @@ function main(): void {
   }
   if (os.arch() !== 'x64') throw new Error('the syscall bench\'s prototypes are x86_64 only');
   execFileSync('make', ['-s', '-C', HERE], { stdio: 'inherit' });
+  execFileSync('make', ['-s', '-C', path.join(HERE, '..', '..', 'native', 'agent')], { stdio: 'inherit' });
   const root = process.getuid?.() === 0;
   const t0 = Date.now();
   const loadStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -96,7 +102,8 @@ function main(): void {
     for (const [w, ms] of Object.entries(PLAN) as [Workload, readonly Mechanism[]][]) {
       for (const m of ms) {
         if (m === 'kernel' && !root) continue;
-        runs.push({ ...runOne(m, w, callsFor(m, w, o.calls)), round });
+        const calls = callsFor(m, w, o.calls);
+        runs.push({ ...(m === 'agent' ? await runAgent(BIN, o.agent, w, calls) : runOne(m, w, calls)), round });
       }
     }
     process.stderr.write(`round ${round + 1}/${o.rounds} done (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
@@ -120,4 +127,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

@@ -2,7 +2,8 @@
  * prints one line of key=value results. Mechanisms: none, kernel, trap (a), sud (b), sud-allow, seccomp-trace (c),
  * ptrace-syscall (d), rewrite (e). Workloads: getppid, openat (openat+close, openat traced), getpid (untraced while
  * getppid is traced), raw-getppid (libc's syscall(), rewritten by (e) with a number check), asm-getppid (a `syscall`
- * instruction in this binary: (e)'s catch-all). x86_64 only. */
+ * instruction in this binary: (e)'s catch-all), raw-getpid (libc's syscall() of an untraced number while getppid is
+ * traced). x86_64 only. */
 #define _GNU_SOURCE
 #include "common.h"
 #include "mech.h"
@@ -12,7 +13,7 @@
 #include <string.h>
 
 static int parse_workload(const char *s, enum workload *w) {
-  for (int i = W_GETPPID; i <= W_ASM_GETPPID; i++) {
+  for (int i = W_GETPPID; i <= W_RAW_GETPID; i++) {
     if (!strcmp(s, workload_name((enum workload)i)) || (i == W_OPENAT && !strcmp(s, "openat"))) { *w = (enum workload)i; return 0; }
   }
   return -1;
@@ -21,7 +22,7 @@ static int parse_workload(const char *s, enum workload *w) {
 int main(int argc, char **argv) {
   enum workload w;
   if (argc < 4 || parse_workload(argv[2], &w)) {
-    fprintf(stderr, "usage: sysbench none|kernel|trap|sud|sud-allow|seccomp-trace|ptrace-syscall|rewrite getppid|openat|getpid|raw-getppid|asm-getppid CALLS [tp.bpf.o]\n");
+    fprintf(stderr, "usage: sysbench none|kernel|trap|sud|sud-allow|seccomp-trace|ptrace-syscall|rewrite getppid|openat|getpid|raw-getppid|asm-getppid|raw-getpid CALLS [tp.bpf.o]\n");
     return 2;
   }
   const char *m = argv[1];

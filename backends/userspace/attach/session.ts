@@ -108,9 +108,9 @@ export class AgentSession {
     return { pid: this.pid, message, pending: PENDING.test(message) };
   }
 
-  /** a tp/syscalls program on its number's libc sites in this process */
+  /** a tp/syscalls (or tp/raw_syscalls) program on its number's (every number's) rewritten sites in this process */
   syscall(id: number, progId: number, target: SyscallTarget): ProcessHook {
-    const message = this.channel.sendSyscall({ id, progId, nr: target.nr, exit: target.exit, table: target.table, sched: target.sched });
+    const message = this.channel.sendSyscall({ id, progId, nr: target.nr, exit: target.exit, raw: target.raw, table: target.table, sched: target.sched });
     return { pid: this.pid, message, pending: false };
   }
 

@@ -196,7 +196,7 @@ void agent_trace(struct session *s, uint32_t hook_id, const char *text, uint32_t
 static void reply(struct session *s, uint32_t seq, int32_t status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void reply(struct session *s, uint32_t seq, int32_t status, const char *fmt, ...)
 {
-	char msg[256];
+	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
@@ -719,7 +719,7 @@ static void do_unhook(struct session *s, uint32_t seq, const uint8_t *p, uint32_
 static void do_syscall(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len)
 {
 	struct wbpf_agent_syscall r;
-	char msg[320];
+	char msg[512];
 	if (len != sizeof r + 64) return reply(s, seq, EINVAL, "syscall: a %u-byte request (%zu expected)", len, sizeof r + 64);
 	memcpy(&r, p, sizeof r);
 	int rc = agent_sys_add(s, &r, p + sizeof r, msg, sizeof msg);

@@ -150,6 +150,8 @@ void vec_guarded(void (*fn)(void *), void *arg);
 /* ---- the helpers (helpers.c) ---- */
 ebpf_vm_helper_fn helper_of(void *user, uint32_t id);
 int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value);
+/* this thread's tgid << 32 | tid, cached per thread (read again in a fork child) */
+uint64_t agent_pid_tgid(void);
 
 /* ---- syscall tracepoints (syscalls.c: the SYSCALL frame; agent.c runs the programs) ---- */
 struct aprog;
@@ -167,6 +169,10 @@ void agent_event(struct session *s, uint32_t id, const char *msg);
 int agent_sys_add(struct session *s, const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg, size_t n);
 int agent_sys_remove(struct session *s, uint32_t id, char *msg, size_t n);
 int agent_has_sys(const struct session *s, uint32_t id);
+/* a syscall attachment is live (atomic read: dlopen asks before taking agent_lock) */
+int agent_sys_live(void);
+/* a library was dlopen'ed: its syscall sites of the traced numbers are rewritten. Caller holds agent_lock */
+void agent_sys_loaded(void);
 /* the id of a syscall hook running p, or 0 */
 int agent_sys_uses(const struct aprog *p);
 /* removes session s's syscall hooks: 1, or 0 when a call stalled (what it reads is never freed) */

@@ -1,5 +1,5 @@
 /* dlopen and dlmopen interposed: once the real one has loaded a library, the hooks waiting for its file
- * (pending) are set in this process. Every agent (root or descendant) does the same for itself. */
+ * (pending) are set in this process, and the syscall sites of the traced numbers in it rewritten (lib/syscalls.c). Every agent (root or descendant) does the same for itself. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -8,9 +8,10 @@
 
 static void *loaded(void *h)
 {
-	if (h && agent_npending()) {
+	if (h && (agent_npending() || agent_sys_live())) {
 		pthread_mutex_lock(&agent_lock);
-		agent_hooks_retry();
+		if (agent_npending()) agent_hooks_retry();
+		agent_sys_loaded();
 		pthread_mutex_unlock(&agent_lock);
 	}
 	return h;

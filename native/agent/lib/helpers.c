@@ -308,15 +308,20 @@ static void ids_forked(void) { ids_gen++; }
 void agent_ids_forget(void) { tls_ids_gen = 0; }
 static void ids_init(void) { pthread_atfork(NULL, NULL, ids_forked); }
 
-static int h_pid_tgid(ebpf_vm_call *c)
+uint64_t agent_pid_tgid(void)
 {
 	uint32_t gen = ids_gen;
-	if (tls_ids_gen != gen) {
+	if (__builtin_expect(tls_ids_gen != gen, 0)) {
 		pthread_once(&ids_once, ids_init);
 		tls_pid_tgid = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
 		tls_ids_gen = gen;
 	}
-	c->r0 = tls_pid_tgid;
+	return tls_pid_tgid;
+}
+
+static int h_pid_tgid(ebpf_vm_call *c)
+{
+	c->r0 = agent_pid_tgid();
 	return 0;
 }
 static int h_uid_gid(ebpf_vm_call *c)

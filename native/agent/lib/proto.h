@@ -92,12 +92,14 @@ struct wbpf_agent_syscall {
 	uint32_t id;
 	uint32_t prog_id;
 	uint32_t nr;    /* the syscall number of this arch */
-	uint32_t flags; /* WBPF_AGENT_SYSCALL_EXIT: sys_exit_* (ctx has the result) */
+	uint32_t flags; /* WBPF_AGENT_SYSCALL_EXIT: sys_exit_* (ctx has the result); _RAW: raw_syscalls/sys_enter|sys_exit (nr ignored);
+	                 * _SCHED: tp/sched/sched_process_* (nr is the event) */
 };
 #define WBPF_AGENT_SYSCALL_EXIT 1u
+#define WBPF_AGENT_SYSCALL_RAW 2u
 /* WBPF_AGENT_SYSCALL_SCHED: a tp/sched/sched_process_* program instead: nr is the event
  * (WBPF_AGENT_SCHED_*), the 64 bytes are a sched table (native/agent/lib/sched.h) */
-#define WBPF_AGENT_SYSCALL_SCHED 2u
+#define WBPF_AGENT_SYSCALL_SCHED 4u
 enum { WBPF_AGENT_SCHED_EXEC = 0, WBPF_AGENT_SCHED_EXIT = 1, WBPF_AGENT_SCHED_FORK = 2 };
 
 /* TASK: where the fields the agent fills sit in a task_struct image, by the BTF the programs are CO-RE

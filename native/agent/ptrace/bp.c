@@ -62,9 +62,44 @@ struct bp *bp_get(struct proc *p, uint64_t addr, int ret)
 		if (mem_read(p, addr, b->orig, bp_len) < 0 || mem_write(p, addr, bp_insn, bp_len) < 0) return NULL;
 		b->inserted = 1;
 	}
-	if (ret) b->nrets++;
-	else b->nsites++;
+	if (ret) {
+		b->nrets++;
+		b->ret_site = 1;
+	} else {
+		b->nsites++;
+	}
 	return b;
+}
+
+/* A return site's breakpoint is written once and stays while the process has a return hook, even when
+ * no armed return is left: never removed and written again under running threads. The threads' next
+ * calls arm it again at once, and a thread that ran the original instruction while it was out may keep
+ * a stale copy of it (seen in the emulated arm64 guest: threads that armed a return ran through the
+ * re-inserted breakpoint without trapping). A pass without an armed return costs one trap and a step. */
+static int ret_hooks(const struct proc *p)
+{
+	for (unsigned i = 0; i < p->nsites; i++) {
+		const struct thook *h = tables_hook(p->sites[i].hook);
+		if (h && h->flags == WBPF_AGENT_HOOK_RETURN) return 1;
+	}
+	return 0;
+}
+
+int bp_needed(const struct proc *p, const struct bp *b)
+{
+	return b->nsites || b->nrets || (b->ret_site && ret_hooks(p));
+}
+
+/* return sites no longer needed (the process's last return hook went) get their bytes back */
+static void bp_sweep(struct proc *p)
+{
+	for (unsigned i = 0; i < p->nbps; i++) {
+		struct bp *b = &p->bps[i];
+		if (b->inserted && !bp_needed(p, b)) {
+			(void)mem_write(p, b->addr, b->orig, bp_len);
+			b->inserted = 0;
+		}
+	}
 }
 
 void bp_put(struct proc *p, uint64_t addr, int ret)
@@ -73,7 +108,7 @@ void bp_put(struct proc *p, uint64_t addr, int ret)
 	if (!b) return;
 	if (ret && b->nrets) b->nrets--;
 	if (!ret && b->nsites) b->nsites--;
-	if (b->nrets == 0 && b->nsites == 0 && b->inserted) {
+	if (b->inserted && !bp_needed(p, b)) {
 		(void)mem_write(p, addr, b->orig, bp_len);
 		b->inserted = 0; /* the entry stays: a thread already trapped there is still recognized (hit.c) */
 	}
@@ -122,6 +157,7 @@ void proc_unhook(struct proc *p, uint32_t hook)
 		uint64_t addr = p->sites[i].addr;
 		p->sites[i] = p->sites[--p->nsites];
 		bp_put(p, addr, 0);
+		bp_sweep(p);
 		return;
 	}
 }

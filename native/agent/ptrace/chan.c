@@ -1,6 +1,6 @@
 /* The tracer's side of the agent's channel (lib/proto.h): the same requests and replies as the in-process
  * agent, so the host's AgentSession drives the ptrace tier unchanged. MAP, PROG, HOOK, UNHOOK go to the
- * tables; START lets a launched command run (main.c). Notices (EVENT, TRACE) are sent at once. */
+ * tables, SYSCALL to sys.c; START lets a launched command run (main.c). Notices (EVENT, TRACE) are sent at once. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
@@ -52,7 +52,7 @@ int chan_serve_one(void)
 {
 	struct wbpf_agent_frame f;
 	int fds[WBPF_FRAME_MAX_FDS], nfds = 0;
-	char msg[256];
+	char msg[512];
 	uint8_t *p;
 	int rc = wbpf_frame_read(chan, &f, &p, fds, &nfds);
 	if (!rc) {
@@ -91,7 +91,21 @@ int chan_serve_one(void)
 			reply(f.seq, tables_unhook(id, msg, sizeof msg), msg);
 			break;
 		}
+		case WBPF_AGENT_SYSCALL: {
+			struct wbpf_agent_syscall r;
+			if (f.len < sizeof r + 64) {
+				reply(f.seq, EINVAL, "syscall: short request");
+				break;
+			}
+			memcpy(&r, p, sizeof r);
+			reply(f.seq, sys_add(&r, p + sizeof r, msg, sizeof msg), msg);
+			break;
+		}
 		case WBPF_AGENT_DROP: reply(f.seq, tables_drop(p, f.len, msg, sizeof msg), msg); break;
+		case WBPF_AGENT_TASK:
+			/* the tracer runs programs in its own process: it has no task_struct image of the traced thread */
+			reply(f.seq, EOPNOTSUPP, "task layout: the ptrace tier (static binaries) has no task_struct image for bpf_get_current_task");
+			break;
 		case WBPF_AGENT_START:
 			reply(f.seq, 0, "start");
 			started = 1;

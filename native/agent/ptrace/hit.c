@@ -86,7 +86,7 @@ static int step(struct task *t, struct user_regs_struct *regs, struct bp *b)
 		if (sig == SIGTRAP && event == 0) break; /* the step's trap */
 		if (event == 0) t->pending_sig = sig; /* a signal that came meanwhile: delivered after the step */
 	}
-	if (b->nsites || b->nrets) {
+	if (bp_needed(p, b)) {
 		(void)mem_write(p, b->addr, bp_insn, bp_len);
 	} else {
 		b->inserted = 0;

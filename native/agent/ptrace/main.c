@@ -23,7 +23,8 @@
 
 #include "tracer.h"
 
-#define OPTS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC)
+/* TRACESECCOMP, TRACESYSGOOD: the syscall tracepoints' stops (sys.c) */
+#define OPTS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD)
 
 void tlog(const char *fmt, ...)
 {
@@ -182,7 +183,9 @@ int main(int argc, char **argv)
 			task_event(tid, st);
 			while (queue_pop(&tid, &st)) task_event(tid, st);
 		}
-		if (root_pid && root_status >= 0) break; /* the launched command ended: the run does too */
+		/* the launched command ended: the run does too; but a tree with our seccomp filter in it keeps its tracer
+		 * until its last task ends (a RET_TRACE call with no tracer would fail with ENOSYS) */
+		if (root_pid && root_status >= 0 && !sys_filtered) break;
 		if (ntasks == 0) {
 			tlog("no task left");
 			break;
@@ -194,10 +197,11 @@ int main(int argc, char **argv)
 			if (r && r->state == T_STOPPED) {
 				/* START: the command runs; from here a tracer's death no longer kills it */
 				(void)ptrace(PTRACE_SETOPTIONS, root_pid, 0, (void *)(long)OPTS);
+				sys_start(r); /* the syscall tracepoints' filter, before its first instruction */
 				task_resume(r);
 			}
 		}
-		struct pollfd pf[2] = { { .fd = chan, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+		struct pollfd pf[2] = { { .fd = chan < 0 ? -1 : chan, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
 		if (poll(pf, 2, -1) < 0 && errno != EINTR) break;
 		if (pf[1].revents) {
 			struct signalfd_siginfo si;
@@ -206,10 +210,32 @@ int main(int argc, char **argv)
 		}
 		if (pf[0].revents && chan_serve_one() < 0) {
 			tlog("the channel closed");
-			break;
+			if (!sys_filtered) break;
+			/* the run ended (or the host died) with our filter in the tree: no program runs any more, every byte
+			 * of ours goes back, and the filter's stops are passed through until the tree ends */
+			sys_end();
+			for (unsigned i = 0; i < MAX_THOOKS; i++) {
+				char m[160];
+				if (thooks[i].live) (void)tables_unhook(thooks[i].id, m, sizeof m);
+			}
+			close(chan);
+			chan = -1;
+			tlog("passing the seccomp filter's stops through until the traced processes end");
 		}
 	}
 	detach_all();
+	if (getenv("WBPF_PTRACE_STATS") && sys_calls) {
+		/* the tracer's own CPU per syscall stop that ran programs (the traced thread's stops are its own CPU time) */
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		double cpu = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
+		FILE *out = fdopen(dup(2), "w");
+		if (out) {
+			fprintf(out, "wbpf-ptrace: %llu traced syscalls (%s), %.0f ns of the tracer's CPU per traced syscall\n", (unsigned long long)sys_calls,
+				sys_mode(), cpu / (double)sys_calls);
+			fclose(out);
+		}
+	}
 	if (getenv("WBPF_PTRACE_STATS") && hits_total) {
 		/* the tracer's own CPU per hit (the traced thread's trap and stop are its own CPU time) */
 		struct rusage ru;

@@ -66,6 +66,7 @@ int tables_drop(const uint8_t *p, uint32_t len, char *msg, size_t n)
 			if (progs[i].id != r.id) continue;
 			for (unsigned k = 0; k < MAX_THOOKS; k++)
 				if (thooks[k].live && thooks[k].prog == r.id) return wbpf_frame_msg(msg, n, EBUSY, "drop prog %u: hook %u still runs it", r.id, thooks[k].id);
+			if (sys_uses_prog(r.id)) return wbpf_frame_msg(msg, n, EBUSY, "drop prog %u: a syscall hook still runs it", r.id);
 			free(ebpf_vm_user(progs[i].prog));
 			ebpf_vm_free(progs[i].prog);
 			progs[i].id = 0, progs[i].prog = NULL;
@@ -139,7 +140,7 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 	if (!r->id || r->id >= 0xfffffffeu) /* 0 and the loader's two sites (loader.c) */
 		return wbpf_frame_msg(msg, n, EINVAL, "hook %u: ids 0, 0xfffffffe and 0xffffffff are reserved", r->id);
 	if (!find_prog(r->prog_id)) return wbpf_frame_msg(msg, n, ENOENT, "hook %u: no program %u", r->id, r->prog_id);
-	if (tables_hook(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "hook %u: the tracer has a hook %u already", r->id, r->id);
+	if (tables_hook(r->id) || sys_has(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "hook %u: the tracer has a hook %u already", r->id, r->id);
 	struct thook *h = NULL;
 	for (unsigned i = 0; i < MAX_THOOKS && !h; i++)
 		if (!thooks[i].live) h = &thooks[i];
@@ -172,33 +173,48 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 int tables_unhook(uint32_t id, char *msg, size_t n)
 {
 	struct thook *h = tables_hook(id);
+	int st;
+	if (!h && sys_remove(id, &st, msg, n)) return st;
 	if (!h) return wbpf_frame_msg(msg, n, ENOENT, "unhook %u: no hook %u", id, id);
 	for (unsigned i = 0; i < nprocs; i++) proc_unhook(procs[i], id);
 	h->live = 0;
 	return wbpf_frame_msg(msg, n, 0, "unhook %u", id);
 }
 
-int tables_run(struct thook *h, struct task *t, struct user_regs_struct *regs)
+const void *tables_prog(uint32_t id) { return find_prog(id); }
+
+int tables_exec(uint32_t id, uint32_t prog_id, struct task *t, void *ctx, size_t size, char *why, size_t n)
 {
-	ebpf_vm_prog *prog = find_prog(h->prog);
-	if (!prog) return EBPF_VM_F_HELPER;
-	struct wbpf_pt_regs ctx;
-	_Static_assert(sizeof ctx <= sizeof *regs, "pt_regs is a prefix of user_regs_struct");
-	memcpy(&ctx, regs, sizeof ctx);
+	ebpf_vm_prog *prog = find_prog(prog_id);
+	if (!prog) {
+		snprintf(why, n, "program %u is gone", prog_id);
+		return EBPF_VM_F_HELPER;
+	}
 	cur_tid = t->tid;
 	cur_tgid = t->p->pid;
 	struct hit mem;
 	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
 	ebpf_vm_run run = { .stack = stack, .stack_addr = (uintptr_t)stack, .budget = RUN_BUDGET };
-	hit_begin(&mem, &run, h->id, prog, &ctx, sizeof ctx);
-	uint64_t args[5] = { (uintptr_t)&ctx, 0, 0, 0, 0 };
+	hit_begin(&mem, &run, id, prog, ctx, size);
+	uint64_t args[5] = { (uintptr_t)ctx, 0, 0, 0, 0 };
 	int st = ebpf_vm_exec(prog, &run, args);
 	hit_end(&mem);
+	if (st != EBPF_VM_DONE)
+		snprintf(why, n, "program %u stopped with status %d at pc %u (addr 0x%" PRIx64 ")", prog_id, st, run.fault.pc, run.fault.addr);
+	return st;
+}
+
+int tables_run(struct thook *h, struct task *t, struct user_regs_struct *regs)
+{
+	struct wbpf_pt_regs ctx;
+	_Static_assert(sizeof ctx <= sizeof *regs, "pt_regs is a prefix of user_regs_struct");
+	memcpy(&ctx, regs, sizeof ctx);
+	char why[160];
+	int st = tables_exec(h->id, h->prog, t, &ctx, sizeof ctx, why, sizeof why);
 	if (st != EBPF_VM_DONE) {
 		h->disabled = 1;
 		char msg[200];
-		snprintf(msg, sizeof msg, "hook %u disabled: program %u stopped with status %d at pc %u (addr 0x%" PRIx64 ")",
-			 h->id, h->prog, st, run.fault.pc, run.fault.addr);
+		snprintf(msg, sizeof msg, "hook %u disabled: %s", h->id, why);
 		chan_event(h->id, msg);
 	}
 	return st;

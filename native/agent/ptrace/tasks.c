@@ -118,7 +118,9 @@ void task_resume(struct task *t)
 {
 	int sig = t->pending_sig;
 	t->pending_sig = 0;
-	if (ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)sig) == 0) t->state = T_RUNNING;
+	/* PTRACE_SYSCALL: every syscall stops (sys.c), or this one's exit runs programs */
+	int req = sys_stops || t->sys_exit ? PTRACE_SYSCALL : PTRACE_CONT;
+	if (ptrace(req, t->tid, 0, (void *)(long)sig) == 0) t->state = T_RUNNING;
 	else if (errno == ESRCH) t->state = T_RUNNING; /* killed meanwhile (SIGKILL): its exit is reported */
 }
 
@@ -292,6 +294,10 @@ void task_event(pid_t tid, int status)
 		if (sig != SIGTRAP) t->state = T_RUNNING; /* listening: it reports again when it continues */
 		return;
 	}
+	if (event == PTRACE_EVENT_SECCOMP || (event == 0 && sig == (SIGTRAP | 0x80))) {
+		sys_event(t, event == PTRACE_EVENT_SECCOMP); /* a syscall tracepoint's stop (sys.c) */
+		return;
+	}
 	if (sig == SIGTRAP) {
 		siginfo_t si;
 		struct user_regs_struct regs;
@@ -325,7 +331,7 @@ void detach_all(void)
 			continue;
 		}
 		int sig = WSTOPSIG(st), event = st >> 16;
-		if (event) continue; /* an event stop: nothing to deliver */
+		if (event || sig == (SIGTRAP | 0x80)) continue; /* an event or syscall stop: nothing to deliver */
 		if (sig == SIGTRAP) {
 			siginfo_t si;
 			struct user_regs_struct regs;

@@ -26,6 +26,7 @@ struct bp {
 	uint8_t inserted; /* the breakpoint instruction is in memory */
 	uint32_t nsites;  /* hook sites at this address */
 	uint32_t nrets;   /* armed returns to this address (every thread's) */
+	uint8_t ret_site; /* a return was armed here once: kept inserted while the process has a return hook */
 };
 /* a hook set in one process, at a function's address there */
 struct site {
@@ -54,6 +55,8 @@ struct task {
 	struct proc *p;
 	struct rframe rf[MAX_RFRAMES];
 	unsigned nrf;
+	int sys_entered; /* its syscall-entry stop ran the enter programs (every syscall stops) */
+	int sys_exit;    /* resumed with PTRACE_SYSCALL: its syscall-exit-stop runs the exit programs */
 };
 
 /* ---- the run's tables (tables.c): maps, programs, hooks from the host ---- */
@@ -72,6 +75,25 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n);
 int tables_unhook(uint32_t id, char *msg, size_t n);
 /* runs program prog on ctx for hook id in task t (hit.c calls it); 0 done, else the engine's status */
 int tables_run(struct thook *h, struct task *t, struct user_regs_struct *regs);
+/* the loaded program id, or NULL */
+const void *tables_prog(uint32_t id);
+/* runs program prog for hook id in task t on ctx [ctx, ctx+size): 0 done, else the engine's status and why */
+int tables_exec(uint32_t id, uint32_t prog, struct task *t, void *ctx, size_t size, char *why, size_t n);
+
+/* ---- syscall tracepoints (sys.c, x86-64) ---- */
+int sys_add(const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg, size_t n);
+int sys_remove(uint32_t id, int *status, char *msg, size_t n);
+int sys_has(uint32_t id);
+int sys_uses_prog(uint32_t prog);
+/* START of a launched command (the root at its exec stop): its seccomp filter */
+void sys_start(struct task *root);
+/* a seccomp stop (1) or a syscall stop (0) of t: its programs run, t resumes */
+void sys_event(struct task *t, int seccomp);
+/* the run's end: no program runs any more */
+void sys_end(void);
+const char *sys_mode(void);
+extern int sys_filtered, sys_stops;
+extern uint64_t sys_calls;
 
 /* ---- the arch (ptrace/x86_64/arch.c, ptrace/arm64/arch.c): registers are glibc's user_regs_struct on both,
  * read and written as the NT_PRSTATUS regset; on arm64 it is laid out as struct wbpf_pt_regs (hook/hook.h) ---- */
@@ -101,6 +123,7 @@ struct bp *bp_find(struct proc *p, uint64_t addr);
 struct bp *bp_get(struct proc *p, uint64_t addr, int ret);
 /* drops one; the original byte goes back with the last */
 void bp_put(struct proc *p, uint64_t addr, int ret);
+int bp_needed(const struct proc *p, const struct bp *b); /* still wanted in memory */
 /* every inserted byte restored (the end of the run) */
 void bp_restore_all(struct proc *p);
 /* a fork child's copy: the same breakpoints are in its memory */

@@ -43,9 +43,13 @@ struct wbpf_sys_found {
  * syscall() pattern if generic); up to max in out; returns how many */
 int wbpf_sys_scan(const uint8_t *fn, size_t size, const uint64_t *traced, int generic, struct wbpf_sys_found *out, int max);
 
+/* sys/<arch>/scan.c: the `syscall` instructions of fn, at decoded boundaries, that are no site's (their number
+ * is not loaded by the instruction right before them): calls there are never rewritten */
+int wbpf_sys_scan_others(const uint8_t *fn, size_t size);
+
 /* sys/<arch>/site.c: writes r's trampoline at p (it runs at the same address), sets r->entry and
  * r->orig_path; returns its length (at most WBPF_SYS_STUB) */
-#define WBPF_SYS_STUB 96
+#define WBPF_SYS_STUB 128
 size_t wbpf_sys_arch_stub(uint8_t *p, struct wbpf_sys_rec *r);
 /* patches r->at to jump to its trampoline (in = 1) or restores it (in = 0); r->hs is PATCHING/UNPATCHING */
 int wbpf_sys_arch_patch(struct wbpf_sys_rec *r, int in, struct wbpf_hook_error *err);

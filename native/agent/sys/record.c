@@ -37,7 +37,14 @@ int wbpf_sys_table_decode(const uint8_t *b, size_t len, struct wbpf_sys_table *t
 
 static void put(uint8_t *out, struct wbpf_sys_slot s, uint64_t v)
 {
-	for (int i = 0; i < s.size; i++) out[s.offset + i] = (uint8_t)(v >> (8 * i)); /* little-endian, truncated */
+	/* little-endian (the arches the agent runs on), truncated to the slot: one store of its size */
+	switch (s.size) {
+	case 8: memcpy(out + s.offset, &v, 8); break;
+	case 4: { uint32_t x = (uint32_t)v; memcpy(out + s.offset, &x, 4); break; }
+	case 2: { uint16_t x = (uint16_t)v; memcpy(out + s.offset, &x, 2); break; }
+	case 1: out[s.offset] = (uint8_t)v; break;
+	default: break; /* 0: no such field */
+	}
 }
 
 size_t wbpf_sys_record(const struct wbpf_sys_table *t, uint8_t *out, size_t cap, int32_t tid, int has_regs, uint64_t regs,

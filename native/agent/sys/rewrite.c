@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <link.h>
 #include <sys/mman.h>
 #include "internal.h"
 #include "symbols.h"
@@ -27,7 +28,7 @@ struct wbpf_sys *wbpf_sys_enter_c(struct wbpf_sys_rec *r, long nr, const uint64_
 {
 	struct wbpf_sys *h = __atomic_load_n(&r->owner, __ATOMIC_ACQUIRE);
 	if (!h || in_callback) return NULL;
-	if (r->nr < 0 && ((unsigned long)nr >= WBPF_SYS_NR_MAX || !(h->traced[nr / 64] >> (nr % 64) & 1) || unsafe_nr(nr)))
+	if (r->nr < 0 && ((unsigned long)nr >= WBPF_SYS_NR_MAX || !(__atomic_load_n(&h->traced[nr / 64], __ATOMIC_RELAXED) >> (nr % 64) & 1) || unsafe_nr(nr)))
 		return NULL;
 	int e = errno;
 	in_callback = 1;
@@ -52,6 +53,39 @@ static struct wbpf_sys_rec *rec_find(uintptr_t at)
 	for (struct wbpf_sys_rec *r = recs; r; r = r->next)
 		if (r->at == at) return r;
 	return NULL;
+}
+
+static int by_at(const void *a, const void *b)
+{
+	const struct wbpf_sys_rec *x = *(struct wbpf_sys_rec *const *)a, *y = *(struct wbpf_sys_rec *const *)b;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* the sites currently rewritten (some attach owns them), sorted by address; NULL when none (or no memory) */
+static struct wbpf_sys_rec **sorted_recs(size_t *n)
+{
+	size_t k = 0;
+	for (struct wbpf_sys_rec *r = recs; r; r = r->next) k += __atomic_load_n(&r->owner, __ATOMIC_ACQUIRE) != NULL;
+	*n = 0;
+	if (!k) return NULL;
+	struct wbpf_sys_rec **a = malloc(k * sizeof *a);
+	if (!a) return NULL;
+	for (struct wbpf_sys_rec *r = recs; r && *n < k; r = r->next)
+		if (__atomic_load_n(&r->owner, __ATOMIC_ACQUIRE)) a[(*n)++] = r;
+	qsort(a, *n, sizeof *a, by_at);
+	return a;
+}
+
+/* the first of a[0..n) at or after addr */
+static size_t lower(struct wbpf_sys_rec **a, size_t n, uintptr_t addr)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (a[mid]->at < addr) lo = mid + 1;
+		else hi = mid;
+	}
+	return lo;
 }
 
 static void note(struct wbpf_sys_report *rep, uintptr_t at, const char *why)
@@ -103,8 +137,33 @@ static void unpatch(struct wbpf_sys *h)
 	h->nrecs = 0;
 }
 
-static int attach_locked(const char *object, int generic, struct wbpf_sys *h, struct wbpf_sys_report *rep,
-			 struct wbpf_hook_error *err)
+/* the loaded objects "*" scans: every one with a path but this library (and the vDSO: no file) */
+struct objs { char **names; int n, cap; uintptr_t self; };
+
+static int objs_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	struct objs *o = data;
+	const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : NULL;
+	if (name && (strstr(name, "linux-vdso") || strstr(name, "linux-gate"))) return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) { /* this library: its own calls must never be rewritten */
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_LOAD && o->self >= info->dlpi_addr + ph->p_vaddr && o->self < info->dlpi_addr + ph->p_vaddr + ph->p_memsz) return 0;
+	}
+	if (o->n == o->cap) {
+		int cap = o->cap ? o->cap * 2 : 16;
+		char **g = realloc(o->names, cap * sizeof *g);
+		if (!g) return 1;
+		o->names = g;
+		o->cap = cap;
+	}
+	o->names[o->n] = strdup(name ? name : "");
+	if (o->names[o->n]) o->n++;
+	return 0;
+}
+
+static int attach_one(const char *object, int generic, struct wbpf_sys *h, struct wbpf_sys_report *rep,
+		      struct wbpf_hook_error *err)
 {
 	struct wbpf_sys_fn *fns = NULL;
 	char path[512];
@@ -114,16 +173,30 @@ static int attach_locked(const char *object, int generic, struct wbpf_sys *h, st
 				 object ? object : "libc.so");
 	struct wbpf_sys_found found[MAX_FOUND];
 	int cap = 16, n = 0, nnew = 0, rc = 0;
+	size_t ndone = 0;
+	struct wbpf_sys_rec **done = NULL; /* the sites rewritten already, sorted */
 	struct wbpf_sys_rec **sites = malloc(cap * sizeof *sites), **news = malloc(cap * sizeof *news);
 	if (!sites || !news) { rc = wbpf_fail(err, WBPF_HOOK_ENOMEM, "out of memory"); goto out; }
 	uintptr_t lo = 0, hi = 0; /* the readable range last looked up in /proc/self/maps (functions come sorted) */
+	done = sorted_recs(&ndone);
 	for (int i = 0; i < nf; i++) {
 		if (fns[i].addr < lo || fns[i].addr >= hi) {
 			lo = fns[i].addr;
 			hi = lo + wbpf_readable_from(lo);
 		}
 		if (fns[i].addr + fns[i].size > hi) continue; /* not mapped (a symbol outside the loaded segments) */
-		int k = wbpf_sys_scan((const uint8_t *)fns[i].addr, fns[i].size, h->traced, generic, found, MAX_FOUND);
+		/* a site rewritten already (another attach's) is scanned as its original bytes */
+		const uint8_t *code = (const uint8_t *)fns[i].addr;
+		uint8_t *copy = NULL;
+		for (size_t q = lower(done, ndone, fns[i].addr); q < ndone && done[q]->at < fns[i].addr + fns[i].size; q++) {
+			if (!copy && !(copy = malloc(fns[i].size))) break;
+			if (code != copy) memcpy(copy, code, fns[i].size);
+			code = copy;
+			if (done[q]->at + WBPF_SYS_REPLACED <= fns[i].addr + fns[i].size) memcpy(copy + (done[q]->at - fns[i].addr), done[q]->orig, WBPF_SYS_REPLACED);
+		}
+		int k = wbpf_sys_scan(code, fns[i].size, h->traced, generic, found, MAX_FOUND);
+		rep->others += wbpf_sys_scan_others(code, fns[i].size);
+		free(copy);
 		for (int j = 0; j < k; j++) {
 			uintptr_t at = fns[i].addr + found[j].off;
 			if (found[j].refused) { note(rep, at, found[j].why); continue; }
@@ -132,7 +205,7 @@ static int attach_locked(const char *object, int generic, struct wbpf_sys *h, st
 				continue;
 			}
 			struct wbpf_sys_rec *r = rec_find(at);
-			if (r && __atomic_load_n(&r->owner, __ATOMIC_ACQUIRE)) { note(rep, at, "another attach holds it"); continue; }
+			if (r && __atomic_load_n(&r->owner, __ATOMIC_ACQUIRE)) { rep->held++; note(rep, at, "another attach holds it"); continue; }
 			if (n == cap || nnew == cap) {
 				cap *= 2;
 				struct wbpf_sys_rec **a = realloc(sites, cap * sizeof *a);
@@ -160,10 +233,12 @@ static int attach_locked(const char *object, int generic, struct wbpf_sys *h, st
 		goto out;
 	}
 	for (int i = 0; i < nnew; i++) { news[i]->next = recs; recs = news[i]; }
-	h->recs = sites;
-	sites = NULL;
+	rep->objects++;
+	struct wbpf_sys_rec **all = realloc(h->recs, (h->nrecs + n + 1) * sizeof *all); /* h's sites so far, then these */
+	if (!all) { rc = wbpf_fail(err, WBPF_HOOK_ENOMEM, "out of memory"); goto out; }
+	h->recs = all;
 	for (int i = 0; i < n; i++) {
-		struct wbpf_sys_rec *r = h->recs[i];
+		struct wbpf_sys_rec *r = sites[i];
 		r->hs = wbpf_site_claim(r->at, WBPF_SYS_REPLACED);
 		if (!r->hs) { note(rep, r->at, "a function hook holds it (or the hook's site table is full)"); continue; }
 		__atomic_store_n(&r->owner, h, __ATOMIC_RELEASE);
@@ -179,10 +254,39 @@ static int attach_locked(const char *object, int generic, struct wbpf_sys *h, st
 		rep->rewritten++;
 	}
 out:
+	free(done);
 	free(sites);
 	free(news);
 	free(fns);
 	return rc;
+}
+
+static int attach_locked(const char *object, int generic, struct wbpf_sys *h, struct wbpf_sys_report *rep,
+			 struct wbpf_hook_error *err)
+{
+	if (!object || strcmp(object, "*")) return attach_one(object, generic, h, rep, err);
+	struct objs o = { .self = (uintptr_t)&attach_locked };
+	dl_iterate_phdr(objs_cb, &o);
+	int rc = 0;
+	for (int i = 0; i < o.n; i++) {
+		/* the main program's needle is "", another object's its full path (its own name, not a substring of another's) */
+		struct wbpf_hook_error e;
+		if (!rc) {
+			int r1 = attach_one(o.names[i], generic, h, rep, &e);
+			if (r1 && e.code != WBPF_HOOK_EINVAL) { rc = r1; if (err) *err = e; } /* EINVAL: no readable file: skipped */
+		}
+		free(o.names[i]);
+	}
+	free(o.names);
+	return rc;
+}
+
+int wbpf_sys_set_traced(struct wbpf_sys *h, int nr, int on)
+{
+	if (!h || nr < 0 || nr >= WBPF_SYS_NR_MAX) return -1;
+	if (on) __atomic_or_fetch(&h->traced[nr / 64], 1ULL << (nr % 64), __ATOMIC_SEQ_CST);
+	else __atomic_and_fetch(&h->traced[nr / 64], ~(1ULL << (nr % 64)), __ATOMIC_SEQ_CST);
+	return 0;
 }
 
 int wbpf_sys_attach(const char *object, const int *nrs, int n, int generic, wbpf_sys_enter_fn enter,

@@ -98,3 +98,27 @@ int wbpf_sys_scan(const uint8_t *fn, size_t size, const uint64_t *traced, int ge
 	}
 	return n;
 }
+
+int wbpf_sys_scan_others(const uint8_t *fn, size_t size)
+{
+	int n = 0;
+	size_t off = 0, prev = (size_t)-1;
+	while (off + 1 <= size) {
+		int len = extra_len(fn + off);
+		if (len == 2 && fn[off] == 0x0f && fn[off + 1] == 0x05) {
+			/* a site's own syscall: right after `mov $imm32,%eax` (5 bytes) or the generic pattern */
+			int site = prev != (size_t)-1 && off - prev == WBPF_SYS_REPLACED &&
+				   (fn[prev] == 0xb8 || !memcmp(fn + prev, generic_pat, sizeof generic_pat));
+			if (!site) n++;
+		}
+		if (!len) {
+			struct x86_insn in;
+			char why[48];
+			if (x86_decode(fn + off, &in, why, sizeof why)) break; /* the rest is not decodable: not counted */
+			len = in.len;
+		}
+		prev = off;
+		off += (size_t)len;
+	}
+	return n;
+}

@@ -3,11 +3,16 @@
  * one replaced instruction, int3 first (the hook's SIGTRAP handler sends a thread that meets the int3 to
  * the trampoline while patching in, to the instruction out of line while patching out). */
 #define _GNU_SOURCE
+#include <stddef.h>
 #include <string.h>
 #include "../internal.h"
 #include "../../hook/x86_64/x86.h"
 
 extern char wbpf_sys_common[];
+
+/* the generic site's fast path reads these with 8-bit displacements */
+_Static_assert(offsetof(struct wbpf_sys_rec, owner) < 128, "owner beyond a disp8");
+_Static_assert(offsetof(struct wbpf_sys, traced) < 128, "traced beyond a disp8");
 
 static size_t put(uint8_t *p, size_t k, const void *b, size_t n) { memcpy(p + k, b, n); return k + n; }
 
@@ -28,7 +33,24 @@ size_t wbpf_sys_arch_stub(uint8_t *p, struct wbpf_sys_rec *r)
 	uint64_t rec = (uint64_t)(uintptr_t)r, common = (uint64_t)(uintptr_t)wbpf_sys_common;
 	size_t k = 0;
 	r->entry = (uintptr_t)p;
-	if (r->nr < 0) k = put(p, k, r->orig, WBPF_SYS_REPLACED); /* the generic syscall()'s `mov 8(%rsp),%r9` */
+	size_t fix[4];
+	int nfix = 0;
+	if (r->nr < 0) {
+		k = put(p, k, r->orig, WBPF_SYS_REPLACED); /* the generic syscall()'s `mov 8(%rsp),%r9` */
+		/* an untraced number goes straight to the site's own syscall, before any register is saved (rcx and
+		 * r11 are free: the syscall clobbers them): nr > 511, no owner, or its bit clear in the owner's set */
+		static const uint8_t cmp_rax[] = { 0x48, 0x3d, 0xff, 0x01, 0x00, 0x00 };          /* cmp $511,%rax */
+		static const uint8_t ld_owner[] = { 0x4d, 0x8b, 0x5b, (uint8_t)offsetof(struct wbpf_sys_rec, owner) }; /* mov owner(%r11),%r11 */
+		static const uint8_t bt_rax[] = { 0x49, 0x0f, 0xa3, 0x43, (uint8_t)offsetof(struct wbpf_sys, traced) }; /* bt %rax,traced(%r11) */
+		k = put(p, k, cmp_rax, sizeof cmp_rax);
+		p[k++] = 0x77; fix[nfix++] = k++;                          /* ja untraced */
+		p[k++] = 0x49; p[k++] = 0xbb; k = put(p, k, &rec, 8);     /* movabs $rec,%r11 */
+		k = put(p, k, ld_owner, sizeof ld_owner);
+		k = put(p, k, test_r11, sizeof test_r11);
+		p[k++] = 0x74; fix[nfix++] = k++;                          /* jz untraced */
+		k = put(p, k, bt_rax, sizeof bt_rax);
+		p[k++] = 0x73; fix[nfix++] = k++;                          /* jnc untraced */
+	}
 	k = put(p, k, lea_down, sizeof lea_down);
 	if (r->nr >= 0) { p[k++] = 0xb8; k = put(p, k, &r->nr, 4); } /* mov $nr,%eax */
 	p[k++] = 0x49; p[k++] = 0xbb; k = put(p, k, &rec, 8);        /* movabs $rec,%r11 */
@@ -39,6 +61,7 @@ size_t wbpf_sys_arch_stub(uint8_t *p, struct wbpf_sys_rec *r)
 	k = put(p, k, test_r11, sizeof test_r11);
 	k = put(p, k, jnz5, sizeof jnz5);
 	k = jmp_rel32(p, k, r->at + WBPF_SYS_REPLACED + 2);          /* done: past the site's syscall */
+	for (int i = 0; i < nfix; i++) p[fix[i]] = (uint8_t)(k - (fix[i] + 1)); /* the fast path's exits: here */
 	k = jmp_rel32(p, k, r->at + WBPF_SYS_REPLACED);              /* untraced: the site's own syscall */
 	r->orig_path = (uintptr_t)p + k;
 	k = put(p, k, r->orig, WBPF_SYS_REPLACED);
