@@ -175,6 +175,42 @@ if (process.arch === 'x64') {
   });
 }
 
+if (process.arch === 'x64') {
+  // raw_syscalls (flag 2) and the sched events (flag 4) in one agent: each on its own list, neither read as the other
+  t.test('over the channel: sched_process_exec beside raw_syscalls/sys_exit', async (tt) => {
+    const native = loadNative();
+    const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 18, 0, native.numPossibleCpus(), 0, 'sched-raw');
+    tt.teardown(() => native.shmMapClose(ring.id));
+    const { agent, child, exited } = launchUnderAgent(tt, path.join(AGENT_DIR, 'build', 'libwbpf_agent.so'), ['/bin/sh', '-c', 'exit 3']);
+    agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
+    agent.sendProgram({ id: 2, insns: EXEC_PROG });
+    // raw sys_exit: its id (offset 8) with bit 62 set, so that no exec record is taken for it
+    agent.sendProgram({ id: 3, insns: assemble(`
+      ldxdw %r1, [%r1+8]
+      lddw %r2, 0x4000000000000000
+      or %r1, %r2
+      stxdw [%r10-16], %r1
+      ${ringbufOutputAsm(-16, 8)}
+      mov %r0, 0
+      exit`) });
+    const exec = syscallTarget('tp/sched/sched_process_exec'), rawExit = syscallTarget('tp/raw_syscalls/sys_exit');
+    tt.match(agent.sendSyscall({ id: 3, progId: 3, nr: rawExit.nr, exit: true, raw: true, table: rawExit.table }), /^syscall hook 3 on raw_syscalls\/sys_exit/, 'raw_syscalls/sys_exit set');
+    tt.match(agent.sendSyscall({ id: 2, progId: 2, nr: exec.nr, exit: false, table: exec.table, sched: true }), /^sched hook 2 on sched_process_exec/, 'sched_process_exec set beside it');
+    agent.start();
+    tt.equal(await exited, 3, 'sh exits 3');
+    const RAW = 1n << 62n;
+    let recs: bigint[] = [];
+    await until(() => (recs.push(...records(native, ring, 256)), recs.filter((r) => !(r & RAW)).length >= 2), 5_000);
+    recs.push(...records(native, ring, 256));
+    const sched = recs.filter((r) => !(r & RAW)), raw = recs.filter((r) => r & RAW).map((r) => r & ~RAW);
+    tt.equal(sched.length, 2, 'the exec program ran once: 2 records');
+    tt.equal(Buffer.from(sched[0]!.toString(16).padStart(16, '0'), 'hex').reverse().toString('latin1'), '/bin/sh\0', 'exec: its filename');
+    tt.equal(sched[1], BigInt(child.pid!), 'exec: its pid');
+    tt.ok(raw.length >= 1 && raw[0] === 59n, `raw: execve's exit first (the new image, before main), then the others (${raw.length} in all)`);
+    tt.ok(raw.every((id) => id < 512n), 'raw: every record a syscall number');
+  });
+}
+
 if (process.arch !== 'x64' || process.getuid?.() !== 0 || !fs.existsSync(BOOTSTRAP)) {
   t.pass('x86-64, root and matrix/build (make -C matrix) needed: the kernel backend is the reference');
 } else {
