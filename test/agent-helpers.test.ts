@@ -28,9 +28,10 @@ t.test('the agent\'s helper list: helper_of in lib/helpers.c', async (tt) => {
   tt.ok(ids.length > 20, `helper_of lists ${ids.length} helpers`);
   tt.same([...AGENT_HELPERS].sort((a, b) => a - b), ids.sort((a, b) => a - b), 'agent-helpers.ts lists exactly those');
   tt.equal(agentMissingHelper(assemble('call 1\ncall 113\nlddw %r1, 0x8500000023\nexit')), undefined, 'helpers it has; an lddw\'s data is no call');
-  tt.same(agentMissingHelper(assemble('call 14\nmov %r0, 0\ncall 35\nexit')), { id: 35, insn: 2 }, 'get_current_task is not one');
-  tt.throws(() => checkAgentHelpers("program 'p' (uprobe)", assemble('call 14\nmov %r0, 0\ncall 35\nexit')),
-    new BackendError("program 'p' (uprobe) calls bpf_get_current_task (35) at insn 2, which the uprobe agent does not implement", 95),
+  tt.equal(agentMissingHelper(assemble('call 35\ncall 158\nexit')), undefined, 'get_current_task(_btf) are (the task_struct image)');
+  tt.same(agentMissingHelper(assemble('call 14\nmov %r0, 0\ncall 36\nexit')), { id: 36, insn: 2 }, 'probe_write_user is not one');
+  tt.throws(() => checkAgentHelpers("program 'p' (uprobe)", assemble('call 14\nmov %r0, 0\ncall 36\nexit')),
+    new BackendError("program 'p' (uprobe) calls bpf_probe_write_user (36) at insn 2, which the uprobe agent does not implement", 95),
     'refused, naming the helper');
   tt.doesNotThrow(() => checkAgentHelpers('p', assemble('call 131\ncall 132\nexit')));
 });

@@ -52,6 +52,8 @@ const ALLOWED: Record<string, string> = {
   __errno_location: 'returns the thread\'s errno address (a TLS offset)',
   syscall: 'glibc\'s syscall(): moves arguments, `syscall`; the kernel preserves vector state',
   getpid: 'a system call wrapper', gettid: 'a system call wrapper', getuid: 'a system call wrapper',
+  getppid: 'a system call wrapper (the task_struct image\'s parent)',
+  getpriority: 'a system call wrapper and integer arithmetic (sched_process_exit\'s prio)',
   getgid: 'a system call wrapper', prctl: 'a system call wrapper (PR_GET_NAME)', getrandom: 'a system call wrapper',
   process_vm_readv: 'a system call wrapper (safe_read)', write: 'a system call wrapper (the ring\'s wake-up eventfd)',
   sendmsg: 'a system call wrapper (a TRACE frame)', open: 'a system call wrapper (a ring lock holder\'s /proc/PID/stat)',

@@ -129,6 +129,12 @@ if (process.arch !== 'x64') {
     const r = runCli(['run', '--backend', 'userspace', '--dir', `${OUT}:/d`, guest, '/d/raw-sys.bpf.o', ...PROGS, '--', '/bin/sh', '-c', `${TARGET} ${FILE} ${LIB}`], { timeout: 90_000 });
     tt.equal(r.code, 0, 'exit status 0', { stderr: r.stderr });
     tt.same(window(r.stdout), ref, 'the exec\'d target\'s events, field by field');
+    // the kernel ends a successful execve in the new image: raw's sys_exit (id 59, ret 0) runs there, before main
+    // (in the agent: agent_sched_exec, lib/syscalls.c); the kernel backend over the same sh -c is the reference
+    const execExit = (out: string): Rec[] => recs(out).filter((x) => x.kind === 2 && x.id === 59);
+    const k = runCli(['run', '--backend', 'linux', '--dir', `${OUT}:/d`, guest, '/d/raw-sys.bpf.o', ...PROGS, '--', '/bin/sh', '-c', `${TARGET} ${FILE} ${LIB}`], { timeout: 90_000 });
+    tt.same(execExit(k.stdout).map((x) => x.ret), [0n], 'the kernel: one raw sys_exit of execve, ret 0', { stderr: k.stderr });
+    tt.same(execExit(r.stdout).map((x) => x.ret), [0n], 'the exec\'d target: its raw sys_exit of execve, ret 0, as the kernel\'s');
   });
 
   t.test('a joined process (--pid): its raw events while the run lasts; then it runs on', async (tt) => {

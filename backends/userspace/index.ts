@@ -24,6 +24,7 @@ import { agentInsns, type MapForAgent } from './attach/program.js';
 import { checkAgentHelpers } from './attach/agent-helpers.js';
 import { uprobeTarget } from './attach/target.js';
 import { syscallEvent, syscallTarget } from './attach/syscall-target.js';
+import { callsHelper, encodeTaskLayout, taskFieldsRead, taskFieldsUnfilled, taskLayout } from './attach/task-layout.js';
 import { resolveUprobe } from './attach/symbols.js';
 import { loadNative } from '../linux/native.js';
 import { DEFAULT_POLICY, type Policy } from '../../src/policy/policy.js';
@@ -111,6 +112,8 @@ const HANDLE_BASE = 1n << 40n;
 let nextFd = 1 << 20;
 
 let vmlinuxBtf: Btf | undefined;
+/** the BTF each loaded object was CO-RE relocated against (the task_struct image is laid out by it) */
+const coreTargets = new WeakMap<BpfObject, Btf>();
 function hostVmlinux(): Btf {
   if (!vmlinuxBtf) {
     const path = '/sys/kernel/btf/vmlinux';
@@ -187,6 +190,7 @@ export class UserspaceBackend implements Backend {
       try {
         const target = t === 'local' ? obj.btf! : t === 'vmlinux' ? hostVmlinux() : t;
         applyCoreRelocations(obj, target);
+        coreTargets.set(obj, target);
       } catch (e) {
         if (e instanceof CoreError || e instanceof BtfError) throw new BackendError(`CO-RE relocation of ${what} failed: ${e.message}`, E.EINVAL, '', undefined, { cause: e });
         throw e;
@@ -434,7 +438,7 @@ export class UserspaceObject implements LoadedObject {
     const sys = syscallEvent(p.info.section);
     if (!USERSPACE_HEADS.has(head) && !sys) {
       throw new BackendError(
-        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_* and tracepoint/raw_syscalls/sys_enter|sys_exit programs in launched commands on x86_64 (this is a ${head} program)`,
+        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_*, tracepoint/raw_syscalls/sys_enter|sys_exit and tp/sched/sched_process_exec|exit programs in launched commands on x86_64 (this is a ${head} program)`,
         E.EOPNOTSUPP,
         '',
         'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel',
@@ -443,13 +447,14 @@ export class UserspaceObject implements LoadedObject {
     const agent = this.owner.options.agent;
     if (!agent) {
       throw new BackendError(
-        `attaching ${what} needs a process to trace: the userspace backend runs ${sys ? 'syscall tracepoint' : 'uprobe'} programs inside the processes it launches`,
+        `attaching ${what} needs a process to trace: the userspace backend runs ${sys ? 'syscall and process event tracepoint' : 'uprobe'} programs inside the processes it launches`,
         E.EOPNOTSUPP,
         '',
         'run the command to trace under the app: wasm-bpf run APP.wasm [ARGS] -- COMMAND [ARGS], or use --backend linux as root',
       );
     }
     if (sys) return this.attachSyscall(p, what);
+    this.sendTaskLayout(p, what);
     const t = uprobeTarget(p.info.section, target);
     // the policy's uprobe binaries: what was checked is what is probed
     const resolved = resolveUprobe({ ...t, binary: allowUprobe(this.policy, t.binary, `attaching ${what}`) });
@@ -477,10 +482,29 @@ export class UserspaceObject implements LoadedObject {
       p.agentInsns = agentInsns(p.info.name, p.source.insns, (i) => this.mapForAgent(i));
       p.agentId = agent.programId();
     }
+    this.sendTaskLayout(p, what);
     const shared = this.mapList.flatMap((e) => (e.shared ? [e.shared] : []));
     const h = agent.syscall(shared, { id: p.agentId, name: p.info.name, insns: p.agentInsns }, t);
     this.hooks.push(h.id);
-    for (const ph of h.processes) this.owner.options.log?.(`wasm-bpf: userspace: ${what} traces ${t.event} (${t.raw ? 'every syscall' : `syscall ${t.nr}`}, layout from ${t.layout.source}) in pid ${ph.pid}: ${ph.message}`);
+    for (const ph of h.processes) this.owner.options.log?.(`wasm-bpf: userspace: ${what} traces ${t.event} (${t.sched ? 'process event' : t.raw ? 'every syscall' : `syscall ${t.nr}`}, layout from ${t.layout.source}) in pid ${ph.pid}: ${ph.message}`);
+  }
+
+  /**
+   * A program calling bpf_get_current_task(_btf): the agents get the task_struct image's layout from the BTF
+   * the object was relocated against (its own, else its programs' local types); --verbose names the fields it
+   * reads that the image leaves zero, once per program.
+   */
+  private sendTaskLayout(p: ProgEntry, what: string): void {
+    if (!callsHelper(p.source.insns, [HELPER.get_current_task, HELPER.get_current_task_btf])) return;
+    const btf = coreTargets.get(this.object) ?? this.object.btf;
+    const layout = btf ? taskLayout(btf) : undefined;
+    if (!layout) {
+      this.owner.options.log?.(`wasm-bpf: userspace: ${what} calls bpf_get_current_task, but its BTF has no struct task_struct: the helper returns NULL (reads through it: -EFAULT)`);
+      return;
+    }
+    this.owner.options.agent!.task(encodeTaskLayout(layout));
+    const unfilled = taskFieldsUnfilled(taskFieldsRead(this.object).get(p.info.name) ?? []);
+    if (unfilled.length) this.owner.options.log?.(`wasm-bpf: userspace: ${what} reads task_struct.${unfilled.join(', task_struct.')}, which the userspace backend leaves 0`);
   }
 
   private mapForAgent(index: number): MapForAgent {

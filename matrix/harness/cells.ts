@@ -38,8 +38,8 @@ export interface Cell {
 const RINGBUF_APPS: readonly App[] = ['bootstrap', 'opensnoop', 'sockfilter', 'sockops', 'uprobe', 'lsm', 'kprobe', 'fentry'];
 /** apps whose object reads pt_regs, so an object built for one arch is wrong on the other without relocation */
 export const PTREGS_APPS: readonly App[] = ['uprobe', 'kprobe'];
-/** program types the userspace backend is meant for: uprobes and syscall tracing */
-const USERSPACE_APPS: readonly App[] = ['uprobe', 'opensnoop', 'execve'];
+/** program types the userspace backend is meant for: uprobes, syscall tracing and process events */
+const USERSPACE_APPS: readonly App[] = ['uprobe', 'opensnoop', 'execve', 'bootstrap'];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** the checkout: $WASM_BPF_ROOT in a guest, else three levels up from dist/matrix/harness (or two from matrix/harness) */

@@ -66,6 +66,19 @@ const show = (e: AppEvent | undefined): string => (e ? JSON.stringify(e) : 'none
 /** one check per app; resolves with the event that proved it (its JSON line), throws CheckFailed (or a timeout) otherwise */
 export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> = {
   async bootstrap(l) {
+    const sh0 = bin('/bin/sh', '/usr/bin/sh');
+    if (l.launches) {
+      // a shell launched under the app runs a shell that exits 3 (exec'd descendants and their exits are traced)
+      const run = l.start('bootstrap', ['-j', '--', sh0, '-c', `${sh0} -c 'exit 3'; exit 0`]);
+      const r = await run.exited;
+      expect(r.code === 0, `the app with its launched shell exited ${r.code ?? r.signal}`, run);
+      const root = run.events((e) => e.event === 'exec')[0];
+      const exit = run.events((e) => e.event === 'exit' && e['exit_code'] === 3 && e['ppid'] === root?.['pid'])[0];
+      expect(exit !== undefined, `an exit event with exit_code 3 of the launched shell's child: ${run.events(() => true).map(show).join(' | ') || 'no event'}`, run);
+      const ex = run.events((e) => e.event === 'exec' && e['pid'] === exit['pid'])[0];
+      expect(ex?.['filename'] === sh0 && ex['ppid'] === root?.['pid'] && ex['comm'] === path.basename(sh0), `the exec event of pid ${exit['pid']} names ${sh0}, its parent the launched shell: ${show(ex)}`, run);
+      return show(exit);
+    }
     const run = l.start('bootstrap', ['-j']);
     await run.attached('bootstrap');
     const sh = bin('/bin/sh');
@@ -84,6 +97,18 @@ export const SCENARIOS: Record<App, (l: Launcher, p: Place) => Promise<string>> 
   },
 
   async execve(l) {
+    if (l.launches) {
+      // a shell launched under the app execs echo with a marker (after a builtin-only pause: execve's perf buffer is
+      // read once the app has attached, and an exec before that is lost with any backend)
+      const sh = bin('/bin/sh', '/usr/bin/sh'), echo = bin('/bin/echo', '/usr/bin/echo', '/bbin/echo');
+      const run = l.start('execve', ['-j', '--', sh, '-c', `i=0; while [ $i -lt 40000 ]; do i=$((i+1)); done; ${echo} wasm-bpf-marker-1 > /dev/null; exit 0`]);
+      const r = await run.exited;
+      expect(r.code === 0, `the app with its launched shell exited ${r.code ?? r.signal}`, run);
+      const e = run.events((x) => x['arg1'] === 'wasm-bpf-marker-1')[0];
+      expect(e !== undefined && e.event === 'exec' && e['filename'] === echo && e['ret'] === 0 && e['comm'] === 'echo' && typeof e['uid'] === 'number', `exec event of the marker echo: ${run.events(() => true).map(show).join(' | ') || 'no event'}`, run);
+      expect(e['pid'] !== process.pid && e['ppid'] !== e['pid'], `the echo's pid and parent: ${show(e)}`, run);
+      return show(e);
+    }
     const run = l.start('execve', ['-j']);
     await run.attached('execve');
     const echo = bin('/bin/echo', '/usr/bin/echo', '/bbin/echo');

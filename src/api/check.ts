@@ -13,6 +13,7 @@ import { violations } from '../policy/enforce.js';
 import type { Policy } from '../policy/policy.js';
 import { MAP_TYPES, PROG_TYPES } from '../probe/tables.js';
 import { planWindows, type WindowsPlan } from '../select/windows.js';
+import { taskFieldsRead, taskFieldsUnfilled } from '../../backends/userspace/attach/task-layout.js';
 
 export interface CheckRequest {
   /** force a backend, as --backend (default auto) */
@@ -41,6 +42,11 @@ export interface ObjectPlan {
   refused?: string[];
   /** the object could not be read */
   error?: string;
+  /**
+   * planned for the userspace backend: the task_struct fields each program reads through CO-RE (from
+   * bpf_get_current_task) and, of those, the ones its task_struct image leaves 0
+   */
+  userspaceTask?: Array<{ program: string; reads: string[]; unfilled: string[] }>;
 }
 
 export interface CheckResult {
@@ -69,12 +75,15 @@ export async function checkBytes(bytes: Uint8Array, file: string, req: CheckRequ
       const needs = objectNeeds(obj);
       const facts = objectFacts(obj);
       const win = req.backend === 'windows' ? planWindows(bytes.subarray(offset, offset + size), obj) : undefined;
+      const plan = win?.plan ?? planObject(report, facts, req.backend ?? 'auto', { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: req.launch ?? false });
+      const task = plan.backend === 'userspace' ? [...taskFieldsRead(obj)].map(([program, reads]) => ({ program, reads, unfilled: taskFieldsUnfilled(reads) })) : [];
       return {
         offset,
         size,
         programs: obj.programs.map((p) => ({ name: p.name, section: p.section, type: progTypeName(p.type), typeId: p.type })),
         maps: facts.maps.map((m) => ({ name: m.name, type: MAP_TYPES.find((d) => d.id === m.type)?.name ?? `#${m.type}`, typeId: m.type })),
-        plan: win?.plan ?? planObject(report, facts, req.backend ?? 'auto', { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: req.launch ?? false }),
+        plan,
+        ...(task.length ? { userspaceTask: task } : {}),
         ...(win ? { windows: win.windows } : {}),
         needs,
         ...(req.policy ? { refused: violations(req.policy, needs) } : {}),

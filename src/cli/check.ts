@@ -137,6 +137,11 @@ export async function checkCommand(argv: string[]): Promise<number> {
     if (o.windows) out.push(...describeWindows(o.windows, paint));
     else if (plan.backend) out.push(`  ${paint('plan:', 'green')} ${plan.backend} backend (${plan.reasons.join('; ')})`);
     else out.push(`  ${paint('plan: refused:', 'red')} ${refusal(plan).replace(/\n/g, '\n  ').replace(/; fix: /g, `; ${paint('fix:', 'cyan')} `)}`);
+    for (const t of o.userspaceTask ?? []) {
+      out.push(t.unfilled.length
+        ? `  ${paint('userspace:', 'yellow')} ${t.program} reads task_struct.${t.unfilled.join(', task_struct.')}, which the userspace backend leaves 0 (it fills pid, tgid, real_parent/parent's pid and tgid, comm, exit_code, start_time)`
+        : `  userspace: ${t.program} reads task_struct ${t.reads.join(', ')}: each filled by the userspace backend`);
+    }
     out.push(...describeNeeds(o.needs!));
     if (o.refused) out.push(o.refused.length ? `  ${paint('policy: refused:', 'red')}\n${o.refused.map((r) => `    - ${r}`).join('\n')}` : `  ${paint('policy: allowed', 'green')}`);
   });

@@ -18,9 +18,9 @@ export const USERSPACE_ATTACH: ReadonlySet<string> = new Set<string>(['uprobe', 
 
 /** Syscall tracepoints it attaches too, on these arches: the agent rewrites libc's syscall sites of the
  *  number in the launched command (backends/userspace/SYSCALLS.md) */
-export const USERSPACE_SYSCALL_TP = /^(tp|tracepoint)\/(syscalls\/sys_(enter|exit)_[a-z0-9_]+|raw_syscalls\/sys_(enter|exit))$/;
+export const USERSPACE_SYSCALL_TP = /^(tp|tracepoint)\/(syscalls\/sys_(enter|exit)_[a-z0-9_]+|raw_syscalls\/sys_(enter|exit)|sched\/sched_process_(exec|exit))$/;
 export const USERSPACE_SYSCALL_ARCHES: ReadonlySet<string> = new Set<string>(['x86_64']);
-const SYSCALL_TP_TEXT = `tracepoint/syscalls/sys_enter_*|sys_exit_*, tracepoint/raw_syscalls/sys_enter|sys_exit (${[...USERSPACE_SYSCALL_ARCHES].join(', ')})`;
+const SYSCALL_TP_TEXT = `tracepoint/syscalls/sys_enter_*|sys_exit_*, tracepoint/raw_syscalls/sys_enter|sys_exit, tp/sched/sched_process_exec|exit (${[...USERSPACE_SYSCALL_ARCHES].join(', ')})`;
 
 /** the userspace backend attaches a program of this section on this arch (system.arch.normalized) */
 export function userspaceAttaches(section: string, arch: string): boolean {

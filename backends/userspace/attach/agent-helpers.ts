@@ -5,7 +5,7 @@ import { BackendError } from '../../../src/errors.js';
 import { ERRNO, HELPER } from '../../../src/kernel/uapi.js';
 import { helperName } from '../helpers.js';
 
-/** helper ids the agent runs (get_current_task and the other task_struct helpers are not among them) */
+/** helper ids the agent runs (get_current_task(_btf): the task_struct image of attach/task-layout.ts) */
 export const AGENT_HELPERS: ReadonlySet<number> = new Set([
   HELPER.map_lookup_elem,
   HELPER.map_update_elem,
@@ -19,6 +19,7 @@ export const AGENT_HELPERS: ReadonlySet<number> = new Set([
   HELPER.get_current_uid_gid,
   HELPER.get_current_comm,
   HELPER.perf_event_output,
+  HELPER.get_current_task,
   HELPER.probe_read_str,
   HELPER.probe_read_user,
   HELPER.probe_read_kernel,
@@ -30,6 +31,7 @@ export const AGENT_HELPERS: ReadonlySet<number> = new Set([
   HELPER.ringbuf_submit,
   HELPER.ringbuf_discard,
   HELPER.ringbuf_query,
+  HELPER.get_current_task_btf,
   HELPER.ktime_get_coarse_ns,
 ]);
 

@@ -5,12 +5,14 @@ import { loadNative, type NativeAddon } from '../../linux/native.js';
 import { BackendError, errorMessage } from '../../../src/errors.js';
 
 /** frame types of native/agent/lib/proto.h */
-const MAP = 1, PROG = 2, HOOK = 3, START = 4, UNHOOK = 5, DROP = 6, SYSCALL = 7, REPLY = 16, EVENT = 17, TRACE = 18;
+const MAP = 1, PROG = 2, HOOK = 3, START = 4, UNHOOK = 5, DROP = 6, SYSCALL = 7, TASK = 8, REPLY = 16, EVENT = 17, TRACE = 18;
 /** what DROP frees (proto.h WBPF_AGENT_DROP_*) */
 const DROP_PROG = 1, DROP_MAP = 2;
 const HEADER = 12;
 const MAX_PAYLOAD = 64 << 20;
 const HOOK_RETURN = 1;
+/** the SYSCALL frame's flags (native/agent/lib/proto.h: WBPF_AGENT_SYSCALL_EXIT, _RAW, _SCHED) */
+const SYSCALL_EXIT = 1, SYSCALL_RAW = 2, SYSCALL_SCHED = 4;
 const EPIPE = 32, EPROTO = 71, ETIMEDOUT = 110;
 /** notices kept in AgentChannel.notices (the oldest go first) */
 const KEEP_NOTICES = 256;
@@ -40,8 +42,9 @@ export interface ChannelHook {
   retprobe: boolean;
 }
 
-/** a tp/syscalls program at one syscall number's entry or exit (the agent rewrites libc's sites of it);
- * table: the event's 64-byte field table (../syscalls/fieldtable.ts) */
+/** a tp/syscalls program at one syscall number's entry or exit (the agent rewrites the sites of it), a
+ * tp/raw_syscalls one (every number), or a tp/sched/sched_process_exec|exit one; table: the event's 64-byte
+ * field table (../syscalls/fieldtable.ts), a sched table for sched */
 export interface ChannelSyscall {
   id: number;
   progId: number;
@@ -51,6 +54,8 @@ export interface ChannelSyscall {
   /** raw_syscalls/sys_enter|sys_exit: every number */
   raw?: boolean;
   table: Uint8Array;
+  /** a sched_process_* program (nr: the event, table: its sched table) */
+  sched?: boolean;
 }
 
 /** EVENT frames ('disabled': a program faulted, its hook runs nothing from then on) and TRACE frames
@@ -153,9 +158,14 @@ export class AgentChannel {
     b.writeUInt32LE(h.id, 0);
     b.writeUInt32LE(h.progId, 4);
     b.writeUInt32LE(h.raw ? 0 : h.nr, 8);
-    b.writeUInt32LE((h.exit ? 1 : 0) | (h.raw ? 2 : 0), 12);
+    b.writeUInt32LE((h.exit ? SYSCALL_EXIT : 0) | (h.raw ? SYSCALL_RAW : 0) | (h.sched ? SYSCALL_SCHED : 0), 12);
     b.set(h.table, 16);
     return this.request(SYSCALL, b, [], `syscall hook ${h.id}`);
+  }
+
+  /** the task_struct image's layout (attach/task-layout.ts's encodeTaskLayout) for bpf_get_current_task */
+  sendTask(payload: Uint8Array): string {
+    return this.request(TASK, Buffer.from(payload), [], 'task layout');
   }
 
   /** removes one hook; once it returns no hit runs its program. The function runs unhooked once its last hook goes */

@@ -110,9 +110,18 @@ export class AgentSession {
 
   /** a tp/syscalls (or tp/raw_syscalls) program on its number's (every number's) rewritten sites in this process */
   syscall(id: number, progId: number, target: SyscallTarget): ProcessHook {
-    const message = this.channel.sendSyscall({ id, progId, nr: target.nr, exit: target.exit, raw: target.raw, table: target.table });
+    const message = this.channel.sendSyscall({ id, progId, nr: target.nr, exit: target.exit, raw: target.raw, table: target.table, sched: target.sched });
     return { pid: this.pid, message, pending: false };
   }
+
+  /** the task_struct image's layout (sent once per distinct payload) */
+  task(payload: Uint8Array): void {
+    const key = Buffer.from(payload).toString('hex');
+    if (!this.open || this.taskSent === key) return;
+    this.channel.sendTask(payload);
+    this.taskSent = key;
+  }
+  private taskSent = '';
 
   unhook(id: number): void {
     if (this.open) this.channel.unhook(id);
@@ -187,6 +196,17 @@ export class AgentGroup {
    */
   hook(maps: readonly SharedMapRef[], prog: { id: number; name: string; insns: Uint8Array }, target: ResolvedUprobe): HookResult {
     return this.each(maps, prog, (s, id) => s.hook(id, prog.id, target));
+  }
+
+  /** the task_struct image's layout in every traced process still running */
+  task(payload: Uint8Array): void {
+    for (const s of this.sessions) {
+      try {
+        s.task(payload);
+      } catch (e) {
+        if (!(e instanceof BackendError) || s.open) throw e;
+      }
+    }
   }
 
   /** a tp/syscalls program in every traced process still running, as hook() */

@@ -4,7 +4,7 @@
 // layout, else the built-in table).
 import { BackendError } from '../../../src/errors.js';
 import { ERRNO } from '../../../src/kernel/uapi.js';
-import { encodeFieldTable, sysFieldTable } from '../syscalls/fieldtable.js';
+import { encodeFieldTable, encodeSchedTable, SCHED_KIND, sysFieldTable } from '../syscalls/fieldtable.js';
 import { hostArch } from '../syscalls/host.js';
 import { eventKey, eventLayout, syscallNumber, type EventLayout } from '../syscalls/layout.js';
 
@@ -18,20 +18,48 @@ export interface SyscallTarget {
   layout: EventLayout;
   /** the 64-byte field table (../syscalls/fieldtable.ts) */
   table: Uint8Array;
+  /** a sched/sched_process_* event: nr is its SCHED_KIND, table a sched table */
+  sched?: boolean;
 }
 
-/** a `tp/syscalls/*`, `tp/raw_syscalls/*` (or `tracepoint/...`) section: the event's [category, name]; else undefined */
+/** a `tp/syscalls/*`, `tp/raw_syscalls/*` or `tp/sched/sched_process_*` (or `tracepoint/...`) section: the
+ *  event's [category, name]; else undefined */
 export function syscallEvent(section: string): [string, string] | undefined {
-  if (!/^(tp|tracepoint)\/(raw_)?syscalls\//.test(section)) return undefined;
+  if (!/^(tp|tracepoint)\/((raw_)?syscalls\/|sched\/sched_process_)/.test(section)) return undefined;
   return eventKey(section);
+}
+
+/** a section as an error shows it (a hostile one may be thousands of characters) */
+function shownSection(section: string): string {
+  return section.length > 80 ? `${section.slice(0, 80)}... (${section.length} characters)` : section;
+}
+
+/** the target of a sched_process_exec|exit program (the agent emits them: at an exec'd program's start, at exit_group) */
+function schedTarget(section: string, name: string): SyscallTarget {
+  const shown = shownSection(section);
+  const arch = hostArch();
+  if (arch !== 'x86_64') {
+    throw new BackendError(`attaching '${shown}' is not supported by the userspace backend yet: it emits process events on x86_64 only so far (this is ${arch ?? 'another arch'})`,
+      ERRNO.EOPNOTSUPP, '', 'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel');
+  }
+  if (name !== 'sched_process_exec' && name !== 'sched_process_exit') {
+    throw new BackendError(`attaching '${shown}' is not supported by the userspace backend yet: it emits sched_process_exec and sched_process_exit only (fork is not yet)`,
+      ERRNO.EOPNOTSUPP, '', 'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel');
+  }
+  const event = `sched/${name}`;
+  const layout = eventLayout(event, arch);
+  if (!layout) throw new BackendError(`'${shown}': no layout of ${event} on ${arch}`, ERRNO.ENOENT);
+  const nr = name === 'sched_process_exec' ? SCHED_KIND.exec : SCHED_KIND.exit;
+  return { event, nr, raw: false, exit: false, layout, table: encodeSchedTable(layout), sched: true };
 }
 
 /** the target of a syscall tracepoint program; a refusal names why and what runs it instead */
 export function syscallTarget(section: string): SyscallTarget {
   const key = syscallEvent(section);
+  if (key?.[0] === 'sched') return schedTarget(section, key[1]);
   const raw = key?.[0] === 'raw_syscalls';
   const m = key ? (raw ? /^sys_(enter|exit)$/ : /^sys_(enter|exit)_(.+)$/).exec(key[1]) : null;
-  const shown = section.length > 80 ? `${section.slice(0, 80)}... (${section.length} characters)` : section;
+  const shown = shownSection(section);
   if (!key || !m) throw new BackendError(`'${shown}' is not a syscall tracepoint (tracepoint/syscalls/sys_enter_NAME or sys_exit_NAME, tracepoint/raw_syscalls/sys_enter or sys_exit)`, ERRNO.EINVAL);
   const arch = hostArch();
   if (arch !== 'x86_64') {

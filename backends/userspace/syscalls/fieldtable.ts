@@ -79,3 +79,36 @@ export function encodeFieldTable(t: SysFieldTable): Uint8Array {
   });
   return out;
 }
+
+/** the sched table's version (lib/syscalls.c's SCHED_TABLE_VERSION), and the events the agent emits */
+export const SCHED_TABLE_VERSION = 0x5301;
+export const SCHED_KIND = { exec: 0, exit: 1, fork: 2 } as const;
+
+/**
+ * The 64-byte table of a sched/sched_process_exec|exit layout for the agent (native/agent/lib/syscalls.c):
+ * u16 version, u16 kind, u32 size, u16 id, u16 0, then (u16 offset, u16 size) for common_type, common_flags,
+ * common_preempt_count, common_pid, then exec: filename, pid, old_pid; exit: comm, pid, prio, group_dead
+ * (size 0: not in this layout, as group_dead before 6.x). A string field of 4 bytes is a __data_loc.
+ */
+export function encodeSchedTable(layout: EventLayout): Uint8Array {
+  const kind = layout.name === 'sched_process_exec' ? SCHED_KIND.exec : layout.name === 'sched_process_exit' ? SCHED_KIND.exit : undefined;
+  if (layout.category !== 'sched' || kind === undefined) {
+    throw new WasmBpfError('USAGE', `${layout.category}/${layout.name}: the agent emits sched/sched_process_exec and sched_process_exit only`);
+  }
+  const fields = kind === SCHED_KIND.exec ? ['filename', 'pid', 'old_pid'] : ['comm', 'pid', 'prio', 'group_dead'];
+  const slots = [
+    slot(layout, 'common_type', true), slot(layout, 'common_flags', true), slot(layout, 'common_preempt_count', true), slot(layout, 'common_pid', true),
+    ...fields.map((f) => slot(layout, f, f !== 'group_dead')),
+  ];
+  const out = new Uint8Array(FIELD_TABLE_SIZE);
+  const dv = new DataView(out.buffer);
+  dv.setUint16(0, SCHED_TABLE_VERSION, true);
+  dv.setUint16(2, kind, true);
+  dv.setUint32(4, layout.size, true);
+  dv.setUint16(8, layout.id, true);
+  slots.forEach((s, i) => {
+    dv.setUint16(12 + i * 4, s.offset, true);
+    dv.setUint16(14 + i * 4, s.size, true);
+  });
+  return out;
+}

@@ -740,6 +740,18 @@ static void do_syscall(struct session *s, uint32_t seq, const uint8_t *p, uint32
 	reply(s, seq, rc, "%s", msg);
 }
 
+/* the task_struct image's layout (helpers.c); descendants take it from the registry */
+static void do_task(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len)
+{
+	struct wbpf_agent_task t;
+	char msg[200];
+	if (len != sizeof t) return reply(s, seq, EINVAL, "task: a %u-byte request (%zu expected)", len, sizeof t);
+	memcpy(&t, p, sizeof t);
+	int rc = agent_task_layout_set(&t, msg, sizeof msg);
+	if (rc == 0 && s->root && agent_reg) reg_set_task(agent_reg, &t);
+	reply(s, seq, rc, "%s", msg);
+}
+
 static void do_drop(struct session *s, uint32_t seq, const uint8_t *p, uint32_t len)
 {
 	struct wbpf_agent_drop r;
@@ -875,6 +887,7 @@ static int serve_one(struct session *s)
 		case WBPF_AGENT_UNHOOK: do_unhook(s, f.seq, p, f.len); break;
 		case WBPF_AGENT_DROP: do_drop(s, f.seq, p, f.len); break;
 		case WBPF_AGENT_SYSCALL: do_syscall(s, f.seq, p, f.len); break;
+		case WBPF_AGENT_TASK: do_task(s, f.seq, p, f.len); break;
 		default: reply(s, f.seq, EINVAL, "unknown request type %u", f.type);
 		}
 		if (f.type != WBPF_AGENT_START) pthread_mutex_unlock(&agent_lock);
@@ -1027,4 +1040,5 @@ __attribute__((constructor)) static void wbpf_agent_init(void)
 		return;
 	}
 	wait_start(); /* the command's main runs once the host says START (or goes away) */
+	agent_sched_exec(); /* the launched command's exec, as the kernel reports it */
 }

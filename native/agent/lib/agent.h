@@ -121,6 +121,17 @@ int ptr_ok(const ebpf_vm_run *run, uint64_t addr, uint64_t len, int write);
 /* the region flags of a map's values for programs: writable unless BPF_F_RDONLY_PROG */
 uint32_t value_flags(const struct amap *m);
 
+/* ---- the task_struct image of bpf_get_current_task (helpers.c) ---- */
+struct wbpf_agent_task;
+/* the TASK frame's layout (every later image): 0, or EINVAL with why */
+int agent_task_layout_set(const struct wbpf_agent_task *t, char *msg, size_t n);
+/* exit_group(status) of this thread: the image's exit_code from now on (the kernel's (status & 0xff) << 8) */
+void agent_task_exit(long status);
+/* the cached pid/tid of get_current_pid_tgid forgotten (a vfork child shares them with its parent) */
+void agent_ids_forget(void);
+/* probe_read.c's cached pid re-read (the same reason) */
+void agent_read_pid_reset(void);
+
 /* ---- reading the process's memory without ever faulting (probe_read.c) ---- */
 /* copy [src, src+len) into dst: 0, or -EFAULT (unmapped or unreadable) */
 int safe_read(void *dst, uint64_t src, size_t len);
@@ -167,6 +178,8 @@ void agent_sys_loaded(void);
 int agent_sys_uses(const struct aprog *p);
 /* removes session s's syscall hooks: 1, or 0 when a call stalled (what it reads is never freed) */
 int agent_sys_end(struct session *s);
+/* the exec'd image's sched_process_exec and sys_exit_execve programs (before main; syscalls.c) */
+void agent_sched_exec(void);
 
 #pragma GCC visibility pop
 #endif

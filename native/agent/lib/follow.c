@@ -45,6 +45,8 @@ static void apply(const struct registry *r)
 		if (h.active && !have) (void)agent_hook_add(s, &h.h, &pending, msg, sizeof msg);
 		else if (!h.active && have) (void)agent_hook_remove(s, h.h.id, msg, sizeof msg);
 	}
+	struct wbpf_agent_task t;
+	if (reg_task(r, &t)) (void)agent_task_layout_set(&t, msg, sizeof msg);
 	n = reg_nsys(r);
 	for (uint32_t i = 0; i < n; i++) {
 		struct reg_sys y;
@@ -153,6 +155,7 @@ void follow_exec(void)
 	pthread_mutex_lock(&agent_lock);
 	apply(r); /* before main: the hooks see its first instruction */
 	pthread_mutex_unlock(&agent_lock);
+	agent_sched_exec(); /* this exec's sched_process_exec and sys_exit_execve */
 	/* the root exec'd (sh -c's last command, a wrapper): this program serves the channel now */
 	struct stat st;
 	int fd = r->chan_fd;

@@ -6,6 +6,10 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <time.h>
@@ -73,12 +77,173 @@ static int h_probe_read_str(ebpf_vm_call *c)
 	c->r0 = (uint64_t)safe_read_str((uint8_t *)(uintptr_t)c->args[0], c->args[2], size);
 	return 0;
 }
-/* probe_read_kernel 113, probe_read_kernel_str 115: no kernel memory in a process: dst zeroed, -EFAULT */
+static uint64_t clock_ns(clockid_t id);
+
+/* ---- the task_struct image (bpf_get_current_task): the thread's and its parent's, laid out as the TASK frame
+ * says, zero but for the fields filled here; the only "kernel memory" probe_read_kernel reads ---- */
+static struct wbpf_agent_task task_layout; /* size 0: no layout (get_current_task returns NULL) */
+static __thread uint8_t *task_img __attribute__((tls_model("initial-exec")));  /* 2 * task_img_size: self, parent */
+static __thread uint32_t task_img_size __attribute__((tls_model("initial-exec")));
+static __thread int32_t task_exit_code __attribute__((tls_model("initial-exec")));
+static __thread int32_t task_stat_tid __attribute__((tls_model("initial-exec")));
+static __thread uint64_t task_start_boot __attribute__((tls_model("initial-exec")));
+static pthread_key_t task_key;
+static pthread_once_t task_once = PTHREAD_ONCE_INIT;
+
+static void task_free(void *p)
+{
+	if (p) munmap(p, 2 * (size_t)task_img_size);
+	task_img = NULL;
+}
+static void task_key_init(void) { (void)pthread_key_create(&task_key, task_free); }
+
+int agent_task_layout_set(const struct wbpf_agent_task *t, char *msg, size_t n)
+{
+	if (t->size == 0 || t->size > WBPF_AGENT_TASK_MAX) {
+		snprintf(msg, n, "task layout: a %u-byte task_struct (1..%u)", t->size, WBPF_AGENT_TASK_MAX);
+		return EINVAL;
+	}
+	const uint32_t off[8] = { t->pid, t->tgid, t->real_parent, t->parent, t->comm, t->exit_code, t->start_time, t->start_boottime };
+	const uint32_t width[8] = { 4, 4, 8, 8, 16, 4, 8, 8 };
+	for (int i = 0; i < 8; i++)
+		if (off[i] != WBPF_AGENT_TASK_NONE && ((uint64_t)off[i] + width[i] > t->size || off[i] % (width[i] == 16 ? 1 : width[i]))) {
+			snprintf(msg, n, "task layout: field %d at %u does not fit a %u-byte task_struct", i, off[i], t->size);
+			return EINVAL;
+		}
+	task_layout = *t;
+	snprintf(msg, n, "task layout: %u-byte task_struct image", t->size);
+	return 0;
+}
+
+/* the thread's images (2 * *size bytes), freed when it exits (a key's destructor); task_img stays NULL on failure */
+static void slow_task_alloc(void *arg)
+{
+	uint32_t size = *(const uint32_t *)arg;
+	void *p = mmap(NULL, 2 * (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) return;
+	task_img = p, task_img_size = size;
+	pthread_once(&task_once, task_key_init);
+	(void)pthread_setspecific(task_key, p);
+}
+
+void agent_task_exit(long status) { task_exit_code = (int32_t)((status & 0xff) << 8); }
+
+static void put32(uint8_t *img, uint32_t off, uint32_t v)
+{
+	if (off != WBPF_AGENT_TASK_NONE) memcpy(img + off, &v, 4);
+}
+static void put64(uint8_t *img, uint32_t off, uint64_t v)
+{
+	if (off != WBPF_AGENT_TASK_NONE) memcpy(img + off, &v, 8);
+}
+
+/* the thread's start in ns since boot, from /proc/thread-self/stat's starttime (clock ticks): 0 unknown */
+static uint64_t start_boot_ns(void)
+{
+	char buf[1024];
+	int fd = open("/proc/thread-self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return 0;
+	ssize_t r = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (r <= 0) return 0;
+	buf[r] = 0;
+	char *p = NULL; /* comm may hold spaces and parentheses: fields count from the last ')' (no libc string
+			 * function here: it may use the vector registers a hit must not touch) */
+	for (char *q = buf; *q; q++)
+		if (*q == ')') p = q;
+	if (!p) return 0;
+	int field = 2; /* ')' ends field 2 */
+	uint64_t v = 0;
+	for (p++; *p && field < 22; p++)
+		if (*p == ' ') field++;
+	while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+	return v * (1000000000ull / 100); /* USER_HZ: 100 on every Linux arch */
+}
+
+/* the calling thread's image, refilled (it may have forked, exec'd or be exiting since): its address, or 0 */
+static uintptr_t task_current(void)
+{
+	const struct wbpf_agent_task *t = &task_layout;
+	uint32_t size = __atomic_load_n(&t->size, __ATOMIC_ACQUIRE);
+	if (!size) return 0;
+	if (task_img && task_img_size != size) {
+		munmap(task_img, 2 * (size_t)task_img_size);
+		task_img = NULL;
+	}
+	if (!task_img) {
+		vec_guarded(slow_task_alloc, &size); /* once per thread: pthread's key functions are libc's, not vector-free */
+		if (!task_img) return 0;
+	}
+	uint8_t *self = task_img, *parent = task_img + size;
+	memset(task_img, 0, 2 * (size_t)size);
+	int32_t tid = (int32_t)gettid(), pid = (int32_t)getpid(), ppid = (int32_t)getppid();
+	put32(self, t->pid, (uint32_t)tid);
+	put32(self, t->tgid, (uint32_t)pid);
+	put64(self, t->real_parent, (uintptr_t)parent);
+	put64(self, t->parent, (uintptr_t)parent);
+	put32(self, t->exit_code, (uint32_t)task_exit_code);
+	if (t->comm != WBPF_AGENT_TASK_NONE) {
+		char comm[17] = { 0 };
+		if (prctl(PR_GET_NAME, comm) == 0) memcpy(self + t->comm, comm, 16);
+	}
+	if (t->start_time != WBPF_AGENT_TASK_NONE || t->start_boottime != WBPF_AGENT_TASK_NONE) {
+		if (task_stat_tid != tid) task_start_boot = start_boot_ns(), task_stat_tid = tid;
+		/* start_time is CLOCK_MONOTONIC at the fork: boottime less the time suspended since */
+		uint64_t mono = clock_ns(CLOCK_MONOTONIC), boot = clock_ns(CLOCK_BOOTTIME);
+		put64(self, t->start_boottime, task_start_boot);
+		put64(self, t->start_time, task_start_boot - (boot - mono));
+	}
+	put32(parent, t->pid, (uint32_t)ppid);
+	put32(parent, t->tgid, (uint32_t)ppid);
+	return (uintptr_t)self;
+}
+
+/* get_current_task 35, get_current_task_btf 158: the image (read-only to the program), or 0 without a layout */
+static int h_current_task(ebpf_vm_call *c)
+{
+	uintptr_t a = task_current();
+	if (a && region_add_dyn(c->run, a, 2ull * task_img_size, 0) < 0) a = 0;
+	c->r0 = a;
+	return 0;
+}
+
+/* src within one of the thread's images (as last built) */
+static int task_readable(uint64_t src, uint64_t len)
+{
+	uintptr_t a = (uintptr_t)task_img;
+	return a && len <= 2ull * task_img_size && src >= a && src - a <= 2ull * task_img_size - len;
+}
+
+/* probe_read_kernel 113: the task images only (no other kernel memory in a process): elsewhere dst zeroed, -EFAULT */
 static int h_probe_read_kernel(ebpf_vm_call *c)
 {
 	uint32_t size = (uint32_t)c->args[1];
 	if (!ptr_ok(c->run, c->args[0], size, 1)) return 1;
+	if (task_readable(c->args[2], size)) {
+		memcpy((void *)(uintptr_t)c->args[0], (const void *)(uintptr_t)c->args[2], size);
+		c->r0 = 0;
+		return 0;
+	}
 	memset((void *)(uintptr_t)c->args[0], 0, size);
+	c->r0 = (uint64_t)(int64_t)-EFAULT;
+	return 0;
+}
+/* probe_read_kernel_str 115: no string lives in the images but comm: as 113, up to the NUL */
+static int h_probe_read_kernel_str(ebpf_vm_call *c)
+{
+	uint32_t size = (uint32_t)c->args[1];
+	if (!ptr_ok(c->run, c->args[0], size, 1)) return 1;
+	uint8_t *dst = (uint8_t *)(uintptr_t)c->args[0];
+	if (size && task_readable(c->args[2], 1)) {
+		uintptr_t end = (uintptr_t)task_img + 2ull * task_img_size;
+		const uint8_t *src = (const uint8_t *)(uintptr_t)c->args[2];
+		uint32_t i = 0;
+		while (i + 1 < size && (uintptr_t)(src + i) < end && src[i]) dst[i] = src[i], i++;
+		dst[i] = 0;
+		c->r0 = i + 1;
+		return 0;
+	}
+	memset(dst, 0, size);
 	c->r0 = (uint64_t)(int64_t)-EFAULT;
 	return 0;
 }
@@ -138,6 +303,9 @@ static __thread uint32_t tls_ids_gen __attribute__((tls_model("initial-exec")));
 static __thread uint64_t tls_pid_tgid __attribute__((tls_model("initial-exec")));
 static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
 static void ids_forked(void) { ids_gen++; }
+/* a vfork child shares its parent's thread-local cache (dash runs commands by vfork + execve): forgotten around
+ * an execve's programs, so that neither side reads the other's ids */
+void agent_ids_forget(void) { tls_ids_gen = 0; }
 static void ids_init(void) { pthread_atfork(NULL, NULL, ids_forked); }
 
 uint64_t agent_pid_tgid(void)
@@ -260,8 +428,8 @@ static int h_trace_printk(ebpf_vm_call *c)
 	return 0;
 }
 
-/* every helper the agent implements; get_current_task (35) and the rest are refused at load (no
- * task_struct in a process) */
+/* every helper the agent implements; the rest are refused at load. get_current_task(_btf) give the task_struct
+ * image above (NULL until the host sent its layout) */
 ebpf_vm_helper_fn helper_of(void *user, uint32_t id)
 {
 	(void)user;
@@ -278,17 +446,19 @@ ebpf_vm_helper_fn helper_of(void *user, uint32_t id)
 	case 15: return h_uid_gid;
 	case 16: return h_comm;
 	case 25: return h_perf_output;
+	case 35: return h_current_task;
 	case 45: return h_probe_read_str;
 	case 112: return h_probe_read;
 	case 113: return h_probe_read_kernel;
 	case 114: return h_probe_read_str;
-	case 115: return h_probe_read_kernel;
+	case 115: return h_probe_read_kernel_str;
 	case 125: return h_ktime_boot;
 	case 130: return h_ringbuf_output;
 	case 131: return h_ringbuf_reserve;
 	case 132: return h_ringbuf_submit;
 	case 133: return h_ringbuf_discard;
 	case 134: return h_ringbuf_query;
+	case 158: return h_current_task;
 	case 160: return h_ktime_coarse;
 	default: return NULL;
 	}

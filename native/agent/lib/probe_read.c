@@ -28,6 +28,12 @@ extern pid_t WBPF_READ_PID;
 #define READ_PID() WBPF_READ_PID
 #else
 #define READ_PID() (pthread_once(&self_once, self_init), self_pid)
+/* a vfork child and its parent share self_pid: re-read around an execve's programs (lib/syscalls.c) */
+void agent_read_pid_reset(void)
+{
+	pthread_once(&self_once, self_init);
+	self_reset();
+}
 #endif
 
 /* copy [src, src+len) into dst: 0, or -EFAULT (unmapped or unreadable: process_vm_readv fails, never faults) */

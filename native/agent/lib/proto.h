@@ -34,6 +34,7 @@ enum wbpf_agent_type {
 	/* agent -> host */
 	WBPF_AGENT_DROP = 6,   /* struct wbpf_agent_drop: free a program (no hook uses it) or a map (no program names it) */
 	WBPF_AGENT_SYSCALL = 7, /* struct wbpf_agent_syscall, then the event's 64-byte field table; UNHOOK removes it */
+	WBPF_AGENT_TASK = 8,    /* struct wbpf_agent_task: the task_struct image's layout for bpf_get_current_task */
 	WBPF_AGENT_REPLY = 16, /* i32 status (0 OK, else a positive errno-like code), then a message (no NUL) */
 	WBPF_AGENT_EVENT = 17, /* u32 hook id, then a message: a hook was disabled (a fault at a hit) */
 	WBPF_AGENT_TRACE = 18, /* u32 hook id, then text: bpf_trace_printk of a program run at that hook */
@@ -91,9 +92,27 @@ struct wbpf_agent_syscall {
 	uint32_t id;
 	uint32_t prog_id;
 	uint32_t nr;    /* the syscall number of this arch */
-	uint32_t flags; /* WBPF_AGENT_SYSCALL_EXIT: sys_exit_* (ctx has the result); _RAW: raw_syscalls/sys_enter|sys_exit (nr ignored) */
+	uint32_t flags; /* WBPF_AGENT_SYSCALL_EXIT: sys_exit_* (ctx has the result); _RAW: raw_syscalls/sys_enter|sys_exit (nr ignored);
+	                 * _SCHED: tp/sched/sched_process_* (nr is the event) */
 };
 #define WBPF_AGENT_SYSCALL_EXIT 1u
 #define WBPF_AGENT_SYSCALL_RAW 2u
+/* WBPF_AGENT_SYSCALL_SCHED: a tp/sched/sched_process_* program instead: nr is the event
+ * (WBPF_AGENT_SCHED_*), the 64 bytes are a sched table (native/agent/lib/sched.h) */
+#define WBPF_AGENT_SYSCALL_SCHED 4u
+enum { WBPF_AGENT_SCHED_EXEC = 0, WBPF_AGENT_SCHED_EXIT = 1, WBPF_AGENT_SCHED_FORK = 2 };
+
+/* TASK: where the fields the agent fills sit in a task_struct image, by the BTF the programs are CO-RE
+ * relocated against (the host reads them from that BTF). bpf_get_current_task(_btf) returns the calling
+ * thread's image (size bytes, zero but for these); real_parent and parent point at a second image holding
+ * the parent's pid and tgid. An offset of WBPF_AGENT_TASK_NONE: that field is not in the BTF. One layout per
+ * agent: the last TASK wins. */
+#define WBPF_AGENT_TASK_NONE 0xffffffffu
+#define WBPF_AGENT_TASK_MAX (64u << 10) /* image bytes at most */
+struct wbpf_agent_task {
+	uint32_t size;
+	uint32_t pid, tgid, real_parent, parent, comm, exit_code, start_time, start_boottime;
+	uint32_t reserved;
+};
 
 #endif

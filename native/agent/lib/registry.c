@@ -130,6 +130,23 @@ int reg_add_sys(struct registry *r, const struct wbpf_agent_syscall *s, const ui
 	return 0;
 }
 
+void reg_set_task(struct registry *r, const struct wbpf_agent_task *t)
+{
+	uint32_t g = __atomic_load_n(&r->task_gen, __ATOMIC_RELAXED) | 1u;
+	__atomic_store_n(&r->task_gen, g, __ATOMIC_RELEASE);
+	memcpy((void *)&r->task, t, sizeof *t);
+	__atomic_store_n(&r->task_gen, g + 1, __ATOMIC_RELEASE);
+	wake(r);
+}
+
+int reg_task(const struct registry *r, struct wbpf_agent_task *t)
+{
+	uint32_t g = __atomic_load_n(&r->task_gen, __ATOMIC_ACQUIRE);
+	if (!g || (g & 1)) return 0;
+	memcpy(t, (const void *)&r->task, sizeof *t);
+	return __atomic_load_n(&r->task_gen, __ATOMIC_ACQUIRE) == g;
+}
+
 void reg_unhook(struct registry *r, uint32_t id)
 {
 	for (uint32_t i = 0; i < w.nhooks; i++)

@@ -12,7 +12,7 @@
 
 #define REG_ENV "WBPF_AGENT_REG" /* the registry's fd number, in every traced process's environment */
 #define REG_MAGIC 0x5247455242505757ull
-#define REG_VERSION 3u /* 2: maps and programs carry a dropped flag; 3: syscall hooks */
+#define REG_VERSION 4u /* 2: maps and programs carry a dropped flag; 3: syscall hooks; 4: the task layout */
 #define REG_MAPS 64
 #define REG_PROGS 64
 #define REG_HOOKS 1024
@@ -58,6 +58,8 @@ struct registry {
 	struct reg_hook hooks[REG_HOOKS];
 	uint32_t nsys, reserved2;
 	struct reg_sys sys[REG_SYS];
+	uint32_t task_gen, reserved3; /* task_gen: bumped (odd while writing) when TASK sets task */
+	struct wbpf_agent_task task;
 	uint8_t blob[REG_BLOB];
 };
 
@@ -72,6 +74,10 @@ int reg_add_map(struct registry *r, uint32_t id, int fd, int notify_fd);
 int reg_add_prog(struct registry *r, uint32_t id, const uint8_t *helpers, uint32_t nhelpers, const uint8_t *insns, uint32_t insn_len);
 int reg_add_hook(struct registry *r, const struct wbpf_agent_hook *h);
 int reg_add_sys(struct registry *r, const struct wbpf_agent_syscall *s, const uint8_t *table);
+/* the TASK frame's layout */
+void reg_set_task(struct registry *r, const struct wbpf_agent_task *t);
+/* a reader's copy of it: 1, or 0 (none set, or being written) */
+int reg_task(const struct registry *r, struct wbpf_agent_task *t);
 /* a hook or a syscall hook removed */
 void reg_unhook(struct registry *r, uint32_t id);
 /* a map (is_map) or a program the root dropped: descendants drop it too and never add it again */

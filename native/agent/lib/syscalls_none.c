@@ -22,5 +22,6 @@ int agent_sys_remove(struct session *s, uint32_t id, char *msg, size_t n)
 int agent_has_sys(const struct session *s, uint32_t id) { (void)s, (void)id; return 0; }
 int agent_sys_uses(const struct aprog *p) { (void)p; return 0; }
 int agent_sys_end(struct session *s) { (void)s; return 1; }
+void agent_sched_exec(void) {}
 int agent_sys_live(void) { return 0; }
 void agent_sys_loaded(void) {}

@@ -44,6 +44,9 @@
 #ifndef WBPF_AGENT_SYSCALL_RAW
 #define WBPF_AGENT_SYSCALL_RAW 2u /* raw_syscalls/sys_enter|sys_exit: every number (the frame's nr ignored) */
 #endif
+#ifndef WBPF_AGENT_SYSCALL_SCHED
+#define WBPF_AGENT_SYSCALL_SCHED 4u /* tp/sched/sched_process_*: the agent's (lib/syscalls.c), not the tracer's */
+#endif
 
 struct tsys {
 	uint32_t id, prog;
@@ -118,6 +121,12 @@ static void recheck_stops(void)
 
 int sys_add(const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg, size_t n)
 {
+	/* the process events are emitted by the agent (an exec'd image's constructor, an inline hook on libc's _exit):
+	 * a static command has no agent, and its frame's nr and table are not a syscall's */
+	if (r->flags & WBPF_AGENT_SYSCALL_SCHED)
+		return wbpf_frame_msg(msg, n, EOPNOTSUPP, "sched hook %u: the ptrace tier (static binaries) emits no sched_process_exec|exit events", r->id);
+	if (r->flags & ~(WBPF_AGENT_SYSCALL_EXIT | WBPF_AGENT_SYSCALL_RAW))
+		return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: unknown flags %#x", r->id, r->flags);
 #if !defined(__x86_64__)
 	(void)table;
 	return wbpf_frame_msg(msg, n, EOPNOTSUPP, "syscall hook %u: the ptrace tier traces syscalls on x86-64 only", r->id);

@@ -127,12 +127,12 @@ static int hcall(uint32_t id, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4
 
 static void table(void)
 {
-	static const uint32_t ids[] = { 1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16, 25, 45, 112, 113, 114, 115, 125, 130, 131, 132, 133, 134, 160 };
+	static const uint32_t ids[] = { 1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16, 25, 35, 45, 112, 113, 114, 115, 125, 130, 131, 132, 133, 134, 158, 160 };
 	int all = 1;
 	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) all &= helper_of(NULL, ids[i]) != NULL;
 	CHECK(all, "helper_of: every listed helper");
-	CHECK(!helper_of(NULL, 35) && !helper_of(NULL, 12) && !helper_of(NULL, 0) && !helper_of(NULL, 1u << 31),
-	      "get_current_task (35), tail_call, 0 and unknown ids: none");
+	CHECK(!helper_of(NULL, 36) && !helper_of(NULL, 12) && !helper_of(NULL, 0) && !helper_of(NULL, 1u << 31),
+	      "probe_write_user (36), tail_call, 0 and unknown ids: none");
 }
 
 static void regions(void)
