@@ -66,7 +66,8 @@ function nobodyEnv(): NodeJS.ProcessEnv {
 }
 
 function run(app: string, backend: readonly string[], prefix: readonly string[] = []): { stdout: string; stderr: string } {
-  const args = [...prefix, process.execPath, CLI, 'run', '--verbose', ...backend, app, '-j', '--', '/bin/sh', '-c', SCRIPT];
+  // execve: -x (execsnoop's --fails) so that the script's failed exec is reported too
+  const args = [...prefix, process.execPath, CLI, 'run', '--verbose', ...backend, app, '-j', ...(app === EXECVE ? ['-x'] : []), '--', '/bin/sh', '-c', SCRIPT];
   const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8', timeout: 90_000, env: prefix.length ? nobodyEnv() : process.env });
   return { stdout: String(r.stdout), stderr: String(r.stderr) };
 }
