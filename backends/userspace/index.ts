@@ -434,7 +434,7 @@ export class UserspaceObject implements LoadedObject {
     const sys = syscallEvent(p.info.section);
     if (!USERSPACE_HEADS.has(head) && !sys) {
       throw new BackendError(
-        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_* programs in launched commands on x86_64 (this is a ${head} program)`,
+        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_* programs in launched commands on x86_64 and arm64 (this is a ${head} program)`,
         E.EOPNOTSUPP,
         '',
         'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel',

@@ -16,10 +16,11 @@ export const BUILT_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['l
  */
 export const USERSPACE_ATTACH: ReadonlySet<string> = new Set<string>(['uprobe', 'uprobe.s', 'uretprobe', 'uretprobe.s']);
 
-/** Syscall tracepoints it attaches too, on these arches: the agent rewrites libc's syscall sites of the
- *  number in the launched command (backends/userspace/SYSCALLS.md) */
+/** Syscall tracepoints it attaches too, on these arches: on x86_64 the agent rewrites libc's syscall sites of
+ *  the number in the launched command, on arm64 (and for static commands) the ptrace tier's seccomp filter
+ *  stops at it (backends/userspace/SYSCALLS.md) */
 export const USERSPACE_SYSCALL_TP = /^(tp|tracepoint)\/syscalls\/sys_(enter|exit)_[a-z0-9_]+$/;
-export const USERSPACE_SYSCALL_ARCHES: ReadonlySet<string> = new Set<string>(['x86_64']);
+export const USERSPACE_SYSCALL_ARCHES: ReadonlySet<string> = new Set<string>(['x86_64', 'arm64']);
 const SYSCALL_TP_TEXT = `tracepoint/syscalls/sys_enter_*|sys_exit_* (${[...USERSPACE_SYSCALL_ARCHES].join(', ')})`;
 
 /** the userspace backend attaches a program of this section on this arch (system.arch.normalized) */

@@ -29,9 +29,9 @@ export function syscallTarget(section: string): SyscallTarget {
   const m = key ? /^sys_(enter|exit)_(.+)$/.exec(key[1]) : null;
   if (!key || !m) throw new BackendError(`'${section}' is not a syscall tracepoint (tracepoint/syscalls/sys_enter_NAME or sys_exit_NAME)`, ERRNO.EINVAL);
   const arch = hostArch();
-  if (arch !== 'x86_64') {
+  if (arch === undefined) {
     throw new BackendError(
-      `attaching '${section}' is not supported by the userspace backend yet: it traces syscalls on x86_64 only so far (this is ${arch ?? 'another arch'})`,
+      `attaching '${section}' is not supported by the userspace backend: it traces syscalls on x86_64 and arm64 only`,
       ERRNO.EOPNOTSUPP, '', 'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel');
   }
   const event = `${key[0]}/${key[1]}`;
