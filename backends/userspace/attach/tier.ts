@@ -72,7 +72,7 @@ export function launchTier(command: readonly string[], choice: TierChoice, env: 
   const file = command[0] === undefined ? undefined : commandFile(command[0], env);
   if (file !== undefined && isStaticElf(file)) return { tier: 'ptrace', why: `${file} is statically linked: no loader to preload the agent` };
   if (syscalls && !AGENT_SYSCALL_ARCHES.has(arch)) {
-    return { tier: 'ptrace', why: `the app has syscall tracepoint programs and the agent rewrites no syscall sites on ${arch}: the ptrace tier's seccomp filter stops at the traced syscalls (every one costs a stop, ~10-50 us)` };
+    return { tier: 'ptrace', why: `the app has syscall tracepoint programs and the agent rewrites no syscall sites on ${arch}: the ptrace tier's seccomp filter stops at the traced syscalls (each traced call costs a stop: tens of microseconds)` };
   }
   return { tier: 'agent', why: 'the agent is preloaded' };
 }
