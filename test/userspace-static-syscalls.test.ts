@@ -122,7 +122,7 @@ function nobodyEnv(): NodeJS.ProcessEnv {
 const NOBODY = ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
 if (process.arch !== 'x64') {
-  t.pass('the ptrace tier traces syscalls on x86_64 only');
+  t.pass('these host tests run on x86_64 (arm64: test/userspace-syscalls-arm64.test.ts in the qemu guest)');
 } else {
   t.setTimeout(300_000);
   fs.mkdirSync(OUT, { recursive: true });

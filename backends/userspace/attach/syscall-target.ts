@@ -62,9 +62,9 @@ export function syscallTarget(section: string): SyscallTarget {
   const shown = shownSection(section);
   if (!key || !m) throw new BackendError(`'${shown}' is not a syscall tracepoint (tracepoint/syscalls/sys_enter_NAME or sys_exit_NAME, tracepoint/raw_syscalls/sys_enter or sys_exit)`, ERRNO.EINVAL);
   const arch = hostArch();
-  if (arch !== 'x86_64') {
+  if (arch === undefined) {
     throw new BackendError(
-      `attaching '${section}' is not supported by the userspace backend yet: it traces syscalls on x86_64 only so far (this is ${arch ?? 'another arch'})`,
+      `attaching '${section}' is not supported by the userspace backend: it traces syscalls on x86_64 and arm64 only`,
       ERRNO.EOPNOTSUPP, '', 'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel');
   }
   const event = `${key[0]}/${key[1]}`;

@@ -59,11 +59,21 @@ export function isStaticElf(file: string): boolean {
   }
 }
 
-/** the tier of a launched command, and why */
-export function launchTier(command: readonly string[], choice: TierChoice, env: NodeJS.ProcessEnv = process.env): { tier: UserspaceTier; why: string } {
+/** the arches whose agent rewrites libc's syscall sites (native/agent/sys/); elsewhere syscall tracepoints
+ * go to the ptrace tier (its seccomp filter stops at the traced numbers) */
+export const AGENT_SYSCALL_ARCHES: ReadonlySet<string> = new Set<string>(['x64']);
+
+/**
+ * The tier of a launched command, and why. `syscalls`: the app has tracepoint/syscalls programs the userspace
+ * backend may run; on an arch whose agent cannot run them (arm64) they go to the ptrace tier.
+ */
+export function launchTier(command: readonly string[], choice: TierChoice, env: NodeJS.ProcessEnv = process.env, syscalls = false, arch: string = process.arch): { tier: UserspaceTier; why: string } {
   if (choice !== 'auto') return { tier: choice, why: `forced (--userspace-tier / WBPF_USERSPACE_TIER=${choice})` };
   const file = command[0] === undefined ? undefined : commandFile(command[0], env);
   if (file !== undefined && isStaticElf(file)) return { tier: 'ptrace', why: `${file} is statically linked: no loader to preload the agent` };
+  if (syscalls && !AGENT_SYSCALL_ARCHES.has(arch)) {
+    return { tier: 'ptrace', why: `the app has syscall tracepoint programs and the agent rewrites no syscall sites on ${arch}: the ptrace tier's seccomp filter stops at the traced syscalls (each traced call costs a stop: tens of microseconds)` };
+  }
   return { tier: 'agent', why: 'the agent is preloaded' };
 }
 

@@ -1,4 +1,4 @@
-/* Syscall tracepoints in the ptrace tier (x86-64): tp/syscalls/sys_enter_* and sys_exit_* programs (the
+/* Syscall tracepoints in the ptrace tier (x86-64 and arm64; the registers in ptrace/ARCH/sys.c): tp/syscalls/sys_enter_* and sys_exit_* programs (the
  * SYSCALL frame, lib/proto.h), and raw_syscalls/sys_enter|sys_exit (the frame's RAW flag: every number), for
  * processes no agent can enter (static binaries). Two mechanisms:
  *
@@ -7,7 +7,7 @@
  *   that returns SECCOMP_RET_TRACE for the traced numbers only (every number when a raw_syscalls program is
  *   attached) and SECCOMP_RET_ALLOW for the rest: only a
  *   traced number stops (PTRACE_EVENT_SECCOMP: the enter programs run on its registers); a number with exit
- *   programs is resumed with PTRACE_SYSCALL once, and its syscall-exit-stop runs them with rax. The filter is
+ *   programs is resumed with PTRACE_SYSCALL once, and its syscall-exit-stop runs them with the result (rax, x0). The filter is
  *   inherited by every thread, fork child and exec'd program of the command and can never be removed: without
  *   a tracer a RET_TRACE call fails with ENOSYS, so once a filter is in, the tracer stays the tree's tracer
  *   until the tree ends (after the run it only passes the stops through: see main.c).
@@ -16,7 +16,8 @@
  *   behind at detach.
  *
  * The ctx is the kernel's: the record the host's field table describes (sys/record.c), its first 8 bytes
- * pointing at the pt_regs image that follows it (the stopped thread's registers; rax -ENOSYS at entry). */
+ * pointing at the pt_regs image that follows it (the stopped thread's registers; rax -ENOSYS at entry on
+ * x86-64, x0 the first argument at entry on arm64, the result at exit). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -67,7 +68,6 @@ static int filtered(int nr)
 }
 static int covered(const struct tsys *a) { return a->raw ? sys_filtered && filter_all : filtered(a->nr); }
 
-#if defined(__x86_64__)
 /* the tracer (and so the command it forked) has CAP_SYS_ADMIN: a filter without no_new_privs */
 static int admin(void)
 {
@@ -79,7 +79,6 @@ static int admin(void)
 	if (f) fclose(f);
 	return (cap >> 21) & 1;
 }
-#endif
 
 static struct tsys *sys_find(uint32_t id)
 {
@@ -124,13 +123,9 @@ int sys_add(const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg,
 	/* the process events are emitted by the agent (an exec'd image's constructor, an inline hook on libc's _exit):
 	 * a static command has no agent, and its frame's nr and table are not a syscall's */
 	if (r->flags & WBPF_AGENT_SYSCALL_SCHED)
-		return wbpf_frame_msg(msg, n, EOPNOTSUPP, "sched hook %u: the ptrace tier (static binaries) emits no sched_process_exec|exit events", r->id);
+		return wbpf_frame_msg(msg, n, EOPNOTSUPP, "sched hook %u: the ptrace tier (static binaries, and every command on arm64) emits no sched_process_exec|exit events", r->id);
 	if (r->flags & ~(WBPF_AGENT_SYSCALL_EXIT | WBPF_AGENT_SYSCALL_RAW))
 		return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: unknown flags %#x", r->id, r->flags);
-#if !defined(__x86_64__)
-	(void)table;
-	return wbpf_frame_msg(msg, n, EOPNOTSUPP, "syscall hook %u: the ptrace tier traces syscalls on x86-64 only", r->id);
-#else
 	if (!r->id || r->id >= 0xfffffffeu) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: ids 0, 0xfffffffe and 0xffffffff are reserved", r->id);
 	if (sys_find(r->id) || tables_hook(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "syscall hook %u: id in use", r->id);
 	int raw = (r->flags & WBPF_AGENT_SYSCALL_RAW) != 0;
@@ -160,7 +155,6 @@ int sys_add(const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg,
 	recheck_stops();
 	if (raw) return wbpf_frame_msg(msg, n, 0, "syscall hook %u on raw_syscalls/sys_%s, every number (ptrace tier: %s)", r->id, exit ? "exit" : "enter", how);
 	return wbpf_frame_msg(msg, n, 0, "syscall hook %u on sys_%s of syscall %u (ptrace tier: %s)", r->id, exit ? "exit" : "enter", r->nr, how);
-#endif
 }
 
 /* 1 and the reply when id is a syscall hook, else 0 */
@@ -181,12 +175,11 @@ void sys_end(void)
 	switch_stops(0);
 }
 
-#if defined(__x86_64__)
-/* one syscall made by the stopped task t at its pc (a `syscall` instruction there): its result, or -errno of ptrace */
+/* one syscall made by the stopped task t at its pc (the arch's syscall instruction there): its result, or -errno of ptrace */
 static long inject(struct task *t, const struct user_regs_struct *at, long nr, uint64_t a0, uint64_t a1, uint64_t a2)
 {
 	struct user_regs_struct q = *at;
-	q.rax = (uint64_t)nr, q.orig_rax = (uint64_t)-1, q.rdi = a0, q.rsi = a1, q.rdx = a2;
+	sys_regs_call(t->tid, &q, nr, a0, a1, a2);
 	if (regs_set(t->tid, &q) < 0 || ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0) return -errno;
 	for (;;) {
 		int st;
@@ -203,7 +196,7 @@ static long inject(struct task *t, const struct user_regs_struct *at, long nr, u
 		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0) return -errno;
 	}
 	if (regs_get(t->tid, &q) < 0) return -ESRCH;
-	return (long)q.rax;
+	return sys_regs_result(&q);
 }
 
 /* the command's filter, made by the command: t is the launched root, stopped at its exec (no instruction run) */
@@ -224,12 +217,12 @@ static int install(struct task *t, char *why, size_t n)
 	}
 	if (all) k = 0; /* every number stops: no list */
 	if (!k && !all) return 0;
-	/* arch != x86_64 (an int 0x80 call: i386 numbers) and x32 numbers run on: the kernel's tracepoint would see them
-	 * with other numbers, and so are not traced here */
+	/* arch != the native one (x86-64's int 0x80 calls: i386 numbers; arm64's 32-bit tasks) and x32 numbers run on:
+	 * the kernel's tracepoint would see them with other numbers, and so are not traced here */
 	struct sock_filter f[FILTER_MAX_NRS + 6];
 	unsigned m = 0;
 	f[m++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-	f[m++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	f[m++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, sys_audit_arch, 1, 0);
 	f[m++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	if (!all) {
 		f[m++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
@@ -238,7 +231,8 @@ static int install(struct task *t, char *why, size_t n)
 	}
 	f[m++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
 
-	/* out of the exec: a single step reports at the syscall's exit, before the program's first instruction */
+	/* out of the exec: a single step reports at the syscall's exit, before the program's first instruction (on
+	 * x86-64 and arm64 alike) */
 	struct user_regs_struct at, saved;
 	if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0) return snprintf(why, n, "PTRACE_SINGLESTEP: %s", strerror(errno)), -1;
 	int st;
@@ -252,13 +246,14 @@ static int install(struct task *t, char *why, size_t n)
 	if (regs_get(t->tid, &at) < 0) return snprintf(why, n, "reading its registers: %s", strerror(errno)), -1;
 	saved = at;
 	/* the filter and its sock_fprog below the stack pointer (the exec maps 128 KiB of stack below it), then a
-	 * `syscall` instruction over the entry's first 2 bytes, put back after */
-	uint64_t base = (at.rsp - 8192) & ~15ull;
+	 * syscall instruction over the entry's first bytes (2 on x86-64, 4 on arm64), put back after */
+	uint64_t base = (regs_sp(&at) - 8192) & ~15ull;
 	struct sock_fprog prog = { .len = (unsigned short)m, .filter = (struct sock_filter *)(uintptr_t)(base + 32) };
-	uint8_t orig[2], sc[2] = { 0x0f, 0x05 };
+	uint8_t orig[4];
+	uint64_t pc = regs_pc(&at);
 	int rc = -1;
-	if (mem_write(t->p, base, &prog, sizeof prog) < 0 || mem_write(t->p, base + 32, f, m * sizeof f[0]) < 0 || mem_read(t->p, at.rip, orig, 2) < 0 ||
-	    mem_write(t->p, at.rip, sc, 2) < 0) {
+	if (mem_write(t->p, base, &prog, sizeof prog) < 0 || mem_write(t->p, base + 32, f, m * sizeof f[0]) < 0 || mem_read(t->p, pc, orig, sys_insn_len) < 0 ||
+	    mem_write(t->p, pc, sys_insn, sys_insn_len) < 0) {
 		snprintf(why, n, "writing the filter into the command's memory: %s", strerror(errno));
 	} else {
 		long r = inject(t, &at, SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, base);
@@ -270,7 +265,7 @@ static int install(struct task *t, char *why, size_t n)
 		}
 		if (r < 0) snprintf(why, n, "seccomp(SECCOMP_SET_MODE_FILTER) in the command: %s", strerror((int)-r));
 		else rc = 0;
-		(void)mem_write(t->p, saved.rip, orig, 2);
+		(void)mem_write(t->p, pc, orig, sys_insn_len);
 	}
 	(void)regs_set(t->tid, &saved);
 	if (rc == 0) {
@@ -281,21 +276,16 @@ static int install(struct task *t, char *why, size_t n)
 	}
 	return rc;
 }
-#endif
 
 /* START of a launched command: its filter (the root is at its exec stop); a failure falls back to the stops */
 void sys_start(struct task *root)
 {
-#if defined(__x86_64__)
 	char why[200];
 	if (install(root, why, sizeof why) < 0) {
 		/* said on the command's stderr (the tracer's): the run is slower than the user was told */
 		fprintf(stderr, "wbpf-ptrace: no seccomp filter in the command (%s): every syscall stops instead (PTRACE_SYSCALL, ~10 us each)\n", why);
 		tlog("no filter: %s", why);
 	}
-#else
-	(void)root;
-#endif
 	recheck_stops();
 }
 
@@ -304,14 +294,13 @@ const char *sys_mode(void)
 	return sys_filtered ? (nnp ? "seccomp filter (no_new_privs)" : "seccomp filter") : sys_stops ? "every syscall stops" : "none";
 }
 
-#if defined(__x86_64__)
-static void run(struct task *t, struct user_regs_struct *regs, int exit)
+static void run(struct task *t, struct user_regs_struct *regs, int nr, int exit)
 {
-	int nr = (int)regs->orig_rax;
 	struct wbpf_pt_regs img;
 	_Static_assert(sizeof img <= sizeof *regs, "pt_regs is a prefix of user_regs_struct");
 	memcpy(&img, regs, sizeof img);
-	uint64_t args[6] = { regs->rdi, regs->rsi, regs->rdx, regs->r10, regs->r8, regs->r9 };
+	uint64_t args[6];
+	sys_regs_args(regs, args);
 	uint8_t buf[REC_MAX + sizeof img] __attribute__((aligned(16)));
 	int ran = 0;
 	for (unsigned i = 0; i < MAX_TSYS; i++) {
@@ -320,7 +309,7 @@ static void run(struct task *t, struct user_regs_struct *regs, int exit)
 		size_t size = a->t.size;
 		memcpy(buf + size, &img, sizeof img);
 		/* the record's pointer is the image's address in the program's ctx region: buf's own */
-		wbpf_sys_record(&a->t, buf, REC_MAX, (int32_t)t->tid, 1, (uint64_t)(uintptr_t)(buf + size), nr, args, (long)regs->rax);
+		wbpf_sys_record(&a->t, buf, REC_MAX, (int32_t)t->tid, 1, (uint64_t)(uintptr_t)(buf + size), nr, args, sys_regs_ret(regs));
 		char why[200];
 		ran = 1;
 		if (tables_exec(a->id, a->prog, t, buf, size + sizeof img, why, sizeof why) == 0) continue;
@@ -338,21 +327,19 @@ static int wants(int nr, int exit)
 		if (tsyss[i].live && !tsyss[i].disabled && (tsyss[i].raw || tsyss[i].nr == nr) && tsyss[i].exit == exit) return 1;
 	return 0;
 }
-#endif
 
 /* a seccomp stop (seccomp = 1) or a syscall stop (SIGTRAP | 0x80) of t: the programs, then t resumes */
 void sys_event(struct task *t, int seccomp)
 {
-#if defined(__x86_64__)
 	struct user_regs_struct regs;
 	if (regs_get(t->tid, &regs) < 0) {
 		task_resume(t);
 		return;
 	}
-	int nr = (int)regs.orig_rax;
+	int nr = sys_regs_nr(t->tid, &regs);
 	if (seccomp) {
 		/* enter programs, unless its entry stop ran them (every syscall stops) */
-		if (!t->sys_entered) run(t, &regs, 0);
+		if (!t->sys_entered) run(t, &regs, nr, 0);
 		t->sys_entered = 0;
 		t->sys_exit = wants(nr, 1);
 	} else {
@@ -360,17 +347,14 @@ void sys_event(struct task *t, int seccomp)
 		long k = ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof info, info);
 		int exit = k > 0 ? info[0] == 2 : t->sys_entered;
 		if (!exit) {
-			run(t, &regs, 0);
+			run(t, &regs, nr, 0);
 			t->sys_entered = 1;
 			t->sys_exit = wants(nr, 1);
 		} else {
-			if (t->sys_exit || sys_stops) run(t, &regs, 1);
+			if (t->sys_exit || sys_stops) run(t, &regs, nr, 1);
 			t->sys_entered = 0;
 			t->sys_exit = 0;
 		}
 	}
-#else
-	(void)seccomp;
-#endif
 	task_resume(t);
 }

@@ -113,6 +113,19 @@ int arch_ret_of(struct proc *p, const struct user_regs_struct *r, uint64_t *ra, 
  * (the caller single-steps it) */
 int arch_emulate(struct proc *p, struct user_regs_struct *r, const struct bp *b);
 
+/* ---- the arch's syscall side (ptrace/x86_64/sys.c, ptrace/arm64/sys.c): the syscall tracepoints' registers ---- */
+extern const uint32_t sys_audit_arch;             /* seccomp_data.arch of the arch's native calls (AUDIT_ARCH_*) */
+extern const uint8_t sys_insn[4];                 /* the syscall instruction (syscall; svc #0), sys_insn_len bytes */
+extern const unsigned sys_insn_len;
+/* the number of the syscall t is stopped in (a seccomp, syscall-entry or syscall-exit stop), or -1 */
+int sys_regs_nr(pid_t tid, const struct user_regs_struct *r);
+/* its arguments (meaningful at the seccomp and entry stops) and its result (at the exit stop) */
+void sys_regs_args(const struct user_regs_struct *r, uint64_t args[6]);
+long sys_regs_ret(const struct user_regs_struct *r);
+/* r set up for one injected call of nr (a0..a2) by the instruction at its pc; the result after the step */
+void sys_regs_call(pid_t tid, struct user_regs_struct *r, long nr, uint64_t a0, uint64_t a1, uint64_t a2);
+long sys_regs_result(const struct user_regs_struct *r);
+
 /* ---- breakpoints, memory and registers (bp.c) ---- */
 int regs_get(pid_t tid, struct user_regs_struct *r);
 int regs_set(pid_t tid, const struct user_regs_struct *r);

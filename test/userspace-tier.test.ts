@@ -1,0 +1,34 @@
+// Which tier a launched command goes to (backends/userspace/attach/tier.ts's launchTier): static commands to
+// the ptrace tier; on an arch whose agent rewrites no syscall sites (arm64), an app with syscall tracepoint
+// programs too (the ptrace tier's seccomp filter stops at the traced numbers); a forced tier wins. The arm64
+// guest runs the real thing (test/userspace-syscalls-arm64.test.ts).
+import t from 'tap';
+import { launchTier, AGENT_SYSCALL_ARCHES } from '../backends/userspace/attach/tier.js';
+import { userspaceAttaches } from '../src/probe/backends.js';
+
+const SH = ['/bin/sh', '-c', 'true'];
+
+t.test('a dynamic command: the agent, unless syscall programs meet an arch without the rewriter', async (tt) => {
+  tt.equal(launchTier(SH, 'auto', process.env, false, 'x64').tier, 'agent', 'x64, uprobes only');
+  tt.equal(launchTier(SH, 'auto', process.env, true, 'x64').tier, 'agent', 'x64, syscall programs: the agent rewrites libc');
+  tt.equal(launchTier(SH, 'auto', process.env, false, 'arm64').tier, 'agent', 'arm64, uprobes only');
+  const a = launchTier(SH, 'auto', process.env, true, 'arm64');
+  tt.equal(a.tier, 'ptrace', 'arm64, syscall programs: the ptrace tier');
+  tt.match(a.why, /syscall tracepoint programs.*no syscall sites on arm64.*seccomp filter/, '--verbose says why');
+  tt.same([...AGENT_SYSCALL_ARCHES], ['x64']);
+});
+
+t.test('forced and static commands are unchanged', async (tt) => {
+  tt.equal(launchTier(SH, 'agent', process.env, true, 'arm64').tier, 'agent', '--userspace-tier agent wins');
+  tt.equal(launchTier(SH, 'ptrace', process.env, false, 'x64').tier, 'ptrace', '--userspace-tier ptrace wins');
+  tt.equal(launchTier(['/no/such/cmd'], 'auto', process.env, true, 'x64').tier, 'agent', 'an unknown command: the launch reports it');
+});
+
+t.test('the userspace backend attaches syscall tracepoints on x86_64 and arm64', async (tt) => {
+  for (const arch of ['x86_64', 'arm64']) {
+    tt.ok(userspaceAttaches('tracepoint/syscalls/sys_enter_openat', arch), `sys_enter_openat on ${arch}`);
+    tt.ok(userspaceAttaches('tp/syscalls/sys_exit_openat', arch), `sys_exit_openat on ${arch}`);
+  }
+  tt.notOk(userspaceAttaches('tracepoint/syscalls/sys_enter_openat', 'riscv64'), 'not on riscv64');
+  tt.notOk(userspaceAttaches('tracepoint/sched/sched_switch', 'arm64'), 'not other tracepoints');
+});
