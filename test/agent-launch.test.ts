@@ -9,7 +9,7 @@ import path from 'node:path';
 import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
 import type { ChannelHook } from '../backends/userspace/attach/channel.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
-import { AGENT_DIR, PARM1, RC, RINGBUF, counterMap, counting, hookRequest, launchUnderAgent, peekCounter, sleep, tasks, type Launched } from './agent-common.js';
+import { AGENT_DIR, PARM1, RC, RINGBUF, counterMap, counting, hookRequest, launchUnderAgent, peekCounter, sleep, tasks, type Launched, ringRecords } from './agent-common.js';
 import { BUILD, FIXTURES, pollUntil as until } from './helpers.js';
 
 const OUT = path.join(BUILD, 'agent');
@@ -46,14 +46,6 @@ function readCounter(tt: Tap.Test, native: NativeAddon, counter: NativeShmMap, k
   return v;
 }
 
-/** the 8-byte records of the ring, as u64s */
-function records(native: NativeAddon, ring: NativeShmMap, max: number): bigint[] {
-  const out = new Uint8Array(max * 16 + 64);
-  const n = native.shmRingPoll(ring.id, 1000, out, -1);
-  const b = Buffer.from(out);
-  return Array.from({ length: Math.max(0, n) }, (_, i) => b.readBigUInt64LE(i * 16 + 8));
-}
-
 const hookOf = (func: string, id: number, progId: number, retprobe = false): ChannelHook => hookRequest(TARGET, func, id, progId, retprobe);
 
 if (process.arch !== 'x64') {
@@ -74,7 +66,7 @@ if (process.arch !== 'x64') {
     const ring = run.ring as NativeShmMap;
 
     tt.equal(agent.sendProgram({ id: 7, insns: PROGRAM }), 'prog 7', 'the engine loads the program');
-    tt.throws(() => agent.sendProgram({ id: 8, insns: assemble('call 35\nexit') }), /helper 35 is not implemented by the agent/,
+    tt.throws(() => agent.sendProgram({ id: 8, insns: assemble('call 26\nexit') }), /helper 26 is not implemented by the agent/,
       'a helper the agent lacks is refused');
     tt.throws(() => agent.sendProgram({ id: 9, insns: assemble('ja +5\nexit') }), /out of range/, 'the engine\'s refusal is answered');
     tt.match(agent.sendHook(hookOf('target', 3, 7)), /^hook 3 at 0x[0-9a-f]+$/, 'the agent hooks target');
@@ -85,7 +77,7 @@ if (process.arch !== 'x64') {
     child.stdin?.write('1');
     tt.ok(await until(() => stdout().includes('round 0 done'), 20_000), 'round 0 ran');
     tt.equal(readCounter(tt, native, counter, 0), BigInt(N), 'the counter reads N');
-    tt.same(records(native, ring, N), Array.from({ length: N }, (_, i) => BigInt(i + 1)), 'each record holds PARM1 of its call');
+    tt.same(ringRecords(native, ring, N, 1000), Array.from({ length: N }, (_, i) => BigInt(i + 1)), 'each record holds PARM1 of its call');
     agent.poll();
     tt.same(agent.notices, [], 'no hook was disabled');
 
@@ -190,7 +182,7 @@ if (process.arch !== 'x64') {
     child.stdin?.write('1');
     tt.ok(await until(() => stdout().includes('round 0 done'), 30_000), 'round 0 ran');
     tt.equal(readCounter(tt, native, counter, 0), BigInt(THREADS * CALLS), 'the counter reads THREADS x CALLS');
-    const args = records(native, ring, THREADS * CALLS);
+    const args = ringRecords(native, ring, THREADS * CALLS, 1000);
     tt.equal(args.length, THREADS * CALLS, 'one record per call');
     const seen = new Map<bigint, number>();
     for (const a of args) seen.set(a, (seen.get(a) ?? 0) + 1);
@@ -247,7 +239,7 @@ if (process.arch !== 'x64') {
     tt.equal(readCounter(tt, native, counter, 0), BigInt(N), 'the entry program ran N times');
     if (hasRet) {
       tt.equal(readCounter(tt, native, counter, 1), BigInt(N), 'the return program ran N times');
-      tt.same(records(native, ring as NativeShmMap, N), Array.from({ length: N }, (_, i) => BigInt((i + 1) * 3 + 1)), 'each record holds the return value');
+      tt.same(ringRecords(native, ring as NativeShmMap, N, 1000), Array.from({ length: N }, (_, i) => BigInt((i + 1) * 3 + 1)), 'each record holds the return value');
     } else {
       tt.equal(readCounter(tt, native, counter, 1), 0n, 'no wbpf_hook_ret_arm in this build: the return program never ran');
     }
