@@ -110,3 +110,18 @@ export function launchUnderAgent(tt: Tap.Test, agentSo: string, argv: string[], 
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { agent, child, stdout: () => out, exited };
 }
+
+/** the u64 records of an agent's shared ring (16 bytes each: an 8-byte header, then the value) */
+export function ringRecords(native: NativeAddon, ring: NativeShmMap, max: number, timeoutMs = 200): bigint[] {
+  const buf = new Uint8Array(max * 16 + 64);
+  const n = native.shmRingPoll(ring.id, timeoutMs, buf, -1);
+  const b = Buffer.from(buf);
+  return Array.from({ length: Math.max(0, n) }, (_, i) => b.readBigUInt64LE(i * 16 + 8));
+}
+
+/** eBPF assembly: ringbuf_output (map 2) of the u64 at [reg+off] */
+export function ringbufOutputU64(reg: string, off: number): string {
+  return `ldxdw %r1, [${reg}+${off}]
+      stxdw [%r10-16], %r1
+      ${ringbufOutputAsm(-16, 8)}`;
+}

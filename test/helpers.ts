@@ -175,3 +175,11 @@ export async function settledLeaks(before: KernelIds, ms = 3000): Promise<{ prog
 export function ensureMounts(): void {
   if (!fs.existsSync('/sys/kernel/tracing/events')) spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']);
 }
+
+/** the environment of uid 65534's runs: a HOME it may write, and not tap's NODE_OPTIONS (its process-info hook
+ *  would write into .tap/ at exit: EACCES) */
+export function nobodyEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
+  delete env['NODE_OPTIONS'];
+  return env;
+}

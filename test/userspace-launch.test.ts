@@ -7,7 +7,7 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD, CLI, FIXTURES, ROOT, runCli, startCli } from './helpers.js';
+import { BUILD, CLI, FIXTURES, ROOT, runCli, startCli, nobodyEnv } from './helpers.js';
 import { entryBytes, events, fileBytes } from './uprobe-common.js';
 
 const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
@@ -26,9 +26,6 @@ const TARGETS: Record<string, string[]> = {
 /** the entries the inline hook refuses: the trap tier takes them */
 const TRAP_KINDS = ['refused (lfence at +2)', 'refused (4 bytes long)'];
 
-
-
-
 /** sends the app a signal and waits for its own exit (not for its stdout, which the launched command shares) */
 async function signalled(run: ReturnType<typeof startCli>, sig: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -43,13 +40,6 @@ async function waitGone(pid: number, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (fs.existsSync(`/proc/${pid}`) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   if (fs.existsSync(`/proc/${pid}`)) throw new Error(`pid ${pid} still runs after ${ms} ms`);
-}
-
-/** the environment of uid 65534's runs: a HOME it may write, and not tap's NODE_OPTIONS (whose hooks write where it may not) */
-function nobodyEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
-  delete env['NODE_OPTIONS'];
-  return env;
 }
 
 function asNobody(args: string[], timeout = 90_000): ReturnType<typeof spawnSync> {

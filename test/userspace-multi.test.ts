@@ -10,7 +10,7 @@ import t from 'tap';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD, CLI, FIXTURES, GUEST_INCLUDE, ROOT, buildBpf, pollUntil as until, startCli, type Running } from './helpers.js';
+import { BUILD, CLI, FIXTURES, GUEST_INCLUDE, ROOT, buildBpf, pollUntil as until, startCli, type Running, nobodyEnv } from './helpers.js';
 import { entryBytes, fileBytes } from './uprobe-common.js';
 
 const APP = path.join(ROOT, 'matrix', 'build', 'uprobe.wasm');
@@ -22,11 +22,6 @@ const LONG = '120000'; // the target's delay and tail: ended by SIGUSR1 (see upr
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function nobodyEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
-  delete env['NODE_OPTIONS'];
-  return env;
-}
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
 interface Target {

@@ -6,7 +6,7 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD, CLI, FIXTURES, ROOT, runCli, startCli } from './helpers.js';
+import { BUILD, CLI, FIXTURES, ROOT, runCli, startCli, nobodyEnv } from './helpers.js';
 import { entryBytes, events, fileBytes } from './uprobe-common.js';
 import { isStaticElf } from '../backends/userspace/attach/tier.js';
 
@@ -21,9 +21,6 @@ const TARGETS: Record<string, string[]> = {
   plain: ['gcc', '-O2', '-fcf-protection=none', '-static'],
   dynamic: ['gcc', '-O2', '-fcf-protection=full'],
 };
-
-
-
 
 function status(pid: number, name: string): string {
   return new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
@@ -44,11 +41,6 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
   return what();
 }
 
-function nobodyEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
-  delete env['NODE_OPTIONS'];
-  return env;
-}
 // `env -u`: tap's process-info hook puts its NODE_OPTIONS back into spawned children's environment
 const NOBODY = ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 

@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_DIR } from './agent-common.js';
-import { BUILD, CLI, FIXTURES, buildBpf, buildGuest, kernelIds, pollUntil as until, runCli, settledLeaks, startCli } from './helpers.js';
+import { BUILD, CLI, FIXTURES, buildBpf, buildGuest, kernelIds, pollUntil as until, runCli, settledLeaks, startCli, nobodyEnv } from './helpers.js';
 
 const OUT = path.join(BUILD, 'userspace-raw-syscalls');
 const TARGET = path.join(OUT, 'sys-raw-target');
@@ -66,12 +66,6 @@ function window(stdout: string): string[] {
       default: return `${what} ${r.id} ret ${r.ret}`;
     }
   });
-}
-
-function nobodyEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
-  delete env['NODE_OPTIONS'];
-  return env;
 }
 
 const asNobody = (args: string[]): { code: number | null; stdout: string; stderr: string; signal: NodeJS.Signals | null } => {

@@ -9,12 +9,12 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { CLI, ROOT, pollUntil as until } from './helpers.js';
-import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
+import { CLI, ROOT, pollUntil as until, nobodyEnv } from './helpers.js';
+import { loadNative } from '../backends/linux/native.js';
 import { syscallTarget } from '../backends/userspace/attach/syscall-target.js';
 import { encodeTaskLayout } from '../backends/userspace/attach/task-layout.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
-import { AGENT_DIR, RINGBUF, launchUnderAgent, ringbufOutputAsm } from './agent-common.js';
+import { AGENT_DIR, RINGBUF, launchUnderAgent, ringbufOutputAsm, ringRecords } from './agent-common.js';
 
 const BOOTSTRAP = path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm');
 const EXECVE = path.join(ROOT, 'matrix', 'build', 'execve.wasm');
@@ -56,13 +56,6 @@ function uidAs(uid: number): (line: string) => string {
 /** the launched command's pid (--verbose: "launched pid N"): the kernel backend traces every process */
 function rootOf(stderr: string): number {
   return Number(/launched pid (\d+)/.exec(stderr)?.[1] ?? 0);
-}
-
-/** uid 65534's runs: a HOME it may write, and not tap's NODE_OPTIONS (whose hooks write where it may not) */
-function nobodyEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
-  delete env['NODE_OPTIONS'];
-  return env;
 }
 
 function run(app: string, backend: readonly string[], prefix: readonly string[] = []): { stdout: string; stderr: string } {
@@ -125,13 +118,6 @@ const EXEC_PROG = assemble(`
       mov %r0, 0
       exit`);
 
-function records(native: NativeAddon, ring: NativeShmMap, max: number): bigint[] {
-  const buf = new Uint8Array(max * 16 + 64);
-  const n = native.shmRingPoll(ring.id, 200, buf, -1);
-  const b = Buffer.from(buf);
-  return Array.from({ length: Math.max(0, n) }, (_, i) => b.readBigUInt64LE(i * 16 + 8));
-}
-
 if (process.arch === 'x64') {
   t.test('over the channel: sched events and the task_struct image', async (tt) => {
     const mk = spawnSync('make', ['-s', '-C', AGENT_DIR], { encoding: 'utf8' });
@@ -157,7 +143,7 @@ if (process.arch === 'x64') {
     tt.equal(await exited, 3, 'sh exits 3: nothing a program read harmed it');
     const pid = BigInt(child.pid!);
     let recs: bigint[] = [];
-    await until(() => (recs.push(...records(native, ring, 64)), recs.length >= 21), 5_000);
+    await until(() => (recs.push(...ringRecords(native, ring, 64)), recs.length >= 21), 5_000);
     const EFAULT = BigInt.asUintN(64, -14n);
     tt.equal(recs.length, 21, '2 exec records, 19 exit records');
     tt.equal(Buffer.from(recs[0]!.toString(16).padStart(16, '0'), 'hex').reverse().toString('latin1'), '/bin/sh\0', 'exec: the filename through __data_loc (AT_EXECFN)');
@@ -201,8 +187,8 @@ if (process.arch === 'x64') {
     tt.equal(await exited, 3, 'sh exits 3');
     const RAW = 1n << 62n;
     let recs: bigint[] = [];
-    await until(() => (recs.push(...records(native, ring, 256)), recs.filter((r) => !(r & RAW)).length >= 2), 5_000);
-    recs.push(...records(native, ring, 256));
+    await until(() => (recs.push(...ringRecords(native, ring, 256)), recs.filter((r) => !(r & RAW)).length >= 2), 5_000);
+    recs.push(...ringRecords(native, ring, 256));
     const sched = recs.filter((r) => !(r & RAW)), raw = recs.filter((r) => r & RAW).map((r) => r & ~RAW);
     tt.equal(sched.length, 2, 'the exec program ran once: 2 records');
     tt.equal(Buffer.from(sched[0]!.toString(16).padStart(16, '0'), 'hex').reverse().toString('latin1'), '/bin/sh\0', 'exec: its filename');

@@ -11,7 +11,7 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
+import { loadNative } from '../backends/linux/native.js';
 import { AgentChannel, agentSocketpair } from '../backends/userspace/attach/channel.js';
 import { spawnUnderTracer } from '../backends/userspace/attach/ptrace.js';
 import { syscallTarget } from '../backends/userspace/attach/syscall-target.js';
@@ -20,8 +20,8 @@ import { eventLayout } from '../backends/userspace/syscalls/layout.js';
 import { isStaticElf } from '../backends/userspace/attach/tier.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
 import { Running } from '../matrix/harness/running.js';
-import { AGENT_DIR, RINGBUF, ringbufOutputAsm } from './agent-common.js';
-import { BUILD, CLI, FIXTURES, ROOT, pollUntil as until, runCli, startCli } from './helpers.js';
+import { AGENT_DIR, RINGBUF, ringRecords, ringbufOutputU64 } from './agent-common.js';
+import { BUILD, CLI, FIXTURES, ROOT, pollUntil as until, runCli, startCli, nobodyEnv } from './helpers.js';
 
 const OUT = path.join(BUILD, 'userspace-static-syscalls');
 const TRACER = path.join(AGENT_DIR, 'build', 'wbpf-ptrace');
@@ -32,12 +32,7 @@ const MISSING = '/nonexistent-wasm-bpf-static';
 const NR_OPENAT = 257, AT_FDCWD = 0xffffffffffffff9cn, AT_FDCWD32 = 0xffffff9cn, O_CLOEXEC = 0x80000n, RSI = 104, RAX = 80, ORIG_RAX = 120;
 const comm = path.basename(TARGET).slice(0, 15);
 
-/** ringbuf_output(map 2) of the u64 at [reg+off] */
-function out(reg: string, off: number): string {
-  return `ldxdw %r1, [${reg}+${off}]
-      stxdw [%r10-16], %r1
-      ${ringbufOutputAsm(-16, 8)}`;
-}
+const out = ringbufOutputU64;
 // sys_enter_openat: __syscall_nr, args[0..2], then through the record's pt_regs pointer: rsi, orig_rax, rax
 const ENTER = assemble(`
       mov %r6, %r1
@@ -58,13 +53,6 @@ const EXIT = assemble(`
       ${out('%r6', 16)}
       mov %r0, 0
       exit`);
-
-function records(native: NativeAddon, ring: NativeShmMap, max: number): bigint[] {
-  const buf = new Uint8Array(max * 16 + 64);
-  const n = native.shmRingPoll(ring.id, 200, buf, -1);
-  const b = Buffer.from(buf);
-  return Array.from({ length: Math.max(0, n) }, (_, i) => b.readBigUInt64LE(i * 16 + 8));
-}
 
 /** [how, path, ret] of the target's "HOW PATH RET" lines */
 function opens(stdout: string): Array<[string, string, number]> {
@@ -114,11 +102,6 @@ function tracers(): number[] {
   });
 }
 
-function nobodyEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
-  delete env['NODE_OPTIONS'];
-  return env;
-}
 const NOBODY = ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
 if (process.arch !== 'x64') {
@@ -175,7 +158,7 @@ if (process.arch !== 'x64') {
     tt.same(printed(stdout), ROUND, 'the opens have their results');
     const cmdPid = Number(fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
     tt.match(status(cmdPid, 'Seccomp'), /^2$/, 'the command runs with a seccomp filter (mode 2)');
-    const recs = records(native, ring, 200);
+    const recs = ringRecords(native, ring, 200);
     const calls = opens(stdout);
     tt.equal(recs.length, calls.length * 9, '7 enter and 2 exit records per call (the fork child\'s and the exec\'d program\'s too)');
     const FLAGS: Record<string, bigint> = { open: 0n, raw: O_CLOEXEC, child: 0x800n, exec: 0x10000n };
@@ -205,14 +188,14 @@ if (process.arch !== 'x64') {
     tt.match(why[0], /^3: syscall hook 3 \(sys_enter of syscall 257\) disabled: program 3 stopped with status \d+ at pc 2 \(addr 0x10\); the syscall itself ran on$/, 'the wild pointer: a fault');
     tt.match(why[1], /^4: syscall hook 4 \(sys_exit of syscall 257\) disabled: program 4 stopped with status \d+/, 'the endless loop: the budget');
     tt.equal(agent.notices.length, 2, 'each once');
-    tt.equal(records(native, ring, 200).length, ROUND.length * 9, 'the good programs ran on beside them');
+    tt.equal(ringRecords(native, ring, 200).length, ROUND.length * 9, 'the good programs ran on beside them');
     tt.throws(() => agent.drop('prog', 1), { errno: 16 }, 'a program a syscall hook runs cannot be dropped');
 
     for (const id of [1, 2, 3, 4]) agent.unhook(id);
     child.stdin!.write('3');
     tt.ok(await until(() => stdout.includes('round 2 done'), 20_000), 'round 2 ran');
     tt.same(printed(stdout).slice(2 * ROUND.length), ROUND, 'its opens ran');
-    tt.equal(records(native, ring, 200).length, 0, 'no program ran');
+    tt.equal(ringRecords(native, ring, 200).length, 0, 'no program ran');
     child.stdin!.end();
     tt.equal(await exited, 0, 'the command exits 0 (the tracer\'s status is its own)');
   });
@@ -237,7 +220,7 @@ if (process.arch !== 'x64') {
     agent.start();
     child.stdin!.write('1');
     tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
-    tt.equal(records(native, ring, 200).length, ROUND.length * 2, 'sys_exit_openat through the filter: 2 records per open');
+    tt.equal(ringRecords(native, ring, 200).length, ROUND.length * 2, 'sys_exit_openat through the filter: 2 records per open');
     // sys_enter_close's record: __syscall_nr at 8, fd at 16
     agent.sendProgram({ id: 2, insns: EXIT });
     tt.match(agent.sendSyscall({ id: 2, progId: 2, nr: close.nr, exit: false, table: close.table }),
@@ -245,7 +228,7 @@ if (process.arch !== 'x64') {
     child.stdin!.write('2');
     tt.ok(await until(() => stdout.includes('round 1 done'), 20_000), 'round 1 ran');
     tt.same(printed(stdout).slice(ROUND.length), ROUND, 'with its results');
-    const recs = records(native, ring, 400);
+    const recs = ringRecords(native, ring, 400);
     const closes = recs.filter((_, i) => i % 2 === 0 && recs[i] === 3n).length;
     const fds = opens(stdout).slice(ROUND.length).filter(([, , r]) => r >= 0).length;
     tt.ok(closes >= fds, `a close record per fd the round closed (${closes} >= ${fds}; the libc start-up's own closes may add)`);
@@ -253,7 +236,7 @@ if (process.arch !== 'x64') {
     agent.unhook(2);
     child.stdin!.write('3');
     tt.ok(await until(() => stdout.includes('round 2 done'), 20_000), 'round 2 ran');
-    tt.equal(records(native, ring, 400).length, ROUND.length * 2, 'close unhooked: only the filter\'s openat exits');
+    tt.equal(ringRecords(native, ring, 400).length, ROUND.length * 2, 'close unhooked: only the filter\'s openat exits');
     child.stdin!.end();
     tt.equal(await exited, 0, 'the command exits 0');
   });
@@ -282,7 +265,7 @@ if (process.arch !== 'x64') {
     child.stdin!.write('1');
     tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
     tt.same(printed(stdout), ROUND, 'the opens have their results');
-    const recs = records(native, ring, 4000);
+    const recs = ringRecords(native, ring, 4000);
     const pairs = Array.from({ length: recs.length / 2 }, (_, i) => [Number(recs[2 * i]!), BigInt.asIntN(64, recs[2 * i + 1]!)] as const);
     const ids = new Set(pairs.map(([id]) => id));
     tt.ok([0, 1, 3, 56, 59, 61, 257].every((n) => ids.has(n)), `read, write, close, clone, execve, wait4, openat all seen (${[...ids].sort((a, b) => a - b).join(',')})`);
@@ -320,7 +303,7 @@ if (process.arch !== 'x64') {
       agent.start();
       if (mode === 'stops') attach();
       let recs: bigint[] = [];
-      const drain = (): void => void (recs = recs.concat(records(native, ring, 4000)));
+      const drain = (): void => void (recs = recs.concat(ringRecords(native, ring, 4000)));
       child.stdin!.end('g');
       tt.ok(await until(() => (drain(), stdout.includes('threads:')), 60_000), 'the threads ran');
       tt.equal(stdout.trim(), 'threads: 1600 opened', 'every open succeeded');

@@ -9,11 +9,11 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadNative, type NativeAddon, type NativeShmMap } from '../backends/linux/native.js';
+import { loadNative } from '../backends/linux/native.js';
 import { syscallTarget } from '../backends/userspace/attach/syscall-target.js';
 import { assemble } from '../backends/userspace/vm/asm.js';
-import { AGENT_DIR, RINGBUF, launchUnderAgent, ringbufOutputAsm } from './agent-common.js';
-import { BUILD, CLI, FIXTURES, ROOT, pollUntil as until, runCli, startCli } from './helpers.js';
+import { AGENT_DIR, RINGBUF, launchUnderAgent, ringRecords, ringbufOutputU64 } from './agent-common.js';
+import { BUILD, CLI, FIXTURES, ROOT, pollUntil as until, runCli, startCli, nobodyEnv } from './helpers.js';
 
 const OUT = path.join(BUILD, 'userspace-syscalls');
 const AGENT = path.join(AGENT_DIR, 'build', 'libwbpf_agent.so');
@@ -23,12 +23,7 @@ const EXISTING = '/etc/hostname';
 const MISSING = '/nonexistent-wasm-bpf-sys3';
 const NR_OPENAT = 257, AT_FDCWD32 = 0xffffff9cn, O_CLOEXEC = 0x80000n, RSI = 104;
 
-/** ringbuf_output(map 2) of the u64 at [%r6+off] (or [%r7+off]) */
-function out(reg: string, off: number): string {
-  return `ldxdw %r1, [${reg}+${off}]
-      stxdw [%r10-16], %r1
-      ${ringbufOutputAsm(-16, 8)}`;
-}
+const out = ringbufOutputU64;
 
 // sys_enter_openat: __syscall_nr, args[0..2], then PT_REGS_PARM2 through the pointer in the record's first 8 bytes
 const ENTER = assemble(`
@@ -48,14 +43,6 @@ const EXIT = assemble(`
       ${out('%r6', 16)}
       mov %r0, 0
       exit`);
-
-/** the 8-byte records of the ring, as u64s */
-function records(native: NativeAddon, ring: NativeShmMap, max: number): bigint[] {
-  const buf = new Uint8Array(max * 16 + 64);
-  const n = native.shmRingPoll(ring.id, 200, buf, -1);
-  const b = Buffer.from(buf);
-  return Array.from({ length: Math.max(0, n) }, (_, i) => b.readBigUInt64LE(i * 16 + 8));
-}
 
 /** [how, path, ret] of the target's "open PATH RET" lines */
 function opens(stdout: string): Array<[string, string, number]> {
@@ -103,13 +90,6 @@ function launchedPid(stderr: string): number {
   return Number(/launched pid (\d+)/.exec(stderr)?.[1] ?? -1);
 }
 
-/** the environment of uid 65534's runs: a HOME it may write, and not tap's NODE_OPTIONS */
-function nobodyEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: '/tmp' };
-  delete env['NODE_OPTIONS'];
-  return env;
-}
-
 if (process.arch !== 'x64') {
   t.pass('the agent rewrites syscall sites on x86_64 only (arm64 goes to the ptrace tier: test/userspace-syscalls-arm64.test.ts)');
 } else {
@@ -149,7 +129,7 @@ if (process.arch !== 'x64') {
     tt.same(calls.map(([how, p, ret]) => [how, p, p === MISSING ? ret : ret >= 0]), [
       ['open', EXISTING, true], ['openat', EXISTING, true], ['fopen', EXISTING, true],
       ['open', MISSING, -2], ['openat', MISSING, -2], ['fopen', MISSING, -2]], 'the target\'s opens have their results');
-    const recs = records(native, ring, 100);
+    const recs = ringRecords(native, ring, 100);
     tt.equal(recs.length, calls.length * 7, '5 enter and 2 exit records per call');
     calls.forEach(([how, p, ret], i) => {
       const [nr, a0, a1, a2, rsi, xnr, xret] = recs.slice(i * 7, i * 7 + 7);
@@ -177,14 +157,14 @@ if (process.arch !== 'x64') {
     tt.match(why[0], /^3: syscall hook 3 \(sys_enter of syscall 257\) disabled: program 3 stopped with status \d+ at pc 2 \(addr 0x10\); the syscall itself ran on$/, 'the wild pointer: a fault');
     tt.match(why[1], /^4: syscall hook 4 \(sys_exit of syscall 257\) disabled: program 4 stopped with status \d+/, 'the endless loop: the budget');
     tt.equal(agent.notices.length, 2, 'each once');
-    tt.equal(records(native, ring, 100).length, 6 * 7, 'the good programs ran on beside them');
+    tt.equal(ringRecords(native, ring, 100).length, 6 * 7, 'the good programs ran on beside them');
 
     for (const id of [1, 2, 3, 4]) agent.unhook(id);
     tt.equal(libcDiff(child.pid!), 0, 'detached: libc\'s bytes are the file\'s again');
     child.stdin?.write('3');
     tt.ok(await until(() => stdout().includes('round 2 done'), 20_000), 'round 2 ran');
     tt.equal(opens(stdout()).length, 18, 'its opens ran');
-    tt.equal(records(native, ring, 100).length, 0, 'no program ran');
+    tt.equal(ringRecords(native, ring, 100).length, 0, 'no program ran');
     child.stdin?.end();
     tt.equal(await exited, 0, 'the target exits 0');
   });
