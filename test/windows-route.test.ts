@@ -180,7 +180,7 @@ t.test('a run on win32 (platform and binding injected): sockops.wasm through the
   ], 'load (host map, open, retype, load, fds), attach (sock_ops, compartment 0), perf buffer, then close: reader, link, object, host map');
 });
 
-t.test('on Linux: run --backend windows refuses naming why; check --backend windows shows the plan', async (t) => {
+t.test('on Linux: run --backend windows refuses naming why; check --backend windows shows the plan; on Windows without ebpfapi.dll: a clear refusal', async (t) => {
   const r = runCli(['run', '--backend', 'windows', path.join(MATRIX, 'xdp.wasm'), 'lo']);
   t.not(r.code, 0);
   t.match(r.stderr, /the windows backend runs on Windows with eBPF for Windows \(ebpfapi\.dll\); this is linux.*check --backend windows APP\.wasm/s);
@@ -189,4 +189,8 @@ t.test('on Linux: run --backend windows refuses naming why; check --backend wind
   t.equal(c.code, 0, c.stderr);
   t.match(c.stdout, /plan: windows backend: the object translates for eBPF for Windows/);
   await t.rejects(createBackend('windows', { platform: 'linux' }), { code: 'UNSUPPORTED', message: /this is linux/ });
+  const noDll = (): never => {
+    throw new Error('ebpfapi.dll: cannot open');
+  };
+  await t.rejects(createBackend('auto', { platform: 'win32', report, windowsBinding: noDll }), { code: 'UNSUPPORTED', message: /the windows backend cannot open eBPF for Windows' library: ebpfapi\.dll: cannot open; install eBPF for Windows/ }, 'on Windows without the library: a clear refusal');
 });

@@ -147,8 +147,9 @@ async function linuxBackend(btfCustomPath: string | undefined, libbpf: KernelPat
 
 /**
  * The selector for a run: makes the backends `choice` may route to and reads the prober's report (cached
- * per boot) unless the caller has it. On Windows (auto or --backend windows) that is the Windows backend alone. The userspace backend is made only when it is chosen: in this
- * build it attaches no program kind, so the plan never routes there on its own (src/probe/backends.ts).
+ * per boot) unless the caller has it. On Windows (auto or --backend windows) that is the Windows backend
+ * alone. The userspace backend is made only when it is chosen: in this build it attaches no program kind,
+ * so the plan never routes there on its own (src/probe/backends.ts).
  */
 export async function createBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<Selector> {
   const { log, stop, report, agent, warn } = opts;
@@ -194,7 +195,9 @@ async function windowsSelector(choice: BackendChoice, platform: NodeJS.Platform,
   const { log } = opts;
   const [{ WindowsBackend }, binding, hostReport] = await Promise.all([
     import('../../backends/windows/index.js'),
-    opts.windowsBinding ? opts.windowsBinding() : import('../../backends/windows/binding.js').then((m) => m.ffiBinding()),
+    (async () => (opts.windowsBinding ? opts.windowsBinding() : (await import('../../backends/windows/binding.js')).ffiBinding()))().catch((err: unknown) => {
+      throw new WasmBpfError('UNSUPPORTED', `the windows backend cannot open eBPF for Windows' library: ${errorMessage(err)}; install eBPF for Windows (\`wasm-bpf probe\` shows what it found)`, { cause: err });
+    }),
     opts.report ??
       import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: opts.assumeMissing ?? [] })).catch((err: unknown) => {
         log?.(`wasm-bpf: selector: the probe failed (${errorMessage(err)}); objects are planned by their translation alone`);
