@@ -3,7 +3,7 @@
 // refused with the reasons when it does not translate, loaded, its maps listed under their Linux types (what
 // the guest's ABI speaks), its programs attached by their Windows hooks under the run's policy, its ring and
 // perf buffers read into the ABI's records. The selector makes it on Windows only (src/select/backend.ts);
-// on Linux it is exercised with a recording binding (test/windows-backend.test.ts). Never run on Windows.
+// on Linux it is exercised with a recording binding (test/windows-load.test.ts, test/windows-route.test.ts). Never run on Windows.
 import os from 'node:os';
 import { BackendError } from '../../src/errors.js';
 import { ERRNO } from '../../src/kernel/uapi.js';

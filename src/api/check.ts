@@ -12,7 +12,7 @@ import { objectNeeds, type ObjectNeeds } from '../policy/needs.js';
 import { violations } from '../policy/enforce.js';
 import type { Policy } from '../policy/policy.js';
 import { MAP_TYPES, PROG_TYPES } from '../probe/tables.js';
-import { planWindows, type WindowsPlan } from '../select/windows.js';
+import { planWindows, windowsPlanned, type WindowsPlan } from '../select/windows.js';
 import { taskFieldsRead, taskFieldsUnfilled } from '../../backends/userspace/attach/task-layout.js';
 
 export interface CheckRequest {
@@ -74,7 +74,7 @@ export async function checkBytes(bytes: Uint8Array, file: string, req: CheckRequ
       const obj = loadObject(bytes.subarray(offset, offset + size));
       const needs = objectNeeds(obj);
       const facts = objectFacts(obj);
-      const win = req.backend === 'windows' ? planWindows(bytes.subarray(offset, offset + size), obj) : undefined;
+      const win = windowsPlanned(req.backend ?? 'auto', report) ? planWindows(bytes.subarray(offset, offset + size), obj, report) : undefined;
       const plan = win?.plan ?? planObject(report, facts, req.backend ?? 'auto', { ptregs: ptregsSettingsFromEnv(process.env), userspaceTargets: req.launch ?? false });
       const task = plan.backend === 'userspace' ? [...taskFieldsRead(obj)].map(([program, reads]) => ({ program, reads, unfilled: taskFieldsUnfilled(reads) })) : [];
       return {

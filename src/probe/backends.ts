@@ -1,11 +1,11 @@
 // Which backends can run here, and why not: linux (bpf() usable with the current privileges), userspace
 // (this process runs the objects: needs no kernel support; attaches only the program kinds of
-// USERSPACE_ATTACH), windows (eBPF for Windows' ebpfapi.dll on a Windows host; not in this build).
+// USERSPACE_ATTACH), windows (eBPF for Windows' ebpfapi.dll on a Windows host).
 import type { BackendCheck, BackendName, Check, Feature } from './types.js';
 import type { SystemView } from './system.js';
 
 /** Backends this build implements (src/select/backend.ts creates them). */
-export const BUILT_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['linux', 'userspace']);
+export const BUILT_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['linux', 'userspace', 'windows']);
 
 /**
  * The program kinds (section heads, as libbpf names them) the userspace backend attaches in this build:

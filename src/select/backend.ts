@@ -12,6 +12,9 @@ import { planObject, refusal, type Plan } from './plan.js';
 import { objectFacts, type ObjectFacts } from './facts.js';
 import { applyCompat } from './passes.js';
 import { mountFor } from './mounts.js';
+import { planWindows, windowsPlanned } from './windows.js';
+import { loadObject } from '../object/loader.js';
+import type { EbpfBinding } from '../../backends/windows/ebpfapi.js';
 import { enforceLoad, restrictsObjects } from '../policy/enforce.js';
 import { DEFAULT_POLICY } from '../policy/policy.js';
 import { ERRNO } from '../kernel/uapi.js';
@@ -49,6 +52,10 @@ export interface BackendOptions {
   agent?: AgentGroup;
   /** what the user must see whatever --verbose says (a hook disabled by a fault, ring buffer drops) */
   warn?: (line: string) => void;
+  /** the platform the backends are made for (default process.platform; tests give 'win32') */
+  platform?: NodeJS.Platform;
+  /** the Windows backend's binding (default: backends/windows/binding.ts over ebpfapi.dll; tests give a recording fake) */
+  windowsBinding?: () => EbpfBinding;
 }
 
 /** The backends a selector can route to (the ones this run made). */
@@ -80,6 +87,11 @@ export class Selector implements ObjectLoader, FastPaths {
 
   plan(bytes: Uint8Array, opts: LoadOptions): { plan: Plan; parsed: BpfObject | undefined; facts: ObjectFacts } {
     const { parsed, facts } = this.read(bytes, opts);
+    if (windowsPlanned(this.choice, this.report)) {
+      const { plan } = planWindows(bytes, parsed ?? loadObject(bytes), this.report);
+      if (opts.verbose) for (const r of plan.reasons) opts.log(`wasm-bpf: selector: ${r}`);
+      return { plan, parsed, facts };
+    }
     const plan = planObject(this.report, facts, this.choice, { ptregs: this.ptregs, userspaceTargets: this.userspaceTargets });
     if (opts.verbose) for (const r of plan.reasons) opts.log(`wasm-bpf: selector: ${r}`);
     return { plan, parsed, facts };
@@ -91,7 +103,7 @@ export class Selector implements ObjectLoader, FastPaths {
     if (plan.backend === null) throw new BackendError(refusal(plan), EOPNOTSUPP);
     const backend = this.backends[plan.backend];
     if (!backend) {
-      throw new BackendError(`the ${plan.backend} backend is not available in this build yet`, EOPNOTSUPP, '', 'use --backend linux');
+      throw new BackendError(`the ${plan.backend} backend was not made for this run`, EOPNOTSUPP, '', plan.backend === 'windows' ? 'it runs on Windows (auto or --backend windows)' : `use --backend ${plan.backend}`);
     }
     const log = opts.verbose ? opts.log : undefined;
     for (const m of plan.mounts ?? []) mountFor(m, log);
@@ -106,7 +118,7 @@ export class Selector implements ObjectLoader, FastPaths {
 
   /** the backend objects load into unless the plan says otherwise: the one whose wake fd and fast paths the guest gets */
   private get main(): Backend | undefined {
-    return this.choice === 'auto' ? (this.backends.linux ?? this.backends.userspace) : this.backends[this.choice];
+    return this.choice === 'auto' ? (this.backends.linux ?? this.backends.userspace ?? this.backends.windows) : this.backends[this.choice];
   }
 
   wakeFd(): number {
@@ -135,13 +147,15 @@ async function linuxBackend(btfCustomPath: string | undefined, libbpf: KernelPat
 
 /**
  * The selector for a run: makes the backends `choice` may route to and reads the prober's report (cached
- * per boot) unless the caller has it. The userspace backend is made only when it is chosen: in this
- * build it attaches no program kind, so the plan never routes there on its own (src/probe/backends.ts).
+ * per boot) unless the caller has it. On Windows (auto or --backend windows) that is the Windows backend
+ * alone. The userspace backend is made only when it is chosen: in this build it attaches no program kind,
+ * so the plan never routes there on its own (src/probe/backends.ts).
  */
 export async function createBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<Selector> {
   const { log, stop, report, agent, warn } = opts;
-  if (choice === 'windows') {
-    throw new WasmBpfError('UNSUPPORTED', 'the windows backend is not available in this build yet; use --backend linux');
+  const platform = opts.platform ?? process.platform;
+  if (choice === 'windows' || (choice === 'auto' && platform === 'win32')) {
+    return windowsSelector(choice, platform, opts);
   }
   const validated = opts.validated ?? [];
   // the userspace eBPF runtime: uprobes run inside the launched command (its agent); maps, buffers and `vm` runs here
@@ -164,4 +178,33 @@ export async function createBackend(choice: BackendChoice, opts: BackendOptions 
   // (its shared rings' polls wait on the kernel backend's wake fd, the one the run's stop writes)
   const backends: Backends = { linux, ...(choice === 'auto' && agent ? { userspace: await userspace(linux.wakeFd()) } : {}) };
   return new Selector(backends, hostReport, choice, validated, opts.ptregs, choice === 'auto' && agent !== undefined);
+}
+
+/**
+ * On Windows (auto or --backend windows): the Windows backend over eBPF for Windows' ebpfapi.dll, each object
+ * planned by its translation against the host's report (src/select/windows.ts). Elsewhere a refusal: eBPF
+ * for Windows exists on Windows only, and `check --backend windows` shows what would load there.
+ */
+async function windowsSelector(choice: BackendChoice, platform: NodeJS.Platform, opts: BackendOptions): Promise<Selector> {
+  if (platform !== 'win32') {
+    throw new WasmBpfError(
+      'UNSUPPORTED',
+      `the windows backend runs on Windows with eBPF for Windows (ebpfapi.dll); this is ${platform}. \`wasm-bpf check --backend windows APP.wasm\` shows what would load there and what is refused; here use --backend linux or auto`,
+    );
+  }
+  const { log } = opts;
+  const [{ WindowsBackend }, binding, hostReport] = await Promise.all([
+    import('../../backends/windows/index.js'),
+    (async () => (opts.windowsBinding ? opts.windowsBinding() : (await import('../../backends/windows/binding.js')).ffiBinding()))().catch((err: unknown) => {
+      throw new WasmBpfError('UNSUPPORTED', `the windows backend cannot open eBPF for Windows' library: ${errorMessage(err)}; install eBPF for Windows (\`wasm-bpf probe\` shows what it found)`, { cause: err });
+    }),
+    opts.report ??
+      import('../probe/fast.js').then((m) => m.hostReport({ assumeMissing: opts.assumeMissing ?? [] })).catch((err: unknown) => {
+        log?.(`wasm-bpf: selector: the probe failed (${errorMessage(err)}); objects are planned by their translation alone`);
+        return undefined;
+      }),
+  ]);
+  log?.(`wasm-bpf: selector: the windows backend runs on ${binding.library}`);
+  const windows = new WindowsBackend(binding, opts.stop ? { stop: opts.stop } : {});
+  return new Selector({ windows }, hostReport, choice, opts.validated ?? []);
 }

@@ -46,6 +46,7 @@ export function applyCompat(
       if (log) for (const n of r.notes) log(`wasm-bpf: compat ringbuf->perf: ${n}`);
       out = { bytes: r.bytes, edits: mergeEdits(out.edits, r.edits) };
     }
+    // 'windows': the Windows backend translates the object as it loads it (backends/windows/translate)
   }
   return out;
 }

@@ -23,8 +23,12 @@ export interface Shortfall {
   missing: Missing;
 }
 
-/** A compat pass (compat/) the selector applies to the object's bytes before the backend loads them. */
-export type CompatStep = 'ptregs' | 'ringbuf->perf';
+/**
+ * A compat pass (compat/) the selector applies to the object's bytes before the backend loads them.
+ * 'windows': the Linux -> eBPF for Windows translation (backends/windows/translate): planned here, run by
+ * the Windows backend itself as it loads the object (its edits speak Windows' numbers, not the Linux backend's).
+ */
+export type CompatStep = 'ptregs' | 'ringbuf->perf' | 'windows';
 
 /** A filesystem the object's programs need, mounted by the selector before the load when it is missing then. */
 export interface MountStep {
@@ -168,9 +172,10 @@ export function planObject(
     reasons.push(`linux: ${linux.reason}`);
     unavailable.push({ backend: 'linux', reason: linux.reason, ...(linux.fix ? { fix: linux.fix } : {}) });
   }
-  // eBPF for Windows: named when the host has it (this build does not)
+  // eBPF for Windows: the selector plans objects for it by their translation (./windows.ts) on Windows hosts
   const win = report.backends.windows;
-  if (win.state !== 'yes') {
+  if (win.state === 'yes') reasons.push(`windows: ${win.reason}; objects are planned for it by their translation (the selector on this host, or check --backend windows)`);
+  else {
     reasons.push(`windows: ${win.reason}`);
     if (win.host.state === 'yes') unavailable.push({ backend: 'windows', reason: win.reason });
   }

@@ -9,6 +9,7 @@ import { WIN_MAP_TYPE } from '../../backends/windows/translate/maps.js';
 import { HELPER_NAME } from '../kernel/uapi.js';
 import { mapTypeName } from '../probe/tables.js';
 import type { Plan } from './plan.js';
+import type { Report } from '../probe/types.js';
 
 /** What `check --backend windows` reports of an object beside its plan (`--json`: ObjectPlan.windows). */
 export interface WindowsPlan {
@@ -51,16 +52,57 @@ export function windowsSummary(tr: Translation): WindowsPlan {
   };
 }
 
-/** The plan for running `obj` (its bytes `bytes`) on eBPF for Windows, and the translation's summary. */
-export function planWindows(bytes: Uint8Array, obj: BpfObject): { plan: Plan; windows: WindowsPlan } {
+/**
+ * The object is planned for eBPF for Windows: `--backend windows`, or auto on a Windows host (its report
+ * says so: live, or a recorded fixture), where the Windows backend is the only one that loads objects.
+ */
+export function windowsPlanned(choice: string, report: Report | undefined): boolean {
+  return choice === 'windows' || (choice === 'auto' && report?.system.platform === 'win32');
+}
+
+/**
+ * What this Windows host's probe report (Report.windows) refuses of a translation the tables accept: eBPF
+ * for Windows not installed or not running, native-only (no eBPF service: ELF objects do not load, only
+ * bpf2c's signed .sys images), a program type no extension registered, a map type the core lacks.
+ */
+function hostRefusals(report: Report, tr: Translation): Refusal[] {
+  const w = report.windows;
+  const out: Refusal[] = [];
+  const be = report.backends.windows;
+  if (be.state !== 'yes') out.push({ subject: 'eBPF for Windows', reason: be.reason });
+  if (!w) return out;
+  if (w.ebpf.state !== 'yes') out.push({ subject: 'eBPF for Windows', reason: w.ebpf.reason });
+  if (w.execution.mode !== 'jit') out.push({ subject: 'eBPF for Windows', reason: w.execution.mode === 'native-only' ? `${w.execution.reason} (wasm-bpf loads the ELF objects the module embeds, through the eBPF service's verifier and JIT)` : w.execution.reason });
+  for (const p of tr.programs) {
+    const entry = Object.entries(w.progTypes).find(([, c]) => c.id === p.windows.progType);
+    if (!entry) out.push({ subject: `program '${p.name}' (${p.section})`, reason: `this host's eBPF for Windows lists no program type ${p.windows.progType} (${lower(WIN_PROG_TYPE, p.windows.progType)})` });
+    else if (entry[1].state !== 'yes') out.push({ subject: `program '${p.name}' (${p.section})`, reason: `program type ${entry[0]} (${p.windows.progType}): ${entry[1].reason}` });
+  }
+  for (const m of tr.maps) {
+    const entry = Object.entries(w.mapTypes).find(([, c]) => c.id === m.windowsType);
+    if (entry && entry[1].state !== 'yes') out.push({ subject: `map '${m.name}' (${mapTypeName(m.linuxType)})`, reason: `map type ${entry[0]} (${m.windowsType}): ${entry[1].reason}` });
+  }
+  return out;
+}
+
+/**
+ * The plan for running `obj` (its bytes `bytes`) on eBPF for Windows, and the translation's summary.
+ * `report`: the host's probe report; on a Windows host (or fixture: Report.windows) the plan also checks
+ * what that install offers (JIT or native-only, its program and map types). Without one (check on Linux)
+ * the plan says what would load on a Windows host with eBPF for Windows.
+ */
+export function planWindows(bytes: Uint8Array, obj: BpfObject, report?: Report): { plan: Plan; windows: WindowsPlan } {
   const tr = translateForWindows(bytes, obj);
   const windows = windowsSummary(tr);
-  const reasons = [`windows: translated for eBPF for Windows (tables of ${windows.source}); nothing is loaded by check`];
-  if (process.platform !== 'win32') reasons.push(`this host is ${process.platform}: the plan says what would load on a Windows host with eBPF for Windows`);
-  if (tr.accepted) {
+  const w = report?.windows;
+  const reasons = [`windows: translated for eBPF for Windows (tables of ${windows.source})`];
+  if (w) reasons.push(`windows: this host: ${w.os.reason}, eBPF for Windows ${w.ebpf.version ?? '(version unknown)'}, ${w.execution.mode ?? 'execution mode unknown'}`);
+  else reasons.push(`this host is ${report?.system.platform ?? process.platform}: the plan says what would load on a Windows host with eBPF for Windows`);
+  const host = report && report.system.platform === 'win32' ? hostRefusals(report, tr) : [];
+  if (tr.accepted && host.length === 0) {
     reasons.push(...tr.steps);
-    return { plan: { backend: 'windows', blocking: [], uncertain: [], reasons }, windows };
+    return { plan: { backend: 'windows', blocking: [], uncertain: [], reasons, compat: ['windows'] }, windows };
   }
-  const unavailable = tr.refusals.map((r) => ({ backend: 'windows' as const, reason: `${r.subject}: ${r.reason}` }));
-  return { plan: { backend: null, blocking: [], uncertain: [], reasons, unavailable }, windows };
+  const unavailable = [...tr.refusals, ...host].map((r) => ({ backend: 'windows' as const, reason: `${r.subject}: ${r.reason}` }));
+  return { plan: { backend: null, blocking: [], uncertain: [], reasons, unavailable }, windows: { ...windows, accepted: false, refusals: [...tr.refusals, ...host] } };
 }
