@@ -7,8 +7,8 @@
  *   exec'd task; filename the new image's AT_EXECFN (bprm->filename: the path as given to execve), pid its
  *   tgid, old_pid the tid that called execve (the event's message). The launched command's own exec (before
  *   START, before any program was attached) runs at START, as the kernel's for a command started after attach.
- * - exit: PTRACE_EVENT_EXIT (PTRACE_O_TRACEEXIT), every thread's, deaths by signal included (not SIGKILL's:
- *   the kernel lets a SIGKILLed task exit without the stop); the exiting thread; its exit code (the event's
+ * - exit: PTRACE_EVENT_EXIT (PTRACE_O_TRACEEXIT), every thread's, deaths by signal included (SIGKILL's too:
+ *   Linux 6.18 stops a SIGKILLed tracee there); the exiting thread; its exit code (the event's
  *   message: the wait status' code) in the task image's exit_code; group_dead when no other thread of its
  *   process is left that has not reached its own exit stop.
  * - fork: PTRACE_EVENT_FORK|VFORK|CLONE (threads too, as the kernel's fires for every new task) in the parent's
