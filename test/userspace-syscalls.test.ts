@@ -270,6 +270,6 @@ if (process.arch !== 'x64') {
     const r = asNobody(['check', '--launch', APP]);
     tt.match(String(r.stdout), /plan: userspace backend \(.*userspace: the kernel cannot run the object; the userspace backend runs every program of it, inside the launched command\)/, 'opensnoop: the userspace backend');
     const none = asNobody(['check', '--launch', path.join(ROOT, 'matrix', 'build', 'runqlat.wasm')]);
-    tt.match(String(none.stdout), /the userspace backend: it cannot run tp_btf programs .*; it attaches: uprobe, uprobe\.s, uretprobe, uretprobe\.s, tracepoint\/syscalls\/sys_enter_\*\|sys_exit_\* \(x86_64, arm64\), tracepoint\/raw_syscalls\/sys_enter\|sys_exit \(x86_64\), tp\/sched\/sched_process_exec\|exit \(x86_64\)/, 'a refusal lists the syscall tracepoints and process events, and the arches they are traced on');
+    tt.match(String(none.stdout), /the userspace backend: it cannot run tp_btf programs .*; it attaches: uprobe, uprobe\.s, uretprobe, uretprobe\.s, tracepoint\/syscalls\/sys_enter_\*\|sys_exit_\* \(x86_64, arm64\), tracepoint\/raw_syscalls\/sys_enter\|sys_exit \(x86_64\), tp\/sched\/sched_process_exec\|exit\|fork \(x86_64, arm64\)/, 'a refusal lists the syscall tracepoints and process events, and the arches they are traced on');
   });
 }

@@ -32,3 +32,14 @@ t.test('the userspace backend attaches syscall tracepoints on x86_64 and arm64',
   tt.notOk(userspaceAttaches('tracepoint/syscalls/sys_enter_openat', 'riscv64'), 'not on riscv64');
   tt.notOk(userspaceAttaches('tracepoint/sched/sched_switch', 'arm64'), 'not other tracepoints');
 });
+
+t.test('process events: sched_process_fork goes to the ptrace tier on every arch; exec|exit|fork attach on arm64 too', async (tt) => {
+  const f = launchTier(SH, 'auto', process.env, false, 'x64', true);
+  tt.equal(f.tier, 'ptrace', 'x64, a sched_process_fork program: the ptrace tier');
+  tt.match(f.why, /sched_process_fork program: the agent emits no fork events, the ptrace tier does/, '--verbose says why');
+  tt.equal(launchTier(SH, 'agent', process.env, false, 'x64', true).tier, 'agent', '--userspace-tier agent wins (the agent then refuses the program, said so)');
+  for (const arch of ['x86_64', 'arm64']) {
+    for (const ev of ['exec', 'exit', 'fork']) tt.ok(userspaceAttaches(`tp/sched/sched_process_${ev}`, arch), `sched_process_${ev} on ${arch}`);
+  }
+  tt.notOk(userspaceAttaches('tp/sched/sched_process_wait', 'x86_64'), 'not sched_process_wait');
+});

@@ -438,7 +438,7 @@ export class UserspaceObject implements LoadedObject {
     const sys = syscallEvent(p.info.section);
     if (!USERSPACE_HEADS.has(head) && !sys) {
       throw new BackendError(
-        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_* (x86_64, arm64), tracepoint/raw_syscalls/sys_enter|sys_exit and tp/sched/sched_process_exec|exit (x86_64) programs in launched commands (this is a ${head} program)`,
+        `attaching ${what} is not supported by the userspace backend yet: it attaches uprobe and uretprobe programs, and tracepoint/syscalls/sys_enter_*|sys_exit_* (x86_64, arm64), tracepoint/raw_syscalls/sys_enter|sys_exit (x86_64) and tp/sched/sched_process_exec|exit|fork (x86_64, arm64) programs in launched commands (this is a ${head} program)`,
         E.EOPNOTSUPP,
         '',
         'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel',

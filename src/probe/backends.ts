@@ -18,17 +18,18 @@ export const USERSPACE_ATTACH: ReadonlySet<string> = new Set<string>(['uprobe', 
 
 /**
  * Tracepoints it attaches too, each kind on its arches: on x86_64 the agent rewrites the syscall sites of the
- * traced numbers in the launched command and emits the process events; on arm64 (and for static commands
- * everywhere) the ptrace tier's seccomp filter stops at the traced numbers, and emits no process events
- * (backends/userspace/SYSCALLS.md). raw_syscalls through the ptrace tier is tested on x86_64 only.
+ * traced numbers in the launched command and emits exec and exit; on arm64 (and for static commands and
+ * sched_process_fork everywhere) the ptrace tier's seccomp filter stops at the traced numbers, and its ptrace
+ * events give exec, exit and fork (backends/userspace/SYSCALLS.md). raw_syscalls through the ptrace tier is
+ * tested on x86_64 only.
  */
 const USERSPACE_TRACEPOINTS: ReadonlyArray<{ re: RegExp; text: string; arches: ReadonlySet<string> }> = [
   { re: /^(tp|tracepoint)\/syscalls\/sys_(enter|exit)_[a-z0-9_]+$/, text: 'tracepoint/syscalls/sys_enter_*|sys_exit_*', arches: new Set(['x86_64', 'arm64']) },
   { re: /^(tp|tracepoint)\/raw_syscalls\/sys_(enter|exit)$/, text: 'tracepoint/raw_syscalls/sys_enter|sys_exit', arches: new Set(['x86_64']) },
-  { re: /^(tp|tracepoint)\/sched\/sched_process_(exec|exit)$/, text: 'tp/sched/sched_process_exec|exit', arches: new Set(['x86_64']) },
+  { re: /^(tp|tracepoint)\/sched\/sched_process_(exec|exit|fork)$/, text: 'tp/sched/sched_process_exec|exit|fork', arches: new Set(['x86_64', 'arm64']) },
 ];
 /** any of them, on any arch */
-export const USERSPACE_SYSCALL_TP = /^(tp|tracepoint)\/(syscalls\/sys_(enter|exit)_[a-z0-9_]+|raw_syscalls\/sys_(enter|exit)|sched\/sched_process_(exec|exit))$/;
+export const USERSPACE_SYSCALL_TP = /^(tp|tracepoint)\/(syscalls\/sys_(enter|exit)_[a-z0-9_]+|raw_syscalls\/sys_(enter|exit)|sched\/sched_process_(exec|exit|fork))$/;
 /** the arches where some of them attach */
 export const USERSPACE_SYSCALL_ARCHES: ReadonlySet<string> = new Set<string>(USERSPACE_TRACEPOINTS.flatMap((k) => [...k.arches]));
 const SYSCALL_TP_TEXT = USERSPACE_TRACEPOINTS.map((k) => `${k.text} (${[...k.arches].join(', ')})`).join(', ');

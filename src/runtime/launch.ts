@@ -62,10 +62,10 @@ export function joinProcesses(pids: readonly number[], choice: TierChoice = 'aut
 }
 
 /** Starts `command` under the agent; throws WasmBpfError when the agent is missing or the command cannot start. */
-export async function launchCommand(command: readonly string[], env: NodeJS.ProcessEnv = process.env, choice: TierChoice = 'auto', verbose = false, syscalls = false): Promise<Launched> {
+export async function launchCommand(command: readonly string[], env: NodeJS.ProcessEnv = process.env, choice: TierChoice = 'auto', verbose = false, syscalls = false, fork = false): Promise<Launched> {
   if (command.length === 0 || command[0] === '') throw new WasmBpfError('USAGE', 'no command after --');
   const agent = agentLibrary('launching a command under the uprobe agent');
-  const tiered = launchTier(command, choice, env, syscalls);
+  const tiered = launchTier(command, choice, env, syscalls, process.arch, fork);
   const tracer = tiered.tier === 'ptrace' ? tracerPath(agent) : undefined;
   const native = loadNative();
   const { host, child: childEnd } = agentSocketpair();

@@ -237,7 +237,8 @@ export class Runtime {
     if (joined.length) input.traced = joined.map((j) => ({ fd: j.fd, pid: j.pid, launched: false }));
     if (opts.launch) {
       try {
-        launched = await launchCommand(opts.launch.command, opts.launch.env, tier, opts.verbose ?? false, await syscallPrograms(bytes, input.backend));
+        const sys = await syscallPrograms(bytes, input.backend);
+        launched = await launchCommand(opts.launch.command, opts.launch.env, tier, opts.verbose ?? false, sys.syscalls, sys.fork);
         sayTier(launched.pid, launched, 'launched');
       } catch (err) {
         // the joined processes' agents see their channel close and unhook (nothing was hooked yet)
@@ -344,16 +345,19 @@ export class Runtime {
 
 /** fast path: the kernel's own vmlinux BTF in sysfs (a regular file with at least a header) */
 /**
- * The launch needs to know whether the app's objects have syscall tracepoint programs the userspace backend
- * may run: on an arch whose agent rewrites no syscall sites (arm64) they go to the ptrace tier
- * (attach/tier.ts's launchTier). Only asked there: elsewhere the agent tier runs them.
+ * The launch needs to know whether the app's objects have syscall tracepoint or process event programs the
+ * userspace backend may run: on an arch whose agent rewrites no syscall sites (arm64) they go to the ptrace tier,
+ * and so does a sched_process_fork program everywhere (the agent emits no fork events) (attach/tier.ts's
+ * launchTier). Only asked there: elsewhere the agent tier runs them.
  */
-async function syscallPrograms(bytes: Uint8Array, backend: BackendChoice): Promise<boolean> {
-  if (process.arch === 'x64' || backend === 'linux') return false;
+async function syscallPrograms(bytes: Uint8Array, backend: BackendChoice): Promise<{ syscalls: boolean; fork: boolean }> {
+  const none = { syscalls: false, fork: false };
+  if (backend === 'linux') return none;
   // auto: root reaches the kernel (which runs them itself), an ordinary user is routed to the userspace backend
-  if (backend === 'auto' && process.geteuid?.() === 0) return false;
+  if (backend === 'auto' && process.geteuid?.() === 0) return none;
   const [{ validatedObjects }, { USERSPACE_SYSCALL_TP }] = await Promise.all([import('../select/facts.js'), import('../probe/backends.js')]);
-  return validatedObjects(bytes).some((o) => o.facts.programs.some((p) => USERSPACE_SYSCALL_TP.test(p.section)));
+  const sections = validatedObjects(bytes).flatMap((o) => o.facts.programs.map((p) => p.section));
+  return { syscalls: process.arch !== 'x64' && sections.some((s) => USERSPACE_SYSCALL_TP.test(s)), fork: sections.some((s) => /^(tp|tracepoint)\/sched\/sched_process_fork$/.test(s)) };
 }
 
 function sysfsBtf(): boolean {

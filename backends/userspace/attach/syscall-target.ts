@@ -34,22 +34,25 @@ function shownSection(section: string): string {
   return section.length > 80 ? `${section.slice(0, 80)}... (${section.length} characters)` : section;
 }
 
-/** the target of a sched_process_exec|exit program (the agent emits them: at an exec'd program's start, at exit_group) */
+/** the target of a sched_process_exec|exit|fork program: the agent emits exec and exit (at an exec'd program's
+ * start, at exit_group; x86_64), the ptrace tier all three from its ptrace events (static commands, arm64, a
+ * forced tier); the agent refuses fork (native/agent/lib/syscalls.c) */
 function schedTarget(section: string, name: string): SyscallTarget {
   const shown = shownSection(section);
   const arch = hostArch();
-  if (arch !== 'x86_64') {
-    throw new BackendError(`attaching '${shown}' is not supported by the userspace backend yet: it emits process events on x86_64 only so far (this is ${arch ?? 'another arch'})`,
+  if (arch === undefined) {
+    throw new BackendError(`attaching '${shown}' is not supported by the userspace backend: it emits process events on x86_64 and arm64 only`,
       ERRNO.EOPNOTSUPP, '', 'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel');
   }
-  if (name !== 'sched_process_exec' && name !== 'sched_process_exit') {
-    throw new BackendError(`attaching '${shown}' is not supported by the userspace backend yet: it emits sched_process_exec and sched_process_exit only (fork is not yet)`,
+  const kinds: Record<string, number> = { sched_process_exec: SCHED_KIND.exec, sched_process_exit: SCHED_KIND.exit, sched_process_fork: SCHED_KIND.fork };
+  const nr = kinds[name];
+  if (nr === undefined) {
+    throw new BackendError(`attaching '${shown}' is not supported by the userspace backend: it emits sched_process_exec, sched_process_exit and sched_process_fork only`,
       ERRNO.EOPNOTSUPP, '', 'use --backend linux (root, or CAP_BPF and CAP_PERFMON) to run it in the kernel');
   }
   const event = `sched/${name}`;
   const layout = eventLayout(event, arch);
   if (!layout) throw new BackendError(`'${shown}': no layout of ${event} on ${arch}`, ERRNO.ENOENT);
-  const nr = name === 'sched_process_exec' ? SCHED_KIND.exec : SCHED_KIND.exit;
   return { event, nr, raw: false, exit: false, layout, table: encodeSchedTable(layout), sched: true };
 }
 

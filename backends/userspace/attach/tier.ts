@@ -64,15 +64,19 @@ export function isStaticElf(file: string): boolean {
 export const AGENT_SYSCALL_ARCHES: ReadonlySet<string> = new Set<string>(['x64']);
 
 /**
- * The tier of a launched command, and why. `syscalls`: the app has tracepoint/syscalls programs the userspace
- * backend may run; on an arch whose agent cannot run them (arm64) they go to the ptrace tier.
+ * The tier of a launched command, and why. `syscalls`: the app has tracepoint/syscalls (or sched) programs the
+ * userspace backend may run; on an arch whose agent cannot run them (arm64) they go to the ptrace tier. `fork`: it
+ * has a sched_process_fork program, which only the ptrace tier emits (its fork events), on every arch.
  */
-export function launchTier(command: readonly string[], choice: TierChoice, env: NodeJS.ProcessEnv = process.env, syscalls = false, arch: string = process.arch): { tier: UserspaceTier; why: string } {
+export function launchTier(command: readonly string[], choice: TierChoice, env: NodeJS.ProcessEnv = process.env, syscalls = false, arch: string = process.arch, fork = false): { tier: UserspaceTier; why: string } {
   if (choice !== 'auto') return { tier: choice, why: `forced (--userspace-tier / WBPF_USERSPACE_TIER=${choice})` };
   const file = command[0] === undefined ? undefined : commandFile(command[0], env);
   if (file !== undefined && isStaticElf(file)) return { tier: 'ptrace', why: `${file} is statically linked: no loader to preload the agent` };
   if (syscalls && !AGENT_SYSCALL_ARCHES.has(arch)) {
     return { tier: 'ptrace', why: `the app has syscall tracepoint programs and the agent rewrites no syscall sites on ${arch}: the ptrace tier's seccomp filter stops at the traced syscalls (each traced call costs a stop: tens of microseconds)` };
+  }
+  if (fork) {
+    return { tier: 'ptrace', why: 'the app has a sched_process_fork program: the agent emits no fork events, the ptrace tier does (from its fork stops: each new task costs a stop)' };
   }
   return { tier: 'agent', why: 'the agent is preloaded' };
 }

@@ -85,17 +85,19 @@ export const SCHED_TABLE_VERSION = 0x5301;
 export const SCHED_KIND = { exec: 0, exit: 1, fork: 2 } as const;
 
 /**
- * The 64-byte table of a sched/sched_process_exec|exit layout for the agent (native/agent/lib/syscalls.c):
- * u16 version, u16 kind, u32 size, u16 id, u16 0, then (u16 offset, u16 size) for common_type, common_flags,
- * common_preempt_count, common_pid, then exec: filename, pid, old_pid; exit: comm, pid, prio, group_dead
- * (size 0: not in this layout, as group_dead before 6.x). A string field of 4 bytes is a __data_loc.
+ * The 64-byte table of a sched/sched_process_exec|exit|fork layout for the agent (native/agent/lib/syscalls.c)
+ * and the ptrace tier (native/agent/ptrace/sched.c): u16 version, u16 kind, u32 size, u16 id, u16 0, then
+ * (u16 offset, u16 size) for common_type, common_flags, common_preempt_count, common_pid, then exec: filename,
+ * pid, old_pid; exit: comm, pid, prio, group_dead (size 0: not in this layout, as group_dead before 6.x); fork:
+ * parent_comm, parent_pid, child_comm, child_pid. A string field of 4 bytes is a __data_loc (6.18's fork
+ * comms), else an inline char array (6.1's).
  */
 export function encodeSchedTable(layout: EventLayout): Uint8Array {
-  const kind = layout.name === 'sched_process_exec' ? SCHED_KIND.exec : layout.name === 'sched_process_exit' ? SCHED_KIND.exit : undefined;
+  const kind = layout.name === 'sched_process_exec' ? SCHED_KIND.exec : layout.name === 'sched_process_exit' ? SCHED_KIND.exit : layout.name === 'sched_process_fork' ? SCHED_KIND.fork : undefined;
   if (layout.category !== 'sched' || kind === undefined) {
-    throw new WasmBpfError('USAGE', `${layout.category}/${layout.name}: the agent emits sched/sched_process_exec and sched_process_exit only`);
+    throw new WasmBpfError('USAGE', `${layout.category}/${layout.name}: the userspace backend emits sched/sched_process_exec, sched_process_exit and sched_process_fork only`);
   }
-  const fields = kind === SCHED_KIND.exec ? ['filename', 'pid', 'old_pid'] : ['comm', 'pid', 'prio', 'group_dead'];
+  const fields = kind === SCHED_KIND.exec ? ['filename', 'pid', 'old_pid'] : kind === SCHED_KIND.exit ? ['comm', 'pid', 'prio', 'group_dead'] : ['parent_comm', 'parent_pid', 'child_comm', 'child_pid'];
   const slots = [
     slot(layout, 'common_type', true), slot(layout, 'common_flags', true), slot(layout, 'common_preempt_count', true), slot(layout, 'common_pid', true),
     ...fields.map((f) => slot(layout, f, f !== 'group_dead')),

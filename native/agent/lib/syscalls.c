@@ -373,6 +373,11 @@ static int sched_add(struct session *s, uint32_t id, const struct aprog *prog, u
 {
 	struct sched_table st = { 0 };
 	char why[200];
+	if (ev == WBPF_AGENT_SCHED_FORK)
+		return wbpf_frame_msg(msg, n, EOPNOTSUPP,
+				      "sched hook %u: the agent emits no sched_process_fork (glibc's clone switches stacks in the child: no site of it is rewritten); "
+				      "the ptrace tier does (--userspace-tier ptrace)",
+				      id);
 	if (sched_decode(table, &st, why, sizeof why)) return wbpf_frame_msg(msg, n, EINVAL, "sched hook %u: %s", id, why);
 	if (st.kind != (int)ev) return wbpf_frame_msg(msg, n, EINVAL, "sched hook %u: the table is for event %d, the frame says %u", id, st.kind, ev);
 	struct asys *a = NULL;

@@ -102,10 +102,7 @@ int chan_serve_one(void)
 			break;
 		}
 		case WBPF_AGENT_DROP: reply(f.seq, tables_drop(p, f.len, msg, sizeof msg), msg); break;
-		case WBPF_AGENT_TASK:
-			/* the tracer runs programs in its own process: it has no task_struct image of the traced thread */
-			reply(f.seq, EOPNOTSUPP, "task layout: the ptrace tier (static binaries) has no task_struct image for bpf_get_current_task");
-			break;
+		case WBPF_AGENT_TASK: reply(f.seq, task_layout_set(p, f.len, msg, sizeof msg), msg); break; /* sched.c */
 		case WBPF_AGENT_START:
 			reply(f.seq, 0, "start");
 			started = 1;

@@ -12,6 +12,9 @@
 #include "tracer.h"
 
 pid_t cur_tid, cur_tgid;
+struct task *cur_task;
+uintptr_t cur_ctx;
+size_t cur_ctx_size;
 
 ebpf_vm_helper_fn agent_helper_of(void *user, uint32_t id);
 
@@ -73,12 +76,89 @@ static int h_comm(ebpf_vm_call *c)
 	return 0;
 }
 
+/* get_current_task 35, get_current_task_btf 158: the traced thread's task_struct image (sched.c; read-only to
+ * the program), or 0 without a layout */
+static int h_current_task(ebpf_vm_call *c)
+{
+	uint64_t size = 0;
+	uintptr_t a = task_image(&size);
+	if (a && region_add_dyn(c->run, a, size, 0) < 0) a = 0;
+	c->r0 = a;
+	return 0;
+}
+
+/* [src, src+len) is "kernel memory" of this run, in the tracer's own memory: the task images, or the ctx (a
+ * tracepoint program reads its record's __data_loc strings with probe_read(_str) on ctx + offset, as in the kernel) */
+static int local(uint64_t src, uint64_t len)
+{
+	return task_readable(src, len) || (cur_ctx && len <= cur_ctx_size && src >= cur_ctx && src - cur_ctx <= cur_ctx_size - len);
+}
+
+/* probe_read_kernel 113: the task images and the ctx only (no other kernel memory here): elsewhere dst zeroed, -EFAULT */
+static int h_probe_read_kernel(ebpf_vm_call *c)
+{
+	uint32_t size = (uint32_t)c->args[1];
+	if (!ptr_ok(c->run, c->args[0], size, 1)) return 1;
+	if (local(c->args[2], size)) {
+		memcpy((void *)(uintptr_t)c->args[0], (const void *)(uintptr_t)c->args[2], size);
+		c->r0 = 0;
+		return 0;
+	}
+	memset((void *)(uintptr_t)c->args[0], 0, size);
+	c->r0 = (uint64_t)(int64_t)-EFAULT;
+	return 0;
+}
+
+/* probe_read_kernel_str 115: as 113, up to the NUL */
+static int h_probe_read_kernel_str(ebpf_vm_call *c)
+{
+	uint32_t size = (uint32_t)c->args[1];
+	if (!ptr_ok(c->run, c->args[0], size, 1)) return 1;
+	uint8_t *dst = (uint8_t *)(uintptr_t)c->args[0];
+	if (size && local(c->args[2], 1)) {
+		const uint8_t *src = (const uint8_t *)(uintptr_t)c->args[2];
+		uint64_t end = task_readable(c->args[2], 1) ? task_image_end() : cur_ctx + cur_ctx_size;
+		uint32_t i = 0;
+		while (i + 1 < size && (uintptr_t)(src + i) < end && src[i]) dst[i] = src[i], i++;
+		dst[i] = 0;
+		c->r0 = i + 1;
+		return 0;
+	}
+	if (size) memset(dst, 0, size);
+	c->r0 = (uint64_t)(int64_t)-EFAULT;
+	return 0;
+}
+
+/* probe_read 4 and probe_read_str 45 (the kernel's "any memory" reads): the run's own kernel memory (ctx, task
+ * images) here, else the traced process's (the agent's helper: process_vm_readv) */
+static ebpf_vm_helper_fn user_read, user_read_str;
+static int h_probe_read_any(ebpf_vm_call *c)
+{
+	if (local(c->args[2], (uint32_t)c->args[1])) return h_probe_read_kernel(c);
+	return user_read(c);
+}
+static int h_probe_read_str_any(ebpf_vm_call *c)
+{
+	if ((uint32_t)c->args[1] && local(c->args[2], 1)) return h_probe_read_kernel_str(c);
+	return user_read_str(c);
+}
+
 ebpf_vm_helper_fn helper_of(void *user, uint32_t id)
 {
 	switch (id) {
 	case 14: return h_pid_tgid;
 	case 15: return h_uid_gid;
 	case 16: return h_comm;
+	case 4:
+		user_read = agent_helper_of(user, 4);
+		return user_read ? h_probe_read_any : NULL;
+	case 45:
+		user_read_str = agent_helper_of(user, 45);
+		return user_read_str ? h_probe_read_str_any : NULL;
+	case 35: return h_current_task;
+	case 113: return h_probe_read_kernel;
+	case 115: return h_probe_read_kernel_str;
+	case 158: return h_current_task;
 	default: return agent_helper_of(user, id);
 	}
 }

@@ -23,8 +23,9 @@
 
 #include "tracer.h"
 
-/* TRACESECCOMP, TRACESYSGOOD: the syscall tracepoints' stops (sys.c) */
-#define OPTS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD)
+/* TRACESECCOMP, TRACESYSGOOD: the syscall tracepoints' stops (sys.c); TRACEEXIT: sched_process_exit (sched.c) */
+#define OPTS \
+	(PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT)
 
 void tlog(const char *fmt, ...)
 {
@@ -78,7 +79,9 @@ static void launch(char **argv)
 	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(long)(OPTS | PTRACE_O_EXITKILL)) < 0) fail(errno, "PTRACE_SEIZE of the command: %s", strerror(errno));
 	root_pid = pid;
 	struct proc *p = proc_new(pid);
-	if (!p || !task_add(pid, p)) fail(ENOMEM, "tracking the command");
+	struct task *rt = p ? task_add(pid, p) : NULL;
+	if (!rt) fail(ENOMEM, "tracking the command");
+	rt->tgid = pid;
 	if (write(go[1], "g", 1) != 1) fail(errno, "starting the command");
 	close(go[1]);
 	/* its exec (or its exit, when the exec failed) */
@@ -110,7 +113,9 @@ static void join(pid_t pid)
 				fail(err, "PTRACE_SEIZE of thread %d of process %d: %s%s", (int)tid, (int)pid, strerror(err),
 				     err == EPERM ? " (another user's process, or one already traced, or ptrace forbidden here)" : "");
 			}
-			if (!task_add(tid, p)) fail(ENOMEM, "too many threads");
+			struct task *jt = task_add(tid, p);
+			if (!jt) fail(ENOMEM, "too many threads");
+			jt->tgid = pid;
 			found = 1;
 		}
 		closedir(d);
@@ -197,6 +202,7 @@ int main(int argc, char **argv)
 			if (r && r->state == T_STOPPED) {
 				/* START: the command runs; from here a tracer's death no longer kills it */
 				(void)ptrace(PTRACE_SETOPTIONS, root_pid, 0, (void *)(long)OPTS);
+				sched_exec(r, root_pid); /* its exec (the kernel's sched_process_exec for a command started after the attach) */
 				sys_start(r); /* the syscall tracepoints' filter, before its first instruction */
 				task_resume(r);
 			}

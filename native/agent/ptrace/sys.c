@@ -46,7 +46,7 @@
 #define WBPF_AGENT_SYSCALL_RAW 2u /* raw_syscalls/sys_enter|sys_exit: every number (the frame's nr ignored) */
 #endif
 #ifndef WBPF_AGENT_SYSCALL_SCHED
-#define WBPF_AGENT_SYSCALL_SCHED 4u /* tp/sched/sched_process_*: the agent's (lib/syscalls.c), not the tracer's */
+#define WBPF_AGENT_SYSCALL_SCHED 4u /* tp/sched/sched_process_*: sched.c's */
 #endif
 
 struct tsys {
@@ -122,12 +122,11 @@ int sys_add(const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg,
 {
 	/* the process events are emitted by the agent (an exec'd image's constructor, an inline hook on libc's _exit):
 	 * a static command has no agent, and its frame's nr and table are not a syscall's */
-	if (r->flags & WBPF_AGENT_SYSCALL_SCHED)
-		return wbpf_frame_msg(msg, n, EOPNOTSUPP, "sched hook %u: the ptrace tier (static binaries, and every command on arm64) emits no sched_process_exec|exit events", r->id);
+	if (r->flags & WBPF_AGENT_SYSCALL_SCHED) return sched_add(r, table, msg, n); /* sched.c: nr is the event, the table a sched table */
 	if (r->flags & ~(WBPF_AGENT_SYSCALL_EXIT | WBPF_AGENT_SYSCALL_RAW))
 		return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: unknown flags %#x", r->id, r->flags);
 	if (!r->id || r->id >= 0xfffffffeu) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: ids 0, 0xfffffffe and 0xffffffff are reserved", r->id);
-	if (sys_find(r->id) || tables_hook(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "syscall hook %u: id in use", r->id);
+	if (sys_find(r->id) || sched_has(r->id) || tables_hook(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "syscall hook %u: id in use", r->id);
 	int raw = (r->flags & WBPF_AGENT_SYSCALL_RAW) != 0;
 	if (!raw && r->nr >= SYS_NR_MAX) return wbpf_frame_msg(msg, n, EINVAL, "syscall hook %u: syscall number %u is out of 0..%d", r->id, r->nr, SYS_NR_MAX - 1);
 	if (!tables_prog(r->prog_id)) return wbpf_frame_msg(msg, n, ENOENT, "syscall hook %u: no program %u", r->id, r->prog_id);
@@ -172,6 +171,7 @@ int sys_remove(uint32_t id, int *status, char *msg, size_t n)
 void sys_end(void)
 {
 	for (unsigned i = 0; i < MAX_TSYS; i++) tsyss[i].live = 0;
+	sched_end();
 	switch_stops(0);
 }
 

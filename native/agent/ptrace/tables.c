@@ -66,7 +66,7 @@ int tables_drop(const uint8_t *p, uint32_t len, char *msg, size_t n)
 			if (progs[i].id != r.id) continue;
 			for (unsigned k = 0; k < MAX_THOOKS; k++)
 				if (thooks[k].live && thooks[k].prog == r.id) return wbpf_frame_msg(msg, n, EBUSY, "drop prog %u: hook %u still runs it", r.id, thooks[k].id);
-			if (sys_uses_prog(r.id)) return wbpf_frame_msg(msg, n, EBUSY, "drop prog %u: a syscall hook still runs it", r.id);
+			if (sys_uses_prog(r.id) || sched_uses_prog(r.id)) return wbpf_frame_msg(msg, n, EBUSY, "drop prog %u: a syscall hook still runs it", r.id);
 			free(ebpf_vm_user(progs[i].prog));
 			ebpf_vm_free(progs[i].prog);
 			progs[i].id = 0, progs[i].prog = NULL;
@@ -140,7 +140,7 @@ int tables_hook_add(const struct wbpf_agent_hook *r, char *msg, size_t n)
 	if (!r->id || r->id >= 0xfffffffeu) /* 0 and the loader's two sites (loader.c) */
 		return wbpf_frame_msg(msg, n, EINVAL, "hook %u: ids 0, 0xfffffffe and 0xffffffff are reserved", r->id);
 	if (!find_prog(r->prog_id)) return wbpf_frame_msg(msg, n, ENOENT, "hook %u: no program %u", r->id, r->prog_id);
-	if (tables_hook(r->id) || sys_has(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "hook %u: the tracer has a hook %u already", r->id, r->id);
+	if (tables_hook(r->id) || sys_has(r->id) || sched_has(r->id)) return wbpf_frame_msg(msg, n, EEXIST, "hook %u: the tracer has a hook %u already", r->id, r->id);
 	struct thook *h = NULL;
 	for (unsigned i = 0; i < MAX_THOOKS && !h; i++)
 		if (!thooks[i].live) h = &thooks[i];
@@ -174,7 +174,7 @@ int tables_unhook(uint32_t id, char *msg, size_t n)
 {
 	struct thook *h = tables_hook(id);
 	int st;
-	if (!h && sys_remove(id, &st, msg, n)) return st;
+	if (!h && (sys_remove(id, &st, msg, n) || sched_remove(id, &st, msg, n))) return st;
 	if (!h) return wbpf_frame_msg(msg, n, ENOENT, "unhook %u: no hook %u", id, id);
 	for (unsigned i = 0; i < nprocs; i++) proc_unhook(procs[i], id);
 	h->live = 0;
@@ -191,7 +191,9 @@ int tables_exec(uint32_t id, uint32_t prog_id, struct task *t, void *ctx, size_t
 		return EBPF_VM_F_HELPER;
 	}
 	cur_tid = t->tid;
-	cur_tgid = t->p->pid;
+	cur_tgid = task_tgid(t); /* not t->p->pid: a vfork child shares its parent's memory, not its pid */
+	cur_task = t;
+	cur_ctx = (uintptr_t)ctx, cur_ctx_size = size;
 	struct hit mem;
 	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
 	ebpf_vm_run run = { .stack = stack, .stack_addr = (uintptr_t)stack, .budget = RUN_BUDGET };

@@ -60,6 +60,22 @@ struct task *task_find(pid_t tid)
 	return NULL;
 }
 
+pid_t task_tgid(struct task *t)
+{
+	if (t->tgid) return t->tgid;
+	char path[64], line[128];
+	pid_t tgid = 0;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)t->tid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "Tgid: %d", &tgid) == 1) break;
+		fclose(f);
+	}
+	if (tgid > 0) t->tgid = tgid;
+	return tgid > 0 ? tgid : t->p->pid;
+}
+
 struct proc *proc_new(pid_t pid)
 {
 	if (nprocs >= MAX_PROCS) return NULL;
@@ -195,6 +211,7 @@ static void new_task(struct task *parent, pid_t tid, int event)
 		}
 		t = task_add(tid, p);
 		if (!t) return;
+		if (event != PTRACE_EVENT_CLONE) t->tgid = tid; /* a process of its own (a CLONE may be a thread or not: read when needed) */
 		t->state = T_STOPPED; /* it starts in a stop we have not seen yet: resumed when it reports */
 		t->nrf = 0;
 		for (unsigned i = 0; i < nearly; i++)
@@ -236,6 +253,7 @@ static void after_exec(struct task *t)
 	if (!p) return;
 	p->refs = 1;
 	t->p = p;
+	t->tgid = tgid;
 	if (own) old->nbps = old->nsites = 0; /* not ours to restore: the memory they were in is gone */
 	proc_unref(old);
 	for (unsigned i = 0; i < MAX_THOOKS; i++)
@@ -279,13 +297,29 @@ void task_event(pid_t tid, int status)
 	int sig = WSTOPSIG(status), event = status >> 16;
 	if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK) {
 		unsigned long child = 0;
-		if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0) new_task(t, (pid_t)child, event);
+		if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0) {
+			sched_fork(t, (pid_t)child); /* in the parent, before the child runs (new_task may resume it) */
+			new_task(t, (pid_t)child, event);
+		}
 		task_resume(t);
 		return;
 	}
 	if (event == PTRACE_EVENT_EXEC) {
+		unsigned long old = tid; /* the thread that called execve (another than the leader's, when a thread did) */
+		(void)ptrace(PTRACE_GETEVENTMSG, tid, 0, &old);
 		after_exec(t);
-		if (tid != root_pid || started) task_resume(t);
+		/* the launched command's own exec: its programs run at START (main.c), once attached */
+		if (tid != root_pid || started) {
+			sched_exec(t, (pid_t)old);
+			task_resume(t);
+		}
+		return;
+	}
+	if (event == PTRACE_EVENT_EXIT) {
+		unsigned long code = 0; /* the wait status the task ends with: the kernel's task->exit_code */
+		(void)ptrace(PTRACE_GETEVENTMSG, tid, 0, &code);
+		sched_exit(t, (long)code);
+		task_resume(t);
 		return;
 	}
 	if (event == PTRACE_EVENT_STOP) {

@@ -57,6 +57,9 @@ struct task {
 	unsigned nrf;
 	int sys_entered; /* its syscall-entry stop ran the enter programs (every syscall stops) */
 	int sys_exit;    /* resumed with PTRACE_SYSCALL: its syscall-exit-stop runs the exit programs */
+	pid_t tgid;      /* its process (0: not known yet; task_tgid reads it) */
+	int exit_code;   /* the kernel's task->exit_code once it reached its exit stop (PTRACE_EVENT_EXIT) */
+	int exiting;     /* it did */
 };
 
 /* ---- the run's tables (tables.c): maps, programs, hooks from the host ---- */
@@ -94,6 +97,23 @@ void sys_end(void);
 const char *sys_mode(void);
 extern int sys_filtered, sys_stops;
 extern uint64_t sys_calls;
+
+/* ---- process events and the task_struct image (sched.c) ---- */
+int sched_add(const struct wbpf_agent_syscall *r, const uint8_t *table, char *msg, size_t n);
+int sched_remove(uint32_t id, int *status, char *msg, size_t n);
+int sched_has(uint32_t id);
+int sched_uses_prog(uint32_t prog);
+int sched_wants(int kind);
+void sched_end(void);
+/* the programs of each event, in the kernel's current task of its tracepoint */
+void sched_exec(struct task *t, pid_t old_pid);
+void sched_exit(struct task *t, long code);
+void sched_fork(struct task *parent, pid_t child);
+/* the TASK frame; the current thread's images (2 * the layout's size) for bpf_get_current_task */
+int task_layout_set(const uint8_t *p, uint32_t len, char *msg, size_t n);
+uintptr_t task_image(uint64_t *size);
+int task_readable(uint64_t src, uint64_t len);
+uint64_t task_image_end(void);
 
 /* ---- the arch (ptrace/x86_64/arch.c, ptrace/arm64/arch.c): registers are glibc's user_regs_struct on both,
  * read and written as the NT_PRSTATUS regset; on arm64 it is laid out as struct wbpf_pt_regs (hook/hook.h) ---- */
@@ -149,6 +169,7 @@ void proc_unhook(struct proc *p, uint32_t hook);
 extern struct task *tasks[MAX_TASKS];
 extern unsigned ntasks;
 struct task *task_find(pid_t tid);
+pid_t task_tgid(struct task *t); /* its process id (/proc/TID/status once) */
 struct task *task_add(pid_t tid, struct proc *p);
 void task_remove(struct task *t);
 struct proc *proc_new(pid_t pid);
@@ -192,6 +213,9 @@ extern int started; /* launch mode: START came */
 
 /* ---- the current hit, for the helpers (helpers.c) ---- */
 extern pid_t cur_tid, cur_tgid;
+extern struct task *cur_task;
+extern uintptr_t cur_ctx; /* the current run's ctx: the record the tracer built, in its own memory */
+extern size_t cur_ctx_size;
 
 void tlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #endif
