@@ -84,7 +84,7 @@ int main(void) {
         regions[i] = regions[j];
         regions[j] = t;
       }
-  ebpf_vm_env env = {helpers, maps, tail, NULL};
+  ebpf_vm_env env = {.helper = helpers, .map = maps, .tail_call = tail, .user = NULL};
   value_addr = (uintptr_t)value;
   ebpf_vm_run run;
   memset(&run, 0, sizeof run);
