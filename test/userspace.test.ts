@@ -232,7 +232,7 @@ t.test('load errors name their cause', async (t) => {
   }
   const obj = backend.load(fixture('e2e'), loadOpts);
   // a syscall tracepoint attaches in a traced process (issue 18): without one it is refused, naming why
-  throwsErrno(t, () => obj.attach('on_event', undefined), 95, /^attaching program 'on_event' \(tp\/syscalls\/sys_enter_getpid\) needs a process to trace: the userspace backend runs syscall tracepoint programs inside the processes it launches/);
+  throwsErrno(t, () => obj.attach('on_event', undefined), 95, /^attaching program 'on_event' \(tp\/syscalls\/sys_enter_getpid\) needs a process to trace: the userspace backend runs syscall and process event tracepoint programs inside the processes it launches/);
   throwsErrno(t, () => obj.attach('nope', undefined), 2);
   throwsErrno(t, () => obj.run('nope'), 2);
   throwsErrno(t, () => obj.run('on_event', new Uint8Array(8), { cpu: 5 }), 22);
