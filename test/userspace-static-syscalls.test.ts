@@ -118,6 +118,24 @@ if (process.arch !== 'x64') {
   const native = loadNative();
   const ncpus = native.numPossibleCpus();
 
+
+  /** the static target launched under the tracer with a channel and a shared ring: all closed at the test's end */
+  function underTracer(tt: Tap.Test, args: string[], ringBytes: number, name: string) {
+    const ring = native.shmMapCreate(RINGBUF, 0, 0, ringBytes, 0, ncpus, 0, name);
+    tt.teardown(() => native.shmMapClose(ring.id));
+    const pair = agentSocketpair();
+    const child = spawnUnderTracer(args, { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
+    const agent = new AgentChannel(pair.host);
+    tt.teardown(() => {
+      agent.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const out = { text: '' };
+    child.stdout!.on('data', (d: Buffer) => (out.text += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    return { ring, agent, child, exited, out };
+  }
+
   t.test('the target is static and makes a raw syscall instruction', async (tt) => {
     tt.ok(isStaticElf(TARGET), 'no PT_INTERP');
     const r = spawnSync(TARGET, [EXISTING, MISSING], { encoding: 'utf8' });
@@ -125,18 +143,7 @@ if (process.arch !== 'x64') {
   });
 
   t.test('over the channel: records, pt_regs, hostile programs, unhook', async (tt) => {
-    const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, ncpus, 0, 'sys');
-    tt.teardown(() => native.shmMapClose(ring.id));
-    const pair = agentSocketpair();
-    const child = spawnUnderTracer([TARGET, '-w', EXISTING, MISSING], { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => {
-      agent.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let stdout = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { ring, agent, child, exited, out } = underTracer(tt, [TARGET, '-w', EXISTING, MISSING], 1 << 16, 'sys');
     agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
     agent.sendProgram({ id: 1, insns: ENTER });
     agent.sendProgram({ id: 2, insns: EXIT });
@@ -154,12 +161,12 @@ if (process.arch !== 'x64') {
     agent.start();
 
     child.stdin!.write('1');
-    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
-    tt.same(printed(stdout), ROUND, 'the opens have their results');
+    tt.ok(await until(() => out.text.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.same(printed(out.text), ROUND, 'the opens have their results');
     const cmdPid = Number(fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
     tt.match(status(cmdPid, 'Seccomp'), /^2$/, 'the command runs with a seccomp filter (mode 2)');
     const recs = ringRecords(native, ring, 200);
-    const calls = opens(stdout);
+    const calls = opens(out.text);
     tt.equal(recs.length, calls.length * 9, '7 enter and 2 exit records per call (the fork child\'s and the exec\'d program\'s too)');
     const FLAGS: Record<string, bigint> = { open: 0n, raw: O_CLOEXEC, child: 0x800n, exec: 0x10000n };
     calls.forEach(([how, p, ret], i) => {
@@ -181,8 +188,8 @@ if (process.arch !== 'x64') {
     agent.sendSyscall({ id: 3, progId: 3, nr: NR_OPENAT, exit: false, table: enter.table });
     agent.sendSyscall({ id: 4, progId: 4, nr: NR_OPENAT, exit: true, table: exit.table });
     child.stdin!.write('2');
-    tt.ok(await until(() => stdout.includes('round 1 done'), 30_000), 'round 1 ran');
-    tt.same(printed(stdout).slice(ROUND.length), ROUND, 'the syscalls still ran with their results');
+    tt.ok(await until(() => out.text.includes('round 1 done'), 30_000), 'round 1 ran');
+    tt.same(printed(out.text).slice(ROUND.length), ROUND, 'the syscalls still ran with their results');
     tt.ok(await until(() => (agent.poll(), agent.notices.length >= 2), 5_000), 'both hostile hooks reported');
     const why = agent.notices.map((n) => `${n.hookId}: ${n.message}`).sort();
     tt.match(why[0], /^3: syscall hook 3 \(sys_enter of syscall 257\) disabled: program 3 stopped with status \d+ at pc 2 \(addr 0x10\); the syscall itself ran on$/, 'the wild pointer: a fault');
@@ -193,67 +200,45 @@ if (process.arch !== 'x64') {
 
     for (const id of [1, 2, 3, 4]) agent.unhook(id);
     child.stdin!.write('3');
-    tt.ok(await until(() => stdout.includes('round 2 done'), 20_000), 'round 2 ran');
-    tt.same(printed(stdout).slice(2 * ROUND.length), ROUND, 'its opens ran');
+    tt.ok(await until(() => out.text.includes('round 2 done'), 20_000), 'round 2 ran');
+    tt.same(printed(out.text).slice(2 * ROUND.length), ROUND, 'its opens ran');
     tt.equal(ringRecords(native, ring, 200).length, 0, 'no program ran');
     child.stdin!.end();
     tt.equal(await exited, 0, 'the command exits 0 (the tracer\'s status is its own)');
   });
 
   t.test('a number attached after START (not in the filter): every syscall stops while it lives', async (tt) => {
-    const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 16, 0, ncpus, 0, 'sys2');
-    tt.teardown(() => native.shmMapClose(ring.id));
-    const pair = agentSocketpair();
-    const child = spawnUnderTracer([TARGET, '-w', EXISTING, MISSING], { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => {
-      agent.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let stdout = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { ring, agent, child, exited, out } = underTracer(tt, [TARGET, '-w', EXISTING, MISSING], 1 << 16, 'sys2');
     agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
     agent.sendProgram({ id: 1, insns: EXIT });
     const exit = syscallTarget('tp/syscalls/sys_exit_openat'), close = syscallTarget('tp/syscalls/sys_enter_close');
     agent.sendSyscall({ id: 1, progId: 1, nr: NR_OPENAT, exit: true, table: exit.table });
     agent.start();
     child.stdin!.write('1');
-    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.ok(await until(() => out.text.includes('round 0 done'), 20_000), 'round 0 ran');
     tt.equal(ringRecords(native, ring, 200).length, ROUND.length * 2, 'sys_exit_openat through the filter: 2 records per open');
     // sys_enter_close's record: __syscall_nr at 8, fd at 16
     agent.sendProgram({ id: 2, insns: EXIT });
     tt.match(agent.sendSyscall({ id: 2, progId: 2, nr: close.nr, exit: false, table: close.table }),
       /^syscall hook 2 on sys_enter of syscall 3 \(ptrace tier: attached after the start, not in the command's seccomp filter: every syscall of the traced processes stops/, 'close: the stops, said so');
     child.stdin!.write('2');
-    tt.ok(await until(() => stdout.includes('round 1 done'), 20_000), 'round 1 ran');
-    tt.same(printed(stdout).slice(ROUND.length), ROUND, 'with its results');
+    tt.ok(await until(() => out.text.includes('round 1 done'), 20_000), 'round 1 ran');
+    tt.same(printed(out.text).slice(ROUND.length), ROUND, 'with its results');
     const recs = ringRecords(native, ring, 400);
     const closes = recs.filter((_, i) => i % 2 === 0 && recs[i] === 3n).length;
-    const fds = opens(stdout).slice(ROUND.length).filter(([, , r]) => r >= 0).length;
+    const fds = opens(out.text).slice(ROUND.length).filter(([, , r]) => r >= 0).length;
     tt.ok(closes >= fds, `a close record per fd the round closed (${closes} >= ${fds}; the libc start-up's own closes may add)`);
     tt.equal(recs.filter((_, i) => i % 2 === 0 && recs[i] === BigInt(NR_OPENAT)).length, ROUND.length, 'and the openat exits still');
     agent.unhook(2);
     child.stdin!.write('3');
-    tt.ok(await until(() => stdout.includes('round 2 done'), 20_000), 'round 2 ran');
+    tt.ok(await until(() => out.text.includes('round 2 done'), 20_000), 'round 2 ran');
     tt.equal(ringRecords(native, ring, 400).length, ROUND.length * 2, 'close unhooked: only the filter\'s openat exits');
     child.stdin!.end();
     tt.equal(await exited, 0, 'the command exits 0');
   });
 
   t.test('raw_syscalls/sys_enter and sys_exit (the RAW flag): every number stops through the filter', async (tt) => {
-    const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 20, 0, ncpus, 0, 'sys3');
-    tt.teardown(() => native.shmMapClose(ring.id));
-    const pair = agentSocketpair();
-    const child = spawnUnderTracer([TARGET, '-w', EXISTING, MISSING], { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
-    const agent = new AgentChannel(pair.host);
-    tt.teardown(() => {
-      agent.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let stdout = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { ring, agent, child, exited, out } = underTracer(tt, [TARGET, '-w', EXISTING, MISSING], 1 << 20, 'sys3');
     agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
     // raw_syscalls/sys_enter: id at 8, args[0] at 16; sys_exit: id at 8, ret at 16 (the same program reads both)
     agent.sendProgram({ id: 1, insns: EXIT });
@@ -263,15 +248,15 @@ if (process.arch !== 'x64') {
     tt.match(send(2, true), /^syscall hook 2 on raw_syscalls\/sys_exit, every number/, 'raw exit');
     agent.start();
     child.stdin!.write('1');
-    tt.ok(await until(() => stdout.includes('round 0 done'), 20_000), 'round 0 ran');
-    tt.same(printed(stdout), ROUND, 'the opens have their results');
+    tt.ok(await until(() => out.text.includes('round 0 done'), 20_000), 'round 0 ran');
+    tt.same(printed(out.text), ROUND, 'the opens have their results');
     const recs = ringRecords(native, ring, 4000);
     const pairs = Array.from({ length: recs.length / 2 }, (_, i) => [Number(recs[2 * i]!), BigInt.asIntN(64, recs[2 * i + 1]!)] as const);
     const ids = new Set(pairs.map(([id]) => id));
     tt.ok([0, 1, 3, 56, 59, 61, 257].every((n) => ids.has(n)), `read, write, close, clone, execve, wait4, openat all seen (${[...ids].sort((a, b) => a - b).join(',')})`);
     const openats = pairs.filter(([id]) => id === NR_OPENAT);
     tt.equal(openats.length, ROUND.length * 2, 'each open: an enter and an exit record');
-    tt.same(openats.filter((_, i) => i % 2 === 1).map(([, v]) => Number(v)), opens(stdout).map(([, , r]) => r), 'the exits\' ret: the calls\' results');
+    tt.same(openats.filter((_, i) => i % 2 === 1).map(([, v]) => Number(v)), opens(out.text).map(([, , r]) => r), 'the exits\' ret: the calls\' results');
     tt.ok(openats.filter((_, i) => i % 2 === 0).every(([, a0]) => BigInt.asUintN(32, a0) === AT_FDCWD32), 'the enters\' args[0]: AT_FDCWD');
     for (const id of [1, 2]) agent.unhook(id);
     child.stdin!.end();
@@ -280,18 +265,7 @@ if (process.arch !== 'x64') {
 
   for (const mode of ['filter', 'stops'] as const) {
     t.test(`8 threads opening at once (${mode === 'filter' ? 'the launched command\'s filter' : 'attached after START: every syscall stops'}): every call, exact`, async (tt) => {
-      const ring = native.shmMapCreate(RINGBUF, 0, 0, 1 << 20, 0, ncpus, 0, `sys-${mode}`);
-      tt.teardown(() => native.shmMapClose(ring.id));
-      const pair = agentSocketpair();
-      const child = spawnUnderTracer([TARGET, '--threads', '8', '200', EXISTING], { tracer: TRACER, channelFd: pair.child, stdio: ['pipe', 'pipe', 'inherit'] });
-      const agent = new AgentChannel(pair.host);
-      tt.teardown(() => {
-        agent.close();
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      });
-      let stdout = '';
-      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const { ring, agent, child, exited, out } = underTracer(tt, [TARGET, '--threads', '8', '200', EXISTING], 1 << 20, `sys-${mode}`);
       agent.sendMap({ id: 2, fd: ring.fd, notifyFd: ring.notifyFd });
       agent.sendProgram({ id: 1, insns: EXIT });
       const enter = syscallTarget('tp/syscalls/sys_enter_openat'), exit = syscallTarget('tp/syscalls/sys_exit_openat');
@@ -305,8 +279,8 @@ if (process.arch !== 'x64') {
       let recs: bigint[] = [];
       const drain = (): void => void (recs = recs.concat(ringRecords(native, ring, 4000)));
       child.stdin!.end('g');
-      tt.ok(await until(() => (drain(), stdout.includes('threads:')), 60_000), 'the threads ran');
-      tt.equal(stdout.trim(), 'threads: 1600 opened', 'every open succeeded');
+      tt.ok(await until(() => (drain(), out.text.includes('threads:')), 60_000), 'the threads ran');
+      tt.equal(out.text.trim(), 'threads: 1600 opened', 'every open succeeded');
       tt.equal(await exited, 0, 'the command exits 0');
       drain();
       const pairs = Array.from({ length: recs.length / 2 }, (_, i) => [recs[2 * i]!, BigInt.asIntN(64, recs[2 * i + 1]!)] as const);
