@@ -118,7 +118,6 @@ if (process.arch !== 'x64') {
   const native = loadNative();
   const ncpus = native.numPossibleCpus();
 
-
   /** the static target launched under the tracer with a channel and a shared ring: all closed at the test's end */
   function underTracer(tt: Tap.Test, args: string[], ringBytes: number, name: string) {
     const ring = native.shmMapCreate(RINGBUF, 0, 0, ringBytes, 0, ncpus, 0, name);
