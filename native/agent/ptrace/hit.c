@@ -86,11 +86,10 @@ static int step(struct task *t, struct user_regs_struct *regs, struct bp *b)
 		if (sig == SIGTRAP && event == 0) break; /* the step's trap */
 		if (event == 0) t->pending_sig = sig; /* a signal that came meanwhile: delivered after the step */
 	}
-	if (bp_needed(p, b)) {
-		(void)mem_write(p, b->addr, bp_insn, bp_len);
-	} else {
-		b->inserted = 0;
-	}
+	int back = 0;
+	if (bp_needed(p, b)) /* tried again: a breakpoint not written back would be a hook lost without a word */
+		for (int i = 0; i < 3 && !back; i++) back = mem_write(p, b->addr, bp_insn, bp_len) == 0;
+	if (!back) b->inserted = 0;
 	if (!gone) task_resume(t);
 	resume_others(p, t);
 	return gone ? -1 : 0;
