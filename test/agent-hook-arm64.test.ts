@@ -174,11 +174,9 @@ t.test('in the arm64 6.1 guest', async (tt) => {
   tt.same(lines(/^static launch: U(RET)?PROBE /).map((l) => l.replace(/pid=\d+ /, '')), ['UPROBE a=3 b=4', 'URETPROBE ret=7', 'UPROBE a=3 b=4', 'URETPROBE ret=7'].map((l) => `static launch: ${l}`), 'two calls: entry a=3 b=4 then return ret=7, each');
   tt.match(out, /^static launch: uprobe-target: uprobe_target_add\(3, 4\) = 7, 2 calls$/m, 'the static target ran right');
   tt.match(out, /^status static threads 0$/m, '4 threads under the ptrace tier: exit 0');
-  // entries exact; returns NOT asserted on 4 threads: in this emulated guest a return breakpoint is sometimes not
-  // taken by threads that run through it (once 28 of 200 in CI; 0 lost in 14 reruns, all with the tracer's debug
-  // log on), a known bug of the arm64 ptrace tier not yet understood (native/agent/README.md, "The ptrace tier")
-  tt.match(out, /^static threads events 200 \d+$/m, '4 threads x 50 calls: 200 entries, exact');
-  tt.comment(`4 threads: ${/^static threads events 200 (\d+)$/m.exec(out)?.[1] ?? '?'} of 200 returns`);
+  // entries and returns exact (a return site's breakpoint stays while the process has a return hook: before that,
+  // a return was sometimes missed in this emulated guest under load; native/agent/README.md, "Limits")
+  tt.match(out, /^static threads events 200 200$/m, '4 threads x 50 calls: 200 entries and 200 returns, exact');
   tt.match(out, /^static threads: uprobe-target: uprobe_target_add\(3, 4\) = 7, 200 calls$/m, 'every call right');
   tt.match(out, /^status forced launch 0$/m, 'a dynamic command with --userspace-tier ptrace: exit 0');
   tt.equal(lines(/^forced launch: UPROBE .* a=3 b=4$/).length, 2, 'forced: two entries (the function in the program, hooked after the loader ran)');
