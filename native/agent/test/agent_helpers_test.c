@@ -359,6 +359,24 @@ static void proof(void)
 	      jit_on ? "proven" : "not proven without the JIT", why_not(&entry));
 	CHECK(ret.prog && ebpf_vm_record_proof(ret.prog, NULL) == jit_on, "proof: bench/uprobe's return program %s (%s)",
 	      jit_on ? "proven" : "not proven without the JIT", why_not(&ret));
+	/* matrix/apps/uprobe's uprobe_add and uretprobe_add (clang-16 -O2, llvm-objdump of matrix/build/uprobe.bpf.o;
+	 * a 20-byte event, a byte store at 16): proven */
+	struct loaded mx_entry = LOADR(I(0x79, 9, 1, 0x68, 0), I(0x79, 8, 1, 0x70, 0), MOVI(7, 0), LDDW(1, 1, 21, 0), MOVI(2, 20), MOVI(3, 0),
+		CALL(131), MOV(6, 0), JEQI(6, 0, 10), CALL(14), STXW(6, 9, 8), STXW(6, 8, 4), I(0x77, 0, 0, 0, 32), STXW(6, 0, 0),
+		I(0x73, 6, 7, 16, 0), STXW(6, 7, 12), MOV(1, 6), MOVI(2, 0), CALL(132), MOVI(0, 0), EXIT);
+	struct loaded mx_ret = LOADR(I(0x79, 8, 1, 0x50, 0), MOVI(7, 0), LDDW(1, 1, 21, 0), MOVI(2, 20), MOVI(3, 0), CALL(131), MOV(6, 0),
+		JEQI(6, 0, 11), CALL(14), MOVI(1, 1), I(0x73, 6, 1, 16, 0), STXW(6, 8, 12), I(0x77, 0, 0, 0, 32), STXW(6, 0, 0), STXW(6, 7, 8),
+		STXW(6, 7, 4), MOV(1, 6), MOVI(2, 0), CALL(132), MOVI(0, 0), EXIT);
+	CHECK(mx_entry.prog && ebpf_vm_record_proof(mx_entry.prog, NULL) == jit_on && mx_ret.prog && ebpf_vm_record_proof(mx_ret.prog, NULL) == jit_on,
+	      "proof: matrix/apps/uprobe's uprobe_add and uretprobe_add %s (%s; %s)", jit_on ? "proven" : "not proven without the JIT",
+	      why_not(&mx_entry), why_not(&mx_ret));
+	ctx[0x68] = 3, ctx[0x70] = 4;
+	CHECK(mx_entry.prog && run(&mx_entry, &r0, &r) == EBPF_VM_DONE && wbpf_ring_drain(&rb->m, out, sizeof out) == 1 && out[0] == 20 &&
+	      ((uint32_t *)(out + 8))[0] == (uint32_t)getpid() && ((uint32_t *)(out + 8))[1] == 4 && ((uint32_t *)(out + 8))[2] == 3 && out[8 + 16] == 0,
+	      "proof: uprobe_add's event arrives (pid, a 4, b 3, is_ret 0)");
+	ebpf_vm_free(mx_entry.prog);
+	ebpf_vm_free(mx_ret.prog);
+	ctx[0x68] = 0;
 	ctx[0x70] = 42;
 	int ok = 1;
 	for (int i = 0; i < 3 && entry.prog; i++) {
