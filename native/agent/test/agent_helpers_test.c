@@ -329,6 +329,8 @@ static const char *why_not(const struct loaded *l)
 	return why;
 }
 
+static void proof_random(struct amap *rb, int jit_on);
+
 static void proof(void)
 {
 	struct amap *rb = mkmap(21, WBPF_MAP_RINGBUF, 0, 0, 4096, 0);
@@ -477,10 +479,103 @@ static void proof(void)
 	CHECK(loop.prog && ebpf_vm_record_proof(loop.prog, NULL) == jit_on && got == 4 && out[16] == 0 && out[16 + 24 * 3] == 3,
 	      "proof: a loop reserving and submitting a record per turn: %s, 4 records (%d) (%s)", jit_on ? "proven" : "not proven", got, why_not(&loop));
 	ebpf_vm_free(loop.prog);
+	proof_random(rb, jit_on);
+	if (jit) setenv("WBPF_JIT", jit, 1);
 	ebpf_vm_free(entry.prog);
 	ebpf_vm_free(ret.prog);
 	ebpf_vm_free(moved.prog);
 	ebpf_vm_free(ctxw.prog);
+}
+
+/* random programs around one record (size 8, 16 or 24): accesses in and out of bounds through the pointer and
+ * a copy, constant moves, spills, skips over one instruction (joins), helper calls, the record passed to
+ * probe_read_user; each loaded with the JIT (the proof) and with WBPF_JIT=0 (the regions path) must stop the
+ * same way: status, fault slot, width and direction, records delivered. A wrongly proven access out of
+ * bounds would end DONE on the JIT and F_MEMORY on the interpreter */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(uint32_t n)
+{
+	rnd_state ^= rnd_state << 13, rnd_state ^= rnd_state >> 7, rnd_state ^= rnd_state << 17;
+	return (uint32_t)(rnd_state % n);
+}
+static struct insn one_op(int32_t size)
+{
+	const int reg = rnd(2) ? 6 : 7;
+	const int16_t off = (int16_t)((int32_t)rnd((uint32_t)size + 13) - 6);
+	switch (rnd(4)) {
+	case 0: return STWI(reg, off, (int32_t)rnd(1000));
+	case 1: return LDXW(8, reg, off);
+	case 2: return ADDI(7, ((int32_t)rnd(5) - 2) * 4);
+	default: return MOV(7, 6);
+	}
+}
+static void proof_random(struct amap *rb, int jit_on)
+{
+	uint8_t out[4096];
+	int proven = 0, refused = 0, differ = 0, done = 0;
+	for (int t = 0; t < 3000; t++) {
+		struct insn p[96];
+		uint32_t n = 0;
+		const int32_t size = 8 * (int32_t)(1 + rnd(3));
+		p[n++] = MOV(9, 1);
+		p[n++] = I(0x18, 1, 1, 0, 21);
+		p[n++] = I(0, 0, 0, 0, 0);
+		p[n++] = MOVI(2, size);
+		p[n++] = MOVI(3, 0);
+		p[n++] = CALL(131);
+		p[n++] = MOV(6, 0);
+		const uint32_t null_jump = n++;
+		p[n++] = MOVI(8, 5);
+		p[n++] = MOV(7, 6);
+		for (int32_t k = 0; k < size; k += 4) p[n++] = STWI(6, (int16_t)k, 0); /* the record's bytes: known (branches read them) */
+		for (uint32_t k = 0, ops = 2 + rnd(10); k < ops; k++) {
+			const int reg = rnd(2) ? 6 : 7;
+			const int16_t off = (int16_t)((int32_t)rnd((uint32_t)size + 13) - 6);
+			switch (rnd(10)) {
+			case 0: case 1: case 2: case 3: p[n++] = one_op(size); break;
+			case 4: p[n++] = STXDW(reg, 8, off); break;
+			case 5: p[n++] = STXDW(10, 7, -8), p[n++] = LDXDW(7, 10, -8); break;
+			case 6: p[n++] = JEQI(8, 0, 1), p[n++] = one_op(size); break;
+			case 7: p[n++] = CALL(14), p[n++] = MOV(8, 0); break;
+			case 8: if (rnd(4) == 0) p[n++] = MOV(1, 7), p[n++] = MOVI(2, 4), p[n++] = MOV(3, 9), p[n++] = CALL(112); break;
+			default: p[n++] = LDXW(8, 9, (int16_t)(4 * rnd(2))); break;
+			}
+		}
+		p[n++] = MOV(1, rnd(8) ? 6 : 7);
+		p[n++] = MOVI(2, 0);
+		p[n++] = CALL(rnd(3) ? 132 : 133);
+		if (rnd(4) == 0) p[n++] = one_op(size); /* a use after submit (or not: a move) */
+		p[n++] = MOVI(0, 0);
+		p[n++] = EXIT;
+		p[null_jump] = JEQI(6, 0, (int16_t)(n - 2 - (null_jump + 1)));
+		setenv("WBPF_JIT", "0", 1);
+		struct loaded a = load_rec(p, n);
+		unsetenv("WBPF_JIT");
+		struct loaded b = load_rec(p, n);
+		if (!a.prog || !b.prog) {
+			differ++;
+			printf("# random program %d: not loaded (%s%s)\n", t, a.err, b.err);
+			ebpf_vm_free(a.prog), ebpf_vm_free(b.prog);
+			continue;
+		}
+		int pr = ebpf_vm_record_proof(b.prog, NULL);
+		proven += pr, refused += !pr;
+		ebpf_vm_run ra, rb_;
+		memset(&ra, 0, sizeof ra), memset(&rb_, 0, sizeof rb_);
+		int sa = run(&a, NULL, &ra);
+		int na = wbpf_ring_drain(&rb->m, out, sizeof out);
+		int sb = run(&b, NULL, &rb_);
+		int nb = wbpf_ring_drain(&rb->m, out, sizeof out);
+		done += sa == EBPF_VM_DONE;
+		if (sa != sb || na != nb || (sa != EBPF_VM_DONE && (ra.fault.pc != rb_.fault.pc || ra.fault.write != rb_.fault.write || ra.fault.width != rb_.fault.width))) {
+			if (differ++ < 5)
+				printf("# random program %d (%s): interpreter %d at %u (%d records), JIT %d at %u (%d records)\n", t, pr ? "proven" : "not proven",
+				       sa, ra.fault.pc, na, sb, rb_.fault.pc, nb);
+		}
+		ebpf_vm_free(a.prog), ebpf_vm_free(b.prog);
+	}
+	CHECK(differ == 0 && (!jit_on || (proven > 100 && refused > 100)) && done > 100 && wbpf_ring_pending_size(&rb->m) == 0,
+	      "proof: 3000 random record programs, JIT (%d proven, %d not) and interpreter stop alike (%d ran to exit): %d differ", proven, refused, done, differ);
 }
 
 static void probe(void)
