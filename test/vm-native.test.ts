@@ -170,7 +170,7 @@ t.test('the JIT against the interpreter (native/agent/test/jit_diff_test.c)', { 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ebpf-jit-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const src = path.join(ROOT, 'native/agent/vm');
-  const jit = [path.join(src, 'jit.c'), path.join(src, 'jit_x86_64.c')];
+  const jit = [path.join(src, 'jit.c'), path.join(src, 'jit_x86_64.c'), path.join(src, 'recproof.c')];
   const st = path.join(dir, 'selftest-jit');
   const b1 = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11', '-o', st, path.join(src, 'ebpf_vm.c'), ...jit, path.join(src, 'selftest.c')], { encoding: 'utf8' });
   t.equal(b1.status, 0, `the selftest builds with the JIT ${b1.stderr}`);

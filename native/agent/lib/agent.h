@@ -150,6 +150,7 @@ void vec_guarded(void (*fn)(void *), void *arg);
 /* ---- the helpers (helpers.c) ---- */
 ebpf_vm_helper_fn helper_of(void *user, uint32_t id);
 ebpf_vm_leaf_fn leaf_of(void *user, uint32_t id); /* the agent's programs' env.leaf (not the ptrace tier's) */
+ebpf_vm_helper_fn record_of(void *user, uint32_t id); /* and env.record: ring record variants (vm/recproof.c) */
 int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value);
 /* this thread's tgid << 32 | tid, cached per thread (read again in a fork child) */
 uint64_t agent_pid_tgid(void);

@@ -360,17 +360,19 @@ static int h_ringbuf_output(ebpf_vm_call *c)
 	c->r0 = (uint64_t)wbpf_ringbuf_output(&m->m, (const void *)(uintptr_t)c->args[1], c->args[2], c->args[3]);
 	return 0;
 }
-/* ringbuf_reserve 131: the record's data becomes a writable region until submit/discard (or the run's end) */
-static int h_ringbuf_reserve(ebpf_vm_call *c)
+/* ringbuf_reserve 131: the record's data becomes a writable region until submit/discard (or the run's end);
+ * region 0: the record variant (ebpf_vm_env.record) for a program the engine proved (vm/recproof.c), whose
+ * machine code accesses the record unchecked: no region, tracked for hit_end only */
+static int reserve(ebpf_vm_call *c, int region)
 {
 	struct amap *m = ring_arg(SESS(c), c->args[0]);
 	struct hit *x = c->run->data;
 	if (!m) return 1;
 	c->r0 = 0;
-	if (x->nrecords >= HIT_MAX_RECORDS || x->ndyn >= HIT_MAX_DYN) return 0;
+	if (x->nrecords >= HIT_MAX_RECORDS || (region && x->ndyn >= HIT_MAX_DYN)) return 0;
 	uint8_t *p = wbpf_ringbuf_reserve(&m->m, c->args[1], c->args[2]);
 	if (!p) return 0;
-	if (c->args[1] > 0 && region_add_dyn(c->run, (uintptr_t)p, c->args[1], EBPF_VM_REGION_WRITABLE) < 0) {
+	if (region && c->args[1] > 0 && region_add_dyn(c->run, (uintptr_t)p, c->args[1], EBPF_VM_REGION_WRITABLE) < 0) {
 		wbpf_ringbuf_discard(&m->m, p, 0);
 		return 0;
 	}
@@ -379,8 +381,9 @@ static int h_ringbuf_reserve(ebpf_vm_call *c)
 	c->r0 = (uintptr_t)p;
 	return 0;
 }
-/* submit 132 / discard 133 of a record this run reserved; any other pointer: nothing happens */
-static int finish_record(ebpf_vm_call *c, int discard)
+/* submit 132 / discard 133 of a record this run reserved; any other pointer: nothing happens (region 0: the
+ * record variant, the record is no region) */
+static int finish_record(ebpf_vm_call *c, int discard, int region)
 {
 	struct hit *x = c->run->data;
 	c->r0 = 0;
@@ -388,15 +391,19 @@ static int finish_record(ebpf_vm_call *c, int discard)
 		if (x->records[i].data != c->args[0]) continue;
 		struct amap *m = x->records[i].m;
 		x->records[i] = x->records[--x->nrecords];
-		region_remove_dyn(c->run, (uintptr_t)c->args[0]);
+		if (region) region_remove_dyn(c->run, (uintptr_t)c->args[0]);
 		if (discard) wbpf_ringbuf_discard(&m->m, (void *)(uintptr_t)c->args[0], c->args[1]);
 		else wbpf_ringbuf_submit(&m->m, (void *)(uintptr_t)c->args[0], c->args[1]);
 		break;
 	}
 	return 0;
 }
-static int h_ringbuf_submit(ebpf_vm_call *c) { return finish_record(c, 0); }
-static int h_ringbuf_discard(ebpf_vm_call *c) { return finish_record(c, 1); }
+static int h_ringbuf_reserve(ebpf_vm_call *c) { return reserve(c, 1); }
+static int h_ringbuf_submit(ebpf_vm_call *c) { return finish_record(c, 0, 1); }
+static int h_ringbuf_discard(ebpf_vm_call *c) { return finish_record(c, 1, 1); }
+static int h_ringbuf_reserve_rec(ebpf_vm_call *c) { return reserve(c, 0); }
+static int h_ringbuf_submit_rec(ebpf_vm_call *c) { return finish_record(c, 0, 0); }
+static int h_ringbuf_discard_rec(ebpf_vm_call *c) { return finish_record(c, 1, 0); }
 static int h_ringbuf_query(ebpf_vm_call *c)
 {
 	struct amap *m = ring_arg(SESS(c), c->args[0]);
@@ -470,6 +477,14 @@ ebpf_vm_leaf_fn leaf_of(void *user, uint32_t id)
 {
 	(void)user;
 	return id == 14 ? agent_pid_tgid : NULL;
+}
+
+/* the record variants (ebpf_vm_env.record) of reserve 131, submit 132 and discard 133: the JIT calls them in a
+ * program the engine proved never to touch a record outside it (vm/recproof.c) */
+ebpf_vm_helper_fn record_of(void *user, uint32_t id)
+{
+	(void)user;
+	return id == 131 ? h_ringbuf_reserve_rec : id == 132 ? h_ringbuf_submit_rec : id == 133 ? h_ringbuf_discard_rec : NULL;
 }
 
 /* lddw src 1: the map (MAPREF_TAG | id); src 2: the address of element 0's value of an array map (global

@@ -16,7 +16,7 @@
 #include "check.h"
 
 /* ---- what agent.c provides ---- */
-static struct amap maps[8];
+static struct amap maps[16];
 static unsigned nmaps;
 struct amap *find_map(const struct session *s, uint64_t ref)
 {
@@ -295,6 +295,289 @@ static void ring(void)
 	      "a run that faults holding a record: discarded, the ring flows");
 }
 
+/* ---- the ring-record proof (vm/recproof.c): programs the engine proves run their record accesses unchecked
+ * (and reserve with the record variants, no region); every other program runs as before, and each hostile
+ * one below faults exactly there, its record discarded at the run's end ---- */
+static struct loaded load_rec(const struct insn *p, size_t n)
+{
+	struct loaded l = { 0 };
+	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = calloc(1, sizeof(struct prog_refs)), .leaf = leaf_of, .record = record_of };
+	ebpf_vm_error e;
+	if (ebpf_vm_load(p, n * sizeof *p, &env, &l.prog, &e) != EBPF_VM_OK) {
+		snprintf(l.err, sizeof l.err, "%s", e.message);
+		l.prog = NULL;
+	}
+	return l;
+}
+#define LOADR(...) ({ struct insn p_[] = { __VA_ARGS__ }; load_rec(p_, sizeof p_ / sizeof p_[0]); })
+#define STWI(d, off, v) I(0x62, d, 0, off, v)
+#define STXW(d, s, off) I(0x63, d, s, off, 0)
+#define LDXW(d, s, off) I(0x61, d, s, off, 0)
+#define JNEI(d, v, off) I(0x55, d, 0, off, v)
+#define JLTI(d, v, off) I(0xa5, d, 0, off, v)
+#define JA(off) I(0x05, 0, 0, off, 0)
+#define ADD(d, s) I(0x0f, d, s, 0, 0)
+#define SUBI(d, v) I(0x17, d, 0, 0, v)
+/* r9 = ctx; r6 = reserve(ring 21, SIZE); if r6 == 0 goto +SKIP (SKIP: slots to the program's null exit) */
+#define RESERVE(size) MOV(9, 1), LDDW(1, 1, 21, 0), MOVI(2, size), MOVI(3, 0), CALL(131), MOV(6, 0)
+#define SUBMIT6 MOV(1, 6), MOVI(2, 0), CALL(132)
+
+static const char *why_not(const struct loaded *l)
+{
+	const char *why = "";
+	if (l->prog) ebpf_vm_record_proof(l->prog, &why);
+	return why;
+}
+
+static void proof_random(struct amap *rb, int jit_on);
+
+static void proof(void)
+{
+	struct amap *rb = mkmap(21, WBPF_MAP_RINGBUF, 0, 0, 4096, 0);
+	struct amap *arr = mkmap(22, WBPF_MAP_ARRAY, 4, 8, 1, 0);
+	uint8_t out[4096];
+	uint64_t r0;
+	ebpf_vm_run r;
+	const char *jit = getenv("WBPF_JIT");
+#if defined(__x86_64__)
+	const int jit_on = !(jit && strcmp(jit, "0") == 0); /* the proof is the JIT's: arm64 and WBPF_JIT=0 keep the regions */
+#else
+	const int jit_on = 0;
+	(void)jit;
+#endif
+	memset(ctx, 0, sizeof ctx);
+	if (!rb || !arr) return;
+
+	/* bench/uprobe's programs (hit_bench.c's bytecode, the ring as map 21): proven */
+	struct loaded entry = LOADR(I(0x79, 7, 1, 0x70, 0), I(0xb7, 8, 0, 0, 0), LDDW(1, 1, 21, 0), I(0xb7, 2, 0, 0, 16),
+		I(0xb7, 3, 0, 0, 0), I(0x85, 0, 0, 0, 131), I(0xbf, 6, 0, 0, 0), I(0x15, 6, 0, 7, 0), I(0x85, 0, 0, 0, 14),
+		I(0x63, 6, 7, 8, 0), I(0x7b, 6, 0, 0, 0), I(0x63, 6, 8, 12, 0), I(0xbf, 1, 6, 0, 0), I(0xb7, 2, 0, 0, 0),
+		I(0x85, 0, 0, 0, 132), I(0xb7, 0, 0, 0, 0), I(0x95, 0, 0, 0, 0));
+	struct loaded ret = LOADR(I(0x79, 7, 1, 0x50, 0), LDDW(1, 1, 21, 0), I(0xb7, 2, 0, 0, 16), I(0xb7, 3, 0, 0, 0),
+		I(0x85, 0, 0, 0, 131), I(0xbf, 6, 0, 0, 0), I(0x15, 6, 0, 8, 0), I(0x85, 0, 0, 0, 14), I(0xb7, 1, 0, 0, 1),
+		I(0x63, 6, 1, 12, 0), I(0x63, 6, 7, 8, 0), I(0x7b, 6, 0, 0, 0), I(0xbf, 1, 6, 0, 0), I(0xb7, 2, 0, 0, 0),
+		I(0x85, 0, 0, 0, 132), I(0xb7, 0, 0, 0, 0), I(0x95, 0, 0, 0, 0));
+	CHECK(entry.prog && ebpf_vm_record_proof(entry.prog, NULL) == jit_on, "proof: bench/uprobe's entry program %s (%s)",
+	      jit_on ? "proven" : "not proven without the JIT", why_not(&entry));
+	CHECK(ret.prog && ebpf_vm_record_proof(ret.prog, NULL) == jit_on, "proof: bench/uprobe's return program %s (%s)",
+	      jit_on ? "proven" : "not proven without the JIT", why_not(&ret));
+	/* matrix/apps/uprobe's uprobe_add and uretprobe_add (clang-16 -O2, llvm-objdump of matrix/build/uprobe.bpf.o;
+	 * a 20-byte event, a byte store at 16): proven */
+	struct loaded mx_entry = LOADR(I(0x79, 9, 1, 0x68, 0), I(0x79, 8, 1, 0x70, 0), MOVI(7, 0), LDDW(1, 1, 21, 0), MOVI(2, 20), MOVI(3, 0),
+		CALL(131), MOV(6, 0), JEQI(6, 0, 10), CALL(14), STXW(6, 9, 8), STXW(6, 8, 4), I(0x77, 0, 0, 0, 32), STXW(6, 0, 0),
+		I(0x73, 6, 7, 16, 0), STXW(6, 7, 12), MOV(1, 6), MOVI(2, 0), CALL(132), MOVI(0, 0), EXIT);
+	struct loaded mx_ret = LOADR(I(0x79, 8, 1, 0x50, 0), MOVI(7, 0), LDDW(1, 1, 21, 0), MOVI(2, 20), MOVI(3, 0), CALL(131), MOV(6, 0),
+		JEQI(6, 0, 11), CALL(14), MOVI(1, 1), I(0x73, 6, 1, 16, 0), STXW(6, 8, 12), I(0x77, 0, 0, 0, 32), STXW(6, 0, 0), STXW(6, 7, 8),
+		STXW(6, 7, 4), MOV(1, 6), MOVI(2, 0), CALL(132), MOVI(0, 0), EXIT);
+	CHECK(mx_entry.prog && ebpf_vm_record_proof(mx_entry.prog, NULL) == jit_on && mx_ret.prog && ebpf_vm_record_proof(mx_ret.prog, NULL) == jit_on,
+	      "proof: matrix/apps/uprobe's uprobe_add and uretprobe_add %s (%s; %s)", jit_on ? "proven" : "not proven without the JIT",
+	      why_not(&mx_entry), why_not(&mx_ret));
+	ctx[0x68] = 3, ctx[0x70] = 4;
+	CHECK(mx_entry.prog && run(&mx_entry, &r0, &r) == EBPF_VM_DONE && wbpf_ring_drain(&rb->m, out, sizeof out) == 1 && out[0] == 20 &&
+	      ((uint32_t *)(out + 8))[0] == (uint32_t)getpid() && ((uint32_t *)(out + 8))[1] == 4 && ((uint32_t *)(out + 8))[2] == 3 && out[8 + 16] == 0,
+	      "proof: uprobe_add's event arrives (pid, a 4, b 3, is_ret 0)");
+	ebpf_vm_free(mx_entry.prog);
+	ebpf_vm_free(mx_ret.prog);
+	ctx[0x68] = 0;
+	ctx[0x70] = 42;
+	int ok = 1;
+	for (int i = 0; i < 3 && entry.prog; i++) {
+		ok &= run(&entry, &r0, &r) == EBPF_VM_DONE && r0 == 0;
+		ok &= wbpf_ring_drain(&rb->m, out, sizeof out) == 1 && out[0] == 16 && out[8 + 8] == 42 && ((uint32_t *)(out + 8))[3] == 0 &&
+		      *(uint64_t *)(out + 8) == ((uint64_t)getpid() << 32 | (uint32_t)gettid());
+	}
+	CHECK(ok && last.ndyn == 0 && last.nregions == 1, "proof: the entry program's records arrive (pid_tgid, 42, 0), 3 runs");
+	ctx[0x70] = 0;
+
+	/* a constant moved on the pointer, and back; a load from it */
+	struct loaded moved = LOADR(RESERVE(16), JEQI(6, 0, 9), ADDI(6, 8), STWI(6, 0, 5), STWI(6, 4, 6), LDXW(7, 6, 4), SUBI(6, 8),
+				    STXW(6, 7, 0), SUBMIT6, MOVI(0, 0), EXIT);
+	CHECK(moved.prog && ebpf_vm_record_proof(moved.prog, NULL) == jit_on, "proof: add/sub of constants, loads and stores in bounds: proven (%s)", why_not(&moved));
+	CHECK(moved.prog && run(&moved, &r0, &r) == EBPF_VM_DONE && wbpf_ring_drain(&rb->m, out, sizeof out) == 1 && out[0] == 16 &&
+	      ((uint32_t *)(out + 8))[0] == 6 && ((uint32_t *)(out + 8))[2] == 5 && ((uint32_t *)(out + 8))[3] == 6,
+	      "proof: and its record holds 6, 0, 5, 6");
+	/* a proven program that faults elsewhere (a ctx write) holding a record: discarded at the end */
+	struct loaded ctxw = LOADR(RESERVE(16), JEQI(6, 0, 5), STWI(6, 0, 1), STWI(9, 0, 1), SUBMIT6, MOVI(0, 0), EXIT);
+	CHECK(ctxw.prog && ebpf_vm_record_proof(ctxw.prog, NULL) == jit_on && run(&ctxw, NULL, &r) == EBPF_VM_F_MEMORY && r.fault.pc == 9 &&
+	      wbpf_ring_drain(&rb->m, out, sizeof out) == 0 && wbpf_ring_pending_size(&rb->m) == 0,
+	      "proof: a proven program faulting on the ctx: its record discarded, the ring flows (%s)", why_not(&ctxw));
+
+	/* not proven: each runs the regions path and faults where it did before */
+	struct {
+		struct loaded l;
+		const char *what, *why;
+		int status, write;
+		uint32_t pc;
+		int records; /* arriving */
+	} bad[] = {
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), STWI(6, 16, 1), SUBMIT6, EXIT), "a store past the record", "outside the record", EBPF_VM_F_MEMORY, 1, 8, 0 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), STWI(6, -4, 1), SUBMIT6, EXIT), "a negative offset", "outside the record", EBPF_VM_F_MEMORY, 1, 8, 0 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), STXDW(6, 7, 12), SUBMIT6, EXIT), "an 8-byte store crossing the end", "outside the record", EBPF_VM_F_MEMORY, 1, 8, 0 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), LDXDW(0, 6, 9), SUBMIT6, EXIT), "an 8-byte load crossing the end", "outside the record", EBPF_VM_F_MEMORY, 0, 8, 0 },
+		{ LOADR(RESERVE(8000), STWI(6, 0, 1), JEQI(6, 0, 3), SUBMIT6, EXIT), "a maybe-NULL record written (the reserve fails: NULL)", "may be NULL",
+		  EBPF_VM_F_MEMORY, 1, 7, 0 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), SUBMIT6, STWI(6, 0, 1), EXIT), "a store after submit (the record arrives)", "after submit", EBPF_VM_F_MEMORY, 1, 11, 1 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 6), STXDW(10, 6, -8), LDXDW(7, 10, -8), STWI(7, 16, 1), SUBMIT6, EXIT),
+		  "spilled to the stack, reloaded, written past its end", "stored to memory", EBPF_VM_F_MEMORY, 1, 10, 0 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 7), MOV(1, 6), MOVI(2, 32), MOV(3, 9), CALL(112), SUBMIT6, EXIT),
+		  "the destination of probe_read_user (32 bytes into 16)", "passed to a helper", EBPF_VM_F_HELPER, 0, 11, 0 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 6), LDXW(7, 9, 4), ADD(6, 7), STWI(6, 0, 1), SUBMIT6, EXIT), "a variable offset (16 from the ctx)",
+		  "arithmetic on a record", EBPF_VM_F_MEMORY, 1, 10, 0 },
+		{ LOADR(MOV(9, 1), LDDW(1, 1, 21, 0), LDXW(2, 9, 4), MOVI(3, 0), CALL(131), MOV(6, 0), JEQI(6, 0, 4), STWI(6, 16, 1), SUBMIT6, EXIT),
+		  "a size from the ctx (16), written at 16", "known constant", EBPF_VM_F_MEMORY, 1, 8, 0 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 8), MOVI(7, 0), STWI(6, 0, 1), ADDI(6, 4), ADDI(7, 1), JLTI(7, 5, -4), SUBMIT6, EXIT),
+		  "a loop moving the pointer 4 bytes a turn, 5 turns", "join of different record pointers", EBPF_VM_F_MEMORY, 1, 9, 0 },
+		{ LOADR(RESERVE(16), JNEI(6, 0, 2), MOVI(0, 0), EXIT, LDDW(1, 1, 21, 0), MOVI(2, 8), MOVI(3, 0), CALL(131), MOV(7, 0), JNEI(7, 0, 4),
+			MOV(1, 6), MOVI(2, 0), CALL(133), EXIT, LDXW(1, 9, 0), MOV(8, 6), JEQI(1, 1, 1), MOV(8, 7), STXDW(8, 1, 8), SUBMIT6,
+			MOV(1, 7), MOVI(2, 0), CALL(132), MOVI(0, 0), EXIT),
+		  "two records (16 and 8 bytes) merged at a join, 8 bytes written at 8", "join of different record pointers", EBPF_VM_F_MEMORY, 1, 25, 0 },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 14), MOVI(1, 0), STXW(10, 1, -4), MOV(2, 10), ADDI(2, -4), LDDW(1, 1, 22, 0), CALL(1), JEQI(0, 0, 3),
+			STXDW(0, 6, 0), LDXDW(7, 0, 0), STWI(7, 16, 1), SUBMIT6, EXIT),
+		  "stored into a map value, reloaded, written past its end", "stored to memory", EBPF_VM_F_MEMORY, 1, 18, 0 },
+	};
+	*(uint32_t *)(ctx + 4) = 16;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *why = "";
+		int proven = bad[i].l.prog ? ebpf_vm_record_proof(bad[i].l.prog, &why) : -1;
+		CHECK(proven == 0 && (!jit_on || strstr(why, bad[i].why)), "proof: not proven: %s (%s)", bad[i].what, bad[i].l.prog ? why : bad[i].l.err);
+		memset(&r, 0, sizeof r);
+		int st = bad[i].l.prog ? run(&bad[i].l, NULL, &r) : -1;
+		CHECK(st == bad[i].status && r.fault.pc == bad[i].pc && (st != EBPF_VM_F_MEMORY || r.fault.write == bad[i].write) &&
+		      wbpf_ring_drain(&rb->m, out, sizeof out) == bad[i].records && wbpf_ring_pending_size(&rb->m) == 0,
+		      "proof: ... and it stops as before: status %d at slot %u (expected %d at %u), %s", st, r.fault.pc, bad[i].status, bad[i].pc,
+		      bad[i].records ? "its record arrived" : "its record discarded");
+		ebpf_vm_free(bad[i].l.prog);
+	}
+	*(uint32_t *)(ctx + 4) = 0;
+	/* more the pass refuses (load only: each runs the regions path as above) */
+	struct {
+		struct loaded l;
+		const char *what, *why;
+	} refused[] = {
+		{ LOADR(RESERVE(16), EXIT), "a record left unsubmitted at exit", "unsubmitted at exit" },
+		{ LOADR(RESERVE(16), MOVI(6, 0), MOVI(0, 0), EXIT), "a record overwritten (leaked), then exit", "unsubmitted at exit" },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), I(0xbc, 7, 6, 0, 0), SUBMIT6, EXIT), "a 32-bit copy of a record pointer", "32 bits" },
+		{ LOADR(RESERVE(16), I(0x45, 6, 0, 4, 1), JEQI(6, 0, 3), SUBMIT6, EXIT), "jset on a maybe-NULL record", "null test" },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), I(0x3d, 6, 9, 0, 0), SUBMIT6, EXIT), "a record compared with another pointer", "null test" },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 5), MOVI(1, 1), I(0xdb, 6, 1, 0, 0), SUBMIT6, EXIT), "an atomic add on a record", "atomic" },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), ADDI(6, 8), SUBMIT6, EXIT), "submit of the record plus 8", "record's start" },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 3), MOV(1, 9), MOV(2, 6), CALL(132), EXIT), "a record in r2 of submit", "passed to a helper" },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 4), SUBMIT6, MOV(0, 6), EXIT), "a submitted record returned", "record pointer returned" },
+		{ LOADR(MOVI(7, 0), RESERVE(16), ADDI(7, 1), JLTI(7, 3, -8), JEQI(6, 0, 3), SUBMIT6, EXIT), "reserved again in a loop before the record is finished",
+		  "live on one path only" },
+		{ LOADR(RESERVE(16), JEQI(6, 0, 5), SUBMIT6, I(0x85, 0, 1, 0, 1), EXIT, MOVI(0, 0), EXIT), "a bpf-to-bpf call (the JIT leaves it to the interpreter)", "interpreter" },
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		const char *why = "";
+		int proven = refused[i].l.prog ? ebpf_vm_record_proof(refused[i].l.prog, &why) : -1;
+		CHECK(proven == 0 && (!jit_on || strstr(why, refused[i].why)), "proof: not proven: %s (%s)", refused[i].what, refused[i].l.prog ? why : refused[i].l.err);
+		ebpf_vm_free(refused[i].l.prog);
+	}
+	/* a loop that reserves, writes and submits a record per turn (4 turns): proven, 4 records */
+	struct loaded loop = LOADR(MOVI(7, 0), RESERVE(16), JEQI(6, 0, 4), STXDW(6, 7, 8), SUBMIT6, ADDI(7, 1), JLTI(7, 4, -14), MOVI(0, 0), EXIT);
+	int got = loop.prog && run(&loop, &r0, &r) == EBPF_VM_DONE ? wbpf_ring_drain(&rb->m, out, sizeof out) : -1;
+	CHECK(loop.prog && ebpf_vm_record_proof(loop.prog, NULL) == jit_on && got == 4 && out[16] == 0 && out[16 + 24 * 3] == 3,
+	      "proof: a loop reserving and submitting a record per turn: %s, 4 records (%d) (%s)", jit_on ? "proven" : "not proven", got, why_not(&loop));
+	ebpf_vm_free(loop.prog);
+	proof_random(rb, jit_on);
+	if (jit) setenv("WBPF_JIT", jit, 1);
+	ebpf_vm_free(entry.prog);
+	ebpf_vm_free(ret.prog);
+	ebpf_vm_free(moved.prog);
+	ebpf_vm_free(ctxw.prog);
+}
+
+/* random programs around one record (size 8, 16 or 24): accesses in and out of bounds through the pointer and
+ * a copy, constant moves, spills, skips over one instruction (joins), helper calls, the record passed to
+ * probe_read_user; each loaded with the JIT (the proof) and with WBPF_JIT=0 (the regions path) must stop the
+ * same way: status, fault slot, width and direction, records delivered. A wrongly proven access out of
+ * bounds would end DONE on the JIT and F_MEMORY on the interpreter */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(uint32_t n)
+{
+	rnd_state ^= rnd_state << 13, rnd_state ^= rnd_state >> 7, rnd_state ^= rnd_state << 17;
+	return (uint32_t)(rnd_state % n);
+}
+static struct insn one_op(int32_t size)
+{
+	const int reg = rnd(2) ? 6 : 7;
+	const int16_t off = (int16_t)((int32_t)rnd((uint32_t)size + 13) - 6);
+	switch (rnd(4)) {
+	case 0: return STWI(reg, off, (int32_t)rnd(1000));
+	case 1: return LDXW(8, reg, off);
+	case 2: return ADDI(7, ((int32_t)rnd(5) - 2) * 4);
+	default: return MOV(7, 6);
+	}
+}
+static void proof_random(struct amap *rb, int jit_on)
+{
+	uint8_t out[4096];
+	int proven = 0, refused = 0, differ = 0, done = 0;
+	for (int t = 0; t < 3000; t++) {
+		struct insn p[96];
+		uint32_t n = 0;
+		const int32_t size = 8 * (int32_t)(1 + rnd(3));
+		p[n++] = MOV(9, 1);
+		p[n++] = I(0x18, 1, 1, 0, 21);
+		p[n++] = I(0, 0, 0, 0, 0);
+		p[n++] = MOVI(2, size);
+		p[n++] = MOVI(3, 0);
+		p[n++] = CALL(131);
+		p[n++] = MOV(6, 0);
+		const uint32_t null_jump = n++;
+		p[n++] = MOVI(8, 5);
+		p[n++] = MOV(7, 6);
+		for (int32_t k = 0; k < size; k += 4) p[n++] = STWI(6, (int16_t)k, 0); /* the record's bytes: known (branches read them) */
+		for (uint32_t k = 0, ops = 2 + rnd(10); k < ops; k++) {
+			const int reg = rnd(2) ? 6 : 7;
+			const int16_t off = (int16_t)((int32_t)rnd((uint32_t)size + 13) - 6);
+			switch (rnd(10)) {
+			case 0: case 1: case 2: case 3: p[n++] = one_op(size); break;
+			case 4: p[n++] = STXDW(reg, 8, off); break;
+			case 5: p[n++] = STXDW(10, 7, -8), p[n++] = LDXDW(7, 10, -8); break;
+			case 6: p[n++] = JEQI(8, 0, 1), p[n++] = one_op(size); break;
+			case 7: p[n++] = CALL(14), p[n++] = MOV(8, 0); break;
+			case 8: if (rnd(4) == 0) p[n++] = MOV(1, 7), p[n++] = MOVI(2, 4), p[n++] = MOV(3, 9), p[n++] = CALL(112); break;
+			default: p[n++] = LDXW(8, 9, (int16_t)(4 * rnd(2))); break;
+			}
+		}
+		p[n++] = MOV(1, rnd(8) ? 6 : 7);
+		p[n++] = MOVI(2, 0);
+		p[n++] = CALL(rnd(3) ? 132 : 133);
+		if (rnd(4) == 0) p[n++] = one_op(size); /* a use after submit (or not: a move) */
+		p[n++] = MOVI(0, 0);
+		p[n++] = EXIT;
+		p[null_jump] = JEQI(6, 0, (int16_t)(n - 2 - (null_jump + 1)));
+		setenv("WBPF_JIT", "0", 1);
+		struct loaded a = load_rec(p, n);
+		unsetenv("WBPF_JIT");
+		struct loaded b = load_rec(p, n);
+		if (!a.prog || !b.prog) {
+			differ++;
+			printf("# random program %d: not loaded (%s%s)\n", t, a.err, b.err);
+			ebpf_vm_free(a.prog), ebpf_vm_free(b.prog);
+			continue;
+		}
+		int pr = ebpf_vm_record_proof(b.prog, NULL);
+		proven += pr, refused += !pr;
+		ebpf_vm_run ra, rb_;
+		memset(&ra, 0, sizeof ra), memset(&rb_, 0, sizeof rb_);
+		int sa = run(&a, NULL, &ra);
+		int na = wbpf_ring_drain(&rb->m, out, sizeof out);
+		int sb = run(&b, NULL, &rb_);
+		int nb = wbpf_ring_drain(&rb->m, out, sizeof out);
+		done += sa == EBPF_VM_DONE;
+		if (sa != sb || na != nb || (sa != EBPF_VM_DONE && (ra.fault.pc != rb_.fault.pc || ra.fault.write != rb_.fault.write || ra.fault.width != rb_.fault.width))) {
+			if (differ++ < 5)
+				printf("# random program %d (%s): interpreter %d at %u (%d records), JIT %d at %u (%d records)\n", t, pr ? "proven" : "not proven",
+				       sa, ra.fault.pc, na, sb, rb_.fault.pc, nb);
+		}
+		ebpf_vm_free(a.prog), ebpf_vm_free(b.prog);
+	}
+	CHECK(differ == 0 && (!jit_on || (proven > 100 && refused > 100)) && done > 100 && wbpf_ring_pending_size(&rb->m) == 0,
+	      "proof: 3000 random record programs, JIT (%d proven, %d not) and interpreter stop alike (%d ran to exit): %d differ", proven, refused, done, differ);
+}
+
 static void probe(void)
 {
 	uint64_t r0;
@@ -476,6 +759,7 @@ int main(void)
 	table();
 	regions();
 	ring();
+	proof();
 	probe();
 	task();
 	perf();

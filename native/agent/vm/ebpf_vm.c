@@ -14,6 +14,10 @@
 uint32_t ebpf_vm_length(const ebpf_vm_prog *p) { return p->n; }
 void *ebpf_vm_user(const ebpf_vm_prog *p) { return p->env.user; }
 const char *ebpf_vm_engine_note(const ebpf_vm_prog *p) { return p->jit_note; }
+int ebpf_vm_record_proof(const ebpf_vm_prog *p, const char **why) {
+  if (why != NULL) *why = p->proven ? "" : p->proof_note[0] ? p->proof_note : "interpreter";
+  return p->proven;
+}
 
 const ebpf_vm_jit_ops *ebpf_vm_jit;
 

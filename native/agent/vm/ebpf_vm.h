@@ -86,6 +86,13 @@ typedef struct ebpf_vm_env {
    * argument, changes no region or stack, cannot fail and returns what helper(user, id) would set as r0
    * (e.g. bpf_get_current_pid_tgid from a per-thread cache); NULL: none. The interpreter calls the helper */
   ebpf_vm_leaf_fn (*leaf)(void *user, uint32_t id);
+  /* optional: for bpf_ringbuf_reserve 131, submit 132 and discard 133, the record variants the JIT calls in a
+   * program whose every use of a reserved record the engine proved in bounds at load (vm/recproof.c; the
+   * JIT then accesses the record without checks): reserve returns 0 or a record of exactly r2 bytes, writable
+   * at VM address == host address, and does NOT make it a region of the run; submit/discard finish such a
+   * record (r1 is always one this run reserved and did not finish). NULL (or NULL for an id): no proof, every
+   * program keeps the regions path. The interpreter never calls them */
+  ebpf_vm_helper_fn (*record)(void *user, uint32_t id);
 } ebpf_vm_env;
 
 typedef struct ebpf_vm_error {
@@ -102,6 +109,10 @@ void ebpf_vm_free(ebpf_vm_prog *prog);
 uint32_t ebpf_vm_length(const ebpf_vm_prog *prog);
 /* NULL, or why a JIT linked in left this program to the interpreter ("interpreter: ...") */
 const char *ebpf_vm_engine_note(const ebpf_vm_prog *prog);
+/* 1 when the JIT runs this program's ring-record accesses unchecked (the record proof held, env.record gave
+ * the variants); 0 when not, with *why (if why != NULL) saying why ("slot 12: a record pointer stored to
+ * memory", "no bpf_ringbuf_reserve", "interpreter", ...) */
+int ebpf_vm_record_proof(const ebpf_vm_prog *prog, const char **why);
 void *ebpf_vm_user(const ebpf_vm_prog *prog);
 
 /* One run. The host fills the inputs; the engine writes the outputs. No allocation, no libc calls

@@ -34,6 +34,9 @@ struct ebpf_vm_prog {
   ebpf_vm_env env;
   struct ebpf_jit_code *jit;  /* the program's machine code (jit.c), or NULL: the interpreter runs it */
   const char *jit_note;       /* why the JIT left it to the interpreter (not for WBPF_JIT=0 or an arch without one) */
+  uint8_t *proof;             /* while the JIT compiles: recproof.h's per-slot marks of a proven program, else NULL */
+  int proven;                 /* the compiled code accesses ring records unchecked (ebpf_vm_record_proof) */
+  char proof_note[112];       /* why not (empty: never tried) */
 };
 
 /* the JIT, when one is linked in (jit.c registers it from a constructor; NULL: interpreter only) */

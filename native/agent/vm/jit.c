@@ -3,11 +3,13 @@
  * with the program, the run wrapper, and the slow paths compiled code calls (interpreter semantics). */
 #include "jit.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "ops.h"
+#include "recproof.h"
 
 struct ebpf_jit_code {
   ebpf_jit_entry entry;
@@ -32,9 +34,26 @@ static void jit_compile(ebpf_vm_prog *p) {
     count(&stats.disabled);
     return;
   }
+  /* the ring-record proof (recproof.c), when the host has the record variants of every ring helper it calls */
+  uint8_t *marks = NULL;
+  if (p->env.record == NULL) snprintf(p->proof_note, sizeof p->proof_note, "no record variants in the environment");
+  else if ((marks = (uint8_t *)calloc(p->n ? p->n : 1, 1)) == NULL) snprintf(p->proof_note, sizeof p->proof_note, "out of memory");
+  else if (ebpf_recproof(p, marks, p->proof_note, sizeof p->proof_note)) {
+    p->proof = marks;
+    for (uint32_t pc = 0; pc < p->n; pc++)
+      if (marks[pc] == RP_RECORD && p->env.record(p->env.user, (uint32_t)p->code[pc].imm) == NULL) {
+        snprintf(p->proof_note, sizeof p->proof_note, "slot %u: no record variant of helper %d", pc, p->code[pc].imm);
+        p->proof = NULL;
+        break;
+      }
+  }
   uint8_t *code = NULL;
   size_t len = 0;
   int rc = ebpf_jit_emit(p, &code, &len);
+  const int proven = rc == EBPF_JIT_OK && p->proof != NULL;
+  p->proof = NULL;
+  free(marks);
+  if (rc != EBPF_JIT_OK) p->proof_note[0] = 0;
   if (rc != EBPF_JIT_OK) {
     free(code);
     count(rc == EBPF_JIT_NOARCH ? &stats.disabled : rc == EBPF_JIT_NOMEM ? &stats.nomem : &stats.unsupported);
@@ -65,6 +84,7 @@ static void jit_compile(ebpf_vm_prog *p) {
   j->size = size;
   j->entry = (ebpf_jit_entry)mem;
   p->jit = j;
+  p->proven = proven; /* only for machine code that runs: on the interpreter the regions path is the only one */
   count(&stats.compiled);
 }
 

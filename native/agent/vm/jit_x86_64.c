@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "jit.h"
+#include "recproof.h"
 
 /* x86-64 registers */
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
@@ -129,6 +130,7 @@ typedef struct jit {
   fix *fx;
   size_t nfx;
   size_t spill, ret, miss[4][2]; /* the slow-path stub, the common return, the memory-miss stubs */
+  const uint8_t *proof;          /* a proven program's per-slot marks (recproof.h), or NULL */
 } jit;
 
 static void to_slot(jit *j, size_t at, uint32_t target) { j->fx[j->nfx++] = (fix){at, target}; }
@@ -186,7 +188,9 @@ static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
   ld_st(b, RAX, OFF(budget));
   mem1(b, 1, 0x89, RAX, R11, (int32_t)offsetof(ebpf_vm_run, budget)); /* run->budget = budget */
   mem1(b, 1, 0x8d, RDI, ST, OFF(call)); /* lea rdi, [st+call] */
-  mov_ri64(b, RAX, (uint64_t)(uintptr_t)p->helpers[pc]);
+  /* a proven program's reserve/submit/discard: the host's record variant (no region for the record) */
+  ebpf_vm_helper_fn fn = j->proof && j->proof[pc] == RP_RECORD ? p->env.record(p->env.user, (uint32_t)p->code[pc].imm) : p->helpers[pc];
+  mov_ri64(b, RAX, (uint64_t)(uintptr_t)fn);
   u8(b, 0xff); /* call rax */
   u8(b, 0xd0);
   rr(b, 0, 0x85, RAX, RAX);
@@ -350,7 +354,11 @@ static void access(jit *j, uint32_t pc, int kind, uint32_t w, int sx, int base, 
   int through_stack = base == M[10] && off >= -(int32_t)EBPF_VM_FRAME_SIZE && off <= -(int32_t)w;
   int abase, aindex;
   int32_t adisp;
-  if (through_stack) { /* r10 + off: in the entry frame, always (r10 is read-only; no calls here) */
+  if (j->proof && j->proof[pc] == RP_DIRECT) { /* a proven record access, in bounds (recproof.c): [base + off] */
+    abase = base;
+    aindex = -1;
+    adisp = off;
+  } else if (through_stack) { /* r10 + off: in the entry frame, always (r10 is read-only; no calls here) */
     ld_st(b, R10, OFF(stack_delta));
     abase = M[10];
     aindex = R10;
@@ -552,6 +560,7 @@ static int insn_emit(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
 int ebpf_jit_emit(const ebpf_vm_prog *p, uint8_t **code, size_t *len) {
   jit j;
   memset(&j, 0, sizeof j);
+  j.proof = p->proof;
   j.pos = (size_t *)calloc(p->n, sizeof(size_t));
   j.fx = (fix *)calloc(p->n, sizeof(fix));
   int rc = j.pos == NULL || j.fx == NULL ? EBPF_JIT_NOMEM : EBPF_JIT_OK;
