@@ -120,7 +120,7 @@ struct ebpf_vm_run {
   int status;                    /* EBPF_VM_DONE, EBPF_VM_PACKET_EXIT or EBPF_VM_F_* */
   uint64_t r0;
   uint32_t tail_calls;           /* engine-owned: set to 0 by ebpf_vm_exec */
-  struct {
+  struct {                       /* written when status != EBPF_VM_DONE (the JIT leaves it alone after DONE) */
     const ebpf_vm_prog *prog;    /* the program that faulted (a tail-call target, maybe) */
     uint32_t pc;
     uint32_t width;              /* memory: bytes accessed */
