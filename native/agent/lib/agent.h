@@ -96,6 +96,7 @@ struct prog_refs {
 	struct amap *globals[HIT_MAX_GLOBALS];
 	unsigned nmaps;                /* the ids of every map it names: a map is freed only when no program names it */
 	uint32_t map_ids[PROG_MAX_MAPS];
+	struct amap *maps[PROG_MAX_MAPS]; /* map_ids[k]'s map (its helpers' calls find it here, not in the session) */
 };
 
 /* one run's memory (run->data), on the hooked thread's stack */

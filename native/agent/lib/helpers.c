@@ -26,15 +26,26 @@ __attribute__((weak)) void agent_trace(struct session *s, uint32_t hook_id, cons
 /* the session of the program making call c: its map references name that session's maps only */
 #define SESS(c) ((c)->user ? ((const struct prog_refs *)(c)->user)->sess : (struct session *)NULL)
 
-static struct amap *ring_arg(const struct session *s, uint64_t ref)
+/* the map an lddw src 1 value names, for call c: first among the maps its program names (resolved at load,
+ * map_ref: a map is never freed while a program names it), else any map of the program's session (find_map) */
+static inline struct amap *call_map(const ebpf_vm_call *c, uint64_t ref)
 {
-	struct amap *m = find_map(s, ref);
+	const struct prog_refs *refs = c->user;
+	if (refs && (ref & 0xffffffff00000000ull) == MAPREF_TAG)
+		for (unsigned k = 0; k < refs->nmaps; k++)
+			if (refs->map_ids[k] == (uint32_t)ref) return refs->maps[k];
+	return find_map(refs ? refs->sess : NULL, ref);
+}
+
+static struct amap *ring_arg(const ebpf_vm_call *c, uint64_t ref)
+{
+	struct amap *m = call_map(c, ref);
 	return m && wbpf_map_type(&m->m) == WBPF_MAP_RINGBUF ? m : NULL;
 }
 
 static int h_lookup(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[0]);
+	struct amap *m = call_map(c, c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	void *v = wbpf_map_lookup_elem(&m->m, (const void *)(uintptr_t)c->args[1]);
 	if (v && region_add_dyn(c->run, (uintptr_t)v, wbpf_map_value_size(&m->m), value_flags(m)) < 0) v = NULL;
@@ -43,7 +54,7 @@ static int h_lookup(ebpf_vm_call *c)
 }
 static int h_update(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[0]);
+	struct amap *m = call_map(c, c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	if (!ptr_ok(c->run, c->args[2], wbpf_map_value_size(&m->m), 0)) return 1;
 	c->r0 = (uint64_t)wbpf_map_update_elem(&m->m, (const void *)(uintptr_t)c->args[1],
@@ -52,7 +63,7 @@ static int h_update(ebpf_vm_call *c)
 }
 static int h_delete(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[0]);
+	struct amap *m = call_map(c, c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	c->r0 = (uint64_t)wbpf_map_delete_elem(&m->m, (const void *)(uintptr_t)c->args[1]);
 	return 0;
@@ -348,14 +359,14 @@ static int h_comm(ebpf_vm_call *c)
 
 static int h_perf_output(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[1]);
+	struct amap *m = call_map(c, c->args[1]);
 	if (!m || !ptr_ok(c->run, c->args[3], c->args[4], 0)) return 1;
 	c->r0 = (uint64_t)wbpf_perf_event_output(&m->m, c->args[2], (const void *)(uintptr_t)c->args[3], c->args[4]);
 	return 0;
 }
 static int h_ringbuf_output(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[0]);
+	struct amap *m = call_map(c, c->args[0]);
 	if (!m || wbpf_map_type(&m->m) != WBPF_MAP_RINGBUF || !ptr_ok(c->run, c->args[1], c->args[2], 0)) return 1;
 	c->r0 = (uint64_t)wbpf_ringbuf_output(&m->m, (const void *)(uintptr_t)c->args[1], c->args[2], c->args[3]);
 	return 0;
@@ -363,7 +374,7 @@ static int h_ringbuf_output(ebpf_vm_call *c)
 /* ringbuf_reserve 131: the record's data becomes a writable region until submit/discard (or the run's end) */
 static int h_ringbuf_reserve(ebpf_vm_call *c)
 {
-	struct amap *m = ring_arg(SESS(c), c->args[0]);
+	struct amap *m = ring_arg(c, c->args[0]);
 	struct hit *x = c->run->data;
 	if (!m) return 1;
 	c->r0 = 0;
@@ -399,7 +410,7 @@ static int h_ringbuf_submit(ebpf_vm_call *c) { return finish_record(c, 0); }
 static int h_ringbuf_discard(ebpf_vm_call *c) { return finish_record(c, 1); }
 static int h_ringbuf_query(ebpf_vm_call *c)
 {
-	struct amap *m = ring_arg(SESS(c), c->args[0]);
+	struct amap *m = ring_arg(c, c->args[0]);
 	if (!m) return 1;
 	c->r0 = wbpf_ringbuf_query(&m->m, c->args[1]);
 	return 0;
@@ -484,6 +495,7 @@ int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value)
 		while (k < refs->nmaps && refs->map_ids[k] != (uint32_t)imm) k++;
 		if (k == refs->nmaps) {
 			if (refs->nmaps >= PROG_MAX_MAPS) return 1;
+			refs->maps[refs->nmaps] = m; /* written before the count: call_map reads maps[0..nmaps) */
 			refs->map_ids[refs->nmaps++] = (uint32_t)imm;
 		}
 	}
