@@ -59,7 +59,7 @@ typedef struct ebpf_vm_call {
   void *user;                /* that program's env.user */
   uint32_t pc;               /* the call instruction's slot */
   uint32_t id;               /* the helper id (call imm, or the callx value) */
-  uint64_t args[5];          /* r1..r5 */
+  uint64_t args[5];          /* r1..r5: read-only to the helper (the JIT restores r1..r5 from here after it) */
   uint64_t r0;               /* out: the result */
 } ebpf_vm_call;
 

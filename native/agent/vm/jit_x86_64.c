@@ -155,7 +155,7 @@ static void mov_m64_imm(buf *b, int base, int32_t off, int32_t imm) { /* mov qwo
 
 static void leave(jit *j, uint32_t pc, int status);
 
-/* a helper (a leaf: a direct call, see ebpf_vm_env.leaf), as the interpreter calls it: r1..r5 to call.args and to R (the interpreter keeps them), the
+/* a helper (a leaf: a direct call, see ebpf_vm_env.leaf), as the interpreter calls it: r1..r5 to call.args (and back from there after the call: the interpreter keeps them), the
  * call's slot and id, the budget to run->budget, the helper through its pointer (resolved at load); nonzero
  * ends the run (EBPF_VM_F_HELPER); then the view is reset (the helper may have changed the regions or the
  * stack: caches dropped, the stack re-read), r0 = call.r0 and r1..r5 back. call.run/prog/user are set once
@@ -175,10 +175,7 @@ static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
     put(b, restore, sizeof restore);
     return;
   }
-  for (int r = 1; r <= 5; r++) {
-    st_st(b, M[r], OFF(call.args) + 8 * (r - 1));
-    st_st(b, M[r], OFF(R) + 8 * r);
-  }
+  for (int r = 1; r <= 5; r++) st_st(b, M[r], OFF(call.args) + 8 * (r - 1)); /* r1..r5 come back from here */
   mov_m32_imm(b, ST, OFF(call.pc), pc);
   mov_m32_imm(b, ST, OFF(call.id), (uint32_t)p->code[pc].imm);
   mov_m64_imm(b, ST, OFF(call.r0), 0);
@@ -202,7 +199,7 @@ static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
     mov_m64_imm(b, ST, OFF(wc_end) + 8 * k, 0);
   }
   ld_st(b, RAX, OFF(call.r0));
-  for (int r = 1; r <= 5; r++) ld_st(b, M[r], OFF(R) + 8 * r);
+  for (int r = 1; r <= 5; r++) ld_st(b, M[r], OFF(call.args) + 8 * (r - 1)); /* a helper never writes args (ebpf_vm.h) */
 }
 
 /* end the run at pc with a status (budget) */
