@@ -94,12 +94,7 @@ static int jit_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args
    * loops of their own); a cache whose ends are all 0 never matches, so its addr and delta are left unset
    * (the miss path fills all four before a use); the run's outputs are written once, at the end, and the
    * fault's fields only when the run did not finish */
-  ebpf_jit_state st;
-  st.R[1] = args[0]; /* the prologue zeroes r0, r6..r9 */
-  st.R[2] = args[1];
-  st.R[3] = args[2];
-  st.R[4] = args[3];
-  st.R[5] = args[4];
+  ebpf_jit_state st; /* r1..r5: the prologue loads them from args; it zeroes r0, r6..r9 */
   const uint64_t sa = run->stack_addr;
   st.stack_addr = sa;
   st.stack_top = sa + EBPF_VM_STACK_SIZE;
@@ -132,7 +127,7 @@ static int jit_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args
   }
   st.budget = run->budget;
   st.fault_pc = 0;
-  int s = p->jit->entry(&st);
+  int s = p->jit->entry(&st, args);
   run->budget = st.budget;
   run->tail_calls = 0;
   run->status = s;

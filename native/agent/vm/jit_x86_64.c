@@ -304,8 +304,12 @@ static void prologue(jit *j) {
   alu_ri(b, 1, 5, RSP, 8); /* sub rsp, 8: 16-byte aligned */
   mov_rr(b, 1, ST, RDI);
   st_st(b, RSP, OFF(saved_sp));
-  for (int r = 1; r <= 5; r++) ld_st(b, M[r], OFF(R) + 8 * r); /* st is in r12 */
-  ld_st(b, M[10], OFF(R) + 8 * 10);
+  /* r1..r5 from args (rsi): rsi, r2's register, last */
+  for (int r = 1; r <= 5; r++)
+    if (M[r] != RSI) mem1(b, 1, 0x8b, M[r], RSI, 8 * (r - 1));
+  for (int r = 1; r <= 5; r++)
+    if (M[r] == RSI) mem1(b, 1, 0x8b, RSI, RSI, 8 * (r - 1));
+  ld_st(b, M[10], OFF(R) + 8 * 10); /* st is in r12 */
   rr(b, 0, 0x31, RAX, RAX); /* r0, r6..r9 = 0 */
   for (int r = 6; r <= 9; r++) rr(b, 0, 0x31, M[r], M[r]);
   size_t over = jmp(b);
