@@ -463,7 +463,8 @@ int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint3
 	struct prog_refs *refs = calloc(1, sizeof *refs);
 	if (!refs) return put_msg(msg, n, "prog %u: out of memory", id), ENOMEM;
 	refs->sess = s; /* its map references are its session's maps */
-	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs, .leaf = leaf_of };
+	/* plain: the agent's helpers read no call pc/id or budget and never move the stack (helpers.c) */
+	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs, .leaf = leaf_of, .plain_helpers = 1 };
 	ebpf_vm_error err;
 	ebpf_vm_prog *prog;
 	if (ebpf_vm_load(insns, insn_len, &env, &prog, &err) != EBPF_VM_OK) {

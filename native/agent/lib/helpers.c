@@ -1,6 +1,8 @@
 /* The agent's eBPF helpers, with the kernel's semantics and errnos; helper_of lists them
  * (backends/userspace/attach/agent-helpers.ts mirrors the list), map_ref resolves lddw map references. A
- * pointer argument outside the run's memory (or a map argument that is not a map) stops the run. */
+ * pointer argument outside the run's memory (or a map argument that is not a map) stops the run. None reads
+ * the call's pc or id or the run's budget, and none replaces the run's stack: the agent loads its programs
+ * with ebpf_vm_env.plain_helpers (the JIT skips those stores). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>

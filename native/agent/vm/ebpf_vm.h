@@ -86,6 +86,10 @@ typedef struct ebpf_vm_env {
    * argument, changes no region or stack, cannot fail and returns what helper(user, id) would set as r0
    * (e.g. bpf_get_current_pid_tgid from a per-thread cache); NULL: none. The interpreter calls the helper */
   ebpf_vm_leaf_fn (*leaf)(void *user, uint32_t id);
+  /* nonzero: no helper reads call->pc, call->id or run->budget, and none replaces run->stack (the agent's):
+   * the JIT then neither stores those three nor re-reads the stack after a call (run->budget is still
+   * written when the run ends). 0: every helper call sees them all, as from the interpreter */
+  int plain_helpers;
 } ebpf_vm_env;
 
 typedef struct ebpf_vm_error {

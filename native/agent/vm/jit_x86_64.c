@@ -175,13 +175,18 @@ static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
     put(b, restore, sizeof restore);
     return;
   }
+  const int plain = p->env.plain_helpers; /* no pc, id or budget for the helper, no stack change (ebpf_vm.h) */
   for (int r = 1; r <= 5; r++) st_st(b, M[r], OFF(call.args) + 8 * (r - 1)); /* r1..r5 come back from here */
-  mov_m32_imm(b, ST, OFF(call.pc), pc);
-  mov_m32_imm(b, ST, OFF(call.id), (uint32_t)p->code[pc].imm);
+  if (!plain) {
+    mov_m32_imm(b, ST, OFF(call.pc), pc);
+    mov_m32_imm(b, ST, OFF(call.id), (uint32_t)p->code[pc].imm);
+  }
   mov_m64_imm(b, ST, OFF(call.r0), 0);
-  ld_st(b, R11, OFF(run));
-  ld_st(b, RAX, OFF(budget));
-  mem1(b, 1, 0x89, RAX, R11, (int32_t)offsetof(ebpf_vm_run, budget)); /* run->budget = budget */
+  if (!plain) {
+    ld_st(b, R11, OFF(run));
+    ld_st(b, RAX, OFF(budget));
+    mem1(b, 1, 0x89, RAX, R11, (int32_t)offsetof(ebpf_vm_run, budget)); /* run->budget = budget */
+  }
   mem1(b, 1, 0x8d, RDI, ST, OFF(call)); /* lea rdi, [st+call] */
   mov_ri64(b, RAX, (uint64_t)(uintptr_t)p->helpers[pc]);
   u8(b, 0xff); /* call rax */
@@ -190,10 +195,12 @@ static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
   size_t ok = jcc(b, CC_E);
   leave(j, pc, EBPF_VM_F_HELPER);
   here(b, ok);
-  ld_st(b, R11, OFF(run));
-  mem1(b, 1, 0x8b, RAX, R11, (int32_t)offsetof(ebpf_vm_run, stack)); /* stack_delta = run->stack - stack_addr */
-  mem1(b, 1, 0x2b, RAX, ST, OFF(stack_addr));
-  st_st(b, RAX, OFF(stack_delta));
+  if (!plain) {
+    ld_st(b, R11, OFF(run));
+    mem1(b, 1, 0x8b, RAX, R11, (int32_t)offsetof(ebpf_vm_run, stack)); /* stack_delta = run->stack - stack_addr */
+    mem1(b, 1, 0x2b, RAX, ST, OFF(stack_addr));
+    st_st(b, RAX, OFF(stack_delta));
+  }
   for (int k = 0; k < 4; k++) {
     mov_m64_imm(b, ST, OFF(rc_end) + 8 * k, 0);
     mov_m64_imm(b, ST, OFF(wc_end) + 8 * k, 0);
