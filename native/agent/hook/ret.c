@@ -132,15 +132,19 @@ void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t or
 		wbpf_hook_handler h = s->e[i].handler;
 		void *cookie = s->e[i].cookie;
 		uint32_t ro = s->ro[i / 32] & (1u << (i % 32));
+		/* a chained entry below it (a tail call's): looked for again after the handler, else none can come
+		 * (the handler's own calls push and pop above e[i - 1], whose slot is above their stack) */
+		int more = i > 0 && s->e[i - 1].slot == slot && s->e[i - 1].orig == orig;
 		BARRIER();
 		s->depth = i;
 		leave(s);
-		if (ro) { /* it never writes them (wbpf_hook_ret_arm_ro): no 168-byte copy per return */
+		if (ro) /* it never writes them (wbpf_hook_ret_arm_ro): no 168-byte copy per return */
 			h((struct wbpf_pt_regs *)regs, cookie);
-			continue;
+		else {
+			struct wbpf_pt_regs copy = *regs; /* what the caller gets back does not depend on the handler */
+			h(&copy, cookie);
 		}
-		struct wbpf_pt_regs copy = *regs; /* what the caller gets back does not depend on the handler */
-		h(&copy, cookie);
+		if (!more) break;
 	}
 	*err = saved_errno; /* the function's errno, whatever the handlers did */
 }
