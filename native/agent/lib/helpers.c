@@ -321,14 +321,19 @@ static void ids_forked(void) { ids_gen++; }
 void agent_ids_forget(void) { tls_ids_gen = 0; }
 static void ids_init(void) { pthread_atfork(NULL, NULL, ids_forked); }
 
+/* the ids read (again): out of line, so that the cached path saves no register */
+__attribute__((noinline)) static uint64_t ids_read(uint32_t gen)
+{
+	pthread_once(&ids_once, ids_init);
+	tls_pid_tgid = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
+	tls_ids_gen = gen;
+	return tls_pid_tgid;
+}
+
 uint64_t agent_pid_tgid(void)
 {
 	uint32_t gen = ids_gen;
-	if (__builtin_expect(tls_ids_gen != gen, 0)) {
-		pthread_once(&ids_once, ids_init);
-		tls_pid_tgid = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
-		tls_ids_gen = gen;
-	}
+	if (__builtin_expect(tls_ids_gen != gen, 0)) return ids_read(gen);
 	return tls_pid_tgid;
 }
 
