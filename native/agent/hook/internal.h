@@ -140,6 +140,9 @@ void wbpf_park_release(void);
  * through the arch's return code and then continues at orig, or 0 (none left, or the pool could not be
  * mapped, or orig may not be diverted) */
 uintptr_t wbpf_arch_ret_stub(uintptr_t orig);
+/* orig's stub when orig is this thread's last answer of wbpf_arch_ret_stub (so orig is no stub: only a real
+ * return address is ever looked up), else 0: the common arm, without asking wbpf_arch_ret_orig first */
+uintptr_t wbpf_arch_ret_stub_last(uintptr_t orig);
 /* orig if addr is such a return address, else 0 */
 uintptr_t wbpf_arch_ret_orig(uintptr_t addr);
 /* the real return address of stub number k (what the arch's return code was entered with), 0 if none */

@@ -58,15 +58,19 @@ static void leave(struct ret_stack *s)
  * (x86-64: the stack slot at rsp; arm64: the saved x30), and diverts it */
 static int arm(struct ret_stack *s, uintptr_t rsp, volatile uintptr_t *slot, wbpf_hook_handler handler, void *cookie, uintptr_t ro)
 {
-	uintptr_t ra = *slot, stub = ra;
-	/* already diverted: a second arm of this call, or a tail call from a function whose return is
-	 * armed; the return then reports both, innermost first (as the kernel's chained uretprobes) */
-	uintptr_t orig = wbpf_arch_ret_orig(ra);
-	int chained = orig != 0;
-	if (!chained) {
-		orig = ra;
-		stub = wbpf_arch_ret_stub(orig);
-		if (!stub) return -1;
+	uintptr_t ra = *slot, stub = wbpf_arch_ret_stub_last(ra), orig = ra;
+	int chained = 0;
+	if (!stub) { /* not the call site this thread armed last */
+		/* already diverted: a second arm of this call, or a tail call from a function whose return is
+		 * armed; the return then reports both, innermost first (as the kernel's chained uretprobes) */
+		orig = wbpf_arch_ret_orig(ra);
+		chained = orig != 0;
+		stub = ra;
+		if (!chained) {
+			orig = ra;
+			stub = wbpf_arch_ret_stub(orig);
+			if (!stub) return -1;
+		}
 	}
 	/* entries below this frame are stale (a longjmp left them); so is one at the same slot whose
 	 * diversion was overwritten by this call. Dropping one never loses an address: its stub still
@@ -132,15 +136,19 @@ void wbpf_ret_fire(const struct wbpf_pt_regs *regs, uintptr_t slot, uintptr_t or
 		wbpf_hook_handler h = s->e[i].handler;
 		void *cookie = s->e[i].cookie;
 		uint32_t ro = s->ro[i / 32] & (1u << (i % 32));
+		/* a chained entry below it (a tail call's): looked for again after the handler, else none can come
+		 * (the handler's own calls push and pop above e[i - 1], whose slot is above their stack) */
+		int more = i > 0 && s->e[i - 1].slot == slot && s->e[i - 1].orig == orig;
 		BARRIER();
 		s->depth = i;
 		leave(s);
-		if (ro) { /* it never writes them (wbpf_hook_ret_arm_ro): no 168-byte copy per return */
+		if (ro) /* it never writes them (wbpf_hook_ret_arm_ro): no 168-byte copy per return */
 			h((struct wbpf_pt_regs *)regs, cookie);
-			continue;
+		else {
+			struct wbpf_pt_regs copy = *regs; /* what the caller gets back does not depend on the handler */
+			h(&copy, cookie);
 		}
-		struct wbpf_pt_regs copy = *regs; /* what the caller gets back does not depend on the handler */
-		h(&copy, cookie);
+		if (!more) break;
 	}
 	*err = saved_errno; /* the function's errno, whatever the handlers did */
 }

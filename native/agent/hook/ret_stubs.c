@@ -138,6 +138,8 @@ static __thread uintptr_t last_stub __attribute__((tls_model("initial-exec")));
 
 static uintptr_t stub_lookup(uintptr_t orig);
 
+uintptr_t wbpf_arch_ret_stub_last(uintptr_t orig) { return orig && orig == last_orig ? last_stub : 0; }
+
 uintptr_t wbpf_arch_ret_stub(uintptr_t orig)
 {
 	if (orig && orig == last_orig) return last_stub;

@@ -46,6 +46,7 @@
 struct aprog {
 	uint32_t id;
 	ebpf_vm_prog *prog;
+	const struct prog_refs *refs; /* prog's env.user (a hit reads it without asking the engine) */
 };
 struct afn;
 struct session;
@@ -219,7 +220,7 @@ struct amap *find_map(const struct session *s, uint64_t ref)
 /* a hit inside a hit (a helper or libc calling a hooked function) is skipped, not recursed into */
 static __thread int in_hit __attribute__((tls_model("initial-exec")));
 
-static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs);
+static inline void run_hit(struct ahook *h, struct wbpf_pt_regs *regs);
 
 /* the return half (hook/hook.h, the uretprobe helper's): arms on_return for this call. Weak until it lands:
  * without it, return attachments are accepted and never run */
@@ -233,24 +234,31 @@ int wbpf_hook_ret_arm_ro(const struct wbpf_pt_regs *entry_regs, wbpf_hook_handle
 static __thread unsigned reader_slot __attribute__((tls_model("initial-exec")));
 static unsigned reader_slots_taken;
 
-/* 2: counted in this thread's own reader slot (readers.h, no locked instruction); else the phase's counter */
-static unsigned fn_enter(struct afn *fn)
+/* fn_enter's slow path: the thread has no reader slot (all taken) */
+__attribute__((noinline)) static unsigned fn_enter_shared(struct afn *fn)
 {
-	if (reader_enter(fn)) return 2;
 	if (!reader_slot) reader_slot = __atomic_add_fetch(&reader_slots_taken, 1, __ATOMIC_RELAXED) % READER_SLOTS + 1;
 	unsigned idx = __atomic_load_n(&fn->phase, __ATOMIC_SEQ_CST) & 1;
 	__atomic_add_fetch(&fn->readers[reader_slot - 1].n[idx], 1, __ATOMIC_SEQ_CST);
 	return idx;
 }
 
-static void fn_leave(struct afn *fn, unsigned idx)
+/* 2: counted in this thread's own reader slot (readers.h, no locked instruction); else the phase's counter */
+static inline __attribute__((always_inline)) unsigned fn_enter(struct afn *fn)
+{
+	if (__builtin_expect(reader_enter(fn), 1)) return 2;
+	return fn_enter_shared(fn);
+}
+
+static inline __attribute__((always_inline)) void fn_leave(struct afn *fn, unsigned idx)
 {
 	if (idx == 2) return reader_leave();
 	__atomic_sub_fetch(&fn->readers[reader_slot - 1].n[idx], 1, __ATOMIC_RELEASE);
 }
 
-/* runs fn's enabled attachments of one kind (0: entry, WBPF_AGENT_HOOK_RETURN: return) */
-static void run_list(struct afn *fn, struct wbpf_pt_regs *regs, uint32_t kind)
+/* runs fn's enabled attachments of one kind (0: entry, WBPF_AGENT_HOOK_RETURN: return); inlined with run_hit
+ * into on_hit and on_return: a hit is one C frame between the trampoline and the program */
+static inline __attribute__((always_inline)) void run_list(struct afn *fn, struct wbpf_pt_regs *regs, uint32_t kind)
 {
 	unsigned top = __atomic_load_n(&fn->top, __ATOMIC_ACQUIRE);
 	for (unsigned i = 0; i < top && i < MAX_FN_HOOKS; i++) {
@@ -301,24 +309,31 @@ __attribute__((noinline)) static void slow_report_disabled(void *arg)
 	send_frame(r->h->sess, WBPF_AGENT_EVENT, 0, &r->h->id, sizeof r->h->id, msg);
 }
 
-static void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
+/* a run that left records reserved or did not finish (hit_end and the fault's report) */
+__attribute__((noinline)) static void run_hit_end(struct ahook *h, struct hit *mem, const ebpf_vm_run *run, int st)
+{
+	hit_end(mem);
+	if (st == EBPF_VM_DONE) return;
+	h->enabled = 0;
+	if (__atomic_exchange_n(&h->reported, 1, __ATOMIC_ACQ_REL)) return;
+	struct disabled_report r = { h, st, run->fault.pc, run->fault.addr };
+	vec_guarded(slow_report_disabled, &r); /* snprintf: libc, which may use vector registers */
+}
+
+static inline __attribute__((always_inline)) void run_hit(struct ahook *h, struct wbpf_pt_regs *regs)
 {
 	struct hit mem;
 	uint8_t stack[EBPF_VM_STACK_SIZE] __attribute__((aligned(16)));
-	ebpf_vm_run run; /* its inputs only (hit_begin: the regions and data); the engine sets every output */
+	ebpf_vm_run run; /* its inputs only (hit_start: the regions and data); the engine sets every output */
+	const struct aprog *p = h->prog;
 	run.stack = stack;
 	run.stack_addr = (uintptr_t)stack;
 	run.packet_addr = run.packet_size = 0;
 	run.budget = RUN_BUDGET;
-	hit_begin(&mem, &run, h->id, h->prog->prog, regs, sizeof *regs);
+	hit_start(&mem, &run, h->id, p->refs, regs, sizeof *regs);
 	uint64_t args[5] = { (uintptr_t)regs, 0, 0, 0, 0 };
-	int st = ebpf_vm_exec(h->prog->prog, &run, args);
-	hit_end(&mem);
-	if (st == EBPF_VM_DONE) return;
-	h->enabled = 0;
-	if (__atomic_exchange_n(&h->reported, 1, __ATOMIC_ACQ_REL)) return;
-	struct disabled_report r = { h, st, run.fault.pc, run.fault.addr };
-	vec_guarded(slow_report_disabled, &r); /* snprintf: libc, which may use vector registers */
+	int st = ebpf_vm_exec(p->prog, &run, args);
+	if (__builtin_expect(st != EBPF_VM_DONE || mem.nrecords != 0, 0)) run_hit_end(h, &mem, &run, st);
 }
 
 /* ---- syscall programs (syscalls.c): the same run as a hit's, the same guard ---- */
@@ -404,7 +419,7 @@ static int prog_drop(struct session *s, uint32_t id, char *msg, size_t n)
 	if (sys) return put_msg(msg, n, "drop prog %u: syscall hook %d still runs it", id, sys), EBUSY;
 	free(ebpf_vm_user(p->prog));
 	ebpf_vm_free(p->prog);
-	*p = (struct aprog){ 0, NULL };
+	*p = (struct aprog){ 0, NULL, NULL };
 	put_msg(msg, n, "drop prog %u", id);
 	return 0;
 }
@@ -448,14 +463,15 @@ int agent_prog_add(struct session *s, uint32_t id, const uint8_t *helpers, uint3
 	struct prog_refs *refs = calloc(1, sizeof *refs);
 	if (!refs) return put_msg(msg, n, "prog %u: out of memory", id), ENOMEM;
 	refs->sess = s; /* its map references are its session's maps */
-	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs, .leaf = leaf_of, .record = record_of };
+	/* plain: the agent's helpers read no call pc/id or budget and never move the stack (helpers.c) */
+	ebpf_vm_env env = { .helper = helper_of, .map = map_ref, .user = refs, .leaf = leaf_of, .record = record_of, .plain_helpers = 1 };
 	ebpf_vm_error err;
 	ebpf_vm_prog *prog;
 	if (ebpf_vm_load(insns, insn_len, &env, &prog, &err) != EBPF_VM_OK) {
 		free(refs);
 		return put_msg(msg, n, "%s", err.message), EINVAL;
 	}
-	s->progs[slot] = (struct aprog){ id, prog };
+	s->progs[slot] = (struct aprog){ id, prog, refs };
 	if (slot == s->nprogs) __atomic_store_n(&s->nprogs, s->nprogs + 1, __ATOMIC_RELEASE);
 	put_msg(msg, n, "prog %u", id);
 	return 0;
@@ -850,7 +866,7 @@ static void end_session(struct session *s)
 		if (!s->progs[i].prog) continue;
 		free(ebpf_vm_user(s->progs[i].prog));
 		ebpf_vm_free(s->progs[i].prog);
-		s->progs[i] = (struct aprog){ 0, NULL };
+		s->progs[i] = (struct aprog){ 0, NULL, NULL };
 	}
 	__atomic_store_n(&s->nmaps, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->nprogs, 0, __ATOMIC_RELEASE);

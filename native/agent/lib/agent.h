@@ -96,6 +96,7 @@ struct prog_refs {
 	struct amap *globals[HIT_MAX_GLOBALS];
 	unsigned nmaps;                /* the ids of every map it names: a map is freed only when no program names it */
 	uint32_t map_ids[PROG_MAX_MAPS];
+	struct amap *maps[PROG_MAX_MAPS]; /* map_ids[k]'s map (its helpers' calls find it here, not in the session) */
 };
 
 /* one run's memory (run->data), on the hooked thread's stack */
@@ -111,6 +112,22 @@ struct hit {
 
 /* the fixed regions of a run of prog (ctx, its global data); sets run->regions, nregions and data */
 void hit_begin(struct hit *x, ebpf_vm_run *run, uint32_t hook_id, const ebpf_vm_prog *prog, void *ctx, size_t ctx_size);
+void hit_add_globals(struct hit *x, const struct prog_refs *refs);
+/* hit_begin for a program whose prog_refs (env.user) the caller holds: inline, on a hit's path */
+static inline void hit_start(struct hit *x, ebpf_vm_run *run, uint32_t hook_id, const struct prog_refs *refs, void *ctx, size_t ctx_size)
+{
+	x->hook_id = hook_id;
+	x->ndyn = x->nrecords = 0;
+	x->nregions = 0;
+	if (ctx_size && (uintptr_t)ctx + ctx_size > (uintptr_t)ctx) { /* the first region: region_insert's checks */
+		x->regions[0] = (ebpf_vm_region){ (uintptr_t)ctx, ctx_size, (uint8_t *)ctx, 0 };
+		x->nregions = 1;
+	}
+	if (refs && refs->n) hit_add_globals(x, refs);
+	run->regions = x->regions;
+	run->nregions = x->nregions;
+	run->data = x;
+}
 /* the run ended (done or stopped): the records it left reserved are discarded, so the consumer never stalls */
 void hit_end(struct hit *x);
 /* a helper's region (a lookup value, a record): 0 (added, or the same one already held) or -1 (no room) */

@@ -1,6 +1,8 @@
 /* The agent's eBPF helpers, with the kernel's semantics and errnos; helper_of lists them
  * (backends/userspace/attach/agent-helpers.ts mirrors the list), map_ref resolves lddw map references. A
- * pointer argument outside the run's memory (or a map argument that is not a map) stops the run. */
+ * pointer argument outside the run's memory (or a map argument that is not a map) stops the run. None reads
+ * the call's pc or id or the run's budget, and none replaces the run's stack: the agent loads its programs
+ * with ebpf_vm_env.plain_helpers (the JIT skips those stores). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -26,15 +28,26 @@ __attribute__((weak)) void agent_trace(struct session *s, uint32_t hook_id, cons
 /* the session of the program making call c: its map references name that session's maps only */
 #define SESS(c) ((c)->user ? ((const struct prog_refs *)(c)->user)->sess : (struct session *)NULL)
 
-static struct amap *ring_arg(const struct session *s, uint64_t ref)
+/* the map an lddw src 1 value names, for call c: first among the maps its program names (resolved at load,
+ * map_ref: a map is never freed while a program names it), else any map of the program's session (find_map) */
+static inline struct amap *call_map(const ebpf_vm_call *c, uint64_t ref)
 {
-	struct amap *m = find_map(s, ref);
+	const struct prog_refs *refs = c->user;
+	if (refs && (ref & 0xffffffff00000000ull) == MAPREF_TAG)
+		for (unsigned k = 0; k < refs->nmaps; k++)
+			if (refs->map_ids[k] == (uint32_t)ref) return refs->maps[k];
+	return find_map(refs ? refs->sess : NULL, ref);
+}
+
+static struct amap *ring_arg(const ebpf_vm_call *c, uint64_t ref)
+{
+	struct amap *m = call_map(c, ref);
 	return m && wbpf_map_type(&m->m) == WBPF_MAP_RINGBUF ? m : NULL;
 }
 
 static int h_lookup(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[0]);
+	struct amap *m = call_map(c, c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	void *v = wbpf_map_lookup_elem(&m->m, (const void *)(uintptr_t)c->args[1]);
 	if (v && region_add_dyn(c->run, (uintptr_t)v, wbpf_map_value_size(&m->m), value_flags(m)) < 0) v = NULL;
@@ -43,7 +56,7 @@ static int h_lookup(ebpf_vm_call *c)
 }
 static int h_update(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[0]);
+	struct amap *m = call_map(c, c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	if (!ptr_ok(c->run, c->args[2], wbpf_map_value_size(&m->m), 0)) return 1;
 	c->r0 = (uint64_t)wbpf_map_update_elem(&m->m, (const void *)(uintptr_t)c->args[1],
@@ -52,7 +65,7 @@ static int h_update(ebpf_vm_call *c)
 }
 static int h_delete(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[0]);
+	struct amap *m = call_map(c, c->args[0]);
 	if (!m || !ptr_ok(c->run, c->args[1], wbpf_map_key_size(&m->m), 0)) return 1;
 	c->r0 = (uint64_t)wbpf_map_delete_elem(&m->m, (const void *)(uintptr_t)c->args[1]);
 	return 0;
@@ -308,14 +321,19 @@ static void ids_forked(void) { ids_gen++; }
 void agent_ids_forget(void) { tls_ids_gen = 0; }
 static void ids_init(void) { pthread_atfork(NULL, NULL, ids_forked); }
 
+/* the ids read (again): out of line, so that the cached path saves no register */
+__attribute__((noinline)) static uint64_t ids_read(uint32_t gen)
+{
+	pthread_once(&ids_once, ids_init);
+	tls_pid_tgid = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
+	tls_ids_gen = gen;
+	return tls_pid_tgid;
+}
+
 uint64_t agent_pid_tgid(void)
 {
 	uint32_t gen = ids_gen;
-	if (__builtin_expect(tls_ids_gen != gen, 0)) {
-		pthread_once(&ids_once, ids_init);
-		tls_pid_tgid = ((uint64_t)getpid() << 32) | (uint32_t)gettid();
-		tls_ids_gen = gen;
-	}
+	if (__builtin_expect(tls_ids_gen != gen, 0)) return ids_read(gen);
 	return tls_pid_tgid;
 }
 
@@ -348,14 +366,14 @@ static int h_comm(ebpf_vm_call *c)
 
 static int h_perf_output(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[1]);
+	struct amap *m = call_map(c, c->args[1]);
 	if (!m || !ptr_ok(c->run, c->args[3], c->args[4], 0)) return 1;
 	c->r0 = (uint64_t)wbpf_perf_event_output(&m->m, c->args[2], (const void *)(uintptr_t)c->args[3], c->args[4]);
 	return 0;
 }
 static int h_ringbuf_output(ebpf_vm_call *c)
 {
-	struct amap *m = find_map(SESS(c), c->args[0]);
+	struct amap *m = call_map(c, c->args[0]);
 	if (!m || wbpf_map_type(&m->m) != WBPF_MAP_RINGBUF || !ptr_ok(c->run, c->args[1], c->args[2], 0)) return 1;
 	c->r0 = (uint64_t)wbpf_ringbuf_output(&m->m, (const void *)(uintptr_t)c->args[1], c->args[2], c->args[3]);
 	return 0;
@@ -365,7 +383,7 @@ static int h_ringbuf_output(ebpf_vm_call *c)
  * machine code accesses the record unchecked: no region, tracked for hit_end only */
 static int reserve(ebpf_vm_call *c, int region)
 {
-	struct amap *m = ring_arg(SESS(c), c->args[0]);
+	struct amap *m = ring_arg(c, c->args[0]);
 	struct hit *x = c->run->data;
 	if (!m) return 1;
 	c->r0 = 0;
@@ -406,7 +424,7 @@ static int h_ringbuf_submit_rec(ebpf_vm_call *c) { return finish_record(c, 0, 0)
 static int h_ringbuf_discard_rec(ebpf_vm_call *c) { return finish_record(c, 1, 0); }
 static int h_ringbuf_query(ebpf_vm_call *c)
 {
-	struct amap *m = ring_arg(SESS(c), c->args[0]);
+	struct amap *m = ring_arg(c, c->args[0]);
 	if (!m) return 1;
 	c->r0 = wbpf_ringbuf_query(&m->m, c->args[1]);
 	return 0;
@@ -499,6 +517,7 @@ int map_ref(void *user, uint32_t src, int32_t imm, uint64_t *value)
 		while (k < refs->nmaps && refs->map_ids[k] != (uint32_t)imm) k++;
 		if (k == refs->nmaps) {
 			if (refs->nmaps >= PROG_MAX_MAPS) return 1;
+			refs->maps[refs->nmaps] = m; /* written before the count: call_map reads maps[0..nmaps) */
 			refs->map_ids[refs->nmaps++] = (uint32_t)imm;
 		}
 	}

@@ -59,21 +59,18 @@ void region_remove_dyn(ebpf_vm_run *run, uintptr_t addr)
 	run->nregions = x->nregions;
 }
 
-void hit_begin(struct hit *x, ebpf_vm_run *run, uint32_t hook_id, const ebpf_vm_prog *prog, void *ctx, size_t ctx_size)
+/* the program's global data (hit_start's slow part: most programs have none) */
+void hit_add_globals(struct hit *x, const struct prog_refs *refs)
 {
-	x->hook_id = hook_id;
-	x->ndyn = x->nrecords = 0;
-	x->nregions = 0;
-	if (ctx_size && (uintptr_t)ctx + ctx_size > (uintptr_t)ctx) /* the first region: region_insert's checks, inline */
-		x->regions[x->nregions++] = (ebpf_vm_region){ (uintptr_t)ctx, ctx_size, (uint8_t *)ctx, 0 };
-	const struct prog_refs *refs = prog ? ebpf_vm_user(prog) : NULL;
-	for (unsigned i = 0; refs && i < refs->n; i++) {
+	for (unsigned i = 0; i < refs->n; i++) {
 		struct amap *m = refs->globals[i];
 		region_insert(x, (uintptr_t)wbpf_map_direct_value(&m->m), wbpf_map_value_size(&m->m), value_flags(m));
 	}
-	run->regions = x->regions;
-	run->nregions = x->nregions;
-	run->data = x;
+}
+
+void hit_begin(struct hit *x, ebpf_vm_run *run, uint32_t hook_id, const ebpf_vm_prog *prog, void *ctx, size_t ctx_size)
+{
+	hit_start(x, run, hook_id, prog ? ebpf_vm_user(prog) : NULL, ctx, ctx_size);
 }
 
 void hit_end(struct hit *x)

@@ -29,15 +29,20 @@ static long mb(int cmd) {
 static pid_t reg_pid; /* atomic */
 static int reg_state; /* atomic */
 
-int wbpf_ring_fence_producer(void) {
-  pid_t me = wbpf_ring_self_pid();
-  if (__atomic_load_n(&reg_pid, __ATOMIC_ACQUIRE) == me) return __atomic_load_n(&reg_state, __ATOMIC_RELAXED) > 0;
+/* this process's first look (or a fork child's): registers */
+__attribute__((noinline)) static int fence_register(pid_t me) {
   int saved = errno; /* this runs in traced processes */
   int ok = mb(MB_REGISTER_GLOBAL_EXPEDITED) == 0;
   errno = saved;
   __atomic_store_n(&reg_state, ok ? 1 : -1, __ATOMIC_RELAXED);
   __atomic_store_n(&reg_pid, me, __ATOMIC_RELEASE);
   return ok;
+}
+
+int wbpf_ring_fence_producer(void) {
+  pid_t me = wbpf_ring_self_pid();
+  if (__builtin_expect(__atomic_load_n(&reg_pid, __ATOMIC_ACQUIRE) == me, 1)) return __atomic_load_n(&reg_state, __ATOMIC_RELAXED) > 0;
+  return fence_register(me);
 }
 
 int wbpf_ring_fence_host(void) {

@@ -21,13 +21,16 @@ static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
 static void ids_forked(void) { ids_gen++; }
 static void ids_init(void) { pthread_atfork(NULL, NULL, ids_forked); }
 
-static uint64_t self_id(void) {
+__attribute__((noinline)) static uint64_t ids_read(uint32_t gen) {
+  pthread_once(&ids_once, ids_init);
+  tls_id = ((uint64_t)(uint32_t)getpid() << 32) | (uint32_t)syscall(SYS_gettid);
+  tls_gen = gen;
+  return tls_id;
+}
+
+static inline uint64_t self_id(void) {
   uint32_t gen = ids_gen;
-  if (tls_gen != gen) {
-    pthread_once(&ids_once, ids_init);
-    tls_id = ((uint64_t)(uint32_t)getpid() << 32) | (uint32_t)syscall(SYS_gettid);
-    tls_gen = gen;
-  }
+  if (__builtin_expect(tls_gen != gen, 0)) return ids_read(gen);
   return tls_id;
 }
 
@@ -56,9 +59,8 @@ static int holder_dead(uint64_t id) {
   return dead;
 }
 
-int wbpf_ring_lock(struct wbpf_map *m, _Atomic uint64_t *l) {
-  uint64_t me = self_id(), cur = 0;
-  if (atomic_compare_exchange_strong_explicit(l, &cur, me, memory_order_acquire, memory_order_relaxed)) return 0;
+/* the lock was held (cur: by whom) */
+__attribute__((noinline)) static int lock_slow(struct wbpf_map *m, _Atomic uint64_t *l, uint64_t me, uint64_t cur) {
   if (cur == me) return -EDEADLK; /* a hit inside this thread's own reserve (a signal handler) */
   for (unsigned spins = 0;; spins++) {
     cur = atomic_load_explicit(l, memory_order_relaxed);
@@ -80,6 +82,13 @@ int wbpf_ring_lock(struct wbpf_map *m, _Atomic uint64_t *l) {
     }
     sched_yield();
   }
+}
+
+/* the uncontended take is a compare-exchange and a return: the waits, and the ids' first read, are out of line */
+int wbpf_ring_lock(struct wbpf_map *m, _Atomic uint64_t *l) {
+  uint64_t me = self_id(), cur = 0;
+  if (__builtin_expect(atomic_compare_exchange_strong_explicit(l, &cur, me, memory_order_acquire, memory_order_relaxed), 1)) return 0;
+  return lock_slow(m, l, me, cur);
 }
 
 void wbpf_ring_unlock(_Atomic uint64_t *l) { atomic_store_explicit(l, 0, memory_order_release); }

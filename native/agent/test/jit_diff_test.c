@@ -27,6 +27,7 @@ typedef struct { uint8_t op, regs; int16_t off; int32_t imm; } raw;
 
 static uint8_t ctx0[64], map0[64], stack0[EBPF_VM_STACK_SIZE];
 
+static int plain; /* ebpf_vm_env.plain_helpers for the next loads: these helpers read no pc, id or budget */
 static int h_pure(ebpf_vm_call *c) { c->r0 = c->args[0] + c->args[1] * 3 + c->args[4]; return 0; }
 static int h_value(ebpf_vm_call *c) { /* the map value's address (the second region) */
   c->r0 = c->run->regions[1].addr;
@@ -65,7 +66,7 @@ static int run_one(const raw *prog, size_t n, int jit, outcome *o, int *compiled
   else setenv("WBPF_JIT", "0", 1);
   ebpf_vm_jit_stats before, after;
   ebpf_vm_jit_get_stats(&before);
-  ebpf_vm_env env = {.helper = helper, .leaf = leaf};
+  ebpf_vm_env env = {.helper = helper, .leaf = leaf, .plain_helpers = plain};
   ebpf_vm_prog *p;
   ebpf_vm_error err;
   leaf_calls = 0; /* both engines see the same values */
@@ -268,6 +269,15 @@ int main(int argc, char **argv) {
        I_(0xbf, 6, 0, 0, 0), I_(0x85, 0, 0, 0, 4), I_(0x0f, 0, 6, 0, 0), I_(0x79, 3, 1, 8, 0), I_(0x0f, 0, 3, 0, 0), I_(0x95, 0, 0, 0, 0));
   DIFF("helper aborts", I_(0xb7, 3, 0, 0, 4), I_(0x85, 0, 0, 0, 3), I_(0x95, 0, 0, 0, 0));
   DIFF("helper returns a region", I_(0x85, 0, 0, 0, 2), I_(0x7a, 0, 0, 8, 9), I_(0xdb, 0, 0, 8, 0x01), I_(0x79, 0, 0, 8, 0), I_(0x95, 0, 0, 0, 0));
+  /* the same helper calls with plain_helpers (the agent's: no pc, id or budget stored for the helper, the stack
+   * not re-read): the same results, the budget left the same */
+  plain = 1;
+  DIFF("plain helpers: keep r1..r5", I_(0x85, 0, 0, 0, 1), I_(0x0f, 0, 1, 0, 0), I_(0x0f, 0, 5, 0, 0), I_(0x95, 0, 0, 0, 0));
+  DIFF("plain helpers: abort", I_(0xb7, 3, 0, 0, 4), I_(0x85, 0, 0, 0, 3), I_(0x95, 0, 0, 0, 0));
+  DIFF("plain helpers: a region, a loop around calls", I_(0xb7, 6, 0, 0, 20), I_(0x85, 0, 0, 0, 2), I_(0x7a, 0, 0, 8, 9),
+       I_(0xdb, 0, 0, 8, 0x01), I_(0x79, 7, 0, 8, 0), I_(0x7b, 10, 7, -8, 0), I_(0x85, 0, 0, 0, 1), I_(0x07, 6, 0, 0, -1),
+       I_(0x55, 6, 0, -8, 0), I_(0x79, 0, 10, -8, 0), I_(0x95, 0, 0, 0, 0));
+  plain = 0;
   DIFF("atomics", I_(0xb7, 3, 0, 0, 5), I_(0xdb, 2, 3, 0, 0x01), I_(0xc3, 2, 3, 4, 0xa1), I_(0xdb, 10, 3, -8, 0xe1), I_(0xdb, 2, 3, 16, 0xf1), I_(0x95, 0, 0, 0, 0));
   DIFF("unaligned atomics", I_(0xb7, 3, 0, 0, 5), I_(0xdb, 2, 3, 3, 0x01), I_(0x95, 0, 0, 0, 0));
   DIFF("packet loads", I_(0x30, 0, 0, 0, 3), I_(0x28, 0, 0, 0, 58), I_(0x20, 0, 0, 0, 57), I_(0x95, 0, 0, 0, 0));

@@ -119,4 +119,44 @@ call_keeping_xmm:
 	ret
 	.size call_keeping_xmm, .-call_keeping_xmm
 
+/* call_keeping_gprs(in, out, fn): rbx rbp r12 r13 r14 r15 = in[0..5], fn(40, 2), out[0..5] = those registers
+ * after fn's return: a caller relies on them surviving any call (the return code gives back what the
+ * function left, i.e. the caller's values: the handler's C code preserves them too) */
+	.globl call_keeping_gprs
+	.p2align 4, 0xcc
+	.type call_keeping_gprs, @function
+call_keeping_gprs:
+	push %rbx
+	push %rbp
+	push %r12
+	push %r13
+	push %r14
+	push %r15
+	push %rsi			/* out; rsp 16-byte aligned for the call */
+	mov %rdx, %rax
+	mov 0(%rdi), %rbx
+	mov 8(%rdi), %rbp
+	mov 16(%rdi), %r12
+	mov 24(%rdi), %r13
+	mov 32(%rdi), %r14
+	mov 40(%rdi), %r15
+	mov $40, %edi
+	mov $2, %esi
+	call *%rax
+	pop %rdi
+	mov %rbx, 0(%rdi)
+	mov %rbp, 8(%rdi)
+	mov %r12, 16(%rdi)
+	mov %r13, 24(%rdi)
+	mov %r14, 32(%rdi)
+	mov %r15, 40(%rdi)
+	pop %r15
+	pop %r14
+	pop %r13
+	pop %r12
+	pop %rbp
+	pop %rbx
+	ret
+	.size call_keeping_gprs, .-call_keeping_gprs
+
 	.section .note.GNU-stack,"",@progbits

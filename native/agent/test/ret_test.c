@@ -161,6 +161,27 @@ static void check_flags(void)
 	unhook(h, "r_flags");
 }
 
+uint64_t call_keeping_gprs(const uint64_t in[6], uint64_t out[6], int (*fn)(int, int));
+
+/* a caller's callee-saved registers (rbx rbp r12-r15) across a hooked call whose return is armed: the return
+ * code restores only what the handler may change (ret_tramp.S), the rest must come back as the caller set it */
+static void check_callee_saved(void)
+{
+	struct wbpf_hook *h = hook((void *)r_add, "r_add", on_entry);
+	log_reset();
+	for (int i = 0; i < 4; i++) {
+		uint64_t in[6], out[6] = { 0 };
+		for (int k = 0; k < 6; k++) in[k] = 0x1111111111111111ull * (uint64_t)(k + 1) + (uint64_t)i;
+		call_keeping_gprs(in, out, r_add);
+		for (int k = 0; k < 6; k++)
+			if (out[k] != in[k]) FAIL("callee-saved: register %d was %#lx before the call, %#lx after", k, (unsigned long)in[k], (unsigned long)out[k]);
+	}
+	if (lg.returns != 4 || lg.entries != 4) FAIL("callee-saved: %ld entries %ld returns", lg.entries, lg.returns);
+	if (lg.ev[1].kind != 'R' || lg.ev[1].val != 42) FAIL("callee-saved: the return reported %c %ld", lg.ev[1].kind, (long)lg.ev[1].val);
+	printf("ok rbx rbp r12-r15 as the caller set them after an armed call's return (4 calls, 4 returns of 42)\n");
+	unhook(h, "r_add");
+}
+
 uint64_t e_flags(void);
 uint64_t call_with_flags(uint64_t f, uint64_t (*fn)(void));
 
@@ -481,6 +502,7 @@ int main(void)
 	check_tail_and_twice();
 	check_registers();
 	check_flags();
+	check_callee_saved();
 	check_entry_flags();
 	check_entry_xmm();
 	check_fork();
@@ -499,6 +521,7 @@ int main(void)
 	check_tail_and_twice();
 	check_registers();
 	check_flags();
+	check_callee_saved();
 	check_threads();
 	ret_arm_fn = wbpf_hook_ret_arm;
 	cost();

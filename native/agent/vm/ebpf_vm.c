@@ -410,14 +410,20 @@ static int fail_mem(ebpf_vm_run *run, const ebpf_vm_prog *p, uint32_t pc, uint64
   return fail_at(run, p, pc, EBPF_VM_F_MEMORY);
 }
 
-int ebpf_vm_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args[5]) {
-  static const uint64_t zero[5] = {0};
-  if (p->jit != NULL) return ebpf_vm_jit->exec(p, run, args ? args : zero);
+static const uint64_t zero_args[5] = {0};
+
+/* the interpreter's run (out of line: the JIT's path below stays a few instructions and a jump) */
+__attribute__((noinline)) static int interp_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args[5]) {
   run->tail_calls = 0;
   run->r0 = 0;
   memset(&run->fault, 0, sizeof run->fault);
-  run->status = run_prog(p, run, args ? args : zero, 0);
+  run->status = run_prog(p, run, args ? args : zero_args, 0);
   return run->status;
+}
+
+int ebpf_vm_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args[5]) {
+  if (p->jit != NULL) return ebpf_vm_jit->exec(p, run, args ? args : zero_args);
+  return interp_exec(p, run, args);
 }
 
 static int run_prog(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args[5], uint32_t depth0) {

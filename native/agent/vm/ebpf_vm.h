@@ -59,7 +59,7 @@ typedef struct ebpf_vm_call {
   void *user;                /* that program's env.user */
   uint32_t pc;               /* the call instruction's slot */
   uint32_t id;               /* the helper id (call imm, or the callx value) */
-  uint64_t args[5];          /* r1..r5 */
+  uint64_t args[5];          /* r1..r5: read-only to the helper (the JIT restores r1..r5 from here after it) */
   uint64_t r0;               /* out: the result */
 } ebpf_vm_call;
 
@@ -93,6 +93,10 @@ typedef struct ebpf_vm_env {
    * record (r1 is always one this run reserved and did not finish). NULL (or NULL for an id): no proof, every
    * program keeps the regions path. The interpreter never calls them */
   ebpf_vm_helper_fn (*record)(void *user, uint32_t id);
+  /* nonzero: no helper reads call->pc, call->id or run->budget, and none replaces run->stack (the agent's):
+   * the JIT then neither stores those three nor re-reads the stack after a call (run->budget is still
+   * written when the run ends). 0: every helper call sees them all, as from the interpreter */
+  int plain_helpers;
 } ebpf_vm_env;
 
 typedef struct ebpf_vm_error {
@@ -131,7 +135,7 @@ struct ebpf_vm_run {
   int status;                    /* EBPF_VM_DONE, EBPF_VM_PACKET_EXIT or EBPF_VM_F_* */
   uint64_t r0;
   uint32_t tail_calls;           /* engine-owned: set to 0 by ebpf_vm_exec */
-  struct {
+  struct {                       /* written when status != EBPF_VM_DONE (the JIT leaves it alone after DONE) */
     const ebpf_vm_prog *prog;    /* the program that faulted (a tail-call target, maybe) */
     uint32_t pc;
     uint32_t width;              /* memory: bytes accessed */

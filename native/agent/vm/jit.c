@@ -95,6 +95,13 @@ static void jit_release(ebpf_vm_prog *p) {
 }
 
 static inline void set_end(uint64_t end[4], uint64_t size) {
+  if (__builtin_expect(size >= 8, 1)) { /* every width fits: no compare per entry */
+    end[0] = size;
+    end[1] = size - 1;
+    end[2] = size - 3;
+    end[3] = size - 7;
+    return;
+  }
   end[0] = size >= 1 ? size : 0;
   end[1] = size >= 2 ? size - 1 : 0;
   end[2] = size >= 4 ? size - 3 : 0;
@@ -102,56 +109,61 @@ static inline void set_end(uint64_t end[4], uint64_t size) {
 }
 
 static int jit_exec(const ebpf_vm_prog *p, ebpf_vm_run *run, const uint64_t args[5]) {
-  /* written out field by field: the compiler turned the loops and memsets here into loops of their own
-   * (~40 of a hit's ~1100 instructions, native/agent/test/hit_bench.c) */
-  ebpf_jit_state st;
-  run->tail_calls = 0;
-  run->r0 = 0;
-  run->fault.prog = NULL;
-  run->fault.pc = run->fault.width = 0;
-  run->fault.write = 0;
-  run->fault.addr = run->fault.stack_lo = run->fault.value = 0;
-  st.R[1] = args[0]; /* the prologue zeroes r0, r6..r9 */
-  st.R[2] = args[1];
-  st.R[3] = args[2];
-  st.R[4] = args[3];
-  st.R[5] = args[4];
-  st.stack_addr = run->stack_addr;
-  st.stack_top = run->stack_addr + EBPF_VM_STACK_SIZE;
+  /* the run's set-up, in as few stores as the compiled code needs (a hit's path: native/agent/test/hit_bench.c,
+   * bench/uprobe/ANALYSIS.md): written out field by field (the compiler turned loops and memsets here into
+   * loops of their own); a cache whose ends are all 0 never matches, so its addr and delta are left unset
+   * (the miss path fills all four before a use); the run's outputs are written once, at the end, and the
+   * fault's fields only when the run did not finish */
+  ebpf_jit_state st; /* r1..r5: the prologue loads them from args; it zeroes r0, r6..r9 */
+  const uint64_t sa = run->stack_addr;
+  st.stack_addr = sa;
+  st.stack_top = sa + EBPF_VM_STACK_SIZE;
   st.R[10] = st.stack_top;
   st.stack_lo = st.stack_top - EBPF_VM_FRAME_SIZE;
   set_end(st.stack_end, EBPF_VM_FRAME_SIZE);
-  st.stack_delta = (uint64_t)(uintptr_t)run->stack - st.stack_addr;
+  st.stack_delta = (uint64_t)(uintptr_t)run->stack - sa;
   st.run = run;
   st.prog = p;
   st.call.run = run;
   st.call.prog = p;
   st.call.user = p->env.user;
   /* the caches start on the first region (a hit's ctx: its first load would miss), else empty */
-  st.rc_addr = st.wc_addr = st.rc_delta = st.wc_delta = 0;
-  st.rc_end[0] = st.rc_end[1] = st.rc_end[2] = st.rc_end[3] = 0;
-  st.wc_end[0] = st.wc_end[1] = st.wc_end[2] = st.wc_end[3] = 0;
-  if (run->nregions > 0) {
+  if (__builtin_expect(run->nregions > 0, 1)) {
     const ebpf_vm_region *r = &run->regions[0];
+    const uint64_t size = r->size, delta = (uint64_t)(uintptr_t)r->host - r->addr;
     st.rc_addr = r->addr;
-    st.rc_delta = (uint64_t)(uintptr_t)r->host - r->addr;
-    set_end(st.rc_end, r->size);
+    st.rc_delta = delta;
+    set_end(st.rc_end, size);
     if (r->flags & EBPF_VM_REGION_WRITABLE) {
-      st.wc_addr = st.rc_addr;
-      st.wc_delta = st.rc_delta;
-      set_end(st.wc_end, r->size);
+      st.wc_addr = r->addr;
+      st.wc_delta = delta;
+      set_end(st.wc_end, size);
+    } else {
+      st.wc_end[0] = st.wc_end[1] = st.wc_end[2] = st.wc_end[3] = 0;
     }
+  } else {
+    st.rc_end[0] = st.rc_end[1] = st.rc_end[2] = st.rc_end[3] = 0;
+    st.wc_end[0] = st.wc_end[1] = st.wc_end[2] = st.wc_end[3] = 0;
   }
   st.budget = run->budget;
   st.fault_pc = 0;
-  int s = p->jit->entry(&st);
+  int s = p->jit->entry(&st, args);
   run->budget = st.budget;
-  if (s == EBPF_VM_DONE) run->r0 = st.R[0];
-  else if (s >= EBPF_VM_F_MEMORY) {
-    run->fault.prog = p;
-    run->fault.pc = st.fault_pc;
-  }
+  run->tail_calls = 0;
   run->status = s;
+  if (__builtin_expect(s == EBPF_VM_DONE, 1)) {
+    run->r0 = st.R[0];
+    return s;
+  }
+  run->r0 = 0;
+  if (s != EBPF_VM_F_MEMORY) { /* fault_mem wrote a memory fault's fields (and only ever ends the run with it) */
+    run->fault.width = 0;
+    run->fault.write = 0;
+    run->fault.addr = run->fault.stack_lo = 0;
+  }
+  run->fault.value = 0; /* no callx here */
+  run->fault.prog = s >= EBPF_VM_F_MEMORY ? p : NULL;
+  run->fault.pc = s >= EBPF_VM_F_MEMORY ? st.fault_pc : 0;
   return s;
 }
 

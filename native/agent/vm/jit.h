@@ -30,8 +30,9 @@ typedef struct ebpf_jit_state {
   ebpf_vm_call call;    /* a helper's: compiled code fills it (r1..r5, slot, id) and calls the helper */
 } ebpf_jit_state;
 
-/* compiled code: int entry(ebpf_jit_state *st), returns the run status (r0 in st->R[0] when DONE) */
-typedef int (*ebpf_jit_entry)(ebpf_jit_state *st);
+/* compiled code: int entry(ebpf_jit_state *st, const uint64_t args[5]), r1..r5 = args (st->R[1..5] are not
+ * read: the slow paths write them before they read them), returns the run status (r0 in st->R[0] when DONE) */
+typedef int (*ebpf_jit_entry)(ebpf_jit_state *st, const uint64_t *args);
 
 /* The arch's emitter: the program's machine code in *code (malloc'ed, position independent), or nonzero
  * when it cannot compile this program (local calls, tail calls, callx) or this arch has no JIT. */

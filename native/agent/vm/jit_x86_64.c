@@ -157,7 +157,7 @@ static void mov_m64_imm(buf *b, int base, int32_t off, int32_t imm) { /* mov qwo
 
 static void leave(jit *j, uint32_t pc, int status);
 
-/* a helper (a leaf: a direct call, see ebpf_vm_env.leaf), as the interpreter calls it: r1..r5 to call.args and to R (the interpreter keeps them), the
+/* a helper (a leaf: a direct call, see ebpf_vm_env.leaf), as the interpreter calls it: r1..r5 to call.args (and back from there after the call: the interpreter keeps them), the
  * call's slot and id, the budget to run->budget, the helper through its pointer (resolved at load); nonzero
  * ends the run (EBPF_VM_F_HELPER); then the view is reset (the helper may have changed the regions or the
  * stack: caches dropped, the stack re-read), r0 = call.r0 and r1..r5 back. call.run/prog/user are set once
@@ -177,16 +177,18 @@ static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
     put(b, restore, sizeof restore);
     return;
   }
-  for (int r = 1; r <= 5; r++) {
-    st_st(b, M[r], OFF(call.args) + 8 * (r - 1));
-    st_st(b, M[r], OFF(R) + 8 * r);
+  const int plain = p->env.plain_helpers; /* no pc, id or budget for the helper, no stack change (ebpf_vm.h) */
+  for (int r = 1; r <= 5; r++) st_st(b, M[r], OFF(call.args) + 8 * (r - 1)); /* r1..r5 come back from here */
+  if (!plain) {
+    mov_m32_imm(b, ST, OFF(call.pc), pc);
+    mov_m32_imm(b, ST, OFF(call.id), (uint32_t)p->code[pc].imm);
   }
-  mov_m32_imm(b, ST, OFF(call.pc), pc);
-  mov_m32_imm(b, ST, OFF(call.id), (uint32_t)p->code[pc].imm);
   mov_m64_imm(b, ST, OFF(call.r0), 0);
-  ld_st(b, R11, OFF(run));
-  ld_st(b, RAX, OFF(budget));
-  mem1(b, 1, 0x89, RAX, R11, (int32_t)offsetof(ebpf_vm_run, budget)); /* run->budget = budget */
+  if (!plain) {
+    ld_st(b, R11, OFF(run));
+    ld_st(b, RAX, OFF(budget));
+    mem1(b, 1, 0x89, RAX, R11, (int32_t)offsetof(ebpf_vm_run, budget)); /* run->budget = budget */
+  }
   mem1(b, 1, 0x8d, RDI, ST, OFF(call)); /* lea rdi, [st+call] */
   /* a proven program's reserve/submit/discard: the host's record variant (no region for the record) */
   ebpf_vm_helper_fn fn = j->proof && j->proof[pc] == RP_RECORD ? p->env.record(p->env.user, (uint32_t)p->code[pc].imm) : p->helpers[pc];
@@ -197,16 +199,18 @@ static void helper(jit *j, const ebpf_vm_prog *p, uint32_t pc) {
   size_t ok = jcc(b, CC_E);
   leave(j, pc, EBPF_VM_F_HELPER);
   here(b, ok);
-  ld_st(b, R11, OFF(run));
-  mem1(b, 1, 0x8b, RAX, R11, (int32_t)offsetof(ebpf_vm_run, stack)); /* stack_delta = run->stack - stack_addr */
-  mem1(b, 1, 0x2b, RAX, ST, OFF(stack_addr));
-  st_st(b, RAX, OFF(stack_delta));
+  if (!plain) {
+    ld_st(b, R11, OFF(run));
+    mem1(b, 1, 0x8b, RAX, R11, (int32_t)offsetof(ebpf_vm_run, stack)); /* stack_delta = run->stack - stack_addr */
+    mem1(b, 1, 0x2b, RAX, ST, OFF(stack_addr));
+    st_st(b, RAX, OFF(stack_delta));
+  }
   for (int k = 0; k < 4; k++) {
     mov_m64_imm(b, ST, OFF(rc_end) + 8 * k, 0);
     mov_m64_imm(b, ST, OFF(wc_end) + 8 * k, 0);
   }
   ld_st(b, RAX, OFF(call.r0));
-  for (int r = 1; r <= 5; r++) ld_st(b, M[r], OFF(R) + 8 * r);
+  for (int r = 1; r <= 5; r++) ld_st(b, M[r], OFF(call.args) + 8 * (r - 1)); /* a helper never writes args (ebpf_vm.h) */
 }
 
 /* end the run at pc with a status (budget) */
@@ -311,8 +315,12 @@ static void prologue(jit *j) {
   alu_ri(b, 1, 5, RSP, 8); /* sub rsp, 8: 16-byte aligned */
   mov_rr(b, 1, ST, RDI);
   st_st(b, RSP, OFF(saved_sp));
-  for (int r = 1; r <= 5; r++) ld_st(b, M[r], OFF(R) + 8 * r); /* st is in r12 */
-  ld_st(b, M[10], OFF(R) + 8 * 10);
+  /* r1..r5 from args (rsi): rsi, r2's register, last */
+  for (int r = 1; r <= 5; r++)
+    if (M[r] != RSI) mem1(b, 1, 0x8b, M[r], RSI, 8 * (r - 1));
+  for (int r = 1; r <= 5; r++)
+    if (M[r] == RSI) mem1(b, 1, 0x8b, RSI, RSI, 8 * (r - 1));
+  ld_st(b, M[10], OFF(R) + 8 * 10); /* st is in r12 */
   rr(b, 0, 0x31, RAX, RAX); /* r0, r6..r9 = 0 */
   for (int r = 6; r <= 9; r++) rr(b, 0, 0x31, M[r], M[r]);
   size_t over = jmp(b);

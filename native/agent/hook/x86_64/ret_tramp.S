@@ -40,7 +40,7 @@ wbpf_x86_ret_common\sfx:
 	lea 184(%rsp), %rax
 	mov %rax, 152(%rsp)		/* rsp after the return */
 	movq $-1, 120(%rsp)		/* orig_rax */
-	movq $0, 128(%rsp)		/* rip: the C side sets it */
+					/* +128 rip: the C side sets it before any handler reads it */
 	movq $0x33, 136(%rsp)		/* cs */
 	movq $0x2b, 160(%rsp)		/* ss */
 	cld				/* the C ABI's direction flag, whatever the function left */
@@ -108,12 +108,8 @@ wbpf_x86_ret_common\sfx:
 	mov 64(%rsp), %r9
 	mov 56(%rsp), %r10
 	mov 48(%rsp), %r11
-	mov 40(%rsp), %rbx
-	mov 32(%rsp), %rbp
-	mov 24(%rsp), %r12
-	mov 16(%rsp), %r13
-	mov 8(%rsp), %r14
-	mov 0(%rsp), %r15
+	mov 40(%rsp), %rbx		/* B's register; rbp and r12-r15 the call preserved (no handler writes the
+					 * saved ones: a handler that may gets a copy, wbpf_ret_fire) */
 	lea 184(%rsp), %rsp		/* R (lea: flags untouched) */
 	jmp *-8(%rsp)			/* the real return address */
 	.cfi_endproc
