@@ -47,30 +47,39 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 	ucontext_t *uc = ucv;
 	mcontext_t *m = &uc->uc_mcontext;
 	uintptr_t pc = (uintptr_t)m->pc;
-	if (si->si_code == TRAP_BRKPT && *(volatile uint32_t *)pc == A64_BRK_INSN) {
-		/* brk at fn, or at fn+4 after a landing pad */
-		struct wbpf_site *s = wbpf_site_find(pc);
-		if (!s || !__atomic_load_n(&s->trap, __ATOMIC_ACQUIRE)) s = wbpf_site_find(pc - 4);
-		struct wbpf_tramp *t = s ? __atomic_load_n(&s->trap, __ATOMIC_ACQUIRE) : NULL;
-		if (t && s->fn + (uintptr_t)(t->replaced - 4) == pc) {
-			struct wbpf_pt_regs r;
-			memcpy(r.regs, m->regs, sizeof r.regs);
-			r.sp = m->sp, r.pc = s->fn, r.pstate = m->pstate & NZCV_MASK;
-			int saved_errno = errno;
-			t->handler(&r, t->cookie);
-			errno = saved_errno;
-			/* as the inline trampoline restores them: x30 may now be a return probe's stub */
-			memcpy(m->regs, r.regs, sizeof r.regs);
-			m->pstate = (m->pstate & ~NZCV_MASK) | (r.pstate & NZCV_MASK);
-			m->pc = t->orig;
-			__atomic_fetch_add(&wbpf_a64_trap_hits, 1, __ATOMIC_RELAXED);
+	/* bounded: each pass that goes round again saw the site unhooked and hooked again meanwhile */
+	for (int pass = 0; pass < 64; pass++) {
+		if (si->si_code == TRAP_BRKPT && *(volatile uint32_t *)pc == A64_BRK_INSN) {
+			/* brk at fn, or at fn+4 after a landing pad */
+			struct wbpf_site *s = wbpf_site_find(pc);
+			if (!s || !__atomic_load_n(&s->trap, __ATOMIC_ACQUIRE)) s = wbpf_site_find(pc - 4);
+			struct wbpf_tramp *t = s ? __atomic_load_n(&s->trap, __ATOMIC_ACQUIRE) : NULL;
+			if (t && s->fn + (uintptr_t)(t->replaced - 4) == pc) {
+				struct wbpf_pt_regs r;
+				memcpy(r.regs, m->regs, sizeof r.regs);
+				r.sp = m->sp, r.pc = s->fn, r.pstate = m->pstate & NZCV_MASK;
+				int saved_errno = errno;
+				t->handler(&r, t->cookie);
+				errno = saved_errno;
+				/* as the inline trampoline restores them: x30 may now be a return probe's stub */
+				memcpy(m->regs, r.regs, sizeof r.regs);
+				m->pstate = (m->pstate & ~NZCV_MASK) | (r.pstate & NZCV_MASK);
+				m->pc = t->orig;
+				__atomic_fetch_add(&wbpf_a64_trap_hits, 1, __ATOMIC_RELAXED);
+				return;
+			}
+		}
+		if (si->si_code == TRAP_BRKPT && (*(volatile uint32_t *)pc & 0xffe0001fu) != 0xd4200000u && (wbpf_site_find(pc) || wbpf_site_find(pc - 4))) {
+			/* our brk is gone (unhooked while this thread was parked between its trap and this handler):
+			 * run what is there now */
 			return;
 		}
-	}
-	if (si->si_code == TRAP_BRKPT && (*(volatile uint32_t *)pc & 0xffe0001fu) != 0xd4200000u && (wbpf_site_find(pc) || wbpf_site_find(pc - 4))) {
-		/* our brk is gone (unhooked while this thread was parked between its trap and this handler):
-		 * run what is there now */
-		return;
+		/* a brk there, though no record was seen above: the hook was detached (the instruction put back, then the
+		 * record cleared) and attached again (the record set, then the brk written) between the looks; the brk
+		 * seen now is that new one, whose record is set: look again rather than pass our trap on as the program's */
+		struct wbpf_site *again = si->si_code == TRAP_BRKPT && *(volatile uint32_t *)pc == A64_BRK_INSN ? wbpf_site_find(pc) : NULL;
+		if (!again || !__atomic_load_n(&again->trap, __ATOMIC_ACQUIRE)) again = si->si_code == TRAP_BRKPT ? wbpf_site_find(pc - 4) : NULL;
+		if (!again || !__atomic_load_n(&again->trap, __ATOMIC_ACQUIRE)) break;
 	}
 	wbpf_sigtrap_chain(sig, si, ucv);
 }

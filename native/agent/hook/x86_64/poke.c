@@ -27,7 +27,8 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 	if (si->si_code == SI_KERNEL) { /* int3 */
 		uintptr_t at = (uintptr_t)g[REG_RIP] - 1;
 		struct wbpf_site *s = wbpf_site_find(at);
-		if (s) {
+		/* bounded: each pass that goes round again saw the site unhooked and hooked again meanwhile */
+		for (int pass = 0; s && pass < 64; pass++) {
 			if (wbpf_x86_trap_hit(s, at, ucv)) return; /* a trap-tier hook's hit */
 			int state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 			if (*(volatile uint8_t *)at != 0xcc) {
@@ -36,11 +37,17 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 				__atomic_fetch_add(&stats.rewound, 1, __ATOMIC_RELAXED);
 				return;
 			}
+			/* an int3 there, though the trap tier had no record above: its hook was detached (the byte put
+			 * back, then the record cleared) and attached again (the record set, then the int3 written)
+			 * between the two looks. The int3 seen is that new one, whose record is set: look again (the
+			 * trap target is an inline patch's, never a trap hook's: going there would jump to 0) */
+			if (__atomic_load_n(&s->trap, __ATOMIC_ACQUIRE)) continue;
 			if (state == WBPF_SITE_PATCHING || state == WBPF_SITE_UNPATCHING) {
 				g[REG_RIP] = (greg_t)__atomic_load_n(&s->trap_target, __ATOMIC_ACQUIRE);
 				__atomic_fetch_add(&stats.trapped, 1, __ATOMIC_RELAXED);
 				return;
 			}
+			break;
 		}
 	}
 	wbpf_sigtrap_chain(sig, si, ucv);
