@@ -241,7 +241,7 @@ if (process.arch !== 'x64') {
   t.test('an ordinary user (uid 65534) joins its own process; not another user\'s', async (tt) => {
     const user = ['--reuid=65534', '--regid=65534', '--clear-groups'];
     const target = await running(tt, ['setpriv', ...user, TARGET, '12000', '0']);
-    const r = spawnSync('setpriv', [...user, process.execPath, '--import=tsx', path.join(FIXTURES, 'agent', 'join-as-user.ts'), AGENT, TARGET, String(target.pid), '1'], {
+    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', ...user, process.execPath, '--import=tsx', path.join(FIXTURES, 'agent', 'join-as-user.ts'), AGENT, TARGET, String(target.pid), '1'], {
       encoding: 'utf8',
       cwd: ROOT,
       timeout: 60_000,

@@ -76,7 +76,7 @@ t.test('probe shows the compat steps a plan would apply, and why', async (t) => 
 
 t.test('as uid 65534: run and check name the kernel backend\'s cause and fix (never an empty list), each cause said once', { skip: process.getuid?.() !== 0 && 'needs root to change users' }, async (t) => {
   const nobody = (args: string[]) =>
-    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], {
+    spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], {
       encoding: 'utf8',
       cwd: '/',
       // NODE_OPTIONS: '' (tap's process-info hook would write into .tap/ as uid 65534 at exit: EACCES)

@@ -323,7 +323,7 @@ t.test('no kernel object is left behind', async (t) => {
 
 t.test('as an unprivileged user (uid 65534): reports, does not crash', async (t) => {
   const tmpBefore = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('wasm-bpf-probe-')).length;
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'probe', '--json', '--no-cache'], {
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'probe', '--json', '--no-cache'], {
     encoding: 'utf8',
     env: { ...process.env, HOME: '/nonexistent', XDG_CACHE_HOME: '' },
     timeout: 60_000,

@@ -16,7 +16,7 @@ const x86 = os.arch() === 'x64';
 
 function run(mech: string, workload: string, calls: number, nobody = false): Record<string, string> & { status: string } {
   const args = [mech, workload, String(calls), OBJ];
-  const r = nobody ? spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', BIN, ...args], { encoding: 'utf8', timeout: 60_000 }) : spawnSync(BIN, args, { encoding: 'utf8', timeout: 60_000 });
+  const r = nobody ? spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', BIN, ...args], { encoding: 'utf8', timeout: 60_000 }) : spawnSync(BIN, args, { encoding: 'utf8', timeout: 60_000 });
   const kv = Object.fromEntries(r.stdout.trim().split(/\s+/).filter(Boolean).map((p) => p.split('=') as [string, string]));
   return { ...kv, status: String(r.status), stderr: r.stderr };
 }

@@ -132,7 +132,7 @@ t.test('the builder: header, registers as the kernel stores them, __data_loc str
 
 t.test('uid 65534 cannot read tracefs (mode 0700): the layout comes from the built-in table, and equals the kernel\'s', { skip: (process.getuid?.() !== 0 || !ROOT || !HOST) && 'needs root to switch to uid 65534, tracefs, a table for this arch' }, async (t) => {
   const script = "import('./backends/userspace/syscalls/layout.ts').then((m) => { const l = m.eventLayout('tp/syscalls/sys_enter_openat'); process.stdout.write(JSON.stringify({ source: l.source, id: l.id, fields: l.fields })); })";
-  const r = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, '--import=tsx', '-e', script], { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, '--import=tsx', '-e', script], { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
   t.equal(r.status, 0, r.stderr);
   const got = JSON.parse(r.stdout) as { source: string; id: number; fields: unknown };
   t.equal(got.source, 'table');

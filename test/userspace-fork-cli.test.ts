@@ -13,7 +13,7 @@ import { BUILD, CLI, FIXTURES, ROOT, buildBpf, buildGuest } from './helpers.js';
 const OUT = path.join(BUILD, 'userspace-fork-cli');
 const SRC = path.join(FIXTURES, 'userspace', 'forksnoop');
 const SCRIPT = 'echo sh $$; i=0; while [ $i -lt 40000 ]; do i=$((i+1)); done; /bin/true; sh -c "exit 3"; cat /etc/hostname >/dev/null; exit 0';
-const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+const NOBODY = ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
 type Ev = Record<string, unknown>;
 

@@ -43,7 +43,7 @@ async function waitGone(pid: number, ms: number): Promise<void> {
 }
 
 function asNobody(args: string[], timeout = 90_000): ReturnType<typeof spawnSync> {
-  return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], {
+  return spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], {
     encoding: 'utf8',
     timeout,
     env: nobodyEnv(),
@@ -227,7 +227,7 @@ if (process.arch !== 'x64') {
     tt.teardown(() => void child.kill('SIGKILL'));
     const pid = child.pid!;
     await new Promise((r) => setTimeout(r, 200));
-    const run = startCli(['run', '-v', '--pid', String(pid), APP, target], { env: nobodyEnv(), wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
+    const run = startCli(['run', '-v', '--pid', String(pid), APP, target], { env: nobodyEnv(), wrap: ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
     tt.teardown(() => void run.interrupt('SIGKILL'));
     await run.waitFor(new RegExp(`^URETPROBE pid=${pid} ret=13$`), 60_000);
     tt.match(run.stderr, /selector: userspace: the kernel cannot run the object/, 'routed to the userspace backend');

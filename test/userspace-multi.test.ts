@@ -22,7 +22,7 @@ const LONG = '120000'; // the target's delay and tail: ended by SIGUSR1 (see upr
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+const NOBODY = ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
 interface Target {
   child: ChildProcess;

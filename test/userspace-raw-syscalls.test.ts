@@ -69,7 +69,7 @@ function window(stdout: string): string[] {
 }
 
 const asNobody = (args: string[]): { code: number | null; stdout: string; stderr: string; signal: NodeJS.Signals | null } => {
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 90_000, env: nobodyEnv() });
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 90_000, env: nobodyEnv() });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
 };
 

@@ -21,7 +21,7 @@ const EXECVE = path.join(ROOT, 'matrix', 'build', 'execve.wasm');
 // a builtin-only busy loop first (no exec, ~0.1 s): execve's perf buffer opens after its programs attach, and a
 // record sent before that is dropped by either backend (the kernel's too)
 const SCRIPT = 'i=0; while [ $i -lt 40000 ]; do i=$((i+1)); done; cat /etc/hostname >/dev/null; sh -c "exit 5"; /nonexistent-wasm-bpf-sched 2>/dev/null; /bin/true x; sh -c "exit 7"';
-const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+const NOBODY = ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
 type Ev = Record<string, unknown>;
 

@@ -25,7 +25,7 @@ const TRACER = path.join(AGENT_DIR, 'build', 'wbpf-ptrace');
 const TARGET = path.join(OUT, 'sched-static-target');
 const BOOTSTRAP = path.join(ROOT, 'matrix', 'build', 'bootstrap.wasm');
 const EXECVE = path.join(ROOT, 'matrix', 'build', 'execve.wasm');
-const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+const NOBODY = ['env', '-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 const LAYOUT = { size: 256, offsets: { pid: 0, tgid: 4, real_parent: 8, parent: 16, comm: 24, exit_code: 40, start_time: 48, start_boottime: 56 } };
 
 /** ring record of the u64 in r1 */

@@ -204,7 +204,7 @@ if (process.arch !== 'x64') {
   });
 
   const asNobody = (args: string[]): ReturnType<typeof spawnSync> =>
-    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 90_000, env: nobodyEnv() });
+    spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 90_000, env: nobodyEnv() });
 
   for (const backend of [['--backend', 'userspace'], []]) {
     const how = backend.length ? '--backend userspace' : 'no --backend: the selector routes it to the userspace backend';
